@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { enqueueCommand, resultsCommand, resumeCommand, statusCommand } from './cli/batch-commands.js';
+import { EXIT, UsageError } from './cli/cli-context.js';
+import { runCommand } from './cli/run-command.js';
+import { simulatorCommand, workerCommand } from './cli/serve-commands.js';
+
+const program = new Command('chatq')
+  .description('Run batches of memory-chat conversations (302.AI /v1/chat/completions + userid) through a Redis queue.')
+  .showHelpAfterError()
+  .exitOverride();
+
+const submitOptions = (cmd: Command) =>
+  cmd
+    .option('--model <model>', 'model for lines that name none (or CHATQ_MODEL)')
+    .option('--user <name>', 'user for lines with neither "userid" nor "user" (a stable UUID v4 is derived)')
+    .option('--user-salt <salt>', 'derive userids with this salt: a fresh set of users (fresh memory) per salt')
+    .option('--strict', 'reject the whole file if any line is bad')
+    .option('--name <name>', 'batch name (default: the file name)');
+
+submitOptions(program.command('run').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
+  .description('enqueue, process with an embedded worker pool, show progress, then print a summary and costs')
+  .option('-c, --concurrency <n>', 'calls in flight (CHATQ_CONCURRENCY)')
+  .option('--rpm <n>', 'requests per minute, all workers together (CHATQ_RPM)')
+  .option('--tpm <n>', 'tokens per minute, all workers together (CHATQ_TPM)')
+  .option('--show <n>', 'print the first N replies of each batch', '0')
+  .option('--latency-ms <ms>', 'simulator latency when no CHATQ_API_KEY is set', '150')
+  .action(async (inputs: string[], flags) => process.exit(await runCommand(inputs, flags)));
+
+submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
+  .description('validate and enqueue; prints one batch id per file (workers do the calls)')
+  .action(async (inputs: string[], flags) => process.exit(await enqueueCommand(inputs, flags)));
+
+program
+  .command('worker')
+  .description('process queued requests until SIGTERM/SIGINT (run as many as you like, anywhere)')
+  .option('-c, --concurrency <n>', 'calls in flight in this process (CHATQ_CONCURRENCY)')
+  .option('--rpm <n>', 'requests per minute, all workers together (CHATQ_RPM)')
+  .option('--tpm <n>', 'tokens per minute, all workers together (CHATQ_TPM)')
+  .action(async (flags) => process.exit(await workerCommand(flags)));
+
+program
+  .command('status')
+  .argument('<id>', 'batch id or request id')
+  .option('--json', 'print JSON')
+  .description('counters, usage and failures of a batch, or the attempts of one request')
+  .action(async (id: string, flags) => process.exit(await statusCommand(id, flags)));
+
+program
+  .command('results')
+  .argument('<batch>', 'batch id')
+  .option('-o, --output <file>', 'write to a file instead of stdout')
+  .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
+  .description('OpenAI Batch output lines (or CSV), in input order')
+  .action(async (batch: string, flags) => process.exit(await resultsCommand(batch, flags)));
+
+program
+  .command('resume')
+  .description('resume the queue after a pause (bad key, no balance, quota) once the cause is fixed')
+  .action(async () => process.exit(await resumeCommand()));
+
+program
+  .command('simulator')
+  .description('serve the local memory-chat endpoint (the default upstream of tests and demos)')
+  .option('-p, --port <port>', 'port', '4010')
+  .option('--host <host>', 'interface', '127.0.0.1')
+  .option('--latency-ms <ms>', 'base latency')
+  .option('--jitter-ms <ms>', 'latency jitter (+/-)')
+  .option('--rpm <n>', 'its own requests-per-minute limit (429 beyond)')
+  .option('--tpm <n>', 'its own tokens-per-minute limit (429 beyond)')
+  .option('--api-key <key>', 'accept only this bearer key (401 otherwise)')
+  .option('--fail-5xx <rate>', 'fraction of calls answered 503')
+  .option('--fail-429 <rate>', 'fraction of calls answered 429 with retry-after')
+  .option('--fail-timeout <rate>', 'fraction of calls never answered')
+  .option('--fail-drop <rate>', 'fraction of connections dropped')
+  .option('--fail-malformed <rate>', 'fraction of calls answered with broken JSON')
+  .action(async (flags) => process.exit(await simulatorCommand(flags)));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const code = (err as { code?: string }).code;
+  if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(EXIT.ok);
+  if (typeof code === 'string' && code.startsWith('commander.')) process.exit(EXIT.usage);
+  if (err instanceof UsageError) {
+    process.stderr.write(`chatq: ${err.message}\n`);
+    process.exit(EXIT.usage);
+  }
+  process.stderr.write(`chatq: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(EXIT.failures);
+}

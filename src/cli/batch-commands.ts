@@ -1,0 +1,89 @@
+import { createWriteStream } from 'node:fs';
+import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batch-output.js';
+import { formatUsd } from '../shared/pricing.js';
+import { pauseReason, resumeQueue } from '../shared/queue-control.js';
+import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
+import { batchTable, failuresTable, usageTable } from './batch-summary.js';
+import { EXIT, readConfig, UsageError, withContext } from './cli-context.js';
+import { expandInputs } from './input-files.js';
+import { submitFiles, type SubmitFlags } from './submit-files.js';
+import { renderTable } from './table.js';
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+
+/** `chatq enqueue FILE...`: validates and enqueues; workers elsewhere do the calls. Prints the batch ids. */
+export async function enqueueCommand(inputs: string[], flags: SubmitFlags): Promise<number> {
+  const files = expandInputs(inputs);
+  return withContext(readConfig(), async (ctx) => {
+    const results = await submitFiles(ctx, files, flags);
+    for (const r of results) out(r.batchId);
+    return results.some((r) => r.rejectedLines > 0) ? EXIT.failures : EXIT.ok;
+  });
+}
+
+/** `chatq status ID`: a batch (counters, usage, failures, bad lines) or one request (its attempts). */
+export async function statusCommand(id: string, flags: { json?: boolean }): Promise<number> {
+  return withContext(readConfig(), async (ctx) => {
+    const paused = await pauseReason(ctx.redis, ctx.keys);
+    if (paused) out(`QUEUE PAUSED since ${new Date(paused.at).toISOString()}: ${paused.code}: ${paused.message}\nFix the cause, then run "chatq resume".\n`);
+    const batch = await getBatch(ctx.redis, ctx.keys, id);
+    if (batch) {
+      const usage = await getUsage(ctx.redis, ctx.keys, 'batch', id);
+      if (flags.json) return out(JSON.stringify({ batch, usage, paused })), EXIT.ok;
+      out(batchTable([{ batch, usage }]));
+      out(`\n${usageTable([{ label: id, usage }])}`);
+      const failures = failuresTable([batch]);
+      if (failures) out(`\n${failures}`);
+      const lineErrors = await ctx.redis.lrange(ctx.keys.batchErrors(id), 0, 19);
+      if (lineErrors.length) {
+        const rows = lineErrors.map((e) => JSON.parse(e) as { line: number; field?: string; message: string });
+        out(`\n${renderTable(['line', 'field', 'problem'], rows.map((e) => [e.line, e.field ?? '', e.message]))}`);
+      }
+      return EXIT.ok;
+    }
+    const [request] = await getRequests(ctx.redis, ctx.keys, [id]);
+    if (!request) throw new UsageError(`no batch or request "${id}" (unknown, or its results expired)`);
+    if (flags.json) return out(JSON.stringify(request)), EXIT.ok;
+    out(
+      renderTable(
+        ['request', 'custom_id', 'batch', 'userid', 'status', 'attempts', 'cost'],
+        [[request.id, request.customId, request.batch, request.userid, request.status, request.attempts, request.costNano === null ? 'unpriced' : formatUsd(request.costNano)]],
+      ),
+    );
+    if (request.error) out(`\nerror: ${request.error.code}: ${request.error.message}`);
+    if (request.attemptLog.length) {
+      out(`\n${renderTable(['#', 'at (UTC)', 'http', 'outcome', 'ms'], request.attemptLog.map((a, i) => [i + 1, new Date(a.at).toISOString(), a.status ?? '-', a.code, a.ms]))}`);
+    }
+    return EXIT.ok;
+  });
+}
+
+/** `chatq results BATCH`: OpenAI Batch output lines (or CSV) in input order. */
+export async function resultsCommand(id: string, flags: { output?: string; format?: string }): Promise<number> {
+  const format = flags.format ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format: expected jsonl or csv, got "${format}"`);
+  return withContext(readConfig(), async (ctx) => {
+    const batch = await getBatch(ctx.redis, ctx.keys, id);
+    if (!batch) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
+    const sink = flags.output ? createWriteStream(flags.output) : process.stdout;
+    const write = (line: string) => (sink.write(`${line}\n`) ? undefined : new Promise<void>((r) => sink.once('drain', () => r())));
+    if (format === 'csv') await write(CSV_COLUMNS.join(','));
+    let failed = 0;
+    for await (const r of readBatchRequests(ctx.redis, ctx.keys, id)) {
+      if (r.status !== 'succeeded') failed += 1;
+      await write(format === 'csv' ? toCsvRow(r) : JSON.stringify(toOutputLine(r)));
+    }
+    if (flags.output) await new Promise<void>((r) => (sink as ReturnType<typeof createWriteStream>).end(() => r()));
+    return failed > 0 ? EXIT.failures : EXIT.ok;
+  });
+}
+
+/** `chatq resume`: lifts a pause (bad key, no balance, quota) once the cause is fixed. */
+export async function resumeCommand(): Promise<number> {
+  return withContext(readConfig(), async (ctx) => {
+    const reason = await pauseReason(ctx.redis, ctx.keys);
+    await resumeQueue(ctx.queue, ctx.redis, ctx.keys);
+    out(reason ? `resumed (was paused: ${reason.code}: ${reason.message})` : 'resumed (the queue was not paused)');
+    return EXIT.ok;
+  });
+}

@@ -1,0 +1,41 @@
+import { formatUsd } from '../shared/pricing.js';
+import type { UsageRow } from '../shared/read-store.js';
+import { batchDone, type BatchRecord } from '../shared/request-record.js';
+import { formatCount, renderTable } from './table.js';
+
+/** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
+export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): string {
+  return renderTable(
+    ['batch', 'input', 'status', 'requests', 'succeeded', 'failed', 'skipped', 'cancelled', 'bad lines'],
+    rows.map(({ batch: b }) => [b.id, b.input, b.status, b.total || b.enqueued, b.succeeded, b.failed, b.skipped, b.cancelled, b.rejectedLines]),
+  );
+}
+
+export function usageTable(rows: { label: string; usage: UsageRow }[]): string {
+  return renderTable(
+    ['', 'calls', 'prompt tok', 'cached', 'completion tok', 'reasoning', 'total tok', 'cost', 'unpriced'],
+    rows.map(({ label, usage: u }) => [
+      label,
+      formatCount(u.requests),
+      formatCount(u.prompt_tokens),
+      formatCount(u.cached_tokens),
+      formatCount(u.completion_tokens),
+      formatCount(u.reasoning_tokens),
+      formatCount(u.total_tokens),
+      formatUsd(u.cost_nano),
+      formatCount(u.unpriced),
+    ]),
+  );
+}
+
+export function failuresTable(batches: BatchRecord[]): string | null {
+  const byCode = new Map<string, number>();
+  for (const b of batches) for (const [code, n] of Object.entries(b.errors)) byCode.set(code, (byCode.get(code) ?? 0) + n);
+  const skipped = batches.reduce((a, b) => a + b.skipped, 0);
+  if (skipped) byCode.set('skipped (earlier turn failed, on_failure "halt")', skipped);
+  if (byCode.size === 0) return null;
+  return renderTable(['failure reason', 'requests'], [...byCode].sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, n]));
+}
+
+export const isFinished = (b: BatchRecord) => b.status === 'completed' || b.status === 'cancelled' || b.status === 'failed';
+export const unfinishedCount = (b: BatchRecord) => (b.total || b.enqueued) - batchDone(b);

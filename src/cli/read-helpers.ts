@@ -1,0 +1,43 @@
+import { getBatch, getUsage, readBatchRequests, toUsageRow, type UsageRow } from '../shared/read-store.js';
+import { batchDone, type BatchRecord } from '../shared/request-record.js';
+import type { CliContext } from './cli-context.js';
+import type { ProgressFigures } from './progress-bar.js';
+
+export interface BatchWithUsage {
+  batch: BatchRecord;
+  usage: UsageRow;
+}
+
+/** The CLI's reads of batches and their usage, for progress and summaries. */
+export const readStore = {
+  async batchesWithUsage(ctx: CliContext, ids: string[]): Promise<BatchWithUsage[]> {
+    return Promise.all(
+      ids.map(async (id) => {
+        const batch = await getBatch(ctx.redis, ctx.keys, id);
+        if (!batch) throw new Error(`batch ${id} not found (expired?)`);
+        return { batch, usage: await getUsage(ctx.redis, ctx.keys, 'batch', id) };
+      }),
+    );
+  },
+
+  requests: (ctx: CliContext, batchId: string) => readBatchRequests(ctx.redis, ctx.keys, batchId),
+
+  sumUsage(rows: UsageRow[]): UsageRow {
+    const sum = toUsageRow('total', {});
+    for (const r of rows) {
+      for (const k of Object.keys(sum) as (keyof UsageRow)[]) if (k !== 'key') (sum[k] as number) += r[k] as number;
+    }
+    return sum;
+  },
+
+  figures(state: BatchWithUsage[]): ProgressFigures {
+    const usage = readStore.sumUsage(state.map((s) => s.usage));
+    return {
+      done: state.reduce((a, s) => a + batchDone(s.batch), 0),
+      total: state.reduce((a, s) => a + (s.batch.total || s.batch.enqueued), 0),
+      failed: state.reduce((a, s) => a + s.batch.failed, 0),
+      tokens: usage.total_tokens,
+      costNano: usage.cost_nano,
+    };
+  },
+};

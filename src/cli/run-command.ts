@@ -1,0 +1,114 @@
+import { readStore } from './read-helpers.js';
+import { formatUsd } from '../shared/pricing.js';
+import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
+import { WorkerPool } from '../worker/worker-pool.js';
+import { batchTable, failuresTable, isFinished, usageTable } from './batch-summary.js';
+import { EXIT, openContext, readConfig, UsageError, type CliContext } from './cli-context.js';
+import { expandInputs } from './input-files.js';
+import { hasRedisServer, startLocalRedis, type LocalRedis } from './local-redis.js';
+import { ProgressBar } from './progress-bar.js';
+import { submitFiles, type SubmitFlags } from './submit-files.js';
+import { renderTable } from './table.js';
+import { redisAnswers } from '../shared/redis.js';
+import { DEFAULT_REDIS_URL } from '../shared/config.js';
+import type { Config } from '../shared/config.js';
+
+export interface RunFlags extends SubmitFlags {
+  concurrency?: string;
+  rpm?: string;
+  tpm?: string;
+  show?: string;
+  latencyMs?: string;
+}
+
+const say = (text: string) => process.stderr.write(`${text}\n`);
+
+/** Redis for `run`: the configured one, or (when nothing answers at the default URL) a private redis-server. */
+async function ensureRedis(config: Config): Promise<{ config: Config; local?: LocalRedis }> {
+  if (await redisAnswers(config.redisUrl)) return { config };
+  if (config.redisUrl === DEFAULT_REDIS_URL && hasRedisServer()) {
+    const local = await startLocalRedis();
+    say(`note: nothing answers at ${config.redisUrl}: started a private redis-server at ${local.url} (stops when this run ends; set REDIS_URL to keep results).`);
+    return { config: { ...config, redisUrl: local.url }, local };
+  }
+  throw new UsageError(
+    `cannot reach Redis at ${config.redisUrl}. Start one (redis-server, or docker compose up -d redis)${hasRedisServer() ? '' : ', or install it (apt-get install redis-server)'}, or set REDIS_URL.`,
+  );
+}
+
+async function printSamples(ctx: CliContext, batchIds: string[], perBatch: number): Promise<void> {
+  if (perBatch <= 0) return;
+  const rows: string[][] = [];
+  for (const id of batchIds) {
+    let n = 0;
+    for await (const r of readStore.requests(ctx, id)) {
+      const choice = (r.response?.choices as { message?: { content?: unknown } }[] | undefined)?.[0];
+      const said = (r.body.messages as { role: string; content: unknown }[] | undefined)?.at(-1)?.content;
+      const reply = typeof choice?.message?.content === 'string' ? choice.message.content : `(${r.error?.code ?? r.status})`;
+      rows.push([r.customId, String(said ?? '').slice(0, 48), reply.slice(0, 70)]);
+      if (++n >= perBatch) break;
+    }
+  }
+  say(`\n${renderTable(['custom_id', 'sent', 'reply'], rows)}`);
+}
+
+/** `chatq run FILE...`: enqueue, work with an embedded worker pool, show progress, then summarise. */
+export async function runCommand(inputs: string[], flags: RunFlags): Promise<number> {
+  const files = expandInputs(inputs);
+  const ensured = await ensureRedis(
+    readConfig({ CHATQ_CONCURRENCY: flags.concurrency, CHATQ_RPM: flags.rpm, CHATQ_TPM: flags.tpm, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' }),
+  );
+  let config = ensured.config;
+  let simulator: Simulator | undefined;
+  if (!config.baseUrl) {
+    simulator = await startSimulator({ latencyMs: Number(flags.latencyMs ?? 150), jitterMs: Number(flags.latencyMs ?? 150) / 2 });
+    config = { ...config, baseUrl: simulator.url };
+    say(`note: CHATQ_API_KEY is not set: calls go to the local simulator at ${simulator.url} (simulated replies with per-user memory, real token counts). Set CHATQ_API_KEY to call 302.AI.`);
+  }
+  const ctx = await openContext(config);
+  const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl!, logger: ctx.logger });
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    say('\ninterrupted: letting in-flight calls finish (Ctrl-C again to quit at once)...');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const submitted = await submitFiles(ctx, files, flags);
+    const ids = submitted.map((s) => s.batchId);
+    const bar = new ProgressBar();
+    let state = await readStore.batchesWithUsage(ctx, ids);
+    while (!interrupted && !state.every((s) => isFinished(s.batch))) {
+      bar.update(readStore.figures(state));
+      await new Promise((r) => setTimeout(r, 250));
+      state = await readStore.batchesWithUsage(ctx, ids);
+    }
+    bar.finish(readStore.figures(state));
+    await pool.close();
+    state = await readStore.batchesWithUsage(ctx, ids);
+
+    say(`\n${batchTable(state)}\n`);
+    const total = readStore.sumUsage(state.map((s) => s.usage));
+    say(usageTable([...state.map((s) => ({ label: s.batch.id, usage: s.usage })), ...(state.length > 1 ? [{ label: 'total', usage: total }] : [])]));
+    const failures = failuresTable(state.map((s) => s.batch));
+    if (failures) say(`\n${failures}`);
+    await printSamples(ctx, ids, Number(flags.show ?? 0));
+    if (total.unpriced) say(`\nnote: ${total.unpriced} calls used models without a price: their cost is unknown, not $0 (add them with CHATQ_PRICES).`);
+    say(`\ntotal cost ${formatUsd(total.cost_nano)}. Results: chatq results ${ids[0]} [-o out.jsonl | --format csv]`);
+    if (interrupted) {
+      say('stopped before the end: the remaining requests stay queued; run "chatq worker" to finish them.');
+      return EXIT.failures;
+    }
+    const bad = state.some((s) => s.batch.failed + s.batch.skipped + s.batch.rejectedLines > 0);
+    return bad ? EXIT.failures : EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await pool.close();
+    await ctx.close();
+    await simulator?.close();
+    await ensured.local?.stop();
+  }
+}

@@ -1,0 +1,81 @@
+import { createLogger } from '../shared/logger.js';
+import { redisAnswers } from '../shared/redis.js';
+import { startSimulator } from '../simulator/simulator-server.js';
+import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
+import { WorkerPool } from '../worker/worker-pool.js';
+import { EXIT, readConfig, UsageError } from './cli-context.js';
+
+/** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    let seen = false;
+    const on = (sig: string) => {
+      if (seen) process.exit(130);
+      seen = true;
+      resolve(sig);
+    };
+    process.on('SIGINT', () => on('SIGINT'));
+    process.on('SIGTERM', () => on('SIGTERM'));
+  });
+}
+
+export interface WorkerFlags {
+  concurrency?: string;
+  rpm?: string;
+  tpm?: string;
+}
+
+/** `chatq worker`: processes requests until SIGTERM/SIGINT, then lets in-flight calls finish. */
+export async function workerCommand(flags: WorkerFlags): Promise<number> {
+  const config = readConfig({ CHATQ_CONCURRENCY: flags.concurrency, CHATQ_RPM: flags.rpm, CHATQ_TPM: flags.tpm });
+  if (!config.baseUrl) throw new UsageError('no upstream: set CHATQ_API_KEY (302.AI) or CHATQ_BASE_URL (e.g. a "chatq simulator" at http://127.0.0.1:4010/v1).');
+  if (!(await redisAnswers(config.redisUrl))) throw new UsageError(`cannot reach Redis at ${config.redisUrl}; start it or set REDIS_URL.`);
+  const logger = createLogger(config.logLevel, 'chatq-worker');
+  const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger });
+  const signal = await untilSignal();
+  logger.info({ signal }, 'stopping: waiting for in-flight calls');
+  await pool.close();
+  logger.info('worker stopped');
+  return EXIT.ok;
+}
+
+export interface SimulatorFlags {
+  port?: string;
+  host?: string;
+  latencyMs?: string;
+  jitterMs?: string;
+  rpm?: string;
+  tpm?: string;
+  apiKey?: string;
+  fail5xx?: string;
+  fail429?: string;
+  failTimeout?: string;
+  failDrop?: string;
+  failMalformed?: string;
+}
+
+const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+/** `chatq simulator`: the local memory-chat endpoint, until SIGTERM/SIGINT. */
+export async function simulatorCommand(flags: SimulatorFlags): Promise<number> {
+  const parsed = simulatorOptionsSchema.safeParse({
+    latencyMs: num(flags.latencyMs),
+    jitterMs: num(flags.jitterMs),
+    rpm: num(flags.rpm),
+    tpm: num(flags.tpm),
+    apiKey: flags.apiKey,
+    faults: {
+      error5xx: num(flags.fail5xx),
+      rateLimit429: num(flags.fail429),
+      timeout: num(flags.failTimeout),
+      drop: num(flags.failDrop),
+      malformed: num(flags.failMalformed),
+    },
+  });
+  if (!parsed.success) throw new UsageError(`simulator: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const sim = await startSimulator(parsed.data, Number(flags.port ?? 4010), flags.host ?? '127.0.0.1');
+  process.stdout.write(`simulator listening at ${sim.url} (stats: GET http://${flags.host ?? '127.0.0.1'}:${sim.port}/_sim/stats)\n`);
+  await untilSignal();
+  await sim.close();
+  return EXIT.ok;
+}

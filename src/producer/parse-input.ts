@@ -1,0 +1,165 @@
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import type { z } from 'zod';
+import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
+import { deriveUserid, isUuidV4 } from '../shared/userid.js';
+import { batchLineSchema, chatLineSchema, CHATQ_FIELDS, scriptLineSchema } from './line-schemas.js';
+
+export interface LineError {
+  source: string;
+  line: number;
+  field?: string;
+  message: string;
+}
+
+export type ParsedLine = { ok: true; line: number; drafts: RequestDraft[] } | { ok: false; error: LineError };
+
+export interface ParseOptions {
+  /** File name (or "upload", "stdin") used in error messages. */
+  source: string;
+  defaultModel?: string;
+  /** Used for lines with neither "userid" nor "user". */
+  defaultUser?: string;
+  /** Mixed into derived userids: a different salt gives a fresh set of users (fresh memory). */
+  userSalt?: string;
+}
+
+export function formatLineError(e: LineError): string {
+  return `${e.source}:${e.line}: ${e.field ? `field "${e.field}": ` : ''}${e.message}`;
+}
+
+class LineProblem extends Error {
+  constructor(readonly field: string | undefined, message: string) {
+    super(message);
+  }
+}
+
+function check<S extends z.ZodType>(schema: S, value: unknown, fieldPrefix = ''): z.output<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path.map(String).join('.');
+  const field = [fieldPrefix, path].filter(Boolean).join('.') || undefined;
+  const message = issue.code === 'invalid_type' && issue.input === undefined ? 'missing (required)' : issue.message;
+  throw new LineProblem(field, message);
+}
+
+function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOptions, at: string): string {
+  if (fields.userid !== undefined) {
+    if (isUuidV4(fields.userid)) return fields.userid.toLowerCase();
+    throw new LineProblem(
+      `${at}userid`,
+      `"${fields.userid.slice(0, 60)}" is not a UUID v4, and the endpoint silently ignores such userids (no memory). Use a UUID v4, or put any string in "user" and chatq derives a stable UUID v4 from it`,
+    );
+  }
+  const user = fields.user ?? opts.defaultUser;
+  if (user !== undefined) return deriveUserid(user, opts.userSalt);
+  throw new LineProblem(`${at}userid`, 'missing: add "userid" (a UUID v4) or "user" (any string) to the line, or pass --user');
+}
+
+function resolveModel(model: string | undefined, opts: ParseOptions, at: string): string {
+  const m = model ?? opts.defaultModel;
+  if (!m) throw new LineProblem(`${at}model`, 'missing: add "model" to the line, or pass --model (or set CHATQ_MODEL)');
+  return m;
+}
+
+function withoutChatqFields(obj: Record<string, unknown>): Record<string, unknown> {
+  const body = { ...obj };
+  for (const f of CHATQ_FIELDS) delete body[f];
+  return body;
+}
+
+function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions): RequestDraft[] {
+  if ('turns' in obj) return scriptDrafts(obj, line, opts);
+  if ('body' in obj || 'method' in obj || 'url' in obj) {
+    const b = check(batchLineSchema, obj);
+    const body = b.body as Record<string, unknown>;
+    const model = resolveModel(b.body.model, opts, 'body.');
+    return [
+      {
+        customId: b.custom_id ?? `line-${line}`,
+        userid: resolveUserid(b.body, opts, 'body.'),
+        model,
+        body: { ...withoutChatqFields(body), model },
+        line,
+        onFailure: b.on_failure ?? 'continue',
+        history: 'memory',
+        expect: b.expect,
+      },
+    ];
+  }
+  if (!('messages' in obj)) {
+    throw new LineProblem(undefined, 'not a chatq line: expected "messages" (chat line), "turns" (conversation script) or "body" (OpenAI Batch line)');
+  }
+  const c = check(chatLineSchema, obj);
+  const model = resolveModel(c.model, opts, '');
+  return [
+    {
+      customId: c.custom_id ?? `line-${line}`,
+      userid: resolveUserid(c, opts, ''),
+      model,
+      body: { ...withoutChatqFields(c), model },
+      line,
+      onFailure: c.on_failure ?? 'continue',
+      history: 'memory',
+      expect: c.expect,
+    },
+  ];
+}
+
+function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOptions): RequestDraft[] {
+  const s = check(scriptLineSchema, obj);
+  const userid = resolveUserid(s, opts, '');
+  const model = resolveModel(s.model, opts, '');
+  const history: HistoryMode = s.history;
+  const onFailure: OnFailure = s.on_failure ?? (history === 'full' ? 'halt' : 'continue');
+  const scriptId = s.script_id ?? `script-line-${line}`;
+  const params = withoutChatqFields(s);
+  return s.turns.map((t, turn) => {
+    const content = typeof t === 'string' ? t : t.content;
+    const system = s.system !== undefined && (history === 'memory' || turn === 0) ? [{ role: 'system', content: s.system }] : [];
+    return {
+      customId: `${scriptId}-turn-${turn + 1}`,
+      userid,
+      model,
+      body: { ...params, model, messages: [...system, { role: 'user', content }] },
+      line,
+      onFailure,
+      history,
+      turn,
+      scriptId,
+      expect: typeof t === 'string' ? undefined : t.expect,
+    };
+  });
+}
+
+/** Parses one input line (1-based `line`); never throws: a bad line comes back as an error naming the line and field. */
+export function parseLine(text: string, line: number, opts: ParseOptions): ParsedLine | null {
+  if (text.trim() === '') return null;
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, error: { source: opts.source, line, message: `invalid JSON (${(err as Error).message}); each line must be one JSON object` } };
+  }
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
+    return { ok: false, error: { source: opts.source, line, message: 'expected a JSON object on this line' } };
+  }
+  try {
+    return { ok: true, line, drafts: draftsOf(obj as Record<string, unknown>, line, opts) };
+  } catch (err) {
+    if (!(err instanceof LineProblem)) throw err;
+    return { ok: false, error: { source: opts.source, line, ...(err.field ? { field: err.field } : {}), message: err.message } };
+  }
+}
+
+/** Streams a JSONL input, one parsed line at a time; the file is never read whole. */
+export async function* parseInput(input: Readable, opts: ParseOptions): AsyncGenerator<ParsedLine> {
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let n = 0;
+  for await (const text of lines) {
+    n += 1;
+    const parsed = parseLine(text, n, opts);
+    if (parsed) yield parsed;
+  }
+}

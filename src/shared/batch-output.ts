@@ -1,0 +1,51 @@
+import type { StoredRequest } from './request-record.js';
+
+/** One line of OpenAI Batch output, plus chatq's own fields. */
+export function toOutputLine(r: StoredRequest) {
+  const failed = r.status !== 'succeeded';
+  const response =
+    r.status === 'succeeded'
+      ? { status_code: r.httpStatus ?? 200, request_id: r.upstreamRequestId, body: r.response }
+      : r.httpStatus
+        ? { status_code: r.httpStatus, request_id: r.upstreamRequestId, body: { error: { message: r.error?.message ?? '', code: r.error?.code ?? null } } }
+        : null;
+  return {
+    id: `batch_req_${r.id}`,
+    custom_id: r.customId,
+    response,
+    error: failed ? { code: r.error?.code ?? r.status, message: r.error?.message ?? `request ${r.status}` } : null,
+    chatq: {
+      userid: r.userid,
+      status: r.status,
+      attempts: r.attempts,
+      latency_ms: r.latencyMs,
+      cost_usd: r.costNano === null ? null : r.costNano / 1e9,
+      usage: r.usage,
+    },
+  };
+}
+
+export const CSV_COLUMNS = [
+  'custom_id', 'status', 'userid', 'model', 'reply', 'error_code', 'error_message', 'attempts', 'latency_ms',
+  'prompt_tokens', 'cached_tokens', 'completion_tokens', 'reasoning_tokens', 'total_tokens', 'cost_usd',
+] as const;
+
+export function csvCell(v: unknown): string {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function replyOf(r: StoredRequest): string {
+  const choices = (r.response?.choices ?? []) as { message?: { content?: unknown } }[];
+  const c = choices[0]?.message?.content;
+  return typeof c === 'string' ? c : c === undefined ? '' : JSON.stringify(c);
+}
+
+export function toCsvRow(r: StoredRequest): string {
+  const cells = [
+    r.customId, r.status, r.userid, r.model, replyOf(r), r.error?.code, r.error?.message, r.attempts, r.latencyMs,
+    r.usage.prompt_tokens, r.usage.cached_tokens, r.usage.completion_tokens, r.usage.reasoning_tokens, r.usage.total_tokens,
+    r.costNano === null ? '' : r.costNano / 1e9,
+  ];
+  return cells.map(csvCell).join(',');
+}

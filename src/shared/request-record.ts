@@ -1,0 +1,152 @@
+/** The stored shape of one request (a Redis hash) and of one batch, as every part of chatq reads them. */
+
+export const FINISHED_STATUSES = ['succeeded', 'failed', 'cancelled', 'skipped'] as const;
+export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
+export type RequestStatus = 'queued' | 'running' | 'retrying' | FinishedStatus;
+
+export type OnFailure = 'continue' | 'halt';
+export type HistoryMode = 'memory' | 'full';
+
+export interface RequestError {
+  code: string;
+  message: string;
+  status?: number;
+}
+
+export interface AttemptEntry {
+  at: number;
+  status: number | null;
+  code: string;
+  ms: number;
+}
+
+/** What the producer hands to the enqueue script for one request. */
+export interface RequestDraft {
+  customId: string;
+  userid: string;
+  model: string;
+  /** The chat body to send, without `userid` (added at call time). */
+  body: Record<string, unknown>;
+  line: number;
+  onFailure: OnFailure;
+  history: HistoryMode;
+  /** Position in its conversation script (0-based); a "full" turn after the first is sent with the earlier turns. */
+  turn?: number;
+  scriptId?: string;
+  expect?: unknown;
+}
+
+export interface StoredRequest {
+  id: string;
+  batch: string;
+  seq: number;
+  customId: string;
+  userid: string;
+  model: string;
+  status: RequestStatus;
+  attempts: number;
+  body: Record<string, unknown>;
+  response: Record<string, unknown> | null;
+  error: RequestError | null;
+  httpStatus: number | null;
+  upstreamRequestId: string | null;
+  latencyMs: number | null;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; cached_tokens: number; reasoning_tokens: number };
+  costNano: number | null;
+  createdAt: number;
+  finishedAt: number | null;
+  attemptLog: AttemptEntry[];
+  line: number;
+}
+
+export const REQUEST_FIELDS = [
+  'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'body', 'response', 'error', 'http_status',
+  'upstream_request_id', 'latency_ms', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens',
+  'reasoning_tokens', 'cost_nano', 'created_at', 'finished_at', 'attempt_log', 'line',
+] as const;
+
+const num = (v: string | null | undefined): number => (v ? Number(v) : 0);
+const maybeNum = (v: string | null | undefined): number | null => (v ? Number(v) : null);
+const maybeJson = <T>(v: string | null | undefined): T | null => (v ? (JSON.parse(v) as T) : null);
+
+/** Builds a StoredRequest from HMGET values in REQUEST_FIELDS order; null when the hash is gone (expired or unknown). */
+export function toStoredRequest(id: string, values: (string | null)[]): StoredRequest | null {
+  const f = Object.fromEntries(REQUEST_FIELDS.map((k, i) => [k, values[i] ?? null])) as Record<(typeof REQUEST_FIELDS)[number], string | null>;
+  if (!f.status) return null;
+  return {
+    id,
+    batch: f.batch ?? '',
+    seq: num(f.seq),
+    customId: f.custom_id ?? '',
+    userid: f.userid ?? '',
+    model: f.model ?? '',
+    status: f.status as RequestStatus,
+    attempts: num(f.attempts),
+    body: maybeJson(f.body) ?? {},
+    response: maybeJson(f.response),
+    error: maybeJson(f.error),
+    httpStatus: maybeNum(f.http_status),
+    upstreamRequestId: f.upstream_request_id,
+    latencyMs: maybeNum(f.latency_ms),
+    usage: {
+      prompt_tokens: num(f.prompt_tokens),
+      completion_tokens: num(f.completion_tokens),
+      total_tokens: num(f.total_tokens),
+      cached_tokens: num(f.cached_tokens),
+      reasoning_tokens: num(f.reasoning_tokens),
+    },
+    costNano: maybeNum(f.cost_nano),
+    createdAt: num(f.created_at),
+    finishedAt: maybeNum(f.finished_at),
+    attemptLog: maybeJson<AttemptEntry[]>(f.attempt_log) ?? [],
+    line: num(f.line),
+  };
+}
+
+export type BatchStatus = 'validating' | 'in_progress' | 'completed' | 'cancelling' | 'cancelled' | 'failed';
+
+export interface BatchRecord {
+  id: string;
+  name: string;
+  status: BatchStatus;
+  input: string;
+  createdAt: number;
+  inProgressAt: number | null;
+  completedAt: number | null;
+  cancelledAt: number | null;
+  total: number;
+  enqueued: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  skipped: number;
+  rejectedLines: number;
+  metadata: Record<string, string>;
+  /** Final failures by error code. */
+  errors: Record<string, number>;
+}
+
+export function toBatchRecord(id: string, h: Record<string, string>): BatchRecord | null {
+  if (!h.status) return null;
+  return {
+    id,
+    name: h.name ?? '',
+    status: h.status as BatchStatus,
+    input: h.input ?? '',
+    createdAt: num(h.created_at),
+    inProgressAt: maybeNum(h.in_progress_at),
+    completedAt: maybeNum(h.completed_at),
+    cancelledAt: maybeNum(h.cancelled_at),
+    total: num(h.total),
+    enqueued: num(h.enqueued),
+    succeeded: num(h.succeeded),
+    failed: num(h.failed),
+    cancelled: num(h.cancelled),
+    skipped: num(h.skipped),
+    rejectedLines: num(h.rejected_lines),
+    metadata: maybeJson<Record<string, string>>(h.metadata) ?? {},
+    errors: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('error:')).map(([k, v]) => [k.slice(6), Number(v)])),
+  };
+}
+
+export const batchDone = (b: BatchRecord) => b.succeeded + b.failed + b.cancelled + b.skipped;

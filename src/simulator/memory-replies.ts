@@ -1,0 +1,53 @@
+/**
+ * What the simulated endpoint "remembers" about each user and how its replies show it: facts stated in earlier
+ * calls ("my name is Ada", "I live in Lyon", "I like tea") come back when asked about, as the real memory layer
+ * would inject them.
+ */
+export interface UserMemory {
+  facts: Map<string, string>;
+  calls: number;
+}
+
+const END = String.raw`(?=[.,!?;]|\s+and\s|\s+but\s|$)`;
+const fact = (lead: string, phrase = String.raw`([\p{L}\d][\p{L}\d '-]{0,40}?)`) => new RegExp(String.raw`\b${lead}\s+${phrase}${END}`, 'iu');
+
+const FACT_PATTERNS: [RegExp, string][] = [
+  [/\b[Mm]y name is ([\p{Lu}][\p{L}'-]*(?: [\p{Lu}][\p{L}'-]*)?)/u, 'name'],
+  [fact('i live in'), 'city'],
+  [fact('i (?:like|love)'), 'likes'],
+  [fact('i work', String.raw`((?:as|at|for|in)\s+[^.,!?;]{1,40}?)`), 'work'],
+  [fact(String.raw`my favou?rite ([\p{L}]+) is`), 'favourite'],
+];
+
+const QUESTIONS: [RegExp, string, (v: string) => string][] = [
+  [/\bwhat(?:'s| is) my name\b|\bwho am i\b/i, 'name', (v) => `Your name is ${v}.`],
+  [/\bwhere do i live\b/i, 'city', (v) => `You live in ${v}.`],
+  [/\bwhat do i (?:like|love)\b/i, 'likes', (v) => `You like ${v}.`],
+  [/\bwhere do i work\b|\bwhat do i do\b/i, 'work', (v) => `You work ${v}.`],
+  [/\bwhat(?:'s| is) my favou?rite\b/i, 'favourite', (v) => `Your favourite ${v}.`],
+];
+
+export function newMemory(): UserMemory {
+  return { facts: new Map(), calls: 0 };
+}
+
+export function learn(memory: UserMemory, text: string): void {
+  for (const [re, key] of FACT_PATTERNS) {
+    const m = re.exec(text);
+    if (!m) continue;
+    memory.facts.set(key, key === 'favourite' ? `${m[1]} is ${m[2]!.trim()}` : m[1]!.trim());
+  }
+}
+
+/** The reply to `text`, using what `memory` holds (an empty memory for users the endpoint does not remember). */
+export function replyTo(text: string, memory: UserMemory, callNumber: number): string {
+  const answers: string[] = [];
+  for (const [re, key, say] of QUESTIONS) {
+    if (!re.test(text)) continue;
+    const v = memory.facts.get(key);
+    answers.push(v ? say(v) : "I don't know that yet: you haven't told me.");
+  }
+  const quoted = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  const head = answers.length ? answers.join(' ') : `Noted: "${quoted}"`;
+  return `${head} (reply ${callNumber})`;
+}

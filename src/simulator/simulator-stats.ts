@@ -1,0 +1,72 @@
+/** What the simulator saw, per user and in total: enough for a test to prove order, no overlap and token totals. */
+export interface UserCalls {
+  calls: number;
+  inFlight: number;
+  overlaps: number;
+  /** Last user message of each call, in arrival order. */
+  arrivals: string[];
+  /** The messages of each call, when recordMessages is on. */
+  messages?: unknown[][];
+  lastSeq: number;
+}
+
+export interface SimulatorStats {
+  calls: number;
+  answered: number;
+  byStatus: Record<string, number>;
+  injected: { error5xx: number; rateLimit429: number; timeout: number; drop: number; malformed: number };
+  /** 429s sent because the endpoint's own RPM/TPM limit was reached. */
+  limited: number;
+  nonV4Calls: number;
+  overlaps: number;
+  /** Calls whose "[seq N]" marker was lower than an earlier call's of the same user. */
+  outOfOrder: number;
+  tokens: { prompt: number; completion: number; total: number; cached: number; reasoning: number };
+  peakRequestsInWindow: number;
+  peakTokensInWindow: number;
+  users: Record<string, UserCalls>;
+}
+
+export function emptyStats(): SimulatorStats {
+  return {
+    calls: 0,
+    answered: 0,
+    byStatus: {},
+    injected: { error5xx: 0, rateLimit429: 0, timeout: 0, drop: 0, malformed: 0 },
+    limited: 0,
+    nonV4Calls: 0,
+    overlaps: 0,
+    outOfOrder: 0,
+    tokens: { prompt: 0, completion: 0, total: 0, cached: 0, reasoning: 0 },
+    peakRequestsInWindow: 0,
+    peakTokensInWindow: 0,
+    users: {},
+  };
+}
+
+const SEQ_MARK = /\[seq (\d+)\]/;
+
+/** Records a call's arrival for its user; returns a function to call when the call ends (answered or not). */
+export function recordArrival(stats: SimulatorStats, userid: string, lastUser: string, messages: unknown[] | undefined): () => void {
+  const u = (stats.users[userid] ??= { calls: 0, inFlight: 0, overlaps: 0, arrivals: [], lastSeq: -1 });
+  u.calls += 1;
+  u.arrivals.push(lastUser);
+  if (messages) (u.messages ??= []).push(messages);
+  if (u.inFlight > 0) {
+    u.overlaps += 1;
+    stats.overlaps += 1;
+  }
+  const seq = SEQ_MARK.exec(lastUser);
+  if (seq) {
+    const n = Number(seq[1]);
+    if (n < u.lastSeq) stats.outOfOrder += 1;
+    u.lastSeq = Math.max(u.lastSeq, n);
+  }
+  u.inFlight += 1;
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    u.inFlight -= 1;
+  };
+}

@@ -1,0 +1,163 @@
+import type { Job, Queue } from 'bullmq';
+import type { Logger } from '../shared/logger.js';
+import { costNano, findPrice, type PriceTable, type Usage } from '../shared/pricing.js';
+import { pauseQueue } from '../shared/queue-control.js';
+import type { RedisKeys } from '../shared/keys.js';
+import type { Redis } from 'ioredis';
+import { addLaneHeads } from '../shared/request-queue.js';
+import type { AttemptEntry } from '../shared/request-record.js';
+import type { CapacityLimiter } from './capacity-limiter.js';
+import { classifyError, type ClassifiedError } from './classify-error.js';
+import type { RequestStore, StartedRequest } from './request-store.js';
+import { UpstreamBodyError, type UpstreamClient } from './upstream-client.js';
+
+export interface ProcessorDeps {
+  redis: Redis;
+  keys: RedisKeys;
+  store: RequestStore;
+  upstream: UpstreamClient;
+  queue: Queue;
+  limiter: CapacityLimiter;
+  prices: PriceTable;
+  maxAttempts: number;
+  /** Wait after a 429 that named no time. */
+  defaultRateLimitWaitMs?: number;
+  logger: Logger;
+  /** Strings that must never reach a stored error (the API key). */
+  secrets: string[];
+  onOutcome?: (outcome: RequestOutcome) => void;
+}
+
+export interface RequestOutcome {
+  status: 'succeeded' | 'failed' | 'retrying' | 'paused' | 'rate_limited';
+  code: string;
+  latencyMs: number;
+  model: string;
+  usage?: Usage;
+  costNano?: number;
+}
+
+/** Thrown to let BullMQ retry the job after a backoff; the request stays at its lane's head. */
+export class RetryLaterError extends Error {}
+
+const ZERO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
+
+export function usageOf(completion: Record<string, unknown>): Usage {
+  const u = (completion.usage ?? {}) as Record<string, unknown>;
+  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.round(v) : 0);
+  const prompt = n(u.prompt_tokens);
+  const completionTokens = n(u.completion_tokens);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completionTokens,
+    total_tokens: n(u.total_tokens) || prompt + completionTokens,
+    cached_tokens: n((u.prompt_tokens_details as Record<string, unknown> | undefined)?.cached_tokens),
+    reasoning_tokens: n((u.completion_tokens_details as Record<string, unknown> | undefined)?.reasoning_tokens),
+  };
+}
+
+function redact(text: string, secrets: string[]): string {
+  return secrets.reduce((t, s) => (s ? t.split(s).join('[redacted]') : t), text);
+}
+
+/** The messages to send: for a "full" history turn, the earlier turns and their real replies come first. */
+function messagesFor(started: StartedRequest): Record<string, unknown>[] {
+  const own = Array.isArray(started.body.messages) ? (started.body.messages as Record<string, unknown>[]) : [];
+  return started.history === 'full' ? [...started.conversation, ...own] : own;
+}
+
+function assistantMessage(completion: Record<string, unknown>): Record<string, unknown> {
+  const choice = (completion.choices as { message?: Record<string, unknown> }[])[0];
+  return { role: 'assistant', content: choice?.message?.content ?? '' };
+}
+
+/**
+ * One job = one request at the head of its lane: claim it, wait for capacity, call the endpoint, and write the
+ * result (which hands the lane to its next request). Transient errors go back to BullMQ with a backoff.
+ */
+export function createProcessor(deps: ProcessorDeps) {
+  const { store, upstream, limiter, logger } = deps;
+
+  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], extraCalls: number, messages: Record<string, unknown>[]) {
+    const next = await store.finish(id, started, {
+      status: 'failed',
+      error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
+      httpStatus: c.status,
+      usage: ZERO_USAGE,
+      costNano: 0,
+      attempts,
+      extraCalls,
+      ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
+    });
+    if (next) await addLaneHeads(deps.queue, [next]);
+  }
+
+  return async function processRequest(job: Job): Promise<void> {
+    const id = job.id!;
+    const started = await store.start(id);
+    if (!started) return;
+    const messages = messagesFor(started);
+    const body = { ...started.body, messages };
+    const attempts: AttemptEntry[] = [];
+    let extraCalls = 0;
+    for (;;) {
+      const reservation = await limiter.acquire(started.model, body);
+      const t0 = Date.now();
+      try {
+        const reply = await upstream.chat(body, started.userid);
+        const latencyMs = Date.now() - t0;
+        attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
+        const usage = usageOf(reply.completion);
+        const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
+        const cost = costNano(price, usage);
+        await limiter.settle(reservation, usage.total_tokens);
+        const next = await store.finish(id, started, {
+          status: 'succeeded',
+          response: reply.completion,
+          httpStatus: reply.status,
+          upstreamRequestId: reply.requestId,
+          latencyMs,
+          usage,
+          costNano: cost,
+          attempts,
+          extraCalls,
+          ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
+        });
+        if (next) await addLaneHeads(deps.queue, [next]);
+        deps.onOutcome?.({ status: 'succeeded', code: 'ok', latencyMs, model: started.model, usage, ...(cost !== undefined ? { costNano: cost } : {}) });
+        return;
+      } catch (err) {
+        const latencyMs = Date.now() - t0;
+        const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
+        attempts.push({ at: t0, status: c.status, code: c.code, ms: latencyMs });
+        await limiter.settle(reservation, 0);
+        const report = (status: RequestOutcome['status']) => deps.onOutcome?.({ status, code: c.code, latencyMs, model: started.model });
+        if (c.action === 'rate_limited') {
+          // The upstream's own limit: everyone waits, and this call does not count as an attempt.
+          const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;
+          logger.warn({ request: id, waitMs }, 'upstream answered 429: pausing all workers');
+          await limiter.pauseFor(waitMs);
+          extraCalls += 1;
+          report('rate_limited');
+          continue;
+        }
+        const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
+        if (c.action === 'pause') {
+          await store.retry(id, attempts, extraCalls, error);
+          await pauseQueue(deps.queue, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
+          logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
+          report('paused');
+          throw new RetryLaterError(`${c.code}: ${error.message}`);
+        }
+        if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
+          await store.retry(id, attempts, extraCalls, error);
+          report('retrying');
+          throw new RetryLaterError(`${c.code}: ${error.message}`);
+        }
+        await finishFailed(id, started, c, attempts, extraCalls, messages);
+        report('failed');
+        return;
+      }
+    }
+  };
+}

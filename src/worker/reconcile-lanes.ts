@@ -1,0 +1,58 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../shared/keys.js';
+import { addLaneHeads } from '../shared/request-queue.js';
+import type { RequestStore } from './request-store.js';
+
+export interface ReconcileReport {
+  lanes: number;
+  readded: number;
+  lostJobs: number;
+}
+
+const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
+
+/**
+ * Repairs the crash windows of the lane invariant: a lane head without a BullMQ job (the process died between the
+ * Lua script and the add) is added again; a job that BullMQ gave up on (stalled too often) fails its request and
+ * hands the lane on. Only one process reconciles at a time (a lock in Redis); adding a live job twice is harmless.
+ */
+export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue, store: RequestStore, owner: string, lockMs: number): Promise<ReconcileReport | null> {
+  const locked = await redis.set(keys.reconcilerLock, owner, 'PX', lockMs, 'NX');
+  if (!locked) return null;
+  const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0 };
+
+  for (const job of await queue.getFailed(0, 199)) {
+    const identity = await store.identity(job.id!);
+    if (identity) {
+      const next = await store.finish(job.id!, identity, {
+        status: 'failed',
+        error: { code: 'worker_lost', message: `the job was abandoned by its workers: ${job.failedReason ?? 'unknown reason'}` },
+        usage: ZERO,
+        costNano: 0,
+        attempts: [],
+        extraCalls: 0,
+      });
+      if (next) await addLaneHeads(queue, [next]);
+    }
+    await job.remove();
+    report.lostJobs += 1;
+  }
+
+  let cursor = '0';
+  do {
+    const [nextCursor, userids] = await redis.sscan(keys.lanes, cursor, 'COUNT', 500);
+    cursor = nextCursor;
+    if (userids.length === 0) continue;
+    report.lanes += userids.length;
+    const heads = (await userids.reduce((p, u) => p.lindex(keys.lane(u), 0), redis.pipeline()).exec())!.map(([, v]) => v as string | null);
+    const empty = userids.filter((_, i) => !heads[i]);
+    if (empty.length) await redis.srem(keys.lanes, ...empty);
+    const live = heads.filter((h): h is string => Boolean(h));
+    const exists = (await live.reduce((p, id) => p.exists(keys.job(id)), redis.pipeline()).exec())!.map(([, v]) => v as number);
+    const missing = live.filter((_, i) => exists[i] === 0);
+    await addLaneHeads(queue, missing);
+    report.readded += missing.length;
+  } while (cursor !== '0');
+  return report;
+}

@@ -1,0 +1,122 @@
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../shared/keys.js';
+import type { Usage } from '../shared/pricing.js';
+import { LuaScript } from '../shared/redis.js';
+import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
+
+const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
+const retryScript = new LuaScript(new URL('./retry-request.lua', import.meta.url));
+const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.url));
+
+export interface StartedRequest {
+  body: Record<string, unknown>;
+  userid: string;
+  model: string;
+  history: 'memory' | 'full';
+  /** The messages of the earlier turns and their replies (history "full"); empty otherwise. */
+  conversation: Record<string, unknown>[];
+  attempt: number;
+  batch: string;
+  onFailure: OnFailure;
+}
+
+export interface FinishedRequest {
+  status: 'succeeded' | 'failed';
+  response?: Record<string, unknown>;
+  error?: RequestError;
+  httpStatus?: number | null;
+  upstreamRequestId?: string | null;
+  latencyMs?: number;
+  usage: Usage;
+  costNano: number | undefined;
+  conversation?: unknown[];
+  attempts: AttemptEntry[];
+  /** Upstream calls made in this run beyond the one counted when it started (waits on 429). */
+  extraCalls: number;
+}
+
+const entriesText = (entries: AttemptEntry[]) => entries.map((e) => JSON.stringify(e)).join(',');
+const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** The request's state transitions on the worker side, each one Lua script. */
+export class RequestStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly ttlS: number,
+  ) {}
+
+  /** Claims the request for a call; undefined when it is already finished or gone (nothing to call). */
+  async start(id: string): Promise<StartedRequest | undefined> {
+    const r = (await startScript.run(this.redis, [this.keys.request(id)], [Date.now(), this.keys.prefix])) as (string | number)[];
+    if (r[0] !== 'run') return undefined;
+    const [, body, userid, model, history, conv, attempt, batch, onFailure] = r as [string, string, string, string, string, string, number, string, string];
+    return {
+      body: JSON.parse(body) as Record<string, unknown>,
+      userid,
+      model,
+      history: history === 'full' ? 'full' : 'memory',
+      conversation: conv ? (JSON.parse(conv) as Record<string, unknown>[]) : [],
+      attempt,
+      batch,
+      onFailure: onFailure === 'halt' ? 'halt' : 'continue',
+    };
+  }
+
+  /** Who a request belongs to, for finishing it without a run (a job BullMQ gave up on). */
+  async identity(id: string): Promise<Pick<StartedRequest, 'userid' | 'model' | 'batch'> | undefined> {
+    const [userid, model, batch] = await this.redis.hmget(this.keys.request(id), 'userid', 'model', 'batch');
+    return userid && model && batch ? { userid, model, batch } : undefined;
+  }
+
+  async retry(id: string, attempts: AttemptEntry[], extraCalls: number, error: RequestError): Promise<void> {
+    await retryScript.run(this.redis, [this.keys.request(id)], [entriesText(attempts), extraCalls, JSON.stringify(error)]);
+  }
+
+  /** Writes the final result once and returns the lane's next head ('' when the lane is empty). */
+  async finish(id: string, started: Pick<StartedRequest, 'userid' | 'model' | 'batch'>, result: FinishedRequest): Promise<string> {
+    const k = this.keys;
+    const now = Date.now();
+    const day = utcDay(now);
+    const fields: Record<string, string | number> = {};
+    if (result.response) fields.response = JSON.stringify(result.response);
+    if (result.error) fields.error = JSON.stringify(result.error);
+    if (result.httpStatus != null) fields.http_status = result.httpStatus;
+    if (result.upstreamRequestId) fields.upstream_request_id = result.upstreamRequestId;
+    if (result.latencyMs !== undefined) fields.latency_ms = result.latencyMs;
+    if (result.conversation) fields.conv = JSON.stringify(result.conversation);
+    const u = result.usage;
+    Object.assign(fields, {
+      prompt_tokens: u.prompt_tokens,
+      completion_tokens: u.completion_tokens,
+      total_tokens: u.total_tokens,
+      cached_tokens: u.cached_tokens,
+      reasoning_tokens: u.reasoning_tokens,
+    });
+    if (result.costNano !== undefined) fields.cost_nano = result.costNano;
+    const members = [started.batch, started.userid, started.model, day];
+    const keys = [
+      k.request(id),
+      k.batch(started.batch),
+      k.lane(started.userid),
+      k.lanes,
+      k.usage('batch', members[0]!),
+      k.usage('user', members[1]!),
+      k.usage('model', members[2]!),
+      k.usage('day', members[3]!),
+      k.usageIndex('batch'),
+      k.usageIndex('user'),
+      k.usageIndex('model'),
+      k.usageIndex('day'),
+      k.batchRequests(started.batch),
+      k.batchCustomIds(started.batch),
+      k.batchErrors(started.batch),
+    ];
+    const args = [
+      id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.extraCalls, ...members,
+      u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '',
+    ];
+    const [, head] = (await finishScript.run(this.redis, keys, args)) as [string, string];
+    return head;
+  }
+}

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Worker } from 'bullmq';
+import type { Config } from '../shared/config.js';
+import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
+import { loadPrices } from '../shared/pricing.js';
+import { connectRedis } from '../shared/redis.js';
+import { openRequestQueue } from '../shared/request-queue.js';
+import { CapacityLimiter } from './capacity-limiter.js';
+import { createProcessor, RetryLaterError, type RequestOutcome } from './process-request.js';
+import { reconcileLanes } from './reconcile-lanes.js';
+import { RequestStore } from './request-store.js';
+import { UpstreamClient } from './upstream-client.js';
+
+export interface WorkerPoolOptions {
+  config: Config;
+  /** The upstream base URL (the CLI may point it at an embedded simulator). */
+  baseUrl: string;
+  logger: Logger;
+  onOutcome?: (outcome: RequestOutcome) => void;
+}
+
+/** Exponential backoff with equal jitter, capped at one minute. */
+export function backoffDelay(attemptsMade: number, baseMs: number): number {
+  const ceiling = Math.min(60_000, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+/** Limits and settings a worker runs with, for the start-up line (no secrets). */
+export function describeWorker(config: Config, baseUrl: string) {
+  return {
+    upstream: baseUrl,
+    apiKey: config.apiKey ? 'set' : 'not set',
+    concurrency: config.concurrency,
+    rpm: config.rpm || 'unlimited',
+    tpm: config.tpm || 'unlimited',
+    modelLimits: config.modelLimits,
+    maxAttempts: config.maxAttempts,
+    timeoutMs: config.timeoutMs,
+    backoffMs: config.backoffMs,
+  };
+}
+
+/**
+ * A BullMQ worker with chatq's processor, plus the lane reconciler. Any number of these, on any machines,
+ * share the work through Redis. `close()` lets in-flight calls finish (each bounded by the request timeout).
+ */
+export class WorkerPool {
+  private readonly timer: NodeJS.Timeout;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly connections: ReturnType<typeof connectRedis>[],
+    private readonly queue: ReturnType<typeof openRequestQueue>,
+    reconcile: () => Promise<void>,
+    reconcileMs: number,
+  ) {
+    this.timer = setInterval(() => void reconcile(), reconcileMs);
+    this.timer.unref();
+  }
+
+  static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
+    const { config, logger } = opts;
+    const keys = redisKeys(config.prefix);
+    const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    const redis = connectRedis(config.redisUrl, 'chatq-worker');
+    const queue = openRequestQueue(redis, config.prefix);
+    const store = new RequestStore(redis, keys, config.resultTtlS);
+    const limiter = new CapacityLimiter(redis, config.prefix, config, owner);
+    const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs });
+    const processor = createProcessor({
+      redis,
+      keys,
+      store,
+      upstream,
+      queue,
+      limiter,
+      prices: loadPrices(config.pricesFile),
+      maxAttempts: config.maxAttempts,
+      logger,
+      secrets: config.apiKey ? [config.apiKey] : [],
+      ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),
+    });
+    const blocking = connectRedis(config.redisUrl, 'chatq-worker-blocking');
+    const worker = new Worker(QUEUE_NAME, processor, {
+      connection: blocking,
+      prefix: config.prefix,
+      concurrency: config.concurrency,
+      lockDuration: config.lockMs,
+      stalledInterval: config.lockMs,
+      maxStalledCount: 5,
+      settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, config.backoffMs) },
+    });
+    worker.on('failed', (job, err) => {
+      if (!(err instanceof RetryLaterError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
+    });
+    worker.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
+    const reconcile = async () => {
+      try {
+        const report = await reconcileLanes(redis, keys, queue, store, owner, config.reconcileMs);
+        if (report && (report.readded || report.lostJobs)) logger.warn(report, 'reconciler repaired lanes');
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'reconciler pass failed');
+      }
+    };
+    await worker.waitUntilReady();
+    logger.info({ ...describeWorker(config, opts.baseUrl), owner }, 'worker started');
+    return new WorkerPool(worker, [redis, blocking], queue, reconcile, config.reconcileMs);
+  }
+
+  /** Stops taking jobs, waits for in-flight calls to finish and their results to be written. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.timer);
+      await this.worker.close();
+      await this.queue.close();
+      for (const c of this.connections) c.disconnect();
+    })();
+    return this.closing;
+  }
+}
