@@ -173,5 +173,6 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId)],
     [Date.now(), rejectedLines, ctx.resultTtlS],
   )) as string;
+  errors.sort((a, b) => a.line - b.line);
   return { batchId, acceptedRequests, acceptedLines, rejectedLines, errors, status };
 }

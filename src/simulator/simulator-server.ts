@@ -24,6 +24,8 @@ interface ChatMessage {
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
+/** A user message containing "[fail 400]" (any status) is answered with that status: deterministic failures for tests and demos. */
+const FORCED_STATUS = /\[fail (\d{3})\]/;
 
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
@@ -113,6 +115,12 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
     const lastUser = textOf([...messages].reverse().find((m) => m.role === 'user')?.content);
     const ended = recordArrival(stats, userid || '(none)', lastUser, opts.recordMessages ? messages : undefined);
     res.on('close', ended);
+
+    const forced = FORCED_STATUS.exec(lastUser);
+    if (forced) {
+      answer(res, Number(forced[1]), errorBody(`forced failure: the message asked for HTTP ${forced[1]}`, 'invalid_request_error', 'forced_failure'));
+      return;
+    }
 
     const now = Date.now();
     const perMessage = promptTokens(messages);

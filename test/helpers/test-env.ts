@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { loadConfig, type Config } from '../../src/shared/config.js';
+import { redisKeys, type RedisKeys } from '../../src/shared/keys.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { connectRedis } from '../../src/shared/redis.js';
+import { openRequestQueue } from '../../src/shared/request-queue.js';
+import { submitBatch, type SubmitOptions, type SubmitResult } from '../../src/producer/submit-batch.js';
+import { Readable } from 'node:stream';
+import { getBatch } from '../../src/shared/read-store.js';
+import type { BatchRecord } from '../../src/shared/request-record.js';
+import type { Queue } from 'bullmq';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** Every test gets its own key prefix (its own hash tag) and removes its keys afterwards. */
+export interface TestEnv {
+  prefix: string;
+  redis: Redis;
+  keys: RedisKeys;
+  queue: Queue;
+  config(env?: Record<string, string>): Config;
+  env(extra?: Record<string, string>): Record<string, string>;
+  submit(lines: string[] | string, opts?: Partial<SubmitOptions>): Promise<SubmitResult>;
+  batch(id: string): Promise<BatchRecord>;
+  cleanup(): Promise<void>;
+}
+
+export async function createTestEnv(redisUrl = REDIS_URL): Promise<TestEnv> {
+  const prefix = `{t-${randomUUID().slice(0, 12)}}`;
+  const redis = connectRedis(redisUrl, 'chatq-test');
+  const keys = redisKeys(prefix);
+  const queue = openRequestQueue(redis, prefix);
+  const baseEnv = { REDIS_URL: redisUrl, CHATQ_PREFIX: prefix, LOG_LEVEL: 'warn' };
+  const env: TestEnv = {
+    prefix,
+    redis,
+    keys,
+    queue,
+    config: (extra = {}) => loadConfig({ ...baseEnv, ...extra }),
+    env: (extra = {}) => ({ ...process.env, ...baseEnv, ...extra }) as Record<string, string>,
+    async submit(lines, opts = {}) {
+      const text = Array.isArray(lines) ? lines.join('\n') : lines;
+      return submitBatch({ redis, queue, keys, resultTtlS: 3600 }, () => Readable.from([text]), { source: 'test.jsonl', ...opts });
+    },
+    async batch(id) {
+      const b = await getBatch(redis, keys, id);
+      if (!b) throw new Error(`batch ${id} not found`);
+      return b;
+    },
+    async cleanup() {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      let cursor = '0';
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (found.length) await redis.unlink(...found);
+      } while (cursor !== '0');
+      redis.disconnect();
+    },
+  };
+  return env;
+}
+
+export const testLogger = () => createLogger('warn', 'chatq-test');
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export const waitForBatch = (env: TestEnv, id: string, timeoutMs = 120_000) =>
+  waitFor(`batch ${id} to finish`, async () => {
+    const b = await env.batch(id);
+    return b.status === 'completed' || b.status === 'cancelled' ? b : undefined;
+  }, timeoutMs, 200);
+
+/** A `chatq worker` process (the built CLI), as a user would run it. */
+export interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  stderr(): string;
+}
+
+export function spawnWorker(env: Record<string, string>, args: string[] = []): WorkerProcess {
+  const child = spawn(process.execPath, [CLI, 'worker', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, stderr: () => err };
+}
+
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`chatq ${args.join(' ')} timed out\n${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
