@@ -23,6 +23,9 @@ export function redisKeys(prefix: string) {
     reconcilerLock: `${prefix}:reconciler-lock`,
     workers: `${prefix}:workers`,
     pauseReason: `${prefix}:paused`,
+    rateLimitPause: `${prefix}:limit:pause-until`,
+    credentialsProven: `${prefix}:credentials-proven`,
+    credentialsProbe: `${prefix}:credentials-probe`,
   };
 }
 

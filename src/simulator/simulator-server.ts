@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { countTokens } from 'gpt-tokenizer';
+import { countTokens, decode, encode } from 'gpt-tokenizer';
 import { isUuidV4 } from '../shared/userid.js';
 import { learn, newMemory, replyTo, type UserMemory } from './memory-replies.js';
 import { simulatorOptionsSchema, type SimulatorOptions, type SimulatorOptionsInput } from './simulator-options.js';
@@ -96,7 +96,7 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
       answer(res, 401, errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'));
       return;
     }
-    let body: { model?: unknown; messages?: unknown; userid?: unknown; max_tokens?: unknown };
+    let body: { model?: unknown; messages?: unknown; userid?: unknown; max_tokens?: unknown; max_completion_tokens?: unknown };
     try {
       body = JSON.parse(await readBody(req)) as typeof body;
     } catch {
@@ -126,10 +126,15 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
     const perMessage = promptTokens(messages);
     const prompt = perMessage.reduce((a, b) => a + b, 3);
     const memory = remembered ? (memories.get(userid) ?? newMemory()) : newMemory();
-    const replyText = replyTo(lastUser, memory, memory.calls + 1);
     const reasoning = isReasoningModel(model) ? `The user wrote ${lastUser.length} characters; answer from memory.` : undefined;
     const reasoningTokens = reasoning ? countTokens(reasoning) : 0;
-    const completion = countTokens(replyText) + reasoningTokens;
+    // Like a real endpoint, the reply stops at max_tokens (finish_reason "length").
+    const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
+    let replyTokens = encode(replyTo(lastUser, memory, memory.calls + 1));
+    const truncated = replyTokens.length + reasoningTokens > maxTokens;
+    if (truncated) replyTokens = replyTokens.slice(0, Math.max(0, maxTokens - reasoningTokens));
+    const replyText = decode(replyTokens);
+    const completion = replyTokens.length + reasoningTokens;
 
     if (opts.rpm > 0 && requestWindow.total(now) + 1 > opts.rpm) {
       stats.limited += 1;
@@ -218,7 +223,7 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
         {
           index: 0,
           message: { role: 'assistant', content: replyText, ...(reasoning ? { reasoning_content: reasoning } : {}) },
-          finish_reason: 'stop',
+          finish_reason: truncated ? 'length' : 'stop',
         },
       ],
       usage: {

@@ -1,66 +1,98 @@
 --[[
   Reserves capacity for one upstream call under every limit that applies (global and per model), shared by all
   worker processes. Time is Redis's clock, so workers on other machines agree on it.
+  - queue paused (bad key, no balance, quota): nothing is reserved; the caller puts its request back.
+  - credentials not yet proven (first call, or after a pause): one call at a time goes as a probe until one
+    succeeds, so a bad key costs one call, not one per worker slot.
+  - a pause after a 429 holds every reservation until it ends.
   - requests per minute: GCRA with no burst: calls are spaced 60 s / rpm apart, so no sliding minute ever holds
     more than rpm calls; a reserved slot may lie in the future (the caller sleeps until it).
   - tokens per minute: a sliding one-minute log of estimated tokens (corrected by settle-capacity.lua);
     when the log is full nothing is reserved and the caller waits.
-  - a pause (after the upstream answered 429) holds every reservation until it ends.
-  KEYS: 1 pause-until key, then per scope (global, model): request TAT key, token log zset, token amount hash
+  KEYS: 1 pause-until, 2 queue pause reason, 3 credentials proven, 4 probe holder,
+        then per scope (global, model): request TAT key, token log zset, token amount hash
   ARGV: 1 member (unique per call), 2 estimated tokens, 3 headroom (fraction of each window kept free),
-        4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit)
-  Returns {1, ms to wait before calling} when reserved, or {0, ms to wait before asking again}.
+        4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit), 8 probe lease (ms)
+  Returns {1, ms to wait before calling} when reserved ({2, ms} when reserved as the probe),
+          {0, ms to wait before asking again}, or {-1, 0} when the queue is paused.
 ]]
+if redis.call('EXISTS', KEYS[2]) == 1 then return { -1, 0 } end
+
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local member, est, headroom = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local window = 60000 * (1 + headroom)
 
+local function sumAmounts(amounts, members)
+  local sum = 0
+  for i = 1, #members, 500 do
+    for _, v in ipairs(redis.call('HMGET', amounts, unpack(members, i, math.min(i + 499, #members)))) do
+      sum = sum + (tonumber(v) or 0)
+    end
+  end
+  return sum
+end
+
+-- Milliseconds until `est` more tokens fit under `limit` in the window of length `len` that starts after
+-- `from`, whose entries add up to `total` (0 when they fit now; an empty window always admits one call).
+local function roomWait(log, amounts, total, limit, est, from, len, now)
+  if total == 0 or total + est <= limit then return 0 end
+  local need, freed = total + est - limit, 0
+  local entries = redis.call('ZRANGEBYSCORE', log, '(' .. from, '+inf', 'WITHSCORES')
+  for i = 1, #entries, 2 do
+    freed = freed + (tonumber(redis.call('HGET', amounts, entries[i])) or 0)
+    if freed >= need then return math.max(1, tonumber(entries[i + 1]) + len - now) end
+  end
+  return 1000
+end
+
+local probe = false
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local holder = redis.call('GET', KEYS[4])
+  if holder and holder ~= member then return { 0, 50 } end
+  probe = true
+end
+
 local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
 for scope = 0, 1 do
   if tonumber(ARGV[4 + scope * 2]) > 0 then
-    start = math.max(start, tonumber(redis.call('GET', KEYS[2 + scope * 3]) or '0'))
+    start = math.max(start, tonumber(redis.call('GET', KEYS[5 + scope * 3]) or '0'))
   end
 end
 
 for scope = 0, 1 do
   local limit = tonumber(ARGV[5 + scope * 2])
   if limit > 0 then
-    local log, amounts = KEYS[3 + scope * 3], KEYS[4 + scope * 3]
+    local log, amounts = KEYS[6 + scope * 3], KEYS[7 + scope * 3]
     repeat
       local expired = redis.call('ZRANGEBYSCORE', log, '-inf', now - window, 'LIMIT', 0, 500)
       if #expired > 0 then
-        local freed = 0
-        for _, v in ipairs(redis.call('HMGET', amounts, unpack(expired))) do freed = freed + (tonumber(v) or 0) end
+        local freed = sumAmounts(amounts, expired)
         redis.call('ZREM', log, unpack(expired))
         redis.call('HDEL', amounts, unpack(expired))
         redis.call('HINCRBY', amounts, '__total', -freed)
       end
     until #expired < 500
+    -- The whole minute, and its last sixth: a sixth of the limit per 10 s keeps the flow smooth (no
+    -- minute-sized burst at the start) and, summed over six such windows, never exceeds the minute's limit.
     local total = tonumber(redis.call('HGET', amounts, '__total') or '0')
-    if total > 0 and total + est > limit then
-      local need, freed = total + est - limit, 0
-      local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-      local waitUntil = now + 1000
-      for i = 1, #entries, 2 do
-        freed = freed + (tonumber(redis.call('HGET', amounts, entries[i])) or 0)
-        if freed >= need then
-          waitUntil = tonumber(entries[i + 1]) + window
-          break
-        end
-      end
-      return { 0, math.max(1, waitUntil - now) }
+    local wait = roomWait(log, amounts, total, limit, est, now - window, window, now)
+    if wait == 0 then
+      local sum = sumAmounts(amounts, redis.call('ZRANGEBYSCORE', log, now - window / 6, '+inf'))
+      wait = roomWait(log, amounts, sum, limit / 6, est, now - window / 6, window / 6, now)
     end
+    if wait > 0 then return { 0, wait } end
   end
 end
 
+if probe then redis.call('SET', KEYS[4], member, 'PX', tonumber(ARGV[8]) + (start - now)) end
 for scope = 0, 1 do
   local rpm = tonumber(ARGV[4 + scope * 2])
   if rpm > 0 then
-    redis.call('SET', KEYS[2 + scope * 3], start + window / rpm, 'PX', 120000)
+    redis.call('SET', KEYS[5 + scope * 3], start + window / rpm, 'PX', 120000)
   end
   if tonumber(ARGV[5 + scope * 2]) > 0 then
-    local log, amounts = KEYS[3 + scope * 3], KEYS[4 + scope * 3]
+    local log, amounts = KEYS[6 + scope * 3], KEYS[7 + scope * 3]
     redis.call('ZADD', log, start, member)
     redis.call('HSET', amounts, member, est)
     redis.call('HINCRBY', amounts, '__total', est)
@@ -68,4 +100,4 @@ for scope = 0, 1 do
     redis.call('PEXPIRE', amounts, 180000)
   end
 end
-return { 1, start - now }
+return { probe and 2 or 1, start - now }

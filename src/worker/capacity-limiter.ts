@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { countTokens } from 'gpt-tokenizer';
+import type { RedisKeys } from '../shared/keys.js';
 import { LuaScript } from '../shared/redis.js';
 
 const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
@@ -11,6 +12,8 @@ export interface Limits {
   modelLimits: Record<string, { rpm?: number; tpm?: number }>;
   /** Tokens assumed for the reply when the body has no max_tokens / max_completion_tokens. */
   defaultMaxTokens: number;
+  /** How long a credentials probe may take before another worker may probe (the call timeout). */
+  timeoutMs: number;
   /** Fraction of each window left unused, to absorb clock and network jitter (default 1%). */
   headroom?: number;
 }
@@ -19,6 +22,8 @@ export interface Reservation {
   member: string;
   estimate: number;
   model: string;
+  /** This call proves the credentials for everyone (the first call, or the first after a pause). */
+  probe: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,67 +31,76 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Tokens a chat body will be charged before the call: its messages through the tokenizer, plus the reply budget. */
 export function estimateTokens(body: Record<string, unknown>, defaultMaxTokens: number): number {
   const messages = Array.isArray(body.messages) ? body.messages : [];
-  let prompt = 0;
+  let prompt = 3;
   for (const m of messages as { content?: unknown }[]) {
     const content = typeof m.content === 'string' ? m.content : JSON.stringify(m.content ?? '');
     prompt += countTokens(content) + 4;
   }
   const max = Number(body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens);
-  return prompt + 3 + (Number.isFinite(max) && max > 0 ? max : defaultMaxTokens);
+  return prompt + (Number.isFinite(max) && max > 0 ? max : defaultMaxTokens);
 }
 
 /**
- * Global request and token limits, shared by every worker process through Redis. Waiting here is not an attempt:
- * the request has not been sent.
+ * Global request and token limits, shared by every worker process through Redis, plus the pauses every worker
+ * honours (after a 429, or while the queue is paused). Waiting here is not an attempt: nothing has been sent.
  */
 export class CapacityLimiter {
   private counter = 0;
-  private readonly pauseKey: string;
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
     private readonly limits: Limits,
     private readonly owner: string,
-  ) {
-    this.pauseKey = `${prefix}:limit:pause-until`;
-  }
+  ) {}
 
   private scopeKeys(scope: string): string[] {
-    return [`${this.prefix}:limit:${scope}:rpm`, `${this.prefix}:limit:${scope}:tpm-log`, `${this.prefix}:limit:${scope}:tpm`];
+    const p = this.keys.prefix;
+    return [`${p}:limit:${scope}:rpm`, `${p}:limit:${scope}:tpm-log`, `${p}:limit:${scope}:tpm`];
   }
 
   private modelLimit(model: string) {
     return this.limits.modelLimits[model] ?? {};
   }
 
-  /** Waits until the call may go, and returns what it was charged (to settle once the real usage is known). */
-  async acquire(model: string, body: Record<string, unknown>): Promise<Reservation> {
+  /** Waits until the call may go; 'paused' when the queue was paused meanwhile (the request goes back). */
+  async acquire(model: string, body: Record<string, unknown>): Promise<Reservation | 'paused'> {
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
     const estimate = charged ? estimateTokens(body, this.limits.defaultMaxTokens) : 0;
     const member = `${this.owner}:${++this.counter}`;
-    const keys = [this.pauseKey, ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`)];
-    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0];
+    const k = this.keys;
+    const keys = [k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`)];
+    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.timeoutMs + 5_000];
     for (;;) {
-      const [reserved, waitMs] = (await acquireScript.run(this.redis, keys, args)) as [number, number];
-      if (waitMs > 0) await sleep(reserved ? waitMs : waitMs + Math.random() * 50);
-      if (reserved) return { member, estimate, model };
+      const [state, waitMs] = (await acquireScript.run(this.redis, keys, args)) as [number, number];
+      if (state === -1) return 'paused';
+      if (waitMs > 0) await sleep(state > 0 ? waitMs : waitMs + Math.random() * 50);
+      if (state > 0) return { member, estimate, model, probe: state === 2 };
     }
   }
 
-  /** Replaces the estimate with the real token count. */
-  async settle(r: Reservation, actualTokens: number): Promise<void> {
+  /** After the call: the real token count replaces the estimate; a successful probe proves the credentials. */
+  async settle(r: Reservation, actualTokens: number, succeeded: boolean): Promise<void> {
+    if (r.probe) {
+      if (succeeded) await this.redis.multi().set(this.keys.credentialsProven, '1').del(this.keys.credentialsProbe).exec();
+      else await this.redis.del(this.keys.credentialsProbe);
+    }
     if (r.estimate === 0) return;
     const keys = [this.scopeKeys('global')[2]!];
     if ((this.modelLimit(r.model).tpm ?? 0) > 0) keys.push(this.scopeKeys(`model:${r.model}`)[2]!);
     await settleScript.run(this.redis, keys, [r.member, actualTokens]);
   }
 
+  /** The credentials failed (401, no balance...): the next call after a resume is a probe again. */
+  async distrustCredentials(): Promise<void> {
+    await this.redis.del(this.keys.credentialsProven, this.keys.credentialsProbe);
+  }
+
   /** Holds every worker's next call for `ms` (the upstream said 429). */
   async pauseFor(ms: number): Promise<void> {
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    await this.redis.set(this.pauseKey, String(now + ms), 'PX', ms + 1000);
+    await this.redis.set(this.keys.rateLimitPause, String(now + ms), 'PX', ms + 1000);
   }
 }

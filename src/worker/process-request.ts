@@ -1,4 +1,4 @@
-import type { Job, Queue } from 'bullmq';
+import { DelayedError, type Job, type Queue } from 'bullmq';
 import type { Logger } from '../shared/logger.js';
 import { costNano, findPrice, type PriceTable, type Usage } from '../shared/pricing.js';
 import { pauseQueue } from '../shared/queue-control.js';
@@ -36,6 +36,8 @@ export interface RequestOutcome {
   usage?: Usage;
   costNano?: number;
 }
+
+const PAUSED_RECHECK_MS = 1_000;
 
 /** Thrown to let BullMQ retry the job after a backoff; the request stays at its lane's head. */
 export class RetryLaterError extends Error {}
@@ -92,7 +94,7 @@ export function createProcessor(deps: ProcessorDeps) {
     if (next) await addLaneHeads(deps.queue, [next]);
   }
 
-  return async function processRequest(job: Job): Promise<void> {
+  return async function processRequest(job: Job, token?: string): Promise<void> {
     const id = job.id!;
     const started = await store.start(id);
     if (!started) return;
@@ -102,6 +104,12 @@ export function createProcessor(deps: ProcessorDeps) {
     let extraCalls = 0;
     for (;;) {
       const reservation = await limiter.acquire(started.model, body);
+      if (reservation === 'paused') {
+        // Paused while waiting (bad key, no balance...): back to the queue untouched, not an attempt.
+        await store.release(id);
+        await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
+        throw new DelayedError();
+      }
       const t0 = Date.now();
       try {
         const reply = await upstream.chat(body, started.userid);
@@ -110,7 +118,7 @@ export function createProcessor(deps: ProcessorDeps) {
         const usage = usageOf(reply.completion);
         const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
         const cost = costNano(price, usage);
-        await limiter.settle(reservation, usage.total_tokens);
+        await limiter.settle(reservation, usage.total_tokens, true);
         const next = await store.finish(id, started, {
           status: 'succeeded',
           response: reply.completion,
@@ -130,7 +138,7 @@ export function createProcessor(deps: ProcessorDeps) {
         const latencyMs = Date.now() - t0;
         const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
         attempts.push({ at: t0, status: c.status, code: c.code, ms: latencyMs });
-        await limiter.settle(reservation, 0);
+        await limiter.settle(reservation, 0, false);
         const report = (status: RequestOutcome['status']) => deps.onOutcome?.({ status, code: c.code, latencyMs, model: started.model });
         if (c.action === 'rate_limited') {
           // The upstream's own limit: everyone waits, and this call does not count as an attempt.
@@ -143,8 +151,9 @@ export function createProcessor(deps: ProcessorDeps) {
         }
         const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
         if (c.action === 'pause') {
-          await store.retry(id, attempts, extraCalls, error);
           await pauseQueue(deps.queue, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
+          await limiter.distrustCredentials();
+          await store.retry(id, attempts, extraCalls, error);
           logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
           report('paused');
           throw new RetryLaterError(`${c.code}: ${error.message}`);

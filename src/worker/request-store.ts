@@ -5,7 +5,7 @@ import { LuaScript } from '../shared/redis.js';
 import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
 
 const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
-const retryScript = new LuaScript(new URL('./retry-request.lua', import.meta.url));
+const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
 const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.url));
 
 export interface StartedRequest {
@@ -69,8 +69,14 @@ export class RequestStore {
     return userid && model && batch ? { userid, model, batch } : undefined;
   }
 
+  /** A failed attempt that will be retried: back to waiting at the lane head, with the attempt logged. */
   async retry(id: string, attempts: AttemptEntry[], extraCalls: number, error: RequestError): Promise<void> {
-    await retryScript.run(this.redis, [this.keys.request(id)], [entriesText(attempts), extraCalls, JSON.stringify(error)]);
+    await requeueScript.run(this.redis, [this.keys.request(id)], [entriesText(attempts), extraCalls, JSON.stringify(error), 'retrying']);
+  }
+
+  /** Back to waiting without having called (the queue was paused meanwhile): the claim is not an attempt. */
+  async release(id: string): Promise<void> {
+    await requeueScript.run(this.redis, [this.keys.request(id)], ['', -1, '', 'queued']);
   }
 
   /** Writes the final result once and returns the lane's next head ('' when the lane is empty). */

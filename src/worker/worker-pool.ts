@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Worker } from 'bullmq';
+import { DelayedError, Worker } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
@@ -68,7 +68,7 @@ export class WorkerPool {
     const redis = connectRedis(config.redisUrl, 'chatq-worker');
     const queue = openRequestQueue(redis, config.prefix);
     const store = new RequestStore(redis, keys, config.resultTtlS);
-    const limiter = new CapacityLimiter(redis, config.prefix, config, owner);
+    const limiter = new CapacityLimiter(redis, keys, config, owner);
     const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs });
     const processor = createProcessor({
       redis,
@@ -94,7 +94,7 @@ export class WorkerPool {
       settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, config.backoffMs) },
     });
     worker.on('failed', (job, err) => {
-      if (!(err instanceof RetryLaterError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
+      if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
     });
     worker.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
     const reconcile = async () => {
