@@ -18,11 +18,18 @@ const submitOptions = (cmd: Command) =>
     .option('--strict', 'reject the whole file if any line is bad')
     .option('--name <name>', 'batch name (default: the file name)');
 
-submitOptions(program.command('run').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
+/** Limits and retry settings, as flags over their environment variables (shown at worker start). */
+const limitOptions = (cmd: Command) =>
+  cmd
+    .option('-c, --concurrency <n>', 'calls in flight in this process (CHATQ_CONCURRENCY)')
+    .option('--rpm <n>', 'requests per minute, all workers together (CHATQ_RPM)')
+    .option('--tpm <n>', 'tokens per minute, all workers together (CHATQ_TPM)')
+    .option('--model-limits <json>', 'per-model limits, e.g. \'{"gpt-4o":{"rpm":100}}\' (CHATQ_MODEL_LIMITS)')
+    .option('--max-attempts <n>', 'attempts per request before it fails (CHATQ_MAX_ATTEMPTS)')
+    .option('--timeout-ms <ms>', 'timeout of one call (CHATQ_TIMEOUT_MS)');
+
+limitOptions(submitOptions(program.command('run').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)')))
   .description('enqueue, process with an embedded worker pool, show progress, then print a summary and costs')
-  .option('-c, --concurrency <n>', 'calls in flight (CHATQ_CONCURRENCY)')
-  .option('--rpm <n>', 'requests per minute, all workers together (CHATQ_RPM)')
-  .option('--tpm <n>', 'tokens per minute, all workers together (CHATQ_TPM)')
   .option('--show <n>', 'print the first N replies of each batch', '0')
   .option('--latency-ms <ms>', 'simulator latency when no CHATQ_API_KEY is set', '150')
   .action(async (inputs: string[], flags) => process.exit(await runCommand(inputs, flags)));
@@ -31,12 +38,8 @@ submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or
   .description('validate and enqueue; prints one batch id per file (workers do the calls)')
   .action(async (inputs: string[], flags) => process.exit(await enqueueCommand(inputs, flags)));
 
-program
-  .command('worker')
+limitOptions(program.command('worker'))
   .description('process queued requests until SIGTERM/SIGINT (run as many as you like, anywhere)')
-  .option('-c, --concurrency <n>', 'calls in flight in this process (CHATQ_CONCURRENCY)')
-  .option('--rpm <n>', 'requests per minute, all workers together (CHATQ_RPM)')
-  .option('--tpm <n>', 'tokens per minute, all workers together (CHATQ_TPM)')
   .action(async (flags) => process.exit(await workerCommand(flags)));
 
 program

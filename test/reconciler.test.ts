@@ -17,7 +17,7 @@ describe('lane reconciler', () => {
     await w.env.queue.obliterate({ force: true });
     expect(await w.env.queue.count()).toBe(0);
 
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600);
+    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queue);
     const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000);
     expect(report).toEqual({ lanes: 3, readded: 3, lostJobs: 0 });
     // A second pass finds the jobs in place (and waits for the lock).
@@ -40,7 +40,7 @@ describe('lane reconciler', () => {
     await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'token-1', false);
     await taker.close();
 
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600);
+    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queue);
     const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000);
     expect(report?.lostJobs).toBe(1);
 

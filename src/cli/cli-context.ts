@@ -21,6 +21,25 @@ export interface CliContext {
   close(): Promise<void>;
 }
 
+export interface LimitFlags {
+  concurrency?: string;
+  rpm?: string;
+  tpm?: string;
+  modelLimits?: string;
+  maxAttempts?: string;
+  timeoutMs?: string;
+}
+
+/** Flags win over their environment variables. */
+export const limitOverrides = (f: LimitFlags) => ({
+  CHATQ_CONCURRENCY: f.concurrency,
+  CHATQ_RPM: f.rpm,
+  CHATQ_TPM: f.tpm,
+  CHATQ_MODEL_LIMITS: f.modelLimits,
+  CHATQ_MAX_ATTEMPTS: f.maxAttempts,
+  CHATQ_TIMEOUT_MS: f.timeoutMs,
+});
+
 export function readConfig(overrides: Partial<Record<string, string | undefined>> = {}): Config {
   try {
     const env = { ...process.env };

@@ -3,7 +3,7 @@ import { formatUsd } from '../shared/pricing.js';
 import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { batchTable, failuresTable, isFinished, usageTable } from './batch-summary.js';
-import { EXIT, openContext, readConfig, UsageError, type CliContext } from './cli-context.js';
+import { EXIT, limitOverrides, openContext, readConfig, UsageError, type CliContext, type LimitFlags } from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { hasRedisServer, startLocalRedis, type LocalRedis } from './local-redis.js';
 import { ProgressBar } from './progress-bar.js';
@@ -13,10 +13,7 @@ import { redisAnswers } from '../shared/redis.js';
 import { DEFAULT_REDIS_URL } from '../shared/config.js';
 import type { Config } from '../shared/config.js';
 
-export interface RunFlags extends SubmitFlags {
-  concurrency?: string;
-  rpm?: string;
-  tpm?: string;
+export interface RunFlags extends SubmitFlags, LimitFlags {
   show?: string;
   latencyMs?: string;
 }
@@ -56,7 +53,7 @@ async function printSamples(ctx: CliContext, batchIds: string[], perBatch: numbe
 export async function runCommand(inputs: string[], flags: RunFlags): Promise<number> {
   const files = expandInputs(inputs);
   const ensured = await ensureRedis(
-    readConfig({ CHATQ_CONCURRENCY: flags.concurrency, CHATQ_RPM: flags.rpm, CHATQ_TPM: flags.tpm, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' }),
+    readConfig({ ...limitOverrides(flags), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' }),
   );
   let config = ensured.config;
   let simulator: Simulator | undefined;

@@ -3,7 +3,7 @@ import { redisAnswers } from '../shared/redis.js';
 import { startSimulator } from '../simulator/simulator-server.js';
 import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
 import { WorkerPool } from '../worker/worker-pool.js';
-import { EXIT, readConfig, UsageError } from './cli-context.js';
+import { EXIT, limitOverrides, readConfig, UsageError, type LimitFlags } from './cli-context.js';
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
 function untilSignal(): Promise<string> {
@@ -19,15 +19,9 @@ function untilSignal(): Promise<string> {
   });
 }
 
-export interface WorkerFlags {
-  concurrency?: string;
-  rpm?: string;
-  tpm?: string;
-}
-
 /** `chatq worker`: processes requests until SIGTERM/SIGINT, then lets in-flight calls finish. */
-export async function workerCommand(flags: WorkerFlags): Promise<number> {
-  const config = readConfig({ CHATQ_CONCURRENCY: flags.concurrency, CHATQ_RPM: flags.rpm, CHATQ_TPM: flags.tpm });
+export async function workerCommand(flags: LimitFlags): Promise<number> {
+  const config = readConfig(limitOverrides(flags));
   if (!config.baseUrl) throw new UsageError('no upstream: set CHATQ_API_KEY (302.AI) or CHATQ_BASE_URL (e.g. a "chatq simulator" at http://127.0.0.1:4010/v1).');
   if (!(await redisAnswers(config.redisUrl))) throw new UsageError(`cannot reach Redis at ${config.redisUrl}; start it or set REDIS_URL.`);
   const logger = createLogger(config.logLevel, 'chatq-worker');

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { randomUUID } from 'node:crypto';
+import { createBatchRecord, newBatchId } from '../shared/batch-imports.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { LuaScript } from '../shared/redis.js';
 import { addLaneHeads } from '../shared/request-queue.js';
@@ -28,6 +28,10 @@ export interface SubmitOptions extends ParseOptions {
   strict?: boolean;
   name?: string;
   metadata?: Record<string, string>;
+  /** Fill this existing batch record (created "validating" by the API) instead of creating one. */
+  batchId?: string;
+  /** Cancel the rest of the batch once it has cost this much (nano-USD). */
+  maxCostNano?: number;
   /** Called after each chunk is stored, with the running count of accepted requests. */
   onProgress?: (accepted: number) => void;
 }
@@ -47,8 +51,6 @@ export class StrictInputError extends Error {
     super(`${count} bad line(s); --strict rejects the whole file:\n${errors.slice(0, 20).map(formatLineError).join('\n')}`);
   }
 }
-
-export const newBatchId = () => `batch_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 
 /** Validates a whole input without storing anything: for --strict, which rejects the file on any bad line. */
 async function collectErrors(open: () => Readable, opts: ParseOptions): Promise<{ errors: LineError[]; count: number }> {
@@ -77,19 +79,16 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     if (count > 0) throw new StrictInputError(errors, count);
   }
   const { redis, keys } = ctx;
-  const batchId = newBatchId();
-  const now = Date.now();
-  await redis
-    .multi()
-    .hset(keys.batch(batchId), {
-      status: 'validating',
+  const batchId = opts.batchId ?? newBatchId();
+  if (!opts.batchId) {
+    await createBatchRecord(redis, keys, {
+      batchId,
       name: opts.name ?? opts.source,
       input: opts.source,
-      created_at: now,
-      metadata: JSON.stringify(opts.metadata ?? {}),
-    })
-    .zadd(keys.batches, now, batchId)
-    .exec();
+      metadata: opts.metadata ?? {},
+      ...(opts.maxCostNano !== undefined ? { maxCostNano: opts.maxCostNano } : {}),
+    });
+  }
 
   const errors: LineError[] = [];
   let rejectedLines = 0;

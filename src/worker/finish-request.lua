@@ -9,7 +9,7 @@
         9-12 usage index members (batch, userid, model, day),
         13 prompt, 14 completion, 15 total, 16 cached, 17 reasoning tokens, 18 cost in nano-USD ("" = unpriced),
         19 error code of a failure ("" on success), counted per batch as "error:<code>"
-  Returns {'ok'|'duplicate'|'missing', next lane head or ''}.
+  Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the batch has spent its max_cost_nano}.
 ]]
 local req, batch, lane = KEYS[1], KEYS[2], KEYS[3]
 local id, status, now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -82,4 +82,6 @@ if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= ton
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
   for _, key in ipairs({ batch, KEYS[13], KEYS[14], KEYS[15] }) do redis.call('EXPIRE', key, ttl) end
 end
-return { 'ok', head or '' }
+local budget = redis.call('HGET', batch, 'max_cost_nano')
+local spent = budget and tonumber(redis.call('HGET', KEYS[5], 'cost_nano') or '0') >= tonumber(budget)
+return { 'ok', head or '', spent and batchStatus == 'in_progress' and 1 or 0 }

@@ -4,7 +4,6 @@ import { costNano, findPrice, type PriceTable, type Usage } from '../shared/pric
 import { pauseQueue } from '../shared/queue-control.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Redis } from 'ioredis';
-import { addLaneHeads } from '../shared/request-queue.js';
 import type { AttemptEntry } from '../shared/request-record.js';
 import type { CapacityLimiter } from './capacity-limiter.js';
 import { classifyError, type ClassifiedError } from './classify-error.js';
@@ -81,7 +80,7 @@ export function createProcessor(deps: ProcessorDeps) {
   const { store, upstream, limiter, logger } = deps;
 
   async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], extraCalls: number, messages: Record<string, unknown>[]) {
-    const next = await store.finish(id, started, {
+    await store.finish(id, started, {
       status: 'failed',
       error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
       httpStatus: c.status,
@@ -91,7 +90,6 @@ export function createProcessor(deps: ProcessorDeps) {
       extraCalls,
       ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
     });
-    if (next) await addLaneHeads(deps.queue, [next]);
   }
 
   return async function processRequest(job: Job, token?: string): Promise<void> {
@@ -119,7 +117,7 @@ export function createProcessor(deps: ProcessorDeps) {
         const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
         const cost = costNano(price, usage);
         await limiter.settle(reservation, usage.total_tokens, true);
-        const next = await store.finish(id, started, {
+        await store.finish(id, started, {
           status: 'succeeded',
           response: reply.completion,
           httpStatus: reply.status,
@@ -131,8 +129,7 @@ export function createProcessor(deps: ProcessorDeps) {
           extraCalls,
           ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
         });
-        if (next) await addLaneHeads(deps.queue, [next]);
-        deps.onOutcome?.({ status: 'succeeded', code: 'ok', latencyMs, model: started.model, usage, ...(cost !== undefined ? { costNano: cost } : {}) });
+            deps.onOutcome?.({ status: 'succeeded', code: 'ok', latencyMs, model: started.model, usage, ...(cost !== undefined ? { costNano: cost } : {}) });
         return;
       } catch (err) {
         const latencyMs = Date.now() - t0;

@@ -25,7 +25,7 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
   for (const job of await queue.getFailed(0, 199)) {
     const identity = await store.identity(job.id!);
     if (identity) {
-      const next = await store.finish(job.id!, identity, {
+      await store.finish(job.id!, identity, {
         status: 'failed',
         error: { code: 'worker_lost', message: `the job was abandoned by its workers: ${job.failedReason ?? 'unknown reason'}` },
         usage: ZERO,
@@ -33,7 +33,6 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
         attempts: [],
         extraCalls: 0,
       });
-      if (next) await addLaneHeads(queue, [next]);
     }
     await job.remove();
     report.lostJobs += 1;

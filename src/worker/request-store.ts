@@ -1,4 +1,7 @@
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { cancelBatch } from '../shared/cancel-batch.js';
+import { addLaneHeads } from '../shared/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Usage } from '../shared/pricing.js';
 import { LuaScript } from '../shared/redis.js';
@@ -44,6 +47,7 @@ export class RequestStore {
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly ttlS: number,
+    private readonly queue: Queue,
   ) {}
 
   /** Claims the request for a call; undefined when it is already finished or gone (nothing to call). */
@@ -79,8 +83,19 @@ export class RequestStore {
     await requeueScript.run(this.redis, [this.keys.request(id)], ['', -1, '', 'queued']);
   }
 
-  /** Writes the final result once and returns the lane's next head ('' when the lane is empty). */
-  async finish(id: string, started: Pick<StartedRequest, 'userid' | 'model' | 'batch'>, result: FinishedRequest): Promise<string> {
+  /**
+   * Writes the final result once, then hands the lane to its next request (added to BullMQ); a batch that has
+   * spent its budget has the rest of its requests cancelled.
+   */
+  async finish(id: string, started: Pick<StartedRequest, 'userid' | 'model' | 'batch'>, result: FinishedRequest): Promise<void> {
+    const { nextHead, overBudget } = await this.writeResult(id, started, result);
+    if (nextHead) await addLaneHeads(this.queue, [nextHead]);
+    if (overBudget) {
+      await cancelBatch(this.redis, this.keys, this.queue, started.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: the batch reached its max_cost_usd' });
+    }
+  }
+
+  private async writeResult(id: string, started: Pick<StartedRequest, 'userid' | 'model' | 'batch'>, result: FinishedRequest): Promise<{ nextHead: string; overBudget: boolean }> {
     const k = this.keys;
     const now = Date.now();
     const day = utcDay(now);
@@ -122,7 +137,7 @@ export class RequestStore {
       id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.extraCalls, ...members,
       u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '',
     ];
-    const [, head] = (await finishScript.run(this.redis, keys, args)) as [string, string];
-    return head;
+    const [, nextHead, overBudget] = (await finishScript.run(this.redis, keys, args)) as [string, string, number];
+    return { nextHead, overBudget: overBudget === 1 };
   }
 }

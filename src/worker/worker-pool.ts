@@ -67,7 +67,7 @@ export class WorkerPool {
     const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const redis = connectRedis(config.redisUrl, 'chatq-worker');
     const queue = openRequestQueue(redis, config.prefix);
-    const store = new RequestStore(redis, keys, config.resultTtlS);
+    const store = new RequestStore(redis, keys, config.resultTtlS, queue);
     const limiter = new CapacityLimiter(redis, keys, config, owner);
     const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs });
     const processor = createProcessor({

@@ -66,7 +66,7 @@ export async function createTestEnv(redisUrl = REDIS_URL): Promise<TestEnv> {
   return env;
 }
 
-export const testLogger = () => createLogger('warn', 'chatq-test');
+export const testLogger = () => createLogger('error', 'chatq-test');
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
   const until = Date.now() + timeoutMs;

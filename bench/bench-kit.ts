@@ -1,0 +1,62 @@
+/** Shared by the benchmarks: figures, a worker fleet, and the baseline loop every benchmark compares against. */
+import OpenAI from 'openai';
+import pLimit from 'p-limit';
+import { spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : Number.NaN;
+};
+
+export const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+export function chatLines(users: number, perUser: number, extra: Record<string, unknown> = {}): string[] {
+  const lines: string[] = [];
+  for (let t = 0; t < perUser; t++) {
+    for (let u = 0; u < users; u++) {
+      lines.push(JSON.stringify({ user: `bench-${u}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${t}] hello from user ${u}, tell me something` }], ...extra }));
+    }
+  }
+  return lines;
+}
+
+export async function startFleet(env: TestEnv, count: number, vars: Record<string, string>): Promise<{ stop(): Promise<void> }> {
+  const workers: WorkerProcess[] = Array.from({ length: count }, () => spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars })));
+  return {
+    async stop() {
+      for (const w of workers) w.child.kill('SIGKILL');
+      await Promise.all(workers.map((w) => w.exited));
+    },
+  };
+}
+
+/** The plain script a user would otherwise write: a p-limit loop over the openai SDK, no queue, no store. */
+export async function plainLoop(baseURL: string, calls: number, concurrency: number, deadlineMs = Infinity): Promise<{ ok: number; status429: number; other: number; ms: number }> {
+  const client = new OpenAI({ baseURL, apiKey: 'bench', maxRetries: 0 });
+  const limit = pLimit(concurrency);
+  const result = { ok: 0, status429: 0, other: 0, ms: 0 };
+  const t0 = Date.now();
+  await Promise.all(
+    Array.from({ length: calls }, (_, i) =>
+      limit(async () => {
+        if (Date.now() - t0 > deadlineMs) return;
+        try {
+          await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq 0] hello from user ${i}, tell me something` }], userid: undefined } as never);
+          result.ok += 1;
+        } catch (err) {
+          if ((err as { status?: number }).status === 429) result.status429 += 1;
+          else result.other += 1;
+        }
+      }),
+    ),
+  );
+  result.ms = Date.now() - t0;
+  return result;
+}

@@ -1,0 +1,30 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from './keys.js';
+import { LuaScript } from './redis.js';
+import { addLaneHeads } from './request-queue.js';
+import type { BatchStatus } from './request-record.js';
+
+const cancelScript = new LuaScript(new URL('./cancel-batch.lua', import.meta.url));
+const PAGE = 1_000;
+
+export interface CancelReason {
+  code: 'cancelled' | 'budget_exceeded';
+  message: string;
+}
+
+/**
+ * Cancels every request of a batch that has not started; running ones finish. Safe to call again (and from
+ * several places at once): each request is cancelled once. Returns the batch status afterwards.
+ */
+export async function cancelBatch(redis: Redis, keys: RedisKeys, queue: Queue, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
+  const batchKeys = [keys.batch(batchId), keys.lanes, keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId)];
+  let status: string = 'missing';
+  for (let start = 0; ; start += PAGE) {
+    const [s, heads, read] = (await cancelScript.run(redis, batchKeys, [Date.now(), ttlS, keys.prefix, start, PAGE, JSON.stringify(reason)])) as [string, string[], number];
+    status = s;
+    await addLaneHeads(queue, heads);
+    if (read < PAGE || (s !== 'cancelling' && s !== 'cancelled')) break;
+  }
+  return status as BatchStatus | 'missing';
+}
