@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { enqueueCommand, resultsCommand, resumeCommand, statusCommand } from './cli/batch-commands.js';
+import { cancelCommand, enqueueCommand, reportCommand, resultsCommand, resumeCommand, statusCommand } from './cli/batch-commands.js';
 import { EXIT, UsageError } from './cli/cli-context.js';
 import { runCommand } from './cli/run-command.js';
-import { simulatorCommand, workerCommand } from './cli/serve-commands.js';
+import { serveCommand, simulatorCommand, workerCommand } from './cli/serve-commands.js';
 
 const program = new Command('chatq')
   .description('Run batches of memory-chat conversations (302.AI /v1/chat/completions + userid) through a Redis queue.')
@@ -16,7 +16,8 @@ const submitOptions = (cmd: Command) =>
     .option('--user <name>', 'user for lines with neither "userid" nor "user" (a stable UUID v4 is derived)')
     .option('--user-salt <salt>', 'derive userids with this salt: a fresh set of users (fresh memory) per salt')
     .option('--strict', 'reject the whole file if any line is bad')
-    .option('--name <name>', 'batch name (default: the file name)');
+    .option('--name <name>', 'batch name (default: the file name)')
+    .option('--max-cost-usd <usd>', 'budget: once a batch has cost this much, the rest of it is cancelled (budget_exceeded)');
 
 /** Limits and retry settings, as flags over their environment variables (shown at worker start). */
 const limitOptions = (cmd: Command) =>
@@ -56,6 +57,30 @@ program
   .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
   .description('OpenAI Batch output lines (or CSV), in input order')
   .action(async (batch: string, flags) => process.exit(await resultsCommand(batch, flags)));
+
+program
+  .command('cancel')
+  .argument('<batch>', 'batch id')
+  .description('cancel the requests of a batch not yet sent (those in flight finish)')
+  .action(async (batch: string) => process.exit(await cancelCommand(batch)));
+
+program
+  .command('report')
+  .addOption(new Option('--by <dimension>', 'group by').choices(['batch', 'user', 'model', 'day']).default('model'))
+  .option('--batch <id>', 'only this batch')
+  .option('--from <day>', 'first UTC day (YYYY-MM-DD)')
+  .option('--to <day>', 'last UTC day (YYYY-MM-DD)')
+  .addOption(new Option('--format <format>', 'output').choices(['table', 'csv', 'json']).default('table'))
+  .description('requests, tokens (prompt, cached, completion, reasoning) and cost, with unpriced requests counted')
+  .action(async (flags) => process.exit(await reportCommand(flags)));
+
+program
+  .command('serve')
+  .option('-p, --port <port>', 'port', '8080')
+  .option('--host <host>', 'interface', '127.0.0.1')
+  .option('--max-upload-mb <mb>', 'largest file upload', '512')
+  .description('HTTP API: OpenAI Batch-compatible /v1/files and /v1/batches, usage, /metrics, /admin/queues (needs CHATQ_API_TOKENS)')
+  .action(async (flags) => process.exit(await serveCommand(flags)));
 
 program
   .command('resume')

@@ -1,9 +1,13 @@
 import { createWriteStream } from 'node:fs';
 import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batch-output.js';
+import { cancelBatch } from '../shared/cancel-batch.js';
+import { USAGE_DIMENSIONS, type UsageDimension } from '../shared/keys.js';
 import { formatUsd } from '../shared/pricing.js';
+import { usageCsv, usageJson, usageReport, UsageQueryError } from '../shared/usage-report.js';
 import { pauseReason, resumeQueue } from '../shared/queue-control.js';
 import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';
+import { sumUsage } from './read-helpers.js';
 import { EXIT, readConfig, UsageError, withContext } from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
@@ -84,6 +88,36 @@ export async function resumeCommand(): Promise<number> {
     const reason = await pauseReason(ctx.redis, ctx.keys);
     await resumeQueue(ctx.queue, ctx.redis, ctx.keys);
     out(reason ? `resumed (was paused: ${reason.code}: ${reason.message})` : 'resumed (the queue was not paused)');
+    return EXIT.ok;
+  });
+}
+
+/** `chatq cancel BATCH`: requests not yet sent are cancelled; those in flight finish. */
+export async function cancelCommand(id: string): Promise<number> {
+  return withContext(readConfig(), async (ctx) => {
+    const status = await cancelBatch(ctx.redis, ctx.keys, ctx.queue, id, ctx.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    if (status === 'missing') throw new UsageError(`no batch "${id}"`);
+    const batch = (await getBatch(ctx.redis, ctx.keys, id))!;
+    out(`${id}: ${status} (${batch.cancelled} cancelled, ${batch.succeeded} succeeded, ${batch.failed} failed)`);
+    return EXIT.ok;
+  });
+}
+
+/** `chatq report`: requests, tokens and cost by batch, user, model or day, as a table, CSV or JSON. */
+export async function reportCommand(flags: { by?: string; batch?: string; from?: string; to?: string; format?: string }): Promise<number> {
+  const by = (flags.by ?? 'model') as UsageDimension;
+  if (!USAGE_DIMENSIONS.includes(by)) throw new UsageError(`--by: expected one of ${USAGE_DIMENSIONS.join(', ')}, got "${flags.by}"`);
+  return withContext(readConfig(), async (ctx) => {
+    let rows;
+    try {
+      rows = await usageReport(ctx.redis, ctx.keys, { by, ...(flags.batch ? { batch: flags.batch } : {}), ...(flags.from ? { from: flags.from } : {}), ...(flags.to ? { to: flags.to } : {}) });
+    } catch (err) {
+      if (err instanceof UsageQueryError) throw new UsageError(err.message);
+      throw err;
+    }
+    if (flags.format === 'csv') process.stdout.write(usageCsv(rows, by));
+    else if (flags.format === 'json') out(JSON.stringify(usageJson(rows, by)));
+    else out(rows.length ? usageTable([...rows.map((u) => ({ label: u.key, usage: u })), ...(rows.length > 1 ? [{ label: 'total', usage: sumUsage(rows) }] : [])]) : 'no usage recorded yet');
     return EXIT.ok;
   });
 }

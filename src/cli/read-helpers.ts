@@ -8,6 +8,14 @@ export interface BatchWithUsage {
   usage: UsageRow;
 }
 
+export function sumUsage(rows: UsageRow[]): UsageRow {
+  const sum = toUsageRow('total', {});
+  for (const r of rows) {
+    for (const k of Object.keys(sum) as (keyof UsageRow)[]) if (k !== 'key') (sum[k] as number) += r[k] as number;
+  }
+  return sum;
+}
+
 /** The CLI's reads of batches and their usage, for progress and summaries. */
 export const readStore = {
   async batchesWithUsage(ctx: CliContext, ids: string[]): Promise<BatchWithUsage[]> {
@@ -22,16 +30,8 @@ export const readStore = {
 
   requests: (ctx: CliContext, batchId: string) => readBatchRequests(ctx.redis, ctx.keys, batchId),
 
-  sumUsage(rows: UsageRow[]): UsageRow {
-    const sum = toUsageRow('total', {});
-    for (const r of rows) {
-      for (const k of Object.keys(sum) as (keyof UsageRow)[]) if (k !== 'key') (sum[k] as number) += r[k] as number;
-    }
-    return sum;
-  },
-
   figures(state: BatchWithUsage[]): ProgressFigures {
-    const usage = readStore.sumUsage(state.map((s) => s.usage));
+    const usage = sumUsage(state.map((s) => s.usage));
     return {
       done: state.reduce((a, s) => a + batchDone(s.batch), 0),
       total: state.reduce((a, s) => a + (s.batch.total || s.batch.enqueued), 0),

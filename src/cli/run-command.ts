@@ -1,4 +1,4 @@
-import { readStore } from './read-helpers.js';
+import { readStore, sumUsage } from './read-helpers.js';
 import { formatUsd } from '../shared/pricing.js';
 import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
@@ -87,7 +87,7 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
     state = await readStore.batchesWithUsage(ctx, ids);
 
     say(`\n${batchTable(state)}\n`);
-    const total = readStore.sumUsage(state.map((s) => s.usage));
+    const total = sumUsage(state.map((s) => s.usage));
     say(usageTable([...state.map((s) => ({ label: s.batch.id, usage: s.usage })), ...(state.length > 1 ? [{ label: 'total', usage: total }] : [])]));
     const failures = failuresTable(state.map((s) => s.batch));
     if (failures) say(`\n${failures}`);

@@ -3,6 +3,7 @@ import { redisAnswers } from '../shared/redis.js';
 import { startSimulator } from '../simulator/simulator-server.js';
 import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
 import { WorkerPool } from '../worker/worker-pool.js';
+import { startApiService } from './api-service.js';
 import { EXIT, limitOverrides, readConfig, UsageError, type LimitFlags } from './cli-context.js';
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
@@ -71,5 +72,19 @@ export async function simulatorCommand(flags: SimulatorFlags): Promise<number> {
   process.stdout.write(`simulator listening at ${sim.url} (stats: GET http://${flags.host ?? '127.0.0.1'}:${sim.port}/_sim/stats)\n`);
   await untilSignal();
   await sim.close();
+  return EXIT.ok;
+}
+
+/** `chatq serve`: the HTTP API (OpenAI Batch-compatible) and the batch importer, until SIGTERM/SIGINT. */
+export async function serveCommand(flags: { port?: string; host?: string; maxUploadMb?: string }): Promise<number> {
+  const config = readConfig();
+  if (config.apiTokens.length === 0) throw new UsageError('set CHATQ_API_TOKENS (comma-separated bearer tokens): the API refuses to run without auth.');
+  if (!(await redisAnswers(config.redisUrl))) throw new UsageError(`cannot reach Redis at ${config.redisUrl}; start it or set REDIS_URL.`);
+  const logger = createLogger(config.logLevel, 'chatq-api');
+  const api = await startApiService(config, logger, Number(flags.port ?? 8080), flags.host ?? '127.0.0.1', Number(flags.maxUploadMb ?? 512) * 1024 * 1024);
+  logger.info({ url: api.url }, 'API listening');
+  process.stderr.write(`chatq API at ${api.url} (OpenAI Batch API under /v1, metrics at /metrics, queues at /admin/queues)\n`);
+  await untilSignal();
+  await api.close();
   return EXIT.ok;
 }

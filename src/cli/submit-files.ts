@@ -9,12 +9,15 @@ export interface SubmitFlags {
   strict?: boolean;
   name?: string;
   userSalt?: string;
+  maxCostUsd?: string;
 }
 
 const SHOWN_ERRORS = 20;
 
 /** Submits each file as one batch and reports its bad lines on stderr (file:line: field: reason). */
 export async function submitFiles(ctx: CliContext, files: string[], flags: SubmitFlags): Promise<SubmitResult[]> {
+  const budget = flags.maxCostUsd === undefined ? undefined : Number(flags.maxCostUsd);
+  if (budget !== undefined && !(budget > 0)) throw new UsageError(`--max-cost-usd: expected a positive number of USD, got "${flags.maxCostUsd}"`);
   const results: SubmitResult[] = [];
   for (const file of files) {
     const source = file === '-' ? 'stdin' : file;
@@ -31,6 +34,7 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
           ...(flags.model ?? ctx.config.defaultModel ? { defaultModel: flags.model ?? ctx.config.defaultModel } : {}),
           ...(flags.user ? { defaultUser: flags.user } : {}),
           ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
+          ...(budget !== undefined ? { maxCostNano: Math.round(budget * 1e9) } : {}),
         },
       );
     } catch (err) {

@@ -23,6 +23,7 @@ export function redisKeys(prefix: string) {
     reconcilerLock: `${prefix}:reconciler-lock`,
     workers: `${prefix}:workers`,
     pauseReason: `${prefix}:paused`,
+    metrics: `${prefix}:metrics`,
     rateLimitPause: `${prefix}:limit:pause-until`,
     credentialsProven: `${prefix}:credentials-proven`,
     credentialsProbe: `${prefix}:credentials-probe`,

@@ -124,6 +124,9 @@ export interface BatchRecord {
   metadata: Record<string, string>;
   /** Final failures by error code. */
   errors: Record<string, number>;
+  inputFileId: string | null;
+  maxCostNano: number | null;
+  cancellingAt: number | null;
 }
 
 export function toBatchRecord(id: string, h: Record<string, string>): BatchRecord | null {
@@ -145,6 +148,9 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     skipped: num(h.skipped),
     rejectedLines: num(h.rejected_lines),
     metadata: maybeJson<Record<string, string>>(h.metadata) ?? {},
+    inputFileId: h.input_file_id ?? null,
+    maxCostNano: maybeNum(h.max_cost_nano),
+    cancellingAt: maybeNum(h.cancelling_at),
     errors: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('error:')).map(([k, v]) => [k.slice(6), Number(v)])),
   };
 }

@@ -3,12 +3,13 @@
   request counts exactly once in the batch counters and usage aggregates, whatever was delivered twice.
   Then pops it from its lane and returns the lane's next head, which the caller adds to BullMQ.
   KEYS: 1 request, 2 batch, 3 lane, 4 lane set, 5-8 usage by batch/user/model/day, 9-12 their indexes,
-        13 batch request list, 14 batch custom_id hash, 15 batch error list
+        13 batch request list, 14 batch custom_id hash, 15 batch error list, 16 cluster-wide metrics hash
   ARGV: 1 id, 2 status (succeeded|failed), 3 now, 4 ttl (s), 5 key prefix, 6 fields (JSON object),
         7 attempt entries (JSON array text without brackets, or ""), 8 upstream calls beyond the first,
         9-12 usage index members (batch, userid, model, day),
         13 prompt, 14 completion, 15 total, 16 cached, 17 reasoning tokens, 18 cost in nano-USD ("" = unpriced),
-        19 error code of a failure ("" on success), counted per batch as "error:<code>"
+        19 error code of a failure ("" on success), counted per batch as "error:<code>",
+        20 latency bucket of the call ("" when no call answered), for the cluster-wide latency histogram
   Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the batch has spent its max_cost_nano}.
 ]]
 local req, batch, lane = KEYS[1], KEYS[2], KEYS[3]
@@ -19,7 +20,8 @@ if current == 'succeeded' or current == 'failed' or current == 'cancelled' or cu
   return { 'duplicate', redis.call('LINDEX', lane, 0) or '' }
 end
 
-for field, value in pairs(cjson.decode(ARGV[6])) do redis.call('HSET', req, field, value) end
+local fields = cjson.decode(ARGV[6])
+for field, value in pairs(fields) do redis.call('HSET', req, field, value) end
 redis.call('HSET', req, 'status', status, 'finished_at', now)
 if ARGV[7] ~= '' then
   local log = redis.call('HGET', req, 'attempt_log')
@@ -31,6 +33,12 @@ redis.call('EXPIRE', req, ttl)
 redis.call('HINCRBY', batch, status, 1)
 if ARGV[19] ~= '' then redis.call('HINCRBY', batch, 'error:' .. ARGV[19], 1) end
 local done = redis.call('HINCRBY', batch, 'done', 1)
+
+redis.call('HINCRBY', KEYS[16], 'requests:' .. status, 1)
+if ARGV[20] ~= '' then
+  redis.call('HINCRBY', KEYS[16], 'latency_bucket:' .. ARGV[20], 1)
+  redis.call('HINCRBY', KEYS[16], 'latency_sum_ms', fields.latency_ms or 0)
+end
 
 local tokens = { 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens', 'reasoning_tokens' }
 for d = 0, 3 do

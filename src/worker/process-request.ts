@@ -141,7 +141,7 @@ export function createProcessor(deps: ProcessorDeps) {
           // The upstream's own limit: everyone waits, and this call does not count as an attempt.
           const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;
           logger.warn({ request: id, waitMs }, 'upstream answered 429: pausing all workers');
-          await limiter.pauseFor(waitMs);
+          await Promise.all([limiter.pauseFor(waitMs), deps.redis.hincrby(deps.keys.metrics, 'upstream_429', 1)]);
           extraCalls += 1;
           report('rate_limited');
           continue;

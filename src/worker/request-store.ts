@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { cancelBatch } from '../shared/cancel-batch.js';
+import { latencyBucket } from '../shared/latency-buckets.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Usage } from '../shared/pricing.js';
@@ -132,10 +133,11 @@ export class RequestStore {
       k.batchRequests(started.batch),
       k.batchCustomIds(started.batch),
       k.batchErrors(started.batch),
+      k.metrics,
     ];
     const args = [
       id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.extraCalls, ...members,
-      u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '',
+      u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '', result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
     ];
     const [, nextHead, overBudget] = (await finishScript.run(this.redis, keys, args)) as [string, string, number];
     return { nextHead, overBudget: overBudget === 1 };

@@ -1,0 +1,26 @@
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '../shared/logger.js';
+import type { ApiDeps } from './api-deps.js';
+import { installErrorHandlers } from './api-errors.js';
+import { installAuth } from './auth.js';
+import { batchesRoutes } from './batches-routes.js';
+import { filesRoutes } from './files-routes.js';
+import { opsRoutes } from './ops-routes.js';
+import { recordsRoutes } from './records-routes.js';
+
+/** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
+const JSON_BODY_LIMIT = 1024 * 1024;
+
+/** The HTTP API: OpenAI Batch-compatible files and batches, chatq's records and usage, health, metrics, board. */
+export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT });
+  installErrorHandlers(app);
+  installAuth(app, deps.config.apiTokens);
+  await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
+  await app.register((scope) => filesRoutes(scope, deps));
+  await app.register((scope) => batchesRoutes(scope, deps));
+  await app.register((scope) => recordsRoutes(scope, deps));
+  await app.register((scope) => opsRoutes(scope, deps));
+  return app;
+}

@@ -1,0 +1,78 @@
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../shared/keys.js';
+import { getBatch, getUsage, type UsageRow } from '../shared/read-store.js';
+import type { BatchRecord } from '../shared/request-record.js';
+
+const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
+const COMPLETION_WINDOW_MS = 24 * 3600 * 1000;
+
+export const outputFileId = (batchId: string) => `file-out-${batchId}`;
+export const errorFileId = (batchId: string) => `file-err-${batchId}`;
+
+/** The batch behind a generated output file id ("file-out-<batch>": succeeded requests; "file-err-<batch>": the rest). */
+export function parseGeneratedFileId(id: string): { batchId: string; errors: boolean } | null {
+  const m = /^file-(out|err)-(batch_[0-9a-f]{24})$/.exec(id);
+  return m ? { batchId: m[2]!, errors: m[1] === 'err' } : null;
+}
+
+interface LineErrorRecord {
+  line: number;
+  field?: string;
+  message: string;
+}
+
+/** A batch as the OpenAI Batch API shows it, plus chatq's cost and counters. */
+export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineErrorRecord[]) {
+  const finished = b.status === 'completed' || b.status === 'cancelled';
+  const notSucceeded = b.failed + b.skipped + b.cancelled;
+  return {
+    id: b.id,
+    object: 'batch' as const,
+    endpoint: '/v1/chat/completions',
+    errors: lineErrors.length
+      ? { object: 'list', data: lineErrors.map((e) => ({ code: 'invalid_line', message: e.message, param: e.field ?? null, line: e.line })) }
+      : null,
+    input_file_id: b.inputFileId ?? b.input,
+    completion_window: '24h',
+    status: b.status,
+    output_file_id: finished && b.succeeded > 0 ? outputFileId(b.id) : null,
+    error_file_id: finished && notSucceeded > 0 ? errorFileId(b.id) : null,
+    created_at: seconds(b.createdAt),
+    in_progress_at: seconds(b.inProgressAt),
+    expires_at: seconds(b.createdAt + COMPLETION_WINDOW_MS),
+    finalizing_at: seconds(b.completedAt),
+    completed_at: seconds(b.completedAt),
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: seconds(b.cancellingAt),
+    cancelled_at: seconds(b.cancelledAt),
+    request_counts: { total: b.total || b.enqueued, completed: b.succeeded, failed: notSucceeded },
+    metadata: b.metadata,
+    usage: {
+      input_tokens: usage.prompt_tokens,
+      input_tokens_details: { cached_tokens: usage.cached_tokens },
+      output_tokens: usage.completion_tokens,
+      output_tokens_details: { reasoning_tokens: usage.reasoning_tokens },
+      total_tokens: usage.total_tokens,
+    },
+    chatq: {
+      name: b.name,
+      cost_usd: usage.cost_nano / 1e9,
+      unpriced_requests: usage.unpriced,
+      max_cost_usd: b.maxCostNano === null ? null : b.maxCostNano / 1e9,
+      succeeded: b.succeeded,
+      failed: b.failed,
+      skipped: b.skipped,
+      cancelled: b.cancelled,
+      rejected_lines: b.rejectedLines,
+      failures_by_code: b.errors,
+    },
+  };
+}
+
+export async function loadBatchObject(redis: Redis, keys: RedisKeys, id: string) {
+  const batch = await getBatch(redis, keys, id);
+  if (!batch) return null;
+  const [usage, errors] = await Promise.all([getUsage(redis, keys, 'batch', id), redis.lrange(keys.batchErrors(id), 0, 99)]);
+  return toBatchObject(batch, usage, errors.map((e) => JSON.parse(e) as LineErrorRecord));
+}

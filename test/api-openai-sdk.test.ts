@@ -1,0 +1,88 @@
+import { describe, expect, it, beforeEach, afterEach } from 'vitest';
+import OpenAI, { toFile } from 'openai';
+import { startApiService, type ApiService } from '../src/cli/api-service.js';
+import { testLogger, waitFor } from './helpers/test-env.js';
+import { useWorld } from './helpers/in-process-worker.js';
+
+const TOKEN = 'chatq-test-token-123';
+
+function batchFile(prefix: string, users: number, turns: number): string {
+  const lines: string[] = [];
+  for (let t = 0; t < turns; t++) {
+    for (let u = 0; u < users; u++) {
+      lines.push(JSON.stringify({ custom_id: `${prefix}-u${u}-t${t}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', user: `${prefix}-user-${u}`, messages: [{ role: 'user', content: `[seq ${t}] My name is U${u}.` }] } }));
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+describe('HTTP API driven by the official openai SDK', () => {
+  const w = useWorld({ latencyMs: 5, jitterMs: 5 });
+  let api: ApiService;
+  let client: OpenAI;
+
+  beforeEach(async () => {
+    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: TOKEN }), testLogger(), 0);
+    client = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
+  });
+  afterEach(async () => {
+    await api.close();
+  });
+
+  it('uploads, creates, polls, downloads, lists and cancels batches', async () => {
+    await w.startWorker({ CHATQ_CONCURRENCY: '20' });
+    const file = await client.files.create({ file: await toFile(Buffer.from(batchFile('a', 5, 4)), 'input.jsonl'), purpose: 'batch' });
+    expect(file).toMatchObject({ object: 'file', purpose: 'batch', filename: 'input.jsonl' });
+    expect(await (await client.files.content(file.id)).text()).toBe(batchFile('a', 5, 4));
+
+    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { team: 'evals' } });
+    expect(created).toMatchObject({ object: 'batch', status: 'validating', input_file_id: file.id, metadata: { team: 'evals' } });
+
+    const done = await waitFor('batch completed', async () => {
+      const b = await client.batches.retrieve(created.id);
+      return b.status === 'completed' ? b : undefined;
+    });
+    expect(done.request_counts).toEqual({ total: 20, completed: 20, failed: 0 });
+    expect(done.usage!.input_tokens).toBeGreaterThan(0);
+    expect(done.usage!.total_tokens).toBe(done.usage!.input_tokens + done.usage!.output_tokens);
+    expect(done.error_file_id).toBeNull();
+
+    const output = (await (await client.files.content(done.output_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    const ids = output.map((l) => l.custom_id);
+    expect(new Set(ids).size).toBe(20);
+    expect(ids.sort()).toEqual(batchFile('a', 5, 4).trim().split('\n').map((l) => JSON.parse(l).custom_id).sort());
+    for (const line of output) {
+      expect(line.response.status_code).toBe(200);
+      expect(line.response.body.choices[0].message.content).toMatch(/\(reply \d+\)$/);
+    }
+
+    // A second batch, one user with many turns, cancelled while it runs.
+    const slow = await client.files.create({ file: await toFile(Buffer.from(batchFile('b', 1, 60)), 'slow.jsonl'), purpose: 'batch' });
+    const running = await client.batches.create({ input_file_id: slow.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    await waitFor('second batch started', async () => (await client.batches.retrieve(running.id)).request_counts!.completed > 0);
+    const cancelling = await client.batches.cancel(running.id);
+    expect(['cancelling', 'cancelled']).toContain(cancelling.status);
+    const cancelled = await waitFor('batch cancelled', async () => {
+      const b = await client.batches.retrieve(running.id);
+      return b.status === 'cancelled' ? b : undefined;
+    });
+    expect(cancelled.request_counts!.completed).toBeGreaterThan(0);
+    expect(cancelled.request_counts!.completed).toBeLessThan(60);
+    expect(cancelled.request_counts!.completed + cancelled.request_counts!.failed).toBe(60);
+    const errors = (await (await client.files.content(cancelled.error_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    expect(errors.every((l) => l.error.code === 'cancelled')).toBe(true);
+
+    // Pages of one, newest first, following `after` cursors.
+    const seen: string[] = [];
+    let page = await client.batches.list({ limit: 1 });
+    seen.push(...page.data.map((b) => b.id));
+    while (page.hasNextPage()) {
+      page = await page.getNextPage();
+      seen.push(...page.data.map((b) => b.id));
+    }
+    expect(seen).toEqual([running.id, created.id]);
+    const all: string[] = [];
+    for await (const b of client.batches.list({ limit: 1 })) all.push(b.id);
+    expect(all).toEqual(seen);
+  });
+});
