@@ -5,7 +5,7 @@ import { countTokens, decode, encode } from 'gpt-tokenizer';
 import { isUuidV4 } from '../shared/userid.js';
 import { learn, newMemory, replyTo, type UserMemory } from './memory-replies.js';
 import { simulatorOptionsSchema, type SimulatorOptions, type SimulatorOptionsInput } from './simulator-options.js';
-import { emptyStats, recordArrival, type SimulatorStats } from './simulator-stats.js';
+import { addTokens, emptyStats, recordArrival, type SimulatorStats } from './simulator-stats.js';
 import { SlidingWindow } from './sliding-window.js';
 
 export interface Simulator {
@@ -209,11 +209,7 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
       memories.set(userid, memory);
     }
     stats.answered += 1;
-    stats.tokens.prompt += prompt;
-    stats.tokens.completion += completion;
-    stats.tokens.total += prompt + completion;
-    stats.tokens.cached += cached;
-    stats.tokens.reasoning += reasoningTokens;
+    addTokens(stats, model, { prompt, completion, cached, reasoning: reasoningTokens });
     answer(res, 200, {
       id: `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`,
       object: 'chat.completion',

@@ -21,10 +21,32 @@ export interface SimulatorStats {
   overlaps: number;
   /** Calls whose "[seq N]" marker was lower than an earlier call's of the same user. */
   outOfOrder: number;
-  tokens: { prompt: number; completion: number; total: number; cached: number; reasoning: number };
+  tokens: TokenCounts;
+  /** The same, per model. */
+  tokensByModel: Record<string, TokenCounts>;
   peakRequestsInWindow: number;
   peakTokensInWindow: number;
   users: Record<string, UserCalls>;
+}
+
+export interface TokenCounts {
+  prompt: number;
+  completion: number;
+  total: number;
+  cached: number;
+  reasoning: number;
+}
+
+const zeroTokens = (): TokenCounts => ({ prompt: 0, completion: 0, total: 0, cached: 0, reasoning: 0 });
+
+export function addTokens(stats: SimulatorStats, model: string, t: Omit<TokenCounts, 'total'>): void {
+  for (const into of [stats.tokens, (stats.tokensByModel[model] ??= zeroTokens())]) {
+    into.prompt += t.prompt;
+    into.completion += t.completion;
+    into.total += t.prompt + t.completion;
+    into.cached += t.cached;
+    into.reasoning += t.reasoning;
+  }
 }
 
 export function emptyStats(): SimulatorStats {
@@ -37,7 +59,8 @@ export function emptyStats(): SimulatorStats {
     nonV4Calls: 0,
     overlaps: 0,
     outOfOrder: 0,
-    tokens: { prompt: 0, completion: 0, total: 0, cached: 0, reasoning: 0 },
+    tokens: zeroTokens(),
+    tokensByModel: {},
     peakRequestsInWindow: 0,
     peakTokensInWindow: 0,
     users: {},

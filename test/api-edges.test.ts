@@ -1,0 +1,81 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startApiService, type ApiService } from '../src/cli/api-service.js';
+import { testLogger, waitForBatch } from './helpers/test-env.js';
+import { useWorld } from './helpers/in-process-worker.js';
+
+const TOKEN = 'edge-token-abc';
+
+describe('HTTP API edges', () => {
+  const w = useWorld();
+  let api: ApiService;
+  const call = (path: string, init: RequestInit & { token?: string | null } = {}) => {
+    const headers = new Headers(init.headers);
+    if (init.token !== null) headers.set('authorization', `Bearer ${init.token ?? TOKEN}`);
+    return fetch(`${api.url}${path}`, { ...init, headers });
+  };
+
+  beforeEach(async () => {
+    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: `other-token,${TOKEN}` }), testLogger(), 0, '127.0.0.1', 64 * 1024);
+  });
+  afterEach(async () => {
+    await api.close();
+  });
+
+  it('answers 401 / 413 / 404 / 400 in the OpenAI error shape, never 500', async () => {
+    const noToken = await call('/v1/batches', { token: null });
+    expect(noToken.status).toBe(401);
+    expect((await noToken.json()).error).toMatchObject({ type: 'authentication_error', code: 'invalid_api_key', message: expect.stringContaining('Missing bearer token') });
+    const wrong = await call('/v1/batches', { token: 'edge-token-abd' });
+    expect(wrong.status).toBe(401);
+    expect(JSON.stringify(await wrong.json())).not.toContain('edge-token');
+    expect((await call('/healthz', { token: null })).status).toBe(200);
+    expect((await call('/metrics', { token: null })).status).toBe(401);
+
+    const big = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input_file_id: 'x'.repeat(2 * 1024 * 1024) }) });
+    expect(big.status).toBe(413);
+    expect((await big.json()).error.code).toBe('body_too_large');
+    const form = new FormData();
+    form.set('purpose', 'batch');
+    form.set('file', new Blob(['{"a":1}\n'.repeat(20_000)]), 'big.jsonl');
+    const bigUpload = await call('/v1/files', { method: 'POST', body: form });
+    expect(bigUpload.status).toBe(413);
+
+    for (const path of ['/v1/batches/batch_000000000000000000000000', '/v1/files/file-nope', '/v1/files/file-nope/content', '/v1/requests/nope', '/v1/nothing-here']) {
+      const r = await call(path);
+      expect(r.status, path).toBe(404);
+      expect((await r.json()).error.message).toBeTruthy();
+    }
+
+    const malformed = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input_file_id": ' });
+    expect(malformed.status).toBe(400);
+    expect((await malformed.json()).error.type).toBe('invalid_request_error');
+    const missing = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ endpoint: '/v1/chat/completions' }) });
+    expect(missing.status).toBe(400);
+    expect((await missing.json()).error.param).toBe('input_file_id');
+    const badEndpoint = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input_file_id: 'f', endpoint: '/v1/embeddings' }) });
+    expect(badEndpoint.status).toBe(400);
+    const badJsonl = new FormData();
+    badJsonl.set('purpose', 'batch');
+    badJsonl.set('file', new Blob(['{"ok":1}\n{broken\n[1,2]\n']), 'bad.jsonl');
+    const rejected = await call('/v1/files', { method: 'POST', body: badJsonl });
+    expect(rejected.status).toBe(400);
+    expect((await rejected.json()).error.message).toMatch(/line 2: .*line 3: not a JSON object/);
+    const badUser = await call('/v1/users/not-a-uuid/requests');
+    expect(badUser.status).toBe(400);
+    const badUsage = await call('/v1/usage?group_by=planet');
+    expect(badUsage.status).toBe(400);
+  });
+
+  it('serves /metrics for the whole cluster and /healthz with the workers seen', async () => {
+    await w.startWorker();
+    const submitted = await w.env.submit([JSON.stringify({ user: 'm', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })]);
+    await waitForBatch(w.env, submitted.batchId);
+    const metrics = await (await call('/metrics')).text();
+    expect(metrics).toContain('chatq_requests_total{outcome="succeeded"} 1');
+    expect(metrics).toMatch(/chatq_request_latency_seconds_count 1/);
+    expect(metrics).toMatch(/chatq_tokens_total\{model="gpt-4o-mini",kind="prompt"\} \d+/);
+    expect(metrics).toContain('chatq_queue_paused 0');
+    const health = await (await call('/healthz', { token: null })).json();
+    expect(health).toEqual({ status: 'ok', redis: true, workers: 1 });
+  });
+});
