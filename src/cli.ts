@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { cancelCommand, enqueueCommand, reportCommand, resultsCommand, resumeCommand, statusCommand } from './cli/batch-commands.js';
 import { EXIT, UsageError } from './cli/cli-context.js';
+import { compareCommand, evalCommand, scheduleAddCommand, scheduleListCommand, scheduleRemoveCommand } from './cli/eval-commands.js';
 import { runCommand } from './cli/run-command.js';
 import { serveCommand, simulatorCommand, workerCommand } from './cli/serve-commands.js';
 
@@ -73,6 +74,41 @@ program
   .addOption(new Option('--format <format>', 'output').choices(['table', 'csv', 'json']).default('table'))
   .description('requests, tokens (prompt, cached, completion, reasoning) and cost, with unpriced requests counted')
   .action(async (flags) => process.exit(await reportCommand(flags)));
+
+const schedule = program.command('schedule').description('scheduled runs of a suite (on BullMQ job schedulers; `chatq worker` processes run them)');
+schedule
+  .command('add')
+  .argument('<name>', 'schedule name')
+  .argument('<file>', 'suite (any chatq input file; lines may carry "expect")')
+  .option('--cron <pattern>', 'cron pattern, e.g. "0 3 * * *"')
+  .option('--every <ms>', 'or a fixed interval in milliseconds')
+  .option('--tz <zone>', 'time zone of the cron pattern', 'UTC')
+  .option('--model <model...>', 'run the suite against each of these models (one batch per model)')
+  .option('--reuse-users', 'keep the same users (and their memory) across runs; default: fresh users each run')
+  .option('--max-cost-usd <usd>', 'budget of each run')
+  .action(async (name: string, file: string, flags) => process.exit(await scheduleAddCommand(name, file, flags)));
+schedule.command('list').description('schedules and their next run').action(async () => process.exit(await scheduleListCommand()));
+schedule
+  .command('remove')
+  .argument('<name>', 'schedule name')
+  .description('stop a schedule')
+  .action(async (name: string) => process.exit(await scheduleRemoveCommand(name)));
+
+program
+  .command('eval')
+  .argument('<batch>', 'batch id')
+  .option('--min-pass <fraction>', 'exit 1 when the pass rate is below this (0-1)')
+  .option('--json', 'print JSON')
+  .description('pass rate of the graded requests, and each failed expectation with its reply')
+  .action(async (batch: string, flags) => process.exit(await evalCommand(batch, flags)));
+
+program
+  .command('compare')
+  .argument('<batchA>', 'the baseline run')
+  .argument('<batchB>', 'the new run')
+  .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
+  .description('what went from pass to fail (and back) per custom_id; change in tokens, cost, p50/p95 latency; exit 1 on regressions')
+  .action(async (a: string, b: string, flags) => process.exit(await compareCommand(a, b, flags)));
 
 program
   .command('serve')

@@ -8,6 +8,7 @@ import { batchesRoutes } from './batches-routes.js';
 import { filesRoutes } from './files-routes.js';
 import { opsRoutes } from './ops-routes.js';
 import { recordsRoutes } from './records-routes.js';
+import { schedulesRoutes } from './schedules-routes.js';
 
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;
@@ -21,6 +22,7 @@ export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<Fas
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));
   await app.register((scope) => recordsRoutes(scope, deps));
+  await app.register((scope) => schedulesRoutes(scope, deps));
   await app.register((scope) => opsRoutes(scope, deps));
   return app;
 }

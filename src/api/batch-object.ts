@@ -66,6 +66,7 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
       cancelled: b.cancelled,
       rejected_lines: b.rejectedLines,
       failures_by_code: b.errors,
+      evals: b.evalPass + b.evalFail ? { passed: b.evalPass, failed: b.evalFail } : null,
     },
   };
 }

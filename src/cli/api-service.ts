@@ -1,12 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { buildApiServer } from '../api/api-server.js';
-import { startImportWorker } from '../producer/import-worker.js';
 import { openImportQueue } from '../shared/batch-imports.js';
 import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { connectRedis } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
+import { openScheduleQueue } from '../shared/schedules.js';
+import { startProducerServices } from './producer-services.js';
 
 export interface ApiService {
   url: string;
@@ -16,22 +17,24 @@ export interface ApiService {
 /** Default upload limit: 512 MiB. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 
-/** The HTTP API plus the import worker that turns uploaded files into batches (what `chatq serve` runs). */
+/** The HTTP API plus the producer services (imports of uploaded batches, scheduled runs): what `chatq serve` runs. */
 export async function startApiService(config: Config, logger: Logger, port: number, host = '127.0.0.1', maxUploadBytes = DEFAULT_MAX_UPLOAD_BYTES): Promise<ApiService> {
   const redis = connectRedis(config.redisUrl, 'chatq-api');
   const keys = redisKeys(config.prefix);
   const queue = openRequestQueue(redis, config.prefix);
   const imports = openImportQueue(redis, config.prefix);
-  const importer = startImportWorker({ redis, redisUrl: config.redisUrl, keys, queue, resultTtlS: config.resultTtlS, logger, ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}) });
-  const app = await buildApiServer({ redis, keys, queue, imports, config, maxUploadBytes }, logger);
+  const schedules = openScheduleQueue(redis, config.prefix);
+  const producer = startProducerServices(config, logger);
+  const app = await buildApiServer({ redis, keys, queue, imports, schedules, config, maxUploadBytes }, logger);
   await app.listen({ port, host });
   const address = app.server.address() as AddressInfo;
   return {
     url: `http://${host}:${address.port}`,
     async close() {
       await app.close();
-      await importer.close();
+      await producer.close();
       await imports.close();
+      await schedules.close();
       await queue.close();
       redis.disconnect();
     },

@@ -6,8 +6,11 @@ import { formatCount, renderTable } from './table.js';
 /** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
 export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): string {
   return renderTable(
-    ['batch', 'input', 'status', 'requests', 'succeeded', 'failed', 'skipped', 'cancelled', 'bad lines'],
-    rows.map(({ batch: b }) => [b.id, b.input, b.status, b.total || b.enqueued, b.succeeded, b.failed, b.skipped, b.cancelled, b.rejectedLines]),
+    ['batch', 'input', 'status', 'requests', 'succeeded', 'failed', 'skipped', 'cancelled', 'bad lines', 'evals passed'],
+    rows.map(({ batch: b }) => [
+      b.id, b.input, b.status, b.total || b.enqueued, b.succeeded, b.failed, b.skipped, b.cancelled, b.rejectedLines,
+      b.evalPass + b.evalFail ? `${b.evalPass}/${b.evalPass + b.evalFail}` : '-',
+    ]),
   );
 }
 

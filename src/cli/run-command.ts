@@ -1,4 +1,5 @@
 import { readStore, sumUsage } from './read-helpers.js';
+import { replyText } from '../shared/expectations.js';
 import { formatUsd } from '../shared/pricing.js';
 import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
@@ -39,9 +40,8 @@ async function printSamples(ctx: CliContext, batchIds: string[], perBatch: numbe
   for (const id of batchIds) {
     let n = 0;
     for await (const r of readStore.requests(ctx, id)) {
-      const choice = (r.response?.choices as { message?: { content?: unknown } }[] | undefined)?.[0];
       const said = (r.body.messages as { role: string; content: unknown }[] | undefined)?.at(-1)?.content;
-      const reply = typeof choice?.message?.content === 'string' ? choice.message.content : `(${r.error?.code ?? r.status})`;
+      const reply = replyText(r.response) ?? `(${r.error?.code ?? r.status})`;
       rows.push([r.customId, String(said ?? '').slice(0, 48), reply.slice(0, 70)]);
       if (++n >= perBatch) break;
     }

@@ -4,6 +4,7 @@ import { startSimulator } from '../simulator/simulator-server.js';
 import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { startApiService } from './api-service.js';
+import { startProducerServices } from './producer-services.js';
 import { EXIT, limitOverrides, readConfig, UsageError, type LimitFlags } from './cli-context.js';
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
@@ -27,9 +28,10 @@ export async function workerCommand(flags: LimitFlags): Promise<number> {
   if (!(await redisAnswers(config.redisUrl))) throw new UsageError(`cannot reach Redis at ${config.redisUrl}; start it or set REDIS_URL.`);
   const logger = createLogger(config.logLevel, 'chatq-worker');
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger });
+  const producer = startProducerServices(config, logger);
   const signal = await untilSignal();
   logger.info({ signal }, 'stopping: waiting for in-flight calls');
-  await pool.close();
+  await Promise.all([pool.close(), producer.close()]);
   logger.info('worker stopped');
   return EXIT.ok;
 }

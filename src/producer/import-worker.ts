@@ -1,28 +1,17 @@
-import { Worker } from 'bullmq';
-import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { IMPORT_QUEUE, type ImportJob } from '../shared/batch-imports.js';
 import { readFileContent } from '../shared/file-store.js';
-import type { RedisKeys } from '../shared/keys.js';
-import type { Logger } from '../shared/logger.js';
-import { connectRedis } from '../shared/redis.js';
-import { submitBatch } from './submit-batch.js';
+import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
+import { submitBatch, type ProducerServiceOptions } from './submit-batch.js';
 
-export interface ImportWorkerOptions {
-  redis: Redis;
-  redisUrl: string;
-  keys: RedisKeys;
-  queue: Queue;
-  resultTtlS: number;
+export interface ImportWorkerOptions extends ProducerServiceOptions {
   defaultModel?: string;
-  logger: Logger;
 }
 
 /** Imports batches created over HTTP: parses the uploaded file and enqueues its requests, like `chatq enqueue`. */
-export function startImportWorker(opts: ImportWorkerOptions): { close(): Promise<void> } {
+export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
   const { redis, keys, logger } = opts;
-  const blocking = connectRedis(opts.redisUrl, 'chatq-import');
-  const worker = new Worker<ImportJob>(
+  return startBackgroundWorker<ImportJob>(
+    opts,
     IMPORT_QUEUE,
     async (job) => {
       const { batchId, fileId } = job.data;
@@ -35,13 +24,6 @@ export function startImportWorker(opts: ImportWorkerOptions): { close(): Promise
       );
       logger.info({ batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines }, 'batch imported');
     },
-    { connection: blocking, prefix: keys.prefix, concurrency: 2, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } },
+    (job) => ({ batch: job?.data.batchId }),
   );
-  worker.on('failed', (job, err) => logger.error({ batch: job?.data.batchId, err: err.message }, 'batch import failed'));
-  return {
-    async close() {
-      await worker.close();
-      blocking.disconnect();
-    },
-  };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { expectSchema } from '../shared/expectations.js';
 
 /** The three input line formats (see DESIGN.md "Input formats"). Unknown fields pass through to the chat body. */
 
@@ -12,7 +13,7 @@ const identity = {
   userid: z.string().optional(),
   user: z.string().min(1, { message: 'must not be empty' }).optional(),
 };
-const expect = z.unknown().optional();
+const expect = expectSchema.optional();
 
 export const batchLineSchema = z.object({
   custom_id: z.string().min(1, { message: 'must be a non-empty string' }).max(512).optional(),

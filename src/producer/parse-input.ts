@@ -18,6 +18,8 @@ export interface ParseOptions {
   /** File name (or "upload", "stdin") used in error messages. */
   source: string;
   defaultModel?: string;
+  /** Sends every line to this model, whatever the line says (a suite run against several models). */
+  forceModel?: string;
   /** Used for lines with neither "userid" nor "user". */
   defaultUser?: string;
   /** Mixed into derived userids: a different salt gives a fresh set of users (fresh memory). */
@@ -46,7 +48,8 @@ function check<S extends z.ZodType>(schema: S, value: unknown, fieldPrefix = '')
 
 function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOptions, at: string): string {
   if (fields.userid !== undefined) {
-    if (isUuidV4(fields.userid)) return fields.userid.toLowerCase();
+    // A salt gives a fresh set of users: even explicit userids map to new ones.
+    if (isUuidV4(fields.userid)) return opts.userSalt ? deriveUserid(fields.userid.toLowerCase(), opts.userSalt) : fields.userid.toLowerCase();
     throw new LineProblem(
       `${at}userid`,
       `"${fields.userid.slice(0, 60)}" is not a UUID v4, and the endpoint silently ignores such userids (no memory). Use a UUID v4, or put any string in "user" and chatq derives a stable UUID v4 from it`,
@@ -58,7 +61,7 @@ function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOp
 }
 
 function resolveModel(model: string | undefined, opts: ParseOptions, at: string): string {
-  const m = model ?? opts.defaultModel;
+  const m = opts.forceModel ?? model ?? opts.defaultModel;
   if (!m) throw new LineProblem(`${at}model`, 'missing: add "model" to the line, or pass --model (or set CHATQ_MODEL)');
   return m;
 }

@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createBatchRecord, newBatchId } from '../shared/batch-imports.js';
 import type { RedisKeys } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
 import { LuaScript } from '../shared/redis.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import type { RequestDraft } from '../shared/request-record.js';
@@ -22,6 +23,12 @@ export interface ProducerContext {
   queue: Queue;
   keys: RedisKeys;
   resultTtlS: number;
+}
+
+/** What the producer's background services (imports, schedules) run with. */
+export interface ProducerServiceOptions extends ProducerContext {
+  redisUrl: string;
+  logger: Logger;
 }
 
 export interface SubmitOptions extends ParseOptions {

@@ -1,3 +1,4 @@
+import { replyText } from './expectations.js';
 import type { StoredRequest } from './request-record.js';
 
 /** One line of OpenAI Batch output, plus chatq's own fields. */
@@ -21,6 +22,7 @@ export function toOutputLine(r: StoredRequest) {
       latency_ms: r.latencyMs,
       cost_usd: r.costNano === null ? null : r.costNano / 1e9,
       usage: r.usage,
+      ...(r.grade ? { grade: r.grade } : {}),
     },
   };
 }
@@ -35,15 +37,9 @@ export function csvCell(v: unknown): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-function replyOf(r: StoredRequest): string {
-  const choices = (r.response?.choices ?? []) as { message?: { content?: unknown } }[];
-  const c = choices[0]?.message?.content;
-  return typeof c === 'string' ? c : c === undefined ? '' : JSON.stringify(c);
-}
-
 export function toCsvRow(r: StoredRequest): string {
   const cells = [
-    r.customId, r.status, r.userid, r.model, replyOf(r), r.error?.code, r.error?.message, r.attempts, r.latencyMs,
+    r.customId, r.status, r.userid, r.model, replyText(r.response) ?? '', r.error?.code, r.error?.message, r.attempts, r.latencyMs,
     r.usage.prompt_tokens, r.usage.cached_tokens, r.usage.completion_tokens, r.usage.reasoning_tokens, r.usage.total_tokens,
     r.costNano === null ? '' : r.costNano / 1e9,
   ];

@@ -62,6 +62,12 @@ export class FileWriter {
   }
 }
 
+/** Keeps a file for as long as something (a schedule) refers to it. */
+export async function keepFile(redis: Redis, prefix: string, id: string): Promise<void> {
+  const k = fileKeys(prefix, id);
+  await redis.multi().persist(k.meta).persist(k.lines).exec();
+}
+
 export async function getFile(redis: Redis, prefix: string, id: string): Promise<StoredFile | null> {
   const h = await redis.hgetall(fileKeys(prefix, id).meta);
   if (!h.filename) return null;

@@ -24,6 +24,7 @@ export function redisKeys(prefix: string) {
     workers: `${prefix}:workers`,
     pauseReason: `${prefix}:paused`,
     metrics: `${prefix}:metrics`,
+    schedules: `${prefix}:schedules`,
     rateLimitPause: `${prefix}:limit:pause-until`,
     credentialsProven: `${prefix}:credentials-proven`,
     credentialsProbe: `${prefix}:credentials-probe`,

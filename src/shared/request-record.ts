@@ -1,3 +1,5 @@
+import type { Expect, Grade } from './expectations.js';
+
 /** The stored shape of one request (a Redis hash) and of one batch, as every part of chatq reads them. */
 
 export const FINISHED_STATUSES = ['succeeded', 'failed', 'cancelled', 'skipped'] as const;
@@ -57,12 +59,14 @@ export interface StoredRequest {
   finishedAt: number | null;
   attemptLog: AttemptEntry[];
   line: number;
+  expect: Expect | null;
+  grade: Grade | null;
 }
 
 export const REQUEST_FIELDS = [
   'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'body', 'response', 'error', 'http_status',
   'upstream_request_id', 'latency_ms', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens',
-  'reasoning_tokens', 'cost_nano', 'created_at', 'finished_at', 'attempt_log', 'line',
+  'reasoning_tokens', 'cost_nano', 'created_at', 'finished_at', 'attempt_log', 'line', 'expect', 'grade',
 ] as const;
 
 const num = (v: string | null | undefined): number => (v ? Number(v) : 0);
@@ -100,6 +104,8 @@ export function toStoredRequest(id: string, values: (string | null)[]): StoredRe
     finishedAt: maybeNum(f.finished_at),
     attemptLog: maybeJson<AttemptEntry[]>(f.attempt_log) ?? [],
     line: num(f.line),
+    expect: maybeJson(f.expect),
+    grade: maybeJson(f.grade),
   };
 }
 
@@ -124,6 +130,9 @@ export interface BatchRecord {
   metadata: Record<string, string>;
   /** Final failures by error code. */
   errors: Record<string, number>;
+  /** Requests with expectations that passed / failed their grading. */
+  evalPass: number;
+  evalFail: number;
   inputFileId: string | null;
   maxCostNano: number | null;
   cancellingAt: number | null;
@@ -148,6 +157,8 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     skipped: num(h.skipped),
     rejectedLines: num(h.rejected_lines),
     metadata: maybeJson<Record<string, string>>(h.metadata) ?? {},
+    evalPass: num(h.eval_pass),
+    evalFail: num(h.eval_fail),
     inputFileId: h.input_file_id ?? null,
     maxCostNano: maybeNum(h.max_cost_nano),
     cancellingAt: maybeNum(h.cancelling_at),

@@ -9,7 +9,8 @@
         9-12 usage index members (batch, userid, model, day),
         13 prompt, 14 completion, 15 total, 16 cached, 17 reasoning tokens, 18 cost in nano-USD ("" = unpriced),
         19 error code of a failure ("" on success), counted per batch as "error:<code>",
-        20 latency bucket of the call ("" when no call answered), for the cluster-wide latency histogram
+        20 latency bucket of the call ("" when no call answered), for the cluster-wide latency histogram,
+        21 evaluation grade ("pass" | "fail" | "" when the request has no expectations)
   Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the batch has spent its max_cost_nano}.
 ]]
 local req, batch, lane = KEYS[1], KEYS[2], KEYS[3]
@@ -32,6 +33,7 @@ redis.call('EXPIRE', req, ttl)
 
 redis.call('HINCRBY', batch, status, 1)
 if ARGV[19] ~= '' then redis.call('HINCRBY', batch, 'error:' .. ARGV[19], 1) end
+if ARGV[21] ~= '' then redis.call('HINCRBY', batch, 'eval_' .. ARGV[21], 1) end
 local done = redis.call('HINCRBY', batch, 'done', 1)
 
 redis.call('HINCRBY', KEYS[16], 'requests:' .. status, 1)

@@ -6,6 +6,7 @@ import type { RedisKeys } from '../shared/keys.js';
 import type { Redis } from 'ioredis';
 import type { AttemptEntry } from '../shared/request-record.js';
 import type { CapacityLimiter } from './capacity-limiter.js';
+import { grade, replyText } from '../shared/expectations.js';
 import { classifyError, type ClassifiedError } from './classify-error.js';
 import type { RequestStore, StartedRequest } from './request-store.js';
 import { UpstreamBodyError, type UpstreamClient } from './upstream-client.js';
@@ -88,6 +89,7 @@ export function createProcessor(deps: ProcessorDeps) {
       costNano: 0,
       attempts,
       extraCalls,
+      ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
       ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
     });
   }
@@ -127,6 +129,7 @@ export function createProcessor(deps: ProcessorDeps) {
           costNano: cost,
           attempts,
           extraCalls,
+          ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
           ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
         });
             deps.onOutcome?.({ status: 'succeeded', code: 'ok', latencyMs, model: started.model, usage, ...(cost !== undefined ? { costNano: cost } : {}) });

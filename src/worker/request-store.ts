@@ -6,6 +6,7 @@ import { addLaneHeads } from '../shared/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Usage } from '../shared/pricing.js';
 import { LuaScript } from '../shared/redis.js';
+import type { Expect, Grade } from '../shared/expectations.js';
 import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
 
 const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
@@ -22,6 +23,8 @@ export interface StartedRequest {
   attempt: number;
   batch: string;
   onFailure: OnFailure;
+  /** Expectations to grade the result against (evaluation suites). */
+  expect: Expect | null;
 }
 
 export interface FinishedRequest {
@@ -37,6 +40,7 @@ export interface FinishedRequest {
   attempts: AttemptEntry[];
   /** Upstream calls made in this run beyond the one counted when it started (waits on 429). */
   extraCalls: number;
+  grade?: Grade;
 }
 
 const entriesText = (entries: AttemptEntry[]) => entries.map((e) => JSON.stringify(e)).join(',');
@@ -55,7 +59,7 @@ export class RequestStore {
   async start(id: string): Promise<StartedRequest | undefined> {
     const r = (await startScript.run(this.redis, [this.keys.request(id)], [Date.now(), this.keys.prefix])) as (string | number)[];
     if (r[0] !== 'run') return undefined;
-    const [, body, userid, model, history, conv, attempt, batch, onFailure] = r as [string, string, string, string, string, string, number, string, string];
+    const [, body, userid, model, history, conv, attempt, batch, onFailure, expect] = r as [string, string, string, string, string, string, number, string, string, string];
     return {
       body: JSON.parse(body) as Record<string, unknown>,
       userid,
@@ -65,6 +69,7 @@ export class RequestStore {
       attempt,
       batch,
       onFailure: onFailure === 'halt' ? 'halt' : 'continue',
+      expect: expect ? (JSON.parse(expect) as Expect) : null,
     };
   }
 
@@ -107,6 +112,7 @@ export class RequestStore {
     if (result.upstreamRequestId) fields.upstream_request_id = result.upstreamRequestId;
     if (result.latencyMs !== undefined) fields.latency_ms = result.latencyMs;
     if (result.conversation) fields.conv = JSON.stringify(result.conversation);
+    if (result.grade) fields.grade = JSON.stringify(result.grade);
     const u = result.usage;
     Object.assign(fields, {
       prompt_tokens: u.prompt_tokens,
@@ -138,6 +144,7 @@ export class RequestStore {
     const args = [
       id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.extraCalls, ...members,
       u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '', result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
+      result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
     ];
     const [, nextHead, overBudget] = (await finishScript.run(this.redis, keys, args)) as [string, string, number];
     return { nextHead, overBudget: overBudget === 1 };

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { getFile, keepFile } from '../shared/file-store.js';
+import { addSchedule, listSchedules, removeSchedule, ScheduleError, scheduleSpecSchema } from '../shared/schedules.js';
+import type { ApiDeps } from './api-deps.js';
+import { ApiError } from './api-errors.js';
+import { parseInput } from './zod-edge.js';
+
+const createBody = z
+  .object({
+    name: z.string(),
+    cron: z.string().optional(),
+    every_ms: z.number().int().optional(),
+    tz: z.string().optional(),
+    input_file_id: z.string().min(1),
+    models: z.array(z.string()).optional(),
+    fresh_users: z.boolean().optional(),
+    max_cost_usd: z.number().optional(),
+  })
+  .strict();
+
+/** Scheduled suite runs over HTTP: the same schedules as `chatq schedule`, from an uploaded file. */
+export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { redis, keys, schedules } = deps;
+
+  app.get('/v1/schedules', async () => ({ object: 'list', data: await listSchedules(redis, keys, schedules) }));
+
+  app.post('/v1/schedules', async (req) => {
+    const { input_file_id, ...rest } = parseInput(createBody, req.body);
+    const file = await getFile(redis, keys.prefix, input_file_id);
+    if (!file) throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
+    const spec = parseInput(scheduleSpecSchema, { ...rest, file_id: file.id, source: file.filename });
+    try {
+      // The suite must outlive the upload's expiry: it lives as long as the schedule.
+      await keepFile(redis, keys.prefix, file.id);
+      const { next } = await addSchedule(redis, keys, schedules, spec);
+      return { ...spec, next };
+    } catch (err) {
+      if (err instanceof ScheduleError) throw new ApiError(400, err.message, 'invalid_schedule');
+      throw err;
+    }
+  });
+
+  app.delete('/v1/schedules/:name', async (req) => {
+    const { name } = parseInput(z.object({ name: z.string().min(1).max(64) }), req.params);
+    if (!(await removeSchedule(redis, keys, schedules, name))) throw new ApiError(404, `No schedule ${name}.`, 'not_found', 'name');
+    return { name, deleted: true };
+  });
+}

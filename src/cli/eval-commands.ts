@@ -1,0 +1,143 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { basename } from 'node:path';
+import { parseInput, formatLineError } from '../producer/parse-input.js';
+import { csvCell } from '../shared/batch-output.js';
+import { compareBatches, evaluateBatch } from '../shared/eval-report.js';
+import { FileWriter, keepFile, newFileId } from '../shared/file-store.js';
+import { formatUsd } from '../shared/pricing.js';
+import { addSchedule, listSchedules, openScheduleQueue, removeSchedule, ScheduleError, scheduleSpecSchema } from '../shared/schedules.js';
+import { EXIT, readConfig, UsageError, withContext } from './cli-context.js';
+import { renderTable } from './table.js';
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);
+const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace('.000Z', 'Z'));
+
+export interface ScheduleAddFlags {
+  cron?: string;
+  every?: string;
+  tz?: string;
+  model?: string[];
+  reuseUsers?: boolean;
+  maxCostUsd?: string;
+}
+
+/** `chatq schedule add NAME FILE`: checks the suite now (not at 3 am), stores it in Redis, and schedules it. */
+export async function scheduleAddCommand(name: string, file: string, flags: ScheduleAddFlags): Promise<number> {
+  const parsed = scheduleSpecSchema.safeParse({
+    name,
+    ...(flags.cron ? { cron: flags.cron } : {}),
+    ...(flags.every ? { every_ms: Number(flags.every) } : {}),
+    tz: flags.tz ?? 'UTC',
+    file_id: newFileId(),
+    source: basename(file),
+    models: flags.model ?? [],
+    fresh_users: !flags.reuseUsers,
+    ...(flags.maxCostUsd ? { max_cost_usd: Number(flags.maxCostUsd) } : {}),
+  });
+  if (!parsed.success) throw new UsageError(`schedule: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+  const spec = parsed.data;
+  const bad: string[] = [];
+  for await (const line of parseInput(createReadStream(file, { encoding: 'utf8' }), { source: file, ...(spec.models[0] ? { defaultModel: spec.models[0] } : {}) })) {
+    if (!line.ok) bad.push(formatLineError(line.error));
+  }
+  if (bad.length) throw new UsageError(`${file}: ${bad.length} bad line(s); fix them before scheduling:\n${bad.slice(0, 20).join('\n')}`);
+  return withContext(readConfig(), async (ctx) => {
+    const writer = new FileWriter(ctx.redis, ctx.keys.prefix, spec.file_id);
+    for await (const line of createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })) if (line.trim()) await writer.push(line);
+    await writer.commit(basename(file), 'schedule', ctx.config.resultTtlS);
+    await keepFile(ctx.redis, ctx.keys.prefix, spec.file_id);
+    const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
+    try {
+      const { next } = await addSchedule(ctx.redis, ctx.keys, queue, spec);
+      out(`schedule "${name}": ${spec.cron ? `cron "${spec.cron}" (${spec.tz})` : `every ${spec.every_ms} ms`}, ${writer.lines} lines, ${spec.fresh_users ? 'fresh users each run' : 'same users every run'}; next run ${when(next)}`);
+    } catch (err) {
+      if (err instanceof ScheduleError) throw new UsageError(err.message);
+      throw err;
+    } finally {
+      await queue.close();
+    }
+    return EXIT.ok;
+  });
+}
+
+export async function scheduleListCommand(): Promise<number> {
+  return withContext(readConfig(), async (ctx) => {
+    const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
+    try {
+      const rows = await listSchedules(ctx.redis, ctx.keys, queue);
+      out(
+        rows.length
+          ? renderTable(
+              ['name', 'when', 'suite', 'models', 'users', 'next run (UTC)'],
+              rows.map((s) => [s.name, s.cron ? `${s.cron} ${s.tz}` : `every ${s.every_ms} ms`, s.source, s.models.join(' ') || '(lines)', s.fresh_users ? 'fresh' : 'reused', when(s.next)]),
+            )
+          : 'no schedules',
+      );
+    } finally {
+      await queue.close();
+    }
+    return EXIT.ok;
+  });
+}
+
+export async function scheduleRemoveCommand(name: string): Promise<number> {
+  return withContext(readConfig(), async (ctx) => {
+    const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
+    try {
+      if (!(await removeSchedule(ctx.redis, ctx.keys, queue, name))) throw new UsageError(`no schedule "${name}"`);
+      out(`schedule "${name}" removed`);
+    } finally {
+      await queue.close();
+    }
+    return EXIT.ok;
+  });
+}
+
+/** `chatq eval BATCH`: pass rate and failures; exit 1 under --min-pass. */
+export async function evalCommand(batchId: string, flags: { minPass?: string; json?: boolean }): Promise<number> {
+  const minPass = flags.minPass === undefined ? undefined : Number(flags.minPass);
+  if (minPass !== undefined && !(minPass >= 0 && minPass <= 1)) throw new UsageError(`--min-pass: expected a fraction between 0 and 1, got "${flags.minPass}"`);
+  return withContext(readConfig(), async (ctx) => {
+    const s = await evaluateBatch(ctx.redis, ctx.keys, batchId);
+    if (flags.json) out(JSON.stringify(s));
+    else {
+      out(`${batchId}: ${s.passed}/${s.graded} passed (${pct(s.passRate)})`);
+      if (s.failures.length) {
+        out(`\n${renderTable(['custom_id', 'expectation', 'why', 'reply'], s.failures.flatMap((f) => f.failures.map((x) => [f.customId, x.kind, x.message.slice(0, 60), (f.reply ?? '').slice(0, 60)])))}`);
+      }
+    }
+    if (s.graded === 0) process.stderr.write('note: no request of this batch has expectations ("expect")\n');
+    return minPass !== undefined && (s.passRate ?? 0) < minPass ? EXIT.failures : EXIT.ok;
+  });
+}
+
+/** `chatq compare A B`: regressions and fixes per custom_id, and the change in tokens, cost and latency. */
+export async function compareCommand(a: string, b: string, flags: { format?: string }): Promise<number> {
+  return withContext(readConfig(), async (ctx) => {
+    const c = await compareBatches(ctx.redis, ctx.keys, a, b);
+    const changed = c.requests.filter((r) => r.change !== 'same');
+    if (flags.format === 'json') out(JSON.stringify(c));
+    else if (flags.format === 'csv') {
+      out('custom_id,a,b,change,tokens_a,tokens_b,cost_usd_a,cost_usd_b');
+      for (const r of c.requests) out([r.customId, r.a, r.b, r.change, r.tokensA, r.tokensB, r.costNanoA === null ? '' : r.costNanoA / 1e9, r.costNanoB === null ? '' : r.costNanoB / 1e9].map(csvCell).join(','));
+    } else {
+      const delta = (x: number | null, y: number | null, f: (v: number) => string) => (x === null || y === null ? '-' : `${f(x)} -> ${f(y)} (${y - x >= 0 ? '+' : ''}${x ? (((y - x) / x) * 100).toFixed(1) : '∞'}%)`);
+      out(
+        renderTable(
+          ['', 'A', 'B', 'change'],
+          [
+            ['pass rate', pct(c.a.passRate), pct(c.b.passRate), `${c.regressed} regressed, ${c.fixed} fixed`],
+            ['tokens', c.a.tokens, c.b.tokens, delta(c.a.tokens, c.b.tokens, String)],
+            ['cost', formatUsd(c.a.costNano), formatUsd(c.b.costNano), delta(c.a.costNano, c.b.costNano, (v) => formatUsd(v))],
+            ['p50 latency ms', c.a.p50LatencyMs ?? '-', c.b.p50LatencyMs ?? '-', delta(c.a.p50LatencyMs, c.b.p50LatencyMs, String)],
+            ['p95 latency ms', c.a.p95LatencyMs ?? '-', c.b.p95LatencyMs ?? '-', delta(c.a.p95LatencyMs, c.b.p95LatencyMs, String)],
+          ],
+        ),
+      );
+      if (changed.length) out(`\n${renderTable(['custom_id', 'A', 'B', 'change'], changed.map((r) => [r.customId, r.a, r.b, r.change]))}`);
+    }
+    return c.regressed > 0 ? EXIT.failures : EXIT.ok;
+  });
+}

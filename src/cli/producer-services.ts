@@ -1,0 +1,24 @@
+import { startImportWorker } from '../producer/import-worker.js';
+import { startScheduleRunner } from '../producer/schedule-runner.js';
+import type { Config } from '../shared/config.js';
+import { redisKeys } from '../shared/keys.js';
+import type { Logger } from '../shared/logger.js';
+import { connectRedis } from '../shared/redis.js';
+import { openRequestQueue } from '../shared/request-queue.js';
+
+/** The producer's background services: batches created over HTTP, and scheduled runs. Run by `worker` and `serve`. */
+export function startProducerServices(config: Config, logger: Logger): { close(): Promise<void> } {
+  const redis = connectRedis(config.redisUrl, 'chatq-producer');
+  const keys = redisKeys(config.prefix);
+  const queue = openRequestQueue(redis, config.prefix);
+  const shared = { redis, redisUrl: config.redisUrl, keys, queue, resultTtlS: config.resultTtlS, logger };
+  const importer = startImportWorker({ ...shared, ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}) });
+  const scheduler = startScheduleRunner(shared);
+  return {
+    async close() {
+      await Promise.all([importer.close(), scheduler.close()]);
+      await queue.close();
+      redis.disconnect();
+    },
+  };
+}

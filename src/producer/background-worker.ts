@@ -1,0 +1,31 @@
+import { Worker, type Job } from 'bullmq';
+import { connectRedis } from '../shared/redis.js';
+import type { ProducerServiceOptions } from './submit-batch.js';
+
+export interface BackgroundWorker {
+  close(): Promise<void>;
+}
+
+/** A BullMQ worker of the producer side (imports, scheduled runs), on its own blocking connection. */
+export function startBackgroundWorker<T>(
+  opts: ProducerServiceOptions,
+  queueName: string,
+  process: (job: Job<T>) => Promise<unknown>,
+  failure: (job: Job<T> | undefined) => Record<string, unknown>,
+): BackgroundWorker {
+  const blocking = connectRedis(opts.redisUrl, `chatq-${queueName}`);
+  const worker = new Worker<T>(queueName, process, {
+    connection: blocking,
+    prefix: opts.keys.prefix,
+    concurrency: 2,
+    removeOnComplete: { count: 100 },
+    removeOnFail: { count: 1000 },
+  });
+  worker.on('failed', (job, err) => opts.logger.error({ ...failure(job), err: err.message }, `${queueName} job failed`));
+  return {
+    async close() {
+      await worker.close();
+      blocking.disconnect();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { z } from 'zod';
+
+/**
+ * Expectations on a reply, for evaluation suites: any input line (or script turn) may carry `expect`, one object
+ * or a list of them; every expectation must hold for the request to pass.
+ *   contains / not_contains: text or list of texts, case-insensitive
+ *   regex: "pattern" or "/pattern/flags"
+ *   equals: the whole reply, trimmed
+ *   json: true (the reply parses as JSON) or a JSON Schema the parsed reply must match
+ *   max_latency_ms: the call answered within this time
+ */
+const texts = z.union([z.string(), z.array(z.string()).min(1)]);
+
+const regexText = z.string().refine(
+  (p) => {
+    try {
+      toRegExp(p);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a valid regular expression' },
+);
+
+const jsonSchema = z.record(z.string(), z.unknown()).refine(
+  (schema) => {
+    try {
+      z.fromJSONSchema(schema as never);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a JSON Schema chatq can check' },
+);
+
+export const expectationSchema = z
+  .object({
+    contains: texts.optional(),
+    not_contains: texts.optional(),
+    regex: regexText.optional(),
+    equals: z.string().optional(),
+    json: z.union([z.literal(true), jsonSchema]).optional(),
+    max_latency_ms: z.number().positive().optional(),
+  })
+  .strict()
+  .refine((e) => Object.keys(e).length > 0, { message: 'an expectation needs at least one of contains, not_contains, regex, equals, json, max_latency_ms' });
+
+export const expectSchema = z.union([expectationSchema, z.array(expectationSchema).min(1)]);
+export type Expect = z.infer<typeof expectSchema>;
+
+export interface ExpectationFailure {
+  kind: string;
+  expected: unknown;
+  message: string;
+}
+
+export interface Grade {
+  pass: boolean;
+  failures: ExpectationFailure[];
+}
+
+function toRegExp(p: string): RegExp {
+  const m = /^\/(.*)\/([dgimsuy]*)$/s.exec(p);
+  return m ? new RegExp(m[1]!, m[2]) : new RegExp(p);
+}
+
+const list = (v: string | string[]) => (Array.isArray(v) ? v : [v]);
+
+/** Grades one result against its expectations. A request that failed (no reply) fails every expectation set. */
+export function grade(expect: Expect, reply: string | null, latencyMs: number | null): Grade {
+  if (reply === null) return { pass: false, failures: [{ kind: 'reply', expected: 'a reply', message: 'the request failed: no reply to check' }] };
+  const failures: ExpectationFailure[] = [];
+  const fail = (kind: string, expected: unknown, message: string) => failures.push({ kind, expected, message });
+  const lower = reply.toLowerCase();
+  for (const e of Array.isArray(expect) ? expect : [expect]) {
+    for (const t of e.contains === undefined ? [] : list(e.contains)) if (!lower.includes(t.toLowerCase())) fail('contains', t, `reply does not contain "${t}"`);
+    for (const t of e.not_contains === undefined ? [] : list(e.not_contains)) if (lower.includes(t.toLowerCase())) fail('not_contains', t, `reply contains "${t}"`);
+    if (e.regex !== undefined && !toRegExp(e.regex).test(reply)) fail('regex', e.regex, `reply does not match ${e.regex}`);
+    if (e.equals !== undefined && reply.trim() !== e.equals.trim()) fail('equals', e.equals, 'reply is not equal to the expected text');
+    if (e.json !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(reply);
+      } catch {
+        fail('json', e.json, 'reply is not JSON');
+        continue;
+      }
+      if (e.json !== true) {
+        const r = z.fromJSONSchema(e.json as never).safeParse(parsed);
+        if (!r.success) fail('json', e.json, `reply does not match the schema: ${r.error.issues[0]!.path.join('.') || '(root)'}: ${r.error.issues[0]!.message}`);
+      }
+    }
+    if (e.max_latency_ms !== undefined && (latencyMs === null || latencyMs > e.max_latency_ms)) fail('max_latency_ms', e.max_latency_ms, `answered in ${latencyMs ?? '?'} ms`);
+  }
+  return { pass: failures.length === 0, failures };
+}
+
+/** The text of a chat completion's first choice (text parts joined), or null. */
+export function replyText(completion: Record<string, unknown> | null): string | null {
+  const content = (completion?.choices as { message?: { content?: unknown } }[] | undefined)?.[0]?.message?.content;
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.map((p) => (p && typeof p === 'object' && 'text' in p ? String(p.text) : '')).join('');
+  return content === undefined || content === null ? null : JSON.stringify(content);
+}

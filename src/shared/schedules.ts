@@ -1,0 +1,72 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { fileKeys } from './file-store.js';
+import type { RedisKeys } from './keys.js';
+
+/**
+ * Scheduled runs of a suite (an input file kept in Redis), on BullMQ job schedulers: each firing becomes a new
+ * batch named "<schedule>@<time>", imported by producer/schedule-runner and processed like any other.
+ */
+export const SCHEDULE_QUEUE = 'schedules';
+
+export const scheduleSpecSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'use 1-64 letters, digits, "_", "." or "-"' }),
+    cron: z.string().min(1).optional(),
+    every_ms: z.number().int().min(1_000).optional(),
+    tz: z.string().default('UTC'),
+    file_id: z.string().min(1),
+    /** The suite's file name, for people. */
+    source: z.string().default('suite.jsonl'),
+    /** Run the suite against each of these models (one batch per model and firing); none: the lines' own models. */
+    models: z.array(z.string().min(1)).default([]),
+    /** true: each run gets its own users (fresh memory); false: runs share users on purpose. */
+    fresh_users: z.boolean().default(true),
+    max_cost_usd: z.number().positive().optional(),
+  })
+  .strict()
+  .refine((s) => (s.cron === undefined) !== (s.every_ms === undefined), { message: 'give either cron or every_ms' });
+
+export type ScheduleSpec = z.output<typeof scheduleSpecSchema>;
+
+export interface ScheduleJob {
+  schedule: string;
+}
+
+export function openScheduleQueue(connection: Redis, prefix: string): Queue<ScheduleJob> {
+  return new Queue<ScheduleJob>(SCHEDULE_QUEUE, { connection, prefix });
+}
+
+export class ScheduleError extends Error {}
+
+export async function addSchedule(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, spec: ScheduleSpec): Promise<{ next: number | null }> {
+  const repeat = spec.cron !== undefined ? { pattern: spec.cron, tz: spec.tz } : { every: spec.every_ms! };
+  try {
+    await queue.upsertJobScheduler(spec.name, repeat, { name: 'fire', data: { schedule: spec.name }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
+  } catch (err) {
+    throw new ScheduleError(`cannot schedule "${spec.name}": ${(err as Error).message}`);
+  }
+  await redis.hset(keys.schedules, spec.name, JSON.stringify(spec));
+  const scheduler = await queue.getJobScheduler(spec.name);
+  return { next: scheduler?.next ?? null };
+}
+
+export async function removeSchedule(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, name: string): Promise<boolean> {
+  const removed = await queue.removeJobScheduler(name);
+  const spec = await getSchedule(redis, keys, name);
+  // The suite lives as long as its schedule.
+  if (spec) await redis.del(...Object.values(fileKeys(keys.prefix, spec.file_id)));
+  return (await redis.hdel(keys.schedules, name)) > 0 || removed;
+}
+
+export async function getSchedule(redis: Redis, keys: RedisKeys, name: string): Promise<ScheduleSpec | null> {
+  const raw = await redis.hget(keys.schedules, name);
+  return raw ? (JSON.parse(raw) as ScheduleSpec) : null;
+}
+
+export async function listSchedules(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>): Promise<(ScheduleSpec & { next: number | null })[]> {
+  const all = await redis.hgetall(keys.schedules);
+  const specs = Object.values(all).map((raw) => JSON.parse(raw) as ScheduleSpec);
+  return Promise.all(specs.sort((a, b) => a.name.localeCompare(b.name)).map(async (s) => ({ ...s, next: (await queue.getJobScheduler(s.name))?.next ?? null })));
+}
