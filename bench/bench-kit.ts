@@ -1,6 +1,7 @@
 /** Shared by the benchmarks: figures, a worker fleet, and the baseline loop every benchmark compares against. */
 import OpenAI from 'openai';
 import pLimit from 'p-limit';
+import { deriveUserid } from '../src/shared/userid.js';
 import { spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,7 +49,7 @@ export async function plainLoop(baseURL: string, calls: number, concurrency: num
       limit(async () => {
         if (Date.now() - t0 > deadlineMs) return;
         try {
-          await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq 0] hello from user ${i}, tell me something` }], userid: undefined } as never);
+          await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq 0] hello from user ${i}, tell me something` }], userid: deriveUserid(`bench-${i % 1000}`) } as never);
           result.ok += 1;
         } catch (err) {
           if ((err as { status?: number }).status === 429) result.status429 += 1;
@@ -59,4 +60,23 @@ export async function plainLoop(baseURL: string, calls: number, concurrency: num
   );
   result.ms = Date.now() - t0;
   return result;
+}
+
+/** The simulator in its own process (as `chatq simulator`), so it does not share a core with what is measured. */
+export async function startSimulatorProcess(args: string[]): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const { freePort } = await import('../src/cli/local-redis.js');
+  const { CLI } = await import('../test/helpers/test-env.js');
+  const port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'simulator', '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    pid: child.pid!,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

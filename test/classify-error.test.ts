@@ -8,7 +8,7 @@ describe('error classification', () => {
   it('retries 408/409/5xx, timeouts, resets and malformed bodies', () => {
     for (const status of [408, 409, 500, 502, 503, 504]) expect(classifyError(httpError(status, { error: { message: 'x' } })).action).toBe('retry');
     expect(classifyError(new APIConnectionTimeoutError())).toMatchObject({ action: 'retry', code: 'timeout' });
-    expect(classifyError(new APIConnectionError({ message: 'ECONNRESET' }))).toMatchObject({ action: 'retry', code: 'connection_error' });
+    expect(classifyError(new APIConnectionError({ message: 'ECONNRESET' }))).toMatchObject({ action: 'unavailable', code: 'connection_error' });
     expect(classifyError(new MalformedResponseError('no choices'))).toMatchObject({ action: 'retry', code: 'malformed_response' });
     expect(classifyError(new SyntaxError('Unexpected end of JSON input'))).toMatchObject({ action: 'retry', code: 'malformed_response' });
   });

@@ -48,6 +48,7 @@ const envSchema = z.object({
   CHATQ_MAX_ATTEMPTS: intFrom('CHATQ_MAX_ATTEMPTS', 5, 1),
   CHATQ_TIMEOUT_MS: intFrom('CHATQ_TIMEOUT_MS', 120_000, 100),
   CHATQ_BACKOFF_MS: intFrom('CHATQ_BACKOFF_MS', 1_000, 0),
+  CHATQ_MAX_OUTAGE_MS: intFrom('CHATQ_MAX_OUTAGE_MS', 10 * 60_000, 0),
   CHATQ_DEFAULT_MAX_TOKENS: intFrom('CHATQ_DEFAULT_MAX_TOKENS', 1_024, 1),
   CHATQ_LOCK_MS: intFrom('CHATQ_LOCK_MS', 30_000, 1_000),
   CHATQ_RECONCILE_MS: intFrom('CHATQ_RECONCILE_MS', 15_000, 100),
@@ -76,6 +77,8 @@ export interface Config {
   maxAttempts: number;
   timeoutMs: number;
   backoffMs: number;
+  /** How long a request waits out an unreachable upstream before that counts as a failed attempt. */
+  maxOutageMs: number;
   defaultMaxTokens: number;
   lockMs: number;
   reconcileMs: number;
@@ -113,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxAttempts: e.CHATQ_MAX_ATTEMPTS,
     timeoutMs: e.CHATQ_TIMEOUT_MS,
     backoffMs: e.CHATQ_BACKOFF_MS,
+    maxOutageMs: e.CHATQ_MAX_OUTAGE_MS,
     defaultMaxTokens: e.CHATQ_DEFAULT_MAX_TOKENS,
     lockMs: e.CHATQ_LOCK_MS,
     reconcileMs: e.CHATQ_RECONCILE_MS,

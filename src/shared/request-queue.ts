@@ -23,5 +23,9 @@ export function openRequestQueue(connection: Redis, prefix: string): Queue {
 /** Adds lane heads to BullMQ. Adding an id whose job still exists is a no-op, so a double add is harmless. */
 export async function addLaneHeads(queue: Queue, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
+  if (ids.length === 1) {
+    await queue.add(JOB_NAME, {}, { ...JOB_OPTIONS, jobId: ids[0]! });
+    return;
+  }
   await queue.addBulk(ids.map((id) => ({ name: JOB_NAME, data: {}, opts: { ...JOB_OPTIONS, jobId: id } })));
 }

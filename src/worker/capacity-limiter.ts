@@ -26,6 +26,9 @@ export interface Reservation {
   probe: boolean;
 }
 
+/** How stale the cached pause/credentials state may be in a process without RPM/TPM limits. */
+const GATE_MS = 200;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Tokens a chat body will be charged before the call: its messages through the tokenizer, plus the reply budget. */
@@ -46,6 +49,9 @@ export function estimateTokens(body: Record<string, unknown>, defaultMaxTokens: 
  */
 export class CapacityLimiter {
   private counter = 0;
+  /** Without RPM/TPM limits, the only checks are pauses and proven credentials: read at most every GATE_MS. */
+  private gate: { readAt: number; open: boolean } = { readAt: 0, open: false };
+  private gateRead: Promise<boolean> | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -63,8 +69,31 @@ export class CapacityLimiter {
     return this.limits.modelLimits[model] ?? {};
   }
 
+  private limited(model: string): boolean {
+    const m = this.modelLimit(model);
+    return this.limits.rpm > 0 || this.limits.tpm > 0 || (m.rpm ?? 0) > 0 || (m.tpm ?? 0) > 0;
+  }
+
+  /** Open when credentials are proven and nothing is paused; cached for GATE_MS (changes made here apply at once). */
+  private async gateOpen(): Promise<boolean> {
+    if (Date.now() - this.gate.readAt <= GATE_MS) return this.gate.open;
+    this.gateRead ??= (async () => {
+      const k = this.keys;
+      const [paused, proven, pauseLeft] = (await this.redis.multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).exec())!.map(([, v]) => v as number);
+      this.gate = { readAt: Date.now(), open: paused === 0 && proven === 1 && pauseLeft! <= 0 };
+      this.gateRead = undefined;
+      return this.gate.open;
+    })();
+    return this.gateRead;
+  }
+
+  private closeGate(): void {
+    this.gate = { readAt: 0, open: false };
+  }
+
   /** Waits until the call may go; 'paused' when the queue was paused meanwhile (the request goes back). */
   async acquire(model: string, body: Record<string, unknown>): Promise<Reservation | 'paused'> {
+    if (!this.limited(model) && (await this.gateOpen())) return { member: '', estimate: 0, model, probe: false };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
     const estimate = charged ? estimateTokens(body, this.limits.defaultMaxTokens) : 0;
@@ -94,11 +123,13 @@ export class CapacityLimiter {
 
   /** The credentials failed (401, no balance...): the next call after a resume is a probe again. */
   async distrustCredentials(): Promise<void> {
+    this.closeGate();
     await this.redis.del(this.keys.credentialsProven, this.keys.credentialsProbe);
   }
 
   /** Holds every worker's next call for `ms` (the upstream said 429). */
   async pauseFor(ms: number): Promise<void> {
+    this.closeGate();
     const [seconds, micros] = await this.redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     await this.redis.set(this.keys.rateLimitPause, String(now + ms), 'PX', ms + 1000);

@@ -4,10 +4,12 @@ import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortEr
  * What to do with a failed upstream call:
  * - retry: transient; back off with jitter and try again (counts as an attempt)
  * - rate_limited: the upstream's own limit; wait as told and try again (not an attempt)
+ * - unavailable: the upstream cannot be reached at all (an outage, not this request's fault); every worker waits
+ *   with backoff and tries again (not an attempt, up to CHATQ_MAX_OUTAGE_MS per request)
  * - pause: every other request would fail the same way (bad key, no balance, quota); pause the queue
  * - fail: this request is wrong; fail it now with the upstream's message
  */
-export type ErrorAction = 'retry' | 'rate_limited' | 'pause' | 'fail';
+export type ErrorAction = 'retry' | 'rate_limited' | 'unavailable' | 'pause' | 'fail';
 
 export interface ClassifiedError {
   action: ErrorAction;
@@ -94,7 +96,7 @@ export function classifyError(err: unknown, now = Date.now()): ClassifiedError {
     return { action: 'retry', code: 'timeout', message: 'the upstream did not answer in time', status: null };
   }
   if (err instanceof APIConnectionError) {
-    return { action: 'retry', code: 'connection_error', message: `connection to the upstream failed: ${err.message}`, status: null };
+    return { action: 'unavailable', code: 'connection_error', message: `connection to the upstream failed: ${err.message}`, status: null };
   }
   if (err instanceof MalformedResponseError || err instanceof SyntaxError) {
     return { action: 'retry', code: 'malformed_response', message: `the upstream answered with a malformed body: ${err.message}`, status: null };

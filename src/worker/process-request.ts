@@ -22,6 +22,9 @@ export interface ProcessorDeps {
   maxAttempts: number;
   /** Wait after a 429 that named no time. */
   defaultRateLimitWaitMs?: number;
+  /** Base of the backoff while the upstream is unreachable, and how long a request may wait out an outage. */
+  backoffMs: number;
+  maxOutageMs: number;
   logger: Logger;
   /** Strings that must never reach a stored error (the API key). */
   secrets: string[];
@@ -58,6 +61,19 @@ export function usageOf(completion: Record<string, unknown>): Usage {
   };
 }
 
+/** When the current run of "unreachable" answers began (the first of the trailing connection errors). */
+function outageStart(attempts: AttemptEntry[]): number {
+  let start = Date.now();
+  for (let i = attempts.length - 1; i >= 0 && attempts[i]!.code === 'connection_error'; i--) start = attempts[i]!.at;
+  return start;
+}
+
+/** Exponential backoff with equal jitter, capped. */
+export function backoffDelay(attemptsMade: number, baseMs: number, capMs = 60_000): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
 function redact(text: string, secrets: string[]): string {
   return secrets.reduce((t, s) => (s ? t.split(s).join('[redacted]') : t), text);
 }
@@ -79,6 +95,8 @@ function assistantMessage(completion: Record<string, unknown>): Record<string, u
  */
 export function createProcessor(deps: ProcessorDeps) {
   const { store, upstream, limiter, logger } = deps;
+  /** Consecutive "cannot reach the upstream" answers in this process: the outage backoff grows with them. */
+  let unreachableStreak = 0;
 
   async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], extraCalls: number, messages: Record<string, unknown>[]) {
     await store.finish(id, started, {
@@ -114,6 +132,7 @@ export function createProcessor(deps: ProcessorDeps) {
       try {
         const reply = await upstream.chat(body, started.userid);
         const latencyMs = Date.now() - t0;
+        unreachableStreak = 0;
         attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
         const usage = usageOf(reply.completion);
         const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
@@ -147,6 +166,16 @@ export function createProcessor(deps: ProcessorDeps) {
           await Promise.all([limiter.pauseFor(waitMs), deps.redis.hincrby(deps.keys.metrics, 'upstream_429', 1)]);
           extraCalls += 1;
           report('rate_limited');
+          continue;
+        }
+        if (c.action === 'unavailable' && Date.now() - outageStart(attempts) < deps.maxOutageMs) {
+          // An outage is nobody's attempt: everyone waits (with backoff) and this request goes again.
+          unreachableStreak += 1;
+          const waitMs = backoffDelay(unreachableStreak, deps.backoffMs, 30_000);
+          logger.warn({ request: id, waitMs }, 'upstream unreachable: pausing all workers');
+          await limiter.pauseFor(waitMs);
+          extraCalls += 1;
+          report('retrying');
           continue;
         }
         const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };

@@ -44,7 +44,15 @@ export interface FinishedRequest {
 }
 
 const entriesText = (entries: AttemptEntry[]) => entries.map((e) => JSON.stringify(e)).join(',');
-const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+let dayCache = { until: 0, day: '' };
+/** The UTC day of `ms`, recomputed once per day boundary rather than per request. */
+function utcDay(ms: number): string {
+  if (ms >= dayCache.until || ms < dayCache.until - 86_400_000) {
+    const start = ms - (ms % 86_400_000);
+    dayCache = { until: start + 86_400_000, day: new Date(start).toISOString().slice(0, 10) };
+  }
+  return dayCache.day;
+}
 
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
@@ -106,7 +114,6 @@ export class RequestStore {
     const now = Date.now();
     const day = utcDay(now);
     const fields: Record<string, string | number> = {};
-    if (result.response) fields.response = JSON.stringify(result.response);
     if (result.error) fields.error = JSON.stringify(result.error);
     if (result.httpStatus != null) fields.http_status = result.httpStatus;
     if (result.upstreamRequestId) fields.upstream_request_id = result.upstreamRequestId;
@@ -145,6 +152,7 @@ export class RequestStore {
       id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.extraCalls, ...members,
       u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '', result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
       result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
+      result.response ? JSON.stringify(result.response) : '',
     ];
     const [, nextHead, overBudget] = (await finishScript.run(this.redis, keys, args)) as [string, string, number];
     return { nextHead, overBudget: overBudget === 1 };

@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { createUpstreamFetch } from './http-transport.js';
 import { classifyErrorBody, MalformedResponseError, type ClassifiedError } from './classify-error.js';
 
 export interface UpstreamReply {
@@ -18,6 +19,8 @@ export interface UpstreamOptions {
   baseURL: string;
   apiKey: string | undefined;
   timeoutMs: number;
+  /** Calls in flight at once (sizes the connection pool). */
+  concurrency: number;
 }
 
 /**
@@ -29,7 +32,13 @@ export class UpstreamClient {
 
   constructor(private readonly opts: UpstreamOptions) {
     // The SDK refuses an empty key; a local simulator does not need one.
-    this.client = new OpenAI({ baseURL: opts.baseURL, apiKey: opts.apiKey ?? 'no-key', maxRetries: 0, timeout: opts.timeoutMs });
+    this.client = new OpenAI({
+      baseURL: opts.baseURL,
+      apiKey: opts.apiKey ?? 'no-key',
+      maxRetries: 0,
+      timeout: opts.timeoutMs,
+      fetch: createUpstreamFetch(opts.concurrency),
+    });
   }
 
   async chat(body: Record<string, unknown>, userid: string, signal?: AbortSignal): Promise<UpstreamReply> {

@@ -8,7 +8,7 @@ import { loadPrices } from '../shared/pricing.js';
 import { connectRedis } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
 import { CapacityLimiter } from './capacity-limiter.js';
-import { createProcessor, RetryLaterError, type RequestOutcome } from './process-request.js';
+import { backoffDelay, createProcessor, RetryLaterError, type RequestOutcome } from './process-request.js';
 import { reconcileLanes } from './reconcile-lanes.js';
 import { RequestStore } from './request-store.js';
 import { UpstreamClient } from './upstream-client.js';
@@ -19,12 +19,6 @@ export interface WorkerPoolOptions {
   baseUrl: string;
   logger: Logger;
   onOutcome?: (outcome: RequestOutcome) => void;
-}
-
-/** Exponential backoff with equal jitter, capped at one minute. */
-export function backoffDelay(attemptsMade: number, baseMs: number): number {
-  const ceiling = Math.min(60_000, baseMs * 2 ** Math.max(0, attemptsMade - 1));
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }
 
 /** Limits and settings a worker runs with, for the start-up line (no secrets). */
@@ -69,7 +63,7 @@ export class WorkerPool {
     const queue = openRequestQueue(redis, config.prefix);
     const store = new RequestStore(redis, keys, config.resultTtlS, queue);
     const limiter = new CapacityLimiter(redis, keys, config, owner);
-    const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs });
+    const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs, concurrency: config.concurrency });
     const processor = createProcessor({
       redis,
       keys,
@@ -79,6 +73,8 @@ export class WorkerPool {
       limiter,
       prices: loadPrices(config.pricesFile),
       maxAttempts: config.maxAttempts,
+      backoffMs: config.backoffMs,
+      maxOutageMs: config.maxOutageMs,
       logger,
       secrets: config.apiKey ? [config.apiKey] : [],
       ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),

@@ -34,6 +34,9 @@ export async function createTestEnv(redisUrl = REDIS_URL): Promise<TestEnv> {
   const redis = connectRedis(redisUrl, 'chatq-test');
   const keys = redisKeys(prefix);
   const queue = openRequestQueue(redis, prefix);
+  // Tests that restart Redis expect connection errors; the clients reconnect by themselves.
+  redis.on('error', () => undefined);
+  queue.on('error', () => undefined);
   const baseEnv = { REDIS_URL: redisUrl, CHATQ_PREFIX: prefix, LOG_LEVEL: 'warn' };
   const env: TestEnv = {
     prefix,

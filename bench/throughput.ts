@@ -1,0 +1,81 @@
+/**
+ * bench/throughput: requests/s end to end (enqueue to stored result) against the simulator with no added latency,
+ * next to (a) the plain p-limit loop with the same openai client, simulator and concurrency, and (b) raw BullMQ
+ * with a no-op processor. The simulator runs in its own process for all three. Prints one JSON line.
+ *   npx tsx bench/throughput.ts [--requests 20000] [--concurrency 100] [--rounds 3]
+ */
+import { Queue, Worker } from 'bullmq';
+import { getBatch } from '../src/shared/read-store.js';
+import { connectRedis } from '../src/shared/redis.js';
+import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
+import { arg, chatLines, median, plainLoop, round, startFleet, startSimulatorProcess } from './bench-kit.js';
+
+const REQUESTS = arg('requests', 20_000);
+const CONCURRENCY = arg('concurrency', 100);
+const ROUNDS = arg('rounds', 3);
+const WORKERS = arg('workers', 1);
+
+async function chatqRun(simUrl: string): Promise<number> {
+  const env = await createTestEnv();
+  const fleet = await startFleet(env, WORKERS, { CHATQ_BASE_URL: simUrl, CHATQ_CONCURRENCY: String(Math.ceil(CONCURRENCY / WORKERS)) });
+  // Let the workers connect before the clock starts.
+  await new Promise((r) => setTimeout(r, 1_500));
+  const t0 = Date.now();
+  const submitted = await env.submit(chatLines(REQUESTS / 10, 10));
+  await waitForBatch(env, submitted.batchId, 600_000);
+  const ms = Date.now() - t0;
+  const b = await getBatch(env.redis, env.keys, submitted.batchId);
+  if (b?.succeeded !== REQUESTS) throw new Error(`chatq run incomplete: ${JSON.stringify(b)}`);
+  await fleet.stop();
+  await env.cleanup();
+  return (REQUESTS / ms) * 1000;
+}
+
+async function rawBullmq(): Promise<number> {
+  const env = await createTestEnv();
+  const queue = new Queue('raw', { connection: env.redis, prefix: env.prefix });
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (finish = r));
+  const worker = new Worker('raw', async () => {
+    if (++done === REQUESTS) finish();
+  }, { connection: connectRedis(env.config().redisUrl), prefix: env.prefix, concurrency: CONCURRENCY, removeOnComplete: { count: 0 } });
+  await worker.waitUntilReady();
+  const t0 = Date.now();
+  for (let i = 0; i < REQUESTS; i += 1000) {
+    await queue.addBulk(Array.from({ length: Math.min(1000, REQUESTS - i) }, (_, j) => ({ name: 'noop', data: { i: i + j } })));
+  }
+  await finished;
+  const ms = Date.now() - t0;
+  await worker.close();
+  await queue.close();
+  await env.cleanup();
+  return (REQUESTS / ms) * 1000;
+}
+
+const sim = await startSimulatorProcess([]);
+const rounds: { chatq: number; plain: number; bullmq: number }[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const plain = await plainLoop(sim.url, REQUESTS, CONCURRENCY);
+  const chatq = await chatqRun(sim.url);
+  const bullmq = await rawBullmq();
+  rounds.push({ chatq, plain: (plain.ok / plain.ms) * 1000, bullmq });
+  process.stderr.write(`round ${r + 1}: ${JSON.stringify(rounds.at(-1))}\n`);
+}
+await sim.stop();
+const m = (k: 'chatq' | 'plain' | 'bullmq') => median(rounds.map((x) => x[k]));
+console.log(
+  JSON.stringify({
+    bench: 'throughput',
+    requests: REQUESTS,
+    concurrency: CONCURRENCY,
+    worker_processes: WORKERS,
+    rounds: ROUNDS,
+    chatq_req_per_s: round(m('chatq'), 1),
+    plain_p_limit_loop_req_per_s: round(m('plain'), 1),
+    raw_bullmq_noop_jobs_per_s: round(m('bullmq'), 1),
+    chatq_vs_plain_loop: round(median(rounds.map((x) => x.chatq / x.plain))),
+    per_round: rounds.map((x) => ({ chatq: round(x.chatq, 1), plain: round(x.plain, 1), bullmq: round(x.bullmq, 1) })),
+  }),
+);
+process.exit(0);

@@ -1,0 +1,107 @@
+import { describe, expect, it, afterEach } from 'vitest';
+import { startLocalRedis } from '../src/cli/local-redis.js';
+import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
+import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
+import { createTestEnv, spawnWorker, waitForBatch, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
+
+const SEQ = /\[seq (\d+)\]/;
+
+function lines(users: number, turns: number): string[] {
+  const out: string[] = [];
+  for (let t = 0; t < turns; t++) {
+    for (let u = 0; u < users; u++) out.push(JSON.stringify({ custom_id: `u${u}-t${t}`, user: `chaos-${u}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${t}] hi` }] }));
+  }
+  return out;
+}
+
+/** Order holds per user: calls may repeat (at-least-once), never go back; and every request finished exactly once. */
+async function expectIntact(env: TestEnv, sim: Simulator, batchId: string, total: number, turns: number) {
+  const batch = await waitForBatch(env, batchId, 170_000);
+  expect(batch).toMatchObject({ succeeded: total, failed: 0, skipped: 0, cancelled: 0 });
+  expect((await getUsage(env.redis, env.keys, 'batch', batchId)).requests).toBe(total);
+  const stats = sim.stats();
+  expect(stats.outOfOrder).toBe(0);
+  expect(stats.overlaps).toBe(0);
+  for (const u of Object.values(stats.users)) expect([...new Set(u.arrivals.map((a) => Number(SEQ.exec(a)![1])))]).toEqual([...Array(turns).keys()]);
+  let count = 0;
+  for await (const r of readBatchRequests(env.redis, env.keys, batchId)) {
+    expect(r.status).toBe('succeeded');
+    count += 1;
+  }
+  expect(count).toBe(total);
+  return { repeatedCalls: stats.answered - total };
+}
+
+describe('chaos', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  /** A simulator, two worker processes and a batch of users x turns, returned once `progress` requests succeeded. */
+  async function startRun(redisUrl: string | undefined, vars: Record<string, string>, users: number, turns: number, progress: number) {
+    const env = await createTestEnv(redisUrl);
+    const sim = await startSimulator({ latencyMs: 5, jitterMs: 4 });
+    cleanups.push(() => env.cleanup(), () => sim.close());
+    const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, ...vars });
+    const workers = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
+    cleanups.push(async () => workers.forEach((w) => w.child.kill('SIGKILL')));
+    const submitted = await env.submit(lines(users, turns));
+    while ((await env.batch(submitted.batchId)).succeeded < progress) await new Promise((r) => setTimeout(r, 20));
+    return { env, sim, submitted };
+  }
+
+  it('workers SIGKILLed at random moments: nothing lost, each counted once, order and no-overlap hold', async () => {
+    const env = await createTestEnv();
+    const sim = await startSimulator({ latencyMs: 8, jitterMs: 6 });
+    cleanups.push(() => env.cleanup(), () => sim.close());
+    const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '40', CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '1000' });
+    const workers: WorkerProcess[] = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
+    cleanups.push(async () => workers.forEach((w) => w.child.kill('SIGKILL')));
+    const submitted = await env.submit(lines(300, 10));
+
+    let kills = 0;
+    while (kills < 6 && (await env.batch(submitted.batchId)).status !== 'completed') {
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 600));
+      const victim = workers.splice(Math.floor(Math.random() * workers.length), 1)[0]!;
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      workers.push(spawnWorker(workerEnv));
+      kills += 1;
+    }
+    const { repeatedCalls } = await expectIntact(env, sim, submitted.batchId, 3000, 10);
+    console.log(JSON.stringify({ chaos: 'sigkill', kills, requests: 3000, repeated_upstream_calls: repeatedCalls }));
+    expect(kills).toBeGreaterThan(0);
+  });
+
+  it('Redis restarted mid-run (AOF, appendfsync always): the run completes, nothing accepted is lost', async () => {
+    const redis = await startLocalRedis({ appendfsync: 'always' });
+    let restarted = redis;
+    cleanups.push(() => restarted.stop());
+    const { env, sim, submitted } = await startRun(redis.url, { CHATQ_CONCURRENCY: '30', CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '1000' }, 200, 8, 400);
+
+    redis.process.kill('SIGKILL');
+    await new Promise((r) => redis.process.once('exit', r));
+    await new Promise((r) => setTimeout(r, 1_000));
+    restarted = await startLocalRedis({ port: redis.port, dir: redis.dir, appendfsync: 'always' });
+
+    const { repeatedCalls } = await expectIntact(env, sim, submitted.batchId, 1600, 8);
+    console.log(JSON.stringify({ chaos: 'redis-restart', requests: 1600, repeated_upstream_calls: repeatedCalls }));
+  });
+
+  it('the upstream goes away for a while: requests wait and retry, none fails, the run completes', async () => {
+    const { env, sim, submitted } = await startRun(undefined, { CHATQ_CONCURRENCY: '30', CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '100' }, 100, 10, 300);
+
+    sim.configure({ down: true });
+    await new Promise((r) => setTimeout(r, 3_000));
+    const duringOutage = (await env.batch(submitted.batchId)).succeeded;
+    sim.configure({ down: false });
+
+    await expectIntact(env, sim, submitted.batchId, 1000, 10);
+    expect(duringOutage).toBeLessThan(1000);
+    // Far more than CHATQ_MAX_ATTEMPTS connection failures happened, and none of them failed a request.
+    let waited = 0;
+    for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) waited += r.attemptLog.filter((a) => a.code === 'connection_error').length;
+    expect(waited).toBeGreaterThan(2);
+  });
+});
