@@ -61,11 +61,15 @@ export function usageOf(completion: Record<string, unknown>): Usage {
   };
 }
 
-/** When the current run of "unreachable" answers began (the first of the trailing connection errors). */
-function outageStart(attempts: AttemptEntry[]): number {
-  let start = Date.now();
-  for (let i = attempts.length - 1; i >= 0 && attempts[i]!.code === 'connection_error'; i--) start = attempts[i]!.at;
-  return start;
+/** The request's current run of "cannot reach the upstream" answers: how many, and since when. */
+function trailingOutage(attempts: AttemptEntry[]): { calls: number; since: number } {
+  let calls = 0;
+  let since = Date.now();
+  for (let i = attempts.length - 1; i >= 0 && attempts[i]!.code === 'connection_error'; i--) {
+    calls += 1;
+    since = attempts[i]!.at;
+  }
+  return { calls, since };
 }
 
 /** Exponential backoff with equal jitter, capped. */
@@ -95,8 +99,6 @@ function assistantMessage(completion: Record<string, unknown>): Record<string, u
  */
 export function createProcessor(deps: ProcessorDeps) {
   const { store, upstream, limiter, logger } = deps;
-  /** Consecutive "cannot reach the upstream" answers in this process: the outage backoff grows with them. */
-  let unreachableStreak = 0;
 
   async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], extraCalls: number, messages: Record<string, unknown>[]) {
     await store.finish(id, started, {
@@ -132,7 +134,6 @@ export function createProcessor(deps: ProcessorDeps) {
       try {
         const reply = await upstream.chat(body, started.userid);
         const latencyMs = Date.now() - t0;
-        unreachableStreak = 0;
         attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
         const usage = usageOf(reply.completion);
         const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
@@ -168,10 +169,10 @@ export function createProcessor(deps: ProcessorDeps) {
           report('rate_limited');
           continue;
         }
-        if (c.action === 'unavailable' && Date.now() - outageStart(attempts) < deps.maxOutageMs) {
-          // An outage is nobody's attempt: everyone waits (with backoff) and this request goes again.
-          unreachableStreak += 1;
-          const waitMs = backoffDelay(unreachableStreak, deps.backoffMs, 30_000);
+        const outage = c.action === 'unavailable' ? trailingOutage(attempts) : undefined;
+        if (outage && Date.now() - outage.since < deps.maxOutageMs) {
+          // An outage is nobody's attempt: everyone waits (backing off as it lasts) and this request goes again.
+          const waitMs = backoffDelay(outage.calls, deps.backoffMs, 30_000);
           logger.warn({ request: id, waitMs }, 'upstream unreachable: pausing all workers');
           await limiter.pauseFor(waitMs);
           extraCalls += 1;
