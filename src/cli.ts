@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { cancelCommand, enqueueCommand, reportCommand, resultsCommand, resumeCommand, statusCommand } from './cli/batch-commands.js';
 import { EXIT, UsageError } from './cli/cli-context.js';
-import { compareCommand, evalCommand, scheduleAddCommand, scheduleListCommand, scheduleRemoveCommand } from './cli/eval-commands.js';
-import { runCommand } from './cli/run-command.js';
-import { serveCommand, simulatorCommand, workerCommand } from './cli/serve-commands.js';
+
+// Each command loads only what it needs (the worker's tokenizer, the API server...): fast start, small memory.
+const batchCommands = () => import('./cli/batch-commands.js');
+const evalCommands = () => import('./cli/eval-commands.js');
+const serveCommands = () => import('./cli/serve-commands.js');
 
 const program = new Command('chatq')
   .description('Run batches of memory-chat conversations (302.AI /v1/chat/completions + userid) through a Redis queue.')
@@ -34,22 +35,22 @@ limitOptions(submitOptions(program.command('run').argument('<inputs...>', 'JSONL
   .description('enqueue, process with an embedded worker pool, show progress, then print a summary and costs')
   .option('--show <n>', 'print the first N replies of each batch', '0')
   .option('--latency-ms <ms>', 'simulator latency when no CHATQ_API_KEY is set', '150')
-  .action(async (inputs: string[], flags) => process.exit(await runCommand(inputs, flags)));
+  .action(async (inputs: string[], flags) => process.exit(await (await import('./cli/run-command.js')).runCommand(inputs, flags)));
 
 submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
   .description('validate and enqueue; prints one batch id per file (workers do the calls)')
-  .action(async (inputs: string[], flags) => process.exit(await enqueueCommand(inputs, flags)));
+  .action(async (inputs: string[], flags) => process.exit(await (await batchCommands()).enqueueCommand(inputs, flags)));
 
 limitOptions(program.command('worker'))
   .description('process queued requests until SIGTERM/SIGINT (run as many as you like, anywhere)')
-  .action(async (flags) => process.exit(await workerCommand(flags)));
+  .action(async (flags) => process.exit(await (await serveCommands()).workerCommand(flags)));
 
 program
   .command('status')
   .argument('<id>', 'batch id or request id')
   .option('--json', 'print JSON')
   .description('counters, usage and failures of a batch, or the attempts of one request')
-  .action(async (id: string, flags) => process.exit(await statusCommand(id, flags)));
+  .action(async (id: string, flags) => process.exit(await (await batchCommands()).statusCommand(id, flags)));
 
 program
   .command('results')
@@ -57,13 +58,13 @@ program
   .option('-o, --output <file>', 'write to a file instead of stdout')
   .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
   .description('OpenAI Batch output lines (or CSV), in input order')
-  .action(async (batch: string, flags) => process.exit(await resultsCommand(batch, flags)));
+  .action(async (batch: string, flags) => process.exit(await (await batchCommands()).resultsCommand(batch, flags)));
 
 program
   .command('cancel')
   .argument('<batch>', 'batch id')
   .description('cancel the requests of a batch not yet sent (those in flight finish)')
-  .action(async (batch: string) => process.exit(await cancelCommand(batch)));
+  .action(async (batch: string) => process.exit(await (await batchCommands()).cancelCommand(batch)));
 
 program
   .command('report')
@@ -73,7 +74,7 @@ program
   .option('--to <day>', 'last UTC day (YYYY-MM-DD)')
   .addOption(new Option('--format <format>', 'output').choices(['table', 'csv', 'json']).default('table'))
   .description('requests, tokens (prompt, cached, completion, reasoning) and cost, with unpriced requests counted')
-  .action(async (flags) => process.exit(await reportCommand(flags)));
+  .action(async (flags) => process.exit(await (await batchCommands()).reportCommand(flags)));
 
 const schedule = program.command('schedule').description('scheduled runs of a suite (on BullMQ job schedulers; `chatq worker` processes run them)');
 schedule
@@ -86,13 +87,13 @@ schedule
   .option('--model <model...>', 'run the suite against each of these models (one batch per model)')
   .option('--reuse-users', 'keep the same users (and their memory) across runs; default: fresh users each run')
   .option('--max-cost-usd <usd>', 'budget of each run')
-  .action(async (name: string, file: string, flags) => process.exit(await scheduleAddCommand(name, file, flags)));
-schedule.command('list').description('schedules and their next run').action(async () => process.exit(await scheduleListCommand()));
+  .action(async (name: string, file: string, flags) => process.exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)));
+schedule.command('list').description('schedules and their next run').action(async () => process.exit(await (await evalCommands()).scheduleListCommand()));
 schedule
   .command('remove')
   .argument('<name>', 'schedule name')
   .description('stop a schedule')
-  .action(async (name: string) => process.exit(await scheduleRemoveCommand(name)));
+  .action(async (name: string) => process.exit(await (await evalCommands()).scheduleRemoveCommand(name)));
 
 program
   .command('eval')
@@ -100,7 +101,7 @@ program
   .option('--min-pass <fraction>', 'exit 1 when the pass rate is below this (0-1)')
   .option('--json', 'print JSON')
   .description('pass rate of the graded requests, and each failed expectation with its reply')
-  .action(async (batch: string, flags) => process.exit(await evalCommand(batch, flags)));
+  .action(async (batch: string, flags) => process.exit(await (await evalCommands()).evalCommand(batch, flags)));
 
 program
   .command('compare')
@@ -108,7 +109,7 @@ program
   .argument('<batchB>', 'the new run')
   .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
   .description('what went from pass to fail (and back) per custom_id; change in tokens, cost, p50/p95 latency; exit 1 on regressions')
-  .action(async (a: string, b: string, flags) => process.exit(await compareCommand(a, b, flags)));
+  .action(async (a: string, b: string, flags) => process.exit(await (await evalCommands()).compareCommand(a, b, flags)));
 
 program
   .command('serve')
@@ -116,12 +117,12 @@ program
   .option('--host <host>', 'interface', '127.0.0.1')
   .option('--max-upload-mb <mb>', 'largest file upload', '512')
   .description('HTTP API: OpenAI Batch-compatible /v1/files and /v1/batches, usage, /metrics, /admin/queues (needs CHATQ_API_TOKENS)')
-  .action(async (flags) => process.exit(await serveCommand(flags)));
+  .action(async (flags) => process.exit(await (await serveCommands()).serveCommand(flags)));
 
 program
   .command('resume')
   .description('resume the queue after a pause (bad key, no balance, quota) once the cause is fixed')
-  .action(async () => process.exit(await resumeCommand()));
+  .action(async () => process.exit(await (await batchCommands()).resumeCommand()));
 
 program
   .command('simulator')
@@ -138,7 +139,7 @@ program
   .option('--fail-timeout <rate>', 'fraction of calls never answered')
   .option('--fail-drop <rate>', 'fraction of connections dropped')
   .option('--fail-malformed <rate>', 'fraction of calls answered with broken JSON')
-  .action(async (flags) => process.exit(await simulatorCommand(flags)));
+  .action(async (flags) => process.exit(await (await serveCommands()).simulatorCommand(flags)));
 
 try {
   await program.parseAsync(process.argv);

@@ -49,14 +49,14 @@ function check<S extends z.ZodType>(schema: S, value: unknown, fieldPrefix = '')
 function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOptions, at: string): string {
   if (fields.userid !== undefined) {
     // A salt gives a fresh set of users: even explicit userids map to new ones.
-    if (isUuidV4(fields.userid)) return opts.userSalt ? deriveUserid(fields.userid.toLowerCase(), opts.userSalt) : fields.userid.toLowerCase();
+    if (isUuidV4(fields.userid)) return opts.userSalt ? derivedUserid(fields.userid.toLowerCase(), opts.userSalt) : fields.userid.toLowerCase();
     throw new LineProblem(
       `${at}userid`,
       `"${fields.userid.slice(0, 60)}" is not a UUID v4, and the endpoint silently ignores such userids (no memory). Use a UUID v4, or put any string in "user" and chatq derives a stable UUID v4 from it`,
     );
   }
   const user = fields.user ?? opts.defaultUser;
-  if (user !== undefined) return deriveUserid(user, opts.userSalt);
+  if (user !== undefined) return derivedUserid(user, opts.userSalt);
   throw new LineProblem(`${at}userid`, 'missing: add "userid" (a UUID v4) or "user" (any string) to the line, or pass --user');
 }
 
@@ -66,10 +66,24 @@ function resolveModel(model: string | undefined, opts: ParseOptions, at: string)
   return m;
 }
 
-function withoutChatqFields(obj: Record<string, unknown>): Record<string, unknown> {
-  const body = { ...obj };
+/** The chat body: the line's fields less chatq's own, with the resolved model (one copy). */
+function chatBody(obj: Record<string, unknown>, model: string): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...obj, model };
   for (const f of CHATQ_FIELDS) delete body[f];
   return body;
+}
+
+/** Derived userids, remembered: input files repeat their users. */
+const derived = new Map<string, string>();
+function derivedUserid(user: string, salt = ''): string {
+  const key = `${salt}\0${user}`;
+  let id = derived.get(key);
+  if (id === undefined) {
+    if (derived.size >= 100_000) derived.clear();
+    id = deriveUserid(user, salt);
+    derived.set(key, id);
+  }
+  return id;
 }
 
 function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions): RequestDraft[] {
@@ -83,7 +97,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
         customId: b.custom_id ?? `line-${line}`,
         userid: resolveUserid(b.body, opts, 'body.'),
         model,
-        body: { ...withoutChatqFields(body), model },
+        body: chatBody(body, model),
         line,
         onFailure: b.on_failure ?? 'continue',
         history: 'memory',
@@ -101,7 +115,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
       customId: c.custom_id ?? `line-${line}`,
       userid: resolveUserid(c, opts, ''),
       model,
-      body: { ...withoutChatqFields(c), model },
+      body: chatBody(c, model),
       line,
       onFailure: c.on_failure ?? 'continue',
       history: 'memory',
@@ -117,7 +131,7 @@ function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOpt
   const history: HistoryMode = s.history;
   const onFailure: OnFailure = s.on_failure ?? (history === 'full' ? 'halt' : 'continue');
   const scriptId = s.script_id ?? `script-line-${line}`;
-  const params = withoutChatqFields(s);
+  const params = chatBody(s, model);
   return s.turns.map((t, turn) => {
     const content = typeof t === 'string' ? t : t.content;
     const system = s.system !== undefined && (history === 'memory' || turn === 0) ? [{ role: 'system', content: s.system }] : [];
@@ -125,7 +139,7 @@ function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOpt
       customId: `${scriptId}-turn-${turn + 1}`,
       userid,
       model,
-      body: { ...params, model, messages: [...system, { role: 'user', content }] },
+      body: { ...params, messages: [...system, { role: 'user', content }] },
       line,
       onFailure,
       history,

@@ -13,7 +13,7 @@ const enqueueScript = new LuaScript(new URL('./enqueue-requests.lua', import.met
 const finalizeScript = new LuaScript(new URL('./finalize-batch.lua', import.meta.url));
 
 /** Requests per enqueue script call, and calls in flight at once (one connection keeps them in order). */
-const CHUNK_REQUESTS = 500;
+const CHUNK_REQUESTS = 1_000;
 const CHUNKS_IN_FLIGHT = 4;
 /** Line errors kept in Redis and in memory per batch; the count goes on past it. */
 const MAX_KEPT_ERRORS = 1_000;
@@ -119,14 +119,14 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     pending = [];
     pendingRequests = 0;
     const keyList = [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.lanes];
-    const args: (string | number)[] = [batchId, Date.now()];
+    const args: (string | number)[] = [batchId, Date.now(), keys.prefix];
     const groupStart: number[] = [];
+    let index = 0;
     for (const { drafts } of lines) {
-      groupStart.push(args.length);
+      groupStart.push(index);
       drafts.forEach((d, g) => {
         seq += 1;
-        const id = `${batchId}-${seq}`;
-        keyList.push(keys.request(id), keys.lane(d.userid), keys.userRequests(d.userid));
+        index += 1;
         const extra: Record<string, string | number> = {};
         if (d.onFailure === 'halt') extra.on_failure = 'halt';
         if (d.history === 'full') {
@@ -136,14 +136,14 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
         if (d.scriptId !== undefined) extra.script_id = d.scriptId;
         if (d.turn !== undefined) extra.turn = d.turn;
         if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
-        args.push(id, d.customId, d.userid, d.model, JSON.stringify(d.body), seq, d.line, g === 0 ? drafts.length : 0, Object.keys(extra).length ? JSON.stringify(extra) : '');
+        const meta = [`${batchId}-${seq}`, d.customId, d.userid, d.model, seq, d.line, g === 0 ? drafts.length : 0, Object.keys(extra).length ? extra : null];
+        args.push(JSON.stringify(meta), JSON.stringify(d.body));
       });
     }
     const [heads, rejectedGroups] = (await enqueueScript.run(redis, keyList, args)) as [string[], number[]];
     const rejectedSet = new Set(rejectedGroups);
     lines.forEach(({ line, drafts }, idx) => {
-      const requestIndex = (groupStart[idx]! - 2) / 9;
-      if (rejectedSet.has(requestIndex)) {
+      if (rejectedSet.has(groupStart[idx]!)) {
         reject({ source: opts.source, line, field: 'custom_id', message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique` });
       } else {
         acceptedLines += 1;

@@ -24,6 +24,7 @@ for _, id in ipairs(ids) do
     redis.call('LREM', lane, 1, id)
     redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', ARGV[6])
     redis.call('EXPIRE', key, ttl)
+    redis.call('EXPIRE', key .. ':body', ttl)
     cancelled = cancelled + 1
     if wasHead then
       local nextHead = redis.call('LINDEX', lane, 0)

@@ -8,6 +8,7 @@ export function redisKeys(prefix: string) {
   return {
     prefix,
     request: (id: string) => `${prefix}:req:${id}`,
+    requestBody: (id: string) => `${prefix}:req:${id}:body`,
     batch: (id: string) => `${prefix}:batch:${id}`,
     batchRequests: (id: string) => `${prefix}:batch:${id}:reqs`,
     batchCustomIds: (id: string) => `${prefix}:batch:${id}:cids`,

@@ -11,9 +11,12 @@ export async function getBatch(redis: Redis, keys: RedisKeys, id: string): Promi
 export async function getRequests(redis: Redis, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
   if (ids.length === 0) return [];
   const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS);
+  for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS).get(keys.requestBody(id));
   const rows = (await pipeline.exec())!;
-  return rows.map(([err, values], i) => (err ? null : toStoredRequest(ids[i]!, values as (string | null)[])));
+  return ids.map((id, i) => {
+    const [err, values] = rows[i * 2]!;
+    return err ? null : toStoredRequest(id, values as (string | null)[], rows[i * 2 + 1]![1] as string | null);
+  });
 }
 
 /** A batch's requests in input order, read in pages. */

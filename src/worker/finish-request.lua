@@ -32,6 +32,7 @@ if ARGV[7] ~= '' then
 end
 if ARGV[8] ~= '0' then redis.call('HINCRBY', req, 'attempts', ARGV[8]) end
 redis.call('EXPIRE', req, ttl)
+redis.call('EXPIRE', req .. ':body', ttl)
 
 redis.call('HINCRBY', batch, status, 1)
 if ARGV[19] ~= '' then redis.call('HINCRBY', batch, 'error:' .. ARGV[19], 1) end
@@ -76,6 +77,7 @@ if status == 'failed' and redis.call('HGET', req, 'on_failure') == 'halt' then
       redis.call('LREM', lane, 1, other)
       redis.call('HSET', okey, 'status', 'skipped', 'finished_at', now, 'error', skipError)
       redis.call('EXPIRE', okey, ttl)
+      redis.call('EXPIRE', okey .. ':body', ttl)
       skipped = skipped + 1
     end
   end
