@@ -2,6 +2,7 @@ import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import OpenAI, { toFile } from 'openai';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { testLogger, waitFor } from './helpers/test-env.js';
+import { deriveUserid } from '../src/shared/userid.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const TOKEN = 'chatq-test-token-123';
@@ -55,6 +56,18 @@ describe('HTTP API driven by the official openai SDK', () => {
       expect(line.response.status_code).toBe(200);
       expect(line.response.body.choices[0].message.content).toMatch(/\(reply \d+\)$/);
     }
+
+    // One user's requests, newest first, in pages; and one request with its attempt history.
+    const userid = deriveUserid('a-user-0');
+    const get = async (path: string) => (await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    const first = await get(`/v1/users/${userid}/requests?limit=3`);
+    expect(first.data.map((r: { custom_id: string }) => r.custom_id)).toEqual(['a-u0-t3', 'a-u0-t2', 'a-u0-t1']);
+    expect(first.has_more).toBe(true);
+    const second = await get(`/v1/users/${userid}/requests?limit=3&after=${first.last_id}`);
+    expect(second.data.map((r: { custom_id: string }) => r.custom_id)).toEqual(['a-u0-t0']);
+    expect(second.has_more).toBe(false);
+    const one = await get(`/v1/requests/${first.data[0].id}`);
+    expect(one).toMatchObject({ custom_id: 'a-u0-t3', status: 'succeeded', attempts: 1, attempt_log: [{ code: 'ok', status: 200 }] });
 
     // A second batch, one user with many turns, cancelled while it runs.
     const slow = await client.files.create({ file: await toFile(Buffer.from(batchFile('b', 1, 60)), 'slow.jsonl'), purpose: 'batch' });

@@ -52,14 +52,15 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   app.get('/v1/users/:userid/requests', async (req) => {
     const { userid } = parseInput(z.object({ userid: z.string().refine(isUuidV4, { message: 'expected a UUID v4' }) }), req.params);
     const { limit, after } = parseInput(pageQuery, req.query);
+    // The user's requests are kept in submission order; pages go newest first.
     const index = keys.userRequests(userid.toLowerCase());
-    let from = 0;
+    let last = (await redis.llen(index)) - 1;
     if (after) {
-      const rank = await redis.zrevrank(index, after);
-      if (rank === null) throw new ApiError(400, `after: request ${after} is not one of this user's.`, 'invalid_request', 'after');
-      from = rank + 1;
+      const position = await redis.lpos(index, after);
+      if (position === null) throw new ApiError(400, `after: request ${after} is not one of this user's.`, 'invalid_request', 'after');
+      last = position - 1;
     }
-    const ids = await redis.zrevrange(index, from, from + limit);
+    const ids = last < 0 ? [] : (await redis.lrange(index, Math.max(0, last - limit), last)).reverse();
     const data = (await getRequests(redis, keys, ids.slice(0, limit))).filter((r) => r !== null).map(requestObject);
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: ids.length > limit };
   });

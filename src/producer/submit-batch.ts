@@ -136,8 +136,9 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
         if (d.scriptId !== undefined) extra.script_id = d.scriptId;
         if (d.turn !== undefined) extra.turn = d.turn;
         if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
-        const meta = [`${batchId}-${seq}`, d.customId, d.userid, d.model, seq, d.line, g === 0 ? drafts.length : 0, Object.keys(extra).length ? extra : null];
-        args.push(JSON.stringify(meta), JSON.stringify(d.body));
+        const hasExtra = Object.keys(extra).length > 0;
+        args.push(`${batchId}-${seq}|${d.userid}|${seq}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`, d.customId, d.model, JSON.stringify(d.body));
+        if (hasExtra) args.push(JSON.stringify(extra));
       });
     }
     const [heads, rejectedGroups] = (await enqueueScript.run(redis, keyList, args)) as [string[], number[]];
