@@ -39,8 +39,8 @@ export async function startFleet(env: TestEnv, count: number, vars: Record<strin
 }
 
 /** The plain script a user would otherwise write: a p-limit loop over the openai SDK, no queue, no store. */
-export async function plainLoop(baseURL: string, calls: number, concurrency: number, deadlineMs = Infinity): Promise<{ ok: number; status429: number; other: number; ms: number }> {
-  const client = new OpenAI({ baseURL, apiKey: 'bench', maxRetries: 0 });
+export async function plainLoop(baseURL: string, calls: number, concurrency: number, deadlineMs = Infinity, fetch?: typeof globalThis.fetch): Promise<{ ok: number; status429: number; other: number; ms: number }> {
+  const client = new OpenAI({ baseURL, apiKey: 'bench', maxRetries: 0, ...(fetch ? { fetch } : {}) });
   const limit = pLimit(concurrency);
   const result = { ok: 0, status429: 0, other: 0, ms: 0 };
   const t0 = Date.now();

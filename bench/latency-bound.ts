@@ -1,0 +1,72 @@
+/**
+ * bench/latency-bound: the simulator answers in 200 ms; with C calls in flight the ceiling is C / 0.2 s.
+ * Prints one JSON line: chatq's throughput as a fraction of that ceiling, next to the plain p-limit loop's and
+ * raw BullMQ's (a processor that only sleeps 200 ms, same concurrency): the queue's own per-job overhead.
+ *   npx tsx bench/latency-bound.ts [--concurrency 100] [--requests 3000] [--rounds 3]
+ */
+import { Queue, Worker } from 'bullmq';
+import { getBatch } from '../src/shared/read-store.js';
+import { connectRedis } from '../src/shared/redis.js';
+import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
+import { arg, chatLines, median, plainLoop, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
+
+const C = arg('concurrency', 100);
+const REQUESTS = arg('requests', 3000);
+const ROUNDS = arg('rounds', 3);
+const LATENCY_MS = 200;
+const ceiling = (C / LATENCY_MS) * 1000;
+
+async function rawBullmqSleeping(): Promise<number> {
+  const env = await createTestEnv();
+  const queue = new Queue('raw', { connection: env.redis, prefix: env.prefix });
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (finish = r));
+  const worker = new Worker('raw', async () => {
+    await sleep(LATENCY_MS);
+    if (++done === REQUESTS) finish();
+  }, { connection: connectRedis(env.config().redisUrl), prefix: env.prefix, concurrency: C, removeOnComplete: { count: 0 } });
+  await worker.waitUntilReady();
+  const t0 = Date.now();
+  await queue.addBulk(Array.from({ length: REQUESTS }, (_, i) => ({ name: 'sleep', data: { i } })));
+  await finished;
+  const perSecond = (REQUESTS / (Date.now() - t0)) * 1000;
+  await worker.close();
+  await queue.close();
+  await env.cleanup();
+  return perSecond;
+}
+
+const sim = await startSimulatorProcess(['--latency-ms', String(LATENCY_MS)]);
+const rounds: { chatq: number; plain: number; bullmq: number }[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const env = await createTestEnv();
+  const fleet = await startFleet(env, 1, { CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(C) });
+  await sleep(1_500);
+  const t0 = Date.now();
+  // Five times as many users as slots, four turns each: lanes never starve the pool.
+  const submitted = await env.submit(chatLines(REQUESTS / 4, 4));
+  await waitForBatch(env, submitted.batchId, 600_000);
+  const chatq = (REQUESTS / (Date.now() - t0)) * 1000;
+  if ((await getBatch(env.redis, env.keys, submitted.batchId))?.succeeded !== REQUESTS) throw new Error('incomplete run');
+  await fleet.stop();
+  await env.cleanup();
+  const plain = await plainLoop(sim.url, REQUESTS, C);
+  rounds.push({ chatq, plain: (plain.ok / plain.ms) * 1000, bullmq: await rawBullmqSleeping() });
+  process.stderr.write(`round ${r + 1}: ${JSON.stringify(rounds.at(-1))}\n`);
+}
+await sim.stop();
+console.log(
+  JSON.stringify({
+    bench: 'latency-bound',
+    latency_ms: LATENCY_MS,
+    concurrency: C,
+    requests: REQUESTS,
+    ceiling_req_per_s: ceiling,
+    chatq_req_per_s: round(median(rounds.map((x) => x.chatq)), 1),
+    chatq_fraction_of_ceiling: round(median(rounds.map((x) => x.chatq)) / ceiling),
+    plain_loop_fraction_of_ceiling: round(median(rounds.map((x) => x.plain)) / ceiling),
+    raw_bullmq_sleep_fraction_of_ceiling: round(median(rounds.map((x) => x.bullmq)) / ceiling),
+  }),
+);
+process.exit(0);
