@@ -2,7 +2,7 @@
  * bench/enqueue: imports a generated JSONL file with `chatq enqueue` into a private redis-server and prints one
  * JSON line: lines/s, the producer's peak RSS for a small and a large file (flat = streaming), and Redis bytes per
  * queued request beyond its payload; next to raw BullMQ addBulk of the same payloads (the baseline).
- *   npx tsx bench/enqueue.ts [--lines 1000000]
+ *   npx tsx bench/enqueue.ts [--lines 1000000] [--no-aof]   (default: AOF on, appendfsync everysec, as in production)
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -71,9 +71,10 @@ async function rawBullmq(file: string, redisUrl: string, lines: number): Promise
   return { perSecond: lines / seconds, bytesPerJob: bytes / lines };
 }
 
+const AOF = process.argv.includes('--no-aof') ? 'off' : 'everysec';
 const small = await writeFile(Math.max(1000, Math.floor(LINES / 10)));
 const large = await writeFile(LINES);
-const redis = await startLocalRedis();
+const redis = await startLocalRedis({ appendfsync: AOF });
 try {
   const smallRun = await enqueue(small, redis.url);
   const before = await usedMemory(redis.url);
@@ -85,6 +86,7 @@ try {
     JSON.stringify({
       bench: 'enqueue',
       lines: LINES,
+      redis_aof: AOF,
       chatq_lines_per_s: Math.round(LINES / largeRun.seconds),
       producer_peak_rss_mb: { [`${Math.floor(LINES / 10)}_lines`]: smallRun.peakRssMb, [`${LINES}_lines`]: largeRun.peakRssMb },
       input_bytes_per_line: round(payload, 1),

@@ -24,15 +24,18 @@ export function freePort(): Promise<number> {
 export const hasRedisServer = () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
 
 /**
- * Starts a private redis-server on a free port (AOF on, fsync `appendfsync`), in a temporary directory
+ * Starts a private redis-server on a free port (AOF on with fsync `appendfsync`, or 'off'), in a temporary directory
  * unless `dir` is given. Used by `chatq run` when nothing answers at REDIS_URL, and by tests that restart Redis.
  */
-export async function startLocalRedis(opts: { port?: number; dir?: string; appendfsync?: 'always' | 'everysec' } = {}): Promise<LocalRedis & { port: number; dir: string; process: ChildProcess }> {
+export async function startLocalRedis(opts: { port?: number; dir?: string; appendfsync?: 'always' | 'everysec' | 'off' } = {}): Promise<LocalRedis & { port: number; dir: string; process: ChildProcess }> {
   const port = opts.port ?? (await freePort());
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'chatq-redis-'));
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', opts.appendfsync ?? 'everysec', '--dir', dir, '--maxmemory-policy', 'noeviction'],
+    [
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--maxmemory-policy', 'noeviction',
+      ...(opts.appendfsync === 'off' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', opts.appendfsync ?? 'everysec']),
+    ],
     { stdio: 'ignore' },
   );
   const url = `redis://127.0.0.1:${port}`;

@@ -26,6 +26,8 @@ export interface ProcessorDeps {
   backoffMs: number;
   maxOutageMs: number;
   logger: Logger;
+  /** Runs a wait-for-capacity plus upstream call within the process's call concurrency. */
+  callSlots: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Strings that must never reach a stored error (the API key). */
   secrets: string[];
   onOutcome?: (outcome: RequestOutcome) => void;
@@ -123,17 +125,27 @@ export function createProcessor(deps: ProcessorDeps) {
     const attempts: AttemptEntry[] = [];
     let extraCalls = 0;
     for (;;) {
-      const reservation = await limiter.acquire(started.model, body);
-      if (reservation === 'paused') {
+      // A call slot covers waiting for capacity and the call itself, so that no more than CHATQ_CONCURRENCY
+      // calls are in flight while a few extra jobs stand ready to take a slot the moment one frees.
+      const call = await deps.callSlots(async () => {
+        const reservation = await limiter.acquire(started.model, body);
+        if (reservation === 'paused') return 'paused' as const;
+        const t0 = Date.now();
+        try {
+          return { ok: true as const, reply: await upstream.chat(body, started.userid), t0, latencyMs: Date.now() - t0, reservation };
+        } catch (err) {
+          return { ok: false as const, err, t0, latencyMs: Date.now() - t0, reservation };
+        }
+      });
+      if (call === 'paused') {
         // Paused while waiting (bad key, no balance...): back to the queue untouched, not an attempt.
         await store.release(id);
         await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
         throw new DelayedError();
       }
-      const t0 = Date.now();
-      try {
-        const reply = await upstream.chat(body, started.userid);
-        const latencyMs = Date.now() - t0;
+      const { t0, latencyMs, reservation } = call;
+      if (call.ok) {
+        const { reply } = call;
         attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
         const usage = usageOf(reply.completion);
         const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
@@ -152,51 +164,50 @@ export function createProcessor(deps: ProcessorDeps) {
           ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
           ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
         });
-            deps.onOutcome?.({ status: 'succeeded', code: 'ok', latencyMs, model: started.model, usage, ...(cost !== undefined ? { costNano: cost } : {}) });
-        return;
-      } catch (err) {
-        const latencyMs = Date.now() - t0;
-        const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
-        attempts.push({ at: t0, status: c.status, code: c.code, ms: latencyMs });
-        await limiter.settle(reservation, 0, false);
-        const report = (status: RequestOutcome['status']) => deps.onOutcome?.({ status, code: c.code, latencyMs, model: started.model });
-        if (c.action === 'rate_limited') {
-          // The upstream's own limit: everyone waits, and this call does not count as an attempt.
-          const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;
-          logger.warn({ request: id, waitMs }, 'upstream answered 429: pausing all workers');
-          await Promise.all([limiter.pauseFor(waitMs), deps.redis.hincrby(deps.keys.metrics, 'upstream_429', 1)]);
-          extraCalls += 1;
-          report('rate_limited');
-          continue;
-        }
-        const outage = c.action === 'unavailable' ? trailingOutage(attempts) : undefined;
-        if (outage && Date.now() - outage.since < deps.maxOutageMs) {
-          // An outage is nobody's attempt: everyone waits (backing off as it lasts) and this request goes again.
-          const waitMs = backoffDelay(outage.calls, deps.backoffMs, 30_000);
-          logger.warn({ request: id, waitMs }, 'upstream unreachable: pausing all workers');
-          await limiter.pauseFor(waitMs);
-          extraCalls += 1;
-          report('retrying');
-          continue;
-        }
-        const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
-        if (c.action === 'pause') {
-          await pauseQueue(deps.queue, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
-          await limiter.distrustCredentials();
-          await store.retry(id, attempts, extraCalls, error);
-          logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
-          report('paused');
-          throw new RetryLaterError(`${c.code}: ${error.message}`);
-        }
-        if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
-          await store.retry(id, attempts, extraCalls, error);
-          report('retrying');
-          throw new RetryLaterError(`${c.code}: ${error.message}`);
-        }
-        await finishFailed(id, started, c, attempts, extraCalls, messages);
-        report('failed');
+        deps.onOutcome?.({ status: 'succeeded', code: 'ok', latencyMs, model: started.model, usage, ...(cost !== undefined ? { costNano: cost } : {}) });
         return;
       }
+      const { err } = call;
+      const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
+      attempts.push({ at: t0, status: c.status, code: c.code, ms: latencyMs });
+      await limiter.settle(reservation, 0, false);
+      const report = (status: RequestOutcome['status']) => deps.onOutcome?.({ status, code: c.code, latencyMs, model: started.model });
+      if (c.action === 'rate_limited') {
+        // The upstream's own limit: everyone waits, and this call does not count as an attempt.
+        const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;
+        logger.warn({ request: id, waitMs }, 'upstream answered 429: pausing all workers');
+        await Promise.all([limiter.pauseFor(waitMs), deps.redis.hincrby(deps.keys.metrics, 'upstream_429', 1)]);
+        extraCalls += 1;
+        report('rate_limited');
+        continue;
+      }
+      const outage = c.action === 'unavailable' ? trailingOutage(attempts) : undefined;
+      if (outage && Date.now() - outage.since < deps.maxOutageMs) {
+        // An outage is nobody's attempt: everyone waits (backing off as it lasts) and this request goes again.
+        const waitMs = backoffDelay(outage.calls, deps.backoffMs, 30_000);
+        logger.warn({ request: id, waitMs }, 'upstream unreachable: pausing all workers');
+        await limiter.pauseFor(waitMs);
+        extraCalls += 1;
+        report('retrying');
+        continue;
+      }
+      const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
+      if (c.action === 'pause') {
+        await pauseQueue(deps.queue, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
+        await limiter.distrustCredentials();
+        await store.retry(id, attempts, extraCalls, error);
+        logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
+        report('paused');
+        throw new RetryLaterError(`${c.code}: ${error.message}`);
+      }
+      if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
+        await store.retry(id, attempts, extraCalls, error);
+        report('retrying');
+        throw new RetryLaterError(`${c.code}: ${error.message}`);
+      }
+      await finishFailed(id, started, c, attempts, extraCalls, messages);
+      report('failed');
+      return;
     }
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DelayedError, Worker } from 'bullmq';
+import pLimit from 'p-limit';
 import type { Config } from '../shared/config.js';
 import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
@@ -77,13 +78,15 @@ export class WorkerPool {
       maxOutageMs: config.maxOutageMs,
       logger,
       secrets: config.apiKey ? [config.apiKey] : [],
+      callSlots: pLimit(config.concurrency),
       ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),
     });
     const blocking = connectRedis(config.redisUrl, 'chatq-worker-blocking');
     const worker = new Worker(QUEUE_NAME, processor, {
       connection: blocking,
       prefix: config.prefix,
-      concurrency: config.concurrency,
+      // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
+      concurrency: config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15)),
       lockDuration: config.lockMs,
       stalledInterval: config.lockMs,
       maxStalledCount: 5,
