@@ -23,22 +23,22 @@ while a <= #ARGV do
 end
 local count = #metas
 local heads, rejected = {}, {}
-local accepted = 0
+local seen, cidPairs, ids = {}, {}, {}
+-- Writes to the batch's own keys go out once per call (variadic), not once per request.
+local function flush(key, command, values)
+  for from = 1, #values, 1000 do
+    redis.call(command, key, unpack(values, from, math.min(from + 999, #values)))
+  end
+end
 local i = 1
 while i <= count do
   local group = metas[i][7]
   local clash = false
-  if group == 1 then
-    clash = redis.call('HSETNX', cidsKey, metas[i][2], metas[i][1]) == 0
-  else
-    for g = 0, group - 1 do
-      if redis.call('HEXISTS', cidsKey, metas[i + g][2]) == 1 then
-        clash = true
-        break
-      end
-    end
-    if not clash then
-      for g = 0, group - 1 do redis.call('HSET', cidsKey, metas[i + g][2], metas[i + g][1]) end
+  for g = 0, group - 1 do
+    local cid = metas[i + g][2]
+    if seen[cid] or redis.call('HEXISTS', cidsKey, cid) == 1 then
+      clash = true
+      break
     end
   end
   if clash then
@@ -48,6 +48,10 @@ while i <= count do
       local m = metas[i + g]
       local id, userid = m[1], m[3]
       local key = prefix .. ':req:' .. id
+      seen[m[2]] = true
+      cidPairs[#cidPairs + 1] = m[2]
+      cidPairs[#cidPairs + 1] = id
+      ids[#ids + 1] = id
       redis.call('HSET', key, 'batch', batchId, 'custom_id', m[2], 'userid', userid, 'model', m[4],
         'seq', m[5], 'line', m[6], 'status', 'queued', 'created_at', now)
       -- The body, often longer than a compact hash value, lives beside the hash.
@@ -55,16 +59,16 @@ while i <= count do
       if m[9] then
         for field, value in pairs(m[9]) do redis.call('HSET', key, field, value) end
       end
-      redis.call('RPUSH', reqsKey, id)
       redis.call('RPUSH', prefix .. ':user:' .. userid .. ':reqs', id)
       if redis.call('RPUSH', prefix .. ':lane:' .. userid, id) == 1 then
         heads[#heads + 1] = id
         redis.call('SADD', lanesKey, userid)
       end
     end
-    accepted = accepted + group
   end
   i = i + group
 end
-if accepted > 0 then redis.call('HINCRBY', batchKey, 'enqueued', accepted) end
+flush(cidsKey, 'HSET', cidPairs)
+flush(reqsKey, 'RPUSH', ids)
+if #ids > 0 then redis.call('HINCRBY', batchKey, 'enqueued', #ids) end
 return { heads, rejected }
