@@ -1,6 +1,6 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { QUEUE_NAME } from '../src/shared/keys.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reconcileLanes } from '../src/worker/reconcile-lanes.js';
 import { RequestStore } from '../src/worker/request-store.js';
 import { waitForBatch } from './helpers/test-env.js';

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readBatchRequests } from '../src/shared/read-store.js';
 import { deriveUserid } from '../src/shared/userid.js';
 import type { StoredRequest } from '../src/shared/request-record.js';

@@ -1,6 +1,6 @@
 import { formatUsd } from '../shared/pricing.js';
 import type { UsageRow } from '../shared/read-store.js';
-import { batchDone, type BatchRecord } from '../shared/request-record.js';
+import type { BatchRecord } from '../shared/request-record.js';
 import { formatCount, renderTable } from './table.js';
 
 /** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
@@ -41,4 +41,3 @@ export function failuresTable(batches: BatchRecord[]): string | null {
 }
 
 export const isFinished = (b: BatchRecord) => b.status === 'completed' || b.status === 'cancelled' || b.status === 'failed';
-export const unfinishedCount = (b: BatchRecord) => (b.total || b.enqueued) - batchDone(b);

@@ -47,9 +47,5 @@ export const scriptLineSchema = z.looseObject({
   on_failure: onFailure.optional(),
 });
 
-export type BatchLine = z.infer<typeof batchLineSchema>;
-export type ChatLine = z.infer<typeof chatLineSchema>;
-export type ScriptLine = z.infer<typeof scriptLineSchema>;
-
 /** Fields that belong to chatq, not to the chat body. */
 export const CHATQ_FIELDS = ['custom_id', 'userid', 'user', 'on_failure', 'expect', 'script_id', 'system', 'turns', 'history'] as const;

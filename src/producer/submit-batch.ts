@@ -39,8 +39,6 @@ export interface SubmitOptions extends ParseOptions {
   batchId?: string;
   /** Cancel the rest of the batch once it has cost this much (nano-USD). */
   maxCostNano?: number;
-  /** Called after each chunk is stored, with the running count of accepted requests. */
-  onProgress?: (accepted: number) => void;
 }
 
 export interface SubmitResult {
@@ -152,7 +150,6 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
       }
     });
     await addLaneHeads(ctx.queue, heads);
-    opts.onProgress?.(acceptedRequests);
   };
 
   const track = (p: Promise<void>) => {

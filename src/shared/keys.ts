@@ -22,7 +22,6 @@ export function redisKeys(prefix: string) {
     /** The BullMQ hash of a job, used to tell whether a lane head still has its job. */
     job: (id: string) => `${prefix}:${QUEUE_NAME}:${id}`,
     reconcilerLock: `${prefix}:reconciler-lock`,
-    workers: `${prefix}:workers`,
     pauseReason: `${prefix}:paused`,
     metrics: `${prefix}:metrics`,
     schedules: `${prefix}:schedules`,

@@ -30,16 +30,6 @@ export interface ProcessorDeps {
   callSlots: <T>(fn: () => Promise<T>) => Promise<T>;
   /** Strings that must never reach a stored error (the API key). */
   secrets: string[];
-  onOutcome?: (outcome: RequestOutcome) => void;
-}
-
-export interface RequestOutcome {
-  status: 'succeeded' | 'failed' | 'retrying' | 'paused' | 'rate_limited';
-  code: string;
-  latencyMs: number;
-  model: string;
-  usage?: Usage;
-  costNano?: number;
 }
 
 const PAUSED_RECHECK_MS = 1_000;
@@ -164,21 +154,18 @@ export function createProcessor(deps: ProcessorDeps) {
           ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
           ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
         });
-        deps.onOutcome?.({ status: 'succeeded', code: 'ok', latencyMs, model: started.model, usage, ...(cost !== undefined ? { costNano: cost } : {}) });
         return;
       }
       const { err } = call;
       const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
       attempts.push({ at: t0, status: c.status, code: c.code, ms: latencyMs });
       await limiter.settle(reservation, 0, false);
-      const report = (status: RequestOutcome['status']) => deps.onOutcome?.({ status, code: c.code, latencyMs, model: started.model });
       if (c.action === 'rate_limited') {
         // The upstream's own limit: everyone waits, and this call does not count as an attempt.
         const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;
         logger.warn({ request: id, waitMs }, 'upstream answered 429: pausing all workers');
         await Promise.all([limiter.pauseFor(waitMs), deps.redis.hincrby(deps.keys.metrics, 'upstream_429', 1)]);
         extraCalls += 1;
-        report('rate_limited');
         continue;
       }
       const outage = c.action === 'unavailable' ? trailingOutage(attempts) : undefined;
@@ -188,7 +175,6 @@ export function createProcessor(deps: ProcessorDeps) {
         logger.warn({ request: id, waitMs }, 'upstream unreachable: pausing all workers');
         await limiter.pauseFor(waitMs);
         extraCalls += 1;
-        report('retrying');
         continue;
       }
       const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
@@ -197,16 +183,13 @@ export function createProcessor(deps: ProcessorDeps) {
         await limiter.distrustCredentials();
         await store.retry(id, attempts, extraCalls, error);
         logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
-        report('paused');
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
       if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
         await store.retry(id, attempts, extraCalls, error);
-        report('retrying');
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
       await finishFailed(id, started, c, attempts, extraCalls, messages);
-      report('failed');
       return;
     }
   };

@@ -9,7 +9,7 @@ import { loadPrices } from '../shared/pricing.js';
 import { connectRedis } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
 import { CapacityLimiter } from './capacity-limiter.js';
-import { backoffDelay, createProcessor, RetryLaterError, type RequestOutcome } from './process-request.js';
+import { backoffDelay, createProcessor, RetryLaterError } from './process-request.js';
 import { reconcileLanes } from './reconcile-lanes.js';
 import { RequestStore } from './request-store.js';
 import { UpstreamClient } from './upstream-client.js';
@@ -19,7 +19,6 @@ export interface WorkerPoolOptions {
   /** The upstream base URL (the CLI may point it at an embedded simulator). */
   baseUrl: string;
   logger: Logger;
-  onOutcome?: (outcome: RequestOutcome) => void;
 }
 
 /** Limits and settings a worker runs with, for the start-up line (no secrets). */
@@ -79,7 +78,6 @@ export class WorkerPool {
       logger,
       secrets: config.apiKey ? [config.apiKey] : [],
       callSlots: pLimit(config.concurrency),
-      ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),
     });
     const blocking = connectRedis(config.redisUrl, 'chatq-worker-blocking');
     const worker = new Worker(QUEUE_NAME, processor, {
