@@ -80,3 +80,32 @@ export async function startSimulatorProcess(args: string[]): Promise<{ url: stri
     },
   };
 }
+
+/** Raw BullMQ: `jobs` jobs added in bulk, a processor that only sleeps `sleepMs` (0: a no-op); jobs/s. */
+export async function rawBullmq(jobs: number, concurrency: number, sleepMs = 0): Promise<number> {
+  const { Queue, Worker } = await import('bullmq');
+  const { connectRedis } = await import('../src/shared/redis.js');
+  const { createTestEnv } = await import('../test/helpers/test-env.js');
+  const env = await createTestEnv();
+  const queue = new Queue('raw', { connection: env.redis, prefix: env.prefix });
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (finish = r));
+  const connection = connectRedis(env.config().redisUrl);
+  const worker = new Worker('raw', async () => {
+    if (sleepMs) await sleep(sleepMs);
+    if (++done === jobs) finish();
+  }, { connection, prefix: env.prefix, concurrency, removeOnComplete: { count: 0 } });
+  await worker.waitUntilReady();
+  const t0 = Date.now();
+  for (let i = 0; i < jobs; i += 1000) {
+    await queue.addBulk(Array.from({ length: Math.min(1000, jobs - i) }, (_, j) => ({ name: 'raw', data: { i: i + j } })));
+  }
+  await finished;
+  const perSecond = (jobs / (Date.now() - t0)) * 1000;
+  await worker.close();
+  await queue.close();
+  connection.disconnect();
+  await env.cleanup();
+  return perSecond;
+}

@@ -4,11 +4,9 @@
  * raw BullMQ's (a processor that only sleeps 200 ms, same concurrency): the queue's own per-job overhead.
  *   npx tsx bench/latency-bound.ts [--concurrency 100] [--requests 10000] [--rounds 3] [--workers 1]
  */
-import { Queue, Worker } from 'bullmq';
 import { getBatch, readBatchRequests } from '../src/shared/read-store.js';
-import { connectRedis } from '../src/shared/redis.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
-import { arg, chatLines, median, plainLoop, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
+import { arg, chatLines, median, plainLoop, rawBullmq, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
 
 const C = arg('concurrency', 100);
 const REQUESTS = arg('requests', 10000);
@@ -16,27 +14,6 @@ const ROUNDS = arg('rounds', 3);
 const WORKERS = arg('workers', 1);
 const LATENCY_MS = 200;
 const ceiling = (C / LATENCY_MS) * 1000;
-
-async function rawBullmqSleeping(): Promise<number> {
-  const env = await createTestEnv();
-  const queue = new Queue('raw', { connection: env.redis, prefix: env.prefix });
-  let done = 0;
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((r) => (finish = r));
-  const worker = new Worker('raw', async () => {
-    await sleep(LATENCY_MS);
-    if (++done === REQUESTS) finish();
-  }, { connection: connectRedis(env.config().redisUrl), prefix: env.prefix, concurrency: C, removeOnComplete: { count: 0 } });
-  await worker.waitUntilReady();
-  const t0 = Date.now();
-  await queue.addBulk(Array.from({ length: REQUESTS }, (_, i) => ({ name: 'sleep', data: { i } })));
-  await finished;
-  const perSecond = (REQUESTS / (Date.now() - t0)) * 1000;
-  await worker.close();
-  await queue.close();
-  await env.cleanup();
-  return perSecond;
-}
 
 const sim = await startSimulatorProcess(['--latency-ms', String(LATENCY_MS)]);
 const rounds: { chatq: number; steady: number; plain: number; bullmq: number }[] = [];
@@ -58,7 +35,7 @@ for (let r = 0; r < ROUNDS; r++) {
   await fleet.stop();
   await env.cleanup();
   const plain = await plainLoop(sim.url, REQUESTS, C);
-  rounds.push({ chatq, steady, plain: (plain.ok / plain.ms) * 1000, bullmq: await rawBullmqSleeping() });
+  rounds.push({ chatq, steady, plain: (plain.ok / plain.ms) * 1000, bullmq: await rawBullmq(REQUESTS, C, LATENCY_MS) });
   process.stderr.write(`round ${r + 1}: ${JSON.stringify(rounds.at(-1))}\n`);
 }
 await sim.stop();

@@ -5,12 +5,10 @@
  * The simulator runs in its own process for all. Prints one JSON line.
  *   npx tsx bench/throughput.ts [--requests 20000] [--concurrency 100] [--rounds 3]
  */
-import { Queue, Worker } from 'bullmq';
 import { getBatch } from '../src/shared/read-store.js';
-import { connectRedis } from '../src/shared/redis.js';
 import { createUpstreamFetch } from '../src/worker/http-transport.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
-import { arg, chatLines, median, plainLoop, round, startFleet, startSimulatorProcess } from './bench-kit.js';
+import { arg, chatLines, median, plainLoop, rawBullmq, round, startFleet, startSimulatorProcess } from './bench-kit.js';
 
 const REQUESTS = arg('requests', 20_000);
 const CONCURRENCY = arg('concurrency', 100);
@@ -33,35 +31,13 @@ async function chatqRun(simUrl: string): Promise<number> {
   return (REQUESTS / ms) * 1000;
 }
 
-async function rawBullmq(): Promise<number> {
-  const env = await createTestEnv();
-  const queue = new Queue('raw', { connection: env.redis, prefix: env.prefix });
-  let done = 0;
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((r) => (finish = r));
-  const worker = new Worker('raw', async () => {
-    if (++done === REQUESTS) finish();
-  }, { connection: connectRedis(env.config().redisUrl), prefix: env.prefix, concurrency: CONCURRENCY, removeOnComplete: { count: 0 } });
-  await worker.waitUntilReady();
-  const t0 = Date.now();
-  for (let i = 0; i < REQUESTS; i += 1000) {
-    await queue.addBulk(Array.from({ length: Math.min(1000, REQUESTS - i) }, (_, j) => ({ name: 'noop', data: { i: i + j } })));
-  }
-  await finished;
-  const ms = Date.now() - t0;
-  await worker.close();
-  await queue.close();
-  await env.cleanup();
-  return (REQUESTS / ms) * 1000;
-}
-
 const sim = await startSimulatorProcess([]);
 const rounds: { chatq: number; plain: number; plainFast: number; bullmq: number }[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   const plain = await plainLoop(sim.url, REQUESTS, CONCURRENCY);
   const plainFast = await plainLoop(sim.url, REQUESTS, CONCURRENCY, Infinity, createUpstreamFetch(CONCURRENCY));
   const chatq = await chatqRun(sim.url);
-  const bullmq = await rawBullmq();
+  const bullmq = await rawBullmq(REQUESTS, CONCURRENCY);
   rounds.push({ chatq, plain: (plain.ok / plain.ms) * 1000, plainFast: (plainFast.ok / plainFast.ms) * 1000, bullmq });
   process.stderr.write(`round ${r + 1}: ${JSON.stringify(rounds.at(-1))}\n`);
 }
