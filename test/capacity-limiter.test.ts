@@ -1,0 +1,50 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CapacityLimiter, estimateTokens } from '../src/worker/capacity-limiter.js';
+import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+
+const body = (maxTokens: number) => ({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: maxTokens });
+const settledWithin = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+describe('capacity limiter (shared through Redis)', () => {
+  let env: TestEnv;
+  beforeEach(async () => {
+    env = await createTestEnv();
+    // Credentials count as proven here: these tests are about limits, not the first-call probe.
+    await env.redis.set(env.keys.credentialsProven, '1');
+  });
+  afterEach(async () => {
+    await env.cleanup();
+  });
+
+  const limiter = (limits: Partial<ConstructorParameters<typeof CapacityLimiter>[2]>, owner: string) =>
+    new CapacityLimiter(env.redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, timeoutMs: 1_000, ...limits }, owner);
+
+  it('a per-model request limit holds that model back across processes, and only that model', async () => {
+    const limits = { modelLimits: { slow: { rpm: 1 } } };
+    const a = limiter(limits, 'process-a');
+    const b = limiter(limits, 'process-b');
+    await a.acquire('slow', body(10));
+    // The next call of "slow" is a minute away, whichever process asks; other models are not held.
+    expect(await settledWithin(b.acquire('slow', body(10)), 300)).toBe(false);
+    expect(await settledWithin(b.acquire('fast', body(10)), 300)).toBe(true);
+  });
+
+  it('charges estimated tokens and lets the real usage free the rest', async () => {
+    const l = limiter({ tpm: 6_000 }, 'p');
+    const estimate = estimateTokens(body(900), 100);
+    expect(estimate).toBeGreaterThan(900);
+    const first = await l.acquire('m', body(900));
+    expect(first).toMatchObject({ estimate });
+    // Any 10 s may hold a sixth of the limit (1,000 tokens): the second estimate fits only once the first is settled.
+    expect(await settledWithin(l.acquire('m', body(900)), 300)).toBe(false);
+    await l.settle(first as Exclude<typeof first, 'paused'>, 20, true);
+    expect(await settledWithin(l.acquire('m', body(900)), 1_500)).toBe(true);
+  });
+
+  it('a queue pause makes waiting calls give their request back', async () => {
+    const l = limiter({}, 'p');
+    await env.redis.set(env.keys.pauseReason, JSON.stringify({ code: 'unauthorized', message: 'x', at: 0 }));
+    await env.redis.del(env.keys.credentialsProven);
+    expect(await l.acquire('m', body(10))).toBe('paused');
+  });
+});
