@@ -129,7 +129,7 @@ export function createProcessor(deps: ProcessorDeps) {
       });
       if (call === 'paused') {
         // Paused while waiting (bad key, no balance...): back to the queue untouched, not an attempt.
-        await store.release(id);
+        await store.release(id, attempts, extraCalls);
         await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
         throw new DelayedError();
       }

@@ -92,9 +92,9 @@ export class RequestStore {
     await requeueScript.run(this.redis, [this.keys.request(id)], [entriesText(attempts), extraCalls, JSON.stringify(error), 'retrying']);
   }
 
-  /** Back to waiting without having called (the queue was paused meanwhile): the claim is not an attempt. */
-  async release(id: string): Promise<void> {
-    await requeueScript.run(this.redis, [this.keys.request(id)], ['', -1, '', 'queued']);
+  /** Back to waiting without this run's last call (the queue was paused meanwhile): the claim is not an attempt. */
+  async release(id: string, attempts: AttemptEntry[], extraCalls: number): Promise<void> {
+    await requeueScript.run(this.redis, [this.keys.request(id)], [entriesText(attempts), extraCalls - 1, '', 'queued']);
   }
 
   /**
