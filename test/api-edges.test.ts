@@ -78,4 +78,28 @@ describe('HTTP API edges', () => {
     const health = await (await call('/healthz', { token: null })).json();
     expect(health).toEqual({ status: 'ok', redis: true, workers: 1 });
   });
+
+  it('manages schedules over HTTP from an uploaded suite', async () => {
+    const form = new FormData();
+    form.set('purpose', 'batch');
+    form.set('file', new Blob([`${JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], expect: { contains: 'hi' } })}\n`]), 'suite.jsonl');
+    const file = await (await call('/v1/files', { method: 'POST', body: form })).json();
+    const json = { 'content-type': 'application/json' };
+    const bad = await call('/v1/schedules', { method: 'POST', headers: json, body: JSON.stringify({ name: 'nightly', input_file_id: file.id }) });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.message).toContain('give either cron or every_ms');
+    const badCron = await call('/v1/schedules', { method: 'POST', headers: json, body: JSON.stringify({ name: 'nightly', cron: 'not a cron', input_file_id: file.id }) });
+    expect(badCron.status).toBe(400);
+    const created = await call('/v1/schedules', { method: 'POST', headers: json, body: JSON.stringify({ name: 'nightly', cron: '0 3 * * *', tz: 'Europe/Paris', input_file_id: file.id, models: ['gpt-4o-mini'] }) });
+    expect(created.status).toBe(200);
+    const spec = await created.json();
+    expect(spec).toMatchObject({ name: 'nightly', cron: '0 3 * * *', tz: 'Europe/Paris', fresh_users: true, models: ['gpt-4o-mini'] });
+    expect(spec.next).toBeGreaterThan(Date.now());
+    expect(await w.env.redis.ttl(`${w.env.prefix}:file:${file.id}:lines`)).toBe(-1);
+    const list = await (await call('/v1/schedules')).json();
+    expect(list.data.map((s: { name: string }) => s.name)).toEqual(['nightly']);
+    expect((await call('/v1/schedules/nightly', { method: 'DELETE' })).status).toBe(200);
+    expect((await call('/v1/schedules/nightly', { method: 'DELETE' })).status).toBe(404);
+    expect((await (await call('/v1/schedules')).json()).data).toEqual([]);
+  });
 });
