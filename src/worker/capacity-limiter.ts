@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { countTokens } from 'gpt-tokenizer';
 import type { RedisKeys } from '../shared/keys.js';
@@ -29,7 +30,6 @@ export interface Reservation {
 /** How stale the cached pause/credentials state may be in a process without RPM/TPM limits. */
 const GATE_MS = 200;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Tokens a chat body will be charged before the call: its messages through the tokenizer, plus the reply budget. */
 export function estimateTokens(body: Record<string, unknown>, defaultMaxTokens: number): number {
@@ -52,6 +52,8 @@ export class CapacityLimiter {
   /** Without RPM/TPM limits, the only checks are pauses and proven credentials: read at most every GATE_MS. */
   private gate: { readAt: number; open: boolean } = { readAt: 0, open: false };
   private gateRead: Promise<boolean> | undefined;
+  /** Aborted when the worker stops: waits end at once and their requests go back to the queue. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly redis: Redis,
@@ -91,8 +93,17 @@ export class CapacityLimiter {
     this.gate = { readAt: 0, open: false };
   }
 
-  /** Waits until the call may go; 'paused' when the queue was paused meanwhile (the request goes back). */
+  /** Ends every wait: calls not yet made give their requests back (see acquire). */
+  stop(): void {
+    this.stopping.abort();
+  }
+
+  /**
+   * Waits until the call may go; 'paused' when the queue was paused meanwhile or the worker is stopping
+   * (the request goes back to the queue, no attempt spent).
+   */
   async acquire(model: string, body: Record<string, unknown>): Promise<Reservation | 'paused'> {
+    if (this.stopping.signal.aborted) return 'paused';
     if (!this.limited(model) && (await this.gateOpen())) return { member: '', estimate: 0, model, probe: false };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
@@ -101,12 +112,19 @@ export class CapacityLimiter {
     const k = this.keys;
     const keys = [k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`)];
     const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.timeoutMs + 5_000];
-    for (;;) {
+    const { signal } = this.stopping;
+    while (!signal.aborted) {
       const [state, waitMs] = (await acquireScript.run(this.redis, keys, args)) as [number, number];
       if (state === -1) return 'paused';
-      if (waitMs > 0) await sleep(state > 0 ? waitMs : waitMs + Math.random() * 50);
+      if (waitMs > 0) await sleep(state > 0 ? waitMs : waitMs + Math.random() * 50, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) {
+        // A probe given up must not keep the others waiting for its lease.
+        if (state === 2) await this.redis.del(k.credentialsProbe);
+        break;
+      }
       if (state > 0) return { member, estimate, model, probe: state === 2 };
     }
+    return 'paused';
   }
 
   /** After the call: the real token count replaces the estimate; a successful probe proves the credentials. */

@@ -128,7 +128,7 @@ export function createProcessor(deps: ProcessorDeps) {
         }
       });
       if (call === 'paused') {
-        // Paused while waiting (bad key, no balance...): back to the queue untouched, not an attempt.
+        // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
         await store.release(id, attempts, extraCalls);
         await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
         throw new DelayedError();

@@ -48,6 +48,7 @@ export class WorkerPool {
     private readonly worker: Worker,
     private readonly connections: ReturnType<typeof connectRedis>[],
     private readonly queue: ReturnType<typeof openRequestQueue>,
+    private readonly limiter: CapacityLimiter,
     reconcile: () => Promise<void>,
     reconcileMs: number,
   ) {
@@ -104,13 +105,15 @@ export class WorkerPool {
     };
     await worker.waitUntilReady();
     logger.info({ ...describeWorker(config, opts.baseUrl), owner }, 'worker started');
-    return new WorkerPool(worker, [redis, blocking], queue, reconcile, config.reconcileMs);
+    return new WorkerPool(worker, [redis, blocking], queue, limiter, reconcile, config.reconcileMs);
   }
 
-  /** Stops taking jobs, waits for in-flight calls to finish and their results to be written. */
+  /** Stops taking jobs, hands back requests still waiting for capacity, lets in-flight calls finish and their results be written. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.timer);
+      // Calls waiting for capacity give their requests back instead of holding the shutdown.
+      this.limiter.stop();
       await this.worker.close();
       await this.queue.close();
       for (const c of this.connections) c.disconnect();
