@@ -174,7 +174,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
 
   const status = (await finalizeScript.run(
     redis,
-    [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId)],
+    [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId), keys.batches],
     [Date.now(), rejectedLines, ctx.resultTtlS],
   )) as string;
   errors.sort((a, b) => a.line - b.line);

@@ -33,6 +33,8 @@ end
 if ARGV[8] ~= '0' then redis.call('HINCRBY', req, 'attempts', ARGV[8]) end
 redis.call('EXPIRE', req, ttl)
 redis.call('EXPIRE', req .. ':body', ttl)
+-- A user's request index lives as long as their latest result.
+redis.call('EXPIRE', prefix .. ':user:' .. redis.call('HGET', req, 'userid') .. ':reqs', ttl)
 
 redis.call('HINCRBY', batch, status, 1)
 if ARGV[19] ~= '' then redis.call('HINCRBY', batch, 'error:' .. ARGV[19], 1) end
