@@ -2,7 +2,7 @@ import { createLogger } from '../shared/logger.js';
 import { redisAnswers } from '../shared/redis.js';
 import { startSimulator } from '../simulator/simulator-server.js';
 import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
-import { WorkerPool } from '../worker/worker-pool.js';
+import { describeWorker, WorkerPool } from '../worker/worker-pool.js';
 import { startApiService } from './api-service.js';
 import { startProducerServices } from './producer-services.js';
 import { EXIT, limitOverrides, readConfig, UsageError, type LimitFlags } from './cli-context.js';
@@ -29,6 +29,10 @@ export async function workerCommand(flags: LimitFlags): Promise<number> {
   const logger = createLogger(config.logLevel, 'chatq-worker');
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger });
   const producer = startProducerServices(config, logger);
+  const d = describeWorker(config, config.baseUrl);
+  process.stderr.write(
+    `chatq worker: upstream ${d.upstream} · ${d.concurrency} calls in flight · rpm ${d.rpm} · tpm ${d.tpm}${Object.keys(d.modelLimits).length ? ` · per model ${JSON.stringify(d.modelLimits)}` : ''} · ${d.maxAttempts} attempts · timeout ${d.timeoutMs} ms (SIGTERM to stop)\n`,
+  );
   const signal = await untilSignal();
   logger.info({ signal }, 'stopping: waiting for in-flight calls');
   await Promise.all([pool.close(), producer.close()]);
