@@ -9,6 +9,7 @@ export function redisKeys(prefix: string) {
     prefix,
     request: (id: string) => `${prefix}:req:${id}`,
     requestBody: (id: string) => `${prefix}:req:${id}:body`,
+    requestResponse: (id: string) => `${prefix}:req:${id}:resp`,
     batch: (id: string) => `${prefix}:batch:${id}`,
     batchRequests: (id: string) => `${prefix}:batch:${id}:reqs`,
     batchCustomIds: (id: string) => `${prefix}:batch:${id}:cids`,

@@ -11,11 +11,11 @@ export async function getBatch(redis: Redis, keys: RedisKeys, id: string): Promi
 export async function getRequests(redis: Redis, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
   if (ids.length === 0) return [];
   const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS).get(keys.requestBody(id));
+  for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS).get(keys.requestBody(id)).get(keys.requestResponse(id));
   const rows = (await pipeline.exec())!;
   return ids.map((id, i) => {
-    const [err, values] = rows[i * 2]!;
-    return err ? null : toStoredRequest(id, values as (string | null)[], rows[i * 2 + 1]![1] as string | null);
+    const [err, values] = rows[i * 3]!;
+    return err ? null : toStoredRequest(id, values as (string | null)[], rows[i * 3 + 1]![1] as string | null, rows[i * 3 + 2]![1] as string | null);
   });
 }
 

@@ -64,7 +64,7 @@ export interface StoredRequest {
 }
 
 export const REQUEST_FIELDS = [
-  'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'response', 'error', 'http_status',
+  'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'error', 'http_status',
   'upstream_request_id', 'latency_ms', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens',
   'reasoning_tokens', 'cost_nano', 'created_at', 'finished_at', 'attempt_log', 'line', 'expect', 'grade',
 ] as const;
@@ -73,8 +73,8 @@ const num = (v: string | null | undefined): number => (v ? Number(v) : 0);
 const maybeNum = (v: string | null | undefined): number | null => (v ? Number(v) : null);
 const maybeJson = <T>(v: string | null | undefined): T | null => (v ? (JSON.parse(v) as T) : null);
 
-/** Builds a StoredRequest from HMGET values in REQUEST_FIELDS order and its body; null when the hash is gone (expired or unknown). */
-export function toStoredRequest(id: string, values: (string | null)[], body: string | null): StoredRequest | null {
+/** Builds a StoredRequest from HMGET values in REQUEST_FIELDS order, its body and response; null when the hash is gone (expired or unknown). */
+export function toStoredRequest(id: string, values: (string | null)[], body: string | null, response: string | null): StoredRequest | null {
   const f = Object.fromEntries(REQUEST_FIELDS.map((k, i) => [k, values[i] ?? null])) as Record<(typeof REQUEST_FIELDS)[number], string | null>;
   if (!f.status) return null;
   return {
@@ -87,7 +87,7 @@ export function toStoredRequest(id: string, values: (string | null)[], body: str
     status: f.status as RequestStatus,
     attempts: num(f.attempts),
     body: maybeJson(body) ?? {},
-    response: maybeJson(f.response),
+    response: maybeJson(response),
     error: maybeJson(f.error),
     httpStatus: maybeNum(f.http_status),
     upstreamRequestId: f.upstream_request_id,

@@ -11,7 +11,7 @@
         19 error code of a failure ("" on success), counted per batch as "error:<code>",
         20 latency bucket of the call ("" when no call answered), for the cluster-wide latency histogram,
         21 evaluation grade ("pass" | "fail" | "" when the request has no expectations),
-        22 the response body (JSON text, kept as is; "" when none)
+        22 the response body (JSON text, kept as is, stored at <request key>:resp; "" when none)
   Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the batch has spent its max_cost_nano}.
 ]]
 local req, batch, lane = KEYS[1], KEYS[2], KEYS[3]
@@ -25,7 +25,8 @@ end
 local fields = cjson.decode(ARGV[6])
 for field, value in pairs(fields) do redis.call('HSET', req, field, value) end
 redis.call('HSET', req, 'status', status, 'finished_at', now)
-if ARGV[22] ~= '' then redis.call('HSET', req, 'response', ARGV[22]) end
+-- Like the body, the response lives beside the hash, which then stays compact.
+if ARGV[22] ~= '' then redis.call('SET', req .. ':resp', ARGV[22], 'EX', ttl) end
 if ARGV[7] ~= '' then
   local log = redis.call('HGET', req, 'attempt_log')
   redis.call('HSET', req, 'attempt_log', (log and (string.sub(log, 1, -2) .. ',') or '[') .. ARGV[7] .. ']')
