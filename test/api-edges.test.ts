@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
-import { testLogger, waitForBatch } from './helpers/test-env.js';
+import { testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
+import { createBatchRecord, newBatchId } from '../src/shared/batch-imports.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const TOKEN = 'edge-token-abc';
@@ -101,5 +102,21 @@ describe('HTTP API edges', () => {
     expect((await call('/v1/schedules/nightly', { method: 'DELETE' })).status).toBe(200);
     expect((await call('/v1/schedules/nightly', { method: 'DELETE' })).status).toBe(404);
     expect((await (await call('/v1/schedules')).json()).data).toEqual([]);
+  });
+
+  it('a cancel while the batch is still being imported takes effect when the import ends', async () => {
+    const batchId = newBatchId();
+    await createBatchRecord(w.env.redis, w.env.keys, { batchId, name: 'late', input: 'late.jsonl', metadata: {} });
+    const cancelled = await call(`/v1/batches/${batchId}/cancel`, { method: 'POST' });
+    expect(cancelled.status).toBe(200);
+    expect((await cancelled.json()).status).toBe('cancelling');
+    const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }));
+    const result = await w.env.submit(lines, { batchId });
+    expect(result.status).toBe('cancelled');
+    expect(await w.env.batch(batchId)).toMatchObject({ status: 'cancelled', total: 5, cancelled: 5, succeeded: 0 });
+    // Jobs already queued for them are skipped without a call.
+    await w.startWorker();
+    await waitFor('the queue to drain', async () => (await w.env.queue.count()) === 0);
+    expect(w.sim.stats().calls).toBe(0);
   });
 });

@@ -34,7 +34,7 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
       : null,
     input_file_id: b.inputFileId ?? b.input,
     completion_window: '24h',
-    status: b.status,
+    status: b.status === 'validating' && b.cancelRequested ? 'cancelling' : b.status,
     output_file_id: finished && b.succeeded > 0 ? outputFileId(b.id) : null,
     error_file_id: finished && notSucceeded > 0 ? errorFileId(b.id) : null,
     created_at: seconds(b.createdAt),

@@ -75,8 +75,7 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
   app.post('/v1/batches/:id/cancel', async (req) => {
     const { id } = parseInput(idParams, req.params);
-    const batch = await mustLoad(id);
-    if (batch.status === 'validating') throw new ApiError(409, 'The batch is still being validated; cancel it again in a moment.', 'batch_validating');
+    await mustLoad(id);
     await cancelBatch(redis, keys, deps.queue, id, deps.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
     return mustLoad(id);
   });

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createBatchRecord, newBatchId } from '../shared/batch-imports.js';
+import { cancelBatch } from '../shared/cancel-batch.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { LuaScript } from '../shared/redis.js';
@@ -172,11 +173,14 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
   if (pending.length) track(flush());
   await Promise.all(inFlight);
 
-  const status = (await finalizeScript.run(
+  let status = (await finalizeScript.run(
     redis,
     [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId), keys.batches],
     [Date.now(), rejectedLines, ctx.resultTtlS],
   )) as string;
+  if (status === 'in_progress' && (await redis.hexists(keys.batch(batchId), 'cancel_requested'))) {
+    status = await cancelBatch(redis, keys, ctx.queue, batchId, ctx.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+  }
   errors.sort((a, b) => a.line - b.line);
   return { batchId, acceptedRequests, acceptedLines, rejectedLines, errors, status };
 }

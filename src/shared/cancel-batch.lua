@@ -9,6 +9,11 @@
 local batch = KEYS[1]
 local now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
 local status = redis.call('HGET', batch, 'status')
+if status == 'validating' then
+  -- Still being imported: the producer cancels it as soon as its requests are all enqueued.
+  redis.call('HSET', batch, 'cancel_requested', now)
+  return { status, {}, 0 }
+end
 if status ~= 'in_progress' and status ~= 'cancelling' then return { status or 'missing', {}, 0 } end
 if status == 'in_progress' then
   redis.call('HSET', batch, 'status', 'cancelling', 'cancelling_at', now)

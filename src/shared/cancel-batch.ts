@@ -15,7 +15,8 @@ export interface CancelReason {
 
 /**
  * Cancels every request of a batch that has not started; running ones finish. Safe to call again (and from
- * several places at once): each request is cancelled once. Returns the batch status afterwards.
+ * several places at once): each request is cancelled once. A batch still being imported is cancelled as soon as
+ * its import ends. Returns the batch status afterwards.
  */
 export async function cancelBatch(redis: Redis, keys: RedisKeys, queue: Queue, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
   const batchKeys = [keys.batch(batchId), keys.lanes, keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId)];

@@ -134,6 +134,8 @@ export interface BatchRecord {
   evalPass: number;
   evalFail: number;
   inputFileId: string | null;
+  /** Cancel asked while the batch was still being imported. */
+  cancelRequested: boolean;
   maxCostNano: number | null;
   cancellingAt: number | null;
 }
@@ -160,6 +162,7 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     evalPass: num(h.eval_pass),
     evalFail: num(h.eval_fail),
     inputFileId: h.input_file_id ?? null,
+    cancelRequested: h.cancel_requested !== undefined,
     maxCostNano: maybeNum(h.max_cost_nano),
     cancellingAt: maybeNum(h.cancelling_at),
     errors: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('error:')).map(([k, v]) => [k.slice(6), Number(v)])),
