@@ -22,20 +22,25 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
   if (!locked) return null;
   const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0 };
 
-  for (const job of await queue.getFailed(0, 199)) {
-    const identity = await store.identity(job.id!);
-    if (identity) {
-      await store.finish(job.id!, identity, {
-        status: 'failed',
-        error: { code: 'worker_lost', message: `the job was abandoned by its workers: ${job.failedReason ?? 'unknown reason'}` },
-        usage: ZERO,
-        costNano: 0,
-        attempts: [],
-        extraCalls: 0,
-      });
+  // Pages of failed jobs, each removed once handled (bounded, in case a removal keeps failing).
+  for (let page = 0; page < 50; page++) {
+    const failed = await queue.getFailed(0, 199);
+    if (failed.length === 0) break;
+    for (const job of failed) {
+      const identity = await store.identity(job.id!);
+      if (identity) {
+        await store.finish(job.id!, identity, {
+          status: 'failed',
+          error: { code: 'worker_lost', message: `the job was abandoned by its workers: ${job.failedReason ?? 'unknown reason'}` },
+          usage: ZERO,
+          costNano: 0,
+          attempts: [],
+          extraCalls: 0,
+        });
+      }
+      await job.remove();
+      report.lostJobs += 1;
     }
-    await job.remove();
-    report.lostJobs += 1;
   }
 
   let cursor = '0';
