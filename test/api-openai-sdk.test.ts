@@ -67,7 +67,7 @@ describe('HTTP API driven by the official openai SDK', () => {
     expect(second.data.map((r: { custom_id: string }) => r.custom_id)).toEqual(['a-u0-t0']);
     expect(second.has_more).toBe(false);
     const one = await get(`/v1/requests/${first.data[0].id}`);
-    expect(one).toMatchObject({ custom_id: 'a-u0-t3', status: 'succeeded', attempts: 1, attempt_log: [{ code: 'ok', status: 200 }] });
+    expect(one).toMatchObject({ custom_id: 'a-u0-t3', line: 16, status: 'succeeded', attempts: 1, attempt_log: [{ code: 'ok', status: 200 }] });
 
     // A second batch, one user with many turns, cancelled while it runs.
     const slow = await client.files.create({ file: await toFile(Buffer.from(batchFile('b', 1, 60)), 'slow.jsonl'), purpose: 'batch' });

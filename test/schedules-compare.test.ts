@@ -34,6 +34,10 @@ describe('scheduled evaluation runs', () => {
 
   it('a schedule fires repeatedly, each firing a graded batch with fresh users; removed, it stops', async () => {
     const env = w.env.env();
+    const rejected = await runCli(['schedule', 'add', 'nightly', suiteFile([...SUITE, { user: 'x', turns: [] }]), '--every', '1000', '--model', 'gpt-4o-mini'], env);
+    expect(rejected.code).toBe(2);
+    expect(rejected.stderr).toMatch(/suite\.jsonl:3: field "turns": needs at least one turn/);
+    expect(await w.env.redis.keys(`${w.env.prefix}:file:*`)).toEqual([]);
     const added = await runCli(['schedule', 'add', 'nightly', suiteFile(SUITE), '--every', '1000', '--model', 'gpt-4o-mini'], env);
     expect(added.code).toBe(0);
     expect(added.stdout).toContain('schedule "nightly": every 1000 ms, 2 lines, fresh users each run');

@@ -46,7 +46,7 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
     expired_at: null,
     cancelling_at: seconds(b.cancellingAt),
     cancelled_at: seconds(b.cancelledAt),
-    request_counts: { total: b.total || b.enqueued, completed: b.succeeded, failed: notSucceeded },
+    request_counts: { total: b.total, completed: b.succeeded, failed: notSucceeded },
     metadata: b.metadata,
     usage: {
       input_tokens: usage.prompt_tokens,

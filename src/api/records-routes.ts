@@ -15,6 +15,7 @@ const requestObject = (r: StoredRequest) => ({
   object: 'chatq.request' as const,
   batch_id: r.batch,
   custom_id: r.customId,
+  line: r.line,
   userid: r.userid,
   model: r.model,
   status: r.status,

@@ -8,7 +8,7 @@ export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): str
   return renderTable(
     ['batch', 'input', 'status', 'requests', 'succeeded', 'failed', 'skipped', 'cancelled', 'bad lines', 'evals passed'],
     rows.map(({ batch: b }) => [
-      b.id, b.input, b.status, b.total || b.enqueued, b.succeeded, b.failed, b.skipped, b.cancelled, b.rejectedLines,
+      b.id, b.input, b.status, b.total, b.succeeded, b.failed, b.skipped, b.cancelled, b.rejectedLines,
       b.evalPass + b.evalFail ? `${b.evalPass}/${b.evalPass + b.evalFail}` : '-',
     ]),
   );

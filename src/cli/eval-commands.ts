@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { basename } from 'node:path';
-import { parseInput, formatLineError } from '../producer/parse-input.js';
+import { formatLineError, parseLine } from '../producer/parse-input.js';
 import { csvCell } from '../shared/batch-output.js';
 import { compareBatches, evaluateBatch } from '../shared/eval-report.js';
 import { FileWriter, keepFile, newFileId } from '../shared/file-store.js';
@@ -38,14 +38,22 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
   });
   if (!parsed.success) throw new UsageError(`schedule: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
   const spec = parsed.data;
-  const bad: string[] = [];
-  for await (const line of parseInput(createReadStream(file, { encoding: 'utf8' }), { source: file, ...(spec.models[0] ? { defaultModel: spec.models[0] } : {}) })) {
-    if (!line.ok) bad.push(formatLineError(line.error));
-  }
-  if (bad.length) throw new UsageError(`${file}: ${bad.length} bad line(s); fix them before scheduling:\n${bad.slice(0, 20).join('\n')}`);
+  const parseOptions = { source: file, ...(spec.models[0] ? { defaultModel: spec.models[0] } : {}) };
   return withContext(readConfig(), async (ctx) => {
+    // One pass: each line is checked and stored; any bad line discards the upload before anything is scheduled.
     const writer = new FileWriter(ctx.redis, ctx.keys.prefix, spec.file_id);
-    for await (const line of createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })) if (line.trim()) await writer.push(line);
+    const bad: string[] = [];
+    let n = 0;
+    for await (const text of createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })) {
+      const parsed = parseLine(text, ++n, parseOptions);
+      if (!parsed) continue;
+      if (parsed.ok) await writer.push(text);
+      else bad.push(formatLineError(parsed.error));
+    }
+    if (bad.length) {
+      await writer.discard();
+      throw new UsageError(`${file}: ${bad.length} bad line(s); fix them before scheduling:\n${bad.slice(0, 20).join('\n')}`);
+    }
     await writer.commit(basename(file), 'schedule', ctx.config.resultTtlS);
     await keepFile(ctx.redis, ctx.keys.prefix, spec.file_id);
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);

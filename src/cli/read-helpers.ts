@@ -34,7 +34,7 @@ export const readStore = {
     const usage = sumUsage(state.map((s) => s.usage));
     return {
       done: state.reduce((a, s) => a + batchDone(s.batch), 0),
-      total: state.reduce((a, s) => a + (s.batch.total || s.batch.enqueued), 0),
+      total: state.reduce((a, s) => a + s.batch.total, 0),
       failed: state.reduce((a, s) => a + s.batch.failed, 0),
       tokens: usage.total_tokens,
       costNano: usage.cost_nano,

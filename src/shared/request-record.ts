@@ -120,8 +120,8 @@ export interface BatchRecord {
   inProgressAt: number | null;
   completedAt: number | null;
   cancelledAt: number | null;
+  /** Requests in the batch: final once the input is read, the count so far while it is being imported. */
   total: number;
-  enqueued: number;
   succeeded: number;
   failed: number;
   cancelled: number;
@@ -151,8 +151,7 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     inProgressAt: maybeNum(h.in_progress_at),
     completedAt: maybeNum(h.completed_at),
     cancelledAt: maybeNum(h.cancelled_at),
-    total: num(h.total),
-    enqueued: num(h.enqueued),
+    total: num(h.total) || num(h.enqueued),
     succeeded: num(h.succeeded),
     failed: num(h.failed),
     cancelled: num(h.cancelled),

@@ -35,7 +35,7 @@ if ARGV[8] ~= '0' then redis.call('HINCRBY', req, 'attempts', ARGV[8]) end
 redis.call('EXPIRE', req, ttl)
 redis.call('EXPIRE', req .. ':body', ttl)
 -- A user's request index lives as long as their latest result.
-redis.call('EXPIRE', prefix .. ':user:' .. redis.call('HGET', req, 'userid') .. ':reqs', ttl)
+redis.call('EXPIRE', prefix .. ':user:' .. ARGV[10] .. ':reqs', ttl)
 
 redis.call('HINCRBY', batch, status, 1)
 if ARGV[19] ~= '' then redis.call('HINCRBY', batch, 'error:' .. ARGV[19], 1) end
@@ -91,7 +91,7 @@ if status == 'failed' and redis.call('HGET', req, 'on_failure') == 'halt' then
 end
 
 local head = redis.call('LINDEX', lane, 0)
-if not head then redis.call('SREM', KEYS[4], redis.call('HGET', req, 'userid')) end
+if not head then redis.call('SREM', KEYS[4], ARGV[10]) end
 
 local batchStatus = redis.call('HGET', batch, 'status')
 if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= tonumber(redis.call('HGET', batch, 'total') or '0') then
