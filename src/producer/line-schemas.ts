@@ -1,34 +1,49 @@
 import { z } from 'zod';
 import { expectSchema } from '../shared/expectations.js';
+import { LIMITS } from '../shared/input-limits.js';
 
 /** The three input line formats (see DESIGN.md "Input formats"). Unknown fields pass through to the chat body. */
 
 const message = z.looseObject({
   role: z.string({ message: 'each message needs a "role" string' }),
 });
-const messages = z.array(message, { message: 'expected an array of {role, content} messages' }).min(1, { message: 'needs at least one message' });
+const messages = z
+  .array(message, { message: 'expected an array of {role, content} messages' })
+  .min(1, { message: 'needs at least one message' })
+  .max(LIMITS.messages, { message: `at most ${LIMITS.messages} messages per line` });
+
+const tokenBound = `expected an integer between 1 and ${LIMITS.maxTokens}`;
+const maxTokens = z.number({ message: tokenBound }).int({ message: tokenBound }).min(1, { message: tokenBound }).max(LIMITS.maxTokens, { message: tokenBound }).optional();
+const replyBudget = { max_tokens: maxTokens, max_completion_tokens: maxTokens };
+
+const model = z
+  .string()
+  .regex(new RegExp(`^[\\x21-\\x7e]{1,${LIMITS.modelChars}}$`), { message: `expected a model name: 1-${LIMITS.modelChars} printable characters, no spaces` })
+  .optional();
+const customId = z.string().min(1, { message: 'must be a non-empty string' }).max(LIMITS.customIdChars, { message: `at most ${LIMITS.customIdChars} characters` }).optional();
 
 const onFailure = z.enum(['continue', 'halt'], { message: 'expected "continue" or "halt"' });
 const identity = {
-  userid: z.string().optional(),
-  user: z.string().min(1, { message: 'must not be empty' }).optional(),
+  userid: z.string().max(64, { message: 'expected a UUID v4' }).optional(),
+  user: z.string().min(1, { message: 'must not be empty' }).max(LIMITS.userChars, { message: `at most ${LIMITS.userChars} characters` }).optional(),
 };
 const expect = expectSchema.optional();
 
 export const batchLineSchema = z.object({
-  custom_id: z.string().min(1, { message: 'must be a non-empty string' }).max(512).optional(),
+  custom_id: customId,
   method: z.literal('POST', { message: 'only POST is supported' }),
   url: z.enum(['/v1/chat/completions', '/chat/completions'], { message: 'only /v1/chat/completions is supported' }),
-  body: z.looseObject({ model: z.string().min(1).optional(), messages, ...identity }),
+  body: z.looseObject({ model, messages, ...identity, ...replyBudget }),
   on_failure: onFailure.optional(),
   expect,
 });
 
 export const chatLineSchema = z.looseObject({
-  custom_id: z.string().min(1, { message: 'must be a non-empty string' }).max(512).optional(),
-  model: z.string().min(1).optional(),
+  custom_id: customId,
+  model,
   messages,
   ...identity,
+  ...replyBudget,
   on_failure: onFailure.optional(),
   expect,
 });
@@ -38,12 +53,13 @@ const turn = z.union([z.string().min(1), z.looseObject({ content: z.string().min
 });
 
 export const scriptLineSchema = z.looseObject({
-  script_id: z.string().min(1).max(400).optional(),
-  model: z.string().min(1).optional(),
+  script_id: z.string().min(1).max(LIMITS.scriptIdChars).optional(),
+  model,
   system: z.string().optional(),
-  turns: z.array(turn).min(1, { message: 'needs at least one turn' }),
+  turns: z.array(turn).min(1, { message: 'needs at least one turn' }).max(LIMITS.turns, { message: `at most ${LIMITS.turns} turns per script` }),
   history: z.enum(['memory', 'full'], { message: 'expected "memory" or "full"' }).default('memory'),
   ...identity,
+  ...replyBudget,
   on_failure: onFailure.optional(),
 });
 

@@ -1,6 +1,7 @@
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
+import { readBoundedLines } from '../shared/bounded-lines.js';
+import { parseJsonLine } from '../shared/input-limits.js';
 import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
 import { deriveUserid, isUuidV4 } from '../shared/userid.js';
 import { batchLineSchema, chatLineSchema, CHATQ_FIELDS, scriptLineSchema } from './line-schemas.js';
@@ -42,8 +43,23 @@ function check<S extends z.ZodType>(schema: S, value: unknown, fieldPrefix = '')
   const issue = r.error.issues[0]!;
   const path = issue.path.map(String).join('.');
   const field = [fieldPrefix, path].filter(Boolean).join('.') || undefined;
-  const message = issue.code === 'invalid_type' && issue.input === undefined ? 'missing (required)' : issue.message;
-  throw new LineProblem(field, message);
+  throw new LineProblem(field, issueMessage(issue, valueAt(value, issue.path)));
+}
+
+/** The value at a zod issue's path (undefined when absent). */
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+const kindOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
+
+/** "missing (required)" only when the field is absent; a field of the wrong type says what it got. */
+function issueMessage(issue: z.core.$ZodIssue, value: unknown): string {
+  if (issue.code !== 'invalid_type') return issue.message;
+  if (value === undefined) return 'missing (required)';
+  return issue.message.startsWith('Invalid input') ? `expected a ${issue.expected}, got ${kindOf(value)}` : issue.message;
 }
 
 function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOptions, at: string): string {
@@ -153,30 +169,24 @@ function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOpt
 /** Parses one input line (1-based `line`); never throws: a bad line comes back as an error naming the line and field. */
 export function parseLine(text: string, line: number, opts: ParseOptions): ParsedLine | null {
   if (text.trim() === '') return null;
-  let obj: unknown;
+  const json = parseJsonLine(text);
+  if (!json.ok) return { ok: false, error: { source: opts.source, line, message: json.message } };
   try {
-    obj = JSON.parse(text);
-  } catch (err) {
-    return { ok: false, error: { source: opts.source, line, message: `invalid JSON (${(err as Error).message}); each line must be one JSON object` } };
-  }
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-    return { ok: false, error: { source: opts.source, line, message: 'expected a JSON object on this line' } };
-  }
-  try {
-    return { ok: true, line, drafts: draftsOf(obj as Record<string, unknown>, line, opts) };
+    return { ok: true, line, drafts: draftsOf(json.value, line, opts) };
   } catch (err) {
     if (!(err instanceof LineProblem)) throw err;
     return { ok: false, error: { source: opts.source, line, ...(err.field ? { field: err.field } : {}), message: err.message } };
   }
 }
 
-/** Streams a JSONL input, one parsed line at a time; the file is never read whole. */
+/** Streams a JSONL input, one parsed line at a time; the file is never read whole, nor a line past its bound. */
 export async function* parseInput(input: Readable, opts: ParseOptions): AsyncGenerator<ParsedLine> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  let n = 0;
-  for await (const text of lines) {
-    n += 1;
-    const parsed = parseLine(text, n, opts);
+  for await (const l of readBoundedLines(input)) {
+    if ('tooLong' in l) {
+      yield { ok: false, error: { source: opts.source, line: l.line, message: l.tooLong } };
+      continue;
+    }
+    const parsed = parseLine(l.text, l.line, opts);
     if (parsed) yield parsed;
   }
 }

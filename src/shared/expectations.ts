@@ -1,4 +1,6 @@
+import { RE2JS } from 're2js';
 import { z } from 'zod';
+import { LIMITS } from './input-limits.js';
 
 /**
  * Expectations on a reply, for evaluation suites: any input line (or script turn) may carry `expect`, one object
@@ -11,29 +13,47 @@ import { z } from 'zod';
  */
 const texts = z.union([z.string(), z.array(z.string()).min(1)]);
 
-const regexText = z.string().refine(
-  (p) => {
+const regexText = z
+  .string()
+  .max(LIMITS.regexChars)
+  .superRefine((p, ctx) => {
     try {
-      toRegExp(p);
-      return true;
-    } catch {
-      return false;
+      toPattern(p);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression (linear-time matching: no backreferences or lookaround): ${(err as Error).message}` });
     }
-  },
-  { message: 'not a valid regular expression' },
-);
+  });
 
-const jsonSchema = z.record(z.string(), z.unknown()).refine(
-  (schema) => {
-    try {
-      z.fromJSONSchema(schema as never);
-      return true;
-    } catch {
-      return false;
+/** JSON Schema keywords that would run a backtracking JavaScript regex on a reply. */
+const REGEX_KEYWORDS = ['pattern', 'patternProperties'];
+
+/** The first regex keyword anywhere in a schema (walked without recursion; its depth is bounded by the line's). */
+function regexKeyword(schema: unknown): string | undefined {
+  const stack: unknown[] = [schema];
+  while (stack.length) {
+    const v = stack.pop();
+    if (!v || typeof v !== 'object') continue;
+    if (!Array.isArray(v)) {
+      const found = REGEX_KEYWORDS.find((k) => k in v);
+      if (found) return found;
     }
-  },
-  { message: 'not a JSON Schema chatq can check' },
-);
+    stack.push(...Object.values(v));
+  }
+  return undefined;
+}
+
+const jsonSchema = z.record(z.string(), z.unknown()).superRefine((schema, ctx) => {
+  const keyword = regexKeyword(schema);
+  if (keyword) {
+    ctx.addIssue({ code: 'custom', message: `"${keyword}" is not supported in JSON Schema expectations (it would run a backtracking regex); use a "regex" expectation` });
+    return;
+  }
+  try {
+    z.fromJSONSchema(schema as never);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'not a JSON Schema chatq can check' });
+  }
+});
 
 export const expectationSchema = z
   .object({
@@ -61,9 +81,14 @@ export interface Grade {
   failures: ExpectationFailure[];
 }
 
-function toRegExp(p: string): RegExp {
+const RE2_FLAGS: Record<string, number> = { i: RE2JS.CASE_INSENSITIVE, m: RE2JS.MULTILINE, s: RE2JS.DOTALL };
+
+/** "pattern" or "/pattern/flags", compiled for RE2 (linear-time matching); flags i, m, s apply, g/u/y/d change nothing. */
+function toPattern(p: string): RE2JS {
   const m = /^\/(.*)\/([dgimsuy]*)$/s.exec(p);
-  return m ? new RegExp(m[1]!, m[2]) : new RegExp(p);
+  if (!m) return RE2JS.compile(p);
+  const flags = [...m[2]!].reduce((acc, f) => acc | (RE2_FLAGS[f] ?? 0), 0);
+  return RE2JS.compile(m[1]!, flags);
 }
 
 const list = (v: string | string[]) => (Array.isArray(v) ? v : [v]);
@@ -77,7 +102,7 @@ export function grade(expect: Expect, reply: string | null, latencyMs: number | 
   for (const e of Array.isArray(expect) ? expect : [expect]) {
     for (const t of e.contains === undefined ? [] : list(e.contains)) if (!lower.includes(t.toLowerCase())) fail('contains', t, `reply does not contain "${t}"`);
     for (const t of e.not_contains === undefined ? [] : list(e.not_contains)) if (lower.includes(t.toLowerCase())) fail('not_contains', t, `reply contains "${t}"`);
-    if (e.regex !== undefined && !toRegExp(e.regex).test(reply)) fail('regex', e.regex, `reply does not match ${e.regex}`);
+    if (e.regex !== undefined && !toPattern(e.regex).test(reply)) fail('regex', e.regex, `reply does not match ${e.regex}`);
     if (e.equals !== undefined && reply.trim() !== e.equals.trim()) fail('equals', e.equals, 'reply is not equal to the expected text');
     if (e.json !== undefined) {
       let parsed: unknown;

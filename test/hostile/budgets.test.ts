@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { getUsage } from '../../src/shared/read-store.js';
+import { useWorld } from '../helpers/in-process-worker.js';
+import { waitForBatch } from '../helpers/test-env.js';
+
+const line = (i: number) => JSON.stringify({ custom_id: `r${i}`, user: `user-${i}`, model: 'gpt-4o-mini', max_tokens: 30, messages: [{ role: 'user', content: `hello ${i}` }] });
+
+describe('budgets hold with many calls in flight', () => {
+  const w = useWorld({ latencyMs: 30, jitterMs: 20 });
+
+  it('40 one-turn users with a $0.0002 budget: spend stays within it, and the status says what happened', async () => {
+    const budget = 200_000;
+    const submitted = await w.env.submit(Array.from({ length: 40 }, (_, i) => line(i)), { maxCostNano: budget });
+    await w.startWorker({ CHATQ_CONCURRENCY: '50' });
+    const batch = await waitForBatch(w.env, submitted.batchId);
+    const spent = (await getUsage(w.env.redis, w.env.keys, 'batch', submitted.batchId)).cost_nano;
+    expect(spent).toBeLessThanOrEqual(budget);
+    expect(batch.succeeded).toBeGreaterThan(5);
+    expect(batch.succeeded + batch.cancelled).toBe(40);
+    expect(batch.status).toBe(batch.cancelled > 0 ? 'cancelled' : 'completed');
+  });
+
+  it('600 users, 100 calls in flight: overshoot is bounded by the estimate error (none here), and most of the budget is used', async () => {
+    const budget = 2_000_000;
+    const submitted = await w.env.submit(Array.from({ length: 600 }, (_, i) => line(i)), { maxCostNano: budget });
+    await w.startWorker({ CHATQ_CONCURRENCY: '100' });
+    const batch = await waitForBatch(w.env, submitted.batchId);
+    const spent = (await getUsage(w.env.redis, w.env.keys, 'batch', submitted.batchId)).cost_nano;
+    // One call's reservation at most is left unused at the end (prompt estimate + 30 reply tokens at gpt-4o-mini's prices).
+    const oneReservation = 20 * 150 + 30 * 600;
+    console.log(JSON.stringify({ budget_nano: budget, spent_nano: spent, overshoot_nano: Math.max(0, spent - budget), succeeded: batch.succeeded }));
+    expect(spent).toBeLessThanOrEqual(budget);
+    expect(spent).toBeGreaterThan(budget - 2 * oneReservation);
+    expect(batch.status).toBe('cancelled');
+    expect(batch.succeeded + batch.cancelled).toBe(600);
+  });
+
+  it('a batch whose requests all succeeded is completed, whatever its budget', async () => {
+    const submitted = await w.env.submit(Array.from({ length: 10 }, (_, i) => line(i)), { maxCostNano: 10_000_000 });
+    await w.startWorker({ CHATQ_CONCURRENCY: '50' });
+    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ status: 'completed', succeeded: 10 });
+  });
+});

@@ -1,0 +1,102 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startLocalRedis } from '../../src/cli/local-redis.js';
+import { createBatchRecord, newBatchId } from '../../src/shared/batch-imports.js';
+import { readBatchRequests } from '../../src/shared/read-store.js';
+import { createTestEnv, REDIS_URL, runCli, waitFor, type TestEnv } from '../helpers/test-env.js';
+
+const line = (i: number, pad = 0) => JSON.stringify({ custom_id: `r${i}`, user: `u${i % 50}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(pad)}` }] });
+const tmpFile = (name: string, lines: string[]) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'chatq-import-')), name);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+};
+const noStack = (text: string) => expect(text).not.toMatch(/\n\s+at /);
+
+describe('imports always end', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  });
+  const env = async (url?: string) => {
+    const e = await createTestEnv(url);
+    cleanups.push(() => e.cleanup());
+    return e;
+  };
+
+  it('a line nested 100,000 deep is one bad line; the batch is imported and the lines after it are enqueued', async () => {
+    const e = await env();
+    const deep = `{"user":"u","model":"m","messages":[{"role":"user","content":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`;
+    const result = await e.submit([line(1), deep, line(3)]);
+    expect(result).toMatchObject({ acceptedRequests: 2, rejectedLines: 1, status: 'in_progress' });
+    expect(result.errors[0]).toMatchObject({ line: 2, message: expect.stringMatching(/nested deeper/) });
+  });
+
+  it('a chunk the enqueue script rejects fails the import: the batch ends "failed" with the reason, never finalised short', async () => {
+    const e: TestEnv = await env();
+    // A key of the wrong type where one user's lane should be: every enqueue call that touches it errors.
+    const lines = Array.from({ length: 2_500 }, (_, i) => line(i));
+    const { deriveUserid } = await import('../../src/shared/userid.js');
+    await e.redis.set(e.keys.lane(deriveUserid('u7')), 'not a list');
+    await expect(e.submit(lines)).rejects.toThrow(/WRONGTYPE|import failed/);
+    const [id] = await e.redis.zrange(e.keys.batches, 0, -1);
+    const batch = await e.batch(id!);
+    expect(batch.status).toBe('failed');
+    expect(batch.importError).toMatchObject({ code: 'import_failed', enqueued: expect.any(Number) });
+    // Default --on-import-error cancel: whatever was enqueued is cancelled, nothing runs.
+    expect(batch.cancelled).toBe(batch.total);
+    expect(await e.queue.count()).toBe(0);
+  });
+
+  it('Redis full in the middle of `chatq enqueue`: one clear line, exit 1, the batch "failed"; a re-run adds only what is missing', async () => {
+    const redis = await startLocalRedis({ appendfsync: 'off' });
+    cleanups.push(() => redis.stop());
+    const e = await env(redis.url);
+    const admin = new Redis(redis.url);
+    cleanups.push(async () => admin.disconnect());
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+    await admin.config('SET', 'maxmemory', String(used + 3 * 1024 * 1024));
+    const file = tmpFile('big.jsonl', Array.from({ length: 8_000 }, (_, i) => line(i, 400)));
+    const first = await runCli(['enqueue', file, '--on-import-error', 'keep'], e.env());
+    expect(first.code).toBe(1);
+    noStack(first.stderr);
+    expect(first.stderr).toMatch(/Redis is out of memory/);
+    const batchId = /(batch_[0-9a-f]{24})/.exec(first.stderr)![1]!;
+    const failed = await e.batch(batchId);
+    expect(failed.status).toBe('failed');
+    expect(failed.total).toBeGreaterThan(0);
+    expect(failed.total).toBeLessThan(8_000);
+    // Memory comes back; the same file into the same batch adds the rest, and nothing twice.
+    await admin.config('SET', 'maxmemory', '0');
+    const again = await runCli(['enqueue', file, '--batch', batchId], e.env());
+    expect(again.code, again.stderr).toBe(0);
+    const batch = await e.batch(batchId);
+    expect(batch).toMatchObject({ status: 'in_progress', total: 8_000, rejectedLines: 0 });
+    const seen = new Set<string>();
+    for await (const r of readBatchRequests(e.redis, e.keys, batchId)) seen.add(r.customId);
+    expect(seen.size).toBe(8_000);
+  });
+
+  it('a REDIS_URL naming a database the server lacks is one clear error, and nothing is written to database 0', async () => {
+    const e = await env();
+    const file = tmpFile('one.jsonl', [line(1)]);
+    const before = await e.redis.dbsize();
+    const r = await runCli(['enqueue', file], e.env({ REDIS_URL: `${REDIS_URL.replace(/\/\d*$/, '')}/99` }));
+    expect(r.code).toBe(2);
+    noStack(r.stderr);
+    expect(r.stderr).toMatch(/database 99/);
+    expect(await e.redis.dbsize()).toBe(before);
+  });
+
+  it('an import whose process died is ended by the reconciler, and a cancel of it does not hang in "cancelling"', async () => {
+    const e = await env();
+    const batchId = newBatchId();
+    await createBatchRecord(e.redis, e.keys, { batchId, name: 'orphan', input: 'x.jsonl', metadata: {} });
+    const r = await runCli(['cancel', batchId], e.env());
+    expect(r.code).toBe(0);
+    await waitFor('the orphaned import to end', async () => ['cancelled', 'failed'].includes((await e.batch(batchId)).status), 10_000);
+  });
+});

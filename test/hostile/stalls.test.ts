@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { grade } from '../../src/shared/expectations.js';
+import { startSimulator, type Simulator } from '../../src/simulator/simulator-server.js';
+import { CapacityLimiter, estimateTokens } from '../../src/worker/capacity-limiter.js';
+import { createTestEnv, spawnWorker, waitFor, waitForBatch, type TestEnv, type WorkerProcess } from '../helpers/test-env.js';
+import { startWorker } from '../helpers/in-process-worker.js';
+import type { WorkerPool } from '../../src/worker/worker-pool.js';
+
+const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+const line = (u: string, extra: Record<string, unknown> = {}) => JSON.stringify({ custom_id: u, user: u, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+describe('no line, call or crash stalls the other users', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  });
+  const env = async () => {
+    const e = await createTestEnv();
+    cleanups.push(() => e.cleanup());
+    return e;
+  };
+  const sim = async (o: Parameters<typeof startSimulator>[0] = {}) => {
+    const s = await startSimulator(o);
+    cleanups.push(() => s.close());
+    return s;
+  };
+
+  it('an absurd token estimate leaves no half-written limiter state behind', async () => {
+    const e = await env();
+    const limiter = new CapacityLimiter(e.redis, e.keys, { rpm: 0, tpm: 100_000, modelLimits: {}, defaultMaxTokens: 100, timeoutMs: 1_000, lockMs: 1_000 }, 'p');
+    // A body that slipped past the parser (an old record, a hand-made job): the limiter clamps, never writes half a reservation.
+    const hostile = await limiter.acquire('m', { messages: [{ role: 'user', content: 'x' }], max_tokens: 1e19 });
+    expect(hostile).not.toBe('paused');
+    if (hostile !== 'paused') await limiter.settle(hostile, 10, true);
+    expect(await within(limiter.acquire('m', { messages: [{ role: 'user', content: 'hello' }], max_tokens: 10 }), 2_000)).toBe(true);
+    // Every key the limiter wrote has a lifetime.
+    for (const key of await e.redis.keys(`${e.prefix}:*`)) expect(await e.redis.pttl(key), key).toBeGreaterThan(0);
+  });
+
+  it('long text without spaces is estimated by a proven upper bound (its UTF-8 bytes), not by the quadratic tokenizer', () => {
+    const text = 'a'.repeat(100_000);
+    expect(estimateTokens({ messages: [{ role: 'user', content: text }], max_tokens: 10 }, 1024)).toBe(3 + 4 + 100_000 + 10);
+    // Ordinary text still goes through the tokenizer.
+    expect(estimateTokens({ messages: [{ role: 'user', content: 'hello there' }], max_tokens: 10 }, 1024)).toBeLessThan(3 + 4 + 11 + 10);
+    // Images count as a fixed estimate, not as the tokens of their base64 text.
+    const image = { type: 'image_url', image_url: { url: `data:image/png;base64,${'A'.repeat(200_000)}` } };
+    expect(estimateTokens({ messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, image] }], max_tokens: 10 }, 1024)).toBeLessThan(2_000);
+  });
+
+  it('grading a backtracking-prone regex takes linear time', () => {
+    const reply = `${'a'.repeat(40)}!`;
+    const g = grade({ regex: '(a+)+$' }, reply, 10);
+    expect(g.pass).toBe(false);
+    expect(grade({ regex: '/^A+!$/i' }, reply, 10).pass).toBe(true);
+  });
+
+  it('a SIGKILLed credentials prober frees the probe lease within the lock duration', async () => {
+    const e = await env();
+    const s = await sim({ latencyMs: 20_000 });
+    await e.submit(['a', 'b', 'c'].map((u) => line(u)));
+    const vars = { CHATQ_BASE_URL: s.url, CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '60000', CHATQ_RECONCILE_MS: '500' };
+    const prober: WorkerProcess = spawnWorker(e.env(vars));
+    cleanups.push(async () => prober.child.kill('SIGKILL'));
+    await waitFor('the probe call', async () => s.stats().calls >= 1, 20_000);
+    expect(await e.redis.pttl(e.keys.credentialsProbe)).toBeLessThanOrEqual(2_000);
+    prober.child.kill('SIGKILL');
+    await prober.exited;
+    s.configure({ latencyMs: 0 });
+    const pool = await startWorker(e.config(vars), s.url);
+    cleanups.push(() => pool.close());
+    const started = Date.now();
+    await waitFor('the others to go on', async () => s.stats().answered >= 3, 20_000);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
+  it('once the upstream is back, a successful call ends the outage pause for everyone', async () => {
+    const e = await env();
+    const s = await sim();
+    const pool: WorkerPool = await startWorker(e.config({ CHATQ_BACKOFF_MS: '500', CHATQ_CONCURRENCY: '10' }), s.url);
+    cleanups.push(() => pool.close());
+    // Credentials proven first, so that the outage meets calls from every slot.
+    await waitForBatch(e, (await e.submit([line('warm-up')])).batchId, 20_000);
+    s.configure({ down: true });
+    s.reset();
+    const submitted = await e.submit(Array.from({ length: 10 }, (_, i) => line(`u${i}`)));
+    // Let the outage last a few backoff rounds, then bring the upstream back right after a round failed.
+    await waitFor('a long outage', async () => s.stats().calls >= 40, 60_000, 20);
+    const round = s.stats().calls;
+    await waitFor('the next failed round', async () => s.stats().calls >= round + 5, 60_000, 5);
+    s.configure({ down: false });
+    const up = Date.now();
+    await waitForBatch(e, submitted.batchId, 60_000);
+    expect(Date.now() - up).toBeLessThan(3_500);
+  });
+});
