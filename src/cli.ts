@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { EXIT, UsageError } from './cli/cli-context.js';
+import { CommandFailed, EXIT, UsageError } from './cli/cli-context.js';
+import { say } from './cli/output.js';
 
 // Each command loads only what it needs (the worker's tokenizer, the API server...): fast start, small memory.
 const batchCommands = () => import('./cli/batch-commands.js');
@@ -19,7 +20,10 @@ const submitOptions = (cmd: Command) =>
     .option('--user-salt <salt>', 'derive userids with this salt: a fresh set of users (fresh memory) per salt')
     .option('--strict', 'reject the whole file if any line is bad')
     .option('--name <name>', 'batch name (default: the file name)')
-    .option('--max-cost-usd <usd>', 'budget: once a batch has cost this much, the rest of it is cancelled (budget_exceeded)');
+    .option('--max-cost-usd <usd>', 'budget: no call is sent that could take a batch past this cost; the rest is cancelled (budget_exceeded)')
+    .option('--batch <id>', 'add to this existing batch the custom_ids it lacks (re-run the same file after a failed import)')
+    .addOption(new Option('--on-import-error <what>', 'if the import cannot finish: cancel or keep the requests already enqueued').choices(['cancel', 'keep']).default('cancel'))
+    .option('--project <name>', 'the project the batch belongs to (default: "default")');
 
 /** Limits and retry settings, as flags over their environment variables (shown at worker start). */
 const limitOptions = (cmd: Command) =>
@@ -68,7 +72,8 @@ program
 
 program
   .command('report')
-  .addOption(new Option('--by <dimension>', 'group by').choices(['batch', 'user', 'model', 'day']).default('model'))
+  .addOption(new Option('--by <dimension>', 'group by').choices(['batch', 'user', 'model', 'day', 'month']).default('model'))
+  .option('--project <name>', 'only this project (default: every project)')
   .option('--batch <id>', 'only this batch')
   .option('--from <day>', 'first UTC day (YYYY-MM-DD)')
   .option('--to <day>', 'last UTC day (YYYY-MM-DD)')
@@ -87,8 +92,13 @@ schedule
   .option('--model <model...>', 'run the suite against each of these models (one batch per model)')
   .option('--reuse-users', 'keep the same users (and their memory) across runs; default: fresh users each run')
   .option('--max-cost-usd <usd>', 'budget of each run')
+  .option('--project <name>', 'the project its runs belong to (default: "default")')
   .action(async (name: string, file: string, flags) => process.exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)));
-schedule.command('list').description('schedules and their next run').action(async () => process.exit(await (await evalCommands()).scheduleListCommand()));
+schedule
+  .command('list')
+  .option('--project <name>', 'only this project\'s schedules')
+  .description('schedules and their next run')
+  .action(async (flags) => process.exit(await (await evalCommands()).scheduleListCommand(flags)));
 schedule
   .command('remove')
   .argument('<name>', 'schedule name')
@@ -141,16 +151,21 @@ program
   .option('--fail-malformed <rate>', 'fraction of calls answered with broken JSON')
   .action(async (flags) => process.exit(await (await serveCommands()).simulatorCommand(flags)));
 
+// A closed pipe (`chatq results B | head`) ends the command quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(EXIT.ok);
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   const code = (err as { code?: string }).code;
   if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(EXIT.ok);
   if (typeof code === 'string' && code.startsWith('commander.')) process.exit(EXIT.usage);
-  if (err instanceof UsageError) {
-    process.stderr.write(`chatq: ${err.message}\n`);
-    process.exit(EXIT.usage);
-  }
-  process.stderr.write(`chatq: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(EXIT.failures);
+  const { describeRedisError } = await import('./shared/redis-errors.js');
+  const usage = err instanceof UsageError;
+  const message = usage || err instanceof CommandFailed ? (err as Error).message : (describeRedisError(err)?.message ?? (err instanceof Error ? err.message : String(err)));
+  say(`chatq: ${message}`);
+  if (process.env.LOG_LEVEL === 'debug' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exit(usage ? EXIT.usage : EXIT.failures);
 }

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
-import { createBatchRecord, newBatchId } from '../src/shared/batch-imports.js';
+import { newBatchId } from '../src/shared/ids.js';
+import { createBatchRecord } from '../src/shared/batch-imports.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const TOKEN = 'edge-token-abc';
@@ -106,7 +107,7 @@ describe('HTTP API edges', () => {
 
   it('a cancel while the batch is still being imported takes effect when the import ends', async () => {
     const batchId = newBatchId();
-    await createBatchRecord(w.env.redis, w.env.keys, { batchId, name: 'late', input: 'late.jsonl', metadata: {} });
+    await createBatchRecord(w.env.redis, w.env.keys, { batchId, project: 'default', name: 'late', input: 'late.jsonl', metadata: {} });
     const cancelled = await call(`/v1/batches/${batchId}/cancel`, { method: 'POST' });
     expect(cancelled.status).toBe(200);
     expect((await cancelled.json()).status).toBe('cancelling');

@@ -17,7 +17,7 @@ describe('capacity limiter (shared through Redis)', () => {
   });
 
   const limiter = (limits: Partial<ConstructorParameters<typeof CapacityLimiter>[2]>, owner: string) =>
-    new CapacityLimiter(env.redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, timeoutMs: 1_000, ...limits }, owner);
+    new CapacityLimiter(env.redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits }, owner);
 
   it('a per-model request limit holds that model back across processes, and only that model', async () => {
     const limits = { modelLimits: { slow: { rpm: 1 } } };

@@ -18,7 +18,7 @@ function lines(users: number, turns: number): string[] {
 async function expectIntact(env: TestEnv, sim: Simulator, batchId: string, total: number, turns: number) {
   const batch = await waitForBatch(env, batchId, 170_000);
   expect(batch).toMatchObject({ succeeded: total, failed: 0, skipped: 0, cancelled: 0 });
-  expect((await getUsage(env.redis, env.keys, 'batch', batchId)).requests).toBe(total);
+  expect((await getUsage(env.redis, env.keys, 'default', 'batch', batchId)).requests).toBe(total);
   const stats = sim.stats();
   expect(stats.outOfOrder).toBe(0);
   expect(stats.overlaps).toBe(0);

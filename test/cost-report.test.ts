@@ -48,7 +48,7 @@ describe('cost and reports', () => {
       const p = PRICES[model];
       return (t.prompt - t.cached) * p.input * 1000 + t.cached * p.cached_input * 1000 + t.completion * p.output * 1000;
     };
-    const usage = await getUsage(w.env.redis, w.env.keys, 'batch', submitted.batchId);
+    const usage = await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId);
     expect(usage.cost_nano).toBe(nano('plain-model') + nano('deep-reasoner'));
     expect(usage.unpriced).toBe(1);
     expect(usage.cached_tokens).toBe(sim['plain-model']!.cached + sim['deep-reasoner']!.cached);
@@ -82,7 +82,7 @@ describe('cost and reports', () => {
     expect(batch.succeeded).toBeGreaterThan(0);
     expect(batch.cancelled).toBeGreaterThan(0);
     expect(batch.succeeded + batch.cancelled).toBe(30);
-    const usage = await getUsage(w.env.redis, w.env.keys, 'batch', submitted.batchId);
+    const usage = await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId);
     expect(usage.cost_nano).toBeGreaterThanOrEqual(300_000);
     // One user, strictly in order: the budget is checked after each call, so only the last call went past it.
     const costs: number[] = [];

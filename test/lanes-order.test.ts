@@ -61,7 +61,7 @@ describe('per-user lanes under load', () => {
     }
     expect(results).toBe(USERS * TURNS);
 
-    const usage = await getUsage(env.redis, env.keys, 'batch', submitted.batchId);
+    const usage = await getUsage(env.redis, env.keys, 'default', 'batch', submitted.batchId);
     expect(usage.requests).toBe(USERS * TURNS);
     expect(usage.prompt_tokens).toBe(stats.tokens.prompt);
     expect(usage.completion_tokens).toBe(stats.tokens.completion);
@@ -83,7 +83,7 @@ describe('per-user lanes under load', () => {
     const batch = await waitForBatch(env, submitted.batchId);
     expect(batch.succeeded).toBe(total);
     expect(batch.failed + batch.skipped + batch.cancelled).toBe(0);
-    const usage = await getUsage(env.redis, env.keys, 'batch', submitted.batchId);
+    const usage = await getUsage(env.redis, env.keys, 'default', 'batch', submitted.batchId);
     expect(usage.requests).toBe(total);
 
     const stats = sim.stats();

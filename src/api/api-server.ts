@@ -17,7 +17,7 @@ const JSON_BODY_LIMIT = 1024 * 1024;
 export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT });
   installErrorHandlers(app);
-  installAuth(app, deps.config.apiTokens);
+  installAuth(app, deps.config);
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../shared/keys.js';
-import { getBatch, getUsage, type UsageRow } from '../shared/read-store.js';
+import { getUsage, type UsageRow } from '../shared/read-store.js';
 import type { BatchRecord } from '../shared/request-record.js';
 
 const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
@@ -23,15 +23,17 @@ interface LineErrorRecord {
 
 /** A batch as the OpenAI Batch API shows it, plus chatq's cost and counters. */
 export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineErrorRecord[]) {
-  const finished = b.status === 'completed' || b.status === 'cancelled';
+  const finished = b.status === 'completed' || b.status === 'cancelled' || b.status === 'failed';
   const notSucceeded = b.failed + b.skipped + b.cancelled;
+  const importError = b.importError
+    ? [{ code: b.importError.code, message: `the import stopped after ${b.importError.enqueued} requests: ${b.importError.message}`, param: null, line: null }]
+    : [];
+  const errors = [...importError, ...lineErrors.map((e) => ({ code: 'invalid_line', message: e.message, param: e.field ?? null, line: e.line }))];
   return {
     id: b.id,
     object: 'batch' as const,
     endpoint: '/v1/chat/completions',
-    errors: lineErrors.length
-      ? { object: 'list', data: lineErrors.map((e) => ({ code: 'invalid_line', message: e.message, param: e.field ?? null, line: e.line })) }
-      : null,
+    errors: errors.length ? { object: 'list', data: errors } : null,
     input_file_id: b.inputFileId ?? b.input,
     completion_window: '24h',
     status: b.status === 'validating' && b.cancelRequested ? 'cancelling' : b.status,
@@ -42,7 +44,7 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
     expires_at: seconds(b.createdAt + COMPLETION_WINDOW_MS),
     finalizing_at: seconds(b.completedAt),
     completed_at: seconds(b.completedAt),
-    failed_at: null,
+    failed_at: seconds(b.failedAt),
     expired_at: null,
     cancelling_at: seconds(b.cancellingAt),
     cancelled_at: seconds(b.cancelledAt),
@@ -71,9 +73,8 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
   };
 }
 
-export async function loadBatchObject(redis: Redis, keys: RedisKeys, id: string) {
-  const batch = await getBatch(redis, keys, id);
-  if (!batch) return null;
-  const [usage, errors] = await Promise.all([getUsage(redis, keys, 'batch', id), redis.lrange(keys.batchErrors(id), 0, 99)]);
+/** The API's view of a batch record: with its usage and its first line errors. */
+export async function batchObject(redis: Redis, keys: RedisKeys, batch: BatchRecord) {
+  const [usage, errors] = await Promise.all([getUsage(redis, keys, batch.project, 'batch', batch.id), redis.lrange(keys.batchErrors(batch.id), 0, 99)]);
   return toBatchObject(batch, usage, errors.map((e) => JSON.parse(e) as LineErrorRecord));
 }

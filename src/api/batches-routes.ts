@@ -1,11 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { createBatchRecord, newBatchId } from '../shared/batch-imports.js';
+import { createBatchRecord } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { getFile } from '../shared/file-store.js';
+import { isBatchId, isFileId, newBatchId } from '../shared/ids.js';
+import { getBatch } from '../shared/read-store.js';
+import { sees } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
-import { loadBatchObject } from './batch-object.js';
+import { batchObject } from './batch-object.js';
+import { loadVisibleBatch } from './visible-records.js';
 import { parseInput } from './zod-edge.js';
 
 const createBody = z
@@ -14,7 +18,7 @@ const createBody = z
     endpoint: z.literal('/v1/chat/completions', { message: 'only /v1/chat/completions is supported' }),
     completion_window: z.string().max(20).default('24h'),
     metadata: z.record(z.string().max(64), z.string().max(512)).nullish(),
-    /** chatq: cancel the rest of the batch once it has cost this much (also accepted as metadata.max_cost_usd). */
+    /** chatq: no call is sent that could take the batch past this cost (also accepted as metadata.max_cost_usd). */
     max_cost_usd: z.number().positive().optional(),
   })
   .strict();
@@ -26,20 +30,15 @@ const listQuery = z.object({
 
 const idParams = z.object({ id: z.string().min(1).max(200) });
 
-/** OpenAI Batch API: create (imported by the producer side), retrieve, list (cursor pages), cancel. */
+/** OpenAI Batch API: create (imported by the producer side), retrieve, list (cursor pages), cancel; each within the token's project. */
 export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
-
-  const mustLoad = async (id: string) => {
-    const batch = await loadBatchObject(redis, keys, id);
-    if (!batch) throw new ApiError(404, `No batch ${id}.`, 'not_found', 'id');
-    return batch;
-  };
+  const noBatch = (id: string) => () => new ApiError(404, `No batch ${id}.`, 'not_found', 'id');
 
   app.post('/v1/batches', async (req) => {
     const body = parseInput(createBody, req.body);
-    const file = await getFile(redis, keys.prefix, body.input_file_id);
-    if (!file) throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
+    const file = isFileId(body.input_file_id) ? await getFile(redis, keys.prefix, body.input_file_id) : null;
+    if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
     const metadata = body.metadata ?? {};
     const budgetUsd = body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
     if (budgetUsd !== undefined && !(budgetUsd > 0)) throw new ApiError(400, 'max_cost_usd: expected a positive number of USD.', 'invalid_request', 'max_cost_usd');
@@ -47,36 +46,42 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const maxCostNano = budgetUsd === undefined ? undefined : Math.round(budgetUsd * 1e9);
     await createBatchRecord(redis, keys, {
       batchId,
+      project: file.project,
       name: metadata.name ?? file.filename,
       input: file.filename,
       metadata,
       inputFileId: file.id,
       ...(maxCostNano !== undefined ? { maxCostNano } : {}),
     });
-    await deps.imports.add('import', { batchId, fileId: file.id }, { jobId: batchId, attempts: 3, backoff: { type: 'exponential', delay: 1_000 } });
-    return mustLoad(batchId);
+    await deps.imports.add('import', { batchId, fileId: file.id }, { jobId: batchId });
+    return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
   });
 
-  app.get('/v1/batches/:id', async (req) => mustLoad(parseInput(idParams, req.params).id));
+  app.get('/v1/batches/:id', async (req) => {
+    const { id } = parseInput(idParams, req.params);
+    return batchObject(redis, keys, await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id)));
+  });
 
   app.get('/v1/batches', async (req) => {
     const { limit, after } = parseInput(listQuery, req.query);
+    const { scope } = req.principal;
+    const index = scope.all ? keys.batches : keys.projectBatches(scope.project);
     let from = 0;
     if (after) {
-      const rank = await redis.zrevrank(keys.batches, after);
+      const rank = isBatchId(after) ? await redis.zrevrank(index, after) : null;
       if (rank === null) throw new ApiError(400, `after: no batch ${after}.`, 'invalid_request', 'after');
       from = rank + 1;
     }
-    const ids = await redis.zrevrange(keys.batches, from, from + limit);
-    const page = ids.slice(0, limit);
-    const data = (await Promise.all(page.map((id) => loadBatchObject(redis, keys, id)))).filter((b) => b !== null);
+    const ids = await redis.zrevrange(index, from, from + limit);
+    const page = (await Promise.all(ids.slice(0, limit).map((id) => getBatch(redis, keys, id)))).filter((b) => b !== null);
+    const data = await Promise.all(page.map((b) => batchObject(redis, keys, b)));
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: ids.length > limit };
   });
 
   app.post('/v1/batches/:id/cancel', async (req) => {
     const { id } = parseInput(idParams, req.params);
-    await mustLoad(id);
+    await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
     await cancelBatch(redis, keys, deps.queue, id, deps.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
-    return mustLoad(id);
+    return batchObject(redis, keys, (await getBatch(redis, keys, id))!);
   });
 }

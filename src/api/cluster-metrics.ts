@@ -1,14 +1,14 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { LATENCY_BUCKETS } from '../shared/latency-buckets.js';
-import { listUsage, type UsageRow } from '../shared/read-store.js';
+import { listUsage, projectsOf, type UsageRow } from '../shared/read-store.js';
+import { projectScope, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 
 interface Snapshot {
-  counters: Record<string, string>;
-  models: UsageRow[];
-  jobs: Record<string, number>;
-  lanes: number;
-  paused: boolean;
+  /** Usage by model, per project. */
+  models: { project: string; rows: UsageRow[] }[];
+  /** Cluster-wide figures, for admins only (a project's token sees its own usage, not the fleet's). */
+  fleet: { counters: Record<string, string>; jobs: Record<string, number>; lanes: number; paused: boolean } | null;
 }
 
 interface Sample {
@@ -17,72 +17,76 @@ interface Sample {
   metricName?: string;
 }
 
-/**
- * Prometheus metrics for the whole cluster, read from Redis at scrape time (what every worker wrote), so any
- * API instance reports the same figures: requests by outcome, call latency, tokens, cost, queue depth, 429s.
- */
-export function createClusterMetrics(deps: ApiDeps): { registry: Registry; scrape(): Promise<string> } {
-  const { redis, keys } = deps;
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'chatq_api_' });
-  let current: Promise<Snapshot> | undefined;
+type Define = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', samples: () => Sample[]) => void;
 
-  const read = async (): Promise<Snapshot> => {
-    const [counters, models, jobs, lanes, paused] = await Promise.all([
+/**
+ * Prometheus metrics for the whole cluster, read from Redis at scrape time (what every worker wrote), so any API
+ * instance reports the same figures. Each scrape builds its own registry from one snapshot of what its token may see:
+ * tokens, cost and outcomes by project and model; for admins also call latency, queue depth, 429s and this process.
+ */
+export function createClusterMetrics(deps: ApiDeps): { contentType: string; scrape(scope: Scope): Promise<string> } {
+  const { redis, keys } = deps;
+  const processMetrics = new Registry();
+  collectDefaultMetrics({ register: processMetrics, prefix: 'chatq_api_' });
+
+  const read = async (scope: Scope): Promise<Snapshot> => {
+    const projects = await projectsOf(redis, keys, scope);
+    const models = await Promise.all(projects.map(async (project) => ({ project, rows: await listUsage(redis, keys, projectScope(project), 'model') })));
+    if (!scope.all) return { models, fleet: null };
+    const [counters, jobs, lanes, paused] = await Promise.all([
       redis.hgetall(keys.metrics),
-      listUsage(redis, keys, 'model'),
       deps.queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed'),
       redis.scard(keys.lanes),
       redis.exists(keys.pauseReason),
     ]);
-    return { counters, models, jobs, lanes, paused: paused === 1 };
+    return { models, fleet: { counters, jobs, lanes, paused: paused === 1 } };
   };
 
-  const define = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', samples: (s: Snapshot) => Sample[]) => {
-    registry.registerMetric({
-      name,
-      help,
-      type,
-      get: async () => ({ name, help, type, aggregator: 'sum', values: samples(await current!) }),
-    } as never);
+  const usageSeries = (define: Define, s: Snapshot) => {
+    const perModel = (pick: (u: UsageRow) => number) => () => s.models.flatMap(({ project, rows }) => rows.map((u) => ({ labels: { project, model: u.key }, value: pick(u) })));
+    define('chatq_requests_total', 'Requests finished, by project, model and outcome.', 'counter', () =>
+      s.models.flatMap(({ project, rows }) => rows.flatMap((u) => (['succeeded', 'failed'] as const).map((outcome) => ({ labels: { project, model: u.key, outcome }, value: u[outcome] })))),
+    );
+    define('chatq_tokens_total', 'Tokens used, by project, model and kind (cached is part of prompt, reasoning part of completion).', 'counter', () =>
+      s.models.flatMap(({ project, rows }) =>
+        rows.flatMap((u) => (['prompt', 'cached', 'completion', 'reasoning'] as const).map((kind) => ({ labels: { project, model: u.key, kind }, value: u[`${kind}_tokens`] }))),
+      ),
+    );
+    define('chatq_cost_usd_total', 'Cost of priced requests, by project and model.', 'counter', perModel((u) => u.cost_nano / 1e9));
+    define('chatq_unpriced_requests_total', 'Requests of models without a price (cost unknown), by project and model.', 'counter', perModel((u) => u.unpriced));
   };
-  const count = (s: Snapshot, field: string) => Number(s.counters[field] ?? 0);
-  const perModel = (pick: (u: UsageRow) => number) => (s: Snapshot) => s.models.map((u) => ({ labels: { model: u.key }, value: pick(u) }));
 
-  define('chatq_requests_total', 'Requests finished, by outcome.', 'counter', (s) =>
-    ['succeeded', 'failed'].map((outcome) => ({ labels: { outcome }, value: count(s, `requests:${outcome}`) })),
-  );
-  define('chatq_request_latency_seconds', 'Latency of answered upstream calls.', 'histogram', (s) => {
-    let cumulative = 0;
-    const buckets = [...LATENCY_BUCKETS.map(String), '+Inf'].map((le) => {
-      cumulative += count(s, `latency_bucket:${le}`);
-      return { metricName: 'chatq_request_latency_seconds_bucket', labels: { le }, value: cumulative };
+  const fleetSeries = (define: Define, fleet: NonNullable<Snapshot['fleet']>) => {
+    const count = (field: string) => Number(fleet.counters[field] ?? 0);
+    define('chatq_request_latency_seconds', 'Latency of answered upstream calls.', 'histogram', () => {
+      let cumulative = 0;
+      const buckets = [...LATENCY_BUCKETS.map(String), '+Inf'].map((le) => {
+        cumulative += count(`latency_bucket:${le}`);
+        return { metricName: 'chatq_request_latency_seconds_bucket', labels: { le }, value: cumulative };
+      });
+      return [
+        ...buckets,
+        { metricName: 'chatq_request_latency_seconds_sum', value: count('latency_sum_ms') / 1000 },
+        { metricName: 'chatq_request_latency_seconds_count', value: cumulative },
+      ];
     });
-    return [
-      ...buckets,
-      { metricName: 'chatq_request_latency_seconds_sum', value: count(s, 'latency_sum_ms') / 1000 },
-      { metricName: 'chatq_request_latency_seconds_count', value: cumulative },
-    ];
-  });
-  define('chatq_tokens_total', 'Tokens used, by model and kind (cached is part of prompt, reasoning part of completion).', 'counter', (s) =>
-    s.models.flatMap((u) =>
-      (['prompt', 'cached', 'completion', 'reasoning'] as const).map((kind) => ({ labels: { model: u.key, kind }, value: u[`${kind}_tokens`] })),
-    ),
-  );
-  define('chatq_cost_usd_total', 'Cost of priced requests, by model.', 'counter', perModel((u) => u.cost_nano / 1e9));
-  define('chatq_unpriced_requests_total', 'Requests of models without a price (cost unknown).', 'counter', perModel((u) => u.unpriced));
-  define('chatq_queue_jobs', 'BullMQ jobs by state (at most one per user with work).', 'gauge', (s) =>
-    Object.entries(s.jobs).map(([state, value]) => ({ labels: { state }, value })),
-  );
-  define('chatq_active_lanes', 'Users with unfinished requests.', 'gauge', (s) => [{ value: s.lanes }]);
-  define('chatq_queue_paused', '1 while the queue is paused (credentials, balance, quota).', 'gauge', (s) => [{ value: s.paused ? 1 : 0 }]);
-  define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', (s) => [{ value: count(s, 'upstream_429') }]);
+    define('chatq_queue_jobs', 'BullMQ jobs by state (at most one per user with work).', 'gauge', () => Object.entries(fleet.jobs).map(([state, value]) => ({ labels: { state }, value })));
+    define('chatq_active_lanes', 'Users with unfinished requests.', 'gauge', () => [{ value: fleet.lanes }]);
+    define('chatq_queue_paused', '1 while the queue is paused (credentials, balance, quota).', 'gauge', () => [{ value: fleet.paused ? 1 : 0 }]);
+    define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', () => [{ value: count('upstream_429') }]);
+  };
 
   return {
-    registry,
-    async scrape() {
-      current = read();
-      return registry.metrics();
+    contentType: processMetrics.contentType,
+    async scrape(scope) {
+      const snapshot = await read(scope);
+      const registry = new Registry();
+      const define: Define = (name, help, type, samples) =>
+        registry.registerMetric({ name, help, type, get: async () => ({ name, help, type, aggregator: 'sum', values: samples() }) } as never);
+      usageSeries(define, snapshot);
+      if (!snapshot.fleet) return registry.metrics();
+      fleetSeries(define, snapshot.fleet);
+      return `${await registry.metrics()}\n${await processMetrics.metrics()}`;
     },
   };
 }

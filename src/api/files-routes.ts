@@ -1,16 +1,22 @@
-import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { toOutputLine } from '../shared/batch-output.js';
-import { FileWriter, getFile, newFileId, readFileContent, type StoredFile } from '../shared/file-store.js';
-import { getBatch, readBatchRequests } from '../shared/read-store.js';
+import { readBoundedLines } from '../shared/bounded-lines.js';
+import { deleteFile, FileWriter, getFile, readFileContent, type StoredFile } from '../shared/file-store.js';
+import { fileUsers } from '../shared/file-users.js';
+import { isFileId, newFileId } from '../shared/ids.js';
+import { parseJsonLine } from '../shared/input-limits.js';
+import { readBatchRequests } from '../shared/read-store.js';
+import { sees, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
+import { creatorProject } from './auth.js';
 import { parseGeneratedFileId } from './batch-object.js';
+import { loadVisibleBatch } from './visible-records.js';
 import { parseInput } from './zod-edge.js';
 
-const fileObject = (f: StoredFile) => ({
+const fileObject = (f: Omit<StoredFile, 'project' | 'lines'>) => ({
   id: f.id,
   object: 'file' as const,
   bytes: f.bytes,
@@ -24,77 +30,100 @@ const fileObject = (f: StoredFile) => ({
 const idParams = z.object({ id: z.string().min(1).max(200) });
 const MAX_REPORTED = 20;
 
-/** OpenAI Files API, for batch input and output: upload (streamed, each line checked), metadata, content. */
+/** OpenAI Files API, for batch input and output: upload (streamed, each line checked), metadata, content, delete. */
 export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
+  const notFound = (id: string) => new ApiError(404, `No file ${id}.`, 'not_found', 'id');
+
+  /** An uploaded file the scope may see. */
+  const visibleFile = async (scope: Scope, id: string) => {
+    const file = isFileId(id) ? await getFile(redis, keys.prefix, id) : null;
+    if (!file || !sees(scope, file.project)) throw notFound(id);
+    return file;
+  };
+
+  /** Stores one uploaded part line by line; a part with bad lines (or too big) is refused whole. */
+  const storePart = async (writer: FileWriter, input: NodeJS.ReadableStream & { truncated?: boolean }) => {
+    const problems: string[] = [];
+    for await (const l of readBoundedLines(input as Readable)) {
+      if ('tooLong' in l) {
+        if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${l.tooLong}`);
+        continue;
+      }
+      if (l.text.trim() === '') continue;
+      const json = parseJsonLine(l.text);
+      if (!json.ok) {
+        if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${json.message}`);
+        continue;
+      }
+      if (problems.length === 0) await writer.push(l.text);
+    }
+    if (input.truncated) throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
+    if (problems.length) throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
+  };
 
   app.post('/v1/files', async (req, reply) => {
     if (!req.isMultipart()) throw new ApiError(400, 'Expected multipart/form-data with fields "file" and "purpose".', 'invalid_request');
     let purpose: string | undefined;
-    let stored: StoredFile | undefined;
-    for await (const part of req.parts()) {
-      if (part.type === 'field') {
-        if (part.fieldname === 'purpose') purpose = String(part.value);
-        continue;
-      }
-      if (stored) throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
-      const writer = new FileWriter(redis, keys.prefix, newFileId());
-      const problems: string[] = [];
-      let n = 0;
-      for await (const line of createInterface({ input: part.file, crlfDelay: Infinity })) {
-        n += 1;
-        if (line.trim() === '') continue;
-        try {
-          const parsed: unknown = JSON.parse(line);
-          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-        } catch (err) {
-          if (problems.length < MAX_REPORTED) problems.push(`line ${n}: ${(err as Error).message}`);
+    let writer: FileWriter | undefined;
+    let filename = 'upload.jsonl';
+    try {
+      for await (const part of req.parts()) {
+        if (part.type === 'field') {
+          if (part.fieldname === 'purpose') purpose = String(part.value);
           continue;
         }
-        await writer.push(line);
+        if (writer) throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
+        writer = new FileWriter(redis, keys.prefix, newFileId());
+        filename = part.filename || filename;
+        await storePart(writer, part.file);
       }
-      if (part.file.truncated) {
-        await writer.discard();
-        throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
-      }
-      if (problems.length) {
-        await writer.discard();
-        throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
-      }
-      stored = await writer.commit(part.filename || 'upload.jsonl', 'batch', deps.config.resultTtlS);
+      if (!writer) throw new ApiError(400, 'Missing the "file" field.', 'invalid_request', 'file');
+      if (purpose !== 'batch') throw new ApiError(400, `purpose: expected "batch", got ${purpose === undefined ? 'nothing' : `"${purpose}"`}.`, 'invalid_request', 'purpose');
+      return reply.code(200).send(fileObject(await writer.commit(filename, 'batch', creatorProject(req.principal), deps.config.resultTtlS)));
+    } catch (err) {
+      // A refused upload keeps nothing.
+      await writer?.discard();
+      if (err instanceof ApiError) throw err;
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 413) throw err;
+      throw new ApiError(400, `Malformed multipart body: ${(err as Error).message}`, 'invalid_request');
     }
-    if (!stored) throw new ApiError(400, 'Missing the "file" field.', 'invalid_request', 'file');
-    if (purpose !== 'batch') throw new ApiError(400, `purpose: expected "batch", got ${purpose === undefined ? 'nothing' : `"${purpose}"`}.`, 'invalid_request', 'purpose');
-    return reply.code(200).send(fileObject(stored));
   });
 
   app.get('/v1/files/:id', async (req) => {
     const { id } = parseInput(idParams, req.params);
     const generated = parseGeneratedFileId(id);
     if (generated) {
-      const batch = await getBatch(redis, keys, generated.batchId);
-      if (!batch) throw new ApiError(404, `No file ${id}.`, 'not_found', 'id');
-      return fileObject({ id, filename: `${generated.batchId}_${generated.errors ? 'error' : 'output'}.jsonl`, bytes: 0, lines: 0, createdAt: batch.completedAt ?? batch.createdAt, purpose: 'batch_output' });
+      const batch = await loadVisibleBatch(deps, req.principal.scope, generated.batchId, () => notFound(id));
+      return fileObject({ id, filename: `${generated.batchId}_${generated.errors ? 'error' : 'output'}.jsonl`, bytes: 0, createdAt: batch.completedAt ?? batch.createdAt, purpose: 'batch_output' });
     }
-    const file = await getFile(redis, keys.prefix, id);
-    if (!file) throw new ApiError(404, `No file ${id}.`, 'not_found', 'id');
-    return fileObject(file);
+    return fileObject(await visibleFile(req.principal.scope, id));
   });
 
   app.get('/v1/files/:id/content', async (req, reply: FastifyReply) => {
     const { id } = parseInput(idParams, req.params);
     const generated = parseGeneratedFileId(id);
-    void reply.header('content-type', 'application/jsonl');
     if (generated) {
-      if (!(await getBatch(redis, keys, generated.batchId))) throw new ApiError(404, `No file ${id}.`, 'not_found', 'id');
+      await loadVisibleBatch(deps, req.principal.scope, generated.batchId, () => notFound(id));
       const lines = async function* () {
         for await (const r of readBatchRequests(redis, keys, generated.batchId)) {
           if ((r.status === 'succeeded') !== generated.errors) yield `${JSON.stringify(toOutputLine(r))}\n`;
         }
       };
-      return reply.send(Readable.from(lines()));
+      return reply.header('content-type', 'application/jsonl').send(Readable.from(lines()));
     }
-    if (!(await getFile(redis, keys.prefix, id))) throw new ApiError(404, `No file ${id}.`, 'not_found', 'id');
-    return reply.send(readFileContent(redis, keys.prefix, id));
+    await visibleFile(req.principal.scope, id);
+    return reply.header('content-type', 'application/jsonl').send(readFileContent(redis, keys.prefix, id));
+  });
+
+  app.delete('/v1/files/:id', async (req) => {
+    const { id } = parseInput(idParams, req.params);
+    if (parseGeneratedFileId(id)) throw new ApiError(400, 'Output and error files go with their batch; they cannot be deleted alone.', 'invalid_request', 'id');
+    await visibleFile(req.principal.scope, id);
+    const users = await fileUsers(redis, keys, id);
+    if (users.length) throw new ApiError(409, `File ${id} is in use by ${users.join(', ')}; remove those first.`, 'file_in_use', 'id');
+    await deleteFile(redis, keys.prefix, id);
+    return { id, object: 'file', deleted: true };
   });
 }

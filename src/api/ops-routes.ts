@@ -19,7 +19,7 @@ export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     }
   });
 
-  app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.registry.contentType).send(await metrics.scrape()));
+  app.get('/metrics', async (req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.scrape(req.principal.scope)));
 
   const board = new FastifyAdapter();
   board.setBasePath('/admin/queues');

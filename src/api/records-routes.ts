@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { USAGE_DIMENSIONS } from '../shared/keys.js';
+import { PROJECT_NAME } from '../shared/config.js';
+import { isRequestId } from '../shared/ids.js';
+import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { getRequests } from '../shared/read-store.js';
 import type { StoredRequest } from '../shared/request-record.js';
-import { usageCsv, usageJson, usageReport, UsageQueryError } from '../shared/usage-report.js';
+import { sees } from '../shared/scope.js';
+import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
@@ -20,6 +23,7 @@ const requestObject = (r: StoredRequest) => ({
   model: r.model,
   status: r.status,
   attempts: r.attempts,
+  claims: r.claims,
   attempt_log: r.attemptLog,
   latency_ms: r.latencyMs,
   usage: r.usage,
@@ -30,34 +34,40 @@ const requestObject = (r: StoredRequest) => ({
   finished_at: r.finishedAt === null ? null : Math.floor(r.finishedAt / 1000),
 });
 
-const pageQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20), after: z.string().max(200).optional() });
+const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  after: z.string().max(200).optional(),
+  project: z.string().regex(PROJECT_NAME).optional(),
+});
 const usageQuery = z.object({
-  group_by: z.enum(USAGE_DIMENSIONS as [string, ...string[]], { message: 'expected batch, user, model or day' }).default('day'),
+  group_by: z.enum(REPORT_DIMENSIONS as [string, ...string[]], { message: 'expected batch, user, model, day or month' }).default('day'),
   batch: z.string().max(200).optional(),
   from: z.string().max(10).optional(),
   to: z.string().max(10).optional(),
   format: z.enum(['json', 'csv']).default('json'),
 });
 
-/** chatq's own reads: one request, a user's requests (newest first, paged), usage and cost reports. */
+/** chatq's own reads, within the token's project: one request, a user's requests (newest first, paged), usage and cost reports. */
 export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
 
   app.get('/v1/requests/:id', async (req) => {
     const { id } = parseInput(z.object({ id: z.string().min(1).max(200) }), req.params);
-    const [r] = await getRequests(redis, keys, [id]);
-    if (!r) throw new ApiError(404, `No request ${id} (unknown, or its result expired).`, 'not_found', 'id');
+    const [r] = isRequestId(id) ? await getRequests(redis, keys, [id]) : [null];
+    const project = r ? await redis.hget(keys.batch(r.batch), 'project') : null;
+    if (!r || !sees(req.principal.scope, project)) throw new ApiError(404, `No request ${id} (unknown, or its result expired).`, 'not_found', 'id');
     return requestObject(r);
   });
 
   app.get('/v1/users/:userid/requests', async (req) => {
-    const { userid } = parseInput(z.object({ userid: z.string().refine(isUuidV4, { message: 'expected a UUID v4' }) }), req.params);
-    const { limit, after } = parseInput(pageQuery, req.query);
-    // The user's requests are kept in submission order; pages go newest first.
-    const index = keys.userRequests(userid.toLowerCase());
+    const { userid } = parseInput(z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) }), req.params);
+    const { limit, after, project } = parseInput(pageQuery, req.query);
+    const { scope } = req.principal;
+    // A user's requests are listed per project (an admin names one; the default project otherwise).
+    const index = keys.userRequests(scope.project ?? project ?? DEFAULT_PROJECT, userid.toLowerCase());
     let last = (await redis.llen(index)) - 1;
     if (after) {
-      const position = await redis.lpos(index, after);
+      const position = isRequestId(after) ? await redis.lpos(index, after) : null;
       if (position === null) throw new ApiError(400, `after: request ${after} is not one of this user's.`, 'invalid_request', 'after');
       last = position - 1;
     }
@@ -68,12 +78,13 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
   app.get('/v1/usage', async (req, reply) => {
     const q = parseInput(usageQuery, req.query);
-    const by = q.group_by as (typeof USAGE_DIMENSIONS)[number];
+    const by = q.group_by as ReportDimension;
     let rows;
     try {
-      rows = await usageReport(redis, keys, { by, ...(q.batch ? { batch: q.batch } : {}), ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) });
+      rows = await usageReport(redis, keys, req.principal.scope, { by, ...(q.batch ? { batch: q.batch } : {}), ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) });
     } catch (err) {
       if (err instanceof UsageQueryError) throw new ApiError(400, err.message, 'invalid_request');
+      if (err instanceof UsageNotFound) throw new ApiError(404, err.message, 'not_found', 'batch');
       throw err;
     }
     if (q.format === 'csv') return reply.header('content-type', 'text/csv').send(usageCsv(rows, by));

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { getFile, keepFile } from '../shared/file-store.js';
-import { addSchedule, listSchedules, removeSchedule, ScheduleError, scheduleSpecSchema } from '../shared/schedules.js';
+import { isFileId } from '../shared/ids.js';
+import { addSchedule, getSchedule, listSchedules, removeSchedule, ScheduleError, scheduleSpecSchema } from '../shared/schedules.js';
+import { sees } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
 import { parseInput } from './zod-edge.js';
@@ -19,19 +21,23 @@ const createBody = z
   })
   .strict();
 
-/** Scheduled suite runs over HTTP: the same schedules as `chatq schedule`, from an uploaded file. */
+/** Scheduled suite runs over HTTP: the same schedules as `chatq schedule`, from an uploaded file, within the token's project. */
 export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys, schedules } = deps;
+  const noSchedule = (name: string) => new ApiError(404, `No schedule ${name}.`, 'not_found', 'name');
 
-  app.get('/v1/schedules', async () => ({ object: 'list', data: await listSchedules(redis, keys, schedules) }));
+  app.get('/v1/schedules', async (req) => ({ object: 'list', data: await listSchedules(redis, keys, schedules, req.principal.scope) }));
 
   app.post('/v1/schedules', async (req) => {
     const { input_file_id, ...rest } = parseInput(createBody, req.body);
-    const file = await getFile(redis, keys.prefix, input_file_id);
-    if (!file) throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
-    const spec = parseInput(scheduleSpecSchema, { ...rest, file_id: file.id, source: file.filename });
+    const file = isFileId(input_file_id) ? await getFile(redis, keys.prefix, input_file_id) : null;
+    if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
+    const spec = parseInput(scheduleSpecSchema, { ...rest, file_id: file.id, source: file.filename, project: file.project });
+    const existing = await getSchedule(redis, keys, spec.name);
+    // A name taken in another project is answered as taken, without saying by whom.
+    if (existing && !sees(req.principal.scope, existing.project)) throw new ApiError(409, `The schedule name "${spec.name}" is taken; choose another.`, 'name_taken', 'name');
     try {
-      // The suite must outlive the upload's expiry: it lives as long as the schedule.
+      // The suite must outlive the upload's expiry: it lives as long as a schedule runs it.
       await keepFile(redis, keys.prefix, file.id);
       const { next } = await addSchedule(redis, keys, schedules, spec);
       return { ...spec, next };
@@ -43,7 +49,9 @@ export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Prom
 
   app.delete('/v1/schedules/:name', async (req) => {
     const { name } = parseInput(z.object({ name: z.string().min(1).max(64) }), req.params);
-    if (!(await removeSchedule(redis, keys, schedules, name))) throw new ApiError(404, `No schedule ${name}.`, 'not_found', 'name');
+    const spec = await getSchedule(redis, keys, name);
+    if (!spec || !sees(req.principal.scope, spec.project)) throw noSchedule(name);
+    if (!(await removeSchedule(redis, keys, schedules, name, deps.config.resultTtlS))) throw noSchedule(name);
     return { name, deleted: true };
   });
 }

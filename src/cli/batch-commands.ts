@@ -1,19 +1,18 @@
 import { createWriteStream } from 'node:fs';
 import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batch-output.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
-import { USAGE_DIMENSIONS, type UsageDimension } from '../shared/keys.js';
 import { formatUsd } from '../shared/pricing.js';
-import { usageCsv, usageJson, usageReport, UsageQueryError } from '../shared/usage-report.js';
+import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
 import { pauseReason, resumeQueue } from '../shared/queue-control.js';
 import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';
 import { sumUsage } from './read-helpers.js';
-import { EXIT, readConfig, UsageError, withContext } from './cli-context.js';
+import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
+import { out } from './output.js';
 import { renderTable } from './table.js';
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
 
 /** `chatq enqueue FILE...`: validates and enqueues; workers elsewhere do the calls. Prints the batch ids. */
 export async function enqueueCommand(inputs: string[], flags: SubmitFlags): Promise<number> {
@@ -32,7 +31,7 @@ export async function statusCommand(id: string, flags: { json?: boolean }): Prom
     if (paused) out(`QUEUE PAUSED since ${new Date(paused.at).toISOString()}: ${paused.code}: ${paused.message}\nFix the cause, then run "chatq resume".\n`);
     const batch = await getBatch(ctx.redis, ctx.keys, id);
     if (batch) {
-      const usage = await getUsage(ctx.redis, ctx.keys, 'batch', id);
+      const usage = await getUsage(ctx.redis, ctx.keys, batch.project, 'batch', id);
       if (flags.json) return out(JSON.stringify({ batch, usage, paused })), EXIT.ok;
       out(batchTable([{ batch, usage }]));
       out(`\n${usageTable([{ label: id, usage }])}`);
@@ -104,15 +103,16 @@ export async function cancelCommand(id: string): Promise<number> {
 }
 
 /** `chatq report`: requests, tokens and cost by batch, user, model or day, as a table, CSV or JSON. */
-export async function reportCommand(flags: { by?: string; batch?: string; from?: string; to?: string; format?: string }): Promise<number> {
-  const by = (flags.by ?? 'model') as UsageDimension;
-  if (!USAGE_DIMENSIONS.includes(by)) throw new UsageError(`--by: expected one of ${USAGE_DIMENSIONS.join(', ')}, got "${flags.by}"`);
+export async function reportCommand(flags: { by?: string; batch?: string; from?: string; to?: string; format?: string; project?: string }): Promise<number> {
+  const by = (flags.by ?? 'model') as ReportDimension;
+  if (!REPORT_DIMENSIONS.includes(by)) throw new UsageError(`--by: expected one of ${REPORT_DIMENSIONS.join(', ')}, got "${flags.by}"`);
+  const scope = cliScope(flags);
   return withContext(readConfig(), async (ctx) => {
     let rows;
     try {
-      rows = await usageReport(ctx.redis, ctx.keys, { by, ...(flags.batch ? { batch: flags.batch } : {}), ...(flags.from ? { from: flags.from } : {}), ...(flags.to ? { to: flags.to } : {}) });
+      rows = await usageReport(ctx.redis, ctx.keys, scope, { by, ...(flags.batch ? { batch: flags.batch } : {}), ...(flags.from ? { from: flags.from } : {}), ...(flags.to ? { to: flags.to } : {}) });
     } catch (err) {
-      if (err instanceof UsageQueryError) throw new UsageError(err.message);
+      if (err instanceof UsageQueryError || err instanceof UsageNotFound) throw new UsageError(err.message);
       throw err;
     }
     if (flags.format === 'csv') process.stdout.write(usageCsv(rows, by));

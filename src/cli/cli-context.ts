@@ -1,9 +1,11 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ConfigError, loadConfig, type Config } from '../shared/config.js';
+import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
+import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { connectRedis, redisAnswers } from '../shared/redis.js';
+import { loadPrices, PriceFileError } from '../shared/pricing.js';
+import { connectRedis, printableRedisUrl, probeRedis } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
 
 /** Exit codes: 0 ok, 1 failures in the batch, 2 bad usage or input. */
@@ -11,6 +13,9 @@ export const EXIT = { ok: 0, failures: 1, usage: 2 } as const;
 
 /** An error the user can fix: printed as is (no stack), exit code 2. */
 export class UsageError extends Error {}
+
+/** A command that could not do its work (an import that stopped): printed as is, exit code 1. */
+export class CommandFailed extends Error {}
 
 export interface CliContext {
   config: Config;
@@ -30,6 +35,31 @@ export interface LimitFlags {
   timeoutMs?: string;
 }
 
+/** The CLI is admin: every project, or the one named with --project. */
+export function cliScope(flags: { project?: string }): Scope {
+  if (flags.project === undefined) return ALL_PROJECTS;
+  if (!PROJECT_NAME.test(flags.project)) throw new UsageError(`--project: expected 1-64 letters, digits, "_", "." or "-", got "${flags.project}"`);
+  return projectScope(flags.project);
+}
+
+/** A --port value: an integer from 0 (any free port) to 65535. */
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535) throw new UsageError(`--port: expected a port number (0-65535), got "${value}"`);
+  return port;
+}
+
+/** Starts a server; a port already taken is the user's to change, not a crash. */
+export async function listening<T>(port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use (another chatq serve?): choose another with --port`);
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw new UsageError(`port ${port} needs privileges this process lacks: choose one above 1023 with --port`);
+    throw err;
+  }
+}
+
 /** Flags win over their environment variables. */
 export const limitOverrides = (f: LimitFlags) => ({
   CHATQ_CONCURRENCY: f.concurrency,
@@ -44,18 +74,26 @@ export function readConfig(overrides: Partial<Record<string, string | undefined>
   try {
     const env = { ...process.env };
     for (const [k, v] of Object.entries(overrides)) if (v !== undefined) env[k] = v;
-    return loadConfig(env);
+    const config = loadConfig(env);
+    // A price file that cannot be read is a configuration mistake: say so now, not in every worker.
+    loadPrices(config.pricesFile);
+    return config;
   } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(err.message);
+    if (err instanceof ConfigError || err instanceof PriceFileError) throw new UsageError(err.message);
     throw err;
   }
 }
 
+/** Fails with one clear line when REDIS_URL does not lead to a usable Redis (unreachable, or a database it lacks). */
+export async function requireRedis(url: string): Promise<void> {
+  const probe = await probeRedis(url);
+  if (probe.ok) return;
+  throw new UsageError(`${probe.reason}. Start Redis (redis-server, or docker compose up -d redis) or set REDIS_URL (now ${printableRedisUrl(url)}).`);
+}
+
 export async function openContext(config: Config): Promise<CliContext> {
-  if (!(await redisAnswers(config.redisUrl))) {
-    throw new UsageError(`cannot reach Redis at ${config.redisUrl}. Start one (redis-server, or docker compose up -d redis) or set REDIS_URL.`);
-  }
-  const redis = connectRedis(config.redisUrl, 'chatq-cli');
+  await requireRedis(config.redisUrl);
+  const redis = connectRedis(config.redisUrl, 'chatq-cli', { failFast: true });
   const queue = openRequestQueue(redis, config.prefix);
   return {
     config,

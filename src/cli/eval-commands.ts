@@ -1,16 +1,17 @@
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { basename } from 'node:path';
 import { formatLineError, parseLine } from '../producer/parse-input.js';
 import { csvCell } from '../shared/batch-output.js';
 import { compareBatches, evaluateBatch } from '../shared/eval-report.js';
-import { FileWriter, keepFile, newFileId } from '../shared/file-store.js';
+import { readBoundedLines } from '../shared/bounded-lines.js';
+import { FileWriter, keepFile } from '../shared/file-store.js';
+import { newFileId } from '../shared/ids.js';
 import { formatUsd } from '../shared/pricing.js';
 import { addSchedule, listSchedules, openScheduleQueue, removeSchedule, ScheduleError, scheduleSpecSchema } from '../shared/schedules.js';
-import { EXIT, readConfig, UsageError, withContext } from './cli-context.js';
+import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
+import { out, say } from './output.js';
 import { renderTable } from './table.js';
 
-const out = (text: string) => process.stdout.write(`${text}\n`);
 const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);
 const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace('.000Z', 'Z'));
 
@@ -21,6 +22,7 @@ export interface ScheduleAddFlags {
   model?: string[];
   reuseUsers?: boolean;
   maxCostUsd?: string;
+  project?: string;
 }
 
 /** `chatq schedule add NAME FILE`: checks the suite now (not at 3 am), stores it in Redis, and schedules it. */
@@ -35,6 +37,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     models: flags.model ?? [],
     fresh_users: !flags.reuseUsers,
     ...(flags.maxCostUsd ? { max_cost_usd: Number(flags.maxCostUsd) } : {}),
+    ...(flags.project ? { project: flags.project } : {}),
   });
   if (!parsed.success) throw new UsageError(`schedule: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
   const spec = parsed.data;
@@ -43,18 +46,17 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     // One pass: each line is checked and stored; any bad line discards the upload before anything is scheduled.
     const writer = new FileWriter(ctx.redis, ctx.keys.prefix, spec.file_id);
     const bad: string[] = [];
-    let n = 0;
-    for await (const text of createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })) {
-      const parsed = parseLine(text, ++n, parseOptions);
+    for await (const l of readBoundedLines(createReadStream(file))) {
+      const parsed = 'tooLong' in l ? { ok: false as const, error: { source: file, line: l.line, message: l.tooLong } } : parseLine(l.text, l.line, parseOptions);
       if (!parsed) continue;
-      if (parsed.ok) await writer.push(text);
-      else bad.push(formatLineError(parsed.error));
+      if (!parsed.ok) bad.push(formatLineError(parsed.error));
+      else if ('text' in l) await writer.push(l.text);
     }
     if (bad.length) {
       await writer.discard();
       throw new UsageError(`${file}: ${bad.length} bad line(s); fix them before scheduling:\n${bad.slice(0, 20).join('\n')}`);
     }
-    await writer.commit(basename(file), 'schedule', ctx.config.resultTtlS);
+    await writer.commit(basename(file), 'schedule', spec.project, ctx.config.resultTtlS);
     await keepFile(ctx.redis, ctx.keys.prefix, spec.file_id);
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
@@ -70,11 +72,11 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
   });
 }
 
-export async function scheduleListCommand(): Promise<number> {
+export async function scheduleListCommand(flags: { project?: string }): Promise<number> {
   return withContext(readConfig(), async (ctx) => {
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
-      const rows = await listSchedules(ctx.redis, ctx.keys, queue);
+      const rows = await listSchedules(ctx.redis, ctx.keys, queue, cliScope(flags));
       out(
         rows.length
           ? renderTable(
@@ -94,7 +96,7 @@ export async function scheduleRemoveCommand(name: string): Promise<number> {
   return withContext(readConfig(), async (ctx) => {
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
-      if (!(await removeSchedule(ctx.redis, ctx.keys, queue, name))) throw new UsageError(`no schedule "${name}"`);
+      if (!(await removeSchedule(ctx.redis, ctx.keys, queue, name, ctx.config.resultTtlS))) throw new UsageError(`no schedule "${name}"`);
       out(`schedule "${name}" removed`);
     } finally {
       await queue.close();
@@ -116,7 +118,7 @@ export async function evalCommand(batchId: string, flags: { minPass?: string; js
         out(`\n${renderTable(['custom_id', 'expectation', 'why', 'reply'], s.failures.flatMap((f) => f.failures.map((x) => [f.customId, x.kind, x.message.slice(0, 60), (f.reply ?? '').slice(0, 60)])))}`);
       }
     }
-    if (s.graded === 0) process.stderr.write('note: no request of this batch has expectations ("expect")\n');
+    if (s.graded === 0) say('note: no request of this batch has expectations ("expect")');
     return minPass !== undefined && (s.passRate ?? 0) < minPass ? EXIT.failures : EXIT.ok;
   });
 }

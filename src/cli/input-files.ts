@@ -1,9 +1,29 @@
-import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, createReadStream, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UsageError } from './cli-context.js';
 
-/** Files named on the command line; a directory stands for its *.jsonl files, in name order. "-" is stdin. */
+/** Why a path cannot be read as an input file, or null. */
+function unreadable(path: string): string | null {
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch {
+    return 'not found (or a broken link)';
+  }
+  if (!stat.isFile()) return 'not a file';
+  try {
+    accessSync(path, constants.R_OK);
+  } catch {
+    return 'cannot read it (permission denied)';
+  }
+  return null;
+}
+
+/**
+ * Files named on the command line; a directory stands for its *.jsonl files, in name order ("*.jsonl" directories
+ * in it are passed over). "-" is stdin. Every file is checked before anything is enqueued.
+ */
 export function expandInputs(inputs: string[]): string[] {
   const files: string[] = [];
   for (const input of inputs) {
@@ -11,21 +31,36 @@ export function expandInputs(inputs: string[]): string[] {
       files.push(input);
       continue;
     }
-    let stat;
+    let isDir = false;
     try {
-      stat = statSync(input);
+      isDir = statSync(input).isDirectory();
     } catch {
       throw new UsageError(`input not found: ${input}`);
     }
-    if (stat.isDirectory()) {
-      const found = readdirSync(input).filter((f) => f.endsWith('.jsonl')).sort();
-      if (found.length === 0) throw new UsageError(`no .jsonl files in ${input}`);
-      files.push(...found.map((f) => join(input, f)));
-    } else files.push(input);
+    const found = isDir
+      ? readdirSync(input, { withFileTypes: true })
+          .filter((e) => e.name.endsWith('.jsonl') && !e.isDirectory() && !(e.isSymbolicLink() && safeIsDir(join(input, e.name))))
+          .map((e) => join(input, e.name))
+          .sort()
+      : [input];
+    if (found.length === 0) throw new UsageError(`no .jsonl files in ${input}`);
+    for (const f of found) {
+      const why = unreadable(f);
+      if (why) throw new UsageError(`${f}: ${why === 'not found (or a broken link)' && f !== input ? 'broken link' : why}`);
+    }
+    files.push(...found);
   }
   return files;
 }
 
+function safeIsDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function openInput(file: string): () => Readable {
-  return () => (file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8' }));
+  return () => (file === '-' ? process.stdin : createReadStream(file));
 }

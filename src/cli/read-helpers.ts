@@ -1,4 +1,4 @@
-import { getBatch, getUsage, readBatchRequests, toUsageRow, type UsageRow } from '../shared/read-store.js';
+import { addUsage, getBatch, getUsage, readBatchRequests, toUsageRow, type UsageRow } from '../shared/read-store.js';
 import { batchDone, type BatchRecord } from '../shared/request-record.js';
 import type { CliContext } from './cli-context.js';
 import type { ProgressFigures } from './progress-bar.js';
@@ -8,13 +8,7 @@ export interface BatchWithUsage {
   usage: UsageRow;
 }
 
-export function sumUsage(rows: UsageRow[]): UsageRow {
-  const sum = toUsageRow('total', {});
-  for (const r of rows) {
-    for (const k of Object.keys(sum) as (keyof UsageRow)[]) if (k !== 'key') (sum[k] as number) += r[k] as number;
-  }
-  return sum;
-}
+export const sumUsage = (rows: UsageRow[]): UsageRow => rows.reduce(addUsage, toUsageRow('total', {}));
 
 /** The CLI's reads of batches and their usage, for progress and summaries. */
 export const readStore = {
@@ -23,7 +17,7 @@ export const readStore = {
       ids.map(async (id) => {
         const batch = await getBatch(ctx.redis, ctx.keys, id);
         if (!batch) throw new Error(`batch ${id} not found (expired?)`);
-        return { batch, usage: await getUsage(ctx.redis, ctx.keys, 'batch', id) };
+        return { batch, usage: await getUsage(ctx.redis, ctx.keys, batch.project, 'batch', id) };
       }),
     );
   },

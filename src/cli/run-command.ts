@@ -4,9 +4,10 @@ import { formatUsd } from '../shared/pricing.js';
 import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { batchTable, failuresTable, isFinished, usageTable } from './batch-summary.js';
-import { EXIT, limitOverrides, openContext, readConfig, UsageError, type CliContext, type LimitFlags } from './cli-context.js';
+import { EXIT, limitOverrides, openContext, readConfig, requireRedis, type CliContext, type LimitFlags } from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { hasRedisServer, startLocalRedis, type LocalRedis } from './local-redis.js';
+import { say } from './output.js';
 import { ProgressBar } from './progress-bar.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
 import { renderTable } from './table.js';
@@ -19,19 +20,16 @@ export interface RunFlags extends SubmitFlags, LimitFlags {
   latencyMs?: string;
 }
 
-const say = (text: string) => process.stderr.write(`${text}\n`);
 
 /** Redis for `run`: the configured one, or (when nothing answers at the default URL) a private redis-server. */
 async function ensureRedis(config: Config): Promise<{ config: Config; local?: LocalRedis }> {
-  if (await redisAnswers(config.redisUrl)) return { config };
-  if (config.redisUrl === DEFAULT_REDIS_URL && hasRedisServer()) {
+  if (config.redisUrl === DEFAULT_REDIS_URL && !(await redisAnswers(config.redisUrl)) && hasRedisServer()) {
     const local = await startLocalRedis();
     say(`note: nothing answers at ${config.redisUrl}: started a private redis-server at ${local.url} (stops when this run ends; set REDIS_URL to keep results).`);
     return { config: { ...config, redisUrl: local.url }, local };
   }
-  throw new UsageError(
-    `cannot reach Redis at ${config.redisUrl}. Start one (redis-server, or docker compose up -d redis)${hasRedisServer() ? '' : ', or install it (apt-get install redis-server)'}, or set REDIS_URL.`,
-  );
+  await requireRedis(config.redisUrl);
+  return { config };
 }
 
 async function printSamples(ctx: CliContext, batchIds: string[], perBatch: number): Promise<void> {

@@ -1,11 +1,10 @@
 import { createLogger } from '../shared/logger.js';
-import { redisAnswers } from '../shared/redis.js';
 import { startSimulator } from '../simulator/simulator-server.js';
 import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
 import { describeWorker, WorkerPool } from '../worker/worker-pool.js';
 import { startApiService } from './api-service.js';
 import { startProducerServices } from './producer-services.js';
-import { EXIT, limitOverrides, readConfig, UsageError, type LimitFlags } from './cli-context.js';
+import { EXIT, limitOverrides, listening, parsePort, readConfig, requireRedis, UsageError, type LimitFlags } from './cli-context.js';
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
 function untilSignal(): Promise<string> {
@@ -25,7 +24,7 @@ function untilSignal(): Promise<string> {
 export async function workerCommand(flags: LimitFlags): Promise<number> {
   const config = readConfig(limitOverrides(flags));
   if (!config.baseUrl) throw new UsageError('no upstream: set CHATQ_API_KEY (302.AI) or CHATQ_BASE_URL (e.g. a "chatq simulator" at http://127.0.0.1:4010/v1).');
-  if (!(await redisAnswers(config.redisUrl))) throw new UsageError(`cannot reach Redis at ${config.redisUrl}; start it or set REDIS_URL.`);
+  await requireRedis(config.redisUrl);
   const logger = createLogger(config.logLevel, 'chatq-worker');
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger });
   const producer = startProducerServices(config, logger);
@@ -74,7 +73,8 @@ export async function simulatorCommand(flags: SimulatorFlags): Promise<number> {
     },
   });
   if (!parsed.success) throw new UsageError(`simulator: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const sim = await startSimulator(parsed.data, Number(flags.port ?? 4010), flags.host ?? '127.0.0.1');
+  const port = parsePort(flags.port ?? '4010');
+  const sim = await listening(port, () => startSimulator(parsed.data, port, flags.host ?? '127.0.0.1'));
   process.stdout.write(`simulator listening at ${sim.url} (stats: GET http://${flags.host ?? '127.0.0.1'}:${sim.port}/_sim/stats)\n`);
   await untilSignal();
   await sim.close();
@@ -85,9 +85,12 @@ export async function simulatorCommand(flags: SimulatorFlags): Promise<number> {
 export async function serveCommand(flags: { port?: string; host?: string; maxUploadMb?: string }): Promise<number> {
   const config = readConfig();
   if (config.apiTokens.length === 0) throw new UsageError('set CHATQ_API_TOKENS (comma-separated bearer tokens): the API refuses to run without auth.');
-  if (!(await redisAnswers(config.redisUrl))) throw new UsageError(`cannot reach Redis at ${config.redisUrl}; start it or set REDIS_URL.`);
+  await requireRedis(config.redisUrl);
   const logger = createLogger(config.logLevel, 'chatq-api');
-  const api = await startApiService(config, logger, Number(flags.port ?? 8080), flags.host ?? '127.0.0.1', Number(flags.maxUploadMb ?? 512) * 1024 * 1024);
+  const port = parsePort(flags.port ?? '8080');
+  const maxUploadMb = Number(flags.maxUploadMb ?? 512);
+  if (!(maxUploadMb > 0)) throw new UsageError(`--max-upload-mb: expected a positive number, got "${flags.maxUploadMb}"`);
+  const api = await listening(port, () => startApiService(config, logger, port, flags.host ?? '127.0.0.1', maxUploadMb * 1024 * 1024));
   logger.info({ url: api.url }, 'API listening');
   process.stderr.write(`chatq API at ${api.url} (OpenAI Batch API under /v1, metrics at /metrics, queues at /admin/queues)\n`);
   await untilSignal();

@@ -1,7 +1,9 @@
+import { ImportRefused } from '../producer/import-guard.js';
 import { formatLineError } from '../producer/parse-input.js';
-import { StrictInputError, submitBatch, type SubmitResult } from '../producer/submit-batch.js';
-import { UsageError, type CliContext } from './cli-context.js';
+import { ImportFailedError, StrictInputError, submitBatch, type OnImportError, type SubmitResult } from '../producer/submit-batch.js';
+import { cliScope, CommandFailed, UsageError, type CliContext } from './cli-context.js';
 import { openInput } from './input-files.js';
+import { say } from './output.js';
 
 export interface SubmitFlags {
   model?: string;
@@ -10,14 +12,29 @@ export interface SubmitFlags {
   name?: string;
   userSalt?: string;
   maxCostUsd?: string;
+  batch?: string;
+  onImportError?: string;
+  project?: string;
 }
 
 const SHOWN_ERRORS = 20;
+
+/** An import that stopped: one line for people, exit 1 (the batch is "failed", or left for the reconciler). */
+function importStopped(source: string, err: ImportFailedError, flags: SubmitFlags): CommandFailed {
+  const kept = flags.onImportError === 'keep' ? 'kept (they run)' : 'cancelled';
+  const state =
+    err.status === 'failed'
+      ? `batch ${err.batchId} is failed: ${err.enqueued} requests were enqueued before it stopped and are ${kept}`
+      : `batch ${err.batchId} could not even be marked failed (Redis refused); ${err.enqueued} requests were enqueued`;
+  return new CommandFailed(`${source}: ${err.message}. ${state}. To add the rest once the cause is fixed: chatq enqueue ${source} --batch ${err.batchId}`);
+}
 
 /** Submits each file as one batch and reports its bad lines on stderr (file:line: field: reason). */
 export async function submitFiles(ctx: CliContext, files: string[], flags: SubmitFlags): Promise<SubmitResult[]> {
   const budget = flags.maxCostUsd === undefined ? undefined : Number(flags.maxCostUsd);
   if (budget !== undefined && !(budget > 0)) throw new UsageError(`--max-cost-usd: expected a positive number of USD, got "${flags.maxCostUsd}"`);
+  if (flags.batch !== undefined && files.length !== 1) throw new UsageError('--batch adds to one batch: give exactly one input file');
+  const onImportError = (flags.onImportError ?? 'cancel') as OnImportError;
   const results: SubmitResult[] = [];
   for (const file of files) {
     const source = file === '-' ? 'stdin' : file;
@@ -30,6 +47,9 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
         {
           source,
           strict: flags.strict ?? false,
+          onImportError,
+          ...(flags.project ? { project: cliScope(flags).project! } : {}),
+          ...(flags.batch ? { batchId: flags.batch, resume: true } : {}),
           ...(flags.name ? { name: flags.name } : {}),
           ...(flags.model ?? ctx.config.defaultModel ? { defaultModel: flags.model ?? ctx.config.defaultModel } : {}),
           ...(flags.user ? { defaultUser: flags.user } : {}),
@@ -39,13 +59,14 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
       );
     } catch (err) {
       if (err instanceof StrictInputError) throw new UsageError(`${source}: ${err.message}`);
+      if (err instanceof ImportRefused) throw new UsageError(`${source}: ${err.message}`);
+      if (err instanceof ImportFailedError) throw importStopped(source, err, flags);
       throw err;
     }
-    for (const e of result.errors.slice(0, SHOWN_ERRORS)) process.stderr.write(`bad line: ${formatLineError(e)}\n`);
-    if (result.rejectedLines > SHOWN_ERRORS) {
-      process.stderr.write(`... and ${result.rejectedLines - SHOWN_ERRORS} more bad lines (chatq status ${result.batchId} lists them)\n`);
-    }
-    process.stderr.write(`${source}: batch ${result.batchId}: ${result.acceptedRequests} requests from ${result.acceptedLines} lines${result.rejectedLines ? `, ${result.rejectedLines} bad lines skipped` : ''}\n`);
+    for (const e of result.errors.slice(0, SHOWN_ERRORS)) say(`bad line: ${formatLineError(e)}`);
+    if (result.rejectedLines > SHOWN_ERRORS) say(`... and ${result.rejectedLines - SHOWN_ERRORS} more bad lines (chatq status ${result.batchId} lists them)`);
+    const held = result.alreadyPresent ? `, ${result.alreadyPresent} lines already in the batch` : '';
+    say(`${source}: batch ${result.batchId}: ${result.acceptedRequests} requests from ${result.acceptedLines} lines${held}${result.rejectedLines ? `, ${result.rejectedLines} bad lines skipped` : ''}`);
     results.push(result);
   }
   return results;

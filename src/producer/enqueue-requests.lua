@@ -1,19 +1,28 @@
 --[[
   Appends requests to their batch and to their users' lanes, in input order.
   KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash, 4 lane set
-  ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), then per request:
+  ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
+        of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
+        6 the key prefix of that project's user request indexes ("<...>:user:"), then per request:
         "id|userid|seq|line|group size|has extra" (characters that need no escaping), custom_id, model,
         body (JSON text, kept as is), and when "has extra" is 1, a JSON object of more fields.
-  A group (the turns of one script) is accepted whole or not at all.
-  Returns { ids that became their lane's head (to add to BullMQ), 0-based indexes of rejected groups }.
+  A group (the turns of one script) is accepted whole or not at all. Every argument is read and checked before the
+  first write.
+  Returns { ids that became their lane's head (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
+            already in this import), 0-based indexes of groups an earlier import of the batch already holds }.
 ]]
 local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local batchId, now, prefix = ARGV[1], ARGV[2], ARGV[3]
+local batchId, now, prefix, earlier, project, userIndex = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+if not earlier then error('chatq enqueue-requests: bad earlier seq') end
+if string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
 local metas = {}
-local a = 4
+local a = 7
+local highest = 0
 while a <= #ARGV do
   local id, userid, seq, line, group, hasExtra = string.match(ARGV[a], '^([^|]+)|([^|]+)|(%d+)|(%d+)|(%d+)|([01])$')
+  if not id or a + 3 > #ARGV then error('chatq enqueue-requests: malformed request at argument ' .. a) end
   local m = { id, ARGV[a + 1], userid, ARGV[a + 2], seq, line, tonumber(group), ARGV[a + 3], nil }
+  highest = math.max(highest, tonumber(seq))
   a = a + 4
   if hasExtra == '1' then
     m[9] = cjson.decode(ARGV[a])
@@ -22,7 +31,7 @@ while a <= #ARGV do
   metas[#metas + 1] = m
 end
 local count = #metas
-local heads, rejected = {}, {}
+local heads, rejected, already = {}, {}, {}
 local seen, cidPairs, ids = {}, {}, {}
 -- Writes to the batch's own keys go out once per call (variadic), not once per request.
 local function flush(key, command, values)
@@ -30,25 +39,40 @@ local function flush(key, command, values)
     redis.call(command, key, unpack(values, from, math.min(from + 999, #values)))
   end
 end
+-- First every check (reads only), then every write: an error in the checks leaves nothing behind.
+local fate = {}
 local i = 1
 while i <= count do
   local group = metas[i][7]
-  local clash = false
+  fate[i] = 'new'
   for g = 0, group - 1 do
     local cid = metas[i + g][2]
-    if seen[cid] or redis.call('HEXISTS', cidsKey, cid) == 1 then
-      clash = true
+    local existing = seen[cid] and '' or redis.call('HGET', cidsKey, cid)
+    if existing then
+      -- Held by an earlier import of this batch (a re-run adds what is missing), or a duplicate in this one.
+      local seq = tonumber(string.match(existing, '-(%d+)$') or '')
+      fate[i] = (seq and seq <= earlier) and 'held' or 'clash'
       break
     end
   end
-  if clash then
+  if fate[i] == 'new' then
+    for g = 0, group - 1 do seen[metas[i + g][2]] = true end
+  elseif fate[i] == 'clash' then
     rejected[#rejected + 1] = i - 1
   else
+    already[#already + 1] = i - 1
+  end
+  i = i + group
+end
+
+i = 1
+while i <= count do
+  local group = metas[i][7]
+  if fate[i] == 'new' then
     for g = 0, group - 1 do
       local m = metas[i + g]
       local id, userid = m[1], m[3]
       local key = prefix .. ':req:' .. id
-      seen[m[2]] = true
       cidPairs[#cidPairs + 1] = m[2]
       cidPairs[#cidPairs + 1] = id
       ids[#ids + 1] = id
@@ -59,7 +83,8 @@ while i <= count do
       if m[9] then
         for field, value in pairs(m[9]) do redis.call('HSET', key, field, value) end
       end
-      redis.call('RPUSH', prefix .. ':user:' .. userid .. ':reqs', id)
+      if project ~= 'default' then redis.call('HSET', key, 'project', project) end
+      redis.call('RPUSH', userIndex .. userid .. ':reqs', id)
       if redis.call('RPUSH', prefix .. ':lane:' .. userid, id) == 1 then
         heads[#heads + 1] = id
         redis.call('SADD', lanesKey, userid)
@@ -71,4 +96,5 @@ end
 flush(cidsKey, 'HSET', cidPairs)
 flush(reqsKey, 'RPUSH', ids)
 if #ids > 0 then redis.call('HINCRBY', batchKey, 'enqueued', #ids) end
-return { heads, rejected }
+if highest > tonumber(redis.call('HGET', batchKey, 'seq') or '0') then redis.call('HSET', batchKey, 'seq', highest) end
+return { heads, rejected, already }

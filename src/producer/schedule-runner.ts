@@ -1,4 +1,5 @@
 import { readFileContent } from '../shared/file-store.js';
+import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
 import { getSchedule, SCHEDULE_QUEUE, type ScheduleJob } from '../shared/schedules.js';
 import { submitBatch, type ProducerServiceOptions } from './submit-batch.js';
@@ -18,6 +19,7 @@ export function startScheduleRunner(opts: ProducerServiceOptions): BackgroundWor
         const name = `${spec.name}@${firedAt}${model ? `/${model}` : ''}`;
         const result = await submitBatch({ redis, queue: opts.queue, keys, resultTtlS: opts.resultTtlS }, () => readFileContent(redis, keys.prefix, spec.file_id), {
           source: spec.source,
+          project: spec.project ?? DEFAULT_PROJECT,
           name,
           metadata: { schedule: spec.name, fired_at: firedAt, ...(model ? { model } : {}) },
           ...(model ? { forceModel: model } : {}),

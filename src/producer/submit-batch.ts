@@ -1,20 +1,25 @@
 import type { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createBatchRecord, newBatchId } from '../shared/batch-imports.js';
+import { newBatchId } from '../shared/ids.js';
+import { createBatchRecord } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
-import type { RedisKeys } from '../shared/keys.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { LuaScript } from '../shared/redis.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import type { RequestDraft } from '../shared/request-record.js';
+import { failImport, type ImportError } from '../shared/import-failure.js';
+import { describeRedisError } from '../shared/redis-errors.js';
+import { ImportGuard } from './import-guard.js';
 import { formatLineError, parseInput, type LineError, type ParsedLine, type ParseOptions } from './parse-input.js';
 
 const enqueueScript = new LuaScript(new URL('./enqueue-requests.lua', import.meta.url));
 const finalizeScript = new LuaScript(new URL('./finalize-batch.lua', import.meta.url));
 
-/** Requests per enqueue script call, and calls in flight at once (one connection keeps them in order). */
+/** Requests (and body bytes) per enqueue script call, and calls in flight at once (one connection keeps them in order). */
 const CHUNK_REQUESTS = 1_000;
+const CHUNK_BYTES = 1024 * 1024;
 const CHUNKS_IN_FLIGHT = 4;
 /** Line errors kept in Redis and in memory per batch; the count goes on past it. */
 const MAX_KEPT_ERRORS = 1_000;
@@ -32,14 +37,22 @@ export interface ProducerServiceOptions extends ProducerContext {
   logger: Logger;
 }
 
+export type OnImportError = 'cancel' | 'keep';
+
 export interface SubmitOptions extends ParseOptions {
   strict?: boolean;
   name?: string;
   metadata?: Record<string, string>;
   /** Fill this existing batch record (created "validating" by the API) instead of creating one. */
   batchId?: string;
+  /** With batchId: add to that batch the custom_ids it lacks (a re-run of the same file after a failed import). */
+  resume?: boolean;
+  /** What happens to the requests already enqueued when the import cannot finish (default: cancel them). */
+  onImportError?: OnImportError;
   /** Cancel the rest of the batch once it has cost this much (nano-USD). */
   maxCostNano?: number;
+  /** The project a new batch belongs to (default: "default"); a resumed or API-made batch keeps its own. */
+  project?: string;
 }
 
 export interface SubmitResult {
@@ -47,9 +60,24 @@ export interface SubmitResult {
   acceptedRequests: number;
   acceptedLines: number;
   rejectedLines: number;
+  /** Lines an earlier import of the batch already holds (a resumed import skips them). */
+  alreadyPresent: number;
   /** The first MAX_KEPT_ERRORS line errors. */
   errors: LineError[];
   status: string;
+}
+
+/** The import stopped before the end of its input: the batch is "failed" (or could not even be marked so). */
+export class ImportFailedError extends Error {
+  constructor(
+    readonly batchId: string,
+    readonly problem: ImportError,
+    /** The batch status afterwards: "failed", or "validating" when Redis refused even that. */
+    readonly status: string,
+    readonly enqueued: number,
+  ) {
+    super(`import failed: ${problem.message}`);
+  }
 }
 
 export class StrictInputError extends Error {
@@ -73,11 +101,14 @@ async function collectErrors(open: () => Readable, opts: ParseOptions): Promise<
 interface PendingLine {
   line: number;
   drafts: RequestDraft[];
+  bodies: string[];
 }
 
 /**
  * Creates a batch from a JSONL input and enqueues its requests in order, streaming: the input is never held whole.
- * Bad lines are reported with their line number and skipped (or, with `strict`, reject the file before anything is stored).
+ * Bad lines are reported with their line number and skipped (or, with `strict`, reject the file before anything is
+ * stored). An import that cannot finish (Redis full or gone, a chunk refused) ends the batch "failed" with the
+ * reason and throws ImportFailedError: it never stays "validating", and is never finalised short.
  */
 export async function submitBatch(ctx: ProducerContext, open: () => Readable, opts: SubmitOptions): Promise<SubmitResult> {
   if (opts.strict) {
@@ -89,39 +120,54 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
   if (!opts.batchId) {
     await createBatchRecord(redis, keys, {
       batchId,
+      project: opts.project ?? DEFAULT_PROJECT,
       name: opts.name ?? opts.source,
       input: opts.source,
       metadata: opts.metadata ?? {},
       ...(opts.maxCostNano !== undefined ? { maxCostNano: opts.maxCostNano } : {}),
     });
   }
+  const guard = await ImportGuard.begin(redis, keys, batchId, opts.resume ? 'resume' : 'new', opts.onImportError ?? 'cancel');
+  const project = guard.project;
 
   const errors: LineError[] = [];
   let rejectedLines = 0;
   let acceptedRequests = 0;
   let acceptedLines = 0;
-  let seq = 0;
+  let alreadyPresent = 0;
+  let seq = guard.earlierSeq;
   let pending: PendingLine[] = [];
   let pendingRequests = 0;
+  let pendingBytes = 0;
+  let unsavedErrors: string[] = [];
   const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
 
   const reject = (error: LineError) => {
     rejectedLines += 1;
     if (errors.length < MAX_KEPT_ERRORS) {
       errors.push(error);
-      void redis.rpush(keys.batchErrors(batchId), JSON.stringify(error));
+      unsavedErrors.push(JSON.stringify(error));
     }
+  };
+
+  const saveErrors = async () => {
+    if (unsavedErrors.length === 0) return;
+    const batch = unsavedErrors;
+    unsavedErrors = [];
+    await redis.rpush(keys.batchErrors(batchId), ...batch);
   };
 
   const flush = async () => {
     const lines = pending;
     pending = [];
     pendingRequests = 0;
+    pendingBytes = 0;
     const keyList = [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.lanes];
-    const args: (string | number)[] = [batchId, Date.now(), keys.prefix];
+    const args: (string | number)[] = [batchId, Date.now(), keys.prefix, guard.earlierSeq, project, keys.userRequests(project, '')];
     const groupStart: number[] = [];
     let index = 0;
-    for (const { drafts } of lines) {
+    for (const { drafts, bodies } of lines) {
       groupStart.push(index);
       drafts.forEach((d, g) => {
         seq += 1;
@@ -136,51 +182,84 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
         if (d.turn !== undefined) extra.turn = d.turn;
         if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
         const hasExtra = Object.keys(extra).length > 0;
-        args.push(`${batchId}-${seq}|${d.userid}|${seq}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`, d.customId, d.model, JSON.stringify(d.body));
+        args.push(`${batchId}-${seq}|${d.userid}|${seq}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`, d.customId, d.model, bodies[g]!);
         if (hasExtra) args.push(JSON.stringify(extra));
       });
     }
-    const [heads, rejectedGroups] = (await enqueueScript.run(redis, keyList, args)) as [string[], number[]];
+    const [heads, rejectedGroups, heldGroups] = (await enqueueScript.run(redis, keyList, args)) as [string[], number[], number[]];
     const rejectedSet = new Set(rejectedGroups);
+    const heldSet = new Set(heldGroups);
     lines.forEach(({ line, drafts }, idx) => {
       if (rejectedSet.has(groupStart[idx]!)) {
         reject({ source: opts.source, line, field: 'custom_id', message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique` });
+      } else if (heldSet.has(groupStart[idx]!)) {
+        alreadyPresent += 1;
       } else {
         acceptedLines += 1;
         acceptedRequests += drafts.length;
       }
     });
-    await addLaneHeads(ctx.queue, heads);
+    await Promise.all([addLaneHeads(ctx.queue, heads), saveErrors()]);
   };
 
+  // A chunk that fails is recorded before it leaves the in-flight set, so its error is never lost.
   const track = (p: Promise<void>) => {
-    inFlight.add(p);
-    p.finally(() => inFlight.delete(p)).catch(() => undefined);
+    const tracked: Promise<void> = p.catch((err: unknown) => {
+      failure ??= err;
+    }).finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  };
+  const throwIfFailed = () => {
+    if (failure !== undefined) throw failure;
   };
 
-  for await (const parsed of parseInput(open(), opts) as AsyncGenerator<ParsedLine>) {
-    if (!parsed.ok) {
-      reject(parsed.error);
-      continue;
+  try {
+    for await (const parsed of parseInput(open(), opts) as AsyncGenerator<ParsedLine>) {
+      if (!parsed.ok) {
+        reject(parsed.error);
+        continue;
+      }
+      const bodies = parsed.drafts.map((d) => JSON.stringify(d.body));
+      pending.push({ line: parsed.line, drafts: parsed.drafts, bodies });
+      pendingRequests += parsed.drafts.length;
+      pendingBytes += bodies.reduce((a, b) => a + b.length, 0);
+      if (pendingRequests >= CHUNK_REQUESTS || pendingBytes >= CHUNK_BYTES) {
+        track(flush());
+        if (inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(inFlight);
+        throwIfFailed();
+      }
     }
-    pending.push({ line: parsed.line, drafts: parsed.drafts });
-    pendingRequests += parsed.drafts.length;
-    if (pendingRequests >= CHUNK_REQUESTS) {
-      track(flush());
-      if (inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(inFlight);
-    }
+    if (pending.length) track(flush());
+    await Promise.all(inFlight);
+    throwIfFailed();
+    await saveErrors();
+  } catch (err) {
+    guard.stop();
+    await Promise.allSettled(inFlight);
+    throw await importFailed(ctx, batchId, err, rejectedLines, acceptedRequests);
   }
-  if (pending.length) track(flush());
-  await Promise.all(inFlight);
+  guard.stop();
 
   let status = (await finalizeScript.run(
     redis,
-    [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId), keys.batches],
-    [Date.now(), rejectedLines, ctx.resultTtlS],
+    [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId), keys.batches, keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId)],
+    [Date.now(), rejectedLines, ctx.resultTtlS, batchId],
   )) as string;
   if (status === 'in_progress' && (await redis.hexists(keys.batch(batchId), 'cancel_requested'))) {
     status = await cancelBatch(redis, keys, ctx.queue, batchId, ctx.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
   }
   errors.sort((a, b) => a.line - b.line);
-  return { batchId, acceptedRequests, acceptedLines, rejectedLines, errors, status };
+  return { batchId, acceptedRequests, acceptedLines, rejectedLines, alreadyPresent, errors, status };
+}
+
+/** Records why an import stopped (the batch turns "failed"); when even that is refused, the batch is left for the reconciler. */
+async function importFailed(ctx: ProducerContext, batchId: string, err: unknown, rejectedLines: number, enqueued: number): Promise<ImportFailedError> {
+  const problem: ImportError = describeRedisError(err) ?? { code: 'import_failed', message: err instanceof Error ? err.message : String(err) };
+  let status = 'validating';
+  try {
+    status = await failImport(ctx.redis, ctx.keys, ctx.queue, batchId, problem, rejectedLines, ctx.resultTtlS);
+  } catch {
+    // Redis refused even that (gone, or still full): the import lease lapses and the reconciler ends the batch.
+  }
+  return new ImportFailedError(batchId, problem, status, enqueued);
 }

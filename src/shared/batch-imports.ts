@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
@@ -9,7 +8,6 @@ import type { RedisKeys } from './keys.js';
  */
 export const IMPORT_QUEUE = 'imports';
 
-export const newBatchId = () => `batch_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 
 export interface ImportJob {
   batchId: string;
@@ -23,6 +21,8 @@ export function openImportQueue(connection: Redis, prefix: string): Queue<Import
 
 export interface NewBatch {
   batchId: string;
+  /** The project that owns the batch (and so its requests, results and usage). */
+  project: string;
   name: string;
   input: string;
   metadata: Record<string, string>;
@@ -37,6 +37,7 @@ export async function createBatchRecord(redis: Redis, keys: RedisKeys, b: NewBat
     .multi()
     .hset(keys.batch(b.batchId), {
       status: 'validating',
+      project: b.project,
       name: b.name,
       input: b.input,
       created_at: now,
@@ -45,5 +46,15 @@ export async function createBatchRecord(redis: Redis, keys: RedisKeys, b: NewBat
       ...(b.maxCostNano !== undefined ? { max_cost_nano: b.maxCostNano } : {}),
     })
     .zadd(keys.batches, now, b.batchId)
+    .zadd(keys.projectBatches(b.project), now, b.batchId)
+    .sadd(keys.projects, b.project)
+    .sadd(keys.importing, b.batchId)
     .exec();
+}
+
+/** True while a batch's import runs or waits to run: its importer holds the lease, or its HTTP import job is not done. */
+export async function importAlive(redis: Redis, keys: RedisKeys, batchId: string): Promise<boolean> {
+  const replies = await redis.multi().exists(keys.batchImporter(batchId)).exists(keys.importJob(batchId)).hexists(keys.importJob(batchId), 'finishedOn').exec();
+  const [lease, job, finished] = replies!.map(([, v]) => v as number);
+  return lease === 1 || (job === 1 && finished === 0);
 }

@@ -32,8 +32,21 @@ export const CSV_COLUMNS = [
   'prompt_tokens', 'cached_tokens', 'completion_tokens', 'reasoning_tokens', 'total_tokens', 'cost_usd',
 ] as const;
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
+/** Text a spreadsheet would run as a formula (OWASP's CSV injection rule). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * One CSV cell: quoted when it must be, control characters removed, and text that a spreadsheet would run as a
+ * formula (=, +, -, @, tab, CR first) prefixed with ' (numbers are left as they are).
+ */
 export function csvCell(v: unknown): string {
-  const s = v === null || v === undefined ? '' : String(v);
+  let s = v === null || v === undefined ? '' : String(v);
+  if (typeof v === 'string') {
+    s = s.replace(CONTROL, '');
+    if (FORMULA_START.test(s)) s = `'${s}`;
+  }
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

@@ -1,24 +1,35 @@
 --[[
   Cancels the not-yet-running requests of one page of a batch (call it page after page). A cancelled request
   leaves its lane; when it was the lane's head, the next head is returned for the caller to add to BullMQ.
-  Requests already running finish normally; the batch turns "cancelled" when its last request is done.
-  KEYS: 1 batch hash, 2 lane set, 3 batch request list, 4 batch custom_id hash, 5 batch error list
-  ARGV: 1 now, 2 ttl (s), 3 key prefix, 4 first index, 5 page size, 6 error (JSON)
+  Requests already running finish normally. A user's cancel turns the batch "cancelling", then "cancelled" when its
+  last request is done; a budget turns it so only when it cancels something (a batch whose requests all ran is
+  "completed"); a failed import's batch stays "failed".
+  A batch still being imported is cancelled as soon as its import ends; one whose import is not running (its
+  process died) is closed with what it had enqueued and cancelled now.
+  KEYS: 1 batch hash, 2 lane set, 3 batch request list, 4 batch custom_id hash, 5 batch error list,
+        6 importing set, 7 importer lease, 8 import job (BullMQ hash)
+  ARGV: 1 now, 2 ttl (s), 3 key prefix, 4 first index, 5 page size, 6 error (JSON), 7 batch id,
+        8 who asks ("user" | "budget" | "import")
   Returns {batch status, new lane heads, ids read}.
 ]]
 local batch = KEYS[1]
-local now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
+local now, ttl, prefix, first, size = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+if not tonumber(now) or not ttl or not first or not size or size < 1 or size > 10000 then error('chatq cancel-batch: bad arguments') end
+if ARGV[8] ~= 'user' and ARGV[8] ~= 'budget' and ARGV[8] ~= 'import' then error('chatq cancel-batch: bad reason') end
 local status = redis.call('HGET', batch, 'status')
 if status == 'validating' then
-  -- Still being imported: the producer cancels it as soon as its requests are all enqueued.
-  redis.call('HSET', batch, 'cancel_requested', now)
-  return { status, {}, 0 }
+  local jobAlive = redis.call('EXISTS', KEYS[8]) == 1 and redis.call('HEXISTS', KEYS[8], 'finishedOn') == 0
+  if redis.call('EXISTS', KEYS[7]) == 1 or jobAlive then
+    -- Still being imported: the producer cancels it as soon as its requests are all enqueued.
+    redis.call('HSET', batch, 'cancel_requested', now)
+    return { status, {}, 0 }
+  end
+  redis.call('HSET', batch, 'status', 'in_progress', 'in_progress_at', now, 'total', redis.call('HGET', batch, 'enqueued') or '0')
+  redis.call('SREM', KEYS[6], ARGV[7])
+  status = 'in_progress'
 end
-if status ~= 'in_progress' and status ~= 'cancelling' then return { status or 'missing', {}, 0 } end
-if status == 'in_progress' then
-  redis.call('HSET', batch, 'status', 'cancelling', 'cancelling_at', now)
-end
-local ids = redis.call('LRANGE', KEYS[3], tonumber(ARGV[4]), tonumber(ARGV[4]) + tonumber(ARGV[5]) - 1)
+if status ~= 'in_progress' and status ~= 'cancelling' and status ~= 'failed' then return { status or 'missing', {}, 0 } end
+local ids = redis.call('LRANGE', KEYS[3], first, first + size - 1)
 local heads, cancelled = {}, 0
 for _, id in ipairs(ids) do
   local key = prefix .. ':req:' .. id
@@ -37,16 +48,20 @@ for _, id in ipairs(ids) do
     end
   end
 end
+if status == 'in_progress' and (ARGV[8] == 'user' or cancelled > 0) then
+  redis.call('HSET', batch, 'status', 'cancelling', 'cancelling_at', now)
+  status = 'cancelling'
+end
 local done = tonumber(redis.call('HGET', batch, 'done') or '0')
 if cancelled > 0 then
   redis.call('HINCRBY', batch, 'cancelled', cancelled)
   done = redis.call('HINCRBY', batch, 'done', cancelled)
 end
 if done >= tonumber(redis.call('HGET', batch, 'total') or '0') then
-  redis.call('HSET', batch, 'status', 'cancelled', 'cancelled_at', now)
+  if status ~= 'failed' then
+    status = status == 'cancelling' and 'cancelled' or 'completed'
+    redis.call('HSET', batch, 'status', status, status .. '_at', now)
+  end
   for k = 1, 5 do if k ~= 2 then redis.call('EXPIRE', KEYS[k], ttl) end end
-  status = 'cancelled'
-else
-  status = 'cancelling'
 end
 return { status, heads, #ids }

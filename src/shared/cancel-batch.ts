@@ -9,9 +9,11 @@ const cancelScript = new LuaScript(new URL('./cancel-batch.lua', import.meta.url
 const PAGE = 1_000;
 
 export interface CancelReason {
-  code: 'cancelled' | 'budget_exceeded';
+  code: 'cancelled' | 'budget_exceeded' | 'import_failed';
   message: string;
 }
+
+const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_exceeded: 'budget', import_failed: 'import' };
 
 /**
  * Cancels every request of a batch that has not started; running ones finish. Safe to call again (and from
@@ -19,13 +21,16 @@ export interface CancelReason {
  * its import ends. Returns the batch status afterwards.
  */
 export async function cancelBatch(redis: Redis, keys: RedisKeys, queue: Queue, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
-  const batchKeys = [keys.batch(batchId), keys.lanes, keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId)];
+  const batchKeys = [
+    keys.batch(batchId), keys.lanes, keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId),
+    keys.importing, keys.batchImporter(batchId), keys.importJob(batchId),
+  ];
   let status: string = 'missing';
   for (let start = 0; ; start += PAGE) {
-    const [s, heads, read] = (await cancelScript.run(redis, batchKeys, [Date.now(), ttlS, keys.prefix, start, PAGE, JSON.stringify(reason)])) as [string, string[], number];
+    const [s, heads, read] = (await cancelScript.run(redis, batchKeys, [Date.now(), ttlS, keys.prefix, start, PAGE, JSON.stringify(reason), batchId, ASKER[reason.code]])) as [string, string[], number];
     status = s;
     await addLaneHeads(queue, heads);
-    if (read < PAGE || (s !== 'cancelling' && s !== 'cancelled')) break;
+    if (read < PAGE) break;
   }
   return status as BatchStatus | 'missing';
 }

@@ -1,14 +1,18 @@
 import { z } from 'zod';
+import { DEFAULT_PROJECT } from './keys.js';
 
-const intFrom = (name: string, dflt: number, min = 0) =>
+/** The longest delay Node's timers take (a larger one fires after 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+const intFrom = (name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()
     .optional()
     .transform((v, ctx) => {
       if (v === undefined || v.trim() === '') return dflt;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < min) {
-        ctx.addIssue({ code: 'custom', message: `${name}: expected an integer >= ${min}, got "${v}"` });
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `${name}: expected an integer from ${min} to ${max}, got "${v}"` });
         return z.NEVER;
       }
       return n;
@@ -20,6 +24,7 @@ const modelLimitsSchema = z.record(
 );
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const PROJECT_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const envSchema = z.object({
   REDIS_URL: z.string().url({ message: 'REDIS_URL: expected a URL such as redis://127.0.0.1:6379' }).default(DEFAULT_REDIS_URL),
@@ -46,15 +51,33 @@ const envSchema = z.object({
     }),
   CHATQ_CONCURRENCY: intFrom('CHATQ_CONCURRENCY', 50, 1),
   CHATQ_MAX_ATTEMPTS: intFrom('CHATQ_MAX_ATTEMPTS', 5, 1),
-  CHATQ_TIMEOUT_MS: intFrom('CHATQ_TIMEOUT_MS', 120_000, 100),
-  CHATQ_BACKOFF_MS: intFrom('CHATQ_BACKOFF_MS', 1_000, 0),
-  CHATQ_MAX_OUTAGE_MS: intFrom('CHATQ_MAX_OUTAGE_MS', 10 * 60_000, 0),
-  CHATQ_DEFAULT_MAX_TOKENS: intFrom('CHATQ_DEFAULT_MAX_TOKENS', 1_024, 1),
-  CHATQ_LOCK_MS: intFrom('CHATQ_LOCK_MS', 30_000, 1_000),
-  CHATQ_RECONCILE_MS: intFrom('CHATQ_RECONCILE_MS', 15_000, 100),
-  CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60),
+  CHATQ_TIMEOUT_MS: intFrom('CHATQ_TIMEOUT_MS', 120_000, 100, MAX_TIMER_MS),
+  CHATQ_BACKOFF_MS: intFrom('CHATQ_BACKOFF_MS', 1_000, 1, 3_600_000),
+  CHATQ_MAX_OUTAGE_MS: intFrom('CHATQ_MAX_OUTAGE_MS', 10 * 60_000, 0, MAX_TIMER_MS),
+  CHATQ_DEFAULT_MAX_TOKENS: intFrom('CHATQ_DEFAULT_MAX_TOKENS', 1_024, 1, 1_048_576),
+  CHATQ_LOCK_MS: intFrom('CHATQ_LOCK_MS', 30_000, 1_000, MAX_TIMER_MS),
+  CHATQ_RECONCILE_MS: intFrom('CHATQ_RECONCILE_MS', 15_000, 100, MAX_TIMER_MS),
+  CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60, 10 * 365 * 24 * 3600),
+  CHATQ_USAGE_DAYS: intFrom('CHATQ_USAGE_DAYS', 90, 1, 100 * 365),
   CHATQ_PRICES: z.string().min(1).optional(),
   CHATQ_API_TOKENS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const tokens: ApiToken[] = [];
+      for (const entry of (v ?? '').split(',').map((t) => t.trim()).filter(Boolean)) {
+        const colon = entry.indexOf(':');
+        const project = colon === -1 ? DEFAULT_PROJECT : entry.slice(0, colon);
+        const token = colon === -1 ? entry : entry.slice(colon + 1);
+        if (!PROJECT_NAME.test(project) || token === '') {
+          ctx.addIssue({ code: 'custom', message: 'CHATQ_API_TOKENS: expected comma-separated tokens, each "token" or "project:token" (project: 1-64 letters, digits, _ . -)' });
+          return z.NEVER;
+        }
+        tokens.push({ project, token });
+      }
+      return tokens;
+    }),
+  CHATQ_ADMIN_TOKENS: z
     .string()
     .optional()
     .transform((v) => (v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [])),
@@ -62,6 +85,12 @@ const envSchema = z.object({
 });
 
 export type Env = z.output<typeof envSchema>;
+
+/** An API token and the project it belongs to (a bare token belongs to "default"). */
+export interface ApiToken {
+  project: string;
+  token: string;
+}
 
 export interface Config {
   redisUrl: string;
@@ -83,8 +112,12 @@ export interface Config {
   lockMs: number;
   reconcileMs: number;
   resultTtlS: number;
+  /** Days of daily usage detail kept; older days roll up into months. */
+  usageDays: number;
   pricesFile: string | undefined;
-  apiTokens: string[];
+  apiTokens: ApiToken[];
+  /** Tokens that see every project and alone open /admin/queues. */
+  adminTokens: string[];
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -121,8 +154,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lockMs: e.CHATQ_LOCK_MS,
     reconcileMs: e.CHATQ_RECONCILE_MS,
     resultTtlS: e.CHATQ_RESULT_TTL_S,
+    usageDays: e.CHATQ_USAGE_DAYS,
     pricesFile: e.CHATQ_PRICES,
     apiTokens: e.CHATQ_API_TOKENS,
+    adminTokens: e.CHATQ_ADMIN_TOKENS,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,22 +1,23 @@
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
+import { DEFAULT_PROJECT } from './keys.js';
 
 /** Uploaded input files (OpenAI Files API, purpose "batch"), kept in Redis so every API and producer process sees them. */
 
 export interface StoredFile {
   id: string;
+  project: string;
   filename: string;
   bytes: number;
   lines: number;
   createdAt: number;
+  /** "batch" (uploaded: its uploader's until deleted or expired), or "schedule" (a suite made by `chatq schedule add`). */
   purpose: string;
 }
 
 const LINES_PER_PUSH = 500;
 
 export const fileKeys = (prefix: string, id: string) => ({ meta: `${prefix}:file:${id}`, lines: `${prefix}:file:${id}:lines` });
-export const newFileId = () => `file-${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 
 /** Appends lines to a file being uploaded (in chunks, as they stream in). */
 export class FileWriter {
@@ -44,21 +45,23 @@ export class FileWriter {
     await this.redis.rpush(fileKeys(this.prefix, this.id).lines, ...chunk);
   }
 
-  async commit(filename: string, purpose: string, ttlS: number): Promise<StoredFile> {
+  async commit(filename: string, purpose: string, project: string, ttlS: number): Promise<StoredFile> {
     await this.flush();
     const k = fileKeys(this.prefix, this.id);
-    const file: StoredFile = { id: this.id, filename, bytes: this.bytes, lines: this.lines, createdAt: Date.now(), purpose };
+    const file: StoredFile = { id: this.id, project, filename, bytes: this.bytes, lines: this.lines, createdAt: Date.now(), purpose };
     await this.redis
       .multi()
-      .hset(k.meta, { filename, bytes: file.bytes, lines: file.lines, created_at: file.createdAt, purpose })
+      .hset(k.meta, { filename, bytes: file.bytes, lines: file.lines, created_at: file.createdAt, purpose, project })
       .expire(k.meta, ttlS)
       .expire(k.lines, ttlS)
       .exec();
     return file;
   }
 
+  /** Removes whatever was stored of this file (an upload that failed or was refused). */
   async discard(): Promise<void> {
-    await this.redis.del(fileKeys(this.prefix, this.id).lines);
+    this.buffer = [];
+    await this.redis.unlink(...Object.values(fileKeys(this.prefix, this.id)));
   }
 }
 
@@ -68,10 +71,20 @@ export async function keepFile(redis: Redis, prefix: string, id: string): Promis
   await redis.multi().persist(k.meta).persist(k.lines).exec();
 }
 
+/** Gives a file kept for a schedule its expiry back (counted from now). */
+export async function releaseFile(redis: Redis, prefix: string, id: string, ttlS: number): Promise<void> {
+  const k = fileKeys(prefix, id);
+  await redis.multi().expire(k.meta, ttlS).expire(k.lines, ttlS).exec();
+}
+
 export async function getFile(redis: Redis, prefix: string, id: string): Promise<StoredFile | null> {
   const h = await redis.hgetall(fileKeys(prefix, id).meta);
   if (!h.filename) return null;
-  return { id, filename: h.filename, bytes: Number(h.bytes), lines: Number(h.lines), createdAt: Number(h.created_at), purpose: h.purpose ?? 'batch' };
+  return { id, project: h.project || DEFAULT_PROJECT, filename: h.filename, bytes: Number(h.bytes), lines: Number(h.lines), createdAt: Number(h.created_at), purpose: h.purpose ?? 'batch' };
+}
+
+export async function deleteFile(redis: Redis, prefix: string, id: string): Promise<void> {
+  await redis.unlink(...Object.values(fileKeys(prefix, id)));
 }
 
 /** A stored file's content as a stream of text, read from Redis page by page. */

@@ -25,9 +25,12 @@ const litellmEntry = z.object({
   cache_read_input_token_cost: z.number().min(0).optional(),
 });
 
+/** A price file that cannot be read or is not a price table. */
+export class PriceFileError extends Error {}
+
 /** Reads chatq's prices.json shape or LiteLLM's model_prices_and_context_window.json; entries of neither shape are ignored. */
 export function parsePriceFile(json: unknown, source: string): PriceTable {
-  if (typeof json !== 'object' || json === null) throw new Error(`${source}: expected a JSON object of model -> prices`);
+  if (typeof json !== 'object' || json === null) throw new PriceFileError(`${source}: expected a JSON object of model -> prices`);
   const table: PriceTable = new Map();
   for (const [model, entry] of Object.entries(json)) {
     const own = chatqEntry.safeParse(entry);
@@ -56,7 +59,7 @@ export function loadPrices(overrideFile?: string): PriceTable {
   try {
     json = JSON.parse(readFileSync(overrideFile, 'utf8'));
   } catch (err) {
-    throw new Error(`CHATQ_PRICES: cannot read ${overrideFile}: ${(err as Error).message}`);
+    throw new PriceFileError(`CHATQ_PRICES: cannot read ${overrideFile}: ${(err as Error).message}`);
   }
   for (const [model, price] of parsePriceFile(json, overrideFile)) shipped.set(model, price);
   return shipped;

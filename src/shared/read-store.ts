@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { RedisKeys, UsageDimension } from './keys.js';
+import { DEFAULT_PROJECT, type RedisKeys, type StoredUsageDimension } from './keys.js';
+import type { Scope } from './scope.js';
 import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type StoredRequest } from './request-record.js';
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
@@ -59,15 +60,38 @@ export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
   };
 }
 
-export async function getUsage(redis: Redis, keys: RedisKeys, dim: UsageDimension, key: string): Promise<UsageRow> {
-  return toUsageRow(key, await redis.hgetall(keys.usage(dim, key)));
+export async function getUsage(redis: Redis, keys: RedisKeys, project: string, dim: StoredUsageDimension, key: string): Promise<UsageRow> {
+  return toUsageRow(key, await redis.hgetall(keys.usage(project, dim, key)));
 }
 
-/** Every aggregate of one dimension, sorted by key; `only` narrows to the given keys. */
-export async function listUsage(redis: Redis, keys: RedisKeys, dim: UsageDimension, only?: (key: string) => boolean): Promise<UsageRow[]> {
-  const members = (await redis.smembers(keys.usageIndex(dim))).filter((m) => !only || only(m)).sort();
-  const pipeline = redis.pipeline();
-  for (const m of members) pipeline.hgetall(keys.usage(dim, m));
-  const rows = (await pipeline.exec()) ?? [];
-  return members.map((m, i) => toUsageRow(m, (rows[i]?.[1] ?? {}) as Record<string, string>));
+/** The projects a scope covers (an admin's: every project that has made something). */
+export async function projectsOf(redis: Redis, keys: RedisKeys, scope: Scope): Promise<string[]> {
+  if (!scope.all) return [scope.project];
+  return [...new Set([DEFAULT_PROJECT, ...(await redis.smembers(keys.projects))])].sort();
+}
+
+/** Adds `b`'s counts into `a`. */
+export function addUsage(a: UsageRow, b: UsageRow): UsageRow {
+  for (const k of Object.keys(a) as (keyof UsageRow)[]) if (k !== 'key') (a[k] as number) += b[k] as number;
+  return a;
+}
+
+/**
+ * Every aggregate of one dimension in the scope's projects (summed across them for an admin), sorted by key;
+ * `only` narrows to the given keys.
+ */
+export async function listUsage(redis: Redis, keys: RedisKeys, scope: Scope, dim: StoredUsageDimension, only?: (key: string) => boolean): Promise<UsageRow[]> {
+  const rows = new Map<string, UsageRow>();
+  for (const project of await projectsOf(redis, keys, scope)) {
+    const members = (await redis.zrange(keys.usageIndex(project, dim), 0, -1)).filter((m) => !only || only(m));
+    const pipeline = redis.pipeline();
+    for (const m of members) pipeline.hgetall(keys.usage(project, dim, m));
+    const replies = (await pipeline.exec()) ?? [];
+    members.forEach((m, i) => {
+      const row = toUsageRow(m, (replies[i]?.[1] ?? {}) as Record<string, string>);
+      const seen = rows.get(m);
+      rows.set(m, seen ? addUsage(seen, row) : row);
+    });
+  }
+  return [...rows.values()].sort((a, b) => a.key.localeCompare(b.key));
 }

@@ -1,4 +1,5 @@
 import type { Expect, Grade } from './expectations.js';
+import { DEFAULT_PROJECT } from './keys.js';
 
 /** The stored shape of one request (a Redis hash) and of one batch, as every part of chatq reads them. */
 
@@ -46,7 +47,10 @@ export interface StoredRequest {
   userid: string;
   model: string;
   status: RequestStatus;
+  /** Upstream calls made for this request. */
   attempts: number;
+  /** Runs begun by a worker; a run whose worker died before its call shows here, not in attempts. */
+  claims: number;
   body: Record<string, unknown>;
   response: Record<string, unknown> | null;
   error: RequestError | null;
@@ -64,7 +68,7 @@ export interface StoredRequest {
 }
 
 export const REQUEST_FIELDS = [
-  'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'error', 'http_status',
+  'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'claims', 'error', 'http_status',
   'upstream_request_id', 'latency_ms', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens',
   'reasoning_tokens', 'cost_nano', 'created_at', 'finished_at', 'attempt_log', 'line', 'expect', 'grade',
 ] as const;
@@ -86,6 +90,7 @@ export function toStoredRequest(id: string, values: (string | null)[], body: str
     model: f.model ?? '',
     status: f.status as RequestStatus,
     attempts: num(f.attempts),
+    claims: num(f.claims),
     body: maybeJson(body) ?? {},
     response: maybeJson(response),
     error: maybeJson(f.error),
@@ -113,6 +118,7 @@ export type BatchStatus = 'validating' | 'in_progress' | 'completed' | 'cancelli
 
 export interface BatchRecord {
   id: string;
+  project: string;
   name: string;
   status: BatchStatus;
   input: string;
@@ -138,12 +144,16 @@ export interface BatchRecord {
   cancelRequested: boolean;
   maxCostNano: number | null;
   cancellingAt: number | null;
+  failedAt: number | null;
+  /** Why the import stopped before the end of its input (status "failed"), with how many requests it had enqueued. */
+  importError: { code: string; message: string; enqueued: number } | null;
 }
 
 export function toBatchRecord(id: string, h: Record<string, string>): BatchRecord | null {
   if (!h.status) return null;
   return {
     id,
+    project: h.project || DEFAULT_PROJECT,
     name: h.name ?? '',
     status: h.status as BatchStatus,
     input: h.input ?? '',
@@ -164,6 +174,8 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     cancelRequested: h.cancel_requested !== undefined,
     maxCostNano: maybeNum(h.max_cost_nano),
     cancellingAt: maybeNum(h.cancelling_at),
+    failedAt: maybeNum(h.failed_at),
+    importError: maybeJson(h.import_error),
     errors: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('error:')).map(([k, v]) => [k.slice(6), Number(v)])),
   };
 }

@@ -1,8 +1,9 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { fileKeys } from './file-store.js';
-import type { RedisKeys } from './keys.js';
+import { deleteFile, getFile, releaseFile } from './file-store.js';
+import { DEFAULT_PROJECT, type RedisKeys } from './keys.js';
+import { sees, type Scope } from './scope.js';
 
 /**
  * Scheduled runs of a suite (an input file kept in Redis), on BullMQ job schedulers: each firing becomes a new
@@ -24,6 +25,8 @@ export const scheduleSpecSchema = z
     /** true: each run gets its own users (fresh memory); false: runs share users on purpose. */
     fresh_users: z.boolean().default(true),
     max_cost_usd: z.number().positive().optional(),
+    /** The project its batches belong to. */
+    project: z.string().default(DEFAULT_PROJECT),
   })
   .strict()
   .refine((s) => (s.cron === undefined) !== (s.every_ms === undefined), { message: 'give either cron or every_ms' });
@@ -52,12 +55,20 @@ export async function addSchedule(redis: Redis, keys: RedisKeys, queue: Queue<Sc
   return { next: scheduler?.next ?? null };
 }
 
-export async function removeSchedule(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, name: string): Promise<boolean> {
-  const removed = await queue.removeJobScheduler(name);
+/**
+ * Stops a schedule. Its suite goes with it when nothing else runs it: a suite `chatq schedule add` stored is deleted,
+ * an uploaded file gets its expiry back (it is its uploader's, to delete or let expire).
+ */
+export async function removeSchedule(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, name: string, ttlS: number): Promise<boolean> {
   const spec = await getSchedule(redis, keys, name);
-  // The suite lives as long as its schedule.
-  if (spec) await redis.del(...Object.values(fileKeys(keys.prefix, spec.file_id)));
-  return (await redis.hdel(keys.schedules, name)) > 0 || removed;
+  const removed = await queue.removeJobScheduler(name);
+  const deleted = (await redis.hdel(keys.schedules, name)) > 0;
+  if (spec && !(await getSchedules(redis, keys)).some((s) => s.file_id === spec.file_id)) {
+    const file = await getFile(redis, keys.prefix, spec.file_id);
+    if (file?.purpose === 'schedule') await deleteFile(redis, keys.prefix, spec.file_id);
+    else if (file) await releaseFile(redis, keys.prefix, spec.file_id, ttlS);
+  }
+  return deleted || removed;
 }
 
 export async function getSchedule(redis: Redis, keys: RedisKeys, name: string): Promise<ScheduleSpec | null> {
@@ -65,8 +76,12 @@ export async function getSchedule(redis: Redis, keys: RedisKeys, name: string): 
   return raw ? (JSON.parse(raw) as ScheduleSpec) : null;
 }
 
-export async function listSchedules(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>): Promise<(ScheduleSpec & { next: number | null })[]> {
-  const all = await redis.hgetall(keys.schedules);
-  const specs = Object.values(all).map((raw) => JSON.parse(raw) as ScheduleSpec);
+/** Every schedule of every project (bounded: one per name). */
+export async function getSchedules(redis: Redis, keys: RedisKeys): Promise<ScheduleSpec[]> {
+  return Object.values(await redis.hgetall(keys.schedules)).map((raw) => JSON.parse(raw) as ScheduleSpec);
+}
+
+export async function listSchedules(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, scope: Scope): Promise<(ScheduleSpec & { next: number | null })[]> {
+  const specs = (await getSchedules(redis, keys)).filter((s) => sees(scope, s.project));
   return Promise.all(specs.sort((a, b) => a.name.localeCompare(b.name)).map(async (s) => ({ ...s, next: (await queue.getJobScheduler(s.name))?.next ?? null })));
 }

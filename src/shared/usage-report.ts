@@ -1,10 +1,15 @@
 import type { Redis } from 'ioredis';
 import { csvCell } from './batch-output.js';
 import type { RedisKeys, UsageDimension } from './keys.js';
-import { listUsage, readBatchRequests, toUsageRow, type UsageRow } from './read-store.js';
+import { addUsage, getBatch, listUsage, readBatchRequests, toUsageRow, type UsageRow } from './read-store.js';
+import { sees, type Scope } from './scope.js';
+
+/** The report's groupings: the stored dimensions, and months (days past the retention are kept per month). */
+export type ReportDimension = UsageDimension | 'month';
+export const REPORT_DIMENSIONS: readonly ReportDimension[] = ['batch', 'user', 'model', 'day', 'month'];
 
 export interface UsageQuery {
-  by: UsageDimension;
+  by: ReportDimension;
   /** Only this batch's requests (then any grouping and from/to work, computed from its requests). */
   batch?: string;
   /** Inclusive UTC days, YYYY-MM-DD. */
@@ -13,28 +18,43 @@ export interface UsageQuery {
 }
 
 export class UsageQueryError extends Error {}
+/** The batch is not one the scope may see (answered as not found, so existence does not leak). */
+export class UsageNotFound extends Error {}
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const inRange = (day: string, q: UsageQuery) => (!q.from || day >= q.from) && (!q.to || day <= q.to);
 
+/** Months: those rolled up, plus the days still kept, summed per month. */
+async function byMonth(redis: Redis, keys: RedisKeys, scope: Scope): Promise<UsageRow[]> {
+  const months = new Map<string, UsageRow>();
+  const add = (month: string, row: UsageRow) => months.set(month, addUsage(months.get(month) ?? toUsageRow(month, {}), row));
+  for (const r of await listUsage(redis, keys, scope, 'month')) add(r.key, r);
+  for (const r of await listUsage(redis, keys, scope, 'day')) add(r.key.slice(0, 7), r);
+  return [...months.values()].sort((a, b) => a.key.localeCompare(b.key));
+}
+
 /**
- * Requests, tokens (prompt, cached, completion, reasoning) and cost, grouped by batch, user, model or UTC day:
- * read from the aggregates the workers keep, or (with `batch`) summed from that batch's requests.
+ * Requests, tokens (prompt, cached, completion, reasoning) and cost, grouped by batch, user, model, UTC day or month,
+ * within what the scope may see: read from the aggregates the workers keep, or (with `batch`) summed from that
+ * batch's requests.
  */
-export async function usageReport(redis: Redis, keys: RedisKeys, q: UsageQuery): Promise<UsageRow[]> {
+export async function usageReport(redis: Redis, keys: RedisKeys, scope: Scope, q: UsageQuery): Promise<UsageRow[]> {
   for (const [name, v] of [['from', q.from], ['to', q.to]] as const) {
     if (v !== undefined && !DAY.test(v)) throw new UsageQueryError(`${name}: expected a UTC day like 2026-11-26, got "${v}"`);
   }
   if (!q.batch) {
     if ((q.from || q.to) && q.by !== 'day') throw new UsageQueryError('from/to select days: use them with group by day, or with a batch');
-    return listUsage(redis, keys, q.by, q.by === 'day' ? (day) => inRange(day, q) : undefined);
+    if (q.by === 'month') return byMonth(redis, keys, scope);
+    return listUsage(redis, keys, scope, q.by, q.by === 'day' ? (day) => inRange(day, q) : undefined);
   }
+  const batch = await getBatch(redis, keys, q.batch);
+  if (!batch || !sees(scope, batch.project)) throw new UsageNotFound(`No batch ${q.batch}.`);
   const groups = new Map<string, UsageRow>();
   for await (const r of readBatchRequests(redis, keys, q.batch)) {
     if ((r.status !== 'succeeded' && r.status !== 'failed') || r.finishedAt === null) continue;
     const day = new Date(r.finishedAt).toISOString().slice(0, 10);
     if (!inRange(day, q)) continue;
-    const key = { batch: r.batch, user: r.userid, model: r.model, day }[q.by];
+    const key = { batch: r.batch, user: r.userid, model: r.model, day, month: day.slice(0, 7) }[q.by];
     const row = groups.get(key) ?? toUsageRow(key, {});
     row.requests += 1;
     row[r.status] += 1;
@@ -53,10 +73,10 @@ export async function usageReport(redis: Redis, keys: RedisKeys, q: UsageQuery):
 export const USAGE_CSV_COLUMNS = ['requests', 'succeeded', 'failed', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'reasoning_tokens', 'total_tokens', 'cost_usd', 'unpriced'] as const;
 
 /** Usage rows as JSON-friendly objects: cost in USD (exact to the nano-dollar) next to the integer nano-USD. */
-export const usageJson = (rows: UsageRow[], by: UsageDimension) =>
+export const usageJson = (rows: UsageRow[], by: ReportDimension) =>
   rows.map((r) => ({ [by]: r.key, ...r, key: undefined, cost_usd: r.cost_nano / 1e9 }));
 
-export function usageCsv(rows: UsageRow[], by: UsageDimension): string {
+export function usageCsv(rows: UsageRow[], by: ReportDimension): string {
   const lines = [[by, ...USAGE_CSV_COLUMNS].join(',')];
   for (const r of rows) {
     lines.push([r.key, r.requests, r.succeeded, r.failed, r.prompt_tokens, r.cached_tokens, r.completion_tokens, r.reasoning_tokens, r.total_tokens, (r.cost_nano / 1e9).toFixed(9), r.unpriced].map(csvCell).join(','));

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { countTokens, decode, encode } from 'gpt-tokenizer';
+import { textTokens } from '../shared/token-estimate.js';
 import { isUuidV4 } from '../shared/userid.js';
 import { learn, newMemory, replyTo, type UserMemory } from './memory-replies.js';
 import { simulatorOptionsSchema, type SimulatorOptions, type SimulatorOptionsInput } from './simulator-options.js';
@@ -36,7 +37,7 @@ function textOf(content: unknown): string {
 }
 
 function promptTokens(messages: ChatMessage[]): number[] {
-  return messages.map((m) => countTokens(textOf(m.content)) + 4);
+  return messages.map((m) => textTokens(textOf(m.content)) + 4);
 }
 
 const isReasoningModel = (model: string) => /^o\d|reason|think/i.test(model);

@@ -3,25 +3,48 @@
   worker processes. Time is Redis's clock, so workers on other machines agree on it.
   - queue paused (bad key, no balance, quota): nothing is reserved; the caller puts its request back.
   - credentials not yet proven (first call, or after a pause): one call at a time goes as a probe until one
-    succeeds, so a bad key costs one call, not one per worker slot.
+    succeeds, so a bad key costs one call, not one per worker slot. Its lease lasts the lock duration and the
+    prober renews it while its call is in flight, so a killed prober frees it within that time.
   - a pause after a 429 holds every reservation until it ends.
+  - an upstream outage (note-outage.lua) holds every reservation until its backoff ends, but lets one call through
+    per probe interval: the first that succeeds ends the outage for everyone.
   - requests per minute: GCRA with no burst: calls are spaced 60 s / rpm apart, so no sliding minute ever holds
     more than rpm calls; a reserved slot may lie in the future (the caller sleeps until it).
   - tokens per minute: a sliding one-minute log of estimated tokens (corrected by settle-capacity.lua);
     when the log is full nothing is reserved and the caller waits.
-  KEYS: 1 pause-until, 2 queue pause reason, 3 credentials proven, 4 probe holder,
+  KEYS: 1 pause-until, 2 queue pause reason, 3 credentials proven, 4 probe holder, 5 outage record,
+        6 outage-until, 7 outage probe holder,
         then per scope (global, model): request TAT key, token log zset, token amount hash
   ARGV: 1 member (unique per call), 2 estimated tokens, 3 headroom (fraction of each window kept free),
-        4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit), 8 probe lease (ms)
-  Returns {1, ms to wait before calling} when reserved ({2, ms} when reserved as the probe),
-          {0, ms to wait before asking again}, or {-1, 0} when the queue is paused.
+        4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit), 8 probe lease (ms),
+        9 outage probe interval (ms)
+  Every argument is checked before the first write: a bad one is an error that leaves nothing behind.
+  Returns {1, ms to wait before calling, outage} when reserved ({2, ms, outage} when reserved as the probe),
+          {0, ms to wait before asking again, outage}, or {-1, 0, 0} when the queue is paused;
+          outage is 1 while an outage is on record (a success should end it).
 ]]
-if redis.call('EXISTS', KEYS[2]) == 1 then return { -1, 0 } end
+local MAX_TOKENS = 1e12
+local function whole(i, max)
+  local v = tonumber(ARGV[i])
+  if not v or v < 0 or v > max or v ~= math.floor(v) then
+    error('chatq acquire-capacity: argument ' .. i .. ' must be an integer from 0 to ' .. max .. ', got ' .. tostring(ARGV[i]))
+  end
+  return v
+end
+local est = whole(2, MAX_TOKENS)
+local headroom = tonumber(ARGV[3])
+if not headroom or headroom < 0 or headroom > 0.5 then error('chatq acquire-capacity: headroom must be within 0..0.5') end
+local limits = { whole(4, MAX_TOKENS), whole(5, MAX_TOKENS), whole(6, MAX_TOKENS), whole(7, MAX_TOKENS) }
+local lease, probeEvery = whole(8, 86400000), whole(9, 86400000)
+if lease == 0 or probeEvery == 0 then error('chatq acquire-capacity: leases must be positive') end
+local member = ARGV[1]
+
+if redis.call('EXISTS', KEYS[2]) == 1 then return { -1, 0, 0 } end
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local member, est, headroom = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local window = 60000 * (1 + headroom)
+local outage = redis.call('EXISTS', KEYS[5])
 
 local function sumAmounts(amounts, members)
   local sum = 0
@@ -35,7 +58,7 @@ end
 
 -- Milliseconds until `est` more tokens fit under `limit` in the window of length `len` that starts after
 -- `from`, whose entries add up to `total` (0 when they fit now; an empty window always admits one call).
-local function roomWait(log, amounts, total, limit, est, from, len, now)
+local function roomWait(log, amounts, total, limit, from, len)
   if total == 0 or total + est <= limit then return 0 end
   local need, freed = total + est - limit, 0
   local entries = redis.call('ZRANGEBYSCORE', log, '(' .. from, '+inf', 'WITHSCORES')
@@ -49,21 +72,21 @@ end
 local probe = false
 if redis.call('EXISTS', KEYS[3]) == 0 then
   local holder = redis.call('GET', KEYS[4])
-  if holder and holder ~= member then return { 0, 50 } end
+  if holder and holder ~= member then return { 0, 50, outage } end
   probe = true
 end
 
 local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
 for scope = 0, 1 do
-  if tonumber(ARGV[4 + scope * 2]) > 0 then
-    start = math.max(start, tonumber(redis.call('GET', KEYS[5 + scope * 3]) or '0'))
+  if limits[1 + scope * 2] > 0 then
+    start = math.max(start, tonumber(redis.call('GET', KEYS[8 + scope * 3]) or '0'))
   end
 end
 
 for scope = 0, 1 do
-  local limit = tonumber(ARGV[5 + scope * 2])
+  local limit = limits[2 + scope * 2]
   if limit > 0 then
-    local log, amounts = KEYS[6 + scope * 3], KEYS[7 + scope * 3]
+    local log, amounts = KEYS[9 + scope * 3], KEYS[10 + scope * 3]
     repeat
       local expired = redis.call('ZRANGEBYSCORE', log, '-inf', now - window, 'LIMIT', 0, 500)
       if #expired > 0 then
@@ -76,23 +99,29 @@ for scope = 0, 1 do
     -- The whole minute, and its last sixth: a sixth of the limit per 10 s keeps the flow smooth (no
     -- minute-sized burst at the start) and, summed over six such windows, never exceeds the minute's limit.
     local total = tonumber(redis.call('HGET', amounts, '__total') or '0')
-    local wait = roomWait(log, amounts, total, limit, est, now - window, window, now)
+    local wait = roomWait(log, amounts, total, limit, now - window, window)
     if wait == 0 then
       local sum = sumAmounts(amounts, redis.call('ZRANGEBYSCORE', log, now - window / 6, '+inf'))
-      wait = roomWait(log, amounts, sum, limit / 6, est, now - window / 6, window / 6, now)
+      wait = roomWait(log, amounts, sum, limit / 6, now - window / 6, window / 6)
     end
-    if wait > 0 then return { 0, wait } end
+    if wait > 0 then return { 0, wait, outage } end
   end
 end
 
-if probe then redis.call('SET', KEYS[4], member, 'PX', tonumber(ARGV[8]) + (start - now)) end
+-- During an outage's backoff only one call per probe interval goes, to find out whether it is over.
+local outageLeft = redis.call('PTTL', KEYS[6])
+if outageLeft > 0 and not redis.call('SET', KEYS[7], member, 'PX', probeEvery, 'NX') then
+  return { 0, math.min(outageLeft, math.max(1, redis.call('PTTL', KEYS[7]))), outage }
+end
+
+if probe then redis.call('SET', KEYS[4], member, 'PX', lease + (start - now)) end
 for scope = 0, 1 do
-  local rpm = tonumber(ARGV[4 + scope * 2])
+  local rpm = limits[1 + scope * 2]
   if rpm > 0 then
-    redis.call('SET', KEYS[5 + scope * 3], start + window / rpm, 'PX', 120000)
+    redis.call('SET', KEYS[8 + scope * 3], start + window / rpm, 'PX', 120000)
   end
-  if tonumber(ARGV[5 + scope * 2]) > 0 then
-    local log, amounts = KEYS[6 + scope * 3], KEYS[7 + scope * 3]
+  if limits[2 + scope * 2] > 0 then
+    local log, amounts = KEYS[9 + scope * 3], KEYS[10 + scope * 3]
     redis.call('ZADD', log, start, member)
     redis.call('HSET', amounts, member, est)
     redis.call('HINCRBY', amounts, '__total', est)
@@ -100,4 +129,4 @@ for scope = 0, 1 do
     redis.call('PEXPIRE', amounts, 180000)
   end
 end
-return { probe and 2 or 1, start - now }
+return { probe and 2 or 1, start - now, outage }

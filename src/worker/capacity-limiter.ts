@@ -1,11 +1,14 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { countTokens } from 'gpt-tokenizer';
+import { LIMITS } from '../shared/input-limits.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { LuaScript } from '../shared/redis.js';
+import { contentTokens } from '../shared/token-estimate.js';
+import { StoppableWaits } from './stoppable-waits.js';
 
 const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
 const settleScript = new LuaScript(new URL('./settle-capacity.lua', import.meta.url));
+const noteOutageScript = new LuaScript(new URL('./note-outage.lua', import.meta.url));
+const renewProbeScript = new LuaScript(new URL('./renew-probe.lua', import.meta.url));
 
 export interface Limits {
   rpm: number;
@@ -13,8 +16,10 @@ export interface Limits {
   modelLimits: Record<string, { rpm?: number; tpm?: number }>;
   /** Tokens assumed for the reply when the body has no max_tokens / max_completion_tokens. */
   defaultMaxTokens: number;
-  /** How long a credentials probe may take before another worker may probe (the call timeout). */
-  timeoutMs: number;
+  /** The credentials probe's lease: a killed prober frees it within this time (the job lock duration). */
+  lockMs: number;
+  /** Base of the shared backoff while the upstream cannot be reached. */
+  backoffMs?: number;
   /** Fraction of each window left unused, to absorb clock and network jitter (default 1%). */
   headroom?: number;
 }
@@ -25,35 +30,50 @@ export interface Reservation {
   model: string;
   /** This call proves the credentials for everyone (the first call, or the first after a pause). */
   probe: boolean;
+  /** An upstream outage is on record: this call's success ends it. */
+  outage: boolean;
 }
 
 /** How stale the cached pause/credentials state may be in a process without RPM/TPM limits. */
 const GATE_MS = 200;
+/** Longest sleep before asking again while not reserved: a pause that ends early is noticed within it. */
+const RECHECK_MS = 1_000;
+/** While the upstream is down, one call per this interval checks whether it is back. */
+const OUTAGE_PROBE_MS = 1_000;
+const OUTAGE_CAP_MS = 30_000;
 
+/** The reply budget of a body: its max_tokens (or max_completion_tokens) when a sane integer, else the default. */
+export function replyBound(body: Record<string, unknown>, defaultMaxTokens: number): number {
+  const max = Number(body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens);
+  return Number.isInteger(max) && max > 0 ? Math.min(max, LIMITS.maxTokens) : defaultMaxTokens;
+}
 
-/** Tokens a chat body will be charged before the call: its messages through the tokenizer, plus the reply budget. */
-export function estimateTokens(body: Record<string, unknown>, defaultMaxTokens: number): number {
+/** Prompt tokens a chat body will be charged, in linear time (see token-estimate.ts). */
+export function estimatePromptTokens(body: Record<string, unknown>): number {
   const messages = Array.isArray(body.messages) ? body.messages : [];
   let prompt = 3;
-  for (const m of messages as { content?: unknown }[]) {
-    const content = typeof m.content === 'string' ? m.content : JSON.stringify(m.content ?? '');
-    prompt += countTokens(content) + 4;
-  }
-  const max = Number(body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens);
-  return prompt + (Number.isFinite(max) && max > 0 ? max : defaultMaxTokens);
+  for (const m of messages as { content?: unknown }[]) prompt += contentTokens(m?.content) + 4;
+  return prompt;
+}
+
+/** Tokens a chat body will be charged before the call: its prompt estimate plus the reply budget. */
+export function estimateTokens(body: Record<string, unknown>, defaultMaxTokens: number): number {
+  return estimatePromptTokens(body) + replyBound(body, defaultMaxTokens);
 }
 
 /**
  * Global request and token limits, shared by every worker process through Redis, plus the pauses every worker
- * honours (after a 429, or while the queue is paused). Waiting here is not an attempt: nothing has been sent.
+ * honours (after a 429, during an outage, or while the queue is paused). Waiting here is not an attempt.
  */
 export class CapacityLimiter {
   private counter = 0;
   /** Without RPM/TPM limits, the only checks are pauses and proven credentials: read at most every GATE_MS. */
-  private gate: { readAt: number; open: boolean } = { readAt: 0, open: false };
+  private gate: { readAt: number; open: boolean; outage: boolean } = { readAt: 0, open: false, outage: false };
   private gateRead: Promise<boolean> | undefined;
-  /** Aborted when the worker stops: waits end at once and their requests go back to the queue. */
-  private readonly stopping = new AbortController();
+  /** Ended when the worker stops: waits end at once and their requests go back to the queue. */
+  private readonly waits = new StoppableWaits();
+  /** Lease renewals of probes in flight, by member. */
+  private readonly renewals = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly redis: Redis,
@@ -81,8 +101,9 @@ export class CapacityLimiter {
     if (Date.now() - this.gate.readAt <= GATE_MS) return this.gate.open;
     this.gateRead ??= (async () => {
       const k = this.keys;
-      const [paused, proven, pauseLeft] = (await this.redis.multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).exec())!.map(([, v]) => v as number);
-      this.gate = { readAt: Date.now(), open: paused === 0 && proven === 1 && pauseLeft! <= 0 };
+      const replies = await this.redis.multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).pttl(k.outageUntil).exists(k.outage).exec();
+      const [paused, proven, pauseLeft, outageLeft, outage] = replies!.map(([, v]) => v as number);
+      this.gate = { readAt: Date.now(), open: paused === 0 && proven === 1 && pauseLeft! <= 0 && outageLeft! <= 0, outage: outage === 1 };
       this.gateRead = undefined;
       return this.gate.open;
     })();
@@ -90,12 +111,12 @@ export class CapacityLimiter {
   }
 
   private closeGate(): void {
-    this.gate = { readAt: 0, open: false };
+    this.gate = { readAt: 0, open: false, outage: false };
   }
 
   /** Ends every wait: calls not yet made give their requests back (see acquire). */
   stop(): void {
-    this.stopping.abort();
+    this.waits.stop();
   }
 
   /**
@@ -103,40 +124,73 @@ export class CapacityLimiter {
    * (the request goes back to the queue, no attempt spent).
    */
   async acquire(model: string, body: Record<string, unknown>): Promise<Reservation | 'paused'> {
-    if (this.stopping.signal.aborted) return 'paused';
-    if (!this.limited(model) && (await this.gateOpen())) return { member: '', estimate: 0, model, probe: false };
+    if (this.waits.stopped) return 'paused';
+    if (!this.limited(model) && (await this.gateOpen())) return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
     const estimate = charged ? estimateTokens(body, this.limits.defaultMaxTokens) : 0;
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
-    const keys = [k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`)];
-    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.timeoutMs + 5_000];
-    const { signal } = this.stopping;
-    while (!signal.aborted) {
-      const [state, waitMs] = (await acquireScript.run(this.redis, keys, args)) as [number, number];
+    const keys = [
+      k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe,
+      ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`),
+    ];
+    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.lockMs, OUTAGE_PROBE_MS];
+    while (!this.waits.stopped) {
+      const [state, waitMs, outage] = (await acquireScript.run(this.redis, keys, args)) as [number, number, number];
       if (state === -1) return 'paused';
-      if (waitMs > 0) await sleep(state > 0 ? waitMs : waitMs + Math.random() * 50, undefined, { signal }).catch(() => undefined);
-      if (signal.aborted) {
+      if (state === 2) this.renewWhileInFlight(member);
+      if (state > 0) {
+        // A reserved slot in the future is ours: sleep until it. Otherwise ask again soon, so that a pause that
+        // ends early (a probe succeeded) is noticed.
+        if (waitMs > 0) await this.waits.wait(waitMs);
+        if (!this.waits.stopped) return { member, estimate, model, probe: state === 2, outage: outage === 1 };
         // A probe given up must not keep the others waiting for its lease.
-        if (state === 2) await this.redis.del(k.credentialsProbe);
+        if (state === 2) await this.endProbe(member);
         break;
       }
-      if (state > 0) return { member, estimate, model, probe: state === 2 };
+      await this.waits.wait(Math.min(waitMs, RECHECK_MS) + Math.random() * 50);
     }
     return 'paused';
   }
 
-  /** After the call: the real token count replaces the estimate; a successful probe proves the credentials. */
+  private renewWhileInFlight(member: string): void {
+    const lease = this.limits.lockMs;
+    const timer = setInterval(() => {
+      renewProbeScript.run(this.redis, [this.keys.credentialsProbe], [member, lease]).catch(() => undefined);
+    }, Math.max(100, Math.floor(lease / 3)));
+    timer.unref();
+    this.renewals.set(member, timer);
+  }
+
+  private async endProbe(member: string): Promise<void> {
+    clearInterval(this.renewals.get(member));
+    this.renewals.delete(member);
+    await this.redis.del(this.keys.credentialsProbe);
+  }
+
+  /** After the call: the real token count replaces the estimate; a success proves the credentials and ends an outage. */
   async settle(r: Reservation, actualTokens: number, succeeded: boolean): Promise<void> {
+    const k = this.keys;
     if (r.probe) {
-      if (succeeded) await this.redis.multi().set(this.keys.credentialsProven, '1').del(this.keys.credentialsProbe).exec();
-      else await this.redis.del(this.keys.credentialsProbe);
+      if (succeeded) await this.redis.set(k.credentialsProven, '1');
+      await this.endProbe(r.member);
+    }
+    if (succeeded && r.outage) {
+      this.closeGate();
+      await this.redis.del(k.outage, k.outageUntil, k.outageProbe);
     }
     if (r.estimate === 0) return;
     const keys = [this.scopeKeys('global')[2]!];
     if ((this.modelLimit(r.model).tpm ?? 0) > 0) keys.push(this.scopeKeys(`model:${r.model}`)[2]!);
     await settleScript.run(this.redis, keys, [r.member, actualTokens]);
+  }
+
+  /** The upstream could not be reached: every worker backs off together (the backoff grows per round, not per call). */
+  async noteOutage(): Promise<number> {
+    this.closeGate();
+    const k = this.keys;
+    return (await noteOutageScript.run(this.redis, [k.outage, k.outageUntil], [this.limits.backoffMs ?? 1_000, OUTAGE_CAP_MS, Math.random()])) as number;
   }
 
   /** The credentials failed (401, no balance...): the next call after a resume is a probe again. */

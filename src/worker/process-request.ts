@@ -5,7 +5,7 @@ import { pauseQueue } from '../shared/queue-control.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { Redis } from 'ioredis';
 import type { AttemptEntry } from '../shared/request-record.js';
-import type { CapacityLimiter } from './capacity-limiter.js';
+import { estimatePromptTokens, replyBound, type CapacityLimiter } from './capacity-limiter.js';
 import { grade, replyText } from '../shared/expectations.js';
 import { classifyError, type ClassifiedError } from './classify-error.js';
 import type { RequestStore, StartedRequest } from './request-store.js';
@@ -20,10 +20,11 @@ export interface ProcessorDeps {
   limiter: CapacityLimiter;
   prices: PriceTable;
   maxAttempts: number;
+  /** The reply budget assumed for a body without max_tokens (bounds a call's cost against a batch budget). */
+  defaultMaxTokens: number;
   /** Wait after a 429 that named no time. */
   defaultRateLimitWaitMs?: number;
-  /** Base of the backoff while the upstream is unreachable, and how long a request may wait out an outage. */
-  backoffMs: number;
+  /** How long a request may wait out an unreachable upstream before that counts as a failed attempt. */
   maxOutageMs: number;
   logger: Logger;
   /** Runs a wait-for-capacity plus upstream call within the process's call concurrency. */
@@ -33,6 +34,8 @@ export interface ProcessorDeps {
 }
 
 const PAUSED_RECHECK_MS = 1_000;
+/** How soon a request whose batch budget is all reserved by calls in flight asks again. */
+const BUDGET_RECHECK_MS = 300;
 
 /** Thrown to let BullMQ retry the job after a backoff; the request stays at its lane's head. */
 export class RetryLaterError extends Error {}
@@ -53,15 +56,11 @@ export function usageOf(completion: Record<string, unknown>): Usage {
   };
 }
 
-/** The request's current run of "cannot reach the upstream" answers: how many, and since when. */
-function trailingOutage(attempts: AttemptEntry[]): { calls: number; since: number } {
-  let calls = 0;
+/** When the request's current run of "cannot reach the upstream" answers began (now when it has none). */
+function outageSince(attempts: AttemptEntry[]): number {
   let since = Date.now();
-  for (let i = attempts.length - 1; i >= 0 && attempts[i]!.code === 'connection_error'; i--) {
-    calls += 1;
-    since = attempts[i]!.at;
-  }
-  return { calls, since };
+  for (let i = attempts.length - 1; i >= 0 && attempts[i]!.code === 'connection_error'; i--) since = attempts[i]!.at;
+  return since;
 }
 
 /** Exponential backoff with equal jitter, capped. */
@@ -92,7 +91,7 @@ function assistantMessage(completion: Record<string, unknown>): Record<string, u
 export function createProcessor(deps: ProcessorDeps) {
   const { store, upstream, limiter, logger } = deps;
 
-  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], extraCalls: number, messages: Record<string, unknown>[]) {
+  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], messages: Record<string, unknown>[]) {
     await store.finish(id, started, {
       status: 'failed',
       error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
@@ -100,10 +99,22 @@ export function createProcessor(deps: ProcessorDeps) {
       usage: ZERO_USAGE,
       costNano: 0,
       attempts,
-      extraCalls,
       ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
       ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
     });
+  }
+
+  /** The most a call of this body can cost: its prompt estimate and whole reply budget at the model's prices. */
+  function costBound(model: string, body: Record<string, unknown>): number {
+    const bound = costNano(findPrice(deps.prices, model), { ...ZERO_USAGE, prompt_tokens: estimatePromptTokens(body), completion_tokens: replyBound(body, deps.defaultMaxTokens) });
+    return bound ?? 0;
+  }
+
+  /** Gives the request back to the queue, no attempt spent, to be taken again after `ms`. */
+  async function later(id: string, started: StartedRequest, attempts: AttemptEntry[], job: Job, token: string | undefined, ms: number): Promise<never> {
+    await store.release(id, started, attempts);
+    await job.moveToDelayed(Date.now() + ms, token);
+    throw new DelayedError();
   }
 
   return async function processRequest(job: Job, token?: string): Promise<void> {
@@ -113,7 +124,11 @@ export function createProcessor(deps: ProcessorDeps) {
     const messages = messagesFor(started);
     const body = { ...started.body, messages };
     const attempts: AttemptEntry[] = [];
-    let extraCalls = 0;
+    if (started.budgeted) {
+      const budget = await store.reserveBudget(id, started, costBound(started.model, body));
+      if (budget === 'wait') return later(id, started, attempts, job, token, BUDGET_RECHECK_MS);
+      if (budget === 'never') return store.cancelOverBudget(id, started);
+    }
     for (;;) {
       // A call slot covers waiting for capacity and the call itself, so that no more than CHATQ_CONCURRENCY
       // calls are in flight while a few extra jobs stand ready to take a slot the moment one frees.
@@ -127,12 +142,8 @@ export function createProcessor(deps: ProcessorDeps) {
           return { ok: false as const, err, t0, latencyMs: Date.now() - t0, reservation };
         }
       });
-      if (call === 'paused') {
-        // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
-        await store.release(id, attempts, extraCalls);
-        await job.moveToDelayed(Date.now() + PAUSED_RECHECK_MS, token);
-        throw new DelayedError();
-      }
+      // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
+      if (call === 'paused') return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
       const { t0, latencyMs, reservation } = call;
       if (call.ok) {
         const { reply } = call;
@@ -150,7 +161,6 @@ export function createProcessor(deps: ProcessorDeps) {
           usage,
           costNano: cost,
           attempts,
-          extraCalls,
           ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
           ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
         });
@@ -165,31 +175,27 @@ export function createProcessor(deps: ProcessorDeps) {
         const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;
         logger.warn({ request: id, waitMs }, 'upstream answered 429: pausing all workers');
         await Promise.all([limiter.pauseFor(waitMs), deps.redis.hincrby(deps.keys.metrics, 'upstream_429', 1)]);
-        extraCalls += 1;
         continue;
       }
-      const outage = c.action === 'unavailable' ? trailingOutage(attempts) : undefined;
-      if (outage && Date.now() - outage.since < deps.maxOutageMs) {
-        // An outage is nobody's attempt: everyone waits (backing off as it lasts) and this request goes again.
-        const waitMs = backoffDelay(outage.calls, deps.backoffMs, 30_000);
-        logger.warn({ request: id, waitMs }, 'upstream unreachable: pausing all workers');
-        await limiter.pauseFor(waitMs);
-        extraCalls += 1;
+      if (c.action === 'unavailable' && Date.now() - outageSince(attempts) < deps.maxOutageMs) {
+        // An outage is nobody's attempt: everyone backs off together until a call gets through, and this request goes again.
+        const waitMs = await limiter.noteOutage();
+        logger.warn({ request: id, waitMs }, 'upstream unreachable: all workers back off');
         continue;
       }
       const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
       if (c.action === 'pause') {
         await pauseQueue(deps.queue, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
         await limiter.distrustCredentials();
-        await store.retry(id, attempts, extraCalls, error);
+        await store.retry(id, started, attempts, error);
         logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
       if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
-        await store.retry(id, attempts, extraCalls, error);
+        await store.retry(id, started, attempts, error);
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
-      await finishFailed(id, started, c, attempts, extraCalls, messages);
+      await finishFailed(id, started, c, attempts, messages);
       return;
     }
   };

@@ -1,13 +1,20 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { importAlive } from '../shared/batch-imports.js';
+import { cancelBatch } from '../shared/cancel-batch.js';
+import { failImport } from '../shared/import-failure.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import type { RequestStore } from './request-store.js';
+import { applyUsageRetention, type Retention, type RetentionReport } from './usage-retention.js';
 
 export interface ReconcileReport {
   lanes: number;
   readded: number;
   lostJobs: number;
+  /** Imports whose process died: their batches ended (failed, or cancelled when a cancel was waiting for them). */
+  endedImports: number;
+  usage?: RetentionReport;
 }
 
 const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
@@ -17,10 +24,13 @@ const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_t
  * Lua script and the add) is added again; a job that BullMQ gave up on (stalled too often) fails its request and
  * hands the lane on. Only one process reconciles at a time (a lock in Redis); adding a live job twice is harmless.
  */
-export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue, store: RequestStore, owner: string, lockMs: number): Promise<ReconcileReport | null> {
+export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue, store: RequestStore, owner: string, lockMs: number, retention: Retention): Promise<ReconcileReport | null> {
+  const ttlS = retention.ttlS;
   const locked = await redis.set(keys.reconcilerLock, owner, 'PX', lockMs, 'NX');
   if (!locked) return null;
-  const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0 };
+  const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0, endedImports: 0 };
+  report.endedImports = await endDeadImports(redis, keys, queue, lockMs, ttlS);
+  report.usage = await applyUsageRetention(redis, keys, retention);
 
   // Pages of failed jobs, each removed once handled (bounded, in case a removal keeps failing).
   for (let page = 0; page < 50; page++) {
@@ -35,7 +45,6 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
           usage: ZERO,
           costNano: 0,
           attempts: [],
-          extraCalls: 0,
         });
       }
       await job.remove();
@@ -59,4 +68,24 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
     report.readded += missing.length;
   } while (cursor !== '0');
   return report;
+}
+
+/** Batches left "validating" by an import whose process died (no lease, no pending job, older than a lock period). */
+async function endDeadImports(redis: Redis, keys: RedisKeys, queue: Queue, graceMs: number, ttlS: number): Promise<number> {
+  let ended = 0;
+  for (const batchId of await redis.srandmember(keys.importing, 200)) {
+    const [status, createdAt, cancelRequested] = await redis.hmget(keys.batch(batchId), 'status', 'created_at', 'cancel_requested');
+    if (status !== 'validating') {
+      await redis.srem(keys.importing, batchId);
+      continue;
+    }
+    if (Date.now() - Number(createdAt) < graceMs || (await importAlive(redis, keys, batchId))) continue;
+    if (cancelRequested) await cancelBatch(redis, keys, queue, batchId, ttlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    else {
+      const message = 'the process importing this batch stopped before the end of its input; re-run the same file into it (chatq enqueue FILE --batch ID) to add what is missing';
+      await failImport(redis, keys, queue, batchId, { code: 'import_interrupted', message }, Number(await redis.hget(keys.batch(batchId), 'rejected_lines')) || 0, ttlS);
+    }
+    ended += 1;
+  }
+  return ended;
 }

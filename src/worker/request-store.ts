@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import { addLaneHeads } from '../shared/request-queue.js';
-import type { RedisKeys } from '../shared/keys.js';
+import { DEFAULT_PROJECT, USAGE_DIMENSIONS, type RedisKeys } from '../shared/keys.js';
 import type { Usage } from '../shared/pricing.js';
 import { LuaScript } from '../shared/redis.js';
 import type { Expect, Grade } from '../shared/expectations.js';
@@ -12,6 +12,10 @@ import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-re
 const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
 const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
 const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.url));
+const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.url));
+
+/** Where usage of model names past the bound (see finish-request.lua) is counted. */
+export const OTHER_MODEL = 'other';
 
 export interface StartedRequest {
   body: Record<string, unknown>;
@@ -22,10 +26,16 @@ export interface StartedRequest {
   conversation: Record<string, unknown>[];
   attempt: number;
   batch: string;
+  project: string;
+  /** The batch has a budget: each run reserves its most costly outcome before calling. */
+  budgeted: boolean;
   onFailure: OnFailure;
   /** Expectations to grade the result against (evaluation suites). */
   expect: Expect | null;
 }
+
+/** Who a request belongs to: what its result is written under. */
+export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'>;
 
 export interface FinishedRequest {
   status: 'succeeded' | 'failed';
@@ -37,9 +47,8 @@ export interface FinishedRequest {
   usage: Usage;
   costNano: number | undefined;
   conversation?: unknown[];
+  /** This run's upstream calls, one entry each (429s and unreachable upstreams included). */
   attempts: AttemptEntry[];
-  /** Upstream calls made in this run beyond the one counted when it started (waits on 429). */
-  extraCalls: number;
   grade?: Grade;
 }
 
@@ -63,11 +72,11 @@ export class RequestStore {
     private readonly queue: Queue,
   ) {}
 
-  /** Claims the request for a call; undefined when it is already finished or gone (nothing to call). */
+  /** Claims the request for a run; undefined when it is already finished or gone (nothing to call). */
   async start(id: string): Promise<StartedRequest | undefined> {
     const r = (await startScript.run(this.redis, [this.keys.request(id)], [Date.now(), this.keys.prefix])) as (string | number)[];
     if (r[0] !== 'run') return undefined;
-    const [, body, userid, model, history, conv, attempt, batch, onFailure, expect] = r as [string, string, string, string, string, string, number, string, string, string];
+    const [, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, number, string, string, string, string, number];
     return {
       body: JSON.parse(body) as Record<string, unknown>,
       userid,
@@ -76,40 +85,56 @@ export class RequestStore {
       conversation: conv ? (JSON.parse(conv) as Record<string, unknown>[]) : [],
       attempt,
       batch,
+      project,
+      budgeted: budgeted === 1,
       onFailure: onFailure === 'halt' ? 'halt' : 'continue',
       expect: expect ? (JSON.parse(expect) as Expect) : null,
     };
   }
 
   /** Who a request belongs to, for finishing it without a run (a job BullMQ gave up on). */
-  async identity(id: string): Promise<Pick<StartedRequest, 'userid' | 'model' | 'batch'> | undefined> {
-    const [userid, model, batch] = await this.redis.hmget(this.keys.request(id), 'userid', 'model', 'batch');
-    return userid && model && batch ? { userid, model, batch } : undefined;
-  }
-
-  /** A failed attempt that will be retried: back to waiting at the lane head, with the attempt logged. */
-  async retry(id: string, attempts: AttemptEntry[], extraCalls: number, error: RequestError): Promise<void> {
-    await requeueScript.run(this.redis, [this.keys.request(id)], [entriesText(attempts), extraCalls, JSON.stringify(error), 'retrying']);
-  }
-
-  /** Back to waiting without this run's last call (the queue was paused meanwhile): the claim is not an attempt. */
-  async release(id: string, attempts: AttemptEntry[], extraCalls: number): Promise<void> {
-    await requeueScript.run(this.redis, [this.keys.request(id)], [entriesText(attempts), extraCalls - 1, '', 'queued']);
+  async identity(id: string): Promise<RequestOwner | undefined> {
+    const [userid, model, batch, project] = await this.redis.hmget(this.keys.request(id), 'userid', 'model', 'batch', 'project');
+    return userid && model && batch ? { userid, model, batch, project: project || DEFAULT_PROJECT } : undefined;
   }
 
   /**
-   * Writes the final result once, then hands the lane to its next request (added to BullMQ); a batch that has
-   * spent its budget has the rest of its requests cancelled.
+   * Reserves the most this call can cost against its batch's budget: 'reserved' (or no budget), 'wait' (calls in
+   * flight may leave room), 'never' (it cannot fit in what is left).
    */
-  async finish(id: string, started: Pick<StartedRequest, 'userid' | 'model' | 'batch'>, result: FinishedRequest): Promise<void> {
-    const { nextHead, overBudget } = await this.writeResult(id, started, result);
-    if (nextHead) await addLaneHeads(this.queue, [nextHead]);
-    if (overBudget) {
-      await cancelBatch(this.redis, this.keys, this.queue, started.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: the batch reached its max_cost_usd' });
-    }
+  async reserveBudget(id: string, owner: RequestOwner, boundNano: number): Promise<'reserved' | 'wait' | 'never'> {
+    const k = this.keys;
+    const r = (await reserveScript.run(this.redis, [k.batch(owner.batch), k.usage(owner.project, 'batch', owner.batch), k.batchReservations(owner.batch)], [id, boundNano])) as number;
+    return r === 1 ? 'reserved' : r === 0 ? 'wait' : 'never';
   }
 
-  private async writeResult(id: string, started: Pick<StartedRequest, 'userid' | 'model' | 'batch'>, result: FinishedRequest): Promise<{ nextHead: string; overBudget: boolean }> {
+  /** A failed attempt that will be retried: back to waiting at the lane head, with this run's calls logged. */
+  async retry(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: RequestError): Promise<void> {
+    await this.requeue(id, owner, attempts, JSON.stringify(error), 'retrying');
+  }
+
+  /** Back to waiting without a counted attempt (the queue was paused, the worker is stopping, the budget is busy). */
+  async release(id: string, owner: RequestOwner, attempts: AttemptEntry[]): Promise<void> {
+    await this.requeue(id, owner, attempts, '', 'queued');
+  }
+
+  private async requeue(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: string, status: 'retrying' | 'queued'): Promise<void> {
+    await requeueScript.run(this.redis, [this.keys.request(id), this.keys.batchReservations(owner.batch)], [entriesText(attempts), attempts.length, error, status, id]);
+  }
+
+  /** Writes the final result once, then hands the lane to its next request (added to BullMQ). */
+  async finish(id: string, owner: RequestOwner, result: FinishedRequest): Promise<void> {
+    const nextHead = await this.writeResult(id, owner, result);
+    if (nextHead) await addLaneHeads(this.queue, [nextHead]);
+  }
+
+  /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
+  async cancelOverBudget(id: string, owner: RequestOwner): Promise<void> {
+    await this.release(id, owner, []);
+    await cancelBatch(this.redis, this.keys, this.queue, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
+  }
+
+  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest): Promise<string> {
     const k = this.keys;
     const now = Date.now();
     const day = utcDay(now);
@@ -129,32 +154,30 @@ export class RequestStore {
       reasoning_tokens: u.reasoning_tokens,
     });
     if (result.costNano !== undefined) fields.cost_nano = result.costNano;
-    const members = [started.batch, started.userid, started.model, day];
+    const p = owner.project;
+    const members = [owner.batch, owner.userid, owner.model, day];
     const keys = [
       k.request(id),
-      k.batch(started.batch),
-      k.lane(started.userid),
+      k.batch(owner.batch),
+      k.lane(owner.userid),
       k.lanes,
-      k.usage('batch', members[0]!),
-      k.usage('user', members[1]!),
-      k.usage('model', members[2]!),
-      k.usage('day', members[3]!),
-      k.usageIndex('batch'),
-      k.usageIndex('user'),
-      k.usageIndex('model'),
-      k.usageIndex('day'),
-      k.batchRequests(started.batch),
-      k.batchCustomIds(started.batch),
-      k.batchErrors(started.batch),
+      ...USAGE_DIMENSIONS.map((dim, i) => k.usage(p, dim, members[i]!)),
+      ...USAGE_DIMENSIONS.map((dim) => k.usageIndex(p, dim)),
+      k.batchRequests(owner.batch),
+      k.batchCustomIds(owner.batch),
+      k.batchErrors(owner.batch),
       k.metrics,
+      k.usage(p, 'model', OTHER_MODEL),
+      k.userRequests(p, owner.userid),
+      k.batchReservations(owner.batch),
     ];
     const args = [
-      id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.extraCalls, ...members,
+      id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.attempts.length, ...members,
       u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '', result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
       result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
       result.response ? JSON.stringify(result.response) : '',
     ];
-    const [, nextHead, overBudget] = (await finishScript.run(this.redis, keys, args)) as [string, string, number];
-    return { nextHead, overBudget: overBudget === 1 };
+    const [, nextHead] = (await finishScript.run(this.redis, keys, args)) as [string, string];
+    return nextHead;
   }
 }

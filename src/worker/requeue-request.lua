@@ -1,17 +1,23 @@
 --[[
   Puts a running request back to waiting, at its lane's head: after a failed attempt that will be retried
-  ("retrying"), or without a call at all ("queued": the queue was paused before it could go).
-  KEYS: 1 request hash
-  ARGV: 1 attempt entries (JSON array text without brackets, or ""), 2 change to the upstream call count,
-        3 last error (JSON, or "" to keep), 4 new status
+  ("retrying": counts one try), or without a counted attempt ("queued": the queue was paused before it could go).
+  Drops the run's budget reservation.
+  KEYS: 1 request hash, 2 the batch's budget reservations
+  ARGV: 1 attempt entries of this run (JSON array text without brackets, or ""), 2 upstream calls made in this run,
+        3 last error (JSON, or "" to keep), 4 new status ("retrying" | "queued"), 5 request id
 ]]
+local calls = tonumber(ARGV[2])
+if not calls or calls < 0 or calls ~= math.floor(calls) then error('chatq requeue-request: calls must be an integer') end
+if ARGV[4] ~= 'retrying' and ARGV[4] ~= 'queued' then error('chatq requeue-request: bad status') end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' then return status or 'missing' end
 redis.call('HSET', KEYS[1], 'status', ARGV[4])
+redis.call('HDEL', KEYS[2], ARGV[5])
+if ARGV[4] == 'retrying' then redis.call('HINCRBY', KEYS[1], 'tries', 1) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 if ARGV[1] ~= '' then
   local log = redis.call('HGET', KEYS[1], 'attempt_log')
   redis.call('HSET', KEYS[1], 'attempt_log', (log and (string.sub(log, 1, -2) .. ',') or '[') .. ARGV[1] .. ']')
 end
-if ARGV[2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'attempts', ARGV[2]) end
+if calls > 0 then redis.call('HINCRBY', KEYS[1], 'attempts', calls) end
 return ARGV[4]

@@ -74,7 +74,7 @@ export class WorkerPool {
       limiter,
       prices: loadPrices(config.pricesFile),
       maxAttempts: config.maxAttempts,
-      backoffMs: config.backoffMs,
+      defaultMaxTokens: config.defaultMaxTokens,
       maxOutageMs: config.maxOutageMs,
       logger,
       secrets: config.apiKey ? [config.apiKey] : [],
@@ -97,8 +97,8 @@ export class WorkerPool {
     worker.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
     const reconcile = async () => {
       try {
-        const report = await reconcileLanes(redis, keys, queue, store, owner, config.reconcileMs);
-        if (report && (report.readded || report.lostJobs)) logger.warn(report, 'reconciler repaired lanes');
+        const report = await reconcileLanes(redis, keys, queue, store, owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
+        if (report && (report.readded || report.lostJobs || report.endedImports)) logger.warn(report, 'reconciler repaired lanes');
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'reconciler pass failed');
       }

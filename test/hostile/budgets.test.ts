@@ -13,7 +13,7 @@ describe('budgets hold with many calls in flight', () => {
     const submitted = await w.env.submit(Array.from({ length: 40 }, (_, i) => line(i)), { maxCostNano: budget });
     await w.startWorker({ CHATQ_CONCURRENCY: '50' });
     const batch = await waitForBatch(w.env, submitted.batchId);
-    const spent = (await getUsage(w.env.redis, w.env.keys, 'batch', submitted.batchId)).cost_nano;
+    const spent = (await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId)).cost_nano;
     expect(spent).toBeLessThanOrEqual(budget);
     expect(batch.succeeded).toBeGreaterThan(5);
     expect(batch.succeeded + batch.cancelled).toBe(40);
@@ -25,7 +25,7 @@ describe('budgets hold with many calls in flight', () => {
     const submitted = await w.env.submit(Array.from({ length: 600 }, (_, i) => line(i)), { maxCostNano: budget });
     await w.startWorker({ CHATQ_CONCURRENCY: '100' });
     const batch = await waitForBatch(w.env, submitted.batchId);
-    const spent = (await getUsage(w.env.redis, w.env.keys, 'batch', submitted.batchId)).cost_nano;
+    const spent = (await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId)).cost_nano;
     // One call's reservation at most is left unused at the end (prompt estimate + 30 reply tokens at gpt-4o-mini's prices).
     const oneReservation = 20 * 150 + 30 * 600;
     console.log(JSON.stringify({ budget_nano: budget, spent_nano: spent, overshoot_nano: Math.max(0, spent - budget), succeeded: batch.succeeded }));

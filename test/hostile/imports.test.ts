@@ -1,12 +1,17 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalRedis } from '../../src/cli/local-redis.js';
-import { createBatchRecord, newBatchId } from '../../src/shared/batch-imports.js';
+import { ImportFailedError, submitBatch } from '../../src/producer/submit-batch.js';
+import { newBatchId } from '../../src/shared/ids.js';
+import { createBatchRecord } from '../../src/shared/batch-imports.js';
 import { readBatchRequests } from '../../src/shared/read-store.js';
-import { createTestEnv, REDIS_URL, runCli, waitFor, type TestEnv } from '../helpers/test-env.js';
+import { reconcileLanes } from '../../src/worker/reconcile-lanes.js';
+import { RequestStore } from '../../src/worker/request-store.js';
+import { createTestEnv, REDIS_URL, runCli, type TestEnv } from '../helpers/test-env.js';
 
 const line = (i: number, pad = 0) => JSON.stringify({ custom_id: `r${i}`, user: `u${i % 50}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(pad)}` }] });
 const tmpFile = (name: string, lines: string[]) => {
@@ -37,18 +42,25 @@ describe('imports always end', () => {
 
   it('a chunk the enqueue script rejects fails the import: the batch ends "failed" with the reason, never finalised short', async () => {
     const e: TestEnv = await env();
-    // A key of the wrong type where one user's lane should be: every enqueue call that touches it errors.
-    const lines = Array.from({ length: 2_500 }, (_, i) => line(i));
-    const { deriveUserid } = await import('../../src/shared/userid.js');
-    await e.redis.set(e.keys.lane(deriveUserid('u7')), 'not a list');
-    await expect(e.submit(lines)).rejects.toThrow(/WRONGTYPE|import failed/);
-    const [id] = await e.redis.zrange(e.keys.batches, 0, -1);
-    const batch = await e.batch(id!);
+    const batchId = newBatchId();
+    await createBatchRecord(e.redis, e.keys, { batchId, project: 'default', name: 'broken', input: 'x.jsonl', metadata: {} });
+    // After the first chunk, the batch's custom_id index becomes a key of the wrong type: every later chunk is refused.
+    async function* input() {
+      for (let i = 0; i < 3_000; i++) {
+        if (i === 1_500) await e.redis.set(e.keys.batchCustomIds(batchId), 'not a hash');
+        yield `${line(i)}\n`;
+      }
+    }
+    await expect(submitBatch({ redis: e.redis, queue: e.queue, keys: e.keys, resultTtlS: 3600 }, () => Readable.from(input()), { source: 'x.jsonl', batchId })).rejects.toBeInstanceOf(ImportFailedError);
+    const batch = await e.batch(batchId);
     expect(batch.status).toBe('failed');
-    expect(batch.importError).toMatchObject({ code: 'import_failed', enqueued: expect.any(Number) });
-    // Default --on-import-error cancel: whatever was enqueued is cancelled, nothing runs.
+    expect(batch.importError).toMatchObject({ code: 'redis_error', message: expect.stringMatching(/WRONGTYPE/), enqueued: batch.total });
+    expect(batch.total).toBeLessThan(3_000);
+    // Default --on-import-error cancel: whatever was enqueued is cancelled; nothing is left to run.
     expect(batch.cancelled).toBe(batch.total);
-    expect(await e.queue.count()).toBe(0);
+    let queued = 0;
+    for await (const r of readBatchRequests(e.redis, e.keys, batchId)) if (r.status !== 'cancelled') queued += 1;
+    expect(queued).toBe(0);
   });
 
   it('Redis full in the middle of `chatq enqueue`: one clear line, exit 1, the batch "failed"; a re-run adds only what is missing', async () => {
@@ -93,10 +105,17 @@ describe('imports always end', () => {
 
   it('an import whose process died is ended by the reconciler, and a cancel of it does not hang in "cancelling"', async () => {
     const e = await env();
-    const batchId = newBatchId();
-    await createBatchRecord(e.redis, e.keys, { batchId, name: 'orphan', input: 'x.jsonl', metadata: {} });
-    const r = await runCli(['cancel', batchId], e.env());
+    const cancelled = newBatchId();
+    await createBatchRecord(e.redis, e.keys, { batchId: cancelled, project: 'default', name: 'orphan', input: 'x.jsonl', metadata: {} });
+    const r = await runCli(['cancel', cancelled], e.env());
     expect(r.code).toBe(0);
-    await waitFor('the orphaned import to end', async () => ['cancelled', 'failed'].includes((await e.batch(batchId)).status), 10_000);
+    expect((await e.batch(cancelled)).status).toBe('cancelled');
+
+    const dead = newBatchId();
+    await createBatchRecord(e.redis, e.keys, { batchId: dead, project: 'default', name: 'orphan', input: 'y.jsonl', metadata: {} });
+    const store = new RequestStore(e.redis, e.keys, 3600, e.queue);
+    const report = await reconcileLanes(e.redis, e.keys, e.queue, store, 'test', 1, { ttlS: 3600, usageDays: 90 });
+    expect(report).toMatchObject({ endedImports: 1 });
+    expect(await e.batch(dead)).toMatchObject({ status: 'failed', importError: { code: 'import_interrupted', enqueued: 0 } });
   });
 });

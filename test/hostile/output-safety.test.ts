@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, request as rawRequest } from 'node:net';
+import { connect as rawRequest, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -121,7 +121,7 @@ describe('what leaves chatq is safe where it lands', () => {
       const raw = await new Promise<string>((resolve) => {
         const socket = rawRequest({ port, host: '127.0.0.1' }, () => socket.write(`GET /v1/batches HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`));
         let text = '';
-        socket.on('data', (b) => (text += b.toString()));
+        socket.on('data', (b: Buffer) => (text += b.toString()));
         socket.on('close', () => resolve(text));
         socket.on('error', () => resolve(text));
       });

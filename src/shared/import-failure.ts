@@ -1,0 +1,26 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { cancelBatch } from './cancel-batch.js';
+import type { RedisKeys } from './keys.js';
+import { LuaScript } from './redis.js';
+
+const failScript = new LuaScript(new URL('./fail-import.lua', import.meta.url));
+
+export interface ImportError {
+  code: string;
+  message: string;
+}
+
+/**
+ * Ends an import that cannot finish: the batch is "failed" with the reason and the count it had enqueued, and those
+ * requests are cancelled unless the batch said on_import_error "keep". Returns the batch status afterwards.
+ */
+export async function failImport(redis: Redis, keys: RedisKeys, queue: Queue, batchId: string, error: ImportError, rejectedLines: number, ttlS: number): Promise<string> {
+  const [status, mode] = (await failScript.run(
+    redis,
+    [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId)],
+    [batchId, Date.now(), JSON.stringify(error), rejectedLines],
+  )) as [string, string];
+  if (status !== 'failed' || mode === 'keep') return status;
+  return cancelBatch(redis, keys, queue, batchId, ttlS, { code: 'import_failed', message: `not sent: the batch's import failed (${error.code})` });
+}

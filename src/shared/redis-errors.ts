@@ -1,0 +1,19 @@
+/** Redis failures as people need to read them: one line saying what happened and what to do. */
+export interface RedisProblem {
+  code: 'redis_oom' | 'redis_unavailable' | 'redis_error';
+  message: string;
+}
+
+const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT/i;
+
+export function describeRedisError(err: unknown): RedisProblem | null {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/\bOOM\b/.test(message)) {
+    return { code: 'redis_oom', message: 'Redis is out of memory (maxmemory reached, noeviction): free memory or raise maxmemory' };
+  }
+  if (UNAVAILABLE.test(message)) return { code: 'redis_unavailable', message: `Redis went away (${message.split('\n')[0]!.slice(0, 120)})` };
+  if (/^(ERR|WRONGTYPE|NOSCRIPT|READONLY|LOADING|BUSY|MISCONF|NOAUTH|WRONGPASS|NOPERM)\b/.test(message)) {
+    return { code: 'redis_error', message: `Redis refused a command: ${message.split('\n')[0]!.slice(0, 200)}` };
+  }
+  return null;
+}
