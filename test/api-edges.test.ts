@@ -61,7 +61,7 @@ describe('HTTP API edges', () => {
     badJsonl.set('file', new Blob(['{"ok":1}\n{broken\n[1,2]\n']), 'bad.jsonl');
     const rejected = await call('/v1/files', { method: 'POST', body: badJsonl });
     expect(rejected.status).toBe(400);
-    expect((await rejected.json()).error.message).toMatch(/line 2: .*line 3: not a JSON object/);
+    expect((await rejected.json()).error.message).toMatch(/line 2: invalid JSON.*line 3: expected a JSON object/);
     const badUser = await call('/v1/users/not-a-uuid/requests');
     expect(badUser.status).toBe(400);
     const badUsage = await call('/v1/usage?group_by=planet');
@@ -73,9 +73,9 @@ describe('HTTP API edges', () => {
     const submitted = await w.env.submit([JSON.stringify({ user: 'm', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })]);
     await waitForBatch(w.env, submitted.batchId);
     const metrics = await (await call('/metrics')).text();
-    expect(metrics).toContain('chatq_requests_total{outcome="succeeded"} 1');
+    expect(metrics).toContain('chatq_requests_total{project="default",model="gpt-4o-mini",outcome="succeeded"} 1');
     expect(metrics).toMatch(/chatq_request_latency_seconds_count 1/);
-    expect(metrics).toMatch(/chatq_tokens_total\{model="gpt-4o-mini",kind="prompt"\} \d+/);
+    expect(metrics).toMatch(/chatq_tokens_total\{project="default",model="gpt-4o-mini",kind="prompt"\} \d+/);
     expect(metrics).toContain('chatq_queue_paused 0');
     const health = await (await call('/healthz', { token: null })).json();
     expect(health).toEqual({ status: 'ok', redis: true, workers: 1 });
@@ -108,10 +108,13 @@ describe('HTTP API edges', () => {
   it('a cancel while the batch is still being imported takes effect when the import ends', async () => {
     const batchId = newBatchId();
     await createBatchRecord(w.env.redis, w.env.keys, { batchId, project: 'default', name: 'late', input: 'late.jsonl', metadata: {} });
+    // An importer holds the batch (its lease), as while a large file is being read.
+    await w.env.redis.set(w.env.keys.batchImporter(batchId), 'another-process', 'PX', 30_000);
     const cancelled = await call(`/v1/batches/${batchId}/cancel`, { method: 'POST' });
     expect(cancelled.status).toBe(200);
     expect((await cancelled.json()).status).toBe('cancelling');
     const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }));
+    await w.env.redis.del(w.env.keys.batchImporter(batchId));
     const result = await w.env.submit(lines, { batchId });
     expect(result.status).toBe('cancelled');
     expect(await w.env.batch(batchId)).toMatchObject({ status: 'cancelled', total: 5, cancelled: 5, succeeded: 0 });

@@ -73,8 +73,8 @@ describe('cost and reports', () => {
     expect(table.stdout).toMatch(/total\s+6\s/);
   });
 
-  it('a budget cancels the rest of the batch once spent', async () => {
-    const lines = Array.from({ length: 30 }, (_, i) => JSON.stringify({ custom_id: `b${i}`, user: 'spender', model: 'plain-model', messages: [{ role: 'user', content: `request ${i}` }] }));
+  it('a budget sends no call that could go past it, and cancels the rest once none fits', async () => {
+    const lines = Array.from({ length: 30 }, (_, i) => JSON.stringify({ custom_id: `b${i}`, user: 'spender', model: 'plain-model', max_tokens: 20, messages: [{ role: 'user', content: `request ${i}` }] }));
     const submitted = await w.env.submit(lines, { maxCostNano: 300_000 });
     await w.startWorker({ CHATQ_PRICES: pricesFile });
     const batch = await waitForBatch(w.env, submitted.batchId);
@@ -83,11 +83,12 @@ describe('cost and reports', () => {
     expect(batch.cancelled).toBeGreaterThan(0);
     expect(batch.succeeded + batch.cancelled).toBe(30);
     const usage = await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId);
-    expect(usage.cost_nano).toBeGreaterThanOrEqual(300_000);
-    // One user, strictly in order: the budget is checked after each call, so only the last call went past it.
+    expect(usage.cost_nano).toBeLessThanOrEqual(300_000);
+    // One user, strictly in order: each call went only while its most costly outcome (20 reply tokens) still fit.
     const costs: number[] = [];
     for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) if (r.status === 'succeeded') costs.push(r.costNano!);
     expect(costs.reduce((a, b) => a + b, 0)).toBe(usage.cost_nano);
-    expect(usage.cost_nano - costs.at(-1)!).toBeLessThan(300_000);
+    // ...and stopped only when the next call's bound (20 reply tokens at $4/M, a prompt under 20 tokens at $1/M) no longer fit.
+    expect(usage.cost_nano).toBeGreaterThan(300_000 - (20 * 4_000 + 20 * 1_000));
   });
 });

@@ -1,4 +1,5 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { Duplex } from 'node:stream';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /** An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}. */
 export class ApiError extends Error {
@@ -12,10 +13,28 @@ export class ApiError extends Error {
   }
 }
 
-const TYPES: Record<number, string> = { 400: 'invalid_request_error', 401: 'authentication_error', 404: 'invalid_request_error', 409: 'invalid_request_error', 413: 'invalid_request_error' };
+const TYPES: Record<number, string> = { 401: 'authentication_error' };
 
 export function errorBody(status: number, message: string, code: string | null = null, param: string | null = null) {
   return { error: { message, type: TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'), param, code } };
+}
+
+/** Errors the router meets before any route runs (a URL it cannot decode, a path parameter past its length). */
+export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') void reply.code(414).send(errorBody(414, 'The URL is too long: no id is that long.', 'uri_too_long'));
+  else void reply.code(400).send(errorBody(400, 'The URL is malformed.', 'invalid_url'));
+}
+
+/** A request Node's HTTP parser refuses (headers too large, a broken request line): answered in the same shape, then closed. */
+export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify(errorBody(status, tooLarge ? 'Request headers too large.' : 'Malformed HTTP request.', tooLarge ? 'headers_too_large' : 'invalid_request'));
+  socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 /** Every error leaves as OpenAI's shape, with no stack trace; unknown errors are logged and answered 500. */

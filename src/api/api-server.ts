@@ -2,7 +2,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../shared/logger.js';
 import type { ApiDeps } from './api-deps.js';
-import { installErrorHandlers } from './api-errors.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './api-errors.js';
 import { installAuth } from './auth.js';
 import { batchesRoutes } from './batches-routes.js';
 import { filesRoutes } from './files-routes.js';
@@ -15,7 +15,7 @@ const JSON_BODY_LIMIT = 1024 * 1024;
 
 /** The HTTP API: OpenAI Batch-compatible files and batches, chatq's records and usage, health, metrics, board. */
 export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT });
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT, frameworkErrors, clientErrorHandler });
   installErrorHandlers(app);
   installAuth(app, deps.config);
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });

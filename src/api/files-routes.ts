@@ -85,8 +85,9 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       // A refused upload keeps nothing.
       await writer?.discard();
       if (err instanceof ApiError) throw err;
-      const status = (err as { statusCode?: number }).statusCode;
-      if (status === 413) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === 'FST_FILES_LIMIT') throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
+      if ((err as { statusCode?: number }).statusCode === 413) throw err;
       throw new ApiError(400, `Malformed multipart body: ${(err as Error).message}`, 'invalid_request');
     }
   });

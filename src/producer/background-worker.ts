@@ -1,5 +1,5 @@
 import { Worker, type Job } from 'bullmq';
-import { connectRedis } from '../shared/redis.js';
+import { connectRedis, reportErrors } from '../shared/redis.js';
 import type { ProducerServiceOptions } from './submit-batch.js';
 
 export interface BackgroundWorker {
@@ -21,6 +21,7 @@ export function startBackgroundWorker<T>(
     removeOnComplete: { count: 100 },
     removeOnFail: { count: 1000 },
   });
+  reportErrors(worker);
   worker.on('failed', (job, err) => opts.logger.error({ ...failure(job), err: err.message }, `${queueName} job failed`));
   return {
     async close() {

@@ -27,5 +27,9 @@ else
 end
 redis.call('HSET', batch, 'on_import_error', ARGV[6])
 redis.call('SET', lease, ARGV[2], 'PX', tonumber(ARGV[3]))
-if reserve > 0 then redis.call('SET', KEYS[7], string.rep('r', reserve), 'PX', tonumber(ARGV[3]) * 4) end
+if reserve > 0 then
+  -- Allocated by Redis (zero bytes up to the offset), not built as a Lua string.
+  redis.call('SETRANGE', KEYS[7], reserve - 1, 'r')
+  redis.call('PEXPIRE', KEYS[7], tonumber(ARGV[3]) * 4)
+end
 return { status, tonumber(redis.call('HGET', batch, 'seq') or '0'), redis.call('HGET', batch, 'project') or 'default' }

@@ -6,8 +6,11 @@ import { LuaScript } from '../shared/redis.js';
 const beginScript = new LuaScript(new URL('./begin-import.lua', import.meta.url));
 
 const LEASE_MS = 30_000;
-/** Set aside in Redis while importing: freed to record the import's failure when Redis is full (see submit-batch's chunk cap). */
-const RESERVE_BYTES = 2 * 1024 * 1024;
+/**
+ * Set aside in Redis while importing: freed to record the import's failure when Redis is full. A chunk (see
+ * submit-batch's caps) can take Redis past maxmemory by less than this.
+ */
+const RESERVE_BYTES = 1024 * 1024;
 
 export class ImportRefused extends Error {}
 

@@ -19,7 +19,7 @@ const finalizeScript = new LuaScript(new URL('./finalize-batch.lua', import.meta
 
 /** Requests (and body bytes) per enqueue script call, and calls in flight at once (one connection keeps them in order). */
 const CHUNK_REQUESTS = 1_000;
-const CHUNK_BYTES = 1024 * 1024;
+const CHUNK_BYTES = 512 * 1024;
 const CHUNKS_IN_FLIGHT = 4;
 /** Line errors kept in Redis and in memory per batch; the count goes on past it. */
 const MAX_KEPT_ERRORS = 1_000;
@@ -164,7 +164,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     pendingRequests = 0;
     pendingBytes = 0;
     const keyList = [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.lanes];
-    const args: (string | number)[] = [batchId, Date.now(), keys.prefix, guard.earlierSeq, project, keys.userRequests(project, '')];
+    const args: (string | number)[] = [batchId, Date.now(), keys.prefix, guard.earlierSeq, project, keys.userRequestsPrefix(project)];
     const groupStart: number[] = [];
     let index = 0;
     for (const { drafts, bodies } of lines) {

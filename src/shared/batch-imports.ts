@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from './keys.js';
+import { reportErrors } from './redis.js';
 
 /**
  * Batches created over HTTP are imported by the producer side, not in the HTTP request: the API records the
@@ -16,7 +17,7 @@ export interface ImportJob {
 }
 
 export function openImportQueue(connection: Redis, prefix: string): Queue<ImportJob> {
-  return new Queue<ImportJob>(IMPORT_QUEUE, { connection, prefix });
+  return reportErrors(new Queue<ImportJob>(IMPORT_QUEUE, { connection, prefix }));
 }
 
 export interface NewBatch {

@@ -12,7 +12,8 @@ const intFrom = (name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTE
       if (v === undefined || v.trim() === '') return dflt;
       const n = Number(v);
       if (!Number.isInteger(n) || n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `${name}: expected an integer from ${min} to ${max}, got "${v}"` });
+        const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+        ctx.addIssue({ code: 'custom', message: `${name}: expected an integer ${range}, got "${v}"` });
         return z.NEVER;
       }
       return n;

@@ -40,6 +40,8 @@ export function redisKeys(prefix: string) {
     lanes: `${prefix}:lanes`,
     /** A user's requests in one project, in submission order (lanes are global: memory belongs to the userid). */
     userRequests: (project: string, userid: string) => `${scoped(project)}:user:${userid}:reqs`,
+    /** What userRequests puts before the userid (the enqueue script builds the keys from it). */
+    userRequestsPrefix: (project: string) => `${scoped(project)}:user:`,
     usage: (project: string, dim: StoredUsageDimension, key: string) => `${scoped(project)}:usage:${dim}:${key}`,
     /** The members of a usage dimension, scored by their latest write (ms): what retention trims. */
     usageIndex: (project: string, dim: StoredUsageDimension) => `${scoped(project)}:usage-idx:${dim}`,

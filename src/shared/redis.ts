@@ -24,6 +24,12 @@ export function reportRedisError(err: Error): void {
   log().warn({ err: err.message }, 'redis connection lost: retrying');
 }
 
+/** Sends an emitter's errors (a BullMQ queue or worker, which print raw stacks without a listener) to reportRedisError. */
+export function reportErrors<T extends { on(event: 'error', listener: (err: Error) => void): unknown }>(emitter: T): T {
+  emitter.on('error', reportRedisError);
+  return emitter;
+}
+
 function watch(client: Redis): Redis {
   client.on('error', reportRedisError);
   client.on('ready', () => {

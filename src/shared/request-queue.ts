@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUE_NAME } from './keys.js';
+import { reportErrors } from './redis.js';
 
 /**
  * The BullMQ queue holds at most one job per lane: the lane's oldest unfinished request, with jobId = request id.
@@ -17,7 +18,7 @@ export const JOB_OPTIONS: JobsOptions = {
 };
 
 export function openRequestQueue(connection: Redis, prefix: string): Queue {
-  return new Queue(QUEUE_NAME, { connection, prefix });
+  return reportErrors(new Queue(QUEUE_NAME, { connection, prefix }));
 }
 
 /** Adds lane heads to BullMQ. Adding an id whose job still exists is a no-op, so a double add is harmless. */

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { deleteFile, getFile, releaseFile } from './file-store.js';
 import { DEFAULT_PROJECT, type RedisKeys } from './keys.js';
+import { reportErrors } from './redis.js';
 import { sees, type Scope } from './scope.js';
 
 /**
@@ -38,7 +39,7 @@ export interface ScheduleJob {
 }
 
 export function openScheduleQueue(connection: Redis, prefix: string): Queue<ScheduleJob> {
-  return new Queue<ScheduleJob>(SCHEDULE_QUEUE, { connection, prefix });
+  return reportErrors(new Queue<ScheduleJob>(SCHEDULE_QUEUE, { connection, prefix }));
 }
 
 export class ScheduleError extends Error {}

@@ -6,7 +6,7 @@ import type { Config } from '../shared/config.js';
 import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { loadPrices } from '../shared/pricing.js';
-import { connectRedis } from '../shared/redis.js';
+import { connectRedis, reportErrors } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
 import { CapacityLimiter } from './capacity-limiter.js';
 import { backoffDelay, createProcessor, RetryLaterError } from './process-request.js';
@@ -94,7 +94,7 @@ export class WorkerPool {
     worker.on('failed', (job, err) => {
       if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
     });
-    worker.on('error', (err) => logger.error({ err: err.message }, 'worker error'));
+    reportErrors(worker);
     const reconcile = async () => {
       try {
         const report = await reconcileLanes(redis, keys, queue, store, owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });

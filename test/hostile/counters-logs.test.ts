@@ -54,7 +54,8 @@ describe('honest counters and quiet logs', () => {
     redis.process.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 2_000));
     const back = await startLocalRedis({ port, appendfsync: 'off' });
-    cleanups.push(() => back.stop());
+    // Stopped last, after the clients that use it.
+    cleanups.unshift(() => back.stop());
     await new Promise((r) => setTimeout(r, 1_500));
     worker.child.kill('SIGTERM');
     await worker.exited;
