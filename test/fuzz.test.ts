@@ -102,5 +102,44 @@ describe('fuzzing', () => {
       expect(statuses.filter((s) => s >= 500)).toEqual([]);
       expect(statuses.every((s) => s >= 400 && s < 500)).toBe(true);
     });
+
+    it('answers random multipart bodies and random ids with 4xx (or 2xx), never 5xx', async () => {
+      const r = rng(11);
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+      const junk = (n: number) => Array.from({ length: n }, () => String.fromCharCode(Math.floor(r() * 0x2fff))).join('');
+      // Header values must be Latin-1 to be sent at all.
+      const ascii = (n: number) => Array.from({ length: n }, () => String.fromCharCode(0x20 + Math.floor(r() * 0x5f))).join('');
+      const auth = { authorization: 'Bearer fuzz' };
+      const statuses: { status: number; what: string }[] = [];
+      for (let i = 0; i < 150; i++) {
+        const boundary = pick(['zz', 'x'.repeat(70), ascii(5), '']);
+        const parts = Array.from({ length: Math.floor(r() * 4) }, () => {
+          const name = pick(['file', 'purpose', 'file', junk(3), '']);
+          const filename = pick(['', '; filename="a.jsonl"', `; filename="${junk(4)}"`, '; filename=']);
+          const body = pick(['batch', mutate(JSON.stringify(SEEDS[0]), r), `${JSON.stringify(SEEDS[1])}\n${junk(20)}`, '{"a":1}\n'.repeat(Math.floor(r() * 50)), junk(200)]);
+          return `--${boundary}\r\nContent-Disposition: form-data; name="${name}"${filename}\r\n${pick(['', 'Content-Type: application/jsonl\r\n', `${junk(6)}\r\n`])}\r\n${body}\r\n`;
+        });
+        const end = pick([`--${boundary}--\r\n`, '', `--${boundary}`, junk(10)]);
+        const type = pick([`multipart/form-data; boundary=${boundary}`, 'multipart/form-data', `multipart/form-data; boundary="${boundary}"`, 'multipart/mixed; boundary=zz']);
+        const res = await fetch(`${api.url}/v1/files`, { method: 'POST', headers: { ...auth, 'content-type': type }, body: parts.join('') + end });
+        statuses.push({ status: res.status, what: `multipart #${i}` });
+        await res.arrayBuffer();
+      }
+      const ids = [':lines', '%00', '..%2f..%2f', 'file-x:lines', 'batch_0:reqs', '%F0%9F%92%A9', 'x'.repeat(300), 'a'.repeat(5_000), '%', '*', '{chatq}', 'batch_000000000000000000000000-1:body'];
+      for (let i = 0; i < 40; i++) ids.push(encodeURIComponent(junk(1 + Math.floor(r() * 30))));
+      for (const id of ids) {
+        for (const [method, path] of [
+          ['GET', `/v1/files/${id}`], ['GET', `/v1/files/${id}/content`], ['DELETE', `/v1/files/${id}`], ['GET', `/v1/batches/${id}`],
+          ['POST', `/v1/batches/${id}/cancel`], ['GET', `/v1/requests/${id}`], ['GET', `/v1/users/${id}/requests`], ['DELETE', `/v1/schedules/${id}`],
+          ['GET', `/v1/batches?after=${id}`], ['GET', `/v1/usage?group_by=user&batch=${id}`],
+        ] as const) {
+          const res = await fetch(`${api.url}${path}`, { method, headers: auth });
+          statuses.push({ status: res.status, what: `${method} ${path.slice(0, 80)}` });
+          await res.arrayBuffer();
+        }
+      }
+      expect(statuses.filter((s) => s.status >= 500)).toEqual([]);
+      expect(statuses.length).toBeGreaterThan(500);
+    });
   });
 });

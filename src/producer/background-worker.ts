@@ -1,4 +1,5 @@
 import { Worker, type Job } from 'bullmq';
+import { withoutStacks } from '../shared/job-errors.js';
 import { connectRedis, reportErrors } from '../shared/redis.js';
 import type { ProducerServiceOptions } from './submit-batch.js';
 
@@ -14,7 +15,7 @@ export function startBackgroundWorker<T>(
   failure: (job: Job<T> | undefined) => Record<string, unknown>,
 ): BackgroundWorker {
   const blocking = connectRedis(opts.redisUrl, `chatq-${queueName}`);
-  const worker = new Worker<T>(queueName, process, {
+  const worker = new Worker<T>(queueName, withoutStacks(process), {
     connection: blocking,
     prefix: opts.keys.prefix,
     concurrency: 2,

@@ -5,6 +5,7 @@ import pLimit from 'p-limit';
 import type { Config } from '../shared/config.js';
 import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
+import { withoutStacks } from '../shared/job-errors.js';
 import { loadPrices } from '../shared/pricing.js';
 import { connectRedis, reportErrors } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
@@ -81,7 +82,7 @@ export class WorkerPool {
       callSlots: pLimit(config.concurrency),
     });
     const blocking = connectRedis(config.redisUrl, 'chatq-worker-blocking');
-    const worker = new Worker(QUEUE_NAME, processor, {
+    const worker = new Worker(QUEUE_NAME, withoutStacks(processor), {
       connection: blocking,
       prefix: config.prefix,
       // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.

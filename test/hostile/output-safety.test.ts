@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../../src/cli/api-service.js';
 import { csvCell } from '../../src/shared/batch-output.js';
 import { useWorld } from '../helpers/in-process-worker.js';
-import { CLI, runCli, testLogger, waitForBatch } from '../helpers/test-env.js';
+import { CLI, runCli, testLogger, waitFor, waitForBatch } from '../helpers/test-env.js';
 
 const TOKEN = 'safety-token';
 const ESC = '\u001b]0;owned\u0007';
@@ -68,6 +68,17 @@ describe('what leaves chatq is safe where it lands', () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it('job errors keep no stack trace (the queue board shows them)', async () => {
+    const submitted = await w.env.submit([JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: '[fail 503] hi' }] })]);
+    await w.startWorker({ CHATQ_MAX_ATTEMPTS: '4', CHATQ_BACKOFF_MS: '300' });
+    const traces = await waitFor('a retried job', async () => {
+      const job = await w.env.queue.getJob(`${submitted.batchId}-1`);
+      return job?.stacktrace?.length ? job.stacktrace : undefined;
+    }, 20_000, 20);
+    for (const t of traces) expect(t).not.toMatch(/\n\s+at |\.js:\d+|\.ts:\d+/);
+    expect(traces[0]).toMatch(/http_503/);
   });
 
   it('`chatq results B | head -1` ends quietly', async () => {
