@@ -8,13 +8,17 @@ const line = (i: number) => JSON.stringify({ custom_id: `r${i}`, user: `user-${i
 describe('budgets hold with many calls in flight', () => {
   const w = useWorld({ latencyMs: 30, jitterMs: 20 });
 
-  it('40 one-turn users with a $0.0002 budget: spend stays within it, and the status says what happened', async () => {
-    const budget = 200_000;
-    const submitted = await w.env.submit(Array.from({ length: 40 }, (_, i) => line(i)), { maxCostNano: budget });
-    await w.startWorker({ CHATQ_CONCURRENCY: '50' });
+  /** `users` one-turn users in one batch with a budget, `concurrency` calls in flight: the batch and what it spent. */
+  async function run(users: number, budgetNano: number, concurrency: number) {
+    const submitted = await w.env.submit(Array.from({ length: users }, (_, i) => line(i)), { maxCostNano: budgetNano });
+    await w.startWorker({ CHATQ_CONCURRENCY: String(concurrency) });
     const batch = await waitForBatch(w.env, submitted.batchId);
-    const spent = (await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId)).cost_nano;
-    expect(spent).toBeLessThanOrEqual(budget);
+    return { batch, spent: (await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId)).cost_nano };
+  }
+
+  it('40 one-turn users with a $0.0002 budget: spend stays within it, and the status says what happened', async () => {
+    const { batch, spent } = await run(40, 200_000, 50);
+    expect(spent).toBeLessThanOrEqual(200_000);
     expect(batch.succeeded).toBeGreaterThan(5);
     expect(batch.succeeded + batch.cancelled).toBe(40);
     expect(batch.status).toBe(batch.cancelled > 0 ? 'cancelled' : 'completed');
@@ -22,10 +26,7 @@ describe('budgets hold with many calls in flight', () => {
 
   it('600 users, 100 calls in flight: overshoot is bounded by the estimate error (none here), and most of the budget is used', async () => {
     const budget = 2_000_000;
-    const submitted = await w.env.submit(Array.from({ length: 600 }, (_, i) => line(i)), { maxCostNano: budget });
-    await w.startWorker({ CHATQ_CONCURRENCY: '100' });
-    const batch = await waitForBatch(w.env, submitted.batchId);
-    const spent = (await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId)).cost_nano;
+    const { batch, spent } = await run(600, budget, 100);
     // One call's reservation at most is left unused at the end (prompt estimate + 30 reply tokens at gpt-4o-mini's prices).
     const oneReservation = 20 * 150 + 30 * 600;
     console.log(JSON.stringify({ budget_nano: budget, spent_nano: spent, overshoot_nano: Math.max(0, spent - budget), succeeded: batch.succeeded }));
@@ -36,8 +37,7 @@ describe('budgets hold with many calls in flight', () => {
   });
 
   it('a batch whose requests all succeeded is completed, whatever its budget', async () => {
-    const submitted = await w.env.submit(Array.from({ length: 10 }, (_, i) => line(i)), { maxCostNano: 10_000_000 });
-    await w.startWorker({ CHATQ_CONCURRENCY: '50' });
-    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ status: 'completed', succeeded: 10 });
+    const { batch } = await run(10, 10_000_000, 50);
+    expect(batch).toMatchObject({ status: 'completed', succeeded: 10 });
   });
 });
