@@ -45,6 +45,8 @@ export function redisKeys(prefix: string) {
     usage: (project: string, dim: StoredUsageDimension, key: string) => `${scoped(project)}:usage:${dim}:${key}`,
     /** The members of a usage dimension, scored by their latest write (ms): what retention trims. */
     usageIndex: (project: string, dim: StoredUsageDimension) => `${scoped(project)}:usage-idx:${dim}`,
+    /** Finished requests' usage records, waiting to be folded into the user, model and day aggregates. */
+    pendingUsage: `${prefix}:usage-pending`,
     /** The set-shaped index of before retention existed, migrated once by the usage roll-up. */
     legacyUsageIndex: (project: string, dim: UsageDimension) => `${scoped(project)}:usage-index:${dim}`,
     /** The BullMQ hash of a job, used to tell whether a lane head still has its job. */

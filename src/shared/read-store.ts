@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { DEFAULT_PROJECT, type RedisKeys, type StoredUsageDimension } from './keys.js';
 import type { Scope } from './scope.js';
+import { foldUsage } from './usage-fold.js';
 import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type StoredRequest } from './request-record.js';
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
@@ -81,6 +82,7 @@ export function addUsage(a: UsageRow, b: UsageRow): UsageRow {
  * `only` narrows to the given keys.
  */
 export async function listUsage(redis: Redis, keys: RedisKeys, scope: Scope, dim: StoredUsageDimension, only?: (key: string) => boolean): Promise<UsageRow[]> {
+  await foldUsage(redis, keys);
   const rows = new Map<string, UsageRow>();
   for (const project of await projectsOf(redis, keys, scope)) {
     const members = (await redis.zrange(keys.usageIndex(project, dim), 0, -1)).filter((m) => !only || only(m));

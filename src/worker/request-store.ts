@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import { addLaneHeads } from '../shared/request-queue.js';
-import { DEFAULT_PROJECT, USAGE_DIMENSIONS, type RedisKeys } from '../shared/keys.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import { OTHER_MODEL } from '../shared/usage-fold.js';
 import type { Usage } from '../shared/pricing.js';
 import { LuaScript } from '../shared/redis.js';
 import type { Expect, Grade } from '../shared/expectations.js';
@@ -14,8 +15,6 @@ const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta
 const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.url));
 const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.url));
 
-/** Where usage of model names past the bound (see finish-request.lua) is counted. */
-export const OTHER_MODEL = 'other';
 
 export interface StartedRequest {
   body: Record<string, unknown>;
@@ -137,45 +136,42 @@ export class RequestStore {
   private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest): Promise<string> {
     const k = this.keys;
     const now = Date.now();
-    const day = utcDay(now);
-    const fields: Record<string, string | number> = {};
-    if (result.error) fields.error = JSON.stringify(result.error);
-    if (result.httpStatus != null) fields.http_status = result.httpStatus;
-    if (result.upstreamRequestId) fields.upstream_request_id = result.upstreamRequestId;
-    if (result.latencyMs !== undefined) fields.latency_ms = result.latencyMs;
-    if (result.conversation) fields.conv = JSON.stringify(result.conversation);
-    if (result.grade) fields.grade = JSON.stringify(result.grade);
+    const fields: (string | number)[] = [];
+    const set = (field: string, value: string | number | null | undefined) => {
+      if (value !== undefined && value !== null && value !== '') fields.push(field, value);
+    };
     const u = result.usage;
-    Object.assign(fields, {
-      prompt_tokens: u.prompt_tokens,
-      completion_tokens: u.completion_tokens,
-      total_tokens: u.total_tokens,
-      cached_tokens: u.cached_tokens,
-      reasoning_tokens: u.reasoning_tokens,
-    });
-    if (result.costNano !== undefined) fields.cost_nano = result.costNano;
+    set('error', result.error && JSON.stringify(result.error));
+    set('http_status', result.httpStatus);
+    set('upstream_request_id', result.upstreamRequestId);
+    set('latency_ms', result.latencyMs);
+    set('conv', result.conversation && JSON.stringify(result.conversation));
+    set('grade', result.grade && JSON.stringify(result.grade));
+    set('cost_nano', result.costNano);
+    fields.push('prompt_tokens', u.prompt_tokens, 'completion_tokens', u.completion_tokens, 'total_tokens', u.total_tokens, 'cached_tokens', u.cached_tokens, 'reasoning_tokens', u.reasoning_tokens);
     const p = owner.project;
-    const members = [owner.batch, owner.userid, owner.model, day];
+    const day = utcDay(now);
+    const record = {
+      k: [k.usage(p, 'user', owner.userid), k.usage(p, 'model', owner.model), k.usage(p, 'day', day), k.usage(p, 'model', OTHER_MODEL)],
+      x: [k.usageIndex(p, 'user'), k.usageIndex(p, 'model'), k.usageIndex(p, 'day')],
+      v: [owner.userid, owner.model, day],
+      s: result.status,
+      t: [u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens],
+      c: result.costNano ?? -1,
+      l: result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
+      ms: result.latencyMs ?? 0,
+    };
     const keys = [
-      k.request(id),
-      k.batch(owner.batch),
-      k.lane(owner.userid),
-      k.lanes,
-      ...USAGE_DIMENSIONS.map((dim, i) => k.usage(p, dim, members[i]!)),
-      ...USAGE_DIMENSIONS.map((dim) => k.usageIndex(p, dim)),
-      k.batchRequests(owner.batch),
-      k.batchCustomIds(owner.batch),
-      k.batchErrors(owner.batch),
-      k.metrics,
-      k.usage(p, 'model', OTHER_MODEL),
-      k.userRequests(p, owner.userid),
-      k.batchReservations(owner.batch),
+      k.request(id), k.batch(owner.batch), k.lane(owner.userid), k.lanes, k.usage(p, 'batch', owner.batch), k.usageIndex(p, 'batch'),
+      k.batchRequests(owner.batch), k.batchCustomIds(owner.batch), k.batchErrors(owner.batch), k.userRequests(p, owner.userid),
+      k.batchReservations(owner.batch), k.pendingUsage,
     ];
     const args = [
-      id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.attempts.length, ...members,
-      u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '', result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
+      id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,
+      u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '',
       result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
       result.response ? JSON.stringify(result.response) : '',
+      JSON.stringify(record),
     ];
     const [, nextHead] = (await finishScript.run(this.redis, keys, args)) as [string, string];
     return nextHead;

@@ -6,6 +6,7 @@ import type { Config } from '../shared/config.js';
 import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { withoutStacks } from '../shared/job-errors.js';
+import { foldUsage } from '../shared/usage-fold.js';
 import { loadPrices } from '../shared/pricing.js';
 import { connectRedis, reportErrors } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
@@ -14,6 +15,9 @@ import { backoffDelay, createProcessor, RetryLaterError } from './process-reques
 import { reconcileLanes } from './reconcile-lanes.js';
 import { RequestStore } from './request-store.js';
 import { UpstreamClient } from './upstream-client.js';
+
+/** How often a worker folds finished requests' usage records into the aggregates. */
+const FOLD_MS = 1_000;
 
 export interface WorkerPoolOptions {
   config: Config;
@@ -42,7 +46,7 @@ export function describeWorker(config: Config, baseUrl: string) {
  * share the work through Redis. `close()` lets in-flight calls finish (each bounded by the request timeout).
  */
 export class WorkerPool {
-  private readonly timer: NodeJS.Timeout;
+  private readonly timers: NodeJS.Timeout[];
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -50,11 +54,12 @@ export class WorkerPool {
     private readonly connections: ReturnType<typeof connectRedis>[],
     private readonly queue: ReturnType<typeof openRequestQueue>,
     private readonly limiter: CapacityLimiter,
+    private readonly fold: () => Promise<void>,
     reconcile: () => Promise<void>,
     reconcileMs: number,
   ) {
-    this.timer = setInterval(() => void reconcile(), reconcileMs);
-    this.timer.unref();
+    this.timers = [setInterval(() => void reconcile(), reconcileMs), setInterval(() => void fold(), FOLD_MS)];
+    for (const t of this.timers) t.unref();
   }
 
   static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
@@ -104,18 +109,26 @@ export class WorkerPool {
         logger.warn({ err: (err as Error).message }, 'reconciler pass failed');
       }
     };
+    const fold = async () => {
+      try {
+        await foldUsage(redis, keys);
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'usage fold failed; the records wait for the next one');
+      }
+    };
     await worker.waitUntilReady();
     logger.info({ ...describeWorker(config, opts.baseUrl), owner }, 'worker started');
-    return new WorkerPool(worker, [redis, blocking], queue, limiter, reconcile, config.reconcileMs);
+    return new WorkerPool(worker, [redis, blocking], queue, limiter, fold, reconcile, config.reconcileMs);
   }
 
   /** Stops taking jobs, hands back requests still waiting for capacity, lets in-flight calls finish and their results be written. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      clearInterval(this.timer);
+      for (const t of this.timers) clearInterval(t);
       // Calls waiting for capacity give their requests back instead of holding the shutdown.
       this.limiter.stop();
       await this.worker.close();
+      await this.fold();
       await this.queue.close();
       for (const c of this.connections) c.disconnect();
     })();

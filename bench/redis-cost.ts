@@ -1,0 +1,114 @@
+/**
+ * bench/redis-cost: what one request costs Redis. On a private redis-server (nothing else talks to it), the Redis
+ * main thread's CPU and the commands it ran (INFO cpu / INFO commandstats deltas), per request, for chatq (enqueue to
+ * stored result, 2,000 users x 10 turns, no upstream latency), next to raw BullMQ's per job (addBulk + a no-op
+ * worker) in the same run; and the bytes a finished request keeps (INFO memory delta). Prints one JSON line.
+ *   npx tsx bench/redis-cost.ts [--requests 20000] [--users 2000] [--concurrency 100]
+ */
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { startLocalRedis } from '../src/cli/local-redis.js';
+import { connectRedis } from '../src/shared/redis.js';
+import { WorkerPool } from '../src/worker/worker-pool.js';
+import { createTestEnv, testLogger, waitForBatch } from '../test/helpers/test-env.js';
+import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';
+
+const REQUESTS = arg('requests', 20_000);
+const USERS = arg('users', 2_000);
+const C = arg('concurrency', 100);
+
+interface Cost {
+  cpuUs: number;
+  commands: number;
+  /** The commands run most, per unit. */
+  top: Record<string, number>;
+  /** Where Redis spent its time, µs per unit (a script's time includes the commands it ran). */
+  topUs: Record<string, number>;
+}
+
+/** Redis main-thread CPU (µs) and commands by name, since the last reset. */
+async function sample(admin: Redis): Promise<{ cpuUs: number; calls: Record<string, number>; usec: Record<string, number> }> {
+  const cpu = await admin.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
+  const cpuUs = (field('used_cpu_sys_main_thread') + field('used_cpu_user_main_thread')) * 1e6;
+  const calls: Record<string, number> = {};
+  const usec: Record<string, number> = {};
+  for (const m of (await admin.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    calls[m[1]!] = Number(m[2]);
+    usec[m[1]!] = Number(m[3]);
+  }
+  return { cpuUs, calls, usec };
+}
+
+async function measure(admin: Redis, units: number, work: () => Promise<void>): Promise<Cost> {
+  await admin.config('RESETSTAT');
+  const before = await sample(admin);
+  await work();
+  const after = await sample(admin);
+  // The two INFO calls and RESETSTAT are the bench's own.
+  const calls = Object.entries(after.calls).map(([name, n]) => [name, n - (before.calls[name] ?? 0) - (name === 'info' ? 2 : 0)] as const).filter(([, n]) => n > 0);
+  const commands = calls.reduce((a, [, n]) => a + n, 0);
+  const top = Object.fromEntries(calls.sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, n]) => [name, round(n / units, 2)]));
+  const spent = Object.entries(after.usec).map(([name, us]) => [name, us - (before.usec[name] ?? 0)] as const).filter(([, us]) => us > 0);
+  const topUs = Object.fromEntries(spent.sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, us]) => [name, round(us / units, 1)]));
+  return { cpuUs: (after.cpuUs - before.cpuUs) / units, commands: commands / units, top, topUs };
+}
+
+const redis = await startLocalRedis({ appendfsync: 'off' });
+const admin = new Redis(redis.url);
+const sim = await startSimulatorProcess([]);
+
+// Raw BullMQ: the same number of jobs, added in bulk, processed by a no-op worker.
+const rawEnv = await createTestEnv(redis.url);
+const raw = await measure(admin, REQUESTS, async () => {
+  const queue = new Queue('raw', { connection: rawEnv.redis, prefix: rawEnv.prefix });
+  const connection = connectRedis(redis.url);
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (finish = r));
+  const worker = new Worker('raw', async () => {
+    if (++done === REQUESTS) finish();
+  }, { connection, prefix: rawEnv.prefix, concurrency: C, removeOnComplete: { count: 0 } });
+  for (let i = 0; i < REQUESTS; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, REQUESTS - i) }, (_, j) => ({ name: 'raw', data: { i: i + j } })));
+  await finished;
+  await worker.close();
+  await queue.close();
+  connection.disconnect();
+});
+await rawEnv.cleanup();
+
+// chatq: enqueue, then one worker pool until every result is stored.
+const env = await createTestEnv(redis.url);
+const memoryBefore = Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
+const lines = chatLines(USERS, Math.ceil(REQUESTS / USERS)).slice(0, REQUESTS);
+let batchId = '';
+const enqueue = await measure(admin, REQUESTS, async () => {
+  batchId = (await env.submit(lines)).batchId;
+});
+const work = await measure(admin, REQUESTS, async () => {
+  const pool = await WorkerPool.start({ config: env.config({ CHATQ_CONCURRENCY: String(C) }), baseUrl: sim.url, logger: testLogger() });
+  await waitForBatch(env, batchId, 600_000);
+  await pool.close();
+});
+const bytesPerFinished = (Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]) - memoryBefore) / REQUESTS;
+await env.cleanup();
+
+admin.disconnect();
+await sim.stop();
+await redis.stop();
+const chatqCpu = enqueue.cpuUs + work.cpuUs;
+const chatqCommands = enqueue.commands + work.commands;
+console.log(
+  JSON.stringify({
+    bench: 'redis-cost',
+    requests: REQUESTS,
+    users: USERS,
+    concurrency: C,
+    chatq_per_request: { redis_cpu_us: round(chatqCpu, 1), commands: round(chatqCommands, 1), enqueue: { cpu_us: round(enqueue.cpuUs, 1), commands: round(enqueue.commands, 1), top: enqueue.top, top_us: enqueue.topUs }, work: { cpu_us: round(work.cpuUs, 1), commands: round(work.commands, 1), top: work.top, top_us: work.topUs } },
+    raw_bullmq_per_job: { redis_cpu_us: round(raw.cpuUs, 1), commands: round(raw.commands, 1), top: raw.top, top_us: raw.topUs },
+    cpu_ratio: round(chatqCpu / raw.cpuUs, 2),
+    commands_ratio: round(chatqCommands / raw.commands, 2),
+    bytes_per_finished_request: Math.round(bytesPerFinished),
+  }),
+);
+process.exit(0);

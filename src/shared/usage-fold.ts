@@ -1,0 +1,24 @@
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from './keys.js';
+import { LuaScript } from './redis.js';
+
+const foldScript = new LuaScript(new URL('./fold-usage.lua', import.meta.url));
+
+/** Records folded per script call. */
+const FOLD_BATCH = 2_000;
+/** Distinct model names kept per project; usage of others is counted as "other". */
+export const MAX_MODELS = 200;
+export const OTHER_MODEL = 'other';
+
+/**
+ * Folds every pending usage record into the user, model and day aggregates and the cluster metrics. Workers call it
+ * every second; readers call it before they read, so a report right after a run already counts the run.
+ */
+export async function foldUsage(redis: Redis, keys: RedisKeys): Promise<number> {
+  let folded = 0;
+  for (;;) {
+    const n = (await foldScript.run(redis, [keys.pendingUsage, keys.metrics], [FOLD_BATCH, Date.now(), MAX_MODELS])) as number;
+    folded += n;
+    if (n < FOLD_BATCH) return folded;
+  }
+}
