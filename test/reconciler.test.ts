@@ -48,4 +48,27 @@ describe('lane reconciler', () => {
     const batch = await waitForBatch(w.env, submitted.batchId);
     expect(batch).toMatchObject({ succeeded: 1, failed: 1, errors: { worker_lost: 1 } });
   });
+
+  it('a lane handed to a live job is left alone; once that job is gone, its head is added again', async () => {
+    const submitted = await w.env.submit([line('eve', 0), line('eve', 1), line('eve', 2)]);
+    const [first, second] = [`${submitted.batchId}-1`, `${submitted.batchId}-2`];
+    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queue);
+    const retention = { ttlS: 3600, usageDays: 90 };
+    // The first request's job runs it and goes on with the lane: the second request is handed to that job.
+    const started = (await store.start(first))!;
+    expect(started.id).toBe(first);
+    const handed = await store.finish(first, started, { status: 'succeeded', usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 }, costNano: 0, attempts: [] }, first);
+    expect(handed).toBe(true);
+    expect((await store.start(first))!.id).toBe(second);
+    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, retention)).toMatchObject({ readded: 0 });
+    expect(await w.env.queue.getJob(second)).toBeUndefined();
+    // The serving job disappears (its worker died and BullMQ dropped it): the head gets a job of its own.
+    await w.env.queue.obliterate({ force: true });
+    await w.env.redis.del(w.env.keys.reconcilerLock);
+    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, retention)).toMatchObject({ readded: 1 });
+    expect(await w.env.queue.getJob(second)).toBeDefined();
+    await w.startWorker();
+    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: 3 });
+    expect(w.sim.stats().outOfOrder).toBe(0);
+  });
 });

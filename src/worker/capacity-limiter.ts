@@ -114,6 +114,11 @@ export class CapacityLimiter {
     this.gate = { readAt: 0, open: false, outage: false };
   }
 
+  /** The worker is stopping: no new work is taken on. */
+  get stopping(): boolean {
+    return this.waits.stopped;
+  }
+
   /** Ends every wait: calls not yet made give their requests back (see acquire). */
   stop(): void {
     this.waits.stop();

@@ -5,7 +5,8 @@
   get one record on the pending list, folded in bulk by fold-usage.lua (popped and applied in one script: once).
   Moves the run's budget reservation into the batch's spent cost in the same step, so that no moment counts it
   twice or not at all. Then pops the request from its lane and returns the lane's next head, which the caller adds
-  to BullMQ.
+  to BullMQ, or hands it to the job that served this request (ARGV[21]): that job serves it next (served_by), and no
+  new job is added.
   KEYS: 1 request, 2 batch, 3 lane, 4 lane set, 5 batch usage, 6 batch usage index, 7 batch request list,
         8 batch custom_id hash, 9 batch error list, 10 the user's request index in the project,
         11 the batch's budget reservations, 12 pending usage records
@@ -14,8 +15,9 @@
         9 batch id, 10 userid, 11 prompt, 12 completion, 13 total, 14 cached, 15 reasoning tokens,
         16 cost in nano-USD ("" = unpriced), 17 error code of a failure ("" on success), counted per batch as
         "error:<code>", 18 evaluation grade ("pass" | "fail" | ""), 19 the response body (JSON text, kept as is,
-        stored at <request key>:resp; "" when none), 20 the usage record for fold-usage.lua (JSON text)
-  Returns {'ok'|'duplicate'|'missing', next lane head or ''}.
+        stored at <request key>:resp; "" when none), 20 the usage record for fold-usage.lua (JSON text),
+        21 the serving job's id when it goes on with the lane's next request ("" to hand it to a new job)
+  Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the next head was handed to the serving job}.
 ]]
 -- Every number is checked before the first write: a bad one is an error that leaves nothing half done.
 for _, i in ipairs({ 3, 4, 8, 11, 12, 13, 14, 15 }) do
@@ -28,11 +30,18 @@ local fields = cjson.decode(ARGV[6])
 
 local req, batch, lane = KEYS[1], KEYS[2], KEYS[3]
 local id, status, now, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- A request finished already (delivered twice): the lane head is returned to be added again, unless the lane was
+-- handed to a job that serves it (adding a job of its own would run it twice; the reconciler covers a dead server).
+local function unservedHead()
+  local head = redis.call('LINDEX', lane, 0)
+  if not head or redis.call('HEXISTS', ARGV[5] .. ':req:' .. head, 'served_by') == 1 then return '' end
+  return head
+end
 local current = redis.call('HGET', req, 'status')
-if not current then return { 'missing', redis.call('LINDEX', lane, 0) or '' } end
+if not current then return { 'missing', unservedHead() } end
 if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' then
   redis.call('HDEL', KEYS[11], id)
-  return { 'duplicate', redis.call('LINDEX', lane, 0) or '' }
+  return { 'duplicate', unservedHead() }
 end
 
 local log = ARGV[7] ~= '' and redis.call('HGET', req, 'attempt_log')
@@ -93,6 +102,11 @@ end
 
 local head = redis.call('LINDEX', lane, 0)
 if not head then redis.call('SREM', KEYS[4], ARGV[10]) end
+local handed = 0
+if head and ARGV[21] ~= '' then
+  redis.call('HSET', ARGV[5] .. ':req:' .. head, 'served_by', ARGV[21])
+  handed = 1
+end
 
 local batchStatus, total = unpack(redis.call('HMGET', batch, 'status', 'total'))
 if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= tonumber(total or '0') then
@@ -100,4 +114,4 @@ if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= ton
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
   for _, key in ipairs({ batch, KEYS[7], KEYS[8], KEYS[9], KEYS[11] }) do redis.call('EXPIRE', key, ttl) end
 end
-return { 'ok', head or '' }
+return { 'ok', head or '', handed }

@@ -20,6 +20,8 @@ export interface ProcessorDeps {
   limiter: CapacityLimiter;
   prices: PriceTable;
   maxAttempts: number;
+  /** How long a job may go on with its lane's next requests before it hands the lane back to the queue (0: never). */
+  laneSliceMs: number;
   /** The reply budget assumed for a body without max_tokens (bounds a call's cost against a batch budget). */
   defaultMaxTokens: number;
   /** Wait after a 429 that named no time. */
@@ -91,8 +93,8 @@ function assistantMessage(completion: Record<string, unknown>): Record<string, u
 export function createProcessor(deps: ProcessorDeps) {
   const { store, upstream, limiter, logger } = deps;
 
-  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], messages: Record<string, unknown>[]) {
-    await store.finish(id, started, {
+  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], messages: Record<string, unknown>[], servingJob: string): Promise<boolean> {
+    return store.finish(id, started, {
       status: 'failed',
       error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
       httpStatus: c.status,
@@ -101,7 +103,7 @@ export function createProcessor(deps: ProcessorDeps) {
       attempts,
       ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
       ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
-    });
+    }, servingJob);
   }
 
   /** The most a call of this body can cost: its prompt estimate and whole reply budget at the model's prices. */
@@ -117,17 +119,22 @@ export function createProcessor(deps: ProcessorDeps) {
     throw new DelayedError();
   }
 
-  return async function processRequest(job: Job, token?: string): Promise<void> {
-    const id = job.id!;
-    const started = await store.start(id);
-    if (!started) return;
+  /**
+   * One run of the request a job serves: claim, wait for capacity, call, write the result. True when the lane's next
+   * request was handed to this job (it goes on with it).
+   */
+  async function runRequest(started: StartedRequest, job: Job, token: string | undefined, servingJob: () => string): Promise<boolean> {
+    const { id } = started;
     const messages = messagesFor(started);
     const body = { ...started.body, messages };
     const attempts: AttemptEntry[] = [];
     if (started.budgeted) {
       const budget = await store.reserveBudget(id, started, costBound(started.model, body));
       if (budget === 'wait') return later(id, started, attempts, job, token, BUDGET_RECHECK_MS);
-      if (budget === 'never') return store.cancelOverBudget(id, started);
+      if (budget === 'never') {
+        await store.cancelOverBudget(id, started);
+        return false;
+      }
     }
     for (;;) {
       // A call slot covers waiting for capacity and the call itself, so that no more than CHATQ_CONCURRENCY
@@ -152,7 +159,7 @@ export function createProcessor(deps: ProcessorDeps) {
         const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
         const cost = costNano(price, usage);
         await limiter.settle(reservation, usage.total_tokens, true);
-        await store.finish(id, started, {
+        return store.finish(id, started, {
           status: 'succeeded',
           response: reply.completion,
           httpStatus: reply.status,
@@ -163,8 +170,7 @@ export function createProcessor(deps: ProcessorDeps) {
           attempts,
           ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
           ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
-        });
-        return;
+        }, servingJob());
       }
       const { err } = call;
       const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
@@ -195,8 +201,20 @@ export function createProcessor(deps: ProcessorDeps) {
         await store.retry(id, started, attempts, error);
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
-      await finishFailed(id, started, c, attempts, messages);
-      return;
+      return finishFailed(id, started, c, attempts, messages, servingJob());
+    }
+  }
+
+  /**
+   * A job serves its lane: its own request, then (within a short time slice, so that other lanes waiting for a slot
+   * are not held up) the lane's next ones, without a BullMQ job per turn.
+   */
+  return async function processJob(job: Job, token?: string): Promise<void> {
+    const since = Date.now();
+    const servingJob = () => (!limiter.stopping && Date.now() - since < deps.laneSliceMs ? job.id! : '');
+    for (;;) {
+      const started = await store.start(job.id!);
+      if (!started || !(await runRequest(started, job, token, servingJob))) return;
     }
   };
 }

@@ -21,8 +21,8 @@ const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_t
 
 /**
  * Repairs the crash windows of the lane invariant: a lane head without a BullMQ job (the process died between the
- * Lua script and the add) is added again; a job that BullMQ gave up on (stalled too often) fails its request and
- * hands the lane on. Only one process reconciles at a time (a lock in Redis); adding a live job twice is harmless.
+ * Lua script and the add), neither its own nor the one its lane was handed to, is added again; a job that BullMQ
+ * gave up on (stalled too often) fails the request it was serving and hands the lane on. Only one process reconciles at a time (a lock in Redis); adding a live job twice is harmless.
  */
 export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue, store: RequestStore, owner: string, lockMs: number, retention: Retention): Promise<ReconcileReport | null> {
   const ttlS = retention.ttlS;
@@ -37,9 +37,10 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
     const failed = await queue.getFailed(0, 199);
     if (failed.length === 0) break;
     for (const job of failed) {
-      const identity = await store.identity(job.id!);
-      if (identity) {
-        await store.finish(job.id!, identity, {
+      const served = await store.servedBy(job.id!);
+      const identity = served && (await store.identity(served));
+      if (served && identity) {
+        await store.finish(served, identity, {
           status: 'failed',
           error: { code: 'worker_lost', message: `the job was abandoned by its workers: ${job.failedReason ?? 'unknown reason'}` },
           usage: ZERO,
@@ -62,7 +63,9 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
     const empty = userids.filter((_, i) => !heads[i]);
     if (empty.length) await redis.srem(keys.lanes, ...empty);
     const live = heads.filter((h): h is string => Boolean(h));
-    const exists = (await live.reduce((p, id) => p.exists(keys.job(id)), redis.pipeline()).exec())!.map(([, v]) => v as number);
+    // A head is covered by its own job, or by the job its lane was handed to (served_by).
+    const servers = (await live.reduce((p, id) => p.hget(keys.request(id), 'served_by'), redis.pipeline()).exec())!.map(([, v]) => v as string | null);
+    const exists = (await live.reduce((p, id, i) => p.exists(keys.job(id), ...(servers[i] ? [keys.job(servers[i]!)] : [])), redis.pipeline()).exec())!.map(([, v]) => v as number);
     const missing = live.filter((_, i) => exists[i] === 0);
     await addLaneHeads(queue, missing);
     report.readded += missing.length;

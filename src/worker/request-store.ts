@@ -8,7 +8,7 @@ import { OTHER_MODEL } from '../shared/usage-fold.js';
 import type { Usage } from '../shared/pricing.js';
 import { LuaScript } from '../shared/redis.js';
 import type { Expect, Grade } from '../shared/expectations.js';
-import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
+import { FINISHED_STATUSES, type AttemptEntry, type OnFailure, type RequestError } from '../shared/request-record.js';
 
 const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
 const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
@@ -17,6 +17,8 @@ const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.
 
 
 export interface StartedRequest {
+  /** The request this run is for (the job's own, or one its lane handed to it). */
+  id: string;
   body: Record<string, unknown>;
   userid: string;
   model: string;
@@ -71,12 +73,16 @@ export class RequestStore {
     private readonly queue: Queue,
   ) {}
 
-  /** Claims the request for a run; undefined when it is already finished or gone (nothing to call). */
-  async start(id: string): Promise<StartedRequest | undefined> {
-    const r = (await startScript.run(this.redis, [this.keys.request(id)], [Date.now(), this.keys.prefix])) as (string | number)[];
+  /**
+   * Claims the request a job serves for a run: its own, or the lane's next one handed to it; undefined when there is
+   * nothing to call (finished, or gone).
+   */
+  async start(jobId: string): Promise<StartedRequest | undefined> {
+    const r = (await startScript.run(this.redis, [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[];
     if (r[0] !== 'run') return undefined;
-    const [, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, number, string, string, string, string, number];
+    const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number];
     return {
+      id,
       body: JSON.parse(body) as Record<string, unknown>,
       userid,
       model,
@@ -89,6 +95,16 @@ export class RequestStore {
       onFailure: onFailure === 'halt' ? 'halt' : 'continue',
       expect: expect ? (JSON.parse(expect) as Expect) : null,
     };
+  }
+
+  /** The unfinished request a job serves (its own, or its lane's head handed to it), if any. */
+  async servedBy(jobId: string): Promise<string | undefined> {
+    const k = this.keys;
+    const [status, userid] = await this.redis.hmget(k.request(jobId), 'status', 'userid');
+    if (!status) return undefined;
+    if (!(FINISHED_STATUSES as readonly string[]).includes(status)) return jobId;
+    const head = userid ? await this.redis.lindex(k.lane(userid), 0) : null;
+    return head && (await this.redis.hget(k.request(head), 'served_by')) === jobId ? head : undefined;
   }
 
   /** Who a request belongs to, for finishing it without a run (a job BullMQ gave up on). */
@@ -121,10 +137,14 @@ export class RequestStore {
     await requeueScript.run(this.redis, [this.keys.request(id), this.keys.batchReservations(owner.batch)], [entriesText(attempts), attempts.length, error, status, id]);
   }
 
-  /** Writes the final result once, then hands the lane to its next request (added to BullMQ). */
-  async finish(id: string, owner: RequestOwner, result: FinishedRequest): Promise<void> {
-    const nextHead = await this.writeResult(id, owner, result);
-    if (nextHead) await addLaneHeads(this.queue, [nextHead]);
+  /**
+   * Writes the final result once, then hands the lane to its next request: to `servingJob` when given (it goes on
+   * with it: true is returned), else to a new BullMQ job.
+   */
+  async finish(id: string, owner: RequestOwner, result: FinishedRequest, servingJob = ''): Promise<boolean> {
+    const [nextHead, handed] = await this.writeResult(id, owner, result, servingJob);
+    if (nextHead && !handed) await addLaneHeads(this.queue, [nextHead]);
+    return handed;
   }
 
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
@@ -133,7 +153,7 @@ export class RequestStore {
     await cancelBatch(this.redis, this.keys, this.queue, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
   }
 
-  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest): Promise<string> {
+  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, boolean]> {
     const k = this.keys;
     const now = Date.now();
     const fields: (string | number)[] = [];
@@ -172,8 +192,9 @@ export class RequestStore {
       result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
       result.response ? JSON.stringify(result.response) : '',
       JSON.stringify(record),
+      servingJob,
     ];
-    const [, nextHead] = (await finishScript.run(this.redis, keys, args)) as [string, string];
-    return nextHead;
+    const [, nextHead, handed] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?];
+    return [nextHead, handed === 1];
   }
 }

@@ -1,23 +1,35 @@
 --[[
-  Claims a request for one run (one or more upstream calls). A finished request is not run again (a double add is
-  harmless). A claim is not an attempt: `claims` counts runs begun, `attempts` the upstream calls (written when
-  the run ends), `tries` the failed attempts that count toward the attempt limit.
-  KEYS: 1 request hash (its body is the string beside it, <request key>:body)
-  ARGV: 1 now (ms), 2 key prefix (to read the previous turn of a "full" history script, same slot)
-  Returns {'run', body, userid, model, history, conversation so far, attempt number (tries + 1), batch, on_failure,
-           expect, project, 1 when the batch has a budget (max_cost_nano) else 0} or {'finished'} / {'missing'}.
+  Claims the request a job serves for one run (one or more upstream calls). A job serves its own request, or, once
+  that is finished, the head of the same lane when finish-request.lua handed it over (served_by = this job): a lane
+  goes on in the job that served it, without a new BullMQ job per turn. A finished request is not run again (a
+  double add is harmless). A claim is not an attempt: `claims` counts runs begun, `attempts` the upstream calls
+  (written when the run ends), `tries` the failed attempts that count toward the attempt limit.
+  KEYS: 1 the job's own request hash (its body is the string beside it, <request key>:body)
+  ARGV: 1 now (ms), 2 key prefix (the lane, a handed-over head, the previous turn of a "full" history script: same
+        slot), 3 the job id
+  Returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
+           on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0}
+       or {'finished'} / {'missing'}.
 ]]
-local status, userid, model, history, prev, batch, onFailure, expect, tries, project =
-  unpack(redis.call('HMGET', KEYS[1], 'status', 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project'))
+local prefix, id = ARGV[2], ARGV[3]
+local key = KEYS[1]
+local finished = { succeeded = true, failed = true, cancelled = true, skipped = true }
+local status = redis.call('HGET', key, 'status')
 if not status then return { 'missing' } end
-if status == 'succeeded' or status == 'failed' or status == 'cancelled' or status == 'skipped' then
-  return { 'finished' }
+if finished[status] then
+  local head = redis.call('LINDEX', prefix .. ':lane:' .. redis.call('HGET', key, 'userid'), 0)
+  if not head or redis.call('HGET', prefix .. ':req:' .. head, 'served_by') ~= id then return { 'finished' } end
+  id, key = head, prefix .. ':req:' .. head
+  status = redis.call('HGET', key, 'status')
+  if not status or finished[status] then return { 'finished' } end
 end
-redis.call('HINCRBY', KEYS[1], 'claims', 1)
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+local userid, model, history, prev, batch, onFailure, expect, tries, project =
+  unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project'))
+redis.call('HINCRBY', key, 'claims', 1)
+redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1])
 local conv = ''
 if history == 'full' and prev then
-  conv = redis.call('HGET', ARGV[2] .. ':req:' .. prev, 'conv') or ''
+  conv = redis.call('HGET', prefix .. ':req:' .. prev, 'conv') or ''
 end
-local budgeted = redis.call('HEXISTS', ARGV[2] .. ':batch:' .. batch, 'max_cost_nano')
-return { 'run', redis.call('GET', KEYS[1] .. ':body') or '{}', userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
+local budgeted = redis.call('HEXISTS', prefix .. ':batch:' .. batch, 'max_cost_nano')
+return { 'run', id, redis.call('GET', key .. ':body') or '{}', userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
