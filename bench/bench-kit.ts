@@ -91,7 +91,7 @@ export async function rawBullmq(jobs: number, concurrency: number, sleepMs = 0):
   let done = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((r) => (finish = r));
-  const connection = connectRedis(env.config().redisUrl);
+  const connection = connectRedis(env.config());
   const worker = new Worker('raw', async () => {
     if (sleepMs) await sleep(sleepMs);
     if (++done === jobs) finish();

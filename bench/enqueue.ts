@@ -31,7 +31,7 @@ async function writeFile(lines: number): Promise<string> {
 }
 
 const usedMemory = async (url: string) => {
-  const r = connectRedis(url);
+  const r = connectRedis({ redisUrl: url, redisCluster: false });
   const info = await r.info('memory');
   r.disconnect();
   return Number(/used_memory:(\d+)/.exec(info)![1]);
@@ -56,7 +56,7 @@ async function enqueue(file: string, redisUrl: string): Promise<{ seconds: numbe
 }
 
 async function rawBullmq(file: string, redisUrl: string, lines: number): Promise<{ perSecond: number; bytesPerJob: number }> {
-  const conn = connectRedis(redisUrl);
+  const conn = connectRedis({ redisUrl, redisCluster: false });
   const queue = new Queue('raw', { connection: conn, prefix: '{raw}' });
   const before = await usedMemory(redisUrl);
   const t0 = Date.now();

@@ -62,7 +62,7 @@ const sim = await startSimulatorProcess([]);
 const rawEnv = await createTestEnv(redis.url);
 const raw = await measure(admin, REQUESTS, async () => {
   const queue = new Queue('raw', { connection: rawEnv.redis, prefix: rawEnv.prefix });
-  const connection = connectRedis(redis.url);
+  const connection = connectRedis({ redisUrl: redis.url, redisCluster: false });
   let done = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((r) => (finish = r));

@@ -1,13 +1,13 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { ImportJob } from '../shared/batch-imports.js';
 import type { Config } from '../shared/config.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { ScheduleJob } from '../shared/schedules.js';
 
-/** What every route group gets: Redis, the queues, the configuration. */
+/** What every route group gets: RedisClient, the queues, the configuration. */
 export interface ApiDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   queue: Queue;
   imports: Queue<ImportJob>;

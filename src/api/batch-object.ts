@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { getUsage, type UsageRow } from '../shared/read-store.js';
 import type { BatchRecord } from '../shared/request-record.js';
@@ -74,7 +74,7 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
 }
 
 /** The API's view of a batch record: with its usage and its first line errors. */
-export async function batchObject(redis: Redis, keys: RedisKeys, batch: BatchRecord) {
+export async function batchObject(redis: RedisClient, keys: RedisKeys, batch: BatchRecord) {
   const [usage, errors] = await Promise.all([getUsage(redis, keys, batch.project, 'batch', batch.id), redis.lrange(keys.batchErrors(batch.id), 0, 99)]);
   return toBatchObject(batch, usage, errors.map((e) => JSON.parse(e) as LineErrorRecord));
 }

@@ -19,7 +19,7 @@ export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 
 /** The HTTP API plus the producer services (imports of uploaded batches, scheduled runs): what `chatq serve` runs. */
 export async function startApiService(config: Config, logger: Logger, port: number, host = '127.0.0.1', maxUploadBytes = DEFAULT_MAX_UPLOAD_BYTES): Promise<ApiService> {
-  const redis = connectRedis(config.redisUrl, 'chatq-api');
+  const redis = connectRedis(config, 'chatq-api');
   const keys = redisKeys(config.prefix);
   const queue = openRequestQueue(redis, config.prefix);
   const imports = openImportQueue(redis, config.prefix);

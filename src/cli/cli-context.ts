@@ -1,11 +1,11 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { loadPrices, PriceFileError } from '../shared/pricing.js';
-import { connectRedis, printableRedisUrl, probeRedis } from '../shared/redis.js';
+import { connectRedis, printableRedisUrl, probeRedis, type RedisTarget } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
 
 /** Exit codes: 0 ok, 1 failures in the batch, 2 bad usage or input. */
@@ -20,7 +20,7 @@ export class CommandFailed extends Error {}
 export interface CliContext {
   config: Config;
   logger: Logger;
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   queue: Queue;
   close(): Promise<void>;
@@ -85,15 +85,15 @@ export function readConfig(overrides: Partial<Record<string, string | undefined>
 }
 
 /** Fails with one clear line when REDIS_URL does not lead to a usable Redis (unreachable, or a database it lacks). */
-export async function requireRedis(url: string): Promise<void> {
-  const probe = await probeRedis(url);
+export async function requireRedis(target: RedisTarget): Promise<void> {
+  const probe = await probeRedis(target);
   if (probe.ok) return;
-  throw new UsageError(`${probe.reason}. Start Redis (redis-server, or docker compose up -d redis) or set REDIS_URL (now ${printableRedisUrl(url)}).`);
+  throw new UsageError(`${probe.reason}. Start Redis (redis-server, or docker compose up -d redis) or set REDIS_URL (now ${printableRedisUrl(target.redisUrl)}).`);
 }
 
 export async function openContext(config: Config): Promise<CliContext> {
-  await requireRedis(config.redisUrl);
-  const redis = connectRedis(config.redisUrl, 'chatq-cli', { failFast: true });
+  await requireRedis(config);
+  const redis = connectRedis(config, 'chatq-cli', { failFast: true });
   const queue = openRequestQueue(redis, config.prefix);
   return {
     config,

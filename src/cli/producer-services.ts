@@ -8,10 +8,10 @@ import { openRequestQueue } from '../shared/request-queue.js';
 
 /** The producer's background services: batches created over HTTP, and scheduled runs. Run by `worker` and `serve`. */
 export function startProducerServices(config: Config, logger: Logger): { close(): Promise<void> } {
-  const redis = connectRedis(config.redisUrl, 'chatq-producer');
+  const redis = connectRedis(config, 'chatq-producer');
   const keys = redisKeys(config.prefix);
   const queue = openRequestQueue(redis, config.prefix);
-  const shared = { redis, redisUrl: config.redisUrl, keys, queue, resultTtlS: config.resultTtlS, logger };
+  const shared = { redis, redisTarget: config, keys, queue, resultTtlS: config.resultTtlS, logger };
   const importer = startImportWorker({ ...shared, ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}) });
   const scheduler = startScheduleRunner(shared);
   return {

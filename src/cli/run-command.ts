@@ -28,7 +28,7 @@ async function ensureRedis(config: Config): Promise<{ config: Config; local?: Lo
     say(`note: nothing answers at ${config.redisUrl}: started a private redis-server at ${local.url} (stops when this run ends; set REDIS_URL to keep results).`);
     return { config: { ...config, redisUrl: local.url }, local };
   }
-  await requireRedis(config.redisUrl);
+  await requireRedis(config);
   return { config };
 }
 

@@ -24,7 +24,7 @@ function untilSignal(): Promise<string> {
 export async function workerCommand(flags: LimitFlags): Promise<number> {
   const config = readConfig(limitOverrides(flags));
   if (!config.baseUrl) throw new UsageError('no upstream: set CHATQ_API_KEY (302.AI) or CHATQ_BASE_URL (e.g. a "chatq simulator" at http://127.0.0.1:4010/v1).');
-  await requireRedis(config.redisUrl);
+  await requireRedis(config);
   const logger = createLogger(config.logLevel, 'chatq-worker');
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger });
   const producer = startProducerServices(config, logger);
@@ -85,7 +85,7 @@ export async function simulatorCommand(flags: SimulatorFlags): Promise<number> {
 export async function serveCommand(flags: { port?: string; host?: string; maxUploadMb?: string }): Promise<number> {
   const config = readConfig();
   if (config.apiTokens.length === 0) throw new UsageError('set CHATQ_API_TOKENS (comma-separated bearer tokens): the API refuses to run without auth.');
-  await requireRedis(config.redisUrl);
+  await requireRedis(config);
   const logger = createLogger(config.logLevel, 'chatq-api');
   const port = parsePort(flags.port ?? '8080');
   const maxUploadMb = Number(flags.maxUploadMb ?? 512);

@@ -14,7 +14,7 @@ export function startBackgroundWorker<T>(
   process: (job: Job<T>) => Promise<unknown>,
   failure: (job: Job<T> | undefined) => Record<string, unknown>,
 ): BackgroundWorker {
-  const blocking = connectRedis(opts.redisUrl, `chatq-${queueName}`);
+  const blocking = connectRedis(opts.redisTarget, `chatq-${queueName}`);
   const worker = new Worker<T>(queueName, withoutStacks(process), {
     connection: blocking,
     prefix: opts.keys.prefix,

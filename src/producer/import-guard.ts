@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { LuaScript } from '../shared/redis.js';
 
@@ -28,7 +28,7 @@ export class ImportGuard {
     readonly earlierSeq: number,
   ) {}
 
-  static async begin(redis: Redis, keys: RedisKeys, batchId: string, mode: 'new' | 'resume', onImportError: 'cancel' | 'keep'): Promise<ImportGuard> {
+  static async begin(redis: RedisClient, keys: RedisKeys, batchId: string, mode: 'new' | 'resume', onImportError: 'cancel' | 'keep'): Promise<ImportGuard> {
     const k = [keys.batch(batchId), keys.batchErrors(batchId), keys.importing, keys.batchImporter(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchReserve(batchId)];
     const [before, seq, project] = (await beginScript.run(redis, k, [batchId, randomUUID(), LEASE_MS, RESERVE_BYTES, mode, onImportError])) as [string, number, string];
     if (before === 'missing') throw new ImportRefused(`no batch "${batchId}"`);

@@ -1,12 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { newBatchId } from '../shared/ids.js';
 import { createBatchRecord } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
-import { LuaScript } from '../shared/redis.js';
+import { LuaScript, type RedisTarget } from '../shared/redis.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { failImport, type ImportError } from '../shared/import-failure.js';
@@ -25,7 +25,7 @@ const CHUNKS_IN_FLIGHT = 4;
 const MAX_KEPT_ERRORS = 1_000;
 
 export interface ProducerContext {
-  redis: Redis;
+  redis: RedisClient;
   queue: Queue;
   keys: RedisKeys;
   resultTtlS: number;
@@ -33,7 +33,7 @@ export interface ProducerContext {
 
 /** What the producer's background services (imports, schedules) run with. */
 export interface ProducerServiceOptions extends ProducerContext {
-  redisUrl: string;
+  redisTarget: RedisTarget;
   logger: Logger;
 }
 

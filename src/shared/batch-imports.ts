@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
 import { reportErrors } from './redis.js';
 
@@ -16,7 +16,7 @@ export interface ImportJob {
   maxCostNano?: number;
 }
 
-export function openImportQueue(connection: Redis, prefix: string): Queue<ImportJob> {
+export function openImportQueue(connection: RedisClient, prefix: string): Queue<ImportJob> {
   return reportErrors(new Queue<ImportJob>(IMPORT_QUEUE, { connection, prefix }));
 }
 
@@ -32,7 +32,7 @@ export interface NewBatch {
 }
 
 /** Writes the batch record with status "validating" (the producer fills it in). */
-export async function createBatchRecord(redis: Redis, keys: RedisKeys, b: NewBatch): Promise<void> {
+export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: NewBatch): Promise<void> {
   const now = Date.now();
   await redis
     .multi()
@@ -54,7 +54,7 @@ export async function createBatchRecord(redis: Redis, keys: RedisKeys, b: NewBat
 }
 
 /** True while a batch's import runs or waits to run: its importer holds the lease, or its HTTP import job is not done. */
-export async function importAlive(redis: Redis, keys: RedisKeys, batchId: string): Promise<boolean> {
+export async function importAlive(redis: RedisClient, keys: RedisKeys, batchId: string): Promise<boolean> {
   const replies = await redis.multi().exists(keys.batchImporter(batchId)).exists(keys.importJob(batchId)).hexists(keys.importJob(batchId), 'finishedOn').exec();
   const [lease, job, finished] = replies!.map(([, v]) => v as number);
   return lease === 1 || (job === 1 && finished === 0);

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
 import { LuaScript } from './redis.js';
 import { addLaneHeads } from './request-queue.js';
@@ -20,7 +20,7 @@ const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_
  * several places at once): each request is cancelled once. A batch still being imported is cancelled as soon as
  * its import ends. Returns the batch status afterwards.
  */
-export async function cancelBatch(redis: Redis, keys: RedisKeys, queue: Queue, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
+export async function cancelBatch(redis: RedisClient, keys: RedisKeys, queue: Queue, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
   const batchKeys = [
     keys.batch(batchId), keys.lanes, keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId),
     keys.importing, keys.batchImporter(batchId), keys.importJob(batchId),

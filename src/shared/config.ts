@@ -28,7 +28,11 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const PROJECT_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const envSchema = z.object({
-  REDIS_URL: z.string().url({ message: 'REDIS_URL: expected a URL such as redis://127.0.0.1:6379' }).default(DEFAULT_REDIS_URL),
+  REDIS_URL: z
+    .string()
+    .refine((v) => v.split(',').every((s) => URL.canParse(s.includes('://') ? s.trim() : `redis://${s.trim()}`)), { message: 'REDIS_URL: expected a URL such as redis://127.0.0.1:6379 (or, with CHATQ_REDIS_CLUSTER=1, comma-separated seed nodes)' })
+    .default(DEFAULT_REDIS_URL),
+  CHATQ_REDIS_CLUSTER: z.enum(['0', '1', 'true', 'false', ''], { message: 'CHATQ_REDIS_CLUSTER: expected 1 or 0' }).optional(),
   CHATQ_PREFIX: z
     .string()
     .regex(/^\{[A-Za-z0-9_.-]+\}$/, { message: 'CHATQ_PREFIX: expected a hash tag such as {chatq} (letters, digits, _ . - inside braces)' })
@@ -95,6 +99,8 @@ export interface ApiToken {
 
 export interface Config {
   redisUrl: string;
+  /** REDIS_URL names the seed nodes of a Redis Cluster (CHATQ_REDIS_CLUSTER=1). */
+  redisCluster: boolean;
   prefix: string;
   /** Upstream base URL; undefined means "no upstream configured" (the CLI then starts the simulator). */
   baseUrl: string | undefined;
@@ -139,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     redisUrl: e.REDIS_URL,
+    redisCluster: e.CHATQ_REDIS_CLUSTER === '1' || e.CHATQ_REDIS_CLUSTER === 'true',
     prefix: e.CHATQ_PREFIX,
     baseUrl: e.CHATQ_BASE_URL ?? (e.CHATQ_API_KEY ? DEFAULT_BASE_URL : undefined),
     apiKey: e.CHATQ_API_KEY,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { replyText, type ExpectationFailure } from './expectations.js';
 import type { RedisKeys } from './keys.js';
 import { readBatchRequests } from './read-store.js';
@@ -21,7 +21,7 @@ export interface EvalSummary {
 }
 
 /** Pass rate of a batch's graded requests, and what failed, with the reply that failed it. */
-export async function evaluateBatch(redis: Redis, keys: RedisKeys, batchId: string): Promise<EvalSummary> {
+export async function evaluateBatch(redis: RedisClient, keys: RedisKeys, batchId: string): Promise<EvalSummary> {
   const summary: EvalSummary = { batchId, graded: 0, passed: 0, failed: 0, passRate: null, failures: [] };
   for await (const r of readBatchRequests(redis, keys, batchId)) {
     if (!r.expect) continue;
@@ -74,7 +74,7 @@ export function percentile(sorted: number[], p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function collect(redis: Redis, keys: RedisKeys, batchId: string): Promise<{ byId: Map<string, StoredRequest>; figures: BatchFigures }> {
+async function collect(redis: RedisClient, keys: RedisKeys, batchId: string): Promise<{ byId: Map<string, StoredRequest>; figures: BatchFigures }> {
   const byId = new Map<string, StoredRequest>();
   const latencies: number[] = [];
   let tokens = 0;
@@ -96,7 +96,7 @@ async function collect(redis: Redis, keys: RedisKeys, batchId: string): Promise<
 }
 
 /** Per custom_id, what went from pass to fail (regressed) and back (fixed), and the change in tokens, cost, latency. */
-export async function compareBatches(redis: Redis, keys: RedisKeys, batchA: string, batchB: string): Promise<Comparison> {
+export async function compareBatches(redis: RedisClient, keys: RedisKeys, batchA: string, batchB: string): Promise<Comparison> {
   const [a, b] = await Promise.all([collect(redis, keys, batchA), collect(redis, keys, batchB)]);
   const ids = [...new Set([...a.byId.keys(), ...b.byId.keys()])];
   const requests = ids.map((customId): ComparedRequest => {

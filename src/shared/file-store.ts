@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { DEFAULT_PROJECT } from './keys.js';
 
 /** Uploaded input files (OpenAI Files API, purpose "batch"), kept in Redis so every API and producer process sees them. */
@@ -26,7 +26,7 @@ export class FileWriter {
   lines = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     readonly id: string,
   ) {}
@@ -66,29 +66,29 @@ export class FileWriter {
 }
 
 /** Keeps a file for as long as something (a schedule) refers to it. */
-export async function keepFile(redis: Redis, prefix: string, id: string): Promise<void> {
+export async function keepFile(redis: RedisClient, prefix: string, id: string): Promise<void> {
   const k = fileKeys(prefix, id);
   await redis.multi().persist(k.meta).persist(k.lines).exec();
 }
 
 /** Gives a file kept for a schedule its expiry back (counted from now). */
-export async function releaseFile(redis: Redis, prefix: string, id: string, ttlS: number): Promise<void> {
+export async function releaseFile(redis: RedisClient, prefix: string, id: string, ttlS: number): Promise<void> {
   const k = fileKeys(prefix, id);
   await redis.multi().expire(k.meta, ttlS).expire(k.lines, ttlS).exec();
 }
 
-export async function getFile(redis: Redis, prefix: string, id: string): Promise<StoredFile | null> {
+export async function getFile(redis: RedisClient, prefix: string, id: string): Promise<StoredFile | null> {
   const h = await redis.hgetall(fileKeys(prefix, id).meta);
   if (!h.filename) return null;
   return { id, project: h.project || DEFAULT_PROJECT, filename: h.filename, bytes: Number(h.bytes), lines: Number(h.lines), createdAt: Number(h.created_at), purpose: h.purpose ?? 'batch' };
 }
 
-export async function deleteFile(redis: Redis, prefix: string, id: string): Promise<void> {
+export async function deleteFile(redis: RedisClient, prefix: string, id: string): Promise<void> {
   await redis.unlink(...Object.values(fileKeys(prefix, id)));
 }
 
 /** A stored file's content as a stream of text, read from Redis page by page. */
-export function readFileContent(redis: Redis, prefix: string, id: string, pageSize = 1_000): Readable {
+export function readFileContent(redis: RedisClient, prefix: string, id: string, pageSize = 1_000): Readable {
   const key = fileKeys(prefix, id).lines;
   return Readable.from(
     (async function* () {

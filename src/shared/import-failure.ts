@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { cancelBatch } from './cancel-batch.js';
 import type { RedisKeys } from './keys.js';
 import { LuaScript } from './redis.js';
@@ -15,7 +15,7 @@ export interface ImportError {
  * Ends an import that cannot finish: the batch is "failed" with the reason and the count it had enqueued, and those
  * requests are cancelled unless the batch said on_import_error "keep". Returns the batch status afterwards.
  */
-export async function failImport(redis: Redis, keys: RedisKeys, queue: Queue, batchId: string, error: ImportError, rejectedLines: number, ttlS: number): Promise<string> {
+export async function failImport(redis: RedisClient, keys: RedisKeys, queue: Queue, batchId: string, error: ImportError, rejectedLines: number, ttlS: number): Promise<string> {
   const [status, mode] = (await failScript.run(
     redis,
     [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId)],

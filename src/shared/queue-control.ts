@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
 
 export interface PauseReason {
@@ -9,17 +9,17 @@ export interface PauseReason {
 }
 
 /** Pauses every worker (BullMQ queue pause) and records why, for `chatq status` and the API to show. */
-export async function pauseQueue(queue: Queue, redis: Redis, keys: RedisKeys, reason: PauseReason): Promise<void> {
+export async function pauseQueue(queue: Queue, redis: RedisClient, keys: RedisKeys, reason: PauseReason): Promise<void> {
   await redis.set(keys.pauseReason, JSON.stringify(reason));
   await queue.pause();
 }
 
-export async function resumeQueue(queue: Queue, redis: Redis, keys: RedisKeys): Promise<void> {
+export async function resumeQueue(queue: Queue, redis: RedisClient, keys: RedisKeys): Promise<void> {
   await redis.del(keys.pauseReason);
   await queue.resume();
 }
 
-export async function pauseReason(redis: Redis, keys: RedisKeys): Promise<PauseReason | null> {
+export async function pauseReason(redis: RedisClient, keys: RedisKeys): Promise<PauseReason | null> {
   const raw = await redis.get(keys.pauseReason);
   return raw ? (JSON.parse(raw) as PauseReason) : null;
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { DEFAULT_PROJECT, type RedisKeys, type StoredUsageDimension } from './keys.js';
 import type { Scope } from './scope.js';
 import { foldUsage } from './usage-fold.js';
@@ -6,11 +6,11 @@ import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type 
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
 
-export async function getBatch(redis: Redis, keys: RedisKeys, id: string): Promise<BatchRecord | null> {
+export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string): Promise<BatchRecord | null> {
   return toBatchRecord(id, await redis.hgetall(keys.batch(id)));
 }
 
-export async function getRequests(redis: Redis, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
+export async function getRequests(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
   if (ids.length === 0) return [];
   const pipeline = redis.pipeline();
   for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS).get(keys.requestBody(id)).get(keys.requestResponse(id));
@@ -22,7 +22,7 @@ export async function getRequests(redis: Redis, keys: RedisKeys, ids: readonly s
 }
 
 /** A batch's requests in input order, read in pages. */
-export async function* readBatchRequests(redis: Redis, keys: RedisKeys, batchId: string, pageSize = 500): AsyncGenerator<StoredRequest> {
+export async function* readBatchRequests(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize = 500): AsyncGenerator<StoredRequest> {
   for (let start = 0; ; start += pageSize) {
     const ids = await redis.lrange(keys.batchRequests(batchId), start, start + pageSize - 1);
     for (const r of await getRequests(redis, keys, ids)) if (r) yield r;
@@ -61,12 +61,12 @@ export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
   };
 }
 
-export async function getUsage(redis: Redis, keys: RedisKeys, project: string, dim: StoredUsageDimension, key: string): Promise<UsageRow> {
+export async function getUsage(redis: RedisClient, keys: RedisKeys, project: string, dim: StoredUsageDimension, key: string): Promise<UsageRow> {
   return toUsageRow(key, await redis.hgetall(keys.usage(project, dim, key)));
 }
 
 /** The projects a scope covers (an admin's: every project that has made something). */
-export async function projectsOf(redis: Redis, keys: RedisKeys, scope: Scope): Promise<string[]> {
+export async function projectsOf(redis: RedisClient, keys: RedisKeys, scope: Scope): Promise<string[]> {
   if (!scope.all) return [scope.project];
   return [...new Set([DEFAULT_PROJECT, ...(await redis.smembers(keys.projects))])].sort();
 }
@@ -81,7 +81,7 @@ export function addUsage(a: UsageRow, b: UsageRow): UsageRow {
  * Every aggregate of one dimension in the scope's projects (summed across them for an admin), sorted by key;
  * `only` narrows to the given keys.
  */
-export async function listUsage(redis: Redis, keys: RedisKeys, scope: Scope, dim: StoredUsageDimension, only?: (key: string) => boolean): Promise<UsageRow[]> {
+export async function listUsage(redis: RedisClient, keys: RedisKeys, scope: Scope, dim: StoredUsageDimension, only?: (key: string) => boolean): Promise<UsageRow[]> {
   await foldUsage(redis, keys);
   const rows = new Map<string, UsageRow>();
   for (const project of await projectsOf(redis, keys, scope)) {

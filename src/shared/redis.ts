@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { Redis, type ChainableCommander } from 'ioredis';
+import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
 import { describeRedisError } from './redis-errors.js';
+
+/** A single Redis or a Redis Cluster: chatq runs the same on both. */
+export type RedisClient = Redis | Cluster;
 
 let logger: Logger | undefined;
 const log = () => (logger ??= createLogger(process.env.LOG_LEVEL ?? 'info', 'chatq-redis'));
@@ -30,7 +33,7 @@ export function reportErrors<T extends { on(event: 'error', listener: (err: Erro
   return emitter;
 }
 
-function watch(client: Redis): Redis {
+function watch<C extends RedisClient>(client: C): C {
   client.on('error', reportRedisError);
   client.on('ready', () => {
     if (!lost) return;
@@ -40,57 +43,83 @@ function watch(client: Redis): Redis {
   return client;
 }
 
-/**
- * A connection for workers and long-running services: never gives up on a command while Redis restarts. With
- * `failFast` (the CLI's one-shot commands) a command fails after a few seconds without Redis, so the user is told.
- */
-export function connectRedis(url: string, name = 'chatq', opts: { failFast?: boolean } = {}): Redis {
-  return watch(new Redis(url, { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name, lazyConnect: false }));
+/** Where Redis is: one URL, or (cluster) comma-separated seed node URLs. */
+export interface RedisTarget {
+  redisUrl: string;
+  redisCluster: boolean;
 }
 
-/** A Redis URL fit to print: without its user name and password. */
+/** A REDIS_URL fit to print: without user names and passwords. */
 export function printableRedisUrl(url: string): string {
   try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString();
+    return seedUrls(url).map((u) => `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`).join(',');
   } catch {
     return '(unparsable REDIS_URL)';
   }
+}
+
+/** The seed nodes of a REDIS_URL: "redis://h1:7000,redis://h2:7001" (or "redis://h1:7000,h2:7001"). */
+export function seedUrls(redisUrl: string): URL[] {
+  return redisUrl.split(',').map((s) => s.trim()).filter(Boolean).map((s) => new URL(s.includes('://') ? s : `redis://${s}`));
+}
+
+function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptions: ClusterOptions = {}): Cluster {
+  const seeds = seedUrls(target.redisUrl);
+  const first = seeds[0]!;
+  const auth = { ...(first.username ? { username: decodeURIComponent(first.username) } : {}), ...(first.password ? { password: decodeURIComponent(first.password) } : {}) };
+  return new Cluster(
+    seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
+    { ...clusterOptions, redisOptions: { ...auth, ...redisOptions, ...(first.protocol === 'rediss:' ? { tls: {} } : {}) } },
+  );
+}
+
+/**
+ * A connection for workers and long-running services: never gives up on a command while Redis restarts (or a cluster
+ * fails over). With `failFast` (the CLI's one-shot commands) a command fails after a few seconds without Redis, so the
+ * user is told. A cluster target gives an ioredis Cluster: every key chatq uses carries the prefix's hash tag.
+ */
+export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean } = {}): RedisClient {
+  const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name };
+  if (target.redisCluster) return watch(clusterOf(target, options));
+  return watch(new Redis(target.redisUrl, { ...options, lazyConnect: false }));
 }
 
 export type RedisProbe = { ok: true } | { ok: false; reason: string };
 
 /**
  * Connects once, without retrying, and checks that the database the URL names exists (ioredis would otherwise run
- * every command in database 0 after a failed SELECT).
+ * every command in database 0 after a failed SELECT); for a cluster, that the cluster is up (all slots served).
  */
-export async function probeRedis(url: string, timeoutMs = 1_000): Promise<RedisProbe> {
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, db: 0 });
+export async function probeRedis(target: RedisTarget, timeoutMs = 1_000): Promise<RedisProbe> {
+  const host = seedUrls(target.redisUrl).map((u) => u.host).join(',');
+  const db = Number(seedUrls(target.redisUrl)[0]!.pathname.slice(1) || 0);
+  if (target.redisCluster && db !== 0) return { ok: false, reason: `REDIS_URL names database ${db}, but a Redis Cluster has only database 0` };
+  const probe: RedisClient = target.redisCluster
+    ? clusterOf(target, { maxRetriesPerRequest: 0, connectTimeout: timeoutMs }, { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false })
+    : new Redis(target.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, db: 0 });
   probe.on('error', () => undefined);
-  const db = Number(new URL(url).pathname.slice(1) || 0);
   try {
     await probe.connect();
     if (db !== 0) {
       try {
-        await probe.select(db);
+        await (probe as Redis).select(db);
       } catch {
-        return { ok: false, reason: `REDIS_URL names database ${db}, which the Redis at ${new URL(url).host} does not have (see its "databases" setting): use one it has, such as /0` };
+        return { ok: false, reason: `REDIS_URL names database ${db}, which the Redis at ${host} does not have (see its "databases" setting): use one it has, such as /0` };
       }
     }
-    if ((await probe.ping()) !== 'PONG') return { ok: false, reason: `the server at ${new URL(url).host} does not answer PING like Redis` };
+    if (target.redisCluster && !/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO')))) return { ok: false, reason: `the Redis Cluster at ${host} is not up (cluster_state is not ok)` };
+    if ((await probe.ping()) !== 'PONG') return { ok: false, reason: `the server at ${host} does not answer PING like Redis` };
     return { ok: true };
   } catch (err) {
-    return { ok: false, reason: `cannot reach Redis at ${new URL(url).host} (${(err as Error).message.split('\n')[0]})` };
+    return { ok: false, reason: `cannot reach Redis at ${host} (${(err as Error).message.split('\n')[0]})` };
   } finally {
     probe.disconnect();
   }
 }
 
-/** Pings Redis once with a short timeout, without retrying: for "is anything there?" checks. */
+/** Pings a single Redis once with a short timeout, without retrying: for "is anything there?" checks. */
 export async function redisAnswers(url: string, timeoutMs = 1_000): Promise<boolean> {
-  return (await probeRedis(url, timeoutMs)).ok;
+  return (await probeRedis({ redisUrl: url, redisCluster: false }, timeoutMs)).ok;
 }
 
 type ScriptArg = string | number;
@@ -107,11 +136,11 @@ export class LuaScript {
     this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
   }
 
-  private define(redis: Redis): void {
+  private define(redis: RedisClient): void {
     if (!(this.name in redis)) redis.defineCommand(this.name, { lua: this.lua });
   }
 
-  run(redis: Redis, keys: string[], args: ScriptArg[]): Promise<unknown> {
+  run(redis: RedisClient, keys: string[], args: ScriptArg[]): Promise<unknown> {
     this.define(redis);
     return (redis as unknown as Record<string, (...a: ScriptArg[]) => Promise<unknown>>)[this.name]!(keys.length, ...keys, ...args);
   }
@@ -121,7 +150,7 @@ export class LuaScript {
     (pipeline as unknown as Record<string, (...a: ScriptArg[]) => unknown>)[this.name]!(keys.length, ...keys, ...args);
   }
 
-  prepare(redis: Redis): this {
+  prepare(redis: RedisClient): this {
     this.define(redis);
     return this;
   }

@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { QUEUE_NAME } from './keys.js';
 import { reportErrors } from './redis.js';
 
@@ -17,7 +17,7 @@ export const JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3600 },
 };
 
-export function openRequestQueue(connection: Redis, prefix: string): Queue {
+export function openRequestQueue(connection: RedisClient, prefix: string): Queue {
   return reportErrors(new Queue(QUEUE_NAME, { connection, prefix }));
 }
 

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { z } from 'zod';
 import { deleteFile, getFile, releaseFile } from './file-store.js';
 import { DEFAULT_PROJECT, type RedisKeys } from './keys.js';
@@ -38,13 +38,13 @@ export interface ScheduleJob {
   schedule: string;
 }
 
-export function openScheduleQueue(connection: Redis, prefix: string): Queue<ScheduleJob> {
+export function openScheduleQueue(connection: RedisClient, prefix: string): Queue<ScheduleJob> {
   return reportErrors(new Queue<ScheduleJob>(SCHEDULE_QUEUE, { connection, prefix }));
 }
 
 export class ScheduleError extends Error {}
 
-export async function addSchedule(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, spec: ScheduleSpec): Promise<{ next: number | null }> {
+export async function addSchedule(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, spec: ScheduleSpec): Promise<{ next: number | null }> {
   const repeat = spec.cron !== undefined ? { pattern: spec.cron, tz: spec.tz } : { every: spec.every_ms! };
   try {
     await queue.upsertJobScheduler(spec.name, repeat, { name: 'fire', data: { schedule: spec.name }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
@@ -60,7 +60,7 @@ export async function addSchedule(redis: Redis, keys: RedisKeys, queue: Queue<Sc
  * Stops a schedule. Its suite goes with it when nothing else runs it: a suite `chatq schedule add` stored is deleted,
  * an uploaded file gets its expiry back (it is its uploader's, to delete or let expire).
  */
-export async function removeSchedule(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, name: string, ttlS: number): Promise<boolean> {
+export async function removeSchedule(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, name: string, ttlS: number): Promise<boolean> {
   const spec = await getSchedule(redis, keys, name);
   const removed = await queue.removeJobScheduler(name);
   const deleted = (await redis.hdel(keys.schedules, name)) > 0;
@@ -72,17 +72,17 @@ export async function removeSchedule(redis: Redis, keys: RedisKeys, queue: Queue
   return deleted || removed;
 }
 
-export async function getSchedule(redis: Redis, keys: RedisKeys, name: string): Promise<ScheduleSpec | null> {
+export async function getSchedule(redis: RedisClient, keys: RedisKeys, name: string): Promise<ScheduleSpec | null> {
   const raw = await redis.hget(keys.schedules, name);
   return raw ? (JSON.parse(raw) as ScheduleSpec) : null;
 }
 
 /** Every schedule of every project (bounded: one per name). */
-export async function getSchedules(redis: Redis, keys: RedisKeys): Promise<ScheduleSpec[]> {
+export async function getSchedules(redis: RedisClient, keys: RedisKeys): Promise<ScheduleSpec[]> {
   return Object.values(await redis.hgetall(keys.schedules)).map((raw) => JSON.parse(raw) as ScheduleSpec);
 }
 
-export async function listSchedules(redis: Redis, keys: RedisKeys, queue: Queue<ScheduleJob>, scope: Scope): Promise<(ScheduleSpec & { next: number | null })[]> {
+export async function listSchedules(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, scope: Scope): Promise<(ScheduleSpec & { next: number | null })[]> {
   const specs = (await getSchedules(redis, keys)).filter((s) => sees(scope, s.project));
   return Promise.all(specs.sort((a, b) => a.name.localeCompare(b.name)).map(async (s) => ({ ...s, next: (await queue.getJobScheduler(s.name))?.next ?? null })));
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
 import { LuaScript } from './redis.js';
 
@@ -14,7 +14,7 @@ export const OTHER_MODEL = 'other';
  * Folds every pending usage record into the user, model and day aggregates and the cluster metrics. Workers call it
  * every second; readers call it before they read, so a report right after a run already counts the run.
  */
-export async function foldUsage(redis: Redis, keys: RedisKeys): Promise<number> {
+export async function foldUsage(redis: RedisClient, keys: RedisKeys): Promise<number> {
   let folded = 0;
   for (;;) {
     const n = (await foldScript.run(redis, [keys.pendingUsage, keys.metrics], [FOLD_BATCH, Date.now(), MAX_MODELS])) as number;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { csvCell } from './batch-output.js';
 import type { RedisKeys, UsageDimension } from './keys.js';
 import { addUsage, getBatch, listUsage, readBatchRequests, toUsageRow, type UsageRow } from './read-store.js';
@@ -25,7 +25,7 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const inRange = (day: string, q: UsageQuery) => (!q.from || day >= q.from) && (!q.to || day <= q.to);
 
 /** Months: those rolled up, plus the days still kept, summed per month. */
-async function byMonth(redis: Redis, keys: RedisKeys, scope: Scope): Promise<UsageRow[]> {
+async function byMonth(redis: RedisClient, keys: RedisKeys, scope: Scope): Promise<UsageRow[]> {
   const months = new Map<string, UsageRow>();
   const add = (month: string, row: UsageRow) => months.set(month, addUsage(months.get(month) ?? toUsageRow(month, {}), row));
   for (const r of await listUsage(redis, keys, scope, 'month')) add(r.key, r);
@@ -38,7 +38,7 @@ async function byMonth(redis: Redis, keys: RedisKeys, scope: Scope): Promise<Usa
  * within what the scope may see: read from the aggregates the workers keep, or (with `batch`) summed from that
  * batch's requests.
  */
-export async function usageReport(redis: Redis, keys: RedisKeys, scope: Scope, q: UsageQuery): Promise<UsageRow[]> {
+export async function usageReport(redis: RedisClient, keys: RedisKeys, scope: Scope, q: UsageQuery): Promise<UsageRow[]> {
   for (const [name, v] of [['from', q.from], ['to', q.to]] as const) {
     if (v !== undefined && !DAY.test(v)) throw new UsageQueryError(`${name}: expected a UTC day like 2026-11-26, got "${v}"`);
   }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { LIMITS } from '../shared/input-limits.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { LuaScript } from '../shared/redis.js';
@@ -76,7 +76,7 @@ export class CapacityLimiter {
   private readonly renewals = new Map<string, NodeJS.Timeout>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly limits: Limits,
     private readonly owner: string,

@@ -3,7 +3,7 @@ import type { Logger } from '../shared/logger.js';
 import { costNano, findPrice, type PriceTable, type Usage } from '../shared/pricing.js';
 import { pauseQueue } from '../shared/queue-control.js';
 import type { RedisKeys } from '../shared/keys.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { AttemptEntry } from '../shared/request-record.js';
 import { estimatePromptTokens, replyBound, type CapacityLimiter } from './capacity-limiter.js';
 import { grade, replyText } from '../shared/expectations.js';
@@ -12,7 +12,7 @@ import type { RequestStore, StartedRequest } from './request-store.js';
 import { UpstreamBodyError, type UpstreamClient } from './upstream-client.js';
 
 export interface ProcessorDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   store: RequestStore;
   upstream: UpstreamClient;

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { importAlive } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { failImport } from '../shared/import-failure.js';
@@ -24,7 +24,7 @@ const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_t
  * Lua script and the add), neither its own nor the one its lane was handed to, is added again; a job that BullMQ
  * gave up on (stalled too often) fails the request it was serving and hands the lane on. Only one process reconciles at a time (a lock in Redis); adding a live job twice is harmless.
  */
-export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue, store: RequestStore, owner: string, lockMs: number, retention: Retention): Promise<ReconcileReport | null> {
+export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queue: Queue, store: RequestStore, owner: string, lockMs: number, retention: Retention): Promise<ReconcileReport | null> {
   const ttlS = retention.ttlS;
   const locked = await redis.set(keys.reconcilerLock, owner, 'PX', lockMs, 'NX');
   if (!locked) return null;
@@ -74,7 +74,7 @@ export async function reconcileLanes(redis: Redis, keys: RedisKeys, queue: Queue
 }
 
 /** Batches left "validating" by an import whose process died (no lease, no pending job, older than a lock period). */
-async function endDeadImports(redis: Redis, keys: RedisKeys, queue: Queue, graceMs: number, ttlS: number): Promise<number> {
+async function endDeadImports(redis: RedisClient, keys: RedisKeys, queue: Queue, graceMs: number, ttlS: number): Promise<number> {
   let ended = 0;
   for (const batchId of await redis.srandmember(keys.importing, 200)) {
     const [status, createdAt, cancelRequested] = await redis.hmget(keys.batch(batchId), 'status', 'created_at', 'cancel_requested');

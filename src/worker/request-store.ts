@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import { addLaneHeads } from '../shared/request-queue.js';
@@ -67,7 +67,7 @@ function utcDay(ms: number): string {
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttlS: number,
     private readonly queue: Queue,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { USAGE_DIMENSIONS, type RedisKeys } from '../shared/keys.js';
 import { projectsOf } from '../shared/read-store.js';
 import { LuaScript } from '../shared/redis.js';
@@ -25,7 +25,7 @@ export interface RetentionReport {
  * have long expired drop their aggregates, and model names are bounded at write time (finish-request.lua). Indexes of
  * before retention existed (plain sets) are migrated once.
  */
-export async function applyUsageRetention(redis: Redis, keys: RedisKeys, r: Retention, now = Date.now()): Promise<RetentionReport> {
+export async function applyUsageRetention(redis: RedisClient, keys: RedisKeys, r: Retention, now = Date.now()): Promise<RetentionReport> {
   const report: RetentionReport = { rolledUpDays: 0, droppedUsers: 0, droppedBatches: 0 };
   const lastKeptDay = new Date(now - r.usageDays * DAY_MS).toISOString().slice(0, 10);
   for (const project of await projectsOf(redis, keys, ALL_PROJECTS)) {
@@ -46,7 +46,7 @@ export async function applyUsageRetention(redis: Redis, keys: RedisKeys, r: Rete
   return report;
 }
 
-async function dropOlderThan(redis: Redis, keys: RedisKeys, project: string, dim: 'user' | 'batch', before: number): Promise<number> {
+async function dropOlderThan(redis: RedisClient, keys: RedisKeys, project: string, dim: 'user' | 'batch', before: number): Promise<number> {
   const index = keys.usageIndex(project, dim);
   const stale = await redis.zrangebyscore(index, '-inf', before, 'LIMIT', 0, 1_000);
   if (stale.length) await redis.multi().unlink(...stale.map((m) => keys.usage(project, dim, m))).zrem(index, ...stale).exec();

@@ -71,7 +71,7 @@ export class WorkerPool {
     const { config, logger } = opts;
     const keys = redisKeys(config.prefix);
     const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    const redis = connectRedis(config.redisUrl, 'chatq-worker');
+    const redis = connectRedis(config, 'chatq-worker');
     const queue = openRequestQueue(redis, config.prefix);
     const store = new RequestStore(redis, keys, config.resultTtlS, queue);
     const limiter = new CapacityLimiter(redis, keys, config, owner);
@@ -92,7 +92,7 @@ export class WorkerPool {
       secrets: config.apiKey ? [config.apiKey] : [],
       callSlots: pLimit(config.concurrency),
     });
-    const blocking = connectRedis(config.redisUrl, 'chatq-worker-blocking');
+    const blocking = connectRedis(config, 'chatq-worker-blocking');
     const worker = new Worker(QUEUE_NAME, withoutStacks(processor), {
       connection: blocking,
       prefix: config.prefix,

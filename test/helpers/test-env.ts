@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../src/shared/config.js';
+import type { RedisClient } from '../../src/shared/redis.js';
 import { redisKeys, type RedisKeys } from '../../src/shared/keys.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { connectRedis } from '../../src/shared/redis.js';
@@ -19,7 +19,7 @@ export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 /** Every test gets its own key prefix (its own hash tag) and removes its keys afterwards. */
 export interface TestEnv {
   prefix: string;
-  redis: Redis;
+  redis: RedisClient;
   keys: RedisKeys;
   queue: Queue;
   config(env?: Record<string, string>): Config;
@@ -29,15 +29,16 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
-export async function createTestEnv(redisUrl = REDIS_URL): Promise<TestEnv> {
+/** Every test gets its own prefix on the shared Redis (or on `redisUrl`; with `cluster`, the seed nodes of a Redis Cluster). */
+export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: boolean } = {}): Promise<TestEnv> {
   const prefix = `{t-${randomUUID().slice(0, 12)}}`;
-  const redis = connectRedis(redisUrl, 'chatq-test');
+  const redis = connectRedis({ redisUrl, redisCluster: opts.cluster ?? false }, 'chatq-test');
   const keys = redisKeys(prefix);
   const queue = openRequestQueue(redis, prefix);
   // Tests that restart Redis expect connection errors; the clients reconnect by themselves.
   redis.on('error', () => undefined);
   queue.on('error', () => undefined);
-  const baseEnv = { REDIS_URL: redisUrl, CHATQ_PREFIX: prefix, LOG_LEVEL: 'warn' };
+  const baseEnv = { REDIS_URL: redisUrl, CHATQ_PREFIX: prefix, LOG_LEVEL: 'warn', ...(opts.cluster ? { CHATQ_REDIS_CLUSTER: '1' } : {}) };
   const env: TestEnv = {
     prefix,
     redis,
@@ -57,12 +58,15 @@ export async function createTestEnv(redisUrl = REDIS_URL): Promise<TestEnv> {
     async cleanup() {
       await queue.obliterate({ force: true }).catch(() => undefined);
       await queue.close();
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        if (found.length) await redis.unlink(...found);
-      } while (cursor !== '0');
+      // Every key of the prefix shares its hash tag: on a cluster, they all sit on one master.
+      for (const node of 'nodes' in redis ? redis.nodes('master') : [redis]) {
+        let cursor = '0';
+        do {
+          const [next, found] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+          cursor = next;
+          if (found.length) await redis.unlink(...found);
+        } while (cursor !== '0');
+      }
       redis.disconnect();
     },
   };
@@ -74,7 +78,8 @@ export const testLogger = () => createLogger('error', 'chatq-test');
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const v = await fn();
+    // A read that fails (Redis restarting, a cluster failing over) is "not yet", until the deadline.
+    const v = await fn().catch(() => undefined);
     if (v) return v;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));

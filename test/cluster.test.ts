@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiService } from '../src/cli/api-service.js';
+import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
+import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
+import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
+import { createTestEnv, runCli, spawnWorker, testLogger, waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
+
+const SEQ = /\[seq (\d+)\]/;
+const lines = (prefix: string, users: number, turns: number) =>
+  Array.from({ length: users * turns }, (_, i) => JSON.stringify({ custom_id: `${prefix}-${i}`, user: `${prefix}-u${i % users}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / users)}] hi` }] }));
+
+describe('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1)', () => {
+  let cluster: LocalCluster;
+  let env: TestEnv;
+  let sim: Simulator;
+  beforeAll(async () => {
+    cluster = await startLocalCluster(3);
+    env = await createTestEnv(cluster.url, { cluster: true });
+    sim = await startSimulator({ latencyMs: 3, jitterMs: 2, recordMessages: false });
+  }, 60_000);
+  afterAll(async () => {
+    await sim.close();
+    await env.cleanup();
+    await cluster.stop();
+  });
+
+  it('per-user order, no overlap, each request counted once, with two worker processes and a SIGKILL; the API and CLI read the batch; cancel works', async () => {
+    const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '30' });
+    const workers = [spawnWorker(vars), spawnWorker(vars)];
+    try {
+      const submitted = await env.submit(lines('c', 60, 10));
+      await waitFor('progress', async () => (await env.batch(submitted.batchId)).succeeded >= 150, 60_000, 50);
+      workers[0]!.child.kill('SIGKILL');
+      workers.push(spawnWorker(vars));
+      const batch = await waitForBatch(env, submitted.batchId, 120_000);
+      expect(batch).toMatchObject({ status: 'completed', total: 600, succeeded: 600, failed: 0 });
+      expect((await getUsage(env.redis, env.keys, 'default', 'batch', submitted.batchId)).requests).toBe(600);
+      const stats = sim.stats();
+      expect(stats.overlaps).toBe(0);
+      expect(stats.outOfOrder).toBe(0);
+      for (const u of Object.values(stats.users)) expect([...new Set(u.arrivals.map((a) => Number(SEQ.exec(a)![1])))]).toEqual([...Array(10).keys()]);
+      let count = 0;
+      for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) count += r.status === 'succeeded' ? 1 : 0;
+      expect(count).toBe(600);
+
+      const status = await runCli(['status', submitted.batchId, '--json'], env.env());
+      expect(status.code, status.stderr).toBe(0);
+      expect(JSON.parse(status.stdout).batch).toMatchObject({ succeeded: 600 });
+      const api = await startApiService(env.config({ CHATQ_API_TOKENS: 'cluster-token' }), testLogger(), 0);
+      try {
+        const res = await fetch(`${api.url}/v1/batches/${submitted.batchId}`, { headers: { authorization: 'Bearer cluster-token' } });
+        expect(await res.json()).toMatchObject({ status: 'completed', request_counts: { total: 600, completed: 600, failed: 0 } });
+        const usage = await (await fetch(`${api.url}/v1/usage?group_by=model`, { headers: { authorization: 'Bearer cluster-token' } })).json();
+        expect(usage.data[0].requests).toBe(600);
+      } finally {
+        await api.close();
+      }
+
+      // A one-user batch, cancelled while it runs.
+      const slow = await env.submit(lines('s', 1, 200));
+      await waitFor('it started', async () => (await env.batch(slow.batchId)).succeeded > 0, 30_000, 20);
+      const cancel = await runCli(['cancel', slow.batchId], env.env());
+      expect(cancel.code, cancel.stderr).toBe(0);
+      const cancelled = await waitForBatch(env, slow.batchId, 60_000);
+      expect(cancelled.status).toBe('cancelled');
+      expect(cancelled.succeeded + cancelled.cancelled).toBe(200);
+      expect(cancelled.cancelled).toBeGreaterThan(0);
+    } finally {
+      for (const w of workers) w.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('on a Redis Cluster whose master fails over (3 masters, 3 replicas)', () => {
+  it('the run goes on after the master holding its keys is killed and its replica promoted', async () => {
+    const cluster = await startLocalCluster(3, 1);
+    const env = await createTestEnv(cluster.url, { cluster: true });
+    const sim = await startSimulator({ latencyMs: 5, jitterMs: 3 });
+    const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '20' });
+    const workers = [spawnWorker(vars), spawnWorker(vars)];
+    try {
+      const submitted = await env.submit(lines('f', 40, 10));
+      await waitFor('progress', async () => (await env.batch(submitted.batchId)).succeeded >= 100, 60_000, 50);
+      const master = await cluster.masterOf(env.keys.batch(submitted.batchId));
+      cluster.kill(master);
+      const batch = await waitForBatch(env, submitted.batchId, 90_000);
+      expect(batch).toMatchObject({ status: 'completed', total: 400, succeeded: 400 });
+      expect(await cluster.masterOf(env.keys.batch(submitted.batchId))).not.toBe(master);
+      expect(sim.stats().overlaps).toBe(0);
+      expect(sim.stats().outOfOrder).toBe(0);
+      expect((await getUsage(env.redis, env.keys, 'default', 'batch', submitted.batchId)).requests).toBe(400);
+    } finally {
+      for (const w of workers) w.child.kill('SIGKILL');
+      await sim.close();
+      await env.cleanup();
+      await cluster.stop();
+    }
+  });
+});

@@ -1,0 +1,76 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from '../../src/cli/local-redis.js';
+
+export interface LocalCluster {
+  /** Comma-separated seed URLs, for REDIS_URL with CHATQ_REDIS_CLUSTER=1. */
+  url: string;
+  ports: number[];
+  /** The node serving `key`'s slot as master. */
+  masterOf(key: string): Promise<number>;
+  kill(port: number): void;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A Redis Cluster of `masters` masters (each with `replicas` replicas) on free ports, in a temporary directory. */
+export async function startLocalCluster(masters = 3, replicas = 0): Promise<LocalCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'chatq-cluster-'));
+  const ports: number[] = [];
+  for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
+  const children = new Map<number, ChildProcess>();
+  for (const port of ports) {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0', '--repl-diskless-sync-delay', '0', '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
+    children.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
+  }
+  for (const port of ports) {
+    const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 0 });
+    probe.on('error', () => undefined);
+    for (let i = 0; i < 50; i++) {
+      try {
+        await probe.connect();
+        break;
+      } catch {
+        await sleep(100);
+      }
+    }
+    probe.disconnect();
+  }
+  const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8' });
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+  // Up when every node sees all slots served and every replica has synced (a failover needs a replica with the data).
+  for (const port of ports) {
+    const node = new Redis({ port });
+    const ready = async () => /cluster_state:ok/.test(String(await node.call('CLUSTER', 'INFO'))) && !/role:slave[\s\S]*master_link_status:down/.test(await node.info('replication'));
+    for (let i = 0; i < 200 && !(await ready()); i++) await sleep(100);
+    node.disconnect();
+  }
+  return {
+    url: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
+    ports,
+    async masterOf(key) {
+      const alive = ports.find((p) => children.get(p)!.exitCode === null && children.get(p)!.signalCode === null)!;
+      const node = new Redis({ port: alive });
+      const slot = Number(await node.call('CLUSTER', 'KEYSLOT', key));
+      const slots = (await node.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      node.disconnect();
+      return slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
+    },
+    kill(port) {
+      children.get(port)!.kill('SIGKILL');
+    },
+    async stop() {
+      await Promise.all(
+        [...children.values()].map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => {
+          c.once('exit', r);
+          c.kill('SIGTERM');
+        }))),
+      );
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
