@@ -3,7 +3,7 @@
   KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash, 4 lane set
   ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
         of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
-        6 the key prefix of that project's user request indexes ("<...>:user:"), then per request:
+        6 and 7 what comes before and after the userid in that project's user request index keys, then per request:
         "id|userid|seq|line|group size|has extra" (characters that need no escaping), custom_id, model,
         body (JSON text, kept as is), and when "has extra" is 1, a JSON object of more fields.
   A group (the turns of one script) is accepted whole or not at all. Every argument is read and checked before the
@@ -11,12 +11,13 @@
   Returns { ids that became their lane's head (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
             already in this import), 0-based indexes of groups an earlier import of the batch already holds }.
 ]]
+--- @include keys
 local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local batchId, now, prefix, earlier, project, userIndex = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local batchId, now, prefix, earlier, project, userIndex, userIndexEnd = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 if not earlier then error('chatq enqueue-requests: bad earlier seq') end
 if string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
 local metas = {}
-local a = 7
+local a = 8
 local highest = 0
 while a <= #ARGV do
   local id, userid, seq, line, group, hasExtra = string.match(ARGV[a], '^([^|]+)|([^|]+)|(%d+)|(%d+)|(%d+)|([01])$')
@@ -72,20 +73,20 @@ while i <= count do
     for g = 0, group - 1 do
       local m = metas[i + g]
       local id, userid = m[1], m[3]
-      local key = prefix .. ':req:' .. id
+      local key = KEY.request(prefix, id)
       cidPairs[#cidPairs + 1] = m[2]
       cidPairs[#cidPairs + 1] = id
       ids[#ids + 1] = id
       redis.call('HSET', key, 'batch', batchId, 'custom_id', m[2], 'userid', userid, 'model', m[4],
         'seq', m[5], 'line', m[6], 'status', 'queued', 'created_at', now)
       -- The body, often longer than a compact hash value, lives beside the hash.
-      redis.call('SET', key .. ':body', m[8])
+      redis.call('SET', KEY.requestBody(prefix, id), m[8])
       if m[9] then
         for field, value in pairs(m[9]) do redis.call('HSET', key, field, value) end
       end
       if project ~= 'default' then redis.call('HSET', key, 'project', project) end
-      redis.call('RPUSH', userIndex .. userid .. ':reqs', id)
-      if redis.call('RPUSH', prefix .. ':lane:' .. userid, id) == 1 then
+      redis.call('RPUSH', userIndex .. userid .. userIndexEnd, id)
+      if redis.call('RPUSH', KEY.lane(prefix, userid), id) == 1 then
         heads[#heads + 1] = id
         redis.call('SADD', lanesKey, userid)
       end

@@ -129,6 +129,8 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
   }
   const guard = await ImportGuard.begin(redis, keys, batchId, opts.resume ? 'resume' : 'new', opts.onImportError ?? 'cancel');
   const project = guard.project;
+  /** The project's user index keys around the userid, from keys.ts (the script builds them per user). */
+  const userIndex = keys.userRequests(project, '\u0002').split('\u0002') as [string, string];
 
   const errors: LineError[] = [];
   let rejectedLines = 0;
@@ -164,7 +166,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     pendingRequests = 0;
     pendingBytes = 0;
     const keyList = [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.lanes];
-    const args: (string | number)[] = [batchId, Date.now(), keys.prefix, guard.earlierSeq, project, keys.userRequestsPrefix(project)];
+    const args: (string | number)[] = [batchId, Date.now(), keys.prefix, guard.earlierSeq, project, ...userIndex];
     const groupStart: number[] = [];
     let index = 0;
     for (const { drafts, bodies } of lines) {

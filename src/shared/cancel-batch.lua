@@ -12,6 +12,7 @@
         8 who asks ("user" | "budget" | "import")
   Returns {batch status, new lane heads, ids read}.
 ]]
+--- @include keys
 local batch = KEYS[1]
 local now, ttl, prefix, first, size = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 if not tonumber(now) or not ttl or not first or not size or size < 1 or size > 10000 then error('chatq cancel-batch: bad arguments') end
@@ -32,15 +33,15 @@ if status ~= 'in_progress' and status ~= 'cancelling' and status ~= 'failed' the
 local ids = redis.call('LRANGE', KEYS[3], first, first + size - 1)
 local heads, cancelled = {}, 0
 for _, id in ipairs(ids) do
-  local key = prefix .. ':req:' .. id
+  local key = KEY.request(prefix, id)
   local f = redis.call('HMGET', key, 'status', 'userid')
   if f[1] == 'queued' or f[1] == 'retrying' then
-    local lane = prefix .. ':lane:' .. f[2]
+    local lane = KEY.lane(prefix, f[2])
     local wasHead = redis.call('LINDEX', lane, 0) == id
     redis.call('LREM', lane, 1, id)
     redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', ARGV[6])
     redis.call('EXPIRE', key, ttl)
-    redis.call('EXPIRE', key .. ':body', ttl)
+    redis.call('EXPIRE', KEY.requestBody(prefix, id), ttl)
     cancelled = cancelled + 1
     if wasHead then
       local nextHead = redis.call('LINDEX', lane, 0)

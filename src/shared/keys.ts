@@ -40,8 +40,6 @@ export function redisKeys(prefix: string) {
     lanes: `${prefix}:lanes`,
     /** A user's requests in one project, in submission order (lanes are global: memory belongs to the userid). */
     userRequests: (project: string, userid: string) => `${scoped(project)}:user:${userid}:reqs`,
-    /** What userRequests puts before the userid (the enqueue script builds the keys from it). */
-    userRequestsPrefix: (project: string) => `${scoped(project)}:user:`,
     usage: (project: string, dim: StoredUsageDimension, key: string) => `${scoped(project)}:usage:${dim}:${key}`,
     /** The members of a usage dimension, scored by their latest write (ms): what retention trims. */
     usageIndex: (project: string, dim: StoredUsageDimension) => `${scoped(project)}:usage-idx:${dim}`,
@@ -65,3 +63,6 @@ export function redisKeys(prefix: string) {
 }
 
 export type RedisKeys = ReturnType<typeof redisKeys>;
+
+/** The key builders Lua scripts get from the generated prelude (see redis.ts), so no script copies the layout. */
+export const SCRIPT_KEY_BUILDERS = ['request', 'requestBody', 'requestResponse', 'lane', 'batch'] as const;

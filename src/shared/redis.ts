@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
+import { redisKeys, SCRIPT_KEY_BUILDERS } from './keys.js';
 import { describeRedisError } from './redis-errors.js';
 
 /** A single Redis or a Redis Cluster: chatq runs the same on both. */
@@ -122,6 +123,22 @@ export async function redisAnswers(url: string, timeoutMs = 1_000): Promise<bool
   return (await probeRedis({ redisUrl: url, redisCluster: false }, timeoutMs)).ok;
 }
 
+/**
+ * The Lua prelude a script gets with "--- @include keys": one builder per key of SCRIPT_KEY_BUILDERS, generated from
+ * redisKeys itself, e.g. `KEY.request(prefix, id)`. The layout lives in keys.ts alone.
+ */
+export function keysPrelude(): string {
+  const PREFIX = '\u0001';
+  const ARG = '\u0002';
+  const keys = redisKeys(PREFIX);
+  const lua = (text: string) => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  const builders = SCRIPT_KEY_BUILDERS.map((name) => {
+    const parts = keys[name](ARG).split(/(\u0001|\u0002)/).filter(Boolean).map((part) => (part === PREFIX ? 'prefix' : part === ARG ? 'id' : lua(part)));
+    return `function KEY.${name}(prefix, id) return ${parts.join(' .. ')} end`;
+  });
+  return ['local KEY = {}', ...builders].join('\n');
+}
+
 type ScriptArg = string | number;
 /**
  * One Redis state transition, kept in its own .lua file next to the code that runs it.
@@ -132,7 +149,7 @@ export class LuaScript {
   private readonly lua: string;
 
   constructor(file: URL) {
-    this.lua = readFileSync(file, 'utf8');
+    this.lua = readFileSync(file, 'utf8').replace('--- @include keys', keysPrelude());
     this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
   }
 

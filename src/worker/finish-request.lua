@@ -19,6 +19,7 @@
         21 the serving job's id when it goes on with the lane's next request ("" to hand it to a new job)
   Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the next head was handed to the serving job}.
 ]]
+--- @include keys
 -- Every number is checked before the first write: a bad one is an error that leaves nothing half done.
 for _, i in ipairs({ 3, 4, 8, 11, 12, 13, 14, 15 }) do
   local v = tonumber(ARGV[i])
@@ -34,7 +35,7 @@ local id, status, now, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 -- handed to a job that serves it (adding a job of its own would run it twice; the reconciler covers a dead server).
 local function unservedHead()
   local head = redis.call('LINDEX', lane, 0)
-  if not head or redis.call('HEXISTS', ARGV[5] .. ':req:' .. head, 'served_by') == 1 then return '' end
+  if not head or redis.call('HEXISTS', KEY.request(ARGV[5], head), 'served_by') == 1 then return '' end
   return head
 end
 local current = redis.call('HGET', req, 'status')
@@ -51,10 +52,10 @@ if ARGV[7] ~= '' then
 end
 redis.call('HSET', req, 'status', status, 'finished_at', now, unpack(fields))
 -- Like the body, the response lives beside the hash, which then stays compact.
-if ARGV[19] ~= '' then redis.call('SET', req .. ':resp', ARGV[19], 'EX', ttl) end
+if ARGV[19] ~= '' then redis.call('SET', KEY.requestResponse(ARGV[5], id), ARGV[19], 'EX', ttl) end
 if ARGV[8] ~= '0' then redis.call('HINCRBY', req, 'attempts', ARGV[8]) end
 redis.call('EXPIRE', req, ttl)
-redis.call('EXPIRE', req .. ':body', ttl)
+redis.call('EXPIRE', KEY.requestBody(ARGV[5], id), ttl)
 -- A user's request index lives as long as their latest result.
 redis.call('EXPIRE', KEYS[10], ttl)
 redis.call('HDEL', KEYS[11], id)
@@ -85,12 +86,12 @@ if status == 'failed' and redis.call('HGET', req, 'on_failure') == 'halt' then
   local skipError = cjson.encode({ code = 'skipped', message = 'not sent: an earlier request of this user in this batch failed, and on_failure is "halt"' })
   local skipped = 0
   for _, other in ipairs(redis.call('LRANGE', lane, 0, -1)) do
-    local okey = ARGV[5] .. ':req:' .. other
+    local okey = KEY.request(ARGV[5], other)
     if redis.call('HGET', okey, 'batch') == ARGV[9] then
       redis.call('LREM', lane, 1, other)
       redis.call('HSET', okey, 'status', 'skipped', 'finished_at', now, 'error', skipError)
       redis.call('EXPIRE', okey, ttl)
-      redis.call('EXPIRE', okey .. ':body', ttl)
+      redis.call('EXPIRE', KEY.requestBody(ARGV[5], other), ttl)
       skipped = skipped + 1
     end
   end
@@ -104,7 +105,7 @@ local head = redis.call('LINDEX', lane, 0)
 if not head then redis.call('SREM', KEYS[4], ARGV[10]) end
 local handed = 0
 if head and ARGV[21] ~= '' then
-  redis.call('HSET', ARGV[5] .. ':req:' .. head, 'served_by', ARGV[21])
+  redis.call('HSET', KEY.request(ARGV[5], head), 'served_by', ARGV[21])
   handed = 1
 end
 

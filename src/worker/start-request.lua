@@ -11,15 +11,16 @@
            on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0}
        or {'finished'} / {'missing'}.
 ]]
+--- @include keys
 local prefix, id = ARGV[2], ARGV[3]
 local key = KEYS[1]
 local finished = { succeeded = true, failed = true, cancelled = true, skipped = true }
 local status = redis.call('HGET', key, 'status')
 if not status then return { 'missing' } end
 if finished[status] then
-  local head = redis.call('LINDEX', prefix .. ':lane:' .. redis.call('HGET', key, 'userid'), 0)
-  if not head or redis.call('HGET', prefix .. ':req:' .. head, 'served_by') ~= id then return { 'finished' } end
-  id, key = head, prefix .. ':req:' .. head
+  local head = redis.call('LINDEX', KEY.lane(prefix, redis.call('HGET', key, 'userid')), 0)
+  if not head or redis.call('HGET', KEY.request(prefix, head), 'served_by') ~= id then return { 'finished' } end
+  id, key = head, KEY.request(prefix, head)
   status = redis.call('HGET', key, 'status')
   if not status or finished[status] then return { 'finished' } end
 end
@@ -29,7 +30,7 @@ redis.call('HINCRBY', key, 'claims', 1)
 redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[1])
 local conv = ''
 if history == 'full' and prev then
-  conv = redis.call('HGET', prefix .. ':req:' .. prev, 'conv') or ''
+  conv = redis.call('HGET', KEY.request(prefix, prev), 'conv') or ''
 end
-local budgeted = redis.call('HEXISTS', prefix .. ':batch:' .. batch, 'max_cost_nano')
-return { 'run', id, redis.call('GET', key .. ':body') or '{}', userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
+local budgeted = redis.call('HEXISTS', KEY.batch(prefix, batch), 'max_cost_nano')
+return { 'run', id, redis.call('GET', KEY.requestBody(prefix, id)) or '{}', userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
