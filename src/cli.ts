@@ -71,6 +71,14 @@ program
   .action(async (batch: string) => process.exit(await (await batchCommands()).cancelCommand(batch)));
 
 program
+  .command('retry')
+  .argument('<batch>', 'batch id (an ended batch)')
+  .option('--status <list>', 'statuses to send again, comma-separated (default: failed,cancelled,skipped)')
+  .option('--code <code>', 'only failures with this error code')
+  .description('send again what a batch did not get done, as a new batch (same custom_ids, bodies and users; metadata.retry_of)')
+  .action(async (batch: string, flags) => process.exit(await (await batchCommands()).retryCommand(batch, flags)));
+
+program
   .command('report')
   .addOption(new Option('--by <dimension>', 'group by').choices(['batch', 'user', 'model', 'day', 'month']).default('model'))
   .option('--project <name>', 'only this project (default: every project)')

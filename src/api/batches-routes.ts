@@ -5,6 +5,8 @@ import { cancelBatch } from '../shared/cancel-batch.js';
 import { getFile } from '../shared/file-store.js';
 import { isBatchId, isFileId, newBatchId } from '../shared/ids.js';
 import { getBatch } from '../shared/read-store.js';
+import type { FinishedStatus } from '../shared/request-record.js';
+import { RETRYABLE_STATUSES } from '../shared/retry-input.js';
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
@@ -30,7 +32,18 @@ const listQuery = z.object({
 
 const idParams = z.object({ id: z.string().min(1).max(200) });
 
-/** OpenAI Batch API: create (imported by the producer side), retrieve, list (cursor pages), cancel; each within the token's project. */
+const retryBody = z
+  .object({
+    /** Final statuses to send again (default: failed, cancelled, skipped). */
+    status: z.array(z.enum(RETRYABLE_STATUSES as [FinishedStatus, ...FinishedStatus[]], { message: 'expected failed, cancelled or skipped' })).min(1).optional(),
+    /** Only failures with this error code. */
+    code: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+
+const ENDED = ['completed', 'cancelled', 'failed'];
+
+/** OpenAI Batch API: create (imported by the producer side), retrieve, list (cursor pages), cancel, and chatq's retry; each within the token's project. */
 export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
   const noBatch = (id: string) => () => new ApiError(404, `No batch ${id}.`, 'not_found', 'id');
@@ -76,6 +89,18 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const page = (await Promise.all(ids.slice(0, limit).map((id) => getBatch(redis, keys, id)))).filter((b) => b !== null);
     const data = await Promise.all(page.map((b) => batchObject(redis, keys, b)));
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: ids.length > limit };
+  });
+
+  // What a batch did not get done, as a new batch: same custom_ids, bodies and users, metadata.retry_of set.
+  app.post('/v1/batches/:id/retry', async (req) => {
+    const { id } = parseInput(idParams, req.params);
+    const original = await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
+    const sel = parseInput(retryBody, req.body);
+    if (!ENDED.includes(original.status)) throw new ApiError(409, `Batch ${id} is ${original.status}: retry it once it has ended.`, 'batch_not_ended', 'id');
+    const batchId = newBatchId();
+    await createBatchRecord(redis, keys, { batchId, project: original.project, name: `${original.name} (retry)`, input: `retry of ${id}`, metadata: { ...original.metadata, retry_of: id } });
+    await deps.imports.add('import', { batchId, retry: { batchId: id, statuses: sel.status ?? RETRYABLE_STATUSES, ...(sel.code ? { code: sel.code } : {}) } }, { jobId: batchId });
+    return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
   });
 
   app.post('/v1/batches/:id/cancel', async (req) => {

@@ -1,16 +1,20 @@
 import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { submitBatch } from '../producer/submit-batch.js';
 import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batch-output.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { formatUsd } from '../shared/pricing.js';
 import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
 import { pauseReason, resumeQueue } from '../shared/queue-control.js';
 import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
+import type { FinishedStatus } from '../shared/request-record.js';
+import { RETRYABLE_STATUSES, retryLines } from '../shared/retry-input.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';
 import { sumUsage } from './read-helpers.js';
 import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
-import { out } from './output.js';
+import { out, say } from './output.js';
 import { renderTable } from './table.js';
 
 
@@ -118,6 +122,28 @@ export async function reportCommand(flags: { by?: string; batch?: string; from?:
     if (flags.format === 'csv') process.stdout.write(usageCsv(rows, by));
     else if (flags.format === 'json') out(JSON.stringify(usageJson(rows, by)));
     else out(rows.length ? usageTable([...rows.map((u) => ({ label: u.key, usage: u })), ...(rows.length > 1 ? [{ label: 'total', usage: sumUsage(rows) }] : [])]) : 'no usage recorded yet');
+    return EXIT.ok;
+  });
+}
+
+/** `chatq retry BATCH`: what a batch did not get done, as a new batch (same custom_ids, bodies, users; metadata.retry_of). */
+export async function retryCommand(id: string, flags: { status?: string; code?: string }): Promise<number> {
+  const statuses = (flags.status ?? RETRYABLE_STATUSES.join(',')).split(',').map((s) => s.trim()) as FinishedStatus[];
+  const wrong = statuses.filter((s) => !RETRYABLE_STATUSES.includes(s));
+  if (wrong.length) throw new UsageError(`--status: expected some of ${RETRYABLE_STATUSES.join(', ')}, got "${wrong.join(',')}"`);
+  return withContext(readConfig(), async (ctx) => {
+    const original = await getBatch(ctx.redis, ctx.keys, id);
+    if (!original) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
+    if (!['completed', 'cancelled', 'failed'].includes(original.status)) throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
+    const sel = { batchId: id, statuses, ...(flags.code ? { code: flags.code } : {}) };
+    const result = await submitBatch({ redis: ctx.redis, queue: ctx.queue, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS }, () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
+      source: `retry of ${id}`,
+      name: `${original.name} (retry)`,
+      metadata: { ...original.metadata, retry_of: id },
+      project: original.project,
+    });
+    say(`retry of ${id}: batch ${result.batchId}: ${result.acceptedRequests} requests (${statuses.join(', ')}${flags.code ? `, code ${flags.code}` : ''})`);
+    out(result.batchId);
     return EXIT.ok;
   });
 }

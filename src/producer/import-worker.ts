@@ -1,5 +1,7 @@
 import { IMPORT_QUEUE, type ImportJob } from '../shared/batch-imports.js';
+import { Readable } from 'node:stream';
 import { readFileContent } from '../shared/file-store.js';
+import { retryLines } from '../shared/retry-input.js';
 import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
 import { ImportRefused } from './import-guard.js';
 import { ImportFailedError, submitBatch, type ProducerServiceOptions } from './submit-batch.js';
@@ -9,7 +11,8 @@ export interface ImportWorkerOptions extends ProducerServiceOptions {
 }
 
 /**
- * Imports batches created over HTTP: parses the uploaded file and enqueues its requests, like `chatq enqueue`.
+ * Imports batches created over HTTP (an uploaded file, or a retry of another batch) and enqueues their requests,
+ * like `chatq enqueue`.
  * An import that cannot finish ends its batch "failed" (never retried into duplicates); a redelivered job resumes
  * where the dead one stopped, or does nothing when the batch is no longer "validating".
  */
@@ -19,13 +22,19 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
     opts,
     IMPORT_QUEUE,
     async (job) => {
-      const { batchId, fileId } = job.data;
+      const data = job.data;
+      const { batchId } = data;
+      // An uploaded file, or (a retry) the requests another batch did not get done.
+      const input =
+        'retry' in data
+          ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
+          : { source: data.fileId, open: () => readFileContent(redis, keys.prefix, data.fileId) };
       try {
-        const result = await submitBatch(
-          { redis, queue: opts.queue, keys, resultTtlS: opts.resultTtlS },
-          () => readFileContent(redis, keys.prefix, fileId),
-          { source: fileId, batchId, ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}) },
-        );
+        const result = await submitBatch({ redis, queue: opts.queue, keys, resultTtlS: opts.resultTtlS }, input.open, {
+          source: input.source,
+          batchId,
+          ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),
+        });
         logger.info({ batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines }, 'batch imported');
       } catch (err) {
         if (err instanceof ImportRefused) return;

@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import type { RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
 import { reportErrors } from './redis.js';
+import type { RetrySelection } from './retry-input.js';
 
 /**
  * Batches created over HTTP are imported by the producer side, not in the HTTP request: the API records the
@@ -10,11 +11,8 @@ import { reportErrors } from './redis.js';
 export const IMPORT_QUEUE = 'imports';
 
 
-export interface ImportJob {
-  batchId: string;
-  fileId: string;
-  maxCostNano?: number;
-}
+/** An import: an uploaded file, or (a retry) what another batch did not get done. */
+export type ImportJob = { batchId: string; fileId: string } | { batchId: string; retry: RetrySelection };
 
 export function openImportQueue(connection: RedisClient, prefix: string): Queue<ImportJob> {
   return reportErrors(new Queue<ImportJob>(IMPORT_QUEUE, { connection, prefix }));

@@ -65,12 +65,17 @@ export interface StoredRequest {
   line: number;
   expect: Expect | null;
   grade: Grade | null;
+  onFailure: OnFailure;
+  history: HistoryMode;
+  /** The previous turn of a "full" history script (its conversation comes first). */
+  prev: string | null;
 }
 
 export const REQUEST_FIELDS = [
   'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'claims', 'error', 'http_status',
   'upstream_request_id', 'latency_ms', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens',
   'reasoning_tokens', 'cost_nano', 'created_at', 'finished_at', 'attempt_log', 'line', 'expect', 'grade',
+  'on_failure', 'history', 'prev',
 ] as const;
 
 const num = (v: string | null | undefined): number => (v ? Number(v) : 0);
@@ -111,6 +116,9 @@ export function toStoredRequest(id: string, values: (string | null)[], body: str
     line: num(f.line),
     expect: maybeJson(f.expect),
     grade: maybeJson(f.grade),
+    onFailure: f.on_failure === 'halt' ? 'halt' : 'continue',
+    history: f.history === 'full' ? 'full' : 'memory',
+    prev: f.prev,
   };
 }
 
