@@ -79,6 +79,13 @@ program
   .action(async (batch: string, flags) => process.exit(await (await batchCommands()).retryCommand(batch, flags)));
 
 program
+  .command('webhooks')
+  .option('--project <name>', 'only this project')
+  .option('--limit <n>', 'how many (newest first)', '50')
+  .description('the latest webhook deliveries: event, batch, attempt, HTTP status, outcome')
+  .action(async (flags) => process.exit(await (await batchCommands()).webhooksCommand(flags)));
+
+program
   .command('report')
   .addOption(new Option('--by <dimension>', 'group by').choices(['batch', 'user', 'model', 'day', 'month']).default('model'))
   .option('--project <name>', 'only this project (default: every project)')

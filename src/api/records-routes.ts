@@ -8,6 +8,7 @@ import type { StoredRequest } from '../shared/request-record.js';
 import { sees } from '../shared/scope.js';
 import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
+import { listDeliveries } from '../webhooks/webhook-service.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
 import { parseInput } from './zod-edge.js';
@@ -47,7 +48,7 @@ const usageQuery = z.object({
   format: z.enum(['json', 'csv']).default('json'),
 });
 
-/** chatq's own reads, within the token's project: one request, a user's requests (newest first, paged), usage and cost reports. */
+/** chatq's own reads, within the token's project: one request, a user's requests (newest first, paged), usage and cost reports, webhook deliveries. */
 export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
 
@@ -74,6 +75,12 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const ids = last < 0 ? [] : (await redis.lrange(index, Math.max(0, last - limit), last)).reverse();
     const data = (await getRequests(redis, keys, ids.slice(0, limit))).filter((r) => r !== null).map(requestObject);
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: ids.length > limit };
+  });
+
+  app.get('/v1/webhooks/deliveries', async (req) => {
+    const { limit } = parseInput(z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) }), req.query);
+    const data = await listDeliveries(redis, keys, (project) => sees(req.principal.scope, project), limit);
+    return { object: 'list', data };
   });
 
   app.get('/v1/usage', async (req, reply) => {

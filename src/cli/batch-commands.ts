@@ -9,6 +9,8 @@ import { pauseReason, resumeQueue } from '../shared/queue-control.js';
 import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
 import type { FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES, retryLines } from '../shared/retry-input.js';
+import { sees } from '../shared/scope.js';
+import { listDeliveries } from '../webhooks/webhook-service.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';
 import { sumUsage } from './read-helpers.js';
 import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
@@ -144,6 +146,22 @@ export async function retryCommand(id: string, flags: { status?: string; code?: 
     });
     say(`retry of ${id}: batch ${result.batchId}: ${result.acceptedRequests} requests (${statuses.join(', ')}${flags.code ? `, code ${flags.code}` : ''})`);
     out(result.batchId);
+    return EXIT.ok;
+  });
+}
+
+/** `chatq webhooks`: the latest webhook delivery attempts, newest first. */
+export async function webhooksCommand(flags: { project?: string; limit?: string }): Promise<number> {
+  const scope = cliScope(flags);
+  const limit = Number(flags.limit ?? 50);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new UsageError(`--limit: expected 1-1000, got "${flags.limit}"`);
+  return withContext(readConfig(), async (ctx) => {
+    const rows = await listDeliveries(ctx.redis, ctx.keys, (project) => sees(scope, project), limit);
+    if (rows.length === 0) {
+      out('no webhook deliveries yet');
+      return EXIT.ok;
+    }
+    out(renderTable(['at (UTC)', 'event', 'type', 'batch', 'project', 'attempt', 'http', 'outcome', 'error'], rows.map((d) => [new Date(d.at).toISOString(), d.event, d.type, d.batch, d.project, d.attempt, d.status ?? '-', d.outcome, d.error ?? ''])));
     return EXIT.ok;
   });
 }

@@ -5,8 +5,9 @@ import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { connectRedis } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
+import { startWebhookService } from '../webhooks/webhook-service.js';
 
-/** The producer's background services: batches created over HTTP, and scheduled runs. Run by `worker` and `serve`. */
+/** The producer's background services: batches created over HTTP, scheduled runs, webhooks. Run by `worker` and `serve`. */
 export function startProducerServices(config: Config, logger: Logger): { close(): Promise<void> } {
   const redis = connectRedis(config, 'chatq-producer');
   const keys = redisKeys(config.prefix);
@@ -14,9 +15,10 @@ export function startProducerServices(config: Config, logger: Logger): { close()
   const shared = { redis, redisTarget: config, keys, queue, resultTtlS: config.resultTtlS, logger };
   const importer = startImportWorker({ ...shared, ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}) });
   const scheduler = startScheduleRunner(shared);
+  const webhooks = startWebhookService(config, redis, keys, logger);
   return {
     async close() {
-      await Promise.all([importer.close(), scheduler.close()]);
+      await Promise.all([importer.close(), scheduler.close(), webhooks.close()]);
       await queue.close();
       redis.disconnect();
     },

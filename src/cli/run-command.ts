@@ -3,6 +3,7 @@ import { replyText } from '../shared/expectations.js';
 import { formatUsd } from '../shared/pricing.js';
 import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
+import { startWebhookService } from '../webhooks/webhook-service.js';
 import { batchTable, failuresTable, isFinished, usageTable } from './batch-summary.js';
 import { EXIT, limitOverrides, openContext, readConfig, requireRedis, type CliContext, type LimitFlags } from './cli-context.js';
 import { expandInputs } from './input-files.js';
@@ -62,6 +63,7 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
   }
   const ctx = await openContext(config);
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl!, logger: ctx.logger });
+  const webhooks = startWebhookService(config, ctx.redis, ctx.keys, ctx.logger);
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) process.exit(130);
@@ -82,6 +84,8 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
     }
     bar.finish(readStore.figures(state));
     await pool.close();
+    // The batches' events go out before the run ends (what is not delivered in time, any worker delivers later).
+    await webhooks.flush(5_000);
     state = await readStore.batchesWithUsage(ctx, ids);
 
     say(`\n${batchTable(state)}\n`);
@@ -102,6 +106,7 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await pool.close();
+    await webhooks.close();
     await ctx.close();
     await simulator?.close();
     await ensured.local?.stop();

@@ -1,11 +1,12 @@
 --[[
   Closes a batch's input: its total is now known. A batch whose requests all finished already completes here.
   KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash, 4 batch error list, 5 batch index,
-        6 importing set, 7 importer lease, 8 memory reserve
+        6 importing set, 7 importer lease, 8 memory reserve, 9 batch events
   ARGV: 1 now (ms), 2 rejected line count, 3 ttl (s) applied once the batch is complete, 4 batch id
   Also drops from the batch index (KEYS[5]) the batches whose records have expired.
   Returns the batch status.
 ]]
+--- @include events
 local b = KEYS[1]
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[3])
 if not now or not ttl or not tonumber(ARGV[2]) then error('chatq finalize-batch: bad arguments') end
@@ -21,6 +22,7 @@ local done = tonumber(redis.call('HGET', b, 'done') or '0')
 if done >= enqueued then
   status = 'completed'
   redis.call('HSET', b, 'completed_at', now)
+  batchEvent(KEYS[9], ARGV[4], 'completed', now)
   for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
 end
 redis.call('HSET', b, 'status', status)

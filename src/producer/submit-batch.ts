@@ -244,7 +244,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
 
   let status = (await finalizeScript.run(
     redis,
-    [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId), keys.batches, keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId)],
+    [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId), keys.batches, keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId), keys.events],
     [Date.now(), rejectedLines, ctx.resultTtlS, batchId],
   )) as string;
   if (status === 'in_progress' && (await redis.hexists(keys.batch(batchId), 'cancel_requested'))) {

@@ -7,12 +7,13 @@
   A batch still being imported is cancelled as soon as its import ends; one whose import is not running (its
   process died) is closed with what it had enqueued and cancelled now.
   KEYS: 1 batch hash, 2 lane set, 3 batch request list, 4 batch custom_id hash, 5 batch error list,
-        6 importing set, 7 importer lease, 8 import job (BullMQ hash)
+        6 importing set, 7 importer lease, 8 import job (BullMQ hash), 9 batch events
   ARGV: 1 now, 2 ttl (s), 3 key prefix, 4 first index, 5 page size, 6 error (JSON), 7 batch id,
         8 who asks ("user" | "budget" | "import")
   Returns {batch status, new lane heads, ids read}.
 ]]
 --- @include keys
+--- @include events
 local batch = KEYS[1]
 local now, ttl, prefix, first, size = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 if not tonumber(now) or not ttl or not first or not size or size < 1 or size > 10000 then error('chatq cancel-batch: bad arguments') end
@@ -62,6 +63,7 @@ if done >= tonumber(redis.call('HGET', batch, 'total') or '0') then
   if status ~= 'failed' then
     status = status == 'cancelling' and 'cancelled' or 'completed'
     redis.call('HSET', batch, 'status', status, status .. '_at', now)
+    batchEvent(KEYS[9], ARGV[7], status, now)
   end
   for k = 1, 5 do if k ~= 2 then redis.call('EXPIRE', KEYS[k], ttl) end end
 end

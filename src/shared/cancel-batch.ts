@@ -23,7 +23,7 @@ const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_
 export async function cancelBatch(redis: RedisClient, keys: RedisKeys, queue: Queue, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
   const batchKeys = [
     keys.batch(batchId), keys.lanes, keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId),
-    keys.importing, keys.batchImporter(batchId), keys.importJob(batchId),
+    keys.importing, keys.batchImporter(batchId), keys.importJob(batchId), keys.events,
   ];
   let status: string = 'missing';
   for (let start = 0; ; start += PAGE) {

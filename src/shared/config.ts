@@ -19,6 +19,10 @@ const intFrom = (name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTE
       return n;
     });
 
+const httpUrl = z.string().refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), { message: 'expected an http(s) URL' });
+const webhookSecret = z.string().min(16, { message: 'expected a secret of at least 16 characters (Standard Webhooks: whsec_<base64>)' });
+const webhookEndpoint = z.object({ url: httpUrl, secret: webhookSecret }).strict();
+
 const modelLimitsSchema = z.record(
   z.string(),
   z.object({ rpm: z.number().int().min(0).optional(), tpm: z.number().int().min(0).optional() }).strict(),
@@ -86,10 +90,30 @@ const envSchema = z.object({
     .string()
     .optional()
     .transform((v) => (v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [])),
+  CHATQ_WEBHOOK_URL: httpUrl.optional(),
+  CHATQ_WEBHOOK_SECRET: webhookSecret.optional(),
+  CHATQ_WEBHOOKS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (!v) return {};
+      try {
+        return z.record(z.string().regex(PROJECT_NAME), webhookEndpoint).parse(JSON.parse(v));
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'CHATQ_WEBHOOKS: expected JSON like {"alpha":{"url":"https://...","secret":"whsec_..."}}' });
+        return z.NEVER;
+      }
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 export type Env = z.output<typeof envSchema>;
+
+/** A webhook receiver: its URL and the Standard Webhooks secret events are signed with. */
+export interface WebhookEndpoint {
+  url: string;
+  secret: string;
+}
 
 /** An API token and the project it belongs to (a bare token belongs to "default"). */
 export interface ApiToken {
@@ -125,6 +149,8 @@ export interface Config {
   apiTokens: ApiToken[];
   /** Tokens that see every project and alone open /admin/queues. */
   adminTokens: string[];
+  /** Where batch events are sent: per project, else the default endpoint (none: events are not sent). */
+  webhooks: { fallback?: WebhookEndpoint; projects: Record<string, WebhookEndpoint> };
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -143,6 +169,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(parsed.error.issues.map((i) => (i.message.includes(':') ? i.message : `${i.path.join('.')}: ${i.message}`)));
   }
   const e = parsed.data;
+  if ((e.CHATQ_WEBHOOK_URL === undefined) !== (e.CHATQ_WEBHOOK_SECRET === undefined)) {
+    throw new ConfigError(['CHATQ_WEBHOOK_URL and CHATQ_WEBHOOK_SECRET go together: set both (events are signed) or neither']);
+  }
   return {
     redisUrl: e.REDIS_URL,
     redisCluster: e.CHATQ_REDIS_CLUSTER === '1' || e.CHATQ_REDIS_CLUSTER === 'true',
@@ -166,6 +195,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pricesFile: e.CHATQ_PRICES,
     apiTokens: e.CHATQ_API_TOKENS,
     adminTokens: e.CHATQ_ADMIN_TOKENS,
+    webhooks: {
+      ...(e.CHATQ_WEBHOOK_URL && e.CHATQ_WEBHOOK_SECRET ? { fallback: { url: e.CHATQ_WEBHOOK_URL, secret: e.CHATQ_WEBHOOK_SECRET } } : {}),
+      projects: e.CHATQ_WEBHOOKS,
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

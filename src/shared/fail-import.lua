@@ -2,10 +2,11 @@
   Ends an import that cannot finish: the batch turns "failed" with why it stopped and how many requests it had
   enqueued (OpenAI's batch "errors"). The requests already enqueued are then cancelled or kept, as the batch's
   on_import_error says (the caller cancels them page by page with cancel-batch.lua).
-  KEYS: 1 batch hash, 2 importing set, 3 importer lease, 4 memory reserve
+  KEYS: 1 batch hash, 2 importing set, 3 importer lease, 4 memory reserve, 5 batch events
   ARGV: 1 batch id, 2 now (ms), 3 error (JSON object with code and message), 4 rejected line count
   Returns {status after, on_import_error}.
 ]]
+--- @include events
 local batch = KEYS[1]
 if not tonumber(ARGV[2]) or not tonumber(ARGV[4]) then error('chatq fail-import: bad arguments') end
 local err = cjson.decode(ARGV[3])
@@ -19,4 +20,5 @@ err.enqueued = enqueued
 redis.call('HSET', batch, 'status', 'failed', 'failed_at', ARGV[2], 'total', enqueued, 'rejected_lines', ARGV[4], 'import_error', cjson.encode(err))
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
+batchEvent(KEYS[5], ARGV[1], 'failed', ARGV[2])
 return { 'failed', mode }

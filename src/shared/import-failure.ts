@@ -18,7 +18,7 @@ export interface ImportError {
 export async function failImport(redis: RedisClient, keys: RedisKeys, queue: Queue, batchId: string, error: ImportError, rejectedLines: number, ttlS: number): Promise<string> {
   const [status, mode] = (await failScript.run(
     redis,
-    [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId)],
+    [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId), keys.events],
     [batchId, Date.now(), JSON.stringify(error), rejectedLines],
   )) as [string, string];
   if (status !== 'failed' || mode === 'keep') return status;

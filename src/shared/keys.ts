@@ -43,6 +43,12 @@ export function redisKeys(prefix: string) {
     usage: (project: string, dim: StoredUsageDimension, key: string) => `${scoped(project)}:usage:${dim}:${key}`,
     /** The members of a usage dimension, scored by their latest write (ms): what retention trims. */
     usageIndex: (project: string, dim: StoredUsageDimension) => `${scoped(project)}:usage-idx:${dim}`,
+    /** Batch events (a batch ended) waiting for the webhook dispatcher; bounded (see the events prelude). */
+    events: `${prefix}:events`,
+    /** One webhook dispatcher at a time. */
+    eventsLock: `${prefix}:events-lock`,
+    /** The latest webhook delivery attempts, newest first (capped). */
+    webhookDeliveries: `${prefix}:webhook-deliveries`,
     /** Finished requests' usage records, waiting to be folded into the user, model and day aggregates. */
     pendingUsage: `${prefix}:usage-pending`,
     /** The set-shaped index of before retention existed, migrated once by the usage roll-up. */

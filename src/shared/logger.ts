@@ -9,7 +9,7 @@ export function createLogger(level: string, name = 'chatq'): Logger {
       name,
       level,
       redact: {
-        paths: ['apiKey', '*.apiKey', 'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'config.apiKey', 'token', '*.token'],
+        paths: ['apiKey', '*.apiKey', 'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'config.apiKey', 'token', '*.token', 'secret', '*.secret'],
         censor: '[redacted]',
       },
     },

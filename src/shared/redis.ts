@@ -139,6 +139,20 @@ export function keysPrelude(): string {
   return ['local KEY = {}', ...builders].join('\n');
 }
 
+/** Events kept waiting for the webhook dispatcher at the most (older ones are dropped: the list is bounded). */
+export const MAX_PENDING_EVENTS = 10_000;
+
+/**
+ * `batchEvent(list, batchId, status, now)`: records that a batch ended ("batch.completed", "batch.failed",
+ * "batch.cancelled"), in the same script as the transition, for the webhook dispatcher.
+ */
+const eventsPrelude = () => `local function batchEvent(list, batchId, status, now)
+  redis.call('RPUSH', list, cjson.encode({ type = 'batch.' .. status, batch = batchId, at = tonumber(now) }))
+  redis.call('LTRIM', list, -${MAX_PENDING_EVENTS}, -1)
+end`;
+
+const PRELUDES: Record<string, () => string> = { keys: keysPrelude, events: eventsPrelude };
+
 type ScriptArg = string | number;
 /**
  * One Redis state transition, kept in its own .lua file next to the code that runs it.
@@ -149,7 +163,11 @@ export class LuaScript {
   private readonly lua: string;
 
   constructor(file: URL) {
-    this.lua = readFileSync(file, 'utf8').replace('--- @include keys', keysPrelude());
+    this.lua = readFileSync(file, 'utf8').replace(/^--- @include (\w+)$/gm, (_, name: string) => {
+      const prelude = PRELUDES[name];
+      if (!prelude) throw new Error(`${file.pathname}: no Lua prelude "${name}"`);
+      return prelude();
+    });
     this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
   }
 

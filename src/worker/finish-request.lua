@@ -9,7 +9,7 @@
   new job is added.
   KEYS: 1 request, 2 batch, 3 lane, 4 lane set, 5 batch usage, 6 batch usage index, 7 batch request list,
         8 batch custom_id hash, 9 batch error list, 10 the user's request index in the project,
-        11 the batch's budget reservations, 12 pending usage records
+        11 the batch's budget reservations, 12 pending usage records, 13 batch events (a batch that ends here)
   ARGV: 1 id, 2 status (succeeded|failed), 3 now, 4 ttl (s), 5 key prefix, 6 fields (JSON array: field, value, ...),
         7 attempt entries of this run (JSON array text without brackets, or ""), 8 upstream calls made in this run,
         9 batch id, 10 userid, 11 prompt, 12 completion, 13 total, 14 cached, 15 reasoning tokens,
@@ -20,6 +20,7 @@
   Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the next head was handed to the serving job}.
 ]]
 --- @include keys
+--- @include events
 -- Every number is checked before the first write: a bad one is an error that leaves nothing half done.
 for _, i in ipairs({ 3, 4, 8, 11, 12, 13, 14, 15 }) do
   local v = tonumber(ARGV[i])
@@ -113,6 +114,7 @@ local batchStatus, total = unpack(redis.call('HMGET', batch, 'status', 'total'))
 if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= tonumber(total or '0') then
   local final = batchStatus == 'in_progress' and 'completed' or 'cancelled'
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
+  batchEvent(KEYS[13], ARGV[9], final, now)
   for _, key in ipairs({ batch, KEYS[7], KEYS[8], KEYS[9], KEYS[11] }) do redis.call('EXPIRE', key, ttl) end
 end
 return { 'ok', head or '', handed }

@@ -184,7 +184,7 @@ export class RequestStore {
     const keys = [
       k.request(id), k.batch(owner.batch), k.lane(owner.userid), k.lanes, k.usage(p, 'batch', owner.batch), k.usageIndex(p, 'batch'),
       k.batchRequests(owner.batch), k.batchCustomIds(owner.batch), k.batchErrors(owner.batch), k.userRequests(p, owner.userid),
-      k.batchReservations(owner.batch), k.pendingUsage,
+      k.batchReservations(owner.batch), k.pendingUsage, k.events,
     ];
     const args = [
       id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import OpenAI from 'openai';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startApiService, type ApiService } from '../src/cli/api-service.js';
+import { createBatchRecord } from '../src/shared/batch-imports.js';
+import { newBatchId } from '../src/shared/ids.js';
+import { failImport } from '../src/shared/import-failure.js';
+import { useWorld } from './helpers/in-process-worker.js';
+import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
+
+const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
+const TOKEN = 'hooks-token';
+const line = (i: number, content = 'hi') => JSON.stringify({ custom_id: `r${i}`, user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+  answered: number;
+}
+
+describe('webhooks', () => {
+  const w = useWorld();
+  let api: ApiService;
+  let receiver: Server;
+  const received: Received[] = [];
+  let failuresLeft = 2;
+
+  beforeEach(async () => {
+    received.length = 0;
+    failuresLeft = 2;
+    // A receiver that fails its first two deliveries, then accepts everything.
+    receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const answered = failuresLeft-- > 0 ? 500 : 200;
+        received.push({ headers: req.headers, body, answered });
+        res.writeHead(answered).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: TOKEN, CHATQ_WEBHOOK_URL: url, CHATQ_WEBHOOK_SECRET: SECRET }), testLogger(), 0);
+  });
+  afterEach(async () => {
+    await api.close();
+    await new Promise((r) => receiver.close(r));
+  });
+
+  it('batch events, signed per Standard Webhooks, verified by the openai SDK; retried with the same webhook-id', async () => {
+    await w.startWorker();
+    const completed = await w.env.submit([line(1), line(2)]);
+    await waitForBatch(w.env, completed.batchId);
+
+    const client = new OpenAI({ apiKey: 'unused', webhookSecret: SECRET });
+    // The receiver failed twice, then accepted: three deliveries of one event, one webhook-id.
+    await waitFor('three deliveries', async () => received.length >= 3, 30_000);
+    const first = received.slice(0, 3);
+    expect(first.map((r) => r.answered)).toEqual([500, 500, 200]);
+    expect(new Set(first.map((r) => r.headers['webhook-id'])).size).toBe(1);
+    for (const r of first) {
+      const event = await client.webhooks.unwrap(r.body, r.headers as Record<string, string>);
+      expect(event).toMatchObject({ object: 'event', type: 'batch.completed', data: { id: completed.batchId } });
+    }
+    await expect(client.webhooks.unwrap(first[0]!.body.replace('completed', 'cancelled'), first[0]!.headers as Record<string, string>)).rejects.toThrow(/signature/);
+
+    // Cancelled and failed batches are told too.
+    w.sim.configure({ latencyMs: 50 });
+    const slow = await w.env.submit(Array.from({ length: 40 }, (_, i) => line(i, `turn ${i}`)).map((l) => l.replace(/"user":"u\d+"/, '"user":"one-user"')));
+    await waitFor('started', async () => (await w.env.batch(slow.batchId)).succeeded > 0, 30_000, 20);
+    expect((await runCli(['cancel', slow.batchId], w.env.env())).code).toBe(0);
+    const failedId = newBatchId();
+    await createBatchRecord(w.env.redis, w.env.keys, { batchId: failedId, project: 'default', name: 'broken', input: 'x.jsonl', metadata: {} });
+    await failImport(w.env.redis, w.env.keys, w.env.queue, failedId, { code: 'import_failed', message: 'test' }, 0, 3600);
+    const types = await waitFor('the other events', async () => {
+      const events = await Promise.all(received.filter((r) => r.answered === 200).map((r) => client.webhooks.unwrap(r.body, r.headers as Record<string, string>)));
+      const seen = events.map((e) => `${e.type}:${(e.data as { id: string }).id}`);
+      return seen.includes(`batch.cancelled:${slow.batchId}`) && seen.includes(`batch.failed:${failedId}`) ? seen : undefined;
+    }, 30_000);
+    expect(types).toContain(`batch.completed:${completed.batchId}`);
+
+    // Deliveries are visible, newest first.
+    const deliveries = await (await fetch(`${api.url}/v1/webhooks/deliveries`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    const ofCompleted = deliveries.data.filter((d: { batch: string }) => d.batch === completed.batchId).reverse();
+    expect(ofCompleted.map((d: { attempt: number; outcome: string; status: number }) => [d.attempt, d.outcome, d.status])).toEqual([[1, 'failed', 500], [2, 'failed', 500], [3, 'delivered', 200]]);
+    const cli = await runCli(['webhooks'], w.env.env());
+    expect(cli.stdout).toContain('batch.failed');
+    expect(cli.stdout).not.toContain(SECRET);
+  });
+});
