@@ -107,6 +107,7 @@ schedule
   .option('--model <model...>', 'run the suite against each of these models (one batch per model)')
   .option('--reuse-users', 'keep the same users (and their memory) across runs; default: fresh users each run')
   .option('--max-cost-usd <usd>', 'budget of each run')
+  .option('--min-pass <fraction>', 'a run whose pass rate ends below this sends an eval.failed webhook (0-1)')
   .option('--project <name>', 'the project its runs belong to (default: "default")')
   .action(async (name: string, file: string, flags) => process.exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)));
 schedule

@@ -73,12 +73,18 @@ describe('webhooks', () => {
     const failedId = newBatchId();
     await createBatchRecord(w.env.redis, w.env.keys, { batchId: failedId, project: 'default', name: 'broken', input: 'x.jsonl', metadata: {} });
     await failImport(w.env.redis, w.env.keys, w.env.queue, failedId, { code: 'import_failed', message: 'test' }, 0, 3600);
-    const types = await waitFor('the other events', async () => {
-      const events = await Promise.all(received.filter((r) => r.answered === 200).map((r) => client.webhooks.unwrap(r.body, r.headers as Record<string, string>)));
-      const seen = events.map((e) => `${e.type}:${(e.data as { id: string }).id}`);
-      return seen.includes(`batch.cancelled:${slow.batchId}`) && seen.includes(`batch.failed:${failedId}`) ? seen : undefined;
+    // An evaluation that ends below its min_pass: eval.failed, with the figures.
+    w.sim.configure({ latencyMs: 0 });
+    const graded = (i: number, expectText: string) => JSON.stringify({ custom_id: `g${i}`, user: `g${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], expect: { contains: expectText } });
+    const evaluation = await w.env.submit([graded(1, 'noted'), graded(2, 'zebra')], { minPass: 0.9 });
+    const events = await waitFor('the other events', async () => {
+      const all = await Promise.all(received.filter((r) => r.answered === 200).map((r) => client.webhooks.unwrap(r.body, r.headers as Record<string, string>)));
+      const seen = all.map((e) => `${e.type}:${(e.data as { id: string }).id}`);
+      const wanted = [`batch.cancelled:${slow.batchId}`, `batch.failed:${failedId}`, `eval.failed:${evaluation.batchId}`];
+      return wanted.every((x) => seen.includes(x)) ? all : undefined;
     }, 30_000);
-    expect(types).toContain(`batch.completed:${completed.batchId}`);
+    expect(events.map((e) => `${e.type}:${(e.data as { id: string }).id}`)).toContain(`batch.completed:${completed.batchId}`);
+    expect(events.find((e) => (e.type as string) === 'eval.failed')!.data).toEqual({ id: evaluation.batchId, pass_rate: 0.5, min_pass: 0.9 });
 
     // Deliveries are visible, newest first.
     const deliveries = await (await fetch(`${api.url}/v1/webhooks/deliveries`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();

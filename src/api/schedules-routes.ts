@@ -18,6 +18,7 @@ const createBody = z
     models: z.array(z.string()).optional(),
     fresh_users: z.boolean().optional(),
     max_cost_usd: z.number().optional(),
+    min_pass: z.number().optional(),
   })
   .strict();
 

@@ -22,6 +22,7 @@ export interface ScheduleAddFlags {
   model?: string[];
   reuseUsers?: boolean;
   maxCostUsd?: string;
+  minPass?: string;
   project?: string;
 }
 
@@ -37,6 +38,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     models: flags.model ?? [],
     fresh_users: !flags.reuseUsers,
     ...(flags.maxCostUsd ? { max_cost_usd: Number(flags.maxCostUsd) } : {}),
+    ...(flags.minPass ? { min_pass: Number(flags.minPass) } : {}),
     ...(flags.project ? { project: flags.project } : {}),
   });
   if (!parsed.success) throw new UsageError(`schedule: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);

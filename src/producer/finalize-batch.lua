@@ -22,7 +22,7 @@ local done = tonumber(redis.call('HGET', b, 'done') or '0')
 if done >= enqueued then
   status = 'completed'
   redis.call('HSET', b, 'completed_at', now)
-  batchEvent(KEYS[9], ARGV[4], 'completed', now)
+  batchEvent(KEYS[9], b, ARGV[4], 'completed', now)
   for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
 end
 redis.call('HSET', b, 'status', status)

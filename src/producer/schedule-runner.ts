@@ -25,6 +25,7 @@ export function startScheduleRunner(opts: ProducerServiceOptions): BackgroundWor
           ...(model ? { forceModel: model } : {}),
           ...(spec.fresh_users ? { userSalt: name } : {}),
           ...(spec.max_cost_usd ? { maxCostNano: Math.round(spec.max_cost_usd * 1e9) } : {}),
+          ...(spec.min_pass !== undefined ? { minPass: spec.min_pass } : {}),
         });
         logger.info({ schedule: spec.name, batch: result.batchId, requests: result.acceptedRequests }, 'scheduled run enqueued');
         batches.push(result.batchId);

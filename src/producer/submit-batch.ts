@@ -51,6 +51,8 @@ export interface SubmitOptions extends ParseOptions {
   onImportError?: OnImportError;
   /** Cancel the rest of the batch once it has cost this much (nano-USD). */
   maxCostNano?: number;
+  /** The least pass rate of its graded requests (a scheduled evaluation): below it, an eval.failed webhook. */
+  minPass?: number;
   /** The project a new batch belongs to (default: "default"); a resumed or API-made batch keeps its own. */
   project?: string;
 }
@@ -125,6 +127,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
       input: opts.source,
       metadata: opts.metadata ?? {},
       ...(opts.maxCostNano !== undefined ? { maxCostNano: opts.maxCostNano } : {}),
+      ...(opts.minPass !== undefined ? { minPass: opts.minPass } : {}),
     });
   }
   const guard = await ImportGuard.begin(redis, keys, batchId, opts.resume ? 'resume' : 'new', opts.onImportError ?? 'cancel');

@@ -27,6 +27,7 @@ export interface NewBatch {
   metadata: Record<string, string>;
   inputFileId?: string;
   maxCostNano?: number;
+  minPass?: number;
 }
 
 /** Writes the batch record with status "validating" (the producer fills it in). */
@@ -43,6 +44,7 @@ export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: 
       metadata: JSON.stringify(b.metadata),
       ...(b.inputFileId ? { input_file_id: b.inputFileId } : {}),
       ...(b.maxCostNano !== undefined ? { max_cost_nano: b.maxCostNano } : {}),
+      ...(b.minPass !== undefined ? { min_pass: b.minPass } : {}),
     })
     .zadd(keys.batches, now, b.batchId)
     .zadd(keys.projectBatches(b.project), now, b.batchId)

@@ -63,7 +63,7 @@ if done >= tonumber(redis.call('HGET', batch, 'total') or '0') then
   if status ~= 'failed' then
     status = status == 'cancelling' and 'cancelled' or 'completed'
     redis.call('HSET', batch, 'status', status, status .. '_at', now)
-    batchEvent(KEYS[9], ARGV[7], status, now)
+    batchEvent(KEYS[9], batch, ARGV[7], status, now)
   end
   for k = 1, 5 do if k ~= 2 then redis.call('EXPIRE', KEYS[k], ttl) end end
 end

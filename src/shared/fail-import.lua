@@ -20,5 +20,5 @@ err.enqueued = enqueued
 redis.call('HSET', batch, 'status', 'failed', 'failed_at', ARGV[2], 'total', enqueued, 'rejected_lines', ARGV[4], 'import_error', cjson.encode(err))
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
-batchEvent(KEYS[5], ARGV[1], 'failed', ARGV[2])
+batchEvent(KEYS[5], batch, ARGV[1], 'failed', ARGV[2])
 return { 'failed', mode }

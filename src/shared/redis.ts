@@ -143,11 +143,17 @@ export function keysPrelude(): string {
 export const MAX_PENDING_EVENTS = 10_000;
 
 /**
- * `batchEvent(list, batchId, status, now)`: records that a batch ended ("batch.completed", "batch.failed",
- * "batch.cancelled"), in the same script as the transition, for the webhook dispatcher.
+ * `batchEvent(list, batchKey, batchId, status, now)`: records that a batch ended ("batch.completed", "batch.failed",
+ * "batch.cancelled"), in the same script as the transition, for the webhook dispatcher; and "eval.failed" when a
+ * completed batch with a min_pass (a scheduled evaluation) passed fewer of its graded requests.
  */
-const eventsPrelude = () => `local function batchEvent(list, batchId, status, now)
+const eventsPrelude = () => `local function batchEvent(list, batchKey, batchId, status, now)
   redis.call('RPUSH', list, cjson.encode({ type = 'batch.' .. status, batch = batchId, at = tonumber(now) }))
+  local minPass, passed, failed = unpack(redis.call('HMGET', batchKey, 'min_pass', 'eval_pass', 'eval_fail'))
+  local graded = (tonumber(passed) or 0) + (tonumber(failed) or 0)
+  if status == 'completed' and tonumber(minPass) and graded > 0 and (tonumber(passed) or 0) / graded < tonumber(minPass) then
+    redis.call('RPUSH', list, cjson.encode({ type = 'eval.failed', batch = batchId, at = tonumber(now), pass_rate = (tonumber(passed) or 0) / graded, min_pass = tonumber(minPass) }))
+  end
   redis.call('LTRIM', list, -${MAX_PENDING_EVENTS}, -1)
 end`;
 

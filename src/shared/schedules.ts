@@ -26,6 +26,8 @@ export const scheduleSpecSchema = z
     /** true: each run gets its own users (fresh memory); false: runs share users on purpose. */
     fresh_users: z.boolean().default(true),
     max_cost_usd: z.number().positive().optional(),
+    /** A firing whose pass rate ends below this sends an eval.failed webhook. */
+    min_pass: z.number().min(0).max(1).optional(),
     /** The project its batches belong to. */
     project: z.string().default(DEFAULT_PROJECT),
   })

@@ -18,6 +18,8 @@ interface BatchEvent {
   type: string;
   batch: string;
   at: number;
+  pass_rate?: number;
+  min_pass?: number;
 }
 
 export interface WebhookJob {
@@ -25,6 +27,8 @@ export interface WebhookJob {
   type: string;
   batch: string;
   createdAt: number;
+  /** More of the event's data (eval.failed: pass_rate, min_pass). */
+  extra: Record<string, number>;
 }
 
 export interface Delivery {
@@ -40,7 +44,10 @@ export interface Delivery {
 }
 
 /** The event id, the same on every attempt (receivers deduplicate on it): one event per batch and outcome. */
-const eventId = (e: BatchEvent) => `evt_${e.batch.replace(/^batch_/, '')}_${e.type.replace('batch.', '')}`;
+const eventId = (e: BatchEvent) => `evt_${e.batch.replace(/^batch_/, '')}_${e.type.replace('batch.', '').replace('.', '_')}`;
+
+/** An eval.failed event's figures (none for the others). */
+const evalFigures = (e: BatchEvent): Record<string, number> => (e.pass_rate === undefined ? {} : { pass_rate: e.pass_rate, min_pass: e.min_pass ?? 0 });
 
 export const endpointFor = (config: Pick<Config, 'webhooks'>, project: string): WebhookEndpoint | undefined => config.webhooks.projects[project] ?? config.webhooks.fallback;
 
@@ -68,7 +75,7 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
     const project = (await redis.hget(keys.batch(e.batch), 'project')) || DEFAULT_PROJECT;
     const endpoint = endpointFor(config, project);
     if (!endpoint) return;
-    const body = JSON.stringify({ id: e.id, object: 'event', type: e.type, created_at: Math.floor(e.createdAt / 1000), data: { id: e.batch } });
+    const body = JSON.stringify({ id: e.id, object: 'event', type: e.type, created_at: Math.floor(e.createdAt / 1000), data: { id: e.batch, ...e.extra } });
     const attempt = job.attemptsMade + 1;
     const base = { event: e.id, type: e.type, batch: e.batch, project, attempt, at: Date.now() };
     let status: number | null = null;
@@ -106,7 +113,7 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
         await queue.addBulk(
           events.map((e) => ({
             name: e.type,
-            data: { id: eventId(e), type: e.type, batch: e.batch, createdAt: e.at },
+            data: { id: eventId(e), type: e.type, batch: e.batch, createdAt: e.at, extra: evalFigures(e) },
             opts: { jobId: eventId(e), attempts: ATTEMPTS, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } },
           })),
         );

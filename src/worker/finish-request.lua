@@ -114,7 +114,7 @@ local batchStatus, total = unpack(redis.call('HMGET', batch, 'status', 'total'))
 if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= tonumber(total or '0') then
   local final = batchStatus == 'in_progress' and 'completed' or 'cancelled'
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
-  batchEvent(KEYS[13], ARGV[9], final, now)
+  batchEvent(KEYS[13], batch, ARGV[9], final, now)
   for _, key in ipairs({ batch, KEYS[7], KEYS[8], KEYS[9], KEYS[11] }) do redis.call('EXPIRE', key, ttl) end
 end
 return { 'ok', head or '', handed }
