@@ -23,6 +23,21 @@ const httpUrl = z.string().refine((v) => /^https?:\/\//.test(v) && URL.canParse(
 const webhookSecret = z.string().min(16, { message: 'expected a secret of at least 16 characters (Standard Webhooks: whsec_<base64>)' });
 const webhookEndpoint = z.object({ url: httpUrl, secret: webhookSecret }).strict();
 
+/** An environment variable holding JSON of `schema` (empty: {}), with one clear message when it is not. */
+const jsonVar = <S extends z.ZodType<Record<string, unknown>>>(schema: S, message: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx): z.output<S> => {
+      if (!v) return {} as z.output<S>;
+      try {
+        return schema.parse(JSON.parse(v));
+      } catch {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      }
+    });
+
 const modelLimitsSchema = z.record(
   z.string(),
   z.object({ rpm: z.number().int().min(0).optional(), tpm: z.number().int().min(0).optional() }).strict(),
@@ -46,18 +61,7 @@ const envSchema = z.object({
   CHATQ_MODEL: z.string().min(1).optional(),
   CHATQ_RPM: intFrom('CHATQ_RPM', 0),
   CHATQ_TPM: intFrom('CHATQ_TPM', 0),
-  CHATQ_MODEL_LIMITS: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (!v) return {};
-      try {
-        return modelLimitsSchema.parse(JSON.parse(v));
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'CHATQ_MODEL_LIMITS: expected JSON like {"gpt-4o":{"rpm":500,"tpm":200000}}' });
-        return z.NEVER;
-      }
-    }),
+  CHATQ_MODEL_LIMITS: jsonVar(modelLimitsSchema, 'CHATQ_MODEL_LIMITS: expected JSON like {"gpt-4o":{"rpm":500,"tpm":200000}}'),
   CHATQ_CONCURRENCY: intFrom('CHATQ_CONCURRENCY', 50, 1),
   CHATQ_MAX_ATTEMPTS: intFrom('CHATQ_MAX_ATTEMPTS', 5, 1),
   CHATQ_TIMEOUT_MS: intFrom('CHATQ_TIMEOUT_MS', 120_000, 100, MAX_TIMER_MS),
@@ -92,18 +96,7 @@ const envSchema = z.object({
     .transform((v) => (v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [])),
   CHATQ_WEBHOOK_URL: httpUrl.optional(),
   CHATQ_WEBHOOK_SECRET: webhookSecret.optional(),
-  CHATQ_WEBHOOKS: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (!v) return {};
-      try {
-        return z.record(z.string().regex(PROJECT_NAME), webhookEndpoint).parse(JSON.parse(v));
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'CHATQ_WEBHOOKS: expected JSON like {"alpha":{"url":"https://...","secret":"whsec_..."}}' });
-        return z.NEVER;
-      }
-    }),
+  CHATQ_WEBHOOKS: jsonVar(z.record(z.string().regex(PROJECT_NAME), webhookEndpoint), 'CHATQ_WEBHOOKS: expected JSON like {"alpha":{"url":"https://...","secret":"whsec_..."}}'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
