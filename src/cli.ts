@@ -22,6 +22,7 @@ const submitOptions = (cmd: Command) =>
     .option('--name <name>', 'batch name (default: the file name)')
     .option('--max-cost-usd <usd>', 'budget: no call is sent that could take a batch past this cost; the rest is cancelled (budget_exceeded)')
     .option('--batch <id>', 'add to this existing batch the custom_ids it lacks (re-run the same file after a failed import)')
+    .option('--turn-gap-ms <ms>', 'least time between the end of a user\'s call and the start of their next (lets the memory catch up); script lines may set turn_gap_ms')
     .addOption(new Option('--on-import-error <what>', 'if the import cannot finish: cancel or keep the requests already enqueued').choices(['cancel', 'keep']).default('cancel'))
     .option('--project <name>', 'the project the batch belongs to (default: "default")');
 

@@ -2,7 +2,7 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { QUEUE_NAME } from '../src/shared/keys.js';
 import { describe, expect, it } from 'vitest';
 import { reconcileLanes } from '../src/worker/reconcile-lanes.js';
-import { RequestStore } from '../src/worker/request-store.js';
+import { RequestStore, type StartedRequest } from '../src/worker/request-store.js';
 import { waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
@@ -55,11 +55,11 @@ describe('lane reconciler', () => {
     const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queue);
     const retention = { ttlS: 3600, usageDays: 90 };
     // The first request's job runs it and goes on with the lane: the second request is handed to that job.
-    const started = (await store.start(first))!;
+    const started = (await store.start(first)) as StartedRequest;
     expect(started.id).toBe(first);
     const handed = await store.finish(first, started, { status: 'succeeded', usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 }, costNano: 0, attempts: [] }, first);
     expect(handed).toBe(true);
-    expect((await store.start(first))!.id).toBe(second);
+    expect(((await store.start(first)) as StartedRequest).id).toBe(second);
     expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, retention)).toMatchObject({ readded: 0 });
     expect(await w.env.queue.getJob(second)).toBeUndefined();
     // The serving job disappears (its worker died and BullMQ dropped it): the head gets a job of its own.

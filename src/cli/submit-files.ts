@@ -2,6 +2,7 @@ import { ImportRefused } from '../producer/import-guard.js';
 import { formatLineError } from '../producer/parse-input.js';
 import { ImportFailedError, StrictInputError, submitBatch, type OnImportError, type SubmitResult } from '../producer/submit-batch.js';
 import { cliScope, CommandFailed, UsageError, type CliContext } from './cli-context.js';
+import { LIMITS } from '../shared/input-limits.js';
 import { openInput } from './input-files.js';
 import { say } from './output.js';
 
@@ -15,6 +16,7 @@ export interface SubmitFlags {
   batch?: string;
   onImportError?: string;
   project?: string;
+  turnGapMs?: string;
 }
 
 const SHOWN_ERRORS = 20;
@@ -35,6 +37,8 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
   if (budget !== undefined && !(budget > 0)) throw new UsageError(`--max-cost-usd: expected a positive number of USD, got "${flags.maxCostUsd}"`);
   if (flags.batch !== undefined && files.length !== 1) throw new UsageError('--batch adds to one batch: give exactly one input file');
   const onImportError = (flags.onImportError ?? 'cancel') as OnImportError;
+  const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
+  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs)) throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
   const results: SubmitResult[] = [];
   for (const file of files) {
     const source = file === '-' ? 'stdin' : file;
@@ -54,6 +58,7 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
           ...(flags.model ?? ctx.config.defaultModel ? { defaultModel: flags.model ?? ctx.config.defaultModel } : {}),
           ...(flags.user ? { defaultUser: flags.user } : {}),
           ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
+          ...(gap ? { turnGapMs: gap } : {}),
           ...(budget !== undefined ? { maxCostNano: Math.round(budget * 1e9) } : {}),
         },
       );

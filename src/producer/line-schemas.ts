@@ -58,10 +58,12 @@ export const scriptLineSchema = z.looseObject({
   system: z.string().optional(),
   turns: z.array(turn).min(1, { message: 'needs at least one turn' }).max(LIMITS.turns, { message: `at most ${LIMITS.turns} turns per script` }),
   history: z.enum(['memory', 'full'], { message: 'expected "memory" or "full"' }).default('memory'),
+  /** The least time between the end of one turn's call and the start of the next (the endpoint's memory catches up). */
+  turn_gap_ms: z.number().int().min(0).max(LIMITS.turnGapMs, { message: `at most ${LIMITS.turnGapMs} ms` }).optional(),
   ...identity,
   ...replyBudget,
   on_failure: onFailure.optional(),
 });
 
 /** Fields that belong to chatq, not to the chat body. */
-export const CHATQ_FIELDS = ['custom_id', 'userid', 'user', 'on_failure', 'expect', 'script_id', 'system', 'turns', 'history'] as const;
+export const CHATQ_FIELDS = ['custom_id', 'userid', 'user', 'on_failure', 'expect', 'script_id', 'system', 'turns', 'history', 'turn_gap_ms'] as const;

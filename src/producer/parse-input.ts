@@ -25,6 +25,8 @@ export interface ParseOptions {
   defaultUser?: string;
   /** Mixed into derived userids: a different salt gives a fresh set of users (fresh memory). */
   userSalt?: string;
+  /** turn_gap_ms for lines that set none. */
+  turnGapMs?: number;
 }
 
 export function formatLineError(e: LineError): string {
@@ -102,6 +104,8 @@ function derivedUserid(user: string, salt = ''): string {
   return id;
 }
 
+const gapOf = (ms: number | undefined) => (ms ? { gapMs: ms } : {});
+
 function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions): RequestDraft[] {
   if ('turns' in obj) return scriptDrafts(obj, line, opts);
   if ('body' in obj || 'method' in obj || 'url' in obj) {
@@ -118,6 +122,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
         onFailure: b.on_failure ?? 'continue',
         history: 'memory',
         expect: b.expect,
+        ...gapOf(opts.turnGapMs),
       },
     ];
   }
@@ -136,6 +141,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
       onFailure: c.on_failure ?? 'continue',
       history: 'memory',
       expect: c.expect,
+      ...gapOf(opts.turnGapMs),
     },
   ];
 }
@@ -162,6 +168,7 @@ function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOpt
       turn,
       scriptId,
       expect: typeof t === 'string' ? undefined : t.expect,
+      ...gapOf(s.turn_gap_ms ?? opts.turnGapMs),
     };
   });
 }

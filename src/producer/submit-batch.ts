@@ -186,6 +186,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
         if (d.scriptId !== undefined) extra.script_id = d.scriptId;
         if (d.turn !== undefined) extra.turn = d.turn;
         if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
+        if (d.gapMs) extra.gap_ms = d.gapMs;
         const hasExtra = Object.keys(extra).length > 0;
         args.push(`${batchId}-${seq}|${d.userid}|${seq}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`, d.customId, d.model, bodies[g]!);
         if (hasExtra) args.push(JSON.stringify(extra));

@@ -17,6 +17,8 @@ export const LIMITS = {
   modelChars: 200,
   /** An expectation's regex pattern. */
   regexChars: 1_000,
+  /** turn_gap_ms: an hour at most. */
+  turnGapMs: 3_600_000,
 } as const;
 
 export const MIB = 1024 * 1024;

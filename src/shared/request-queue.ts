@@ -21,11 +21,14 @@ export function openRequestQueue(connection: RedisClient, prefix: string): Queue
   return reportErrors(new Queue(QUEUE_NAME, { connection, prefix }));
 }
 
-/** Adds lane heads to BullMQ. Adding an id whose job still exists is a no-op, so a double add is harmless. */
-export async function addLaneHeads(queue: Queue, ids: readonly string[]): Promise<void> {
+/**
+ * Adds lane heads to BullMQ (after `delayMs`: a turn gap). Adding an id whose job still exists is a no-op, so a
+ * double add is harmless.
+ */
+export async function addLaneHeads(queue: Queue, ids: readonly string[], delayMs = 0): Promise<void> {
   if (ids.length === 0) return;
   if (ids.length === 1) {
-    await queue.add(JOB_NAME, {}, { ...JOB_OPTIONS, jobId: ids[0]! });
+    await queue.add(JOB_NAME, {}, { ...JOB_OPTIONS, jobId: ids[0]!, ...(delayMs > 0 ? { delay: delayMs } : {}) });
     return;
   }
   await queue.addBulk(ids.map((id) => ({ name: JOB_NAME, data: {}, opts: { ...JOB_OPTIONS, jobId: id } })));

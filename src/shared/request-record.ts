@@ -37,6 +37,8 @@ export interface RequestDraft {
   turn?: number;
   scriptId?: string;
   expect?: unknown;
+  /** The least time between the end of the user's previous call and this one's start (ms). */
+  gapMs?: number;
 }
 
 export interface StoredRequest {

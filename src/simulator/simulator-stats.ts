@@ -8,6 +8,9 @@ export interface UserCalls {
   /** The messages of each call, when recordMessages is on. */
   messages?: unknown[][];
   lastSeq: number;
+  /** When the user's latest call ended (ms), and the shortest time between one call's end and the next's arrival. */
+  lastEndAt: number | null;
+  minGapMs: number | null;
 }
 
 export interface SimulatorStats {
@@ -71,8 +74,9 @@ const SEQ_MARK = /\[seq (\d+)\]/;
 
 /** Records a call's arrival for its user; returns a function to call when the call ends (answered or not). */
 export function recordArrival(stats: SimulatorStats, userid: string, lastUser: string, messages: unknown[] | undefined): () => void {
-  const u = (stats.users[userid] ??= { calls: 0, inFlight: 0, overlaps: 0, arrivals: [], lastSeq: -1 });
+  const u = (stats.users[userid] ??= { calls: 0, inFlight: 0, overlaps: 0, arrivals: [], lastSeq: -1, lastEndAt: null, minGapMs: null });
   u.calls += 1;
+  if (u.lastEndAt !== null) u.minGapMs = Math.min(u.minGapMs ?? Infinity, Date.now() - u.lastEndAt);
   u.arrivals.push(lastUser);
   if (messages) (u.messages ??= []).push(messages);
   if (u.inFlight > 0) {
@@ -91,5 +95,6 @@ export function recordArrival(stats: SimulatorStats, userid: string, lastUser: s
     if (ended) return;
     ended = true;
     u.inFlight -= 1;
+    u.lastEndAt = Date.now();
   };
 }

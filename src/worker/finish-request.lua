@@ -17,7 +17,8 @@
         "error:<code>", 18 evaluation grade ("pass" | "fail" | ""), 19 the response body (JSON text, kept as is,
         stored at <request key>:resp; "" when none), 20 the usage record for fold-usage.lua (JSON text),
         21 the serving job's id when it goes on with the lane's next request ("" to hand it to a new job)
-  Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the next head was handed to the serving job}.
+  Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the next head was handed to the serving job,
+           the next head's turn gap (ms: add its job delayed by that much)}.
 ]]
 --- @include keys
 --- @include events
@@ -104,10 +105,16 @@ end
 
 local head = redis.call('LINDEX', lane, 0)
 if not head then redis.call('SREM', KEYS[4], ARGV[10]) end
-local handed = 0
-if head and ARGV[21] ~= '' then
-  redis.call('HSET', KEY.request(ARGV[5], head), 'served_by', ARGV[21])
-  handed = 1
+local handed, gap = 0, 0
+if head then
+  -- A next turn with a gap (turn_gap_ms) waits that long after this call: not before then, and as a delayed job.
+  gap = tonumber(redis.call('HGET', KEY.request(ARGV[5], head), 'gap_ms') or '0') or 0
+  if gap > 0 then
+    redis.call('HSET', KEY.request(ARGV[5], head), 'not_before', tonumber(now) + gap)
+  elseif ARGV[21] ~= '' then
+    redis.call('HSET', KEY.request(ARGV[5], head), 'served_by', ARGV[21])
+    handed = 1
+  end
 end
 
 local batchStatus, total = unpack(redis.call('HMGET', batch, 'status', 'total'))
@@ -117,4 +124,4 @@ if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= ton
   batchEvent(KEYS[13], batch, ARGV[9], final, now)
   for _, key in ipairs({ batch, KEYS[7], KEYS[8], KEYS[9], KEYS[11] }) do redis.call('EXPIRE', key, ttl) end
 end
-return { 'ok', head or '', handed }
+return { 'ok', head or '', handed, gap }

@@ -214,6 +214,11 @@ export function createProcessor(deps: ProcessorDeps) {
     const servingJob = () => (!limiter.stopping && Date.now() - since < deps.laneSliceMs ? job.id! : '');
     for (;;) {
       const started = await store.start(job.id!);
+      if (started && 'waitMs' in started) {
+        // A turn gap: the user's previous call ended too recently. The job waits delayed, holding no slot.
+        await job.moveToDelayed(Date.now() + started.waitMs, token);
+        throw new DelayedError();
+      }
       if (!started || !(await runRequest(started, job, token, servingJob))) return;
     }
   };

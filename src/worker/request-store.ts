@@ -74,11 +74,12 @@ export class RequestStore {
   ) {}
 
   /**
-   * Claims the request a job serves for a run: its own, or the lane's next one handed to it; undefined when there is
-   * nothing to call (finished, or gone).
+   * Claims the request a job serves for a run: its own, or the lane's next one handed to it; how long to wait when its
+   * turn gap has not passed; undefined when there is nothing to call (finished, or gone).
    */
-  async start(jobId: string): Promise<StartedRequest | undefined> {
+  async start(jobId: string): Promise<StartedRequest | { waitMs: number } | undefined> {
     const r = (await startScript.run(this.redis, [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[];
+    if (r[0] === 'wait') return { waitMs: Number(r[1]) };
     if (r[0] !== 'run') return undefined;
     const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number];
     return {
@@ -142,8 +143,8 @@ export class RequestStore {
    * with it: true is returned), else to a new BullMQ job.
    */
   async finish(id: string, owner: RequestOwner, result: FinishedRequest, servingJob = ''): Promise<boolean> {
-    const [nextHead, handed] = await this.writeResult(id, owner, result, servingJob);
-    if (nextHead && !handed) await addLaneHeads(this.queue, [nextHead]);
+    const [nextHead, handed, gapMs] = await this.writeResult(id, owner, result, servingJob);
+    if (nextHead && !handed) await addLaneHeads(this.queue, [nextHead], gapMs);
     return handed;
   }
 
@@ -153,7 +154,7 @@ export class RequestStore {
     await cancelBatch(this.redis, this.keys, this.queue, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
   }
 
-  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, boolean]> {
+  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, boolean, number]> {
     const k = this.keys;
     const now = Date.now();
     const fields: (string | number)[] = [];
@@ -194,7 +195,7 @@ export class RequestStore {
       JSON.stringify(record),
       servingJob,
     ];
-    const [, nextHead, handed] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?];
-    return [nextHead, handed === 1];
+    const [, nextHead, handed, gapMs] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?, number?];
+    return [nextHead, handed === 1, gapMs ?? 0];
   }
 }

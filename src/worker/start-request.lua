@@ -9,7 +9,7 @@
         slot), 3 the job id
   Returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
            on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0}
-       or {'finished'} / {'missing'}.
+       or {'wait', ms} (a turn gap: not before then; nothing claimed) or {'finished'} / {'missing'}.
 ]]
 --- @include keys
 local prefix, id = ARGV[2], ARGV[3]
@@ -24,6 +24,8 @@ if finished[status] then
   status = redis.call('HGET', key, 'status')
   if not status or finished[status] then return { 'finished' } end
 end
+local notBefore = tonumber(redis.call('HGET', key, 'not_before') or '')
+if notBefore and notBefore > tonumber(ARGV[1]) then return { 'wait', notBefore - tonumber(ARGV[1]) } end
 local userid, model, history, prev, batch, onFailure, expect, tries, project =
   unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project'))
 redis.call('HINCRBY', key, 'claims', 1)
