@@ -1,20 +1,15 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestEnv, runCli, type TestEnv } from './helpers/test-env.js';
+import { useTestEnv } from './helpers/in-process-worker.js';
+import { runCli } from './helpers/test-env.js';
 
 describe('chatq run / results / status (the built CLI)', () => {
-  let env: TestEnv;
-  beforeEach(async () => {
-    env = await createTestEnv();
-  });
-  afterEach(async () => {
-    await env.cleanup();
-  });
+  const t = useTestEnv();
 
   it('runs the examples end to end against the embedded simulator and prints the summary', async () => {
-    const cliEnv = env.env({ CHATQ_API_KEY: '', CHATQ_BASE_URL: '' });
+    const cliEnv = t.env.env({ CHATQ_API_KEY: '', CHATQ_BASE_URL: '' });
     delete cliEnv.CHATQ_API_KEY;
     delete cliEnv.CHATQ_BASE_URL;
     const run = await runCli(['run', 'examples/', '--latency-ms', '5', '--show', '3'], cliEnv);
@@ -59,7 +54,7 @@ describe('chatq run / results / status (the built CLI)', () => {
   });
 
   it('reports configuration problems one per line and exits 2', async () => {
-    const bad = await runCli(['worker'], env.env({ CHATQ_RPM: 'lots', CHATQ_CONCURRENCY: '0', CHATQ_BASE_URL: 'not a url' }));
+    const bad = await runCli(['worker'], t.env.env({ CHATQ_RPM: 'lots', CHATQ_CONCURRENCY: '0', CHATQ_BASE_URL: 'not a url' }));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('CHATQ_RPM: expected an integer >= 0, got "lots"');
     expect(bad.stderr).toContain('CHATQ_CONCURRENCY: expected an integer >= 1, got "0"');

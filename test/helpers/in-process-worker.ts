@@ -18,6 +18,18 @@ export interface World {
   startWorker(env?: Record<string, string>): Promise<WorkerPool>;
 }
 
+/** Per test: a fresh TestEnv (its own prefix), cleaned up after; tests read it as `t.env`. */
+export function useTestEnv(): { env: TestEnv } {
+  const holder = {} as { env: TestEnv };
+  beforeEach(async () => {
+    holder.env = await createTestEnv();
+  });
+  afterEach(async () => {
+    await holder.env.cleanup();
+  });
+  return holder;
+}
+
 /** Per test: its own Redis prefix and simulator, and a worker pool the test may start; all torn down after. */
 export function useWorld(simulator: SimulatorOptionsInput = {}): World {
   const world = {
