@@ -169,10 +169,10 @@ export class LuaScript {
   private readonly lua: string;
 
   constructor(file: URL) {
-    this.lua = readFileSync(file, 'utf8').replace(/^--- @include (\w+)$/gm, (_, name: string) => {
+    // A prelude generated here (keys, events), or a piece of Lua beside the script (<name>.lua).
+    this.lua = readFileSync(file, 'utf8').replace(/^--- @include ([\w-]+)$/gm, (_, name: string) => {
       const prelude = PRELUDES[name];
-      if (!prelude) throw new Error(`${file.pathname}: no Lua prelude "${name}"`);
-      return prelude();
+      return prelude ? prelude() : readFileSync(new URL(`./${name}.lua`, file), 'utf8');
     });
     this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
   }

@@ -126,14 +126,15 @@ export class CapacityLimiter {
 
   /**
    * Waits until the call may go; 'paused' when the queue was paused meanwhile or the worker is stopping
-   * (the request goes back to the queue, no attempt spent).
+   * (the request goes back to the queue, no attempt spent). `promptTokens` gives the body's prompt estimate when the
+   * caller has it already (a run asks again after each 429 or outage round).
    */
-  async acquire(model: string, body: Record<string, unknown>): Promise<Reservation | 'paused'> {
+  async acquire(model: string, body: Record<string, unknown>, promptTokens = () => estimatePromptTokens(body)): Promise<Reservation | 'paused'> {
     if (this.waits.stopped) return 'paused';
     if (!this.limited(model) && (await this.gateOpen())) return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
-    const estimate = charged ? estimateTokens(body, this.limits.defaultMaxTokens) : 0;
+    const estimate = charged ? promptTokens() + replyBound(body, this.limits.defaultMaxTokens) : 0;
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
     const keys = [

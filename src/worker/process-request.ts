@@ -107,8 +107,8 @@ export function createProcessor(deps: ProcessorDeps) {
   }
 
   /** The most a call of this body can cost: its prompt estimate and whole reply budget at the model's prices. */
-  function costBound(model: string, body: Record<string, unknown>): number {
-    const bound = costNano(findPrice(deps.prices, model), { ...ZERO_USAGE, prompt_tokens: estimatePromptTokens(body), completion_tokens: replyBound(body, deps.defaultMaxTokens) });
+  function costBound(model: string, body: Record<string, unknown>, promptTokens: number): number {
+    const bound = costNano(findPrice(deps.prices, model), { ...ZERO_USAGE, prompt_tokens: promptTokens, completion_tokens: replyBound(body, deps.defaultMaxTokens) });
     return bound ?? 0;
   }
 
@@ -128,8 +128,11 @@ export function createProcessor(deps: ProcessorDeps) {
     const messages = messagesFor(started);
     const body = { ...started.body, messages };
     const attempts: AttemptEntry[] = [];
+    // The prompt estimate, worked out once per run (the budget and every ask for capacity use it).
+    let prompt: number | undefined;
+    const promptTokens = () => (prompt ??= estimatePromptTokens(body));
     if (started.budgeted) {
-      const budget = await store.reserveBudget(id, started, costBound(started.model, body));
+      const budget = await store.reserveBudget(id, started, costBound(started.model, body, promptTokens()));
       if (budget === 'wait') return later(id, started, attempts, job, token, BUDGET_RECHECK_MS);
       if (budget === 'never') {
         await store.cancelOverBudget(id, started);
@@ -140,7 +143,7 @@ export function createProcessor(deps: ProcessorDeps) {
       // A call slot covers waiting for capacity and the call itself, so that no more than CHATQ_CONCURRENCY
       // calls are in flight while a few extra jobs stand ready to take a slot the moment one frees.
       const call = await deps.callSlots(async () => {
-        const reservation = await limiter.acquire(started.model, body);
+        const reservation = await limiter.acquire(started.model, body, promptTokens);
         if (reservation === 'paused') return 'paused' as const;
         const t0 = Date.now();
         try {

@@ -8,13 +8,13 @@ import { OTHER_MODEL } from '../shared/usage-fold.js';
 import type { Usage } from '../shared/pricing.js';
 import { LuaScript } from '../shared/redis.js';
 import type { Expect, Grade } from '../shared/expectations.js';
-import { FINISHED_STATUSES, type AttemptEntry, type OnFailure, type RequestError } from '../shared/request-record.js';
+import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
 
 const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
 const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
 const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.url));
 const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.url));
-
+const findServedScript = new LuaScript(new URL('./find-served-request.lua', import.meta.url));
 
 export interface StartedRequest {
   /** The request this run is for (the job's own, or one its lane handed to it). */
@@ -100,12 +100,7 @@ export class RequestStore {
 
   /** The unfinished request a job serves (its own, or its lane's head handed to it), if any. */
   async servedBy(jobId: string): Promise<string | undefined> {
-    const k = this.keys;
-    const [status, userid] = await this.redis.hmget(k.request(jobId), 'status', 'userid');
-    if (!status) return undefined;
-    if (!(FINISHED_STATUSES as readonly string[]).includes(status)) return jobId;
-    const head = userid ? await this.redis.lindex(k.lane(userid), 0) : null;
-    return head && (await this.redis.hget(k.request(head), 'served_by')) === jobId ? head : undefined;
+    return ((await findServedScript.run(this.redis, [this.keys.request(jobId)], [this.keys.prefix, jobId])) as string | null) || undefined;
   }
 
   /** Who a request belongs to, for finishing it without a run (a job BullMQ gave up on). */

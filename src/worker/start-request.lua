@@ -12,18 +12,11 @@
        or {'wait', ms} (a turn gap: not before then; nothing claimed) or {'finished'} / {'missing'}.
 ]]
 --- @include keys
-local prefix, id = ARGV[2], ARGV[3]
-local key = KEYS[1]
-local finished = { succeeded = true, failed = true, cancelled = true, skipped = true }
-local status = redis.call('HGET', key, 'status')
-if not status then return { 'missing' } end
-if finished[status] then
-  local head = redis.call('LINDEX', KEY.lane(prefix, redis.call('HGET', key, 'userid')), 0)
-  if not head or redis.call('HGET', KEY.request(prefix, head), 'served_by') ~= id then return { 'finished' } end
-  id, key = head, KEY.request(prefix, head)
-  status = redis.call('HGET', key, 'status')
-  if not status or finished[status] then return { 'finished' } end
-end
+--- @include served-request
+local prefix = ARGV[2]
+local id, gone = servedRequest(prefix, ARGV[3])
+if not id then return { gone or 'finished' } end
+local key = KEY.request(prefix, id)
 local notBefore = tonumber(redis.call('HGET', key, 'not_before') or '')
 if notBefore and notBefore > tonumber(ARGV[1]) then return { 'wait', notBefore - tonumber(ARGV[1]) } end
 local userid, model, history, prev, batch, onFailure, expect, tries, project =
