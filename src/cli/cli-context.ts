@@ -1,11 +1,10 @@
 import type { Queue } from 'bullmq';
-import type { RedisClient } from '../shared/redis.js';
+import { connectRedis, printableRedisUrl, probeRedis, type RedisClient, type RedisTarget } from '../shared/redis.js';
 import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { loadPrices, PriceFileError } from '../shared/pricing.js';
-import { connectRedis, printableRedisUrl, probeRedis, type RedisTarget } from '../shared/redis.js';
 import { openRequestQueue } from '../shared/request-queue.js';
 
 /** Exit codes: 0 ok, 1 failures in the batch, 2 bad usage or input. */

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisClient } from '../shared/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
-import { LuaScript } from '../shared/redis.js';
 
 const beginScript = new LuaScript(new URL('./begin-import.lua', import.meta.url));
 

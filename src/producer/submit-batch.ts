@@ -1,12 +1,11 @@
 import type { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
-import type { RedisClient } from '../shared/redis.js';
+import { LuaScript, type RedisClient, type RedisTarget } from '../shared/redis.js';
 import { newBatchId } from '../shared/ids.js';
 import { createBatchRecord } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
-import { LuaScript, type RedisTarget } from '../shared/redis.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { failImport, type ImportError } from '../shared/import-failure.js';

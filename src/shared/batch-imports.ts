@@ -1,7 +1,6 @@
 import { Queue } from 'bullmq';
-import type { RedisClient } from './redis.js';
+import { reportErrors, type RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
-import { reportErrors } from './redis.js';
 import type { RetrySelection } from './retry-input.js';
 
 /**

@@ -1,7 +1,6 @@
 import type { Queue } from 'bullmq';
-import type { RedisClient } from './redis.js';
+import { LuaScript, type RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
-import { LuaScript } from './redis.js';
 import { addLaneHeads } from './request-queue.js';
 import type { BatchStatus } from './request-record.js';
 

@@ -1,8 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { RedisClient } from './redis.js';
+import { LuaScript, type RedisClient } from './redis.js';
 import { cancelBatch } from './cancel-batch.js';
 import type { RedisKeys } from './keys.js';
-import { LuaScript } from './redis.js';
 
 const failScript = new LuaScript(new URL('./fail-import.lua', import.meta.url));
 

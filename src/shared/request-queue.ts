@@ -1,7 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { RedisClient } from './redis.js';
+import { reportErrors, type RedisClient } from './redis.js';
 import { QUEUE_NAME } from './keys.js';
-import { reportErrors } from './redis.js';
 
 /**
  * The BullMQ queue holds at most one job per lane: the lane's oldest unfinished request, with jobId = request id.

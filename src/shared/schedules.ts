@@ -1,9 +1,8 @@
 import { Queue } from 'bullmq';
-import type { RedisClient } from './redis.js';
+import { reportErrors, type RedisClient } from './redis.js';
 import { z } from 'zod';
 import { deleteFile, getFile, releaseFile } from './file-store.js';
 import { DEFAULT_PROJECT, type RedisKeys } from './keys.js';
-import { reportErrors } from './redis.js';
 import { sees, type Scope } from './scope.js';
 
 /**

@@ -1,6 +1,5 @@
-import type { RedisClient } from './redis.js';
+import { LuaScript, type RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
-import { LuaScript } from './redis.js';
 
 const foldScript = new LuaScript(new URL('./fold-usage.lua', import.meta.url));
 

@@ -88,7 +88,8 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
         redirect: 'manual',
       });
       status = res.status;
-      await res.arrayBuffer().catch(() => undefined);
+      // Only the status matters: the receiver's body is not read (it could be any size).
+      await res.body?.cancel().catch(() => undefined);
       if (res.status >= 200 && res.status < 300) {
         await record({ ...base, status, outcome: 'delivered' });
         return;

@@ -1,7 +1,6 @@
-import type { RedisClient } from '../shared/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis.js';
 import { LIMITS } from '../shared/input-limits.js';
 import type { RedisKeys } from '../shared/keys.js';
-import { LuaScript } from '../shared/redis.js';
 import { contentTokens } from '../shared/token-estimate.js';
 import { StoppableWaits } from './stoppable-waits.js';
 

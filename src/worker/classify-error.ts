@@ -1,4 +1,5 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { ResponseTooLargeError } from './http-transport.js';
 
 /**
  * What to do with a failed upstream call:
@@ -95,11 +96,13 @@ export function classifyError(err: unknown, now = Date.now()): ClassifiedError {
   if (err instanceof APIUserAbortError || err instanceof APIConnectionTimeoutError) {
     return { action: 'retry', code: 'timeout', message: 'the upstream did not answer in time', status: null };
   }
+  // The SDK reports a failed fetch as a connection error; an answer too large to read is the upstream's fault, not an outage.
+  const tooLarge = err instanceof ResponseTooLargeError || (err instanceof APIConnectionError && err.cause instanceof ResponseTooLargeError);
+  if (err instanceof MalformedResponseError || err instanceof SyntaxError || tooLarge) {
+    return { action: 'retry', code: 'malformed_response', message: `the upstream answered with a malformed body: ${err.message}`, status: null };
+  }
   if (err instanceof APIConnectionError) {
     return { action: 'unavailable', code: 'connection_error', message: `connection to the upstream failed: ${err.message}`, status: null };
-  }
-  if (err instanceof MalformedResponseError || err instanceof SyntaxError) {
-    return { action: 'retry', code: 'malformed_response', message: `the upstream answered with a malformed body: ${err.message}`, status: null };
   }
   if (err instanceof APIError && typeof err.status === 'number') {
     const status = err.status;

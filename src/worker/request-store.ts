@@ -1,12 +1,11 @@
 import type { Queue } from 'bullmq';
-import type { RedisClient } from '../shared/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { OTHER_MODEL } from '../shared/usage-fold.js';
 import type { Usage } from '../shared/pricing.js';
-import { LuaScript } from '../shared/redis.js';
 import type { Expect, Grade } from '../shared/expectations.js';
 import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
 

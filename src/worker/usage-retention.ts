@@ -1,7 +1,6 @@
-import type { RedisClient } from '../shared/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis.js';
 import { USAGE_DIMENSIONS, type RedisKeys } from '../shared/keys.js';
 import { projectsOf } from '../shared/read-store.js';
-import { LuaScript } from '../shared/redis.js';
 import { ALL_PROJECTS } from '../shared/scope.js';
 
 const rollUpScript = new LuaScript(new URL('./roll-up-day.lua', import.meta.url));

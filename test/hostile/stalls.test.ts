@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { grade } from '../../src/shared/expectations.js';
 import { startSimulator } from '../../src/simulator/simulator-server.js';
@@ -93,5 +94,30 @@ describe('no line, call or crash stalls the other users', () => {
     const up = Date.now();
     await waitForBatch(e, submitted.batchId, 60_000);
     expect(Date.now() - up).toBeLessThan(3_500);
+  });
+
+  it('an upstream answer over 32 MiB is not read whole: the request fails as malformed, not as an outage', async () => {
+    const e = await env();
+    const chunk = Buffer.alloc(1024 * 1024, 'a');
+    const big = createServer((req, res) => {
+      req.resume();
+      // A well-formed chat completion, 40 MiB long: read whole, it would pass as a reply.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"');
+      let sent = 0;
+      const more = () => {
+        while (sent < 40 && res.write(chunk)) sent += 1;
+        if (sent < 40) res.once('drain', () => { sent += 1; more(); });
+        else res.end('"}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}');
+      };
+      more();
+    });
+    await new Promise<void>((r) => big.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise((r) => big.close(r)));
+    const submitted = await e.submit([line('huge')]);
+    const pool = await startWorker(e.config({ CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '50' }), `http://127.0.0.1:${(big.address() as { port: number }).port}/v1`);
+    cleanups.push(() => pool.close());
+    const batch = await waitForBatch(e, submitted.batchId, 60_000);
+    expect(batch).toMatchObject({ failed: 1, errors: { malformed_response: 1 } });
   });
 });
