@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UsageError } from './cli-context.js';
 
-/** Why a path cannot be read as an input file, or null. */
-function unreadable(path: string): string | null {
+/** Why a path cannot be read as an input file, or null; `listed` when a directory listing named it (so it exists, as a link at least). */
+function unreadable(path: string, listed: boolean): string | null {
   let stat;
   try {
     stat = statSync(path);
   } catch {
-    return 'not found (or a broken link)';
+    return listed ? 'broken link' : 'not found';
   }
   if (!stat.isFile()) return 'not a file';
   try {
@@ -45,8 +45,8 @@ export function expandInputs(inputs: string[]): string[] {
       : [input];
     if (found.length === 0) throw new UsageError(`no .jsonl files in ${input}`);
     for (const f of found) {
-      const why = unreadable(f);
-      if (why) throw new UsageError(`${f}: ${why === 'not found (or a broken link)' && f !== input ? 'broken link' : why}`);
+      const why = unreadable(f, isDir);
+      if (why) throw new UsageError(`${f}: ${why}`);
     }
     files.push(...found);
   }
