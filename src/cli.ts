@@ -22,6 +22,7 @@ const submitOptions = (cmd: Command) =>
     .option('--name <name>', 'batch name (default: the file name)')
     .option('--max-cost-usd <usd>', 'budget: no call is sent that could take a batch past this cost; the rest is cancelled (budget_exceeded)')
     .option('--batch <id>', 'add to this existing batch the custom_ids it lacks (re-run the same file after a failed import)')
+    .option('--completion-window <duration>', 'what is not done within this time (e.g. 24h, 90m, 7d) ends "expired" (batch_expired); default: no limit')
     .option('--turn-gap-ms <ms>', 'least time between the end of a user\'s call and the start of their next (lets the memory catch up); script lines may set turn_gap_ms')
     .addOption(new Option('--on-import-error <what>', 'if the import cannot finish: cancel or keep the requests already enqueued').choices(['cancel', 'keep']).default('cancel'))
     .option('--project <name>', 'the project the batch belongs to (default: "default")');
@@ -74,8 +75,9 @@ program
 program
   .command('retry')
   .argument('<batch>', 'batch id (an ended batch)')
-  .option('--status <list>', 'statuses to send again, comma-separated (default: failed,cancelled,skipped)')
+  .option('--status <list>', 'statuses to send again, comma-separated (default: failed,cancelled,skipped,expired)')
   .option('--code <code>', 'only failures with this error code')
+  .option('--completion-window <duration>', 'the new batch\'s window (e.g. 24h); default: no limit')
   .description('send again what a batch did not get done, as a new batch (same custom_ids, bodies and users; metadata.retry_of)')
   .action(async (batch: string, flags) => process.exit(await (await batchCommands()).retryCommand(batch, flags)));
 

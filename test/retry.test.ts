@@ -1,23 +1,16 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startApiService, type ApiService } from '../src/cli/api-service.js';
+import { describe, expect, it } from 'vitest';
 import { createBatchRecord } from '../src/shared/batch-imports.js';
 import { newBatchId } from '../src/shared/ids.js';
 import { readBatchRequests } from '../src/shared/read-store.js';
-import { useWorld } from './helpers/in-process-worker.js';
-import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
+import { useApi, useWorld } from './helpers/in-process-worker.js';
+import { runCli, waitFor, waitForBatch } from './helpers/test-env.js';
 
 const TOKEN = 'retry-token';
 const chat = (id: string, content: string) => JSON.stringify({ custom_id: id, user: `user-${id}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content }], expect: { contains: 'noted' } });
 
 describe('retry what did not succeed', () => {
   const w = useWorld({ recordMessages: true });
-  let api: ApiService;
-  beforeEach(async () => {
-    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: TOKEN }), testLogger(), 0);
-  });
-  afterEach(async () => {
-    await api.close();
-  });
+  const a = useApi(w, { CHATQ_API_TOKENS: TOKEN });
 
   it('makes a new batch of the failed, cancelled or skipped requests: same custom_ids, bodies and users, metadata.retry_of', async () => {
     const submitted = await w.env.submit([
@@ -34,7 +27,7 @@ describe('retry what did not succeed', () => {
     // A batch that has not ended cannot be retried yet.
     const pending = newBatchId();
     await createBatchRecord(w.env.redis, w.env.keys, { batchId: pending, project: 'default', name: 'pending', input: 'x.jsonl', metadata: {} });
-    const early = await fetch(`${api.url}/v1/batches/${pending}/retry`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    const early = await fetch(`${a.api.url}/v1/batches/${pending}/retry`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(early.status).toBe(409);
     expect((await runCli(['retry', pending], w.env.env())).code).toBe(2);
 
@@ -52,7 +45,7 @@ describe('retry what did not succeed', () => {
     expect(again[0]).toMatchObject({ userid: original400, body: { messages: [{ role: 'user', content: '[fail 400] nope' }] }, expect: { contains: 'noted' } });
 
     // API: the skipped turn, sent with the conversation it would have had.
-    const res = await fetch(`${api.url}/v1/batches/${submitted.batchId}/retry`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ status: ['skipped'] }) });
+    const res = await fetch(`${a.api.url}/v1/batches/${submitted.batchId}/retry`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ status: ['skipped'] }) });
     expect(res.status).toBe(200);
     const created = await res.json();
     expect(created.metadata.retry_of).toBe(submitted.batchId);
@@ -68,7 +61,7 @@ describe('retry what did not succeed', () => {
     })();
     expect(turn3!.customId).toBe('story-turn-3');
     expect((turn3!.body.messages as { content: string }[]).map((m) => m.content)).toEqual(['My name is Ada.', expect.stringContaining('Ada'), 'What is my name?']);
-    const bad = await fetch(`${api.url}/v1/batches/${submitted.batchId}/retry`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ status: ['succeeded'] }) });
+    const bad = await fetch(`${a.api.url}/v1/batches/${submitted.batchId}/retry`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ status: ['succeeded'] }) });
     expect(bad.status).toBe(400);
   });
 });

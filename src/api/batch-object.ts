@@ -1,10 +1,9 @@
 import type { RedisClient } from '../shared/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { getUsage, type UsageRow } from '../shared/read-store.js';
-import type { BatchRecord } from '../shared/request-record.js';
+import { batchEnded, type BatchRecord } from '../shared/request-record.js';
 
 const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
-const COMPLETION_WINDOW_MS = 24 * 3600 * 1000;
 
 export const outputFileId = (batchId: string) => `file-out-${batchId}`;
 export const errorFileId = (batchId: string) => `file-err-${batchId}`;
@@ -21,10 +20,16 @@ interface LineErrorRecord {
   message: string;
 }
 
+/** chatq's statuses in OpenAI's words: an expiring batch (its calls in flight finishing) is "finalizing". */
+function openAiStatus(b: BatchRecord): string {
+  if (b.status === 'validating' && b.cancelRequested) return 'cancelling';
+  return b.status === 'expiring' ? 'finalizing' : b.status;
+}
+
 /** A batch as the OpenAI Batch API shows it, plus chatq's cost and counters. */
 export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineErrorRecord[]) {
-  const finished = b.status === 'completed' || b.status === 'cancelled' || b.status === 'failed';
-  const notSucceeded = b.failed + b.skipped + b.cancelled;
+  const finished = batchEnded(b.status);
+  const notSucceeded = b.failed + b.skipped + b.cancelled + b.expired;
   const importError = b.importError
     ? [{ code: b.importError.code, message: `the import stopped after ${b.importError.enqueued} requests: ${b.importError.message}`, param: null, line: null }]
     : [];
@@ -35,17 +40,17 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
     endpoint: '/v1/chat/completions',
     errors: errors.length ? { object: 'list', data: errors } : null,
     input_file_id: b.inputFileId ?? b.input,
-    completion_window: '24h',
-    status: b.status === 'validating' && b.cancelRequested ? 'cancelling' : b.status,
+    completion_window: b.completionWindow,
+    status: openAiStatus(b),
     output_file_id: finished && b.succeeded > 0 ? outputFileId(b.id) : null,
     error_file_id: finished && notSucceeded > 0 ? errorFileId(b.id) : null,
     created_at: seconds(b.createdAt),
     in_progress_at: seconds(b.inProgressAt),
-    expires_at: seconds(b.createdAt + COMPLETION_WINDOW_MS),
-    finalizing_at: seconds(b.completedAt),
+    expires_at: seconds(b.expiresAt),
+    finalizing_at: seconds(b.completedAt ?? b.expiredAt),
     completed_at: seconds(b.completedAt),
     failed_at: seconds(b.failedAt),
-    expired_at: null,
+    expired_at: seconds(b.expiredAt),
     cancelling_at: seconds(b.cancellingAt),
     cancelled_at: seconds(b.cancelledAt),
     request_counts: { total: b.total, completed: b.succeeded, failed: notSucceeded },
@@ -66,6 +71,7 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
       failed: b.failed,
       skipped: b.skipped,
       cancelled: b.cancelled,
+      expired: b.expired,
       rejected_lines: b.rejectedLines,
       failures_by_code: b.errors,
       evals: b.evalPass + b.evalFail ? { passed: b.evalPass, failed: b.evalFail } : null,

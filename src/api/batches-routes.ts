@@ -2,10 +2,11 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { createBatchRecord } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
+import { API_COMPLETION_WINDOW, parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
 import { getFile } from '../shared/file-store.js';
 import { isBatchId, isFileId, newBatchId } from '../shared/ids.js';
 import { getBatch } from '../shared/read-store.js';
-import type { FinishedStatus } from '../shared/request-record.js';
+import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES } from '../shared/retry-input.js';
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
@@ -18,7 +19,7 @@ const createBody = z
   .object({
     input_file_id: z.string().min(1).max(200),
     endpoint: z.literal('/v1/chat/completions', { message: 'only /v1/chat/completions is supported' }),
-    completion_window: z.string().max(20).default('24h'),
+    completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
     metadata: z.record(z.string().max(64), z.string().max(512)).nullish(),
     /** chatq: no call is sent that could take the batch past this cost (also accepted as metadata.max_cost_usd). */
     max_cost_usd: z.number().positive().optional(),
@@ -34,14 +35,20 @@ const idParams = z.object({ id: z.string().min(1).max(200) });
 
 const retryBody = z
   .object({
-    /** Final statuses to send again (default: failed, cancelled, skipped). */
-    status: z.array(z.enum(RETRYABLE_STATUSES as [FinishedStatus, ...FinishedStatus[]], { message: 'expected failed, cancelled or skipped' })).min(1).optional(),
+    /** Final statuses to send again (default: every one but succeeded). */
+    status: z.array(z.enum(RETRYABLE_STATUSES as [FinishedStatus, ...FinishedStatus[]], { message: `expected some of ${RETRYABLE_STATUSES.join(', ')}` })).min(1).optional(),
     /** Only failures with this error code. */
     code: z.string().min(1).max(200).optional(),
+    /** The new batch's window (default: 24h, like any batch made over the API). */
+    completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
   })
   .strict();
 
-const ENDED = ['completed', 'cancelled', 'failed'];
+function windowOf(text: string): CompletionWindow {
+  const window = parseCompletionWindow(text);
+  if ('error' in window) throw new ApiError(400, `completion_window: ${window.error}.`, 'invalid_request', 'completion_window');
+  return window;
+}
 
 /** OpenAI Batch API: create (imported by the producer side), retrieve, list (cursor pages), cancel, and chatq's retry; each within the token's project. */
 export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -50,6 +57,7 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
   app.post('/v1/batches', async (req) => {
     const body = parseInput(createBody, req.body);
+    const window = windowOf(body.completion_window);
     const file = isFileId(body.input_file_id) ? await getFile(redis, keys.prefix, body.input_file_id) : null;
     if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
     const metadata = body.metadata ?? {};
@@ -64,6 +72,7 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       input: file.filename,
       metadata,
       inputFileId: file.id,
+      completionWindow: window,
       ...(maxCostNano !== undefined ? { maxCostNano } : {}),
     });
     await deps.imports.add('import', { batchId, fileId: file.id }, { jobId: batchId });
@@ -96,9 +105,10 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const { id } = parseInput(idParams, req.params);
     const original = await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
     const sel = parseInput(retryBody, req.body);
-    if (!ENDED.includes(original.status)) throw new ApiError(409, `Batch ${id} is ${original.status}: retry it once it has ended.`, 'batch_not_ended', 'id');
+    const window = windowOf(sel.completion_window);
+    if (!batchEnded(original.status)) throw new ApiError(409, `Batch ${id} is ${original.status}: retry it once it has ended.`, 'batch_not_ended', 'id');
     const batchId = newBatchId();
-    await createBatchRecord(redis, keys, { batchId, project: original.project, name: `${original.name} (retry)`, input: `retry of ${id}`, metadata: { ...original.metadata, retry_of: id } });
+    await createBatchRecord(redis, keys, { batchId, project: original.project, name: `${original.name} (retry)`, input: `retry of ${id}`, metadata: { ...original.metadata, retry_of: id }, completionWindow: window });
     await deps.imports.add('import', { batchId, retry: { batchId: id, statuses: sel.status ?? RETRYABLE_STATUSES, ...(sel.code ? { code: sel.code } : {}) } }, { jobId: batchId });
     return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
   });

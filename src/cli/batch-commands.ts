@@ -7,7 +7,7 @@ import { formatUsd } from '../shared/pricing.js';
 import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
 import { pauseReason, resumeQueue } from '../shared/queue-control.js';
 import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
-import type { FinishedStatus } from '../shared/request-record.js';
+import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES, retryLines } from '../shared/retry-input.js';
 import { sees } from '../shared/scope.js';
 import { listDeliveries } from '../webhooks/webhook-service.js';
@@ -15,7 +15,7 @@ import { batchTable, failuresTable, usageTable } from './batch-summary.js';
 import { sumUsage } from './read-helpers.js';
 import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
 import { expandInputs } from './input-files.js';
-import { submitFiles, type SubmitFlags } from './submit-files.js';
+import { completionWindowFlag, submitFiles, type SubmitFlags } from './submit-files.js';
 import { out, say } from './output.js';
 import { renderTable } from './table.js';
 
@@ -129,20 +129,22 @@ export async function reportCommand(flags: { by?: string; batch?: string; from?:
 }
 
 /** `chatq retry BATCH`: what a batch did not get done, as a new batch (same custom_ids, bodies, users; metadata.retry_of). */
-export async function retryCommand(id: string, flags: { status?: string; code?: string }): Promise<number> {
+export async function retryCommand(id: string, flags: { status?: string; code?: string; completionWindow?: string }): Promise<number> {
   const statuses = (flags.status ?? RETRYABLE_STATUSES.join(',')).split(',').map((s) => s.trim()) as FinishedStatus[];
   const wrong = statuses.filter((s) => !RETRYABLE_STATUSES.includes(s));
   if (wrong.length) throw new UsageError(`--status: expected some of ${RETRYABLE_STATUSES.join(', ')}, got "${wrong.join(',')}"`);
+  const window = completionWindowFlag(flags.completionWindow);
   return withContext(readConfig(), async (ctx) => {
     const original = await getBatch(ctx.redis, ctx.keys, id);
     if (!original) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
-    if (!['completed', 'cancelled', 'failed'].includes(original.status)) throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
+    if (!batchEnded(original.status)) throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
     const sel = { batchId: id, statuses, ...(flags.code ? { code: flags.code } : {}) };
     const result = await submitBatch({ redis: ctx.redis, queue: ctx.queue, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS }, () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
       source: `retry of ${id}`,
       name: `${original.name} (retry)`,
       metadata: { ...original.metadata, retry_of: id },
       project: original.project,
+      ...(window ? { completionWindow: window } : {}),
     });
     say(`retry of ${id}: batch ${result.batchId}: ${result.acceptedRequests} requests (${statuses.join(', ')}${flags.code ? `, code ${flags.code}` : ''})`);
     out(result.batchId);

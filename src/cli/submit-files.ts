@@ -2,6 +2,7 @@ import { ImportRefused } from '../producer/import-guard.js';
 import { formatLineError } from '../producer/parse-input.js';
 import { ImportFailedError, StrictInputError, submitBatch, type OnImportError, type SubmitResult } from '../producer/submit-batch.js';
 import { cliScope, CommandFailed, UsageError, type CliContext } from './cli-context.js';
+import { parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
 import { LIMITS } from '../shared/input-limits.js';
 import { openInput } from './input-files.js';
 import { say } from './output.js';
@@ -17,9 +18,18 @@ export interface SubmitFlags {
   onImportError?: string;
   project?: string;
   turnGapMs?: string;
+  completionWindow?: string;
 }
 
 const SHOWN_ERRORS = 20;
+
+/** `--completion-window`, read: none when not given; a usage error (exit 2) when unreadable. */
+export function completionWindowFlag(text: string | undefined): CompletionWindow | undefined {
+  if (text === undefined) return undefined;
+  const window = parseCompletionWindow(text);
+  if ('error' in window) throw new UsageError(`--completion-window: ${window.error}`);
+  return window;
+}
 
 /** An import that stopped: one line for people, exit 1 (the batch is "failed", or left for the reconciler). */
 function importStopped(source: string, err: ImportFailedError, flags: SubmitFlags): CommandFailed {
@@ -39,6 +49,8 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
   const onImportError = (flags.onImportError ?? 'cancel') as OnImportError;
   const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
   if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs)) throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
+  const window = completionWindowFlag(flags.completionWindow);
+  if (window && flags.batch !== undefined) throw new UsageError('--completion-window is set when a batch is made; --batch adds to one that has its own');
   const results: SubmitResult[] = [];
   for (const file of files) {
     const source = file === '-' ? 'stdin' : file;
@@ -59,6 +71,7 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
           ...(flags.user ? { defaultUser: flags.user } : {}),
           ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
           ...(gap ? { turnGapMs: gap } : {}),
+          ...(window ? { completionWindow: window } : {}),
           ...(budget !== undefined ? { maxCostNano: Math.round(budget * 1e9) } : {}),
         },
       );

@@ -3,6 +3,7 @@ import type { Queue } from 'bullmq';
 import { LuaScript, type RedisClient, type RedisTarget } from '../shared/redis.js';
 import { newBatchId } from '../shared/ids.js';
 import { createBatchRecord } from '../shared/batch-imports.js';
+import type { CompletionWindow } from '../shared/completion-window.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
@@ -54,6 +55,8 @@ export interface SubmitOptions extends ParseOptions {
   minPass?: number;
   /** The project a new batch belongs to (default: "default"); a resumed or API-made batch keeps its own. */
   project?: string;
+  /** A new batch's completion window ("24h", "90m"): past it, what is not done ends "expired". None: no limit. */
+  completionWindow?: CompletionWindow;
 }
 
 export interface SubmitResult {
@@ -127,6 +130,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
       metadata: opts.metadata ?? {},
       ...(opts.maxCostNano !== undefined ? { maxCostNano: opts.maxCostNano } : {}),
       ...(opts.minPass !== undefined ? { minPass: opts.minPass } : {}),
+      ...(opts.completionWindow ? { completionWindow: opts.completionWindow } : {}),
     });
   }
   const guard = await ImportGuard.begin(redis, keys, batchId, opts.resume ? 'resume' : 'new', opts.onImportError ?? 'cancel');

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { reportErrors, type RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
+import type { CompletionWindow } from './completion-window.js';
 import type { RetrySelection } from './retry-input.js';
 
 /**
@@ -27,13 +28,17 @@ export interface NewBatch {
   inputFileId?: string;
   maxCostNano?: number;
   minPass?: number;
+  /** Past it, what is not done ends "expired"; without one, the batch runs until it is done. */
+  completionWindow?: CompletionWindow;
 }
 
 /** Writes the batch record with status "validating" (the producer fills it in). */
 export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: NewBatch): Promise<void> {
   const now = Date.now();
-  await redis
-    .multi()
+  const window = b.completionWindow;
+  const tx = redis.multi();
+  if (window) tx.zadd(keys.expiring, now + window.ms, b.batchId);
+  await tx
     .hset(keys.batch(b.batchId), {
       status: 'validating',
       project: b.project,
@@ -44,6 +49,7 @@ export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: 
       ...(b.inputFileId ? { input_file_id: b.inputFileId } : {}),
       ...(b.maxCostNano !== undefined ? { max_cost_nano: b.maxCostNano } : {}),
       ...(b.minPass !== undefined ? { min_pass: b.minPass } : {}),
+      ...(window ? { completion_window: window.text, expires_at: now + window.ms } : {}),
     })
     .zadd(keys.batches, now, b.batchId)
     .zadd(keys.projectBatches(b.project), now, b.batchId)

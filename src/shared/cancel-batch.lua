@@ -3,13 +3,14 @@
   leaves its lane; when it was the lane's head, the next head is returned for the caller to add to BullMQ.
   Requests already running finish normally. A user's cancel turns the batch "cancelling", then "cancelled" when its
   last request is done; a budget turns it so only when it cancels something (a batch whose requests all ran is
-  "completed"); a failed import's batch stays "failed".
+  "completed"); a failed import's batch stays "failed". The end of its completion window ("expire") turns an
+  in-progress batch "expiring", its unstarted requests "expired", and the batch "expired" when its last is done.
   A batch still being imported is cancelled as soon as its import ends; one whose import is not running (its
   process died) is closed with what it had enqueued and cancelled now.
   KEYS: 1 batch hash, 2 lane set, 3 batch request list, 4 batch custom_id hash, 5 batch error list,
         6 importing set, 7 importer lease, 8 import job (BullMQ hash), 9 batch events
   ARGV: 1 now, 2 ttl (s), 3 key prefix, 4 first index, 5 page size, 6 error (JSON), 7 batch id,
-        8 who asks ("user" | "budget" | "import")
+        8 who asks ("user" | "budget" | "import" | "expire")
   Returns {batch status, new lane heads, ids read}.
 ]]
 --- @include keys
@@ -17,8 +18,16 @@
 local batch = KEYS[1]
 local now, ttl, prefix, first, size = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 if not tonumber(now) or not ttl or not first or not size or size < 1 or size > 10000 then error('chatq cancel-batch: bad arguments') end
-if ARGV[8] ~= 'user' and ARGV[8] ~= 'budget' and ARGV[8] ~= 'import' then error('chatq cancel-batch: bad reason') end
+local asker = ARGV[8]
+if asker ~= 'user' and asker ~= 'budget' and asker ~= 'import' and asker ~= 'expire' then error('chatq cancel-batch: bad reason') end
 local status = redis.call('HGET', batch, 'status')
+if asker == 'expire' then
+  -- Only a batch at work expires (a cancelled, failed or finished one has ended already; an import, when it ends).
+  if status ~= 'in_progress' and status ~= 'expiring' then return { status or 'missing', {}, 0 } end
+  if status == 'in_progress' then redis.call('HSET', batch, 'status', 'expiring') end
+  status = 'expiring'
+end
+local ended = asker == 'expire' and 'expired' or 'cancelled'
 if status == 'validating' then
   local jobAlive = redis.call('EXISTS', KEYS[8]) == 1 and redis.call('HEXISTS', KEYS[8], 'finishedOn') == 0
   if redis.call('EXISTS', KEYS[7]) == 1 or jobAlive then
@@ -30,7 +39,7 @@ if status == 'validating' then
   redis.call('SREM', KEYS[6], ARGV[7])
   status = 'in_progress'
 end
-if status ~= 'in_progress' and status ~= 'cancelling' and status ~= 'failed' then return { status or 'missing', {}, 0 } end
+if status ~= 'in_progress' and status ~= 'cancelling' and status ~= 'failed' and status ~= 'expiring' then return { status or 'missing', {}, 0 } end
 local ids = redis.call('LRANGE', KEYS[3], first, first + size - 1)
 local heads, cancelled = {}, 0
 for _, id in ipairs(ids) do
@@ -40,7 +49,7 @@ for _, id in ipairs(ids) do
     local lane = KEY.lane(prefix, f[2])
     local wasHead = redis.call('LINDEX', lane, 0) == id
     redis.call('LREM', lane, 1, id)
-    redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now, 'error', ARGV[6])
+    redis.call('HSET', key, 'status', ended, 'finished_at', now, 'error', ARGV[6])
     redis.call('EXPIRE', key, ttl)
     redis.call('EXPIRE', KEY.requestBody(prefix, id), ttl)
     cancelled = cancelled + 1
@@ -50,18 +59,19 @@ for _, id in ipairs(ids) do
     end
   end
 end
-if status == 'in_progress' and (ARGV[8] == 'user' or cancelled > 0) then
+if status == 'in_progress' and (asker == 'user' or cancelled > 0) then
   redis.call('HSET', batch, 'status', 'cancelling', 'cancelling_at', now)
   status = 'cancelling'
 end
 local done = tonumber(redis.call('HGET', batch, 'done') or '0')
 if cancelled > 0 then
-  redis.call('HINCRBY', batch, 'cancelled', cancelled)
+  redis.call('HINCRBY', batch, ended, cancelled)
   done = redis.call('HINCRBY', batch, 'done', cancelled)
 end
 if done >= tonumber(redis.call('HGET', batch, 'total') or '0') then
   if status ~= 'failed' then
-    status = status == 'cancelling' and 'cancelled' or 'completed'
+    local FINAL = { cancelling = 'cancelled', expiring = 'expired' }
+    status = FINAL[status] or 'completed'
     redis.call('HSET', batch, 'status', status, status .. '_at', now)
     batchEvent(KEYS[9], batch, ARGV[7], status, now)
   end

@@ -8,14 +8,14 @@ const cancelScript = new LuaScript(new URL('./cancel-batch.lua', import.meta.url
 const PAGE = 1_000;
 
 export interface CancelReason {
-  code: 'cancelled' | 'budget_exceeded' | 'import_failed';
+  code: 'cancelled' | 'budget_exceeded' | 'import_failed' | 'batch_expired';
   message: string;
 }
 
-const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_exceeded: 'budget', import_failed: 'import' };
+const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_exceeded: 'budget', import_failed: 'import', batch_expired: 'expire' };
 
 /**
- * Cancels every request of a batch that has not started; running ones finish. Safe to call again (and from
+ * Cancels every request of a batch that has not started (batch_expired: ends them "expired"); running ones finish. Safe to call again (and from
  * several places at once): each request is cancelled once. A batch still being imported is cancelled as soon as
  * its import ends. Returns the batch status afterwards.
  */

@@ -32,6 +32,8 @@ export function redisKeys(prefix: string) {
     projectBatches: (project: string) => `${prefix}:project:${project}:batches`,
     /** Projects that have made something (for admin sums). */
     projects: `${prefix}:projects`,
+    /** Batches with a completion window, scored by when it ends (ms): what the reconciler expires. */
+    expiring: `${prefix}:expiring`,
     /** Batches still being imported ("validating"). */
     importing: `${prefix}:importing`,
     /** The BullMQ job of a batch's HTTP import (jobId = batch id). */

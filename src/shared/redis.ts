@@ -143,7 +143,7 @@ export function keysPrelude(): string {
 export const MAX_PENDING_EVENTS = 10_000;
 
 /**
- * `batchEvent(list, batchKey, batchId, status, now)`: records that a batch ended ("batch.completed", "batch.failed",
+ * `batchEvent(list, batchKey, batchId, status, now)`: records that a batch ended ("batch.completed", "batch.failed", "batch.expired",
  * "batch.cancelled"), in the same script as the transition, for the webhook dispatcher; and "eval.failed" when a
  * completed batch with a min_pass (a scheduled evaluation) passed fewer of its graded requests.
  */

@@ -3,7 +3,7 @@ import { DEFAULT_PROJECT } from './keys.js';
 
 /** The stored shape of one request (a Redis hash) and of one batch, as every part of chatq reads them. */
 
-export const FINISHED_STATUSES = ['succeeded', 'failed', 'cancelled', 'skipped'] as const;
+export const FINISHED_STATUSES = ['succeeded', 'failed', 'cancelled', 'skipped', 'expired'] as const;
 export type FinishedStatus = (typeof FINISHED_STATUSES)[number];
 export type RequestStatus = 'queued' | 'running' | 'retrying' | FinishedStatus;
 
@@ -124,7 +124,8 @@ export function toStoredRequest(id: string, values: (string | null)[], body: str
   };
 }
 
-export type BatchStatus = 'validating' | 'in_progress' | 'completed' | 'cancelling' | 'cancelled' | 'failed';
+/** "expiring": its completion window ended, the calls in flight finish (shown as OpenAI's "finalizing"). */
+export type BatchStatus = 'validating' | 'in_progress' | 'completed' | 'cancelling' | 'cancelled' | 'failed' | 'expiring' | 'expired';
 
 export interface BatchRecord {
   id: string;
@@ -142,6 +143,8 @@ export interface BatchRecord {
   failed: number;
   cancelled: number;
   skipped: number;
+  /** Requests not done within the completion window. */
+  expired: number;
   rejectedLines: number;
   metadata: Record<string, string>;
   /** Final failures by error code. */
@@ -157,6 +160,10 @@ export interface BatchRecord {
   failedAt: number | null;
   /** Why the import stopped before the end of its input (status "failed"), with how many requests it had enqueued. */
   importError: { code: string; message: string; enqueued: number } | null;
+  /** The completion window as given ("24h") and when it ends (ms); null: none. */
+  completionWindow: string | null;
+  expiresAt: number | null;
+  expiredAt: number | null;
 }
 
 export function toBatchRecord(id: string, h: Record<string, string>): BatchRecord | null {
@@ -176,6 +183,7 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     failed: num(h.failed),
     cancelled: num(h.cancelled),
     skipped: num(h.skipped),
+    expired: num(h.expired),
     rejectedLines: num(h.rejected_lines),
     metadata: maybeJson<Record<string, string>>(h.metadata) ?? {},
     evalPass: num(h.eval_pass),
@@ -186,8 +194,13 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     cancellingAt: maybeNum(h.cancelling_at),
     failedAt: maybeNum(h.failed_at),
     importError: maybeJson(h.import_error),
+    completionWindow: h.completion_window ?? null,
+    expiresAt: maybeNum(h.expires_at),
+    expiredAt: maybeNum(h.expired_at),
     errors: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('error:')).map(([k, v]) => [k.slice(6), Number(v)])),
   };
 }
 
-export const batchDone = (b: BatchRecord) => b.succeeded + b.failed + b.cancelled + b.skipped;
+export const batchDone = (b: BatchRecord) => b.succeeded + b.failed + b.cancelled + b.skipped + b.expired;
+/** A batch that will change no more. */
+export const batchEnded = (s: BatchStatus) => s === 'completed' || s === 'cancelled' || s === 'failed' || s === 'expired';

@@ -12,7 +12,7 @@ export interface RetrySelection {
   code?: string;
 }
 
-export const RETRYABLE_STATUSES: FinishedStatus[] = ['failed', 'cancelled', 'skipped'];
+export const RETRYABLE_STATUSES: FinishedStatus[] = ['failed', 'cancelled', 'skipped', 'expired'];
 
 /**
  * The input lines of a retry: each selected request as a chat line with its custom_id, userid (the same user, so the

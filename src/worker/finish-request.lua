@@ -42,7 +42,7 @@ local function unservedHead()
 end
 local current = redis.call('HGET', req, 'status')
 if not current then return { 'missing', unservedHead() } end
-if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' then
+if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' or current == 'expired' then
   redis.call('HDEL', KEYS[11], id)
   return { 'duplicate', unservedHead() }
 end
@@ -118,8 +118,10 @@ if head then
 end
 
 local batchStatus, total = unpack(redis.call('HMGET', batch, 'status', 'total'))
-if (batchStatus == 'in_progress' or batchStatus == 'cancelling') and done >= tonumber(total or '0') then
-  local final = batchStatus == 'in_progress' and 'completed' or 'cancelled'
+-- The last request done: in progress -> completed, cancelling -> cancelled, expiring (past its window) -> expired.
+local FINAL = { in_progress = 'completed', cancelling = 'cancelled', expiring = 'expired' }
+if FINAL[batchStatus] and done >= tonumber(total or '0') then
+  local final = FINAL[batchStatus]
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
   batchEvent(KEYS[13], batch, ARGV[9], final, now)
   for _, key in ipairs({ batch, KEYS[7], KEYS[8], KEYS[9], KEYS[11] }) do redis.call('EXPIRE', key, ttl) end

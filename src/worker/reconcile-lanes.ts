@@ -14,6 +14,8 @@ export interface ReconcileReport {
   lostJobs: number;
   /** Imports whose process died: their batches ended (failed, or cancelled when a cancel was waiting for them). */
   endedImports: number;
+  /** Batches whose completion window ended here. */
+  expired: number;
   usage?: RetentionReport;
 }
 
@@ -28,8 +30,9 @@ export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queue:
   const ttlS = retention.ttlS;
   const locked = await redis.set(keys.reconcilerLock, owner, 'PX', lockMs, 'NX');
   if (!locked) return null;
-  const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0, endedImports: 0 };
+  const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0, endedImports: 0, expired: 0 };
   report.endedImports = await endDeadImports(redis, keys, queue, lockMs, ttlS);
+  report.expired = await expireDueBatches(redis, keys, queue, ttlS);
   report.usage = await applyUsageRetention(redis, keys, retention);
 
   // Pages of failed jobs, each removed once handled (bounded, in case a removal keeps failing).
@@ -71,6 +74,23 @@ export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queue:
     report.readded += missing.length;
   } while (cursor !== '0');
   return report;
+}
+
+/**
+ * Batches past their completion window: what has not started ends "expired" (batch_expired), the calls in flight
+ * finish, then the batch is "expired". A batch still importing expires once its import ends; one that ended
+ * otherwise leaves the index.
+ */
+async function expireDueBatches(redis: RedisClient, keys: RedisKeys, queue: Queue, ttlS: number): Promise<number> {
+  let expired = 0;
+  for (const batchId of await redis.zrangebyscore(keys.expiring, 0, Date.now(), 'LIMIT', 0, 200)) {
+    const window = await redis.hget(keys.batch(batchId), 'completion_window');
+    const status = await cancelBatch(redis, keys, queue, batchId, ttlS, { code: 'batch_expired', message: `not done within the batch's completion window (${window}); retry it with chatq retry --status expired` });
+    if (status === 'validating') continue;
+    await redis.zrem(keys.expiring, batchId);
+    if (status === 'expiring' || status === 'expired') expired += 1;
+  }
+  return expired;
 }
 
 /** Batches left "validating" by an import whose process died (no lease, no pending job, older than a lock period). */

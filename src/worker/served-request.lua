@@ -4,7 +4,7 @@
   servedRequest(prefix, jobId) returns the request id, or nil (nothing to serve) and 'missing' when the job's own
   request is gone.
 ]]
-local FINISHED = { succeeded = true, failed = true, cancelled = true, skipped = true }
+local FINISHED = { succeeded = true, failed = true, cancelled = true, skipped = true, expired = true }
 local function servedRequest(prefix, jobId)
   local own = KEY.request(prefix, jobId)
   local status = redis.call('HGET', own, 'status')

@@ -110,7 +110,7 @@ export class WorkerPool {
     const reconcile = async () => {
       try {
         const report = await reconcileLanes(redis, keys, queue, store, owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
-        if (report && (report.readded || report.lostJobs || report.endedImports)) logger.warn(report, 'reconciler repaired lanes');
+        if (report && (report.readded || report.lostJobs || report.endedImports || report.expired)) logger.warn(report, 'reconciler repaired lanes');
       } catch (err) {
         logger.warn({ err: (err as Error).message }, 'reconciler pass failed');
       }

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach } from 'vitest';
+import { startApiService, type ApiService } from '../../src/cli/api-service.js';
 import type { Config } from '../../src/shared/config.js';
 import { startSimulator, type Simulator } from '../../src/simulator/simulator-server.js';
 import type { SimulatorOptionsInput } from '../../src/simulator/simulator-options.js';
@@ -50,4 +51,16 @@ export function useWorld(simulator: SimulatorOptionsInput = {}): World {
     await world.env.cleanup();
   });
   return world;
+}
+
+/** Per test (after useWorld's setup): chatq's HTTP API on a free port over the world's prefix; read it as `a.api`. */
+export function useApi(world: World, env: Record<string, string>): { api: ApiService } {
+  const holder = {} as { api: ApiService };
+  beforeEach(async () => {
+    holder.api = await startApiService(world.env.config(env), testLogger(), 0);
+  });
+  afterEach(async () => {
+    await holder.api.close();
+  });
+  return holder;
 }
