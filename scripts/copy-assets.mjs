@@ -1,8 +1,8 @@
-// Copies the non-TypeScript files the compiled code reads at run time (Lua scripts, prices.json) into dist/.
+// Copies the non-TypeScript files the compiled code reads at run time (Lua scripts, prices.json, the dashboard's script and styles) into dist/.
 import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-const ASSET = /\.(lua|json)$/;
+const ASSET = /\.(lua|json|css|js)$/;
 function copyAssets(dir) {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);

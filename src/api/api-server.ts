@@ -1,9 +1,11 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { DASHBOARD_OPEN_PATHS, dashboardRoutes, loginPage } from '../dashboard/dashboard-routes.js';
 import type { Logger } from '../shared/logger.js';
 import type { ApiDeps } from './api-deps.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './api-errors.js';
-import { installAuth } from './auth.js';
+import { createAuthenticator, installAuth } from './auth.js';
+import { BrowserSessions } from './browser-sessions.js';
 import { batchesRoutes } from './batches-routes.js';
 import { filesRoutes } from './files-routes.js';
 import { opsRoutes } from './ops-routes.js';
@@ -13,16 +15,19 @@ import { schedulesRoutes } from './schedules-routes.js';
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;
 
-/** The HTTP API: OpenAI Batch-compatible files and batches, chatq's records and usage, health, metrics, board. */
+/** The HTTP API: OpenAI Batch-compatible files and batches, chatq's records and usage, health, metrics, board, dashboard. */
 export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT, frameworkErrors, clientErrorHandler });
   installErrorHandlers(app);
-  installAuth(app, deps.config);
+  const sessions = new BrowserSessions(deps.redis, deps.keys);
+  const principalOf = createAuthenticator(deps.config);
+  installAuth(app, principalOf, { open: ['/healthz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage });
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));
   await app.register((scope) => recordsRoutes(scope, deps));
   await app.register((scope) => schedulesRoutes(scope, deps));
   await app.register((scope) => opsRoutes(scope, deps));
+  await app.register((scope) => dashboardRoutes(scope, deps, sessions, principalOf));
   return app;
 }

@@ -1,13 +1,12 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { toOutputLine } from '../shared/batch-output.js';
+import { batchFileLines } from '../shared/batch-output.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
 import { deleteFile, FileWriter, getFile, readFileContent, type StoredFile } from '../shared/file-store.js';
 import { fileUsers } from '../shared/file-users.js';
 import { isFileId, newFileId } from '../shared/ids.js';
 import { parseJsonLine } from '../shared/input-limits.js';
-import { readBatchRequests } from '../shared/read-store.js';
 import { sees, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
@@ -107,12 +106,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const generated = parseGeneratedFileId(id);
     if (generated) {
       await loadVisibleBatch(deps, req.principal.scope, generated.batchId, () => notFound(id));
-      const lines = async function* () {
-        for await (const r of readBatchRequests(redis, keys, generated.batchId)) {
-          if ((r.status === 'succeeded') !== generated.errors) yield `${JSON.stringify(toOutputLine(r))}\n`;
-        }
-      };
-      return reply.header('content-type', 'application/jsonl').send(Readable.from(lines()));
+      return reply.header('content-type', 'application/jsonl').send(Readable.from(batchFileLines(redis, keys, generated.batchId, generated.errors)));
     }
     await visibleFile(req.principal.scope, id);
     return reply.header('content-type', 'application/jsonl').send(readFileContent(redis, keys.prefix, id));

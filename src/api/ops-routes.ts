@@ -4,6 +4,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import { QUEUE_NAME } from '../shared/keys.js';
 import type { ApiDeps } from './api-deps.js';
+import { BOARD_FIX_SCRIPT } from '../dashboard/dashboard-routes.js';
 import { createClusterMetrics } from './cluster-metrics.js';
 
 /** /healthz (no auth), /metrics (Prometheus), /admin/queues (bull-board). */
@@ -21,6 +22,15 @@ export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
 
   app.get('/metrics', async (req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.scrape(req.principal.scope)));
 
+  // The board's page, made to work where bull-board alone does not: opened with the token in the URL
+  // (http://user:token@host/admin/queues), Chromium refuses every fetch() the page makes (a URL with credentials
+  // cannot make a Request), so its translations never load and it shows raw i18n keys (QUEUE.STATUS.ALL) or
+  // "Loading"; a first script moves the page to the same URL without credentials (the browser keeps them for the
+  // site). And its web font comes from Google's CDN, which offline or locked-down networks cannot reach: dropped.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+    return payload.replace(/<link [^>]*href="https:\/\/fonts\.googleapis\.com[^>]*>/g, '').replace('<head>', `<head>\n<script src="${BOARD_FIX_SCRIPT}"></script>`);
+  });
   const board = new FastifyAdapter();
   board.setBasePath('/admin/queues');
   createBullBoard({ queues: [new BullMQAdapter(deps.queue, { description: `${QUEUE_NAME}: one job per user lane` }), new BullMQAdapter(deps.imports)], serverAdapter: board });

@@ -1,4 +1,7 @@
 import { replyText } from './expectations.js';
+import type { RedisKeys } from './keys.js';
+import { readBatchRequests } from './read-store.js';
+import type { RedisClient } from './redis.js';
 import type { StoredRequest } from './request-record.js';
 
 /** One line of OpenAI Batch output, plus chatq's own fields. */
@@ -25,6 +28,13 @@ export function toOutputLine(r: StoredRequest) {
       ...(r.grade ? { grade: r.grade } : {}),
     },
   };
+}
+
+/** A batch's output file (its succeeded requests) or error file (the rest), as JSONL lines in input order. */
+export async function* batchFileLines(redis: RedisClient, keys: RedisKeys, batchId: string, errors: boolean): AsyncGenerator<string> {
+  for await (const r of readBatchRequests(redis, keys, batchId)) {
+    if ((r.status === 'succeeded') !== errors) yield `${JSON.stringify(toOutputLine(r))}\n`;
+  }
 }
 
 export const CSV_COLUMNS = [

@@ -58,6 +58,8 @@ export function redisKeys(prefix: string) {
     /** The BullMQ hash of a job, used to tell whether a lane head still has its job. */
     job: (id: string) => `${prefix}:${QUEUE_NAME}:${id}`,
     reconcilerLock: `${prefix}:reconciler-lock`,
+    /** A signed-in dashboard browser, by the SHA-256 of its cookie's id (expires). */
+    session: (digest: string) => `${prefix}:session:${digest}`,
     pauseReason: `${prefix}:paused`,
     metrics: `${prefix}:metrics`,
     schedules: `${prefix}:schedules`,

@@ -1,0 +1,43 @@
+import { getUsage } from '../shared/read-store.js';
+import type { RedisKeys } from '../shared/keys.js';
+import type { RedisClient } from '../shared/redis.js';
+import { batchDone, toBatchRecord, type BatchRecord } from '../shared/request-record.js';
+
+/** What a batch row shows, and what the live updates send: the same numbers on the page and over the wire. */
+export interface BatchProgress {
+  id: string;
+  status: string;
+  done: number;
+  total: number;
+  succeeded: number;
+  /** Failed, skipped, cancelled and expired. */
+  notSucceeded: number;
+  costUsd: number;
+  tokens: number;
+  /** Of the graded requests; null when nothing is graded. */
+  passRate: number | null;
+}
+
+export function progressOf(b: BatchRecord, cost: { cost_nano: number; total_tokens: number }): BatchProgress {
+  const graded = b.evalPass + b.evalFail;
+  return {
+    id: b.id,
+    status: b.status,
+    done: batchDone(b),
+    total: b.total,
+    succeeded: b.succeeded,
+    notSucceeded: batchDone(b) - b.succeeded,
+    costUsd: cost.cost_nano / 1e9,
+    tokens: cost.total_tokens,
+    passRate: graded ? b.evalPass / graded : null,
+  };
+}
+
+/** Batches and their usage, read together (one pipeline); missing ones are left out. */
+export async function readBatches(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<{ batch: BatchRecord; progress: BatchProgress }[]> {
+  if (ids.length === 0) return [];
+  const replies = (await ids.reduce((p, id) => p.hgetall(keys.batch(id)), redis.pipeline()).exec()) ?? [];
+  const batches = ids.map((id, i) => toBatchRecord(id, (replies[i]?.[1] ?? {}) as Record<string, string>)).filter((b) => b !== null);
+  const usage = await Promise.all(batches.map((b) => getUsage(redis, keys, b.project, 'batch', b.id)));
+  return batches.map((batch, i) => ({ batch, progress: progressOf(batch, usage[i]!) }));
+}

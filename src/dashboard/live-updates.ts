@@ -1,0 +1,87 @@
+import type { FastifyReply } from 'fastify';
+import type { RedisKeys } from '../shared/keys.js';
+import type { RedisClient } from '../shared/redis.js';
+import { readBatches } from './batch-progress.js';
+
+/** Batches one page may watch, and pages watched at once by one server. */
+export const MAX_WATCHED = 100;
+export const MAX_SUBSCRIBERS = 1_000;
+const TICK_MS = 1_000;
+const HEARTBEAT_MS = 15_000;
+
+interface Subscriber {
+  reply: FastifyReply;
+  ids: string[];
+  /** What this page was last sent, per batch: only changes go out. */
+  sent: Map<string, string>;
+}
+
+/**
+ * Live progress over server-sent events, cheap with many tabs open: one timer per server reads every watched batch
+ * once per second (one pipeline, whatever the number of pages), and each page gets only what changed for it.
+ * Nothing runs while no page is open.
+ */
+export class LiveUpdates {
+  private readonly subscribers = new Set<Subscriber>();
+  private timer: NodeJS.Timeout | undefined;
+  private beat = 0;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  get full(): boolean {
+    return this.subscribers.size >= MAX_SUBSCRIBERS;
+  }
+
+  /** Streams updates of `ids` (already checked to be visible to the page's token) until the page goes. */
+  subscribe(reply: FastifyReply, ids: string[]): void {
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    reply.raw.write('retry: 3000\n\n');
+    const sub: Subscriber = { reply, ids, sent: new Map() };
+    this.subscribers.add(sub);
+    reply.raw.on('close', () => this.drop(sub));
+    this.timer ??= setInterval(() => void this.tick(), TICK_MS);
+    void this.tick();
+  }
+
+  close(): void {
+    for (const sub of this.subscribers) sub.reply.raw.end();
+    this.subscribers.clear();
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private drop(sub: Subscriber): void {
+    this.subscribers.delete(sub);
+    if (this.subscribers.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private async tick(): Promise<void> {
+    const ids = [...new Set([...this.subscribers].flatMap((s) => s.ids))];
+    let rows;
+    try {
+      rows = await readBatches(this.redis, this.keys, ids);
+    } catch {
+      return; // Redis away: the pages keep what they show, and the next tick tries again.
+    }
+    const latest = new Map(rows.map((r) => [r.batch.id, JSON.stringify(r.progress)]));
+    const heartbeat = (this.beat += TICK_MS) >= HEARTBEAT_MS;
+    if (heartbeat) this.beat = 0;
+    for (const sub of this.subscribers) {
+      let out = '';
+      for (const id of sub.ids) {
+        const data = latest.get(id);
+        if (data === undefined || sub.sent.get(id) === data) continue;
+        sub.sent.set(id, data);
+        out += `event: batch\ndata: ${data}\n\n`;
+      }
+      if (out || heartbeat) sub.reply.raw.write(out || ': keep-alive\n\n');
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareBatches } from '../src/shared/eval-report.js';
+import { deriveUserid } from '../src/shared/userid.js';
+import { useApi, useWorld } from './helpers/in-process-worker.js';
+import { waitFor, waitForBatch } from './helpers/test-env.js';
+
+const ALPHA = 'tok-dash-alpha';
+const BETA = 'tok-dash-beta';
+const ADMIN = 'tok-dash-admin';
+/** Screenshots go here (CHATQ_SCREENSHOTS=docs/screenshots refreshes the README's). */
+const SHOTS = process.env.CHATQ_SCREENSHOTS ?? join(tmpdir(), 'chatq-dashboard-shots');
+
+const chat = (id: string, user: string, content: string, expect?: unknown) =>
+  JSON.stringify({ custom_id: id, user, model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...(expect ? { expect } : {}) });
+
+/** The numbers a batch row shows, read from the page. */
+async function rowFigures(page: Page, batchId: string) {
+  const row = page.locator(`[data-batch="${batchId}"]`).first();
+  const field = async (f: string) => (await row.locator(`[data-field="${f}"]`).first().textContent())!.trim();
+  return { status: await field('status'), done: Number(await field('done')), total: Number(await field('total')), succeeded: Number(await field('succeeded')), notSucceeded: Number(await field('notSucceeded')), cost: await field('cost') };
+}
+
+const usd = (v: number) => `$${v < 0.01 && v > 0 ? v.toFixed(6) : v.toFixed(4)}`;
+
+describe('dashboard in a real browser (Debian chromium)', () => {
+  const w = useWorld({ latencyMs: 150 });
+  const a = useApi(w, { CHATQ_API_TOKENS: `alpha:${ALPHA},beta:${BETA}`, CHATQ_ADMIN_TOKENS: ADMIN });
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+  const signedIn = async (token: string | null) => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...(token ? { httpCredentials: { username: 'dashboard', password: token } } : {}) });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    return { page, errors };
+  };
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('shows batches, a batch, costs, evaluations and a user as the API reports them; live progress; cancel from the page; projects apart', async () => {
+    await w.startWorker();
+    const api = (token: string) => new OpenAI({ apiKey: token, baseURL: `${a.api.url}/v1`, maxRetries: 0 });
+    const alpha = api(ALPHA);
+    // Two runs of a scheduled evaluation (the second regresses on q2), a batch of another project, and a slow one.
+    const run1 = await w.env.submit([chat('q1', 'eval-u1', 'hello', { contains: 'Noted' }), chat('q2', 'eval-u2', 'hi', { contains: 'Noted' }), chat('q3', 'eval-u3', '[fail 400] no', { contains: 'Noted' })], { project: 'alpha', name: 'nightly@2026-11-26T00:00:00.000Z', metadata: { schedule: 'nightly', fired_at: '2026-11-26T00:00:00.000Z' } });
+    const run2 = await w.env.submit([chat('q1', 'eval-u4', 'hello', { contains: 'Noted' }), chat('q2', 'eval-u5', 'hi', { contains: 'zebra' }), chat('q3', 'eval-u6', 'hey', { contains: 'Noted' })], { project: 'alpha', name: 'nightly@2026-11-27T00:00:00.000Z', metadata: { schedule: 'nightly', fired_at: '2026-11-27T00:00:00.000Z' } });
+    const other = await w.env.submit([chat('b1', 'beta-user', 'secret of beta')], { project: 'beta', name: 'beta-only' });
+    await Promise.all([run1, run2, other].map((b) => waitForBatch(w.env, b.batchId)));
+    const slow = await w.env.submit(Array.from({ length: 60 }, (_, i) => chat(`s${i}`, 'slow-user', `turn ${i}`)), { project: 'alpha', name: 'slow import' });
+    const schedule = await fetch(`${a.api.url}/v1/schedules`, { method: 'POST', headers: { authorization: `Bearer ${ALPHA}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'nightly', cron: '0 3 1 1 *', input_file_id: (await alpha.files.create({ file: new File([chat('q1', 'x', 'hello')], 'suite.jsonl'), purpose: 'batch' })).id }) });
+    expect(schedule.status).toBe(200);
+
+    const { page, errors } = await signedIn(ALPHA);
+
+    // Batches: every row's numbers are the API's; beta's batch is not there.
+    await page.goto(`${a.api.url}/`);
+    const listed = (await alpha.batches.list({ limit: 100 })).data;
+    expect(await page.locator('tbody tr[data-batch]').count()).toBe(listed.length);
+    expect(await page.content()).not.toContain('beta-only');
+    for (const b of listed.filter((x) => x.status === 'completed')) {
+      const f = await rowFigures(page, b.id);
+      expect(f).toMatchObject({ status: b.status, total: b.request_counts!.total, succeeded: b.request_counts!.completed, notSucceeded: b.request_counts!.failed });
+      expect(f.cost).toBe(usd((b as unknown as { chatq: { cost_usd: number } }).chatq.cost_usd));
+    }
+    await shot(page, 'batches');
+
+    // Live: the slow batch's row moves on without a reload.
+    const before = await rowFigures(page, slow.batchId);
+    await waitFor('the row to move on by itself', async () => (await rowFigures(page, slow.batchId)).done > before.done, 20_000);
+
+    // One batch: counts, failures by reason, requests, downloads.
+    await page.goto(`${a.api.url}/batches/${run1.batchId}`);
+    const r1 = await alpha.batches.retrieve(run1.batchId);
+    expect(await rowFigures(page, run1.batchId)).toMatchObject({ status: 'completed', succeeded: r1.request_counts!.completed, notSucceeded: r1.request_counts!.failed });
+    expect(await page.locator('h2:has-text("Failures by reason") + table').textContent()).toContain('forced_failure');
+    expect(await page.locator('h2:has-text("Requests") + table tbody tr').count()).toBe(3);
+    const download = await page.request.get(`${a.api.url}/batches/${run1.batchId}/output.jsonl`);
+    expect(await download.text()).toBe(await (await alpha.files.content(r1.output_file_id!)).text());
+    await shot(page, 'batch');
+
+    // The user's memory timeline: their requests in order, as GET /v1/users/:id/requests has them.
+    const userid = deriveUserid('slow-user');
+    await page.goto(`${a.api.url}/users/${userid}?project=alpha`);
+    const apiTurns = (await (await fetch(`${a.api.url}/v1/users/${userid}/requests?limit=100`, { headers: { authorization: `Bearer ${ALPHA}` } })).json()) as { data: { custom_id: string }[] };
+    const shownIds = await page.locator('tbody tr td:nth-child(4)').allTextContents();
+    expect(shownIds).toEqual(apiTurns.data.map((r) => r.custom_id).reverse().slice(0, 50));
+
+    // Cancel from the page: the batch ends cancelled, as the API says.
+    await page.goto(`${a.api.url}/batches/${slow.batchId}`);
+    await page.click('button:has-text("Cancel batch")');
+    await page.waitForURL(`${a.api.url}/batches/${slow.batchId}`);
+    const cancelled = await waitFor('the cancel', async () => {
+      const b = await alpha.batches.retrieve(slow.batchId);
+      return b.status === 'cancelled' ? b : undefined;
+    }, 20_000);
+    await page.reload();
+    expect(await rowFigures(page, slow.batchId)).toMatchObject({ status: 'cancelled', succeeded: cancelled.request_counts!.completed, notSucceeded: cancelled.request_counts!.failed });
+
+    // Costs: the same totals as /v1/usage.
+    await page.goto(`${a.api.url}/costs`);
+    const byDay = (await (await fetch(`${a.api.url}/v1/usage?group_by=day`, { headers: { authorization: `Bearer ${ALPHA}` } })).json()) as { data: { cost_usd: number }[] };
+    expect(await page.locator('[data-field="total-cost"]').textContent()).toBe(usd(byDay.data.reduce((s, d) => s + d.cost_usd, 0)));
+    expect(await page.locator('svg.chart').count()).toBe(2);
+    await shot(page, 'costs');
+
+    // Evaluations: the schedule, its runs with their pass rates, and a comparison of the two.
+    await page.goto(`${a.api.url}/evals`);
+    await page.click('a:has-text("nightly")');
+    expect(await page.locator('h2:has-text("Runs") + table tbody tr').count()).toBe(2);
+    const rates = await page.locator('h2:has-text("Runs") + table tbody tr td:nth-child(5)').allTextContents();
+    const passRate = async (id: string) => {
+      const evals = ((await alpha.batches.retrieve(id)) as unknown as { chatq: { evals: { passed: number; failed: number } } }).chatq.evals;
+      return `${((evals.passed / (evals.passed + evals.failed)) * 100).toFixed(1)}%`;
+    };
+    expect(rates).toEqual([await passRate(run2.batchId), await passRate(run1.batchId)]);
+    await shot(page, 'evaluation');
+    await page.click('button:has-text("Compare")');
+    const expected = await compareBatches(w.env.redis, w.env.keys, run1.batchId, run2.batchId);
+    expect(await page.locator('strong.grade-fail').textContent()).toBe(`${expected.regressed} regressed`);
+    expect(await page.locator('strong.grade-pass').textContent()).toBe(`${expected.fixed} fixed`);
+    expect(errors).toEqual([]);
+
+    // Another project's batch is not found from alpha's pages.
+    expect((await page.goto(`${a.api.url}/batches/${other.batchId}`))!.status()).toBe(404);
+    expect((await page.goto(`${a.api.url}/admin/queues`))!.status()).toBe(404);
+  });
+
+  it('signs in with the login form; the operator board reads as it should; no cross-site posts', async () => {
+    const { page } = await signedIn(null);
+    // A browser without credentials gets the Basic prompt with the login form as its body; headless Chromium
+    // cancels prompts, so this browser opens the form itself.
+    const challenge = await fetch(`${a.api.url}/costs`, { headers: { accept: 'text/html' } });
+    expect(challenge.status).toBe(401);
+    expect(challenge.headers.get('www-authenticate')).toBe('Basic realm="chatq"');
+    expect(await challenge.text()).toContain('name="token"');
+    await page.goto(`${a.api.url}/login?next=/costs`);
+    await page.fill('input[name="token"]', 'not-a-token');
+    await page.click('button:has-text("Sign in")');
+    expect(await page.locator('.error').textContent()).toContain('not one this server knows');
+    await page.fill('input[name="token"]', ADMIN);
+    await page.click('button:has-text("Sign in")');
+    await page.waitForURL(`${a.api.url}/costs`);
+    expect(await page.locator('h1').textContent()).toBe('Costs');
+
+    // bull-board signed in by cookie, and opened as the report had it, with Basic auth in the URL (its page could
+    // not fetch its translations then): its labels, not its i18n keys.
+    const { page: byUrl } = await signedIn(null);
+    const withCredentials = new URL(a.api.url);
+    withCredentials.username = 'ops';
+    withCredentials.password = ADMIN;
+    for (const [p, url] of [[page, `${a.api.url}/admin/queues`], [byUrl, `${withCredentials.href}admin/queues`]] as const) {
+      await p.goto(url);
+      await p.waitForSelector('text=0 Jobs', { timeout: 15_000 });
+      const text = await p.locator('body').innerText();
+      expect(text).not.toMatch(/QUEUE\.STATUS|MENU\.QUEUES|DASHBOARD\.JOBS_COUNT/);
+      expect(text).toMatch(/QUEUES/i);
+    }
+    await shot(byUrl, 'admin-queues');
+
+    // A form posted from another site is refused, signed in or not.
+    const forged = await fetch(`${a.api.url}/login`, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${ADMIN}` });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get('set-cookie')).toBeNull();
+    await page.goto(`${a.api.url}/`);
+    await page.click('button:has-text("Sign out")');
+    await page.waitForURL(`${a.api.url}/login`);
+    expect((await page.request.get(`${a.api.url}/`, { headers: { accept: 'application/json' } })).status()).toBe(401);
+  });
+});
