@@ -132,6 +132,10 @@ describe('fuzzing', () => {
           ['GET', `/v1/files/${id}`], ['GET', `/v1/files/${id}/content`], ['DELETE', `/v1/files/${id}`], ['GET', `/v1/batches/${id}`],
           ['POST', `/v1/batches/${id}/cancel`], ['GET', `/v1/requests/${id}`], ['GET', `/v1/users/${id}/requests`], ['DELETE', `/v1/schedules/${id}`],
           ['GET', `/v1/batches?after=${id}`], ['GET', `/v1/usage?group_by=user&batch=${id}`],
+          // The dashboard's pages, with the same ids in every place they take one.
+          ['GET', `/batches/${id}`], ['GET', `/batches/${id}?page=${id}`], ['POST', `/batches/${id}/cancel`], ['GET', `/batches/${id}/output.jsonl`],
+          ['GET', `/users/${id}?project=${id}`], ['GET', `/evals/${id}`], ['GET', `/compare?a=${id}&b=${id}`], ['GET', `/?status=${id}&q=${id}&page=${id}`],
+          ['GET', `/costs?from=${id}`], ['GET', `/ui/events?batches=${id}`], ['GET', `/login?next=${id}`],
         ] as const) {
           const res = await fetch(`${api.url}${path}`, { method, headers: auth });
           statuses.push({ status: res.status, what: `${method} ${path.slice(0, 80)}` });

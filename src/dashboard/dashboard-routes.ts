@@ -77,7 +77,8 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
   // The login form's body; small, and parsed only here.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
   const live = new LiveUpdates(redis, keys);
-  app.addHook('onClose', async () => live.close());
+  // Before the server waits for its connections to end: the event streams would never end by themselves.
+  app.addHook('preClose', async () => live.close());
 
   const nav = (req: FastifyRequest, section: PageNav['section']): PageNav => ({ section, admin: req.principal.admin });
   const send = (reply: FastifyReply, title: string, n: PageNav | null, body: ReturnType<typeof html>) =>
@@ -157,7 +158,10 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
     const ids = [...new Set(batches.split(',').filter(isBatchId))].slice(0, MAX_WATCHED);
     if (live.full) throw new ApiError(429, 'Too many live pages open on this server; reload later.', 'too_many_live_pages');
     const projects = await Promise.all(ids.map((id) => redis.hget(keys.batch(id), 'project')));
-    live.subscribe(reply, ids.filter((_, i) => sees(req.principal.scope, projects[i])));
+    const visible = ids.filter((_, i) => projects[i] !== null && sees(req.principal.scope, projects[i]));
+    // Nothing to watch: 204 tells EventSource not to reconnect.
+    if (visible.length === 0) return reply.code(204).send();
+    live.subscribe(reply, visible);
   });
 
   app.get('/costs', async (req, reply) => {
