@@ -58,7 +58,10 @@ describe('lane reconciler', () => {
     const started = (await store.start(first)) as StartedRequest;
     expect(started.id).toBe(first);
     const handed = await store.finish(first, started, { status: 'succeeded', usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 }, costNano: 0, attempts: [] }, first);
-    expect(handed).toBe(true);
+    // The second request comes back claimed for that job's next run, in the same round trip.
+    expect(handed?.id).toBe(second);
+    expect(await w.env.redis.hmget(w.env.keys.request(second), 'status', 'claims', 'served_by')).toEqual(['running', '1', first]);
+    // Should the job run again (its worker died), it serves the same request.
     expect(((await store.start(first)) as StartedRequest).id).toBe(second);
     expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, retention)).toMatchObject({ readded: 0 });
     expect(await w.env.queue.getJob(second)).toBeUndefined();

@@ -1,4 +1,4 @@
-import { getUsage } from '../shared/read-store.js';
+import { getUsages } from '../shared/read-store.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import { batchDone, toBatchRecord, type BatchRecord } from '../shared/request-record.js';
@@ -38,6 +38,6 @@ export async function readBatches(redis: RedisClient, keys: RedisKeys, ids: read
   if (ids.length === 0) return [];
   const replies = (await ids.reduce((p, id) => p.hgetall(keys.batch(id)), redis.pipeline()).exec()) ?? [];
   const batches = ids.map((id, i) => toBatchRecord(id, (replies[i]?.[1] ?? {}) as Record<string, string>)).filter((b) => b !== null);
-  const usage = await Promise.all(batches.map((b) => getUsage(redis, keys, b.project, 'batch', b.id)));
+  const usage = await getUsages(redis, keys, batches.map((b) => ({ project: b.project, dim: 'batch' as const, key: b.id })));
   return batches.map((batch, i) => ({ batch, progress: progressOf(batch, usage[i]!) }));
 }

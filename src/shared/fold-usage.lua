@@ -1,11 +1,11 @@
 --[[
-  Folds finished requests' usage records (pushed by finish-request.lua) into the user, model and day aggregates and
-  the cluster-wide metrics. Records are popped and applied in this one script, so each counts exactly once, whichever
+  Folds finished requests' usage records (pushed by finish-request.lua) into the user, model and day aggregates, the
+  batch's (all but its cost, which finish-request.lua counts at once for budgets) and the cluster-wide metrics. Records are popped and applied in this one script, so each counts exactly once, whichever
   process folds (workers every second, readers before they read).
   KEYS: 1 pending usage records (list), 2 cluster-wide metrics hash
   ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: "other")
-  A record is JSON: {k: [user usage, model usage, day usage, "other" model usage], x: [user index, model index,
-  day index], v: [userid, model, day], s: status, t: [prompt, completion, total, cached, reasoning],
+  A record is JSON: {k: [user usage, model usage, day usage, "other" model usage, batch usage], x: [user index,
+  model index, day index, batch index], v: [userid, model, day, batch id], s: status, t: [prompt, completion, total, cached, reasoning],
   c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}.
   Returns how many records it folded.
 ]]
@@ -46,12 +46,12 @@ for _, text in ipairs(records) do
     kept[index .. '\0' .. mname] = chosen
   end
   if not chosen then mkey, mname = r.k[4], 'other' end
-  local keys, names = { r.k[1], mkey, r.k[3] }, { r.v[1], mname, r.v[3] }
-  for d = 1, 3 do
+  local keys, names = { r.k[1], mkey, r.k[3], r.k[5] }, { r.v[1], mname, r.v[3], r.v[4] }
+  for d = 1, 4 do
     add(keys[d], 'requests', 1)
     add(keys[d], r.s, 1)
     for t = 1, 5 do add(keys[d], tokens[t], r.t[t]) end
-    if r.c < 0 then add(keys[d], 'unpriced', 1) else add(keys[d], 'cost_nano', r.c) end
+    if r.c < 0 then add(keys[d], 'unpriced', 1) elseif d < 4 then add(keys[d], 'cost_nano', r.c) end
     touch(r.x[d], names[d])
   end
   metrics['requests:' .. r.s] = (metrics['requests:' .. r.s] or 0) + 1

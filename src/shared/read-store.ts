@@ -1,6 +1,7 @@
 import type { RedisClient } from './redis.js';
 import { DEFAULT_PROJECT, type RedisKeys, type StoredUsageDimension } from './keys.js';
 import type { Scope } from './scope.js';
+import { decodeResponse } from './response-codec.js';
 import { foldUsage } from './usage-fold.js';
 import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type StoredRequest } from './request-record.js';
 
@@ -13,11 +14,11 @@ export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string):
 export async function getRequests(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
   if (ids.length === 0) return [];
   const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS).get(keys.requestBody(id)).get(keys.requestResponse(id));
+  for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS).get(keys.requestBody(id)).getBuffer(keys.requestResponse(id));
   const rows = (await pipeline.exec())!;
   return ids.map((id, i) => {
     const [err, values] = rows[i * 3]!;
-    return err ? null : toStoredRequest(id, values as (string | null)[], rows[i * 3 + 1]![1] as string | null, rows[i * 3 + 2]![1] as string | null);
+    return err ? null : toStoredRequest(id, values as (string | null)[], rows[i * 3 + 1]![1] as string | null, decodeResponse(rows[i * 3 + 2]![1] as Buffer | null));
   });
 }
 
@@ -61,8 +62,17 @@ export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
   };
 }
 
+/** One aggregate, with every pending record folded in first (a batch's tokens arrive through the fold). */
 export async function getUsage(redis: RedisClient, keys: RedisKeys, project: string, dim: StoredUsageDimension, key: string): Promise<UsageRow> {
-  return toUsageRow(key, await redis.hgetall(keys.usage(project, dim, key)));
+  return (await getUsages(redis, keys, [{ project, dim, key }]))[0]!;
+}
+
+/** Several aggregates in one pipeline, after one fold. */
+export async function getUsages(redis: RedisClient, keys: RedisKeys, wanted: readonly { project: string; dim: StoredUsageDimension; key: string }[]): Promise<UsageRow[]> {
+  await foldUsage(redis, keys);
+  if (wanted.length === 0) return [];
+  const replies = (await wanted.reduce((p, w) => p.hgetall(keys.usage(w.project, w.dim, w.key)), redis.pipeline()).exec()) ?? [];
+  return wanted.map((w, i) => toUsageRow(w.key, (replies[i]?.[1] ?? {}) as Record<string, string>));
 }
 
 /** The projects a scope covers (an admin's: every project that has made something). */

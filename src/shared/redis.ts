@@ -159,7 +159,7 @@ end`;
 
 const PRELUDES: Record<string, () => string> = { keys: keysPrelude, events: eventsPrelude };
 
-type ScriptArg = string | number;
+type ScriptArg = string | number | Buffer;
 /**
  * One Redis state transition, kept in its own .lua file next to the code that runs it.
  * ioredis sends EVALSHA and falls back to EVAL, so a restarted Redis needs no reload.

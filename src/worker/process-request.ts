@@ -93,7 +93,7 @@ function assistantMessage(completion: Record<string, unknown>): Record<string, u
 export function createProcessor(deps: ProcessorDeps) {
   const { store, upstream, limiter, logger } = deps;
 
-  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], messages: Record<string, unknown>[], servingJob: string): Promise<boolean> {
+  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], messages: Record<string, unknown>[], servingJob: string): Promise<StartedRequest | undefined> {
     return store.finish(id, started, {
       status: 'failed',
       error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
@@ -120,10 +120,10 @@ export function createProcessor(deps: ProcessorDeps) {
   }
 
   /**
-   * One run of the request a job serves: claim, wait for capacity, call, write the result. True when the lane's next
-   * request was handed to this job (it goes on with it).
+   * One run of a claimed request: wait for capacity, call, write the result. Returns the lane's next request when it
+   * was handed to this job, already claimed (the job goes on with it).
    */
-  async function runRequest(started: StartedRequest, job: Job, token: string | undefined, servingJob: () => string): Promise<boolean> {
+  async function runRequest(started: StartedRequest, job: Job, token: string | undefined, servingJob: () => string): Promise<StartedRequest | undefined> {
     const { id } = started;
     const messages = messagesFor(started);
     const body = { ...started.body, messages };
@@ -136,7 +136,7 @@ export function createProcessor(deps: ProcessorDeps) {
       if (budget === 'wait') return later(id, started, attempts, job, token, BUDGET_RECHECK_MS);
       if (budget === 'never') {
         await store.cancelOverBudget(id, started);
-        return false;
+        return undefined;
       }
     }
     for (;;) {
@@ -215,14 +215,13 @@ export function createProcessor(deps: ProcessorDeps) {
   return async function processJob(job: Job, token?: string): Promise<void> {
     const since = Date.now();
     const servingJob = () => (!limiter.stopping && Date.now() - since < deps.laneSliceMs ? job.id! : '');
-    for (;;) {
-      const started = await store.start(job.id!);
-      if (started && 'waitMs' in started) {
-        // A turn gap: the user's previous call ended too recently. The job waits delayed, holding no slot.
-        await job.moveToDelayed(Date.now() + started.waitMs, token);
-        throw new DelayedError();
-      }
-      if (!started || !(await runRequest(started, job, token, servingJob))) return;
+    const first = await store.start(job.id!);
+    if (first && 'waitMs' in first) {
+      // A turn gap: the user's previous call ended too recently. The job waits delayed, holding no slot.
+      await job.moveToDelayed(Date.now() + first.waitMs, token);
+      throw new DelayedError();
     }
+    // Each run's result claims the lane's next request for this job, in the same round trip (within the slice).
+    for (let started = first; started; ) started = await runRequest(started, job, token, servingJob);
   };
 }

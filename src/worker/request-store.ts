@@ -4,6 +4,7 @@ import { cancelBatch } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import { addLaneHeads } from '../shared/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import { encodeResponse } from '../shared/response-codec.js';
 import { OTHER_MODEL } from '../shared/usage-fold.js';
 import type { Usage } from '../shared/pricing.js';
 import type { Expect, Grade } from '../shared/expectations.js';
@@ -63,6 +64,27 @@ function utcDay(ms: number): string {
   return dayCache.day;
 }
 
+/** A claim as claim-request.lua answers it: a run to make, a turn gap to wait, or nothing (finished, gone). */
+function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | undefined {
+  if (r[0] === 'wait') return { waitMs: Number(r[1]) };
+  if (r[0] !== 'run') return undefined;
+  const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number];
+  return {
+    id,
+    body: JSON.parse(body) as Record<string, unknown>,
+    userid,
+    model,
+    history: history === 'full' ? 'full' : 'memory',
+    conversation: conv ? (JSON.parse(conv) as Record<string, unknown>[]) : [],
+    attempt,
+    batch,
+    project,
+    budgeted: budgeted === 1,
+    onFailure: onFailure === 'halt' ? 'halt' : 'continue',
+    expect: expect ? (JSON.parse(expect) as Expect) : null,
+  };
+}
+
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
   constructor(
@@ -77,24 +99,7 @@ export class RequestStore {
    * turn gap has not passed; undefined when there is nothing to call (finished, or gone).
    */
   async start(jobId: string): Promise<StartedRequest | { waitMs: number } | undefined> {
-    const r = (await startScript.run(this.redis, [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[];
-    if (r[0] === 'wait') return { waitMs: Number(r[1]) };
-    if (r[0] !== 'run') return undefined;
-    const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number];
-    return {
-      id,
-      body: JSON.parse(body) as Record<string, unknown>,
-      userid,
-      model,
-      history: history === 'full' ? 'full' : 'memory',
-      conversation: conv ? (JSON.parse(conv) as Record<string, unknown>[]) : [],
-      attempt,
-      batch,
-      project,
-      budgeted: budgeted === 1,
-      onFailure: onFailure === 'halt' ? 'halt' : 'continue',
-      expect: expect ? (JSON.parse(expect) as Expect) : null,
-    };
+    return toClaim((await startScript.run(this.redis, [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[]);
   }
 
   /** The unfinished request a job serves (its own, or its lane's head handed to it), if any. */
@@ -134,12 +139,13 @@ export class RequestStore {
 
   /**
    * Writes the final result once, then hands the lane to its next request: to `servingJob` when given (it goes on
-   * with it: true is returned), else to a new BullMQ job.
+   * with it: that request, already claimed for its run, is returned), else to a new BullMQ job.
    */
-  async finish(id: string, owner: RequestOwner, result: FinishedRequest, servingJob = ''): Promise<boolean> {
-    const [nextHead, handed, gapMs] = await this.writeResult(id, owner, result, servingJob);
-    if (nextHead && !handed) await addLaneHeads(this.queue, [nextHead], gapMs);
-    return handed;
+  async finish(id: string, owner: RequestOwner, result: FinishedRequest, servingJob = ''): Promise<StartedRequest | undefined> {
+    const [nextHead, claim, gapMs] = await this.writeResult(id, owner, result, servingJob);
+    if (nextHead && !claim) await addLaneHeads(this.queue, [nextHead], gapMs);
+    const next = claim && toClaim(claim);
+    return next && 'id' in next ? next : undefined;
   }
 
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
@@ -148,7 +154,7 @@ export class RequestStore {
     await cancelBatch(this.redis, this.keys, this.queue, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
   }
 
-  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, boolean, number]> {
+  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, (string | number)[] | undefined, number]> {
     const k = this.keys;
     const now = Date.now();
     const fields: (string | number)[] = [];
@@ -167,9 +173,9 @@ export class RequestStore {
     const p = owner.project;
     const day = utcDay(now);
     const record = {
-      k: [k.usage(p, 'user', owner.userid), k.usage(p, 'model', owner.model), k.usage(p, 'day', day), k.usage(p, 'model', OTHER_MODEL)],
-      x: [k.usageIndex(p, 'user'), k.usageIndex(p, 'model'), k.usageIndex(p, 'day')],
-      v: [owner.userid, owner.model, day],
+      k: [k.usage(p, 'user', owner.userid), k.usage(p, 'model', owner.model), k.usage(p, 'day', day), k.usage(p, 'model', OTHER_MODEL), k.usage(p, 'batch', owner.batch)],
+      x: [k.usageIndex(p, 'user'), k.usageIndex(p, 'model'), k.usageIndex(p, 'day'), k.usageIndex(p, 'batch')],
+      v: [owner.userid, owner.model, day, owner.batch],
       s: result.status,
       t: [u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens],
       c: result.costNano ?? -1,
@@ -177,19 +183,18 @@ export class RequestStore {
       ms: result.latencyMs ?? 0,
     };
     const keys = [
-      k.request(id), k.batch(owner.batch), k.lane(owner.userid), k.lanes, k.usage(p, 'batch', owner.batch), k.usageIndex(p, 'batch'),
-      k.batchRequests(owner.batch), k.batchCustomIds(owner.batch), k.batchErrors(owner.batch), k.userRequests(p, owner.userid),
+      k.request(id), k.batch(owner.batch), k.lane(owner.userid), k.lanes, k.usage(p, 'batch', owner.batch), k.batchRequests(owner.batch), k.batchCustomIds(owner.batch), k.batchErrors(owner.batch), k.userRequests(p, owner.userid),
       k.batchReservations(owner.batch), k.pendingUsage, k.events,
     ];
     const args = [
       id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,
-      u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens, result.costNano ?? '', result.error?.code ?? '',
+      result.costNano ?? '', result.error?.code ?? '',
       result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
-      result.response ? JSON.stringify(result.response) : '',
+      result.response ? encodeResponse(JSON.stringify(result.response)) : '',
       JSON.stringify(record),
       servingJob,
     ];
-    const [, nextHead, handed, gapMs] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?, number?];
-    return [nextHead, handed === 1, gapMs ?? 0];
+    const [, nextHead, handed, gapMs, claim] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?, number?, (string | number)[]?];
+    return [nextHead, handed === 1 ? claim : undefined, gapMs ?? 0];
   }
 }
