@@ -47,6 +47,7 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
   });
   afterAll(async () => {
+    await Promise.all(contexts.map((c) => c.close()));
     await browser?.close();
   });
 
@@ -76,6 +77,14 @@ describe('dashboard in a real browser (Debian chromium)', () => {
       expect(f.cost).toBe(usd((b as unknown as { chatq: { cost_usd: number } }).chatq.cost_usd));
     }
     await shot(page, 'batches');
+
+    // With JavaScript off the same rows and numbers are there (the pages are rendered on the server).
+    const noScript = await browser.newContext({ javaScriptEnabled: false, httpCredentials: { username: 'dashboard', password: ALPHA } });
+    contexts.push(noScript);
+    const plain = await noScript.newPage();
+    await plain.goto(`${a.api.url}/`);
+    expect(await plain.locator('tbody tr[data-batch]').count()).toBe(listed.length);
+    expect(await rowFigures(plain, run1.batchId)).toEqual(await rowFigures(page, run1.batchId));
 
     // Live: the slow batch's row moves on without a reload.
     const before = await rowFigures(page, slow.batchId);
