@@ -60,7 +60,7 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     const run2 = await w.env.submit([chat('q1', 'eval-u4', 'hello', { contains: 'Noted' }), chat('q2', 'eval-u5', 'hi', { contains: 'zebra' }), chat('q3', 'eval-u6', 'hey', { contains: 'Noted' })], { project: 'alpha', name: 'nightly@2026-11-27T00:00:00.000Z', metadata: { schedule: 'nightly', fired_at: '2026-11-27T00:00:00.000Z' } });
     const other = await w.env.submit([chat('b1', 'beta-user', 'secret of beta')], { project: 'beta', name: 'beta-only' });
     await Promise.all([run1, run2, other].map((b) => waitForBatch(w.env, b.batchId)));
-    const slow = await w.env.submit(Array.from({ length: 60 }, (_, i) => chat(`s${i}`, 'slow-user', `turn ${i}`)), { project: 'alpha', name: 'slow import' });
+    const slow = await w.env.submit(Array.from({ length: 100 }, (_, i) => chat(`s${i}`, 'slow-user', `turn ${i}`)), { project: 'alpha', name: 'slow import' });
     const schedule = await fetch(`${a.api.url}/v1/schedules`, { method: 'POST', headers: { authorization: `Bearer ${ALPHA}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'nightly', cron: '0 3 1 1 *', input_file_id: (await alpha.files.create({ file: new File([chat('q1', 'x', 'hello')], 'suite.jsonl'), purpose: 'batch' })).id }) });
     expect(schedule.status).toBe(200);
 
@@ -115,8 +115,12 @@ describe('dashboard in a real browser (Debian chromium)', () => {
       const b = await alpha.batches.retrieve(slow.batchId);
       return b.status === 'cancelled' ? b : undefined;
     }, 20_000);
-    await page.reload();
-    expect(await rowFigures(page, slow.batchId)).toMatchObject({ status: 'cancelled', succeeded: cancelled.request_counts!.completed, notSucceeded: cancelled.request_counts!.failed });
+    // The page learns it by itself (and reloads once for its final tables): no reload from here.
+    const shown = await waitFor('the page to show the cancel', async () => {
+      const f = await rowFigures(page, slow.batchId);
+      return f.status === 'cancelled' ? f : undefined;
+    }, 20_000);
+    expect(shown).toMatchObject({ succeeded: cancelled.request_counts!.completed, notSucceeded: cancelled.request_counts!.failed });
 
     // Costs: the same totals as /v1/usage.
     await page.goto(`${a.api.url}/costs`);
