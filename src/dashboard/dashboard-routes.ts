@@ -52,6 +52,10 @@ export function loginPage(next: string, problem?: string): string {
 /** Nothing but chatq's own script, styles and inline SVG; no framing by other sites. */
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/** Failed sign-ins one address may make per window. */
+const LOGIN_FAILURES = 10;
+const LOGIN_WINDOW_S = 300;
+
 const page = z.coerce.number().int().min(0).max(10_000).default(0);
 const batchParams = z.object({ id: z.string().min(1).max(200) });
 
@@ -102,8 +106,15 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
   app.post('/login', async (req, reply) => {
     const form = parseInput(z.object({ token: z.string().max(1000), next: z.string().max(600).default('/') }), req.body);
     if (!sameOrigin(req)) throw new ApiError(403, 'Sign in from the dashboard itself: this form was posted from another site.', 'cross_site_request');
+    // Guessing is slowed down: past LOGIN_FAILURES failed tries from one address, it waits out the window.
+    const failures = keys.loginFailures(req.ip);
+    if (Number(await redis.get(failures)) >= LOGIN_FAILURES) throw new ApiError(429, `Too many failed sign-ins from this address: try again in ${LOGIN_WINDOW_S / 60} minutes.`, 'too_many_sign_ins');
     const who = principalOf(form.token);
-    if (!who) return reply.code(401).header('content-type', 'text/html; charset=utf-8').header('content-security-policy', CSP).send(loginPage(form.next, 'That token is not one this server knows.'));
+    if (!who) {
+      await redis.multi().incr(failures).expire(failures, LOGIN_WINDOW_S).exec();
+      return reply.code(401).header('content-type', 'text/html; charset=utf-8').header('content-security-policy', CSP).send(loginPage(form.next, 'That token is not one this server knows.'));
+    }
+    await redis.del(failures);
     await sessions.start(reply, who, req.protocol === 'https');
     return reply.redirect(SAFE_NEXT.test(form.next) ? form.next : '/', 303);
   });

@@ -60,6 +60,8 @@ export function redisKeys(prefix: string) {
     reconcilerLock: `${prefix}:reconciler-lock`,
     /** A signed-in dashboard browser, by the SHA-256 of its cookie's id (expires). */
     session: (digest: string) => `${prefix}:session:${digest}`,
+    /** Failed sign-ins from one address in the current window (expires). */
+    loginFailures: (address: string) => `${prefix}:login-failures:${address}`,
     pauseReason: `${prefix}:paused`,
     metrics: `${prefix}:metrics`,
     schedules: `${prefix}:schedules`,
