@@ -1,6 +1,6 @@
 import type { RedisClient } from '../shared/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
-import { getUsage, type UsageRow } from '../shared/read-store.js';
+import { getUsages, type UsageRow } from '../shared/read-store.js';
 import { batchEnded, type BatchRecord } from '../shared/request-record.js';
 
 const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
@@ -79,8 +79,13 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
   };
 }
 
-/** The API's view of a batch record: with its usage and its first line errors. */
-export async function batchObject(redis: RedisClient, keys: RedisKeys, batch: BatchRecord) {
-  const [usage, errors] = await Promise.all([getUsage(redis, keys, batch.project, 'batch', batch.id), redis.lrange(keys.batchErrors(batch.id), 0, 99)]);
-  return toBatchObject(batch, usage, errors.map((e) => JSON.parse(e) as LineErrorRecord));
+/** The API's view of batch records: with their usage (one fold, one pipeline) and their first line errors. */
+export async function batchObjects(redis: RedisClient, keys: RedisKeys, batches: readonly BatchRecord[]) {
+  const [usages, errors] = await Promise.all([
+    getUsages(redis, keys, batches.map((b) => ({ project: b.project, dim: 'batch' as const, key: b.id }))),
+    batches.length ? batches.reduce((p, b) => p.lrange(keys.batchErrors(b.id), 0, 99), redis.pipeline()).exec() : [],
+  ]);
+  return batches.map((b, i) => toBatchObject(b, usages[i]!, ((errors?.[i]?.[1] ?? []) as string[]).map((e) => JSON.parse(e) as LineErrorRecord)));
 }
+
+export const batchObject = async (redis: RedisClient, keys: RedisKeys, batch: BatchRecord) => (await batchObjects(redis, keys, [batch]))[0]!;

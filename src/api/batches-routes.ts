@@ -11,7 +11,7 @@ import { RETRYABLE_STATUSES } from '../shared/retry-input.js';
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
-import { batchObject } from './batch-object.js';
+import { batchObject, batchObjects } from './batch-object.js';
 import { loadVisibleBatch } from './visible-records.js';
 import { parseInput } from './zod-edge.js';
 
@@ -96,7 +96,7 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     }
     const ids = await redis.zrevrange(index, from, from + limit);
     const page = (await Promise.all(ids.slice(0, limit).map((id) => getBatch(redis, keys, id)))).filter((b) => b !== null);
-    const data = await Promise.all(page.map((b) => batchObject(redis, keys, b)));
+    const data = await batchObjects(redis, keys, page);
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: ids.length > limit };
   });
 
