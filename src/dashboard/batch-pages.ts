@@ -6,7 +6,7 @@ import { formatUsd } from '../shared/pricing.js';
 import { getRequests } from '../shared/read-store.js';
 import { batchEnded, type BatchRecord, type StoredRequest } from '../shared/request-record.js';
 import type { Scope } from '../shared/scope.js';
-import { readBatches, type BatchProgress } from './batch-progress.js';
+import { readBatchRecords, withProgress, type BatchProgress, type BatchRow } from './batch-progress.js';
 import { html, query, raw, table, type Html } from './html.js';
 
 /** Batches looked at for one filtered page at the most (newest first): filters stay bounded on a big Redis. */
@@ -23,23 +23,26 @@ const clip = (s: string | null, n = REPLY_SHOWN) => (s === null ? '' : s.length 
 export const batchIndex = (deps: Pick<ApiDeps, 'keys'>, scope: Scope) => (scope.all ? deps.keys.batches : deps.keys.projectBatches(scope.project));
 
 /**
- * The scope's batches, newest first, that pass `keep`: read in slices of the index until a page is full, the
- * index ends or MAX_SCANNED were looked at. Returns the page and whether more matched past it.
+ * The scope's batches, newest first, that pass `keep`: records read in slices of the index until a page is full,
+ * the index ends or MAX_SCANNED were looked at; usage read for the page alone. Returns the page and whether more
+ * matched past it.
  */
-export async function findBatches(deps: Pick<ApiDeps, 'redis' | 'keys'>, scope: Scope, keep: (b: BatchRecord) => boolean, skip: number, limit: number) {
-  const found: Awaited<ReturnType<typeof readBatches>> = [];
+export async function findBatches(deps: Pick<ApiDeps, 'redis' | 'keys'>, scope: Scope, keep: (b: BatchRecord) => boolean, skip: number, limit: number): Promise<{ rows: BatchRow[]; more: boolean }> {
+  const found: BatchRecord[] = [];
   let matched = 0;
-  for (let from = 0; from < MAX_SCANNED; from += 200) {
+  let more = false;
+  scan: for (let from = 0; from < MAX_SCANNED; from += 200) {
     const ids = await deps.redis.zrevrange(batchIndex(deps, scope), from, from + 199);
-    for (const row of await readBatches(deps.redis, deps.keys, ids)) {
-      if (!keep(row.batch)) continue;
+    for (const batch of await readBatchRecords(deps.redis, deps.keys, ids)) {
+      if (!keep(batch)) continue;
       matched += 1;
-      if (matched > skip + limit) return { rows: found, more: true };
-      if (matched > skip) found.push(row);
+      more = matched > skip + limit;
+      if (more) break scan;
+      if (matched > skip) found.push(batch);
     }
     if (ids.length < 200) break;
   }
-  return { rows: found, more: false };
+  return { rows: await withProgress(deps.redis, deps.keys, found), more };
 }
 
 /** The live parts of a batch row: the script updates the elements marked data-field from server-sent events. */
@@ -56,7 +59,7 @@ export function progressCells(p: BatchProgress): Html[] {
 
 const STATUSES = ['validating', 'in_progress', 'cancelling', 'expiring', 'completed', 'cancelled', 'failed', 'expired'];
 
-export function batchesPage(rows: Awaited<ReturnType<typeof readBatches>>, filter: { status?: string; q?: string; page: number }, more: boolean): Html {
+export function batchesPage(rows: BatchRow[], filter: { status?: string; q?: string; page: number }, more: boolean): Html {
   const link = (page: number) => `/${query({ status: filter.status, q: filter.q, page: page || undefined })}`;
   return html`<form class="filters" method="get" action="/">
 <label>Status <select name="status"><option value="">any</option>${STATUSES.map((s) => html`<option${raw(s === filter.status ? ' selected' : '')}>${s}</option>`)}</select></label>

@@ -33,11 +33,25 @@ export function progressOf(b: BatchRecord, cost: { cost_nano: number; total_toke
   };
 }
 
-/** Batches and their usage, read together (one pipeline); missing ones are left out. */
-export async function readBatches(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<{ batch: BatchRecord; progress: BatchProgress }[]> {
+export interface BatchRow {
+  batch: BatchRecord;
+  progress: BatchProgress;
+}
+
+/** Batch records in one pipeline; missing ones are left out. */
+export async function readBatchRecords(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<BatchRecord[]> {
   if (ids.length === 0) return [];
   const replies = (await ids.reduce((p, id) => p.hgetall(keys.batch(id)), redis.pipeline()).exec()) ?? [];
-  const batches = ids.map((id, i) => toBatchRecord(id, (replies[i]?.[1] ?? {}) as Record<string, string>)).filter((b) => b !== null);
+  return ids.map((id, i) => toBatchRecord(id, (replies[i]?.[1] ?? {}) as Record<string, string>)).filter((b) => b !== null);
+}
+
+/** Batches with their usage (one fold, one pipeline each). */
+export async function withProgress(redis: RedisClient, keys: RedisKeys, batches: readonly BatchRecord[]): Promise<BatchRow[]> {
   const usage = await getUsages(redis, keys, batches.map((b) => ({ project: b.project, dim: 'batch' as const, key: b.id })));
   return batches.map((batch, i) => ({ batch, progress: progressOf(batch, usage[i]!) }));
+}
+
+/** Batches and their usage, read together; missing ones are left out. */
+export async function readBatches(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<BatchRow[]> {
+  return withProgress(redis, keys, await readBatchRecords(redis, keys, ids));
 }

@@ -70,8 +70,7 @@ if cancelled > 0 then
 end
 if done >= tonumber(redis.call('HGET', batch, 'total') or '0') then
   if status ~= 'failed' then
-    local FINAL = { cancelling = 'cancelled', expiring = 'expired' }
-    status = FINAL[status] or 'completed'
+    status = FINAL_STATUS[status]
     redis.call('HSET', batch, 'status', status, status .. '_at', now)
     batchEvent(KEYS[9], batch, ARGV[7], status, now)
   end

@@ -15,9 +15,9 @@ export interface CancelReason {
 const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_exceeded: 'budget', import_failed: 'import', batch_expired: 'expire' };
 
 /**
- * Cancels every request of a batch that has not started (batch_expired: ends them "expired"); running ones finish. Safe to call again (and from
- * several places at once): each request is cancelled once. A batch still being imported is cancelled as soon as
- * its import ends. Returns the batch status afterwards.
+ * Cancels every request of a batch that has not started (batch_expired: ends them "expired"); running ones finish.
+ * Safe to call again (and from several places at once): each request is cancelled once. A batch still being
+ * imported is cancelled as soon as its import ends. Returns the batch status afterwards.
  */
 export async function cancelBatch(redis: RedisClient, keys: RedisKeys, queue: Queue, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
   const batchKeys = [

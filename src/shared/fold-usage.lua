@@ -1,12 +1,13 @@
 --[[
   Folds finished requests' usage records (pushed by finish-request.lua) into the user, model and day aggregates, the
-  batch's (all but its cost, which finish-request.lua counts at once for budgets) and the cluster-wide metrics. Records are popped and applied in this one script, so each counts exactly once, whichever
-  process folds (workers every second, readers before they read).
+  batch's (all but its cost, which finish-request.lua counts at once for budgets) and the cluster-wide metrics.
+  Records are popped and applied in this one script, so each counts exactly once, whichever process folds (workers
+  every second, readers before they read).
   KEYS: 1 pending usage records (list), 2 cluster-wide metrics hash
   ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: "other")
   A record is JSON: {k: [user usage, model usage, day usage, "other" model usage, batch usage], x: [user index,
-  model index, day index, batch index], v: [userid, model, day, batch id], s: status, t: [prompt, completion, total, cached, reasoning],
-  c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}.
+  model index, day index, batch index], v: [userid, model, day, batch id], s: status,
+  t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}.
   Returns how many records it folded.
 ]]
 local most, now, maxModels = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])

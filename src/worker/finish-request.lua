@@ -113,10 +113,8 @@ if head then
 end
 
 local batchStatus, total = unpack(redis.call('HMGET', batch, 'status', 'total'))
--- The last request done: in progress -> completed, cancelling -> cancelled, expiring (past its window) -> expired.
-local FINAL = { in_progress = 'completed', cancelling = 'cancelled', expiring = 'expired' }
-if FINAL[batchStatus] and done >= tonumber(total or '0') then
-  local final = FINAL[batchStatus]
+if FINAL_STATUS[batchStatus] and done >= tonumber(total or '0') then
+  local final = FINAL_STATUS[batchStatus]
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
   batchEvent(KEYS[12], batch, ARGV[9], final, now)
   for _, key in ipairs({ batch, KEYS[6], KEYS[7], KEYS[8], KEYS[10] }) do redis.call('EXPIRE', key, ttl) end
