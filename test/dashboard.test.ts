@@ -200,3 +200,37 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     expect((await page.request.get(`${a.api.url}/`, { headers: { accept: 'application/json' } })).status()).toBe(401);
   });
 });
+
+describe('live updates', () => {
+  const w = useWorld();
+  const a = useApi(w, { CHATQ_API_TOKENS: ALPHA });
+
+  it('cost Redis one read per watched batch per second, however many pages watch it', async () => {
+    const { batchId } = await w.env.submit([chat('x1', 'live-user', 'hello')]);
+    const key = w.env.keys.batch(batchId);
+    const monitor = await (w.env.redis as import('ioredis').Redis).duplicate().monitor();
+    const reads: number[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toLowerCase() === 'hgetall' && args[1] === key) reads.push(Date.now());
+    });
+    const pages = Array.from({ length: 40 }, () => new AbortController());
+    const streams = await Promise.all(pages.map((c) => fetch(`${a.api.url}/ui/events?batches=${batchId}`, { headers: { authorization: `Bearer ${ALPHA}` }, signal: c.signal })));
+    expect(streams.every((s) => s.status === 200 && s.headers.get('content-type') === 'text/event-stream')).toBe(true);
+    // Every page gets the batch's figures once...
+    const firstEvent = async (s: Response) => {
+      const reader = s.body!.getReader();
+      let text = '';
+      while (!text.includes('event: batch')) text += new TextDecoder().decode((await reader.read()).value);
+      return JSON.parse(/data: (.*)\n/.exec(text)![1]!) as { id: string; total: number };
+    };
+    expect((await Promise.all(streams.map(firstEvent))).every((e) => e.id === batchId && e.total === 1)).toBe(true);
+    // ...while the server reads the batch once a tick for all 40 of them (not 40 times).
+    const from = Date.now();
+    await new Promise((r) => setTimeout(r, 3_000));
+    const inWindow = reads.filter((t) => t >= from).length;
+    expect(inWindow).toBeGreaterThan(0);
+    expect(inWindow).toBeLessThanOrEqual(5);
+    pages.forEach((c) => c.abort());
+    monitor.disconnect();
+  });
+});
