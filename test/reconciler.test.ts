@@ -17,12 +17,12 @@ describe('lane reconciler', () => {
     await w.env.queue.obliterate({ force: true });
     expect(await w.env.queue.count()).toBe(0);
 
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queue);
-    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
+    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queues);
+    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
     expect(report).toMatchObject({ lanes: 3, readded: 3, lostJobs: 0 });
     // A second pass finds the jobs in place (and waits for the lock).
     await w.env.redis.del(w.env.keys.reconcilerLock);
-    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 })).toMatchObject({ lanes: 3, readded: 0, lostJobs: 0, endedImports: 0 });
+    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 })).toMatchObject({ lanes: 3, readded: 0, lostJobs: 0, endedImports: 0 });
 
     await w.startWorker();
     const batch = await waitForBatch(w.env, submitted.batchId);
@@ -40,8 +40,8 @@ describe('lane reconciler', () => {
     await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'token-1', false);
     await taker.close();
 
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queue);
-    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
+    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queues);
+    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
     expect(report?.lostJobs).toBe(1);
 
     await w.startWorker();
@@ -52,7 +52,7 @@ describe('lane reconciler', () => {
   it('a lane handed to a live job is left alone; once that job is gone, its head is added again', async () => {
     const submitted = await w.env.submit([line('eve', 0), line('eve', 1), line('eve', 2)]);
     const [first, second] = [`${submitted.batchId}-1`, `${submitted.batchId}-2`];
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queue);
+    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queues);
     const retention = { ttlS: 3600, usageDays: 90 };
     // The first request's job runs it and goes on with the lane: the second request is handed to that job.
     const started = (await store.start(first)) as StartedRequest;
@@ -63,12 +63,12 @@ describe('lane reconciler', () => {
     expect(await w.env.redis.hmget(w.env.keys.request(second), 'status', 'claims', 'served_by')).toEqual(['running', '1', first]);
     // Should the job run again (its worker died), it serves the same request.
     expect(((await store.start(first)) as StartedRequest).id).toBe(second);
-    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, retention)).toMatchObject({ readded: 0 });
+    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, retention)).toMatchObject({ readded: 0 });
     expect(await w.env.queue.getJob(second)).toBeUndefined();
     // The serving job disappears (its worker died and BullMQ dropped it): the head gets a job of its own.
     await w.env.queue.obliterate({ force: true });
     await w.env.redis.del(w.env.keys.reconcilerLock);
-    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queue, store, 'test', 1_000, retention)).toMatchObject({ readded: 1 });
+    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, retention)).toMatchObject({ readded: 1 });
     expect(await w.env.queue.getJob(second)).toBeDefined();
     await w.startWorker();
     expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: 3 });

@@ -72,7 +72,7 @@ describe('webhooks', () => {
     expect((await runCli(['cancel', slow.batchId], w.env.env())).code).toBe(0);
     const failedId = newBatchId();
     await createBatchRecord(w.env.redis, w.env.keys, { batchId: failedId, project: 'default', name: 'broken', input: 'x.jsonl', metadata: {} });
-    await failImport(w.env.redis, w.env.keys, w.env.queue, failedId, { code: 'import_failed', message: 'test' }, 0, 3600);
+    await failImport(w.env.redis, w.env.keys, w.env.queues, failedId, { code: 'import_failed', message: 'test' }, 0, 3600);
     // An evaluation that ends below its min_pass: eval.failed, with the figures.
     w.sim.configure({ latencyMs: 0 });
     const graded = (i: number, expectText: string) => JSON.stringify({ custom_id: `g${i}`, user: `g${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], expect: { contains: expectText } });

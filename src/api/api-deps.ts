@@ -4,12 +4,13 @@ import type { ImportJob } from '../shared/batch-imports.js';
 import type { Config } from '../shared/config.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { ScheduleJob } from '../shared/schedules.js';
+import type { RequestQueues } from '../shared/request-queue.js';
 
 /** What every route group gets: RedisClient, the queues, the configuration. */
 export interface ApiDeps {
   redis: RedisClient;
   keys: RedisKeys;
-  queue: Queue;
+  queues: RequestQueues;
   imports: Queue<ImportJob>;
   schedules: Queue<ScheduleJob>;
   config: Config;

@@ -116,7 +116,7 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   app.post('/v1/batches/:id/cancel', async (req) => {
     const { id } = parseInput(idParams, req.params);
     await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
-    await cancelBatch(redis, keys, deps.queue, id, deps.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    await cancelBatch(redis, keys, deps.queues, id, deps.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
     return batchObject(redis, keys, (await getBatch(redis, keys, id))!);
   });
 }

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { LATENCY_BUCKETS } from '../shared/latency-buckets.js';
-import { listUsage, projectsOf, type UsageRow } from '../shared/read-store.js';
+import { listUsage, projectsOf, sumOverTags, type UsageRow } from '../shared/read-store.js';
+import { everyTag } from '../shared/keys.js';
 import { projectScope, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 
@@ -34,9 +35,9 @@ export function createClusterMetrics(deps: ApiDeps): { contentType: string; scra
     const models = await Promise.all(projects.map(async (project) => ({ project, rows: await listUsage(redis, keys, projectScope(project), 'model') })));
     if (!scope.all) return { models, fleet: null };
     const [counters, jobs, lanes, paused] = await Promise.all([
-      redis.hgetall(keys.metrics),
-      deps.queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed'),
-      redis.scard(keys.lanes),
+      sumOverTags(redis, keys, (k) => k.metrics),
+      deps.queues.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed'),
+      Promise.all(everyTag(keys).map((k) => redis.scard(k.lanes))).then((n) => n.reduce((a, b) => a + b, 0)),
       redis.exists(keys.pauseReason),
     ]);
     return { models, fleet: { counters, jobs, lanes, paused: paused === 1 } };

@@ -13,7 +13,7 @@ export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
 
   app.get('/healthz', async (_req, reply) => {
     try {
-      const [pong, workers] = await Promise.all([deps.redis.ping(), deps.queue.getWorkersCount()]);
+      const [pong, workers] = await Promise.all([deps.redis.ping(), deps.queues.getWorkersCount()]);
       return { status: 'ok', redis: pong === 'PONG', workers };
     } catch {
       return reply.code(503).send({ status: 'unavailable', redis: false, workers: null });
@@ -33,6 +33,7 @@ export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   });
   const board = new FastifyAdapter();
   board.setBasePath('/admin/queues');
-  createBullBoard({ queues: [new BullMQAdapter(deps.queue, { description: `${QUEUE_NAME}: one job per user lane` }), new BullMQAdapter(deps.imports)], serverAdapter: board });
+  const lanes = deps.queues.all.map((q, i, all) => new BullMQAdapter(q, { ...(all.length > 1 ? { prefix: `s${i}-` } : {}), description: `${QUEUE_NAME}: one job per user lane${all.length > 1 ? ` (shard ${i} of ${all.length})` : ''}` }));
+  createBullBoard({ queues: [...lanes, new BullMQAdapter(deps.imports)], serverAdapter: board });
   await app.register(board.registerPlugin(), { prefix: '/admin/queues', basePath: '/admin/queues' } as never);
 }

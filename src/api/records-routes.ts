@@ -65,7 +65,7 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const { limit, after, project } = parseInput(pageQuery, req.query);
     const { scope } = req.principal;
     // A user's requests are listed per project (an admin names one; the default project otherwise).
-    const index = keys.userRequests(scope.project ?? project ?? DEFAULT_PROJECT, userid.toLowerCase());
+    const index = keys.forUser(userid.toLowerCase()).userRequests(scope.project ?? project ?? DEFAULT_PROJECT, userid.toLowerCase());
     let last = (await redis.llen(index)) - 1;
     if (after) {
       const position = isRequestId(after) ? await redis.lpos(index, after) : null;

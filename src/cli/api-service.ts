@@ -5,7 +5,8 @@ import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { connectRedis } from '../shared/redis.js';
-import { openRequestQueue } from '../shared/request-queue.js';
+import { RequestQueues } from '../shared/request-queue.js';
+import { checkShardCount } from '../shared/shard-count.js';
 import { openScheduleQueue } from '../shared/schedules.js';
 import { startProducerServices } from './producer-services.js';
 
@@ -20,12 +21,13 @@ export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 /** The HTTP API plus the producer services (imports of uploaded batches, scheduled runs): what `chatq serve` runs. */
 export async function startApiService(config: Config, logger: Logger, port: number, host = '127.0.0.1', maxUploadBytes = DEFAULT_MAX_UPLOAD_BYTES): Promise<ApiService> {
   const redis = connectRedis(config, 'chatq-api');
-  const keys = redisKeys(config.prefix);
-  const queue = openRequestQueue(redis, config.prefix);
+  const keys = redisKeys(config.prefix, config.shards);
+  await checkShardCount(redis, keys);
+  const queues = new RequestQueues(redis, keys);
   const imports = openImportQueue(redis, config.prefix);
   const schedules = openScheduleQueue(redis, config.prefix);
   const producer = startProducerServices(config, logger);
-  const app = await buildApiServer({ redis, keys, queue, imports, schedules, config, maxUploadBytes }, logger);
+  const app = await buildApiServer({ redis, keys, queues, imports, schedules, config, maxUploadBytes }, logger);
   await app.listen({ port, host });
   const address = app.server.address() as AddressInfo;
   return {
@@ -35,7 +37,7 @@ export async function startApiService(config: Config, logger: Logger, port: numb
       await producer.close();
       await imports.close();
       await schedules.close();
-      await queue.close();
+      await queues.close();
       redis.disconnect();
     },
   };

@@ -91,7 +91,7 @@ export async function resultsCommand(id: string, flags: { output?: string; forma
 export async function resumeCommand(): Promise<number> {
   return withContext(readConfig(), async (ctx) => {
     const reason = await pauseReason(ctx.redis, ctx.keys);
-    await resumeQueue(ctx.queue, ctx.redis, ctx.keys);
+    await resumeQueue(ctx.queues, ctx.redis, ctx.keys);
     out(reason ? `resumed (was paused: ${reason.code}: ${reason.message})` : 'resumed (the queue was not paused)');
     return EXIT.ok;
   });
@@ -100,7 +100,7 @@ export async function resumeCommand(): Promise<number> {
 /** `chatq cancel BATCH`: requests not yet sent are cancelled; those in flight finish. */
 export async function cancelCommand(id: string): Promise<number> {
   return withContext(readConfig(), async (ctx) => {
-    const status = await cancelBatch(ctx.redis, ctx.keys, ctx.queue, id, ctx.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    const status = await cancelBatch(ctx.redis, ctx.keys, ctx.queues, id, ctx.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
     if (status === 'missing') throw new UsageError(`no batch "${id}"`);
     const batch = (await getBatch(ctx.redis, ctx.keys, id))!;
     out(`${id}: ${status} (${batch.cancelled} cancelled, ${batch.succeeded} succeeded, ${batch.failed} failed)`);
@@ -139,7 +139,7 @@ export async function retryCommand(id: string, flags: { status?: string; code?: 
     if (!original) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
     if (!batchEnded(original.status)) throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
     const sel = { batchId: id, statuses, ...(flags.code ? { code: flags.code } : {}) };
-    const result = await submitBatch({ redis: ctx.redis, queue: ctx.queue, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS }, () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
+    const result = await submitBatch({ redis: ctx.redis, queues: ctx.queues, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS }, () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
       source: `retry of ${id}`,
       name: `${original.name} (retry)`,
       metadata: { ...original.metadata, retry_of: id },

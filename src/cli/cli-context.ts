@@ -1,11 +1,11 @@
-import type { Queue } from 'bullmq';
 import { connectRedis, printableRedisUrl, probeRedis, type RedisClient, type RedisTarget } from '../shared/redis.js';
 import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { loadPrices, PriceFileError } from '../shared/pricing.js';
-import { openRequestQueue } from '../shared/request-queue.js';
+import { RequestQueues } from '../shared/request-queue.js';
+import { checkShardCount, ShardCountError } from '../shared/shard-count.js';
 
 /** Exit codes: 0 ok, 1 failures in the batch, 2 bad usage or input. */
 export const EXIT = { ok: 0, failures: 1, usage: 2 } as const;
@@ -21,7 +21,7 @@ export interface CliContext {
   logger: Logger;
   redis: RedisClient;
   keys: RedisKeys;
-  queue: Queue;
+  queues: RequestQueues;
   close(): Promise<void>;
 }
 
@@ -93,15 +93,22 @@ export async function requireRedis(target: RedisTarget): Promise<void> {
 export async function openContext(config: Config): Promise<CliContext> {
   await requireRedis(config);
   const redis = connectRedis(config, 'chatq-cli', { failFast: true });
-  const queue = openRequestQueue(redis, config.prefix);
+  const keys = redisKeys(config.prefix, config.shards);
+  try {
+    await checkShardCount(redis, keys);
+  } catch (err) {
+    redis.disconnect();
+    throw err instanceof ShardCountError ? new UsageError(err.message) : err;
+  }
+  const queues = new RequestQueues(redis, keys);
   return {
     config,
     logger: createLogger(config.logLevel),
     redis,
-    keys: redisKeys(config.prefix),
-    queue,
+    keys,
+    queues,
     async close() {
-      await queue.close();
+      await queues.close();
       redis.disconnect();
     },
   };

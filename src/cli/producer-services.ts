@@ -4,22 +4,22 @@ import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { connectRedis } from '../shared/redis.js';
-import { openRequestQueue } from '../shared/request-queue.js';
+import { RequestQueues } from '../shared/request-queue.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
 
 /** The producer's background services: batches created over HTTP, scheduled runs, webhooks. Run by `worker` and `serve`. */
 export function startProducerServices(config: Config, logger: Logger): { close(): Promise<void> } {
   const redis = connectRedis(config, 'chatq-producer');
-  const keys = redisKeys(config.prefix);
-  const queue = openRequestQueue(redis, config.prefix);
-  const shared = { redis, redisTarget: config, keys, queue, resultTtlS: config.resultTtlS, logger };
+  const keys = redisKeys(config.prefix, config.shards);
+  const queues = new RequestQueues(redis, keys);
+  const shared = { redis, redisTarget: config, keys, queues, resultTtlS: config.resultTtlS, logger };
   const importer = startImportWorker({ ...shared, ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}) });
   const scheduler = startScheduleRunner(shared);
   const webhooks = startWebhookService(config, redis, keys, logger);
   return {
     async close() {
       await Promise.all([importer.close(), scheduler.close(), webhooks.close()]);
-      await queue.close();
+      await queues.close();
       redis.disconnect();
     },
   };

@@ -58,7 +58,7 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
     let result: SubmitResult;
     try {
       result = await submitBatch(
-        { redis: ctx.redis, queue: ctx.queue, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS },
+        { redis: ctx.redis, queues: ctx.queues, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS },
         openInput(file),
         {
           source,

@@ -3,7 +3,7 @@ import { formatCount } from '../cli/table.js';
 import { replyText } from '../shared/expectations.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { formatUsd } from '../shared/pricing.js';
-import { getRequests } from '../shared/read-store.js';
+import { batchRequestIds, getRequests } from '../shared/read-store.js';
 import { batchEnded, type BatchRecord, type StoredRequest } from '../shared/request-record.js';
 import type { Scope } from '../shared/scope.js';
 import { readBatchRecords, withProgress, type BatchProgress, type BatchRow } from './batch-progress.js';
@@ -127,8 +127,7 @@ ${table(['custom_id', 'user', 'status', 'reply', 'latency', 'attempts', 'grade',
 
 /** One page of a batch's requests in input order. */
 export async function batchRequestsPage(deps: Pick<ApiDeps, 'redis' | 'keys'>, batchId: string, page: number): Promise<{ requests: StoredRequest[]; pages: number }> {
-  const key = deps.keys.batchRequests(batchId);
-  const [count, ids] = await Promise.all([deps.redis.llen(key), deps.redis.lrange(key, page * REQUESTS_PER_PAGE, (page + 1) * REQUESTS_PER_PAGE - 1)]);
+  const { count, ids } = await batchRequestIds(deps.redis, deps.keys, batchId, page * REQUESTS_PER_PAGE, REQUESTS_PER_PAGE);
   const requests = (await getRequests(deps.redis, deps.keys, ids)).filter((r) => r !== null);
   return { requests, pages: Math.ceil(count / REQUESTS_PER_PAGE) };
 }

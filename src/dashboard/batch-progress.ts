@@ -1,4 +1,4 @@
-import { getUsages } from '../shared/read-store.js';
+import { getUsages, readBatchFields } from '../shared/read-store.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import { batchDone, toBatchRecord, type BatchRecord } from '../shared/request-record.js';
@@ -38,11 +38,13 @@ export interface BatchRow {
   progress: BatchProgress;
 }
 
-/** Batch records in one pipeline; missing ones are left out. */
+/** Batch records in one pipeline (sharded: each combined from its parts); missing ones are left out. */
 export async function readBatchRecords(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<BatchRecord[]> {
   if (ids.length === 0) return [];
-  const replies = (await ids.reduce((p, id) => p.hgetall(keys.batch(id)), redis.pipeline()).exec()) ?? [];
-  return ids.map((id, i) => toBatchRecord(id, (replies[i]?.[1] ?? {}) as Record<string, string>)).filter((b) => b !== null);
+  const fields = keys.shardCount > 1
+    ? await Promise.all(ids.map((id) => readBatchFields(redis, keys, id)))
+    : ((await ids.reduce((p, id) => p.hgetall(keys.batch(id)), redis.pipeline()).exec()) ?? []).map((r) => (r[1] ?? {}) as Record<string, string>);
+  return ids.map((id, i) => toBatchRecord(id, fields[i]!)).filter((b) => b !== null);
 }
 
 /** Batches with their usage (one fold, one pipeline each). */

@@ -149,7 +149,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
     const { id } = parseInput(batchParams, req.params);
     if (!sameOrigin(req)) throw new ApiError(403, 'Cancel from the dashboard itself: this form was posted from another site.', 'cross_site_request');
     await batchOf(req, id);
-    await cancelBatch(redis, keys, deps.queue, id, deps.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    await cancelBatch(redis, keys, deps.queues, id, deps.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
     return reply.redirect(`/batches/${id}`, 303);
   });
 
@@ -207,7 +207,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
     const q = parseInput(z.object({ project: z.string().regex(PROJECT_NAME).optional(), page }), req.query);
     const { scope } = req.principal;
     const project = scope.project ?? q.project ?? DEFAULT_PROJECT;
-    const index = keys.userRequests(project, userid.toLowerCase());
+    const index = keys.forUser(userid.toLowerCase()).userRequests(project, userid.toLowerCase());
     const ids = await redis.lrange(index, q.page * REQUESTS_PER_PAGE, (q.page + 1) * REQUESTS_PER_PAGE);
     const requests = (await getRequests(redis, keys, ids.slice(0, REQUESTS_PER_PAGE))).filter((r) => r !== null);
     return send(reply, 'User timeline', nav(req, 'batches'), userPage(userid.toLowerCase(), requests, q.page, ids.length > REQUESTS_PER_PAGE, project));

@@ -1,17 +1,18 @@
 import type { Readable } from 'node:stream';
-import type { Queue } from 'bullmq';
 import { LuaScript, type RedisClient, type RedisTarget } from '../shared/redis.js';
 import { newBatchId } from '../shared/ids.js';
 import { createBatchRecord } from '../shared/batch-imports.js';
 import type { CompletionWindow } from '../shared/completion-window.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
-import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import { DEFAULT_PROJECT, shardOfUser, type RedisKeys } from '../shared/keys.js';
+import { endIfPartsEnded } from '../shared/sharded-batch.js';
 import type { Logger } from '../shared/logger.js';
-import { addLaneHeads } from '../shared/request-queue.js';
+import type { RequestQueues } from '../shared/request-queue.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { failImport, type ImportError } from '../shared/import-failure.js';
 import { describeRedisError } from '../shared/redis-errors.js';
 import { ImportGuard } from './import-guard.js';
+import { openImportTargets, type ImportTarget } from './import-targets.js';
 import { formatLineError, parseInput, type LineError, type ParsedLine, type ParseOptions } from './parse-input.js';
 
 const enqueueScript = new LuaScript(new URL('./enqueue-requests.lua', import.meta.url));
@@ -26,7 +27,7 @@ const MAX_KEPT_ERRORS = 1_000;
 
 export interface ProducerContext {
   redis: RedisClient;
-  queue: Queue;
+  queues: RequestQueues;
   keys: RedisKeys;
   resultTtlS: number;
 }
@@ -106,6 +107,8 @@ interface PendingLine {
   line: number;
   drafts: RequestDraft[];
   bodies: string[];
+  /** The seq of its first request (a line's requests take consecutive ones, in input order). */
+  firstSeq: number;
 }
 
 /**
@@ -133,17 +136,21 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
       ...(opts.completionWindow ? { completionWindow: opts.completionWindow } : {}),
     });
   }
-  const guard = await ImportGuard.begin(redis, keys, batchId, opts.resume ? 'resume' : 'new', opts.onImportError ?? 'cancel');
+  const mode = opts.resume ? 'resume' : 'new';
+  const guard = await ImportGuard.begin(redis, keys, batchId, mode, opts.onImportError ?? 'cancel');
   const project = guard.project;
-  /** The project's user index keys around the userid, from keys.ts (the script builds them per user). */
-  const userIndex = keys.userRequests(project, '\u0002').split('\u0002') as [string, string];
+  const targets = await openImportTargets(redis, keys, batchId, guard, mode, opts.onImportError ?? 'cancel');
+  const sharded = targets[0]!.id !== batchId;
+  /** A sharded batch's custom_ids seen in this import (each part's script sees its own only). */
+  const seenCustomIds = new Set<string>();
+  const earlierSeq = Math.max(...targets.map((t) => t.guard.earlierSeq));
 
   const errors: LineError[] = [];
   let rejectedLines = 0;
   let acceptedRequests = 0;
   let acceptedLines = 0;
   let alreadyPresent = 0;
-  let seq = guard.earlierSeq;
+  let seq = earlierSeq;
   let pending: PendingLine[] = [];
   let pendingRequests = 0;
   let pendingBytes = 0;
@@ -166,49 +173,68 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     await redis.rpush(keys.batchErrors(batchId), ...batch);
   };
 
-  const flush = async () => {
-    const lines = pending;
-    pending = [];
-    pendingRequests = 0;
-    pendingBytes = 0;
-    const keyList = [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.lanes];
-    const args: (string | number)[] = [batchId, Date.now(), keys.prefix, guard.earlierSeq, project, ...userIndex];
+  const duplicate = ({ line, drafts }: PendingLine) =>
+    reject({ source: opts.source, line, field: 'custom_id', message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique` });
+
+  /** Enqueues one target's lines (a part's: the lines of its users) in one script; returns the lane heads. */
+  const enqueue = async (target: ImportTarget, lines: PendingLine[]): Promise<string[]> => {
+    const k = target.keys;
+    const keyList = [k.batch(target.id), k.batchRequests(target.id), k.batchCustomIds(target.id), k.lanes];
+    const args: (string | number)[] = [target.id, Date.now(), k.prefix, earlierSeq, project, ...target.userIndex];
     const groupStart: number[] = [];
     let index = 0;
-    for (const { drafts, bodies } of lines) {
+    for (const { drafts, bodies, firstSeq } of lines) {
       groupStart.push(index);
       drafts.forEach((d, g) => {
-        seq += 1;
+        const at = firstSeq + g;
         index += 1;
         const extra: Record<string, string | number> = {};
         if (d.onFailure === 'halt') extra.on_failure = 'halt';
         if (d.history === 'full') {
           extra.history = 'full';
-          if (g > 0) extra.prev = `${batchId}-${seq - 1}`;
+          if (g > 0) extra.prev = `${target.id}-${at - 1}`;
         }
         if (d.scriptId !== undefined) extra.script_id = d.scriptId;
         if (d.turn !== undefined) extra.turn = d.turn;
         if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
         if (d.gapMs) extra.gap_ms = d.gapMs;
         const hasExtra = Object.keys(extra).length > 0;
-        args.push(`${batchId}-${seq}|${d.userid}|${seq}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`, d.customId, d.model, bodies[g]!);
+        args.push(`${target.id}-${at}|${d.userid}|${at}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`, d.customId, d.model, bodies[g]!);
         if (hasExtra) args.push(JSON.stringify(extra));
       });
     }
     const [heads, rejectedGroups, heldGroups] = (await enqueueScript.run(redis, keyList, args)) as [string[], number[], number[]];
     const rejectedSet = new Set(rejectedGroups);
     const heldSet = new Set(heldGroups);
-    lines.forEach(({ line, drafts }, idx) => {
+    let accepted = 0;
+    lines.forEach((pendingLine, idx) => {
       if (rejectedSet.has(groupStart[idx]!)) {
-        reject({ source: opts.source, line, field: 'custom_id', message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique` });
+        duplicate(pendingLine);
       } else if (heldSet.has(groupStart[idx]!)) {
         alreadyPresent += 1;
       } else {
         acceptedLines += 1;
-        acceptedRequests += drafts.length;
+        acceptedRequests += pendingLine.drafts.length;
+        accepted += pendingLine.drafts.length;
       }
     });
-    await Promise.all([addLaneHeads(ctx.queue, heads), saveErrors()]);
+    // A sharded batch counts what its parts hold (its total when the import ends).
+    if (sharded && accepted > 0) await redis.hincrby(keys.batch(batchId), 'enqueued', accepted);
+    return heads;
+  };
+
+  const flush = async () => {
+    const lines = pending;
+    pending = [];
+    pendingRequests = 0;
+    pendingBytes = 0;
+    const byTarget = new Map<ImportTarget, PendingLine[]>();
+    for (const line of lines) {
+      const target = targets[shardOfUser(line.drafts[0]!.userid, targets.length)]!;
+      byTarget.set(target, [...(byTarget.get(target) ?? []), line]);
+    }
+    const heads = (await Promise.all([...byTarget].map(([target, group]) => enqueue(target, group)))).flat();
+    await Promise.all([ctx.queues.add(heads), saveErrors()]);
   };
 
   // A chunk that fails is recorded before it leaves the in-flight set, so its error is never lost.
@@ -229,7 +255,14 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
         continue;
       }
       const bodies = parsed.drafts.map((d) => JSON.stringify(d.body));
-      pending.push({ line: parsed.line, drafts: parsed.drafts, bodies });
+      const pendingLine = { line: parsed.line, drafts: parsed.drafts, bodies, firstSeq: seq + 1 };
+      if (sharded && parsed.drafts.some((d) => seenCustomIds.has(d.customId))) {
+        duplicate(pendingLine);
+        continue;
+      }
+      if (sharded) for (const d of parsed.drafts) seenCustomIds.add(d.customId);
+      seq += parsed.drafts.length;
+      pending.push(pendingLine);
       pendingRequests += parsed.drafts.length;
       pendingBytes += bodies.reduce((a, b) => a + b.length, 0);
       if (pendingRequests >= CHUNK_REQUESTS || pendingBytes >= CHUNK_BYTES) {
@@ -243,30 +276,36 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     throwIfFailed();
     await saveErrors();
   } catch (err) {
-    guard.stop();
+    const stopped = sharded ? [guard, ...targets.map((t) => t.guard)] : [guard];
+    for (const g of stopped) g.stop();
     await Promise.allSettled(inFlight);
-    throw await importFailed(ctx, batchId, err, rejectedLines, acceptedRequests);
+    if (sharded) await Promise.allSettled(targets.map((t) => importFailed(ctx, t.keys, t.id, err, 0, 0)));
+    throw await importFailed(ctx, keys, batchId, err, rejectedLines, acceptedRequests);
   }
   guard.stop();
 
-  let status = (await finalizeScript.run(
-    redis,
-    [keys.batch(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId), keys.batches, keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId), keys.events],
-    [Date.now(), rejectedLines, ctx.resultTtlS, batchId],
-  )) as string;
-  if (status === 'in_progress' && (await redis.hexists(keys.batch(batchId), 'cancel_requested'))) {
-    status = await cancelBatch(redis, keys, ctx.queue, batchId, ctx.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+  const finalize = (k: RedisKeys, id: string, rejected: number) =>
+    finalizeScript.run(redis, [k.batch(id), k.batchRequests(id), k.batchCustomIds(id), k.batchErrors(id), k.batches, k.importing, k.batchImporter(id), k.batchReserve(id), k.events], [Date.now(), rejected, ctx.resultTtlS, id]) as Promise<string>;
+  if (sharded) {
+    for (const t of targets) t.guard.stop();
+    await Promise.all(targets.map((t) => finalize(t.keys, t.id, 0)));
   }
+  let status = await finalize(keys, batchId, rejectedLines);
+  if (status === 'in_progress' && (await redis.hexists(keys.batch(batchId), 'cancel_requested'))) {
+    status = await cancelBatch(redis, keys, ctx.queues, batchId, ctx.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+  }
+  // Parts that ended while the import went on (or were empty) end the batch now.
+  if (sharded) status = (await endIfPartsEnded(redis, keys, batchId, ctx.resultTtlS)) ?? status;
   errors.sort((a, b) => a.line - b.line);
   return { batchId, acceptedRequests, acceptedLines, rejectedLines, alreadyPresent, errors, status };
 }
 
 /** Records why an import stopped (the batch turns "failed"); when even that is refused, the batch is left for the reconciler. */
-async function importFailed(ctx: ProducerContext, batchId: string, err: unknown, rejectedLines: number, enqueued: number): Promise<ImportFailedError> {
+async function importFailed(ctx: ProducerContext, keys: RedisKeys, batchId: string, err: unknown, rejectedLines: number, enqueued: number): Promise<ImportFailedError> {
   const problem: ImportError = describeRedisError(err) ?? { code: 'import_failed', message: err instanceof Error ? err.message : String(err) };
   let status = 'validating';
   try {
-    status = await failImport(ctx.redis, ctx.keys, ctx.queue, batchId, problem, rejectedLines, ctx.resultTtlS);
+    status = await failImport(ctx.redis, keys, ctx.queues, batchId, problem, rejectedLines, ctx.resultTtlS);
   } catch {
     // Redis refused even that (gone, or still full): the import lease lapses and the reconciler ends the batch.
   }

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { reportErrors, type RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
+import { importJobOf } from './cancel-batch.js';
 import type { CompletionWindow } from './completion-window.js';
 import type { RetrySelection } from './retry-input.js';
 
@@ -32,13 +33,17 @@ export interface NewBatch {
   completionWindow?: CompletionWindow;
 }
 
-/** Writes the batch record with status "validating" (the producer fills it in). */
+/**
+ * Writes the batch record with status "validating" (the producer fills it in). Sharded, the record says over how
+ * many shards its parts are (made by the import); the parts expire, not the record.
+ */
 export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: NewBatch): Promise<void> {
   const now = Date.now();
   const window = b.completionWindow;
+  const sharded = keys.shardCount > 1;
   const tx = redis.multi();
-  if (window) tx.zadd(keys.expiring, now + window.ms, b.batchId);
-  await tx
+  if (window && !sharded) tx.zadd(keys.expiring, now + window.ms, b.batchId);
+  tx
     .hset(keys.batch(b.batchId), {
       status: 'validating',
       project: b.project,
@@ -50,17 +55,20 @@ export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: 
       ...(b.maxCostNano !== undefined ? { max_cost_nano: b.maxCostNano } : {}),
       ...(b.minPass !== undefined ? { min_pass: b.minPass } : {}),
       ...(window ? { completion_window: window.text, expires_at: now + window.ms } : {}),
+      ...(sharded ? { shards: keys.shardCount } : {}),
     })
     .zadd(keys.batches, now, b.batchId)
     .zadd(keys.projectBatches(b.project), now, b.batchId)
     .sadd(keys.projects, b.project)
-    .sadd(keys.importing, b.batchId)
-    .exec();
+    .sadd(keys.importing, b.batchId);
+  if (sharded) tx.sadd(keys.openShardedBatches, b.batchId);
+  await tx.exec();
 }
 
 /** True while a batch's import runs or waits to run: its importer holds the lease, or its HTTP import job is not done. */
 export async function importAlive(redis: RedisClient, keys: RedisKeys, batchId: string): Promise<boolean> {
-  const replies = await redis.multi().exists(keys.batchImporter(batchId)).exists(keys.importJob(batchId)).hexists(keys.importJob(batchId), 'finishedOn').exec();
+  const jobKey = importJobOf(keys, batchId);
+  const replies = await redis.multi().exists(keys.batchImporter(batchId)).exists(jobKey).hexists(jobKey, 'finishedOn').exec();
   const [lease, job, finished] = replies!.map(([, v]) => v as number);
   return lease === 1 || (job === 1 && finished === 0);
 }

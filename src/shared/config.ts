@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_PROJECT } from './keys.js';
+import { DEFAULT_PROJECT, MAX_SHARDS } from './keys.js';
 
 /** The longest delay Node's timers take (a larger one fires after 1 ms). */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -56,6 +56,7 @@ const envSchema = z.object({
     .string()
     .regex(/^\{[A-Za-z0-9_.-]+\}$/, { message: 'CHATQ_PREFIX: expected a hash tag such as {chatq} (letters, digits, _ . - inside braces)' })
     .default('{chatq}'),
+  CHATQ_SHARDS: intFrom('CHATQ_SHARDS', 1, 1, MAX_SHARDS),
   CHATQ_BASE_URL: z.string().url({ message: 'CHATQ_BASE_URL: expected a URL such as https://api.302.ai/v1' }).optional(),
   CHATQ_API_KEY: z.string().min(1).optional(),
   CHATQ_MODEL: z.string().min(1).optional(),
@@ -119,6 +120,8 @@ export interface Config {
   /** REDIS_URL names the seed nodes of a Redis Cluster (CHATQ_REDIS_CLUSTER=1). */
   redisCluster: boolean;
   prefix: string;
+  /** Hash tags users are spread over (CHATQ_SHARDS): a Redis Cluster places them on different masters. */
+  shards: number;
   /** Upstream base URL; undefined means "no upstream configured" (the CLI then starts the simulator). */
   baseUrl: string | undefined;
   apiKey: string | undefined;
@@ -169,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     redisCluster: e.CHATQ_REDIS_CLUSTER === '1' || e.CHATQ_REDIS_CLUSTER === 'true',
     prefix: e.CHATQ_PREFIX,
+    shards: e.CHATQ_SHARDS,
     baseUrl: e.CHATQ_BASE_URL ?? (e.CHATQ_API_KEY ? DEFAULT_BASE_URL : undefined),
     apiKey: e.CHATQ_API_KEY,
     defaultModel: e.CHATQ_MODEL,

@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { RequestQueues } from './request-queue.js';
 import { LuaScript, type RedisClient } from './redis.js';
 import { cancelBatch } from './cancel-batch.js';
 import type { RedisKeys } from './keys.js';
@@ -14,12 +14,12 @@ export interface ImportError {
  * Ends an import that cannot finish: the batch is "failed" with the reason and the count it had enqueued, and those
  * requests are cancelled unless the batch said on_import_error "keep". Returns the batch status afterwards.
  */
-export async function failImport(redis: RedisClient, keys: RedisKeys, queue: Queue, batchId: string, error: ImportError, rejectedLines: number, ttlS: number): Promise<string> {
+export async function failImport(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, batchId: string, error: ImportError, rejectedLines: number, ttlS: number): Promise<string> {
   const [status, mode] = (await failScript.run(
     redis,
     [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId), keys.events],
     [batchId, Date.now(), JSON.stringify(error), rejectedLines],
   )) as [string, string];
   if (status !== 'failed' || mode === 'keep') return status;
-  return cancelBatch(redis, keys, queue, batchId, ttlS, { code: 'import_failed', message: `not sent: the batch's import failed (${error.code})` });
+  return cancelBatch(redis, keys, queues, batchId, ttlS, { code: 'import_failed', message: `not sent: the batch's import failed (${error.code})` });
 }

@@ -8,7 +8,7 @@ export type StoredUsageDimension = UsageDimension | 'month';
 
 export const DEFAULT_PROJECT = 'default';
 
-export function redisKeys(prefix: string) {
+function layout(prefix: string) {
   /** Keys of the default project keep the layout of before projects existed; others live under their project. */
   const scoped = (project: string) => (project === DEFAULT_PROJECT ? prefix : `${prefix}:project:${project}`);
   return {
@@ -34,6 +34,8 @@ export function redisKeys(prefix: string) {
     projects: `${prefix}:projects`,
     /** Batches with a completion window, scored by when it ends (ms): what the reconciler expires. */
     expiring: `${prefix}:expiring`,
+    /** Sharded batches not ended yet: the reconciler ends those whose parts have all ended (sharded-batch.ts). */
+    openShardedBatches: `${prefix}:sharded-open`,
     /** Batches still being imported ("validating"). */
     importing: `${prefix}:importing`,
     /** The BullMQ job of a batch's HTTP import (jobId = batch id). */
@@ -71,10 +73,100 @@ export function redisKeys(prefix: string) {
     outageProbe: `${prefix}:limit:outage-probe`,
     credentialsProven: `${prefix}:credentials-proven`,
     credentialsProbe: `${prefix}:credentials-probe`,
+    /** The CHATQ_SHARDS the data here was written with. */
+    shardsInUse: `${prefix}:shards`,
   };
 }
 
-export type RedisKeys = ReturnType<typeof redisKeys>;
+/**
+ * Keys that stay in the base hash tag whatever the shard: state every worker shares (pause, limits, credentials,
+ * schedules, sign-ins, webhook deliveries, HTTP imports). Everything else a shard holds under its own tag.
+ */
+const SHARED_KEYS = [
+  'pauseReason', 'schedules', 'rateLimitPause', 'outage', 'outageUntil', 'outageProbe', 'credentialsProven', 'credentialsProbe',
+  'session', 'loginFailures', 'eventsLock', 'webhookDeliveries', 'importJob', 'projects', 'batches', 'projectBatches', 'shardsInUse',
+] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
+
+export type RedisKeys = ReturnType<typeof layout> & {
+  /** How many shards the deployment spreads users over (CHATQ_SHARDS; 1: everything under the base tag). */
+  readonly shardCount: number;
+  /** This layout's shard (-1: the base tag). */
+  readonly shardIndex: number;
+  /** The keys of shard `i` (with one shard: these keys). */
+  shard(i: number): RedisKeys;
+  /** Every shard's keys, in order. */
+  readonly shards: readonly RedisKeys[];
+  /** The shard that holds a user's lane, requests and memory order. */
+  forUser(userid: string): RedisKeys;
+  /** The shard holding a batch part (`<batch>_s<i>`) or a request of one; the base keys for anything else. */
+  forId(id: string): RedisKeys;
+};
+
+/** The base tag and every shard's (the base alone when unsharded): where records of either layout may be. */
+export const everyTag = (keys: RedisKeys): readonly RedisKeys[] => (keys.shardCount > 1 ? [rootOf(keys), ...keys.shards] : keys.shards);
+const roots = new WeakMap<readonly RedisKeys[], RedisKeys>();
+const rootOf = (keys: RedisKeys) => roots.get(keys.shards)!;
+
+/** The largest CHATQ_SHARDS: shards are hash tags, and each has its own BullMQ queue and worker connection. */
+export const MAX_SHARDS = 64;
+
+/** Stable across processes and versions: FNV-1a (32 bit) of the userid's UTF-8 bytes, modulo the shard count. */
+export function shardOfUser(userid: string, count: number): number {
+  if (count <= 1) return 0;
+  let h = 0x811c9dc5;
+  for (const byte of Buffer.from(userid, 'utf8')) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  return h % count;
+}
+
+/** A sharded batch keeps one part per shard, a batch of its own under the shard's tag: `<batch>_s<i>`. */
+export const batchPartId = (batchId: string, shard: number) => `${batchId}_s${shard}`;
+/** The shard a part or a part's request (`<batch>_s<i>-<seq>`) is in, or undefined. */
+export function shardOfId(id: string): number | undefined {
+  const m = /_s(\d{1,2})(?:-\d+)?$/.exec(id);
+  return m ? Number(m[1]) : undefined;
+}
+/** The batch a part belongs to. */
+export const parentOfPart = (partId: string) => partId.replace(/_s\d{1,2}$/, '');
+
+/** Shard `i`'s tag: `{chatq}` -> `{chatq:s3}` (a ":" no CHATQ_PREFIX may hold, so no deployment's tag collides). */
+export const shardPrefix = (prefix: string, i: number) => prefix.replace(/}$/, `:s${i}}`);
+
+/**
+ * Every Redis key chatq uses. With `shardCount` > 1, users are spread over that many hash tags by shardOfUser: a
+ * shard holds its users' lanes and requests, its own BullMQ queue, and its part of every batch; Redis Cluster puts
+ * the tags on different masters.
+ */
+export function redisKeys(prefix: string, shardCount = 1): RedisKeys {
+  const base = layout(prefix);
+  const shards: RedisKeys[] = [];
+  const make = (own: ReturnType<typeof layout>, shardIndex: number): RedisKeys => {
+    const keys: RedisKeys = {
+      ...own,
+      shardCount,
+      shardIndex,
+      shard: (i) => shards[i]!,
+      shards,
+      forUser: (userid) => shards[shardOfUser(userid, shardCount)]!,
+      forId: (id) => {
+        const s = shardCount > 1 ? shardOfId(id) : undefined;
+        return s !== undefined && s < shardCount ? shards[s]! : keys;
+      },
+    };
+    return keys;
+  };
+  const root = make(base, shardCount > 1 ? -1 : 0);
+  roots.set(shards, root);
+  if (shardCount <= 1) {
+    shards.push(root);
+    return root;
+  }
+  for (let i = 0; i < shardCount; i += 1) {
+    const own = layout(shardPrefix(prefix, i));
+    for (const name of SHARED_KEYS) (own as Record<string, unknown>)[name] = base[name];
+    shards.push(make(own, i));
+  }
+  return root;
+}
 
 /** The key builders Lua scripts get from the generated prelude (see redis.ts), so no script copies the layout. */
 export const SCRIPT_KEY_BUILDERS = ['request', 'requestBody', 'requestResponse', 'lane', 'batch'] as const;

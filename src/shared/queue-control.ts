@@ -1,4 +1,4 @@
-import type { Queue } from 'bullmq';
+import type { RequestQueues } from './request-queue.js';
 import type { RedisClient } from './redis.js';
 import type { RedisKeys } from './keys.js';
 
@@ -9,14 +9,14 @@ export interface PauseReason {
 }
 
 /** Pauses every worker (BullMQ queue pause) and records why, for `chatq status` and the API to show. */
-export async function pauseQueue(queue: Queue, redis: RedisClient, keys: RedisKeys, reason: PauseReason): Promise<void> {
+export async function pauseQueue(queues: RequestQueues, redis: RedisClient, keys: RedisKeys, reason: PauseReason): Promise<void> {
   await redis.set(keys.pauseReason, JSON.stringify(reason));
-  await queue.pause();
+  await queues.pause();
 }
 
-export async function resumeQueue(queue: Queue, redis: RedisClient, keys: RedisKeys): Promise<void> {
+export async function resumeQueue(queues: RequestQueues, redis: RedisClient, keys: RedisKeys): Promise<void> {
   await redis.del(keys.pauseReason);
-  await queue.resume();
+  await queues.resume();
 }
 
 export async function pauseReason(redis: RedisClient, keys: RedisKeys): Promise<PauseReason | null> {

@@ -1,34 +1,110 @@
 import type { RedisClient } from './redis.js';
-import { DEFAULT_PROJECT, type RedisKeys, type StoredUsageDimension } from './keys.js';
+import { batchPartId, DEFAULT_PROJECT, everyTag, parentOfPart, type RedisKeys, type StoredUsageDimension } from './keys.js';
 import type { Scope } from './scope.js';
 import { decodeResponse } from './response-codec.js';
 import { foldUsage } from './usage-fold.js';
+import { combineParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
 import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type StoredRequest } from './request-record.js';
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
 
+/** A batch's record as its fields (a sharded batch's combined from its parts'). */
+export async function readBatchFields(redis: RedisClient, keys: RedisKeys, id: string): Promise<Record<string, string>> {
+  const own = await redis.hgetall(keys.batch(id));
+  const parts = partsOf(keys, id, own);
+  return parts.length ? combineParts(own, await readParts(redis, parts)) : own;
+}
+
 export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string): Promise<BatchRecord | null> {
-  return toBatchRecord(id, await redis.hgetall(keys.batch(id)));
+  return toBatchRecord(id, await readBatchFields(redis, keys, id));
 }
 
+/** Requests by id, each read from its shard (one pipeline per shard: a pipeline stays within one slot). */
 export async function getRequests(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
-  if (ids.length === 0) return [];
-  const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hmget(keys.request(id), ...REQUEST_FIELDS).get(keys.requestBody(id)).getBuffer(keys.requestResponse(id));
-  const rows = (await pipeline.exec())!;
-  return ids.map((id, i) => {
-    const [err, values] = rows[i * 3]!;
-    return err ? null : toStoredRequest(id, values as (string | null)[], rows[i * 3 + 1]![1] as string | null, decodeResponse(rows[i * 3 + 2]![1] as Buffer | null));
+  const byShard = new Map<RedisKeys, number[]>();
+  ids.forEach((id, i) => {
+    const k = keys.forId(id);
+    byShard.set(k, [...(byShard.get(k) ?? []), i]);
   });
+  const found: (StoredRequest | null)[] = ids.map(() => null);
+  await Promise.all([...byShard].map(async ([k, indexes]) => {
+    const pipeline = redis.pipeline();
+    for (const i of indexes) pipeline.hmget(k.request(ids[i]!), ...REQUEST_FIELDS).get(k.requestBody(ids[i]!)).getBuffer(k.requestResponse(ids[i]!));
+    const rows = (await pipeline.exec())!;
+    indexes.forEach((i, n) => {
+      const [err, values] = rows[n * 3]!;
+      if (!err) found[i] = toStoredRequest(ids[i]!, values as (string | null)[], rows[n * 3 + 1]![1] as string | null, decodeResponse(rows[n * 3 + 2]![1] as Buffer | null));
+    });
+  }));
+  return found;
 }
 
-/** A batch's requests in input order, read in pages. */
-export async function* readBatchRequests(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize = 500): AsyncGenerator<StoredRequest> {
+/** The ids of a batch's (or a part's) requests in input order, read in pages. */
+async function* readIds(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize: number): AsyncGenerator<string[]> {
   for (let start = 0; ; start += pageSize) {
     const ids = await redis.lrange(keys.batchRequests(batchId), start, start + pageSize - 1);
-    for (const r of await getRequests(redis, keys, ids)) if (r) yield r;
+    if (ids.length) yield ids;
     if (ids.length < pageSize) return;
   }
+}
+
+/** Where a request is in its batch's input (its id ends with it). */
+const seqOf = (id: string) => Number(id.slice(id.lastIndexOf('-') + 1));
+
+/** A sharded batch's request ids in input order: its parts' lists (each in order) merged. */
+async function* mergedIds(redis: RedisClient, parts: readonly BatchPart[], pageSize: number): AsyncGenerator<string[]> {
+  const sources = parts.map((p) => ({ pages: readIds(redis, p.keys, p.id, pageSize), page: [] as string[], at: 0, done: false }));
+  const fill = async (s: (typeof sources)[number]) => {
+    if (s.at < s.page.length || s.done) return;
+    const next = await s.pages.next();
+    s.done = Boolean(next.done);
+    s.page = next.done ? [] : next.value;
+    s.at = 0;
+  };
+  for (;;) {
+    const out: string[] = [];
+    while (out.length < pageSize) {
+      await Promise.all(sources.map(fill));
+      let best: (typeof sources)[number] | undefined;
+      for (const s of sources) if (s.at < s.page.length && (!best || seqOf(s.page[s.at]!) < seqOf(best.page[best.at]!))) best = s;
+      if (!best) break;
+      out.push(best.page[best.at]!);
+      best.at += 1;
+    }
+    if (out.length) yield out;
+    if (out.length < pageSize) return;
+  }
+}
+
+/** A batch's request ids in input order, page by page (a sharded batch's merged from its parts'). */
+async function batchIdPages(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize: number): Promise<{ parts: BatchPart[]; pages: AsyncGenerator<string[]> }> {
+  const parts = partsOf(keys, batchId, keys.shardCount > 1 ? { shards: (await redis.hget(keys.batch(batchId), 'shards')) ?? '' } : {});
+  return { parts, pages: parts.length ? mergedIds(redis, parts, pageSize) : readIds(redis, keys, batchId, pageSize) };
+}
+
+/** A batch's requests in input order, read in pages (a sharded batch's from every part). */
+export async function* readBatchRequests(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize = 500): AsyncGenerator<StoredRequest> {
+  for await (const ids of (await batchIdPages(redis, keys, batchId, pageSize)).pages) for (const r of await getRequests(redis, keys, ids)) if (r) yield r;
+}
+
+/** `size` request ids of a batch from position `start` in input order, and how many it has (a sharded batch's are merged: a later page reads past the earlier ones). */
+export async function batchRequestIds(redis: RedisClient, keys: RedisKeys, batchId: string, start: number, size: number): Promise<{ count: number; ids: string[] }> {
+  const { parts, pages } = await batchIdPages(redis, keys, batchId, size);
+  if (parts.length === 0) {
+    const [count, ids] = await Promise.all([redis.llen(keys.batchRequests(batchId)), redis.lrange(keys.batchRequests(batchId), start, start + size - 1)]);
+    return { count, ids };
+  }
+  const counts = await Promise.all(parts.map((p) => redis.llen(p.keys.batchRequests(p.id))));
+  let skipped = 0;
+  let ids: string[] = [];
+  for await (const page of pages) {
+    if (skipped + page.length > start) {
+      ids = page.slice(start - skipped);
+      break;
+    }
+    skipped += page.length;
+  }
+  return { count: counts.reduce((a, b) => a + b, 0), ids: ids.slice(0, size) };
 }
 
 export interface UsageRow {
@@ -67,12 +143,24 @@ export async function getUsage(redis: RedisClient, keys: RedisKeys, project: str
   return (await getUsages(redis, keys, [{ project, dim, key }]))[0]!;
 }
 
-/** Several aggregates in one pipeline, after one fold. */
+/** An aggregate's key in one tag: a sharded batch's usage is kept by its parts, each in its shard. */
+const keyInTag = (k: RedisKeys, dim: StoredUsageDimension, key: string) => (dim === 'batch' && k.shardCount > 1 && k.shardIndex >= 0 ? batchPartId(key, k.shardIndex) : key);
+
+/** Several aggregates after one fold, each summed over the tags that keep parts of it (one pipeline per tag). */
 export async function getUsages(redis: RedisClient, keys: RedisKeys, wanted: readonly { project: string; dim: StoredUsageDimension; key: string }[]): Promise<UsageRow[]> {
   await foldUsage(redis, keys);
   if (wanted.length === 0) return [];
-  const replies = (await wanted.reduce((p, w) => p.hgetall(keys.usage(w.project, w.dim, w.key)), redis.pipeline()).exec()) ?? [];
-  return wanted.map((w, i) => toUsageRow(w.key, (replies[i]?.[1] ?? {}) as Record<string, string>));
+  const perTag = await Promise.all(everyTag(keys).map(async (k) => (await wanted.reduce((p, w) => p.hgetall(k.usage(w.project, w.dim, keyInTag(k, w.dim, w.key))), redis.pipeline()).exec()) ?? []));
+  return wanted.map((w, i) => perTag.reduce((row, replies) => addUsage(row, toUsageRow(w.key, (replies[i]?.[1] ?? {}) as Record<string, string>)), toUsageRow(w.key, {})));
+}
+
+/** A counters hash kept per tag (the cluster metrics), summed over the base tag and every shard's. */
+export async function sumOverTags(redis: RedisClient, keys: RedisKeys, key: (k: RedisKeys) => string): Promise<Record<string, string>> {
+  const sums: Record<string, number> = {};
+  for (const h of await Promise.all(everyTag(keys).map((k) => redis.hgetall(key(k))))) {
+    for (const [field, value] of Object.entries(h)) sums[field] = (sums[field] ?? 0) + Number(value);
+  }
+  return Object.fromEntries(Object.entries(sums).map(([f, v]) => [f, String(v)]));
 }
 
 /** The projects a scope covers (an admin's: every project that has made something). */
@@ -94,15 +182,18 @@ export function addUsage(a: UsageRow, b: UsageRow): UsageRow {
 export async function listUsage(redis: RedisClient, keys: RedisKeys, scope: Scope, dim: StoredUsageDimension, only?: (key: string) => boolean): Promise<UsageRow[]> {
   await foldUsage(redis, keys);
   const rows = new Map<string, UsageRow>();
-  for (const project of await projectsOf(redis, keys, scope)) {
-    const members = (await redis.zrange(keys.usageIndex(project, dim), 0, -1)).filter((m) => !only || only(m));
+  const tagProjects = (await projectsOf(redis, keys, scope)).flatMap((project) => everyTag(keys).map((k) => ({ k, project })));
+  for (const { k, project } of tagProjects) {
+    // A batch part's usage counts as its batch's.
+    const members = (await redis.zrange(k.usageIndex(project, dim), 0, -1)).filter((m) => !only || only(dim === 'batch' ? parentOfPart(m) : m));
     const pipeline = redis.pipeline();
-    for (const m of members) pipeline.hgetall(keys.usage(project, dim, m));
+    for (const m of members) pipeline.hgetall(k.usage(project, dim, m));
     const replies = (await pipeline.exec()) ?? [];
     members.forEach((m, i) => {
-      const row = toUsageRow(m, (replies[i]?.[1] ?? {}) as Record<string, string>);
-      const seen = rows.get(m);
-      rows.set(m, seen ? addUsage(seen, row) : row);
+      const key = dim === 'batch' ? parentOfPart(m) : m;
+      const row = toUsageRow(key, (replies[i]?.[1] ?? {}) as Record<string, string>);
+      const seen = rows.get(key);
+      rows.set(key, seen ? addUsage(seen, row) : row);
     });
   }
   return [...rows.values()].sort((a, b) => a.key.localeCompare(b.key));

@@ -145,11 +145,17 @@ export const MAX_PENDING_EVENTS = 10_000;
 /**
  * `batchEvent(list, batchKey, batchId, status, now)`: records that a batch ended ("batch.completed", "batch.failed", "batch.expired",
  * "batch.cancelled"), in the same script as the transition (FINAL_STATUS: the status a batch ends in, by the one it had), for the webhook dispatcher; and "eval.failed" when a
- * completed batch with a min_pass (a scheduled evaluation) passed fewer of its graded requests.
+ * completed batch with a min_pass (a scheduled evaluation) passed fewer of its graded requests. A part of a sharded
+ * batch records "part.ended" instead (the dispatcher ends the batch once every part has: sharded-batch.ts).
  */
 const eventsPrelude = () => `-- How a batch ends when its last request is done: completed, cancelled (a cancel asked), expired (past its window).
 local FINAL_STATUS = { in_progress = 'completed', cancelling = 'cancelled', expiring = 'expired' }
 local function batchEvent(list, batchKey, batchId, status, now)
+  -- A part of a sharded batch (see keys.ts) tells the dispatcher instead, which ends the batch when all its parts have.
+  if redis.call('HEXISTS', batchKey, 'parent') == 1 then
+    redis.call('RPUSH', list, cjson.encode({ type = 'part.ended', batch = batchId, at = tonumber(now) }))
+    return
+  end
   redis.call('RPUSH', list, cjson.encode({ type = 'batch.' .. status, batch = batchId, at = tonumber(now) }))
   local minPass, passed, failed = unpack(redis.call('HMGET', batchKey, 'min_pass', 'eval_pass', 'eval_fail'))
   local graded = (tonumber(passed) or 0) + (tonumber(failed) or 0)

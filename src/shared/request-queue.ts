@@ -1,6 +1,6 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { Queue, type JobsOptions, type JobType } from 'bullmq';
 import { reportErrors, type RedisClient } from './redis.js';
-import { QUEUE_NAME } from './keys.js';
+import { QUEUE_NAME, type RedisKeys } from './keys.js';
 
 /**
  * The BullMQ queue holds at most one job per lane: the lane's oldest unfinished request, with jobId = request id.
@@ -21,14 +21,66 @@ export function openRequestQueue(connection: RedisClient, prefix: string): Queue
 }
 
 /**
- * Adds lane heads to BullMQ (after `delayMs`: a turn gap). Adding an id whose job still exists is a no-op, so a
- * double add is harmless.
+ * The request queues of a deployment: one BullMQ queue per shard (under the shard's hash tag), or one. A request id
+ * names its shard, so lane heads go to their queue by id; pause, resume and counts cover them all.
  */
-export async function addLaneHeads(queue: Queue, ids: readonly string[], delayMs = 0): Promise<void> {
-  if (ids.length === 0) return;
+export class RequestQueues {
+  readonly all: readonly Queue[];
+
+  constructor(connection: RedisClient, private readonly keys: RedisKeys) {
+    this.all = keys.shards.map((k) => openRequestQueue(connection, k.prefix));
+  }
+
+  /** The queue of a shard's keys. */
+  of(keys: RedisKeys): Queue {
+    return this.all[Math.max(0, keys.shardIndex)]!;
+  }
+
+  /**
+   * Adds lane heads to their shards' queues (after `delayMs`: a turn gap). Adding an id whose job still exists is a
+   * no-op, so a double add is harmless.
+   */
+  async add(ids: readonly string[], delayMs = 0): Promise<void> {
+    if (ids.length === 0) return;
+    const byQueue = new Map<Queue, string[]>();
+    for (const id of ids) {
+      const queue = this.of(this.keys.forId(id));
+      byQueue.set(queue, [...(byQueue.get(queue) ?? []), id]);
+    }
+    await Promise.all([...byQueue].map(([queue, group]) => addJobs(queue, group, delayMs)));
+  }
+
+  async pause(): Promise<void> {
+    await Promise.all(this.all.map((q) => q.pause()));
+  }
+
+  async resume(): Promise<void> {
+    await Promise.all(this.all.map((q) => q.resume()));
+  }
+
+  /** Job counts summed over the shards' queues. */
+  async getJobCounts(...types: JobType[]): Promise<Record<string, number>> {
+    const sums: Record<string, number> = {};
+    for (const counts of await Promise.all(this.all.map((q) => q.getJobCounts(...types)))) {
+      for (const [type, n] of Object.entries(counts)) sums[type] = (sums[type] ?? 0) + n;
+    }
+    return sums;
+  }
+
+  /** Workers listening: the most on any shard's queue. */
+  async getWorkersCount(): Promise<number> {
+    return Math.max(...(await Promise.all(this.all.map((q) => q.getWorkersCount()))));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((q) => q.close()));
+  }
+}
+
+async function addJobs(queue: Queue, ids: readonly string[], delayMs: number): Promise<void> {
   if (ids.length === 1) {
     await queue.add(JOB_NAME, {}, { ...JOB_OPTIONS, jobId: ids[0]!, ...(delayMs > 0 ? { delay: delayMs } : {}) });
     return;
   }
-  await queue.addBulk(ids.map((id) => ({ name: JOB_NAME, data: {}, opts: { ...JOB_OPTIONS, jobId: id } })));
+  await queue.addBulk(ids.map((id) => ({ name: JOB_NAME, data: {}, opts: { ...JOB_OPTIONS, jobId: id, ...(delayMs > 0 ? { delay: delayMs } : {}) } })));
 }

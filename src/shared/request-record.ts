@@ -1,5 +1,5 @@
 import type { Expect, Grade } from './expectations.js';
-import { DEFAULT_PROJECT } from './keys.js';
+import { DEFAULT_PROJECT, parentOfPart } from './keys.js';
 
 /** The stored shape of one request (a Redis hash) and of one batch, as every part of chatq reads them. */
 
@@ -90,7 +90,8 @@ export function toStoredRequest(id: string, values: (string | null)[], body: str
   if (!f.status) return null;
   return {
     id,
-    batch: f.batch ?? '',
+    // A part's requests belong to its batch (a sharded batch's part is an inner record: keys.ts).
+    batch: parentOfPart(f.batch ?? ''),
     seq: num(f.seq),
     customId: f.custom_id ?? '',
     userid: f.userid ?? '',

@@ -1,5 +1,5 @@
 import { LuaScript, type RedisClient } from './redis.js';
-import type { RedisKeys } from './keys.js';
+import { everyTag, type RedisKeys } from './keys.js';
 
 const foldScript = new LuaScript(new URL('./fold-usage.lua', import.meta.url));
 
@@ -14,10 +14,13 @@ export const OTHER_MODEL = 'other';
  * every second; readers call it before they read, so a report right after a run already counts the run.
  */
 export async function foldUsage(redis: RedisClient, keys: RedisKeys): Promise<number> {
-  let folded = 0;
-  for (;;) {
-    const n = (await foldScript.run(redis, [keys.pendingUsage, keys.metrics], [FOLD_BATCH, Date.now(), MAX_MODELS])) as number;
-    folded += n;
-    if (n < FOLD_BATCH) return folded;
-  }
+  const counts = await Promise.all(everyTag(keys).map(async (k) => {
+    let folded = 0;
+    for (;;) {
+      const n = (await foldScript.run(redis, [k.pendingUsage, k.metrics], [FOLD_BATCH, Date.now(), MAX_MODELS])) as number;
+      folded += n;
+      if (n < FOLD_BATCH) return folded;
+    }
+  }));
+  return counts.reduce((a, b) => a + b, 0);
 }

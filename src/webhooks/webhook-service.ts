@@ -1,7 +1,8 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Config, WebhookEndpoint } from '../shared/config.js';
 import { withoutStacks } from '../shared/job-errors.js';
-import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import { DEFAULT_PROJECT, everyTag, parentOfPart, type RedisKeys } from '../shared/keys.js';
+import { endIfPartsEnded } from '../shared/sharded-batch.js';
 import type { Logger } from '../shared/logger.js';
 import { connectRedis, reportErrors, type RedisClient } from '../shared/redis.js';
 import { signEvent } from './sign-event.js';
@@ -104,22 +105,28 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
   const worker = reportErrors(new Worker<WebhookJob>(WEBHOOK_QUEUE, withoutStacks(deliver), { connection: blocking, prefix: keys.prefix, concurrency: 4, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } }));
   worker.on('failed', (job, err) => logger.warn({ event: job?.data.id, attempt: job?.attemptsMade, err: err.message }, 'webhook delivery failed'));
 
-  // Events become jobs in order; the lock keeps two dispatchers from trimming what the other has not queued.
+  // Events become jobs in order; the lock keeps two dispatchers from trimming what the other has not queued. A part of
+  // a sharded batch that ended (on its shard's list) may end its batch, whose event then comes on the base list.
+  const drain = async (list: string) => {
+    for (;;) {
+      const events = (await redis.lrange(list, 0, 99)).map((e) => JSON.parse(e) as BatchEvent);
+      if (events.length === 0) return;
+      for (const e of events) if (e.type === 'part.ended') await endIfPartsEnded(redis, keys, parentOfPart(e.batch), config.resultTtlS);
+      const batchEvents = events.filter((e) => e.type !== 'part.ended');
+      await queue.addBulk(
+        batchEvents.map((e) => ({
+          name: e.type,
+          data: { id: eventId(e), type: e.type, batch: e.batch, createdAt: e.at, extra: evalFigures(e) },
+          opts: { jobId: eventId(e), attempts: ATTEMPTS, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } },
+        })),
+      );
+      await redis.ltrim(list, events.length, -1);
+    }
+  };
   const dispatch = async () => {
     if (!(await redis.set(keys.eventsLock, '1', 'PX', 10_000, 'NX'))) return;
     try {
-      for (;;) {
-        const events = (await redis.lrange(keys.events, 0, 99)).map((e) => JSON.parse(e) as BatchEvent);
-        if (events.length === 0) return;
-        await queue.addBulk(
-          events.map((e) => ({
-            name: e.type,
-            data: { id: eventId(e), type: e.type, batch: e.batch, createdAt: e.at, extra: evalFigures(e) },
-            opts: { jobId: eventId(e), attempts: ATTEMPTS, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } },
-          })),
-        );
-        await redis.ltrim(keys.events, events.length, -1);
-      }
+      for (const k of [...everyTag(keys).slice(1), everyTag(keys)[0]!]) await drain(k.events);
     } finally {
       await redis.del(keys.eventsLock);
     }

@@ -1,7 +1,8 @@
-import { DelayedError, type Job, type Queue } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import type { Logger } from '../shared/logger.js';
 import { costNano, findPrice, type PriceTable, type Usage } from '../shared/pricing.js';
 import { pauseQueue } from '../shared/queue-control.js';
+import type { RequestQueues } from '../shared/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { AttemptEntry } from '../shared/request-record.js';
@@ -16,7 +17,7 @@ export interface ProcessorDeps {
   keys: RedisKeys;
   store: RequestStore;
   upstream: UpstreamClient;
-  queue: Queue;
+  queues: RequestQueues;
   limiter: CapacityLimiter;
   prices: PriceTable;
   maxAttempts: number;
@@ -194,7 +195,7 @@ export function createProcessor(deps: ProcessorDeps) {
       }
       const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
       if (c.action === 'pause') {
-        await pauseQueue(deps.queue, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
+        await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
         await limiter.distrustCredentials();
         await store.retry(id, started, attempts, error);
         logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);

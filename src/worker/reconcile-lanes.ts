@@ -1,10 +1,10 @@
-import type { Queue } from 'bullmq';
 import type { RedisClient } from '../shared/redis.js';
 import { importAlive } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { failImport } from '../shared/import-failure.js';
 import type { RedisKeys } from '../shared/keys.js';
-import { addLaneHeads } from '../shared/request-queue.js';
+import { endIfPartsEnded } from '../shared/sharded-batch.js';
+import type { RequestQueues } from '../shared/request-queue.js';
 import type { RequestStore } from './request-store.js';
 import { applyUsageRetention, type Retention, type RetentionReport } from './usage-retention.js';
 
@@ -26,18 +26,21 @@ const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_t
  * Lua script and the add), neither its own nor the one its lane was handed to, is added again; a job that BullMQ
  * gave up on (stalled too often) fails the request it was serving and hands the lane on. Only one process reconciles at a time (a lock in Redis); adding a live job twice is harmless.
  */
-export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queue: Queue, store: RequestStore, owner: string, lockMs: number, retention: Retention): Promise<ReconcileReport | null> {
+export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, store: RequestStore, owner: string, lockMs: number, retention: Retention): Promise<ReconcileReport | null> {
   const ttlS = retention.ttlS;
   const locked = await redis.set(keys.reconcilerLock, owner, 'PX', lockMs, 'NX');
   if (!locked) return null;
   const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0, endedImports: 0, expired: 0 };
-  report.endedImports = await endDeadImports(redis, keys, queue, lockMs, ttlS);
-  report.expired = await expireDueBatches(redis, keys, queue, ttlS);
+  report.endedImports = await endDeadImports(redis, keys, queues, lockMs, ttlS);
+  report.expired = await expireDueBatches(redis, keys, queues, ttlS);
+  await endSettledBatches(redis, keys, ttlS);
   report.usage = await applyUsageRetention(redis, keys, retention);
+  // The base tag of a sharded deployment holds batch records, not lanes or jobs (each shard's pass sees to those).
+  if (keys.shardCount > 1 && keys.shardIndex < 0) return report;
 
   // Pages of failed jobs, each removed once handled (bounded, in case a removal keeps failing).
   for (let page = 0; page < 50; page++) {
-    const failed = await queue.getFailed(0, 199);
+    const failed = await queues.of(keys).getFailed(0, 199);
     if (failed.length === 0) break;
     for (const job of failed) {
       const served = await store.servedBy(job.id!);
@@ -70,7 +73,7 @@ export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queue:
     const servers = (await live.reduce((p, id) => p.hget(keys.request(id), 'served_by'), redis.pipeline()).exec())!.map(([, v]) => v as string | null);
     const exists = (await live.reduce((p, id, i) => p.exists(keys.job(id), ...(servers[i] ? [keys.job(servers[i]!)] : [])), redis.pipeline()).exec())!.map(([, v]) => v as number);
     const missing = live.filter((_, i) => exists[i] === 0);
-    await addLaneHeads(queue, missing);
+    await queues.add(missing);
     report.readded += missing.length;
   } while (cursor !== '0');
   return report;
@@ -81,11 +84,11 @@ export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queue:
  * finish, then the batch is "expired". A batch still importing expires once its import ends; one that ended
  * otherwise leaves the index.
  */
-async function expireDueBatches(redis: RedisClient, keys: RedisKeys, queue: Queue, ttlS: number): Promise<number> {
+async function expireDueBatches(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, ttlS: number): Promise<number> {
   let expired = 0;
   for (const batchId of await redis.zrangebyscore(keys.expiring, 0, Date.now(), 'LIMIT', 0, 200)) {
     const window = await redis.hget(keys.batch(batchId), 'completion_window');
-    const status = await cancelBatch(redis, keys, queue, batchId, ttlS, { code: 'batch_expired', message: `not done within the batch's completion window (${window}); retry it with chatq retry --status expired` });
+    const status = await cancelBatch(redis, keys, queues, batchId, ttlS, { code: 'batch_expired', message: `not done within the batch's completion window (${window}); retry it with chatq retry --status expired` });
     if (status === 'validating') continue;
     await redis.zrem(keys.expiring, batchId);
     if (status === 'expiring' || status === 'expired') expired += 1;
@@ -93,8 +96,13 @@ async function expireDueBatches(redis: RedisClient, keys: RedisKeys, queue: Queu
   return expired;
 }
 
+/** Sharded batches whose parts have all ended while no dispatcher ran (or it died between the part and the batch). */
+async function endSettledBatches(redis: RedisClient, keys: RedisKeys, ttlS: number): Promise<void> {
+  for (const batchId of await redis.srandmember(keys.openShardedBatches, 200)) await endIfPartsEnded(redis, keys, batchId, ttlS);
+}
+
 /** Batches left "validating" by an import whose process died (no lease, no pending job, older than a lock period). */
-async function endDeadImports(redis: RedisClient, keys: RedisKeys, queue: Queue, graceMs: number, ttlS: number): Promise<number> {
+async function endDeadImports(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, graceMs: number, ttlS: number): Promise<number> {
   let ended = 0;
   for (const batchId of await redis.srandmember(keys.importing, 200)) {
     const [status, createdAt, cancelRequested] = await redis.hmget(keys.batch(batchId), 'status', 'created_at', 'cancel_requested');
@@ -103,10 +111,10 @@ async function endDeadImports(redis: RedisClient, keys: RedisKeys, queue: Queue,
       continue;
     }
     if (Date.now() - Number(createdAt) < graceMs || (await importAlive(redis, keys, batchId))) continue;
-    if (cancelRequested) await cancelBatch(redis, keys, queue, batchId, ttlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    if (cancelRequested) await cancelBatch(redis, keys, queues, batchId, ttlS, { code: 'cancelled', message: 'cancelled before it was sent' });
     else {
       const message = 'the process importing this batch stopped before the end of its input; re-run the same file into it (chatq enqueue FILE --batch ID) to add what is missing';
-      await failImport(redis, keys, queue, batchId, { code: 'import_interrupted', message }, Number(await redis.hget(keys.batch(batchId), 'rejected_lines')) || 0, ttlS);
+      await failImport(redis, keys, queues, batchId, { code: 'import_interrupted', message }, Number(await redis.hget(keys.batch(batchId), 'rejected_lines')) || 0, ttlS);
     }
     ended += 1;
   }

@@ -1,8 +1,7 @@
-import type { Queue } from 'bullmq';
 import { LuaScript, type RedisClient } from '../shared/redis.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
-import { addLaneHeads } from '../shared/request-queue.js';
+import type { RequestQueues } from '../shared/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { encodeResponse } from '../shared/response-codec.js';
 import { OTHER_MODEL } from '../shared/usage-fold.js';
@@ -91,7 +90,7 @@ export class RequestStore {
     private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttlS: number,
-    private readonly queue: Queue,
+    private readonly queues: RequestQueues,
   ) {}
 
   /**
@@ -143,7 +142,7 @@ export class RequestStore {
    */
   async finish(id: string, owner: RequestOwner, result: FinishedRequest, servingJob = ''): Promise<StartedRequest | undefined> {
     const [nextHead, claim, gapMs] = await this.writeResult(id, owner, result, servingJob);
-    if (nextHead && !claim) await addLaneHeads(this.queue, [nextHead], gapMs);
+    if (nextHead && !claim) await this.queues.add([nextHead], gapMs);
     const next = claim && toClaim(claim);
     return next && 'id' in next ? next : undefined;
   }
@@ -151,7 +150,7 @@ export class RequestStore {
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
   async cancelOverBudget(id: string, owner: RequestOwner): Promise<void> {
     await this.release(id, owner, []);
-    await cancelBatch(this.redis, this.keys, this.queue, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
+    await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
   }
 
   private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, (string | number)[] | undefined, number]> {

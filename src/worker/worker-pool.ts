@@ -9,7 +9,8 @@ import { withoutStacks } from '../shared/job-errors.js';
 import { foldUsage } from '../shared/usage-fold.js';
 import { loadPrices } from '../shared/pricing.js';
 import { connectRedis, reportErrors } from '../shared/redis.js';
-import { openRequestQueue } from '../shared/request-queue.js';
+import { RequestQueues } from '../shared/request-queue.js';
+import { checkShardCount } from '../shared/shard-count.js';
 import { CapacityLimiter } from './capacity-limiter.js';
 import { backoffDelay, createProcessor, RetryLaterError } from './process-request.js';
 import { reconcileLanes } from './reconcile-lanes.js';
@@ -29,6 +30,8 @@ export interface WorkerPoolOptions {
   /** The upstream base URL (the CLI may point it at an embedded simulator). */
   baseUrl: string;
   logger: Logger;
+  /** The shards this pool consumes (default: every one). */
+  shards?: number[];
 }
 
 /** Limits and settings a worker runs with, for the start-up line (no secrets). */
@@ -47,17 +50,18 @@ export function describeWorker(config: Config, baseUrl: string) {
 }
 
 /**
- * A BullMQ worker with chatq's processor, plus the lane reconciler. Any number of these, on any machines,
- * share the work through Redis. `close()` lets in-flight calls finish (each bounded by the request timeout).
+ * A BullMQ worker per shard (every shard, or those given) with chatq's processor, sharing one call concurrency and the
+ * global limits, plus the lane reconciler and the usage fold. Any number of these, on any machines, share the work
+ * through Redis. `close()` lets in-flight calls finish (each bounded by the request timeout).
  */
 export class WorkerPool {
   private readonly timers: NodeJS.Timeout[];
   private closing: Promise<void> | undefined;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly workers: Worker[],
     private readonly connections: ReturnType<typeof connectRedis>[],
-    private readonly queue: ReturnType<typeof openRequestQueue>,
+    private readonly queues: RequestQueues,
     private readonly limiter: CapacityLimiter,
     private readonly fold: () => Promise<void>,
     reconcile: () => Promise<void>,
@@ -69,50 +73,63 @@ export class WorkerPool {
 
   static async start(opts: WorkerPoolOptions): Promise<WorkerPool> {
     const { config, logger } = opts;
-    const keys = redisKeys(config.prefix);
+    const keys = redisKeys(config.prefix, config.shards);
+    const shards = (opts.shards ?? keys.shards.map((_, i) => i)).map((i) => keys.shard(i));
     const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const redis = connectRedis(config, 'chatq-worker');
-    const queue = openRequestQueue(redis, config.prefix);
-    const store = new RequestStore(redis, keys, config.resultTtlS, queue);
+    await checkShardCount(redis, keys);
+    const queues = new RequestQueues(redis, keys);
     const limiter = new CapacityLimiter(redis, keys, config, owner);
     const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs, concurrency: config.concurrency });
-    const processor = createProcessor({
-      redis,
-      keys,
-      store,
-      upstream,
-      queue,
-      limiter,
-      prices: loadPrices(config.pricesFile),
-      maxAttempts: config.maxAttempts,
-      laneSliceMs: LANE_SLICE_MS,
-      defaultMaxTokens: config.defaultMaxTokens,
-      maxOutageMs: config.maxOutageMs,
-      logger,
-      secrets: config.apiKey ? [config.apiKey] : [],
-      callSlots: pLimit(config.concurrency),
+    const prices = loadPrices(config.pricesFile);
+    // One call concurrency for the process, whichever shard a job comes from (its slots are taken first come, first served).
+    const callSlots = pLimit(config.concurrency);
+    const stores = new Map(shards.map((k) => [k, new RequestStore(redis, k, config.resultTtlS, queues)]));
+    const connections = [redis];
+    const workers = shards.map((shardKeys) => {
+      const processor = createProcessor({
+        redis,
+        keys: shardKeys,
+        store: stores.get(shardKeys)!,
+        upstream,
+        queues,
+        limiter,
+        prices,
+        maxAttempts: config.maxAttempts,
+        laneSliceMs: LANE_SLICE_MS,
+        defaultMaxTokens: config.defaultMaxTokens,
+        maxOutageMs: config.maxOutageMs,
+        logger,
+        secrets: config.apiKey ? [config.apiKey] : [],
+        callSlots,
+      });
+      const blocking = connectRedis(config, 'chatq-worker-blocking');
+      connections.push(blocking);
+      const worker = new Worker(QUEUE_NAME, withoutStacks(processor), {
+        connection: blocking,
+        prefix: shardKeys.prefix,
+        // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
+        concurrency: config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15)),
+        lockDuration: config.lockMs,
+        stalledInterval: config.lockMs,
+        maxStalledCount: 5,
+        settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, config.backoffMs) },
+      });
+      worker.on('failed', (job, err) => {
+        if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
+      });
+      return reportErrors(worker);
     });
-    const blocking = connectRedis(config, 'chatq-worker-blocking');
-    const worker = new Worker(QUEUE_NAME, withoutStacks(processor), {
-      connection: blocking,
-      prefix: config.prefix,
-      // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
-      concurrency: config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15)),
-      lockDuration: config.lockMs,
-      stalledInterval: config.lockMs,
-      maxStalledCount: 5,
-      settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, config.backoffMs) },
-    });
-    worker.on('failed', (job, err) => {
-      if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
-    });
-    reportErrors(worker);
+    // The base tag too when sharded: batches imported over HTTP are recorded there.
+    const reconciled = keys.shardCount > 1 ? [keys, ...shards] : shards;
     const reconcile = async () => {
-      try {
-        const report = await reconcileLanes(redis, keys, queue, store, owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
-        if (report && (report.readded || report.lostJobs || report.endedImports || report.expired)) logger.warn(report, 'reconciler repaired lanes');
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'reconciler pass failed');
+      for (const k of reconciled) {
+        try {
+          const report = await reconcileLanes(redis, k, queues, stores.get(k) ?? new RequestStore(redis, k, config.resultTtlS, queues), owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
+          if (report && (report.readded || report.lostJobs || report.endedImports || report.expired)) logger.warn({ ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) }, 'reconciler repaired lanes');
+        } catch (err) {
+          logger.warn({ err: (err as Error).message }, 'reconciler pass failed');
+        }
       }
     };
     const fold = async () => {
@@ -122,9 +139,9 @@ export class WorkerPool {
         logger.warn({ err: (err as Error).message }, 'usage fold failed; the records wait for the next one');
       }
     };
-    await worker.waitUntilReady();
-    logger.info({ ...describeWorker(config, opts.baseUrl), owner }, 'worker started');
-    return new WorkerPool(worker, [redis, blocking], queue, limiter, fold, reconcile, config.reconcileMs);
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    logger.info({ ...describeWorker(config, opts.baseUrl), ...(keys.shardCount > 1 ? { shards: shards.map((k) => k.shardIndex) } : {}), owner }, 'worker started');
+    return new WorkerPool(workers, connections, queues, limiter, fold, reconcile, config.reconcileMs);
   }
 
   /** Stops taking jobs, hands back requests still waiting for capacity, lets in-flight calls finish and their results be written. */
@@ -133,9 +150,9 @@ export class WorkerPool {
       for (const t of this.timers) clearInterval(t);
       // Calls waiting for capacity give their requests back instead of holding the shutdown.
       this.limiter.stop();
-      await this.worker.close();
+      await Promise.all(this.workers.map((w) => w.close()));
       await this.fold();
-      await this.queue.close();
+      await this.queues.close();
       for (const c of this.connections) c.disconnect();
     })();
     return this.closing;

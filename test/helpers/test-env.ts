@@ -6,7 +6,7 @@ import type { RedisClient } from '../../src/shared/redis.js';
 import { redisKeys, type RedisKeys } from '../../src/shared/keys.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { connectRedis } from '../../src/shared/redis.js';
-import { openRequestQueue } from '../../src/shared/request-queue.js';
+import { RequestQueues } from '../../src/shared/request-queue.js';
 import { submitBatch, type SubmitOptions, type SubmitResult } from '../../src/producer/submit-batch.js';
 import { Readable } from 'node:stream';
 import { getBatch } from '../../src/shared/read-store.js';
@@ -21,7 +21,9 @@ export interface TestEnv {
   prefix: string;
   redis: RedisClient;
   keys: RedisKeys;
+  /** Shard 0's request queue (the only one unless sharded). */
   queue: Queue;
+  queues: RequestQueues;
   config(env?: Record<string, string>): Config;
   env(extra?: Record<string, string>): Record<string, string>;
   submit(lines: string[] | string, opts?: Partial<SubmitOptions>): Promise<SubmitResult>;
@@ -30,25 +32,27 @@ export interface TestEnv {
 }
 
 /** Every test gets its own prefix on the shared Redis (or on `redisUrl`; with `cluster`, the seed nodes of a Redis Cluster). */
-export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: boolean } = {}): Promise<TestEnv> {
+export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: boolean; shards?: number } = {}): Promise<TestEnv> {
   const prefix = `{t-${randomUUID().slice(0, 12)}}`;
   const redis = connectRedis({ redisUrl, redisCluster: opts.cluster ?? false }, 'chatq-test');
-  const keys = redisKeys(prefix);
-  const queue = openRequestQueue(redis, prefix);
+  const keys = redisKeys(prefix, opts.shards);
+  const queues = new RequestQueues(redis, keys);
+  const queue = queues.all[0]!;
   // Tests that restart Redis expect connection errors; the clients reconnect by themselves.
   redis.on('error', () => undefined);
-  queue.on('error', () => undefined);
-  const baseEnv = { REDIS_URL: redisUrl, CHATQ_PREFIX: prefix, LOG_LEVEL: 'warn', ...(opts.cluster ? { CHATQ_REDIS_CLUSTER: '1' } : {}) };
+  for (const q of queues.all) q.on('error', () => undefined);
+  const baseEnv = { REDIS_URL: redisUrl, CHATQ_PREFIX: prefix, LOG_LEVEL: 'warn', ...(opts.cluster ? { CHATQ_REDIS_CLUSTER: '1' } : {}), ...(opts.shards ? { CHATQ_SHARDS: String(opts.shards) } : {}) };
   const env: TestEnv = {
     prefix,
     redis,
     keys,
     queue,
+    queues,
     config: (extra = {}) => loadConfig({ ...baseEnv, ...extra }),
     env: (extra = {}) => ({ ...process.env, ...baseEnv, ...extra }) as Record<string, string>,
     async submit(lines, opts = {}) {
       const text = Array.isArray(lines) ? lines.join('\n') : lines;
-      return submitBatch({ redis, queue, keys, resultTtlS: 3600 }, () => Readable.from([text]), { source: 'test.jsonl', ...opts });
+      return submitBatch({ redis, queues, keys, resultTtlS: 3600 }, () => Readable.from([text]), { source: 'test.jsonl', ...opts });
     },
     async batch(id) {
       const b = await getBatch(redis, keys, id);
@@ -56,15 +60,16 @@ export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: bool
       return b;
     },
     async cleanup() {
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
-      // Every key of the prefix shares its hash tag: on a cluster, they all sit on one master.
+      await Promise.all(queues.all.map((q) => q.obliterate({ force: true }).catch(() => undefined)));
+      await queues.close();
+      // Every key of the prefix (and of its shards, "{t-…:s3}") starts with its hash tag's opening.
       for (const node of 'nodes' in redis ? redis.nodes('master') : [redis]) {
         let cursor = '0';
         do {
-          const [next, found] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+          const [next, found] = await node.scan(cursor, 'MATCH', `${prefix.slice(0, -1)}*`, 'COUNT', 1000);
           cursor = next;
-          if (found.length) await redis.unlink(...found);
+          // One key per command: a sharded prefix's keys are in different slots.
+          await Promise.all(found.map((k) => redis.unlink(k)));
         } while (cursor !== '0');
       }
       redis.disconnect();

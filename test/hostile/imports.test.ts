@@ -51,7 +51,7 @@ describe('imports always end', () => {
         yield `${line(i)}\n`;
       }
     }
-    await expect(submitBatch({ redis: e.redis, queue: e.queue, keys: e.keys, resultTtlS: 3600 }, () => Readable.from(input()), { source: 'x.jsonl', batchId })).rejects.toBeInstanceOf(ImportFailedError);
+    await expect(submitBatch({ redis: e.redis, queues: e.queues, keys: e.keys, resultTtlS: 3600 }, () => Readable.from(input()), { source: 'x.jsonl', batchId })).rejects.toBeInstanceOf(ImportFailedError);
     const batch = await e.batch(batchId);
     expect(batch.status).toBe('failed');
     expect(batch.importError).toMatchObject({ code: 'redis_error', message: expect.stringMatching(/WRONGTYPE/), enqueued: batch.total });
@@ -112,8 +112,8 @@ describe('imports always end', () => {
 
     const dead = newBatchId();
     await createBatchRecord(e.redis, e.keys, { batchId: dead, project: 'default', name: 'orphan', input: 'y.jsonl', metadata: {} });
-    const store = new RequestStore(e.redis, e.keys, 3600, e.queue);
-    const report = await reconcileLanes(e.redis, e.keys, e.queue, store, 'test', 1, { ttlS: 3600, usageDays: 90 });
+    const store = new RequestStore(e.redis, e.keys, 3600, e.queues);
+    const report = await reconcileLanes(e.redis, e.keys, e.queues, store, 'test', 1, { ttlS: 3600, usageDays: 90 });
     expect(report).toMatchObject({ endedImports: 1 });
     expect(await e.batch(dead)).toMatchObject({ status: 'failed', importError: { code: 'import_interrupted', enqueued: 0 } });
   });
