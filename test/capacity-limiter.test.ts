@@ -1,12 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CapacityLimiter, estimateTokens } from '../src/worker/capacity-limiter.js';
-import { createTestEnv, type TestEnv } from './helpers/test-env.js';
+import { startLocalRedis } from '../src/cli/local-redis.js';
+import { connectRedis } from '../src/shared/redis.js';
+import { createTestEnv, waitFor, type TestEnv } from './helpers/test-env.js';
 
 const body = (maxTokens: number) => ({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: maxTokens });
 const settledWithin = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 describe('capacity limiter (shared through Redis)', () => {
   let env: TestEnv;
+  let cleanupRedis: { stop(): Promise<void> } | undefined;
   beforeEach(async () => {
     env = await createTestEnv();
     // Credentials count as proven here: these tests are about limits, not the first-call probe.
@@ -39,6 +42,27 @@ describe('capacity limiter (shared through Redis)', () => {
     expect(await settledWithin(l.acquire('m', body(900)), 300)).toBe(false);
     await l.settle(first as Exclude<typeof first, 'paused'>, 20, true);
     expect(await settledWithin(l.acquire('m', body(900)), 1_500)).toBe(true);
+  });
+
+  it('a read of the pause state that fails (Redis away, a master failing over) is not remembered: the next call reads again', async () => {
+    const local = await startLocalRedis({ appendfsync: 'off' });
+    const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test', { failFast: true });
+    redis.on('error', () => undefined);
+    try {
+      const l = new CapacityLimiter(redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 }, 'p');
+      await redis.set(env.keys.credentialsProven, '1');
+      local.process.kill('SIGKILL');
+      await new Promise((r) => local.process.once('exit', r));
+      await expect(l.acquire('m', body(10))).rejects.toThrow();
+      const back = await startLocalRedis({ port: local.port, dir: local.dir, appendfsync: 'off' });
+      cleanupRedis = back;
+      await waitFor('the client to reconnect', async () => (await redis.ping().catch(() => '')) === 'PONG', 10_000);
+      await redis.set(env.keys.credentialsProven, '1');
+      await expect(l.acquire('m', body(10))).resolves.toMatchObject({ estimate: expect.any(Number) });
+    } finally {
+      redis.disconnect();
+      await (cleanupRedis ?? local).stop();
+    }
   });
 
   it('a queue pause makes waiting calls give their request back', async () => {

@@ -98,13 +98,17 @@ export class CapacityLimiter {
   /** Open when credentials are proven and nothing is paused; cached for GATE_MS (changes made here apply at once). */
   private async gateOpen(): Promise<boolean> {
     if (Date.now() - this.gate.readAt <= GATE_MS) return this.gate.open;
+    // One read at a time; a read that fails is forgotten with it (the next call reads again), never kept as the answer.
     this.gateRead ??= (async () => {
       const k = this.keys;
-      const replies = await this.redis.multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).pttl(k.outageUntil).exists(k.outage).exec();
-      const [paused, proven, pauseLeft, outageLeft, outage] = replies!.map(([, v]) => v as number);
-      this.gate = { readAt: Date.now(), open: paused === 0 && proven === 1 && pauseLeft! <= 0 && outageLeft! <= 0, outage: outage === 1 };
-      this.gateRead = undefined;
-      return this.gate.open;
+      try {
+        const replies = await this.redis.multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).pttl(k.outageUntil).exists(k.outage).exec();
+        const [paused, proven, pauseLeft, outageLeft, outage] = replies!.map(([, v]) => v as number);
+        this.gate = { readAt: Date.now(), open: paused === 0 && proven === 1 && pauseLeft! <= 0 && outageLeft! <= 0, outage: outage === 1 };
+        return this.gate.open;
+      } finally {
+        this.gateRead = undefined;
+      }
     })();
     return this.gateRead;
   }
