@@ -4,7 +4,8 @@ export interface RedisProblem {
   message: string;
 }
 
-const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT/i;
+// A cluster failing over (a master lost, its replica not yet promoted) is unavailable for a moment too.
+const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections/i;
 
 export function describeRedisError(err: unknown): RedisProblem | null {
   const message = err instanceof Error ? err.message : String(err);

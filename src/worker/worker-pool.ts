@@ -9,6 +9,7 @@ import { withoutStacks } from '../shared/job-errors.js';
 import { foldUsage } from '../shared/usage-fold.js';
 import { loadPrices } from '../shared/pricing.js';
 import { connectRedis, reportErrors } from '../shared/redis.js';
+import { describeRedisError } from '../shared/redis-errors.js';
 import { RequestQueues } from '../shared/request-queue.js';
 import { checkShardCount } from '../shared/shard-count.js';
 import { CapacityLimiter } from './capacity-limiter.js';
@@ -24,6 +25,17 @@ import { UpstreamClient } from './upstream-client.js';
 const LANE_SLICE_MS = 250;
 /** How often a worker folds finished requests' usage records into the aggregates. */
 const FOLD_MS = 1_000;
+
+/** How soon a job whose run failed on Redis (gone, failing over) runs again: soon, however often it failed. */
+const REDIS_RETRY_MS = 1_000;
+
+/**
+ * The wait before BullMQ runs a failed job again: exponential for the job's own failures; short and flat when Redis
+ * was the cause, so that a failover does not push every lane's next run minutes out (each job fails fast, many times).
+ */
+function jobBackoff(attemptsMade: number, err: Error | undefined, backoffMs: number): number {
+  return describeRedisError(err)?.code === 'redis_unavailable' ? backoffDelay(1, REDIS_RETRY_MS) : backoffDelay(attemptsMade, backoffMs);
+}
 
 export interface WorkerPoolOptions {
   config: Config;
@@ -113,7 +125,7 @@ export class WorkerPool {
         lockDuration: config.lockMs,
         stalledInterval: config.lockMs,
         maxStalledCount: 5,
-        settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, config.backoffMs) },
+        settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => jobBackoff(attemptsMade, err, config.backoffMs) },
       });
       worker.on('failed', (job, err) => {
         if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
