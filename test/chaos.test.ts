@@ -1,7 +1,8 @@
-import { describe, expect, it, afterEach } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
+import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
 import { createTestEnv, spawnWorker, waitForBatch, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
 
 const SEQ = /\[seq (\d+)\]/;
@@ -32,15 +33,23 @@ async function expectIntact(env: TestEnv, sim: Simulator, batchId: string, total
   return { repeatedCalls: stats.answered - total };
 }
 
-describe('chaos', () => {
+/** The same chaos on one Redis, and on a 3-master Redis Cluster with users over 6 shards. */
+describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Cluster, CHATQ_SHARDS=6', shards: 6 }])('chaos on $where', ({ shards }) => {
   const cleanups: (() => Promise<unknown>)[] = [];
+  let cluster: LocalCluster | undefined;
+  beforeAll(async () => {
+    if (shards > 1) cluster = await startLocalCluster(3);
+  }, 60_000);
+  afterAll(async () => cluster?.stop());
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
+  /** A test environment on the default Redis (or `redisUrl`), or on the cluster. */
+  const newEnv = (redisUrl?: string) => (cluster ? createTestEnv(cluster.url, { cluster: true, shards }) : createTestEnv(redisUrl));
 
   /** A simulator, two worker processes and a batch of users x turns, returned once `progress` requests succeeded. */
   async function startRun(redisUrl: string | undefined, vars: Record<string, string>, users: number, turns: number, progress: number) {
-    const env = await createTestEnv(redisUrl);
+    const env = await newEnv(redisUrl);
     const sim = await startSimulator({ latencyMs: 5, jitterMs: 4 });
     cleanups.push(() => env.cleanup(), () => sim.close());
     const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, ...vars });
@@ -52,7 +61,7 @@ describe('chaos', () => {
   }
 
   it('workers SIGKILLed at random moments: nothing lost, each counted once, order and no-overlap hold', async () => {
-    const env = await createTestEnv();
+    const env = await newEnv();
     const sim = await startSimulator({ latencyMs: 8, jitterMs: 6 });
     cleanups.push(() => env.cleanup(), () => sim.close());
     const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '40', CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '1000' });
@@ -70,11 +79,12 @@ describe('chaos', () => {
       kills += 1;
     }
     const { repeatedCalls } = await expectIntact(env, sim, submitted.batchId, 3000, 10);
-    console.log(JSON.stringify({ chaos: 'sigkill', kills, requests: 3000, repeated_upstream_calls: repeatedCalls }));
+    console.log(JSON.stringify({ chaos: 'sigkill', shards, kills, requests: 3000, repeated_upstream_calls: repeatedCalls }));
     expect(kills).toBeGreaterThan(0);
   });
 
-  it('Redis restarted mid-run (AOF, appendfsync always): the run completes, nothing accepted is lost', async () => {
+  // On the cluster, losing a master is the failover test's (cluster.test.ts).
+  it.skipIf(shards > 1)('Redis restarted mid-run (AOF, appendfsync always): the run completes, nothing accepted is lost', async () => {
     const redis = await startLocalRedis({ appendfsync: 'always' });
     let restarted = redis;
     cleanups.push(() => restarted.stop());

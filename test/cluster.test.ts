@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiService } from '../src/cli/api-service.js';
 import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
@@ -9,13 +10,34 @@ const SEQ = /\[seq (\d+)\]/;
 const lines = (prefix: string, users: number, turns: number) =>
   Array.from({ length: users * turns }, (_, i) => JSON.stringify({ custom_id: `${prefix}-${i}`, user: `${prefix}-u${i % users}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / users)}] hi` }] }));
 
-describe('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1)', () => {
+/** How many of the prefix's keys each master holds. */
+async function keysPerMaster(cluster: LocalCluster, env: TestEnv): Promise<number[]> {
+  return Promise.all(cluster.ports.map(async (port) => {
+    const node = new Redis({ port, lazyConnect: true });
+    try {
+      await node.connect();
+      if (!/role:master/.test(await node.info('replication'))) return -1;
+      let count = 0;
+      let cursor = '0';
+      do {
+        const [next, found] = await node.scan(cursor, 'MATCH', `${env.prefix.slice(0, -1)}*`, 'COUNT', 1000);
+        cursor = next;
+        count += found.length;
+      } while (cursor !== '0');
+      return count;
+    } finally {
+      node.disconnect();
+    }
+  })).then((counts) => counts.filter((n) => n >= 0));
+}
+
+describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHATQ_SHARDS=%i)', (shards) => {
   let cluster: LocalCluster;
   let env: TestEnv;
   let sim: Simulator;
   beforeAll(async () => {
     cluster = await startLocalCluster(3);
-    env = await createTestEnv(cluster.url, { cluster: true });
+    env = await createTestEnv(cluster.url, { cluster: true, shards });
     sim = await startSimulator({ latencyMs: 3, jitterMs: 2, recordMessages: false });
   }, 60_000);
   afterAll(async () => {
@@ -42,6 +64,11 @@ describe('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1)', () => {
       let count = 0;
       for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) count += r.status === 'succeeded' ? 1 : 0;
       expect(count).toBe(600);
+      // Sharded, every master holds keys of the run (its shards' lanes, requests and queues); unsharded, one does.
+      const perMaster = await keysPerMaster(cluster, env);
+      expect(perMaster.filter((n) => n > 0).length, JSON.stringify(perMaster)).toBe(shards > 1 ? 3 : 1);
+      // The batch's own record ends too (from its parts', by the workers' dispatcher or reconciler): its event is recorded once.
+      await waitFor('the record to end', async () => (await env.redis.hget(env.keys.batch(submitted.batchId), 'status')) === 'completed', 30_000);
 
       const status = await runCli(['status', submitted.batchId, '--json'], env.env());
       expect(status.code, status.stderr).toBe(0);
@@ -52,29 +79,36 @@ describe('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1)', () => {
         expect(await res.json()).toMatchObject({ status: 'completed', request_counts: { total: 600, completed: 600, failed: 0 } });
         const usage = await (await fetch(`${api.url}/v1/usage?group_by=model`, { headers: { authorization: 'Bearer cluster-token' } })).json();
         expect(usage.data[0].requests).toBe(600);
+        // The output file holds every result once, in input order, whichever shard ran it.
+        const { output_file_id: output } = await (await fetch(`${api.url}/v1/batches/${submitted.batchId}`, { headers: { authorization: 'Bearer cluster-token' } })).json();
+        const content = await (await fetch(`${api.url}/v1/files/${output}/content`, { headers: { authorization: 'Bearer cluster-token' } })).text();
+        expect(content.trim().split('\n').map((l) => JSON.parse(l).custom_id)).toEqual(Array.from({ length: 600 }, (_, i) => `c-${i}`));
       } finally {
         await api.close();
       }
 
-      // A one-user batch, cancelled while it runs.
-      const slow = await env.submit(lines('s', 1, 200));
+      // A batch of 6 users (over several shards when sharded), cancelled while it runs.
+      const slow = await env.submit(lines('s', 6, 100));
       await waitFor('it started', async () => (await env.batch(slow.batchId)).succeeded > 0, 30_000, 20);
       const cancel = await runCli(['cancel', slow.batchId], env.env());
       expect(cancel.code, cancel.stderr).toBe(0);
       const cancelled = await waitForBatch(env, slow.batchId, 60_000);
       expect(cancelled.status).toBe('cancelled');
-      expect(cancelled.succeeded + cancelled.cancelled).toBe(200);
+      expect(cancelled.succeeded + cancelled.cancelled).toBe(600);
       expect(cancelled.cancelled).toBeGreaterThan(0);
+      let unfinished = 0;
+      for await (const r of readBatchRequests(env.redis, env.keys, slow.batchId)) unfinished += r.status === 'succeeded' || r.status === 'cancelled' ? 0 : 1;
+      expect(unfinished).toBe(0);
     } finally {
       for (const w of workers) w.child.kill('SIGKILL');
     }
   });
 });
 
-describe('on a Redis Cluster whose master fails over (3 masters, 3 replicas)', () => {
-  it('the run goes on after the master holding its keys is killed and its replica promoted', async () => {
+describe.each([1, 6])('on a Redis Cluster whose master fails over (3 masters, 3 replicas, CHATQ_SHARDS=%i)', (shards) => {
+  it('the run goes on after the master holding its batch record is killed and its replica promoted', async () => {
     const cluster = await startLocalCluster(3, 1);
-    const env = await createTestEnv(cluster.url, { cluster: true });
+    const env = await createTestEnv(cluster.url, { cluster: true, shards });
     const sim = await startSimulator({ latencyMs: 5, jitterMs: 3 });
     const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '20' });
     const workers = [spawnWorker(vars), spawnWorker(vars)];

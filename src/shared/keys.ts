@@ -84,7 +84,7 @@ function layout(prefix: string) {
  */
 const SHARED_KEYS = [
   'pauseReason', 'schedules', 'rateLimitPause', 'outage', 'outageUntil', 'outageProbe', 'credentialsProven', 'credentialsProbe',
-  'session', 'loginFailures', 'eventsLock', 'webhookDeliveries', 'importJob', 'projects', 'batches', 'projectBatches', 'shardsInUse',
+  'session', 'loginFailures', 'eventsLock', 'webhookDeliveries', 'importJob', 'projects', 'projectBatches', 'shardsInUse',
 ] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
 
 export type RedisKeys = ReturnType<typeof layout> & {
@@ -128,8 +128,33 @@ export function shardOfId(id: string): number | undefined {
 /** The batch a part belongs to. */
 export const parentOfPart = (partId: string) => partId.replace(/_s\d{1,2}$/, '');
 
-/** Shard `i`'s tag: `{chatq}` -> `{chatq:s3}` (a ":" no CHATQ_PREFIX may hold, so no deployment's tag collides). */
-export const shardPrefix = (prefix: string, i: number) => prefix.replace(/}$/, `:s${i}}`);
+/** The Redis Cluster slot of a hash tag's content (CRC16/XMODEM modulo 16384, as Redis computes it). */
+export function clusterSlot(tag: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(tag, 'utf8')) {
+    crc ^= byte << 8;
+    for (let bit = 0; bit < 8; bit += 1) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+const SLOTS = 16384;
+/**
+ * Shard `i`'s tag: `{chatq}` -> `{chatq:s3}` or `{chatq:s3.<k>}`, with the least k that puts its slot in the middle
+ * of the i-th of `count` equal slot ranges. A cluster made with `redis-cli --cluster create` gives its masters equal
+ * ranges, so N shards over M masters (N a multiple of M) sit N/M on each; a ":" no CHATQ_PREFIX may hold keeps any
+ * deployment's own tag apart.
+ */
+export function shardPrefix(prefix: string, i: number, count: number): string {
+  const name = prefix.slice(1, -1);
+  const lo = Math.ceil((i * SLOTS) / count);
+  const width = Math.ceil(((i + 1) * SLOTS) / count) - lo;
+  for (let k = 0; ; k += 1) {
+    const tag = `${name}:s${i}${k ? `.${k}` : ''}`;
+    const at = clusterSlot(tag) - lo;
+    if (at >= width / 4 && at < width - width / 4) return `{${tag}}`;
+  }
+}
 
 /**
  * Every Redis key chatq uses. With `shardCount` > 1, users are spread over that many hash tags by shardOfUser: a
@@ -161,7 +186,7 @@ export function redisKeys(prefix: string, shardCount = 1): RedisKeys {
     return root;
   }
   for (let i = 0; i < shardCount; i += 1) {
-    const own = layout(shardPrefix(prefix, i));
+    const own = layout(shardPrefix(prefix, i, shardCount));
     for (const name of SHARED_KEYS) (own as Record<string, unknown>)[name] = base[name];
     shards.push(make(own, i));
   }
