@@ -49,6 +49,7 @@ submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or
 
 limitOptions(program.command('worker'))
   .description('process queued requests until SIGTERM/SIGINT (run as many as you like, anywhere)')
+  .option('--shards <list>', 'with CHATQ_SHARDS > 1: the shards this worker consumes, e.g. 0,1,2 (default: every one)')
   .action(async (flags) => process.exit(await (await serveCommands()).workerCommand(flags)));
 
 program

@@ -90,6 +90,9 @@ export async function requireRedis(target: RedisTarget): Promise<void> {
   throw new UsageError(`${probe.reason}. Start Redis (redis-server, or docker compose up -d redis) or set REDIS_URL (now ${printableRedisUrl(target.redisUrl)}).`);
 }
 
+/** A shard count refused is the user's to fix (exit 2, its message); anything else stays what it is. */
+export const usageErrorOf = (err: unknown) => (err instanceof ShardCountError ? new UsageError(err.message) : err);
+
 export async function openContext(config: Config): Promise<CliContext> {
   await requireRedis(config);
   const redis = connectRedis(config, 'chatq-cli', { failFast: true });
@@ -98,7 +101,7 @@ export async function openContext(config: Config): Promise<CliContext> {
     await checkShardCount(redis, keys);
   } catch (err) {
     redis.disconnect();
-    throw err instanceof ShardCountError ? new UsageError(err.message) : err;
+    throw usageErrorOf(err);
   }
   const queues = new RequestQueues(redis, keys);
   return {

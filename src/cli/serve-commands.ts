@@ -4,7 +4,7 @@ import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
 import { describeWorker, WorkerPool } from '../worker/worker-pool.js';
 import { startApiService } from './api-service.js';
 import { startProducerServices } from './producer-services.js';
-import { EXIT, limitOverrides, listening, parsePort, readConfig, requireRedis, UsageError, type LimitFlags } from './cli-context.js';
+import { EXIT, limitOverrides, listening, parsePort, readConfig, requireRedis, usageErrorOf, UsageError, type LimitFlags } from './cli-context.js';
 
 /** Resolves on the first SIGTERM/SIGINT; a second one exits at once. */
 function untilSignal(): Promise<string> {
@@ -20,13 +20,24 @@ function untilSignal(): Promise<string> {
   });
 }
 
+/** `--shards 0,2,4`: shard indexes under CHATQ_SHARDS, each once. */
+function parseShards(list: string, count: number): number[] {
+  const shards = list.split(',').map((s) => s.trim());
+  const bad = shards.find((s) => !/^\d{1,2}$/.test(s) || Number(s) >= count);
+  if (bad !== undefined || shards.length === 0) throw new UsageError(`--shards: "${bad ?? list}" is not a shard: expected indexes from 0 to ${count - 1} (CHATQ_SHARDS=${count}), comma-separated`);
+  return [...new Set(shards.map(Number))];
+}
+
 /** `chatq worker`: processes requests until SIGTERM/SIGINT, then lets in-flight calls finish. */
-export async function workerCommand(flags: LimitFlags): Promise<number> {
+export async function workerCommand(flags: LimitFlags & { shards?: string }): Promise<number> {
   const config = readConfig(limitOverrides(flags));
   if (!config.baseUrl) throw new UsageError('no upstream: set CHATQ_API_KEY (302.AI) or CHATQ_BASE_URL (e.g. a "chatq simulator" at http://127.0.0.1:4010/v1).');
+  const shards = flags.shards === undefined ? undefined : parseShards(flags.shards, config.shards);
   await requireRedis(config);
   const logger = createLogger(config.logLevel, 'chatq-worker');
-  const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger });
+  const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger, ...(shards ? { shards } : {}) }).catch((err: unknown) => {
+    throw usageErrorOf(err);
+  });
   const producer = startProducerServices(config, logger);
   const d = describeWorker(config, config.baseUrl);
   process.stderr.write(

@@ -34,7 +34,7 @@ export async function openImportTargets(
   if (shards === 1) return [{ keys, id: batchId, guard, userIndex: userIndexOf(keys, guard.project) }];
   return Promise.all(
     keys.shards.map(async (k, i) => {
-      const id = batchPartId(batchId, i);
+      const id = batchPartId(batchId, i, shards);
       const made = await redis.hsetnx(k.batch(id), 'status', 'validating');
       if (made) {
         const expiresAt = Number(own.expires_at);

@@ -62,6 +62,8 @@ export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: 
     .sadd(keys.projects, b.project)
     .sadd(keys.importing, b.batchId);
   if (sharded) tx.sadd(keys.openShardedBatches, b.batchId);
+  // Work is written under this shard count: another is refused until it is done (shard-count.ts).
+  tx.set(keys.shardsInUse, keys.shardCount);
   await tx.exec();
 }
 

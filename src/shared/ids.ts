@@ -11,4 +11,4 @@ export const newBatchId = () => `batch_${hex24()}`;
 
 export const isFileId = (id: string) => /^file-[0-9a-f]{24}$/.test(id);
 export const isBatchId = (id: string) => /^batch_[0-9a-f]{24}$/.test(id);
-export const isRequestId = (id: string) => /^batch_[0-9a-f]{24}(?:_s\d{1,2})?-\d{1,12}$/.test(id);
+export const isRequestId = (id: string) => /^batch_[0-9a-f]{24}(?:_s\d{1,2}of\d{1,2})?-\d{1,12}$/.test(id);

@@ -98,7 +98,7 @@ export type RedisKeys = ReturnType<typeof layout> & {
   readonly shards: readonly RedisKeys[];
   /** The shard that holds a user's lane, requests and memory order. */
   forUser(userid: string): RedisKeys;
-  /** The shard holding a batch part (`<batch>_s<i>`) or a request of one; the base keys for anything else. */
+  /** The shard holding a batch part (`<batch>_s<i>of<n>`) or a request of one (under its n); the base keys for anything else. */
   forId(id: string): RedisKeys;
 };
 
@@ -110,6 +110,15 @@ const rootOf = (keys: RedisKeys) => roots.get(keys.shards)!;
 /** The largest CHATQ_SHARDS: shards are hash tags, and each has its own BullMQ queue and worker connection. */
 export const MAX_SHARDS = 64;
 
+/** Layouts of other shard counts, for ids written under them (a few at most). */
+const otherLayouts = new Map<string, RedisKeys>();
+function layoutOf(prefix: string, count: number): RedisKeys {
+  const key = `${prefix}|${count}`;
+  let keys = otherLayouts.get(key);
+  if (!keys) otherLayouts.set(key, (keys = redisKeys(prefix, count)));
+  return keys;
+}
+
 /** Stable across processes and versions: FNV-1a (32 bit) of the userid's UTF-8 bytes, modulo the shard count. */
 export function shardOfUser(userid: string, count: number): number {
   if (count <= 1) return 0;
@@ -119,14 +128,17 @@ export function shardOfUser(userid: string, count: number): number {
 }
 
 /** A sharded batch keeps one part per shard, a batch of its own under the shard's tag: `<batch>_s<i>`. */
-export const batchPartId = (batchId: string, shard: number) => `${batchId}_s${shard}`;
-/** The shard a part or a part's request (`<batch>_s<i>-<seq>`) is in, or undefined. */
-export function shardOfId(id: string): number | undefined {
-  const m = /_s(\d{1,2})(?:-\d+)?$/.exec(id);
-  return m ? Number(m[1]) : undefined;
+export const batchPartId = (batchId: string, shard: number, count: number) => `${batchId}_s${shard}of${count}`;
+/**
+ * The shard a part or a part's request (`<batch>_s<i>of<n>-<seq>`) is in, and the shard count it was made with (an id
+ * stays readable after CHATQ_SHARDS changes); undefined for anything else.
+ */
+export function shardOfId(id: string): { index: number; count: number } | undefined {
+  const m = /_s(\d{1,2})of(\d{1,2})(?:-\d+)?$/.exec(id);
+  return m && Number(m[1]) < Number(m[2]) ? { index: Number(m[1]), count: Number(m[2]) } : undefined;
 }
 /** The batch a part belongs to. */
-export const parentOfPart = (partId: string) => partId.replace(/_s\d{1,2}$/, '');
+export const parentOfPart = (partId: string) => partId.replace(/_s\d{1,2}of\d{1,2}$/, '');
 
 /** The Redis Cluster slot of a hash tag's content (CRC16/XMODEM modulo 16384, as Redis computes it). */
 export function clusterSlot(tag: string): number {
@@ -173,8 +185,9 @@ export function redisKeys(prefix: string, shardCount = 1): RedisKeys {
       shards,
       forUser: (userid) => shards[shardOfUser(userid, shardCount)]!,
       forId: (id) => {
-        const s = shardCount > 1 ? shardOfId(id) : undefined;
-        return s !== undefined && s < shardCount ? shards[s]! : keys;
+        const s = shardOfId(id);
+        if (!s || s.count > MAX_SHARDS) return keys;
+        return s.count === shardCount ? shards[s.index]! : layoutOf(prefix, s.count).shards[s.index]!;
       },
     };
     return keys;

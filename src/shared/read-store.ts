@@ -144,7 +144,7 @@ export async function getUsage(redis: RedisClient, keys: RedisKeys, project: str
 }
 
 /** An aggregate's key in one tag: a sharded batch's usage is kept by its parts, each in its shard. */
-const keyInTag = (k: RedisKeys, dim: StoredUsageDimension, key: string) => (dim === 'batch' && k.shardCount > 1 && k.shardIndex >= 0 ? batchPartId(key, k.shardIndex) : key);
+const keyInTag = (k: RedisKeys, dim: StoredUsageDimension, key: string) => (dim === 'batch' && k.shardCount > 1 && k.shardIndex >= 0 ? batchPartId(key, k.shardIndex, k.shardCount) : key);
 
 /** Several aggregates after one fold, each summed over the tags that keep parts of it (one pipeline per tag). */
 export async function getUsages(redis: RedisClient, keys: RedisKeys, wanted: readonly { project: string; dim: StoredUsageDimension; key: string }[]): Promise<UsageRow[]> {

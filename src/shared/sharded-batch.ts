@@ -23,7 +23,10 @@ export interface BatchPart {
 /** The parts of a batch whose record says it is sharded (none for any other). */
 export function partsOf(keys: RedisKeys, batchId: string, record: Record<string, string>): BatchPart[] {
   const count = Number(record.shards) || 0;
-  return Array.from({ length: count }, (_, i) => ({ keys: keys.shard(i), id: batchPartId(batchId, i) }));
+  return Array.from({ length: count }, (_, i) => {
+    const id = batchPartId(batchId, i, count);
+    return { keys: keys.forId(id), id };
+  });
 }
 
 export async function readParts(redis: RedisClient, parts: readonly BatchPart[]): Promise<Record<string, string>[]> {

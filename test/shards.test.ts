@@ -1,0 +1,86 @@
+import { createServer, type Server } from 'node:http';
+import OpenAI, { toFile } from 'openai';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startApiService } from '../src/cli/api-service.js';
+import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
+import { createTestEnv, runCli, spawnWorker, testLogger, waitFor, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
+
+const TOKEN = 'shards-token';
+const line = (i: number, users: number) =>
+  JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', user: `u${i % users}`, messages: [{ role: 'user', content: `hi ${i}` }] } });
+
+/** CHATQ_SHARDS > 1 on one Redis (the cluster tests run the same over three masters). */
+describe('sharded batches (CHATQ_SHARDS=4)', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  async function setUp(): Promise<{ env: TestEnv; sim: Simulator }> {
+    const env = await createTestEnv(undefined, { shards: 4 });
+    const sim = await startSimulator({ latencyMs: 2, jitterMs: 1, recordMessages: false });
+    cleanups.push(() => env.cleanup(), () => sim.close());
+    return { env, sim };
+  }
+
+  it('a batch made with the OpenAI SDK runs over every shard; the API reads it whole and in order; one webhook event for the batch, none for its parts', async () => {
+    const { env, sim } = await setUp();
+    const events: { type: string; data: { id: string } }[] = [];
+    const receiver: Server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        events.push(JSON.parse(body) as (typeof events)[number]);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise((r) => receiver.close(r)));
+    const hooks = { CHATQ_WEBHOOK_URL: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/`, CHATQ_WEBHOOK_SECRET: 'whsec_c2hhcmRzLXRlc3Qtc2VjcmV0LXNoYXJkcy10ZXN0' };
+    const api = await startApiService(env.config({ CHATQ_API_TOKENS: TOKEN, ...hooks }), testLogger(), 0);
+    cleanups.push(() => api.close());
+    const worker: WorkerProcess = spawnWorker(env.env({ CHATQ_BASE_URL: sim.url, ...hooks }));
+    cleanups.push(async () => worker.child.kill('SIGKILL'));
+
+    const client = new OpenAI({ apiKey: TOKEN, baseURL: `${api.url}/v1` });
+    const input = Array.from({ length: 200 }, (_, i) => line(i, 40)).join('\n');
+    const file = await client.files.create({ file: await toFile(Buffer.from(input), 'in.jsonl'), purpose: 'batch' });
+    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const done = await waitFor('the batch to complete', async () => {
+      const b = await client.batches.retrieve(created.id);
+      return b.status === 'completed' ? b : undefined;
+    }, 60_000, 200);
+    expect(done.request_counts).toEqual({ total: 200, completed: 200, failed: 0 });
+    const lines = (await (await client.files.content(done.output_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l) as { custom_id: string });
+    expect(lines.map((l) => l.custom_id)).toEqual(Array.from({ length: 200 }, (_, i) => `r${i}`));
+
+    // Its requests sit in every shard's part; requests are read by their ids.
+    const parts = await Promise.all(env.keys.shards.map((k, i) => env.redis.llen(k.batchRequests(`${created.id}_s${i}of4`))));
+    expect(parts.every((n) => n > 0), JSON.stringify(parts)).toBe(true);
+    expect(parts.reduce((a, b) => a + b, 0)).toBe(200);
+    const usage = await (await fetch(`${api.url}/v1/usage?group_by=batch`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    expect(usage.data.find((r: { key?: string; batch?: string }) => (r.key ?? r.batch) === created.id)).toMatchObject({ requests: 200 });
+
+    await waitFor('the batch event', async () => events.some((e) => e.type === 'batch.completed'), 20_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(events.filter((e) => e.type === 'batch.completed').map((e) => e.data.id)).toEqual([created.id]);
+    expect(events.some((e) => e.data.id.includes('_s'))).toBe(false);
+  });
+
+  it('another CHATQ_SHARDS is refused while work written under this one is unfinished, with a message that says what to do', async () => {
+    const { env, sim } = await setUp();
+    const submitted = await env.submit(Array.from({ length: 20 }, (_, i) => JSON.stringify({ custom_id: `c${i}`, user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })));
+    const other = env.env({ CHATQ_SHARDS: '2', CHATQ_BASE_URL: sim.url });
+    const worker = await runCli(['worker'], other, 30_000);
+    expect(worker.code).toBe(2);
+    expect(worker.stderr).toMatch(/unfinished work written with CHATQ_SHARDS=4 \(now 2\)/);
+    expect(worker.stderr).not.toMatch(/\n\s+at /);
+    const enqueue = await runCli(['status', submitted.batchId], other);
+    expect(enqueue.code).toBe(2);
+
+    // Once that work is done (here: cancelled), the count may change, and the batch still reads whole.
+    expect((await runCli(['cancel', submitted.batchId], env.env())).code).toBe(0);
+    const status = await runCli(['status', submitted.batchId, '--json'], other);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).batch).toMatchObject({ status: 'cancelled', cancelled: 20 });
+  });
+});
