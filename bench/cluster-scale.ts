@@ -1,7 +1,7 @@
 /**
  * bench/cluster-scale: the same workload on a local 3-master Redis Cluster, kept under one hash tag (one chatq
- * prefix: today's layout) and spread over three (three prefixes whose tags sit on different masters, as three
- * chatq deployments or, later, three shards would be). Per master: Redis main-thread CPU per request (INFO cpu
+ * prefix, CHATQ_SHARDS=1), spread over three prefixes whose tags sit on different masters (three chatq
+ * deployments), and over six shards of one prefix (CHATQ_SHARDS=6: two per master). Per master: Redis main-thread CPU per request (INFO cpu
  * deltas) and its share of the work; the capacity one core gives (1 s / the busiest master's CPU per request).
  * Prints one JSON line.
  *   npx tsx bench/cluster-scale.ts [--requests 12000] [--users 1200] [--concurrency 100]
@@ -27,11 +27,11 @@ async function cpuUs(node: Redis): Promise<number> {
 }
 
 /** `count` test environments (prefixes) whose hash tags sit on `count` different masters. */
-async function prefixesOnDistinctMasters(count: number): Promise<TestEnv[]> {
+async function prefixesOnDistinctMasters(count: number, shards: number): Promise<TestEnv[]> {
   const chosen: TestEnv[] = [];
   const used = new Set<number>();
   while (chosen.length < count) {
-    const env = await createTestEnv(cluster.url, { cluster: true });
+    const env = await createTestEnv(cluster.url, { cluster: true, shards });
     const master = await cluster.masterOf(env.prefix);
     if (used.has(master)) await env.cleanup();
     else {
@@ -42,9 +42,9 @@ async function prefixesOnDistinctMasters(count: number): Promise<TestEnv[]> {
   return chosen;
 }
 
-/** The workload split evenly over `prefixes` prefixes, one worker pool each (C in flight in all). */
-async function run(prefixes: number) {
-  const envs = await prefixesOnDistinctMasters(prefixes);
+/** The workload split evenly over `prefixes` prefixes (each with `shards` shards), one worker pool each (C in flight in all). */
+async function run(prefixes: number, shards = 1) {
+  const envs = await prefixesOnDistinctMasters(prefixes, shards);
   const lines = chatLines(USERS, Math.ceil(REQUESTS / USERS)).slice(0, REQUESTS);
   const share = Math.ceil(lines.length / prefixes);
   const batches = await Promise.all(envs.map((env, i) => env.submit(lines.slice(i * share, (i + 1) * share))));
@@ -60,6 +60,7 @@ async function run(prefixes: number) {
   const total = perMaster.reduce((a, b) => a + b, 0);
   return {
     prefixes,
+    shards,
     req_per_s: round(REQUESTS / seconds, 0),
     cpu_us_per_request_per_master: perMaster.map((x) => round(x, 1)),
     busiest_master_share: round(perMaster[0]! / total, 2),
@@ -70,6 +71,7 @@ async function run(prefixes: number) {
 
 const one = await run(1);
 const three = await run(3);
+const sharded = await run(1, 6);
 masters.forEach((m) => m.disconnect());
 await sim.stop();
 await cluster.stop();
@@ -82,7 +84,9 @@ console.log(
     masters: 3,
     one_hash_tag: one,
     three_hash_tags: three,
+    six_shards: sharded,
     capacity_ratio: round(three.capacity_req_per_s / one.capacity_req_per_s, 2),
+    sharded_capacity_ratio: round(sharded.capacity_req_per_s / one.capacity_req_per_s, 2),
   }),
 );
 process.exit(0);
