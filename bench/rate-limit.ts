@@ -3,8 +3,9 @@
  * sliding minute; two chatq worker processes are configured at that same limit. Prints one JSON line:
  * achieved rate over the run's last minute as a fraction of the limit, the largest count the simulator saw in any sliding minute, and
  * the 429s it had to send; next to a plain p-limit loop at the same concurrency (the baseline).
- * With --cluster, chatq runs on a local 3-master Redis Cluster (CHATQ_REDIS_CLUSTER=1) instead of the local Redis.
- *   npx tsx bench/rate-limit.ts [--seconds 75] [--cluster]
+ * With --cluster, chatq runs on a local 3-master Redis Cluster (CHATQ_REDIS_CLUSTER=1) instead of the local Redis;
+ * --shards N spreads its users over N shards (CHATQ_SHARDS).
+ *   npx tsx bench/rate-limit.ts [--seconds 75] [--cluster] [--shards 6]
  */
 import { startSimulator } from '../src/simulator/simulator-server.js';
 import { startLocalCluster } from '../test/helpers/local-cluster.js';
@@ -14,10 +15,11 @@ import { arg, chatLines, plainLoop, round, sleep, startFleet } from './bench-kit
 const SECONDS = arg('seconds', 75);
 const CONCURRENCY = 20;
 const cluster = process.argv.includes('--cluster') ? await startLocalCluster(3) : undefined;
+const SHARDS = arg('shards', 1);
 
 async function run(kind: 'rpm' | 'tpm', limit: number) {
   const sim = await startSimulator({ [kind]: limit, latencyMs: 40, jitterMs: 30 });
-  const env = await createTestEnv(cluster?.url ?? REDIS_URL, { cluster: cluster !== undefined });
+  const env = await createTestEnv(cluster?.url ?? REDIS_URL, { cluster: cluster !== undefined, shards: SHARDS });
   // Far more work than the limit allows in the run; max_tokens keeps the token estimate close to real use.
   await env.submit(chatLines(100, 60, { max_tokens: 40 }));
   const fleet = await startFleet(env, 2, { CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(CONCURRENCY), [`CHATQ_${kind.toUpperCase()}`]: String(limit) });
@@ -55,5 +57,5 @@ async function run(kind: 'rpm' | 'tpm', limit: number) {
 const rpm = await run('rpm', arg('rpm', 600));
 const tpm = await run('tpm', arg('tpm', 30_000));
 await cluster?.stop();
-console.log(JSON.stringify({ bench: 'rate-limit', redis: cluster ? 'cluster of 3 masters' : 'single', workers: 2, concurrency_per_worker: CONCURRENCY, rpm, tpm }));
+console.log(JSON.stringify({ bench: 'rate-limit', redis: cluster ? 'cluster of 3 masters' : 'single', shards: SHARDS, workers: 2, concurrency_per_worker: CONCURRENCY, rpm, tpm }));
 process.exit(0);
