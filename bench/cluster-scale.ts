@@ -4,7 +4,9 @@
  * deployments), and over six shards of one prefix (CHATQ_SHARDS=6: two per master). Per master: Redis main-thread CPU per request (INFO cpu
  * deltas) and its share of the work; the capacity one core gives (1 s / the busiest master's CPU per request).
  * Prints one JSON line.
- *   npx tsx bench/cluster-scale.ts [--requests 12000] [--users 1200] [--concurrency 100]
+ * With --limits, the workers run under global rate limits set too high to bind (CHATQ_RPM/TPM): what the limiter's
+ * keys (under the base tag: every call passes through them) cost the master holding them.
+ *   npx tsx bench/cluster-scale.ts [--requests 12000] [--users 1200] [--concurrency 100] [--limits]
  */
 import { Redis } from 'ioredis';
 import { WorkerPool } from '../src/worker/worker-pool.js';
@@ -15,6 +17,7 @@ import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';
 const REQUESTS = arg('requests', 12_000);
 const USERS = arg('users', 1_200);
 const C = arg('concurrency', 100);
+const LIMITS: Record<string, string> = process.argv.includes('--limits') ? { CHATQ_RPM: '10000000', CHATQ_TPM: '10000000000' } : {};
 
 const cluster = await startLocalCluster(3);
 const sim = await startSimulatorProcess([]);
@@ -50,7 +53,7 @@ async function run(prefixes: number, shards = 1) {
   const batches = await Promise.all(envs.map((env, i) => env.submit(lines.slice(i * share, (i + 1) * share))));
   const before = await Promise.all(masters.map(cpuUs));
   const t0 = Date.now();
-  const pools = await Promise.all(envs.map((env) => WorkerPool.start({ config: env.config({ CHATQ_CONCURRENCY: String(Math.ceil(C / prefixes)) }), baseUrl: sim.url, logger: testLogger() })));
+  const pools = await Promise.all(envs.map((env) => WorkerPool.start({ config: env.config({ CHATQ_CONCURRENCY: String(Math.ceil(C / prefixes)), ...LIMITS }), baseUrl: sim.url, logger: testLogger() })));
   await Promise.all(envs.map((env, i) => waitForBatch(env, batches[i]!.batchId, 600_000)));
   const seconds = (Date.now() - t0) / 1000;
   const after = await Promise.all(masters.map(cpuUs));
@@ -81,6 +84,7 @@ console.log(
     requests: REQUESTS,
     users: USERS,
     concurrency: C,
+    limits: Object.keys(LIMITS).length > 0,
     masters: 3,
     one_hash_tag: one,
     three_hash_tags: three,

@@ -65,6 +65,29 @@ describe('capacity limiter (shared through Redis)', () => {
     }
   });
 
+  it('the work of a reservation does not grow with the calls in the window (a token limit at a high rate)', async () => {
+    const local = await startLocalRedis({ appendfsync: 'off' });
+    const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test');
+    try {
+      await redis.set(env.keys.credentialsProven, '1');
+      const l = new CapacityLimiter(redis, env.keys, { rpm: 0, tpm: 1e11, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 }, 'p');
+      /** Redis commands (every one, scripts' included) that one more reservation costs. */
+      const commandsOfOne = async () => {
+        const calls = async () => [...(await redis.info('commandstats')).matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+        const before = await calls();
+        await l.acquire('m', body(10));
+        return (await calls()) - before - 1;
+      };
+      for (let i = 0; i < 50; i++) await l.acquire('m', body(10));
+      const early = await commandsOfOne();
+      for (let i = 0; i < 3_000; i++) await l.acquire('m', body(10));
+      expect(await commandsOfOne()).toBe(early);
+    } finally {
+      redis.disconnect();
+      await local.stop();
+    }
+  });
+
   it('a queue pause makes waiting calls give their request back', async () => {
     const l = limiter({}, 'p');
     await env.redis.set(env.keys.pauseReason, JSON.stringify({ code: 'unauthorized', message: 'x', at: 0 }));

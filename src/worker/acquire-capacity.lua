@@ -11,7 +11,9 @@
   - requests per minute: GCRA with no burst: calls are spaced 60 s / rpm apart, so no sliding minute ever holds
     more than rpm calls; a reserved slot may lie in the future (the caller sleeps until it).
   - tokens per minute: a sliding one-minute log of estimated tokens (corrected by settle-capacity.lua);
-    when the log is full nothing is reserved and the caller waits.
+    when the log is full nothing is reserved and the caller waits. The minute's total and its last sixth's are kept
+    as running sums (`__total`; `__recent` for entries scored from `__recent_from` on), each entry leaving them
+    once: a reservation's work does not grow with the calls in the window.
   KEYS: 1 pause-until, 2 queue pause reason, 3 credentials proven, 4 probe holder, 5 outage record,
         6 outage-until, 7 outage probe holder,
         then per scope (global, model): request TAT key, token log zset, token amount hash
@@ -87,6 +89,16 @@ for scope = 0, 1 do
   local limit = limits[2 + scope * 2]
   if limit > 0 then
     local log, amounts = KEYS[9 + scope * 3], KEYS[10 + scope * 3]
+    -- Entries that left the last sixth since the last call leave its sum: before the expiry below deletes any of them.
+    local recentStart = now - window / 6
+    local recentFrom = tonumber(redis.call('HGET', amounts, '__recent_from') or '')
+    if not recentFrom then
+      redis.call('HSET', amounts, '__recent', sumAmounts(amounts, redis.call('ZRANGEBYSCORE', log, recentStart, '+inf')), '__recent_from', recentStart)
+    elseif recentStart > recentFrom then
+      local left = sumAmounts(amounts, redis.call('ZRANGEBYSCORE', log, recentFrom, '(' .. recentStart))
+      if left ~= 0 then redis.call('HINCRBY', amounts, '__recent', -left) end
+      redis.call('HSET', amounts, '__recent_from', recentStart)
+    end
     repeat
       local expired = redis.call('ZRANGEBYSCORE', log, '-inf', now - window, 'LIMIT', 0, 500)
       if #expired > 0 then
@@ -101,7 +113,7 @@ for scope = 0, 1 do
     local total = tonumber(redis.call('HGET', amounts, '__total') or '0')
     local wait = roomWait(log, amounts, total, limit, now - window, window)
     if wait == 0 then
-      local sum = sumAmounts(amounts, redis.call('ZRANGEBYSCORE', log, now - window / 6, '+inf'))
+      local sum = math.max(0, tonumber(redis.call('HGET', amounts, '__recent') or '0'))
       wait = roomWait(log, amounts, sum, limit / 6, now - window / 6, window / 6)
     end
     if wait > 0 then return { 0, wait, outage } end
@@ -125,6 +137,7 @@ for scope = 0, 1 do
     redis.call('ZADD', log, start, member)
     redis.call('HSET', amounts, member, est)
     redis.call('HINCRBY', amounts, '__total', est)
+    redis.call('HINCRBY', amounts, '__recent', est)
     redis.call('PEXPIRE', log, 180000)
     redis.call('PEXPIRE', amounts, 180000)
   end

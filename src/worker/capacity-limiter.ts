@@ -190,8 +190,8 @@ export class CapacityLimiter {
       await this.redis.del(k.outage, k.outageUntil, k.outageProbe);
     }
     if (r.estimate === 0) return;
-    const keys = [this.scopeKeys('global')[2]!];
-    if ((this.modelLimit(r.model).tpm ?? 0) > 0) keys.push(this.scopeKeys(`model:${r.model}`)[2]!);
+    const keys = this.scopeKeys('global').slice(1);
+    if ((this.modelLimit(r.model).tpm ?? 0) > 0) keys.push(...this.scopeKeys(`model:${r.model}`).slice(1));
     await settleScript.run(this.redis, keys, [r.member, actualTokens]);
   }
 
