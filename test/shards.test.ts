@@ -1,8 +1,10 @@
 import { createServer, type Server } from 'node:http';
+import { Queue } from 'bullmq';
 import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiService } from '../src/cli/api-service.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
+import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-service.js';
 import { createTestEnv, runCli, spawnWorker, testLogger, waitFor, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
 
 const TOKEN = 'shards-token';
@@ -64,6 +66,31 @@ describe('sharded batches (CHATQ_SHARDS=4)', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     expect(events.filter((e) => e.type === 'batch.completed').map((e) => e.data.id)).toEqual([created.id]);
     expect(events.some((e) => e.data.id.includes('_s'))).toBe(false);
+  });
+
+  it('a completion window expires every part: the batch ends "expired" once they all have, with one event', async () => {
+    const env = await createTestEnv(undefined, { shards: 4 });
+    const sim = await startSimulator({ latencyMs: 250, jitterMs: 0, recordMessages: false });
+    cleanups.push(() => env.cleanup(), () => sim.close());
+    const worker = spawnWorker(env.env({ CHATQ_BASE_URL: sim.url, CHATQ_RECONCILE_MS: '200' }));
+    cleanups.push(async () => worker.child.kill('SIGKILL'));
+    // 8 users x 10 turns at 250 ms: about 2.5 s of work per user, in a 2 s window.
+    const lines = Array.from({ length: 80 }, (_, i) => JSON.stringify({ custom_id: `t${i}`, user: `slow-${i % 8}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `turn ${i}` }] }));
+    const submitted = await env.submit(lines, { completionWindow: { text: '2s', ms: 2_000 } });
+    const expired = await waitFor('the batch to expire', async () => {
+      const b = await env.batch(submitted.batchId);
+      return b.status === 'expired' ? b : undefined;
+    }, 30_000);
+    expect(expired.expired).toBeGreaterThan(0);
+    expect(expired.succeeded + expired.expired).toBe(80);
+    const parts = await Promise.all(env.keys.shards.map((k, i) => env.redis.hget(k.batch(`${submitted.batchId}_s${i}of4`), 'status')));
+    expect(parts.every((s) => s === 'expired' || s === 'completed'), JSON.stringify(parts)).toBe(true);
+    // The batch's own record ends too, and its one event is recorded (on the list, or queued by the worker's dispatcher).
+    await waitFor('the record to end', async () => (await env.redis.hget(env.keys.batch(submitted.batchId), 'status')) === 'expired', 20_000);
+    const hooks = new Queue(WEBHOOK_QUEUE, { connection: env.redis, prefix: env.prefix });
+    const queued = await waitFor('the event', () => hooks.getJob(`evt_${submitted.batchId.replace(/^batch_/, '')}_expired`), 10_000);
+    await hooks.close();
+    expect(queued.data).toMatchObject({ type: 'batch.expired', batch: submitted.batchId });
   });
 
   it('another CHATQ_SHARDS is refused while work written under this one is unfinished, with a message that says what to do', async () => {
