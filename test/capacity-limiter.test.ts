@@ -90,6 +90,35 @@ describe('capacity limiter (shared through Redis)', () => {
     }
   });
 
+  it('calls of one process that ask at once are reserved together: the limit keys see a few scripts, not one per call', async () => {
+    const local = await startLocalRedis({ appendfsync: 'off' });
+    const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test');
+    try {
+      await redis.set(env.keys.credentialsProven, '1');
+      const l = new CapacityLimiter(redis, env.keys, { rpm: 6_000, tpm: 1e9, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 }, 'p');
+      const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+      await l.acquire('m', body(10));
+      const tatKey = `${env.keys.prefix}:limit:global:rpm`;
+      const tatBefore = Number(await redis.get(tatKey));
+      const before = await scripts();
+      const reservations = await Promise.all(Array.from({ length: 40 }, () => l.acquire('m', body(10))));
+      const used = (await scripts()) - before;
+      expect(reservations.every((r) => r !== 'paused')).toBe(true);
+      expect(used).toBeLessThanOrEqual(10);
+      // Together they still take one request slot each: 6,000 per minute is one per 10.1 ms (1% headroom).
+      expect(Number(await redis.get(tatKey)) - tatBefore).toBeGreaterThanOrEqual(40 * 10.1 - 1);
+      // Each group is settled once, when its last call is.
+      for (const r of reservations) await l.settle(r as Exclude<typeof r, 'paused'>, 5, true);
+      const amounts = await redis.hgetall(`${env.keys.prefix}:limit:global:tpm`);
+      const total = Object.entries(amounts).filter(([k]) => !k.startsWith('__')).reduce((n, [, v]) => n + Number(v), 0);
+      expect(total).toBe(Number(amounts.__total));
+      expect(total).toBeLessThan(41 * 100);
+    } finally {
+      redis.disconnect();
+      await local.stop();
+    }
+  });
+
   it('a queue pause makes waiting calls give their request back', async () => {
     const l = limiter({}, 'p');
     await env.redis.set(env.keys.pauseReason, JSON.stringify({ code: 'unauthorized', message: 'x', at: 0 }));

@@ -17,13 +17,16 @@
   KEYS: 1 pause-until, 2 queue pause reason, 3 credentials proven, 4 probe holder, 5 outage record,
         6 outage-until, 7 outage probe holder,
         then per scope (global, model): request TAT key, token log zset, token amount hash
-  ARGV: 1 member (unique per call), 2 estimated tokens, 3 headroom (fraction of each window kept free),
-        4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit), 8 probe lease (ms),
-        9 outage probe interval (ms)
+  ARGV: 1 member (unique per call, or per group), 2 estimated tokens (a group's: their sum), 3 headroom (fraction
+        of each window kept free), 4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit), 8 probe
+        lease (ms), 9 outage probe interval (ms), 10 calls reserved together (1, or a group of one process's
+        calls: consecutive request slots, their tokens as one log entry; a group is not reserved as a probe or
+        during an outage's backoff, where one call at a time goes)
   Every argument is checked before the first write: a bad one is an error that leaves nothing behind.
   Returns {1, ms to wait before calling, outage} when reserved ({2, ms, outage} when reserved as the probe),
           {0, ms to wait before asking again, outage}, or {-1, 0, 0} when the queue is paused;
-          outage is 1 while an outage is on record (a success should end it).
+          outage is 1 while an outage is on record (a success should end it); a reservation also returns the ms
+          between the group's request slots.
 ]]
 local MAX_TOKENS = 1e12
 local function whole(i, max)
@@ -38,6 +41,8 @@ local headroom = tonumber(ARGV[3])
 if not headroom or headroom < 0 or headroom > 0.5 then error('chatq acquire-capacity: headroom must be within 0..0.5') end
 local limits = { whole(4, MAX_TOKENS), whole(5, MAX_TOKENS), whole(6, MAX_TOKENS), whole(7, MAX_TOKENS) }
 local lease, probeEvery = whole(8, 86400000), whole(9, 86400000)
+local calls = whole(10, 10000)
+if calls == 0 then error('chatq acquire-capacity: calls must be at least 1') end
 if lease == 0 or probeEvery == 0 then error('chatq acquire-capacity: leases must be positive') end
 local member = ARGV[1]
 
@@ -75,6 +80,8 @@ local probe = false
 if redis.call('EXISTS', KEYS[3]) == 0 then
   local holder = redis.call('GET', KEYS[4])
   if holder and holder ~= member then return { 0, 50, outage } end
+  -- Only one call proves the credentials: a group asks again (one by one).
+  if calls > 1 then return { 0, 0, outage } end
   probe = true
 end
 
@@ -122,6 +129,7 @@ end
 
 -- During an outage's backoff only one call per probe interval goes, to find out whether it is over.
 local outageLeft = redis.call('PTTL', KEYS[6])
+if outageLeft > 0 and calls > 1 then return { 0, 0, outage } end
 if outageLeft > 0 and not redis.call('SET', KEYS[7], member, 'PX', probeEvery, 'NX') then
   return { 0, math.min(outageLeft, math.max(1, redis.call('PTTL', KEYS[7]))), outage }
 end
@@ -130,7 +138,7 @@ if probe then redis.call('SET', KEYS[4], member, 'PX', lease + (start - now)) en
 for scope = 0, 1 do
   local rpm = limits[1 + scope * 2]
   if rpm > 0 then
-    redis.call('SET', KEYS[8 + scope * 3], start + window / rpm, 'PX', 120000)
+    redis.call('SET', KEYS[8 + scope * 3], start + calls * window / rpm, 'PX', 120000)
   end
   if limits[2 + scope * 2] > 0 then
     local log, amounts = KEYS[9 + scope * 3], KEYS[10 + scope * 3]
@@ -142,4 +150,8 @@ for scope = 0, 1 do
     redis.call('PEXPIRE', amounts, 180000)
   end
 end
-return { probe and 2 or 1, start - now, outage }
+local spacing = 0
+for scope = 0, 1 do
+  if limits[1 + scope * 2] > 0 then spacing = math.max(spacing, window / limits[1 + scope * 2]) end
+end
+return { probe and 2 or 1, start - now, outage, tostring(spacing) }

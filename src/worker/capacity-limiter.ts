@@ -31,6 +31,22 @@ export interface Reservation {
   probe: boolean;
   /** An upstream outage is on record: this call's success ends it. */
   outage: boolean;
+  /** Reserved with other calls of this process in one step: their tokens are one log entry, settled once. */
+  group?: ReservedGroup;
+}
+
+/** Calls reserved together: the log entry (member) is set to their real tokens once the last has settled. */
+interface ReservedGroup {
+  member: string;
+  unsettled: number;
+  realTokens: number;
+}
+
+/** A call waiting to be reserved with the others that ask meanwhile. */
+interface GroupWaiter {
+  estimate: number;
+  done: (answer: { state: number; waitMs: number; outage: number; group?: ReservedGroup }) => void;
+  fail: (err: unknown) => void;
 }
 
 /** How stale the cached pause/credentials state may be in a process without RPM/TPM limits. */
@@ -40,6 +56,12 @@ const RECHECK_MS = 1_000;
 /** While the upstream is down, one call per this interval checks whether it is back. */
 const OUTAGE_PROBE_MS = 1_000;
 const OUTAGE_CAP_MS = 30_000;
+/**
+ * Calls of one process reserved in one step at the most; their request slots span at most GROUP_SPAN_MS (a call may
+ * start that much after its slot: within the 1% headroom of a minute's window, so no sliding minute holds more).
+ */
+const MAX_GROUP = 100;
+const GROUP_SPAN_MS = 500;
 
 /** The reply budget of a body: its max_tokens (or max_completion_tokens) when a sane integer, else the default. */
 export function replyBound(body: Record<string, unknown>, defaultMaxTokens: number): number {
@@ -73,6 +95,9 @@ export class CapacityLimiter {
   private readonly waits = new StoppableWaits();
   /** Lease renewals of probes in flight, by member. */
   private readonly renewals = new Map<string, NodeJS.Timeout>();
+  /** Calls asking for capacity while a group's reservation is in flight: they go together in the next one. */
+  private waiting: GroupWaiter[] = [];
+  private reserving = false;
 
   constructor(
     private readonly redis: RedisClient,
@@ -144,23 +169,75 @@ export class CapacityLimiter {
       k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe,
       ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`),
     ];
-    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.lockMs, OUTAGE_PROBE_MS];
+    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.lockMs, OUTAGE_PROBE_MS, 1];
     while (!this.waits.stopped) {
-      const [state, waitMs, outage] = (await acquireScript.run(this.redis, keys, args)) as [number, number, number];
+      // Calls under the global limits alone, while nothing is paused and the credentials are proven, are reserved
+      // together with the others of this process that ask meanwhile: one script for many calls.
+      const together = (m.rpm ?? 0) === 0 && (m.tpm ?? 0) === 0 && (await this.gateOpen());
+      const { state, waitMs, outage, group } = together
+        ? await this.reserveTogether(estimate)
+        : await acquireScript.run(this.redis, keys, args).then((r) => {
+            const [s, w, o] = r as [number, number, number];
+            return { state: s, waitMs: w, outage: o, group: undefined };
+          });
       if (state === -1) return 'paused';
-      if (state === 2) this.renewWhileInFlight(member);
+      const reserved = group?.member ?? member;
+      if (state === 2) this.renewWhileInFlight(reserved);
       if (state > 0) {
         // A reserved slot in the future is ours: sleep until it. Otherwise ask again soon, so that a pause that
         // ends early (a probe succeeded) is noticed.
         if (waitMs > 0) await this.waits.wait(waitMs);
-        if (!this.waits.stopped) return { member, estimate, model, probe: state === 2, outage: outage === 1 };
+        if (!this.waits.stopped) return { member: reserved, estimate, model, probe: state === 2, outage: outage === 1, ...(group ? { group } : {}) };
+        // A call given up is not made: its group's entry keeps only the others' tokens.
+        if (group && --group.unsettled === 0 && estimate > 0) await this.settleEntry(group.member, group.realTokens, model);
         // A probe given up must not keep the others waiting for its lease.
-        if (state === 2) await this.endProbe(member);
+        if (state === 2) await this.endProbe(reserved);
         break;
       }
       await this.waits.wait(Math.min(waitMs, RECHECK_MS) + Math.random() * 50);
     }
     return 'paused';
+  }
+
+  /** Reserves with the calls that ask while another reservation is in flight (see GroupWaiter). */
+  private reserveTogether(estimate: number): Promise<{ state: number; waitMs: number; outage: number; group?: ReservedGroup }> {
+    return new Promise((done, fail) => {
+      this.waiting.push({ estimate, done, fail });
+      this.reserveWaiting();
+    });
+  }
+
+  private reserveWaiting(): void {
+    if (this.reserving || this.waiting.length === 0) return;
+    const { rpm, tpm } = this.limits;
+    const headroom = this.limits.headroom ?? 0.01;
+    const spacing = rpm > 0 ? (60_000 * (1 + headroom)) / rpm : 0;
+    const most = Math.min(MAX_GROUP, spacing > 0 ? Math.floor(GROUP_SPAN_MS / spacing) + 1 : MAX_GROUP);
+    // A group's tokens fit in a sixth of the minute's limit (the least a window admits), unless it is a single call.
+    let tokens = 0;
+    let size = 0;
+    while (size < Math.min(most, this.waiting.length) && (size === 0 || tpm === 0 || tokens + this.waiting[size]!.estimate <= tpm / 6)) {
+      tokens += this.waiting[size]!.estimate;
+      size += 1;
+    }
+    const group = this.waiting.splice(0, size);
+    const member = `${this.owner}:${++this.counter}`;
+    const keys = [
+      this.keys.rateLimitPause, this.keys.pauseReason, this.keys.credentialsProven, this.keys.credentialsProbe, this.keys.outage, this.keys.outageUntil, this.keys.outageProbe,
+      ...this.scopeKeys('global'), ...this.scopeKeys('global:none'),
+    ];
+    this.reserving = true;
+    acquireScript
+      .run(this.redis, keys, [member, tokens, headroom, rpm, tpm, 0, 0, this.limits.lockMs, OUTAGE_PROBE_MS, group.length])
+      .then((r) => {
+        const [state, waitMs, outage, slotMs] = r as [number, number, number, string?];
+        const reserved: ReservedGroup | undefined = state === 1 ? { member, unsettled: group.length, realTokens: 0 } : undefined;
+        group.forEach((w, i) => w.done({ state, waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs ?? 0)) : waitMs, outage, ...(reserved ? { group: reserved } : {}) }));
+      }, (err: unknown) => group.forEach((w) => w.fail(err)))
+      .finally(() => {
+        this.reserving = false;
+        this.reserveWaiting();
+      });
   }
 
   private renewWhileInFlight(member: string): void {
@@ -190,9 +267,20 @@ export class CapacityLimiter {
       await this.redis.del(k.outage, k.outageUntil, k.outageProbe);
     }
     if (r.estimate === 0) return;
+    if (r.group) {
+      // The group's entry is set to its calls' real tokens once, when the last of them has settled.
+      r.group.realTokens += actualTokens;
+      r.group.unsettled -= 1;
+      if (r.group.unsettled > 0) return;
+      return this.settleEntry(r.group.member, r.group.realTokens, r.model);
+    }
+    return this.settleEntry(r.member, actualTokens, r.model);
+  }
+
+  private async settleEntry(member: string, actualTokens: number, model: string): Promise<void> {
     const keys = this.scopeKeys('global').slice(1);
-    if ((this.modelLimit(r.model).tpm ?? 0) > 0) keys.push(...this.scopeKeys(`model:${r.model}`).slice(1));
-    await settleScript.run(this.redis, keys, [r.member, actualTokens]);
+    if ((this.modelLimit(model).tpm ?? 0) > 0) keys.push(...this.scopeKeys(`model:${model}`).slice(1));
+    await settleScript.run(this.redis, keys, [member, actualTokens]);
   }
 
   /** The upstream could not be reached: every worker backs off together (the backoff grows per round, not per call). */
