@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CapacityLimiter, estimateTokens } from '../src/worker/capacity-limiter.js';
+import { CapacityLimiter, estimateTokens, type Limits } from '../src/worker/capacity-limiter.js';
 import { startLocalRedis } from '../src/cli/local-redis.js';
-import { connectRedis } from '../src/shared/redis.js';
+import { connectRedis, type RedisClient } from '../src/shared/redis.js';
 import { createTestEnv, waitFor, type TestEnv } from './helpers/test-env.js';
 
 const body = (maxTokens: number) => ({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: maxTokens });
@@ -18,6 +18,19 @@ describe('capacity limiter (shared through Redis)', () => {
   afterEach(async () => {
     await env.cleanup();
   });
+
+  /** A limiter on a Redis of its own (its command counts are this test's alone), with proven credentials. */
+  async function onPrivateRedis(limits: Partial<Limits>, run: (l: CapacityLimiter, redis: RedisClient) => Promise<void>): Promise<void> {
+    const local = await startLocalRedis({ appendfsync: 'off' });
+    const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test');
+    try {
+      await redis.set(env.keys.credentialsProven, '1');
+      await run(new CapacityLimiter(redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits }, 'p'), redis);
+    } finally {
+      redis.disconnect();
+      await local.stop();
+    }
+  }
 
   const limiter = (limits: Partial<ConstructorParameters<typeof CapacityLimiter>[2]>, owner: string) =>
     new CapacityLimiter(env.redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits }, owner);
@@ -65,12 +78,8 @@ describe('capacity limiter (shared through Redis)', () => {
     }
   });
 
-  it('the work of a reservation does not grow with the calls in the window (a token limit at a high rate)', async () => {
-    const local = await startLocalRedis({ appendfsync: 'off' });
-    const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test');
-    try {
-      await redis.set(env.keys.credentialsProven, '1');
-      const l = new CapacityLimiter(redis, env.keys, { rpm: 0, tpm: 1e11, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 }, 'p');
+  it('the work of a reservation does not grow with the calls in the window (a token limit at a high rate)', () =>
+    onPrivateRedis({ tpm: 1e11 }, async (l, redis) => {
       /** Redis commands (every one, scripts' included) per reservation, over 20 more. */
       const commandsPerReservation = async () => {
         const calls = async () => [...(await redis.info('commandstats')).matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
@@ -84,18 +93,10 @@ describe('capacity limiter (shared through Redis)', () => {
       // Entries leaving the last 10 s cost a couple of commands now and then; summing the window would cost one
       // HMGET per 500 calls in it (20 more per reservation here).
       expect(await commandsPerReservation()).toBeLessThan(early + 4);
-    } finally {
-      redis.disconnect();
-      await local.stop();
-    }
-  });
+    }));
 
-  it('calls of one process that ask at once are reserved together: the limit keys see a few scripts, not one per call', async () => {
-    const local = await startLocalRedis({ appendfsync: 'off' });
-    const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test');
-    try {
-      await redis.set(env.keys.credentialsProven, '1');
-      const l = new CapacityLimiter(redis, env.keys, { rpm: 6_000, tpm: 1e9, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 }, 'p');
+  it('calls of one process that ask at once are reserved together: the limit keys see a few scripts, not one per call', () =>
+    onPrivateRedis({ rpm: 6_000, tpm: 1e9 }, async (l, redis) => {
       const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
       await l.acquire('m', body(10));
       const tatKey = `${env.keys.prefix}:limit:global:rpm`;
@@ -113,11 +114,7 @@ describe('capacity limiter (shared through Redis)', () => {
       const total = Object.entries(amounts).filter(([k]) => !k.startsWith('__')).reduce((n, [, v]) => n + Number(v), 0);
       expect(total).toBe(Number(amounts.__total));
       expect(total).toBeLessThan(41 * 100);
-    } finally {
-      redis.disconnect();
-      await local.stop();
-    }
-  });
+    }));
 
   it('a queue pause makes waiting calls give their request back', async () => {
     const l = limiter({}, 'p');
