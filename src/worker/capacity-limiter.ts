@@ -2,6 +2,7 @@ import { LuaScript, type RedisClient } from '../shared/redis.js';
 import { LIMITS } from '../shared/input-limits.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { contentTokens } from '../shared/token-estimate.js';
+import { GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
 import { StoppableWaits } from './stoppable-waits.js';
 
 const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
@@ -35,20 +36,6 @@ export interface Reservation {
   group?: ReservedGroup;
 }
 
-/** Calls reserved together: the log entry (member) is set to their real tokens once the last has settled. */
-interface ReservedGroup {
-  member: string;
-  unsettled: number;
-  realTokens: number;
-}
-
-/** A call waiting to be reserved with the others that ask meanwhile. */
-interface GroupWaiter {
-  estimate: number;
-  done: (answer: { state: number; waitMs: number; outage: number; group?: ReservedGroup }) => void;
-  fail: (err: unknown) => void;
-}
-
 /** How stale the cached pause/credentials state may be in a process without RPM/TPM limits. */
 const GATE_MS = 200;
 /** Longest sleep before asking again while not reserved: a pause that ends early is noticed within it. */
@@ -56,13 +43,6 @@ const RECHECK_MS = 1_000;
 /** While the upstream is down, one call per this interval checks whether it is back. */
 const OUTAGE_PROBE_MS = 1_000;
 const OUTAGE_CAP_MS = 30_000;
-/**
- * Calls of one process reserved in one step at the most; their request slots span at most GROUP_SPAN_MS (a call may
- * start that much after its slot: within the 1% headroom of a minute's window, so no sliding minute holds more).
- */
-const MAX_GROUP = 100;
-const GROUP_SPAN_MS = 500;
-
 /** The reply budget of a body: its max_tokens (or max_completion_tokens) when a sane integer, else the default. */
 export function replyBound(body: Record<string, unknown>, defaultMaxTokens: number): number {
   const max = Number(body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens);
@@ -95,16 +75,17 @@ export class CapacityLimiter {
   private readonly waits = new StoppableWaits();
   /** Lease renewals of probes in flight, by member. */
   private readonly renewals = new Map<string, NodeJS.Timeout>();
-  /** Calls asking for capacity while a group's reservation is in flight: they go together in the next one. */
-  private waiting: GroupWaiter[] = [];
-  private reserving = false;
+  /** Calls under the global limits alone, reserved together with the others of this process that ask meanwhile. */
+  private readonly groups: GroupedReservations;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly limits: Limits,
     private readonly owner: string,
-  ) {}
+  ) {
+    this.groups = new GroupedReservations({ rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? 0.01 }, (tokens, calls) => this.reserveGlobal(tokens, calls));
+  }
 
   private scopeKeys(scope: string): string[] {
     const p = this.keys.prefix;
@@ -175,7 +156,7 @@ export class CapacityLimiter {
       // together with the others of this process that ask meanwhile: one script for many calls.
       const together = (m.rpm ?? 0) === 0 && (m.tpm ?? 0) === 0 && (await this.gateOpen());
       const { state, waitMs, outage, group } = together
-        ? await this.reserveTogether(estimate)
+        ? await this.groups.reserve(estimate)
         : await acquireScript.run(this.redis, keys, args).then((r) => {
             const [s, w, o] = r as [number, number, number];
             return { state: s, waitMs: w, outage: o, group: undefined };
@@ -199,45 +180,15 @@ export class CapacityLimiter {
     return 'paused';
   }
 
-  /** Reserves with the calls that ask while another reservation is in flight (see GroupWaiter). */
-  private reserveTogether(estimate: number): Promise<{ state: number; waitMs: number; outage: number; group?: ReservedGroup }> {
-    return new Promise((done, fail) => {
-      this.waiting.push({ estimate, done, fail });
-      this.reserveWaiting();
-    });
-  }
-
-  private reserveWaiting(): void {
-    if (this.reserving || this.waiting.length === 0) return;
-    const { rpm, tpm } = this.limits;
-    const headroom = this.limits.headroom ?? 0.01;
-    const spacing = rpm > 0 ? (60_000 * (1 + headroom)) / rpm : 0;
-    const most = Math.min(MAX_GROUP, spacing > 0 ? Math.floor(GROUP_SPAN_MS / spacing) + 1 : MAX_GROUP);
-    // A group's tokens fit in a sixth of the minute's limit (the least a window admits), unless it is a single call.
-    let tokens = 0;
-    let size = 0;
-    while (size < Math.min(most, this.waiting.length) && (size === 0 || tpm === 0 || tokens + this.waiting[size]!.estimate <= tpm / 6)) {
-      tokens += this.waiting[size]!.estimate;
-      size += 1;
-    }
-    const group = this.waiting.splice(0, size);
+  /** One acquire-capacity.lua call for `calls` calls under the global limits alone, `tokens` in all. */
+  private async reserveGlobal(tokens: number, calls: number): Promise<{ member: string; reply: [number, number, number, string?] }> {
     const member = `${this.owner}:${++this.counter}`;
-    const keys = [
-      this.keys.rateLimitPause, this.keys.pauseReason, this.keys.credentialsProven, this.keys.credentialsProbe, this.keys.outage, this.keys.outageUntil, this.keys.outageProbe,
-      ...this.scopeKeys('global'), ...this.scopeKeys('global:none'),
-    ];
-    this.reserving = true;
-    acquireScript
-      .run(this.redis, keys, [member, tokens, headroom, rpm, tpm, 0, 0, this.limits.lockMs, OUTAGE_PROBE_MS, group.length])
-      .then((r) => {
-        const [state, waitMs, outage, slotMs] = r as [number, number, number, string?];
-        const reserved: ReservedGroup | undefined = state === 1 ? { member, unsettled: group.length, realTokens: 0 } : undefined;
-        group.forEach((w, i) => w.done({ state, waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs ?? 0)) : waitMs, outage, ...(reserved ? { group: reserved } : {}) }));
-      }, (err: unknown) => group.forEach((w) => w.fail(err)))
-      .finally(() => {
-        this.reserving = false;
-        this.reserveWaiting();
-      });
+    const k = this.keys;
+    // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
+    const keys = [k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe, ...this.scopeKeys('global'), ...this.scopeKeys('global:none')];
+    const { rpm, tpm, lockMs, headroom } = this.limits;
+    const reply = (await acquireScript.run(this.redis, keys, [member, tokens, headroom ?? 0.01, rpm, tpm, 0, 0, lockMs, OUTAGE_PROBE_MS, calls])) as [number, number, number, string?];
+    return { member, reply };
   }
 
   private renewWhileInFlight(member: string): void {
