@@ -12,6 +12,7 @@ import type { RequestDraft } from '../shared/request-record.js';
 import { failImport, type ImportError } from '../shared/import-failure.js';
 import { describeRedisError } from '../shared/redis-errors.js';
 import { ImportGuard } from './import-guard.js';
+import { groupBy } from '../shared/group-by.js';
 import { openImportTargets, type ImportTarget } from './import-targets.js';
 import { formatLineError, parseInput, type LineError, type ParsedLine, type ParseOptions } from './parse-input.js';
 
@@ -228,11 +229,7 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     pending = [];
     pendingRequests = 0;
     pendingBytes = 0;
-    const byTarget = new Map<ImportTarget, PendingLine[]>();
-    for (const line of lines) {
-      const target = targets[shardOfUser(line.drafts[0]!.userid, targets.length)]!;
-      byTarget.set(target, [...(byTarget.get(target) ?? []), line]);
-    }
+    const byTarget = groupBy(lines, (line) => targets[shardOfUser(line.drafts[0]!.userid, targets.length)]!);
     const heads = (await Promise.all([...byTarget].map(([target, group]) => enqueue(target, group)))).flat();
     await Promise.all([ctx.queues.add(heads), saveErrors()]);
   };

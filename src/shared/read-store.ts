@@ -1,9 +1,10 @@
 import type { RedisClient } from './redis.js';
 import { batchPartId, DEFAULT_PROJECT, everyTag, parentOfPart, type RedisKeys, type StoredUsageDimension } from './keys.js';
 import type { Scope } from './scope.js';
+import { groupBy } from './group-by.js';
 import { decodeResponse } from './response-codec.js';
 import { foldUsage } from './usage-fold.js';
-import { combineParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
+import { combineParts, endedWithParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
 import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type StoredRequest } from './request-record.js';
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
@@ -12,7 +13,7 @@ import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type 
 export async function readBatchFields(redis: RedisClient, keys: RedisKeys, id: string): Promise<Record<string, string>> {
   const own = await redis.hgetall(keys.batch(id));
   const parts = partsOf(keys, id, own);
-  return parts.length ? combineParts(own, await readParts(redis, parts)) : own;
+  return parts.length && !endedWithParts(own) ? combineParts(own, await readParts(redis, parts)) : own;
 }
 
 export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string): Promise<BatchRecord | null> {
@@ -21,11 +22,7 @@ export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string):
 
 /** Requests by id, each read from its shard (one pipeline per shard: a pipeline stays within one slot). */
 export async function getRequests(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
-  const byShard = new Map<RedisKeys, number[]>();
-  ids.forEach((id, i) => {
-    const k = keys.forId(id);
-    byShard.set(k, [...(byShard.get(k) ?? []), i]);
-  });
+  const byShard = groupBy(ids.keys(), (i) => keys.forId(ids[i]!));
   const found: (StoredRequest | null)[] = ids.map(() => null);
   await Promise.all([...byShard].map(async ([k, indexes]) => {
     const pipeline = redis.pipeline();
@@ -61,15 +58,16 @@ async function* mergedIds(redis: RedisClient, parts: readonly BatchPart[], pageS
     s.page = next.done ? [] : next.value;
     s.at = 0;
   };
+  await Promise.all(sources.map(fill));
   for (;;) {
     const out: string[] = [];
     while (out.length < pageSize) {
-      await Promise.all(sources.map(fill));
       let best: (typeof sources)[number] | undefined;
       for (const s of sources) if (s.at < s.page.length && (!best || seqOf(s.page[s.at]!) < seqOf(best.page[best.at]!))) best = s;
       if (!best) break;
       out.push(best.page[best.at]!);
       best.at += 1;
+      await fill(best);
     }
     if (out.length) yield out;
     if (out.length < pageSize) return;
@@ -78,7 +76,8 @@ async function* mergedIds(redis: RedisClient, parts: readonly BatchPart[], pageS
 
 /** A batch's request ids in input order, page by page (a sharded batch's merged from its parts'). */
 async function batchIdPages(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize: number): Promise<{ parts: BatchPart[]; pages: AsyncGenerator<string[]> }> {
-  const parts = partsOf(keys, batchId, keys.shardCount > 1 ? { shards: (await redis.hget(keys.batch(batchId), 'shards')) ?? '' } : {});
+  // Read whatever the shard count now: a batch of another count names its own parts.
+  const parts = partsOf(keys, batchId, { shards: (await redis.hget(keys.batch(batchId), 'shards')) ?? '' });
   return { parts, pages: parts.length ? mergedIds(redis, parts, pageSize) : readIds(redis, keys, batchId, pageSize) };
 }
 

@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions, type JobType } from 'bullmq';
 import { reportErrors, type RedisClient } from './redis.js';
 import { QUEUE_NAME, type RedisKeys } from './keys.js';
+import { groupBy } from './group-by.js';
 
 /**
  * The BullMQ queue holds at most one job per lane: the lane's oldest unfinished request, with jobId = request id.
@@ -42,11 +43,7 @@ export class RequestQueues {
    */
   async add(ids: readonly string[], delayMs = 0): Promise<void> {
     if (ids.length === 0) return;
-    const byQueue = new Map<Queue, string[]>();
-    for (const id of ids) {
-      const queue = this.of(this.keys.forId(id));
-      byQueue.set(queue, [...(byQueue.get(queue) ?? []), id]);
-    }
+    const byQueue = groupBy(ids, (id) => this.of(this.keys.forId(id)));
     await Promise.all([...byQueue].map(([queue, group]) => addJobs(queue, group, delayMs)));
   }
 

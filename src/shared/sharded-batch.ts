@@ -33,6 +33,9 @@ export async function readParts(redis: RedisClient, parts: readonly BatchPart[])
   return Promise.all(parts.map((p) => redis.hgetall(p.keys.batch(p.id))));
 }
 
+/** A sharded batch that ended from its parts: its record holds their summed counters (end-sharded-batch.lua). */
+export const endedWithParts = (own: Record<string, string>) => own.status === 'completed' || own.status === 'cancelled' || own.status === 'expired';
+
 /** The status a batch has from its parts': ended once all have, by how they ended. */
 function combinedStatus(own: string, parts: readonly Record<string, string>[]): string {
   if (!AT_WORK.has(own)) return own;
