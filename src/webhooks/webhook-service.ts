@@ -111,7 +111,9 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
     for (;;) {
       const events = (await redis.lrange(list, 0, 99)).map((e) => JSON.parse(e) as BatchEvent);
       if (events.length === 0) return;
-      for (const e of events) if (e.type === 'part.ended') await endIfPartsEnded(redis, keys, parentOfPart(e.batch), config.resultTtlS);
+      // Each batch once per page, however many of its parts ended in it.
+      const parents = new Set(events.filter((e) => e.type === 'part.ended').map((e) => parentOfPart(e.batch)));
+      for (const batch of parents) await endIfPartsEnded(redis, keys, batch, config.resultTtlS);
       const batchEvents = events.filter((e) => e.type !== 'part.ended');
       await queue.addBulk(
         batchEvents.map((e) => ({
