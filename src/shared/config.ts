@@ -70,6 +70,7 @@ const envSchema = z.object({
   CHATQ_MAX_OUTAGE_MS: intFrom('CHATQ_MAX_OUTAGE_MS', 10 * 60_000, 0, MAX_TIMER_MS),
   CHATQ_DEFAULT_MAX_TOKENS: intFrom('CHATQ_DEFAULT_MAX_TOKENS', 1_024, 1, 1_048_576),
   CHATQ_LOCK_MS: intFrom('CHATQ_LOCK_MS', 30_000, 1_000, MAX_TIMER_MS),
+  CHATQ_LANE_SLICE_MS: intFrom('CHATQ_LANE_SLICE_MS', 1_000, 0, MAX_TIMER_MS),
   CHATQ_RECONCILE_MS: intFrom('CHATQ_RECONCILE_MS', 15_000, 100, MAX_TIMER_MS),
   CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60, 10 * 365 * 24 * 3600),
   CHATQ_USAGE_DAYS: intFrom('CHATQ_USAGE_DAYS', 90, 1, 100 * 365),
@@ -137,6 +138,8 @@ export interface Config {
   maxOutageMs: number;
   defaultMaxTokens: number;
   lockMs: number;
+  /** How long a job goes on with its lane's next requests before it hands the lane back to the queue (0: one each). */
+  laneSliceMs: number;
   reconcileMs: number;
   resultTtlS: number;
   /** Days of daily usage detail kept; older days roll up into months. */
@@ -186,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxOutageMs: e.CHATQ_MAX_OUTAGE_MS,
     defaultMaxTokens: e.CHATQ_DEFAULT_MAX_TOKENS,
     lockMs: e.CHATQ_LOCK_MS,
+    laneSliceMs: e.CHATQ_LANE_SLICE_MS,
     reconcileMs: e.CHATQ_RECONCILE_MS,
     resultTtlS: e.CHATQ_RESULT_TTL_S,
     usageDays: e.CHATQ_USAGE_DAYS,

@@ -4,14 +4,15 @@
   Records are popped and applied in this one script, so each counts exactly once, whichever process folds (workers
   every second, readers before they read).
   KEYS: 1 pending usage records (list), 2 cluster-wide metrics hash
-  ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: "other")
-  A record is JSON: {k: [user usage, model usage, day usage, "other" model usage, batch usage], x: [user index,
-  model index, day index, batch index], v: [userid, model, day, batch id], s: status,
-  t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}.
+  ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: "other"), 4 key prefix
+  A record is JSON: {p: project, u: userid, m: model, d: day, b: batch id, s: status,
+  t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}
+  (a record of before this shape names its keys instead: k, x and v).
   Returns how many records it folded.
 ]]
-local most, now, maxModels = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if not most or most < 1 or not now or not maxModels then error('chatq fold-usage: bad arguments') end
+--- @include keys
+local most, now, maxModels, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if not most or most < 1 or not now or not maxModels or not prefix then error('chatq fold-usage: bad arguments') end
 local records = redis.call('LPOP', KEYS[1], most)
 if not records then return 0 end
 local tokens = { 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens', 'reasoning_tokens' }
@@ -30,30 +31,61 @@ local function touch(index, member)
   members[index] = members[index] or {}
   members[index][member] = true
 end
+-- Keys built once per fold for each project and name (a record names them; most records share them).
+local DIMS = { 'user', 'model', 'day', 'batch' }
+local usageKeys, indexKeys = {}, {}
+local function usageKey(p, d, name)
+  local byProject = usageKeys[p]
+  if not byProject then
+    byProject = { {}, {}, {}, {} }
+    usageKeys[p] = byProject
+  end
+  local key = byProject[d][name]
+  if not key then
+    key = KEY.usage(prefix, p, DIMS[d], name)
+    byProject[d][name] = key
+  end
+  return key
+end
+local function indexesOf(p)
+  local x = indexKeys[p]
+  if not x then
+    x = {}
+    for d = 1, 4 do x[d] = KEY.usageIndex(prefix, p, DIMS[d]) end
+    indexKeys[p] = x
+  end
+  return x
+end
+-- A record's aggregates (user, model, day, batch), its "other" model aggregate, their indexes and member names.
+local function shapeOf(r)
+  if r.k then return { r.k[1], r.k[2], r.k[3], r.k[5] }, r.k[4], r.x, r.v end
+  local keys = { usageKey(r.p, 1, r.u), usageKey(r.p, 2, r.m), usageKey(r.p, 3, r.d), usageKey(r.p, 4, r.b) }
+  return keys, usageKey(r.p, 2, 'other'), indexesOf(r.p), { r.u, r.m, r.d, r.b }
+end
 local kept, admitted = {}, {}
 for _, text in ipairs(records) do
   local r = cjson.decode(text)
+  local keys, other, indexes, names = shapeOf(r)
   -- A model name new past the bound is counted as "other" (decided once per name and fold).
-  local index, mkey, mname = r.x[2], r.k[2], r.v[2]
-  local chosen = kept[index .. '\0' .. mname]
+  local index = indexes[2]
+  local chosen = kept[keys[2]]
   if chosen == nil then
-    if redis.call('ZSCORE', index, mname) then
+    if redis.call('ZSCORE', index, names[2]) then
       chosen = true
     else
       local n = admitted[index] or 0
       chosen = redis.call('ZCARD', index) + n < maxModels
       if chosen then admitted[index] = n + 1 end
     end
-    kept[index .. '\0' .. mname] = chosen
+    kept[keys[2]] = chosen
   end
-  if not chosen then mkey, mname = r.k[4], 'other' end
-  local keys, names = { r.k[1], mkey, r.k[3], r.k[5] }, { r.v[1], mname, r.v[3], r.v[4] }
+  if not chosen then keys[2], names[2] = other, 'other' end
   for d = 1, 4 do
     add(keys[d], 'requests', 1)
     add(keys[d], r.s, 1)
     for t = 1, 5 do add(keys[d], tokens[t], r.t[t]) end
     if r.c < 0 then add(keys[d], 'unpriced', 1) elseif d < 4 then add(keys[d], 'cost_nano', r.c) end
-    touch(r.x[d], names[d])
+    touch(indexes[d], names[d])
   end
   metrics['requests:' .. r.s] = (metrics['requests:' .. r.s] or 0) + 1
   if r.l ~= '' then

@@ -206,5 +206,16 @@ export function redisKeys(prefix: string, shardCount = 1): RedisKeys {
   return root;
 }
 
-/** The key builders Lua scripts get from the generated prelude (see redis.ts), so no script copies the layout. */
-export const SCRIPT_KEY_BUILDERS = ['request', 'requestBody', 'requestResponse', 'lane', 'batch'] as const;
+/**
+ * The key builders Lua scripts get from the generated prelude (see redis.ts), so no script copies the layout: each
+ * with its parameters after the prefix, e.g. `KEY.usage(prefix, project, dim, key)`.
+ */
+export const SCRIPT_KEY_BUILDERS = {
+  request: ['id'],
+  requestBody: ['id'],
+  requestResponse: ['id'],
+  lane: ['userid'],
+  batch: ['id'],
+  usage: ['project', 'dim', 'key'],
+  usageIndex: ['project', 'dim'],
+} as const;

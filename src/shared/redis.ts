@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
-import { redisKeys, SCRIPT_KEY_BUILDERS } from './keys.js';
+import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from './keys.js';
 import { describeRedisError } from './redis-errors.js';
 
 /** A single Redis or a Redis Cluster: chatq runs the same on both. */
@@ -125,16 +125,26 @@ export async function redisAnswers(url: string, timeoutMs = 1_000): Promise<bool
 
 /**
  * The Lua prelude a script gets with "--- @include keys": one builder per key of SCRIPT_KEY_BUILDERS, generated from
- * redisKeys itself, e.g. `KEY.request(prefix, id)`. The layout lives in keys.ts alone.
+ * redisKeys itself, e.g. `KEY.request(prefix, id)`. The layout lives in keys.ts alone; a key that a project scopes
+ * gets both of its shapes (the default project's, and any other's).
  */
 export function keysPrelude(): string {
+  // The prefix and each parameter are passed in as a control character, found again in the key built.
   const PREFIX = '\u0001';
-  const ARG = '\u0002';
+  const marker = (i: number) => String.fromCharCode(2 + i);
+  const isParam = (part: string) => part.length === 1 && part > PREFIX && part <= marker(8);
   const keys = redisKeys(PREFIX);
   const lua = (text: string) => `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  const builders = SCRIPT_KEY_BUILDERS.map((name) => {
-    const parts = keys[name](ARG).split(/(\u0001|\u0002)/).filter(Boolean).map((part) => (part === PREFIX ? 'prefix' : part === ARG ? 'id' : lua(part)));
-    return `function KEY.${name}(prefix, id) return ${parts.join(' .. ')} end`;
+  const builders = Object.entries(SCRIPT_KEY_BUILDERS).map(([name, params]) => {
+    const build = keys[name as keyof typeof SCRIPT_KEY_BUILDERS] as (...args: string[]) => string;
+    const expression = (args: string[]) =>
+      build(...args).split(/([\u0001-\u000a])/).filter(Boolean).map((part) => (part === PREFIX ? 'prefix' : isParam(part) ? params[part.charCodeAt(0) - 2]! : lua(part))).join(' .. ');
+    const own = params.map((_, i) => marker(i));
+    const project = params.indexOf('project' as never);
+    const body = project < 0
+      ? `return ${expression(own)}`
+      : `if project == ${lua(DEFAULT_PROJECT)} then return ${expression(own.map((m, i) => (i === project ? DEFAULT_PROJECT : m)))} end return ${expression(own)}`;
+    return `function KEY.${name}(${['prefix', ...params].join(', ')}) ${body} end`;
   });
   return ['local KEY = {}', ...builders].join('\n');
 }

@@ -17,7 +17,7 @@ export async function foldUsage(redis: RedisClient, keys: RedisKeys): Promise<nu
   const counts = await Promise.all(everyTag(keys).map(async (k) => {
     let folded = 0;
     for (;;) {
-      const n = (await foldScript.run(redis, [k.pendingUsage, k.metrics], [FOLD_BATCH, Date.now(), MAX_MODELS])) as number;
+      const n = (await foldScript.run(redis, [k.pendingUsage, k.metrics], [FOLD_BATCH, Date.now(), MAX_MODELS, k.prefix])) as number;
       folded += n;
       if (n < FOLD_BATCH) return folded;
     }

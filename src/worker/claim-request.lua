@@ -1,21 +1,33 @@
 --[[
-  Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now)
+  Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand)
   returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
   on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0}, or {'wait', ms} when its turn
   gap has not passed (nothing claimed). A claim is not an attempt: `claims` counts runs begun.
+  `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
+  which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether that
+  batch has a budget)}. A turn gap (gap_ms) then starts now, and the request waits it out unclaimed.
 ]]
-local function claimRequest(prefix, id, now)
+local function claimRequest(prefix, id, now, hand)
   local key = KEY.request(prefix, id)
-  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore =
-    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before'))
+  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap =
+    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms'))
+  gap = hand and tonumber(gap or '0') or 0
+  if gap > 0 then
+    redis.call('HSET', key, 'not_before', tonumber(now) + gap)
+    return { 'wait', gap }
+  end
   notBefore = tonumber(notBefore or '')
   if notBefore and notBefore > tonumber(now) then return { 'wait', notBefore - tonumber(now) } end
-  redis.call('HINCRBY', key, 'claims', 1)
-  redis.call('HSET', key, 'status', 'running', 'started_at', now)
+  local claim = { 'HSET', key, 'status', 'running', 'started_at', now, 'claims', (tonumber(claims) or 0) + 1 }
+  if hand then
+    claim[#claim + 1] = 'served_by'
+    claim[#claim + 1] = hand.job
+  end
+  redis.call(unpack(claim))
   local conv = ''
   if history == 'full' and prev then
     conv = redis.call('HGET', KEY.request(prefix, prev), 'conv') or ''
   end
-  local budgeted = redis.call('HEXISTS', KEY.batch(prefix, batch), 'max_cost_nano')
+  local budgeted = hand and hand.batch == batch and hand.budgeted or redis.call('HEXISTS', KEY.batch(prefix, batch), 'max_cost_nano')
   return { 'run', id, redis.call('GET', KEY.requestBody(prefix, id)) or '{}', userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
 end

@@ -4,7 +4,6 @@ import { latencyBucket } from '../shared/latency-buckets.js';
 import type { RequestQueues } from '../shared/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { encodeResponse } from '../shared/response-codec.js';
-import { OTHER_MODEL } from '../shared/usage-fold.js';
 import type { Usage } from '../shared/pricing.js';
 import type { Expect, Grade } from '../shared/expectations.js';
 import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
@@ -34,8 +33,8 @@ export interface StartedRequest {
   expect: Expect | null;
 }
 
-/** Who a request belongs to: what its result is written under. */
-export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'>;
+/** Who a request belongs to: what its result is written under (and whether its batch has a budget, when known). */
+export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'> & Partial<Pick<StartedRequest, 'budgeted'>>;
 
 export interface FinishedRequest {
   status: 'succeeded' | 'failed';
@@ -168,13 +167,16 @@ export class RequestStore {
     set('conv', result.conversation && JSON.stringify(result.conversation));
     set('grade', result.grade && JSON.stringify(result.grade));
     set('cost_nano', result.costNano);
-    fields.push('prompt_tokens', u.prompt_tokens, 'completion_tokens', u.completion_tokens, 'total_tokens', u.total_tokens, 'cached_tokens', u.cached_tokens, 'reasoning_tokens', u.reasoning_tokens);
+    // A count of zero is not written (readers take a missing one as 0): fewer fields, a smaller hash.
+    for (const [field, n] of Object.entries(u)) if (n > 0) fields.push(field, n);
     const p = owner.project;
-    const day = utcDay(now);
+    // The usage record names its aggregates by project and names; fold-usage.lua builds their keys.
     const record = {
-      k: [k.usage(p, 'user', owner.userid), k.usage(p, 'model', owner.model), k.usage(p, 'day', day), k.usage(p, 'model', OTHER_MODEL), k.usage(p, 'batch', owner.batch)],
-      x: [k.usageIndex(p, 'user'), k.usageIndex(p, 'model'), k.usageIndex(p, 'day'), k.usageIndex(p, 'batch')],
-      v: [owner.userid, owner.model, day, owner.batch],
+      p,
+      u: owner.userid,
+      m: owner.model,
+      d: utcDay(now),
+      b: owner.batch,
       s: result.status,
       t: [u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens],
       c: result.costNano ?? -1,
@@ -186,12 +188,14 @@ export class RequestStore {
       k.batchReservations(owner.batch), k.pendingUsage, k.events,
     ];
     const args = [
-      id, result.status, now, this.ttlS, k.prefix, JSON.stringify(fields), entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,
+      id, result.status, now, this.ttlS, k.prefix, entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,
       result.costNano ?? '', result.error?.code ?? '',
       result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
       result.response ? encodeResponse(JSON.stringify(result.response)) : '',
       JSON.stringify(record),
       servingJob,
+      owner.budgeted === undefined ? '' : owner.budgeted ? '1' : '0',
+      ...fields,
     ];
     const [, nextHead, handed, gapMs, claim] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?, number?, (string | number)[]?];
     return [nextHead, handed === 1 ? claim : undefined, gapMs ?? 0];

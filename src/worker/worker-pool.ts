@@ -18,11 +18,6 @@ import { reconcileLanes } from './reconcile-lanes.js';
 import { RequestStore } from './request-store.js';
 import { UpstreamClient } from './upstream-client.js';
 
-/**
- * How long one BullMQ job may go on with its lane's next requests (each without a job of its own) before it hands
- * the lane back to the queue, behind the lanes waiting for a slot.
- */
-const LANE_SLICE_MS = 250;
 /** How often a worker folds finished requests' usage records into the aggregates. */
 const FOLD_MS = 1_000;
 
@@ -108,7 +103,7 @@ export class WorkerPool {
         limiter,
         prices,
         maxAttempts: config.maxAttempts,
-        laneSliceMs: LANE_SLICE_MS,
+        laneSliceMs: config.laneSliceMs,
         defaultMaxTokens: config.defaultMaxTokens,
         maxOutageMs: config.maxOutageMs,
         logger,
