@@ -79,10 +79,16 @@ function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptio
  * fails over). With `failFast` (the CLI's one-shot commands) a command fails after a few seconds without Redis, so the
  * user is told. A cluster target gives an ioredis Cluster: every key chatq uses carries the prefix's hash tag.
  */
-export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean } = {}): RedisClient {
-  const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name };
-  if (target.redisCluster) return watch(clusterOf(target, options));
-  return watch(new Redis(target.redisUrl, { ...options, lazyConnect: false }));
+/**
+ * A connection to Redis (a cluster with `redisCluster`). With `autoPipelining`, the commands issued in one tick go in
+ * one write; every script loaded so far is defined on it at once, since a command defined later is missing from the
+ * pipeline of the tick it is first sent in.
+ */
+export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean; autoPipelining?: boolean } = {}): RedisClient {
+  const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name, enableAutoPipelining: opts.autoPipelining ?? false };
+  const client = watch(target.redisCluster ? clusterOf(target, options) : new Redis(target.redisUrl, { ...options, lazyConnect: false }));
+  if (opts.autoPipelining) for (const script of LuaScript.loaded) script.prepare(client);
+  return client;
 }
 
 export type RedisProbe = { ok: true } | { ok: false; reason: string };
@@ -183,10 +189,13 @@ type ScriptArg = string | number | Buffer;
  * ioredis sends EVALSHA and falls back to EVAL, so a restarted Redis needs no reload.
  */
 export class LuaScript {
+  /** Every script made so far (modules make theirs when loaded). */
+  static readonly loaded: LuaScript[] = [];
   readonly name: string;
   private readonly lua: string;
 
   constructor(file: URL) {
+    LuaScript.loaded.push(this);
     // A prelude generated here (keys, events), or a piece of Lua beside the script (<name>.lua).
     this.lua = readFileSync(file, 'utf8').replace(/^--- @include ([\w-]+)$/gm, (_, name: string) => {
       const prelude = PRELUDES[name];
