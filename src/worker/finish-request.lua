@@ -117,7 +117,7 @@ if not head then return { 'ok', '', 0, 0 } end
 if ARGV[15] ~= '' then
   local claim = claimRequest(prefix, head, now, { job = ARGV[15], batch = ARGV[8], budgeted = budgetKnown and (budgeted and 1 or 0) or nil })
   if claim[1] == 'run' then return { 'ok', head, 1, 0, claim } end
-  return { 'ok', head, 0, claim[2] }
+  return { 'ok', head, 0, claim[2] or 0 }
 end
 local gap = tonumber(redis.call('HGET', KEY.request(prefix, head), 'gap_ms') or '0') or 0
 if gap > 0 then redis.call('HSET', KEY.request(prefix, head), 'not_before', tonumber(now) + gap) end
