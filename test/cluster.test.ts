@@ -145,3 +145,21 @@ describe.each([1, 6])('on a Redis Cluster whose master fails over (3 masters, 3 
     });
   });
 });
+
+describe.each([1, 6])('on a Redis Cluster that is resharded mid-run (3 masters, CHATQ_SHARDS=%i)', (shards) => {
+  it('the run goes on while the slots of its batch record and of a shard move to another master, keys and all (ASK, TRYAGAIN, MOVED)', async () => {
+    // 20 turns of 150 ms per user: ~3 s of work, which the moves fall in the middle of.
+    await disturbedRun({ replicas: 0, shards, latencyMs: 150, users: 40, turns: 20, after: 60 }, async (cluster, env, batchId) => {
+      // The base tag (batch record, limits) and a shard's tag (the last one's, when sharded) move.
+      let moved = 0;
+      for (const key of [env.keys.batch(batchId), env.keys.shard(shards - 1).lanes]) {
+        const from = await cluster.masterOf(key);
+        moved += await cluster.moveSlot(key, cluster.ports.find((p) => p !== from)!);
+        expect(await cluster.masterOf(key)).not.toBe(from);
+      }
+      expect(moved).toBeGreaterThan(0);
+      // The moves happened mid-run: the batch was not done yet when they were.
+      expect((await env.batch(batchId)).succeeded).toBeLessThan(800);
+    });
+  });
+});

@@ -1,9 +1,12 @@
 --[[
   Folds finished requests' usage records (pushed by finish-request.lua) into the user, model and day aggregates, the
   batch's (all but its cost, which finish-request.lua counts at once for budgets) and the cluster-wide metrics.
-  Records are popped and applied in this one script, so each counts exactly once, whichever process folds (workers
-  every second, readers before they read).
-  KEYS: 1 pending usage records (list), 2 cluster-wide metrics hash
+  Records are read, applied and trimmed from the list in this one script, so each counts exactly once, whichever
+  process folds (workers every second, readers before they read).
+  KEYS: 1 pending usage records (list), 2 cluster-wide metrics hash, 3... every aggregate and index key that the
+        records at the head of the list name (the caller reads them first: usage-fold.ts). A record that names a key
+        not declared here (another process folded the ones read meanwhile) ends the fold before it; it waits for the
+        next one. Declared keys are what Redis Cluster needs to run the script where they are, even mid-resharding.
   ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: "other"), 4 key prefix
   A record is JSON: {p: project, u: userid, m: model, d: day, b: batch id, s: status,
   t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}
@@ -13,8 +16,9 @@
 --- @include keys
 local most, now, maxModels, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 if not most or most < 1 or not now or not maxModels or not prefix then error('chatq fold-usage: bad arguments') end
-local records = redis.call('LPOP', KEYS[1], most)
-if not records then return 0 end
+local declared = {}
+for i = 3, #KEYS do declared[KEYS[i]] = true end
+local records = redis.call('LRANGE', KEYS[1], 0, most - 1)
 local tokens = { 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens', 'reasoning_tokens' }
 local sums, order, members, metrics = {}, {}, {}, {}
 local function add(key, field, n)
@@ -62,10 +66,19 @@ local function shapeOf(r)
   local keys = { usageKey(r.p, 1, r.u), usageKey(r.p, 2, r.m), usageKey(r.p, 3, r.d), usageKey(r.p, 4, r.b) }
   return keys, usageKey(r.p, 2, 'other'), indexesOf(r.p), { r.u, r.m, r.d, r.b }
 end
+local function allDeclared(list)
+  for _, key in ipairs(list) do
+    if not declared[key] then return false end
+  end
+  return true
+end
 local kept, admitted = {}, {}
+local folded = 0
 for _, text in ipairs(records) do
   local r = cjson.decode(text)
   local keys, other, indexes, names = shapeOf(r)
+  if not (allDeclared(keys) and allDeclared(indexes) and declared[other]) then break end
+  folded = folded + 1
   -- A model name new past the bound is counted as "other" (decided once per name and fold).
   local index = indexes[2]
   local chosen = kept[keys[2]]
@@ -100,4 +113,5 @@ for index, set in pairs(members) do
   for member in pairs(set) do redis.call('ZADD', index, now, member) end
 end
 for field, n in pairs(metrics) do redis.call('HINCRBY', KEYS[2], field, n) end
-return #records
+if folded > 0 then redis.call('LTRIM', KEYS[1], folded, -1) end
+return folded

@@ -213,7 +213,6 @@ export function redisKeys(prefix: string, shardCount = 1): RedisKeys {
 export const SCRIPT_KEY_BUILDERS = {
   request: ['id'],
   requestBody: ['id'],
-  requestResponse: ['id'],
   lane: ['userid'],
   batch: ['id'],
   usage: ['project', 'dim', 'key'],

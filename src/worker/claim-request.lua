@@ -11,7 +11,8 @@ local function claimRequest(prefix, id, now, hand)
   local key = KEY.request(prefix, id)
   local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap =
     unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms'))
-  -- A record that is gone (expired, deleted, or moved away by a resharding) is not claimed: nothing is written for it.
+  -- A record that is gone (expired, deleted, or moved away by a resharding: not a key the script declared) is not
+  -- claimed. Everything a run needs is read before the first write, so a missing part leaves nothing half written.
   if not userid or not batch then return { 'missing' } end
   gap = hand and tonumber(gap or '0') or 0
   if gap > 0 then
@@ -20,16 +21,25 @@ local function claimRequest(prefix, id, now, hand)
   end
   notBefore = tonumber(notBefore or '')
   if notBefore and notBefore > tonumber(now) then return { 'wait', notBefore - tonumber(now) } end
+  local body = redis.call('GET', KEY.requestBody(prefix, id))
+  if not body then return { 'missing' } end
+  local conv = ''
+  if history == 'full' and prev then
+    local prevKey = KEY.request(prefix, prev)
+    if redis.call('EXISTS', prevKey) == 0 then return { 'missing' } end
+    conv = redis.call('HGET', prevKey, 'conv') or ''
+  end
+  local budgeted = hand and hand.batch == batch and hand.budgeted
+  if not budgeted then
+    local status, maxCost = unpack(redis.call('HMGET', KEY.batch(prefix, batch), 'status', 'max_cost_nano'))
+    if not status then return { 'missing' } end
+    budgeted = maxCost and 1 or 0
+  end
   local claim = { 'HSET', key, 'status', 'running', 'started_at', now, 'claims', (tonumber(claims) or 0) + 1 }
   if hand then
     claim[#claim + 1] = 'served_by'
     claim[#claim + 1] = hand.job
   end
   redis.call(unpack(claim))
-  local conv = ''
-  if history == 'full' and prev then
-    conv = redis.call('HGET', KEY.request(prefix, prev), 'conv') or ''
-  end
-  local budgeted = hand and hand.batch == batch and hand.budgeted or redis.call('HEXISTS', KEY.batch(prefix, batch), 'max_cost_nano')
-  return { 'run', id, redis.call('GET', KEY.requestBody(prefix, id)) or '{}', userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
+  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
 end

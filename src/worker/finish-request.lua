@@ -10,7 +10,9 @@
   new job is added; the head is then claimed for that job's next run here, in the same round trip.
   KEYS: 1 request, 2 batch, 3 lane, 4 lane set, 5 batch usage (its cost), 6 batch request list, 7 batch custom_id
         hash, 8 batch error list, 9 the user's request index in the project, 10 the batch's budget reservations,
-        11 pending usage records, 12 batch events (a batch that ends here)
+        11 pending usage records, 12 batch events (a batch that ends here), 13 the request's body, 14 its response
+  Keys found on the way (the lane's next request, its body, the requests a halt skips) are read before they are
+  written, and left alone when missing (as when a resharding has moved them: see claim-request.lua).
   ARGV: 1 id, 2 status (succeeded|failed), 3 now, 4 ttl (s), 5 key prefix, 6 attempt entries of this run (JSON array
         text without brackets, or ""), 7 upstream calls made in this run, 8 batch id, 9 userid, 10 cost in nano-USD
         ("" = unpriced), 11 error code of a failure ("" on success), counted per batch as "error:<code>", 12 evaluation
@@ -59,9 +61,9 @@ end
 for i = 17, #ARGV do result[#result + 1] = ARGV[i] end
 redis.call(unpack(result))
 -- Like the body, the response lives beside the hash, which then stays compact.
-if ARGV[13] ~= '' then redis.call('SET', KEY.requestResponse(prefix, id), ARGV[13], 'EX', ttl) end
+if ARGV[13] ~= '' then redis.call('SET', KEYS[14], ARGV[13], 'EX', ttl) end
 redis.call('EXPIRE', req, ttl)
-redis.call('EXPIRE', KEY.requestBody(prefix, id), ttl)
+redis.call('EXPIRE', KEYS[13], ttl)
 -- A user's request index lives as long as their latest result.
 redis.call('EXPIRE', KEYS[9], ttl)
 if budgeted then redis.call('HDEL', KEYS[10], id) end

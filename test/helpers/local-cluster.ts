@@ -11,6 +11,12 @@ export interface LocalCluster {
   ports: number[];
   /** The node serving `key`'s slot as master. */
   masterOf(key: string): Promise<number>;
+  /**
+   * Moves `key`'s slot, with its keys, to the master on `toPort` as a resharding does (IMPORTING / MIGRATING, MIGRATE
+   * 20 keys at a time, without REPLACE, then SETSLOT NODE everywhere), slowly enough that clients meet ASK and
+   * TRYAGAIN meanwhile. Returns how many keys moved.
+   */
+  moveSlot(key: string, toPort: number): Promise<number>;
   kill(port: number): void;
   stop(): Promise<void>;
 }
@@ -71,6 +77,33 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
     url: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
     ports,
     masterOf,
+    async moveSlot(key, toPort) {
+      const fromPort = await masterOf(key);
+      const [src, dst] = [new Redis({ port: fromPort }), new Redis({ port: toPort })];
+      try {
+        const slot = Number(await src.call('CLUSTER', 'KEYSLOT', key));
+        const [srcId, dstId] = [String(await src.call('CLUSTER', 'MYID')), String(await dst.call('CLUSTER', 'MYID'))];
+        await dst.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', srcId);
+        await src.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', dstId);
+        let moved = 0;
+        for (;;) {
+          const keys = (await src.call('CLUSTER', 'GETKEYSINSLOT', slot, 20)) as string[];
+          if (keys.length === 0) break;
+          await src.call('MIGRATE', '127.0.0.1', toPort, '', 0, 5000, 'KEYS', ...keys);
+          moved += keys.length;
+          await sleep(5);
+        }
+        for (const port of [toPort, fromPort, ...ports.filter((p) => p !== fromPort && p !== toPort)]) {
+          const node = port === toPort ? dst : port === fromPort ? src : new Redis({ port });
+          await node.call('CLUSTER', 'SETSLOT', slot, 'NODE', dstId);
+          if (node !== src && node !== dst) node.disconnect();
+        }
+        return moved;
+      } finally {
+        src.disconnect();
+        dst.disconnect();
+      }
+    },
     kill(port) {
       children.get(port)!.kill('SIGKILL');
     },
