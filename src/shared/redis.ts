@@ -77,12 +77,9 @@ function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptio
 /**
  * A connection for workers and long-running services: never gives up on a command while Redis restarts (or a cluster
  * fails over). With `failFast` (the CLI's one-shot commands) a command fails after a few seconds without Redis, so the
- * user is told. A cluster target gives an ioredis Cluster: every key chatq uses carries the prefix's hash tag.
- */
-/**
- * A connection to Redis (a cluster with `redisCluster`). With `autoPipelining`, the commands issued in one tick go in
- * one write; every script loaded so far is defined on it at once, since a command defined later is missing from the
- * pipeline of the tick it is first sent in.
+ * user is told. A cluster target gives an ioredis Cluster: every key chatq uses carries the prefix's hash tag. With
+ * `autoPipelining`, the commands issued in one tick go in one write; every script loaded so far is defined on it at
+ * once, since a command defined later is missing from the pipeline of the tick it is first sent in.
  */
 export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean; autoPipelining?: boolean } = {}): RedisClient {
   const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name, enableAutoPipelining: opts.autoPipelining ?? false };

@@ -2,10 +2,11 @@
   Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand)
   returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
   on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0}, {'wait', ms} when its turn
-  gap has not passed, or {'missing'} when its record is gone (nothing claimed either way). A claim is not an attempt: `claims` counts runs begun.
+  gap has not passed, or {'missing'} when its record is gone (nothing claimed either way). A claim is not an
+  attempt: `claims` counts runs begun.
   `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
-  which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether that
-  batch has a budget)}. A turn gap (gap_ms) then starts now, and the request waits it out unclaimed.
+  which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether
+  that batch has a budget)}. A turn gap (gap_ms) then starts now, and the request waits it out unclaimed.
 ]]
 local function claimRequest(prefix, id, now, hand)
   local key = KEY.request(prefix, id)
