@@ -86,13 +86,12 @@ export class WorkerPool {
     const redis = connectRedis(config, 'chatq-worker');
     await checkShardCount(redis, keys);
     const queues = new RequestQueues(redis, keys);
-
     const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs, concurrency: config.concurrency });
     const prices = loadPrices(config.pricesFile);
     // One call concurrency for the process, whichever shard a job comes from (its slots are taken first come, first served).
     const callSlots = pLimit(config.concurrency);
     // Results and capacity go on a connection of their own that sends all the commands of one tick in one write:
-    // half the system calls for Redis and the worker alike (BullMQ keeps its connections as they are).
+    // fewer system calls for Redis and the worker alike (BullMQ keeps its connections as they are).
     const scripts = connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true });
     const limiter = new CapacityLimiter(scripts, keys, config, owner);
     const stores = new Map(shards.map((k) => [k, new RequestStore(scripts, k, config.resultTtlS, queues)]));
