@@ -15,9 +15,19 @@ import { schedulesRoutes } from './schedules-routes.js';
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;
 
+/** A route the server answers: its method and its path pattern as the router matches it. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+}
+
 /** The HTTP API: OpenAI Batch-compatible files and batches, chatq's records and usage, health, metrics, board, dashboard. */
-export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<FastifyInstance> {
+export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
   const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT, frameworkErrors, clientErrorHandler });
+  const routes: RouteEntry[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
   installErrorHandlers(app);
   const sessions = new BrowserSessions(deps.redis, deps.keys);
   const principalOf = createAuthenticator(deps.config);
@@ -29,5 +39,5 @@ export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<Fas
   await app.register((scope) => schedulesRoutes(scope, deps));
   await app.register((scope) => opsRoutes(scope, deps));
   await app.register((scope) => dashboardRoutes(scope, deps, sessions, principalOf));
-  return app;
+  return { app, routes };
 }

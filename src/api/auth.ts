@@ -20,26 +20,47 @@ declare module 'fastify' {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** The operator pages (bull-board): admins only. */
-const isOperatorPage = (path: string) => path === '/admin' || path.startsWith('/admin/');
 /**
- * Pages a browser opens (the dashboard and the operator pages), where Basic auth (any user name, the token as
- * password) is accepted besides Bearer: everything but the API (/v1/) and the scrape endpoint.
+ * What a route is, from the pattern the router matched (never the raw URL: the router decodes "%61dmin" to "admin"):
+ * the operator board (admins only), the API and the scrape endpoint (Bearer only), or a page a browser opens (Bearer,
+ * Basic auth with the token as password, or the login form's cookie). A path no route matches is treated as the API.
  */
-const isBrowserPage = (path: string) => !path.startsWith('/v1/') && path !== '/v1' && path !== '/metrics';
+export type RouteKind = 'operator' | 'api' | 'browser';
+export function routeKind(route: string | undefined): RouteKind {
+  if (route === undefined || route === '/v1' || route.startsWith('/v1/') || route === '/metrics') return 'api';
+  return route === '/admin' || route.startsWith('/admin/') ? 'operator' : 'browser';
+}
 
 /** The token a request carries: `Authorization: Bearer T` (the scheme in any case), or Basic auth on browser pages. */
-function presentedToken(req: FastifyRequest, path: string): string | undefined {
+function presentedToken(req: FastifyRequest, kind: RouteKind): { token: string; ambient: boolean } | undefined {
   const header = req.headers.authorization ?? '';
   const space = header.indexOf(' ');
   const scheme = header.slice(0, space).toLowerCase();
   const value = header.slice(space + 1).trim();
-  if (space > 0 && scheme === 'bearer') return value;
-  if (space > 0 && scheme === 'basic' && isBrowserPage(path)) {
+  if (space > 0 && scheme === 'bearer') return { token: value, ambient: false };
+  if (space > 0 && scheme === 'basic' && kind !== 'api') {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
-    return decoded.slice(decoded.indexOf(':') + 1);
+    return { token: decoded.slice(decoded.indexOf(':') + 1), ambient: true };
   }
   return undefined;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Whether a request comes from a page of this site. Browsers send Origin (and Sec-Fetch-Site) on every cross-site
+ * POST; clients that send neither are not browsers, and have no cookies or cached Basic credentials to abuse.
+ */
+export function sameOrigin(req: FastifyRequest): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin') return false;
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
 }
 
 export interface AuthConfig {
@@ -76,24 +97,35 @@ export interface AuthOptions {
  * (CHATQ_ADMIN_TOKENS) see every project and alone open /admin/queues. With no admin tokens and no named projects
  * (a single team), the API tokens are admins. Tokens are compared as SHA-256 digests with timingSafeEqual, against
  * every configured token (no early exit), so timing says nothing about which bytes matched. Browser pages also take
- * Basic auth (the token as password) or the session cookie of the login form.
+ * Basic auth (the token as password) or the session cookie of the login form; a write (any method but GET, HEAD,
+ * OPTIONS) with those ambient credentials must come from this site. Every decision is made on the route the router
+ * matched; a request target that is not a path (absolute form, "*") is refused before any.
  */
 export function installAuth(app: FastifyInstance, principalOf: (token: string) => Principal | undefined, opts: AuthOptions): void {
   app.decorateRequest('principal', null as unknown as Principal);
   app.addHook('onRequest', async (req, reply) => {
-    const path = req.url.split('?')[0]!;
-    if (opts.open.includes(path)) return;
-    const token = presentedToken(req, path);
-    let found = token === undefined ? undefined : principalOf(token);
-    if (token === undefined && isBrowserPage(path)) found = await opts.sessions.lookup(sessionCookie(req));
+    if (!req.url.startsWith('/')) return reply.code(400).send(errorBody(400, 'The request target must be a path (such as /v1/batches), not an absolute URL.', 'invalid_url'));
+    const route = req.routeOptions.url;
+    if (route !== undefined && opts.open.includes(route)) return;
+    const kind = routeKind(route);
+    const presented = presentedToken(req, kind);
+    let found = presented === undefined ? undefined : principalOf(presented.token);
+    let ambient = presented?.ambient ?? false;
+    if (presented === undefined && kind !== 'api') {
+      found = await opts.sessions.lookup(sessionCookie(req));
+      ambient = true;
+    }
     if (!found) {
-      if (!isBrowserPage(path)) return reply.code(401).send(errorBody(401, token === undefined ? 'Missing bearer token (Authorization: Bearer <token>).' : 'Invalid bearer token.', 'invalid_api_key'));
+      if (kind === 'api') return reply.code(401).send(errorBody(401, presented === undefined ? 'Missing bearer token (Authorization: Bearer <token>).' : 'Invalid bearer token.', 'invalid_api_key'));
       void reply.header('www-authenticate', 'Basic realm="chatq"');
       if (req.headers.accept?.includes('text/html')) return reply.code(401).header('content-type', 'text/html; charset=utf-8').send(opts.loginPage(req.url));
       return reply.code(401).send(errorBody(401, 'Sign in: Basic auth with an API token as the password, or the login form at /login.', 'invalid_api_key'));
     }
     // The operator pages are not a project's: to its tokens they do not exist.
-    if (isOperatorPage(path) && !found.admin) return reply.code(404).send(errorBody(404, `Unknown route: ${req.method} ${path}`, 'not_found'));
+    if (kind === 'operator' && !found.admin) return reply.code(404).send(errorBody(404, `Unknown route: ${req.method} ${req.url.split('?')[0]}`, 'not_found'));
+    if (ambient && !SAFE_METHODS.has(req.method) && !sameOrigin(req)) {
+      return reply.code(403).send(errorBody(403, 'Refused: this change was posted from another site. Use the dashboard itself, or an API token (Bearer).', 'cross_site_request'));
+    }
     req.principal = found;
   });
 }

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { buildApiServer } from '../api/api-server.js';
+import { buildApiServer, type RouteEntry } from '../api/api-server.js';
 import { openImportQueue } from '../shared/batch-imports.js';
 import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
@@ -12,6 +12,8 @@ import { startProducerServices } from './producer-services.js';
 
 export interface ApiService {
   url: string;
+  /** Every route it answers (method and path pattern). */
+  routes: RouteEntry[];
   close(): Promise<void>;
 }
 
@@ -27,11 +29,12 @@ export async function startApiService(config: Config, logger: Logger, port: numb
   const imports = openImportQueue(redis, config.prefix);
   const schedules = openScheduleQueue(redis, config.prefix);
   const producer = startProducerServices(config, logger);
-  const app = await buildApiServer({ redis, keys, queues, imports, schedules, config, maxUploadBytes }, logger);
+  const { app, routes } = await buildApiServer({ redis, keys, queues, imports, schedules, config, maxUploadBytes }, logger);
   await app.listen({ port, host });
   const address = app.server.address() as AddressInfo;
   return {
     url: `http://${host}:${address.port}`,
+    routes,
     async close() {
       await app.close();
       await producer.close();
