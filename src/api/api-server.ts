@@ -23,21 +23,21 @@ export interface RouteEntry {
 
 /** The HTTP API: OpenAI Batch-compatible files and batches, chatq's records and usage, health, metrics, board, dashboard. */
 export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT, frameworkErrors, clientErrorHandler });
+  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT, frameworkErrors, clientErrorHandler, trustProxy: deps.config.trustProxy });
   const routes: RouteEntry[] = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) routes.push({ method, url: r.url });
   });
   installErrorHandlers(app);
   const sessions = new BrowserSessions(deps.redis, deps.keys);
-  const principalOf = createAuthenticator(deps.config);
-  installAuth(app, principalOf, { open: ['/healthz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage });
+  const auth = createAuthenticator(deps.config);
+  installAuth(app, auth, { open: ['/healthz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage });
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));
   await app.register((scope) => recordsRoutes(scope, deps));
   await app.register((scope) => schedulesRoutes(scope, deps));
   await app.register((scope) => opsRoutes(scope, deps));
-  await app.register((scope) => dashboardRoutes(scope, deps, sessions, principalOf));
+  await app.register((scope) => dashboardRoutes(scope, deps, sessions, auth));
   return { app, routes };
 }

@@ -68,25 +68,37 @@ export interface AuthConfig {
   adminTokens: string[];
 }
 
+/** Who a token is: looked up by the token itself, or (for a signed-in browser) by its digest. */
+export interface Authenticator {
+  byToken(token: string): Principal | undefined;
+  /** The principal of the configured token whose SHA-256 (hex) this is; none when that token is no longer configured. */
+  byDigest(digestHex: string): Principal | undefined;
+}
+
+export const tokenDigest = (token: string) => digest(token).toString('hex');
+
 /** Turns a presented token into who it is, comparing digests in constant time against every configured token. */
-export function createAuthenticator(config: AuthConfig): (token: string) => Principal | undefined {
+export function createAuthenticator(config: AuthConfig): Authenticator {
   const singleTeam = config.adminTokens.length === 0 && config.apiTokens.every((t) => t.project === DEFAULT_PROJECT);
   const known = [
     ...config.apiTokens.map((t) => ({ digest: digest(t.token), principal: singleTeam ? { scope: ALL_PROJECTS, admin: true } : { scope: projectScope(t.project), admin: false } })),
     ...config.adminTokens.map((t) => ({ digest: digest(t), principal: { scope: ALL_PROJECTS, admin: true } })),
   ];
-  return (token) => {
-    const d = digest(token);
+  const find = (d: Buffer) => {
     let found: Principal | undefined;
     for (const k of known) if (timingSafeEqual(d, k.digest) && !found) found = k.principal;
     return found;
+  };
+  return {
+    byToken: (token) => find(digest(token)),
+    byDigest: (hex) => (/^[0-9a-f]{64}$/.test(hex) ? find(Buffer.from(hex, 'hex')) : undefined),
   };
 }
 
 export interface AuthOptions {
   /** Routes that need no token (health, the dashboard's script and styles, its login form). */
   open: string[];
-  /** Signed-in browsers (the dashboard's login form): a session cookie stands for the token on browser pages. */
+  /** Signed-in browsers (the dashboard's login form): a session cookie stands for its token on browser pages. */
   sessions: BrowserSessions;
   /** What a browser that asks for HTML gets with the 401 (the login form; the Basic prompt comes first). */
   loginPage: (next: string) => string;
@@ -101,7 +113,7 @@ export interface AuthOptions {
  * OPTIONS) with those ambient credentials must come from this site. Every decision is made on the route the router
  * matched; a request target that is not a path (absolute form, "*") is refused before any.
  */
-export function installAuth(app: FastifyInstance, principalOf: (token: string) => Principal | undefined, opts: AuthOptions): void {
+export function installAuth(app: FastifyInstance, auth: Authenticator, opts: AuthOptions): void {
   app.decorateRequest('principal', null as unknown as Principal);
   app.addHook('onRequest', async (req, reply) => {
     if (!req.url.startsWith('/')) return reply.code(400).send(errorBody(400, 'The request target must be a path (such as /v1/batches), not an absolute URL.', 'invalid_url'));
@@ -109,10 +121,11 @@ export function installAuth(app: FastifyInstance, principalOf: (token: string) =
     if (route !== undefined && opts.open.includes(route)) return;
     const kind = routeKind(route);
     const presented = presentedToken(req, kind);
-    let found = presented === undefined ? undefined : principalOf(presented.token);
+    let found = presented === undefined ? undefined : auth.byToken(presented.token);
     let ambient = presented?.ambient ?? false;
     if (presented === undefined && kind !== 'api') {
-      found = await opts.sessions.lookup(sessionCookie(req));
+      const session = await opts.sessions.lookup(sessionCookie(req));
+      found = session === undefined ? undefined : auth.byDigest(session);
       ambient = true;
     }
     if (!found) {

@@ -2,8 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
-import { ALL_PROJECTS, projectScope } from '../shared/scope.js';
-import type { Principal } from './auth.js';
 
 export const SESSION_COOKIE = 'chatq_session';
 /** A signed-in browser stays signed in this long (then the login form again). */
@@ -22,8 +20,9 @@ export function sessionCookie(req: FastifyRequest): string | undefined {
 
 /**
  * Sessions of the dashboard's login form. The cookie holds a random id (HttpOnly, SameSite=Strict); Redis holds only
- * the id's SHA-256 and who signed in (project, admin), never the token, so neither a read of Redis nor of the
- * cookie store gives an API token away.
+ * the id's SHA-256 and the SHA-256 of the token that opened it, never the token, so neither a read of Redis nor of
+ * the cookie store gives an API token away. Who a session is comes from its token's configuration at each request:
+ * a token removed from the server's configuration ends its sessions; one moved to another project takes them along.
  */
 export class BrowserSessions {
   constructor(
@@ -31,18 +30,17 @@ export class BrowserSessions {
     private readonly keys: RedisKeys,
   ) {}
 
-  async start(reply: FastifyReply, who: Principal, secure: boolean): Promise<void> {
+  /** Starts a session for the token whose digest is given; Secure when the browser reached the server over HTTPS. */
+  async start(reply: FastifyReply, tokenDigestHex: string, secure: boolean): Promise<void> {
     const sid = randomBytes(32).toString('base64url');
-    await this.redis.set(this.keys.session(digestHex(sid)), JSON.stringify({ project: who.scope.project ?? null, admin: who.admin }), 'EX', SESSION_TTL_S);
+    await this.redis.set(this.keys.session(digestHex(sid)), tokenDigestHex, 'EX', SESSION_TTL_S);
     void reply.header('set-cookie', `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_TTL_S}${secure ? '; Secure' : ''}`);
   }
 
-  async lookup(sid: string | undefined): Promise<Principal | undefined> {
+  /** The digest of the token that opened the session, if the session exists. */
+  async lookup(sid: string | undefined): Promise<string | undefined> {
     if (!sid || !/^[A-Za-z0-9_-]{43}$/.test(sid)) return undefined;
-    const raw = await this.redis.get(this.keys.session(digestHex(sid)));
-    if (!raw) return undefined;
-    const s = JSON.parse(raw) as { project: string | null; admin: boolean };
-    return { scope: s.project === null ? ALL_PROJECTS : projectScope(s.project), admin: s.admin };
+    return (await this.redis.get(this.keys.session(digestHex(sid)))) ?? undefined;
   }
 
   async end(req: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { z } from 'zod';
 import type { ApiDeps } from '../api/api-deps.js';
 import { ApiError } from '../api/api-errors.js';
-import { sameOrigin, type Principal } from '../api/auth.js';
+import { sameOrigin, tokenDigest, type Authenticator } from '../api/auth.js';
 import type { BrowserSessions } from '../api/browser-sessions.js';
 import { loadVisibleBatch } from '../api/visible-records.js';
 import { parseInput } from '../api/zod-edge.js';
@@ -60,7 +60,7 @@ const page = z.coerce.number().int().min(0).max(10_000).default(0);
 const batchParams = z.object({ id: z.string().min(1).max(200) });
 
 /** The web dashboard, server-rendered (readable with JavaScript off), live with server-sent events, within the token's project. */
-export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessions: BrowserSessions, principalOf: (token: string) => Principal | undefined): Promise<void> {
+export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessions: BrowserSessions, auth: Authenticator): Promise<void> {
   const { redis, keys } = deps;
   // The login form's body; small, and parsed only here.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
@@ -93,13 +93,13 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
     // Guessing is slowed down: past LOGIN_FAILURES failed tries from one address, it waits out the window.
     const failures = keys.loginFailures(req.ip);
     if (Number(await redis.get(failures)) >= LOGIN_FAILURES) throw new ApiError(429, `Too many failed sign-ins from this address: try again in ${LOGIN_WINDOW_S / 60} minutes.`, 'too_many_sign_ins');
-    const who = principalOf(form.token);
+    const who = auth.byToken(form.token);
     if (!who) {
       await redis.multi().incr(failures).expire(failures, LOGIN_WINDOW_S).exec();
       return reply.code(401).header('content-type', 'text/html; charset=utf-8').header('content-security-policy', CSP).send(loginPage(form.next, 'That token is not one this server knows.'));
     }
     await redis.del(failures);
-    await sessions.start(reply, who, req.protocol === 'https');
+    await sessions.start(reply, tokenDigest(form.token), req.protocol === 'https');
     return reply.redirect(SAFE_NEXT.test(form.next) ? form.next : '/', 303);
   });
 

@@ -99,6 +99,17 @@ const envSchema = z.object({
   CHATQ_WEBHOOK_URL: httpUrl.optional(),
   CHATQ_WEBHOOK_SECRET: webhookSecret.optional(),
   CHATQ_WEBHOOKS: jsonVar(z.record(z.string().regex(PROJECT_NAME), webhookEndpoint), 'CHATQ_WEBHOOKS: expected JSON like {"alpha":{"url":"https://...","secret":"whsec_..."}}'),
+  CHATQ_TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((v, ctx): boolean | string[] => {
+      if (!v || v === '0' || v === 'false') return false;
+      if (v === '1' || v === 'true') return true;
+      const hops = v.split(',').map((h) => h.trim()).filter(Boolean);
+      if (hops.every((h) => /^[0-9a-fA-F.:/]+$/.test(h))) return hops;
+      ctx.addIssue({ code: 'custom', message: 'CHATQ_TRUST_PROXY: expected 1 (trust any proxy), or the proxies\' addresses or CIDR ranges, comma-separated (such as 10.0.0.0/8,127.0.0.1)' });
+      return z.NEVER;
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -150,6 +161,8 @@ export interface Config {
   adminTokens: string[];
   /** Where batch events are sent: per project, else the default endpoint (none: events are not sent). */
   webhooks: { fallback?: WebhookEndpoint; projects: Record<string, WebhookEndpoint> };
+  /** Proxies whose X-Forwarded-For/-Proto the API believes (client address, https): all (true), these, or none. */
+  trustProxy: boolean | string[];
   logLevel: Env['LOG_LEVEL'];
 }
 
@@ -200,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ...(e.CHATQ_WEBHOOK_URL && e.CHATQ_WEBHOOK_SECRET ? { fallback: { url: e.CHATQ_WEBHOOK_URL, secret: e.CHATQ_WEBHOOK_SECRET } } : {}),
       projects: e.CHATQ_WEBHOOKS,
     },
+    trustProxy: e.CHATQ_TRUST_PROXY,
     logLevel: e.LOG_LEVEL,
   };
 }
