@@ -1,6 +1,7 @@
 /**
  * bench/hostile-mix: 1,000 ordinary requests from 200 users, with and without 50 hostile lines of every kind in the
- * same batch, CHATQ_TPM set, against the simulator (in its own process). Prints one JSON line: the ordinary requests'
+ * same batch plus 25 users whose every call may take a million tokens (a model with no known output limit),
+ * CHATQ_TPM set, against the simulator (in its own process). Prints one JSON line: the ordinary requests'
  * p50/p99 latency (enqueue to stored result) in both runs and their ratio (target p99 <= 1.2x), the worker's
  * event-loop delay p99 (target <= 50 ms), and what became of every hostile line (a bad line with its reason, or a
  * request that finished with its reason).
@@ -17,7 +18,9 @@ const USERS = arg('users', 200);
 const TURNS = arg('turns', 5);
 const C = arg('concurrency', 50);
 const ROUNDS = arg('rounds', 3);
-const TPM = 20_000_000;
+const TPM = 2_000_000;
+/** Users whose calls each bound a million tokens: without a fair share of the TPM window they would hold everyone back. */
+const LARGE_BOUND_USERS = 25;
 
 const ordinary = (): string[] => {
   const lines: string[] = [];
@@ -53,7 +56,8 @@ interface RoundFigures {
 
 async function runOnce(simUrl: string, withHostile: boolean): Promise<RoundFigures> {
   const env = await createTestEnv();
-  const hostile = withHostile ? Object.entries(HOSTILE_KINDS).flatMap(([kind, make]) => Array.from({ length: 5 }, (_, i) => ({ kind, text: make(`h-${kind}-${i}`) }))) : [];
+  const large = Array.from({ length: LARGE_BOUND_USERS }, (_, i) => ({ kind: 'max_tokens_1m_unlisted_model', text: chat(`h-large-${i}`, { model: 'house-model-x', max_tokens: 1_048_576 }) }));
+  const hostile = withHostile ? [...Object.entries(HOSTILE_KINDS).flatMap(([kind, make]) => Array.from({ length: 5 }, (_, i) => ({ kind, text: make(`h-${kind}-${i}`) }))), ...large] : [];
   const lines = ordinary();
   // Hostile lines spread through the batch, not bunched at one end.
   hostile.forEach((h, i) => lines.splice(Math.floor(((i + 1) * lines.length) / (hostile.length + 1)), 0, h.text));
@@ -103,7 +107,7 @@ console.log(
     bench: 'hostile-mix',
     ordinary_requests: USERS * TURNS,
     users: USERS,
-    hostile_lines: Object.keys(HOSTILE_KINDS).length * 5,
+    hostile_lines: Object.keys(HOSTILE_KINDS).length * 5 + LARGE_BOUND_USERS,
     concurrency: C,
     tpm: TPM,
     rounds: ROUNDS,

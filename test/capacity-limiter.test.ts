@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CapacityLimiter, estimateTokens, type Limits } from '../src/worker/capacity-limiter.js';
+import { CapacityLimiter, estimateTokens, isReservation, type Limits } from '../src/worker/capacity-limiter.js';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { connectRedis, type RedisClient } from '../src/shared/redis.js';
 import { createTestEnv, waitFor, type TestEnv } from './helpers/test-env.js';
@@ -45,15 +45,31 @@ describe('capacity limiter (shared through Redis)', () => {
     expect(await settledWithin(b.acquire('fast', body(10)), 300)).toBe(true);
   });
 
+  it('large calls are charged half their share, hold at most that share together, and never wait in a slot', async () => {
+    // 60,000 TPM, share 0.1: a call whose bound is over 6,000 tokens is large and charged 3,000.
+    const l = limiter({ tpm: 60_000, largeShare: 0.1 }, 'p');
+    const [first, second, third] = [await l.acquire('m', body(100_000)), await l.acquire('m', body(100_000)), await l.acquire('m', body(100_000))];
+    expect(first).toMatchObject({ estimate: 3_000, large: true });
+    expect(second).toMatchObject({ estimate: 3_000, large: true });
+    // The third has no room in the large calls' share: it is told to come back, not kept waiting.
+    expect(third).toEqual({ laterMs: expect.any(Number) });
+    // Ordinary calls still have the rest of the window.
+    expect(await l.acquire('m', body(1_000))).toMatchObject({ estimate: estimateTokens(body(1_000), 100) });
+    // A large call's real usage replaces its charge: once both are settled small, the next large call has room.
+    for (const r of [first, second]) if (isReservation(r)) await l.settle(r, 50, true);
+    expect(await l.acquire('m', body(100_000))).toMatchObject({ large: true });
+  });
+
   it('charges estimated tokens and lets the real usage free the rest', async () => {
-    const l = limiter({ tpm: 6_000 }, 'p');
+    // A share of a third: these calls are ordinary ones (a large call is charged otherwise: token-starvation.test.ts).
+    const l = limiter({ tpm: 6_000, largeShare: 0.33 }, 'p');
     const estimate = estimateTokens(body(900), 100);
     expect(estimate).toBeGreaterThan(900);
     const first = await l.acquire('m', body(900));
     expect(first).toMatchObject({ estimate });
     // Any 10 s may hold a sixth of the limit (1,000 tokens): the second estimate fits only once the first is settled.
     expect(await settledWithin(l.acquire('m', body(900)), 300)).toBe(false);
-    await l.settle(first as Exclude<typeof first, 'paused'>, 20, true);
+    if (isReservation(first)) await l.settle(first, 20, true);
     expect(await settledWithin(l.acquire('m', body(900)), 1_500)).toBe(true);
   });
 
@@ -109,7 +125,7 @@ describe('capacity limiter (shared through Redis)', () => {
       // Together they still take one request slot each: 6,000 per minute is one per 10.1 ms (1% headroom).
       expect(Number(await redis.get(tatKey)) - tatBefore).toBeGreaterThanOrEqual(40 * 10.1 - 1);
       // Each group is settled once, when its last call is.
-      for (const r of reservations) await l.settle(r as Exclude<typeof r, 'paused'>, 5, true);
+      for (const r of reservations) if (isReservation(r)) await l.settle(r, 5, true);
       const amounts = await redis.hgetall(`${env.keys.prefix}:limit:global:tpm`);
       const total = Object.entries(amounts).filter(([k]) => !k.startsWith('__')).reduce((n, [, v]) => n + Number(v), 0);
       expect(total).toBe(Number(amounts.__total));

@@ -10,10 +10,10 @@ import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/re
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES, retryLines } from '../shared/retry-input.js';
 import { sees } from '../shared/scope.js';
-import { listDeliveries } from '../webhooks/webhook-service.js';
+import { listDeliveries, receiverHealth, type ReceiverHealth } from '../webhooks/webhook-service.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';
 import { sumUsage } from './read-helpers.js';
-import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
+import { cliScope, EXIT, producerContext, readConfig, UsageError, withContext } from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { completionWindowFlag, submitFiles, type SubmitFlags } from './submit-files.js';
 import { out, say } from './output.js';
@@ -139,7 +139,7 @@ export async function retryCommand(id: string, flags: { status?: string; code?: 
     if (!original) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
     if (!batchEnded(original.status)) throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
     const sel = { batchId: id, statuses, ...(flags.code ? { code: flags.code } : {}) };
-    const result = await submitBatch({ redis: ctx.redis, queues: ctx.queues, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS }, () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
+    const result = await submitBatch(producerContext(ctx), () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
       source: `retry of ${id}`,
       name: `${original.name} (retry)`,
       metadata: { ...original.metadata, retry_of: id },
@@ -152,13 +152,19 @@ export async function retryCommand(id: string, flags: { status?: string; code?: 
   });
 }
 
-/** `chatq webhooks`: the latest webhook delivery attempts, newest first. */
+/** `chatq webhooks`: each receiver's health (failures in a row, paused), then the latest delivery attempts, newest first. */
 export async function webhooksCommand(flags: { project?: string; limit?: string }): Promise<number> {
   const scope = cliScope(flags);
   const limit = Number(flags.limit ?? 50);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new UsageError(`--limit: expected 1-1000, got "${flags.limit}"`);
   return withContext(readConfig(), async (ctx) => {
-    const rows = await listDeliveries(ctx.redis, ctx.keys, (project) => sees(scope, project), limit);
+    const visible = (project: string) => sees(scope, project);
+    const receivers = await receiverHealth(ctx.config, ctx.redis, ctx.keys, visible, scope.all);
+    if (receivers.length > 0) {
+      const state = (r: ReceiverHealth) => (r.pausedUntil ? `paused until ${new Date(r.pausedUntil).toISOString()} (${r.failuresInARow} failures in a row)` : r.failuresInARow ? `failing (${r.failuresInARow} in a row)` : 'ok');
+      out(renderTable(['receiver', 'state', 'last error'], receivers.map((r) => [r.receiver === '*' ? 'default (CHATQ_WEBHOOK_URL)' : r.receiver, state(r), r.lastError])));
+    }
+    const rows = await listDeliveries(ctx.redis, ctx.keys, visible, limit);
     if (rows.length === 0) {
       out('no webhook deliveries yet');
       return EXIT.ok;

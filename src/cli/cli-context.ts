@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/co
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import type { ProducerContext } from '../producer/submit-batch.js';
 import { loadPrices, PriceFileError } from '../shared/pricing.js';
 import { RequestQueues } from '../shared/request-queue.js';
 import { checkShardCount, ShardCountError } from '../shared/shard-count.js';
@@ -58,6 +59,9 @@ export async function listening<T>(port: number, start: () => Promise<T>): Promi
     throw err;
   }
 }
+
+/** What the producer needs of a CLI context: its connections, retention and price map. */
+export const producerContext = (ctx: CliContext): ProducerContext => ({ redis: ctx.redis, queues: ctx.queues, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS, prices: loadPrices(ctx.config.pricesFile) });
 
 /** Flags win over their environment variables. */
 export const limitOverrides = (f: LimitFlags) => ({

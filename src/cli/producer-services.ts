@@ -3,6 +3,7 @@ import { startScheduleRunner } from '../producer/schedule-runner.js';
 import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
+import { loadPrices } from '../shared/pricing.js';
 import { connectRedis } from '../shared/redis.js';
 import { RequestQueues } from '../shared/request-queue.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
@@ -12,7 +13,7 @@ export function startProducerServices(config: Config, logger: Logger): { close()
   const redis = connectRedis(config, 'chatq-producer');
   const keys = redisKeys(config.prefix, config.shards);
   const queues = new RequestQueues(redis, keys);
-  const shared = { redis, redisTarget: config, keys, queues, resultTtlS: config.resultTtlS, logger };
+  const shared = { redis, redisTarget: config, keys, queues, resultTtlS: config.resultTtlS, prices: loadPrices(config.pricesFile), logger };
   const importer = startImportWorker({ ...shared, ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}) });
   const scheduler = startScheduleRunner(shared);
   const webhooks = startWebhookService(config, redis, keys, logger);

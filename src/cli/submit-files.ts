@@ -1,7 +1,7 @@
 import { ImportRefused } from '../producer/import-guard.js';
 import { formatLineError } from '../producer/parse-input.js';
 import { ImportFailedError, StrictInputError, submitBatch, type OnImportError, type SubmitResult } from '../producer/submit-batch.js';
-import { cliScope, CommandFailed, UsageError, type CliContext } from './cli-context.js';
+import { cliScope, CommandFailed, producerContext, UsageError, type CliContext } from './cli-context.js';
 import { parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
 import { LIMITS } from '../shared/input-limits.js';
 import { openInput } from './input-files.js';
@@ -58,7 +58,7 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
     let result: SubmitResult;
     try {
       result = await submitBatch(
-        { redis: ctx.redis, queues: ctx.queues, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS },
+        producerContext(ctx),
         openInput(file),
         {
           source,

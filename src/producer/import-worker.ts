@@ -30,7 +30,7 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
           ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
           : { source: data.fileId, open: () => readFileContent(redis, keys.prefix, data.fileId) };
       try {
-        const result = await submitBatch({ redis, queues: opts.queues, keys, resultTtlS: opts.resultTtlS }, input.open, {
+        const result = await submitBatch(opts, input.open, {
           source: input.source,
           batchId,
           ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),

@@ -27,6 +27,8 @@ export interface ParseOptions {
   userSalt?: string;
   /** turn_gap_ms for lines that set none. */
   turnGapMs?: number;
+  /** The most tokens a reply of this model may take, when known (the price map's max_output): a larger bound is a bad line. */
+  outputLimit?: (model: string) => number | undefined;
 }
 
 export function formatLineError(e: LineError): string {
@@ -78,9 +80,19 @@ function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOp
   throw new LineProblem(`${at}userid`, 'missing: add "userid" (a UUID v4) or "user" (any string) to the line, or pass --user');
 }
 
-function resolveModel(model: string | undefined, opts: ParseOptions, at: string): string {
-  const m = opts.forceModel ?? model ?? opts.defaultModel;
+type ReplyBudget = { max_tokens?: number | undefined; max_completion_tokens?: number | undefined };
+
+/** The line's model; its reply budget (max_tokens, max_completion_tokens) within that model's known output limit. */
+function resolveModel(fields: { model?: string | undefined } & ReplyBudget, opts: ParseOptions, at: string): string {
+  const m = opts.forceModel ?? fields.model ?? opts.defaultModel;
   if (!m) throw new LineProblem(`${at}model`, 'missing: add "model" to the line, or pass --model (or set CHATQ_MODEL)');
+  const most = opts.outputLimit?.(m);
+  for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
+    const asked = fields[field];
+    if (most !== undefined && asked !== undefined && asked > most) {
+      throw new LineProblem(`${at}${field}`, `${asked} is over ${m}'s output limit of ${most} tokens (max_output in the price map): lower it, or leave it out`);
+    }
+  }
   return m;
 }
 
@@ -111,7 +123,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
   if ('body' in obj || 'method' in obj || 'url' in obj) {
     const b = check(batchLineSchema, obj);
     const body = b.body as Record<string, unknown>;
-    const model = resolveModel(b.body.model, opts, 'body.');
+    const model = resolveModel(b.body, opts, 'body.');
     return [
       {
         customId: b.custom_id ?? `line-${line}`,
@@ -130,7 +142,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
     throw new LineProblem(undefined, 'not a chatq line: expected "messages" (chat line), "turns" (conversation script) or "body" (OpenAI Batch line)');
   }
   const c = check(chatLineSchema, obj);
-  const model = resolveModel(c.model, opts, '');
+  const model = resolveModel(c, opts, '');
   return [
     {
       customId: c.custom_id ?? `line-${line}`,
@@ -149,7 +161,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
 function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOptions): RequestDraft[] {
   const s = check(scriptLineSchema, obj);
   const userid = resolveUserid(s, opts, '');
-  const model = resolveModel(s.model, opts, '');
+  const model = resolveModel(s, opts, '');
   const history: HistoryMode = s.history;
   const onFailure: OnFailure = s.on_failure ?? (history === 'full' ? 'halt' : 'continue');
   const scriptId = s.script_id ?? `script-line-${line}`;

@@ -14,6 +14,7 @@ import { describeRedisError } from '../shared/redis-errors.js';
 import { ImportGuard } from './import-guard.js';
 import { groupBy } from '../shared/group-by.js';
 import { openImportTargets, type ImportTarget } from './import-targets.js';
+import { findPrice, type PriceTable } from '../shared/pricing.js';
 import { formatLineError, parseInput, type LineError, type ParsedLine, type ParseOptions } from './parse-input.js';
 
 const enqueueScript = new LuaScript(new URL('./enqueue-requests.lua', import.meta.url));
@@ -31,6 +32,8 @@ export interface ProducerContext {
   queues: RequestQueues;
   keys: RedisKeys;
   resultTtlS: number;
+  /** The price map: its models' output limits bound max_tokens when lines are parsed. */
+  prices: PriceTable;
 }
 
 /** What the producer's background services (imports, schedules) run with. */
@@ -119,6 +122,7 @@ interface PendingLine {
  * reason and throws ImportFailedError: it never stays "validating", and is never finalised short.
  */
 export async function submitBatch(ctx: ProducerContext, open: () => Readable, opts: SubmitOptions): Promise<SubmitResult> {
+  opts = { ...opts, outputLimit: (model) => findPrice(ctx.prices, model)?.maxOutput };
   if (opts.strict) {
     const { errors, count } = await collectErrors(open, opts);
     if (count > 0) throw new StrictInputError(errors, count);

@@ -63,6 +63,8 @@ if status == 'in_progress' and (asker == 'user' or cancelled > 0) then
   redis.call('HSET', batch, 'status', 'cancelling', 'cancelling_at', now)
   status = 'cancelling'
 end
+-- What a request that was waiting for capacity when this ran ends with (the worker cancels it with the same reason).
+if redis.call('HEXISTS', batch, 'cancel_reason') == 0 and status ~= 'in_progress' then redis.call('HSET', batch, 'cancel_reason', ARGV[6]) end
 local done = tonumber(redis.call('HGET', batch, 'done') or '0')
 if cancelled > 0 then
   redis.call('HINCRBY', batch, ended, cancelled)

@@ -19,6 +19,20 @@ const intFrom = (name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTE
       return n;
     });
 
+const fractionFrom = (name: string, dflt: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return dflt;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0 || n > max) {
+        ctx.addIssue({ code: 'custom', message: `${name}: expected a number above 0 and at most ${max}, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
 const httpUrl = z.string().refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), { message: 'expected an http(s) URL' });
 const webhookSecret = z.string().min(16, { message: 'expected a secret of at least 16 characters (Standard Webhooks: whsec_<base64>)' });
 const webhookEndpoint = z.object({ url: httpUrl, secret: webhookSecret }).strict();
@@ -62,6 +76,7 @@ const envSchema = z.object({
   CHATQ_MODEL: z.string().min(1).optional(),
   CHATQ_RPM: intFrom('CHATQ_RPM', 0),
   CHATQ_TPM: intFrom('CHATQ_TPM', 0),
+  CHATQ_LARGE_CALL_SHARE: fractionFrom('CHATQ_LARGE_CALL_SHARE', 0.1, 0.33),
   CHATQ_MODEL_LIMITS: jsonVar(modelLimitsSchema, 'CHATQ_MODEL_LIMITS: expected JSON like {"gpt-4o":{"rpm":500,"tpm":200000}}'),
   CHATQ_CONCURRENCY: intFrom('CHATQ_CONCURRENCY', 50, 1),
   CHATQ_MAX_ATTEMPTS: intFrom('CHATQ_MAX_ATTEMPTS', 5, 1),
@@ -141,6 +156,8 @@ export interface Config {
   rpm: number;
   tpm: number;
   modelLimits: Record<string, { rpm?: number; tpm?: number }>;
+  /** Calls whose token bound is over this share of the TPM limit are large: together they hold at most that share. */
+  largeShare: number;
   concurrency: number;
   maxAttempts: number;
   timeoutMs: number;
@@ -195,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rpm: e.CHATQ_RPM,
     tpm: e.CHATQ_TPM,
     modelLimits: e.CHATQ_MODEL_LIMITS,
+    largeShare: e.CHATQ_LARGE_CALL_SHARE,
     concurrency: e.CHATQ_CONCURRENCY,
     maxAttempts: e.CHATQ_MAX_ATTEMPTS,
     timeoutMs: e.CHATQ_TIMEOUT_MS,

@@ -53,6 +53,8 @@ function layout(prefix: string) {
     eventsLock: `${prefix}:events-lock`,
     /** The latest webhook delivery attempts, newest first (capped). */
     webhookDeliveries: `${prefix}:webhook-deliveries`,
+    /** A webhook receiver's failures in a row and pause (a project's, or "*" for the default one; expires). */
+    webhookReceiver: (receiver: string) => `${prefix}:webhook-receiver:${receiver}`,
     /** Finished requests' usage records, waiting to be folded into the user, model and day aggregates. */
     pendingUsage: `${prefix}:usage-pending`,
     /** The set-shaped index of before retention existed, migrated once by the usage roll-up. */
@@ -84,7 +86,7 @@ function layout(prefix: string) {
  */
 const SHARED_KEYS = [
   'pauseReason', 'schedules', 'rateLimitPause', 'outage', 'outageUntil', 'outageProbe', 'credentialsProven', 'credentialsProbe',
-  'session', 'loginFailures', 'eventsLock', 'webhookDeliveries', 'importJob', 'projects', 'projectBatches', 'shardsInUse',
+  'session', 'loginFailures', 'eventsLock', 'webhookDeliveries', 'webhookReceiver', 'importJob', 'projects', 'projectBatches', 'shardsInUse',
 ] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
 
 export type RedisKeys = ReturnType<typeof layout> & {

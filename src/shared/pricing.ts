@@ -6,6 +6,8 @@ export interface ModelPrice {
   input: number;
   cachedInput: number;
   output: number;
+  /** The most tokens one reply of this model may take (LiteLLM's max_output_tokens), when known. */
+  maxOutput?: number;
 }
 
 export interface Usage {
@@ -18,12 +20,15 @@ export interface Usage {
 
 export type PriceTable = Map<string, ModelPrice>;
 
-const chatqEntry = z.object({ input: z.number().min(0), cached_input: z.number().min(0).optional(), output: z.number().min(0) });
+const outputLimit = z.number().int().min(1).optional();
+const chatqEntry = z.object({ input: z.number().min(0), cached_input: z.number().min(0).optional(), output: z.number().min(0), max_output: outputLimit });
 const litellmEntry = z.object({
   input_cost_per_token: z.number().min(0),
   output_cost_per_token: z.number().min(0),
   cache_read_input_token_cost: z.number().min(0).optional(),
+  max_output_tokens: outputLimit.catch(undefined),
 });
+const withLimit = (maxOutput: number | undefined) => (maxOutput === undefined ? {} : { maxOutput });
 
 /** A price file that cannot be read or is not a price table. */
 export class PriceFileError extends Error {}
@@ -35,7 +40,7 @@ export function parsePriceFile(json: unknown, source: string): PriceTable {
   for (const [model, entry] of Object.entries(json)) {
     const own = chatqEntry.safeParse(entry);
     if (own.success) {
-      table.set(model, { input: own.data.input, cachedInput: own.data.cached_input ?? own.data.input, output: own.data.output });
+      table.set(model, { input: own.data.input, cachedInput: own.data.cached_input ?? own.data.input, output: own.data.output, ...withLimit(own.data.max_output) });
       continue;
     }
     const lite = litellmEntry.safeParse(entry);
@@ -45,6 +50,7 @@ export function parsePriceFile(json: unknown, source: string): PriceTable {
         input: perMillion(lite.data.input_cost_per_token),
         cachedInput: perMillion(lite.data.cache_read_input_token_cost ?? lite.data.input_cost_per_token),
         output: perMillion(lite.data.output_cost_per_token),
+        ...withLimit(lite.data.max_output_tokens),
       });
     }
   }

@@ -1,4 +1,4 @@
-import { Queue, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Config, WebhookEndpoint } from '../shared/config.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { DEFAULT_PROJECT, everyTag, parentOfPart, type RedisKeys } from '../shared/keys.js';
@@ -13,6 +13,17 @@ const ATTEMPTS = 11;
 const TIMEOUT_MS = 10_000;
 const DISPATCH_MS = 500;
 const KEPT_DELIVERIES = 1_000;
+/** Deliveries one process makes at once, all receivers together. */
+const CONCURRENCY = 16;
+/** Deliveries one process makes at once to one receiver: a receiver that hangs holds no more than these. */
+const PER_RECEIVER = 2;
+/** How soon an event whose receiver is busy asks again (plus jitter). */
+const BUSY_RECHECK_MS = 1_000;
+/** After this many failed deliveries in a row a receiver is paused for PAUSE_MS; then one delivery tries it again. */
+const PAUSE_AFTER = 5;
+const PAUSE_MS = 60_000;
+/** A receiver's record outlives its last failure by this long (a week). */
+const RECEIVER_TTL_S = 7 * 24 * 3600;
 
 /** What a batch-ending Lua transition recorded (see the events prelude in redis.ts). */
 interface BatchEvent {
@@ -52,6 +63,18 @@ const evalFigures = (e: BatchEvent): Record<string, number> => (e.pass_rate === 
 
 export const endpointFor = (config: Pick<Config, 'webhooks'>, project: string): WebhookEndpoint | undefined => config.webhooks.projects[project] ?? config.webhooks.fallback;
 
+/** Which receiver a project's events go to: its own (named after it), or the default one ("*"). */
+const DEFAULT_RECEIVER = '*';
+const receiverOf = (config: Pick<Config, 'webhooks'>, project: string) => (config.webhooks.projects[project] ? project : DEFAULT_RECEIVER);
+
+/** A receiver's health: failed deliveries in a row, and until when it is paused (ms, 0: not paused). */
+export interface ReceiverHealth {
+  receiver: string;
+  failuresInARow: number;
+  pausedUntil: number;
+  lastError: string;
+}
+
 /**
  * Batch events to the configured receivers, at least once: the Lua transition that ends a batch records its event;
  * a dispatcher (one at a time, under a lock) turns events into jobs of a durable BullMQ queue (job id = event id);
@@ -71,11 +94,38 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
     await redis.multi().lpush(keys.webhookDeliveries, JSON.stringify(d)).ltrim(keys.webhookDeliveries, 0, KEPT_DELIVERIES - 1).exec();
   };
 
-  const deliver = async (job: Job<WebhookJob>) => {
+  /** Deliveries in flight in this process, by receiver. */
+  const inFlight = new Map<string, number>();
+  const later = async (job: Job<WebhookJob>, token: string | undefined, ms: number): Promise<never> => {
+    await job.moveToDelayed(Date.now() + ms, token);
+    throw new DelayedError();
+  };
+  const noteFailure = async (receiver: string, error: string) => {
+    const key = keys.webhookReceiver(receiver);
+    const [[, failures]] = (await redis.multi().hincrby(key, 'failures', 1).hset(key, 'last_error', error.slice(0, 300)).expire(key, RECEIVER_TTL_S).exec()) as [[null, number]];
+    if (failures >= PAUSE_AFTER) await redis.hset(key, 'paused_until', Date.now() + PAUSE_MS);
+  };
+
+  const deliver = async (job: Job<WebhookJob>, token?: string) => {
     const e = job.data;
     const project = (await redis.hget(keys.batch(e.batch), 'project')) || DEFAULT_PROJECT;
     const endpoint = endpointFor(config, project);
     if (!endpoint) return;
+    // Receivers are apart: a paused one waits out its pause, a busy one (its deliveries in flight) lets the others go.
+    const receiver = receiverOf(config, project);
+    const pausedUntil = Number(await redis.hget(keys.webhookReceiver(receiver), 'paused_until'));
+    if (pausedUntil > Date.now()) return later(job, token, pausedUntil - Date.now() + Math.random() * 1_000);
+    if ((inFlight.get(receiver) ?? 0) >= PER_RECEIVER) return later(job, token, BUSY_RECHECK_MS + Math.random() * 500);
+    inFlight.set(receiver, (inFlight.get(receiver) ?? 0) + 1);
+    try {
+      await post(job, project, endpoint, receiver);
+    } finally {
+      inFlight.set(receiver, inFlight.get(receiver)! - 1);
+    }
+  };
+
+  const post = async (job: Job<WebhookJob>, project: string, endpoint: WebhookEndpoint, receiver: string) => {
+    const e = job.data;
     const body = JSON.stringify({ id: e.id, object: 'event', type: e.type, created_at: Math.floor(e.createdAt / 1000), data: { id: e.batch, ...e.extra } });
     const attempt = job.attemptsMade + 1;
     const base = { event: e.id, type: e.type, batch: e.batch, project, attempt, at: Date.now() };
@@ -92,17 +142,17 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
       // Only the status matters: the receiver's body is not read (it could be any size).
       await res.body?.cancel().catch(() => undefined);
       if (res.status >= 200 && res.status < 300) {
-        await record({ ...base, status, outcome: 'delivered' });
+        await Promise.all([record({ ...base, status, outcome: 'delivered' }), redis.del(keys.webhookReceiver(receiver))]);
         return;
       }
       throw new Error(`the receiver answered ${res.status}`);
     } catch (err) {
       const error = (err as Error).message;
-      await record({ ...base, status, outcome: attempt >= ATTEMPTS ? 'gave_up' : 'failed', error });
+      await Promise.all([record({ ...base, status, outcome: attempt >= ATTEMPTS ? 'gave_up' : 'failed', error }), noteFailure(receiver, error)]);
       throw new Error(`webhook ${e.id} to ${new URL(endpoint.url).host}: ${error}`);
     }
   };
-  const worker = reportErrors(new Worker<WebhookJob>(WEBHOOK_QUEUE, withoutStacks(deliver), { connection: blocking, prefix: keys.prefix, concurrency: 4, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } }));
+  const worker = reportErrors(new Worker<WebhookJob>(WEBHOOK_QUEUE, withoutStacks(deliver), { connection: blocking, prefix: keys.prefix, concurrency: CONCURRENCY, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } }));
   worker.on('failed', (job, err) => logger.warn({ event: job?.data.id, attempt: job?.attemptsMade, err: err.message }, 'webhook delivery failed'));
 
   // Events become jobs in order; the lock keeps two dispatchers from trimming what the other has not queued. A part of
@@ -154,6 +204,18 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
       blocking.disconnect();
     },
   };
+}
+
+/** The configured receivers a reader may see (their projects'; the default one for admins), with their health. */
+export async function receiverHealth(config: Pick<Config, 'webhooks'>, redis: RedisClient, keys: RedisKeys, visible: (project: string) => boolean, admin: boolean): Promise<ReceiverHealth[]> {
+  const receivers = [...Object.keys(config.webhooks.projects).filter(visible), ...(config.webhooks.fallback && admin ? [DEFAULT_RECEIVER] : [])];
+  return Promise.all(
+    receivers.map(async (receiver) => {
+      const [failures, pausedUntil, lastError] = await redis.hmget(keys.webhookReceiver(receiver), 'failures', 'paused_until', 'last_error');
+      const until = Number(pausedUntil);
+      return { receiver, failuresInARow: Number(failures) || 0, pausedUntil: until > Date.now() ? until : 0, lastError: lastError ?? '' };
+    }),
+  );
 }
 
 /** The latest delivery attempts, newest first, of the projects a reader may see. */

@@ -10,18 +10,22 @@
     per probe interval: the first that succeeds ends the outage for everyone.
   - requests per minute: GCRA with no burst: calls are spaced 60 s / rpm apart, so no sliding minute ever holds
     more than rpm calls; a reserved slot may lie in the future (the caller sleeps until it).
+  - large calls (a token bound over a share of the TPM limit; the caller charges each half that share) also go
+    through a scope of their own whose token limit is that share: together they hold at most that much of any
+    minute, and the rest is left to ordinary calls.
   - tokens per minute: a sliding one-minute log of estimated tokens (corrected by settle-capacity.lua);
     when the log is full nothing is reserved and the caller waits. The minute's total and its last sixth's are kept
     as running sums (`__total`; `__recent` for entries scored from `__recent_from` on), each entry leaving them
     once: a reservation's work does not grow with the calls in the window.
   KEYS: 1 pause-until, 2 queue pause reason, 3 credentials proven, 4 probe holder, 5 outage record,
         6 outage-until, 7 outage probe holder,
-        then per scope (global, model): request TAT key, token log zset, token amount hash
+        then per scope (global, model, and for a large call the large-call scope): request TAT key, token log zset,
+        token amount hash
   ARGV: 1 member (unique per call, or per group), 2 estimated tokens (a group's: their sum), 3 headroom (fraction
         of each window kept free), 4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit), 8 probe
         lease (ms), 9 outage probe interval (ms), 10 calls reserved together (1, or a group of one process's
         calls: consecutive request slots, their tokens as one log entry; a group is not reserved as a probe or
-        during an outage's backoff, where one call at a time goes)
+        during an outage's backoff, where one call at a time goes), 11 large-call token limit (0: not a large call)
   Every argument is checked before the first write: a bad one is an error that leaves nothing behind.
   Returns {1, ms to wait before calling, outage} when reserved ({2, ms, outage} when reserved as the probe),
           {0, ms to wait before asking again, outage}, or {-1, 0, 0} when the queue is paused;
@@ -39,7 +43,9 @@ end
 local est = whole(2, MAX_TOKENS)
 local headroom = tonumber(ARGV[3])
 if not headroom or headroom < 0 or headroom > 0.5 then error('chatq acquire-capacity: headroom must be within 0..0.5') end
-local limits = { whole(4, MAX_TOKENS), whole(5, MAX_TOKENS), whole(6, MAX_TOKENS), whole(7, MAX_TOKENS) }
+local limits = { whole(4, MAX_TOKENS), whole(5, MAX_TOKENS), whole(6, MAX_TOKENS), whole(7, MAX_TOKENS), 0, whole(11, MAX_TOKENS) }
+local LAST_SCOPE = limits[6] > 0 and 2 or 1
+if LAST_SCOPE == 2 and #KEYS < 16 then error('chatq acquire-capacity: a large call needs the large-call scope keys') end
 local lease, probeEvery = whole(8, 86400000), whole(9, 86400000)
 local calls = whole(10, 10000)
 if calls == 0 then error('chatq acquire-capacity: calls must be at least 1') end
@@ -86,13 +92,13 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
 end
 
 local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-for scope = 0, 1 do
+for scope = 0, LAST_SCOPE do
   if limits[1 + scope * 2] > 0 then
     start = math.max(start, tonumber(redis.call('GET', KEYS[8 + scope * 3]) or '0'))
   end
 end
 
-for scope = 0, 1 do
+for scope = 0, LAST_SCOPE do
   local limit = limits[2 + scope * 2]
   if limit > 0 then
     local log, amounts = KEYS[9 + scope * 3], KEYS[10 + scope * 3]
@@ -117,9 +123,10 @@ for scope = 0, 1 do
     until #expired < 500
     -- The whole minute, and its last sixth: a sixth of the limit per 10 s keeps the flow smooth (no
     -- minute-sized burst at the start) and, summed over six such windows, never exceeds the minute's limit.
+    -- The large-call scope only bounds the large calls' share of the minute (the global scope smooths them).
     local total = tonumber(redis.call('HGET', amounts, '__total') or '0')
     local wait = roomWait(log, amounts, total, limit, now - window, window)
-    if wait == 0 then
+    if wait == 0 and scope < 2 then
       local sum = math.max(0, tonumber(redis.call('HGET', amounts, '__recent') or '0'))
       wait = roomWait(log, amounts, sum, limit / 6, now - window / 6, window / 6)
     end
@@ -135,7 +142,7 @@ if outageLeft > 0 and not redis.call('SET', KEYS[7], member, 'PX', probeEvery, '
 end
 
 if probe then redis.call('SET', KEYS[4], member, 'PX', lease + (start - now)) end
-for scope = 0, 1 do
+for scope = 0, LAST_SCOPE do
   local rpm = limits[1 + scope * 2]
   if rpm > 0 then
     redis.call('SET', KEYS[8 + scope * 3], start + calls * window / rpm, 'PX', 120000)
@@ -151,7 +158,7 @@ for scope = 0, 1 do
   end
 end
 local spacing = 0
-for scope = 0, 1 do
+for scope = 0, LAST_SCOPE do
   if limits[1 + scope * 2] > 0 then spacing = math.max(spacing, window / limits[1 + scope * 2]) end
 end
 return { probe and 2 or 1, start - now, outage, tostring(spacing) }

@@ -22,6 +22,13 @@ export interface Limits {
   backoffMs?: number;
   /** Fraction of each window left unused, to absorb clock and network jitter (default 1%). */
   headroom?: number;
+  /**
+   * A call whose token bound is over this share of the TPM limit is large: it is charged half that share before the
+   * call (its real usage after), large calls together hold at most that share of any minute, and a large call waits
+   * for room outside the call slots (CHATQ_LARGE_CALL_SHARE, default 0.1; at most 0.33, so that a charge fits a sixth
+   * of the window).
+   */
+  largeShare?: number;
 }
 
 export interface Reservation {
@@ -34,7 +41,15 @@ export interface Reservation {
   outage: boolean;
   /** Reserved with other calls of this process in one step: their tokens are one log entry, settled once. */
   group?: ReservedGroup;
+  /** A large call: charged to the large-call scope too. */
+  large?: boolean;
 }
+
+/** Why no reservation was made: paused or stopping; the request's batch is being cancelled; a large call, come back later. */
+export type NotReserved = 'paused' | 'cancelled' | { laterMs: number };
+export const isReservation = (r: Reservation | NotReserved): r is Reservation => typeof r === 'object' && 'member' in r;
+
+const DEFAULT_LARGE_SHARE = 0.1;
 
 /** How stale the cached pause/credentials state may be in a process without RPM/TPM limits. */
 const GATE_MS = 200;
@@ -43,6 +58,8 @@ const RECHECK_MS = 1_000;
 /** While the upstream is down, one call per this interval checks whether it is back. */
 const OUTAGE_PROBE_MS = 1_000;
 const OUTAGE_CAP_MS = 30_000;
+/** The longest a large call that found no room stays out of the queue before it asks again. */
+const LARGE_RECHECK_MS = 5_000;
 /** The reply budget of a body: its max_tokens (or max_completion_tokens) when a sane integer, else the default. */
 export function replyBound(body: Record<string, unknown>, defaultMaxTokens: number): number {
   const max = Number(body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens);
@@ -134,27 +151,44 @@ export class CapacityLimiter {
   }
 
   /**
-   * Waits until the call may go; 'paused' when the queue was paused meanwhile or the worker is stopping
-   * (the request goes back to the queue, no attempt spent). `promptTokens` gives the body's prompt estimate when the
-   * caller has it already (a run asks again after each 429 or outage round).
+   * The tokens large calls may hold together in a minute (the share of the smallest TPM limit that applies), when
+   * this call is one: its bound is over that share. 0 for an ordinary call.
    */
-  async acquire(model: string, body: Record<string, unknown>, promptTokens = () => estimatePromptTokens(body)): Promise<Reservation | 'paused'> {
+  private largeCallsShare(model: string, bound: number): number {
+    const tpms = [this.limits.tpm, this.modelLimit(model).tpm ?? 0].filter((t) => t > 0);
+    if (tpms.length === 0) return 0;
+    const share = Math.max(2, Math.floor(Math.min(...tpms) * (this.limits.largeShare ?? DEFAULT_LARGE_SHARE)));
+    return bound > share ? share : 0;
+  }
+
+  /**
+   * Waits until the call may go. Not reserved: 'paused' when the queue was paused meanwhile or the worker is stopping
+   * (the request goes back to the queue, no attempt spent); 'cancelled' when `stillWanted` (asked while waiting) says
+   * the request's batch is being cancelled; `{laterMs}` for a large call that has no room now: it waits outside the
+   * call slots, its request back in the queue. `promptTokens` gives the body's prompt estimate when the caller has it
+   * already (a run asks again after each 429 or outage round).
+   */
+  async acquire(model: string, body: Record<string, unknown>, promptTokens = () => estimatePromptTokens(body), stillWanted?: () => Promise<boolean>): Promise<Reservation | NotReserved> {
     if (this.waits.stopped) return 'paused';
     if (!this.limited(model) && (await this.gateOpen())) return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
-    const estimate = charged ? promptTokens() + replyBound(body, this.limits.defaultMaxTokens) : 0;
+    const bound = charged ? promptTokens() + replyBound(body, this.limits.defaultMaxTokens) : 0;
+    // A large call is charged half the large calls' share (two may be in flight; its real usage replaces it after).
+    const largeShare = this.largeCallsShare(model, bound);
+    const largeCharge = Math.floor(largeShare / 2);
+    const estimate = largeCharge || bound;
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
     const keys = [
       k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe,
-      ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`),
+      ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`), ...(largeCharge ? this.scopeKeys('large') : []),
     ];
-    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.lockMs, OUTAGE_PROBE_MS, 1];
+    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.lockMs, OUTAGE_PROBE_MS, 1, largeShare];
     while (!this.waits.stopped) {
       // Calls under the global limits alone, while nothing is paused and the credentials are proven, are reserved
       // together with the others of this process that ask meanwhile: one script for many calls.
-      const together = (m.rpm ?? 0) === 0 && (m.tpm ?? 0) === 0 && (await this.gateOpen());
+      const together = (m.rpm ?? 0) === 0 && (m.tpm ?? 0) === 0 && largeCharge === 0 && (await this.gateOpen());
       const { state, waitMs, outage, group } = together
         ? await this.groups.reserve(estimate)
         : await acquireScript.run(this.redis, keys, args).then((r) => {
@@ -168,13 +202,16 @@ export class CapacityLimiter {
         // A reserved slot in the future is ours: sleep until it. Otherwise ask again soon, so that a pause that
         // ends early (a probe succeeded) is noticed.
         if (waitMs > 0) await this.waits.wait(waitMs);
-        if (!this.waits.stopped) return { member: reserved, estimate, model, probe: state === 2, outage: outage === 1, ...(group ? { group } : {}) };
+        if (!this.waits.stopped) return { member: reserved, estimate, model, probe: state === 2, outage: outage === 1, ...(group ? { group } : {}), ...(largeCharge ? { large: true } : {}) };
         // A call given up is not made: its group's entry keeps only the others' tokens.
         if (group && --group.unsettled === 0 && estimate > 0) await this.settleEntry(group.member, group.realTokens, model);
         // A probe given up must not keep the others waiting for its lease.
         if (state === 2) await this.endProbe(reserved);
         break;
       }
+      // A large call does not wait holding a call slot: its request goes back to the queue until there may be room.
+      if (largeCharge) return { laterMs: Math.min(Math.max(waitMs, RECHECK_MS), LARGE_RECHECK_MS) };
+      if (stillWanted && !(await stillWanted())) return 'cancelled';
       await this.waits.wait(Math.min(waitMs, RECHECK_MS) + Math.random() * 50);
     }
     return 'paused';
@@ -187,7 +224,7 @@ export class CapacityLimiter {
     // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
     const keys = [k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe, ...this.scopeKeys('global'), ...this.scopeKeys('global:none')];
     const { rpm, tpm, lockMs, headroom } = this.limits;
-    const reply = (await acquireScript.run(this.redis, keys, [member, tokens, headroom ?? 0.01, rpm, tpm, 0, 0, lockMs, OUTAGE_PROBE_MS, calls])) as [number, number, number, string?];
+    const reply = (await acquireScript.run(this.redis, keys, [member, tokens, headroom ?? 0.01, rpm, tpm, 0, 0, lockMs, OUTAGE_PROBE_MS, calls, 0])) as [number, number, number, string?];
     return { member, reply };
   }
 
@@ -225,12 +262,13 @@ export class CapacityLimiter {
       if (r.group.unsettled > 0) return;
       return this.settleEntry(r.group.member, r.group.realTokens, r.model);
     }
-    return this.settleEntry(r.member, actualTokens, r.model);
+    return this.settleEntry(r.member, actualTokens, r.model, r.large);
   }
 
-  private async settleEntry(member: string, actualTokens: number, model: string): Promise<void> {
+  private async settleEntry(member: string, actualTokens: number, model: string, large = false): Promise<void> {
     const keys = this.scopeKeys('global').slice(1);
     if ((this.modelLimit(model).tpm ?? 0) > 0) keys.push(...this.scopeKeys(`model:${model}`).slice(1));
+    if (large) keys.push(...this.scopeKeys('large').slice(1));
     await settleScript.run(this.redis, keys, [member, actualTokens]);
   }
 

@@ -6,7 +6,7 @@ import type { RequestQueues } from '../shared/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { AttemptEntry } from '../shared/request-record.js';
-import { estimatePromptTokens, replyBound, type CapacityLimiter } from './capacity-limiter.js';
+import { estimatePromptTokens, isReservation, replyBound, type CapacityLimiter } from './capacity-limiter.js';
 import { grade, replyText } from '../shared/expectations.js';
 import { classifyError, type ClassifiedError } from './classify-error.js';
 import type { RequestStore, StartedRequest } from './request-store.js';
@@ -144,8 +144,8 @@ export function createProcessor(deps: ProcessorDeps) {
       // A call slot covers waiting for capacity and the call itself, so that no more than CHATQ_CONCURRENCY
       // calls are in flight while a few extra jobs stand ready to take a slot the moment one frees.
       const call = await deps.callSlots(async () => {
-        const reservation = await limiter.acquire(started.model, body, promptTokens);
-        if (reservation === 'paused') return 'paused' as const;
+        const reservation = await limiter.acquire(started.model, body, promptTokens, () => store.batchGoesOn(started.batch));
+        if (!isReservation(reservation)) return reservation;
         const t0 = Date.now();
         try {
           return { ok: true as const, reply: await upstream.chat(body, started.userid), t0, latencyMs: Date.now() - t0, reservation };
@@ -155,6 +155,12 @@ export function createProcessor(deps: ProcessorDeps) {
       });
       // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
       if (call === 'paused') return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
+      // A large call with no room yet waits out of the queue's slots; one whose batch is being cancelled ends now.
+      if (call === 'cancelled') {
+        await store.cancelWithBatch(id, started, attempts);
+        return undefined;
+      }
+      if ('laterMs' in call) return later(id, started, attempts, job, token, call.laterMs + Math.random() * 200);
       const { t0, latencyMs, reservation } = call;
       if (call.ok) {
         const { reply } = call;

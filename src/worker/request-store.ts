@@ -1,5 +1,5 @@
 import { LuaScript, type RedisClient } from '../shared/redis.js';
-import { cancelBatch } from '../shared/cancel-batch.js';
+import { cancelBatch, type CancelReason } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import type { RequestQueues } from '../shared/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
@@ -150,6 +150,19 @@ export class RequestStore {
   async cancelOverBudget(id: string, owner: RequestOwner): Promise<void> {
     await this.release(id, owner, []);
     await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
+  }
+
+  /** Whether a request of this batch should still be sent: not while the batch is being cancelled, expired or failed. */
+  async batchGoesOn(batch: string): Promise<boolean> {
+    const status = await this.redis.hget(this.keys.batch(batch), 'status');
+    return status === 'in_progress' || status === 'validating';
+  }
+
+  /** Not sent: its batch is being cancelled (or expired) while it waited for capacity; it ends the way the others did. */
+  async cancelWithBatch(id: string, owner: RequestOwner, attempts: AttemptEntry[]): Promise<void> {
+    await this.release(id, owner, attempts);
+    const stored = await this.redis.hget(this.keys.batch(owner.batch), 'cancel_reason');
+    await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, stored ? (JSON.parse(stored) as CancelReason) : { code: 'cancelled', message: 'cancelled before it was sent' });
   }
 
   private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, (string | number)[] | undefined, number]> {

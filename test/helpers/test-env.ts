@@ -10,6 +10,7 @@ import { RequestQueues } from '../../src/shared/request-queue.js';
 import { submitBatch, type SubmitOptions, type SubmitResult } from '../../src/producer/submit-batch.js';
 import { Readable } from 'node:stream';
 import { getBatch } from '../../src/shared/read-store.js';
+import { loadPrices } from '../../src/shared/pricing.js';
 import type { BatchRecord } from '../../src/shared/request-record.js';
 import type { Queue } from 'bullmq';
 
@@ -52,7 +53,7 @@ export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: bool
     env: (extra = {}) => ({ ...process.env, ...baseEnv, ...extra }) as Record<string, string>,
     async submit(lines, opts = {}) {
       const text = Array.isArray(lines) ? lines.join('\n') : lines;
-      return submitBatch({ redis, queues, keys, resultTtlS: 3600 }, () => Readable.from([text]), { source: 'test.jsonl', ...opts });
+      return submitBatch({ redis, queues, keys, resultTtlS: 3600, prices: loadPrices() }, () => Readable.from([text]), { source: 'test.jsonl', ...opts });
     },
     async batch(id) {
       const b = await getBatch(redis, keys, id);

@@ -9,6 +9,7 @@ import { ImportFailedError, submitBatch } from '../../src/producer/submit-batch.
 import { newBatchId } from '../../src/shared/ids.js';
 import { createBatchRecord } from '../../src/shared/batch-imports.js';
 import { readBatchRequests } from '../../src/shared/read-store.js';
+import { loadPrices } from '../../src/shared/pricing.js';
 import { reconcileLanes } from '../../src/worker/reconcile-lanes.js';
 import { RequestStore } from '../../src/worker/request-store.js';
 import { createTestEnv, REDIS_URL, runCli, type TestEnv } from '../helpers/test-env.js';
@@ -51,7 +52,7 @@ describe('imports always end', () => {
         yield `${line(i)}\n`;
       }
     }
-    await expect(submitBatch({ redis: e.redis, queues: e.queues, keys: e.keys, resultTtlS: 3600 }, () => Readable.from(input()), { source: 'x.jsonl', batchId })).rejects.toBeInstanceOf(ImportFailedError);
+    await expect(submitBatch({ redis: e.redis, queues: e.queues, keys: e.keys, resultTtlS: 3600, prices: loadPrices() }, () => Readable.from(input()), { source: 'x.jsonl', batchId })).rejects.toBeInstanceOf(ImportFailedError);
     const batch = await e.batch(batchId);
     expect(batch.status).toBe('failed');
     expect(batch.importError).toMatchObject({ code: 'redis_error', message: expect.stringMatching(/WRONGTYPE/), enqueued: batch.total });
