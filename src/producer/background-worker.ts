@@ -1,4 +1,5 @@
 import { Worker, type Job } from 'bullmq';
+import { logFailure } from '../shared/condition-log.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { connectRedis, reportErrors } from '../shared/redis.js';
 import type { ProducerServiceOptions } from './submit-batch.js';
@@ -23,7 +24,7 @@ export function startBackgroundWorker<T>(
     removeOnFail: { count: 1000 },
   });
   reportErrors(worker);
-  worker.on('failed', (job, err) => opts.logger.error({ ...failure(job), err: err.message }, `${queueName} job failed`));
+  worker.on('failed', (job, err) => logFailure(opts.logger, 'error', failure(job), err, `${queueName} job failed`));
   return {
     async close() {
       await worker.close();

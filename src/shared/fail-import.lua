@@ -3,7 +3,9 @@
   enqueued (OpenAI's batch "errors"). The requests already enqueued are then cancelled or kept, as the batch's
   on_import_error says (the caller cancels them page by page with cancel-batch.lua).
   KEYS: 1 batch hash, 2 importing set, 3 importer lease, 4 memory reserve, 5 batch events
-  ARGV: 1 batch id, 2 now (ms), 3 error (JSON object with code and message), 4 rejected line count
+  ARGV: 1 batch id, 2 now (ms), 3 error (JSON object with code and message), 4 rejected line count, 5 what its
+        requests are cancelled with (JSON {code, message}; kept as the batch's cancel_reason, so that a worker that
+        meets one of them still unsent cancels it the same way)
   Returns {status after, on_import_error}.
 ]]
 --- @include events
@@ -18,6 +20,7 @@ if status ~= 'validating' then return { status or 'missing', mode } end
 local enqueued = tonumber(redis.call('HGET', batch, 'enqueued') or '0')
 err.enqueued = enqueued
 redis.call('HSET', batch, 'status', 'failed', 'failed_at', ARGV[2], 'total', enqueued, 'rejected_lines', ARGV[4], 'import_error', cjson.encode(err))
+if mode ~= 'keep' then redis.call('HSET', batch, 'cancel_reason', ARGV[5]) end
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 batchEvent(KEYS[5], batch, ARGV[1], 'failed', ARGV[2])

@@ -1,6 +1,6 @@
 import type { RequestQueues } from './request-queue.js';
 import { LuaScript, type RedisClient } from './redis.js';
-import { cancelBatch } from './cancel-batch.js';
+import { cancelBatch, type CancelReason } from './cancel-batch.js';
 import type { RedisKeys } from './keys.js';
 
 const failScript = new LuaScript(new URL('./fail-import.lua', import.meta.url));
@@ -15,11 +15,12 @@ export interface ImportError {
  * requests are cancelled unless the batch said on_import_error "keep". Returns the batch status afterwards.
  */
 export async function failImport(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, batchId: string, error: ImportError, rejectedLines: number, ttlS: number): Promise<string> {
+  const reason: CancelReason = { code: 'import_failed', message: `not sent: the batch's import failed (${error.code})` };
   const [status, mode] = (await failScript.run(
     redis,
     [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId), keys.events],
-    [batchId, Date.now(), JSON.stringify(error), rejectedLines],
+    [batchId, Date.now(), JSON.stringify(error), rejectedLines, JSON.stringify(reason)],
   )) as [string, string];
   if (status !== 'failed' || mode === 'keep') return status;
-  return cancelBatch(redis, keys, queues, batchId, ttlS, { code: 'import_failed', message: `not sent: the batch's import failed (${error.code})` });
+  return cancelBatch(redis, keys, queues, batchId, ttlS, reason);
 }

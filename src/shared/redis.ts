@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from './keys.js';
+import { logFailure } from './condition-log.js';
 import { describeRedisError } from './redis-errors.js';
 
 /** A single Redis or a Redis Cluster: chatq runs the same on both. */
@@ -19,7 +20,7 @@ let lost = false;
 export function reportRedisError(err: Error): void {
   const problem = describeRedisError(err);
   if (problem?.code !== 'redis_unavailable') {
-    log().error({ err: err.message }, 'redis error');
+    logFailure(log(), 'error', {}, err, 'redis error');
     return;
   }
   if (lost && Date.now() - lostAt < QUIET_MS) return;

@@ -1,5 +1,6 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Config, WebhookEndpoint } from '../shared/config.js';
+import { logFailure } from '../shared/condition-log.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { DEFAULT_PROJECT, everyTag, parentOfPart, type RedisKeys } from '../shared/keys.js';
 import { endIfPartsEnded } from '../shared/sharded-batch.js';
@@ -153,7 +154,7 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
     }
   };
   const worker = reportErrors(new Worker<WebhookJob>(WEBHOOK_QUEUE, withoutStacks(deliver), { connection: blocking, prefix: keys.prefix, concurrency: CONCURRENCY, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } }));
-  worker.on('failed', (job, err) => logger.warn({ event: job?.data.id, attempt: job?.attemptsMade, err: err.message }, 'webhook delivery failed'));
+  worker.on('failed', (job, err) => logFailure(logger, 'warn', { event: job?.data.id, attempt: job?.attemptsMade }, err, 'webhook delivery failed'));
 
   // Events become jobs in order; the lock keeps two dispatchers from trimming what the other has not queued. A part of
   // a sharded batch that ended (on its shard's list) may end its batch, whose event then comes on the base list.
@@ -184,7 +185,7 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
     }
   };
   const timer = setInterval(() => {
-    dispatch().catch((err: Error) => logger.warn({ err: err.message }, 'webhook dispatch failed; the events wait for the next pass'));
+    dispatch().catch((err: unknown) => logFailure(logger, 'warn', {}, err, 'webhook dispatch failed; the events wait for the next pass'));
   }, DISPATCH_MS);
   timer.unref();
   return {

@@ -2,16 +2,24 @@
   Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand)
   returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
   on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0}, {'wait', ms} when its turn
-  gap has not passed, or {'missing'} when its record is gone (nothing claimed either way). A claim is not an
-  attempt: `claims` counts runs begun.
+  gap has not passed, {'stopped', batch id, batch status, request id} when its batch is being cancelled or expired or its import
+  failed with on_import_error "cancel" (the caller cancels it with its batch), or {'missing'} when its record is gone
+  (nothing claimed in any of these; a stopped one left "running" by a run that never wrote its result is "queued"
+  again, for the cancel). A claim is not an attempt: `claims` counts runs begun.
   `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
   which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether
-  that batch has a budget)}. A turn gap (gap_ms) then starts now, and the request waits it out unclaimed.
+  that batch has a budget), status and on_import_error of that batch}. A turn gap (gap_ms) then starts now, and the
+  request waits it out unclaimed.
 ]]
+-- A batch whose unsent requests are not to be sent: being cancelled or expired, or its import failed ("cancel").
+local function batchStopped(status, onImportError)
+  return status == 'cancelling' or status == 'cancelled' or status == 'expiring' or status == 'expired' or (status == 'failed' and onImportError ~= 'keep')
+end
+
 local function claimRequest(prefix, id, now, hand)
   local key = KEY.request(prefix, id)
-  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap =
-    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms'))
+  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap, current =
+    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms', 'status'))
   -- A record that is gone (expired, deleted, or moved away by a resharding: not a key the script declared) is not
   -- claimed. Everything a run needs is read before the first write, so a missing part leaves nothing half written.
   if not userid or not batch then return { 'missing' } end
@@ -30,11 +38,19 @@ local function claimRequest(prefix, id, now, hand)
     if redis.call('EXISTS', prevKey) == 0 then return { 'missing' } end
     conv = redis.call('HGET', prevKey, 'conv') or ''
   end
-  local budgeted = hand and hand.batch == batch and hand.budgeted
+  local sameBatch = hand and hand.batch == batch
+  local budgeted = sameBatch and hand.budgeted
+  local status, onImportError = sameBatch and hand.status, sameBatch and hand.onImportError
   if not budgeted then
-    local status, maxCost = unpack(redis.call('HMGET', KEY.batch(prefix, batch), 'status', 'max_cost_nano'))
+    local maxCost
+    status, maxCost, onImportError = unpack(redis.call('HMGET', KEY.batch(prefix, batch), 'status', 'max_cost_nano', 'on_import_error'))
     if not status then return { 'missing' } end
     budgeted = maxCost and 1 or 0
+  end
+  if batchStopped(status, onImportError) then
+    -- A run that ended without its result (a worker killed, Redis full) left it "running": it is unsent again.
+    if current == 'running' then redis.call('HSET', key, 'status', 'queued') end
+    return { 'stopped', batch, status, id }
   end
   local claim = { 'HSET', key, 'status', 'running', 'started_at', now, 'claims', (tonumber(claims) or 0) + 1 }
   if hand then

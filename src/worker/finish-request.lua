@@ -106,7 +106,7 @@ end
 local head = redis.call('LINDEX', lane, 0)
 if not head then redis.call('SREM', KEYS[4], ARGV[9]) end
 
-local batchStatus, total = unpack(redis.call('HMGET', batch, 'status', 'total'))
+local batchStatus, total, onImportError = unpack(redis.call('HMGET', batch, 'status', 'total', 'on_import_error'))
 if FINAL_STATUS[batchStatus] and done >= tonumber(total or '0') then
   local final = FINAL_STATUS[batchStatus]
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
@@ -117,9 +117,9 @@ if not head then return { 'ok', '', 0, 0 } end
 -- The next head goes on in the serving job, claimed here; or to a new job. A turn gap (gap_ms) after this call is
 -- waited out as a delayed job, not before then.
 if ARGV[15] ~= '' then
-  local claim = claimRequest(prefix, head, now, { job = ARGV[15], batch = ARGV[8], budgeted = budgetKnown and (budgeted and 1 or 0) or nil })
+  local claim = claimRequest(prefix, head, now, { job = ARGV[15], batch = ARGV[8], budgeted = budgetKnown and (budgeted and 1 or 0) or nil, status = batchStatus, onImportError = onImportError })
   if claim[1] == 'run' then return { 'ok', head, 1, 0, claim } end
-  return { 'ok', head, 0, claim[2] or 0 }
+  return { 'ok', head, 0, claim[1] == 'wait' and claim[2] or 0 }
 end
 local gap = tonumber(redis.call('HGET', KEY.request(prefix, head), 'gap_ms') or '0') or 0
 if gap > 0 then redis.call('HSET', KEY.request(prefix, head), 'not_before', tonumber(now) + gap) end

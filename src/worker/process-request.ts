@@ -223,6 +223,11 @@ export function createProcessor(deps: ProcessorDeps) {
     const since = Date.now();
     const servingJob = () => (!limiter.stopping && Date.now() - since < deps.laneSliceMs ? job.id! : '');
     const first = await store.start(job.id!);
+    if (first && 'stoppedBatch' in first) {
+      // Its batch stopped (cancelled, expired, import failed): not sent, cancelled with the rest of the batch.
+      await store.cancelStopped(first);
+      return;
+    }
     if (first && 'waitMs' in first) {
       // A turn gap: the user's previous call ended too recently. The job waits delayed, holding no slot.
       await job.moveToDelayed(Date.now() + first.waitMs, token);

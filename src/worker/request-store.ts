@@ -62,9 +62,17 @@ function utcDay(ms: number): string {
   return dayCache.day;
 }
 
-/** A claim as claim-request.lua answers it: a run to make, a turn gap to wait, or nothing (finished, gone). */
-function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | undefined {
+/** A request left unsent because its batch stops (being cancelled or expired, its import failed): cancel it with the batch. */
+export interface StoppedClaim {
+  stoppedBatch: string;
+  status: string;
+  id: string;
+}
+
+/** A claim as claim-request.lua answers it: a run to make, a turn gap to wait, a stopped batch, or nothing (finished, gone). */
+function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | StoppedClaim | undefined {
   if (r[0] === 'wait') return { waitMs: Number(r[1]) };
+  if (r[0] === 'stopped') return { stoppedBatch: String(r[1]), status: String(r[2]), id: String(r[3]) };
   if (r[0] !== 'run') return undefined;
   const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number];
   return {
@@ -83,8 +91,15 @@ function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | 
   };
 }
 
+const CANCELLED: CancelReason = { code: 'cancelled', message: 'cancelled before it was sent' };
+const EXPIRED: CancelReason = { code: 'batch_expired', message: "not done within the batch's completion window" };
+const IMPORT_STOPPED: CancelReason = { code: 'import_failed', message: "not sent: the batch's import failed" };
+
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
+  /** Batch-wide cancels this process has under way, by batch. */
+  private readonly cancelWalks = new Map<string, Promise<unknown>>();
+
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
@@ -96,7 +111,7 @@ export class RequestStore {
    * Claims the request a job serves for a run: its own, or the lane's next one handed to it; how long to wait when its
    * turn gap has not passed; undefined when there is nothing to call (finished, or gone).
    */
-  async start(jobId: string): Promise<StartedRequest | { waitMs: number } | undefined> {
+  async start(jobId: string): Promise<StartedRequest | { waitMs: number } | StoppedClaim | undefined> {
     return toClaim((await startScript.run(this.redis, [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[]);
   }
 
@@ -143,7 +158,7 @@ export class RequestStore {
     const [nextHead, claim, gapMs] = await this.writeResult(id, owner, result, servingJob);
     if (nextHead && !claim) await this.queues.add([nextHead], gapMs);
     const next = claim && toClaim(claim);
-    return next && 'id' in next ? next : undefined;
+    return next && 'body' in next ? next : undefined;
   }
 
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
@@ -152,17 +167,40 @@ export class RequestStore {
     await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
   }
 
-  /** Whether a request of this batch should still be sent: not while the batch is being cancelled, expired or failed. */
+  /** Whether a request of this batch should still be sent: not once the batch stops (see claim-request.lua). */
   async batchGoesOn(batch: string): Promise<boolean> {
-    const status = await this.redis.hget(this.keys.batch(batch), 'status');
-    return status === 'in_progress' || status === 'validating';
+    const [status, onImportError] = await this.redis.hmget(this.keys.batch(batch), 'status', 'on_import_error');
+    return status === 'in_progress' || status === 'validating' || (status === 'failed' && onImportError === 'keep');
   }
 
-  /** Not sent: its batch is being cancelled (or expired) while it waited for capacity; it ends the way the others did. */
+  /** Not sent: its batch stopped while it waited for capacity; it goes back unclaimed and ends the way the others did. */
   async cancelWithBatch(id: string, owner: RequestOwner, attempts: AttemptEntry[]): Promise<void> {
     await this.release(id, owner, attempts);
-    const stored = await this.redis.hget(this.keys.batch(owner.batch), 'cancel_reason');
-    await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, stored ? (JSON.parse(stored) as CancelReason) : { code: 'cancelled', message: 'cancelled before it was sent' });
+    const status = (await this.redis.hget(this.keys.batch(owner.batch), 'status')) ?? 'cancelling';
+    await this.cancelStopped({ stoppedBatch: owner.batch, status, id });
+  }
+
+  /**
+   * Cancels the unsent requests of a batch that stopped, with the reason its cancel recorded, once the batch-wide
+   * cancel that stopped it could not finish (Redis full, a process killed) or ran before the request was left
+   * unclaimed. Callers in this process share a walk of the batch under way, and make one of their own only when
+   * their request is still unsent after it: a stopped batch costs one walk at a time, not one per request.
+   */
+  async cancelStopped(stopped: StoppedClaim): Promise<void> {
+    const batch = stopped.stoppedBatch;
+    const under = this.cancelWalks.get(batch);
+    if (under) {
+      await under.catch(() => undefined);
+      const status = await this.redis.hget(this.keys.request(stopped.id), 'status');
+      if (status !== 'queued' && status !== 'retrying') return;
+    }
+    const stored = await this.redis.hget(this.keys.batch(batch), 'cancel_reason');
+    const reason: CancelReason = stored ? (JSON.parse(stored) as CancelReason) : stopped.status === 'failed' ? IMPORT_STOPPED : stopped.status.startsWith('expir') ? EXPIRED : CANCELLED;
+    const walk = cancelBatch(this.redis, this.keys, this.queues, batch, this.ttlS, reason).finally(() => {
+      if (this.cancelWalks.get(batch) === walk) this.cancelWalks.delete(batch);
+    });
+    this.cancelWalks.set(batch, walk);
+    await walk;
   }
 
   private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, (string | number)[] | undefined, number]> {

@@ -4,6 +4,7 @@ import { DelayedError, Worker } from 'bullmq';
 import pLimit from 'p-limit';
 import type { Config } from '../shared/config.js';
 import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
+import { logFailure } from '../shared/condition-log.js';
 import type { Logger } from '../shared/logger.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { foldUsage } from '../shared/usage-fold.js';
@@ -126,7 +127,7 @@ export class WorkerPool {
         settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => jobBackoff(attemptsMade, err, config.backoffMs) },
       });
       worker.on('failed', (job, err) => {
-        if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logger.error({ request: job?.id, err: err.message }, 'job failed unexpectedly');
+        if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logFailure(logger, 'error', { request: job?.id }, err, 'job failed unexpectedly');
       });
       return reportErrors(worker);
     });
@@ -138,7 +139,7 @@ export class WorkerPool {
           const report = await reconcileLanes(redis, k, queues, stores.get(k) ?? new RequestStore(redis, k, config.resultTtlS, queues), owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
           if (report && (report.readded || report.lostJobs || report.endedImports || report.expired)) logger.warn({ ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) }, 'reconciler repaired lanes');
         } catch (err) {
-          logger.warn({ err: (err as Error).message }, 'reconciler pass failed');
+          logFailure(logger, 'warn', {}, err, 'reconciler pass failed');
         }
       }
     };
@@ -146,7 +147,7 @@ export class WorkerPool {
       try {
         await foldUsage(redis, keys);
       } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'usage fold failed; the records wait for the next one');
+        logFailure(logger, 'warn', {}, err, 'usage fold failed; the records wait for the next one');
       }
     };
     await Promise.all(workers.map((w) => w.waitUntilReady()));

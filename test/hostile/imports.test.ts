@@ -12,7 +12,8 @@ import { readBatchRequests } from '../../src/shared/read-store.js';
 import { loadPrices } from '../../src/shared/pricing.js';
 import { reconcileLanes } from '../../src/worker/reconcile-lanes.js';
 import { RequestStore } from '../../src/worker/request-store.js';
-import { createTestEnv, REDIS_URL, runCli, type TestEnv } from '../helpers/test-env.js';
+import { startSimulator } from '../../src/simulator/simulator-server.js';
+import { createTestEnv, REDIS_URL, runCli, spawnWorker, waitFor, type TestEnv } from '../helpers/test-env.js';
 
 const line = (i: number, pad = 0) => JSON.stringify({ custom_id: `r${i}`, user: `u${i % 50}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(pad)}` }] });
 const tmpFile = (name: string, lines: string[]) => {
@@ -119,5 +120,46 @@ describe('imports always end', () => {
     const report = await reconcileLanes(e.redis, e.keys, e.queues, store, 'test', 1, { ttlS: 3600, usageDays: 90 });
     expect(report).toMatchObject({ endedImports: 1 });
     expect(await e.batch(dead)).toMatchObject({ status: 'failed', importError: { code: 'import_interrupted', enqueued: 0 } });
+  });
+
+  it('Redis full mid-import with a worker running: "cancel" stops every request the import enqueued before more calls start; the worker says so once', async () => {
+    const redis = await startLocalRedis({ appendfsync: 'off' });
+    cleanups.push(() => redis.stop());
+    const sim = await startSimulator({ latencyMs: 100 });
+    cleanups.push(() => sim.close());
+    const e = await env(redis.url);
+    const admin = new Redis(redis.url);
+    cleanups.push(async () => admin.disconnect());
+    const worker = spawnWorker(e.env({ CHATQ_BASE_URL: sim.url, CHATQ_API_KEY: 'sim', CHATQ_CONCURRENCY: '10', LOG_LEVEL: 'info' }));
+    cleanups.push(async () => {
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+    });
+    await waitFor('worker up', async () => /worker started/.test(worker.stderr()), 20_000);
+    const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
+    await admin.config('SET', 'maxmemory', String(used + 12 * 1024 * 1024));
+    // Many users, so that the worker has work from the first chunk on while the import goes on.
+    const file = tmpFile('big.jsonl', Array.from({ length: 40_000 }, (_, i) => JSON.stringify({ custom_id: `r${i}`, user: `u${i % 2_000}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(100)}` }] })));
+    const first = await runCli(['enqueue', file], e.env());
+    expect(first.code).toBe(1);
+    const batchId = /(batch_[0-9a-f]{24})/.exec(first.stderr)![1]!;
+    const callsAtFailure = sim.stats().calls;
+    // Redis stays full for a while, the worker running; then memory comes back. Nothing of the failed batch may start
+    // now (the ten calls in flight at the failure may end).
+    await new Promise((r) => setTimeout(r, 5_000));
+    await admin.config('SET', 'maxmemory', '0');
+    const batch = await waitFor('the failed batch settled', async () => {
+      const b = await e.batch(batchId);
+      return b.cancelled + b.succeeded + b.failed === b.total ? b : undefined;
+    }, 30_000, 200);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(batch.status).toBe('failed');
+    expect(batch.total).toBeGreaterThan(100);
+    expect(sim.stats().calls - callsAtFailure).toBeLessThanOrEqual(10);
+    expect(batch.succeeded).toBeLessThanOrEqual(callsAtFailure + 10);
+    expect(batch.cancelled).toBeGreaterThanOrEqual(batch.total - callsAtFailure - 10);
+    // One line per Redis condition, not one per job.
+    const oomLines = worker.stderr().split('\n').filter((l) => /OOM|out of memory/i.test(l));
+    expect(oomLines.length).toBeLessThanOrEqual(5);
   });
 });
