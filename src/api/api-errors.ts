@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { describeRedisError } from '../shared/redis-errors.js';
 
 /** An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}. */
 export class ApiError extends Error {
@@ -49,6 +50,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
       return reply.code(413).send(errorBody(413, 'Request body too large.', 'body_too_large'));
     }
     if (status >= 400 && status < 500) return reply.code(status).send(errorBody(status, err.message, err.code ?? null));
+    // Redis full or gone is the server's state, not a fault in the request: the client is told to try again.
+    const redis = describeRedisError(err);
+    if (redis && redis.code !== 'redis_error') {
+      return reply.code(503).header('retry-after', '30').send(errorBody(503, redis.code === 'redis_oom' ? 'The server has no room to store this right now; try again later.' : 'The server cannot reach its store right now; try again shortly.', redis.code === 'redis_oom' ? 'server_full' : 'store_unavailable'));
+    }
     req.log.error({ err: { message: err.message, code: err.code } }, 'request failed');
     return reply.code(500).send(errorBody(500, 'Internal error; the details are in the server log.', 'internal_error'));
   });

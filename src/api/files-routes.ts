@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { batchFileLines } from '../shared/batch-output.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
@@ -7,6 +7,7 @@ import { deleteFile, FileWriter, getFile, readFileContent, type StoredFile } fro
 import { fileUsers } from '../shared/file-users.js';
 import { isFileId, newFileId } from '../shared/ids.js';
 import { parseJsonLine } from '../shared/input-limits.js';
+import { describeRedisError } from '../shared/redis-errors.js';
 import { sees, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
@@ -28,6 +29,10 @@ const fileObject = (f: Omit<StoredFile, 'project' | 'lines'>) => ({
 
 const idParams = z.object({ id: z.string().min(1).max(200) });
 const MAX_REPORTED = 20;
+/** What a multipart body carries besides its file (boundaries, part headers, the purpose field), at the most. */
+const MULTIPART_OVERHEAD = 64 * 1024;
+/** Uploads one server receives at once hold at most this many times the upload limit in Redis. */
+const STAGED_UPLOADS = 2;
 
 /** OpenAI Files API, for batch input and output: upload (streamed, each line checked), metadata, content, delete. */
 export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -61,8 +66,32 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     if (problems.length) throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
   };
 
+  /** Bytes the uploads being received may stage in Redis, reserved by each before it reads its body. */
+  let staging = 0;
+  const busy = (reply: FastifyReply, message: string, code: string) => {
+    void reply.header('retry-after', '30');
+    return new ApiError(503, message, code);
+  };
+
   app.post('/v1/files', async (req, reply) => {
     if (!req.isMultipart()) throw new ApiError(400, 'Expected multipart/form-data with fields "file" and "purpose".', 'invalid_request');
+    // The limit applies before the body is read: a body that says it is larger is refused at once.
+    const declared = Number(req.headers['content-length']);
+    if (declared > deps.maxUploadBytes + MULTIPART_OVERHEAD) {
+      void reply.header('connection', 'close');
+      throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
+    }
+    const reserved = Number.isFinite(declared) && declared > 0 ? declared : deps.maxUploadBytes;
+    if (staging + reserved > STAGED_UPLOADS * deps.maxUploadBytes) throw busy(reply, 'Too many uploads are being received right now; try again shortly.', 'too_many_uploads');
+    staging += reserved;
+    try {
+      return await receiveUpload(req, reply);
+    } finally {
+      staging -= reserved;
+    }
+  });
+
+  const receiveUpload = async (req: FastifyRequest, reply: FastifyReply) => {
     let purpose: string | undefined;
     let writer: FileWriter | undefined;
     let filename = 'upload.jsonl';
@@ -82,14 +111,17 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       return reply.code(200).send(fileObject(await writer.commit(filename, 'batch', creatorProject(req.principal), deps.config.resultTtlS)));
     } catch (err) {
       // A refused upload keeps nothing.
-      await writer?.discard();
+      // The rest of a refused body is not read: the connection ends with the answer.
+      void reply.header('connection', 'close');
+      await writer?.discard().catch(() => undefined);
       if (err instanceof ApiError) throw err;
+      if (describeRedisError(err)?.code === 'redis_oom') throw busy(reply, 'The server has no room for this file right now; try again later, or upload a smaller file.', 'server_full');
       const code = (err as { code?: string }).code;
       if (code === 'FST_FILES_LIMIT') throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
       if ((err as { statusCode?: number }).statusCode === 413) throw err;
       throw new ApiError(400, `Malformed multipart body: ${(err as Error).message}`, 'invalid_request');
     }
-  });
+  };
 
   app.get('/v1/files/:id', async (req) => {
     const { id } = parseInput(idParams, req.params);

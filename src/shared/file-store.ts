@@ -16,8 +16,16 @@ export interface StoredFile {
 }
 
 const LINES_PER_PUSH = 500;
+/** An upload still being received (or one whose server died mid-way) is kept this long at the most. */
+const STAGING_TTL_S = 3600;
 
 export const fileKeys = (prefix: string, id: string) => ({ meta: `${prefix}:file:${id}`, lines: `${prefix}:file:${id}:lines` });
+
+/** A MULTI's first failed command, thrown (ioredis answers them as [error, result] pairs). */
+const throwFirstError = (replies: [Error | null, unknown][] | null) => {
+  const failed = replies?.find(([err]) => err);
+  if (failed) throw failed[0];
+};
 
 /** Appends lines to a file being uploaded (in chunks, as they stream in). */
 export class FileWriter {
@@ -42,7 +50,8 @@ export class FileWriter {
     if (this.buffer.length === 0) return;
     const chunk = this.buffer;
     this.buffer = [];
-    await this.redis.rpush(fileKeys(this.prefix, this.id).lines, ...chunk);
+    const { lines } = fileKeys(this.prefix, this.id);
+    await this.redis.multi().rpush(lines, ...chunk).expire(lines, STAGING_TTL_S).exec().then(throwFirstError);
   }
 
   async commit(filename: string, purpose: string, project: string, ttlS: number): Promise<StoredFile> {

@@ -8,6 +8,9 @@ export interface RedisProblem {
 const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections/i;
 
 export function describeRedisError(err: unknown): RedisProblem | null {
+  // A MULTI whose commands Redis refused as they were queued fails as EXECABORT: what matters is why they were refused.
+  const refused = (err as { previousErrors?: unknown[] } | null)?.previousErrors?.[0];
+  if (refused !== undefined) return describeRedisError(refused);
   const message = err instanceof Error ? err.message : String(err);
   if (/\bOOM\b/.test(message)) {
     return { code: 'redis_oom', message: 'Redis is out of memory (maxmemory reached, noeviction): free memory or raise maxmemory' };
