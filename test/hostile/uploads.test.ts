@@ -9,9 +9,8 @@ const TOKEN = 'tok-uploads';
 const MB = 1024 * 1024;
 const BOUNDARY = 'chatq-test-boundary';
 
-/** A multipart upload's head (the purpose field and the file part's headers) and tail. */
+/** A multipart upload's head: the purpose field and the file part's headers. */
 const head = `--${BOUNDARY}\r\ncontent-disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${BOUNDARY}\r\ncontent-disposition: form-data; name="file"; filename="big.jsonl"\r\ncontent-type: application/jsonl\r\n\r\n`;
-const tail = `\r\n--${BOUNDARY}--\r\n`;
 const jsonl = (bytes: number) => {
   const line = `${JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(200) }] })}\n`;
   return line.repeat(Math.ceil(bytes / line.length));
