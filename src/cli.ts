@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { CommandFailed, EXIT, UsageError } from './cli/cli-context.js';
-import { say } from './cli/output.js';
+import { exitOnWriteError, say } from './cli/output.js';
 
 // Each command loads only what it needs (the worker's tokenizer, the API server...): fast start, small memory.
 const batchCommands = () => import('./cli/batch-commands.js');
@@ -171,10 +171,8 @@ program
   .option('--fail-malformed <rate>', 'fraction of calls answered with broken JSON')
   .action(async (flags) => process.exit(await (await serveCommands()).simulatorCommand(flags)));
 
-// A closed pipe (`chatq results B | head`) ends the command quietly.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(EXIT.ok);
-});
+// A closed pipe (`chatq results B | head`) ends the command quietly; any other write error (a full disk) in one line.
+exitOnWriteError(process.stdout, 'the output');
 
 try {
   await program.parseAsync(process.argv);

@@ -16,7 +16,7 @@ import { sumUsage } from './read-helpers.js';
 import { cliScope, EXIT, producerContext, readConfig, UsageError, withContext } from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { completionWindowFlag, submitFiles, type SubmitFlags } from './submit-files.js';
-import { out, say } from './output.js';
+import { exitOnWriteError, out, say } from './output.js';
 import { renderTable } from './table.js';
 
 
@@ -75,6 +75,7 @@ export async function resultsCommand(id: string, flags: { output?: string; forma
     const batch = await getBatch(ctx.redis, ctx.keys, id);
     if (!batch) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
     const sink = flags.output ? createWriteStream(flags.output) : process.stdout;
+    if (flags.output) exitOnWriteError(sink, flags.output);
     const write = (line: string) => (sink.write(`${line}\n`) ? undefined : new Promise<void>((r) => sink.once('drain', () => r())));
     if (format === 'csv') await write(CSV_COLUMNS.join(','));
     let failed = 0;

@@ -95,6 +95,36 @@ describe('what leaves chatq is safe where it lands', () => {
     expect(stderr).toBe('');
   });
 
+  it('an output that cannot be written (a full disk, a missing directory) is one line and exit 2, never a hang or a stack', async () => {
+    const submitted = await w.env.submit(Array.from({ length: 200 }, (_, i) => JSON.stringify({ custom_id: `c${i}`, user: `u${i % 20}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })));
+    await w.startWorker({ CHATQ_CONCURRENCY: '100' });
+    await waitForBatch(w.env, submitted.batchId);
+    const full = await new Promise<{ stderr: string; code: number | null }>((resolve) => {
+      const child = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" results ${submitted.batchId} > /dev/full`], { env: w.env.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve({ stderr: err, code: c });
+      });
+    });
+    expect(full.code).toBe(2);
+    expect(full.stderr.trim().split('\n')).toHaveLength(1);
+    expect(full.stderr).toMatch(/cannot write .*ENOSPC/);
+    const missing = await runCli(['results', submitted.batchId, '-o', join(dir(), 'no', 'such', 'dir', 'out.jsonl')], w.env.env());
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot write .*out\.jsonl.*ENOENT/);
+    noStack(missing.stderr);
+  });
+
+  it('table cells show line feeds and control characters escaped: a reply cannot forge rows', async () => {
+    const { renderTable } = await import('../../src/cli/table.js');
+    const table = renderTable(['custom_id', 'reply'], [['a', 'fine\nb       forged row\r\tx\u001b[2J']]);
+    expect(table.split('\n')).toHaveLength(3);
+    expect(table).toContain('fine\\nb       forged row\\r\\tx\\u001b[2J');
+  });
+
   describe('the API answers every input in OpenAI\'s error shape, never 5xx', () => {
     let api: ApiService;
     beforeEach(async () => {
