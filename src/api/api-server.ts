@@ -1,10 +1,10 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { DASHBOARD_OPEN_PATHS, dashboardRoutes, loginPage } from '../dashboard/dashboard-routes.js';
+import { CSP, DASHBOARD_OPEN_PATHS, dashboardRoutes, loginPage } from '../dashboard/dashboard-routes.js';
 import type { Logger } from '../shared/logger.js';
 import type { ApiDeps } from './api-deps.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './api-errors.js';
-import { createAuthenticator, installAuth } from './auth.js';
+import { createAuthenticator, installAuth, routeKind } from './auth.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { batchesRoutes } from './batches-routes.js';
 import { filesRoutes } from './files-routes.js';
@@ -14,6 +14,23 @@ import { schedulesRoutes } from './schedules-routes.js';
 
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;
+/** The operator board (bull-board): its scripts are its own files, but it sets inline styles and a <base> of its own. */
+const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'";
+
+/**
+ * Headers every answer gets unless its route set its own: nothing is cached (results, files and pages are private),
+ * nothing is sniffed, and no page (the dashboard, the sign-in page a 401 shows, the board) can be framed by another site.
+ */
+function installSecurityHeaders(app: FastifyInstance): void {
+  app.addHook('onSend', async (req, reply, payload) => {
+    void reply.header('x-content-type-options', 'nosniff').header('x-frame-options', 'DENY');
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+    if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
+      if (!reply.hasHeader('content-security-policy')) void reply.header('content-security-policy', routeKind(req.routeOptions.url) === 'operator' ? BOARD_CSP : CSP);
+    }
+    return payload;
+  });
+}
 
 /** A route the server answers: its method and its path pattern as the router matches it. */
 export interface RouteEntry {
@@ -29,6 +46,7 @@ export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<{ a
     for (const method of [r.method].flat()) routes.push({ method, url: r.url });
   });
   installErrorHandlers(app);
+  installSecurityHeaders(app);
   const sessions = new BrowserSessions(deps.redis, deps.keys);
   const auth = createAuthenticator(deps.config);
   installAuth(app, auth, { open: ['/healthz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage });

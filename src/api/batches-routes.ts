@@ -20,7 +20,11 @@ const createBody = z
     input_file_id: z.string().min(1).max(200),
     endpoint: z.literal('/v1/chat/completions', { message: 'only /v1/chat/completions is supported' }),
     completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
-    metadata: z.record(z.string().max(64), z.string().max(512)).nullish(),
+    // OpenAI's bounds: 16 pairs, keys of 64 characters, values of 512.
+    metadata: z
+      .record(z.string().max(64, { message: 'metadata keys are at most 64 characters' }), z.string().max(512, { message: 'metadata values are at most 512 characters' }))
+      .refine((m) => Object.keys(m).length <= 16, { message: 'metadata holds at most 16 key-value pairs' })
+      .nullish(),
     /** chatq: no call is sent that could take the batch past this cost (also accepted as metadata.max_cost_usd). */
     max_cost_usd: z.number().positive().optional(),
   })

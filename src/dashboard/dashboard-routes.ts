@@ -50,7 +50,7 @@ export function loginPage(next: string, problem?: string): string {
 }
 
 /** Nothing but chatq's own script, styles and inline SVG; no framing by other sites. */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /** Failed sign-ins one address may make per window. */
 const LOGIN_FAILURES = 10;
@@ -149,12 +149,13 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
   app.get('/ui/events', async (req, reply) => {
     const { batches } = parseInput(z.object({ batches: z.string().max(MAX_WATCHED * 32) }), req.query);
     const ids = [...new Set(batches.split(',').filter(isBatchId))].slice(0, MAX_WATCHED);
-    if (live.full) throw new ApiError(429, 'Too many live pages open on this server; reload later.', 'too_many_live_pages');
+    const owner = req.principal.scope.project ?? '*';
+    if (live.full(owner)) throw new ApiError(429, 'Too many live pages open on this server for this project; close some, or reload later.', 'too_many_live_pages');
     const projects = await Promise.all(ids.map((id) => redis.hget(keys.batch(id), 'project')));
     const visible = ids.filter((_, i) => projects[i] !== null && sees(req.principal.scope, projects[i]));
     // Nothing to watch: 204 tells EventSource not to reconnect.
     if (visible.length === 0) return reply.code(204).send();
-    live.subscribe(reply, visible);
+    live.subscribe(reply, visible, owner);
   });
 
   app.get('/costs', async (req, reply) => {

@@ -3,15 +3,18 @@ import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import { readBatches } from './batch-progress.js';
 
-/** Batches one page may watch, and pages watched at once by one server. */
+/** Batches one page may watch, pages watched at once by one server, and by one project's pages (admins' are one group). */
 export const MAX_WATCHED = 100;
 export const MAX_SUBSCRIBERS = 1_000;
+export const PER_PROJECT_SUBSCRIBERS = 250;
 const TICK_MS = 1_000;
 const HEARTBEAT_MS = 15_000;
 
 interface Subscriber {
   reply: FastifyReply;
   ids: string[];
+  /** Whose page it is: a project, or "*" for an admin's. */
+  owner: string;
   /** What this page was last sent, per batch: only changes go out. */
   sent: Map<string, string>;
 }
@@ -31,16 +34,20 @@ export class LiveUpdates {
     private readonly keys: RedisKeys,
   ) {}
 
-  get full(): boolean {
-    return this.subscribers.size >= MAX_SUBSCRIBERS;
+  /** Whether the server, or `owner`'s share of it, has no room for another live page. */
+  full(owner: string): boolean {
+    if (this.subscribers.size >= MAX_SUBSCRIBERS) return true;
+    let mine = 0;
+    for (const s of this.subscribers) if (s.owner === owner) mine += 1;
+    return mine >= PER_PROJECT_SUBSCRIBERS;
   }
 
-  /** Streams updates of `ids` (already checked to be visible to the page's token) until the page goes. */
-  subscribe(reply: FastifyReply, ids: string[]): void {
+  /** Streams updates of `ids` (already checked to be visible to `owner`, the page's project) until the page goes. */
+  subscribe(reply: FastifyReply, ids: string[], owner: string): void {
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     reply.raw.write('retry: 3000\n\n');
-    const sub: Subscriber = { reply, ids, sent: new Map() };
+    const sub: Subscriber = { reply, ids, owner, sent: new Map() };
     this.subscribers.add(sub);
     reply.raw.on('close', () => this.drop(sub));
     this.timer ??= setInterval(() => void this.tick(), TICK_MS);
