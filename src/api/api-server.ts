@@ -5,6 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ApiDeps } from './api-deps.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './api-errors.js';
 import { createAuthenticator, installAuth, routeKind } from './auth.js';
+import { AuthThrottle } from './auth-throttle.js';
 import { BrowserSessions } from './browser-sessions.js';
 import { batchesRoutes } from './batches-routes.js';
 import { filesRoutes } from './files-routes.js';
@@ -49,13 +50,14 @@ export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<{ a
   installSecurityHeaders(app);
   const sessions = new BrowserSessions(deps.redis, deps.keys);
   const auth = createAuthenticator(deps.config);
-  installAuth(app, auth, { open: ['/healthz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage });
+  const throttle = new AuthThrottle(deps.redis, deps.keys);
+  installAuth(app, auth, { open: ['/healthz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage, throttle });
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));
   await app.register((scope) => recordsRoutes(scope, deps));
   await app.register((scope) => schedulesRoutes(scope, deps));
   await app.register((scope) => opsRoutes(scope, deps));
-  await app.register((scope) => dashboardRoutes(scope, deps, sessions, auth));
+  await app.register((scope) => dashboardRoutes(scope, deps, { sessions, auth, throttle }));
   return { app, routes };
 }

@@ -4,6 +4,7 @@ import type { ApiToken } from '../shared/config.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { errorBody } from './api-errors.js';
+import type { AuthThrottle } from './auth-throttle.js';
 import { sessionCookie, type BrowserSessions } from './browser-sessions.js';
 
 /** Who made a request: the projects it may see, and whether it may open the operator pages. */
@@ -102,7 +103,11 @@ export interface AuthOptions {
   sessions: BrowserSessions;
   /** What a browser that asks for HTML gets with the 401 (the login form; the Basic prompt comes first). */
   loginPage: (next: string) => string;
+  /** Slows down guessing: wrong tokens past a few per address are answered late, or refused unchecked. */
+  throttle: AuthThrottle;
 }
+
+const tooManyFailures = () => errorBody(429, 'Too many wrong tokens from this address: wait a few seconds and try again.', 'too_many_attempts');
 
 /**
  * Bearer-token auth on every route but `open` ones. A project's token sees that project only; admin tokens
@@ -121,7 +126,13 @@ export function installAuth(app: FastifyInstance, auth: Authenticator, opts: Aut
     if (route !== undefined && opts.open.includes(route)) return;
     const kind = routeKind(route);
     const presented = presentedToken(req, kind);
-    let found = presented === undefined ? undefined : auth.byToken(presented.token);
+    let found: Principal | undefined;
+    if (presented !== undefined) {
+      const admission = opts.throttle.admit(req.ip);
+      if (admission === 'refused') return reply.code(429).header('retry-after', '2').send(tooManyFailures());
+      found = auth.byToken(presented.token);
+      await admission.done(found !== undefined, presented.token);
+    }
     let ambient = presented?.ambient ?? false;
     if (presented === undefined && kind !== 'api') {
       const session = await opts.sessions.lookup(sessionCookie(req));

@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { z } from 'zod';
 import type { ApiDeps } from '../api/api-deps.js';
 import { ApiError } from '../api/api-errors.js';
+import type { AuthThrottle } from '../api/auth-throttle.js';
 import { sameOrigin, tokenDigest, type Authenticator } from '../api/auth.js';
 import type { BrowserSessions } from '../api/browser-sessions.js';
 import { loadVisibleBatch } from '../api/visible-records.js';
@@ -52,15 +53,19 @@ export function loginPage(next: string, problem?: string): string {
 /** Nothing but chatq's own script, styles and inline SVG; no framing by other sites. */
 export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/** Failed sign-ins one address may make per window. */
-const LOGIN_FAILURES = 10;
-const LOGIN_WINDOW_S = 300;
 
 const page = z.coerce.number().int().min(0).max(10_000).default(0);
 const batchParams = z.object({ id: z.string().min(1).max(200) });
 
 /** The web dashboard, server-rendered (readable with JavaScript off), live with server-sent events, within the token's project. */
-export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessions: BrowserSessions, auth: Authenticator): Promise<void> {
+/** How the dashboard signs browsers in: the sessions, who a token is, and the guessing throttle. */
+export interface SignIn {
+  sessions: BrowserSessions;
+  auth: Authenticator;
+  throttle: AuthThrottle;
+}
+
+export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, { sessions, auth, throttle }: SignIn): Promise<void> {
   const { redis, keys } = deps;
   // The login form's body; small, and parsed only here.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
@@ -90,15 +95,14 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, sessi
   app.post('/login', async (req, reply) => {
     const form = parseInput(z.object({ token: z.string().max(1000), next: z.string().max(600).default('/') }), req.body);
     if (!sameOrigin(req)) throw new ApiError(403, 'Sign in from the dashboard itself: this form was posted from another site.', 'cross_site_request');
-    // Guessing is slowed down: past LOGIN_FAILURES failed tries from one address, it waits out the window.
-    const failures = keys.loginFailures(req.ip);
-    if (Number(await redis.get(failures)) >= LOGIN_FAILURES) throw new ApiError(429, `Too many failed sign-ins from this address: try again in ${LOGIN_WINDOW_S / 60} minutes.`, 'too_many_sign_ins');
+    // Guessing is slowed down as on every route (auth-throttle.ts); the right token always signs in.
+    const admission = throttle.admit(req.ip);
+    if (admission === 'refused') throw new ApiError(429, 'Too many wrong tokens from this address: wait a few seconds and try again.', 'too_many_attempts');
     const who = auth.byToken(form.token);
+    await admission.done(who !== undefined, form.token);
     if (!who) {
-      await redis.multi().incr(failures).expire(failures, LOGIN_WINDOW_S).exec();
       return reply.code(401).header('content-type', 'text/html; charset=utf-8').header('content-security-policy', CSP).send(loginPage(form.next, 'That token is not one this server knows.'));
     }
-    await redis.del(failures);
     await sessions.start(reply, tokenDigest(form.token), req.protocol === 'https');
     return reply.redirect(SAFE_NEXT.test(form.next) ? form.next : '/', 303);
   });

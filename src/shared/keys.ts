@@ -64,8 +64,8 @@ function layout(prefix: string) {
     reconcilerLock: `${prefix}:reconciler-lock`,
     /** A signed-in dashboard browser, by the SHA-256 of its cookie's id (expires). */
     session: (digest: string) => `${prefix}:session:${digest}`,
-    /** Failed sign-ins from one address in the current window (expires). */
-    loginFailures: (address: string) => `${prefix}:login-failures:${address}`,
+    /** Failed tokens presented from one address ("a:<address>") or with one token prefix ("p:<hash>") in the current window (expires). */
+    authFailures: (who: string) => `${prefix}:auth-failures:${who}`,
     pauseReason: `${prefix}:paused`,
     metrics: `${prefix}:metrics`,
     schedules: `${prefix}:schedules`,
@@ -86,7 +86,7 @@ function layout(prefix: string) {
  */
 const SHARED_KEYS = [
   'pauseReason', 'schedules', 'rateLimitPause', 'outage', 'outageUntil', 'outageProbe', 'credentialsProven', 'credentialsProbe',
-  'session', 'loginFailures', 'eventsLock', 'webhookDeliveries', 'webhookReceiver', 'importJob', 'projects', 'projectBatches', 'shardsInUse',
+  'session', 'authFailures', 'eventsLock', 'webhookDeliveries', 'webhookReceiver', 'importJob', 'projects', 'projectBatches', 'shardsInUse',
 ] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
 
 export type RedisKeys = ReturnType<typeof layout> & {
