@@ -122,8 +122,9 @@ schedule
 schedule
   .command('remove')
   .argument('<name>', 'schedule name')
+  .option('--project <name>', 'the project whose schedule it is (default: "default")')
   .description('stop a schedule')
-  .action(async (name: string) => process.exit(await (await evalCommands()).scheduleRemoveCommand(name)));
+  .action(async (name: string, flags) => process.exit(await (await evalCommands()).scheduleRemoveCommand(name, flags)));
 
 program
   .command('eval')

@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { getFile, keepFile } from '../shared/file-store.js';
 import { isFileId } from '../shared/ids.js';
-import { addSchedule, getSchedule, listSchedules, removeSchedule, ScheduleError, scheduleSpecSchema } from '../shared/schedules.js';
+import { PROJECT_NAME } from '../shared/config.js';
+import { DEFAULT_PROJECT } from '../shared/keys.js';
+import { addSchedule, getSchedule, listSchedules, removeSchedule, ScheduleError, scheduleId, scheduleSpecSchema } from '../shared/schedules.js';
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import { ApiError } from './api-errors.js';
@@ -34,9 +36,6 @@ export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Prom
     const file = isFileId(input_file_id) ? await getFile(redis, keys.prefix, input_file_id) : null;
     if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
     const spec = parseInput(scheduleSpecSchema, { ...rest, file_id: file.id, source: file.filename, project: file.project });
-    const existing = await getSchedule(redis, keys, spec.name);
-    // A name taken in another project is answered as taken, without saying by whom.
-    if (existing && !sees(req.principal.scope, existing.project)) throw new ApiError(409, `The schedule name "${spec.name}" is taken; choose another.`, 'name_taken', 'name');
     try {
       // The suite must outlive the upload's expiry: it lives as long as a schedule runs it.
       await keepFile(redis, keys.prefix, file.id);
@@ -50,9 +49,12 @@ export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Prom
 
   app.delete('/v1/schedules/:name', async (req) => {
     const { name } = parseInput(z.object({ name: z.string().min(1).max(64) }), req.params);
-    const spec = await getSchedule(redis, keys, name);
+    // A project's token names its own schedules; an admin names another project's with ?project=.
+    const { project } = parseInput(z.object({ project: z.string().regex(PROJECT_NAME).optional() }), req.query);
+    const id = scheduleId(req.principal.scope.project ?? project ?? DEFAULT_PROJECT, name);
+    const spec = await getSchedule(redis, keys, id);
     if (!spec || !sees(req.principal.scope, spec.project)) throw noSchedule(name);
-    if (!(await removeSchedule(redis, keys, schedules, name, deps.config.resultTtlS))) throw noSchedule(name);
+    if (!(await removeSchedule(redis, keys, schedules, id, deps.config.resultTtlS))) throw noSchedule(name);
     return { name, deleted: true };
   });
 }

@@ -6,8 +6,9 @@ import { compareBatches, evaluateBatch } from '../shared/eval-report.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
 import { FileWriter, keepFile } from '../shared/file-store.js';
 import { newFileId } from '../shared/ids.js';
+import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { formatUsd } from '../shared/pricing.js';
-import { addSchedule, listSchedules, openScheduleQueue, removeSchedule, ScheduleError, scheduleSpecSchema } from '../shared/schedules.js';
+import { addSchedule, listSchedules, openScheduleQueue, removeSchedule, ScheduleError, scheduleId, scheduleSpecSchema } from '../shared/schedules.js';
 import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
 import { out, say } from './output.js';
 import { renderTable } from './table.js';
@@ -94,11 +95,12 @@ export async function scheduleListCommand(flags: { project?: string }): Promise<
   });
 }
 
-export async function scheduleRemoveCommand(name: string): Promise<number> {
+export async function scheduleRemoveCommand(name: string, flags: { project?: string }): Promise<number> {
+  const project = flags.project ?? DEFAULT_PROJECT;
   return withContext(readConfig(), async (ctx) => {
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
-      if (!(await removeSchedule(ctx.redis, ctx.keys, queue, name, ctx.config.resultTtlS))) throw new UsageError(`no schedule "${name}"`);
+      if (!(await removeSchedule(ctx.redis, ctx.keys, queue, scheduleId(project, name), ctx.config.resultTtlS))) throw new UsageError(`no schedule "${name}" in project "${project}"`);
       out(`schedule "${name}" removed`);
     } finally {
       await queue.close();

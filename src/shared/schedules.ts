@@ -36,8 +36,15 @@ export const scheduleSpecSchema = z
 export type ScheduleSpec = z.output<typeof scheduleSpecSchema>;
 
 export interface ScheduleJob {
+  /** The schedule's id (scheduleId). */
   schedule: string;
 }
+
+/**
+ * A schedule is its project's: names are per project. Its id (the field of the schedules hash and the job scheduler's
+ * id) is the name in the default project, "<project>/<name>" in the others ("/" is in neither a name nor a project).
+ */
+export const scheduleId = (project: string, name: string) => (project === DEFAULT_PROJECT ? name : `${project}/${name}`);
 
 export function openScheduleQueue(connection: RedisClient, prefix: string): Queue<ScheduleJob> {
   return reportErrors(new Queue<ScheduleJob>(SCHEDULE_QUEUE, { connection, prefix }));
@@ -47,13 +54,14 @@ export class ScheduleError extends Error {}
 
 export async function addSchedule(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, spec: ScheduleSpec): Promise<{ next: number | null }> {
   const repeat = spec.cron !== undefined ? { pattern: spec.cron, tz: spec.tz } : { every: spec.every_ms! };
+  const id = scheduleId(spec.project, spec.name);
   try {
-    await queue.upsertJobScheduler(spec.name, repeat, { name: 'fire', data: { schedule: spec.name }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
+    await queue.upsertJobScheduler(id, repeat, { name: 'fire', data: { schedule: id }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
   } catch (err) {
     throw new ScheduleError(`cannot schedule "${spec.name}": ${(err as Error).message}`);
   }
-  await redis.hset(keys.schedules, spec.name, JSON.stringify(spec));
-  const scheduler = await queue.getJobScheduler(spec.name);
+  await redis.hset(keys.schedules, id, JSON.stringify(spec));
+  const scheduler = await queue.getJobScheduler(id);
   return { next: scheduler?.next ?? null };
 }
 
@@ -61,10 +69,10 @@ export async function addSchedule(redis: RedisClient, keys: RedisKeys, queue: Qu
  * Stops a schedule. Its suite goes with it when nothing else runs it: a suite `chatq schedule add` stored is deleted,
  * an uploaded file gets its expiry back (it is its uploader's, to delete or let expire).
  */
-export async function removeSchedule(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, name: string, ttlS: number): Promise<boolean> {
-  const spec = await getSchedule(redis, keys, name);
-  const removed = await queue.removeJobScheduler(name);
-  const deleted = (await redis.hdel(keys.schedules, name)) > 0;
+export async function removeSchedule(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, id: string, ttlS: number): Promise<boolean> {
+  const spec = await getSchedule(redis, keys, id);
+  const removed = await queue.removeJobScheduler(id);
+  const deleted = (await redis.hdel(keys.schedules, id)) > 0;
   if (spec && !(await getSchedules(redis, keys)).some((s) => s.file_id === spec.file_id)) {
     const file = await getFile(redis, keys.prefix, spec.file_id);
     if (file?.purpose === 'schedule') await deleteFile(redis, keys.prefix, spec.file_id);
@@ -73,17 +81,19 @@ export async function removeSchedule(redis: RedisClient, keys: RedisKeys, queue:
   return deleted || removed;
 }
 
-export async function getSchedule(redis: RedisClient, keys: RedisKeys, name: string): Promise<ScheduleSpec | null> {
-  const raw = await redis.hget(keys.schedules, name);
+/** The schedule of this id (scheduleId(project, name)). */
+export async function getSchedule(redis: RedisClient, keys: RedisKeys, id: string): Promise<ScheduleSpec | null> {
+  const raw = await redis.hget(keys.schedules, id);
   return raw ? (JSON.parse(raw) as ScheduleSpec) : null;
 }
 
-/** Every schedule of every project (bounded: one per name). */
+/** Every schedule of every project (bounded: one per name and project). */
 export async function getSchedules(redis: RedisClient, keys: RedisKeys): Promise<ScheduleSpec[]> {
   return Object.values(await redis.hgetall(keys.schedules)).map((raw) => JSON.parse(raw) as ScheduleSpec);
 }
 
 export async function listSchedules(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, scope: Scope): Promise<(ScheduleSpec & { next: number | null })[]> {
   const specs = (await getSchedules(redis, keys)).filter((s) => sees(scope, s.project));
-  return Promise.all(specs.sort((a, b) => a.name.localeCompare(b.name)).map(async (s) => ({ ...s, next: (await queue.getJobScheduler(s.name))?.next ?? null })));
+  const sorted = specs.sort((a, b) => a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
+  return Promise.all(sorted.map(async (s) => ({ ...s, next: (await queue.getJobScheduler(scheduleId(s.project, s.name)))?.next ?? null })));
 }

@@ -88,4 +88,25 @@ describe('projects: a token sees its own project only', () => {
     const cli = await runCli(['report', '--by', 'batch', '--format', 'json', '--project', 'alpha'], w.env.env());
     expect(JSON.parse(cli.stdout).map((r: { batch: string }) => r.batch)).toEqual([batchA.id]);
   });
+
+  it('schedule names are per project: the same name in two projects is two schedules, and neither says the other exists', async () => {
+    const file = async (token: string) => (await client(token).files.create({ file: await toFile(Buffer.from(fileText('s')), 's.jsonl'), purpose: 'batch' })).id;
+    const schedule = async (token: string, inputFile: string) =>
+      get(token, '/v1/schedules', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'nightly', every_ms: 3_600_000, input_file_id: inputFile }) });
+    const [fileA, fileB] = [await file(A), await file(B)];
+    expect((await schedule(A, fileA)).status).toBe(200);
+    const b = await schedule(B, fileB);
+    expect(b.status).toBe(200);
+    const names = async (token: string) => (await (await get(token, '/v1/schedules')).json()).data.map((s: { name: string; project: string }) => `${s.project}/${s.name}`);
+    expect(await names(A)).toEqual(['alpha/nightly']);
+    expect(await names(B)).toEqual(['beta/nightly']);
+    expect((await names(ADMIN)).sort()).toEqual(['alpha/nightly', 'beta/nightly']);
+    // Removing beta's leaves alpha's running; the CLI names a project's schedule with --project.
+    expect((await get(B, '/v1/schedules/nightly', { method: 'DELETE' })).status).toBe(200);
+    expect(await names(A)).toEqual(['alpha/nightly']);
+    expect((await get(B, '/v1/schedules/nightly', { method: 'DELETE' })).status).toBe(404);
+    const removed = await runCli(['schedule', 'remove', 'nightly', '--project', 'alpha'], w.env.env());
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(await names(ADMIN)).toEqual([]);
+  });
 });
