@@ -87,7 +87,9 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
         await api.close();
       }
 
-      // A batch of 6 users (over several shards when sharded), cancelled while it runs.
+      // A batch of 6 users (over several shards when sharded), cancelled while it runs (slow calls: 100 turns take a
+      // user 5 s, so the cancel comes while every lane has turns left, however loaded the machine).
+      sim.configure({ latencyMs: 50, jitterMs: 0 });
       const slow = await env.submit(lines('s', 6, 100));
       await waitFor('it started', async () => (await env.batch(slow.batchId)).succeeded > 0, 30_000, 20);
       const cancel = await runCli(['cancel', slow.batchId], env.env());
@@ -100,6 +102,7 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
       for await (const r of readBatchRequests(env.redis, env.keys, slow.batchId)) unfinished += r.status === 'succeeded' || r.status === 'cancelled' ? 0 : 1;
       expect(unfinished).toBe(0);
     } finally {
+      sim.configure({ latencyMs: 3, jitterMs: 2 });
       for (const w of workers) w.child.kill('SIGKILL');
     }
   });
