@@ -4,7 +4,9 @@ import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiService } from '../src/cli/api-service.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
+import { partsOf } from '../src/shared/sharded-batch.js';
 import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-service.js';
+import { startWorker } from './helpers/in-process-worker.js';
 import { createTestEnv, runCli, spawnWorker, testLogger, waitFor, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
 
 const TOKEN = 'shards-token';
@@ -109,5 +111,24 @@ describe('sharded batches (CHATQ_SHARDS=4)', () => {
     const status = await runCli(['status', submitted.batchId, '--json'], other);
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout).batch).toMatchObject({ status: 'cancelled', cancelled: 20 });
+  });
+
+  it('a cancel that comes after every part has completed, before the batch record ends, leaves the batch "completed"', async () => {
+    const { env, sim } = await setUp();
+    const submitted = await env.submit(Array.from({ length: 40 }, (_, i) => line(i, 8)));
+    // A worker without the producer services: nothing ends the batch record from its parts but the cancel.
+    const pool = await startWorker(env.config({ CHATQ_RECONCILE_MS: '3600000' }), sim.url);
+    cleanups.push(() => pool.close());
+    const parts = (await env.redis.hget(env.keys.batch(submitted.batchId), 'shards'))!;
+    expect(Number(parts)).toBe(4);
+    await waitFor('every part done', async () => {
+      const all = partsOf(env.keys, submitted.batchId, { shards: parts });
+      const statuses = await Promise.all(all.map((p) => env.redis.hget(p.keys.batch(p.id), 'status')));
+      return statuses.every((st) => st === 'completed');
+    }, 30_000);
+    expect(await env.redis.hget(env.keys.batch(submitted.batchId), 'status')).toBe('in_progress');
+    const r = await runCli(['cancel', submitted.batchId], env.env());
+    expect(r.code, r.stderr).toBe(0);
+    expect(await env.batch(submitted.batchId)).toMatchObject({ status: 'completed', succeeded: 40, cancelled: 0 });
   });
 });

@@ -24,8 +24,10 @@ const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_
  * imported is cancelled as soon as its import ends. Returns the batch status afterwards.
  */
 export async function cancelBatch(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
-  const status = await cancelOne(redis, keys, queues, batchId, ttlS, reason);
   const parts = keys.shardCount > 1 ? partsOf(keys, batchId, { shards: (await redis.hget(keys.batch(batchId), 'shards')) ?? '' }) : [];
+  // A sharded batch whose parts have all ended but whose record has not yet: it ended as they did, before any cancel.
+  if (parts.length > 0) await endIfPartsEnded(redis, keys, batchId, ttlS);
+  const status = await cancelOne(redis, keys, queues, batchId, ttlS, reason);
   if (parts.length === 0) return status;
   // A sharded batch: the record first (a cancel asked while importing is seen by the importer), then every part.
   await Promise.all(parts.map((p) => cancelOne(redis, p.keys, queues, p.id, ttlS, reason)));
