@@ -64,7 +64,7 @@ describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Clu
     const env = await newEnv();
     const sim = await startSimulator({ latencyMs: 8, jitterMs: 6 });
     cleanups.push(() => env.cleanup(), () => sim.close());
-    const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '40', CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '1000' });
+    const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '40', CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '1000' });
     const workers: WorkerProcess[] = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
     cleanups.push(async () => workers.forEach((w) => w.child.kill('SIGKILL')));
     const submitted = await env.submit(lines(300, 10));
@@ -88,7 +88,7 @@ describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Clu
     const redis = await startLocalRedis({ appendfsync: 'always' });
     let restarted = redis;
     cleanups.push(() => restarted.stop());
-    const { env, sim, submitted } = await startRun(redis.url, { CHATQ_CONCURRENCY: '30', CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '1000' }, 200, 8, 400);
+    const { env, sim, submitted } = await startRun(redis.url, { CHATQ_CONCURRENCY: '30', CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '1000' }, 200, 8, 400);
 
     redis.process.kill('SIGKILL');
     await new Promise((r) => redis.process.once('exit', r));

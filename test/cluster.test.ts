@@ -47,7 +47,7 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
   });
 
   it('per-user order, no overlap, each request counted once, with two worker processes and a SIGKILL; the API and CLI read the batch; cancel works', async () => {
-    const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '30' });
+    const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '30' });
     const workers = [spawnWorker(vars), spawnWorker(vars)];
     try {
       const submitted = await env.submit(lines('c', 60, 10));
@@ -120,7 +120,7 @@ async function disturbedRun(
   const cluster = await startLocalCluster(3, opts.replicas);
   const env = await createTestEnv(cluster.url, { cluster: true, shards: opts.shards });
   const sim = await startSimulator({ latencyMs: opts.latencyMs, jitterMs: Math.ceil(opts.latencyMs / 10) + 2 });
-  const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '20' });
+  const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '20' });
   const workers = [spawnWorker(vars), spawnWorker(vars)];
   const total = opts.users * opts.turns;
   try {

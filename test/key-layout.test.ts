@@ -20,6 +20,6 @@ describe('key layout in one place', () => {
         checked += 1;
       }
     }
-    expect(checked).toBe(8);
+    expect(checked).toBe(9);
   });
 });

@@ -41,6 +41,11 @@ function layout(prefix: string) {
     /** The BullMQ job of a batch's HTTP import (jobId = batch id). */
     importJob: (batchId: string) => `${prefix}:imports:${batchId}`,
     lane: (userid: string) => `${prefix}:lane:${userid}`,
+    /**
+     * The user's call lease: "<request id>:<claim>" of the run whose call may be at the upstream, expiring at that
+     * call's deadline plus a margin (begin-call.lua). While it stands, no other call of the user starts.
+     */
+    laneLease: (userid: string) => `${prefix}:lane:${userid}:lease`,
     lanes: `${prefix}:lanes`,
     /** A user's requests in one project, in submission order (lanes are global: memory belongs to the userid). */
     userRequests: (project: string, userid: string) => `${scoped(project)}:user:${userid}:reqs`,
@@ -216,6 +221,7 @@ export const SCRIPT_KEY_BUILDERS = {
   request: ['id'],
   requestBody: ['id'],
   lane: ['userid'],
+  laneLease: ['userid'],
   batch: ['id'],
   usage: ['project', 'dim', 'key'],
   usageIndex: ['project', 'dim'],

@@ -1,8 +1,9 @@
 --[[
   Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand)
   returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
-  on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0}, {'wait', ms} when its turn
-  gap has not passed, {'stopped', batch id, batch status, request id} when its batch is being cancelled or expired or its import
+  on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0, the claim number (begin-call.lua
+  checks it)}, {'wait', ms} when its turn gap has not passed or a call of its user may still be at the upstream (the
+  user's call lease: begin-call.lua), {'stopped', batch id, batch status, request id} when its batch is being cancelled or expired or its import
   failed with on_import_error "cancel" (the caller cancels it with its batch), or {'missing'} when its record is gone
   (nothing claimed in any of these; a stopped one left "running" by a run that never wrote its result is "queued"
   again, for the cancel). A claim is not an attempt: `claims` counts runs begun.
@@ -52,11 +53,16 @@ local function claimRequest(prefix, id, now, hand)
     if current == 'running' then redis.call('HSET', key, 'status', 'queued') end
     return { 'stopped', batch, status, id }
   end
-  local claim = { 'HSET', key, 'status', 'running', 'started_at', now, 'claims', (tonumber(claims) or 0) + 1 }
+  -- A call of this user may still be at the upstream (its run's lease stands: a worker killed, stalled or cut off
+  -- from Redis while it called): nothing of the user starts until that call's deadline and a margin are past.
+  local leaseLeft = redis.call('PTTL', KEY.laneLease(prefix, userid))
+  if leaseLeft > 0 then return { 'wait', leaseLeft } end
+  local claimNumber = (tonumber(claims) or 0) + 1
+  local claim = { 'HSET', key, 'status', 'running', 'started_at', now, 'claims', claimNumber }
   if hand then
     claim[#claim + 1] = 'served_by'
     claim[#claim + 1] = hand.job
   end
   redis.call(unpack(claim))
-  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted }
+  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber }
 end

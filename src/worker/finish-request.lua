@@ -10,7 +10,8 @@
   new job is added; the head is then claimed for that job's next run here, in the same round trip.
   KEYS: 1 request, 2 batch, 3 lane, 4 lane set, 5 batch usage (its cost), 6 batch request list, 7 batch custom_id
         hash, 8 batch error list, 9 the user's request index in the project, 10 the batch's budget reservations,
-        11 pending usage records, 12 batch events (a batch that ends here), 13 the request's body, 14 its response
+        11 pending usage records, 12 batch events (a batch that ends here), 13 the request's body, 14 its response,
+        15 the user's call lease (begin-call.lua: released here when this run holds it)
   Keys found on the way (the lane's next request, its body, the requests a halt skips) are read before they are
   written, and left alone when missing (as when a resharding has moved them: see claim-request.lua).
   ARGV: 1 id, 2 status (succeeded|failed), 3 now, 4 ttl (s), 5 key prefix, 6 attempt entries of this run (JSON array
@@ -19,7 +20,10 @@
         grade ("pass" | "fail" | ""), 13 the response as stored (response-codec.ts: compressed JSON; kept at
         <request key>:resp; "" when none), 14 the usage record for fold-usage.lua (JSON text), 15 the serving job's id
         when it goes on with the lane's next request ("" to hand it to a new job), 16 "1" when the batch has a budget
-        (its reservation is released), "0" when not, "" when unknown; 17... the result's fields (field, value, ...), written as they are
+        (its reservation is released), "0" when not, "" when unknown, 17 the run's claim number ("" when no run: a job
+        given up), 18... the result's fields (field, value, ...), written as they are
+  A run taken over since its claim (its worker lost its lock) still writes its result when it is the first (counted
+  once), but another run's call lease stands: the lane's next request waits it out (claim-request.lua).
   Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the next head was handed to the serving job,
            the next head's wait (ms: add its job delayed by that much), the handed head's claim (claim-request.lua)}.
 ]]
@@ -33,7 +37,7 @@ for _, i in ipairs({ 3, 4, 7 }) do
 end
 if ARGV[10] ~= '' and not string.match(ARGV[10], '^%d+$') then error('chatq finish-request: cost must be whole nano-USD') end
 if ARGV[2] ~= 'succeeded' and ARGV[2] ~= 'failed' then error('chatq finish-request: bad status') end
-if #ARGV % 2 ~= 0 then error('chatq finish-request: fields must come in pairs') end
+if #ARGV < 17 or (#ARGV - 17) % 2 ~= 0 then error('chatq finish-request: fields must come in pairs') end
 
 local req, batch, lane = KEYS[1], KEYS[2], KEYS[3]
 local id, status, now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -46,10 +50,14 @@ local function unservedHead()
   if not head or redis.call('HEXISTS', KEY.request(prefix, head), 'served_by') == 1 then return '' end
   return head
 end
+-- This run's call has ended, first result or not: its lease goes (another run's stands).
+if ARGV[17] ~= '' and redis.call('GET', KEYS[15]) == id .. ':' .. ARGV[17] then redis.call('DEL', KEYS[15]) end
 local current, log, attempts, onFailure = unpack(redis.call('HMGET', req, 'status', 'attempt_log', 'attempts', 'on_failure'))
 if not current then return { 'missing', unservedHead() } end
 if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' or current == 'expired' then
   redis.call('HDEL', KEYS[10], id)
+  -- A second result of one request (its call repeated after the first run was taken over): recorded, never counted.
+  if ARGV[17] ~= '' then redis.call('HINCRBY', req, 'repeats', 1) end
   return { 'duplicate', unservedHead() }
 end
 
@@ -58,7 +66,7 @@ if ARGV[6] ~= '' then
   result[#result + 1] = 'attempt_log'
   result[#result + 1] = (log and (string.sub(log, 1, -2) .. ',') or '[') .. ARGV[6] .. ']'
 end
-for i = 17, #ARGV do result[#result + 1] = ARGV[i] end
+for i = 18, #ARGV do result[#result + 1] = ARGV[i] end
 redis.call(unpack(result))
 -- Like the body, the response lives beside the hash, which then stays compact.
 if ARGV[13] ~= '' then redis.call('SET', KEYS[14], ARGV[13], 'EX', ttl) end

@@ -29,6 +29,8 @@ export interface ProcessorDeps {
   defaultRateLimitWaitMs?: number;
   /** How long a request may wait out an unreachable upstream before that counts as a failed attempt. */
   maxOutageMs: number;
+  /** The call timeout: each call's lease (its deadline in Redis) lasts this long. */
+  timeoutMs: number;
   logger: Logger;
   /** Runs a wait-for-capacity plus upstream call within the process's call concurrency. */
   callSlots: <T>(fn: () => Promise<T>) => Promise<T>;
@@ -146,9 +148,15 @@ export function createProcessor(deps: ProcessorDeps) {
       const call = await deps.callSlots(async () => {
         const reservation = await limiter.acquire(started.model, body, promptTokens, () => store.batchGoesOn(started.batch));
         if (!isReservation(reservation)) return reservation;
+        // The call's lease: its deadline goes on the request before it is sent, and the call ends by then.
+        const lease = await store.beginCall(started, deps.timeoutMs);
+        if (typeof lease !== 'number') {
+          await limiter.settle(reservation, 0, false);
+          return lease;
+        }
         const t0 = Date.now();
         try {
-          return { ok: true as const, reply: await upstream.chat(body, started.userid), t0, latencyMs: Date.now() - t0, reservation };
+          return { ok: true as const, reply: await upstream.chat(body, started.userid, lease), t0, latencyMs: Date.now() - t0, reservation };
         } catch (err) {
           return { ok: false as const, err, t0, latencyMs: Date.now() - t0, reservation };
         }
@@ -156,6 +164,10 @@ export function createProcessor(deps: ProcessorDeps) {
       // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
       if (call === 'paused') return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
       // A large call with no room yet waits out of the queue's slots; one whose batch is being cancelled ends now.
+      // Another run holds the request now (this one's lock lapsed): it is that run's to call and finish.
+      if (call === 'taken') return undefined;
+      // Redis answered the lease too late to call within it: back to the queue, not an attempt.
+      if (call === 'late') return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
       if (call === 'cancelled') {
         await store.cancelWithBatch(id, started, attempts);
         return undefined;

@@ -13,6 +13,9 @@ const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta
 const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.url));
 const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.url));
 const findServedScript = new LuaScript(new URL('./find-served-request.lua', import.meta.url));
+const beginCallScript = new LuaScript(new URL('./begin-call.lua', import.meta.url));
+/** A call's lease outlives its deadline by this much: clocks and aborts are not exact. */
+const LEASE_MARGIN_MS = 2_000;
 
 export interface StartedRequest {
   /** The request this run is for (the job's own, or one its lane handed to it). */
@@ -31,10 +34,12 @@ export interface StartedRequest {
   onFailure: OnFailure;
   /** Expectations to grade the result against (evaluation suites). */
   expect: Expect | null;
+  /** Which claim of the request this run is (its lease is taken with it: begin-call.lua). */
+  claim: number;
 }
 
 /** Who a request belongs to: what its result is written under (and whether its batch has a budget, when known). */
-export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'> & Partial<Pick<StartedRequest, 'budgeted'>>;
+export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'> & Partial<Pick<StartedRequest, 'budgeted' | 'claim'>>;
 
 export interface FinishedRequest {
   status: 'succeeded' | 'failed';
@@ -74,7 +79,7 @@ function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | 
   if (r[0] === 'wait') return { waitMs: Number(r[1]) };
   if (r[0] === 'stopped') return { stoppedBatch: String(r[1]), status: String(r[2]), id: String(r[3]) };
   if (r[0] !== 'run') return undefined;
-  const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number];
+  const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted, claim] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number, number];
   return {
     id,
     body: JSON.parse(body) as Record<string, unknown>,
@@ -86,6 +91,7 @@ function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | 
     batch,
     project,
     budgeted: budgeted === 1,
+    claim: Number(claim),
     onFailure: onFailure === 'halt' ? 'halt' : 'continue',
     expect: expect ? (JSON.parse(expect) as Expect) : null,
   };
@@ -113,6 +119,21 @@ export class RequestStore {
    */
   async start(jobId: string): Promise<StartedRequest | { waitMs: number } | StoppedClaim | undefined> {
     return toClaim((await startScript.run(this.redis, [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[]);
+  }
+
+  /**
+   * Takes the lease of the run's next upstream call: its deadline, `timeoutMs` from now in Redis time, goes on the
+   * request before the call is sent. Returns how long the call may take so that it ends by that deadline (the
+   * timeout less the round trip), 'taken' when this run no longer holds the request (another run took it over), or
+   * 'late' when the round trip ate the time (Redis answered too late: the call is not sent).
+   */
+  async beginCall(started: StartedRequest, timeoutMs: number): Promise<number | 'taken' | 'late'> {
+    const sent = performance.now();
+    const [ok] = (await beginCallScript.run(this.redis, [this.keys.request(started.id), this.keys.laneLease(started.userid)], [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id])) as [number, string?];
+    const left = timeoutMs - (performance.now() - sent);
+    if (ok !== 1) return 'taken';
+    // A call left less than half its time (Redis answered that late) is not sent.
+    return left >= timeoutMs / 2 ? Math.floor(left) : 'late';
   }
 
   /** The unfinished request a job serves (its own, or its lane's head handed to it), if any. */
@@ -147,7 +168,7 @@ export class RequestStore {
   }
 
   private async requeue(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: string, status: 'retrying' | 'queued'): Promise<void> {
-    await requeueScript.run(this.redis, [this.keys.request(id), this.keys.batchReservations(owner.batch)], [entriesText(attempts), attempts.length, error, status, id]);
+    await requeueScript.run(this.redis, [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)], [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0]);
   }
 
   /**
@@ -236,7 +257,7 @@ export class RequestStore {
     };
     const keys = [
       k.request(id), k.batch(owner.batch), k.lane(owner.userid), k.lanes, k.usage(p, 'batch', owner.batch), k.batchRequests(owner.batch), k.batchCustomIds(owner.batch), k.batchErrors(owner.batch), k.userRequests(p, owner.userid),
-      k.batchReservations(owner.batch), k.pendingUsage, k.events, k.requestBody(id), k.requestResponse(id),
+      k.batchReservations(owner.batch), k.pendingUsage, k.events, k.requestBody(id), k.requestResponse(id), k.laneLease(owner.userid),
     ];
     const args = [
       id, result.status, now, this.ttlS, k.prefix, entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,
@@ -246,6 +267,7 @@ export class RequestStore {
       JSON.stringify(record),
       servingJob,
       owner.budgeted === undefined ? '' : owner.budgeted ? '1' : '0',
+      owner.claim ?? '',
       ...fields,
     ];
     const [, nextHead, handed, gapMs, claim] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?, number?, (string | number)[]?];

@@ -110,6 +110,7 @@ export class WorkerPool {
         laneSliceMs: config.laneSliceMs,
         defaultMaxTokens: config.defaultMaxTokens,
         maxOutageMs: config.maxOutageMs,
+        timeoutMs: config.timeoutMs,
         logger,
         secrets: config.apiKey ? [config.apiKey] : [],
         callSlots,

@@ -19,7 +19,7 @@ describe('honest counters and quiet logs', () => {
     cleanups.push(() => env.cleanup(), () => sim.close());
     const submitted = await env.submit(Array.from({ length: 12 }, (_, i) => line(`u${i}`)));
     // RPM 1: one call goes, the others wait for capacity, holding their claims; then the worker is killed.
-    const vars = { CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '1000', CHATQ_RECONCILE_MS: '300' };
+    const vars = { CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '1000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '300' };
     const doomed = spawnWorker(env.env({ ...vars, CHATQ_RPM: '1' }));
     cleanups.push(async () => doomed.child.kill('SIGKILL'));
     await waitFor('the first call', async () => sim.stats().answered >= 1, 20_000);

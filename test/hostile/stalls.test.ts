@@ -61,7 +61,7 @@ describe('no line, call or crash stalls the other users', () => {
     const e = await env();
     const s = await sim({ latencyMs: 20_000 });
     await e.submit(['a', 'b', 'c'].map((u) => line(u)));
-    const vars = { CHATQ_BASE_URL: s.url, CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '60000', CHATQ_RECONCILE_MS: '500' };
+    const vars = { CHATQ_BASE_URL: s.url, CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '500' };
     const prober: WorkerProcess = spawnWorker(e.env(vars));
     cleanups.push(async () => prober.child.kill('SIGKILL'));
     await waitFor('the probe call', async () => s.stats().calls >= 1, 20_000);
