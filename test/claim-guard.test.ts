@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RequestStore, type StartedRequest } from '../src/worker/request-store.js';
+import type { StartedRequest } from '../src/worker/request-claims.js';
+import { RequestStore } from '../src/worker/request-store.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
 describe('handing a lane on', () => {

@@ -2,7 +2,8 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { QUEUE_NAME } from '../src/shared/keys.js';
 import { describe, expect, it } from 'vitest';
 import { reconcileLanes } from '../src/worker/reconcile-lanes.js';
-import { RequestStore, type StartedRequest } from '../src/worker/request-store.js';
+import type { StartedRequest } from '../src/worker/request-claims.js';
+import { RequestStore } from '../src/worker/request-store.js';
 import { waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 

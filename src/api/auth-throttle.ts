@@ -9,6 +9,8 @@ const WINDOW_S = 60;
 const HELD_MS = 1_000;
 /** Requests of a slowed address checked at once (held answers included); past them, refused unchecked. */
 const SLOTS_PER_ADDRESS = 4;
+/** Slowed addresses kept before the ended ones are swept. */
+const MAX_SLOWED = 10_000;
 /** Leading characters of a presented token counted together: guesses spread over addresses still meet there. */
 const PREFIX_CHARS = 8;
 
@@ -34,6 +36,8 @@ export class AuthThrottle {
 
   /** Called before a presented token is checked. */
   admit(address: string): Admission {
+    // Slowed addresses are the guessers': their number is theirs to choose, so ended ones go when there are many.
+    if (this.slowed.size > MAX_SLOWED) for (const [a, s] of this.slowed) if (s.until < Date.now() && s.busy === 0) this.slowed.delete(a);
     const s = this.slowed.get(address);
     if (s && s.until < Date.now() && s.busy === 0) this.slowed.delete(address);
     const slot = this.slowed.get(address);

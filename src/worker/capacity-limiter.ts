@@ -1,7 +1,6 @@
 import { LuaScript, type RedisClient } from '../shared/redis.js';
-import { LIMITS } from '../shared/input-limits.js';
 import type { RedisKeys } from '../shared/keys.js';
-import { contentTokens } from '../shared/token-estimate.js';
+import { estimatePromptTokens, replyBound } from './token-bounds.js';
 import { GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
 import { StoppableWaits } from './stoppable-waits.js';
 
@@ -60,25 +59,6 @@ const OUTAGE_PROBE_MS = 1_000;
 const OUTAGE_CAP_MS = 30_000;
 /** The longest a large call that found no room stays out of the queue before it asks again. */
 const LARGE_RECHECK_MS = 5_000;
-/** The reply budget of a body: its max_tokens (or max_completion_tokens) when a sane integer, else the default. */
-export function replyBound(body: Record<string, unknown>, defaultMaxTokens: number): number {
-  const max = Number(body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens);
-  return Number.isInteger(max) && max > 0 ? Math.min(max, LIMITS.maxTokens) : defaultMaxTokens;
-}
-
-/** Prompt tokens a chat body will be charged, in linear time (see token-estimate.ts). */
-export function estimatePromptTokens(body: Record<string, unknown>): number {
-  const messages = Array.isArray(body.messages) ? body.messages : [];
-  let prompt = 3;
-  for (const m of messages as { content?: unknown }[]) prompt += contentTokens(m?.content) + 4;
-  return prompt;
-}
-
-/** Tokens a chat body will be charged before the call: its prompt estimate plus the reply budget. */
-export function estimateTokens(body: Record<string, unknown>, defaultMaxTokens: number): number {
-  return estimatePromptTokens(body) + replyBound(body, defaultMaxTokens);
-}
-
 /**
  * Global request and token limits, shared by every worker process through Redis, plus the pauses every worker
  * honours (after a 429, during an outage, or while the queue is paused). Waiting here is not an attempt.

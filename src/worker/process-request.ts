@@ -6,10 +6,12 @@ import type { RequestQueues } from '../shared/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis.js';
 import type { AttemptEntry } from '../shared/request-record.js';
-import { estimatePromptTokens, isReservation, replyBound, type CapacityLimiter } from './capacity-limiter.js';
+import { isReservation, type CapacityLimiter } from './capacity-limiter.js';
+import { estimatePromptTokens, replyBound } from './token-bounds.js';
 import { grade, replyText } from '../shared/expectations.js';
 import { classifyError, type ClassifiedError } from './classify-error.js';
-import type { RequestStore, StartedRequest } from './request-store.js';
+import type { StartedRequest } from './request-claims.js';
+import type { RequestStore } from './request-store.js';
 import { UpstreamBodyError, type UpstreamClient } from './upstream-client.js';
 
 export interface ProcessorDeps {

@@ -4,9 +4,8 @@ import { latencyBucket } from '../shared/latency-buckets.js';
 import type { RequestQueues } from '../shared/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { encodeResponse } from '../shared/response-codec.js';
-import type { Usage } from '../shared/pricing.js';
-import type { Expect, Grade } from '../shared/expectations.js';
-import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
+import type { AttemptEntry, RequestError } from '../shared/request-record.js';
+import { toClaim, type FinishedRequest, type RequestOwner, type StartedRequest, type StoppedClaim } from './request-claims.js';
 
 const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
 const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
@@ -17,45 +16,6 @@ const beginCallScript = new LuaScript(new URL('./begin-call.lua', import.meta.ur
 /** A call's lease outlives its deadline by this much: clocks and aborts are not exact. */
 const LEASE_MARGIN_MS = 2_000;
 
-export interface StartedRequest {
-  /** The request this run is for (the job's own, or one its lane handed to it). */
-  id: string;
-  body: Record<string, unknown>;
-  userid: string;
-  model: string;
-  history: 'memory' | 'full';
-  /** The messages of the earlier turns and their replies (history "full"); empty otherwise. */
-  conversation: Record<string, unknown>[];
-  attempt: number;
-  batch: string;
-  project: string;
-  /** The batch has a budget: each run reserves its most costly outcome before calling. */
-  budgeted: boolean;
-  onFailure: OnFailure;
-  /** Expectations to grade the result against (evaluation suites). */
-  expect: Expect | null;
-  /** Which claim of the request this run is (its lease is taken with it: begin-call.lua). */
-  claim: number;
-}
-
-/** Who a request belongs to: what its result is written under (and whether its batch has a budget, when known). */
-export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'> & Partial<Pick<StartedRequest, 'budgeted' | 'claim'>>;
-
-export interface FinishedRequest {
-  status: 'succeeded' | 'failed';
-  response?: Record<string, unknown>;
-  error?: RequestError;
-  httpStatus?: number | null;
-  upstreamRequestId?: string | null;
-  latencyMs?: number;
-  usage: Usage;
-  costNano: number | undefined;
-  conversation?: unknown[];
-  /** This run's upstream calls, one entry each (429s and unreachable upstreams included). */
-  attempts: AttemptEntry[];
-  grade?: Grade;
-}
-
 const entriesText = (entries: AttemptEntry[]) => entries.map((e) => JSON.stringify(e)).join(',');
 let dayCache = { until: 0, day: '' };
 /** The UTC day of `ms`, recomputed once per day boundary rather than per request. */
@@ -65,36 +25,6 @@ function utcDay(ms: number): string {
     dayCache = { until: start + 86_400_000, day: new Date(start).toISOString().slice(0, 10) };
   }
   return dayCache.day;
-}
-
-/** A request left unsent because its batch stops (being cancelled or expired, its import failed): cancel it with the batch. */
-export interface StoppedClaim {
-  stoppedBatch: string;
-  status: string;
-  id: string;
-}
-
-/** A claim as claim-request.lua answers it: a run to make, a turn gap to wait, a stopped batch, or nothing (finished, gone). */
-function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | StoppedClaim | undefined {
-  if (r[0] === 'wait') return { waitMs: Number(r[1]) };
-  if (r[0] === 'stopped') return { stoppedBatch: String(r[1]), status: String(r[2]), id: String(r[3]) };
-  if (r[0] !== 'run') return undefined;
-  const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted, claim] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number, number];
-  return {
-    id,
-    body: JSON.parse(body) as Record<string, unknown>,
-    userid,
-    model,
-    history: history === 'full' ? 'full' : 'memory',
-    conversation: conv ? (JSON.parse(conv) as Record<string, unknown>[]) : [],
-    attempt,
-    batch,
-    project,
-    budgeted: budgeted === 1,
-    claim: Number(claim),
-    onFailure: onFailure === 'halt' ? 'halt' : 'continue',
-    expect: expect ? (JSON.parse(expect) as Expect) : null,
-  };
 }
 
 const CANCELLED: CancelReason = { code: 'cancelled', message: 'cancelled before it was sent' };
