@@ -5,6 +5,7 @@ import type { Config } from '../shared/config.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { ScheduleJob } from '../shared/schedules.js';
 import type { RequestQueues } from '../shared/request-queue.js';
+import type { StoreWatch } from './store-watch.js';
 
 /** What every route group gets: RedisClient, the queues, the configuration. */
 export interface ApiDeps {
@@ -14,6 +15,8 @@ export interface ApiDeps {
   imports: Queue<ImportJob>;
   schedules: Queue<ScheduleJob>;
   config: Config;
+  /** Whether Redis answers now. */
+  store: StoreWatch;
   /** Largest accepted upload, in bytes. */
   maxUploadBytes: number;
 }

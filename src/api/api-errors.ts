@@ -14,6 +14,9 @@ export class ApiError extends Error {
   }
 }
 
+/** What a client is told to wait before trying again while Redis is out of reach. */
+export const STORE_RETRY_AFTER_S = 5;
+
 const TYPES: Record<number, string> = { 401: 'authentication_error' };
 
 export function errorBody(status: number, message: string, code: string | null = null, param: string | null = null) {
@@ -53,7 +56,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
     // Redis full or gone is the server's state, not a fault in the request: the client is told to try again.
     const redis = describeRedisError(err);
     if (redis && redis.code !== 'redis_error') {
-      return reply.code(503).header('retry-after', '30').send(errorBody(503, redis.code === 'redis_oom' ? 'The server has no room to store this right now; try again later.' : 'The server cannot reach its store right now; try again shortly.', redis.code === 'redis_oom' ? 'server_full' : 'store_unavailable'));
+      return reply.code(503).header('retry-after', String(redis.code === 'redis_oom' ? 30 : STORE_RETRY_AFTER_S)).send(errorBody(503, redis.code === 'redis_oom' ? 'The server has no room to store this right now; try again later.' : 'The server cannot reach its store right now; try again shortly.', redis.code === 'redis_oom' ? 'server_full' : 'store_unavailable'));
     }
     req.log.error({ err: { message: err.message, code: err.code } }, 'request failed');
     return reply.code(500).send(errorBody(500, 'Internal error; the details are in the server log.', 'internal_error'));

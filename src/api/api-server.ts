@@ -12,6 +12,7 @@ import { filesRoutes } from './files-routes.js';
 import { opsRoutes } from './ops-routes.js';
 import { recordsRoutes } from './records-routes.js';
 import { schedulesRoutes } from './schedules-routes.js';
+import { installStoreGate } from './store-watch.js';
 
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;
@@ -48,6 +49,7 @@ export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<{ a
   });
   installErrorHandlers(app);
   installSecurityHeaders(app);
+  installStoreGate(app, deps.store);
   const sessions = new BrowserSessions(deps.redis, deps.keys);
   const auth = createAuthenticator(deps.config);
   const throttle = new AuthThrottle(deps.redis, deps.keys);

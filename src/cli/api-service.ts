@@ -9,6 +9,7 @@ import { RequestQueues } from '../shared/request-queue.js';
 import { checkShardCount } from '../shared/shard-count.js';
 import { openScheduleQueue } from '../shared/schedules.js';
 import { startProducerServices } from './producer-services.js';
+import { StoreWatch } from '../api/store-watch.js';
 
 export interface ApiService {
   url: string;
@@ -22,14 +23,16 @@ export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 
 /** The HTTP API plus the producer services (imports of uploaded batches, scheduled runs): what `chatq serve` runs. */
 export async function startApiService(config: Config, logger: Logger, port: number, host = '127.0.0.1', maxUploadBytes = DEFAULT_MAX_UPLOAD_BYTES): Promise<ApiService> {
-  const redis = connectRedis(config, 'chatq-api');
+  // A route's command fails after 5 s without an answer; new requests are answered at once while Redis is out of reach.
+  const redis = connectRedis(config, 'chatq-api', { commandTimeoutMs: 5_000 });
+  const store = new StoreWatch(redis).start();
   const keys = redisKeys(config.prefix, config.shards);
   await checkShardCount(redis, keys);
   const queues = new RequestQueues(redis, keys);
   const imports = openImportQueue(redis, config.prefix);
   const schedules = openScheduleQueue(redis, config.prefix);
   const producer = startProducerServices(config, logger);
-  const { app, routes } = await buildApiServer({ redis, keys, queues, imports, schedules, config, maxUploadBytes }, logger);
+  const { app, routes } = await buildApiServer({ redis, keys, queues, imports, schedules, config, maxUploadBytes, store }, logger);
   await app.listen({ port, host });
   const address = app.server.address() as AddressInfo;
   return {
@@ -37,6 +40,7 @@ export async function startApiService(config: Config, logger: Logger, port: numb
     routes,
     async close() {
       await app.close();
+      store.close();
       await producer.close();
       await imports.close();
       await schedules.close();

@@ -5,7 +5,7 @@ export interface RedisProblem {
 }
 
 // A cluster failing over (a master lost, its replica not yet promoted) is unavailable for a moment too.
-const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections/i;
+const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out/i;
 
 export function describeRedisError(err: unknown): RedisProblem | null {
   // A MULTI whose commands Redis refused as they were queued fails as EXECABORT: what matters is why they were refused.

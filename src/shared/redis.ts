@@ -78,12 +78,13 @@ function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptio
 /**
  * A connection for workers and long-running services: never gives up on a command while Redis restarts (or a cluster
  * fails over). With `failFast` (the CLI's one-shot commands) a command fails after a few seconds without Redis, so the
- * user is told. A cluster target gives an ioredis Cluster: every key chatq uses carries the prefix's hash tag. With
+ * user is told. With `commandTimeoutMs` (the API server) a command unanswered that long fails, as Redis out of reach
+ * behind a partition holds it without failing it. A cluster target gives an ioredis Cluster: every key chatq uses carries the prefix's hash tag. With
  * `autoPipelining`, the commands issued in one tick go in one write; every script loaded so far is defined on it at
  * once, since a command defined later is missing from the pipeline of the tick it is first sent in.
  */
-export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean; autoPipelining?: boolean } = {}): RedisClient {
-  const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name, enableAutoPipelining: opts.autoPipelining ?? false };
+export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean; autoPipelining?: boolean; commandTimeoutMs?: number } = {}): RedisClient {
+  const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name, enableAutoPipelining: opts.autoPipelining ?? false, ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}) };
   const client = watch(target.redisCluster ? clusterOf(target, options) : new Redis(target.redisUrl, { ...options, lazyConnect: false }));
   if (opts.autoPipelining) for (const script of LuaScript.loaded) script.prepare(client);
   return client;
