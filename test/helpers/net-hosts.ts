@@ -21,6 +21,8 @@ export interface NetHost {
   loss(peer: string, probability: number, opts?: { port?: number }): Promise<void>;
   /** Removes every fault of this host. */
   heal(): Promise<void>;
+  /** Packets this host's fault rules have dropped so far (so that a test knows its fault happened). */
+  dropped(): Promise<number>;
 }
 
 export interface NetLab {
@@ -78,6 +80,10 @@ export async function netLab(): Promise<NetLab> {
         heal: async () => {
           await iptables('-F', 'INPUT');
           await iptables('-F', 'OUTPUT');
+        },
+        dropped: async () => {
+          const { stdout } = await iptables('-L', '-v', '-x', '-n');
+          return stdout.split('\n').filter((l) => /\sDROP\s/.test(l)).reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]), 0);
         },
       };
       hosts.push(host);

@@ -1,4 +1,4 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor, waitForBatch } from '../helpers/test-env.js';
 import { conversationLines, expectInvariants, useNetWorld } from '../helpers/net-world.js';
 
@@ -17,6 +17,7 @@ describe('network (a): a worker and Redis apart for longer than the lock while i
     await first.cut(w.redisHost.ip);
     w.chatq(second, ['worker'], vars);
     await new Promise((r) => setTimeout(r, 20_000));
+    expect(await first.dropped()).toBeGreaterThan(0);
     await first.heal();
     await waitForBatch(w.env, submitted.batchId, 120_000);
     const { repeats } = await expectInvariants(w, submitted.batchId, users * turns);

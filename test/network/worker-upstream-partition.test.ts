@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { waitFor, waitForBatch } from '../helpers/test-env.js';
+import { conversationLines, expectInvariants, useNetWorld } from '../helpers/net-world.js';
+
+describe('network (b): a worker and the upstream apart', () => {
+  const w = useNetWorld({ latencyMs: 1_000, jitterMs: 200 });
+
+  it('rides out the outage (calls time out, nobody fails) and resumes with the first call that gets through', async () => {
+    const users = 10;
+    const turns = 3;
+    const submitted = await w.env.submit(conversationLines(users, turns, 'up'));
+    const host = await w.lab.host('worker');
+    w.chatq(host, ['worker'], { CHATQ_BASE_URL: w.sim.url, CHATQ_TIMEOUT_MS: '3000', CHATQ_CONCURRENCY: '20' });
+    await waitFor('calls in flight', async () => Object.values(w.sim.stats().users).some((u) => u.inFlight > 0), 30_000, 20);
+    await host.cut(w.lab.gateway, { port: Number(new URL(w.sim.url).port) });
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect(await host.dropped()).toBeGreaterThan(0);
+    const healedAt = Date.now();
+    await host.heal();
+    await waitForBatch(w.env, submitted.batchId, 120_000);
+    const { repeats } = await expectInvariants(w, submitted.batchId, users * turns);
+    const batch = await w.env.batch(submitted.batchId);
+    // The outage's backoff ended with the first call that got through.
+    expect(await w.env.redis.exists(w.env.keys.outage, w.env.keys.outageUntil)).toBe(0);
+    console.log(JSON.stringify({ scenario: 'b', requests: users * turns, repeats, afterHealMs: (batch.completedAt ?? Date.now()) - healedAt }));
+  });
+});
