@@ -34,10 +34,11 @@ export function completionWindowFlag(text: string | undefined): CompletionWindow
 /** An import that stopped: one line for people, exit 1 (the batch is "failed", or left for the reconciler). */
 function importStopped(source: string, err: ImportFailedError, flags: SubmitFlags): CommandFailed {
   const kept = flags.onImportError === 'keep' ? 'kept (they run)' : 'cancelled';
-  const state =
-    err.status === 'failed'
-      ? `batch ${err.batchId} is failed: ${err.enqueued} requests were enqueued before it stopped and are ${kept}`
-      : `batch ${err.batchId} could not even be marked failed (Redis refused); ${err.enqueued} requests were enqueued`;
+  const states: Record<string, string> = {
+    failed: `batch ${err.batchId} is failed: ${err.enqueued} requests were enqueued before it stopped and are ${kept}`,
+    busy: `another process imports batch ${err.batchId} now; ${err.enqueued} requests were enqueued by this one`,
+  };
+  const state = states[err.status] ?? `batch ${err.batchId} could not even be marked failed (Redis refused); ${err.enqueued} requests were enqueued`;
   return new CommandFailed(`${source}: ${err.message}. ${state}. To add the rest once the cause is fixed: chatq enqueue ${source} --batch ${err.batchId}`);
 }
 

@@ -1,23 +1,28 @@
 --[[
   Appends requests to their batch and to their users' lanes, in input order.
-  KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash, 4 lane set
+  KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash, 4 lane set, 5 importer lease
   ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
         of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
-        6 and 7 what comes before and after the userid in that project's user request index keys, then per request:
+        6 and 7 what comes before and after the userid in that project's user request index keys, 8 this importer's
+        lease owner, 9 the lease (ms), then per request:
         "id|userid|seq|line|group size|has extra" (characters that need no escaping), custom_id, model,
         body (JSON text, kept as is), and when "has extra" is 1, a JSON object of more fields.
   A group (the turns of one script) is accepted whole or not at all. Every argument is read and checked before the
-  first write.
+  first write. An importer whose lease lapsed (it could not reach Redis for a lease period) writes nothing more once
+  its batch has been ended or another importer holds the lease: the answer is an IMPORT_LOST error. While the batch
+  is still being imported and nobody else holds the lease, it takes the lease again.
   Returns { ids that became their lane's head (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
             already in this import), 0-based indexes of groups an earlier import of the batch already holds }.
 ]]
 --- @include keys
 local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batchId, now, prefix, earlier, project, userIndex, userIndexEnd = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local owner, leaseMs = ARGV[8], tonumber(ARGV[9])
 if not earlier then error('chatq enqueue-requests: bad earlier seq') end
+if not leaseMs or leaseMs < 1 or owner == '' then error('chatq enqueue-requests: bad lease') end
 if string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
 local metas = {}
-local a = 8
+local a = 10
 local highest = 0
 while a <= #ARGV do
   local id, userid, seq, line, group, hasExtra = string.match(ARGV[a], '^([^|]+)|([^|]+)|(%d+)|(%d+)|(%d+)|([01])$')
@@ -65,6 +70,12 @@ while i <= count do
   end
   i = i + group
 end
+
+local status, holder = redis.call('HGET', batchKey, 'status'), redis.call('GET', KEYS[5])
+if status ~= 'validating' or (holder and holder ~= owner) then
+  return redis.error_reply('IMPORT_LOST the import of batch ' .. batchId .. ' lost its lease: the batch is ' .. (status or 'gone') .. (holder and holder ~= owner and ' and another process imports it' or ''))
+end
+if not holder then redis.call('SET', KEYS[5], owner, 'PX', leaseMs) end
 
 i = 1
 while i <= count do

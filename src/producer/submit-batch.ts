@@ -11,7 +11,7 @@ import type { RequestQueues } from '../shared/request-queue.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { failImport, type ImportError } from '../shared/import-failure.js';
 import { describeRedisError } from '../shared/redis-errors.js';
-import { ImportGuard } from './import-guard.js';
+import { IMPORT_LEASE_MS, ImportGuard } from './import-guard.js';
 import { groupBy } from '../shared/group-by.js';
 import { openImportTargets, type ImportTarget } from './import-targets.js';
 import { findPrice, type PriceTable } from '../shared/pricing.js';
@@ -184,8 +184,8 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
   /** Enqueues one target's lines (a part's: the lines of its users) in one script; returns the lane heads. */
   const enqueue = async (target: ImportTarget, lines: PendingLine[]): Promise<string[]> => {
     const k = target.keys;
-    const keyList = [k.batch(target.id), k.batchRequests(target.id), k.batchCustomIds(target.id), k.lanes];
-    const args: (string | number)[] = [target.id, Date.now(), k.prefix, earlierSeq, project, ...target.userIndex];
+    const keyList = [k.batch(target.id), k.batchRequests(target.id), k.batchCustomIds(target.id), k.lanes, k.batchImporter(target.id)];
+    const args: (string | number)[] = [target.id, Date.now(), k.prefix, earlierSeq, project, ...target.userIndex, target.guard.owner, IMPORT_LEASE_MS];
     const groupStart: number[] = [];
     let index = 0;
     for (const { drafts, bodies, firstSeq } of lines) {
@@ -280,8 +280,8 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     const stopped = sharded ? [guard, ...targets.map((t) => t.guard)] : [guard];
     for (const g of stopped) g.stop();
     await Promise.allSettled(inFlight);
-    if (sharded) await Promise.allSettled(targets.map((t) => importFailed(ctx, t.keys, t.id, err, 0, 0)));
-    throw await importFailed(ctx, keys, batchId, err, rejectedLines, acceptedRequests);
+    if (sharded) await Promise.allSettled(targets.map((t) => importFailed(ctx, t.keys, t.id, t.guard.owner, err, 0, 0)));
+    throw await importFailed(ctx, keys, batchId, guard.owner, err, rejectedLines, acceptedRequests);
   }
   guard.stop();
 
@@ -301,12 +301,19 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
   return { batchId, acceptedRequests, acceptedLines, rejectedLines, alreadyPresent, errors, status };
 }
 
+/** The enqueue script's answer to an importer whose lease lapsed while it could not reach Redis. */
+function importLost(err: unknown): ImportError | undefined {
+  const message = err instanceof Error ? err.message : '';
+  if (!message.startsWith('IMPORT_LOST ')) return undefined;
+  return { code: 'import_interrupted', message: `${message.slice('IMPORT_LOST '.length)} (this process could not reach Redis for longer than the lease, ${IMPORT_LEASE_MS / 1000} s)` };
+}
+
 /** Records why an import stopped (the batch turns "failed"); when even that is refused, the batch is left for the reconciler. */
-async function importFailed(ctx: ProducerContext, keys: RedisKeys, batchId: string, err: unknown, rejectedLines: number, enqueued: number): Promise<ImportFailedError> {
-  const problem: ImportError = describeRedisError(err) ?? { code: 'import_failed', message: err instanceof Error ? err.message : String(err) };
+async function importFailed(ctx: ProducerContext, keys: RedisKeys, batchId: string, owner: string, err: unknown, rejectedLines: number, enqueued: number): Promise<ImportFailedError> {
+  const problem: ImportError = importLost(err) ?? describeRedisError(err) ?? { code: 'import_failed', message: err instanceof Error ? err.message : String(err) };
   let status = 'validating';
   try {
-    status = await failImport(ctx.redis, keys, ctx.queues, batchId, problem, rejectedLines, ctx.resultTtlS);
+    status = await failImport(ctx.redis, keys, ctx.queues, batchId, problem, rejectedLines, ctx.resultTtlS, owner);
   } catch {
     // Redis refused even that (gone, or still full): the import lease lapses and the reconciler ends the batch.
   }
