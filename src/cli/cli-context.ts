@@ -91,6 +91,7 @@ export function readConfig(overrides: Partial<Record<string, string | undefined>
 export async function requireRedis(target: RedisTarget): Promise<void> {
   const probe = await probeRedis(target);
   if (probe.ok) return;
+  if (!probe.unreachable) throw new UsageError(`${probe.reason} (REDIS_URL ${printableRedisUrl(target.redisUrl)}).`);
   throw new UsageError(`${probe.reason}. Start Redis (redis-server, or docker compose up -d redis) or set REDIS_URL (now ${printableRedisUrl(target.redisUrl)}).`);
 }
 

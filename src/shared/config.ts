@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_PROJECT, MAX_SHARDS } from './keys.js';
 
@@ -60,11 +61,27 @@ const modelLimitsSchema = z.record(
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const PROJECT_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+const canRead = (path: string) => {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 const envSchema = z.object({
   REDIS_URL: z
     .string()
     .refine((v) => v.split(',').every((s) => URL.canParse(s.includes('://') ? s.trim() : `redis://${s.trim()}`)), { message: 'REDIS_URL: expected a URL such as redis://127.0.0.1:6379 (or, with CHATQ_REDIS_CLUSTER=1, comma-separated seed nodes)' })
     .default(DEFAULT_REDIS_URL),
+  CHATQ_REDIS_CA: z
+    .string()
+    .min(1)
+    .superRefine((path, ctx) => {
+      if (!canRead(path)) ctx.addIssue({ code: 'custom', message: `CHATQ_REDIS_CA: cannot read the CA file "${path}": give the path of the PEM file of the CA that signed the Redis server's certificate` });
+    })
+    .optional(),
   CHATQ_REDIS_CLUSTER: z.enum(['0', '1', 'true', 'false', ''], { message: 'CHATQ_REDIS_CLUSTER: expected 1 or 0' }).optional(),
   CHATQ_PREFIX: z
     .string()
@@ -85,6 +102,8 @@ const envSchema = z.object({
   CHATQ_MAX_OUTAGE_MS: intFrom('CHATQ_MAX_OUTAGE_MS', 10 * 60_000, 0, MAX_TIMER_MS),
   CHATQ_DEFAULT_MAX_TOKENS: intFrom('CHATQ_DEFAULT_MAX_TOKENS', 1_024, 1, 1_048_576),
   CHATQ_LOCK_MS: intFrom('CHATQ_LOCK_MS', 30_000, 1_000, MAX_TIMER_MS),
+  CHATQ_REDIS_WAIT_REPLICAS: intFrom('CHATQ_REDIS_WAIT_REPLICAS', 0, 0, 16),
+  CHATQ_REDIS_WAIT_MS: intFrom('CHATQ_REDIS_WAIT_MS', 1_000, 1, 60_000),
   CHATQ_LANE_SLICE_MS: intFrom('CHATQ_LANE_SLICE_MS', 1_000, 0, MAX_TIMER_MS),
   CHATQ_RECONCILE_MS: intFrom('CHATQ_RECONCILE_MS', 15_000, 100, MAX_TIMER_MS),
   CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60, 10 * 365 * 24 * 3600),
@@ -146,6 +165,8 @@ export interface Config {
   redisUrl: string;
   /** REDIS_URL names the seed nodes of a Redis Cluster (CHATQ_REDIS_CLUSTER=1). */
   redisCluster: boolean;
+  /** The CA file that a rediss:// server's certificate is checked against (CHATQ_REDIS_CA); the system's CAs otherwise. */
+  redisCa: string | undefined;
   prefix: string;
   /** Hash tags users are spread over (CHATQ_SHARDS): a Redis Cluster places them on different masters. */
   shards: number;
@@ -166,6 +187,11 @@ export interface Config {
   maxOutageMs: number;
   defaultMaxTokens: number;
   lockMs: number;
+  /**
+   * Replicas that must hold a call's claim before it is sent, and a result before it is reported
+   * (CHATQ_REDIS_WAIT_REPLICAS, 0 = none), and how long to wait for them (CHATQ_REDIS_WAIT_MS).
+   */
+  waitReplicas: { count: number; timeoutMs: number };
   /** How long a job goes on with its lane's next requests before it hands the lane back to the queue (0: one each). */
   laneSliceMs: number;
   reconcileMs: number;
@@ -204,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     redisUrl: e.REDIS_URL,
     redisCluster: e.CHATQ_REDIS_CLUSTER === '1' || e.CHATQ_REDIS_CLUSTER === 'true',
+    redisCa: e.CHATQ_REDIS_CA,
     prefix: e.CHATQ_PREFIX,
     shards: e.CHATQ_SHARDS,
     baseUrl: e.CHATQ_BASE_URL ?? (e.CHATQ_API_KEY ? DEFAULT_BASE_URL : undefined),
@@ -220,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxOutageMs: e.CHATQ_MAX_OUTAGE_MS,
     defaultMaxTokens: e.CHATQ_DEFAULT_MAX_TOKENS,
     lockMs: e.CHATQ_LOCK_MS,
+    waitReplicas: { count: e.CHATQ_REDIS_WAIT_REPLICAS, timeoutMs: e.CHATQ_REDIS_WAIT_MS },
     laneSliceMs: e.CHATQ_LANE_SLICE_MS,
     reconcileMs: e.CHATQ_RECONCILE_MS,
     resultTtlS: e.CHATQ_RESULT_TTL_S,

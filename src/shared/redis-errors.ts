@@ -1,6 +1,6 @@
 /** Redis failures as people need to read them: one line saying what happened and what to do. */
 export interface RedisProblem {
-  code: 'redis_oom' | 'redis_unavailable' | 'redis_error';
+  code: 'redis_oom' | 'redis_unavailable' | 'redis_no_replicas' | 'redis_error';
   message: string;
 }
 
@@ -14,6 +14,9 @@ export function describeRedisError(err: unknown): RedisProblem | null {
   const message = err instanceof Error ? err.message : String(err);
   if (/\bOOM\b/.test(message)) {
     return { code: 'redis_oom', message: 'Redis is out of memory (maxmemory reached, noeviction): free memory or raise maxmemory' };
+  }
+  if (/^NOREPLICAS\b/.test(message)) {
+    return { code: 'redis_no_replicas', message: 'fewer Redis replicas than CHATQ_REDIS_WAIT_REPLICAS acknowledged a call\'s claim in CHATQ_REDIS_WAIT_MS: calls are held until enough replicas answer (or lower CHATQ_REDIS_WAIT_REPLICAS)' };
   }
   if (UNAVAILABLE.test(message)) return { code: 'redis_unavailable', message: `Redis went away (${message.split('\n')[0]!.slice(0, 120)})` };
   if (/^(ERR|WRONGTYPE|NOSCRIPT|READONLY|LOADING|BUSY|MISCONF|NOAUTH|WRONGPASS|NOPERM)\b/.test(message)) {

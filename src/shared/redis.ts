@@ -45,10 +45,12 @@ function watch<C extends RedisClient>(client: C): C {
   return client;
 }
 
-/** Where Redis is: one URL, or (cluster) comma-separated seed node URLs. */
+/** Where Redis is: one URL, (cluster) comma-separated seed node URLs, or (Sentinel) redis+sentinel:// sentinels. */
 export interface RedisTarget {
   redisUrl: string;
   redisCluster: boolean;
+  /** The CA file a rediss:// server's certificate is checked against. */
+  redisCa?: string | undefined;
 }
 
 /** A REDIS_URL fit to print: without user names and passwords. */
@@ -62,16 +64,41 @@ export function printableRedisUrl(url: string): string {
 
 /** The seed nodes of a REDIS_URL: "redis://h1:7000,redis://h2:7001" (or "redis://h1:7000,h2:7001"). */
 export function seedUrls(redisUrl: string): URL[] {
-  return redisUrl.split(',').map((s) => s.trim()).filter(Boolean).map((s) => new URL(s.includes('://') ? s : `redis://${s}`));
+  const parts = redisUrl.split(',').map((s) => s.trim()).filter(Boolean);
+  const scheme = /^[a-z+]+:\/\//.exec(parts[0] ?? '')?.[0] ?? 'redis://';
+  return parts.map((s) => new URL(s.includes('://') ? s : `${scheme}${s}`));
+}
+
+const SENTINEL = /^rediss?\+sentinel:$/;
+
+/** The user, password and TLS settings a REDIS_URL and CHATQ_REDIS_CA give every connection. */
+function authAndTls(target: RedisTarget): RedisOptions {
+  const first = seedUrls(target.redisUrl)[0]!;
+  const tls = first.protocol.startsWith('rediss') ? { tls: target.redisCa ? { ca: readFileSync(target.redisCa) } : {} } : {};
+  return { ...(first.username ? { username: decodeURIComponent(first.username) } : {}), ...(first.password ? { password: decodeURIComponent(first.password) } : {}), ...tls };
+}
+
+/**
+ * One Redis: from its URL, or (redis+sentinel://[user:password@]s1:26379,s2:26379/MASTER) the master that the
+ * sentinels name, found again after a failover. A server that turned replica under a connection (a failover the
+ * connection missed) answers READONLY: the connection is made again, to the master.
+ */
+function singleOf(target: RedisTarget, options: RedisOptions): Redis {
+  const seeds = seedUrls(target.redisUrl);
+  const common: RedisOptions = { ...authAndTls(target), reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false), ...options };
+  if (!SENTINEL.test(seeds[0]!.protocol)) {
+    const u = seeds[0]!;
+    return new Redis({ host: u.hostname, port: Number(u.port || 6379), db: Number(u.pathname.slice(1) || 0), ...common });
+  }
+  const name = seeds.map((u) => decodeURIComponent(u.pathname.slice(1))).find(Boolean) ?? 'mymaster';
+  return new Redis({ sentinels: seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 26379) })), name, ...common });
 }
 
 function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptions: ClusterOptions = {}): Cluster {
   const seeds = seedUrls(target.redisUrl);
-  const first = seeds[0]!;
-  const auth = { ...(first.username ? { username: decodeURIComponent(first.username) } : {}), ...(first.password ? { password: decodeURIComponent(first.password) } : {}) };
   return new Cluster(
     seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 6379) })),
-    { ...clusterOptions, redisOptions: { ...auth, ...redisOptions, ...(first.protocol === 'rediss:' ? { tls: {} } : {}) } },
+    { ...clusterOptions, redisOptions: { ...authAndTls(target), ...redisOptions } },
   );
 }
 
@@ -85,39 +112,65 @@ function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptio
  */
 export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean; autoPipelining?: boolean; commandTimeoutMs?: number } = {}): RedisClient {
   const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name, enableAutoPipelining: opts.autoPipelining ?? false, ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}) };
-  const client = watch(target.redisCluster ? clusterOf(target, options) : new Redis(target.redisUrl, { ...options, lazyConnect: false }));
+  const client = watch(target.redisCluster ? clusterOf(target, options) : singleOf(target, options));
   if (opts.autoPipelining) for (const script of LuaScript.loaded) script.prepare(client);
   return client;
 }
 
-export type RedisProbe = { ok: true } | { ok: false; reason: string };
+export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable: boolean };
+
+const UNTRUSTED_CERT = /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/;
+
+/** Why a connection was refused, in one line that says what to change; undefined when Redis just did not answer. */
+export function connectionRefusal(err: Error & { code?: string }, target: RedisTarget): string | undefined {
+  const first = seedUrls(target.redisUrl)[0]!;
+  const user = first.username ? decodeURIComponent(first.username) : 'default';
+  const message = err.message.split('\n')[0]!;
+  if (/^WRONGPASS/.test(message)) return `Redis refused the password for user "${user}" (WRONGPASS): check the user and password in REDIS_URL`;
+  if (/^NOAUTH/.test(message)) return 'Redis needs a password (NOAUTH): put the user and password in REDIS_URL, as rediss://USER:PASSWORD@host:port';
+  if (/^NOPERM/.test(message)) return `Redis user "${user}" may not run chatq's commands (NOPERM): give it +@all on ~* and &* (or the prefix's keys), or use another user`;
+  if (err.code && UNTRUSTED_CERT.test(err.code)) {
+    return `the Redis server's TLS certificate is not trusted (${err.code}): ${target.redisCa ? `the CA in CHATQ_REDIS_CA (${target.redisCa}) did not sign it; set CHATQ_REDIS_CA to the one that did` : "set CHATQ_REDIS_CA to the PEM file of the CA that signed it"}`;
+  }
+  if (err.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the Redis server's TLS certificate does not name ${first.hostname}: use the host name it was issued for in REDIS_URL`;
+  if (/No master with that name|ERR No such master/i.test(message) || /^Failed to connect to the master|no master/i.test(message)) {
+    return `the sentinels know no master named "${seedUrls(target.redisUrl).map((u) => decodeURIComponent(u.pathname.slice(1))).find(Boolean) ?? 'mymaster'}": put the name they monitor in REDIS_URL (redis+sentinel://host:26379/NAME)`;
+  }
+  return undefined;
+}
 
 /**
  * Connects once, without retrying, and checks that the database the URL names exists (ioredis would otherwise run
- * every command in database 0 after a failed SELECT); for a cluster, that the cluster is up (all slots served).
+ * every command in database 0 after a failed SELECT); for a cluster, that the cluster is up (all slots served). A
+ * refused connection (password, TLS certificate, Sentinel master name) is told apart from an unanswered one.
  */
 export async function probeRedis(target: RedisTarget, timeoutMs = 1_000): Promise<RedisProbe> {
   const host = seedUrls(target.redisUrl).map((u) => u.host).join(',');
   const db = Number(seedUrls(target.redisUrl)[0]!.pathname.slice(1) || 0);
-  if (target.redisCluster && db !== 0) return { ok: false, reason: `REDIS_URL names database ${db}, but a Redis Cluster has only database 0` };
+  if (target.redisCluster && db !== 0) return { ok: false, reason: `REDIS_URL names database ${db}, but a Redis Cluster has only database 0`, unreachable: false };
+  const sentinel = SENTINEL.test(seedUrls(target.redisUrl)[0]!.protocol);
   const probe: RedisClient = target.redisCluster
     ? clusterOf(target, { maxRetriesPerRequest: 0, connectTimeout: timeoutMs }, { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false })
-    : new Redis(target.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, db: 0 });
-  probe.on('error', () => undefined);
+    : singleOf(target, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, sentinelRetryStrategy: () => null, connectTimeout: timeoutMs, ...(sentinel ? {} : { db: 0 }) });
+  let firstError: (Error & { code?: string }) | undefined;
+  probe.on('error', (err: Error) => (firstError ??= err));
+  const refused = (err: unknown) => [firstError, err].map((e) => (e instanceof Error ? connectionRefusal(e, target) : undefined)).find(Boolean);
   try {
     await probe.connect();
-    if (db !== 0) {
+    if (db !== 0 && !sentinel) {
       try {
         await (probe as Redis).select(db);
       } catch {
-        return { ok: false, reason: `REDIS_URL names database ${db}, which the Redis at ${host} does not have (see its "databases" setting): use one it has, such as /0` };
+        return { ok: false, reason: `REDIS_URL names database ${db}, which the Redis at ${host} does not have (see its "databases" setting): use one it has, such as /0`, unreachable: false };
       }
     }
-    if (target.redisCluster && !/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO')))) return { ok: false, reason: `the Redis Cluster at ${host} is not up (cluster_state is not ok)` };
-    if ((await probe.ping()) !== 'PONG') return { ok: false, reason: `the server at ${host} does not answer PING like Redis` };
+    if (target.redisCluster && !/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO')))) return { ok: false, reason: `the Redis Cluster at ${host} is not up (cluster_state is not ok)`, unreachable: false };
+    if ((await probe.ping()) !== 'PONG') return { ok: false, reason: `the server at ${host} does not answer PING like Redis`, unreachable: false };
     return { ok: true };
   } catch (err) {
-    return { ok: false, reason: `cannot reach Redis at ${host} (${(err as Error).message.split('\n')[0]})` };
+    const why = refused(err);
+    if (why) return { ok: false, reason: why, unreachable: false };
+    return { ok: false, reason: `cannot reach Redis at ${host} (${(firstError ?? (err as Error)).message.split('\n')[0]})`, unreachable: true };
   } finally {
     probe.disconnect();
   }
@@ -210,6 +263,22 @@ export class LuaScript {
   run(redis: RedisClient, keys: string[], args: ScriptArg[]): Promise<unknown> {
     this.define(redis);
     return (redis as unknown as Record<string, (...a: ScriptArg[]) => Promise<unknown>>)[this.name]!(keys.length, ...keys, ...args);
+  }
+
+  /**
+   * Runs the script, then (same round trip, same node) WAITs until `replicas.count` replicas hold its writes, or
+   * `replicas.timeoutMs` passed. Answers the script's reply and whether enough replicas acknowledged.
+   */
+  async runReplicated(redis: RedisClient, keys: string[], args: ScriptArg[], replicas: { count: number; timeoutMs: number }): Promise<{ reply: unknown; replicated: boolean }> {
+    if (replicas.count <= 0) return { reply: await this.run(redis, keys, args), replicated: true };
+    this.define(redis);
+    const pipeline = redis.pipeline();
+    this.queue(pipeline, keys, args);
+    pipeline.wait(replicas.count, replicas.timeoutMs);
+    const [[scriptErr, reply], [waitErr, acked]] = (await pipeline.exec()) as [[Error | null, unknown], [Error | null, unknown]];
+    if (scriptErr) throw scriptErr;
+    if (waitErr) throw waitErr;
+    return { reply, replicated: Number(acked) >= replicas.count };
   }
 
   /** Queues the script on a pipeline created from `redis` (which must have run `prepare`). */

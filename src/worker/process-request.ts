@@ -1,4 +1,5 @@
 import { DelayedError, type Job } from 'bullmq';
+import { logFailure } from '../shared/condition-log.js';
 import type { Logger } from '../shared/logger.js';
 import { costNano, findPrice, type PriceTable, type Usage } from '../shared/pricing.js';
 import { pauseQueue } from '../shared/queue-control.js';
@@ -170,6 +171,10 @@ export function createProcessor(deps: ProcessorDeps) {
       if (call === 'taken') return undefined;
       // Redis answered the lease too late to call within it: back to the queue, not an attempt.
       if (call === 'late') return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
+      if (call === 'unreplicated') {
+        logFailure(logger, 'warn', { request: id }, new Error('NOREPLICAS a call\'s claim is not on enough replicas'), 'call held');
+        return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
+      }
       if (call === 'cancelled') {
         await store.cancelWithBatch(id, started, attempts);
         return undefined;

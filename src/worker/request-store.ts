@@ -41,6 +41,8 @@ export class RequestStore {
     private readonly keys: RedisKeys,
     private readonly ttlS: number,
     private readonly queues: RequestQueues,
+    /** Replicas that hold a claim before its call is sent and a result before it is reported (CHATQ_REDIS_WAIT_REPLICAS). */
+    private readonly replicas: { count: number; timeoutMs: number } = { count: 0, timeoutMs: 0 },
   ) {}
 
   /**
@@ -55,13 +57,16 @@ export class RequestStore {
    * Takes the lease of the run's next upstream call: its deadline, `timeoutMs` from now in Redis time, goes on the
    * request before the call is sent. Returns how long the call may take so that it ends by that deadline (the
    * timeout less the round trip), 'taken' when this run no longer holds the request (another run took it over), or
-   * 'late' when the round trip ate the time (Redis answered too late: the call is not sent).
+   * 'late' when the round trip ate the time (Redis answered too late: the call is not sent), 'unreplicated' when
+   * fewer replicas than CHATQ_REDIS_WAIT_REPLICAS acknowledged the lease (a failover could lose it: not sent either).
    */
-  async beginCall(started: StartedRequest, timeoutMs: number): Promise<number | 'taken' | 'late'> {
+  async beginCall(started: StartedRequest, timeoutMs: number): Promise<number | 'taken' | 'late' | 'unreplicated'> {
     const sent = performance.now();
-    const [ok] = (await beginCallScript.run(this.redis, [this.keys.request(started.id), this.keys.laneLease(started.userid)], [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id])) as [number, string?];
+    const { reply, replicated } = await beginCallScript.runReplicated(this.redis, [this.keys.request(started.id), this.keys.laneLease(started.userid)], [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id], this.replicas);
+    const [ok] = reply as [number, string?];
     const left = timeoutMs - (performance.now() - sent);
     if (ok !== 1) return 'taken';
+    if (!replicated) return 'unreplicated';
     // A call left less than half its time (Redis answered that late) is not sent.
     return left >= timeoutMs / 2 ? Math.floor(left) : 'late';
   }
@@ -200,7 +205,10 @@ export class RequestStore {
       owner.claim ?? '',
       ...fields,
     ];
-    const [, nextHead, handed, gapMs, claim] = (await finishScript.run(this.redis, keys, args)) as [string, string, number?, number?, (string | number)[]?];
+    // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
+    // that does not answer in time delays, and does not fail, the finish).
+    const { reply } = await finishScript.runReplicated(this.redis, keys, args, this.replicas);
+    const [, nextHead, handed, gapMs, claim] = reply as [string, string, number?, number?, (string | number)[]?];
     return [nextHead, handed === 1 ? claim : undefined, gapMs ?? 0];
   }
 }

@@ -95,7 +95,7 @@ export class WorkerPool {
     // fewer system calls for Redis and the worker alike (BullMQ keeps its connections as they are).
     const scripts = connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true });
     const limiter = new CapacityLimiter(scripts, keys, config, owner);
-    const stores = new Map(shards.map((k) => [k, new RequestStore(scripts, k, config.resultTtlS, queues)]));
+    const stores = new Map(shards.map((k) => [k, new RequestStore(scripts, k, config.resultTtlS, queues, config.waitReplicas)]));
     const connections = [redis, scripts];
     const workers = shards.map((shardKeys) => {
       const processor = createProcessor({
