@@ -4,18 +4,20 @@
  * same run with the worker beside Redis (loopback), in the same run: same Redis, same upstream, same batch. Prints one
  * JSON line with each side's requests per second (medians of the rounds) and their ratio (target >= 0.9). Needs root
  * (network namespaces).
- *   npx tsx bench/network.ts [--users 200] [--turns 5] [--rounds 3]
+ *   npx tsx bench/network.ts [--users 200] [--turns 5] [--rounds 3] [--rtt-ms 20] [--loss 0.05]
  */
 import { startSimulator } from '../src/simulator/simulator-server.js';
 import { delayProxy } from '../test/helpers/delay-proxy.js';
 import { chatqOn, netLab, redisOn, type NetHost } from '../test/helpers/net-hosts.js';
 import { conversationLines } from '../test/helpers/net-world.js';
-import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
+import { createTestEnv, waitFor, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, median, round } from './bench-kit.js';
 
 const USERS = arg('users', 200);
 const TURNS = arg('turns', 5);
 const ROUNDS = arg('rounds', 3);
+const RTT_MS = arg('rtt-ms', 20);
+const LOSS = arg('loss', 0.05);
 
 const lab = await netLab();
 const sim = await startSimulator({ latencyMs: 1_000 }, 0, lab.gateway);
@@ -23,8 +25,8 @@ try {
   const redisHost = await lab.host('redis');
   const redis = await redisOn(redisHost, ['--bind', redisHost.ip, '127.0.0.1']);
   const workerHost = await lab.host('worker');
-  const proxy = await delayProxy(lab.gateway, { host: redisHost.ip, port: 6379 }, 10);
-  await workerHost.loss(lab.gateway, 0.05, { port: proxy.port });
+  const proxy = await delayProxy(lab.gateway, { host: redisHost.ip, port: 6379 }, RTT_MS / 2);
+  if (LOSS > 0) await workerHost.loss(lab.gateway, LOSS, { port: proxy.port });
 
   /** One batch through one worker process on `host`, reaching Redis at `redisUrl`: requests per second, upstream repeats. */
   const runOnce = async (host: NetHost, redisUrl: string) => {
@@ -35,25 +37,27 @@ try {
     const started = Date.now();
     const worker = chatqOn(host, ['worker'], { ...env.env(), REDIS_URL: redisUrl, CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '200', LOG_LEVEL: 'warn' });
     try {
-      const batch = await waitForBatch(env, submitted.batchId, 600_000);
+      await waitFor('the first call', async () => sim.stats().calls > statsBefore, 60_000, 5);
+      const firstCallS = (Date.now() - started) / 1000;
+      const batch = await waitForBatch(env, submitted.batchId, 300_000).catch(async (err: Error) => {
+        throw new Error(`${err.message}: ${JSON.stringify(await env.batch(submitted.batchId))}\n${worker.output()}`);
+      });
       if (batch.succeeded !== total) throw new Error(`only ${batch.succeeded} of ${total} succeeded\n${worker.output()}`);
-      return { rps: total / ((Date.now() - started) / 1000), repeats: sim.stats().calls - statsBefore - total };
+      const seconds = (Date.now() - started) / 1000;
+      return { rps: total / seconds, servingRps: total / (seconds - firstCallS), firstCallS, repeats: sim.stats().calls - statsBefore - total };
     } finally {
       await worker.stop();
       await env.cleanup();
     }
   };
 
-  const network: number[] = [];
-  const loopback: number[] = [];
-  let repeats = 0;
+  const network: Awaited<ReturnType<typeof runOnce>>[] = [];
+  const loopback: Awaited<ReturnType<typeof runOnce>>[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const slow = await runOnce(workerHost, `redis://${proxy.host}:${proxy.port}`);
-    const local = await runOnce(redisHost, 'redis://127.0.0.1:6379');
-    network.push(slow.rps);
-    loopback.push(local.rps);
-    repeats += slow.repeats;
+    network.push(await runOnce(workerHost, `redis://${proxy.host}:${proxy.port}`));
+    loopback.push(await runOnce(redisHost, 'redis://127.0.0.1:6379'));
   }
+  const med = (runs: typeof network, figure: 'rps' | 'servingRps' | 'firstCallS') => median(runs.map((run) => run[figure]));
   const dropped = await workerHost.dropped();
   await proxy.close();
   await redis.process.stop('SIGKILL');
@@ -62,14 +66,17 @@ try {
     requests: USERS * TURNS,
     in_flight: 200,
     upstream_latency_ms: 1_000,
-    redis_rtt_ms: 20,
-    redis_loss: 0.05,
+    redis_rtt_ms: RTT_MS,
+    redis_loss: LOSS,
     rounds: ROUNDS,
-    network_rps: round(median(network), 1),
-    loopback_rps: round(median(loopback), 1),
-    ratio: round(median(network) / median(loopback), 3),
+    network_rps: round(med(network, 'rps'), 1),
+    loopback_rps: round(med(loopback, 'rps'), 1),
+    ratio: round(med(network, 'rps') / med(loopback, 'rps'), 3),
+    network_first_call_s: round(med(network, 'firstCallS'), 2),
+    loopback_first_call_s: round(med(loopback, 'firstCallS'), 2),
+    serving_ratio: round(med(network, 'servingRps') / med(loopback, 'servingRps'), 3),
     packets_dropped: dropped,
-    upstream_repeats: repeats,
+    upstream_repeats: network.reduce((sum, run) => sum + run.repeats, 0),
   }));
 } finally {
   await sim.close();

@@ -9,7 +9,7 @@ describe('handing a lane on', () => {
   it('a next turn whose record is gone is not claimed: no partial record is written for it', async () => {
     const lines = [0, 1].map((turn) => JSON.stringify({ custom_id: `t${turn}`, user: 'gone-user', model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${turn}] hi` }] }));
     await t.env.submit(lines);
-    const store = new RequestStore(t.env.redis, t.env.keys, 3600, t.env.queues);
+    const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues);
     const [job] = await t.env.queue.getJobs(['waiting']);
     const first = (await store.start(job!.id!)) as StartedRequest;
     const lane = await t.env.redis.lrange(t.env.keys.lane(first.userid), 0, -1);

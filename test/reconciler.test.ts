@@ -18,7 +18,7 @@ describe('lane reconciler', () => {
     await w.env.queue.obliterate({ force: true });
     expect(await w.env.queue.count()).toBe(0);
 
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queues);
+    const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
     const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
     expect(report).toMatchObject({ lanes: 3, readded: 3, lostJobs: 0 });
     // A second pass finds the jobs in place (and waits for the lock).
@@ -41,7 +41,7 @@ describe('lane reconciler', () => {
     await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'token-1', false);
     await taker.close();
 
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queues);
+    const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
     const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
     expect(report?.lostJobs).toBe(1);
 
@@ -53,7 +53,7 @@ describe('lane reconciler', () => {
   it('a lane handed to a live job is left alone; once that job is gone, its head is added again', async () => {
     const submitted = await w.env.submit([line('eve', 0), line('eve', 1), line('eve', 2)]);
     const [first, second] = [`${submitted.batchId}-1`, `${submitted.batchId}-2`];
-    const store = new RequestStore(w.env.redis, w.env.keys, 3600, w.env.queues);
+    const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
     const retention = { ttlS: 3600, usageDays: 90 };
     // The first request's job runs it and goes on with the lane: the second request is handed to that job.
     const started = (await store.start(first)) as StartedRequest;

@@ -36,21 +36,37 @@ export class RequestStore {
   /** Batch-wide cancels this process has under way, by batch. */
   private readonly cancelWalks = new Map<string, Promise<unknown>>();
 
+  private readonly redis: RedisClient;
+
   constructor(
-    private readonly redis: RedisClient,
+    /**
+     * The connections its scripts go on: a request's transitions go on one of them, picked by its id, so that a lost
+     * packet on a lossy link stalls the requests of one connection, not every request of the process.
+     */
+    private readonly connections: RedisClient[],
     private readonly keys: RedisKeys,
     private readonly ttlS: number,
     private readonly queues: RequestQueues,
     /** Replicas that hold a claim before its call is sent and a result before it is reported (CHATQ_REDIS_WAIT_REPLICAS). */
     private readonly replicas: { count: number; timeoutMs: number } = { count: 0, timeoutMs: 0 },
-  ) {}
+  ) {
+    this.redis = connections[0]!;
+  }
+
+  /** The connection of request `id`'s transitions. */
+  private on(id: string): RedisClient {
+    if (this.connections.length === 1) return this.redis;
+    let h = 0;
+    for (let i = id.length - 4; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) | 0;
+    return this.connections[Math.abs(h) % this.connections.length]!;
+  }
 
   /**
    * Claims the request a job serves for a run: its own, or the lane's next one handed to it; how long to wait when its
    * turn gap has not passed; undefined when there is nothing to call (finished, or gone).
    */
   async start(jobId: string): Promise<StartedRequest | { waitMs: number } | StoppedClaim | undefined> {
-    return toClaim((await startScript.run(this.redis, [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[]);
+    return toClaim((await startScript.run(this.on(jobId), [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[]);
   }
 
   /**
@@ -62,7 +78,7 @@ export class RequestStore {
    */
   async beginCall(started: StartedRequest, timeoutMs: number): Promise<number | 'taken' | 'late' | 'unreplicated'> {
     const sent = performance.now();
-    const { reply, replicated } = await beginCallScript.runReplicated(this.redis, [this.keys.request(started.id), this.keys.laneLease(started.userid)], [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id], this.replicas);
+    const { reply, replicated } = await beginCallScript.runReplicated(this.on(started.id), [this.keys.request(started.id), this.keys.laneLease(started.userid)], [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id], this.replicas);
     const [ok] = reply as [number, string?];
     const left = timeoutMs - (performance.now() - sent);
     if (ok !== 1) return 'taken';
@@ -103,7 +119,7 @@ export class RequestStore {
   }
 
   private async requeue(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: string, status: 'retrying' | 'queued'): Promise<void> {
-    await requeueScript.run(this.redis, [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)], [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0]);
+    await requeueScript.run(this.on(id), [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)], [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0]);
   }
 
   /**
@@ -207,7 +223,7 @@ export class RequestStore {
     ];
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
     // that does not answer in time delays, and does not fail, the finish).
-    const { reply } = await finishScript.runReplicated(this.redis, keys, args, this.replicas);
+    const { reply } = await finishScript.runReplicated(this.on(id), keys, args, this.replicas);
     const [, nextHead, handed, gapMs, claim] = reply as [string, string, number?, number?, (string | number)[]?];
     return [nextHead, handed === 1 ? claim : undefined, gapMs ?? 0];
   }

@@ -62,6 +62,13 @@ export function describeWorker(config: Config, baseUrl: string) {
  * global limits, plus the lane reconciler and the usage fold. Any number of these, on any machines, share the work
  * through Redis. `close()` lets in-flight calls finish (each bounded by the request timeout).
  */
+/** Call slots per BullMQ worker fetching jobs, and the most fetchers per shard. */
+const SLOTS_PER_FETCHER = 25;
+const MAX_FETCHERS = 8;
+/** Call slots per connection that requests' scripts go on, and the most such connections. */
+const SLOTS_PER_SCRIPT_CONNECTION = 8;
+const MAX_SCRIPT_CONNECTIONS = 32;
+
 export class WorkerPool {
   private readonly timers: NodeJS.Timeout[];
   private closing: Promise<void> | undefined;
@@ -93,11 +100,17 @@ export class WorkerPool {
     const callSlots = pLimit(config.concurrency);
     // Results and capacity go on a connection of their own that sends all the commands of one tick in one write:
     // fewer system calls for Redis and the worker alike (BullMQ keeps its connections as they are).
-    const scripts = connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true });
-    const limiter = new CapacityLimiter(scripts, keys, config, owner);
+    // BullMQ fetches a worker's jobs one round trip at a time: over a slow link to Redis (20 ms) one fetcher starts no
+    // more than ~50 jobs a second. Jobs are fetched by one BullMQ worker per 25 call slots (up to 8), side by side.
+    // Requests' scripts go on one connection per 8 call slots (up to 32): a lost packet holds up the commands of its
+    // connection until TCP sends it again (200 ms at least), so a connection shared by every call would stall them all.
+    const fetchers = Math.min(MAX_FETCHERS, Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_FETCHER)));
+    const scripts = Array.from({ length: Math.min(MAX_SCRIPT_CONNECTIONS, Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_SCRIPT_CONNECTION))) }, () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }));
+    const limiter = new CapacityLimiter(scripts[0]!, keys, config, owner);
     const stores = new Map(shards.map((k) => [k, new RequestStore(scripts, k, config.resultTtlS, queues, config.waitReplicas)]));
-    const connections = [redis, scripts];
-    const workers = shards.map((shardKeys) => {
+    const connections = [redis, ...scripts];
+    const jobsInHand = config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15));
+    const workers = shards.flatMap((shardKeys) => {
       const processor = createProcessor({
         redis,
         keys: shardKeys,
@@ -115,29 +128,31 @@ export class WorkerPool {
         secrets: config.apiKey ? [config.apiKey] : [],
         callSlots,
       });
-      const blocking = connectRedis(config, 'chatq-worker-blocking');
-      connections.push(blocking);
-      const worker = new Worker(QUEUE_NAME, withoutStacks(processor), {
-        connection: blocking,
-        prefix: shardKeys.prefix,
-        // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
-        concurrency: config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15)),
-        lockDuration: config.lockMs,
-        stalledInterval: config.lockMs,
-        maxStalledCount: 5,
-        settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => jobBackoff(attemptsMade, err, config.backoffMs) },
+      return Array.from({ length: fetchers }, (_, f) => {
+        const blocking = connectRedis(config, 'chatq-worker-blocking');
+        connections.push(blocking);
+        const worker = new Worker(QUEUE_NAME, withoutStacks(processor), {
+          connection: blocking,
+          prefix: shardKeys.prefix,
+          // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
+          concurrency: Math.ceil((jobsInHand * (f + 1)) / fetchers) - Math.ceil((jobsInHand * f) / fetchers),
+          lockDuration: config.lockMs,
+          stalledInterval: config.lockMs,
+          maxStalledCount: 5,
+          settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => jobBackoff(attemptsMade, err, config.backoffMs) },
+        });
+        worker.on('failed', (job, err) => {
+          if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logFailure(logger, 'error', { request: job?.id }, err, 'job failed unexpectedly');
+        });
+        return reportErrors(worker);
       });
-      worker.on('failed', (job, err) => {
-        if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logFailure(logger, 'error', { request: job?.id }, err, 'job failed unexpectedly');
-      });
-      return reportErrors(worker);
     });
     // The base tag too when sharded: batches imported over HTTP are recorded there.
     const reconciled = keys.shardCount > 1 ? [keys, ...shards] : shards;
     const reconcile = async () => {
       for (const k of reconciled) {
         try {
-          const report = await reconcileLanes(redis, k, queues, stores.get(k) ?? new RequestStore(redis, k, config.resultTtlS, queues), owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
+          const report = await reconcileLanes(redis, k, queues, stores.get(k) ?? new RequestStore([redis], k, config.resultTtlS, queues), owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
           if (report && (report.readded || report.lostJobs || report.endedImports || report.expired)) logger.warn({ ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) }, 'reconciler repaired lanes');
         } catch (err) {
           logFailure(logger, 'warn', {}, err, 'reconciler pass failed');

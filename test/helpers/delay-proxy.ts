@@ -1,5 +1,5 @@
-import { connect, createServer, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 /** A TCP proxy that holds every chunk `oneWayMs` in each direction: a slow link (the kernel here has no netem). */
 export interface DelayProxy {
@@ -8,34 +8,22 @@ export interface DelayProxy {
   close(): Promise<void>;
 }
 
-function delayed(from: Socket, to: Socket, ms: number): void {
-  // Equal delays fire in the order they were set: the stream's bytes keep their order.
-  from.on('data', (chunk: Buffer) => setTimeout(() => to.writable && to.write(chunk), ms));
-  from.on('end', () => setTimeout(() => to.end(), ms));
-}
+const SCRIPT = fileURLToPath(new URL('./delay-proxy.mjs', import.meta.url));
 
+/** Starts the proxy in a process of its own (delay-proxy.mjs), listening on `listenHost`. */
 export async function delayProxy(listenHost: string, target: { host: string; port: number }, oneWayMs: number): Promise<DelayProxy> {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-      s.on('close', () => sockets.delete(s));
-    }
-    delayed(client, upstream, oneWayMs);
-    delayed(upstream, client, oneWayMs);
+  const child = spawn(process.execPath, [SCRIPT, listenHost, target.host, String(target.port), String(oneWayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`the delay proxy exited (${code})`)));
   });
-  await new Promise<void>((r) => server.listen(0, listenHost, () => r()));
   return {
     host: listenHost,
-    port: (server.address() as AddressInfo).port,
+    port,
     async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
+      child.kill('SIGKILL');
+      await exited;
     },
   };
 }

@@ -114,7 +114,7 @@ describe('imports always end', () => {
 
     const dead = newBatchId();
     await createBatchRecord(e.redis, e.keys, { batchId: dead, project: 'default', name: 'orphan', input: 'y.jsonl', metadata: {} });
-    const store = new RequestStore(e.redis, e.keys, 3600, e.queues);
+    const store = new RequestStore([e.redis], e.keys, 3600, e.queues);
     // Older than the grace period (1 ms here): within the same millisecond the import would still count as starting.
     await new Promise((r) => setTimeout(r, 5));
     const report = await reconcileLanes(e.redis, e.keys, e.queues, store, 'test', 1, { ttlS: 3600, usageDays: 90 });
