@@ -27,4 +27,22 @@ describe('lane slice (CHATQ_LANE_SLICE_MS)', () => {
     expect(handed).toBe(slice === '0' ? 0 : USERS * (TURNS - 1));
     expect(w.sim.stats().outOfOrder).toBe(0);
   });
+
+  it.each([
+    { concurrency: '10', waiting: 'no other lane waits: it goes on with every later turn' },
+    { concurrency: '1', waiting: 'other lanes wait: it hands its lane back' },
+  ])('past its slice a job goes on only while no other lane waits ($waiting)', async ({ concurrency }) => {
+    const lines = Array.from({ length: USERS * TURNS }, (_, i) =>
+      JSON.stringify({ custom_id: `r${i}`, user: `past-slice-${i % USERS}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / USERS)}] hi` }] }),
+    );
+    const submitted = await w.env.submit(lines);
+    await w.startWorker({ CHATQ_LANE_SLICE_MS: '1', CHATQ_CONCURRENCY: concurrency });
+    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: USERS * TURNS });
+    const ids: string[] = [];
+    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) ids.push(r.id);
+    const handed = (await Promise.all(ids.map((id) => w.env.redis.hget(w.env.keys.request(id), 'served_by')))).filter(Boolean).length;
+    if (concurrency === '10') expect(handed).toBe(USERS * (TURNS - 1));
+    else expect(handed).toBeLessThan(USERS * (TURNS - 1));
+    expect(w.sim.stats().outOfOrder).toBe(0);
+  });
 });

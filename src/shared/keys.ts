@@ -66,6 +66,9 @@ function layout(prefix: string) {
     legacyUsageIndex: (project: string, dim: UsageDimension) => `${scoped(project)}:usage-index:${dim}`,
     /** The BullMQ hash of a job, used to tell whether a lane head still has its job. */
     job: (id: string) => `${prefix}:${QUEUE_NAME}:${id}`,
+    /** BullMQ's lists of jobs waiting to be taken (the finish script asks whether any lane waits). */
+    queueWait: `${prefix}:${QUEUE_NAME}:wait`,
+    queuePrioritized: `${prefix}:${QUEUE_NAME}:prioritized`,
     reconcilerLock: `${prefix}:reconciler-lock`,
     /** A signed-in dashboard browser, by the SHA-256 of its cookie's id (expires). */
     session: (digest: string) => `${prefix}:session:${digest}`,

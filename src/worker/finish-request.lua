@@ -11,7 +11,8 @@
   KEYS: 1 request, 2 batch, 3 lane, 4 lane set, 5 batch usage (its cost), 6 batch request list, 7 batch custom_id
         hash, 8 batch error list, 9 the user's request index in the project, 10 the batch's budget reservations,
         11 pending usage records, 12 batch events (a batch that ends here), 13 the request's body, 14 its response,
-        15 the user's call lease (begin-call.lua: released here when this run holds it)
+        15 the user's call lease (begin-call.lua: released here when this run holds it), 16 and 17 BullMQ's waiting
+        and prioritized jobs of the queue
   Keys found on the way (the lane's next request, its body, the requests a halt skips) are read before they are
   written, and left alone when missing (as when a resharding has moved them: see claim-request.lua).
   ARGV: 1 id, 2 status (succeeded|failed), 3 now, 4 ttl (s), 5 key prefix, 6 attempt entries of this run (JSON array
@@ -19,7 +20,8 @@
         ("" = unpriced), 11 error code of a failure ("" on success), counted per batch as "error:<code>", 12 evaluation
         grade ("pass" | "fail" | ""), 13 the response as stored (response-codec.ts: compressed JSON; kept at
         <request key>:resp; "" when none), 14 the usage record for fold-usage.lua (JSON text), 15 the serving job's id
-        when it goes on with the lane's next request ("" to hand it to a new job), 16 "1" when the batch has a budget
+        when it goes on with the lane's next request ("" to hand it to a new job; "?" and the id when its time slice
+        is over: it goes on only while no other job waits for a slot), 16 "1" when the batch has a budget
         (its reservation is released), "0" when not, "" when unknown, 17 the run's claim number ("" when no run: a job
         given up), 18... the result's fields (field, value, ...), written as they are
   A run taken over since its claim (its worker lost its lock) still writes its result when it is the first (counted
@@ -124,8 +126,13 @@ end
 if not head then return { 'ok', '', 0, 0 } end
 -- The next head goes on in the serving job, claimed here; or to a new job. A turn gap (gap_ms) after this call is
 -- waited out as a delayed job, not before then.
-if ARGV[15] ~= '' then
-  local claim = claimRequest(prefix, head, now, { job = ARGV[15], batch = ARGV[8], budgeted = budgetKnown and (budgeted and 1 or 0) or nil, status = batchStatus, onImportError = onImportError })
+local serving = ARGV[15]
+if string.sub(serving, 1, 1) == '?' then
+  local waiting = redis.call('LLEN', KEYS[16]) + redis.call('ZCARD', KEYS[17])
+  serving = waiting == 0 and string.sub(serving, 2) or ''
+end
+if serving ~= '' then
+  local claim = claimRequest(prefix, head, now, { job = serving, batch = ARGV[8], budgeted = budgetKnown and (budgeted and 1 or 0) or nil, status = batchStatus, onImportError = onImportError })
   if claim[1] == 'run' then return { 'ok', head, 1, 0, claim } end
   return { 'ok', head, 0, claim[1] == 'wait' and claim[2] or 0 }
 end

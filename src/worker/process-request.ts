@@ -240,7 +240,8 @@ export function createProcessor(deps: ProcessorDeps) {
    */
   return async function processJob(job: Job, token?: string): Promise<void> {
     const since = Date.now();
-    const servingJob = () => (!limiter.stopping && Date.now() - since < deps.laneSliceMs ? job.id! : '');
+    // Past its slice, the job goes on with the lane only while no other job waits for a slot (the finish script asks).
+    const servingJob = () => (limiter.stopping || deps.laneSliceMs === 0 ? '' : Date.now() - since < deps.laneSliceMs ? job.id! : `?${job.id!}`);
     const first = await store.start(job.id!);
     if (first && 'stoppedBatch' in first) {
       // Its batch stopped (cancelled, expired, import failed): not sent, cancelled with the rest of the batch.

@@ -208,7 +208,7 @@ export class RequestStore {
     };
     const keys = [
       k.request(id), k.batch(owner.batch), k.lane(owner.userid), k.lanes, k.usage(p, 'batch', owner.batch), k.batchRequests(owner.batch), k.batchCustomIds(owner.batch), k.batchErrors(owner.batch), k.userRequests(p, owner.userid),
-      k.batchReservations(owner.batch), k.pendingUsage, k.events, k.requestBody(id), k.requestResponse(id), k.laneLease(owner.userid),
+      k.batchReservations(owner.batch), k.pendingUsage, k.events, k.requestBody(id), k.requestResponse(id), k.laneLease(owner.userid), k.queueWait, k.queuePrioritized,
     ];
     const args = [
       id, result.status, now, this.ttlS, k.prefix, entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,
