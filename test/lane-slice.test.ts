@@ -1,10 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { readBatchRequests } from '../src/shared/read-store.js';
 import { waitForBatch } from './helpers/test-env.js';
-import { useWorld } from './helpers/in-process-worker.js';
+import { useWorld, type World } from './helpers/in-process-worker.js';
 
 const USERS = 5;
 const TURNS = 6;
+
+/** Runs USERS × TURNS through a worker with these settings; answers how many turns a job was handed (served_by). */
+async function handedTurns(w: World, tag: string, vars: Record<string, string>): Promise<number> {
+  const lines = Array.from({ length: USERS * TURNS }, (_, i) =>
+    JSON.stringify({ custom_id: `r${i}`, user: `${tag}-${i % USERS}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / USERS)}] hi` }] }),
+  );
+  const submitted = await w.env.submit(lines);
+  await w.startWorker(vars);
+  expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: USERS * TURNS });
+  const ids: string[] = [];
+  for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) ids.push(r.id);
+  expect(w.sim.stats().outOfOrder).toBe(0);
+  return (await Promise.all(ids.map((id) => w.env.redis.hget(w.env.keys.request(id), 'served_by')))).filter(Boolean).length;
+}
 
 describe('lane slice (CHATQ_LANE_SLICE_MS)', () => {
   const w = useWorld({ latencyMs: 5 });
@@ -13,36 +27,17 @@ describe('lane slice (CHATQ_LANE_SLICE_MS)', () => {
     { slice: '0', handed: 'none' },
     { slice: '60000', handed: 'every later turn' },
   ])('with a slice of $slice ms a job goes on with its lane\'s next turns: $handed; order holds either way', async ({ slice }) => {
-    const lines = Array.from({ length: USERS * TURNS }, (_, i) =>
-      JSON.stringify({ custom_id: `r${i}`, user: `slice-user-${i % USERS}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / USERS)}] hi` }] }),
-    );
-    const submitted = await w.env.submit(lines);
-    await w.startWorker({ CHATQ_LANE_SLICE_MS: slice, CHATQ_CONCURRENCY: '10' });
-    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: USERS * TURNS });
-    const ids: string[] = [];
-    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) ids.push(r.id);
-    const servedBy = await Promise.all(ids.map((id) => w.env.redis.hget(w.env.keys.request(id), 'served_by')));
-    const handed = servedBy.filter(Boolean).length;
+    const handed = await handedTurns(w, 'slice-user', { CHATQ_LANE_SLICE_MS: slice, CHATQ_CONCURRENCY: '10' });
     // A user's first turn has a job of its own; with a slice longer than the run, each later one is handed on.
     expect(handed).toBe(slice === '0' ? 0 : USERS * (TURNS - 1));
-    expect(w.sim.stats().outOfOrder).toBe(0);
   });
 
   it.each([
     { concurrency: '10', waiting: 'no other lane waits: it goes on with every later turn' },
     { concurrency: '1', waiting: 'other lanes wait: it hands its lane back' },
   ])('past its slice a job goes on only while no other lane waits ($waiting)', async ({ concurrency }) => {
-    const lines = Array.from({ length: USERS * TURNS }, (_, i) =>
-      JSON.stringify({ custom_id: `r${i}`, user: `past-slice-${i % USERS}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / USERS)}] hi` }] }),
-    );
-    const submitted = await w.env.submit(lines);
-    await w.startWorker({ CHATQ_LANE_SLICE_MS: '1', CHATQ_CONCURRENCY: concurrency });
-    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: USERS * TURNS });
-    const ids: string[] = [];
-    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) ids.push(r.id);
-    const handed = (await Promise.all(ids.map((id) => w.env.redis.hget(w.env.keys.request(id), 'served_by')))).filter(Boolean).length;
+    const handed = await handedTurns(w, 'past-slice', { CHATQ_LANE_SLICE_MS: '1', CHATQ_CONCURRENCY: concurrency });
     if (concurrency === '10') expect(handed).toBe(USERS * (TURNS - 1));
     else expect(handed).toBeLessThan(USERS * (TURNS - 1));
-    expect(w.sim.stats().outOfOrder).toBe(0);
   });
 });
