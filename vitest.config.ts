@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most tests wait on Redis, timers and other processes rather than the CPU: three files at a time on two cores.
+    maxWorkers: 3,
   },
 });

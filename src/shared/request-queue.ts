@@ -65,8 +65,10 @@ export class RequestQueues {
   }
 
   /** Workers listening: the most on any shard's queue. */
+  /** Worker processes seen on any shard: a process's BullMQ workers share its name (see worker-pool.ts). */
   async getWorkersCount(): Promise<number> {
-    return Math.max(...(await Promise.all(this.all.map((q) => q.getWorkersCount()))));
+    const perQueue = await Promise.all(this.all.map(async (q) => new Set((await q.getWorkers()).map((w) => w.rawname)).size));
+    return Math.max(...perQueue);
   }
 
   async close(): Promise<void> {

@@ -134,6 +134,8 @@ export class WorkerPool {
         const worker = new Worker(QUEUE_NAME, withoutStacks(processor), {
           connection: blocking,
           prefix: shardKeys.prefix,
+          // The process's fetchers share one name: /healthz and /metrics count worker processes.
+          name: owner,
           // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
           concurrency: Math.ceil((jobsInHand * (f + 1)) / fetchers) - Math.ceil((jobsInHand * f) / fetchers),
           lockDuration: config.lockMs,
