@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compareBatches } from '../src/shared/eval-report.js';
 import { deriveUserid } from '../src/shared/userid.js';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
@@ -46,8 +46,12 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     mkdirSync(SHOTS, { recursive: true });
     browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
   });
+  // Before the API closes (hooks run last-registered first): a page's event stream that reconnects while the server
+  // closes would hold its close.
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+  });
   afterAll(async () => {
-    await Promise.all(contexts.map((c) => c.close()));
     await browser?.close();
   });
 

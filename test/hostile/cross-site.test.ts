@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useApi, useWorld } from '../helpers/in-process-worker.js';
 
 const ALPHA = 'tok-csrf-alpha';
@@ -34,8 +34,12 @@ describe('cross-site posts in a real browser (Debian chromium)', () => {
     browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--host-resolver-rules=MAP evil.test 127.0.0.1'] });
     attacker = await attackerSite();
   });
+  // Before the API closes (hooks run last-registered first): a page's event stream that reconnects while the server
+  // closes would hold its close.
+  afterEach(async () => {
+    await Promise.all(contexts.splice(0).map((c) => c.close()));
+  });
   afterAll(async () => {
-    await Promise.all(contexts.map((c) => c.close()));
     await browser?.close();
     attacker?.server.close();
   });
