@@ -21,11 +21,14 @@ const LOSS = arg('loss', 0.05);
 
 const lab = await netLab();
 const sim = await startSimulator({ latencyMs: 1_000 }, 0, lab.gateway);
+const stops: (() => Promise<unknown>)[] = [];
 try {
   const redisHost = await lab.host('redis');
   const redis = await redisOn(redisHost, ['--bind', redisHost.ip, '127.0.0.1']);
+  stops.push(() => redis.process.stop('SIGKILL'));
   const workerHost = await lab.host('worker');
   const proxy = await delayProxy(lab.gateway, { host: redisHost.ip, port: 6379 }, RTT_MS / 2);
+  stops.push(() => proxy.close());
   if (LOSS > 0) await workerHost.loss(lab.gateway, LOSS, { port: proxy.port });
 
   /** One batch through one worker process on `host`, reaching Redis at `redisUrl`: requests per second, upstream repeats. */
@@ -59,8 +62,6 @@ try {
   }
   const med = (runs: typeof network, figure: 'rps' | 'servingRps' | 'firstCallS') => median(runs.map((run) => run[figure]));
   const dropped = await workerHost.dropped();
-  await proxy.close();
-  await redis.process.stop('SIGKILL');
   console.log(JSON.stringify({
     bench: 'network',
     requests: USERS * TURNS,
@@ -79,6 +80,7 @@ try {
     upstream_repeats: network.reduce((sum, run) => sum + run.repeats, 0),
   }));
 } finally {
+  for (const stop of stops) await stop();
   await sim.close();
   await lab.close();
 }
