@@ -227,7 +227,8 @@ export function createProcessor(deps: ProcessorDeps) {
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
       if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
-        await store.retry(id, started, attempts, error);
+        // A call that timed out may still be running at the upstream: its lease holds the user's next call until its deadline has passed.
+        await store.retry(id, started, attempts, error, c.code === 'timeout');
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
       return finishFailed(id, started, c, attempts, messages, servingJob());

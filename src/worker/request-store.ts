@@ -109,8 +109,9 @@ export class RequestStore {
   }
 
   /** A failed attempt that will be retried: back to waiting at the lane head, with this run's calls logged. */
-  async retry(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: RequestError): Promise<void> {
-    await this.requeue(id, owner, attempts, JSON.stringify(error), 'retrying');
+  /** Back to waiting after a failed attempt; `mayStillRun` (the call timed out) keeps the call's lease to its end. */
+  async retry(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: RequestError, mayStillRun = false): Promise<void> {
+    await this.requeue(id, owner, attempts, JSON.stringify(error), 'retrying', mayStillRun);
   }
 
   /** Back to waiting without a counted attempt (the queue was paused, the worker is stopping, the budget is busy). */
@@ -118,8 +119,8 @@ export class RequestStore {
     await this.requeue(id, owner, attempts, '', 'queued');
   }
 
-  private async requeue(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: string, status: 'retrying' | 'queued'): Promise<void> {
-    await requeueScript.run(this.on(id), [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)], [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0]);
+  private async requeue(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: string, status: 'retrying' | 'queued', keepLease = false): Promise<void> {
+    await requeueScript.run(this.on(id), [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)], [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0, keepLease ? '1' : '0']);
   }
 
   /**

@@ -5,7 +5,9 @@
   KEYS: 1 request hash, 2 the batch's budget reservations, 3 the user's call lease (released when this run holds it)
   ARGV: 1 attempt entries of this run (JSON array text without brackets, or ""), 2 upstream calls made in this run,
         3 last error (JSON, or "" to keep), 4 new status ("retrying" | "queued"), 5 request id, 6 the run's claim
-        number: a run taken over since (another claimed the request) changes nothing
+        number: a run taken over since (another claimed the request) changes nothing, 7 "1" when the run's call may
+        still be running at the upstream (it timed out, or its connection broke): its lease stands until its deadline
+        and margin, so that no call of the user starts before then
 ]]
 local calls = tonumber(ARGV[2])
 if not calls or calls < 0 or calls ~= math.floor(calls) then error('chatq requeue-request: calls must be an integer') end
@@ -15,7 +17,7 @@ local status, claims = unpack(redis.call('HMGET', KEYS[1], 'status', 'claims'))
 if status ~= 'running' then return status or 'missing' end
 if tonumber(claims) ~= tonumber(ARGV[6]) then return 'taken' end
 -- This run's call has ended (or was never sent): its lease goes.
-if redis.call('GET', KEYS[3]) == ARGV[5] .. ':' .. ARGV[6] then redis.call('DEL', KEYS[3]) end
+if ARGV[7] ~= '1' and redis.call('GET', KEYS[3]) == ARGV[5] .. ':' .. ARGV[6] then redis.call('DEL', KEYS[3]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[4])
 redis.call('HDEL', KEYS[2], ARGV[5])
 if ARGV[4] == 'retrying' then redis.call('HINCRBY', KEYS[1], 'tries', 1) end
