@@ -204,6 +204,10 @@ export function createProcessor(deps: ProcessorDeps) {
       const { err } = call;
       const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
       attempts.push({ at: t0, status: c.status, code: c.code, ms: latencyMs });
+      const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
+      // The pause goes up before this call's credentials probe is released: no waiting call may take the probe and
+      // call with credentials just refused.
+      if (c.action === 'pause') await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
       await limiter.settle(reservation, 0, false);
       if (c.action === 'rate_limited') {
         // The upstream's own limit: everyone waits, and this call does not count as an attempt.
@@ -218,9 +222,7 @@ export function createProcessor(deps: ProcessorDeps) {
         logger.warn({ request: id, waitMs }, 'upstream unreachable: all workers back off');
         continue;
       }
-      const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
       if (c.action === 'pause') {
-        await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
         await limiter.distrustCredentials();
         await store.retry(id, started, attempts, error);
         logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
