@@ -1,4 +1,5 @@
-import { connectRedis, printableRedisUrl, probeRedis, type RedisClient, type RedisTarget } from '../shared/redis.js';
+import { connectRedis, probeRedis, type RedisClient } from '../shared/redis.js';
+import { printableRedisUrl, type RedisTarget } from '../shared/redis-target.js';
 import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { LuaScript, type RedisClient, type RedisTarget } from '../shared/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis.js';
+import type { RedisTarget } from '../shared/redis-target.js';
 import { newBatchId } from '../shared/ids.js';
 import { createBatchRecord } from '../shared/batch-imports.js';
 import type { CompletionWindow } from '../shared/completion-window.js';

@@ -4,7 +4,9 @@ import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type Redi
 import { createLogger, type Logger } from './logger.js';
 import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from './keys.js';
 import { logFailure } from './condition-log.js';
-import { describeRedisError } from './redis-errors.js';
+import { connectionRefusal, describeRedisError } from './redis-errors.js';
+import { isSentinel, seedUrls, sentinelMaster, type RedisTarget } from './redis-target.js';
+
 
 /** A single Redis or a Redis Cluster: chatq runs the same on both. */
 export type RedisClient = Redis | Cluster;
@@ -45,32 +47,6 @@ function watch<C extends RedisClient>(client: C): C {
   return client;
 }
 
-/** Where Redis is: one URL, (cluster) comma-separated seed node URLs, or (Sentinel) redis+sentinel:// sentinels. */
-export interface RedisTarget {
-  redisUrl: string;
-  redisCluster: boolean;
-  /** The CA file a rediss:// server's certificate is checked against. */
-  redisCa?: string | undefined;
-}
-
-/** A REDIS_URL fit to print: without user names and passwords. */
-export function printableRedisUrl(url: string): string {
-  try {
-    return seedUrls(url).map((u) => `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`).join(',');
-  } catch {
-    return '(unparsable REDIS_URL)';
-  }
-}
-
-/** The seed nodes of a REDIS_URL: "redis://h1:7000,redis://h2:7001" (or "redis://h1:7000,h2:7001"). */
-export function seedUrls(redisUrl: string): URL[] {
-  const parts = redisUrl.split(',').map((s) => s.trim()).filter(Boolean);
-  const scheme = /^[a-z+]+:\/\//.exec(parts[0] ?? '')?.[0] ?? 'redis://';
-  return parts.map((s) => new URL(s.includes('://') ? s : `${scheme}${s}`));
-}
-
-const SENTINEL = /^rediss?\+sentinel:$/;
-
 /** The user, password and TLS settings a REDIS_URL and CHATQ_REDIS_CA give every connection. */
 function authAndTls(target: RedisTarget): RedisOptions {
   const first = seedUrls(target.redisUrl)[0]!;
@@ -86,12 +62,11 @@ function authAndTls(target: RedisTarget): RedisOptions {
 function singleOf(target: RedisTarget, options: RedisOptions): Redis {
   const seeds = seedUrls(target.redisUrl);
   const common: RedisOptions = { ...authAndTls(target), reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false), ...options };
-  if (!SENTINEL.test(seeds[0]!.protocol)) {
+  if (!isSentinel(seeds)) {
     const u = seeds[0]!;
     return new Redis({ host: u.hostname, port: Number(u.port || 6379), db: Number(u.pathname.slice(1) || 0), ...common });
   }
-  const name = seeds.map((u) => decodeURIComponent(u.pathname.slice(1))).find(Boolean) ?? 'mymaster';
-  return new Redis({ sentinels: seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 26379) })), name, ...common });
+  return new Redis({ sentinels: seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 26379) })), name: sentinelMaster(seeds), ...common });
 }
 
 function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptions: ClusterOptions = {}): Cluster {
@@ -119,26 +94,6 @@ export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFa
 
 export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable: boolean };
 
-const UNTRUSTED_CERT = /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/;
-
-/** Why a connection was refused, in one line that says what to change; undefined when Redis just did not answer. */
-export function connectionRefusal(err: Error & { code?: string }, target: RedisTarget): string | undefined {
-  const first = seedUrls(target.redisUrl)[0]!;
-  const user = first.username ? decodeURIComponent(first.username) : 'default';
-  const message = err.message.split('\n')[0]!;
-  if (/^WRONGPASS/.test(message)) return `Redis refused the password for user "${user}" (WRONGPASS): check the user and password in REDIS_URL`;
-  if (/^NOAUTH/.test(message)) return 'Redis needs a password (NOAUTH): put the user and password in REDIS_URL, as rediss://USER:PASSWORD@host:port';
-  if (/^NOPERM/.test(message)) return `Redis user "${user}" may not run chatq's commands (NOPERM): give it +@all on ~* and &* (or the prefix's keys), or use another user`;
-  if (err.code && UNTRUSTED_CERT.test(err.code)) {
-    return `the Redis server's TLS certificate is not trusted (${err.code}): ${target.redisCa ? `the CA in CHATQ_REDIS_CA (${target.redisCa}) did not sign it; set CHATQ_REDIS_CA to the one that did` : "set CHATQ_REDIS_CA to the PEM file of the CA that signed it"}`;
-  }
-  if (err.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the Redis server's TLS certificate does not name ${first.hostname}: use the host name it was issued for in REDIS_URL`;
-  if (/No master with that name|ERR No such master/i.test(message) || /^Failed to connect to the master|no master/i.test(message)) {
-    return `the sentinels know no master named "${seedUrls(target.redisUrl).map((u) => decodeURIComponent(u.pathname.slice(1))).find(Boolean) ?? 'mymaster'}": put the name they monitor in REDIS_URL (redis+sentinel://host:26379/NAME)`;
-  }
-  return undefined;
-}
-
 /**
  * Connects once, without retrying, and checks that the database the URL names exists (ioredis would otherwise run
  * every command in database 0 after a failed SELECT); for a cluster, that the cluster is up (all slots served). A
@@ -148,7 +103,7 @@ export async function probeRedis(target: RedisTarget, timeoutMs = 1_000): Promis
   const host = seedUrls(target.redisUrl).map((u) => u.host).join(',');
   const db = Number(seedUrls(target.redisUrl)[0]!.pathname.slice(1) || 0);
   if (target.redisCluster && db !== 0) return { ok: false, reason: `REDIS_URL names database ${db}, but a Redis Cluster has only database 0`, unreachable: false };
-  const sentinel = SENTINEL.test(seedUrls(target.redisUrl)[0]!.protocol);
+  const sentinel = isSentinel(seedUrls(target.redisUrl));
   const probe: RedisClient = target.redisCluster
     ? clusterOf(target, { maxRetriesPerRequest: 0, connectTimeout: timeoutMs }, { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false })
     : singleOf(target, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, sentinelRetryStrategy: () => null, connectTimeout: timeoutMs, ...(sentinel ? {} : { db: 0 }) });
