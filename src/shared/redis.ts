@@ -92,6 +92,12 @@ export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFa
   return client;
 }
 
+/**
+ * How long a first connection may take before Redis counts as out of reach: past TCP's SYN retransmissions at 1 s and
+ * 3 s, so that a packet lost on a real network is not "cannot reach Redis". A refused connection fails at once.
+ */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable: boolean };
 
 /**
@@ -99,7 +105,7 @@ export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable
  * every command in database 0 after a failed SELECT); for a cluster, that the cluster is up (all slots served). A
  * refused connection (password, TLS certificate, Sentinel master name) is told apart from an unanswered one.
  */
-export async function probeRedis(target: RedisTarget, timeoutMs = 1_000): Promise<RedisProbe> {
+export async function probeRedis(target: RedisTarget, timeoutMs = CONNECT_TIMEOUT_MS): Promise<RedisProbe> {
   const host = seedUrls(target.redisUrl).map((u) => u.host).join(',');
   const db = Number(seedUrls(target.redisUrl)[0]!.pathname.slice(1) || 0);
   if (target.redisCluster && db !== 0) return { ok: false, reason: `REDIS_URL names database ${db}, but a Redis Cluster has only database 0`, unreachable: false };

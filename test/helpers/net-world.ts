@@ -3,7 +3,7 @@ import { getUsage } from '../../src/shared/read-store.js';
 import { startSimulator, type Simulator } from '../../src/simulator/simulator-server.js';
 import type { SimulatorOptionsInput } from '../../src/simulator/simulator-options.js';
 import { chatqOn, netLab, redisOn, type HostProcess, type NetHost, type NetLab } from './net-hosts.js';
-import { createTestEnv, type TestEnv } from './test-env.js';
+import { createTestEnv, waitForBatch, type TestEnv } from './test-env.js';
 
 /** Per test: a network lab with Redis on a host of its own, the simulator on the test process's host, a test prefix. */
 export interface NetWorld {
@@ -14,6 +14,8 @@ export interface NetWorld {
   env: TestEnv;
   /** Every process started with `chatq`, stopped after the test. */
   chatq(host: NetHost, args: string[], extra?: Record<string, string>): HostProcess;
+  /** Waits for the batch to end; fails at once, with its output, when a `chatq worker` of this test exits. */
+  waitForBatch(batchId: string, timeoutMs: number): Promise<unknown>;
 }
 
 export function useNetWorld(simulator: SimulatorOptionsInput = {}): NetWorld {
@@ -29,11 +31,18 @@ export function useNetWorld(simulator: SimulatorOptionsInput = {}): NetWorld {
     world.sim = await startSimulator(simulator, 0, world.lab.gateway);
     world.env = await createTestEnv(world.redisUrl);
     processes = [];
+    let workerExit: Promise<never> | undefined;
     world.chatq = (host, args, extra = {}) => {
       const p = chatqOn(host, args, { ...world.env.env(), LOG_LEVEL: 'warn', ...extra });
       processes.push(p);
+      if (args[0] === 'worker') {
+        const exited = p.exited.then((code) => Promise.reject(new Error(`chatq worker on ${host.name} exited (${code}): ${p.output()}`)));
+        workerExit = workerExit ? Promise.race([workerExit, exited]) : exited;
+        workerExit.catch(() => undefined);
+      }
       return p;
     };
+    world.waitForBatch = (batchId, timeoutMs) => Promise.race([waitForBatch(world.env, batchId, timeoutMs), ...(workerExit ? [workerExit] : [])]);
   });
   afterEach(async () => {
     await Promise.all(processes.map((p) => p.stop('SIGKILL')));

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { waitFor, waitForBatch } from '../helpers/test-env.js';
+import { waitFor } from '../helpers/test-env.js';
 import { conversationLines, expectInvariants, useNetWorld } from '../helpers/net-world.js';
 
 describe('network (f): an importer and Redis apart mid-import', () => {
@@ -35,7 +35,7 @@ describe('network (f): an importer and Redis apart mid-import', () => {
     expect(first.output()).toContain(`--batch ${batchId}`);
     const resumed = w.chatq(importer, ['enqueue', file, '--batch', batchId], vars);
     expect(await resumed.exited, resumed.output()).toBe(0);
-    await waitForBatch(w.env, batchId, 180_000);
+    await w.waitForBatch(batchId, 180_000);
     const { repeats } = await expectInvariants(w, batchId, lines.length);
     console.log(JSON.stringify({ scenario: 'f', requests: lines.length, enqueuedAtCut, repeats, firstImporter: first.output().trim().split('\n').at(-1) }));
   }, 300_000);

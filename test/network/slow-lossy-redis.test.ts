@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { delayProxy } from '../helpers/delay-proxy.js';
-import { waitForBatch } from '../helpers/test-env.js';
 import { conversationLines, expectInvariants, useNetWorld } from '../helpers/net-world.js';
 
 describe('network (c): 20 ms round trip and 5 % packet loss between workers and Redis', () => {
@@ -18,7 +17,7 @@ describe('network (c): 20 ms round trip and 5 % packet loss between workers and 
         await host.loss(w.lab.gateway, 0.05, { port: proxy.port });
         w.chatq(host, ['worker'], { REDIS_URL: `redis://${proxy.host}:${proxy.port}`, CHATQ_BASE_URL: w.sim.url, CHATQ_CONCURRENCY: '20', CHATQ_TIMEOUT_MS: '10000' });
       }
-      await waitForBatch(w.env, submitted.batchId, 180_000);
+      await w.waitForBatch(submitted.batchId, 120_000);
       for (const host of hosts) expect(await host.dropped()).toBeGreaterThan(0);
       const { repeats } = await expectInvariants(w, submitted.batchId, users * turns);
       console.log(JSON.stringify({ scenario: 'c', requests: users * turns, repeats, seconds: (Date.now() - started) / 1000 }));

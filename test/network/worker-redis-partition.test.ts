@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { waitFor, waitForBatch } from '../helpers/test-env.js';
+import { waitFor } from '../helpers/test-env.js';
 import { conversationLines, expectInvariants, useNetWorld } from '../helpers/net-world.js';
 
 describe('network (a): a worker and Redis apart for longer than the lock while its calls run', () => {
@@ -19,7 +19,7 @@ describe('network (a): a worker and Redis apart for longer than the lock while i
     await new Promise((r) => setTimeout(r, 20_000));
     expect(await first.dropped()).toBeGreaterThan(0);
     await first.heal();
-    await waitForBatch(w.env, submitted.batchId, 120_000);
+    await w.waitForBatch(submitted.batchId, 120_000);
     const { repeats } = await expectInvariants(w, submitted.batchId, users * turns);
     console.log(JSON.stringify({ scenario: 'a', requests: users * turns, repeats }));
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { waitFor, waitForBatch } from '../helpers/test-env.js';
+import { waitFor } from '../helpers/test-env.js';
 import { conversationLines, expectInvariants, useNetWorld } from '../helpers/net-world.js';
 
 describe('network (b): a worker and the upstream apart', () => {
@@ -17,7 +17,7 @@ describe('network (b): a worker and the upstream apart', () => {
     expect(await host.dropped()).toBeGreaterThan(0);
     const healedAt = Date.now();
     await host.heal();
-    await waitForBatch(w.env, submitted.batchId, 120_000);
+    await w.waitForBatch(submitted.batchId, 120_000);
     const { repeats } = await expectInvariants(w, submitted.batchId, users * turns);
     const batch = await w.env.batch(submitted.batchId);
     // The outage's backoff ended with the first call that got through.

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { conversationLines, expectInvariants, useNetWorld } from '../helpers/net-world.js';
+
+describe('network: a worker started while Redis does not answer yet', () => {
+  const w = useNetWorld({ latencyMs: 20 });
+
+  it('waits for its first connection (a lost SYN is not "cannot reach Redis") and then works', async () => {
+    const submitted = await w.env.submit(conversationLines(5, 2, 'start'));
+    const host = await w.lab.host('worker');
+    await host.cut(w.redisHost.ip);
+    w.chatq(host, ['worker'], { CHATQ_BASE_URL: w.sim.url });
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await host.dropped()).toBeGreaterThan(0);
+    await host.heal();
+    await w.waitForBatch(submitted.batchId, 60_000);
+    await expectInvariants(w, submitted.batchId, 10);
+  });
+});
