@@ -9,8 +9,9 @@
   again, for the cancel). A claim is not an attempt: `claims` counts runs begun.
   `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
   which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether
-  that batch has a budget), status and on_import_error of that batch}. A turn gap (gap_ms) then starts now, and the
-  request waits it out unclaimed.
+  that batch has a budget), status and on_import_error of that batch, leaseMs = the call's lease (ms: timeout and
+  margin) or nil}. A turn gap (gap_ms) then starts now, and the request waits it out unclaimed. With leaseMs the
+  claim takes the user's call lease too (as begin-call.lua does): the job calls without another round trip.
 ]]
 -- A batch whose unsent requests are not to be sent: being cancelled or expired, or its import failed ("cancel").
 local function batchStopped(status, onImportError)
@@ -64,5 +65,6 @@ local function claimRequest(prefix, id, now, hand)
     claim[#claim + 1] = hand.job
   end
   redis.call(unpack(claim))
+  if hand and hand.leaseMs then redis.call('SET', KEY.laneLease(prefix, userid), id .. ':' .. claimNumber, 'PX', hand.leaseMs) end
   return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber }
 end

@@ -23,7 +23,8 @@
         when it goes on with the lane's next request ("" to hand it to a new job; "?" and the id when its time slice
         is over: it goes on only while no other job waits for a slot), 16 "1" when the batch has a budget
         (its reservation is released), "0" when not, "" when unknown, 17 the run's claim number ("" when no run: a job
-        given up), 18... the result's fields (field, value, ...), written as they are
+        given up), 18 the lease (ms: the call timeout and its margin) that a handed head's claim takes for its first
+        call ("" for none: begin-call.lua takes it), 19... the result's fields (field, value, ...), written as they are
   A run taken over since its claim (its worker lost its lock) still writes its result when it is the first (counted
   once), but another run's call lease stands: the lane's next request waits it out (claim-request.lua).
   Returns {'ok'|'duplicate'|'missing', next lane head or '', 1 when the next head was handed to the serving job,
@@ -39,7 +40,8 @@ for _, i in ipairs({ 3, 4, 7 }) do
 end
 if ARGV[10] ~= '' and not string.match(ARGV[10], '^%d+$') then error('chatq finish-request: cost must be whole nano-USD') end
 if ARGV[2] ~= 'succeeded' and ARGV[2] ~= 'failed' then error('chatq finish-request: bad status') end
-if #ARGV < 17 or (#ARGV - 17) % 2 ~= 0 then error('chatq finish-request: fields must come in pairs') end
+if #ARGV < 18 or (#ARGV - 18) % 2 ~= 0 then error('chatq finish-request: fields must come in pairs') end
+if ARGV[18] ~= '' and not string.match(ARGV[18], '^[1-9]%d*$') then error('chatq finish-request: the lease must be whole ms') end
 
 local req, batch, lane = KEYS[1], KEYS[2], KEYS[3]
 local id, status, now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -68,7 +70,7 @@ if ARGV[6] ~= '' then
   result[#result + 1] = 'attempt_log'
   result[#result + 1] = (log and (string.sub(log, 1, -2) .. ',') or '[') .. ARGV[6] .. ']'
 end
-for i = 18, #ARGV do result[#result + 1] = ARGV[i] end
+for i = 19, #ARGV do result[#result + 1] = ARGV[i] end
 redis.call(unpack(result))
 -- Like the body, the response lives beside the hash, which then stays compact.
 if ARGV[13] ~= '' then redis.call('SET', KEYS[14], ARGV[13], 'EX', ttl) end
@@ -132,7 +134,7 @@ if string.sub(serving, 1, 1) == '?' then
   serving = waiting == 0 and string.sub(serving, 2) or ''
 end
 if serving ~= '' then
-  local claim = claimRequest(prefix, head, now, { job = serving, batch = ARGV[8], budgeted = budgetKnown and (budgeted and 1 or 0) or nil, status = batchStatus, onImportError = onImportError })
+  local claim = claimRequest(prefix, head, now, { job = serving, batch = ARGV[8], budgeted = budgetKnown and (budgeted and 1 or 0) or nil, status = batchStatus, onImportError = onImportError, leaseMs = tonumber(ARGV[18]) })
   if claim[1] == 'run' then return { 'ok', head, 1, 0, claim } end
   return { 'ok', head, 0, claim[1] == 'wait' and claim[2] or 0 }
 end

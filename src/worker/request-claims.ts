@@ -23,6 +23,11 @@ export interface StartedRequest {
   expect: Expect | null;
   /** Which claim of the request this run is (its lease is taken with it: begin-call.lua). */
   claim: number;
+  /**
+   * When the call lease taken with the claim ends, on this process's monotonic clock (performance.now()): a lane's
+   * next request handed on by a finish is claimed with its first call's lease. Unset once used, or when there is none.
+   */
+  leasedUntil?: number;
 }
 
 /** Who a request belongs to: what its result is written under (and whether its batch has a budget, when known). */

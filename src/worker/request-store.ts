@@ -37,6 +37,7 @@ export class RequestStore {
   private readonly cancelWalks = new Map<string, Promise<unknown>>();
 
   private readonly redis: RedisClient;
+  private readonly replicas: { count: number; timeoutMs: number };
 
   constructor(
     /**
@@ -47,10 +48,15 @@ export class RequestStore {
     private readonly keys: RedisKeys,
     private readonly ttlS: number,
     private readonly queues: RequestQueues,
-    /** Replicas that hold a claim before its call is sent and a result before it is reported (CHATQ_REDIS_WAIT_REPLICAS). */
-    private readonly replicas: { count: number; timeoutMs: number } = { count: 0, timeoutMs: 0 },
+    private readonly calls: {
+      /** Replicas that hold a claim before its call is sent and a result before it is reported (CHATQ_REDIS_WAIT_REPLICAS). */
+      replicas?: { count: number; timeoutMs: number };
+      /** The call timeout (CHATQ_TIMEOUT_MS): a lane's next request handed on by a finish is claimed with its call's lease. */
+      timeoutMs?: number;
+    } = {},
   ) {
     this.redis = connections[0]!;
+    this.replicas = calls.replicas ?? { count: 0, timeoutMs: 0 };
   }
 
   /** The connection of request `id`'s transitions. */
@@ -77,6 +83,10 @@ export class RequestStore {
    * fewer replicas than CHATQ_REDIS_WAIT_REPLICAS acknowledged the lease (a failover could lose it: not sent either).
    */
   async beginCall(started: StartedRequest, timeoutMs: number): Promise<number | 'taken' | 'late' | 'unreplicated'> {
+    const leasedLeft = (started.leasedUntil ?? 0) - performance.now();
+    // A lease taken with the claim is used once, and only while at least half the call's time is left.
+    started.leasedUntil = undefined;
+    if (leasedLeft >= timeoutMs / 2) return Math.floor(leasedLeft);
     const sent = performance.now();
     const { reply, replicated } = await beginCallScript.runReplicated(this.on(started.id), [this.keys.request(started.id), this.keys.laneLease(started.userid)], [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id], this.replicas);
     const [ok] = reply as [number, string?];
@@ -128,10 +138,15 @@ export class RequestStore {
    * with it: that request, already claimed for its run, is returned), else to a new BullMQ job.
    */
   async finish(id: string, owner: RequestOwner, result: FinishedRequest, servingJob = ''): Promise<StartedRequest | undefined> {
-    const [nextHead, claim, gapMs] = await this.writeResult(id, owner, result, servingJob);
+    const sent = performance.now();
+    const [nextHead, claim, gapMs, replicated] = await this.writeResult(id, owner, result, servingJob);
     if (nextHead && !claim) await this.queues.add([nextHead], gapMs);
     const next = claim && toClaim(claim);
-    return next && 'body' in next ? next : undefined;
+    if (!next || !('body' in next)) return undefined;
+    // Its lease was taken with the claim, no later than now: its first call must end by `sent` + the timeout. Not
+    // when fewer replicas than asked hold it (begin-call.lua then takes it again, and waits for them).
+    const timeoutMs = this.calls.timeoutMs;
+    return timeoutMs && replicated ? { ...next, leasedUntil: sent + timeoutMs } : next;
   }
 
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
@@ -176,7 +191,7 @@ export class RequestStore {
     await walk;
   }
 
-  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, (string | number)[] | undefined, number]> {
+  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, (string | number)[] | undefined, number, boolean]> {
     const k = this.keys;
     const now = Date.now();
     const fields: (string | number)[] = [];
@@ -220,12 +235,13 @@ export class RequestStore {
       servingJob,
       owner.budgeted === undefined ? '' : owner.budgeted ? '1' : '0',
       owner.claim ?? '',
+      this.calls.timeoutMs ? this.calls.timeoutMs + LEASE_MARGIN_MS : '',
       ...fields,
     ];
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
     // that does not answer in time delays, and does not fail, the finish).
-    const { reply } = await finishScript.runReplicated(this.on(id), keys, args, this.replicas);
+    const { reply, replicated } = await finishScript.runReplicated(this.on(id), keys, args, this.replicas);
     const [, nextHead, handed, gapMs, claim] = reply as [string, string, number?, number?, (string | number)[]?];
-    return [nextHead, handed === 1 ? claim : undefined, gapMs ?? 0];
+    return [nextHead, handed === 1 ? claim : undefined, gapMs ?? 0, replicated];
   }
 }

@@ -107,7 +107,7 @@ export class WorkerPool {
     const fetchers = Math.min(MAX_FETCHERS, Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_FETCHER)));
     const scripts = Array.from({ length: Math.min(MAX_SCRIPT_CONNECTIONS, Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_SCRIPT_CONNECTION))) }, () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }));
     const limiter = new CapacityLimiter(scripts[0]!, keys, config, owner);
-    const stores = new Map(shards.map((k) => [k, new RequestStore(scripts, k, config.resultTtlS, queues, config.waitReplicas)]));
+    const stores = new Map(shards.map((k) => [k, new RequestStore(scripts, k, config.resultTtlS, queues, { replicas: config.waitReplicas, timeoutMs: config.timeoutMs })]));
     const connections = [redis, ...scripts];
     const jobsInHand = config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15));
     const workers = shards.flatMap((shardKeys) => {
