@@ -98,6 +98,15 @@ export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFa
  */
 const CONNECT_TIMEOUT_MS = 5_000;
 
+/**
+ * `connections[index]` when it is connected, else the first that is (else that one all the same): a connection still
+ * being made, whose handshake lost a packet (TCP sends a SYN again after 1 s), holds up no command that another could send.
+ */
+export function readyOf(connections: RedisClient[], index = 0): RedisClient {
+  const picked = connections[index]!;
+  return picked.status === 'ready' ? picked : (connections.find((c) => c.status === 'ready') ?? picked);
+}
+
 export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable: boolean };
 
 /**

@@ -50,8 +50,10 @@ export const isReservation = (r: Reservation | NotReserved): r is Reservation =>
 
 const DEFAULT_LARGE_SHARE = 0.1;
 
-/** How stale the cached pause/credentials state may be in a process without RPM/TPM limits. */
+/** How stale the cached pause/credentials state may be in a process without RPM/TPM limits before it is read again. */
 const GATE_MS = 200;
+/** How stale it may be while that read is under way: calls go by it meanwhile. A pause reaches every worker within this. */
+const GATE_STALE_MS = 1_000;
 /** Longest sleep before asking again while not reserved: a pause that ends early is noticed within it. */
 const RECHECK_MS = 1_000;
 /** While the upstream is down, one call per this interval checks whether it is back. */
@@ -75,12 +77,16 @@ export class CapacityLimiter {
   /** Calls under the global limits alone, reserved together with the others of this process that ask meanwhile. */
   private readonly groups: GroupedReservations;
 
+  /** The connection its commands go on (a pool's: the first of its script connections that is connected). */
+  private readonly connection: () => RedisClient;
+
   constructor(
-    private readonly redis: RedisClient,
+    redis: RedisClient | (() => RedisClient),
     private readonly keys: RedisKeys,
     private readonly limits: Limits,
     private readonly owner: string,
   ) {
+    this.connection = typeof redis === 'function' ? redis : () => redis;
     this.groups = new GroupedReservations({ rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? 0.01 }, (tokens, calls) => this.reserveGlobal(tokens, calls));
   }
 
@@ -98,22 +104,29 @@ export class CapacityLimiter {
     return this.limits.rpm > 0 || this.limits.tpm > 0 || (m.rpm ?? 0) > 0 || (m.tpm ?? 0) > 0;
   }
 
-  /** Open when credentials are proven and nothing is paused; cached for GATE_MS (changes made here apply at once). */
+  /**
+   * Open when credentials are proven and nothing is paused; cached for GATE_MS (changes made here apply at once). Past
+   * that, a read goes out; until GATE_STALE_MS the calls meanwhile go by the last answer rather than wait for it: one
+   * lost packet on a slow link would otherwise hold every call of the process.
+   */
   private async gateOpen(): Promise<boolean> {
-    if (Date.now() - this.gate.readAt <= GATE_MS) return this.gate.open;
+    const age = Date.now() - this.gate.readAt;
+    if (age <= GATE_MS) return this.gate.open;
     // One read at a time; a read that fails is forgotten with it (the next call reads again), never kept as the answer.
-    this.gateRead ??= (async () => {
+    const read = (this.gateRead ??= (async () => {
       const k = this.keys;
       try {
-        const replies = await this.redis.multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).pttl(k.outageUntil).exists(k.outage).exec();
+        const replies = await this.connection().multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).pttl(k.outageUntil).exists(k.outage).exec();
         const [paused, proven, pauseLeft, outageLeft, outage] = replies!.map(([, v]) => v as number);
         this.gate = { readAt: Date.now(), open: paused === 0 && proven === 1 && pauseLeft! <= 0 && outageLeft! <= 0, outage: outage === 1 };
         return this.gate.open;
       } finally {
         this.gateRead = undefined;
       }
-    })();
-    return this.gateRead;
+    })());
+    if (age > GATE_STALE_MS) return read;
+    read.catch(() => undefined);
+    return this.gate.open;
   }
 
   private closeGate(): void {
@@ -171,7 +184,7 @@ export class CapacityLimiter {
       const together = (m.rpm ?? 0) === 0 && (m.tpm ?? 0) === 0 && largeCharge === 0 && (await this.gateOpen());
       const { state, waitMs, outage, group } = together
         ? await this.groups.reserve(estimate)
-        : await acquireScript.run(this.redis, keys, args).then((r) => {
+        : await acquireScript.run(this.connection(), keys, args).then((r) => {
             const [s, w, o] = r as [number, number, number];
             return { state: s, waitMs: w, outage: o, group: undefined };
           });
@@ -204,14 +217,14 @@ export class CapacityLimiter {
     // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
     const keys = [k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe, ...this.scopeKeys('global'), ...this.scopeKeys('global:none')];
     const { rpm, tpm, lockMs, headroom } = this.limits;
-    const reply = (await acquireScript.run(this.redis, keys, [member, tokens, headroom ?? 0.01, rpm, tpm, 0, 0, lockMs, OUTAGE_PROBE_MS, calls, 0])) as [number, number, number, string?];
+    const reply = (await acquireScript.run(this.connection(), keys, [member, tokens, headroom ?? 0.01, rpm, tpm, 0, 0, lockMs, OUTAGE_PROBE_MS, calls, 0])) as [number, number, number, string?];
     return { member, reply };
   }
 
   private renewWhileInFlight(member: string): void {
     const lease = this.limits.lockMs;
     const timer = setInterval(() => {
-      renewProbeScript.run(this.redis, [this.keys.credentialsProbe], [member, lease]).catch(() => undefined);
+      renewProbeScript.run(this.connection(), [this.keys.credentialsProbe], [member, lease]).catch(() => undefined);
     }, Math.max(100, Math.floor(lease / 3)));
     timer.unref();
     this.renewals.set(member, timer);
@@ -220,19 +233,19 @@ export class CapacityLimiter {
   private async endProbe(member: string): Promise<void> {
     clearInterval(this.renewals.get(member));
     this.renewals.delete(member);
-    await this.redis.del(this.keys.credentialsProbe);
+    await this.connection().del(this.keys.credentialsProbe);
   }
 
   /** After the call: the real token count replaces the estimate; a success proves the credentials and ends an outage. */
   async settle(r: Reservation, actualTokens: number, succeeded: boolean): Promise<void> {
     const k = this.keys;
     if (r.probe) {
-      if (succeeded) await this.redis.set(k.credentialsProven, '1');
+      if (succeeded) await this.connection().set(k.credentialsProven, '1');
       await this.endProbe(r.member);
     }
     if (succeeded && r.outage) {
       this.closeGate();
-      await this.redis.del(k.outage, k.outageUntil, k.outageProbe);
+      await this.connection().del(k.outage, k.outageUntil, k.outageProbe);
     }
     if (r.estimate === 0) return;
     if (r.group) {
@@ -249,27 +262,27 @@ export class CapacityLimiter {
     const keys = this.scopeKeys('global').slice(1);
     if ((this.modelLimit(model).tpm ?? 0) > 0) keys.push(...this.scopeKeys(`model:${model}`).slice(1));
     if (large) keys.push(...this.scopeKeys('large').slice(1));
-    await settleScript.run(this.redis, keys, [member, actualTokens]);
+    await settleScript.run(this.connection(), keys, [member, actualTokens]);
   }
 
   /** The upstream could not be reached: every worker backs off together (the backoff grows per round, not per call). */
   async noteOutage(): Promise<number> {
     this.closeGate();
     const k = this.keys;
-    return (await noteOutageScript.run(this.redis, [k.outage, k.outageUntil], [this.limits.backoffMs ?? 1_000, OUTAGE_CAP_MS, Math.random()])) as number;
+    return (await noteOutageScript.run(this.connection(), [k.outage, k.outageUntil], [this.limits.backoffMs ?? 1_000, OUTAGE_CAP_MS, Math.random()])) as number;
   }
 
   /** The credentials failed (401, no balance...): the next call after a resume is a probe again. */
   async distrustCredentials(): Promise<void> {
     this.closeGate();
-    await this.redis.del(this.keys.credentialsProven, this.keys.credentialsProbe);
+    await this.connection().del(this.keys.credentialsProven, this.keys.credentialsProbe);
   }
 
   /** Holds every worker's next call for `ms` (the upstream said 429). */
   async pauseFor(ms: number): Promise<void> {
     this.closeGate();
-    const [seconds, micros] = await this.redis.time();
+    const [seconds, micros] = await this.connection().time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    await this.redis.set(this.keys.rateLimitPause, String(now + ms), 'PX', ms + 1000);
+    await this.connection().set(this.keys.rateLimitPause, String(now + ms), 'PX', ms + 1000);
   }
 }

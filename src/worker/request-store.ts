@@ -1,4 +1,4 @@
-import { LuaScript, type RedisClient } from '../shared/redis.js';
+import { LuaScript, readyOf, type RedisClient } from '../shared/redis.js';
 import { cancelBatch, type CancelReason } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import type { RequestQueues } from '../shared/request-queue.js';
@@ -59,12 +59,15 @@ export class RequestStore {
     this.replicas = calls.replicas ?? { count: 0, timeoutMs: 0 };
   }
 
-  /** The connection of request `id`'s transitions. */
+  /**
+   * The connection of request `id`'s transitions: picked by its id, or, while that one is not connected (its
+   * handshake lost a packet: TCP sends a SYN again after 1 s), another that is.
+   */
   private on(id: string): RedisClient {
     if (this.connections.length === 1) return this.redis;
     let h = 0;
     for (let i = id.length - 4; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) | 0;
-    return this.connections[Math.abs(h) % this.connections.length]!;
+    return readyOf(this.connections, Math.abs(h) % this.connections.length);
   }
 
   /**
