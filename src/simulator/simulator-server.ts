@@ -114,7 +114,7 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
     const remembered = isUuidV4(userid);
     if (!remembered) stats.nonV4Calls += 1;
     const lastUser = textOf([...messages].reverse().find((m) => m.role === 'user')?.content);
-    const ended = recordArrival(stats, userid || '(none)', lastUser, opts.recordMessages ? messages : undefined);
+    const ended = recordArrival(stats, userid || '(none)', lastUser, opts.recordMessages ? messages : undefined, req.socket.remoteAddress);
     res.on('close', ended);
 
     const forced = FORCED_STATUS.exec(lastUser);

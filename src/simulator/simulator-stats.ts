@@ -27,6 +27,8 @@ export interface SimulatorStats {
   tokens: TokenCounts;
   /** The same, per model. */
   tokensByModel: Record<string, TokenCounts>;
+  /** When each call arrived (ms), by the client's address: which host sent what, and when. */
+  arrivalsFrom: Record<string, number[]>;
   peakRequestsInWindow: number;
   peakTokensInWindow: number;
   users: Record<string, UserCalls>;
@@ -64,6 +66,7 @@ export function emptyStats(): SimulatorStats {
     outOfOrder: 0,
     tokens: zeroTokens(),
     tokensByModel: {},
+    arrivalsFrom: {},
     peakRequestsInWindow: 0,
     peakTokensInWindow: 0,
     users: {},
@@ -73,7 +76,8 @@ export function emptyStats(): SimulatorStats {
 const SEQ_MARK = /\[seq (\d+)\]/;
 
 /** Records a call's arrival for its user; returns a function to call when the call ends (answered or not). */
-export function recordArrival(stats: SimulatorStats, userid: string, lastUser: string, messages: unknown[] | undefined): () => void {
+export function recordArrival(stats: SimulatorStats, userid: string, lastUser: string, messages: unknown[] | undefined, from = ''): () => void {
+  (stats.arrivalsFrom[from] ??= []).push(Date.now());
   const u = (stats.users[userid] ??= { calls: 0, inFlight: 0, overlaps: 0, arrivals: [], lastSeq: -1, lastEndAt: null, minGapMs: null });
   u.calls += 1;
   if (u.lastEndAt !== null) u.minGapMs = Math.min(u.minGapMs ?? Infinity, Date.now() - u.lastEndAt);

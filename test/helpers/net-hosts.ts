@@ -1,4 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { CLI } from './test-env.js';
 
@@ -126,7 +128,9 @@ export const chatqOn = (host: NetHost, args: string[], env: Record<string, strin
 
 /** A throwaway Redis inside a lab host, on its address, without persistence. */
 export async function redisOn(host: NetHost, extra: string[] = []): Promise<{ url: string; process: HostProcess }> {
-  const proc = watched(host.spawn('redis-server', ['--bind', host.ip, '--port', '6379', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...extra]));
+  // A file name of its own: a dump.rdb in the working directory would otherwise be loaded at start.
+  const file = ['--dir', tmpdir(), '--dbfilename', `chatq-net-${host.ns}-${randomUUID().slice(0, 8)}.rdb`];
+  const proc = watched(host.spawn('redis-server', ['--bind', host.ip, '--port', '6379', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...file, ...extra]));
   const url = `redis://${host.ip}:6379`;
   const until = Date.now() + 10_000;
   for (;;) {

@@ -59,7 +59,7 @@ export function useNetWorld(simulator: SimulatorOptionsInput = {}): NetWorld {
  * had two calls in flight, each user's turns reached the upstream in order (a turn may be sent again, never after a
  * later one). Returns the upstream calls made more than once (repeats), which the scenario reports.
  */
-export async function expectInvariants(world: NetWorld, batchId: string, total: number): Promise<{ repeats: number }> {
+export async function expectInvariants(world: Pick<NetWorld, 'env' | 'sim'>, batchId: string, total: number): Promise<{ repeats: number }> {
   const batch = await world.env.batch(batchId);
   expect(batch).toMatchObject({ status: 'completed', total, succeeded: total });
   expect((await getUsage(world.env.redis, world.env.keys, 'default', 'batch', batchId)).requests).toBe(total);
