@@ -9,11 +9,11 @@ import { getBatch } from '../shared/read-store.js';
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES } from '../shared/retry-input.js';
 import { sees } from '../shared/scope.js';
-import type { ApiDeps } from './api-deps.js';
-import { ApiError } from './api-errors.js';
+import type { ApiDeps } from '../http/api-deps.js';
+import { ApiError } from '../http/api-errors.js';
 import { batchObject, batchObjects } from './batch-object.js';
-import { loadVisibleBatch } from './visible-records.js';
-import { parseInput } from './zod-edge.js';
+import { loadVisibleBatch } from '../http/visible-records.js';
+import { parseInput } from '../http/zod-edge.js';
 
 const createBody = z
   .object({

@@ -3,7 +3,7 @@ import { LATENCY_BUCKETS } from '../shared/latency-buckets.js';
 import { listUsage, projectsOf, sumOverTags, type UsageRow } from '../shared/read-store.js';
 import { everyTag } from '../shared/keys.js';
 import { projectScope, type Scope } from '../shared/scope.js';
-import type { ApiDeps } from './api-deps.js';
+import type { ApiDeps } from '../http/api-deps.js';
 
 interface Snapshot {
   /** Usage by model, per project. */

@@ -9,12 +9,12 @@ import { isFileId, newFileId } from '../shared/ids.js';
 import { parseJsonLine } from '../shared/input-limits.js';
 import { describeRedisError } from '../shared/redis-errors.js';
 import { sees, type Scope } from '../shared/scope.js';
-import type { ApiDeps } from './api-deps.js';
-import { ApiError } from './api-errors.js';
-import { creatorProject } from './auth.js';
+import type { ApiDeps } from '../http/api-deps.js';
+import { ApiError } from '../http/api-errors.js';
+import { creatorProject } from '../http/auth.js';
 import { parseGeneratedFileId } from './batch-object.js';
-import { loadVisibleBatch } from './visible-records.js';
-import { parseInput } from './zod-edge.js';
+import { loadVisibleBatch } from '../http/visible-records.js';
+import { parseInput } from '../http/zod-edge.js';
 
 const fileObject = (f: Omit<StoredFile, 'project' | 'lines'>) => ({
   id: f.id,

@@ -9,9 +9,9 @@ import { sees } from '../shared/scope.js';
 import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
 import { listDeliveries } from '../webhooks/webhook-service.js';
-import type { ApiDeps } from './api-deps.js';
-import { ApiError } from './api-errors.js';
-import { parseInput } from './zod-edge.js';
+import type { ApiDeps } from '../http/api-deps.js';
+import { ApiError } from '../http/api-errors.js';
+import { parseInput } from '../http/zod-edge.js';
 
 /** One request as the API shows it (no secrets are ever stored, so none can show). */
 const requestObject = (r: StoredRequest) => ({

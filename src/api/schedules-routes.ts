@@ -6,9 +6,9 @@ import { PROJECT_NAME } from '../shared/config.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { addSchedule, getSchedule, listSchedules, removeSchedule, ScheduleError, scheduleId, scheduleSpecSchema } from '../shared/schedules.js';
 import { sees } from '../shared/scope.js';
-import type { ApiDeps } from './api-deps.js';
-import { ApiError } from './api-errors.js';
-import { parseInput } from './zod-edge.js';
+import type { ApiDeps } from '../http/api-deps.js';
+import { ApiError } from '../http/api-errors.js';
+import { parseInput } from '../http/zod-edge.js';
 
 const createBody = z
   .object({

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { buildApiServer, type RouteEntry } from '../api/api-server.js';
+import { buildApiServer, type RouteEntry } from '../server/api-server.js';
 import { openImportQueue } from '../shared/batch-imports.js';
 import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
@@ -9,7 +9,7 @@ import { RequestQueues } from '../shared/request-queue.js';
 import { checkShardCount } from '../shared/shard-count.js';
 import { openScheduleQueue } from '../shared/schedules.js';
 import { startProducerServices } from './producer-services.js';
-import { StoreWatch } from '../api/store-watch.js';
+import { StoreWatch } from '../http/store-watch.js';
 
 export interface ApiService {
   url: string;

@@ -1,7 +1,8 @@
 import { formatUsd } from '../shared/pricing.js';
 import type { UsageRow } from '../shared/read-store.js';
 import { batchEnded, type BatchRecord } from '../shared/request-record.js';
-import { formatCount, renderTable } from './table.js';
+import { formatCount } from '../shared/display-format.js';
+import { renderTable } from './table.js';
 
 /** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
 export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): string {

@@ -1,5 +1,5 @@
 import { formatUsd } from '../shared/pricing.js';
-import { formatCount, formatDuration, formatTokens } from './table.js';
+import { formatCount, formatDuration, formatTokens } from '../shared/display-format.js';
 
 export interface ProgressFigures {
   done: number;

@@ -1,5 +1,5 @@
-import type { ApiDeps } from '../api/api-deps.js';
-import { formatCount } from '../cli/table.js';
+import type { ApiDeps } from '../http/api-deps.js';
+import { formatCount } from '../shared/display-format.js';
 import { replyText } from '../shared/expectations.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { formatUsd } from '../shared/pricing.js';

@@ -1,4 +1,4 @@
-import { formatCount } from '../cli/table.js';
+import { formatCount } from '../shared/display-format.js';
 import type { Comparison } from '../shared/eval-report.js';
 import { formatUsd } from '../shared/pricing.js';
 import type { UsageRow } from '../shared/read-store.js';

@@ -3,9 +3,9 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import { QUEUE_NAME } from '../shared/keys.js';
-import type { ApiDeps } from './api-deps.js';
+import type { ApiDeps } from '../http/api-deps.js';
 import { BOARD_FIX_SCRIPT } from '../dashboard/dashboard-routes.js';
-import { createClusterMetrics } from './cluster-metrics.js';
+import { createClusterMetrics } from '../api/cluster-metrics.js';
 
 /** /healthz (no auth), /metrics (Prometheus), /admin/queues (bull-board). */
 export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {

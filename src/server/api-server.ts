@@ -2,17 +2,17 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { CSP, DASHBOARD_OPEN_PATHS, dashboardRoutes, loginPage } from '../dashboard/dashboard-routes.js';
 import type { Logger } from '../shared/logger.js';
-import type { ApiDeps } from './api-deps.js';
-import { clientErrorHandler, frameworkErrors, installErrorHandlers } from './api-errors.js';
-import { createAuthenticator, installAuth, routeKind } from './auth.js';
-import { AuthThrottle } from './auth-throttle.js';
-import { BrowserSessions } from './browser-sessions.js';
-import { batchesRoutes } from './batches-routes.js';
-import { filesRoutes } from './files-routes.js';
+import type { ApiDeps } from '../http/api-deps.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '../http/api-errors.js';
+import { createAuthenticator, installAuth, routeKind } from '../http/auth.js';
+import { AuthThrottle } from '../http/auth-throttle.js';
+import { BrowserSessions } from '../http/browser-sessions.js';
+import { batchesRoutes } from '../api/batches-routes.js';
+import { filesRoutes } from '../api/files-routes.js';
 import { opsRoutes } from './ops-routes.js';
-import { recordsRoutes } from './records-routes.js';
-import { schedulesRoutes } from './schedules-routes.js';
-import { installStoreGate } from './store-watch.js';
+import { recordsRoutes } from '../api/records-routes.js';
+import { schedulesRoutes } from '../api/schedules-routes.js';
+import { installStoreGate } from './store-gate.js';
 
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;

@@ -1,0 +1,40 @@
+import type { RedisClient } from '../shared/redis.js';
+
+/** How often Redis is pinged, and how long a ping may take before Redis counts as out of reach. */
+const PING_EVERY_MS = 500;
+const PING_WITHIN_MS = 750;
+
+/**
+ * Whether this process can reach Redis now, from one ping at a time: a ping unanswered after 750 ms (a partition
+ * holds commands without failing them) or failed (a refused connection) marks Redis out of reach until one answers.
+ */
+export class StoreWatch {
+  private reachable = true;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly redis: RedisClient) {}
+
+  get up(): boolean {
+    return this.reachable;
+  }
+
+  start(): this {
+    void this.loop();
+    return this;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      const slow = setTimeout(() => (this.reachable = false), PING_WITHIN_MS);
+      this.reachable = await this.redis.ping().then((pong) => pong === 'PONG', () => false);
+      clearTimeout(slow);
+      await new Promise<void>((resolve) => (this.timer = setTimeout(resolve, PING_EVERY_MS)));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+}
