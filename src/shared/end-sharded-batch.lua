@@ -15,7 +15,7 @@ if status ~= 'in_progress' and status ~= 'cancelling' and status ~= 'expiring' t
   return status or 'missing'
 end
 local final = ARGV[2]
-if final ~= 'completed' and final ~= 'cancelled' and final ~= 'expired' then error('chatq end-sharded-batch: bad status') end
+if not ENDS_WITH_REQUESTS[final] then error('chatq end-sharded-batch: bad status') end
 if not tonumber(ARGV[3]) or not tonumber(ARGV[4]) then error('chatq end-sharded-batch: bad arguments') end
 local counters = cjson.decode(ARGV[5])
 if #counters > 0 then redis.call('HSET', batch, unpack(counters)) end

@@ -6,6 +6,7 @@ import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from './keys.js';
 import { logFailure } from './condition-log.js';
 import { connectionRefusal, describeRedisError } from './redis-errors.js';
 import { isSentinel, seedUrls, sentinelMaster, type RedisTarget } from './redis-target.js';
+import { BATCH_FINAL_STATUS, FINISHED_STATUSES } from './request-record.js';
 
 
 /** A single Redis or a Redis Cluster: chatq runs the same on both. */
@@ -186,8 +187,7 @@ export const MAX_PENDING_EVENTS = 10_000;
  * completed batch with a min_pass (a scheduled evaluation) passed fewer of its graded requests. A part of a sharded
  * batch records "part.ended" instead (the dispatcher ends the batch once every part has: sharded-batch.ts).
  */
-const eventsPrelude = () => `-- How a batch ends when its last request is done: completed, cancelled (a cancel asked), expired (past its window).
-local FINAL_STATUS = { in_progress = 'completed', cancelling = 'cancelled', expiring = 'expired' }
+const eventsPrelude = () => `${statusesPrelude()}
 local function batchEvent(list, batchKey, batchId, status, now)
   -- A part of a sharded batch (see keys.ts) tells the dispatcher instead, which ends the batch when all its parts have.
   if redis.call('HEXISTS', batchKey, 'parent') == 1 then
@@ -203,7 +203,21 @@ local function batchEvent(list, batchKey, batchId, status, now)
   redis.call('LTRIM', list, -${MAX_PENDING_EVENTS}, -1)
 end`;
 
-const PRELUDES: Record<string, () => string> = { keys: keysPrelude, events: eventsPrelude };
+/**
+ * "--- @include statuses" (and every script with events): the status sets that request-record.ts defines, as Lua
+ * tables: FINISHED_REQUEST[status] (a request's result is written), FINAL_STATUS[status] (how a batch at work ends when
+ * its last request is done), ENDS_WITH_REQUESTS[status] (one of those ends).
+ */
+function statusesPrelude(): string {
+  const set = (values: readonly string[]) => `{ ${values.map((v) => `${v} = true`).join(', ')} }`;
+  return [
+    `local FINISHED_REQUEST = ${set(FINISHED_STATUSES)}`,
+    `local FINAL_STATUS = { ${Object.entries(BATCH_FINAL_STATUS).map(([from, to]) => `${from} = '${to}'`).join(', ')} }`,
+    `local ENDS_WITH_REQUESTS = ${set(Object.values(BATCH_FINAL_STATUS))}`,
+  ].join('\n');
+}
+
+const PRELUDES: Record<string, () => string> = { keys: keysPrelude, events: eventsPrelude, statuses: statusesPrelude };
 
 type ScriptArg = string | number | Buffer;
 /**

@@ -204,4 +204,8 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
 
 export const batchDone = (b: BatchRecord) => b.succeeded + b.failed + b.cancelled + b.skipped + b.expired;
 /** A batch that will change no more. */
-export const batchEnded = (s: BatchStatus) => s === 'completed' || s === 'cancelled' || s === 'failed' || s === 'expired';
+/** The status a batch ends in when its last request is done, by the status it had then (a cancel asked, past its window). */
+export const BATCH_FINAL_STATUS = { in_progress: 'completed', cancelling: 'cancelled', expiring: 'expired' } as const satisfies Partial<Record<BatchStatus, BatchStatus>>;
+/** The statuses a batch ends in: the final ones, or failed (its import failed). */
+export const ENDED_BATCH_STATUSES: readonly BatchStatus[] = [...Object.values(BATCH_FINAL_STATUS), 'failed'];
+export const batchEnded = (s: string) => ENDED_BATCH_STATUSES.includes(s as BatchStatus);

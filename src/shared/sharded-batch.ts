@@ -1,5 +1,6 @@
 import { LuaScript, type RedisClient } from './redis.js';
 import { batchPartId, type RedisKeys } from './keys.js';
+import { BATCH_FINAL_STATUS, batchEnded } from './request-record.js';
 
 /**
  * A batch in a sharded deployment (CHATQ_SHARDS > 1) is a record in the base tag (name, project, status of its import,
@@ -12,7 +13,6 @@ const endScript = new LuaScript(new URL('./end-sharded-batch.lua', import.meta.u
 
 /** Counters a reader sums over a batch's parts (plus the error:<code> ones). */
 const SUMMED = ['enqueued', 'total', 'done', 'succeeded', 'failed', 'cancelled', 'skipped', 'expired', 'eval_pass', 'eval_fail'];
-const ENDED = new Set(['completed', 'cancelled', 'expired', 'failed']);
 const AT_WORK = new Set(['in_progress', 'cancelling', 'expiring']);
 
 export interface BatchPart {
@@ -34,13 +34,13 @@ export async function readParts(redis: RedisClient, parts: readonly BatchPart[])
 }
 
 /** A sharded batch that ended from its parts: its record holds their summed counters (end-sharded-batch.lua). */
-export const endedWithParts = (own: Record<string, string>) => own.status === 'completed' || own.status === 'cancelled' || own.status === 'expired';
+export const endedWithParts = (own: Record<string, string>) => (Object.values(BATCH_FINAL_STATUS) as string[]).includes(own.status ?? '');
 
 /** The status a batch has from its parts': ended once all have, by how they ended. */
 function combinedStatus(own: string, parts: readonly Record<string, string>[]): string {
   if (!AT_WORK.has(own)) return own;
   const statuses = parts.map((p) => p.status ?? 'validating');
-  if (statuses.every((s) => ENDED.has(s))) {
+  if (statuses.every(batchEnded)) {
     if (own === 'expiring' || statuses.includes('expired')) return 'expired';
     return own === 'cancelling' || statuses.includes('cancelled') ? 'cancelled' : 'completed';
   }
@@ -58,10 +58,10 @@ export function combineParts(own: Record<string, string>, parts: readonly Record
   }
   const status = combinedStatus(own.status ?? '', parts);
   const combined: Record<string, string> = { ...own, ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, String(v)])), status };
-  if (status !== own.status && ENDED.has(status)) {
+  if (status !== own.status && batchEnded(status)) {
     combined[`${status}_at`] = String(Math.max(...parts.map((p) => Number(p[`${status}_at`] ?? p.completed_at ?? 0))));
   }
-  if (!ENDED.has(own.status ?? '')) delete combined.total;
+  if (!batchEnded(own.status ?? '')) delete combined.total;
   return combined;
 }
 

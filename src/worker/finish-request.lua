@@ -58,7 +58,7 @@ end
 if ARGV[17] ~= '' and redis.call('GET', KEYS[15]) == id .. ':' .. ARGV[17] then redis.call('DEL', KEYS[15]) end
 local current, log, attempts, onFailure = unpack(redis.call('HMGET', req, 'status', 'attempt_log', 'attempts', 'on_failure'))
 if not current then return { 'missing', unservedHead() } end
-if current == 'succeeded' or current == 'failed' or current == 'cancelled' or current == 'skipped' or current == 'expired' then
+if FINISHED_REQUEST[current] then
   redis.call('HDEL', KEYS[10], id)
   -- A second result of one request (its call repeated after the first run was taken over): recorded, never counted.
   if ARGV[17] ~= '' then redis.call('HINCRBY', req, 'repeats', 1) end

@@ -11,6 +11,7 @@
   Returns claimRequest's answer (claim-request.lua), or {'finished'} / {'missing'}.
 ]]
 --- @include keys
+--- @include statuses
 --- @include served-request
 --- @include claim-request
 local prefix = ARGV[2]
