@@ -97,7 +97,7 @@ describe('HTTP API edges', () => {
     const spec = await created.json();
     expect(spec).toMatchObject({ name: 'nightly', cron: '0 3 * * *', tz: 'Europe/Paris', fresh_users: true, models: ['gpt-4o-mini'] });
     expect(spec.next).toBeGreaterThan(Date.now());
-    expect(await w.env.redis.ttl(`${w.env.prefix}:file:${file.id}:lines`)).toBe(-1);
+    expect(await w.env.redis.ttl(w.env.keys.fileLines(file.id))).toBe(-1);
     const list = await (await call('/v1/schedules')).json();
     expect(list.data.map((s: { name: string }) => s.name)).toEqual(['nightly']);
     expect((await call('/v1/schedules/nightly', { method: 'DELETE' })).status).toBe(200);

@@ -116,7 +116,7 @@ describe('capacity limiter (shared through Redis)', () => {
     onPrivateRedis({ rpm: 6_000, tpm: 1e9 }, async (l, redis) => {
       const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
       await l.acquire('m', body(10));
-      const tatKey = `${env.keys.prefix}:limit:global:rpm`;
+      const tatKey = env.keys.limitRequests('global');
       const tatBefore = Number(await redis.get(tatKey));
       const before = await scripts();
       const reservations = await Promise.all(Array.from({ length: 40 }, () => l.acquire('m', body(10))));
@@ -127,7 +127,7 @@ describe('capacity limiter (shared through Redis)', () => {
       expect(Number(await redis.get(tatKey)) - tatBefore).toBeGreaterThanOrEqual(40 * 10.1 - 1);
       // Each group is settled once, when its last call is.
       for (const r of reservations) if (isReservation(r)) await l.settle(r, 5, true);
-      const amounts = await redis.hgetall(`${env.keys.prefix}:limit:global:tpm`);
+      const amounts = await redis.hgetall(env.keys.limitTokens('global'));
       const total = Object.entries(amounts).filter(([k]) => !k.startsWith('__')).reduce((n, [, v]) => n + Number(v), 0);
       expect(total).toBe(Number(amounts.__total));
       expect(total).toBeLessThan(41 * 100);

@@ -62,7 +62,7 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   app.post('/v1/batches', async (req) => {
     const body = parseInput(createBody, req.body);
     const window = windowOf(body.completion_window);
-    const file = isFileId(body.input_file_id) ? await getFile(redis, keys.prefix, body.input_file_id) : null;
+    const file = isFileId(body.input_file_id) ? await getFile(redis, keys, body.input_file_id) : null;
     if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
     const metadata = body.metadata ?? {};
     const budgetUsd = body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);

@@ -41,7 +41,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   /** An uploaded file the scope may see. */
   const visibleFile = async (scope: Scope, id: string) => {
-    const file = isFileId(id) ? await getFile(redis, keys.prefix, id) : null;
+    const file = isFileId(id) ? await getFile(redis, keys, id) : null;
     if (!file || !sees(scope, file.project)) throw notFound(id);
     return file;
   };
@@ -102,7 +102,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
           continue;
         }
         if (writer) throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
-        writer = new FileWriter(redis, keys.prefix, newFileId());
+        writer = new FileWriter(redis, keys, newFileId());
         filename = part.filename || filename;
         await storePart(writer, part.file);
       }
@@ -141,7 +141,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       return reply.header('content-type', 'application/jsonl').send(Readable.from(batchFileLines(redis, keys, generated.batchId, generated.errors)));
     }
     await visibleFile(req.principal.scope, id);
-    return reply.header('content-type', 'application/jsonl').send(readFileContent(redis, keys.prefix, id));
+    return reply.header('content-type', 'application/jsonl').send(readFileContent(redis, keys, id));
   });
 
   app.delete('/v1/files/:id', async (req) => {
@@ -150,7 +150,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     await visibleFile(req.principal.scope, id);
     const users = await fileUsers(redis, keys, id);
     if (users.length) throw new ApiError(409, `File ${id} is in use by ${users.join(', ')}; remove those first.`, 'file_in_use', 'id');
-    await deleteFile(redis, keys.prefix, id);
+    await deleteFile(redis, keys, id);
     return { id, object: 'file', deleted: true };
   });
 }

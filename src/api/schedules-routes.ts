@@ -33,12 +33,12 @@ export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Prom
 
   app.post('/v1/schedules', async (req) => {
     const { input_file_id, ...rest } = parseInput(createBody, req.body);
-    const file = isFileId(input_file_id) ? await getFile(redis, keys.prefix, input_file_id) : null;
+    const file = isFileId(input_file_id) ? await getFile(redis, keys, input_file_id) : null;
     if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
     const spec = parseInput(scheduleSpecSchema, { ...rest, file_id: file.id, source: file.filename, project: file.project });
     try {
       // The suite must outlive the upload's expiry: it lives as long as a schedule runs it.
-      await keepFile(redis, keys.prefix, file.id);
+      await keepFile(redis, keys, file.id);
       const { next } = await addSchedule(redis, keys, schedules, spec);
       return { ...spec, next };
     } catch (err) {

@@ -47,7 +47,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
   const parseOptions = { source: file, ...(spec.models[0] ? { defaultModel: spec.models[0] } : {}) };
   return withContext(readConfig(), async (ctx) => {
     // One pass: each line is checked and stored; any bad line discards the upload before anything is scheduled.
-    const writer = new FileWriter(ctx.redis, ctx.keys.prefix, spec.file_id);
+    const writer = new FileWriter(ctx.redis, ctx.keys, spec.file_id);
     const bad: string[] = [];
     for await (const l of readBoundedLines(createReadStream(file))) {
       const parsed = 'tooLong' in l ? { ok: false as const, error: { source: file, line: l.line, message: l.tooLong } } : parseLine(l.text, l.line, parseOptions);
@@ -60,7 +60,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
       throw new UsageError(`${file}: ${bad.length} bad line(s); fix them before scheduling:\n${bad.slice(0, 20).join('\n')}`);
     }
     await writer.commit(basename(file), 'schedule', spec.project, ctx.config.resultTtlS);
-    await keepFile(ctx.redis, ctx.keys.prefix, spec.file_id);
+    await keepFile(ctx.redis, ctx.keys, spec.file_id);
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
       const { next } = await addSchedule(ctx.redis, ctx.keys, queue, spec);

@@ -28,7 +28,7 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
       const input =
         'retry' in data
           ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
-          : { source: data.fileId, open: () => readFileContent(redis, keys.prefix, data.fileId) };
+          : { source: data.fileId, open: () => readFileContent(redis, keys, data.fileId) };
       try {
         const result = await submitBatch(opts, input.open, {
           source: input.source,

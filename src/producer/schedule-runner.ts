@@ -17,7 +17,7 @@ export function startScheduleRunner(opts: ProducerServiceOptions): BackgroundWor
       const batches: string[] = [];
       for (const model of spec.models.length ? spec.models : [undefined]) {
         const name = `${spec.name}@${firedAt}${model ? `/${model}` : ''}`;
-        const result = await submitBatch(opts, () => readFileContent(redis, keys.prefix, spec.file_id), {
+        const result = await submitBatch(opts, () => readFileContent(redis, keys, spec.file_id), {
           source: spec.source,
           project: spec.project ?? DEFAULT_PROJECT,
           name,

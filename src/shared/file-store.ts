@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { RedisClient } from './redis.js';
-import { DEFAULT_PROJECT } from './keys.js';
+import { DEFAULT_PROJECT, type RedisKeys } from './keys.js';
 
 /** Uploaded input files (OpenAI Files API, purpose "batch"), kept in Redis so every API and producer process sees them. */
 
@@ -19,7 +19,7 @@ const LINES_PER_PUSH = 500;
 /** An upload still being received (or one whose server died mid-way) is kept this long at the most. */
 const STAGING_TTL_S = 3600;
 
-export const fileKeys = (prefix: string, id: string) => ({ meta: `${prefix}:file:${id}`, lines: `${prefix}:file:${id}:lines` });
+export const fileKeys = (keys: RedisKeys, id: string) => ({ meta: keys.file(id), lines: keys.fileLines(id) });
 
 /** A MULTI's first failed command, thrown (ioredis answers them as [error, result] pairs). */
 const throwFirstError = (replies: [Error | null, unknown][] | null) => {
@@ -35,7 +35,7 @@ export class FileWriter {
 
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
     readonly id: string,
   ) {}
 
@@ -50,13 +50,13 @@ export class FileWriter {
     if (this.buffer.length === 0) return;
     const chunk = this.buffer;
     this.buffer = [];
-    const { lines } = fileKeys(this.prefix, this.id);
+    const { lines } = fileKeys(this.keys, this.id);
     await this.redis.multi().rpush(lines, ...chunk).expire(lines, STAGING_TTL_S).exec().then(throwFirstError);
   }
 
   async commit(filename: string, purpose: string, project: string, ttlS: number): Promise<StoredFile> {
     await this.flush();
-    const k = fileKeys(this.prefix, this.id);
+    const k = fileKeys(this.keys, this.id);
     const file: StoredFile = { id: this.id, project, filename, bytes: this.bytes, lines: this.lines, createdAt: Date.now(), purpose };
     await this.redis
       .multi()
@@ -70,35 +70,35 @@ export class FileWriter {
   /** Removes whatever was stored of this file (an upload that failed or was refused). */
   async discard(): Promise<void> {
     this.buffer = [];
-    await this.redis.unlink(...Object.values(fileKeys(this.prefix, this.id)));
+    await this.redis.unlink(...Object.values(fileKeys(this.keys, this.id)));
   }
 }
 
 /** Keeps a file for as long as something (a schedule) refers to it. */
-export async function keepFile(redis: RedisClient, prefix: string, id: string): Promise<void> {
-  const k = fileKeys(prefix, id);
+export async function keepFile(redis: RedisClient, keys: RedisKeys, id: string): Promise<void> {
+  const k = fileKeys(keys, id);
   await redis.multi().persist(k.meta).persist(k.lines).exec();
 }
 
 /** Gives a file kept for a schedule its expiry back (counted from now). */
-export async function releaseFile(redis: RedisClient, prefix: string, id: string, ttlS: number): Promise<void> {
-  const k = fileKeys(prefix, id);
+export async function releaseFile(redis: RedisClient, keys: RedisKeys, id: string, ttlS: number): Promise<void> {
+  const k = fileKeys(keys, id);
   await redis.multi().expire(k.meta, ttlS).expire(k.lines, ttlS).exec();
 }
 
-export async function getFile(redis: RedisClient, prefix: string, id: string): Promise<StoredFile | null> {
-  const h = await redis.hgetall(fileKeys(prefix, id).meta);
+export async function getFile(redis: RedisClient, keys: RedisKeys, id: string): Promise<StoredFile | null> {
+  const h = await redis.hgetall(fileKeys(keys, id).meta);
   if (!h.filename) return null;
   return { id, project: h.project || DEFAULT_PROJECT, filename: h.filename, bytes: Number(h.bytes), lines: Number(h.lines), createdAt: Number(h.created_at), purpose: h.purpose ?? 'batch' };
 }
 
-export async function deleteFile(redis: RedisClient, prefix: string, id: string): Promise<void> {
-  await redis.unlink(...Object.values(fileKeys(prefix, id)));
+export async function deleteFile(redis: RedisClient, keys: RedisKeys, id: string): Promise<void> {
+  await redis.unlink(...Object.values(fileKeys(keys, id)));
 }
 
 /** A stored file's content as a stream of text, read from Redis page by page. */
-export function readFileContent(redis: RedisClient, prefix: string, id: string, pageSize = 1_000): Readable {
-  const key = fileKeys(prefix, id).lines;
+export function readFileContent(redis: RedisClient, keys: RedisKeys, id: string, pageSize = 1_000): Readable {
+  const key = fileKeys(keys, id).lines;
   return Readable.from(
     (async function* () {
       for (let start = 0; ; start += pageSize) {

@@ -81,6 +81,16 @@ function layout(prefix: string) {
     outage: `${prefix}:limit:outage`,
     outageUntil: `${prefix}:limit:outage-until`,
     outageProbe: `${prefix}:limit:outage-probe`,
+    /**
+     * A rate-limit scope's request log, token log and token total: "global", "model:<name>", "large" (large calls),
+     * "global:none" (named, never touched, when a reservation has no model scope).
+     */
+    limitRequests: (scope: string) => `${prefix}:limit:${scope}:rpm`,
+    limitTokenLog: (scope: string) => `${prefix}:limit:${scope}:tpm-log`,
+    limitTokens: (scope: string) => `${prefix}:limit:${scope}:tpm`,
+    /** An uploaded file's record, and its lines (a list). */
+    file: (id: string) => `${prefix}:file:${id}`,
+    fileLines: (id: string) => `${prefix}:file:${id}:lines`,
     credentialsProven: `${prefix}:credentials-proven`,
     credentialsProbe: `${prefix}:credentials-probe`,
     /** The CHATQ_SHARDS the data here was written with. */
@@ -95,6 +105,7 @@ function layout(prefix: string) {
 const SHARED_KEYS = [
   'pauseReason', 'schedules', 'rateLimitPause', 'outage', 'outageUntil', 'outageProbe', 'credentialsProven', 'credentialsProbe',
   'session', 'authFailures', 'eventsLock', 'webhookDeliveries', 'webhookReceiver', 'importJob', 'projects', 'projectBatches', 'shardsInUse',
+  'limitRequests', 'limitTokenLog', 'limitTokens', 'file', 'fileLines',
 ] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
 
 export type RedisKeys = ReturnType<typeof layout> & {

@@ -74,9 +74,9 @@ export async function removeSchedule(redis: RedisClient, keys: RedisKeys, queue:
   const removed = await queue.removeJobScheduler(id);
   const deleted = (await redis.hdel(keys.schedules, id)) > 0;
   if (spec && !(await getSchedules(redis, keys)).some((s) => s.file_id === spec.file_id)) {
-    const file = await getFile(redis, keys.prefix, spec.file_id);
-    if (file?.purpose === 'schedule') await deleteFile(redis, keys.prefix, spec.file_id);
-    else if (file) await releaseFile(redis, keys.prefix, spec.file_id, ttlS);
+    const file = await getFile(redis, keys, spec.file_id);
+    if (file?.purpose === 'schedule') await deleteFile(redis, keys, spec.file_id);
+    else if (file) await releaseFile(redis, keys, spec.file_id, ttlS);
   }
   return deleted || removed;
 }

@@ -91,8 +91,8 @@ export class CapacityLimiter {
   }
 
   private scopeKeys(scope: string): string[] {
-    const p = this.keys.prefix;
-    return [`${p}:limit:${scope}:rpm`, `${p}:limit:${scope}:tpm-log`, `${p}:limit:${scope}:tpm`];
+    const k = this.keys;
+    return [k.limitRequests(scope), k.limitTokenLog(scope), k.limitTokens(scope)];
   }
 
   private modelLimit(model: string) {
