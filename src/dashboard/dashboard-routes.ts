@@ -20,7 +20,7 @@ import { listSchedules } from '../shared/schedules.js';
 import { sees } from '../shared/scope.js';
 import { usageReport, UsageQueryError } from '../shared/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
-import { batchesPage, batchPage, batchRequestsPage, findBatches, REQUESTS_PER_PAGE, userPage } from './batch-pages.js';
+import { BATCHES_PER_PAGE, batchesPage, batchPage, batchRequestsPage, findBatches, REQUESTS_PER_PAGE, userPage } from './batch-pages.js';
 import { progressOf } from './batch-progress.js';
 import { html, layout, type PageNav } from './html.js';
 import { LiveUpdates, MAX_WATCHED } from './live-updates.js';
@@ -120,7 +120,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, { ses
     const q = parseInput(z.object({ status: z.string().max(20).optional(), q: z.string().max(200).optional(), page }), req.query);
     const status = q.status || undefined;
     const needle = q.q?.toLowerCase() || undefined;
-    const { rows, more } = await findBatches(deps, req.principal.scope, (b) => (!status || b.status === status) && (!needle || b.name.toLowerCase().includes(needle)), q.page * 25, 25);
+    const { rows, more } = await findBatches(deps, req.principal.scope, (b) => (!status || b.status === status) && (!needle || b.name.toLowerCase().includes(needle)), q.page * BATCHES_PER_PAGE, BATCHES_PER_PAGE);
     return send(reply, 'Batches', nav(req, 'batches'), batchesPage(rows, { ...(status ? { status } : {}), ...(q.q ? { q: q.q } : {}), page: q.page }, more));
   });
 

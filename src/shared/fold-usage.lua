@@ -7,15 +7,16 @@
         records at the head of the list name (the caller reads them first: usage-fold.ts). A record that names a key
         not declared here (another process folded the ones read meanwhile) ends the fold before it; it waits for the
         next one. Declared keys are what Redis Cluster needs to run the script where they are, even mid-resharding.
-  ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: "other"), 4 key prefix
+  ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: the name of ARGV 5), 4 key
+        prefix, 5 the model name the others are counted under (OTHER_MODEL: "other")
   A record is JSON: {p: project, u: userid, m: model, d: day, b: batch id, s: status,
   t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}
   (a record of before this shape names its keys instead: k, x and v).
   Returns how many records it folded.
 ]]
 --- @include keys
-local most, now, maxModels, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-if not most or most < 1 or not now or not maxModels or not prefix then error('chatq fold-usage: bad arguments') end
+local most, now, maxModels, prefix, otherModel = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if not most or most < 1 or not now or not maxModels or not prefix or not otherModel or otherModel == '' then error('chatq fold-usage: bad arguments') end
 local declared = {}
 for i = 3, #KEYS do declared[KEYS[i]] = true end
 local records = redis.call('LRANGE', KEYS[1], 0, most - 1)
@@ -64,7 +65,7 @@ end
 local function shapeOf(r)
   if r.k then return { r.k[1], r.k[2], r.k[3], r.k[5] }, r.k[4], r.x, r.v end
   local keys = { usageKey(r.p, 1, r.u), usageKey(r.p, 2, r.m), usageKey(r.p, 3, r.d), usageKey(r.p, 4, r.b) }
-  return keys, usageKey(r.p, 2, 'other'), indexesOf(r.p), { r.u, r.m, r.d, r.b }
+  return keys, usageKey(r.p, 2, otherModel), indexesOf(r.p), { r.u, r.m, r.d, r.b }
 end
 local function allDeclared(list)
   for _, key in ipairs(list) do
@@ -92,7 +93,7 @@ for _, text in ipairs(records) do
     end
     kept[keys[2]] = chosen
   end
-  if not chosen then keys[2], names[2] = other, 'other' end
+  if not chosen then keys[2], names[2] = other, otherModel end
   for d = 1, 4 do
     add(keys[d], 'requests', 1)
     add(keys[d], r.s, 1)

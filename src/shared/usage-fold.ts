@@ -24,7 +24,7 @@ async function foldSome(redis: RedisClient, k: RedisKeys): Promise<{ folded: num
   const texts = await redis.lrange(k.pendingUsage, 0, FOLD_BATCH - 1);
   if (texts.length === 0) return { folded: 0, read: 0 };
   const declared = new Set(texts.flatMap((text) => keysOfRecord(k, text)));
-  const folded = (await foldScript.run(redis, [k.pendingUsage, k.metrics, ...declared], [texts.length, Date.now(), MAX_MODELS, k.prefix])) as number;
+  const folded = (await foldScript.run(redis, [k.pendingUsage, k.metrics, ...declared], [texts.length, Date.now(), MAX_MODELS, k.prefix, OTHER_MODEL])) as number;
   return { folded, read: texts.length };
 }
 
