@@ -65,8 +65,8 @@ describe('webhooks', () => {
     }
     await expect(client.webhooks.unwrap(first[0]!.body.replace('completed', 'cancelled'), first[0]!.headers as Record<string, string>)).rejects.toThrow(/signature/);
 
-    // Cancelled and failed batches are told too.
-    w.sim.configure({ latencyMs: 50 });
+    // Cancelled and failed batches are told too (one user's 40 turns of 1 s each: the cancel comes long before its end).
+    w.sim.configure({ latencyMs: 1000 });
     const slow = await w.env.submit(Array.from({ length: 40 }, (_, i) => line(i, `turn ${i}`)).map((l) => l.replace(/"user":"u\d+"/, '"user":"one-user"')));
     await waitFor('started', async () => (await w.env.batch(slow.batchId)).succeeded > 0, 30_000, 20);
     expect((await runCli(['cancel', slow.batchId], w.env.env())).code).toBe(0);
@@ -77,12 +77,16 @@ describe('webhooks', () => {
     w.sim.configure({ latencyMs: 0 });
     const graded = (i: number, expectText: string) => JSON.stringify({ custom_id: `g${i}`, user: `g${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], expect: { contains: expectText } });
     const evaluation = await w.env.submit([graded(1, 'noted'), graded(2, 'zebra')], { minPass: 0.9 });
+    const wanted = [`batch.cancelled:${slow.batchId}`, `batch.failed:${failedId}`, `eval.failed:${evaluation.batchId}`];
+    let seen: string[] = [];
     const events = await waitFor('the other events', async () => {
       const all = await Promise.all(received.filter((r) => r.answered === 200).map((r) => client.webhooks.unwrap(r.body, r.headers as Record<string, string>)));
-      const seen = all.map((e) => `${e.type}:${(e.data as { id: string }).id}`);
-      const wanted = [`batch.cancelled:${slow.batchId}`, `batch.failed:${failedId}`, `eval.failed:${evaluation.batchId}`];
+      seen = all.map((e) => `${e.type}:${(e.data as { id: string }).id}`);
       return wanted.every((x) => seen.includes(x)) ? all : undefined;
-    }, 30_000);
+    }, 30_000).catch(async (err: Error) => {
+      const batches = await Promise.all([slow.batchId, failedId, evaluation.batchId].map((id) => w.env.batch(id).then((b) => `${id}: ${b.status}`)));
+      throw new Error(`${err.message}: wanted ${wanted.join(', ')}; delivered ${seen.join(', ')}; batches ${batches.join(', ')}; deliveries ${JSON.stringify(received.map((r) => r.answered))}`);
+    });
     expect(events.map((e) => `${e.type}:${(e.data as { id: string }).id}`)).toContain(`batch.completed:${completed.batchId}`);
     expect(events.find((e) => (e.type as string) === 'eval.failed')!.data).toEqual({ id: evaluation.batchId, pass_rate: 0.5, min_pass: 0.9 });
 
