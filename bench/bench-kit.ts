@@ -13,7 +13,11 @@ export function arg(name: string, fallback: number): number {
 
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : Number.NaN;
+  return s.length
+    ? s.length % 2
+      ? s[(s.length - 1) / 2]!
+      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+    : Number.NaN;
 };
 
 export const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -22,14 +26,27 @@ export function chatLines(users: number, perUser: number, extra: Record<string, 
   const lines: string[] = [];
   for (let t = 0; t < perUser; t++) {
     for (let u = 0; u < users; u++) {
-      lines.push(JSON.stringify({ user: `bench-${u}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${t}] hello from user ${u}, tell me something` }], ...extra }));
+      lines.push(
+        JSON.stringify({
+          user: `bench-${u}`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: `[seq ${t}] hello from user ${u}, tell me something` }],
+          ...extra,
+        }),
+      );
     }
   }
   return lines;
 }
 
-export async function startFleet(env: TestEnv, count: number, vars: Record<string, string>): Promise<{ stop(): Promise<void> }> {
-  const workers: WorkerProcess[] = Array.from({ length: count }, () => spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars })));
+export async function startFleet(
+  env: TestEnv,
+  count: number,
+  vars: Record<string, string>,
+): Promise<{ stop(): Promise<void> }> {
+  const workers: WorkerProcess[] = Array.from({ length: count }, () =>
+    spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars })),
+  );
   return {
     async stop() {
       for (const w of workers) w.child.kill('SIGKILL');
@@ -39,7 +56,13 @@ export async function startFleet(env: TestEnv, count: number, vars: Record<strin
 }
 
 /** The plain script a user would otherwise write: a p-limit loop over the openai SDK, no queue, no store. */
-export async function plainLoop(baseURL: string, calls: number, concurrency: number, deadlineMs = Infinity, fetch?: typeof globalThis.fetch): Promise<{ ok: number; status429: number; other: number; ms: number }> {
+export async function plainLoop(
+  baseURL: string,
+  calls: number,
+  concurrency: number,
+  deadlineMs = Infinity,
+  fetch?: typeof globalThis.fetch,
+): Promise<{ ok: number; status429: number; other: number; ms: number }> {
   const client = new OpenAI({ baseURL, apiKey: 'bench', maxRetries: 0, ...(fetch ? { fetch } : {}) });
   const limit = pLimit(concurrency);
   const result = { ok: 0, status429: 0, other: 0, ms: 0 };
@@ -49,7 +72,11 @@ export async function plainLoop(baseURL: string, calls: number, concurrency: num
       limit(async () => {
         if (Date.now() - t0 > deadlineMs) return;
         try {
-          await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq 0] hello from user ${i}, tell me something` }], userid: deriveUserid(`bench-${i % 1000}`) } as never);
+          await client.chat.completions.create({
+            model: 'gpt-4o-mini',
+            messages: [{ role: 'user', content: `[seq 0] hello from user ${i}, tell me something` }],
+            userid: deriveUserid(`bench-${i % 1000}`),
+          } as never);
           result.ok += 1;
         } catch (err) {
           if ((err as { status?: number }).status === 429) result.status429 += 1;
@@ -63,12 +90,16 @@ export async function plainLoop(baseURL: string, calls: number, concurrency: num
 }
 
 /** The simulator in its own process (as `chatq simulator`), so it does not share a core with what is measured. */
-export async function startSimulatorProcess(args: string[]): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+export async function startSimulatorProcess(
+  args: string[],
+): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const { spawn } = await import('node:child_process');
   const { freePort } = await import('../src/cli/local-redis.js');
   const { CLI } = await import('../test/helpers/test-env.js');
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'simulator', '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'simulator', '--port', String(port), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
   const exited = new Promise((r) => child.once('exit', r));
   return {
@@ -92,14 +123,20 @@ export async function rawBullmq(jobs: number, concurrency: number, sleepMs = 0):
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((r) => (finish = r));
   const connection = connectRedis(env.config());
-  const worker = new Worker('raw', async () => {
-    if (sleepMs) await sleep(sleepMs);
-    if (++done === jobs) finish();
-  }, { connection, prefix: env.prefix, concurrency, removeOnComplete: { count: 0 } });
+  const worker = new Worker(
+    'raw',
+    async () => {
+      if (sleepMs) await sleep(sleepMs);
+      if (++done === jobs) finish();
+    },
+    { connection, prefix: env.prefix, concurrency, removeOnComplete: { count: 0 } },
+  );
   await worker.waitUntilReady();
   const t0 = Date.now();
   for (let i = 0; i < jobs; i += 1000) {
-    await queue.addBulk(Array.from({ length: Math.min(1000, jobs - i) }, (_, j) => ({ name: 'raw', data: { i: i + j } })));
+    await queue.addBulk(
+      Array.from({ length: Math.min(1000, jobs - i) }, (_, j) => ({ name: 'raw', data: { i: i + j } })),
+    );
   }
   await finished;
   const perSecond = (jobs / (Date.now() - t0)) * 1000;

@@ -17,7 +17,9 @@ import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';
 const REQUESTS = arg('requests', 12_000);
 const USERS = arg('users', 1_200);
 const C = arg('concurrency', 100);
-const LIMITS: Record<string, string> = process.argv.includes('--limits') ? { CHATQ_RPM: '10000000', CHATQ_TPM: '10000000000' } : {};
+const LIMITS: Record<string, string> = process.argv.includes('--limits')
+  ? { CHATQ_RPM: '10000000', CHATQ_TPM: '10000000000' }
+  : {};
 
 const cluster = await startLocalCluster(3);
 const sim = await startSimulatorProcess([]);
@@ -53,7 +55,15 @@ async function run(prefixes: number, shards = 1) {
   const batches = await Promise.all(envs.map((env, i) => env.submit(lines.slice(i * share, (i + 1) * share))));
   const before = await Promise.all(masters.map(cpuUs));
   const t0 = Date.now();
-  const pools = await Promise.all(envs.map((env) => WorkerPool.start({ config: env.config({ CHATQ_CONCURRENCY: String(Math.ceil(C / prefixes)), ...LIMITS }), baseUrl: sim.url, logger: testLogger() })));
+  const pools = await Promise.all(
+    envs.map((env) =>
+      WorkerPool.start({
+        config: env.config({ CHATQ_CONCURRENCY: String(Math.ceil(C / prefixes)), ...LIMITS }),
+        baseUrl: sim.url,
+        logger: testLogger(),
+      }),
+    ),
+  );
   await Promise.all(envs.map((env, i) => waitForBatch(env, batches[i]!.batchId, 600_000)));
   const seconds = (Date.now() - t0) / 1000;
   const after = await Promise.all(masters.map(cpuUs));

@@ -40,7 +40,10 @@ const usedMemory = async (url: string) => {
 /** Runs `chatq enqueue` and samples its resident set (VmHWM = peak) until it exits. */
 async function enqueue(file: string, redisUrl: string): Promise<{ seconds: number; peakRssMb: number }> {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [CLI, 'enqueue', file], { env: { ...process.env, REDIS_URL: redisUrl, CHATQ_PREFIX: '{bench}', LOG_LEVEL: 'error' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [CLI, 'enqueue', file], {
+    env: { ...process.env, REDIS_URL: redisUrl, CHATQ_PREFIX: '{bench}', LOG_LEVEL: 'error' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   let peak = 0;
   const timer = setInterval(() => {
     try {
@@ -55,7 +58,11 @@ async function enqueue(file: string, redisUrl: string): Promise<{ seconds: numbe
   return { seconds: (Date.now() - t0) / 1000, peakRssMb: round(peak / 1024, 1) };
 }
 
-async function rawBullmq(file: string, redisUrl: string, lines: number): Promise<{ perSecond: number; bytesPerJob: number }> {
+async function rawBullmq(
+  file: string,
+  redisUrl: string,
+  lines: number,
+): Promise<{ perSecond: number; bytesPerJob: number }> {
   const conn = connectRedis({ redisUrl, redisCluster: false });
   const queue = new Queue('raw', { connection: conn, prefix: '{raw}' });
   const before = await usedMemory(redisUrl);
@@ -88,11 +95,18 @@ try {
       lines: LINES,
       redis_aof: AOF,
       chatq_lines_per_s: Math.round(LINES / largeRun.seconds),
-      producer_peak_rss_mb: { [`${Math.floor(LINES / 10)}_lines`]: smallRun.peakRssMb, [`${LINES}_lines`]: largeRun.peakRssMb },
+      producer_peak_rss_mb: {
+        [`${Math.floor(LINES / 10)}_lines`]: smallRun.peakRssMb,
+        [`${LINES}_lines`]: largeRun.peakRssMb,
+      },
       input_bytes_per_line: round(payload, 1),
       redis_bytes_per_request: round(bytes / LINES, 1),
       redis_bytes_per_request_beyond_payload: round(bytes / LINES - payload, 1),
-      baseline_raw_bullmq_addbulk: { jobs_per_s: Math.round(raw.perSecond), redis_bytes_per_job: round(raw.bytesPerJob, 1), note: 'first 200k lines, JSON.parse only, no validation' },
+      baseline_raw_bullmq_addbulk: {
+        jobs_per_s: Math.round(raw.perSecond),
+        redis_bytes_per_job: round(raw.bytesPerJob, 1),
+        note: 'first 200k lines, JSON.parse only, no validation',
+      },
     }),
   );
 } finally {

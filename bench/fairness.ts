@@ -13,13 +13,24 @@ const HEAVY = arg('heavy', 5000);
 const LIGHT = arg('light', 1000);
 const C = arg('concurrency', 50);
 
-const line = (user: string, i: number) => JSON.stringify({ custom_id: `${user}-${i}`, user, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${i}] hello` }] });
+const line = (user: string, i: number) =>
+  JSON.stringify({
+    custom_id: `${user}-${i}`,
+    user,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: `[seq ${i}] hello` }],
+  });
 
-async function lightWaits(simUrl: string, withHeavy: boolean): Promise<{ p50: number; p95: number; max: number; heavyDone: number }> {
+async function lightWaits(
+  simUrl: string,
+  withHeavy: boolean,
+): Promise<{ p50: number; p95: number; max: number; heavyDone: number }> {
   const env = await createTestEnv();
   const fleet = await startFleet(env, 1, { CHATQ_BASE_URL: simUrl, CHATQ_CONCURRENCY: String(C) });
   await sleep(1_500);
-  const heavy = withHeavy ? await env.submit(Array.from({ length: HEAVY }, (_, i) => line('heavy-user', i))) : undefined;
+  const heavy = withHeavy
+    ? await env.submit(Array.from({ length: HEAVY }, (_, i) => line('heavy-user', i)))
+    : undefined;
   const light = await env.submit(Array.from({ length: LIGHT }, (_, i) => line(`light-${i}`, 0)));
   await waitForBatch(env, light.batchId, 600_000);
   const waits: number[] = [];

@@ -25,23 +25,48 @@ const LARGE_BOUND_USERS = 25;
 const ordinary = (): string[] => {
   const lines: string[] = [];
   for (let t = 0; t < TURNS; t++) {
-    for (let u = 0; u < USERS; u++) lines.push(JSON.stringify({ custom_id: `ok-u${u}-t${t}`, user: `user-${u}`, model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: `turn ${t}: hello from user ${u}` }] }));
+    for (let u = 0; u < USERS; u++)
+      lines.push(
+        JSON.stringify({
+          custom_id: `ok-u${u}-t${t}`,
+          user: `user-${u}`,
+          model: 'gpt-4o-mini',
+          max_tokens: 64,
+          messages: [{ role: 'user', content: `turn ${t}: hello from user ${u}` }],
+        }),
+      );
   }
   return lines;
 };
 
-const chat = (id: string, fields: Record<string, unknown>) => JSON.stringify({ custom_id: id, user: `hostile-${id}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...fields });
+const chat = (id: string, fields: Record<string, unknown>) =>
+  JSON.stringify({
+    custom_id: id,
+    user: `hostile-${id}`,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'hi' }],
+    ...fields,
+  });
 
 /** Ten kinds, five of each: what the issue found, plus the classic ways a line goes wrong. Each makes a line from its custom_id. */
 const HOSTILE_KINDS: Record<string, (id: string) => string> = {
   max_tokens_1e19: (id) => chat(id, { max_tokens: 1e19 }),
-  nested_100k_deep: (id) => `{"custom_id":"${id}","user":"h","model":"m","messages":[{"role":"user","content":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`,
+  nested_100k_deep: (id) =>
+    `{"custom_id":"${id}","user":"h","model":"m","messages":[{"role":"user","content":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`,
   line_3_mib: (id) => chat(id, { messages: [{ role: 'user', content: 'x '.repeat(1_600_000) }] }),
-  text_100k_without_spaces: (id) => chat(id, { max_tokens: 16, messages: [{ role: 'user', content: 'a'.repeat(100_000) }] }),
-  backtracking_regex: (id) => chat(id, { max_tokens: 64, messages: [{ role: 'user', content: 'a'.repeat(200) }], expect: { regex: '(a+)+$' } }),
+  text_100k_without_spaces: (id) =>
+    chat(id, { max_tokens: 16, messages: [{ role: 'user', content: 'a'.repeat(100_000) }] }),
+  backtracking_regex: (id) =>
+    chat(id, { max_tokens: 64, messages: [{ role: 'user', content: 'a'.repeat(200) }], expect: { regex: '(a+)+$' } }),
   regex_backreference: (id) => chat(id, { expect: { regex: '(a)\\1' } }),
   json_schema_pattern: (id) => chat(id, { expect: { json: { type: 'string', pattern: '(a+)+$' } } }),
-  non_v4_userid: (id) => JSON.stringify({ custom_id: id, userid: '123e4567-e89b-12d3-a456-426614174000', model: 'm', messages: [{ role: 'user', content: 'x' }] }),
+  non_v4_userid: (id) =>
+    JSON.stringify({
+      custom_id: id,
+      userid: '123e4567-e89b-12d3-a456-426614174000',
+      model: 'm',
+      messages: [{ role: 'user', content: 'x' }],
+    }),
   upstream_400: (id) => chat(id, { max_tokens: 16, messages: [{ role: 'user', content: '[fail 400] please' }] }),
   formula_and_escapes: (id) => chat(`=cmd|' /C calc'!A0-${id}\u001b]0;x\u0007`, { max_tokens: 16, model: '@SUM(A1)' }),
 };
@@ -56,8 +81,18 @@ interface RoundFigures {
 
 async function runOnce(simUrl: string, withHostile: boolean): Promise<RoundFigures> {
   const env = await createTestEnv();
-  const large = Array.from({ length: LARGE_BOUND_USERS }, (_, i) => ({ kind: 'max_tokens_1m_unlisted_model', text: chat(`h-large-${i}`, { model: 'house-model-x', max_tokens: 1_048_576 }) }));
-  const hostile = withHostile ? [...Object.entries(HOSTILE_KINDS).flatMap(([kind, make]) => Array.from({ length: 5 }, (_, i) => ({ kind, text: make(`h-${kind}-${i}`) }))), ...large] : [];
+  const large = Array.from({ length: LARGE_BOUND_USERS }, (_, i) => ({
+    kind: 'max_tokens_1m_unlisted_model',
+    text: chat(`h-large-${i}`, { model: 'house-model-x', max_tokens: 1_048_576 }),
+  }));
+  const hostile = withHostile
+    ? [
+        ...Object.entries(HOSTILE_KINDS).flatMap(([kind, make]) =>
+          Array.from({ length: 5 }, (_, i) => ({ kind, text: make(`h-${kind}-${i}`) })),
+        ),
+        ...large,
+      ]
+    : [];
   const lines = ordinary();
   // Hostile lines spread through the batch, not bunched at one end.
   hostile.forEach((h, i) => lines.splice(Math.floor(((i + 1) * lines.length) / (hostile.length + 1)), 0, h.text));
@@ -66,7 +101,11 @@ async function runOnce(simUrl: string, withHostile: boolean): Promise<RoundFigur
   const loop = monitorEventLoopDelay({ resolution: 10 });
   const t0 = Date.now();
   loop.enable();
-  const pool = await WorkerPool.start({ config: env.config({ CHATQ_CONCURRENCY: String(C), CHATQ_TPM: String(TPM) }), baseUrl: simUrl, logger: testLogger() });
+  const pool = await WorkerPool.start({
+    config: env.config({ CHATQ_CONCURRENCY: String(C), CHATQ_TPM: String(TPM) }),
+    baseUrl: simUrl,
+    logger: testLogger(),
+  });
   await waitForBatch(env, submitted.batchId, 600_000);
   loop.disable();
   const seconds = (Date.now() - t0) / 1000;
@@ -80,13 +119,28 @@ async function runOnce(simUrl: string, withHostile: boolean): Promise<RoundFigur
   };
   for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) {
     if (r.customId.startsWith('ok-')) latencies.push(r.finishedAt! - r.createdAt);
-    else tally(kindOfLine.get(r.line) ?? 'unknown', r.status === 'succeeded' ? (r.grade && !r.grade.pass ? 'succeeded, graded fail' : 'succeeded') : `${r.status}: ${r.error?.code}`);
+    else
+      tally(
+        kindOfLine.get(r.line) ?? 'unknown',
+        r.status === 'succeeded'
+          ? r.grade && !r.grade.pass
+            ? 'succeeded, graded fail'
+            : 'succeeded'
+          : `${r.status}: ${r.error?.code}`,
+      );
   }
   // Bad lines: each reported with its line number and reason.
-  for (const e of submitted.errors) tally(kindOfLine.get(e.line) ?? 'unknown', `bad line: ${e.field ?? e.message.split(/[;(:]/)[0]!.trim()}`);
+  for (const e of submitted.errors)
+    tally(kindOfLine.get(e.line) ?? 'unknown', `bad line: ${e.field ?? e.message.split(/[;(:]/)[0]!.trim()}`);
   latencies.sort((a, b) => a - b);
   await env.cleanup();
-  return { p50: percentile(latencies, 50)!, p99: percentile(latencies, 99)!, loopP99: loop.percentile(99) / 1e6, seconds, ...(withHostile ? { hostile: outcome } : {}) };
+  return {
+    p50: percentile(latencies, 50)!,
+    p99: percentile(latencies, 99)!,
+    loopP99: loop.percentile(99) / 1e6,
+    seconds,
+    ...(withHostile ? { hostile: outcome } : {}),
+  };
 }
 
 const sim = await startSimulatorProcess(['--latency-ms', '40', '--jitter-ms', '20']);
@@ -95,7 +149,8 @@ const mixed: RoundFigures[] = [];
 // One run to warm up (JIT, connections), not counted; then the two kinds in alternating order.
 await runOnce(sim.url, false);
 for (let r = 0; r < ROUNDS; r++) {
-  for (const withHostile of r % 2 ? [true, false] : [false, true]) (withHostile ? mixed : plain).push(await runOnce(sim.url, withHostile));
+  for (const withHostile of r % 2 ? [true, false] : [false, true])
+    (withHostile ? mixed : plain).push(await runOnce(sim.url, withHostile));
 }
 await sim.stop();
 

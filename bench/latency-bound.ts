@@ -6,7 +6,17 @@
  */
 import { getBatch, readBatchRequests } from '../src/shared/read-store.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
-import { arg, chatLines, median, plainLoop, rawBullmq, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
+import {
+  arg,
+  chatLines,
+  median,
+  plainLoop,
+  rawBullmq,
+  round,
+  sleep,
+  startFleet,
+  startSimulatorProcess,
+} from './bench-kit.js';
 
 const C = arg('concurrency', 100);
 const REQUESTS = arg('requests', 10000);
@@ -19,19 +29,24 @@ const sim = await startSimulatorProcess(['--latency-ms', String(LATENCY_MS)]);
 const rounds: { chatq: number; steady: number; plain: number; bullmq: number }[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   const env = await createTestEnv();
-  const fleet = await startFleet(env, WORKERS, { CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(Math.ceil(C / WORKERS)) });
+  const fleet = await startFleet(env, WORKERS, {
+    CHATQ_BASE_URL: sim.url,
+    CHATQ_CONCURRENCY: String(Math.ceil(C / WORKERS)),
+  });
   await sleep(1_500);
   const t0 = Date.now();
   // Five times as many users as slots, four turns each: lanes never starve the pool.
   const submitted = await env.submit(chatLines(REQUESTS / 4, 4));
   await waitForBatch(env, submitted.batchId, 600_000);
   const chatq = (REQUESTS / (Date.now() - t0)) * 1000;
-  if ((await getBatch(env.redis, env.keys, submitted.batchId))?.succeeded !== REQUESTS) throw new Error('incomplete run');
+  if ((await getBatch(env.redis, env.keys, submitted.batchId))?.succeeded !== REQUESTS)
+    throw new Error('incomplete run');
   // Steady state: the rate between the 20th and the 80th percentile of finish times (no start-up, no tail).
   const finished: number[] = [];
   for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) finished.push(r.finishedAt!);
   finished.sort((a, b) => a - b);
-  const steady = ((0.6 * REQUESTS) / (finished[Math.floor(REQUESTS * 0.8)]! - finished[Math.floor(REQUESTS * 0.2)]!)) * 1000;
+  const steady =
+    ((0.6 * REQUESTS) / (finished[Math.floor(REQUESTS * 0.8)]! - finished[Math.floor(REQUESTS * 0.2)]!)) * 1000;
   await fleet.stop();
   await env.cleanup();
   const plain = await plainLoop(sim.url, REQUESTS, C);

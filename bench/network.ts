@@ -39,7 +39,8 @@ try {
     const tenths: number[] = [];
     for (const until = started + 300_000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
       const batch = await env.batch(batchId);
-      while (tenths.length <= 10 && batch.succeeded + batch.failed >= (tenths.length * total) / 10) tenths.push(Date.now() - started);
+      while (tenths.length <= 10 && batch.succeeded + batch.failed >= (tenths.length * total) / 10)
+        tenths.push(Date.now() - started);
       if (batch.status === 'completed') return { batch, tenths };
     }
     throw new Error(`batch ${batchId} did not finish: ${JSON.stringify(await env.batch(batchId))}`);
@@ -52,16 +53,28 @@ try {
     const total = USERS * TURNS;
     const submitted = await env.submit(conversationLines(USERS, TURNS, `n${Date.now()}`));
     const started = Date.now();
-    const worker = chatqOn(host, ['worker'], { ...env.env(), REDIS_URL: redisUrl, CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '200', LOG_LEVEL: 'warn' });
+    const worker = chatqOn(host, ['worker'], {
+      ...env.env(),
+      REDIS_URL: redisUrl,
+      CHATQ_BASE_URL: sim.url,
+      CHATQ_CONCURRENCY: '200',
+      LOG_LEVEL: 'warn',
+    });
     try {
       await waitFor('the first call', async () => sim.stats().calls > statsBefore, 60_000, 5);
       const firstCallS = (Date.now() - started) / 1000;
       const { batch, tenths } = await completions(env, submitted.batchId, total, started).catch((err: Error) => {
         throw new Error(`${err.message}\n${worker.output()}`);
       });
-      if (batch.succeeded !== total) throw new Error(`only ${batch.succeeded} of ${total} succeeded\n${worker.output()}`);
+      if (batch.succeeded !== total)
+        throw new Error(`only ${batch.succeeded} of ${total} succeeded\n${worker.output()}`);
       const seconds = (Date.now() - started) / 1000;
-      return { steadyRps: (0.8 * total) / ((tenths[9]! - tenths[1]!) / 1000), rps: total / seconds, firstCallS, repeats: sim.stats().calls - statsBefore - total };
+      return {
+        steadyRps: (0.8 * total) / ((tenths[9]! - tenths[1]!) / 1000),
+        rps: total / seconds,
+        firstCallS,
+        repeats: sim.stats().calls - statsBefore - total,
+      };
     } finally {
       await worker.stop();
       await env.cleanup();
@@ -74,27 +87,30 @@ try {
     network.push(await runOnce(workerHost, `redis://${proxy.host}:${proxy.port}`));
     loopback.push(await runOnce(redisHost, 'redis://127.0.0.1:6379'));
   }
-  const med = (runs: typeof network, figure: 'steadyRps' | 'rps' | 'firstCallS') => median(runs.map((run) => run[figure]));
+  const med = (runs: typeof network, figure: 'steadyRps' | 'rps' | 'firstCallS') =>
+    median(runs.map((run) => run[figure]));
   const dropped = await workerHost.dropped();
-  console.log(JSON.stringify({
-    bench: 'network',
-    requests: USERS * TURNS,
-    in_flight: 200,
-    upstream_latency_ms: 1_000,
-    redis_rtt_ms: RTT_MS,
-    redis_loss: LOSS,
-    rounds: ROUNDS,
-    network_rps: round(med(network, 'steadyRps'), 1),
-    loopback_rps: round(med(loopback, 'steadyRps'), 1),
-    ratio: round(med(network, 'steadyRps') / med(loopback, 'steadyRps'), 3),
-    network_whole_run_rps: round(med(network, 'rps'), 1),
-    loopback_whole_run_rps: round(med(loopback, 'rps'), 1),
-    whole_run_ratio: round(med(network, 'rps') / med(loopback, 'rps'), 3),
-    network_first_call_s: round(med(network, 'firstCallS'), 2),
-    loopback_first_call_s: round(med(loopback, 'firstCallS'), 2),
-    packets_dropped: dropped,
-    upstream_repeats: network.reduce((sum, run) => sum + run.repeats, 0),
-  }));
+  console.log(
+    JSON.stringify({
+      bench: 'network',
+      requests: USERS * TURNS,
+      in_flight: 200,
+      upstream_latency_ms: 1_000,
+      redis_rtt_ms: RTT_MS,
+      redis_loss: LOSS,
+      rounds: ROUNDS,
+      network_rps: round(med(network, 'steadyRps'), 1),
+      loopback_rps: round(med(loopback, 'steadyRps'), 1),
+      ratio: round(med(network, 'steadyRps') / med(loopback, 'steadyRps'), 3),
+      network_whole_run_rps: round(med(network, 'rps'), 1),
+      loopback_whole_run_rps: round(med(loopback, 'rps'), 1),
+      whole_run_ratio: round(med(network, 'rps') / med(loopback, 'rps'), 3),
+      network_first_call_s: round(med(network, 'firstCallS'), 2),
+      loopback_first_call_s: round(med(loopback, 'firstCallS'), 2),
+      packets_dropped: dropped,
+      upstream_repeats: network.reduce((sum, run) => sum + run.repeats, 0),
+    }),
+  );
 } finally {
   for (const stop of stops) await stop();
   await sim.close();

@@ -16,7 +16,15 @@ const LATENCY = arg('latency-ms', 200);
 const C = arg('concurrency', 50);
 
 const scripts = (gap: number) =>
-  Array.from({ length: USERS }, (_, u) => JSON.stringify({ script_id: `s${u}`, user: `pace-${u}`, model: 'gpt-4o-mini', ...(gap ? { turn_gap_ms: gap } : {}), turns: Array.from({ length: TURNS }, (_, t) => `[seq ${t}] turn ${t}`) }));
+  Array.from({ length: USERS }, (_, u) =>
+    JSON.stringify({
+      script_id: `s${u}`,
+      user: `pace-${u}`,
+      model: 'gpt-4o-mini',
+      ...(gap ? { turn_gap_ms: gap } : {}),
+      turns: Array.from({ length: TURNS }, (_, t) => `[seq ${t}] turn ${t}`),
+    }),
+  );
 
 async function run(gap: number): Promise<{ perSecond: number; minGapMs: number | null }> {
   const sim = await startSimulatorProcess(['--latency-ms', String(LATENCY)]);
@@ -27,8 +35,12 @@ async function run(gap: number): Promise<{ perSecond: number; minGapMs: number |
   const { batchId } = await env.submit(scripts(gap));
   await waitForBatch(env, batchId, 900_000);
   const seconds = ((await getBatch(env.redis, env.keys, batchId))!.completedAt! - t0) / 1000;
-  const stats = (await (await fetch(sim.url.replace(/\/v1$/, '/_sim/stats'))).json()) as { users: Record<string, { minGapMs: number | null }> };
-  const gaps = Object.values(stats.users).map((u) => u.minGapMs).filter((g): g is number => g !== null);
+  const stats = (await (await fetch(sim.url.replace(/\/v1$/, '/_sim/stats'))).json()) as {
+    users: Record<string, { minGapMs: number | null }>;
+  };
+  const gaps = Object.values(stats.users)
+    .map((u) => u.minGapMs)
+    .filter((g): g is number => g !== null);
   await fleet.stop();
   await env.cleanup();
   await sim.stop();

@@ -22,7 +22,11 @@ async function run(kind: 'rpm' | 'tpm', limit: number) {
   const env = await createTestEnv(cluster?.url ?? REDIS_URL, { cluster: cluster !== undefined, shards: SHARDS });
   // Far more work than the limit allows in the run; max_tokens keeps the token estimate close to real use.
   await env.submit(chatLines(100, 60, { max_tokens: 40 }));
-  const fleet = await startFleet(env, 2, { CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(CONCURRENCY), [`CHATQ_${kind.toUpperCase()}`]: String(limit) });
+  const fleet = await startFleet(env, 2, {
+    CHATQ_BASE_URL: sim.url,
+    CHATQ_CONCURRENCY: String(CONCURRENCY),
+    [`CHATQ_${kind.toUpperCase()}`]: String(limit),
+  });
   while (sim.stats().answered === 0) await sleep(5);
   // Measured over the run's last minute: the first seconds may use the whole (still empty) window.
   const warmUp = Math.max(0, SECONDS - 60);
@@ -57,5 +61,15 @@ async function run(kind: 'rpm' | 'tpm', limit: number) {
 const rpm = await run('rpm', arg('rpm', 600));
 const tpm = await run('tpm', arg('tpm', 30_000));
 await cluster?.stop();
-console.log(JSON.stringify({ bench: 'rate-limit', redis: cluster ? 'cluster of 3 masters' : 'single', shards: SHARDS, workers: 2, concurrency_per_worker: CONCURRENCY, rpm, tpm }));
+console.log(
+  JSON.stringify({
+    bench: 'rate-limit',
+    redis: cluster ? 'cluster of 3 masters' : 'single',
+    shards: SHARDS,
+    workers: 2,
+    concurrency_per_worker: CONCURRENCY,
+    rpm,
+    tpm,
+  }),
+);
 process.exit(0);

@@ -27,7 +27,9 @@ interface Cost {
 }
 
 /** Redis main-thread CPU (µs) and commands by name, since the last reset. */
-async function sample(admin: Redis): Promise<{ cpuUs: number; calls: Record<string, number>; usec: Record<string, number> }> {
+async function sample(
+  admin: Redis,
+): Promise<{ cpuUs: number; calls: Record<string, number>; usec: Record<string, number> }> {
   const cpu = await admin.info('cpu');
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
   const cpuUs = (field('used_cpu_sys_main_thread') + field('used_cpu_user_main_thread')) * 1e6;
@@ -46,11 +48,25 @@ async function measure(admin: Redis, units: number, work: () => Promise<void>): 
   await work();
   const after = await sample(admin);
   // The two INFO calls and RESETSTAT are the bench's own.
-  const calls = Object.entries(after.calls).map(([name, n]) => [name, n - (before.calls[name] ?? 0) - (name === 'info' ? 2 : 0)] as const).filter(([, n]) => n > 0);
+  const calls = Object.entries(after.calls)
+    .map(([name, n]) => [name, n - (before.calls[name] ?? 0) - (name === 'info' ? 2 : 0)] as const)
+    .filter(([, n]) => n > 0);
   const commands = calls.reduce((a, [, n]) => a + n, 0);
-  const top = Object.fromEntries(calls.sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, n]) => [name, round(n / units, 2)]));
-  const spent = Object.entries(after.usec).map(([name, us]) => [name, us - (before.usec[name] ?? 0)] as const).filter(([, us]) => us > 0);
-  const topUs = Object.fromEntries(spent.sort((a, b) => b[1] - a[1]).slice(0, 8).map(([name, us]) => [name, round(us / units, 1)]));
+  const top = Object.fromEntries(
+    calls
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([name, n]) => [name, round(n / units, 2)]),
+  );
+  const spent = Object.entries(after.usec)
+    .map(([name, us]) => [name, us - (before.usec[name] ?? 0)] as const)
+    .filter(([, us]) => us > 0);
+  const topUs = Object.fromEntries(
+    spent
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([name, us]) => [name, round(us / units, 1)]),
+  );
   return { cpuUs: (after.cpuUs - before.cpuUs) / units, commands: commands / units, top, topUs };
 }
 
@@ -66,10 +82,17 @@ const raw = await measure(admin, REQUESTS, async () => {
   let done = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((r) => (finish = r));
-  const worker = new Worker('raw', async () => {
-    if (++done === REQUESTS) finish();
-  }, { connection, prefix: rawEnv.prefix, concurrency: C, removeOnComplete: { count: 0 } });
-  for (let i = 0; i < REQUESTS; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, REQUESTS - i) }, (_, j) => ({ name: 'raw', data: { i: i + j } })));
+  const worker = new Worker(
+    'raw',
+    async () => {
+      if (++done === REQUESTS) finish();
+    },
+    { connection, prefix: rawEnv.prefix, concurrency: C, removeOnComplete: { count: 0 } },
+  );
+  for (let i = 0; i < REQUESTS; i += 1000)
+    await queue.addBulk(
+      Array.from({ length: Math.min(1000, REQUESTS - i) }, (_, j) => ({ name: 'raw', data: { i: i + j } })),
+    );
   await finished;
   await worker.close();
   await queue.close();
@@ -86,7 +109,11 @@ const enqueue = await measure(admin, REQUESTS, async () => {
   batchId = (await env.submit(lines)).batchId;
 });
 const work = await measure(admin, REQUESTS, async () => {
-  const pool = await WorkerPool.start({ config: env.config({ CHATQ_CONCURRENCY: String(C) }), baseUrl: sim.url, logger: testLogger() });
+  const pool = await WorkerPool.start({
+    config: env.config({ CHATQ_CONCURRENCY: String(C) }),
+    baseUrl: sim.url,
+    logger: testLogger(),
+  });
   await waitForBatch(env, batchId, 600_000);
   await pool.close();
 });
@@ -104,8 +131,23 @@ console.log(
     requests: REQUESTS,
     users: USERS,
     concurrency: C,
-    chatq_per_request: { redis_cpu_us: round(chatqCpu, 1), commands: round(chatqCommands, 1), enqueue: { cpu_us: round(enqueue.cpuUs, 1), commands: round(enqueue.commands, 1), top: enqueue.top, top_us: enqueue.topUs }, work: { cpu_us: round(work.cpuUs, 1), commands: round(work.commands, 1), top: work.top, top_us: work.topUs } },
-    raw_bullmq_per_job: { redis_cpu_us: round(raw.cpuUs, 1), commands: round(raw.commands, 1), top: raw.top, top_us: raw.topUs },
+    chatq_per_request: {
+      redis_cpu_us: round(chatqCpu, 1),
+      commands: round(chatqCommands, 1),
+      enqueue: {
+        cpu_us: round(enqueue.cpuUs, 1),
+        commands: round(enqueue.commands, 1),
+        top: enqueue.top,
+        top_us: enqueue.topUs,
+      },
+      work: { cpu_us: round(work.cpuUs, 1), commands: round(work.commands, 1), top: work.top, top_us: work.topUs },
+    },
+    raw_bullmq_per_job: {
+      redis_cpu_us: round(raw.cpuUs, 1),
+      commands: round(raw.commands, 1),
+      top: raw.top,
+      top_us: raw.topUs,
+    },
     cpu_ratio: round(chatqCpu / raw.cpuUs, 2),
     commands_ratio: round(chatqCommands / raw.commands, 2),
     bytes_per_finished_request: Math.round(bytesPerFinished),

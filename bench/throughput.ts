@@ -17,7 +17,10 @@ const WORKERS = arg('workers', 1);
 
 async function chatqRun(simUrl: string): Promise<number> {
   const env = await createTestEnv();
-  const fleet = await startFleet(env, WORKERS, { CHATQ_BASE_URL: simUrl, CHATQ_CONCURRENCY: String(Math.ceil(CONCURRENCY / WORKERS)) });
+  const fleet = await startFleet(env, WORKERS, {
+    CHATQ_BASE_URL: simUrl,
+    CHATQ_CONCURRENCY: String(Math.ceil(CONCURRENCY / WORKERS)),
+  });
   // Let the workers connect before the clock starts.
   await new Promise((r) => setTimeout(r, 1_500));
   const t0 = Date.now();
@@ -56,7 +59,12 @@ console.log(
     raw_bullmq_noop_jobs_per_s: round(m('bullmq'), 1),
     chatq_vs_plain_loop: round(median(rounds.map((x) => x.chatq / x.plain))),
     chatq_vs_plain_loop_with_chatq_transport: round(median(rounds.map((x) => x.chatq / x.plainFast))),
-    per_round: rounds.map((x) => ({ chatq: round(x.chatq, 1), plain: round(x.plain, 1), plain_fast: round(x.plainFast, 1), bullmq: round(x.bullmq, 1) })),
+    per_round: rounds.map((x) => ({
+      chatq: round(x.chatq, 1),
+      plain: round(x.plain, 1),
+      plain_fast: round(x.plainFast, 1),
+      bullmq: round(x.bullmq, 1),
+    })),
   }),
 );
 process.exit(0);

@@ -17,15 +17,42 @@ const ROUNDS = arg('rounds', 3);
 
 const master = await startLocalRedis({ appendfsync: 'off' });
 const replicaPort = await freePort();
-const replica = spawn('redis-server', ['--port', String(replicaPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--replicaof', '127.0.0.1', String(master.port)], { stdio: 'ignore' });
+const replica = spawn(
+  'redis-server',
+  [
+    '--port',
+    String(replicaPort),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--replicaof',
+    '127.0.0.1',
+    String(master.port),
+  ],
+  { stdio: 'ignore' },
+);
 const sim = await startSimulatorProcess([]);
 try {
   const probe = await createTestEnv(master.url);
-  await waitFor('the replica', async () => (await redisAnswers(`redis://127.0.0.1:${replicaPort}`)) && /connected_slaves:1/.test(await probe.redis.info('replication')), 20_000, 200);
+  await waitFor(
+    'the replica',
+    async () =>
+      (await redisAnswers(`redis://127.0.0.1:${replicaPort}`)) &&
+      /connected_slaves:1/.test(await probe.redis.info('replication')),
+    20_000,
+    200,
+  );
   await probe.cleanup();
   const runOnce = async (wait: string) => {
     const env = await createTestEnv(master.url);
-    const fleet = await startFleet(env, 1, { CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(CONCURRENCY), CHATQ_REDIS_WAIT_REPLICAS: wait });
+    const fleet = await startFleet(env, 1, {
+      CHATQ_BASE_URL: sim.url,
+      CHATQ_CONCURRENCY: String(CONCURRENCY),
+      CHATQ_REDIS_WAIT_REPLICAS: wait,
+    });
     await new Promise((r) => setTimeout(r, 1_500));
     const t0 = Date.now();
     const submitted = await env.submit(chatLines(REQUESTS / 10, 10));
@@ -42,7 +69,17 @@ try {
     without.push(await runOnce('0'));
     withWait.push(await runOnce('1'));
   }
-  console.log(JSON.stringify({ bench: 'wait-replicas', requests: REQUESTS, concurrency: CONCURRENCY, rounds: ROUNDS, rps_without_wait: round(median(without), 1), rps_wait_1_replica: round(median(withWait), 1), ratio: round(median(withWait) / median(without), 3) }));
+  console.log(
+    JSON.stringify({
+      bench: 'wait-replicas',
+      requests: REQUESTS,
+      concurrency: CONCURRENCY,
+      rounds: ROUNDS,
+      rps_without_wait: round(median(without), 1),
+      rps_wait_1_replica: round(median(withWait), 1),
+      ratio: round(median(withWait) / median(without), 3),
+    }),
+  );
 } finally {
   await sim.stop();
   replica.kill('SIGKILL');

@@ -20,11 +20,30 @@ const submitOptions = (cmd: Command) =>
     .option('--user-salt <salt>', 'derive userids with this salt: a fresh set of users (fresh memory) per salt')
     .option('--strict', 'reject the whole file if any line is bad')
     .option('--name <name>', 'batch name (default: the file name)')
-    .option('--max-cost-usd <usd>', 'budget: no call is sent that could take a batch past this cost; the rest is cancelled (budget_exceeded)')
-    .option('--batch <id>', 'add to this existing batch the custom_ids it lacks (re-run the same file after a failed import)')
-    .option('--completion-window <duration>', 'what is not done within this time (e.g. 24h, 90m, 7d) ends "expired" (batch_expired); default: no limit')
-    .option('--turn-gap-ms <ms>', 'least time between the end of a user\'s call and the start of their next (lets the memory catch up); script lines may set turn_gap_ms')
-    .addOption(new Option('--on-import-error <what>', 'if the import cannot finish: cancel or keep the requests already enqueued').choices(['cancel', 'keep']).default('cancel'))
+    .option(
+      '--max-cost-usd <usd>',
+      'budget: no call is sent that could take a batch past this cost; the rest is cancelled (budget_exceeded)',
+    )
+    .option(
+      '--batch <id>',
+      'add to this existing batch the custom_ids it lacks (re-run the same file after a failed import)',
+    )
+    .option(
+      '--completion-window <duration>',
+      'what is not done within this time (e.g. 24h, 90m, 7d) ends "expired" (batch_expired); default: no limit',
+    )
+    .option(
+      '--turn-gap-ms <ms>',
+      "least time between the end of a user's call and the start of their next (lets the memory catch up); script lines may set turn_gap_ms",
+    )
+    .addOption(
+      new Option(
+        '--on-import-error <what>',
+        'if the import cannot finish: cancel or keep the requests already enqueued',
+      )
+        .choices(['cancel', 'keep'])
+        .default('cancel'),
+    )
     .option('--project <name>', 'the project the batch belongs to (default: "default")');
 
 /** Limits and retry settings, as flags over their environment variables (shown at worker start). */
@@ -37,11 +56,15 @@ const limitOptions = (cmd: Command) =>
     .option('--max-attempts <n>', 'attempts per request before it fails (CHATQ_MAX_ATTEMPTS)')
     .option('--timeout-ms <ms>', 'timeout of one call (CHATQ_TIMEOUT_MS)');
 
-limitOptions(submitOptions(program.command('run').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)')))
+limitOptions(
+  submitOptions(program.command('run').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)')),
+)
   .description('enqueue, process with an embedded worker pool, show progress, then print a summary and costs')
   .option('--show <n>', 'print the first N replies of each batch', '0')
   .option('--latency-ms <ms>', 'simulator latency when no CHATQ_API_KEY is set', '150')
-  .action(async (inputs: string[], flags) => process.exit(await (await import('./cli/run-command.js')).runCommand(inputs, flags)));
+  .action(async (inputs: string[], flags) =>
+    process.exit(await (await import('./cli/run-command.js')).runCommand(inputs, flags)),
+  );
 
 submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
   .description('validate and enqueue; prints one batch id per file (workers do the calls)')
@@ -78,8 +101,10 @@ program
   .argument('<batch>', 'batch id (an ended batch)')
   .option('--status <list>', 'statuses to send again, comma-separated (default: failed,cancelled,skipped,expired)')
   .option('--code <code>', 'only failures with this error code')
-  .option('--completion-window <duration>', 'the new batch\'s window (e.g. 24h); default: no limit')
-  .description('send again what a batch did not get done, as a new batch (same custom_ids, bodies and users; metadata.retry_of)')
+  .option('--completion-window <duration>', "the new batch's window (e.g. 24h); default: no limit")
+  .description(
+    'send again what a batch did not get done, as a new batch (same custom_ids, bodies and users; metadata.retry_of)',
+  )
   .action(async (batch: string, flags) => process.exit(await (await batchCommands()).retryCommand(batch, flags)));
 
 program
@@ -91,7 +116,9 @@ program
 
 program
   .command('report')
-  .addOption(new Option('--by <dimension>', 'group by').choices(['batch', 'user', 'model', 'day', 'month']).default('model'))
+  .addOption(
+    new Option('--by <dimension>', 'group by').choices(['batch', 'user', 'model', 'day', 'month']).default('model'),
+  )
   .option('--project <name>', 'only this project (default: every project)')
   .option('--batch <id>', 'only this batch')
   .option('--from <day>', 'first UTC day (YYYY-MM-DD)')
@@ -100,7 +127,9 @@ program
   .description('requests, tokens (prompt, cached, completion, reasoning) and cost, with unpriced requests counted')
   .action(async (flags) => process.exit(await (await batchCommands()).reportCommand(flags)));
 
-const schedule = program.command('schedule').description('scheduled runs of a suite (on BullMQ job schedulers; `chatq worker` processes run them)');
+const schedule = program
+  .command('schedule')
+  .description('scheduled runs of a suite (on BullMQ job schedulers; `chatq worker` processes run them)');
 schedule
   .command('add')
   .argument('<name>', 'schedule name')
@@ -113,10 +142,12 @@ schedule
   .option('--max-cost-usd <usd>', 'budget of each run')
   .option('--min-pass <fraction>', 'a run whose pass rate ends below this sends an eval.failed webhook (0-1)')
   .option('--project <name>', 'the project its runs belong to (default: "default")')
-  .action(async (name: string, file: string, flags) => process.exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)));
+  .action(async (name: string, file: string, flags) =>
+    process.exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)),
+  );
 schedule
   .command('list')
-  .option('--project <name>', 'only this project\'s schedules')
+  .option('--project <name>', "only this project's schedules")
   .description('schedules and their next run')
   .action(async (flags) => process.exit(await (await evalCommands()).scheduleListCommand(flags)));
 schedule
@@ -139,15 +170,21 @@ program
   .argument('<batchA>', 'the baseline run')
   .argument('<batchB>', 'the new run')
   .addOption(new Option('--format <format>', 'output').choices(['table', 'json', 'csv']).default('table'))
-  .description('what went from pass to fail (and back) per custom_id; change in tokens, cost, p50/p95 latency; exit 1 on regressions')
-  .action(async (a: string, b: string, flags) => process.exit(await (await evalCommands()).compareCommand(a, b, flags)));
+  .description(
+    'what went from pass to fail (and back) per custom_id; change in tokens, cost, p50/p95 latency; exit 1 on regressions',
+  )
+  .action(async (a: string, b: string, flags) =>
+    process.exit(await (await evalCommands()).compareCommand(a, b, flags)),
+  );
 
 program
   .command('serve')
   .option('-p, --port <port>', 'port', '8080')
   .option('--host <host>', 'interface', '127.0.0.1')
   .option('--max-upload-mb <mb>', 'largest file upload', '512')
-  .description('HTTP API: OpenAI Batch-compatible /v1/files and /v1/batches, usage, /metrics, /admin/queues (needs CHATQ_API_TOKENS)')
+  .description(
+    'HTTP API: OpenAI Batch-compatible /v1/files and /v1/batches, usage, /metrics, /admin/queues (needs CHATQ_API_TOKENS)',
+  )
   .action(async (flags) => process.exit(await (await serveCommands()).serveCommand(flags)));
 
 program
@@ -179,11 +216,15 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   const code = (err as { code?: string }).code;
-  if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(EXIT.ok);
+  if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
+    process.exit(EXIT.ok);
   if (typeof code === 'string' && code.startsWith('commander.')) process.exit(EXIT.usage);
   const { describeRedisError } = await import('./shared/redis-errors.js');
   const usage = err instanceof UsageError;
-  const message = usage || err instanceof CommandFailed ? (err as Error).message : (describeRedisError(err)?.message ?? (err instanceof Error ? err.message : String(err)));
+  const message =
+    usage || err instanceof CommandFailed
+      ? (err as Error).message
+      : (describeRedisError(err)?.message ?? (err instanceof Error ? err.message : String(err)));
   say(`chatq: ${message}`);
   if (process.env.LOG_LEVEL === 'debug' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(usage ? EXIT.usage : EXIT.failures);

@@ -17,7 +17,13 @@ describe('HTTP API edges', () => {
   };
 
   beforeEach(async () => {
-    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: `other-token,${TOKEN}` }), testLogger(), 0, '127.0.0.1', 64 * 1024);
+    api = await startApiService(
+      w.env.config({ CHATQ_API_TOKENS: `other-token,${TOKEN}` }),
+      testLogger(),
+      0,
+      '127.0.0.1',
+      64 * 1024,
+    );
   });
   afterEach(async () => {
     await api.close();
@@ -26,14 +32,22 @@ describe('HTTP API edges', () => {
   it('answers 401 / 413 / 404 / 400 in the OpenAI error shape, never 500', async () => {
     const noToken = await call('/v1/batches', { token: null });
     expect(noToken.status).toBe(401);
-    expect((await noToken.json()).error).toMatchObject({ type: 'authentication_error', code: 'invalid_api_key', message: expect.stringContaining('Missing bearer token') });
+    expect((await noToken.json()).error).toMatchObject({
+      type: 'authentication_error',
+      code: 'invalid_api_key',
+      message: expect.stringContaining('Missing bearer token'),
+    });
     const wrong = await call('/v1/batches', { token: 'edge-token-abd' });
     expect(wrong.status).toBe(401);
     expect(JSON.stringify(await wrong.json())).not.toContain('edge-token');
     expect((await call('/healthz', { token: null })).status).toBe(200);
     expect((await call('/metrics', { token: null })).status).toBe(401);
 
-    const big = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input_file_id: 'x'.repeat(2 * 1024 * 1024) }) });
+    const big = await call('/v1/batches', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input_file_id: 'x'.repeat(2 * 1024 * 1024) }),
+    });
     expect(big.status).toBe(413);
     expect((await big.json()).error.code).toBe('body_too_large');
     const form = new FormData();
@@ -42,19 +56,37 @@ describe('HTTP API edges', () => {
     const bigUpload = await call('/v1/files', { method: 'POST', body: form });
     expect(bigUpload.status).toBe(413);
 
-    for (const path of ['/v1/batches/batch_000000000000000000000000', '/v1/files/file-nope', '/v1/files/file-nope/content', '/v1/requests/nope', '/v1/nothing-here']) {
+    for (const path of [
+      '/v1/batches/batch_000000000000000000000000',
+      '/v1/files/file-nope',
+      '/v1/files/file-nope/content',
+      '/v1/requests/nope',
+      '/v1/nothing-here',
+    ]) {
       const r = await call(path);
       expect(r.status, path).toBe(404);
       expect((await r.json()).error.message).toBeTruthy();
     }
 
-    const malformed = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input_file_id": ' });
+    const malformed = await call('/v1/batches', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"input_file_id": ',
+    });
     expect(malformed.status).toBe(400);
     expect((await malformed.json()).error.type).toBe('invalid_request_error');
-    const missing = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ endpoint: '/v1/chat/completions' }) });
+    const missing = await call('/v1/batches', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ endpoint: '/v1/chat/completions' }),
+    });
     expect(missing.status).toBe(400);
     expect((await missing.json()).error.param).toBe('input_file_id');
-    const badEndpoint = await call('/v1/batches', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input_file_id: 'f', endpoint: '/v1/embeddings' }) });
+    const badEndpoint = await call('/v1/batches', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input_file_id: 'f', endpoint: '/v1/embeddings' }),
+    });
     expect(badEndpoint.status).toBe(400);
     const badJsonl = new FormData();
     badJsonl.set('purpose', 'batch');
@@ -70,7 +102,9 @@ describe('HTTP API edges', () => {
 
   it('serves /metrics for the whole cluster and /healthz with the workers seen', async () => {
     await w.startWorker();
-    const submitted = await w.env.submit([JSON.stringify({ user: 'm', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })]);
+    const submitted = await w.env.submit([
+      JSON.stringify({ user: 'm', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    ]);
     await waitForBatch(w.env, submitted.batchId);
     const metrics = await (await call('/metrics')).text();
     expect(metrics).toContain('chatq_requests_total{project="default",model="gpt-4o-mini",outcome="succeeded"} 1');
@@ -84,18 +118,48 @@ describe('HTTP API edges', () => {
   it('manages schedules over HTTP from an uploaded suite', async () => {
     const form = new FormData();
     form.set('purpose', 'batch');
-    form.set('file', new Blob([`${JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], expect: { contains: 'hi' } })}\n`]), 'suite.jsonl');
+    form.set(
+      'file',
+      new Blob([
+        `${JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], expect: { contains: 'hi' } })}\n`,
+      ]),
+      'suite.jsonl',
+    );
     const file = await (await call('/v1/files', { method: 'POST', body: form })).json();
     const json = { 'content-type': 'application/json' };
-    const bad = await call('/v1/schedules', { method: 'POST', headers: json, body: JSON.stringify({ name: 'nightly', input_file_id: file.id }) });
+    const bad = await call('/v1/schedules', {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ name: 'nightly', input_file_id: file.id }),
+    });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.message).toContain('give either cron or every_ms');
-    const badCron = await call('/v1/schedules', { method: 'POST', headers: json, body: JSON.stringify({ name: 'nightly', cron: 'not a cron', input_file_id: file.id }) });
+    const badCron = await call('/v1/schedules', {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ name: 'nightly', cron: 'not a cron', input_file_id: file.id }),
+    });
     expect(badCron.status).toBe(400);
-    const created = await call('/v1/schedules', { method: 'POST', headers: json, body: JSON.stringify({ name: 'nightly', cron: '0 3 * * *', tz: 'Europe/Paris', input_file_id: file.id, models: ['gpt-4o-mini'] }) });
+    const created = await call('/v1/schedules', {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({
+        name: 'nightly',
+        cron: '0 3 * * *',
+        tz: 'Europe/Paris',
+        input_file_id: file.id,
+        models: ['gpt-4o-mini'],
+      }),
+    });
     expect(created.status).toBe(200);
     const spec = await created.json();
-    expect(spec).toMatchObject({ name: 'nightly', cron: '0 3 * * *', tz: 'Europe/Paris', fresh_users: true, models: ['gpt-4o-mini'] });
+    expect(spec).toMatchObject({
+      name: 'nightly',
+      cron: '0 3 * * *',
+      tz: 'Europe/Paris',
+      fresh_users: true,
+      models: ['gpt-4o-mini'],
+    });
     expect(spec.next).toBeGreaterThan(Date.now());
     expect(await w.env.redis.ttl(w.env.keys.fileLines(file.id))).toBe(-1);
     const list = await (await call('/v1/schedules')).json();
@@ -107,13 +171,21 @@ describe('HTTP API edges', () => {
 
   it('a cancel while the batch is still being imported takes effect when the import ends', async () => {
     const batchId = newBatchId();
-    await createBatchRecord(w.env.redis, w.env.keys, { batchId, project: 'default', name: 'late', input: 'late.jsonl', metadata: {} });
+    await createBatchRecord(w.env.redis, w.env.keys, {
+      batchId,
+      project: 'default',
+      name: 'late',
+      input: 'late.jsonl',
+      metadata: {},
+    });
     // An importer holds the batch (its lease), as while a large file is being read.
     await w.env.redis.set(w.env.keys.batchImporter(batchId), 'another-process', 'PX', 30_000);
     const cancelled = await call(`/v1/batches/${batchId}/cancel`, { method: 'POST' });
     expect(cancelled.status).toBe(200);
     expect((await cancelled.json()).status).toBe('cancelling');
-    const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }));
+    const lines = Array.from({ length: 5 }, (_, i) =>
+      JSON.stringify({ user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    );
     await w.env.redis.del(w.env.keys.batchImporter(batchId));
     const result = await w.env.submit(lines, { batchId });
     expect(result.status).toBe('cancelled');

@@ -11,7 +11,18 @@ function batchFile(prefix: string, users: number, turns: number): string {
   const lines: string[] = [];
   for (let t = 0; t < turns; t++) {
     for (let u = 0; u < users; u++) {
-      lines.push(JSON.stringify({ custom_id: `${prefix}-u${u}-t${t}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', user: `${prefix}-user-${u}`, messages: [{ role: 'user', content: `[seq ${t}] My name is U${u}.` }] } }));
+      lines.push(
+        JSON.stringify({
+          custom_id: `${prefix}-u${u}-t${t}`,
+          method: 'POST',
+          url: '/v1/chat/completions',
+          body: {
+            model: 'gpt-4o-mini',
+            user: `${prefix}-user-${u}`,
+            messages: [{ role: 'user', content: `[seq ${t}] My name is U${u}.` }],
+          },
+        }),
+      );
     }
   }
   return `${lines.join('\n')}\n`;
@@ -32,12 +43,25 @@ describe('HTTP API driven by the official openai SDK', () => {
 
   it('uploads, creates, polls, downloads, lists and cancels batches', async () => {
     await w.startWorker({ CHATQ_CONCURRENCY: '20' });
-    const file = await client.files.create({ file: await toFile(Buffer.from(batchFile('a', 5, 4)), 'input.jsonl'), purpose: 'batch' });
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(batchFile('a', 5, 4)), 'input.jsonl'),
+      purpose: 'batch',
+    });
     expect(file).toMatchObject({ object: 'file', purpose: 'batch', filename: 'input.jsonl' });
     expect(await (await client.files.content(file.id)).text()).toBe(batchFile('a', 5, 4));
 
-    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { team: 'evals' } });
-    expect(created).toMatchObject({ object: 'batch', status: 'validating', input_file_id: file.id, metadata: { team: 'evals' } });
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { team: 'evals' },
+    });
+    expect(created).toMatchObject({
+      object: 'batch',
+      status: 'validating',
+      input_file_id: file.id,
+      metadata: { team: 'evals' },
+    });
 
     const done = await waitFor('batch completed', async () => {
       const b = await client.batches.retrieve(created.id);
@@ -48,10 +72,19 @@ describe('HTTP API driven by the official openai SDK', () => {
     expect(done.usage!.total_tokens).toBe(done.usage!.input_tokens + done.usage!.output_tokens);
     expect(done.error_file_id).toBeNull();
 
-    const output = (await (await client.files.content(done.output_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    const output = (await (await client.files.content(done.output_file_id!)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const ids = output.map((l) => l.custom_id);
     expect(new Set(ids).size).toBe(20);
-    expect(ids.sort()).toEqual(batchFile('a', 5, 4).trim().split('\n').map((l) => JSON.parse(l).custom_id).sort());
+    expect(ids.sort()).toEqual(
+      batchFile('a', 5, 4)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).custom_id)
+        .sort(),
+    );
     for (const line of output) {
       expect(line.response.status_code).toBe(200);
       expect(line.response.body.choices[0].message.content).toMatch(/\(reply \d+\)$/);
@@ -59,7 +92,8 @@ describe('HTTP API driven by the official openai SDK', () => {
 
     // One user's requests, newest first, in pages; and one request with its attempt history.
     const userid = deriveUserid('a-user-0');
-    const get = async (path: string) => (await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    const get = async (path: string) =>
+      (await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     const first = await get(`/v1/users/${userid}/requests?limit=3`);
     expect(first.data.map((r: { custom_id: string }) => r.custom_id)).toEqual(['a-u0-t3', 'a-u0-t2', 'a-u0-t1']);
     expect(first.has_more).toBe(true);
@@ -67,12 +101,28 @@ describe('HTTP API driven by the official openai SDK', () => {
     expect(second.data.map((r: { custom_id: string }) => r.custom_id)).toEqual(['a-u0-t0']);
     expect(second.has_more).toBe(false);
     const one = await get(`/v1/requests/${first.data[0].id}`);
-    expect(one).toMatchObject({ custom_id: 'a-u0-t3', line: 16, status: 'succeeded', attempts: 1, attempt_log: [{ code: 'ok', status: 200 }] });
+    expect(one).toMatchObject({
+      custom_id: 'a-u0-t3',
+      line: 16,
+      status: 'succeeded',
+      attempts: 1,
+      attempt_log: [{ code: 'ok', status: 200 }],
+    });
 
     // A second batch, one user with many turns, cancelled while it runs.
-    const slow = await client.files.create({ file: await toFile(Buffer.from(batchFile('b', 1, 60)), 'slow.jsonl'), purpose: 'batch' });
-    const running = await client.batches.create({ input_file_id: slow.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    await waitFor('second batch started', async () => (await client.batches.retrieve(running.id)).request_counts!.completed > 0);
+    const slow = await client.files.create({
+      file: await toFile(Buffer.from(batchFile('b', 1, 60)), 'slow.jsonl'),
+      purpose: 'batch',
+    });
+    const running = await client.batches.create({
+      input_file_id: slow.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    await waitFor(
+      'second batch started',
+      async () => (await client.batches.retrieve(running.id)).request_counts!.completed > 0,
+    );
     const cancelling = await client.batches.cancel(running.id);
     expect(['cancelling', 'cancelled']).toContain(cancelling.status);
     const cancelled = await waitFor('batch cancelled', async () => {
@@ -82,7 +132,10 @@ describe('HTTP API driven by the official openai SDK', () => {
     expect(cancelled.request_counts!.completed).toBeGreaterThan(0);
     expect(cancelled.request_counts!.completed).toBeLessThan(60);
     expect(cancelled.request_counts!.completed + cancelled.request_counts!.failed).toBe(60);
-    const errors = (await (await client.files.content(cancelled.error_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    const errors = (await (await client.files.content(cancelled.error_file_id!)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(errors.every((l) => l.error.code === 'cancelled')).toBe(true);
 
     // Pages of one, newest first, following `after` cursors.

@@ -10,9 +10,18 @@ describe('credentials failures pause the queue', () => {
   const w = useWorld({ apiKey: RIGHT_KEY, latencyMs: 5 });
 
   it('a 401 pauses everything after one call; "chatq resume" with the key fixed finishes the batch', async () => {
-    const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ custom_id: `r${i}`, user: `u${i % 5}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${i}]` }] }));
+    const lines = Array.from({ length: 20 }, (_, i) =>
+      JSON.stringify({
+        custom_id: `r${i}`,
+        user: `u${i % 5}`,
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: `[seq ${i}]` }],
+      }),
+    );
     const submitted = await w.env.submit(lines);
-    const wrong = spawnWorker(w.env.env({ CHATQ_BASE_URL: w.sim.url, CHATQ_API_KEY: WRONG_KEY, CHATQ_CONCURRENCY: '10' }));
+    const wrong = spawnWorker(
+      w.env.env({ CHATQ_BASE_URL: w.sim.url, CHATQ_API_KEY: WRONG_KEY, CHATQ_CONCURRENCY: '10' }),
+    );
     await waitFor('the pause', () => w.env.redis.get(w.env.keys.pauseReason));
     // Give the other nine slots time to try (they must not call).
     await new Promise((r) => setTimeout(r, 1_000));
@@ -30,7 +39,9 @@ describe('credentials failures pause the queue', () => {
     expect(wrong.stderr()).toContain('queue paused');
     expect(wrong.stderr()).not.toContain(WRONG_KEY);
 
-    const right = spawnWorker(w.env.env({ CHATQ_BASE_URL: w.sim.url, CHATQ_API_KEY: RIGHT_KEY, CHATQ_CONCURRENCY: '10' }));
+    const right = spawnWorker(
+      w.env.env({ CHATQ_BASE_URL: w.sim.url, CHATQ_API_KEY: RIGHT_KEY, CHATQ_CONCURRENCY: '10' }),
+    );
     try {
       const resumed = await runCli(['resume'], w.env.env());
       expect(resumed.stdout).toContain('resumed (was paused: invalid_api_key');
@@ -42,7 +53,8 @@ describe('credentials failures pause the queue', () => {
     }
     expect(w.sim.stats().outOfOrder).toBe(0);
     const first: { attempts: number; codes: string[] }[] = [];
-    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) first.push({ attempts: r.attempts, codes: r.attemptLog.map((a) => a.code) });
+    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId))
+      first.push({ attempts: r.attempts, codes: r.attemptLog.map((a) => a.code) });
     expect(first.filter((r) => r.attempts === 2)).toEqual([{ attempts: 2, codes: ['invalid_api_key', 'ok'] }]);
     expect(first.filter((r) => r.attempts === 1)).toHaveLength(19);
 
@@ -53,7 +65,12 @@ describe('credentials failures pause the queue', () => {
       cursor = next;
       for (const key of keys) {
         const type = await w.env.redis.type(key);
-        const text = type === 'hash' ? JSON.stringify(await w.env.redis.hgetall(key)) : type === 'string' ? await w.env.redis.get(key) : JSON.stringify(type === 'list' ? await w.env.redis.lrange(key, 0, -1) : '');
+        const text =
+          type === 'hash'
+            ? JSON.stringify(await w.env.redis.hgetall(key))
+            : type === 'string'
+              ? await w.env.redis.get(key)
+              : JSON.stringify(type === 'list' ? await w.env.redis.lrange(key, 0, -1) : '');
         expect(text).not.toContain('sk-');
       }
     } while (cursor !== '0');

@@ -9,7 +9,8 @@ import { useWorld } from './helpers/in-process-worker.js';
 
 const V1_UUID = '123e4567-e89b-12d3-a456-426614174000';
 const V4_UUID = '9b2f7c1e-4a6d-4e8b-9c3a-1d2e3f4a5b6c';
-const chat = (fields: Record<string, unknown>) => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], ...fields });
+const chat = (fields: Record<string, unknown>) =>
+  JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], ...fields });
 
 const FILE = [
   chat({ custom_id: 'ok-1', user: 'ann' }), // 1
@@ -22,8 +23,18 @@ const FILE = [
   '', // 8 blank: ignored
   chat({ custom_id: 'ok-2', userid: V4_UUID }), // 9
   JSON.stringify({ user: 'cy', turns: [] }), // 10 script without turns
-  JSON.stringify({ custom_id: 'batch-ok', method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', user: 'dee', messages: [{ role: 'user', content: 'hi' }] } }), // 11
-  JSON.stringify({ custom_id: 'bad-url', method: 'POST', url: '/v1/embeddings', body: { model: 'x', user: 'dee', messages: [{ role: 'user', content: 'hi' }] } }), // 12
+  JSON.stringify({
+    custom_id: 'batch-ok',
+    method: 'POST',
+    url: '/v1/chat/completions',
+    body: { model: 'gpt-4o-mini', user: 'dee', messages: [{ role: 'user', content: 'hi' }] },
+  }), // 11
+  JSON.stringify({
+    custom_id: 'bad-url',
+    method: 'POST',
+    url: '/v1/embeddings',
+    body: { model: 'x', user: 'dee', messages: [{ role: 'user', content: 'hi' }] },
+  }), // 12
 ];
 
 describe('bad input lines', () => {

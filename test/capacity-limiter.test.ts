@@ -5,8 +5,19 @@ import { startLocalRedis } from '../src/cli/local-redis.js';
 import { connectRedis, type RedisClient } from '../src/shared/redis.js';
 import { createTestEnv, waitFor, type TestEnv } from './helpers/test-env.js';
 
-const body = (maxTokens: number) => ({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], max_tokens: maxTokens });
-const settledWithin = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+const body = (maxTokens: number) => ({
+  model: 'm',
+  messages: [{ role: 'user', content: 'hello there' }],
+  max_tokens: maxTokens,
+});
+const settledWithin = <T>(p: Promise<T>, ms: number) =>
+  Promise.race([
+    p.then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), ms)),
+  ]);
 
 describe('capacity limiter (shared through Redis)', () => {
   let env: TestEnv;
@@ -21,12 +32,23 @@ describe('capacity limiter (shared through Redis)', () => {
   });
 
   /** A limiter on a Redis of its own (its command counts are this test's alone), with proven credentials. */
-  async function onPrivateRedis(limits: Partial<Limits>, run: (l: CapacityLimiter, redis: RedisClient) => Promise<void>): Promise<void> {
+  async function onPrivateRedis(
+    limits: Partial<Limits>,
+    run: (l: CapacityLimiter, redis: RedisClient) => Promise<void>,
+  ): Promise<void> {
     const local = await startLocalRedis({ appendfsync: 'off' });
     const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test');
     try {
       await redis.set(env.keys.credentialsProven, '1');
-      await run(new CapacityLimiter(redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits }, 'p'), redis);
+      await run(
+        new CapacityLimiter(
+          redis,
+          env.keys,
+          { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits },
+          'p',
+        ),
+        redis,
+      );
     } finally {
       redis.disconnect();
       await local.stop();
@@ -34,7 +56,12 @@ describe('capacity limiter (shared through Redis)', () => {
   }
 
   const limiter = (limits: Partial<ConstructorParameters<typeof CapacityLimiter>[2]>, owner: string) =>
-    new CapacityLimiter(env.redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits }, owner);
+    new CapacityLimiter(
+      env.redis,
+      env.keys,
+      { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits },
+      owner,
+    );
 
   it('a per-model request limit holds that model back across processes, and only that model', async () => {
     const limits = { modelLimits: { slow: { rpm: 1 } } };
@@ -49,7 +76,11 @@ describe('capacity limiter (shared through Redis)', () => {
   it('large calls are charged half their share, hold at most that share together, and never wait in a slot', async () => {
     // 60,000 TPM, share 0.1: a call whose bound is over 6,000 tokens is large and charged 3,000.
     const l = limiter({ tpm: 60_000, largeShare: 0.1 }, 'p');
-    const [first, second, third] = [await l.acquire('m', body(100_000)), await l.acquire('m', body(100_000)), await l.acquire('m', body(100_000))];
+    const [first, second, third] = [
+      await l.acquire('m', body(100_000)),
+      await l.acquire('m', body(100_000)),
+      await l.acquire('m', body(100_000)),
+    ];
     expect(first).toMatchObject({ estimate: 3_000, large: true });
     expect(second).toMatchObject({ estimate: 3_000, large: true });
     // The third has no room in the large calls' share: it is told to come back, not kept waiting.
@@ -79,7 +110,12 @@ describe('capacity limiter (shared through Redis)', () => {
     const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test', { failFast: true });
     redis.on('error', () => undefined);
     try {
-      const l = new CapacityLimiter(redis, env.keys, { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 }, 'p');
+      const l = new CapacityLimiter(
+        redis,
+        env.keys,
+        { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 },
+        'p',
+      );
       await redis.set(env.keys.credentialsProven, '1');
       local.process.kill('SIGKILL');
       await new Promise((r) => local.process.once('exit', r));
@@ -99,7 +135,8 @@ describe('capacity limiter (shared through Redis)', () => {
     onPrivateRedis({ tpm: 1e11 }, async (l, redis) => {
       /** Redis commands (every one, scripts' included) per reservation, over 20 more. */
       const commandsPerReservation = async () => {
-        const calls = async () => [...(await redis.info('commandstats')).matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+        const calls = async () =>
+          [...(await redis.info('commandstats')).matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
         const before = await calls();
         for (let i = 0; i < 20; i++) await l.acquire('m', body(10));
         return ((await calls()) - before - 1) / 20;
@@ -114,7 +151,9 @@ describe('capacity limiter (shared through Redis)', () => {
 
   it('calls of one process that ask at once are reserved together: the limit keys see a few scripts, not one per call', () =>
     onPrivateRedis({ rpm: 6_000, tpm: 1e9 }, async (l, redis) => {
-      const scripts = async () => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+      const scripts = async () =>
+        Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0) +
+        Number(/cmdstat_eval:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
       await l.acquire('m', body(10));
       const tatKey = env.keys.limitRequests('global');
       const tatBefore = Number(await redis.get(tatKey));
@@ -128,7 +167,9 @@ describe('capacity limiter (shared through Redis)', () => {
       // Each group is settled once, when its last call is.
       for (const r of reservations) if (isReservation(r)) await l.settle(r, 5, true);
       const amounts = await redis.hgetall(env.keys.limitTokens('global'));
-      const total = Object.entries(amounts).filter(([k]) => !k.startsWith('__')).reduce((n, [, v]) => n + Number(v), 0);
+      const total = Object.entries(amounts)
+        .filter(([k]) => !k.startsWith('__'))
+        .reduce((n, [, v]) => n + Number(v), 0);
       expect(total).toBe(Number(amounts.__total));
       expect(total).toBeLessThan(41 * 100);
     }));

@@ -10,7 +10,15 @@ const SEQ = /\[seq (\d+)\]/;
 function lines(users: number, turns: number): string[] {
   const out: string[] = [];
   for (let t = 0; t < turns; t++) {
-    for (let u = 0; u < users; u++) out.push(JSON.stringify({ custom_id: `u${u}-t${t}`, user: `chaos-${u}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${t}] hi` }] }));
+    for (let u = 0; u < users; u++)
+      out.push(
+        JSON.stringify({
+          custom_id: `u${u}-t${t}`,
+          user: `chaos-${u}`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: `[seq ${t}] hi` }],
+        }),
+      );
   }
   return out;
 }
@@ -23,7 +31,8 @@ async function expectIntact(env: TestEnv, sim: Simulator, batchId: string, total
   const stats = sim.stats();
   expect(stats.outOfOrder).toBe(0);
   expect(stats.overlaps).toBe(0);
-  for (const u of Object.values(stats.users)) expect([...new Set(u.arrivals.map((a) => Number(SEQ.exec(a)![1])))]).toEqual([...Array(turns).keys()]);
+  for (const u of Object.values(stats.users))
+    expect([...new Set(u.arrivals.map((a) => Number(SEQ.exec(a)![1])))]).toEqual([...Array(turns).keys()]);
   let count = 0;
   for await (const r of readBatchRequests(env.redis, env.keys, batchId)) {
     expect(r.status).toBe('succeeded');
@@ -34,7 +43,10 @@ async function expectIntact(env: TestEnv, sim: Simulator, batchId: string, total
 }
 
 /** The same chaos on one Redis, and on a 3-master Redis Cluster with users over 6 shards. */
-describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Cluster, CHATQ_SHARDS=6', shards: 6 }])('chaos on $where', ({ shards }) => {
+describe.each([
+  { where: 'one Redis', shards: 1 },
+  { where: 'a 3-master Redis Cluster, CHATQ_SHARDS=6', shards: 6 },
+])('chaos on $where', ({ shards }) => {
   const cleanups: (() => Promise<unknown>)[] = [];
   let cluster: LocalCluster | undefined;
   beforeAll(async () => {
@@ -45,13 +57,23 @@ describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Clu
     for (const c of cleanups.splice(0).reverse()) await c();
   });
   /** A test environment on the default Redis (or `redisUrl`), or on the cluster. */
-  const newEnv = (redisUrl?: string) => (cluster ? createTestEnv(cluster.url, { cluster: true, shards }) : createTestEnv(redisUrl));
+  const newEnv = (redisUrl?: string) =>
+    cluster ? createTestEnv(cluster.url, { cluster: true, shards }) : createTestEnv(redisUrl);
 
   /** A simulator, two worker processes and a batch of users x turns, returned once `progress` requests succeeded. */
-  async function startRun(redisUrl: string | undefined, vars: Record<string, string>, users: number, turns: number, progress: number) {
+  async function startRun(
+    redisUrl: string | undefined,
+    vars: Record<string, string>,
+    users: number,
+    turns: number,
+    progress: number,
+  ) {
     const env = await newEnv(redisUrl);
     const sim = await startSimulator({ latencyMs: 5, jitterMs: 4 });
-    cleanups.push(() => env.cleanup(), () => sim.close());
+    cleanups.push(
+      () => env.cleanup(),
+      () => sim.close(),
+    );
     const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, ...vars });
     const workers = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
     cleanups.push(async () => workers.forEach((w) => w.child.kill('SIGKILL')));
@@ -63,8 +85,17 @@ describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Clu
   it('workers SIGKILLed at random moments: nothing lost, each counted once, order and no-overlap hold', async () => {
     const env = await newEnv();
     const sim = await startSimulator({ latencyMs: 8, jitterMs: 6 });
-    cleanups.push(() => env.cleanup(), () => sim.close());
-    const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '40', CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '1000' });
+    cleanups.push(
+      () => env.cleanup(),
+      () => sim.close(),
+    );
+    const workerEnv = env.env({
+      CHATQ_BASE_URL: sim.url,
+      CHATQ_CONCURRENCY: '40',
+      CHATQ_LOCK_MS: '2000',
+      CHATQ_TIMEOUT_MS: '3000',
+      CHATQ_RECONCILE_MS: '1000',
+    });
     const workers: WorkerProcess[] = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
     cleanups.push(async () => workers.forEach((w) => w.child.kill('SIGKILL')));
     const submitted = await env.submit(lines(300, 10));
@@ -79,28 +110,45 @@ describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Clu
       kills += 1;
     }
     const { repeatedCalls } = await expectIntact(env, sim, submitted.batchId, 3000, 10);
-    console.log(JSON.stringify({ chaos: 'sigkill', shards, kills, requests: 3000, repeated_upstream_calls: repeatedCalls }));
+    console.log(
+      JSON.stringify({ chaos: 'sigkill', shards, kills, requests: 3000, repeated_upstream_calls: repeatedCalls }),
+    );
     expect(kills).toBeGreaterThan(0);
   });
 
   // On the cluster, losing a master is the failover test's (cluster.test.ts).
-  it.skipIf(shards > 1)('Redis restarted mid-run (AOF, appendfsync always): the run completes, nothing accepted is lost', async () => {
-    const redis = await startLocalRedis({ appendfsync: 'always' });
-    let restarted = redis;
-    cleanups.push(() => restarted.stop());
-    const { env, sim, submitted } = await startRun(redis.url, { CHATQ_CONCURRENCY: '30', CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '1000' }, 200, 8, 400);
+  it.skipIf(shards > 1)(
+    'Redis restarted mid-run (AOF, appendfsync always): the run completes, nothing accepted is lost',
+    async () => {
+      const redis = await startLocalRedis({ appendfsync: 'always' });
+      let restarted = redis;
+      cleanups.push(() => restarted.stop());
+      const { env, sim, submitted } = await startRun(
+        redis.url,
+        { CHATQ_CONCURRENCY: '30', CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '1000' },
+        200,
+        8,
+        400,
+      );
 
-    redis.process.kill('SIGKILL');
-    await new Promise((r) => redis.process.once('exit', r));
-    await new Promise((r) => setTimeout(r, 1_000));
-    restarted = await startLocalRedis({ port: redis.port, dir: redis.dir, appendfsync: 'always' });
+      redis.process.kill('SIGKILL');
+      await new Promise((r) => redis.process.once('exit', r));
+      await new Promise((r) => setTimeout(r, 1_000));
+      restarted = await startLocalRedis({ port: redis.port, dir: redis.dir, appendfsync: 'always' });
 
-    const { repeatedCalls } = await expectIntact(env, sim, submitted.batchId, 1600, 8);
-    console.log(JSON.stringify({ chaos: 'redis-restart', requests: 1600, repeated_upstream_calls: repeatedCalls }));
-  });
+      const { repeatedCalls } = await expectIntact(env, sim, submitted.batchId, 1600, 8);
+      console.log(JSON.stringify({ chaos: 'redis-restart', requests: 1600, repeated_upstream_calls: repeatedCalls }));
+    },
+  );
 
   it('the upstream goes away for a while: requests wait and retry, none fails, the run completes', async () => {
-    const { env, sim, submitted } = await startRun(undefined, { CHATQ_CONCURRENCY: '30', CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '100' }, 100, 10, 300);
+    const { env, sim, submitted } = await startRun(
+      undefined,
+      { CHATQ_CONCURRENCY: '30', CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '100' },
+      100,
+      10,
+      300,
+    );
 
     sim.configure({ down: true });
     await new Promise((r) => setTimeout(r, 3_000));
@@ -111,7 +159,8 @@ describe.each([{ where: 'one Redis', shards: 1 }, { where: 'a 3-master Redis Clu
     expect(duringOutage).toBeLessThan(1000);
     // Far more than CHATQ_MAX_ATTEMPTS connection failures happened, and none of them failed a request.
     let waited = 0;
-    for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) waited += r.attemptLog.filter((a) => a.code === 'connection_error').length;
+    for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId))
+      waited += r.attemptLog.filter((a) => a.code === 'connection_error').length;
     expect(waited).toBeGreaterThan(2);
   });
 });

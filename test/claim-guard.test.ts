@@ -7,7 +7,14 @@ describe('handing a lane on', () => {
   const t = useTestEnv();
 
   it('a next turn whose record is gone is not claimed: no partial record is written for it', async () => {
-    const lines = [0, 1].map((turn) => JSON.stringify({ custom_id: `t${turn}`, user: 'gone-user', model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${turn}] hi` }] }));
+    const lines = [0, 1].map((turn) =>
+      JSON.stringify({
+        custom_id: `t${turn}`,
+        user: 'gone-user',
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: `[seq ${turn}] hi` }],
+      }),
+    );
     await t.env.submit(lines);
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues);
     const [job] = await t.env.queue.getJobs(['waiting']);
@@ -16,19 +23,48 @@ describe('handing a lane on', () => {
     const second = lane[1]!;
     await t.env.redis.del(t.env.keys.request(second));
 
-    const next = await store.finish(first.id, first, { status: 'succeeded', response: { choices: [] }, usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 }, costNano: 0, attempts: [] }, job!.id!);
+    const next = await store.finish(
+      first.id,
+      first,
+      {
+        status: 'succeeded',
+        response: { choices: [] },
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
+        costNano: 0,
+        attempts: [],
+      },
+      job!.id!,
+    );
     expect(next).toBeUndefined();
     expect(await t.env.redis.exists(t.env.keys.request(second))).toBe(0);
   });
 
   it("a turn handed to its serving job is claimed with its call's lease: the job calls without another round trip", async () => {
-    const lines = [0, 1].map((turn) => JSON.stringify({ custom_id: `t${turn}`, user: 'leased-user', model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${turn}] hi` }] }));
+    const lines = [0, 1].map((turn) =>
+      JSON.stringify({
+        custom_id: `t${turn}`,
+        user: 'leased-user',
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: `[seq ${turn}] hi` }],
+      }),
+    );
     await t.env.submit(lines);
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues, { timeoutMs: 5_000 });
     const [job] = await t.env.queue.getJobs(['waiting']);
     const first = (await store.start(job!.id!)) as StartedRequest;
     expect(first.leasedUntil).toBeUndefined();
-    const next = await store.finish(first.id, first, { status: 'succeeded', response: { choices: [] }, usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 }, costNano: 0, attempts: [] }, job!.id!);
+    const next = await store.finish(
+      first.id,
+      first,
+      {
+        status: 'succeeded',
+        response: { choices: [] },
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
+        costNano: 0,
+        attempts: [],
+      },
+      job!.id!,
+    );
     expect(next?.leasedUntil).toBeGreaterThan(performance.now() + 4_000);
     expect(await t.env.redis.get(t.env.keys.laneLease(next!.userid))).toBe(`${next!.id}:${next!.claim}`);
     // The lease covers the call's timeout and the margin, in Redis time.

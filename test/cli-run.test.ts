@@ -24,11 +24,19 @@ describe('chatq run / results / status (the built CLI)', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'chatq-out-')), 'scripts.jsonl');
     const results = await runCli(['results', batchIds[1]!, '-o', out], cliEnv);
     expect(results.code).toBe(0);
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.custom_id)).toEqual([
-      'onboard-erin-turn-1', 'onboard-erin-turn-2', 'onboard-erin-turn-3',
-      'onboard-farid-turn-1', 'onboard-farid-turn-2', 'onboard-farid-turn-3',
-      'quiz-gwen-turn-1', 'quiz-gwen-turn-2',
+      'onboard-erin-turn-1',
+      'onboard-erin-turn-2',
+      'onboard-erin-turn-3',
+      'onboard-farid-turn-1',
+      'onboard-farid-turn-2',
+      'onboard-farid-turn-3',
+      'quiz-gwen-turn-1',
+      'quiz-gwen-turn-2',
     ]);
     for (const l of lines) {
       expect(l.id).toMatch(/^batch_req_/);
@@ -54,7 +62,10 @@ describe('chatq run / results / status (the built CLI)', () => {
   });
 
   it('reports configuration problems one per line and exits 2', async () => {
-    const bad = await runCli(['worker'], t.env.env({ CHATQ_RPM: 'lots', CHATQ_CONCURRENCY: '0', CHATQ_BASE_URL: 'not a url' }));
+    const bad = await runCli(
+      ['worker'],
+      t.env.env({ CHATQ_RPM: 'lots', CHATQ_CONCURRENCY: '0', CHATQ_BASE_URL: 'not a url' }),
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('CHATQ_RPM: expected an integer >= 0, got "lots"');
     expect(bad.stderr).toContain('CHATQ_CONCURRENCY: expected an integer >= 1, got "0"');

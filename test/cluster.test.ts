@@ -4,31 +4,48 @@ import { startApiService } from '../src/cli/api-service.js';
 import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
-import { createTestEnv, runCli, spawnWorker, testLogger, waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
+import {
+  createTestEnv,
+  runCli,
+  spawnWorker,
+  testLogger,
+  waitFor,
+  waitForBatch,
+  type TestEnv,
+} from './helpers/test-env.js';
 
 const SEQ = /\[seq (\d+)\]/;
 const lines = (prefix: string, users: number, turns: number) =>
-  Array.from({ length: users * turns }, (_, i) => JSON.stringify({ custom_id: `${prefix}-${i}`, user: `${prefix}-u${i % users}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / users)}] hi` }] }));
+  Array.from({ length: users * turns }, (_, i) =>
+    JSON.stringify({
+      custom_id: `${prefix}-${i}`,
+      user: `${prefix}-u${i % users}`,
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: `[seq ${Math.floor(i / users)}] hi` }],
+    }),
+  );
 
 /** How many of the prefix's keys each master holds. */
 async function keysPerMaster(cluster: LocalCluster, env: TestEnv): Promise<number[]> {
-  return Promise.all(cluster.ports.map(async (port) => {
-    const node = new Redis({ port, lazyConnect: true });
-    try {
-      await node.connect();
-      if (!/role:master/.test(await node.info('replication'))) return -1;
-      let count = 0;
-      let cursor = '0';
-      do {
-        const [next, found] = await node.scan(cursor, 'MATCH', `${env.prefix.slice(0, -1)}*`, 'COUNT', 1000);
-        cursor = next;
-        count += found.length;
-      } while (cursor !== '0');
-      return count;
-    } finally {
-      node.disconnect();
-    }
-  })).then((counts) => counts.filter((n) => n >= 0));
+  return Promise.all(
+    cluster.ports.map(async (port) => {
+      const node = new Redis({ port, lazyConnect: true });
+      try {
+        await node.connect();
+        if (!/role:master/.test(await node.info('replication'))) return -1;
+        let count = 0;
+        let cursor = '0';
+        do {
+          const [next, found] = await node.scan(cursor, 'MATCH', `${env.prefix.slice(0, -1)}*`, 'COUNT', 1000);
+          cursor = next;
+          count += found.length;
+        } while (cursor !== '0');
+        return count;
+      } finally {
+        node.disconnect();
+      }
+    }),
+  ).then((counts) => counts.filter((n) => n >= 0));
 }
 
 describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHATQ_SHARDS=%i)', (shards) => {
@@ -47,7 +64,13 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
   });
 
   it('per-user order, no overlap, each request counted once, with two worker processes and a SIGKILL; the API and CLI read the batch; cancel works', async () => {
-    const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '30' });
+    const vars = env.env({
+      CHATQ_BASE_URL: sim.url,
+      CHATQ_LOCK_MS: '2000',
+      CHATQ_TIMEOUT_MS: '3000',
+      CHATQ_RECONCILE_MS: '500',
+      CHATQ_CONCURRENCY: '30',
+    });
     const workers = [spawnWorker(vars), spawnWorker(vars)];
     try {
       const submitted = await env.submit(lines('c', 60, 10));
@@ -60,29 +83,53 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
       const stats = sim.stats();
       expect(stats.overlaps).toBe(0);
       expect(stats.outOfOrder).toBe(0);
-      for (const u of Object.values(stats.users)) expect([...new Set(u.arrivals.map((a) => Number(SEQ.exec(a)![1])))]).toEqual([...Array(10).keys()]);
+      for (const u of Object.values(stats.users))
+        expect([...new Set(u.arrivals.map((a) => Number(SEQ.exec(a)![1])))]).toEqual([...Array(10).keys()]);
       let count = 0;
-      for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) count += r.status === 'succeeded' ? 1 : 0;
+      for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId))
+        count += r.status === 'succeeded' ? 1 : 0;
       expect(count).toBe(600);
       // Sharded, every master holds keys of the run (its shards' lanes, requests and queues); unsharded, one does.
       const perMaster = await keysPerMaster(cluster, env);
       expect(perMaster.filter((n) => n > 0).length, JSON.stringify(perMaster)).toBe(shards > 1 ? 3 : 1);
       // The batch's own record ends too (from its parts', by the workers' dispatcher or reconciler): its event is recorded once.
-      await waitFor('the record to end', async () => (await env.redis.hget(env.keys.batch(submitted.batchId), 'status')) === 'completed', 30_000);
+      await waitFor(
+        'the record to end',
+        async () => (await env.redis.hget(env.keys.batch(submitted.batchId), 'status')) === 'completed',
+        30_000,
+      );
 
       const status = await runCli(['status', submitted.batchId, '--json'], env.env());
       expect(status.code, status.stderr).toBe(0);
       expect(JSON.parse(status.stdout).batch).toMatchObject({ succeeded: 600 });
       const api = await startApiService(env.config({ CHATQ_API_TOKENS: 'cluster-token' }), testLogger(), 0);
       try {
-        const res = await fetch(`${api.url}/v1/batches/${submitted.batchId}`, { headers: { authorization: 'Bearer cluster-token' } });
-        expect(await res.json()).toMatchObject({ status: 'completed', request_counts: { total: 600, completed: 600, failed: 0 } });
-        const usage = await (await fetch(`${api.url}/v1/usage?group_by=model`, { headers: { authorization: 'Bearer cluster-token' } })).json();
+        const res = await fetch(`${api.url}/v1/batches/${submitted.batchId}`, {
+          headers: { authorization: 'Bearer cluster-token' },
+        });
+        expect(await res.json()).toMatchObject({
+          status: 'completed',
+          request_counts: { total: 600, completed: 600, failed: 0 },
+        });
+        const usage = await (
+          await fetch(`${api.url}/v1/usage?group_by=model`, { headers: { authorization: 'Bearer cluster-token' } })
+        ).json();
         expect(usage.data[0].requests).toBe(600);
         // The output file holds every result once, in input order, whichever shard ran it.
-        const { output_file_id: output } = await (await fetch(`${api.url}/v1/batches/${submitted.batchId}`, { headers: { authorization: 'Bearer cluster-token' } })).json();
-        const content = await (await fetch(`${api.url}/v1/files/${output}/content`, { headers: { authorization: 'Bearer cluster-token' } })).text();
-        expect(content.trim().split('\n').map((l) => JSON.parse(l).custom_id)).toEqual(Array.from({ length: 600 }, (_, i) => `c-${i}`));
+        const { output_file_id: output } = await (
+          await fetch(`${api.url}/v1/batches/${submitted.batchId}`, {
+            headers: { authorization: 'Bearer cluster-token' },
+          })
+        ).json();
+        const content = await (
+          await fetch(`${api.url}/v1/files/${output}/content`, { headers: { authorization: 'Bearer cluster-token' } })
+        ).text();
+        expect(
+          content
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l).custom_id),
+        ).toEqual(Array.from({ length: 600 }, (_, i) => `c-${i}`));
       } finally {
         await api.close();
       }
@@ -99,7 +146,8 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
       expect(cancelled.succeeded + cancelled.cancelled).toBe(600);
       expect(cancelled.cancelled).toBeGreaterThan(0);
       let unfinished = 0;
-      for await (const r of readBatchRequests(env.redis, env.keys, slow.batchId)) unfinished += r.status === 'succeeded' || r.status === 'cancelled' ? 0 : 1;
+      for await (const r of readBatchRequests(env.redis, env.keys, slow.batchId))
+        unfinished += r.status === 'succeeded' || r.status === 'cancelled' ? 0 : 1;
       expect(unfinished).toBe(0);
     } finally {
       sim.configure({ latencyMs: 3, jitterMs: 2 });
@@ -120,7 +168,13 @@ async function disturbedRun(
   const cluster = await startLocalCluster(3, opts.replicas);
   const env = await createTestEnv(cluster.url, { cluster: true, shards: opts.shards });
   const sim = await startSimulator({ latencyMs: opts.latencyMs, jitterMs: Math.ceil(opts.latencyMs / 10) + 2 });
-  const vars = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '20' });
+  const vars = env.env({
+    CHATQ_BASE_URL: sim.url,
+    CHATQ_LOCK_MS: '2000',
+    CHATQ_TIMEOUT_MS: '3000',
+    CHATQ_RECONCILE_MS: '500',
+    CHATQ_CONCURRENCY: '20',
+  });
   const workers = [spawnWorker(vars), spawnWorker(vars)];
   const total = opts.users * opts.turns;
   try {
@@ -139,30 +193,44 @@ async function disturbedRun(
   }
 }
 
-describe.each([1, 6])('on a Redis Cluster whose master fails over (3 masters, 3 replicas, CHATQ_SHARDS=%i)', (shards) => {
-  it('the run goes on after the master holding its batch record is killed and its replica promoted', async () => {
-    await disturbedRun({ replicas: 1, shards, latencyMs: 5, users: 40, turns: 10, after: 100 }, async (cluster, env, batchId) => {
-      const master = await cluster.masterOf(env.keys.batch(batchId));
-      cluster.kill(master);
-      await waitFor('a replica promoted', async () => (await cluster.masterOf(env.keys.batch(batchId))) !== master, 30_000, 100);
+describe.each([1, 6])(
+  'on a Redis Cluster whose master fails over (3 masters, 3 replicas, CHATQ_SHARDS=%i)',
+  (shards) => {
+    it('the run goes on after the master holding its batch record is killed and its replica promoted', async () => {
+      await disturbedRun(
+        { replicas: 1, shards, latencyMs: 5, users: 40, turns: 10, after: 100 },
+        async (cluster, env, batchId) => {
+          const master = await cluster.masterOf(env.keys.batch(batchId));
+          cluster.kill(master);
+          await waitFor(
+            'a replica promoted',
+            async () => (await cluster.masterOf(env.keys.batch(batchId))) !== master,
+            30_000,
+            100,
+          );
+        },
+      );
     });
-  });
-});
+  },
+);
 
 describe.each([1, 6])('on a Redis Cluster that is resharded mid-run (3 masters, CHATQ_SHARDS=%i)', (shards) => {
   it('the run goes on while the slots of its batch record and of a shard move to another master, keys and all (ASK, TRYAGAIN, MOVED)', async () => {
     // 20 turns of 150 ms per user: ~3 s of work, which the moves fall in the middle of.
-    await disturbedRun({ replicas: 0, shards, latencyMs: 150, users: 40, turns: 20, after: 60 }, async (cluster, env, batchId) => {
-      // The base tag (batch record, limits) and a shard's tag (the last one's, when sharded) move.
-      let moved = 0;
-      for (const key of [env.keys.batch(batchId), env.keys.shard(shards - 1).lanes]) {
-        const from = await cluster.masterOf(key);
-        moved += await cluster.moveSlot(key, cluster.ports.find((p) => p !== from)!);
-        expect(await cluster.masterOf(key)).not.toBe(from);
-      }
-      expect(moved).toBeGreaterThan(0);
-      // The moves happened mid-run: the batch was not done yet when they were.
-      expect((await env.batch(batchId)).succeeded).toBeLessThan(800);
-    });
+    await disturbedRun(
+      { replicas: 0, shards, latencyMs: 150, users: 40, turns: 20, after: 60 },
+      async (cluster, env, batchId) => {
+        // The base tag (batch record, limits) and a shard's tag (the last one's, when sharded) move.
+        let moved = 0;
+        for (const key of [env.keys.batch(batchId), env.keys.shard(shards - 1).lanes]) {
+          const from = await cluster.masterOf(key);
+          moved += await cluster.moveSlot(key, cluster.ports.find((p) => p !== from)!);
+          expect(await cluster.masterOf(key)).not.toBe(from);
+        }
+        expect(moved).toBeGreaterThan(0);
+        // The moves happened mid-run: the batch was not done yet when they were.
+        expect((await env.batch(batchId)).succeeded).toBeLessThan(800);
+      },
+    );
   });
 });

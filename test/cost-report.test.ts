@@ -31,8 +31,20 @@ describe('cost and reports', () => {
   it('bills cached and reasoning tokens exactly, counts unpriced models, and the CLI report matches the API', async () => {
     const lines = [
       // Full-history scripts resend earlier turns: the upstream reports them as cached prompt tokens.
-      { script_id: 's1', user: 'ann', model: 'plain-model', history: 'full', turns: ['My name is Ann.', 'I live in Oslo.', 'What is my name?'] },
-      { script_id: 's2', user: 'bo', model: 'deep-reasoner', history: 'full', turns: ['I like tea.', 'What do I like?'] },
+      {
+        script_id: 's1',
+        user: 'ann',
+        model: 'plain-model',
+        history: 'full',
+        turns: ['My name is Ann.', 'I live in Oslo.', 'What is my name?'],
+      },
+      {
+        script_id: 's2',
+        user: 'bo',
+        model: 'deep-reasoner',
+        history: 'full',
+        turns: ['I like tea.', 'What do I like?'],
+      },
       { custom_id: 'free', user: 'cy', model: 'no-price-model', messages: [{ role: 'user', content: 'hello' }] },
     ].map((l) => JSON.stringify(l));
     const submitted = await w.env.submit(lines);
@@ -54,19 +66,25 @@ describe('cost and reports', () => {
     expect(usage.cached_tokens).toBe(sim['plain-model']!.cached + sim['deep-reasoner']!.cached);
     expect(usage.reasoning_tokens).toBe(sim['deep-reasoner']!.reasoning);
 
-    const fromApi = async (q: string) => (await fetch(`${api.url}/v1/usage?${q}`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    const fromApi = async (q: string) =>
+      (await fetch(`${api.url}/v1/usage?${q}`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
     const env = w.env.env();
     for (const [cli, q] of [
       [['report', '--by', 'model', '--format', 'csv'], 'group_by=model&format=csv'],
       [['report', '--by', 'batch', '--format', 'csv'], 'group_by=batch&format=csv'],
-      [['report', '--by', 'user', '--batch', submitted.batchId, '--format', 'csv'], `group_by=user&batch=${submitted.batchId}&format=csv`],
+      [
+        ['report', '--by', 'user', '--batch', submitted.batchId, '--format', 'csv'],
+        `group_by=user&batch=${submitted.batchId}&format=csv`,
+      ],
     ] as const) {
       const report = await runCli([...cli], env);
       expect(report.code).toBe(0);
       expect(report.stdout).toBe(await fromApi(q));
     }
     const byModel = (await runCli(['report', '--by', 'model', '--format', 'csv'], env)).stdout.trim().split('\n');
-    expect(byModel[0]).toBe('model,requests,succeeded,failed,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,total_tokens,cost_usd,unpriced');
+    expect(byModel[0]).toBe(
+      'model,requests,succeeded,failed,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,total_tokens,cost_usd,unpriced',
+    );
     expect(byModel.find((l) => l.startsWith('no-price-model,'))).toMatch(/,0\.000000000,1$/);
     expect(byModel.find((l) => l.startsWith('plain-model,'))).toContain(`,${(nano('plain-model') / 1e9).toFixed(9)},0`);
     const table = await runCli(['report', '--by', 'model'], env);
@@ -74,7 +92,15 @@ describe('cost and reports', () => {
   });
 
   it('a budget sends no call that could go past it, and cancels the rest once none fits', async () => {
-    const lines = Array.from({ length: 30 }, (_, i) => JSON.stringify({ custom_id: `b${i}`, user: 'spender', model: 'plain-model', max_tokens: 20, messages: [{ role: 'user', content: `request ${i}` }] }));
+    const lines = Array.from({ length: 30 }, (_, i) =>
+      JSON.stringify({
+        custom_id: `b${i}`,
+        user: 'spender',
+        model: 'plain-model',
+        max_tokens: 20,
+        messages: [{ role: 'user', content: `request ${i}` }],
+      }),
+    );
     const submitted = await w.env.submit(lines, { maxCostNano: 300_000 });
     await w.startWorker({ CHATQ_PRICES: pricesFile });
     const batch = await waitForBatch(w.env, submitted.batchId);
@@ -86,7 +112,8 @@ describe('cost and reports', () => {
     expect(usage.cost_nano).toBeLessThanOrEqual(300_000);
     // One user, strictly in order: each call went only while its most costly outcome (20 reply tokens) still fit.
     const costs: number[] = [];
-    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) if (r.status === 'succeeded') costs.push(r.costNano!);
+    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId))
+      if (r.status === 'succeeded') costs.push(r.costNano!);
     expect(costs.reduce((a, b) => a + b, 0)).toBe(usage.cost_nano);
     // ...and stopped only when the next call's bound (20 reply tokens at $4/M, a prompt under 20 tokens at $1/M) no longer fit.
     expect(usage.cost_nano).toBeGreaterThan(300_000 - (20 * 4_000 + 20 * 1_000));

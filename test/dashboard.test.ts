@@ -16,13 +16,26 @@ const ADMIN = 'tok-dash-admin';
 const SHOTS = process.env.CHATQ_SCREENSHOTS ?? join(tmpdir(), 'chatq-dashboard-shots');
 
 const chat = (id: string, user: string, content: string, expect?: unknown) =>
-  JSON.stringify({ custom_id: id, user, model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...(expect ? { expect } : {}) });
+  JSON.stringify({
+    custom_id: id,
+    user,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content }],
+    ...(expect ? { expect } : {}),
+  });
 
 /** The numbers a batch row shows, read from the page. */
 async function rowFigures(page: Page, batchId: string) {
   const row = page.locator(`[data-batch="${batchId}"]`).first();
   const field = async (f: string) => (await row.locator(`[data-field="${f}"]`).first().textContent())!.trim();
-  return { status: await field('status'), done: Number(await field('done')), total: Number(await field('total')), succeeded: Number(await field('succeeded')), notSucceeded: Number(await field('notSucceeded')), cost: await field('cost') };
+  return {
+    status: await field('status'),
+    done: Number(await field('done')),
+    total: Number(await field('total')),
+    succeeded: Number(await field('succeeded')),
+    notSucceeded: Number(await field('notSucceeded')),
+    cost: await field('cost'),
+  };
 }
 
 const usd = (v: number) => `$${v < 0.01 && v > 0 ? v.toFixed(6) : v.toFixed(4)}`;
@@ -33,7 +46,10 @@ describe('dashboard in a real browser (Debian chromium)', () => {
   let browser: Browser;
   const contexts: BrowserContext[] = [];
   const signedIn = async (token: string | null) => {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...(token ? { httpCredentials: { username: 'dashboard', password: token } } : {}) });
+    const ctx = await browser.newContext({
+      viewport: { width: 1280, height: 900 },
+      ...(token ? { httpCredentials: { username: 'dashboard', password: token } } : {}),
+    });
     contexts.push(ctx);
     const page = await ctx.newPage();
     const errors: string[] = [];
@@ -44,7 +60,10 @@ describe('dashboard in a real browser (Debian chromium)', () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--no-sandbox'],
+    });
   });
   // Before the API closes (hooks run last-registered first): a page's event stream that reconnects while the server
   // closes would hold its close.
@@ -60,12 +79,50 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     const api = (token: string) => new OpenAI({ apiKey: token, baseURL: `${a.api.url}/v1`, maxRetries: 0 });
     const alpha = api(ALPHA);
     // Two runs of a scheduled evaluation (the second regresses on q2), a batch of another project, and a slow one.
-    const run1 = await w.env.submit([chat('q1', 'eval-u1', 'hello', { contains: 'Noted' }), chat('q2', 'eval-u2', 'hi', { contains: 'Noted' }), chat('q3', 'eval-u3', '[fail 400] no', { contains: 'Noted' })], { project: 'alpha', name: 'nightly@2026-11-26T00:00:00.000Z', metadata: { schedule: 'nightly', fired_at: '2026-11-26T00:00:00.000Z' } });
-    const run2 = await w.env.submit([chat('q1', 'eval-u4', 'hello', { contains: 'Noted' }), chat('q2', 'eval-u5', 'hi', { contains: 'zebra' }), chat('q3', 'eval-u6', 'hey', { contains: 'Noted' })], { project: 'alpha', name: 'nightly@2026-11-27T00:00:00.000Z', metadata: { schedule: 'nightly', fired_at: '2026-11-27T00:00:00.000Z' } });
-    const other = await w.env.submit([chat('b1', 'beta-user', 'secret of beta')], { project: 'beta', name: 'beta-only' });
+    const run1 = await w.env.submit(
+      [
+        chat('q1', 'eval-u1', 'hello', { contains: 'Noted' }),
+        chat('q2', 'eval-u2', 'hi', { contains: 'Noted' }),
+        chat('q3', 'eval-u3', '[fail 400] no', { contains: 'Noted' }),
+      ],
+      {
+        project: 'alpha',
+        name: 'nightly@2026-11-26T00:00:00.000Z',
+        metadata: { schedule: 'nightly', fired_at: '2026-11-26T00:00:00.000Z' },
+      },
+    );
+    const run2 = await w.env.submit(
+      [
+        chat('q1', 'eval-u4', 'hello', { contains: 'Noted' }),
+        chat('q2', 'eval-u5', 'hi', { contains: 'zebra' }),
+        chat('q3', 'eval-u6', 'hey', { contains: 'Noted' }),
+      ],
+      {
+        project: 'alpha',
+        name: 'nightly@2026-11-27T00:00:00.000Z',
+        metadata: { schedule: 'nightly', fired_at: '2026-11-27T00:00:00.000Z' },
+      },
+    );
+    const other = await w.env.submit([chat('b1', 'beta-user', 'secret of beta')], {
+      project: 'beta',
+      name: 'beta-only',
+    });
     await Promise.all([run1, run2, other].map((b) => waitForBatch(w.env, b.batchId)));
-    const slow = await w.env.submit(Array.from({ length: 100 }, (_, i) => chat(`s${i}`, 'slow-user', `turn ${i}`)), { project: 'alpha', name: 'slow import' });
-    const schedule = await fetch(`${a.api.url}/v1/schedules`, { method: 'POST', headers: { authorization: `Bearer ${ALPHA}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'nightly', cron: '0 3 1 1 *', input_file_id: (await alpha.files.create({ file: new File([chat('q1', 'x', 'hello')], 'suite.jsonl'), purpose: 'batch' })).id }) });
+    const slow = await w.env.submit(
+      Array.from({ length: 100 }, (_, i) => chat(`s${i}`, 'slow-user', `turn ${i}`)),
+      { project: 'alpha', name: 'slow import' },
+    );
+    const schedule = await fetch(`${a.api.url}/v1/schedules`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ALPHA}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'nightly',
+        cron: '0 3 1 1 *',
+        input_file_id: (
+          await alpha.files.create({ file: new File([chat('q1', 'x', 'hello')], 'suite.jsonl'), purpose: 'batch' })
+        ).id,
+      }),
+    });
     expect(schedule.status).toBe(200);
 
     const { page, errors } = await signedIn(ALPHA);
@@ -77,13 +134,21 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     expect(await page.content()).not.toContain('beta-only');
     for (const b of listed.filter((x) => x.status === 'completed')) {
       const f = await rowFigures(page, b.id);
-      expect(f).toMatchObject({ status: b.status, total: b.request_counts!.total, succeeded: b.request_counts!.completed, notSucceeded: b.request_counts!.failed });
+      expect(f).toMatchObject({
+        status: b.status,
+        total: b.request_counts!.total,
+        succeeded: b.request_counts!.completed,
+        notSucceeded: b.request_counts!.failed,
+      });
       expect(f.cost).toBe(usd((b as unknown as { chatq: { cost_usd: number } }).chatq.cost_usd));
     }
     await shot(page, 'batches');
 
     // With JavaScript off the same rows and numbers are there (the pages are rendered on the server).
-    const noScript = await browser.newContext({ javaScriptEnabled: false, httpCredentials: { username: 'dashboard', password: ALPHA } });
+    const noScript = await browser.newContext({
+      javaScriptEnabled: false,
+      httpCredentials: { username: 'dashboard', password: ALPHA },
+    });
     contexts.push(noScript);
     const plain = await noScript.newPage();
     await plain.goto(`${a.api.url}/`);
@@ -92,12 +157,20 @@ describe('dashboard in a real browser (Debian chromium)', () => {
 
     // Live: the slow batch's row moves on without a reload.
     const before = await rowFigures(page, slow.batchId);
-    await waitFor('the row to move on by itself', async () => (await rowFigures(page, slow.batchId)).done > before.done, 20_000);
+    await waitFor(
+      'the row to move on by itself',
+      async () => (await rowFigures(page, slow.batchId)).done > before.done,
+      20_000,
+    );
 
     // One batch: counts, failures by reason, requests, downloads.
     await page.goto(`${a.api.url}/batches/${run1.batchId}`);
     const r1 = await alpha.batches.retrieve(run1.batchId);
-    expect(await rowFigures(page, run1.batchId)).toMatchObject({ status: 'completed', succeeded: r1.request_counts!.completed, notSucceeded: r1.request_counts!.failed });
+    expect(await rowFigures(page, run1.batchId)).toMatchObject({
+      status: 'completed',
+      succeeded: r1.request_counts!.completed,
+      notSucceeded: r1.request_counts!.failed,
+    });
     expect(await page.locator('h2:has-text("Failures by reason") + table').textContent()).toContain('forced_failure');
     expect(await page.locator('h2:has-text("Requests") + table tbody tr').count()).toBe(3);
     const download = await page.request.get(`${a.api.url}/batches/${run1.batchId}/output.jsonl`);
@@ -107,29 +180,53 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     // The user's memory timeline: their requests in order, as GET /v1/users/:id/requests has them.
     const userid = deriveUserid('slow-user');
     await page.goto(`${a.api.url}/users/${userid}?project=alpha`);
-    const apiTurns = (await (await fetch(`${a.api.url}/v1/users/${userid}/requests?limit=100`, { headers: { authorization: `Bearer ${ALPHA}` } })).json()) as { data: { custom_id: string }[] };
+    const apiTurns = (await (
+      await fetch(`${a.api.url}/v1/users/${userid}/requests?limit=100`, {
+        headers: { authorization: `Bearer ${ALPHA}` },
+      })
+    ).json()) as { data: { custom_id: string }[] };
     const shownIds = await page.locator('tbody tr td:nth-child(4)').allTextContents();
-    expect(shownIds).toEqual(apiTurns.data.map((r) => r.custom_id).reverse().slice(0, 50));
+    expect(shownIds).toEqual(
+      apiTurns.data
+        .map((r) => r.custom_id)
+        .reverse()
+        .slice(0, 50),
+    );
 
     // Cancel from the page: the batch ends cancelled, as the API says.
     await page.goto(`${a.api.url}/batches/${slow.batchId}`);
     await page.click('button:has-text("Cancel batch")');
     await page.waitForURL(`${a.api.url}/batches/${slow.batchId}`);
-    const cancelled = await waitFor('the cancel', async () => {
-      const b = await alpha.batches.retrieve(slow.batchId);
-      return b.status === 'cancelled' ? b : undefined;
-    }, 20_000);
+    const cancelled = await waitFor(
+      'the cancel',
+      async () => {
+        const b = await alpha.batches.retrieve(slow.batchId);
+        return b.status === 'cancelled' ? b : undefined;
+      },
+      20_000,
+    );
     // The page learns it by itself (and reloads once for its final tables): no reload from here.
-    const shown = await waitFor('the page to show the cancel', async () => {
-      const f = await rowFigures(page, slow.batchId);
-      return f.status === 'cancelled' ? f : undefined;
-    }, 20_000);
-    expect(shown).toMatchObject({ succeeded: cancelled.request_counts!.completed, notSucceeded: cancelled.request_counts!.failed });
+    const shown = await waitFor(
+      'the page to show the cancel',
+      async () => {
+        const f = await rowFigures(page, slow.batchId);
+        return f.status === 'cancelled' ? f : undefined;
+      },
+      20_000,
+    );
+    expect(shown).toMatchObject({
+      succeeded: cancelled.request_counts!.completed,
+      notSucceeded: cancelled.request_counts!.failed,
+    });
 
     // Costs: the same totals as /v1/usage.
     await page.goto(`${a.api.url}/costs`);
-    const byDay = (await (await fetch(`${a.api.url}/v1/usage?group_by=day`, { headers: { authorization: `Bearer ${ALPHA}` } })).json()) as { data: { cost_usd: number }[] };
-    expect(await page.locator('[data-field="total-cost"]').textContent()).toBe(usd(byDay.data.reduce((s, d) => s + d.cost_usd, 0)));
+    const byDay = (await (
+      await fetch(`${a.api.url}/v1/usage?group_by=day`, { headers: { authorization: `Bearer ${ALPHA}` } })
+    ).json()) as { data: { cost_usd: number }[] };
+    expect(await page.locator('[data-field="total-cost"]').textContent()).toBe(
+      usd(byDay.data.reduce((s, d) => s + d.cost_usd, 0)),
+    );
     expect(await page.locator('svg.chart').count()).toBe(2);
     await shot(page, 'costs');
 
@@ -139,7 +236,9 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     expect(await page.locator('h2:has-text("Runs") + table tbody tr').count()).toBe(2);
     const rates = await page.locator('h2:has-text("Runs") + table tbody tr td:nth-child(5)').allTextContents();
     const passRate = async (id: string) => {
-      const evals = ((await alpha.batches.retrieve(id)) as unknown as { chatq: { evals: { passed: number; failed: number } } }).chatq.evals;
+      const evals = (
+        (await alpha.batches.retrieve(id)) as unknown as { chatq: { evals: { passed: number; failed: number } } }
+      ).chatq.evals;
       return `${((evals.passed / (evals.passed + evals.failed)) * 100).toFixed(1)}%`;
     };
     expect(rates).toEqual([await passRate(run2.batchId), await passRate(run1.batchId)]);
@@ -178,7 +277,10 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     const withCredentials = new URL(a.api.url);
     withCredentials.username = 'ops';
     withCredentials.password = ADMIN;
-    for (const [p, url] of [[page, `${a.api.url}/admin/queues`], [byUrl, `${withCredentials.href}admin/queues`]] as const) {
+    for (const [p, url] of [
+      [page, `${a.api.url}/admin/queues`],
+      [byUrl, `${withCredentials.href}admin/queues`],
+    ] as const) {
       await p.goto(url);
       await p.waitForSelector('text=0 Jobs', { timeout: 15_000 });
       const text = await p.locator('body').innerText();
@@ -188,11 +290,21 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     await shot(byUrl, 'admin-queues');
 
     // A form posted from another site is refused, signed in or not.
-    const forged = await fetch(`${a.api.url}/login`, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${ADMIN}` });
+    const forged = await fetch(`${a.api.url}/login`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' },
+      body: `token=${ADMIN}`,
+    });
     expect(forged.status).toBe(403);
     expect(forged.headers.get('set-cookie')).toBeNull();
     // Wrong tokens are refused; the right one still signs in after them (guessing is slowed: guessing.test.ts).
-    const tryToken = (token: string) => fetch(`${a.api.url}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${token}`, redirect: 'manual' });
+    const tryToken = (token: string) =>
+      fetch(`${a.api.url}/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `token=${token}`,
+        redirect: 'manual',
+      });
     const guesses = [];
     for (let i = 0; i < 10; i++) guesses.push((await tryToken(`guess-${i}`)).status);
     expect(guesses).toEqual(Array(10).fill(401));
@@ -217,7 +329,14 @@ describe('live updates', () => {
       if (args[0]?.toLowerCase() === 'hgetall' && args[1] === key) reads.push(Date.now());
     });
     const pages = Array.from({ length: 40 }, () => new AbortController());
-    const streams = await Promise.all(pages.map((c) => fetch(`${a.api.url}/ui/events?batches=${batchId}`, { headers: { authorization: `Bearer ${ALPHA}` }, signal: c.signal })));
+    const streams = await Promise.all(
+      pages.map((c) =>
+        fetch(`${a.api.url}/ui/events?batches=${batchId}`, {
+          headers: { authorization: `Bearer ${ALPHA}` },
+          signal: c.signal,
+        }),
+      ),
+    );
     expect(streams.every((s) => s.status === 200 && s.headers.get('content-type') === 'text/event-stream')).toBe(true);
     // Every page gets the batch's figures once...
     const firstEvent = async (s: Response) => {

@@ -2,14 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { expectSchema, grade } from '../src/shared/expectations.js';
 import { parseLine } from '../src/producer/parse-input.js';
 
-const check = (e: unknown, reply: string | null, latency: number | null = 100) => grade(expectSchema.parse(e), reply, latency);
+const check = (e: unknown, reply: string | null, latency: number | null = 100) =>
+  grade(expectSchema.parse(e), reply, latency);
 
 describe('expectations', () => {
   it('contains / not_contains (case-insensitive, one or several)', () => {
     expect(check({ contains: 'ADA' }, 'Your name is Ada.').pass).toBe(true);
-    expect(check({ contains: ['name', 'Lyon'] }, 'Your name is Ada.')).toMatchObject({ pass: false, failures: [{ kind: 'contains', expected: 'Lyon' }] });
+    expect(check({ contains: ['name', 'Lyon'] }, 'Your name is Ada.')).toMatchObject({
+      pass: false,
+      failures: [{ kind: 'contains', expected: 'Lyon' }],
+    });
     expect(check({ not_contains: 'sorry' }, 'Your name is Ada.').pass).toBe(true);
-    expect(check({ not_contains: ['SORRY'] }, 'Sorry, I cannot.')).toMatchObject({ pass: false, failures: [{ kind: 'not_contains' }] });
+    expect(check({ not_contains: ['SORRY'] }, 'Sorry, I cannot.')).toMatchObject({
+      pass: false,
+      failures: [{ kind: 'not_contains' }],
+    });
   });
   it('regex, with or without /flags/', () => {
     expect(check({ regex: '^Your name is \\w+\\.$' }, 'Your name is Ada.').pass).toBe(true);
@@ -22,7 +29,10 @@ describe('expectations', () => {
   });
   it('json, alone or with a JSON Schema', () => {
     expect(check({ json: true }, '{"ok": true}').pass).toBe(true);
-    expect(check({ json: true }, 'ok')).toMatchObject({ pass: false, failures: [{ kind: 'json', message: 'reply is not JSON' }] });
+    expect(check({ json: true }, 'ok')).toMatchObject({
+      pass: false,
+      failures: [{ kind: 'json', message: 'reply is not JSON' }],
+    });
     const schema = { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] };
     expect(check({ json: schema }, '{"ok": false}').pass).toBe(true);
     const bad = check({ json: schema }, '{"ok": "yes"}');
@@ -31,7 +41,10 @@ describe('expectations', () => {
   });
   it('max_latency_ms', () => {
     expect(check({ max_latency_ms: 500 }, 'hi', 120).pass).toBe(true);
-    expect(check({ max_latency_ms: 500 }, 'hi', 900)).toMatchObject({ pass: false, failures: [{ kind: 'max_latency_ms', message: 'answered in 900 ms' }] });
+    expect(check({ max_latency_ms: 500 }, 'hi', 900)).toMatchObject({
+      pass: false,
+      failures: [{ kind: 'max_latency_ms', message: 'answered in 900 ms' }],
+    });
   });
   it('several expectations on one line must all hold; a failed request fails them', () => {
     const both = [{ contains: 'Ada' }, { max_latency_ms: 50 }];
@@ -41,11 +54,19 @@ describe('expectations', () => {
   });
   it('a bad expectation is a bad line, named with its field', () => {
     const opts = { source: 'suite.jsonl', defaultModel: 'm' };
-    const line = (e: unknown) => parseLine(JSON.stringify({ user: 'u', messages: [{ role: 'user', content: 'x' }], expect: e }), 7, opts);
-    expect(line({ regex: '(' })).toMatchObject({ ok: false, error: { line: 7, field: 'expect.regex', message: expect.stringMatching(/^not a valid RE2 regular expression/) } });
+    const line = (e: unknown) =>
+      parseLine(JSON.stringify({ user: 'u', messages: [{ role: 'user', content: 'x' }], expect: e }), 7, opts);
+    expect(line({ regex: '(' })).toMatchObject({
+      ok: false,
+      error: { line: 7, field: 'expect.regex', message: expect.stringMatching(/^not a valid RE2 regular expression/) },
+    });
     expect(line({ contians: 'x' })).toMatchObject({ ok: false, error: { line: 7 } });
     expect(line({})).toMatchObject({ ok: false });
-    const script = parseLine(JSON.stringify({ user: 'u', turns: ['hi', { content: 'name?', expect: { contains: 'x' } }] }), 1, opts);
+    const script = parseLine(
+      JSON.stringify({ user: 'u', turns: ['hi', { content: 'name?', expect: { contains: 'x' } }] }),
+      1,
+      opts,
+    );
     expect(script).toMatchObject({ ok: true, drafts: [{ expect: undefined }, { expect: { contains: 'x' } }] });
   });
 });

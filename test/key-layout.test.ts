@@ -8,7 +8,12 @@ describe('key layout in one place', () => {
 
   it('the Lua key builders scripts include are generated from keys.ts and build the same keys', async () => {
     const keys = redisKeys(t.env.prefix);
-    const samples: Record<string, string> = { id: "batch_0123456789abcdef01234567-42'x", userid: 'user:7\\x', dim: 'model', key: 'gpt-4o-mini' };
+    const samples: Record<string, string> = {
+      id: "batch_0123456789abcdef01234567-42'x",
+      userid: 'user:7\\x',
+      dim: 'model',
+      key: 'gpt-4o-mini',
+    };
     let checked = 0;
     for (const [name, params] of Object.entries(SCRIPT_KEY_BUILDERS)) {
       // A key a project scopes has two shapes: the default project's and any other's.
@@ -16,7 +21,9 @@ describe('key layout in one place', () => {
         const args = params.map((p) => (p === 'project' ? project : samples[p]!));
         const lua = `${keysPrelude()}\nreturn KEY.${name}(ARGV[1], ${args.map((_, i) => `ARGV[${i + 2}]`).join(', ')})`;
         const built = await t.env.redis.eval(lua, 0, t.env.prefix, ...args);
-        expect(built, `${name}(${args.join(', ')})`).toBe((keys[name as keyof typeof SCRIPT_KEY_BUILDERS] as (...a: string[]) => string)(...args));
+        expect(built, `${name}(${args.join(', ')})`).toBe(
+          (keys[name as keyof typeof SCRIPT_KEY_BUILDERS] as (...a: string[]) => string)(...args),
+        );
         checked += 1;
       }
     }

@@ -9,7 +9,12 @@ const TURNS = 6;
 /** Runs `users` × TURNS through a worker with these settings; answers how many turns a job was handed (served_by). */
 async function handedTurns(w: World, tag: string, vars: Record<string, string>, users = USERS): Promise<number> {
   const lines = Array.from({ length: users * TURNS }, (_, i) =>
-    JSON.stringify({ custom_id: `r${i}`, user: `${tag}-${i % users}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${Math.floor(i / users)}] hi` }] }),
+    JSON.stringify({
+      custom_id: `r${i}`,
+      user: `${tag}-${i % users}`,
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: `[seq ${Math.floor(i / users)}] hi` }],
+    }),
   );
   const submitted = await w.env.submit(lines);
   await w.startWorker(vars);
@@ -17,7 +22,8 @@ async function handedTurns(w: World, tag: string, vars: Record<string, string>, 
   const ids: string[] = [];
   for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) ids.push(r.id);
   expect(w.sim.stats().outOfOrder).toBe(0);
-  return (await Promise.all(ids.map((id) => w.env.redis.hget(w.env.keys.request(id), 'served_by')))).filter(Boolean).length;
+  return (await Promise.all(ids.map((id) => w.env.redis.hget(w.env.keys.request(id), 'served_by')))).filter(Boolean)
+    .length;
 }
 
 describe('lane slice (CHATQ_LANE_SLICE_MS)', () => {
@@ -26,11 +32,14 @@ describe('lane slice (CHATQ_LANE_SLICE_MS)', () => {
   it.each([
     { slice: '0', handed: 'none' },
     { slice: '60000', handed: 'every later turn' },
-  ])('with a slice of $slice ms a job goes on with its lane\'s next turns: $handed; order holds either way', async ({ slice }) => {
-    const handed = await handedTurns(w, 'slice-user', { CHATQ_LANE_SLICE_MS: slice, CHATQ_CONCURRENCY: '10' });
-    // A user's first turn has a job of its own; with a slice longer than the run, each later one is handed on.
-    expect(handed).toBe(slice === '0' ? 0 : USERS * (TURNS - 1));
-  });
+  ])(
+    "with a slice of $slice ms a job goes on with its lane's next turns: $handed; order holds either way",
+    async ({ slice }) => {
+      const handed = await handedTurns(w, 'slice-user', { CHATQ_LANE_SLICE_MS: slice, CHATQ_CONCURRENCY: '10' });
+      // A user's first turn has a job of its own; with a slice longer than the run, each later one is handed on.
+      expect(handed).toBe(slice === '0' ? 0 : USERS * (TURNS - 1));
+    },
+  );
 
   it.each([
     { concurrency: '10', waiting: 'no other lane waits: it goes on with every later turn' },
@@ -38,7 +47,12 @@ describe('lane slice (CHATQ_LANE_SLICE_MS)', () => {
   ])('past its slice a job goes on only while no other lane waits ($waiting)', async ({ concurrency }) => {
     // One call slot keeps 3 jobs in hand: of 12 users, 9 wait from the start.
     const users = concurrency === '10' ? USERS : 12;
-    const handed = await handedTurns(w, 'past-slice', { CHATQ_LANE_SLICE_MS: '1', CHATQ_CONCURRENCY: concurrency }, users);
+    const handed = await handedTurns(
+      w,
+      'past-slice',
+      { CHATQ_LANE_SLICE_MS: '1', CHATQ_CONCURRENCY: concurrency },
+      users,
+    );
     if (concurrency === '10') expect(handed).toBe(users * (TURNS - 1));
     else expect(handed).toBeLessThan(users * (TURNS - 1));
   });

@@ -11,7 +11,14 @@ function interleavedLines(users: number, turns: number): string[] {
   const lines: string[] = [];
   for (let t = 0; t < turns; t++) {
     for (let u = 0; u < users; u++) {
-      lines.push(JSON.stringify({ custom_id: `u${u}-t${t}`, user: `user-${u}@example.com`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `message [seq ${t}] from user ${u}` }] }));
+      lines.push(
+        JSON.stringify({
+          custom_id: `u${u}-t${t}`,
+          user: `user-${u}@example.com`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: `message [seq ${t}] from user ${u}` }],
+        }),
+      );
     }
   }
   return lines;
@@ -70,7 +77,13 @@ describe('per-user lanes under load', () => {
   });
 
   it('loses nothing when a worker is SIGKILLed mid-run: each request finishes once, in order', async () => {
-    const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '50', CHATQ_LOCK_MS: '2000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '1000' });
+    const workerEnv = env.env({
+      CHATQ_BASE_URL: sim.url,
+      CHATQ_CONCURRENCY: '50',
+      CHATQ_LOCK_MS: '2000',
+      CHATQ_TIMEOUT_MS: '3000',
+      CHATQ_RECONCILE_MS: '1000',
+    });
     workers = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
     const total = 100 * TURNS;
     const submitted = await env.submit(interleavedLines(100, TURNS));

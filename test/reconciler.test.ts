@@ -7,7 +7,13 @@ import { RequestStore } from '../src/worker/request-store.js';
 import { waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
-const line = (user: string, i: number) => JSON.stringify({ custom_id: `${user}-${i}`, user, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${i}]` }] });
+const line = (user: string, i: number) =>
+  JSON.stringify({
+    custom_id: `${user}-${i}`,
+    user,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: `[seq ${i}]` }],
+  });
 
 describe('lane reconciler', () => {
   const w = useWorld();
@@ -19,11 +25,16 @@ describe('lane reconciler', () => {
     expect(await w.env.queue.count()).toBe(0);
 
     const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
-    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
+    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, {
+      ttlS: 3600,
+      usageDays: 90,
+    });
     expect(report).toMatchObject({ lanes: 3, readded: 3, lostJobs: 0 });
     // A second pass finds the jobs in place (and waits for the lock).
     await w.env.redis.del(w.env.keys.reconcilerLock);
-    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 })).toMatchObject({ lanes: 3, readded: 0, lostJobs: 0, endedImports: 0 });
+    expect(
+      await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 }),
+    ).toMatchObject({ lanes: 3, readded: 0, lostJobs: 0, endedImports: 0 });
 
     await w.startWorker();
     const batch = await waitForBatch(w.env, submitted.batchId);
@@ -35,14 +46,21 @@ describe('lane reconciler', () => {
   it('fails a request whose job BullMQ gave up on, and hands the lane to the next request', async () => {
     const submitted = await w.env.submit([line('dan', 0), line('dan', 1)]);
     // A worker takes the job and BullMQ fails it for good (as after too many stalls).
-    const taker = new Worker(QUEUE_NAME, null, { connection: w.env.redis.duplicate(), prefix: w.env.prefix, autorun: false });
+    const taker = new Worker(QUEUE_NAME, null, {
+      connection: w.env.redis.duplicate(),
+      prefix: w.env.prefix,
+      autorun: false,
+    });
     const job = (await taker.getNextJob('token-1'))!;
     expect(job.id).toBe(`${submitted.batchId}-1`);
     await job.moveToFailed(new UnrecoverableError('job stalled more than allowable limit'), 'token-1', false);
     await taker.close();
 
     const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
-    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, { ttlS: 3600, usageDays: 90 });
+    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, {
+      ttlS: 3600,
+      usageDays: 90,
+    });
     expect(report?.lostJobs).toBe(1);
 
     await w.startWorker();
@@ -58,18 +76,36 @@ describe('lane reconciler', () => {
     // The first request's job runs it and goes on with the lane: the second request is handed to that job.
     const started = (await store.start(first)) as StartedRequest;
     expect(started.id).toBe(first);
-    const handed = await store.finish(first, started, { status: 'succeeded', usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 }, costNano: 0, attempts: [] }, first);
+    const handed = await store.finish(
+      first,
+      started,
+      {
+        status: 'succeeded',
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
+        costNano: 0,
+        attempts: [],
+      },
+      first,
+    );
     // The second request comes back claimed for that job's next run, in the same round trip.
     expect(handed?.id).toBe(second);
-    expect(await w.env.redis.hmget(w.env.keys.request(second), 'status', 'claims', 'served_by')).toEqual(['running', '1', first]);
+    expect(await w.env.redis.hmget(w.env.keys.request(second), 'status', 'claims', 'served_by')).toEqual([
+      'running',
+      '1',
+      first,
+    ]);
     // Should the job run again (its worker died), it serves the same request.
     expect(((await store.start(first)) as StartedRequest).id).toBe(second);
-    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, retention)).toMatchObject({ readded: 0 });
+    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, retention)).toMatchObject({
+      readded: 0,
+    });
     expect(await w.env.queue.getJob(second)).toBeUndefined();
     // The serving job disappears (its worker died and BullMQ dropped it): the head gets a job of its own.
     await w.env.queue.obliterate({ force: true });
     await w.env.redis.del(w.env.keys.reconcilerLock);
-    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, retention)).toMatchObject({ readded: 1 });
+    expect(await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, retention)).toMatchObject({
+      readded: 1,
+    });
     expect(await w.env.queue.getJob(second)).toBeDefined();
     await w.startWorker();
     expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: 3 });

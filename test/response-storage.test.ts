@@ -3,13 +3,17 @@ import { getRequests, readBatchRequests } from '../src/shared/read-store.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { waitForBatch } from './helpers/test-env.js';
 
-const line = (i: number, content: string) => JSON.stringify({ custom_id: `c${i}`, user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+const line = (i: number, content: string) =>
+  JSON.stringify({ custom_id: `c${i}`, user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
 
 describe('responses are stored compactly', () => {
   const w = useWorld();
 
   it('keeps each response compressed (under half its JSON here) and reads it back whole; plain values from before still read', async () => {
-    const submitted = await w.env.submit([line(1, 'Hi, I am Sam and I live in Lisbon.'), line(2, `Tell me about ${'the river and the hills of the old town, '.repeat(20)}`)]);
+    const submitted = await w.env.submit([
+      line(1, 'Hi, I am Sam and I live in Lisbon.'),
+      line(2, `Tell me about ${'the river and the hills of the old town, '.repeat(20)}`),
+    ]);
     await w.startWorker();
     await waitForBatch(w.env, submitted.batchId);
     for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) {
@@ -21,7 +25,10 @@ describe('responses are stored compactly', () => {
     }
     // A response stored as plain JSON text (before compression existed) reads as it is.
     const id = `${submitted.batchId}-1`;
-    await w.env.redis.set(w.env.keys.requestResponse(id), JSON.stringify({ object: 'chat.completion', choices: [], plain: true }));
+    await w.env.redis.set(
+      w.env.keys.requestResponse(id),
+      JSON.stringify({ object: 'chat.completion', choices: [], plain: true }),
+    );
     const [r] = await getRequests(w.env.redis, w.env.keys, [id]);
     expect(r!.response).toEqual({ object: 'chat.completion', choices: [], plain: true });
   });

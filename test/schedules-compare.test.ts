@@ -15,8 +15,17 @@ function suiteFile(lines: unknown[]): string {
 }
 
 const SUITE = [
-  { script_id: 'memory', user: 'ada', turns: ['My name is Ada.', { content: 'What is my name?', expect: { contains: 'Ada' } }] },
-  { custom_id: 'greeting', user: 'bo', messages: [{ role: 'user', content: 'hello' }], expect: [{ contains: 'hello' }, { not_contains: 'sorry' }] },
+  {
+    script_id: 'memory',
+    user: 'ada',
+    turns: ['My name is Ada.', { content: 'What is my name?', expect: { contains: 'Ada' } }],
+  },
+  {
+    custom_id: 'greeting',
+    user: 'bo',
+    messages: [{ role: 'user', content: 'hello' }],
+    expect: [{ contains: 'hello' }, { not_contains: 'sorry' }],
+  },
 ];
 
 describe('scheduled evaluation runs', () => {
@@ -34,21 +43,43 @@ describe('scheduled evaluation runs', () => {
 
   it('a schedule fires repeatedly, each firing a graded batch with fresh users; removed, it stops', async () => {
     const env = w.env.env();
-    const rejected = await runCli(['schedule', 'add', 'nightly', suiteFile([...SUITE, { user: 'x', turns: [] }]), '--every', '1000', '--model', 'gpt-4o-mini'], env);
+    const rejected = await runCli(
+      [
+        'schedule',
+        'add',
+        'nightly',
+        suiteFile([...SUITE, { user: 'x', turns: [] }]),
+        '--every',
+        '1000',
+        '--model',
+        'gpt-4o-mini',
+      ],
+      env,
+    );
     expect(rejected.code).toBe(2);
     expect(rejected.stderr).toMatch(/suite\.jsonl:3: field "turns": needs at least one turn/);
     expect(await w.env.redis.keys(`${w.env.prefix}:file:*`)).toEqual([]);
-    const added = await runCli(['schedule', 'add', 'nightly', suiteFile(SUITE), '--every', '1000', '--model', 'gpt-4o-mini'], env);
+    const added = await runCli(
+      ['schedule', 'add', 'nightly', suiteFile(SUITE), '--every', '1000', '--model', 'gpt-4o-mini'],
+      env,
+    );
     expect(added.code).toBe(0);
     expect(added.stdout).toContain('schedule "nightly": every 1000 ms, 2 lines, fresh users each run');
-    expect((await runCli(['schedule', 'list'], env)).stdout).toMatch(/nightly\s+every 1000 ms\s+suite\.jsonl\s+gpt-4o-mini\s+fresh/);
+    expect((await runCli(['schedule', 'list'], env)).stdout).toMatch(
+      /nightly\s+every 1000 ms\s+suite\.jsonl\s+gpt-4o-mini\s+fresh/,
+    );
 
     producer = startProducerServices(w.env.config(), testLogger());
     await w.startWorker();
-    const runs = await waitFor('two graded runs', async () => {
-      const done = (await batchesNamed('nightly@')).filter((b) => b.status === 'completed');
-      return done.length >= 2 ? done : undefined;
-    }, 30_000, 200);
+    const runs = await waitFor(
+      'two graded runs',
+      async () => {
+        const done = (await batchesNamed('nightly@')).filter((b) => b.status === 'completed');
+        return done.length >= 2 ? done : undefined;
+      },
+      30_000,
+      200,
+    );
     for (const b of runs) {
       expect(b.name).toMatch(/^nightly@\d{4}-\d{2}-\d{2}T.*\/gpt-4o-mini$/);
       expect(b).toMatchObject({ total: 3, succeeded: 3, evalPass: 2, evalFail: 0 });
@@ -74,15 +105,37 @@ describe('scheduled evaluation runs', () => {
     await w.startWorker();
     const before = await w.env.submit(
       [
-        { script_id: 'memory', user: 'cy', model: 'gpt-4o-mini', turns: ['My name is Cy.', { content: 'What is my name?', expect: { contains: 'Cy' } }] },
-        { custom_id: 'json-reply', user: 'dee', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'say hi' }], expect: { json: true } },
+        {
+          script_id: 'memory',
+          user: 'cy',
+          model: 'gpt-4o-mini',
+          turns: ['My name is Cy.', { content: 'What is my name?', expect: { contains: 'Cy' } }],
+        },
+        {
+          custom_id: 'json-reply',
+          user: 'dee',
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'say hi' }],
+          expect: { json: true },
+        },
       ].map((l) => JSON.stringify(l)),
     );
     // The regression: the new suite version forgets to tell the name. The fix: the reply no longer has to be JSON.
     const after = await w.env.submit(
       [
-        { script_id: 'memory', user: 'cy2', model: 'gpt-4o-mini', turns: ['Hello there.', { content: 'What is my name?', expect: { contains: 'Cy' } }] },
-        { custom_id: 'json-reply', user: 'dee2', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'say hi' }], expect: { contains: 'hi' } },
+        {
+          script_id: 'memory',
+          user: 'cy2',
+          model: 'gpt-4o-mini',
+          turns: ['Hello there.', { content: 'What is my name?', expect: { contains: 'Cy' } }],
+        },
+        {
+          custom_id: 'json-reply',
+          user: 'dee2',
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'say hi' }],
+          expect: { contains: 'hi' },
+        },
       ].map((l) => JSON.stringify(l)),
     );
     await waitForBatch(w.env, before.batchId);
@@ -96,8 +149,14 @@ describe('scheduled evaluation runs', () => {
     const compared = await runCli(['compare', before.batchId, after.batchId, '--format', 'json'], env);
     expect(compared.code).toBe(1);
     const c = JSON.parse(compared.stdout);
-    expect(c.requests.filter((r: { change: string }) => r.change === 'regressed').map((r: { customId: string }) => r.customId)).toEqual(['memory-turn-2']);
-    expect(c.requests.filter((r: { change: string }) => r.change === 'fixed').map((r: { customId: string }) => r.customId)).toEqual(['json-reply']);
+    expect(
+      c.requests
+        .filter((r: { change: string }) => r.change === 'regressed')
+        .map((r: { customId: string }) => r.customId),
+    ).toEqual(['memory-turn-2']);
+    expect(
+      c.requests.filter((r: { change: string }) => r.change === 'fixed').map((r: { customId: string }) => r.customId),
+    ).toEqual(['json-reply']);
     expect(c.a.passRate).toBe(0.5);
     expect(c.b.passRate).toBe(0.5);
     expect(c.a.tokens).toBeGreaterThan(0);

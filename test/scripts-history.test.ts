@@ -20,9 +20,16 @@ describe('conversation scripts', () => {
   }
 
   it('history "full": each turn is sent with the earlier turns and the real replies to them', async () => {
-    const turns = ['My name is Farid and I like chess.', 'I live in Tunis.', 'What do I like?', 'Where do I live? What is my name?'];
+    const turns = [
+      'My name is Farid and I like chess.',
+      'I live in Tunis.',
+      'What do I like?',
+      'Where do I live? What is my name?',
+    ];
     const users = ['farid', 'gala', 'hiro'];
-    const { batch, requests } = await run(users.map((u) => ({ script_id: u, user: u, model: 'gpt-4o-mini', system: 'Be brief.', history: 'full', turns })));
+    const { batch, requests } = await run(
+      users.map((u) => ({ script_id: u, user: u, model: 'gpt-4o-mini', system: 'Be brief.', history: 'full', turns })),
+    );
     expect(batch.succeeded).toBe(users.length * turns.length);
 
     for (const u of users) {
@@ -31,18 +38,23 @@ describe('conversation scripts', () => {
       expect(sent).toHaveLength(turns.length);
       sent.forEach((messages, k) => {
         const expected: unknown[] = [{ role: 'system', content: 'Be brief.' }];
-        for (let j = 0; j < k; j++) expected.push({ role: 'user', content: turns[j] }, { role: 'assistant', content: replyOf(mine[j]!) });
+        for (let j = 0; j < k; j++)
+          expected.push({ role: 'user', content: turns[j] }, { role: 'assistant', content: replyOf(mine[j]!) });
         expected.push({ role: 'user', content: turns[k] });
         expect(messages).toEqual(expected);
       });
     }
     // The replies themselves show the memory at work, and the prefix of each prompt was cached upstream.
-    expect(replyOf(requests.find((r) => r.customId === 'farid-turn-4')!)).toMatch(/Your name is Farid\. You live in Tunis\./);
+    expect(replyOf(requests.find((r) => r.customId === 'farid-turn-4')!)).toMatch(
+      /Your name is Farid\. You live in Tunis\./,
+    );
     expect(requests.find((r) => r.customId === 'farid-turn-4')!.usage.cached_tokens).toBeGreaterThan(0);
   });
 
   it('history "memory": each turn is sent alone, in order, and relies on the endpoint memory', async () => {
-    const { requests } = await run([{ user: 'ines', model: 'gpt-4o-mini', turns: ['My name is Ines.', 'What is my name?'] }]);
+    const { requests } = await run([
+      { user: 'ines', model: 'gpt-4o-mini', turns: ['My name is Ines.', 'What is my name?'] },
+    ]);
     expect(requests.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
     expect(w.sim.stats().users[deriveUserid('ines')]!.messages!.map((m) => m.length)).toEqual([1, 1]);
     expect(replyOf(requests[1]!)).toMatch(/Your name is Ines\./);
@@ -50,9 +62,25 @@ describe('conversation scripts', () => {
 
   it('on_failure "halt" skips the rest of that user\'s batch; "continue" goes on', async () => {
     const { batch, requests } = await run([
-      { script_id: 'halting', user: 'jo', model: 'gpt-4o-mini', history: 'full', turns: ['hello', 'this one fails [fail 400]', 'never sent', 'nor this'] },
-      { script_id: 'going-on', user: 'kim', model: 'gpt-4o-mini', turns: ['hello', 'this one fails [fail 422]', 'still sent'] },
-      { custom_id: 'other-user', user: 'lou', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'unaffected' }] },
+      {
+        script_id: 'halting',
+        user: 'jo',
+        model: 'gpt-4o-mini',
+        history: 'full',
+        turns: ['hello', 'this one fails [fail 400]', 'never sent', 'nor this'],
+      },
+      {
+        script_id: 'going-on',
+        user: 'kim',
+        model: 'gpt-4o-mini',
+        turns: ['hello', 'this one fails [fail 422]', 'still sent'],
+      },
+      {
+        custom_id: 'other-user',
+        user: 'lou',
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'unaffected' }],
+      },
     ]);
     const status = Object.fromEntries(requests.map((r) => [r.customId, r.status]));
     expect(status).toEqual({

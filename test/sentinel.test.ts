@@ -16,7 +16,15 @@ describe('managed Redis: Sentinel', () => {
   });
 
   it('says in one line when the sentinels know no such master', async () => {
-    const res = await runCli(['status', 'batch_none'], { ...(process.env as Record<string, string>), REDIS_URL: `redis+sentinel://127.0.0.1:${set.sentinelPort}/no-such-master`, LOG_LEVEL: 'warn' }, 60_000);
+    const res = await runCli(
+      ['status', 'batch_none'],
+      {
+        ...(process.env as Record<string, string>),
+        REDIS_URL: `redis+sentinel://127.0.0.1:${set.sentinelPort}/no-such-master`,
+        LOG_LEVEL: 'warn',
+      },
+      60_000,
+    );
     expect(res.code).toBe(2);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
     expect(res.stderr).toMatch(/sentinels know no master named "no-such-master"/);
@@ -29,9 +37,23 @@ describe('managed Redis: Sentinel', () => {
     const turns = 6;
     try {
       const submitted = await env.submit(conversationLines(users, turns, 'sent'));
-      const pool = await startWorker(env.config({ CHATQ_REDIS_WAIT_REPLICAS: '1', CHATQ_CONCURRENCY: '20', CHATQ_LOCK_MS: '3000', CHATQ_TIMEOUT_MS: '5000', CHATQ_RECONCILE_MS: '500' }), sim.url);
+      const pool = await startWorker(
+        env.config({
+          CHATQ_REDIS_WAIT_REPLICAS: '1',
+          CHATQ_CONCURRENCY: '20',
+          CHATQ_LOCK_MS: '3000',
+          CHATQ_TIMEOUT_MS: '5000',
+          CHATQ_RECONCILE_MS: '500',
+        }),
+        sim.url,
+      );
       try {
-        await waitFor('a third of the batch done', async () => (await env.batch(submitted.batchId)).succeeded >= (users * turns) / 3, 60_000, 50);
+        await waitFor(
+          'a third of the batch done',
+          async () => (await env.batch(submitted.batchId)).succeeded >= (users * turns) / 3,
+          60_000,
+          50,
+        );
         set.master.kill('SIGKILL');
         await waitFor('the replica promoted', async () => (await set.currentMaster()) === set.replicaPort, 30_000, 200);
         // With CHATQ_REDIS_WAIT_REPLICAS=1 no call goes out until the new master has a replica again: the old one,
@@ -46,7 +68,9 @@ describe('managed Redis: Sentinel', () => {
       const stats = sim.stats();
       expect(stats.overlaps).toBe(0);
       expect(stats.outOfOrder).toBe(0);
-      console.log(JSON.stringify({ sentinelFailover: true, requests: users * turns, repeats: stats.calls - users * turns }));
+      console.log(
+        JSON.stringify({ sentinelFailover: true, requests: users * turns, repeats: stats.calls - users * turns }),
+      );
     } finally {
       await sim.close();
       await env.cleanup();

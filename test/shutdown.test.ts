@@ -7,7 +7,14 @@ describe('graceful shutdown', () => {
   const w = useWorld({ latencyMs: 5 });
 
   it('SIGTERM while calls wait for rate-limit capacity: the worker exits at once and hands those requests back', async () => {
-    const lines = Array.from({ length: 6 }, (_, i) => JSON.stringify({ custom_id: `r${i}`, user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }));
+    const lines = Array.from({ length: 6 }, (_, i) =>
+      JSON.stringify({
+        custom_id: `r${i}`,
+        user: `u${i}`,
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    );
     const submitted = await w.env.submit(lines);
     // One request per minute: the first call goes, the other five wait for capacity.
     const slow = spawnWorker(w.env.env({ CHATQ_BASE_URL: w.sim.url, CHATQ_RPM: '1' }));

@@ -20,11 +20,23 @@ describe('upstream faults', () => {
     const lines: string[] = [];
     for (let t = 0; t < TURNS; t++) {
       for (let u = 0; u < USERS; u++) {
-        lines.push(JSON.stringify({ custom_id: `u${u}-t${t}`, user: `u${u}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${t}] hello` }] }));
+        lines.push(
+          JSON.stringify({
+            custom_id: `u${u}-t${t}`,
+            user: `u${u}`,
+            model: 'gpt-4o-mini',
+            messages: [{ role: 'user', content: `[seq ${t}] hello` }],
+          }),
+        );
       }
     }
     const submitted = await w.env.submit(lines);
-    await w.startWorker({ CHATQ_CONCURRENCY: '40', CHATQ_MAX_ATTEMPTS: '10', CHATQ_BACKOFF_MS: '20', CHATQ_TIMEOUT_MS: '400' });
+    await w.startWorker({
+      CHATQ_CONCURRENCY: '40',
+      CHATQ_MAX_ATTEMPTS: '10',
+      CHATQ_BACKOFF_MS: '20',
+      CHATQ_TIMEOUT_MS: '400',
+    });
     const batch = await waitForBatch(w.env, submitted.batchId);
     expect(batch).toMatchObject({ succeeded: USERS * TURNS, failed: 0 });
 

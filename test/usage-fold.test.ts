@@ -9,18 +9,61 @@ describe('usage fold', () => {
   it('folds the compact records of today and the key-naming ones an older worker left pending, each once', async () => {
     const k = t.env.keys;
     const tokens = [10, 20, 30, 0, 5];
-    const compact = { p: 'team-a', u: 'ann', m: 'gpt-4o-mini', d: '2026-11-27', b: 'batch_1', s: 'succeeded', t: tokens, c: 700, l: '100', ms: 80 };
-    const old = {
-      k: [k.usage('team-a', 'user', 'ann'), k.usage('team-a', 'model', 'gpt-4o-mini'), k.usage('team-a', 'day', '2026-11-27'), k.usage('team-a', 'model', OTHER_MODEL), k.usage('team-a', 'batch', 'batch_1')],
-      x: [k.usageIndex('team-a', 'user'), k.usageIndex('team-a', 'model'), k.usageIndex('team-a', 'day'), k.usageIndex('team-a', 'batch')],
-      v: ['ann', 'gpt-4o-mini', '2026-11-27', 'batch_1'],
-      s: 'failed', t: tokens, c: -1, l: '', ms: 0,
+    const compact = {
+      p: 'team-a',
+      u: 'ann',
+      m: 'gpt-4o-mini',
+      d: '2026-11-27',
+      b: 'batch_1',
+      s: 'succeeded',
+      t: tokens,
+      c: 700,
+      l: '100',
+      ms: 80,
     };
-    await t.env.redis.rpush(k.pendingUsage, JSON.stringify(compact), JSON.stringify(old), JSON.stringify({ ...compact, p: 'default', u: 'bo' }));
+    const old = {
+      k: [
+        k.usage('team-a', 'user', 'ann'),
+        k.usage('team-a', 'model', 'gpt-4o-mini'),
+        k.usage('team-a', 'day', '2026-11-27'),
+        k.usage('team-a', 'model', OTHER_MODEL),
+        k.usage('team-a', 'batch', 'batch_1'),
+      ],
+      x: [
+        k.usageIndex('team-a', 'user'),
+        k.usageIndex('team-a', 'model'),
+        k.usageIndex('team-a', 'day'),
+        k.usageIndex('team-a', 'batch'),
+      ],
+      v: ['ann', 'gpt-4o-mini', '2026-11-27', 'batch_1'],
+      s: 'failed',
+      t: tokens,
+      c: -1,
+      l: '',
+      ms: 0,
+    };
+    await t.env.redis.rpush(
+      k.pendingUsage,
+      JSON.stringify(compact),
+      JSON.stringify(old),
+      JSON.stringify({ ...compact, p: 'default', u: 'bo' }),
+    );
 
     const ann = await getUsage(t.env.redis, k, 'team-a', 'user', 'ann');
-    expect(ann).toMatchObject({ requests: 2, succeeded: 1, failed: 1, prompt_tokens: 20, total_tokens: 60, reasoning_tokens: 10, cost_nano: 700, unpriced: 1 });
-    expect(await getUsage(t.env.redis, k, 'team-a', 'model', 'gpt-4o-mini')).toMatchObject({ requests: 2, completion_tokens: 40 });
+    expect(ann).toMatchObject({
+      requests: 2,
+      succeeded: 1,
+      failed: 1,
+      prompt_tokens: 20,
+      total_tokens: 60,
+      reasoning_tokens: 10,
+      cost_nano: 700,
+      unpriced: 1,
+    });
+    expect(await getUsage(t.env.redis, k, 'team-a', 'model', 'gpt-4o-mini')).toMatchObject({
+      requests: 2,
+      completion_tokens: 40,
+    });
     expect(await getUsage(t.env.redis, k, 'default', 'user', 'bo')).toMatchObject({ requests: 1, cost_nano: 700 });
     expect(await t.env.redis.zrange(k.usageIndex('team-a', 'user'), 0, -1)).toEqual(['ann']);
     // Folded once: reading again adds nothing.

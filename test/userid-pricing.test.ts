@@ -24,9 +24,21 @@ describe('cost', () => {
   it('bills cached tokens at the cached rate and reasoning tokens as output, none twice', () => {
     // gpt-4o: 2.5 input, 1.25 cached, 10 output USD per 1M tokens.
     const usage = usageOf({
-      usage: { prompt_tokens: 1200, completion_tokens: 500, total_tokens: 1700, prompt_tokens_details: { cached_tokens: 1024 }, completion_tokens_details: { reasoning_tokens: 300 } },
+      usage: {
+        prompt_tokens: 1200,
+        completion_tokens: 500,
+        total_tokens: 1700,
+        prompt_tokens_details: { cached_tokens: 1024 },
+        completion_tokens_details: { reasoning_tokens: 300 },
+      },
     });
-    expect(usage).toEqual({ prompt_tokens: 1200, completion_tokens: 500, total_tokens: 1700, cached_tokens: 1024, reasoning_tokens: 300 });
+    expect(usage).toEqual({
+      prompt_tokens: 1200,
+      completion_tokens: 500,
+      total_tokens: 1700,
+      cached_tokens: 1024,
+      reasoning_tokens: 300,
+    });
     // (1200-1024)*2.5e3 + 1024*1.25e3 + 500*10e3 nano-USD
     expect(costNano(findPrice(prices, 'gpt-4o'), usage)).toBe(176 * 2500 + 1024 * 1250 + 500 * 10_000);
   });
@@ -36,7 +48,13 @@ describe('cost', () => {
     expect(costNano(findPrice(prices, 'some-new-model'), usage)).toBeUndefined();
   });
   it('reads LiteLLM price files', () => {
-    const table = parsePriceFile({ 'my-model': { input_cost_per_token: 3e-6, output_cost_per_token: 1.5e-5, cache_read_input_token_cost: 3e-7 }, sample_spec: { max_tokens: 1 } }, 'litellm.json');
+    const table = parsePriceFile(
+      {
+        'my-model': { input_cost_per_token: 3e-6, output_cost_per_token: 1.5e-5, cache_read_input_token_cost: 3e-7 },
+        sample_spec: { max_tokens: 1 },
+      },
+      'litellm.json',
+    );
     expect(table.get('my-model')).toEqual({ input: 3, cachedInput: 0.3, output: 15 });
     expect(table.has('sample_spec')).toBe(false);
   });

@@ -12,7 +12,9 @@ import { runCli, testLogger, waitFor } from './helpers/test-env.js';
 const secret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
 /** A receiver that answers `status` to every delivery, or never answers at all (null). */
-async function receiver(status: number | null): Promise<{ server: Server; url: string; got: { at: number; body: string }[] }> {
+async function receiver(
+  status: number | null,
+): Promise<{ server: Server; url: string; got: { at: number; body: string }[] }> {
   const got: { at: number; body: string }[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -39,7 +41,13 @@ describe('webhook receivers are apart', () => {
   /** A batch of `project` that ends (its import failed): one batch.failed event. */
   const endedBatch = async (project: string) => {
     const id = newBatchId();
-    await createBatchRecord(t.env.redis, t.env.keys, { batchId: id, project, name: 'x', input: 'x.jsonl', metadata: {} });
+    await createBatchRecord(t.env.redis, t.env.keys, {
+      batchId: id,
+      project,
+      name: 'x',
+      input: 'x.jsonl',
+      metadata: {},
+    });
     await failImport(t.env.redis, t.env.keys, t.env.queues, id, { code: 'import_failed', message: 'test' }, 0, 3600);
     return id;
   };
@@ -49,7 +57,13 @@ describe('webhook receivers are apart', () => {
     const beta = await receiver(200);
     const gamma = await receiver(500);
     servers.push(alpha.server, beta.server, gamma.server);
-    const hooks = { CHATQ_WEBHOOKS: JSON.stringify({ alpha: { url: alpha.url, secret: secret() }, beta: { url: beta.url, secret: secret() }, gamma: { url: gamma.url, secret: secret() } }) };
+    const hooks = {
+      CHATQ_WEBHOOKS: JSON.stringify({
+        alpha: { url: alpha.url, secret: secret() },
+        beta: { url: beta.url, secret: secret() },
+        gamma: { url: gamma.url, secret: secret() },
+      }),
+    };
     const config = t.env.config(hooks);
     // Sixteen of alpha's events first, queued before beta's.
     for (let i = 0; i < 16; i++) await endedBatch('alpha');
@@ -65,10 +79,15 @@ describe('webhook receivers are apart', () => {
 
     // A receiver that fails delivery after delivery is paused, and `chatq webhooks` says so.
     for (let i = 0; i < 6; i++) await endedBatch('gamma');
-    await waitFor('gamma paused', async () => {
-      const out = await runCli(['webhooks'], t.env.env(hooks));
-      return /gamma.*paused/.test(out.stdout) ? out : undefined;
-    }, 30_000, 500);
+    await waitFor(
+      'gamma paused',
+      async () => {
+        const out = await runCli(['webhooks'], t.env.env(hooks));
+        return /gamma.*paused/.test(out.stdout) ? out : undefined;
+      },
+      30_000,
+      500,
+    );
     const attempts = gamma.got.length;
     await new Promise((r) => setTimeout(r, 1_500));
     expect(gamma.got.length).toBe(attempts);

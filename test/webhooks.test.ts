@@ -11,7 +11,8 @@ import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const TOKEN = 'hooks-token';
-const line = (i: number, content = 'hi') => JSON.stringify({ custom_id: `r${i}`, user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+const line = (i: number, content = 'hi') =>
+  JSON.stringify({ custom_id: `r${i}`, user: `u${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
 
 interface Received {
   headers: IncomingHttpHeaders;
@@ -41,7 +42,11 @@ describe('webhooks', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
-    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: TOKEN, CHATQ_WEBHOOK_URL: url, CHATQ_WEBHOOK_SECRET: SECRET }), testLogger(), 0);
+    api = await startApiService(
+      w.env.config({ CHATQ_API_TOKENS: TOKEN, CHATQ_WEBHOOK_URL: url, CHATQ_WEBHOOK_SECRET: SECRET }),
+      testLogger(),
+      0,
+    );
   });
   afterEach(async () => {
     await api.close();
@@ -63,37 +68,93 @@ describe('webhooks', () => {
       const event = await client.webhooks.unwrap(r.body, r.headers as Record<string, string>);
       expect(event).toMatchObject({ object: 'event', type: 'batch.completed', data: { id: completed.batchId } });
     }
-    await expect(client.webhooks.unwrap(first[0]!.body.replace('completed', 'cancelled'), first[0]!.headers as Record<string, string>)).rejects.toThrow(/signature/);
+    await expect(
+      client.webhooks.unwrap(
+        first[0]!.body.replace('completed', 'cancelled'),
+        first[0]!.headers as Record<string, string>,
+      ),
+    ).rejects.toThrow(/signature/);
 
     // Cancelled and failed batches are told too (one user's 40 turns of 1 s each: the cancel comes long before its end).
     w.sim.configure({ latencyMs: 1000 });
-    const slow = await w.env.submit(Array.from({ length: 40 }, (_, i) => line(i, `turn ${i}`)).map((l) => l.replace(/"user":"u\d+"/, '"user":"one-user"')));
+    const slow = await w.env.submit(
+      Array.from({ length: 40 }, (_, i) => line(i, `turn ${i}`)).map((l) =>
+        l.replace(/"user":"u\d+"/, '"user":"one-user"'),
+      ),
+    );
     await waitFor('started', async () => (await w.env.batch(slow.batchId)).succeeded > 0, 30_000, 20);
     expect((await runCli(['cancel', slow.batchId], w.env.env())).code).toBe(0);
     const failedId = newBatchId();
-    await createBatchRecord(w.env.redis, w.env.keys, { batchId: failedId, project: 'default', name: 'broken', input: 'x.jsonl', metadata: {} });
-    await failImport(w.env.redis, w.env.keys, w.env.queues, failedId, { code: 'import_failed', message: 'test' }, 0, 3600);
+    await createBatchRecord(w.env.redis, w.env.keys, {
+      batchId: failedId,
+      project: 'default',
+      name: 'broken',
+      input: 'x.jsonl',
+      metadata: {},
+    });
+    await failImport(
+      w.env.redis,
+      w.env.keys,
+      w.env.queues,
+      failedId,
+      { code: 'import_failed', message: 'test' },
+      0,
+      3600,
+    );
     // An evaluation that ends below its min_pass: eval.failed, with the figures.
     w.sim.configure({ latencyMs: 0 });
-    const graded = (i: number, expectText: string) => JSON.stringify({ custom_id: `g${i}`, user: `g${i}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], expect: { contains: expectText } });
+    const graded = (i: number, expectText: string) =>
+      JSON.stringify({
+        custom_id: `g${i}`,
+        user: `g${i}`,
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'hi' }],
+        expect: { contains: expectText },
+      });
     const evaluation = await w.env.submit([graded(1, 'noted'), graded(2, 'zebra')], { minPass: 0.9 });
     const wanted = [`batch.cancelled:${slow.batchId}`, `batch.failed:${failedId}`, `eval.failed:${evaluation.batchId}`];
     let seen: string[] = [];
-    const events = await waitFor('the other events', async () => {
-      const all = await Promise.all(received.filter((r) => r.answered === 200).map((r) => client.webhooks.unwrap(r.body, r.headers as Record<string, string>)));
-      seen = all.map((e) => `${e.type}:${(e.data as { id: string }).id}`);
-      return wanted.every((x) => seen.includes(x)) ? all : undefined;
-    }, 30_000).catch(async (err: Error) => {
-      const batches = await Promise.all([slow.batchId, failedId, evaluation.batchId].map((id) => w.env.batch(id).then((b) => `${id}: ${b.status}`)));
-      throw new Error(`${err.message}: wanted ${wanted.join(', ')}; delivered ${seen.join(', ')}; batches ${batches.join(', ')}; deliveries ${JSON.stringify(received.map((r) => r.answered))}`);
+    const events = await waitFor(
+      'the other events',
+      async () => {
+        const all = await Promise.all(
+          received
+            .filter((r) => r.answered === 200)
+            .map((r) => client.webhooks.unwrap(r.body, r.headers as Record<string, string>)),
+        );
+        seen = all.map((e) => `${e.type}:${(e.data as { id: string }).id}`);
+        return wanted.every((x) => seen.includes(x)) ? all : undefined;
+      },
+      30_000,
+    ).catch(async (err: Error) => {
+      const batches = await Promise.all(
+        [slow.batchId, failedId, evaluation.batchId].map((id) => w.env.batch(id).then((b) => `${id}: ${b.status}`)),
+      );
+      throw new Error(
+        `${err.message}: wanted ${wanted.join(', ')}; delivered ${seen.join(', ')}; batches ${batches.join(', ')}; deliveries ${JSON.stringify(received.map((r) => r.answered))}`,
+      );
     });
-    expect(events.map((e) => `${e.type}:${(e.data as { id: string }).id}`)).toContain(`batch.completed:${completed.batchId}`);
-    expect(events.find((e) => (e.type as string) === 'eval.failed')!.data).toEqual({ id: evaluation.batchId, pass_rate: 0.5, min_pass: 0.9 });
+    expect(events.map((e) => `${e.type}:${(e.data as { id: string }).id}`)).toContain(
+      `batch.completed:${completed.batchId}`,
+    );
+    expect(events.find((e) => (e.type as string) === 'eval.failed')!.data).toEqual({
+      id: evaluation.batchId,
+      pass_rate: 0.5,
+      min_pass: 0.9,
+    });
 
     // Deliveries are visible, newest first.
-    const deliveries = await (await fetch(`${api.url}/v1/webhooks/deliveries`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    const deliveries = await (
+      await fetch(`${api.url}/v1/webhooks/deliveries`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json();
     const ofCompleted = deliveries.data.filter((d: { batch: string }) => d.batch === completed.batchId).reverse();
-    expect(ofCompleted.map((d: { attempt: number; outcome: string; status: number }) => [d.attempt, d.outcome, d.status])).toEqual([[1, 'failed', 500], [2, 'failed', 500], [3, 'delivered', 200]]);
+    expect(
+      ofCompleted.map((d: { attempt: number; outcome: string; status: number }) => [d.attempt, d.outcome, d.status]),
+    ).toEqual([
+      [1, 'failed', 500],
+      [2, 'failed', 500],
+      [3, 'delivered', 200],
+    ]);
     const cli = await runCli(['webhooks'], w.env.env());
     expect(cli.stdout).toContain('batch.failed');
     expect(cli.stdout).not.toContain(SECRET);

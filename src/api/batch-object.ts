@@ -31,9 +31,19 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
   const finished = batchEnded(b.status);
   const notSucceeded = b.failed + b.skipped + b.cancelled + b.expired;
   const importError = b.importError
-    ? [{ code: b.importError.code, message: `the import stopped after ${b.importError.enqueued} requests: ${b.importError.message}`, param: null, line: null }]
+    ? [
+        {
+          code: b.importError.code,
+          message: `the import stopped after ${b.importError.enqueued} requests: ${b.importError.message}`,
+          param: null,
+          line: null,
+        },
+      ]
     : [];
-  const errors = [...importError, ...lineErrors.map((e) => ({ code: 'invalid_line', message: e.message, param: e.field ?? null, line: e.line }))];
+  const errors = [
+    ...importError,
+    ...lineErrors.map((e) => ({ code: 'invalid_line', message: e.message, param: e.field ?? null, line: e.line })),
+  ];
   return {
     id: b.id,
     object: 'batch' as const,
@@ -82,10 +92,21 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
 /** The API's view of batch records: with their usage (one fold, one pipeline) and their first line errors. */
 export async function batchObjects(redis: RedisClient, keys: RedisKeys, batches: readonly BatchRecord[]) {
   const [usages, errors] = await Promise.all([
-    getUsages(redis, keys, batches.map((b) => ({ project: b.project, dim: 'batch' as const, key: b.id }))),
+    getUsages(
+      redis,
+      keys,
+      batches.map((b) => ({ project: b.project, dim: 'batch' as const, key: b.id })),
+    ),
     batches.length ? batches.reduce((p, b) => p.lrange(keys.batchErrors(b.id), 0, 99), redis.pipeline()).exec() : [],
   ]);
-  return batches.map((b, i) => toBatchObject(b, usages[i]!, ((errors?.[i]?.[1] ?? []) as string[]).map((e) => JSON.parse(e) as LineErrorRecord)));
+  return batches.map((b, i) =>
+    toBatchObject(
+      b,
+      usages[i]!,
+      ((errors?.[i]?.[1] ?? []) as string[]).map((e) => JSON.parse(e) as LineErrorRecord),
+    ),
+  );
 }
 
-export const batchObject = async (redis: RedisClient, keys: RedisKeys, batch: BatchRecord) => (await batchObjects(redis, keys, [batch]))[0]!;
+export const batchObject = async (redis: RedisClient, keys: RedisKeys, batch: BatchRecord) =>
+  (await batchObjects(redis, keys, [batch]))[0]!;

@@ -22,7 +22,10 @@ const createBody = z
     completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
     // OpenAI's bounds: 16 pairs, keys of 64 characters, values of 512.
     metadata: z
-      .record(z.string().max(64, { message: 'metadata keys are at most 64 characters' }), z.string().max(512, { message: 'metadata values are at most 512 characters' }))
+      .record(
+        z.string().max(64, { message: 'metadata keys are at most 64 characters' }),
+        z.string().max(512, { message: 'metadata values are at most 512 characters' }),
+      )
       .refine((m) => Object.keys(m).length <= 16, { message: 'metadata holds at most 16 key-value pairs' })
       .nullish(),
     /** chatq: no call is sent that could take the batch past this cost (also accepted as metadata.max_cost_usd). */
@@ -40,7 +43,14 @@ const idParams = z.object({ id: z.string().min(1).max(200) });
 const retryBody = z
   .object({
     /** Final statuses to send again (default: every one but succeeded). */
-    status: z.array(z.enum(RETRYABLE_STATUSES as [FinishedStatus, ...FinishedStatus[]], { message: `expected some of ${RETRYABLE_STATUSES.join(', ')}` })).min(1).optional(),
+    status: z
+      .array(
+        z.enum(RETRYABLE_STATUSES as [FinishedStatus, ...FinishedStatus[]], {
+          message: `expected some of ${RETRYABLE_STATUSES.join(', ')}`,
+        }),
+      )
+      .min(1)
+      .optional(),
     /** Only failures with this error code. */
     code: z.string().min(1).max(200).optional(),
     /** The new batch's window (default: 24h, like any batch made over the API). */
@@ -50,7 +60,8 @@ const retryBody = z
 
 function windowOf(text: string): CompletionWindow {
   const window = parseCompletionWindow(text);
-  if ('error' in window) throw new ApiError(400, `completion_window: ${window.error}.`, 'invalid_request', 'completion_window');
+  if ('error' in window)
+    throw new ApiError(400, `completion_window: ${window.error}.`, 'invalid_request', 'completion_window');
   return window;
 }
 
@@ -63,10 +74,13 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const body = parseInput(createBody, req.body);
     const window = windowOf(body.completion_window);
     const file = isFileId(body.input_file_id) ? await getFile(redis, keys, body.input_file_id) : null;
-    if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
+    if (!file || !sees(req.principal.scope, file.project))
+      throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
     const metadata = body.metadata ?? {};
-    const budgetUsd = body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
-    if (budgetUsd !== undefined && !(budgetUsd > 0)) throw new ApiError(400, 'max_cost_usd: expected a positive number of USD.', 'invalid_request', 'max_cost_usd');
+    const budgetUsd =
+      body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
+    if (budgetUsd !== undefined && !(budgetUsd > 0))
+      throw new ApiError(400, 'max_cost_usd: expected a positive number of USD.', 'invalid_request', 'max_cost_usd');
     const batchId = newBatchId();
     const maxCostNano = budgetUsd === undefined ? undefined : Math.round(budgetUsd * 1e9);
     await createBatchRecord(redis, keys, {
@@ -99,9 +113,17 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       from = rank + 1;
     }
     const ids = await redis.zrevrange(index, from, from + limit);
-    const page = (await Promise.all(ids.slice(0, limit).map((id) => getBatch(redis, keys, id)))).filter((b) => b !== null);
+    const page = (await Promise.all(ids.slice(0, limit).map((id) => getBatch(redis, keys, id)))).filter(
+      (b) => b !== null,
+    );
     const data = await batchObjects(redis, keys, page);
-    return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: ids.length > limit };
+    return {
+      object: 'list',
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: ids.length > limit,
+    };
   });
 
   // What a batch did not get done, as a new batch: same custom_ids, bodies and users, metadata.retry_of set.
@@ -110,17 +132,40 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const original = await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
     const sel = parseInput(retryBody, req.body);
     const window = windowOf(sel.completion_window);
-    if (!batchEnded(original.status)) throw new ApiError(409, `Batch ${id} is ${original.status}: retry it once it has ended.`, 'batch_not_ended', 'id');
+    if (!batchEnded(original.status))
+      throw new ApiError(
+        409,
+        `Batch ${id} is ${original.status}: retry it once it has ended.`,
+        'batch_not_ended',
+        'id',
+      );
     const batchId = newBatchId();
-    await createBatchRecord(redis, keys, { batchId, project: original.project, name: `${original.name} (retry)`, input: `retry of ${id}`, metadata: { ...original.metadata, retry_of: id }, completionWindow: window });
-    await deps.imports.add('import', { batchId, retry: { batchId: id, statuses: sel.status ?? RETRYABLE_STATUSES, ...(sel.code ? { code: sel.code } : {}) } }, { jobId: batchId });
+    await createBatchRecord(redis, keys, {
+      batchId,
+      project: original.project,
+      name: `${original.name} (retry)`,
+      input: `retry of ${id}`,
+      metadata: { ...original.metadata, retry_of: id },
+      completionWindow: window,
+    });
+    await deps.imports.add(
+      'import',
+      {
+        batchId,
+        retry: { batchId: id, statuses: sel.status ?? RETRYABLE_STATUSES, ...(sel.code ? { code: sel.code } : {}) },
+      },
+      { jobId: batchId },
+    );
     return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
   });
 
   app.post('/v1/batches/:id/cancel', async (req) => {
     const { id } = parseInput(idParams, req.params);
     await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
-    await cancelBatch(redis, keys, deps.queues, id, deps.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    await cancelBatch(redis, keys, deps.queues, id, deps.config.resultTtlS, {
+      code: 'cancelled',
+      message: 'cancelled before it was sent',
+    });
     return batchObject(redis, keys, (await getBatch(redis, keys, id))!);
   });
 }

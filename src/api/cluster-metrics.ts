@@ -32,7 +32,12 @@ export function createClusterMetrics(deps: ApiDeps): { contentType: string; scra
 
   const read = async (scope: Scope): Promise<Snapshot> => {
     const projects = await projectsOf(redis, keys, scope);
-    const models = await Promise.all(projects.map(async (project) => ({ project, rows: await listUsage(redis, keys, projectScope(project), 'model') })));
+    const models = await Promise.all(
+      projects.map(async (project) => ({
+        project,
+        rows: await listUsage(redis, keys, projectScope(project), 'model'),
+      })),
+    );
     if (!scope.all) return { models, fleet: null };
     const [counters, jobs, lanes, paused] = await Promise.all([
       sumOverTags(redis, keys, (k) => k.metrics),
@@ -44,17 +49,44 @@ export function createClusterMetrics(deps: ApiDeps): { contentType: string; scra
   };
 
   const usageSeries = (define: Define, s: Snapshot) => {
-    const perModel = (pick: (u: UsageRow) => number) => () => s.models.flatMap(({ project, rows }) => rows.map((u) => ({ labels: { project, model: u.key }, value: pick(u) })));
+    const perModel = (pick: (u: UsageRow) => number) => () =>
+      s.models.flatMap(({ project, rows }) => rows.map((u) => ({ labels: { project, model: u.key }, value: pick(u) })));
     define('chatq_requests_total', 'Requests finished, by project, model and outcome.', 'counter', () =>
-      s.models.flatMap(({ project, rows }) => rows.flatMap((u) => (['succeeded', 'failed'] as const).map((outcome) => ({ labels: { project, model: u.key, outcome }, value: u[outcome] })))),
-    );
-    define('chatq_tokens_total', 'Tokens used, by project, model and kind (cached is part of prompt, reasoning part of completion).', 'counter', () =>
       s.models.flatMap(({ project, rows }) =>
-        rows.flatMap((u) => (['prompt', 'cached', 'completion', 'reasoning'] as const).map((kind) => ({ labels: { project, model: u.key, kind }, value: u[`${kind}_tokens`] }))),
+        rows.flatMap((u) =>
+          (['succeeded', 'failed'] as const).map((outcome) => ({
+            labels: { project, model: u.key, outcome },
+            value: u[outcome],
+          })),
+        ),
       ),
     );
-    define('chatq_cost_usd_total', 'Cost of priced requests, by project and model.', 'counter', perModel((u) => u.cost_nano / 1e9));
-    define('chatq_unpriced_requests_total', 'Requests of models without a price (cost unknown), by project and model.', 'counter', perModel((u) => u.unpriced));
+    define(
+      'chatq_tokens_total',
+      'Tokens used, by project, model and kind (cached is part of prompt, reasoning part of completion).',
+      'counter',
+      () =>
+        s.models.flatMap(({ project, rows }) =>
+          rows.flatMap((u) =>
+            (['prompt', 'cached', 'completion', 'reasoning'] as const).map((kind) => ({
+              labels: { project, model: u.key, kind },
+              value: u[`${kind}_tokens`],
+            })),
+          ),
+        ),
+    );
+    define(
+      'chatq_cost_usd_total',
+      'Cost of priced requests, by project and model.',
+      'counter',
+      perModel((u) => u.cost_nano / 1e9),
+    );
+    define(
+      'chatq_unpriced_requests_total',
+      'Requests of models without a price (cost unknown), by project and model.',
+      'counter',
+      perModel((u) => u.unpriced),
+    );
   };
 
   const fleetSeries = (define: Define, fleet: NonNullable<Snapshot['fleet']>) => {
@@ -71,10 +103,16 @@ export function createClusterMetrics(deps: ApiDeps): { contentType: string; scra
         { metricName: 'chatq_request_latency_seconds_count', value: cumulative },
       ];
     });
-    define('chatq_queue_jobs', 'BullMQ jobs by state (at most one per user with work).', 'gauge', () => Object.entries(fleet.jobs).map(([state, value]) => ({ labels: { state }, value })));
+    define('chatq_queue_jobs', 'BullMQ jobs by state (at most one per user with work).', 'gauge', () =>
+      Object.entries(fleet.jobs).map(([state, value]) => ({ labels: { state }, value })),
+    );
     define('chatq_active_lanes', 'Users with unfinished requests.', 'gauge', () => [{ value: fleet.lanes }]);
-    define('chatq_queue_paused', '1 while the queue is paused (credentials, balance, quota).', 'gauge', () => [{ value: fleet.paused ? 1 : 0 }]);
-    define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', () => [{ value: count('upstream_429') }]);
+    define('chatq_queue_paused', '1 while the queue is paused (credentials, balance, quota).', 'gauge', () => [
+      { value: fleet.paused ? 1 : 0 },
+    ]);
+    define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', () => [
+      { value: count('upstream_429') },
+    ]);
   };
 
   return {
@@ -83,7 +121,12 @@ export function createClusterMetrics(deps: ApiDeps): { contentType: string; scra
       const snapshot = await read(scope);
       const registry = new Registry();
       const define: Define = (name, help, type, samples) =>
-        registry.registerMetric({ name, help, type, get: async () => ({ name, help, type, aggregator: 'sum', values: samples() }) } as never);
+        registry.registerMetric({
+          name,
+          help,
+          type,
+          get: async () => ({ name, help, type, aggregator: 'sum', values: samples() }),
+        } as never);
       usageSeries(define, snapshot);
       if (!snapshot.fleet) return registry.metrics();
       fleetSeries(define, snapshot.fleet);

@@ -62,8 +62,10 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       }
       if (problems.length === 0) await writer.push(l.text);
     }
-    if (input.truncated) throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
-    if (problems.length) throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
+    if (input.truncated)
+      throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
+    if (problems.length)
+      throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
   };
 
   /** Bytes the uploads being received may stage in Redis, reserved by each before it reads its body. */
@@ -74,7 +76,8 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   };
 
   app.post('/v1/files', async (req, reply) => {
-    if (!req.isMultipart()) throw new ApiError(400, 'Expected multipart/form-data with fields "file" and "purpose".', 'invalid_request');
+    if (!req.isMultipart())
+      throw new ApiError(400, 'Expected multipart/form-data with fields "file" and "purpose".', 'invalid_request');
     // The limit applies before the body is read: a body that says it is larger is refused at once.
     const declared = Number(req.headers['content-length']);
     if (declared > deps.maxUploadBytes + MULTIPART_OVERHEAD) {
@@ -82,7 +85,8 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
     }
     const reserved = Number.isFinite(declared) && declared > 0 ? declared : deps.maxUploadBytes;
-    if (staging + reserved > STAGED_UPLOADS * deps.maxUploadBytes) throw busy(reply, 'Too many uploads are being received right now; try again shortly.', 'too_many_uploads');
+    if (staging + reserved > STAGED_UPLOADS * deps.maxUploadBytes)
+      throw busy(reply, 'Too many uploads are being received right now; try again shortly.', 'too_many_uploads');
     staging += reserved;
     try {
       return await receiveUpload(req, reply);
@@ -107,15 +111,30 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         await storePart(writer, part.file);
       }
       if (!writer) throw new ApiError(400, 'Missing the "file" field.', 'invalid_request', 'file');
-      if (purpose !== 'batch') throw new ApiError(400, `purpose: expected "batch", got ${purpose === undefined ? 'nothing' : `"${purpose}"`}.`, 'invalid_request', 'purpose');
-      return reply.code(200).send(fileObject(await writer.commit(filename, 'batch', creatorProject(req.principal), deps.config.resultTtlS)));
+      if (purpose !== 'batch')
+        throw new ApiError(
+          400,
+          `purpose: expected "batch", got ${purpose === undefined ? 'nothing' : `"${purpose}"`}.`,
+          'invalid_request',
+          'purpose',
+        );
+      return reply
+        .code(200)
+        .send(
+          fileObject(await writer.commit(filename, 'batch', creatorProject(req.principal), deps.config.resultTtlS)),
+        );
     } catch (err) {
       // A refused upload keeps nothing.
       // The rest of a refused body is not read: the connection ends with the answer.
       void reply.header('connection', 'close');
       await writer?.discard().catch(() => undefined);
       if (err instanceof ApiError) throw err;
-      if (describeRedisError(err)?.code === 'redis_oom') throw busy(reply, 'The server has no room for this file right now; try again later, or upload a smaller file.', 'server_full');
+      if (describeRedisError(err)?.code === 'redis_oom')
+        throw busy(
+          reply,
+          'The server has no room for this file right now; try again later, or upload a smaller file.',
+          'server_full',
+        );
       const code = (err as { code?: string }).code;
       if (code === 'FST_FILES_LIMIT') throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
       if ((err as { statusCode?: number }).statusCode === 413) throw err;
@@ -128,7 +147,13 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const generated = parseGeneratedFileId(id);
     if (generated) {
       const batch = await loadVisibleBatch(deps, req.principal.scope, generated.batchId, () => notFound(id));
-      return fileObject({ id, filename: `${generated.batchId}_${generated.errors ? 'error' : 'output'}.jsonl`, bytes: 0, createdAt: batch.completedAt ?? batch.createdAt, purpose: 'batch_output' });
+      return fileObject({
+        id,
+        filename: `${generated.batchId}_${generated.errors ? 'error' : 'output'}.jsonl`,
+        bytes: 0,
+        createdAt: batch.completedAt ?? batch.createdAt,
+        purpose: 'batch_output',
+      });
     }
     return fileObject(await visibleFile(req.principal.scope, id));
   });
@@ -138,7 +163,9 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     const generated = parseGeneratedFileId(id);
     if (generated) {
       await loadVisibleBatch(deps, req.principal.scope, generated.batchId, () => notFound(id));
-      return reply.header('content-type', 'application/jsonl').send(Readable.from(batchFileLines(redis, keys, generated.batchId, generated.errors)));
+      return reply
+        .header('content-type', 'application/jsonl')
+        .send(Readable.from(batchFileLines(redis, keys, generated.batchId, generated.errors)));
     }
     await visibleFile(req.principal.scope, id);
     return reply.header('content-type', 'application/jsonl').send(readFileContent(redis, keys, id));
@@ -146,10 +173,17 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
 
   app.delete('/v1/files/:id', async (req) => {
     const { id } = parseInput(idParams, req.params);
-    if (parseGeneratedFileId(id)) throw new ApiError(400, 'Output and error files go with their batch; they cannot be deleted alone.', 'invalid_request', 'id');
+    if (parseGeneratedFileId(id))
+      throw new ApiError(
+        400,
+        'Output and error files go with their batch; they cannot be deleted alone.',
+        'invalid_request',
+        'id',
+      );
     await visibleFile(req.principal.scope, id);
     const users = await fileUsers(redis, keys, id);
-    if (users.length) throw new ApiError(409, `File ${id} is in use by ${users.join(', ')}; remove those first.`, 'file_in_use', 'id');
+    if (users.length)
+      throw new ApiError(409, `File ${id} is in use by ${users.join(', ')}; remove those first.`, 'file_in_use', 'id');
     await deleteFile(redis, keys, id);
     return { id, object: 'file', deleted: true };
   });

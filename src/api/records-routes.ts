@@ -6,7 +6,15 @@ import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { getRequests } from '../shared/read-store.js';
 import type { StoredRequest } from '../shared/request-record.js';
 import { sees } from '../shared/scope.js';
-import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
+import {
+  REPORT_DIMENSIONS,
+  usageCsv,
+  usageJson,
+  usageReport,
+  UsageNotFound,
+  UsageQueryError,
+  type ReportDimension,
+} from '../shared/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
 import { listDeliveries } from '../webhooks/webhook-service.js';
 import type { ApiDeps } from '../http/api-deps.js';
@@ -41,7 +49,9 @@ const pageQuery = z.object({
   project: z.string().regex(PROJECT_NAME).optional(),
 });
 const usageQuery = z.object({
-  group_by: z.enum(REPORT_DIMENSIONS as [string, ...string[]], { message: 'expected batch, user, model, day or month' }).default('day'),
+  group_by: z
+    .enum(REPORT_DIMENSIONS as [string, ...string[]], { message: 'expected batch, user, model, day or month' })
+    .default('day'),
   batch: z.string().max(200).optional(),
   from: z.string().max(10).optional(),
   to: z.string().max(10).optional(),
@@ -56,29 +66,45 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const { id } = parseInput(z.object({ id: z.string().min(1).max(200) }), req.params);
     const [r] = isRequestId(id) ? await getRequests(redis, keys, [id]) : [null];
     const project = r ? await redis.hget(keys.batch(r.batch), 'project') : null;
-    if (!r || !sees(req.principal.scope, project)) throw new ApiError(404, `No request ${id} (unknown, or its result expired).`, 'not_found', 'id');
+    if (!r || !sees(req.principal.scope, project))
+      throw new ApiError(404, `No request ${id} (unknown, or its result expired).`, 'not_found', 'id');
     return requestObject(r);
   });
 
   app.get('/v1/users/:userid/requests', async (req) => {
-    const { userid } = parseInput(z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) }), req.params);
+    const { userid } = parseInput(
+      z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) }),
+      req.params,
+    );
     const { limit, after, project } = parseInput(pageQuery, req.query);
     const { scope } = req.principal;
     // A user's requests are listed per project (an admin names one; the default project otherwise).
-    const index = keys.forUser(userid.toLowerCase()).userRequests(scope.project ?? project ?? DEFAULT_PROJECT, userid.toLowerCase());
+    const index = keys
+      .forUser(userid.toLowerCase())
+      .userRequests(scope.project ?? project ?? DEFAULT_PROJECT, userid.toLowerCase());
     let last = (await redis.llen(index)) - 1;
     if (after) {
       const position = isRequestId(after) ? await redis.lpos(index, after) : null;
-      if (position === null) throw new ApiError(400, `after: request ${after} is not one of this user's.`, 'invalid_request', 'after');
+      if (position === null)
+        throw new ApiError(400, `after: request ${after} is not one of this user's.`, 'invalid_request', 'after');
       last = position - 1;
     }
     const ids = last < 0 ? [] : (await redis.lrange(index, Math.max(0, last - limit), last)).reverse();
     const data = (await getRequests(redis, keys, ids.slice(0, limit))).filter((r) => r !== null).map(requestObject);
-    return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: ids.length > limit };
+    return {
+      object: 'list',
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: ids.length > limit,
+    };
   });
 
   app.get('/v1/webhooks/deliveries', async (req) => {
-    const { limit } = parseInput(z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) }), req.query);
+    const { limit } = parseInput(
+      z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) }),
+      req.query,
+    );
     const data = await listDeliveries(redis, keys, (project) => sees(req.principal.scope, project), limit);
     return { object: 'list', data };
   });
@@ -88,7 +114,12 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const by = q.group_by as ReportDimension;
     let rows;
     try {
-      rows = await usageReport(redis, keys, req.principal.scope, { by, ...(q.batch ? { batch: q.batch } : {}), ...(q.from ? { from: q.from } : {}), ...(q.to ? { to: q.to } : {}) });
+      rows = await usageReport(redis, keys, req.principal.scope, {
+        by,
+        ...(q.batch ? { batch: q.batch } : {}),
+        ...(q.from ? { from: q.from } : {}),
+        ...(q.to ? { to: q.to } : {}),
+      });
     } catch (err) {
       if (err instanceof UsageQueryError) throw new ApiError(400, err.message, 'invalid_request');
       if (err instanceof UsageNotFound) throw new ApiError(404, err.message, 'not_found', 'batch');

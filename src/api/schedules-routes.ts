@@ -4,7 +4,15 @@ import { getFile, keepFile } from '../shared/file-store.js';
 import { isFileId } from '../shared/ids.js';
 import { PROJECT_NAME } from '../shared/config.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
-import { addSchedule, getSchedule, listSchedules, removeSchedule, ScheduleError, scheduleId, scheduleSpecSchema } from '../shared/schedules.js';
+import {
+  addSchedule,
+  getSchedule,
+  listSchedules,
+  removeSchedule,
+  ScheduleError,
+  scheduleId,
+  scheduleSpecSchema,
+} from '../shared/schedules.js';
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
@@ -29,13 +37,22 @@ export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Prom
   const { redis, keys, schedules } = deps;
   const noSchedule = (name: string) => new ApiError(404, `No schedule ${name}.`, 'not_found', 'name');
 
-  app.get('/v1/schedules', async (req) => ({ object: 'list', data: await listSchedules(redis, keys, schedules, req.principal.scope) }));
+  app.get('/v1/schedules', async (req) => ({
+    object: 'list',
+    data: await listSchedules(redis, keys, schedules, req.principal.scope),
+  }));
 
   app.post('/v1/schedules', async (req) => {
     const { input_file_id, ...rest } = parseInput(createBody, req.body);
     const file = isFileId(input_file_id) ? await getFile(redis, keys, input_file_id) : null;
-    if (!file || !sees(req.principal.scope, file.project)) throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
-    const spec = parseInput(scheduleSpecSchema, { ...rest, file_id: file.id, source: file.filename, project: file.project });
+    if (!file || !sees(req.principal.scope, file.project))
+      throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
+    const spec = parseInput(scheduleSpecSchema, {
+      ...rest,
+      file_id: file.id,
+      source: file.filename,
+      project: file.project,
+    });
     try {
       // The suite must outlive the upload's expiry: it lives as long as a schedule runs it.
       await keepFile(redis, keys, file.id);

@@ -22,7 +22,13 @@ export interface ApiService {
 export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
 
 /** The HTTP API plus the producer services (imports of uploaded batches, scheduled runs): what `chatq serve` runs. */
-export async function startApiService(config: Config, logger: Logger, port: number, host = '127.0.0.1', maxUploadBytes = DEFAULT_MAX_UPLOAD_BYTES): Promise<ApiService> {
+export async function startApiService(
+  config: Config,
+  logger: Logger,
+  port: number,
+  host = '127.0.0.1',
+  maxUploadBytes = DEFAULT_MAX_UPLOAD_BYTES,
+): Promise<ApiService> {
   // A route's command fails after 5 s without an answer; new requests are answered at once while Redis is out of reach.
   const redis = connectRedis(config, 'chatq-api', { commandTimeoutMs: 5_000 });
   const store = new StoreWatch(redis).start();
@@ -32,7 +38,10 @@ export async function startApiService(config: Config, logger: Logger, port: numb
   const imports = openImportQueue(redis, config.prefix);
   const schedules = openScheduleQueue(redis, config.prefix);
   const producer = startProducerServices(config, logger);
-  const { app, routes } = await buildApiServer({ redis, keys, queues, imports, schedules, config, maxUploadBytes, store }, logger);
+  const { app, routes } = await buildApiServer(
+    { redis, keys, queues, imports, schedules, config, maxUploadBytes, store },
+    logger,
+  );
   await app.listen({ port, host });
   const address = app.server.address() as AddressInfo;
   return {

@@ -4,7 +4,15 @@ import { submitBatch } from '../producer/submit-batch.js';
 import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batch-output.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
 import { formatUsd } from '../shared/pricing.js';
-import { REPORT_DIMENSIONS, usageCsv, usageJson, usageReport, UsageNotFound, UsageQueryError, type ReportDimension } from '../shared/usage-report.js';
+import {
+  REPORT_DIMENSIONS,
+  usageCsv,
+  usageJson,
+  usageReport,
+  UsageNotFound,
+  UsageQueryError,
+  type ReportDimension,
+} from '../shared/usage-report.js';
 import { pauseReason, resumeQueue } from '../shared/queue-control.js';
 import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
@@ -18,7 +26,6 @@ import { expandInputs } from './input-files.js';
 import { completionWindowFlag, submitFiles, type SubmitFlags } from './submit-files.js';
 import { exitOnWriteError, out, say } from './output.js';
 import { renderTable } from './table.js';
-
 
 /** `chatq enqueue FILE...`: validates and enqueues; workers elsewhere do the calls. Prints the batch ids. */
 export async function enqueueCommand(inputs: string[], flags: SubmitFlags): Promise<number> {
@@ -34,11 +41,14 @@ export async function enqueueCommand(inputs: string[], flags: SubmitFlags): Prom
 export async function statusCommand(id: string, flags: { json?: boolean }): Promise<number> {
   return withContext(readConfig(), async (ctx) => {
     const paused = await pauseReason(ctx.redis, ctx.keys);
-    if (paused) out(`QUEUE PAUSED since ${new Date(paused.at).toISOString()}: ${paused.code}: ${paused.message}\nFix the cause, then run "chatq resume".\n`);
+    if (paused)
+      out(
+        `QUEUE PAUSED since ${new Date(paused.at).toISOString()}: ${paused.code}: ${paused.message}\nFix the cause, then run "chatq resume".\n`,
+      );
     const batch = await getBatch(ctx.redis, ctx.keys, id);
     if (batch) {
       const usage = await getUsage(ctx.redis, ctx.keys, batch.project, 'batch', id);
-      if (flags.json) return out(JSON.stringify({ batch, usage, paused })), EXIT.ok;
+      if (flags.json) return (out(JSON.stringify({ batch, usage, paused })), EXIT.ok);
       out(batchTable([{ batch, usage }]));
       out(`\n${usageTable([{ label: id, usage }])}`);
       const failures = failuresTable([batch]);
@@ -46,22 +56,42 @@ export async function statusCommand(id: string, flags: { json?: boolean }): Prom
       const lineErrors = await ctx.redis.lrange(ctx.keys.batchErrors(id), 0, 19);
       if (lineErrors.length) {
         const rows = lineErrors.map((e) => JSON.parse(e) as { line: number; field?: string; message: string });
-        out(`\n${renderTable(['line', 'field', 'problem'], rows.map((e) => [e.line, e.field ?? '', e.message]))}`);
+        out(
+          `\n${renderTable(
+            ['line', 'field', 'problem'],
+            rows.map((e) => [e.line, e.field ?? '', e.message]),
+          )}`,
+        );
       }
       return EXIT.ok;
     }
     const [request] = await getRequests(ctx.redis, ctx.keys, [id]);
     if (!request) throw new UsageError(`no batch or request "${id}" (unknown, or its results expired)`);
-    if (flags.json) return out(JSON.stringify(request)), EXIT.ok;
+    if (flags.json) return (out(JSON.stringify(request)), EXIT.ok);
     out(
       renderTable(
         ['request', 'custom_id', 'batch', 'userid', 'status', 'attempts', 'cost'],
-        [[request.id, request.customId, request.batch, request.userid, request.status, request.attempts, request.costNano === null ? 'unpriced' : formatUsd(request.costNano)]],
+        [
+          [
+            request.id,
+            request.customId,
+            request.batch,
+            request.userid,
+            request.status,
+            request.attempts,
+            request.costNano === null ? 'unpriced' : formatUsd(request.costNano),
+          ],
+        ],
       ),
     );
     if (request.error) out(`\nerror: ${request.error.code}: ${request.error.message}`);
     if (request.attemptLog.length) {
-      out(`\n${renderTable(['#', 'at (UTC)', 'http', 'outcome', 'ms'], request.attemptLog.map((a, i) => [i + 1, new Date(a.at).toISOString(), a.status ?? '-', a.code, a.ms]))}`);
+      out(
+        `\n${renderTable(
+          ['#', 'at (UTC)', 'http', 'outcome', 'ms'],
+          request.attemptLog.map((a, i) => [i + 1, new Date(a.at).toISOString(), a.status ?? '-', a.code, a.ms]),
+        )}`,
+      );
     }
     return EXIT.ok;
   });
@@ -76,7 +106,8 @@ export async function resultsCommand(id: string, flags: { output?: string; forma
     if (!batch) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
     const sink = flags.output ? createWriteStream(flags.output) : process.stdout;
     if (flags.output) exitOnWriteError(sink, flags.output);
-    const write = (line: string) => (sink.write(`${line}\n`) ? undefined : new Promise<void>((r) => sink.once('drain', () => r())));
+    const write = (line: string) =>
+      sink.write(`${line}\n`) ? undefined : new Promise<void>((r) => sink.once('drain', () => r()));
     if (format === 'csv') await write(CSV_COLUMNS.join(','));
     let failed = 0;
     for await (const r of readBatchRequests(ctx.redis, ctx.keys, id)) {
@@ -101,7 +132,10 @@ export async function resumeCommand(): Promise<number> {
 /** `chatq cancel BATCH`: requests not yet sent are cancelled; those in flight finish. */
 export async function cancelCommand(id: string): Promise<number> {
   return withContext(readConfig(), async (ctx) => {
-    const status = await cancelBatch(ctx.redis, ctx.keys, ctx.queues, id, ctx.config.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    const status = await cancelBatch(ctx.redis, ctx.keys, ctx.queues, id, ctx.config.resultTtlS, {
+      code: 'cancelled',
+      message: 'cancelled before it was sent',
+    });
     if (status === 'missing') throw new UsageError(`no batch "${id}"`);
     const batch = (await getBatch(ctx.redis, ctx.keys, id))!;
     out(`${id}: ${status} (${batch.cancelled} cancelled, ${batch.succeeded} succeeded, ${batch.failed} failed)`);
@@ -110,35 +144,61 @@ export async function cancelCommand(id: string): Promise<number> {
 }
 
 /** `chatq report`: requests, tokens and cost by batch, user, model or day, as a table, CSV or JSON. */
-export async function reportCommand(flags: { by?: string; batch?: string; from?: string; to?: string; format?: string; project?: string }): Promise<number> {
+export async function reportCommand(flags: {
+  by?: string;
+  batch?: string;
+  from?: string;
+  to?: string;
+  format?: string;
+  project?: string;
+}): Promise<number> {
   const by = (flags.by ?? 'model') as ReportDimension;
-  if (!REPORT_DIMENSIONS.includes(by)) throw new UsageError(`--by: expected one of ${REPORT_DIMENSIONS.join(', ')}, got "${flags.by}"`);
+  if (!REPORT_DIMENSIONS.includes(by))
+    throw new UsageError(`--by: expected one of ${REPORT_DIMENSIONS.join(', ')}, got "${flags.by}"`);
   const scope = cliScope(flags);
   return withContext(readConfig(), async (ctx) => {
     let rows;
     try {
-      rows = await usageReport(ctx.redis, ctx.keys, scope, { by, ...(flags.batch ? { batch: flags.batch } : {}), ...(flags.from ? { from: flags.from } : {}), ...(flags.to ? { to: flags.to } : {}) });
+      rows = await usageReport(ctx.redis, ctx.keys, scope, {
+        by,
+        ...(flags.batch ? { batch: flags.batch } : {}),
+        ...(flags.from ? { from: flags.from } : {}),
+        ...(flags.to ? { to: flags.to } : {}),
+      });
     } catch (err) {
       if (err instanceof UsageQueryError || err instanceof UsageNotFound) throw new UsageError(err.message);
       throw err;
     }
     if (flags.format === 'csv') process.stdout.write(usageCsv(rows, by));
     else if (flags.format === 'json') out(JSON.stringify(usageJson(rows, by)));
-    else out(rows.length ? usageTable([...rows.map((u) => ({ label: u.key, usage: u })), ...(rows.length > 1 ? [{ label: 'total', usage: sumUsage(rows) }] : [])]) : 'no usage recorded yet');
+    else
+      out(
+        rows.length
+          ? usageTable([
+              ...rows.map((u) => ({ label: u.key, usage: u })),
+              ...(rows.length > 1 ? [{ label: 'total', usage: sumUsage(rows) }] : []),
+            ])
+          : 'no usage recorded yet',
+      );
     return EXIT.ok;
   });
 }
 
 /** `chatq retry BATCH`: what a batch did not get done, as a new batch (same custom_ids, bodies, users; metadata.retry_of). */
-export async function retryCommand(id: string, flags: { status?: string; code?: string; completionWindow?: string }): Promise<number> {
+export async function retryCommand(
+  id: string,
+  flags: { status?: string; code?: string; completionWindow?: string },
+): Promise<number> {
   const statuses = (flags.status ?? RETRYABLE_STATUSES.join(',')).split(',').map((s) => s.trim()) as FinishedStatus[];
   const wrong = statuses.filter((s) => !RETRYABLE_STATUSES.includes(s));
-  if (wrong.length) throw new UsageError(`--status: expected some of ${RETRYABLE_STATUSES.join(', ')}, got "${wrong.join(',')}"`);
+  if (wrong.length)
+    throw new UsageError(`--status: expected some of ${RETRYABLE_STATUSES.join(', ')}, got "${wrong.join(',')}"`);
   const window = completionWindowFlag(flags.completionWindow);
   return withContext(readConfig(), async (ctx) => {
     const original = await getBatch(ctx.redis, ctx.keys, id);
     if (!original) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
-    if (!batchEnded(original.status)) throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
+    if (!batchEnded(original.status))
+      throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
     const sel = { batchId: id, statuses, ...(flags.code ? { code: flags.code } : {}) };
     const result = await submitBatch(producerContext(ctx), () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
       source: `retry of ${id}`,
@@ -147,7 +207,9 @@ export async function retryCommand(id: string, flags: { status?: string; code?: 
       project: original.project,
       ...(window ? { completionWindow: window } : {}),
     });
-    say(`retry of ${id}: batch ${result.batchId}: ${result.acceptedRequests} requests (${statuses.join(', ')}${flags.code ? `, code ${flags.code}` : ''})`);
+    say(
+      `retry of ${id}: batch ${result.batchId}: ${result.acceptedRequests} requests (${statuses.join(', ')}${flags.code ? `, code ${flags.code}` : ''})`,
+    );
     out(result.batchId);
     return EXIT.ok;
   });
@@ -157,20 +219,50 @@ export async function retryCommand(id: string, flags: { status?: string; code?: 
 export async function webhooksCommand(flags: { project?: string; limit?: string }): Promise<number> {
   const scope = cliScope(flags);
   const limit = Number(flags.limit ?? 50);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1_000) throw new UsageError(`--limit: expected 1-1000, got "${flags.limit}"`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1_000)
+    throw new UsageError(`--limit: expected 1-1000, got "${flags.limit}"`);
   return withContext(readConfig(), async (ctx) => {
     const visible = (project: string) => sees(scope, project);
     const receivers = await receiverHealth(ctx.config, ctx.redis, ctx.keys, visible, scope.all);
     if (receivers.length > 0) {
-      const state = (r: ReceiverHealth) => (r.pausedUntil ? `paused until ${new Date(r.pausedUntil).toISOString()} (${r.failuresInARow} failures in a row)` : r.failuresInARow ? `failing (${r.failuresInARow} in a row)` : 'ok');
-      out(renderTable(['receiver', 'state', 'last error'], receivers.map((r) => [r.receiver === '*' ? 'default (CHATQ_WEBHOOK_URL)' : r.receiver, state(r), r.lastError])));
+      const state = (r: ReceiverHealth) =>
+        r.pausedUntil
+          ? `paused until ${new Date(r.pausedUntil).toISOString()} (${r.failuresInARow} failures in a row)`
+          : r.failuresInARow
+            ? `failing (${r.failuresInARow} in a row)`
+            : 'ok';
+      out(
+        renderTable(
+          ['receiver', 'state', 'last error'],
+          receivers.map((r) => [
+            r.receiver === '*' ? 'default (CHATQ_WEBHOOK_URL)' : r.receiver,
+            state(r),
+            r.lastError,
+          ]),
+        ),
+      );
     }
     const rows = await listDeliveries(ctx.redis, ctx.keys, visible, limit);
     if (rows.length === 0) {
       out('no webhook deliveries yet');
       return EXIT.ok;
     }
-    out(renderTable(['at (UTC)', 'event', 'type', 'batch', 'project', 'attempt', 'http', 'outcome', 'error'], rows.map((d) => [new Date(d.at).toISOString(), d.event, d.type, d.batch, d.project, d.attempt, d.status ?? '-', d.outcome, d.error ?? ''])));
+    out(
+      renderTable(
+        ['at (UTC)', 'event', 'type', 'batch', 'project', 'attempt', 'http', 'outcome', 'error'],
+        rows.map((d) => [
+          new Date(d.at).toISOString(),
+          d.event,
+          d.type,
+          d.batch,
+          d.project,
+          d.attempt,
+          d.status ?? '-',
+          d.outcome,
+          d.error ?? '',
+        ]),
+      ),
+    );
     return EXIT.ok;
   });
 }

@@ -7,9 +7,30 @@ import { renderTable } from './table.js';
 /** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
 export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): string {
   return renderTable(
-    ['batch', 'input', 'status', 'requests', 'succeeded', 'failed', 'skipped', 'cancelled', 'expired', 'bad lines', 'evals passed'],
+    [
+      'batch',
+      'input',
+      'status',
+      'requests',
+      'succeeded',
+      'failed',
+      'skipped',
+      'cancelled',
+      'expired',
+      'bad lines',
+      'evals passed',
+    ],
     rows.map(({ batch: b }) => [
-      b.id, b.input, b.status, b.total, b.succeeded, b.failed, b.skipped, b.cancelled, b.expired, b.rejectedLines,
+      b.id,
+      b.input,
+      b.status,
+      b.total,
+      b.succeeded,
+      b.failed,
+      b.skipped,
+      b.cancelled,
+      b.expired,
+      b.rejectedLines,
       b.evalPass + b.evalFail ? `${b.evalPass}/${b.evalPass + b.evalFail}` : '-',
     ]),
   );
@@ -34,13 +55,17 @@ export function usageTable(rows: { label: string; usage: UsageRow }[]): string {
 
 export function failuresTable(batches: BatchRecord[]): string | null {
   const byCode = new Map<string, number>();
-  for (const b of batches) for (const [code, n] of Object.entries(b.errors)) byCode.set(code, (byCode.get(code) ?? 0) + n);
+  for (const b of batches)
+    for (const [code, n] of Object.entries(b.errors)) byCode.set(code, (byCode.get(code) ?? 0) + n);
   const skipped = batches.reduce((a, b) => a + b.skipped, 0);
   if (skipped) byCode.set('skipped (earlier turn failed, on_failure "halt")', skipped);
   const expired = batches.reduce((a, b) => a + b.expired, 0);
   if (expired) byCode.set('batch_expired (not done within the completion window)', expired);
   if (byCode.size === 0) return null;
-  return renderTable(['failure reason', 'requests'], [...byCode].sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, n]));
+  return renderTable(
+    ['failure reason', 'requests'],
+    [...byCode].sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, n]),
+  );
 }
 
 export const isFinished = (b: BatchRecord) => batchEnded(b.status);

@@ -39,14 +39,16 @@ export interface LimitFlags {
 /** The CLI is admin: every project, or the one named with --project. */
 export function cliScope(flags: { project?: string }): Scope {
   if (flags.project === undefined) return ALL_PROJECTS;
-  if (!PROJECT_NAME.test(flags.project)) throw new UsageError(`--project: expected 1-64 letters, digits, "_", "." or "-", got "${flags.project}"`);
+  if (!PROJECT_NAME.test(flags.project))
+    throw new UsageError(`--project: expected 1-64 letters, digits, "_", "." or "-", got "${flags.project}"`);
   return projectScope(flags.project);
 }
 
 /** A --port value: an integer from 0 (any free port) to 65535. */
 export function parsePort(value: string): number {
   const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65_535) throw new UsageError(`--port: expected a port number (0-65535), got "${value}"`);
+  if (!/^\d+$/.test(value) || port > 65_535)
+    throw new UsageError(`--port: expected a port number (0-65535), got "${value}"`);
   return port;
 }
 
@@ -55,14 +57,22 @@ export async function listening<T>(port: number, start: () => Promise<T>): Promi
   try {
     return await start();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new UsageError(`port ${port} is in use (another chatq serve?): choose another with --port`);
-    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw new UsageError(`port ${port} needs privileges this process lacks: choose one above 1023 with --port`);
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new UsageError(`port ${port} is in use (another chatq serve?): choose another with --port`);
+    if ((err as NodeJS.ErrnoException).code === 'EACCES')
+      throw new UsageError(`port ${port} needs privileges this process lacks: choose one above 1023 with --port`);
     throw err;
   }
 }
 
 /** What the producer needs of a CLI context: its connections, retention and price map. */
-export const producerContext = (ctx: CliContext): ProducerContext => ({ redis: ctx.redis, queues: ctx.queues, keys: ctx.keys, resultTtlS: ctx.config.resultTtlS, prices: loadPrices(ctx.config.pricesFile) });
+export const producerContext = (ctx: CliContext): ProducerContext => ({
+  redis: ctx.redis,
+  queues: ctx.queues,
+  keys: ctx.keys,
+  resultTtlS: ctx.config.resultTtlS,
+  prices: loadPrices(ctx.config.pricesFile),
+});
 
 /** Flags win over their environment variables. */
 export const limitOverrides = (f: LimitFlags) => ({
@@ -93,7 +103,9 @@ export async function requireRedis(target: RedisTarget): Promise<void> {
   const probe = await probeRedis(target);
   if (probe.ok) return;
   if (!probe.unreachable) throw new UsageError(`${probe.reason} (REDIS_URL ${printableRedisUrl(target.redisUrl)}).`);
-  throw new UsageError(`${probe.reason}. Start Redis (redis-server, or docker compose up -d redis) or set REDIS_URL (now ${printableRedisUrl(target.redisUrl)}).`);
+  throw new UsageError(
+    `${probe.reason}. Start Redis (redis-server, or docker compose up -d redis) or set REDIS_URL (now ${printableRedisUrl(target.redisUrl)}).`,
+  );
 }
 
 /** A shard count refused is the user's to fix (exit 2, its message); anything else stays what it is. */

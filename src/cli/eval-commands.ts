@@ -8,7 +8,15 @@ import { FileWriter, keepFile } from '../shared/file-store.js';
 import { newFileId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { formatUsd } from '../shared/pricing.js';
-import { addSchedule, listSchedules, openScheduleQueue, removeSchedule, ScheduleError, scheduleId, scheduleSpecSchema } from '../shared/schedules.js';
+import {
+  addSchedule,
+  listSchedules,
+  openScheduleQueue,
+  removeSchedule,
+  ScheduleError,
+  scheduleId,
+  scheduleSpecSchema,
+} from '../shared/schedules.js';
 import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
 import { out, say } from './output.js';
 import { renderTable } from './table.js';
@@ -42,7 +50,10 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     ...(flags.minPass ? { min_pass: Number(flags.minPass) } : {}),
     ...(flags.project ? { project: flags.project } : {}),
   });
-  if (!parsed.success) throw new UsageError(`schedule: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new UsageError(
+      `schedule: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`,
+    );
   const spec = parsed.data;
   const parseOptions = { source: file, ...(spec.models[0] ? { defaultModel: spec.models[0] } : {}) };
   return withContext(readConfig(), async (ctx) => {
@@ -50,21 +61,28 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     const writer = new FileWriter(ctx.redis, ctx.keys, spec.file_id);
     const bad: string[] = [];
     for await (const l of readBoundedLines(createReadStream(file))) {
-      const parsed = 'tooLong' in l ? { ok: false as const, error: { source: file, line: l.line, message: l.tooLong } } : parseLine(l.text, l.line, parseOptions);
+      const parsed =
+        'tooLong' in l
+          ? { ok: false as const, error: { source: file, line: l.line, message: l.tooLong } }
+          : parseLine(l.text, l.line, parseOptions);
       if (!parsed) continue;
       if (!parsed.ok) bad.push(formatLineError(parsed.error));
       else if ('text' in l) await writer.push(l.text);
     }
     if (bad.length) {
       await writer.discard();
-      throw new UsageError(`${file}: ${bad.length} bad line(s); fix them before scheduling:\n${bad.slice(0, 20).join('\n')}`);
+      throw new UsageError(
+        `${file}: ${bad.length} bad line(s); fix them before scheduling:\n${bad.slice(0, 20).join('\n')}`,
+      );
     }
     await writer.commit(basename(file), 'schedule', spec.project, ctx.config.resultTtlS);
     await keepFile(ctx.redis, ctx.keys, spec.file_id);
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
       const { next } = await addSchedule(ctx.redis, ctx.keys, queue, spec);
-      out(`schedule "${name}": ${spec.cron ? `cron "${spec.cron}" (${spec.tz})` : `every ${spec.every_ms} ms`}, ${writer.lines} lines, ${spec.fresh_users ? 'fresh users each run' : 'same users every run'}; next run ${when(next)}`);
+      out(
+        `schedule "${name}": ${spec.cron ? `cron "${spec.cron}" (${spec.tz})` : `every ${spec.every_ms} ms`}, ${writer.lines} lines, ${spec.fresh_users ? 'fresh users each run' : 'same users every run'}; next run ${when(next)}`,
+      );
     } catch (err) {
       if (err instanceof ScheduleError) throw new UsageError(err.message);
       throw err;
@@ -84,7 +102,14 @@ export async function scheduleListCommand(flags: { project?: string }): Promise<
         rows.length
           ? renderTable(
               ['name', 'when', 'suite', 'models', 'users', 'next run (UTC)'],
-              rows.map((s) => [s.name, s.cron ? `${s.cron} ${s.tz}` : `every ${s.every_ms} ms`, s.source, s.models.join(' ') || '(lines)', s.fresh_users ? 'fresh' : 'reused', when(s.next)]),
+              rows.map((s) => [
+                s.name,
+                s.cron ? `${s.cron} ${s.tz}` : `every ${s.every_ms} ms`,
+                s.source,
+                s.models.join(' ') || '(lines)',
+                s.fresh_users ? 'fresh' : 'reused',
+                when(s.next),
+              ]),
             )
           : 'no schedules',
       );
@@ -100,7 +125,8 @@ export async function scheduleRemoveCommand(name: string, flags: { project?: str
   return withContext(readConfig(), async (ctx) => {
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
-      if (!(await removeSchedule(ctx.redis, ctx.keys, queue, scheduleId(project, name), ctx.config.resultTtlS))) throw new UsageError(`no schedule "${name}" in project "${project}"`);
+      if (!(await removeSchedule(ctx.redis, ctx.keys, queue, scheduleId(project, name), ctx.config.resultTtlS)))
+        throw new UsageError(`no schedule "${name}" in project "${project}"`);
       out(`schedule "${name}" removed`);
     } finally {
       await queue.close();
@@ -112,14 +138,22 @@ export async function scheduleRemoveCommand(name: string, flags: { project?: str
 /** `chatq eval BATCH`: pass rate and failures; exit 1 under --min-pass. */
 export async function evalCommand(batchId: string, flags: { minPass?: string; json?: boolean }): Promise<number> {
   const minPass = flags.minPass === undefined ? undefined : Number(flags.minPass);
-  if (minPass !== undefined && !(minPass >= 0 && minPass <= 1)) throw new UsageError(`--min-pass: expected a fraction between 0 and 1, got "${flags.minPass}"`);
+  if (minPass !== undefined && !(minPass >= 0 && minPass <= 1))
+    throw new UsageError(`--min-pass: expected a fraction between 0 and 1, got "${flags.minPass}"`);
   return withContext(readConfig(), async (ctx) => {
     const s = await evaluateBatch(ctx.redis, ctx.keys, batchId);
     if (flags.json) out(JSON.stringify(s));
     else {
       out(`${batchId}: ${s.passed}/${s.graded} passed (${pct(s.passRate)})`);
       if (s.failures.length) {
-        out(`\n${renderTable(['custom_id', 'expectation', 'why', 'reply'], s.failures.flatMap((f) => f.failures.map((x) => [f.customId, x.kind, x.message.slice(0, 60), (f.reply ?? '').slice(0, 60)])))}`);
+        out(
+          `\n${renderTable(
+            ['custom_id', 'expectation', 'why', 'reply'],
+            s.failures.flatMap((f) =>
+              f.failures.map((x) => [f.customId, x.kind, x.message.slice(0, 60), (f.reply ?? '').slice(0, 60)]),
+            ),
+          )}`,
+        );
       }
     }
     if (s.graded === 0) say('note: no request of this batch has expectations ("expect")');
@@ -135,22 +169,60 @@ export async function compareCommand(a: string, b: string, flags: { format?: str
     if (flags.format === 'json') out(JSON.stringify(c));
     else if (flags.format === 'csv') {
       out('custom_id,a,b,change,tokens_a,tokens_b,cost_usd_a,cost_usd_b');
-      for (const r of c.requests) out([r.customId, r.a, r.b, r.change, r.tokensA, r.tokensB, r.costNanoA === null ? '' : r.costNanoA / 1e9, r.costNanoB === null ? '' : r.costNanoB / 1e9].map(csvCell).join(','));
+      for (const r of c.requests)
+        out(
+          [
+            r.customId,
+            r.a,
+            r.b,
+            r.change,
+            r.tokensA,
+            r.tokensB,
+            r.costNanoA === null ? '' : r.costNanoA / 1e9,
+            r.costNanoB === null ? '' : r.costNanoB / 1e9,
+          ]
+            .map(csvCell)
+            .join(','),
+        );
     } else {
-      const delta = (x: number | null, y: number | null, f: (v: number) => string) => (x === null || y === null ? '-' : `${f(x)} -> ${f(y)} (${y - x >= 0 ? '+' : ''}${x ? (((y - x) / x) * 100).toFixed(1) : '∞'}%)`);
+      const delta = (x: number | null, y: number | null, f: (v: number) => string) =>
+        x === null || y === null
+          ? '-'
+          : `${f(x)} -> ${f(y)} (${y - x >= 0 ? '+' : ''}${x ? (((y - x) / x) * 100).toFixed(1) : '∞'}%)`;
       out(
         renderTable(
           ['', 'A', 'B', 'change'],
           [
             ['pass rate', pct(c.a.passRate), pct(c.b.passRate), `${c.regressed} regressed, ${c.fixed} fixed`],
             ['tokens', c.a.tokens, c.b.tokens, delta(c.a.tokens, c.b.tokens, String)],
-            ['cost', formatUsd(c.a.costNano), formatUsd(c.b.costNano), delta(c.a.costNano, c.b.costNano, (v) => formatUsd(v))],
-            ['p50 latency ms', c.a.p50LatencyMs ?? '-', c.b.p50LatencyMs ?? '-', delta(c.a.p50LatencyMs, c.b.p50LatencyMs, String)],
-            ['p95 latency ms', c.a.p95LatencyMs ?? '-', c.b.p95LatencyMs ?? '-', delta(c.a.p95LatencyMs, c.b.p95LatencyMs, String)],
+            [
+              'cost',
+              formatUsd(c.a.costNano),
+              formatUsd(c.b.costNano),
+              delta(c.a.costNano, c.b.costNano, (v) => formatUsd(v)),
+            ],
+            [
+              'p50 latency ms',
+              c.a.p50LatencyMs ?? '-',
+              c.b.p50LatencyMs ?? '-',
+              delta(c.a.p50LatencyMs, c.b.p50LatencyMs, String),
+            ],
+            [
+              'p95 latency ms',
+              c.a.p95LatencyMs ?? '-',
+              c.b.p95LatencyMs ?? '-',
+              delta(c.a.p95LatencyMs, c.b.p95LatencyMs, String),
+            ],
           ],
         ),
       );
-      if (changed.length) out(`\n${renderTable(['custom_id', 'A', 'B', 'change'], changed.map((r) => [r.customId, r.a, r.b, r.change]))}`);
+      if (changed.length)
+        out(
+          `\n${renderTable(
+            ['custom_id', 'A', 'B', 'change'],
+            changed.map((r) => [r.customId, r.a, r.b, r.change]),
+          )}`,
+        );
     }
     return c.regressed > 0 ? EXIT.failures : EXIT.ok;
   });

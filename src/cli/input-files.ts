@@ -39,7 +39,10 @@ export function expandInputs(inputs: string[]): string[] {
     }
     const found = isDir
       ? readdirSync(input, { withFileTypes: true })
-          .filter((e) => e.name.endsWith('.jsonl') && !e.isDirectory() && !(e.isSymbolicLink() && safeIsDir(join(input, e.name))))
+          .filter(
+            (e) =>
+              e.name.endsWith('.jsonl') && !e.isDirectory() && !(e.isSymbolicLink() && safeIsDir(join(input, e.name))),
+          )
           .map((e) => join(input, e.name))
           .sort()
       : [input];

@@ -27,14 +27,27 @@ export const hasRedisServer = () => spawnSync('redis-server', ['--version'], { s
  * Starts a private redis-server on a free port (AOF on with fsync `appendfsync`, or 'off'), in a temporary directory
  * unless `dir` is given. Used by `chatq run` when nothing answers at REDIS_URL, and by tests that restart Redis.
  */
-export async function startLocalRedis(opts: { port?: number; dir?: string; appendfsync?: 'always' | 'everysec' | 'off' } = {}): Promise<LocalRedis & { port: number; dir: string; process: ChildProcess }> {
+export async function startLocalRedis(
+  opts: { port?: number; dir?: string; appendfsync?: 'always' | 'everysec' | 'off' } = {},
+): Promise<LocalRedis & { port: number; dir: string; process: ChildProcess }> {
   const port = opts.port ?? (await freePort());
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'chatq-redis-'));
   const child = spawn(
     'redis-server',
     [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--maxmemory-policy', 'noeviction',
-      ...(opts.appendfsync === 'off' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', opts.appendfsync ?? 'everysec']),
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--dir',
+      dir,
+      '--maxmemory-policy',
+      'noeviction',
+      ...(opts.appendfsync === 'off'
+        ? ['--appendonly', 'no']
+        : ['--appendonly', 'yes', '--appendfsync', opts.appendfsync ?? 'everysec']),
     ],
     { stdio: 'ignore' },
   );

@@ -12,7 +12,8 @@ export const printable = (text: string) => text.replace(CONTROL, '');
 const ANY_CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 /** One table cell's text: every control character shown escaped (\n, \t, \u001b), so that no value makes a row of its own. */
-export const cellText = (text: string) => text.replace(ANY_CONTROL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+export const cellText = (text: string) =>
+  text.replace(ANY_CONTROL, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /**
  * Ends the command with one line and exit 2 when `stream` (stdout, or an -o file) cannot be written: a full disk, a
@@ -21,7 +22,9 @@ export const cellText = (text: string) => text.replace(ANY_CONTROL, (c) => ESCAP
 export function exitOnWriteError(stream: NodeJS.WritableStream, what: string): void {
   stream.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
-    say(`chatq: cannot write ${what}: ${err.code ?? err.message}${err.code ? ` (${err.message.replace(/^[A-Z]+: /, '').split(',')[0]})` : ''}`);
+    say(
+      `chatq: cannot write ${what}: ${err.code ?? err.message}${err.code ? ` (${err.message.replace(/^[A-Z]+: /, '').split(',')[0]})` : ''}`,
+    );
     process.exit(2);
   });
 }

@@ -13,8 +13,19 @@ export function startProducerServices(config: Config, logger: Logger): { close()
   const redis = connectRedis(config, 'chatq-producer');
   const keys = redisKeys(config.prefix, config.shards);
   const queues = new RequestQueues(redis, keys);
-  const shared = { redis, redisTarget: config, keys, queues, resultTtlS: config.resultTtlS, prices: loadPrices(config.pricesFile), logger };
-  const importer = startImportWorker({ ...shared, ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}) });
+  const shared = {
+    redis,
+    redisTarget: config,
+    keys,
+    queues,
+    resultTtlS: config.resultTtlS,
+    prices: loadPrices(config.pricesFile),
+    logger,
+  };
+  const importer = startImportWorker({
+    ...shared,
+    ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),
+  });
   const scheduler = startScheduleRunner(shared);
   const webhooks = startWebhookService(config, redis, keys, logger);
   return {

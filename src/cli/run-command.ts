@@ -5,7 +5,15 @@ import { startSimulator, type Simulator } from '../simulator/simulator-server.js
 import { WorkerPool } from '../worker/worker-pool.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
 import { batchTable, failuresTable, isFinished, usageTable } from './batch-summary.js';
-import { EXIT, limitOverrides, openContext, readConfig, requireRedis, type CliContext, type LimitFlags } from './cli-context.js';
+import {
+  EXIT,
+  limitOverrides,
+  openContext,
+  readConfig,
+  requireRedis,
+  type CliContext,
+  type LimitFlags,
+} from './cli-context.js';
 import { expandInputs } from './input-files.js';
 import { hasRedisServer, startLocalRedis, type LocalRedis } from './local-redis.js';
 import { say } from './output.js';
@@ -21,12 +29,13 @@ export interface RunFlags extends SubmitFlags, LimitFlags {
   latencyMs?: string;
 }
 
-
 /** Redis for `run`: the configured one, or (when nothing answers at the default URL) a private redis-server. */
 async function ensureRedis(config: Config): Promise<{ config: Config; local?: LocalRedis }> {
   if (config.redisUrl === DEFAULT_REDIS_URL && !(await redisAnswers(config.redisUrl)) && hasRedisServer()) {
     const local = await startLocalRedis();
-    say(`note: nothing answers at ${config.redisUrl}: started a private redis-server at ${local.url} (stops when this run ends; set REDIS_URL to keep results).`);
+    say(
+      `note: nothing answers at ${config.redisUrl}: started a private redis-server at ${local.url} (stops when this run ends; set REDIS_URL to keep results).`,
+    );
     return { config: { ...config, redisUrl: local.url }, local };
   }
   await requireRedis(config);
@@ -57,9 +66,14 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
   let config = ensured.config;
   let simulator: Simulator | undefined;
   if (!config.baseUrl) {
-    simulator = await startSimulator({ latencyMs: Number(flags.latencyMs ?? 150), jitterMs: Number(flags.latencyMs ?? 150) / 2 });
+    simulator = await startSimulator({
+      latencyMs: Number(flags.latencyMs ?? 150),
+      jitterMs: Number(flags.latencyMs ?? 150) / 2,
+    });
     config = { ...config, baseUrl: simulator.url };
-    say(`note: CHATQ_API_KEY is not set: calls go to the local simulator at ${simulator.url} (simulated replies with per-user memory, real token counts). Set CHATQ_API_KEY to call 302.AI.`);
+    say(
+      `note: CHATQ_API_KEY is not set: calls go to the local simulator at ${simulator.url} (simulated replies with per-user memory, real token counts). Set CHATQ_API_KEY to call 302.AI.`,
+    );
   }
   const ctx = await openContext(config);
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl!, logger: ctx.logger });
@@ -90,11 +104,19 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
 
     say(`\n${batchTable(state)}\n`);
     const total = sumUsage(state.map((s) => s.usage));
-    say(usageTable([...state.map((s) => ({ label: s.batch.id, usage: s.usage })), ...(state.length > 1 ? [{ label: 'total', usage: total }] : [])]));
+    say(
+      usageTable([
+        ...state.map((s) => ({ label: s.batch.id, usage: s.usage })),
+        ...(state.length > 1 ? [{ label: 'total', usage: total }] : []),
+      ]),
+    );
     const failures = failuresTable(state.map((s) => s.batch));
     if (failures) say(`\n${failures}`);
     await printSamples(ctx, ids, Number(flags.show ?? 0));
-    if (total.unpriced) say(`\nnote: ${total.unpriced} calls used models without a price: their cost is unknown, not $0 (add them with CHATQ_PRICES).`);
+    if (total.unpriced)
+      say(
+        `\nnote: ${total.unpriced} calls used models without a price: their cost is unknown, not $0 (add them with CHATQ_PRICES).`,
+      );
     say(`\ntotal cost ${formatUsd(total.cost_nano)}. Results: chatq results ${ids[0]} [-o out.jsonl | --format csv]`);
     if (interrupted) {
       say('stopped before the end: the remaining requests stay queued; run "chatq worker" to finish them.');

@@ -1,6 +1,12 @@
 import { ImportRefused } from '../producer/import-guard.js';
 import { formatLineError } from '../producer/parse-input.js';
-import { ImportFailedError, StrictInputError, submitBatch, type OnImportError, type SubmitResult } from '../producer/submit-batch.js';
+import {
+  ImportFailedError,
+  StrictInputError,
+  submitBatch,
+  type OnImportError,
+  type SubmitResult,
+} from '../producer/submit-batch.js';
 import { cliScope, CommandFailed, producerContext, UsageError, type CliContext } from './cli-context.js';
 import { parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
 import { LIMITS } from '../shared/input-limits.js';
@@ -38,44 +44,48 @@ function importStopped(source: string, err: ImportFailedError, flags: SubmitFlag
     failed: `batch ${err.batchId} is failed: ${err.enqueued} requests were enqueued before it stopped and are ${kept}`,
     busy: `another process imports batch ${err.batchId} now; ${err.enqueued} requests were enqueued by this one`,
   };
-  const state = states[err.status] ?? `batch ${err.batchId} could not even be marked failed (Redis refused); ${err.enqueued} requests were enqueued`;
-  return new CommandFailed(`${source}: ${err.message}. ${state}. To add the rest once the cause is fixed: chatq enqueue ${source} --batch ${err.batchId}`);
+  const state =
+    states[err.status] ??
+    `batch ${err.batchId} could not even be marked failed (Redis refused); ${err.enqueued} requests were enqueued`;
+  return new CommandFailed(
+    `${source}: ${err.message}. ${state}. To add the rest once the cause is fixed: chatq enqueue ${source} --batch ${err.batchId}`,
+  );
 }
 
 /** Submits each file as one batch and reports its bad lines on stderr (file:line: field: reason). */
 export async function submitFiles(ctx: CliContext, files: string[], flags: SubmitFlags): Promise<SubmitResult[]> {
   const budget = flags.maxCostUsd === undefined ? undefined : Number(flags.maxCostUsd);
-  if (budget !== undefined && !(budget > 0)) throw new UsageError(`--max-cost-usd: expected a positive number of USD, got "${flags.maxCostUsd}"`);
-  if (flags.batch !== undefined && files.length !== 1) throw new UsageError('--batch adds to one batch: give exactly one input file');
+  if (budget !== undefined && !(budget > 0))
+    throw new UsageError(`--max-cost-usd: expected a positive number of USD, got "${flags.maxCostUsd}"`);
+  if (flags.batch !== undefined && files.length !== 1)
+    throw new UsageError('--batch adds to one batch: give exactly one input file');
   const onImportError = (flags.onImportError ?? 'cancel') as OnImportError;
   const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
-  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs)) throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
+  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs))
+    throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
   const window = completionWindowFlag(flags.completionWindow);
-  if (window && flags.batch !== undefined) throw new UsageError('--completion-window is set when a batch is made; --batch adds to one that has its own');
+  if (window && flags.batch !== undefined)
+    throw new UsageError('--completion-window is set when a batch is made; --batch adds to one that has its own');
   const results: SubmitResult[] = [];
   for (const file of files) {
     const source = file === '-' ? 'stdin' : file;
     if (flags.strict && file === '-') throw new UsageError('--strict needs a file: stdin cannot be read twice');
     let result: SubmitResult;
     try {
-      result = await submitBatch(
-        producerContext(ctx),
-        openInput(file),
-        {
-          source,
-          strict: flags.strict ?? false,
-          onImportError,
-          ...(flags.project ? { project: cliScope(flags).project! } : {}),
-          ...(flags.batch ? { batchId: flags.batch, resume: true } : {}),
-          ...(flags.name ? { name: flags.name } : {}),
-          ...(flags.model ?? ctx.config.defaultModel ? { defaultModel: flags.model ?? ctx.config.defaultModel } : {}),
-          ...(flags.user ? { defaultUser: flags.user } : {}),
-          ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
-          ...(gap ? { turnGapMs: gap } : {}),
-          ...(window ? { completionWindow: window } : {}),
-          ...(budget !== undefined ? { maxCostNano: Math.round(budget * 1e9) } : {}),
-        },
-      );
+      result = await submitBatch(producerContext(ctx), openInput(file), {
+        source,
+        strict: flags.strict ?? false,
+        onImportError,
+        ...(flags.project ? { project: cliScope(flags).project! } : {}),
+        ...(flags.batch ? { batchId: flags.batch, resume: true } : {}),
+        ...(flags.name ? { name: flags.name } : {}),
+        ...((flags.model ?? ctx.config.defaultModel) ? { defaultModel: flags.model ?? ctx.config.defaultModel } : {}),
+        ...(flags.user ? { defaultUser: flags.user } : {}),
+        ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
+        ...(gap ? { turnGapMs: gap } : {}),
+        ...(window ? { completionWindow: window } : {}),
+        ...(budget !== undefined ? { maxCostNano: Math.round(budget * 1e9) } : {}),
+      });
     } catch (err) {
       if (err instanceof StrictInputError) throw new UsageError(`${source}: ${err.message}`);
       if (err instanceof ImportRefused) throw new UsageError(`${source}: ${err.message}`);
@@ -83,9 +93,12 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
       throw err;
     }
     for (const e of result.errors.slice(0, SHOWN_ERRORS)) say(`bad line: ${formatLineError(e)}`);
-    if (result.rejectedLines > SHOWN_ERRORS) say(`... and ${result.rejectedLines - SHOWN_ERRORS} more bad lines (chatq status ${result.batchId} lists them)`);
+    if (result.rejectedLines > SHOWN_ERRORS)
+      say(`... and ${result.rejectedLines - SHOWN_ERRORS} more bad lines (chatq status ${result.batchId} lists them)`);
     const held = result.alreadyPresent ? `, ${result.alreadyPresent} lines already in the batch` : '';
-    say(`${source}: batch ${result.batchId}: ${result.acceptedRequests} requests from ${result.acceptedLines} lines${held}${result.rejectedLines ? `, ${result.rejectedLines} bad lines skipped` : ''}`);
+    say(
+      `${source}: batch ${result.batchId}: ${result.acceptedRequests} requests from ${result.acceptedLines} lines${held}${result.rejectedLines ? `, ${result.rejectedLines} bad lines skipped` : ''}`,
+    );
     results.push(result);
   }
   return results;

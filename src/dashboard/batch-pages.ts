@@ -20,14 +20,21 @@ const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOStrin
 const clip = (s: string | null, n = REPLY_SHOWN) => (s === null ? '' : s.length > n ? `${s.slice(0, n)}…` : s);
 
 /** The batch index the scope reads: every batch (admins) or its project's. */
-export const batchIndex = (deps: Pick<ApiDeps, 'keys'>, scope: Scope) => (scope.all ? deps.keys.batches : deps.keys.projectBatches(scope.project));
+export const batchIndex = (deps: Pick<ApiDeps, 'keys'>, scope: Scope) =>
+  scope.all ? deps.keys.batches : deps.keys.projectBatches(scope.project);
 
 /**
  * The scope's batches, newest first, that pass `keep`: records read in slices of the index until a page is full,
  * the index ends or MAX_SCANNED were looked at; usage read for the page alone. Returns the page and whether more
  * matched past it.
  */
-export async function findBatches(deps: Pick<ApiDeps, 'redis' | 'keys'>, scope: Scope, keep: (b: BatchRecord) => boolean, skip: number, limit: number): Promise<{ rows: BatchRow[]; more: boolean }> {
+export async function findBatches(
+  deps: Pick<ApiDeps, 'redis' | 'keys'>,
+  scope: Scope,
+  keep: (b: BatchRecord) => boolean,
+  skip: number,
+  limit: number,
+): Promise<{ rows: BatchRow[]; more: boolean }> {
   const found: BatchRecord[] = [];
   let matched = 0;
   let more = false;
@@ -59,7 +66,11 @@ export function progressCells(p: BatchProgress): Html[] {
 
 const STATUSES = ['validating', 'in_progress', 'cancelling', 'expiring', 'completed', 'cancelled', 'failed', 'expired'];
 
-export function batchesPage(rows: BatchRow[], filter: { status?: string; q?: string; page: number }, more: boolean): Html {
+export function batchesPage(
+  rows: BatchRow[],
+  filter: { status?: string; q?: string; page: number },
+  more: boolean,
+): Html {
   const link = (page: number) => `/${query({ status: filter.status, q: filter.q, page: page || undefined })}`;
   return html`<form class="filters" method="get" action="/">
 <label>Status <select name="status"><option value="">any</option>${STATUSES.map((s) => html`<option${raw(s === filter.status ? ' selected' : '')}>${s}</option>`)}</select></label>
@@ -70,7 +81,17 @@ ${table(
   ['batch', 'name', 'status', 'progress', 'succeeded', 'not succeeded', 'cost', 'pass rate', 'created (UTC)'],
   rows.map(({ batch: b, progress: p }) => {
     const [status, bar, ok, notOk, cost, pass] = progressCells(p);
-    return [html`<a href="/batches/${b.id}">${b.id}</a>`, b.name, status, bar, ok, notOk, cost, pass, when(b.createdAt)];
+    return [
+      html`<a href="/batches/${b.id}">${b.id}</a>`,
+      b.name,
+      status,
+      bar,
+      ok,
+      notOk,
+      cost,
+      pass,
+      when(b.createdAt),
+    ];
   }),
   (i) => html` data-batch="${rows[i]!.batch.id}"`,
 )}
@@ -86,12 +107,21 @@ function requestRow(r: StoredRequest, project: string): Html[] {
     html`<span class="reply">${clip(replyText(r.response) ?? (r.error ? `${r.error.code}: ${r.error.message}` : ''))}</span>`,
     r.latencyMs === null ? '-' : html`${formatCount(r.latencyMs)} ms`,
     String(r.attempts),
-    r.grade ? html`<span class="grade-${r.grade.pass ? 'pass' : 'fail'}">${r.grade.pass ? 'pass' : 'fail'}</span>` : '-',
+    r.grade
+      ? html`<span class="grade-${r.grade.pass ? 'pass' : 'fail'}">${r.grade.pass ? 'pass' : 'fail'}</span>`
+      : '-',
     r.costNano === null ? '-' : formatUsd(r.costNano),
   ].map((c) => (typeof c === 'string' ? html`${c}` : c));
 }
 
-export function batchPage(b: BatchRecord, p: BatchProgress, usage: { prompt_tokens: number; completion_tokens: number; cached_tokens: number; total_tokens: number }, requests: StoredRequest[], page: number, pages: number): Html {
+export function batchPage(
+  b: BatchRecord,
+  p: BatchProgress,
+  usage: { prompt_tokens: number; completion_tokens: number; cached_tokens: number; total_tokens: number },
+  requests: StoredRequest[],
+  page: number,
+  pages: number,
+): Html {
   const [status, bar, ok, notOk, cost, pass] = progressCells(p);
   const failures = Object.entries(b.errors).sort((x, y) => y[1] - x[1]);
   if (b.skipped) failures.push(['skipped (an earlier turn failed)', b.skipped]);
@@ -119,22 +149,45 @@ ${p.notSucceeded > 0 ? html`<a class="button" href="/batches/${b.id}/errors.json
 ${ended ? '' : html`<form method="post" action="/batches/${b.id}/cancel" class="inline"><button type="submit" class="danger">Cancel batch</button></form>`}
 </p>
 <h2>Failures by reason</h2>
-${table(['reason', 'requests'], failures.map(([code, n]) => [code, formatCount(n)]))}
+${table(
+  ['reason', 'requests'],
+  failures.map(([code, n]) => [code, formatCount(n)]),
+)}
 <h2>Requests</h2>
-${table(['custom_id', 'user', 'status', 'reply', 'latency', 'attempts', 'grade', 'cost'], requests.map((r) => requestRow(r, b.project)))}
+${table(
+  ['custom_id', 'user', 'status', 'reply', 'latency', 'attempts', 'grade', 'cost'],
+  requests.map((r) => requestRow(r, b.project)),
+)}
 <p class="pager">${page > 0 ? html`<a href="${link(page - 1)}">← previous</a>` : ''} page ${page + 1} of ${Math.max(1, pages)} ${page + 1 < pages ? html`<a href="${link(page + 1)}">next →</a>` : ''}</p>`;
 }
 
 /** One page of a batch's requests in input order. */
-export async function batchRequestsPage(deps: Pick<ApiDeps, 'redis' | 'keys'>, batchId: string, page: number): Promise<{ requests: StoredRequest[]; pages: number }> {
-  const { count, ids } = await batchRequestIds(deps.redis, deps.keys, batchId, page * REQUESTS_PER_PAGE, REQUESTS_PER_PAGE);
+export async function batchRequestsPage(
+  deps: Pick<ApiDeps, 'redis' | 'keys'>,
+  batchId: string,
+  page: number,
+): Promise<{ requests: StoredRequest[]; pages: number }> {
+  const { count, ids } = await batchRequestIds(
+    deps.redis,
+    deps.keys,
+    batchId,
+    page * REQUESTS_PER_PAGE,
+    REQUESTS_PER_PAGE,
+  );
   const requests = (await getRequests(deps.redis, deps.keys, ids)).filter((r) => r !== null);
   return { requests, pages: Math.ceil(count / REQUESTS_PER_PAGE) };
 }
 
 /** A user's requests in the order they were sent: what their memory was built from. */
-export function userPage(userid: string, requests: StoredRequest[], page: number, more: boolean, project: string): Html {
-  const link = (n: number) => `/users/${userid}${query({ project: project === DEFAULT_PROJECT ? undefined : project, page: n || undefined })}`;
+export function userPage(
+  userid: string,
+  requests: StoredRequest[],
+  page: number,
+  more: boolean,
+  project: string,
+): Html {
+  const link = (n: number) =>
+    `/users/${userid}${query({ project: project === DEFAULT_PROJECT ? undefined : project, page: n || undefined })}`;
   const lastUserMessage = (r: StoredRequest) => {
     const messages = (r.body.messages ?? []) as { role?: string; content?: unknown }[];
     const last = [...messages].reverse().find((m) => m.role === 'user');

@@ -39,17 +39,32 @@ export interface BatchRow {
 }
 
 /** Batch records in one pipeline (sharded: each combined from its parts); missing ones are left out. */
-export async function readBatchRecords(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<BatchRecord[]> {
+export async function readBatchRecords(
+  redis: RedisClient,
+  keys: RedisKeys,
+  ids: readonly string[],
+): Promise<BatchRecord[]> {
   if (ids.length === 0) return [];
-  const fields = keys.shardCount > 1
-    ? await Promise.all(ids.map((id) => readBatchFields(redis, keys, id)))
-    : ((await ids.reduce((p, id) => p.hgetall(keys.batch(id)), redis.pipeline()).exec()) ?? []).map((r) => (r[1] ?? {}) as Record<string, string>);
+  const fields =
+    keys.shardCount > 1
+      ? await Promise.all(ids.map((id) => readBatchFields(redis, keys, id)))
+      : ((await ids.reduce((p, id) => p.hgetall(keys.batch(id)), redis.pipeline()).exec()) ?? []).map(
+          (r) => (r[1] ?? {}) as Record<string, string>,
+        );
   return ids.map((id, i) => toBatchRecord(id, fields[i]!)).filter((b) => b !== null);
 }
 
 /** Batches with their usage (one fold, one pipeline each). */
-export async function withProgress(redis: RedisClient, keys: RedisKeys, batches: readonly BatchRecord[]): Promise<BatchRow[]> {
-  const usage = await getUsages(redis, keys, batches.map((b) => ({ project: b.project, dim: 'batch' as const, key: b.id })));
+export async function withProgress(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batches: readonly BatchRecord[],
+): Promise<BatchRow[]> {
+  const usage = await getUsages(
+    redis,
+    keys,
+    batches.map((b) => ({ project: b.project, dim: 'batch' as const, key: b.id })),
+  );
   return batches.map((batch, i) => ({ batch, progress: progressOf(batch, usage[i]!) }));
 }
 

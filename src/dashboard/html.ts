@@ -64,8 +64,12 @@ export function layout(title: string, nav: PageNav | null, body: Html): string {
 <body>
 <header>
 <a class="brand" href="/">chatq</a>
-${nav ? html`<nav>${SECTIONS.map(([key, label, href]) => html`<a href="${href}"${raw(key === nav.section ? ' aria-current="page"' : '')}>${label}</a>`)}${nav.admin ? html`<a href="/admin/queues">Queues</a>` : ''}</nav>
-<form method="post" action="/logout" class="inline signout"><button type="submit">Sign out</button></form>` : ''}
+${
+  nav
+    ? html`<nav>${SECTIONS.map(([key, label, href]) => html`<a href="${href}"${raw(key === nav.section ? ' aria-current="page"' : '')}>${label}</a>`)}${nav.admin ? html`<a href="/admin/queues">Queues</a>` : ''}</nav>
+<form method="post" action="/logout" class="inline signout"><button type="submit">Sign out</button></form>`
+    : ''
+}
 </header>
 <main>
 <h1>${title}</h1>

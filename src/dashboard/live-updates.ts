@@ -45,7 +45,12 @@ export class LiveUpdates {
   /** Streams updates of `ids` (already checked to be visible to `owner`, the page's project) until the page goes. */
   subscribe(reply: FastifyReply, ids: string[], owner: string): void {
     reply.hijack();
-    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    reply.raw.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     reply.raw.write('retry: 3000\n\n');
     const sub: Subscriber = { reply, ids, owner, sent: new Map() };
     this.subscribers.add(sub);

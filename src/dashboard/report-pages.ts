@@ -15,7 +15,18 @@ const usdOf = (v: number) => formatUsd(Math.round(v * 1e9));
 function usageTable(label: string, rows: UsageRow[]): Html {
   return table(
     [label, 'calls', 'succeeded', 'failed', 'prompt tok', 'cached', 'completion tok', 'total tok', 'cost', 'unpriced'],
-    rows.map((r) => [r.key, formatCount(r.requests), formatCount(r.succeeded), formatCount(r.failed), formatCount(r.prompt_tokens), formatCount(r.cached_tokens), formatCount(r.completion_tokens), formatCount(r.total_tokens), usd(r.cost_nano), formatCount(r.unpriced)]),
+    rows.map((r) => [
+      r.key,
+      formatCount(r.requests),
+      formatCount(r.succeeded),
+      formatCount(r.failed),
+      formatCount(r.prompt_tokens),
+      formatCount(r.cached_tokens),
+      formatCount(r.completion_tokens),
+      formatCount(r.total_tokens),
+      usd(r.cost_nano),
+      formatCount(r.unpriced),
+    ]),
   );
 }
 
@@ -29,10 +40,18 @@ export function costsPage(byDay: UsageRow[], byModel: UsageRow[], range: { from?
 </form>
 <p>Total in range: <strong data-field="total-cost">${usd(total)}</strong> over ${formatCount(byDay.reduce((a, r) => a + r.requests, 0))} calls.</p>
 <h2>By day (UTC)</h2>
-${barChart('Cost by day', byDay.map((r) => ({ label: r.key.slice(5), value: r.cost_nano / 1e9 })), usdOf)}
+${barChart(
+  'Cost by day',
+  byDay.map((r) => ({ label: r.key.slice(5), value: r.cost_nano / 1e9 })),
+  usdOf,
+)}
 ${usageTable('day', byDay)}
 <h2>By model</h2>
-${barChart('Cost by model', byModel.map((r) => ({ label: r.key, value: r.cost_nano / 1e9 })), usdOf)}
+${barChart(
+  'Cost by model',
+  byModel.map((r) => ({ label: r.key, value: r.cost_nano / 1e9 })),
+  usdOf,
+)}
 ${usageTable('model', byModel)}`;
 }
 
@@ -65,28 +84,63 @@ export function scheduleRunsPage(name: string, runs: EvalRun[]): Html {
   const pick = (field: string, selected: EvalRun | undefined) =>
     html`<select name="${field}">${runs.map((r) => html`<option value="${r.id}"${selected === r ? html` selected` : ''}>${r.name}</option>`)}</select>`;
   return html`<h2>Pass rate per run</h2>
-${graded.length ? lineChart(`Pass rate of ${name}`, graded.map((r) => ({ label: label(r), value: r.progress.passRate! })), (v) => `${(v * 100).toFixed(0)}%`, 1) : html`<p class="empty">No graded run yet.</p>`}
+${
+  graded.length
+    ? lineChart(
+        `Pass rate of ${name}`,
+        graded.map((r) => ({ label: label(r), value: r.progress.passRate! })),
+        (v) => `${(v * 100).toFixed(0)}%`,
+        1,
+      )
+    : html`<p class="empty">No graded run yet.</p>`
+}
 <h2>Cost per run</h2>
-${barChart(`Cost of ${name}`, runs.map((r) => ({ label: label(r), value: r.progress.costUsd })), usdOf)}
+${barChart(
+  `Cost of ${name}`,
+  runs.map((r) => ({ label: label(r), value: r.progress.costUsd })),
+  usdOf,
+)}
 <h2>Runs</h2>
 ${table(
   ['run', 'batch', 'status', 'requests', 'pass rate', 'cost'],
-  [...runs].reverse().map((r) => [r.name, html`<a href="/batches/${r.id}">${r.id}</a>`, r.progress.status, formatCount(r.progress.total), pct(r.progress.passRate), usdOf(r.progress.costUsd)]),
+  [...runs]
+    .reverse()
+    .map((r) => [
+      r.name,
+      html`<a href="/batches/${r.id}">${r.id}</a>`,
+      r.progress.status,
+      formatCount(r.progress.total),
+      pct(r.progress.passRate),
+      usdOf(r.progress.costUsd),
+    ]),
 )}
-${runs.length >= 2 ? html`<form class="filters" method="get" action="/compare">
+${
+  runs.length >= 2
+    ? html`<form class="filters" method="get" action="/compare">
 <label>Baseline ${pick('a', runs.at(-2))}</label>
 <label>New run ${pick('b', runs.at(-1))}</label>
 <button type="submit">Compare</button>
-</form>` : ''}`;
+</form>`
+    : ''
+}`;
 }
 
 export function comparePage(a: string, b: string, c: Comparison): Html {
   const changed = c.requests.filter((r) => r.change !== 'same');
-  const figures = (f: Comparison['a']) => [pct(f.passRate), formatCount(f.tokens), usd(f.costNano), f.p50LatencyMs === null ? '-' : `${formatCount(f.p50LatencyMs)} ms`, f.p95LatencyMs === null ? '-' : `${formatCount(f.p95LatencyMs)} ms`];
-  return html`${table(['run', 'batch', 'pass rate', 'tokens', 'cost', 'p50 latency', 'p95 latency'], [
-    ['baseline', html`<a href="/batches/${a}">${a}</a>`, ...figures(c.a)],
-    ['new', html`<a href="/batches/${b}">${b}</a>`, ...figures(c.b)],
-  ])}
+  const figures = (f: Comparison['a']) => [
+    pct(f.passRate),
+    formatCount(f.tokens),
+    usd(f.costNano),
+    f.p50LatencyMs === null ? '-' : `${formatCount(f.p50LatencyMs)} ms`,
+    f.p95LatencyMs === null ? '-' : `${formatCount(f.p95LatencyMs)} ms`,
+  ];
+  return html`${table(
+    ['run', 'batch', 'pass rate', 'tokens', 'cost', 'p50 latency', 'p95 latency'],
+    [
+      ['baseline', html`<a href="/batches/${a}">${a}</a>`, ...figures(c.a)],
+      ['new', html`<a href="/batches/${b}">${b}</a>`, ...figures(c.b)],
+    ],
+  )}
 <p><strong class="grade-fail">${formatCount(c.regressed)} regressed</strong> · <strong class="grade-pass">${formatCount(c.fixed)} fixed</strong> · ${formatCount(c.requests.length - changed.length)} unchanged</p>
 ${table(
   ['custom_id', 'change', 'baseline', 'new', 'tokens (baseline → new)'],

@@ -23,14 +23,20 @@ function frame(title: string, max: number, format: (v: number) => string, inner:
     const y = PAD.top + plotH * (1 - f);
     return `<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y}" y2="${y}" class="grid"/><text x="${PAD.left - 6}" y="${y + 4}" text-anchor="end">${escapeHtml(format(max * f))}</text>`;
   });
-  return raw(`<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${escapeHtml(title)}"><title>${escapeHtml(title)}</title>${ticks.join('')}${inner}${labels}</svg>`);
+  return raw(
+    `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${escapeHtml(title)}"><title>${escapeHtml(title)}</title>${ticks.join('')}${inner}${labels}</svg>`,
+  );
 }
 
 /** Labels under the x axis, thinned so that they do not overlap. */
 function xLabels(points: Point[], x: (i: number) => number): string {
   const every = Math.max(1, Math.ceil(points.length / 8));
   return points
-    .map((p, i) => (i % every === 0 ? `<text x="${x(i)}" y="${H - PAD.bottom + 16}" text-anchor="middle">${escapeHtml(p.label)}</text>` : ''))
+    .map((p, i) =>
+      i % every === 0
+        ? `<text x="${x(i)}" y="${H - PAD.bottom + 16}" text-anchor="middle">${escapeHtml(p.label)}</text>`
+        : '',
+    )
     .join('');
 }
 
@@ -57,6 +63,11 @@ export function lineChart(title: string, points: Point[], format: (v: number) =>
   const x = (i: number) => PAD.left + (points.length < 2 ? plotW / 2 : (plotW * i) / (points.length - 1));
   const y = (v: number) => PAD.top + plotH * (1 - v / max);
   const path = points.map((p, i) => `${i ? 'L' : 'M'}${x(i)},${y(p.value)}`).join(' ');
-  const dots = points.map((p, i) => `<circle class="dot" cx="${x(i)}" cy="${y(p.value)}" r="4"><title>${escapeHtml(`${p.label}: ${format(p.value)}`)}</title></circle>`).join('');
+  const dots = points
+    .map(
+      (p, i) =>
+        `<circle class="dot" cx="${x(i)}" cy="${y(p.value)}" r="4"><title>${escapeHtml(`${p.label}: ${format(p.value)}`)}</title></circle>`,
+    )
+    .join('');
   return frame(title, max, format, `<path class="line" d="${path}"/>${dots}`, xLabels(points, x));
 }

@@ -20,12 +20,15 @@ export const STORE_RETRY_AFTER_S = 5;
 const TYPES: Record<number, string> = { 401: 'authentication_error' };
 
 export function errorBody(status: number, message: string, code: string | null = null, param: string | null = null) {
-  return { error: { message, type: TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'), param, code } };
+  return {
+    error: { message, type: TYPES[status] ?? (status >= 500 ? 'server_error' : 'invalid_request_error'), param, code },
+  };
 }
 
 /** Errors the router meets before any route runs (a URL it cannot decode, a path parameter past its length). */
 export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
-  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') void reply.code(414).send(errorBody(414, 'The URL is too long: no id is that long.', 'uri_too_long'));
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    void reply.code(414).send(errorBody(414, 'The URL is too long: no id is that long.', 'uri_too_long'));
   else void reply.code(400).send(errorBody(400, 'The URL is malformed.', 'invalid_url'));
 }
 
@@ -37,8 +40,16 @@ export function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex): 
   }
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
   const status = tooLarge ? 431 : 400;
-  const body = JSON.stringify(errorBody(status, tooLarge ? 'Request headers too large.' : 'Malformed HTTP request.', tooLarge ? 'headers_too_large' : 'invalid_request'));
-  socket.end(`HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  const body = JSON.stringify(
+    errorBody(
+      status,
+      tooLarge ? 'Request headers too large.' : 'Malformed HTTP request.',
+      tooLarge ? 'headers_too_large' : 'invalid_request',
+    ),
+  );
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Every error leaves as OpenAI's shape, with no stack trace; unknown errors are logged and answered 500. */
@@ -47,7 +58,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
     void reply.code(404).send(errorBody(404, `Unknown route: ${req.method} ${req.url.split('?')[0]}`, 'not_found'));
   });
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
-    if (err instanceof ApiError) return reply.code(err.statusCode).send(errorBody(err.statusCode, err.message, err.code, err.param));
+    if (err instanceof ApiError)
+      return reply.code(err.statusCode).send(errorBody(err.statusCode, err.message, err.code, err.param));
     const status = err.statusCode ?? 500;
     if (status === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.code === 'FST_REQ_FILE_TOO_LARGE') {
       return reply.code(413).send(errorBody(413, 'Request body too large.', 'body_too_large'));
@@ -56,7 +68,18 @@ export function installErrorHandlers(app: FastifyInstance): void {
     // Redis full or gone is the server's state, not a fault in the request: the client is told to try again.
     const redis = describeRedisError(err);
     if (redis && redis.code !== 'redis_error') {
-      return reply.code(503).header('retry-after', String(redis.code === 'redis_oom' ? 30 : STORE_RETRY_AFTER_S)).send(errorBody(503, redis.code === 'redis_oom' ? 'The server has no room to store this right now; try again later.' : 'The server cannot reach its store right now; try again shortly.', redis.code === 'redis_oom' ? 'server_full' : 'store_unavailable'));
+      return reply
+        .code(503)
+        .header('retry-after', String(redis.code === 'redis_oom' ? 30 : STORE_RETRY_AFTER_S))
+        .send(
+          errorBody(
+            503,
+            redis.code === 'redis_oom'
+              ? 'The server has no room to store this right now; try again later.'
+              : 'The server cannot reach its store right now; try again shortly.',
+            redis.code === 'redis_oom' ? 'server_full' : 'store_unavailable',
+          ),
+        );
     }
     req.log.error({ err: { message: err.message, code: err.code } }, 'request failed');
     return reply.code(500).send(errorBody(500, 'Internal error; the details are in the server log.', 'internal_error'));

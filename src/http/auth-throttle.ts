@@ -37,7 +37,8 @@ export class AuthThrottle {
   /** Called before a presented token is checked. */
   admit(address: string): Admission {
     // Slowed addresses are the guessers': their number is theirs to choose, so ended ones go when there are many.
-    if (this.slowed.size > MAX_SLOWED) for (const [a, s] of this.slowed) if (s.until < Date.now() && s.busy === 0) this.slowed.delete(a);
+    if (this.slowed.size > MAX_SLOWED)
+      for (const [a, s] of this.slowed) if (s.until < Date.now() && s.busy === 0) this.slowed.delete(a);
     const s = this.slowed.get(address);
     if (s && s.until < Date.now() && s.busy === 0) this.slowed.delete(address);
     const slot = this.slowed.get(address);
@@ -58,7 +59,13 @@ export class AuthThrottle {
   private async failed(address: string, token: string, slowedAlready: boolean): Promise<void> {
     const prefix = createHash('sha256').update(token.slice(0, PREFIX_CHARS)).digest('hex').slice(0, 16);
     const [byAddress, byPrefix] = [this.keys.authFailures(`a:${address}`), this.keys.authFailures(`p:${prefix}`)];
-    const replies = await this.redis.multi().incr(byAddress).expire(byAddress, WINDOW_S).incr(byPrefix).expire(byPrefix, WINDOW_S).exec();
+    const replies = await this.redis
+      .multi()
+      .incr(byAddress)
+      .expire(byAddress, WINDOW_S)
+      .incr(byPrefix)
+      .expire(byPrefix, WINDOW_S)
+      .exec();
     const [a, p] = [Number(replies?.[0]?.[1]), Number(replies?.[2]?.[1])];
     if (a <= FREE_FAILURES && p <= FREE_FAILURES) return;
     if (!slowedAlready) {

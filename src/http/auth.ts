@@ -82,7 +82,10 @@ export const tokenDigest = (token: string) => digest(token).toString('hex');
 export function createAuthenticator(config: AuthConfig): Authenticator {
   const singleTeam = config.adminTokens.length === 0 && config.apiTokens.every((t) => t.project === DEFAULT_PROJECT);
   const known = [
-    ...config.apiTokens.map((t) => ({ digest: digest(t.token), principal: singleTeam ? { scope: ALL_PROJECTS, admin: true } : { scope: projectScope(t.project), admin: false } })),
+    ...config.apiTokens.map((t) => ({
+      digest: digest(t.token),
+      principal: singleTeam ? { scope: ALL_PROJECTS, admin: true } : { scope: projectScope(t.project), admin: false },
+    })),
     ...config.adminTokens.map((t) => ({ digest: digest(t), principal: { scope: ALL_PROJECTS, admin: true } })),
   ];
   const find = (d: Buffer) => {
@@ -107,7 +110,8 @@ export interface AuthOptions {
   throttle: AuthThrottle;
 }
 
-const tooManyFailures = () => errorBody(429, 'Too many wrong tokens from this address: wait a few seconds and try again.', 'too_many_attempts');
+const tooManyFailures = () =>
+  errorBody(429, 'Too many wrong tokens from this address: wait a few seconds and try again.', 'too_many_attempts');
 
 /**
  * Bearer-token auth on every route but `open` ones. A project's token sees that project only; admin tokens
@@ -121,7 +125,16 @@ const tooManyFailures = () => errorBody(429, 'Too many wrong tokens from this ad
 export function installAuth(app: FastifyInstance, auth: Authenticator, opts: AuthOptions): void {
   app.decorateRequest('principal', null as unknown as Principal);
   app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/')) return reply.code(400).send(errorBody(400, 'The request target must be a path (such as /v1/batches), not an absolute URL.', 'invalid_url'));
+    if (!req.url.startsWith('/'))
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            400,
+            'The request target must be a path (such as /v1/batches), not an absolute URL.',
+            'invalid_url',
+          ),
+        );
     const route = req.routeOptions.url;
     if (route !== undefined && opts.open.includes(route)) return;
     const kind = routeKind(route);
@@ -140,15 +153,44 @@ export function installAuth(app: FastifyInstance, auth: Authenticator, opts: Aut
       ambient = true;
     }
     if (!found) {
-      if (kind === 'api') return reply.code(401).send(errorBody(401, presented === undefined ? 'Missing bearer token (Authorization: Bearer <token>).' : 'Invalid bearer token.', 'invalid_api_key'));
+      if (kind === 'api')
+        return reply
+          .code(401)
+          .send(
+            errorBody(
+              401,
+              presented === undefined
+                ? 'Missing bearer token (Authorization: Bearer <token>).'
+                : 'Invalid bearer token.',
+              'invalid_api_key',
+            ),
+          );
       void reply.header('www-authenticate', 'Basic realm="chatq"');
-      if (req.headers.accept?.includes('text/html')) return reply.code(401).header('content-type', 'text/html; charset=utf-8').send(opts.loginPage(req.url));
-      return reply.code(401).send(errorBody(401, 'Sign in: Basic auth with an API token as the password, or the login form at /login.', 'invalid_api_key'));
+      if (req.headers.accept?.includes('text/html'))
+        return reply.code(401).header('content-type', 'text/html; charset=utf-8').send(opts.loginPage(req.url));
+      return reply
+        .code(401)
+        .send(
+          errorBody(
+            401,
+            'Sign in: Basic auth with an API token as the password, or the login form at /login.',
+            'invalid_api_key',
+          ),
+        );
     }
     // The operator pages are not a project's: to its tokens they do not exist.
-    if (kind === 'operator' && !found.admin) return reply.code(404).send(errorBody(404, `Unknown route: ${req.method} ${req.url.split('?')[0]}`, 'not_found'));
+    if (kind === 'operator' && !found.admin)
+      return reply.code(404).send(errorBody(404, `Unknown route: ${req.method} ${req.url.split('?')[0]}`, 'not_found'));
     if (ambient && !SAFE_METHODS.has(req.method) && !sameOrigin(req)) {
-      return reply.code(403).send(errorBody(403, 'Refused: this change was posted from another site. Use the dashboard itself, or an API token (Bearer).', 'cross_site_request'));
+      return reply
+        .code(403)
+        .send(
+          errorBody(
+            403,
+            'Refused: this change was posted from another site. Use the dashboard itself, or an API token (Bearer).',
+            'cross_site_request',
+          ),
+        );
     }
     req.principal = found;
   });

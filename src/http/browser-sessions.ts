@@ -34,7 +34,10 @@ export class BrowserSessions {
   async start(reply: FastifyReply, tokenDigestHex: string, secure: boolean): Promise<void> {
     const sid = randomBytes(32).toString('base64url');
     await this.redis.set(this.keys.session(digestHex(sid)), tokenDigestHex, 'EX', SESSION_TTL_S);
-    void reply.header('set-cookie', `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_TTL_S}${secure ? '; Secure' : ''}`);
+    void reply.header(
+      'set-cookie',
+      `${SESSION_COOKIE}=${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_TTL_S}${secure ? '; Secure' : ''}`,
+    );
   }
 
   /** The digest of the token that opened the session, if the session exists. */

@@ -27,7 +27,10 @@ export class StoreWatch {
   private async loop(): Promise<void> {
     while (!this.closed) {
       const slow = setTimeout(() => (this.reachable = false), PING_WITHIN_MS);
-      this.reachable = await this.redis.ping().then((pong) => pong === 'PONG', () => false);
+      this.reachable = await this.redis.ping().then(
+        (pong) => pong === 'PONG',
+        () => false,
+      );
       clearTimeout(slow);
       await new Promise<void>((resolve) => (this.timer = setTimeout(resolve, PING_EVERY_MS)));
     }

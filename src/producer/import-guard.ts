@@ -29,17 +29,43 @@ export class ImportGuard {
     readonly owner: string,
   ) {}
 
-  static async begin(redis: RedisClient, keys: RedisKeys, batchId: string, mode: 'new' | 'resume', onImportError: 'cancel' | 'keep'): Promise<ImportGuard> {
-    const k = [keys.batch(batchId), keys.batchErrors(batchId), keys.importing, keys.batchImporter(batchId), keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchReserve(batchId)];
+  static async begin(
+    redis: RedisClient,
+    keys: RedisKeys,
+    batchId: string,
+    mode: 'new' | 'resume',
+    onImportError: 'cancel' | 'keep',
+  ): Promise<ImportGuard> {
+    const k = [
+      keys.batch(batchId),
+      keys.batchErrors(batchId),
+      keys.importing,
+      keys.batchImporter(batchId),
+      keys.batchRequests(batchId),
+      keys.batchCustomIds(batchId),
+      keys.batchReserve(batchId),
+    ];
     const owner = randomUUID();
-    const [before, seq, project] = (await beginScript.run(redis, k, [batchId, owner, IMPORT_LEASE_MS, RESERVE_BYTES, mode, onImportError])) as [string, number, string];
+    const [before, seq, project] = (await beginScript.run(redis, k, [
+      batchId,
+      owner,
+      IMPORT_LEASE_MS,
+      RESERVE_BYTES,
+      mode,
+      onImportError,
+    ])) as [string, number, string];
     if (before === 'missing') throw new ImportRefused(`no batch "${batchId}"`);
     if (before === 'busy') throw new ImportRefused(`batch ${batchId} is being imported by another process right now`);
     if (mode === 'new' ? before !== 'validating' : before === 'cancelled' || before === 'cancelling') {
-      throw new ImportRefused(`batch ${batchId} is ${before}: it takes no more requests${mode === 'resume' ? '; submit the file as a new batch' : ''}`);
+      throw new ImportRefused(
+        `batch ${batchId} is ${before}: it takes no more requests${mode === 'resume' ? '; submit the file as a new batch' : ''}`,
+      );
     }
     const started = new ImportGuard(project, seq, owner);
-    started.timer = setInterval(() => void redis.pexpire(keys.batchImporter(batchId), IMPORT_LEASE_MS).catch(() => undefined), IMPORT_LEASE_MS / 3);
+    started.timer = setInterval(
+      () => void redis.pexpire(keys.batchImporter(batchId), IMPORT_LEASE_MS).catch(() => undefined),
+      IMPORT_LEASE_MS / 3,
+    );
     started.timer.unref();
     return started;
   }

@@ -11,7 +11,8 @@ export interface ImportTarget {
   userIndex: [string, string];
 }
 
-const userIndexOf = (keys: RedisKeys, project: string) => keys.userRequests(project, '\u0002').split('\u0002') as [string, string];
+const userIndexOf = (keys: RedisKeys, project: string) =>
+  keys.userRequests(project, '\u0002').split('\u0002') as [string, string];
 
 /**
  * The targets of a batch's import. A sharded batch gets its parts made here (a batch created over HTTP has none yet),
@@ -29,7 +30,9 @@ export async function openImportTargets(
   const shards = Number(own.shards) || 1;
   if (shards !== keys.shardCount) {
     guard.stop();
-    throw new ImportRefused(`batch ${batchId} was made with CHATQ_SHARDS=${shards} (now ${keys.shardCount}): import into it with that shard count, or submit the file as a new batch`);
+    throw new ImportRefused(
+      `batch ${batchId} was made with CHATQ_SHARDS=${shards} (now ${keys.shardCount}): import into it with that shard count, or submit the file as a new batch`,
+    );
   }
   if (shards === 1) return [{ keys, id: batchId, guard, userIndex: userIndexOf(keys, guard.project) }];
   return Promise.all(

@@ -35,11 +35,17 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
           batchId,
           ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),
         });
-        logger.info({ batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines }, 'batch imported');
+        logger.info(
+          { batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines },
+          'batch imported',
+        );
       } catch (err) {
         if (err instanceof ImportRefused) return;
         if (!(err instanceof ImportFailedError)) throw err;
-        logger.error({ batch: batchId, code: err.problem.code, enqueued: err.enqueued, status: err.status }, `batch import failed: ${err.problem.message}`);
+        logger.error(
+          { batch: batchId, code: err.problem.code, enqueued: err.enqueued, status: err.status },
+          `batch import failed: ${err.problem.message}`,
+        );
       }
     },
     (job) => ({ batch: job?.data.batchId }),

@@ -13,19 +13,34 @@ const messages = z
   .max(LIMITS.messages, { message: `at most ${LIMITS.messages} messages per line` });
 
 const tokenBound = `expected an integer between 1 and ${LIMITS.maxTokens}`;
-const maxTokens = z.number({ message: tokenBound }).int({ message: tokenBound }).min(1, { message: tokenBound }).max(LIMITS.maxTokens, { message: tokenBound }).optional();
+const maxTokens = z
+  .number({ message: tokenBound })
+  .int({ message: tokenBound })
+  .min(1, { message: tokenBound })
+  .max(LIMITS.maxTokens, { message: tokenBound })
+  .optional();
 const replyBudget = { max_tokens: maxTokens, max_completion_tokens: maxTokens };
 
 const model = z
   .string()
-  .regex(new RegExp(`^[\\x21-\\x7e]{1,${LIMITS.modelChars}}$`), { message: `expected a model name: 1-${LIMITS.modelChars} printable characters, no spaces` })
+  .regex(new RegExp(`^[\\x21-\\x7e]{1,${LIMITS.modelChars}}$`), {
+    message: `expected a model name: 1-${LIMITS.modelChars} printable characters, no spaces`,
+  })
   .optional();
-const customId = z.string().min(1, { message: 'must be a non-empty string' }).max(LIMITS.customIdChars, { message: `at most ${LIMITS.customIdChars} characters` }).optional();
+const customId = z
+  .string()
+  .min(1, { message: 'must be a non-empty string' })
+  .max(LIMITS.customIdChars, { message: `at most ${LIMITS.customIdChars} characters` })
+  .optional();
 
 const onFailure = z.enum(['continue', 'halt'], { message: 'expected "continue" or "halt"' });
 const identity = {
   userid: z.string().max(64, { message: 'expected a UUID v4' }).optional(),
-  user: z.string().min(1, { message: 'must not be empty' }).max(LIMITS.userChars, { message: `at most ${LIMITS.userChars} characters` }).optional(),
+  user: z
+    .string()
+    .min(1, { message: 'must not be empty' })
+    .max(LIMITS.userChars, { message: `at most ${LIMITS.userChars} characters` })
+    .optional(),
 };
 const expect = expectSchema.optional();
 
@@ -56,14 +71,33 @@ export const scriptLineSchema = z.looseObject({
   script_id: z.string().min(1).max(LIMITS.scriptIdChars).optional(),
   model,
   system: z.string().optional(),
-  turns: z.array(turn).min(1, { message: 'needs at least one turn' }).max(LIMITS.turns, { message: `at most ${LIMITS.turns} turns per script` }),
+  turns: z
+    .array(turn)
+    .min(1, { message: 'needs at least one turn' })
+    .max(LIMITS.turns, { message: `at most ${LIMITS.turns} turns per script` }),
   history: z.enum(['memory', 'full'], { message: 'expected "memory" or "full"' }).default('memory'),
   /** The least time between the end of one turn's call and the start of the next (the endpoint's memory catches up). */
-  turn_gap_ms: z.number().int().min(0).max(LIMITS.turnGapMs, { message: `at most ${LIMITS.turnGapMs} ms` }).optional(),
+  turn_gap_ms: z
+    .number()
+    .int()
+    .min(0)
+    .max(LIMITS.turnGapMs, { message: `at most ${LIMITS.turnGapMs} ms` })
+    .optional(),
   ...identity,
   ...replyBudget,
   on_failure: onFailure.optional(),
 });
 
 /** Fields that belong to chatq, not to the chat body. */
-export const CHATQ_FIELDS = ['custom_id', 'userid', 'user', 'on_failure', 'expect', 'script_id', 'system', 'turns', 'history', 'turn_gap_ms'] as const;
+export const CHATQ_FIELDS = [
+  'custom_id',
+  'userid',
+  'user',
+  'on_failure',
+  'expect',
+  'script_id',
+  'system',
+  'turns',
+  'history',
+  'turn_gap_ms',
+] as const;

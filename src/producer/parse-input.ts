@@ -36,7 +36,10 @@ export function formatLineError(e: LineError): string {
 }
 
 class LineProblem extends Error {
-  constructor(readonly field: string | undefined, message: string) {
+  constructor(
+    readonly field: string | undefined,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -63,13 +66,16 @@ const kindOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array'
 function issueMessage(issue: z.core.$ZodIssue, value: unknown): string {
   if (issue.code !== 'invalid_type') return issue.message;
   if (value === undefined) return 'missing (required)';
-  return issue.message.startsWith('Invalid input') ? `expected a ${issue.expected}, got ${kindOf(value)}` : issue.message;
+  return issue.message.startsWith('Invalid input')
+    ? `expected a ${issue.expected}, got ${kindOf(value)}`
+    : issue.message;
 }
 
 function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOptions, at: string): string {
   if (fields.userid !== undefined) {
     // A salt gives a fresh set of users: even explicit userids map to new ones.
-    if (isUuidV4(fields.userid)) return opts.userSalt ? derivedUserid(fields.userid.toLowerCase(), opts.userSalt) : fields.userid.toLowerCase();
+    if (isUuidV4(fields.userid))
+      return opts.userSalt ? derivedUserid(fields.userid.toLowerCase(), opts.userSalt) : fields.userid.toLowerCase();
     throw new LineProblem(
       `${at}userid`,
       `"${fields.userid.slice(0, 60)}" is not a UUID v4, and the endpoint silently ignores such userids (no memory). Use a UUID v4, or put any string in "user" and chatq derives a stable UUID v4 from it`,
@@ -77,7 +83,10 @@ function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOp
   }
   const user = fields.user ?? opts.defaultUser;
   if (user !== undefined) return derivedUserid(user, opts.userSalt);
-  throw new LineProblem(`${at}userid`, 'missing: add "userid" (a UUID v4) or "user" (any string) to the line, or pass --user');
+  throw new LineProblem(
+    `${at}userid`,
+    'missing: add "userid" (a UUID v4) or "user" (any string) to the line, or pass --user',
+  );
 }
 
 type ReplyBudget = { max_tokens?: number | undefined; max_completion_tokens?: number | undefined };
@@ -90,7 +99,10 @@ function resolveModel(fields: { model?: string | undefined } & ReplyBudget, opts
   for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
     const asked = fields[field];
     if (most !== undefined && asked !== undefined && asked > most) {
-      throw new LineProblem(`${at}${field}`, `${asked} is over ${m}'s output limit of ${most} tokens (max_output in the price map): lower it, or leave it out`);
+      throw new LineProblem(
+        `${at}${field}`,
+        `${asked} is over ${m}'s output limit of ${most} tokens (max_output in the price map): lower it, or leave it out`,
+      );
     }
   }
   return m;
@@ -139,7 +151,10 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
     ];
   }
   if (!('messages' in obj)) {
-    throw new LineProblem(undefined, 'not a chatq line: expected "messages" (chat line), "turns" (conversation script) or "body" (OpenAI Batch line)');
+    throw new LineProblem(
+      undefined,
+      'not a chatq line: expected "messages" (chat line), "turns" (conversation script) or "body" (OpenAI Batch line)',
+    );
   }
   const c = check(chatLineSchema, obj);
   const model = resolveModel(c, opts, '');
@@ -168,7 +183,8 @@ function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOpt
   const params = chatBody(s, model);
   return s.turns.map((t, turn) => {
     const content = typeof t === 'string' ? t : t.content;
-    const system = s.system !== undefined && (history === 'memory' || turn === 0) ? [{ role: 'system', content: s.system }] : [];
+    const system =
+      s.system !== undefined && (history === 'memory' || turn === 0) ? [{ role: 'system', content: s.system }] : [];
     return {
       customId: `${scriptId}-turn-${turn + 1}`,
       userid,
@@ -194,7 +210,10 @@ export function parseLine(text: string, line: number, opts: ParseOptions): Parse
     return { ok: true, line, drafts: draftsOf(json.value, line, opts) };
   } catch (err) {
     if (!(err instanceof LineProblem)) throw err;
-    return { ok: false, error: { source: opts.source, line, ...(err.field ? { field: err.field } : {}), message: err.message } };
+    return {
+      ok: false,
+      error: { source: opts.source, line, ...(err.field ? { field: err.field } : {}), message: err.message },
+    };
   }
 }
 

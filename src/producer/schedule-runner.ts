@@ -27,7 +27,10 @@ export function startScheduleRunner(opts: ProducerServiceOptions): BackgroundWor
           ...(spec.max_cost_usd ? { maxCostNano: Math.round(spec.max_cost_usd * 1e9) } : {}),
           ...(spec.min_pass !== undefined ? { minPass: spec.min_pass } : {}),
         });
-        logger.info({ schedule: spec.name, batch: result.batchId, requests: result.acceptedRequests }, 'scheduled run enqueued');
+        logger.info(
+          { schedule: spec.name, batch: result.batchId, requests: result.acceptedRequests },
+          'scheduled run enqueued',
+        );
         batches.push(result.batchId);
       }
       return batches;

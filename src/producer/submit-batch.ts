@@ -91,13 +91,21 @@ export class ImportFailedError extends Error {
 }
 
 export class StrictInputError extends Error {
-  constructor(readonly errors: LineError[], readonly count: number) {
-    super(`${count} bad line(s); --strict rejects the whole file:\n${errors.slice(0, 20).map(formatLineError).join('\n')}`);
+  constructor(
+    readonly errors: LineError[],
+    readonly count: number,
+  ) {
+    super(
+      `${count} bad line(s); --strict rejects the whole file:\n${errors.slice(0, 20).map(formatLineError).join('\n')}`,
+    );
   }
 }
 
 /** Validates a whole input without storing anything: for --strict, which rejects the file on any bad line. */
-async function collectErrors(open: () => Readable, opts: ParseOptions): Promise<{ errors: LineError[]; count: number }> {
+async function collectErrors(
+  open: () => Readable,
+  opts: ParseOptions,
+): Promise<{ errors: LineError[]; count: number }> {
   const errors: LineError[] = [];
   let count = 0;
   for await (const parsed of parseInput(open(), opts)) {
@@ -122,7 +130,11 @@ interface PendingLine {
  * stored). An import that cannot finish (Redis full or gone, a chunk refused) ends the batch "failed" with the
  * reason and throws ImportFailedError: it never stays "validating", and is never finalised short.
  */
-export async function submitBatch(ctx: ProducerContext, open: () => Readable, opts: SubmitOptions): Promise<SubmitResult> {
+export async function submitBatch(
+  ctx: ProducerContext,
+  open: () => Readable,
+  opts: SubmitOptions,
+): Promise<SubmitResult> {
   opts = { ...opts, outputLimit: (model) => findPrice(ctx.prices, model)?.maxOutput };
   if (opts.strict) {
     const { errors, count } = await collectErrors(open, opts);
@@ -180,13 +192,33 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
   };
 
   const duplicate = ({ line, drafts }: PendingLine) =>
-    reject({ source: opts.source, line, field: 'custom_id', message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique` });
+    reject({
+      source: opts.source,
+      line,
+      field: 'custom_id',
+      message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique`,
+    });
 
   /** Enqueues one target's lines (a part's: the lines of its users) in one script; returns the lane heads. */
   const enqueue = async (target: ImportTarget, lines: PendingLine[]): Promise<string[]> => {
     const k = target.keys;
-    const keyList = [k.batch(target.id), k.batchRequests(target.id), k.batchCustomIds(target.id), k.lanes, k.batchImporter(target.id)];
-    const args: (string | number)[] = [target.id, Date.now(), k.prefix, earlierSeq, project, ...target.userIndex, target.guard.owner, IMPORT_LEASE_MS];
+    const keyList = [
+      k.batch(target.id),
+      k.batchRequests(target.id),
+      k.batchCustomIds(target.id),
+      k.lanes,
+      k.batchImporter(target.id),
+    ];
+    const args: (string | number)[] = [
+      target.id,
+      Date.now(),
+      k.prefix,
+      earlierSeq,
+      project,
+      ...target.userIndex,
+      target.guard.owner,
+      IMPORT_LEASE_MS,
+    ];
     const groupStart: number[] = [];
     let index = 0;
     for (const { drafts, bodies, firstSeq } of lines) {
@@ -205,11 +237,20 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
         if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
         if (d.gapMs) extra.gap_ms = d.gapMs;
         const hasExtra = Object.keys(extra).length > 0;
-        args.push(`${target.id}-${at}|${d.userid}|${at}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`, d.customId, d.model, bodies[g]!);
+        args.push(
+          `${target.id}-${at}|${d.userid}|${at}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`,
+          d.customId,
+          d.model,
+          bodies[g]!,
+        );
         if (hasExtra) args.push(JSON.stringify(extra));
       });
     }
-    const [heads, rejectedGroups, heldGroups] = (await enqueueScript.run(redis, keyList, args)) as [string[], number[], number[]];
+    const [heads, rejectedGroups, heldGroups] = (await enqueueScript.run(redis, keyList, args)) as [
+      string[],
+      number[],
+      number[],
+    ];
     const rejectedSet = new Set(rejectedGroups);
     const heldSet = new Set(heldGroups);
     let accepted = 0;
@@ -241,9 +282,11 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
 
   // A chunk that fails is recorded before it leaves the in-flight set, so its error is never lost.
   const track = (p: Promise<void>) => {
-    const tracked: Promise<void> = p.catch((err: unknown) => {
-      failure ??= err;
-    }).finally(() => inFlight.delete(tracked));
+    const tracked: Promise<void> = p
+      .catch((err: unknown) => {
+        failure ??= err;
+      })
+      .finally(() => inFlight.delete(tracked));
     inFlight.add(tracked);
   };
   const throwIfFailed = () => {
@@ -281,20 +324,38 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
     const stopped = sharded ? [guard, ...targets.map((t) => t.guard)] : [guard];
     for (const g of stopped) g.stop();
     await Promise.allSettled(inFlight);
-    if (sharded) await Promise.allSettled(targets.map((t) => importFailed(ctx, t.keys, t.id, t.guard.owner, err, 0, 0)));
+    if (sharded)
+      await Promise.allSettled(targets.map((t) => importFailed(ctx, t.keys, t.id, t.guard.owner, err, 0, 0)));
     throw await importFailed(ctx, keys, batchId, guard.owner, err, rejectedLines, acceptedRequests);
   }
   guard.stop();
 
   const finalize = (k: RedisKeys, id: string, rejected: number) =>
-    finalizeScript.run(redis, [k.batch(id), k.batchRequests(id), k.batchCustomIds(id), k.batchErrors(id), k.batches, k.importing, k.batchImporter(id), k.batchReserve(id), k.events], [Date.now(), rejected, ctx.resultTtlS, id]) as Promise<string>;
+    finalizeScript.run(
+      redis,
+      [
+        k.batch(id),
+        k.batchRequests(id),
+        k.batchCustomIds(id),
+        k.batchErrors(id),
+        k.batches,
+        k.importing,
+        k.batchImporter(id),
+        k.batchReserve(id),
+        k.events,
+      ],
+      [Date.now(), rejected, ctx.resultTtlS, id],
+    ) as Promise<string>;
   if (sharded) {
     for (const t of targets) t.guard.stop();
     await Promise.all(targets.map((t) => finalize(t.keys, t.id, 0)));
   }
   let status = await finalize(keys, batchId, rejectedLines);
   if (status === 'in_progress' && (await redis.hexists(keys.batch(batchId), 'cancel_requested'))) {
-    status = await cancelBatch(redis, keys, ctx.queues, batchId, ctx.resultTtlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    status = await cancelBatch(redis, keys, ctx.queues, batchId, ctx.resultTtlS, {
+      code: 'cancelled',
+      message: 'cancelled before it was sent',
+    });
   }
   // Parts that ended while the import went on (or were empty) end the batch now.
   if (sharded) status = (await endIfPartsEnded(redis, keys, batchId, ctx.resultTtlS)) ?? status;
@@ -306,12 +367,24 @@ export async function submitBatch(ctx: ProducerContext, open: () => Readable, op
 function importLost(err: unknown): ImportError | undefined {
   const message = err instanceof Error ? err.message : '';
   if (!message.startsWith('IMPORT_LOST ')) return undefined;
-  return { code: 'import_interrupted', message: `${message.slice('IMPORT_LOST '.length)} (this process could not reach Redis for longer than the lease, ${IMPORT_LEASE_MS / 1000} s)` };
+  return {
+    code: 'import_interrupted',
+    message: `${message.slice('IMPORT_LOST '.length)} (this process could not reach Redis for longer than the lease, ${IMPORT_LEASE_MS / 1000} s)`,
+  };
 }
 
 /** Records why an import stopped (the batch turns "failed"); when even that is refused, the batch is left for the reconciler. */
-async function importFailed(ctx: ProducerContext, keys: RedisKeys, batchId: string, owner: string, err: unknown, rejectedLines: number, enqueued: number): Promise<ImportFailedError> {
-  const problem: ImportError = importLost(err) ?? describeRedisError(err) ?? { code: 'import_failed', message: err instanceof Error ? err.message : String(err) };
+async function importFailed(
+  ctx: ProducerContext,
+  keys: RedisKeys,
+  batchId: string,
+  owner: string,
+  err: unknown,
+  rejectedLines: number,
+  enqueued: number,
+): Promise<ImportFailedError> {
+  const problem: ImportError = importLost(err) ??
+    describeRedisError(err) ?? { code: 'import_failed', message: err instanceof Error ? err.message : String(err) };
   let status = 'validating';
   try {
     status = await failImport(ctx.redis, keys, ctx.queues, batchId, problem, rejectedLines, ctx.resultTtlS, owner);

@@ -17,7 +17,8 @@ import { installStoreGate } from './store-gate.js';
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;
 /** The operator board (bull-board): its scripts are its own files, but it sets inline styles and a <base> of its own. */
-const BOARD_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'";
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'";
 
 /**
  * Headers every answer gets unless its route set its own: nothing is cached (results, files and pages are private),
@@ -28,7 +29,8 @@ function installSecurityHeaders(app: FastifyInstance): void {
     void reply.header('x-content-type-options', 'nosniff').header('x-frame-options', 'DENY');
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
     if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
-      if (!reply.hasHeader('content-security-policy')) void reply.header('content-security-policy', routeKind(req.routeOptions.url) === 'operator' ? BOARD_CSP : CSP);
+      if (!reply.hasHeader('content-security-policy'))
+        void reply.header('content-security-policy', routeKind(req.routeOptions.url) === 'operator' ? BOARD_CSP : CSP);
     }
     return payload;
   });
@@ -41,8 +43,17 @@ export interface RouteEntry {
 }
 
 /** The HTTP API: OpenAI Batch-compatible files and batches, chatq's records and usage, health, metrics, board, dashboard. */
-export async function buildApiServer(deps: ApiDeps, logger: Logger): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
-  const app = Fastify({ loggerInstance: logger as FastifyBaseLogger, bodyLimit: JSON_BODY_LIMIT, frameworkErrors, clientErrorHandler, trustProxy: deps.config.trustProxy });
+export async function buildApiServer(
+  deps: ApiDeps,
+  logger: Logger,
+): Promise<{ app: FastifyInstance; routes: RouteEntry[] }> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: JSON_BODY_LIMIT,
+    frameworkErrors,
+    clientErrorHandler,
+    trustProxy: deps.config.trustProxy,
+  });
   const routes: RouteEntry[] = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) routes.push({ method, url: r.url });

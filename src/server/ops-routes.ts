@@ -17,7 +17,9 @@ export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
     return { status: 'ok', redis: deps.store.up && workers !== null, workers };
   });
 
-  app.get('/metrics', async (req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.scrape(req.principal.scope)));
+  app.get('/metrics', async (req, reply) =>
+    reply.header('content-type', metrics.contentType).send(await metrics.scrape(req.principal.scope)),
+  );
 
   // The board's page, made to work where bull-board alone does not: opened with the token in the URL
   // (http://user:token@host/admin/queues), Chromium refuses every fetch() the page makes (a URL with credentials
@@ -25,12 +27,21 @@ export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   // "Loading"; a first script moves the page to the same URL without credentials (the browser keeps them for the
   // site). And its web font comes from Google's CDN, which offline or locked-down networks cannot reach: dropped.
   app.addHook('onSend', async (_req, reply, payload) => {
-    if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
-    return payload.replace(/<link [^>]*href="https:\/\/fonts\.googleapis\.com[^>]*>/g, '').replace('<head>', `<head>\n<script src="${BOARD_FIX_SCRIPT}"></script>`);
+    if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').startsWith('text/html'))
+      return payload;
+    return payload
+      .replace(/<link [^>]*href="https:\/\/fonts\.googleapis\.com[^>]*>/g, '')
+      .replace('<head>', `<head>\n<script src="${BOARD_FIX_SCRIPT}"></script>`);
   });
   const board = new FastifyAdapter();
   board.setBasePath('/admin/queues');
-  const lanes = deps.queues.all.map((q, i, all) => new BullMQAdapter(q, { ...(all.length > 1 ? { prefix: `s${i}-` } : {}), description: `${QUEUE_NAME}: one job per user lane${all.length > 1 ? ` (shard ${i} of ${all.length})` : ''}` }));
+  const lanes = deps.queues.all.map(
+    (q, i, all) =>
+      new BullMQAdapter(q, {
+        ...(all.length > 1 ? { prefix: `s${i}-` } : {}),
+        description: `${QUEUE_NAME}: one job per user lane${all.length > 1 ? ` (shard ${i} of ${all.length})` : ''}`,
+      }),
+  );
   createBullBoard({ queues: [...lanes, new BullMQAdapter(deps.imports)], serverAdapter: board });
   await app.register(board.registerPlugin(), { prefix: '/admin/queues', basePath: '/admin/queues' } as never);
 }

@@ -5,8 +5,12 @@ import { routeKind } from '../http/auth.js';
 import type { StoreWatch } from '../http/store-watch.js';
 
 const unreachablePage = () =>
-  layout('Redis cannot be reached', null, html`<p class="error">chatq cannot reach Redis right now, so nothing can be shown or changed. Batches already accepted are kept; workers go on once Redis answers again.</p>
-<p><a href="">Reload</a> in a few seconds.</p>`);
+  layout(
+    'Redis cannot be reached',
+    null,
+    html`<p class="error">chatq cannot reach Redis right now, so nothing can be shown or changed. Batches already accepted are kept; workers go on once Redis answers again.</p>
+<p><a href="">Reload</a> in a few seconds.</p>`,
+  );
 
 /**
  * While Redis is out of reach every route but /healthz answers at once: 503 with retry-after, in OpenAI's error shape
@@ -16,7 +20,10 @@ export function installStoreGate(app: FastifyInstance, watch: StoreWatch): void 
   app.addHook('onRequest', async (req, reply) => {
     if (watch.up || req.routeOptions.url === '/healthz') return;
     void reply.code(503).header('retry-after', String(STORE_RETRY_AFTER_S));
-    if (routeKind(req.routeOptions.url) !== 'api' && req.headers.accept?.includes('text/html')) return reply.header('content-type', 'text/html; charset=utf-8').send(unreachablePage());
-    return reply.send(errorBody(503, 'The server cannot reach its store right now; try again shortly.', 'store_unavailable'));
+    if (routeKind(req.routeOptions.url) !== 'api' && req.headers.accept?.includes('text/html'))
+      return reply.header('content-type', 'text/html; charset=utf-8').send(unreachablePage());
+    return reply.send(
+      errorBody(503, 'The server cannot reach its store right now; try again shortly.', 'store_unavailable'),
+    );
   });
 }

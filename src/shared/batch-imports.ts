@@ -11,7 +11,6 @@ import type { RetrySelection } from './retry-input.js';
  */
 export const IMPORT_QUEUE = 'imports';
 
-
 /** An import: an uploaded file, or (a retry) what another batch did not get done. */
 export type ImportJob = { batchId: string; fileId: string } | { batchId: string; retry: RetrySelection };
 
@@ -43,20 +42,19 @@ export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: 
   const sharded = keys.shardCount > 1;
   const tx = redis.multi();
   if (window && !sharded) tx.zadd(keys.expiring, now + window.ms, b.batchId);
-  tx
-    .hset(keys.batch(b.batchId), {
-      status: 'validating',
-      project: b.project,
-      name: b.name,
-      input: b.input,
-      created_at: now,
-      metadata: JSON.stringify(b.metadata),
-      ...(b.inputFileId ? { input_file_id: b.inputFileId } : {}),
-      ...(b.maxCostNano !== undefined ? { max_cost_nano: b.maxCostNano } : {}),
-      ...(b.minPass !== undefined ? { min_pass: b.minPass } : {}),
-      ...(window ? { completion_window: window.text, expires_at: now + window.ms } : {}),
-      ...(sharded ? { shards: keys.shardCount } : {}),
-    })
+  tx.hset(keys.batch(b.batchId), {
+    status: 'validating',
+    project: b.project,
+    name: b.name,
+    input: b.input,
+    created_at: now,
+    metadata: JSON.stringify(b.metadata),
+    ...(b.inputFileId ? { input_file_id: b.inputFileId } : {}),
+    ...(b.maxCostNano !== undefined ? { max_cost_nano: b.maxCostNano } : {}),
+    ...(b.minPass !== undefined ? { min_pass: b.minPass } : {}),
+    ...(window ? { completion_window: window.text, expires_at: now + window.ms } : {}),
+    ...(sharded ? { shards: keys.shardCount } : {}),
+  })
     .zadd(keys.batches, now, b.batchId)
     .zadd(keys.projectBatches(b.project), now, b.batchId)
     .sadd(keys.projects, b.project)
@@ -70,7 +68,12 @@ export async function createBatchRecord(redis: RedisClient, keys: RedisKeys, b: 
 /** True while a batch's import runs or waits to run: its importer holds the lease, or its HTTP import job is not done. */
 export async function importAlive(redis: RedisClient, keys: RedisKeys, batchId: string): Promise<boolean> {
   const jobKey = importJobOf(keys, batchId);
-  const replies = await redis.multi().exists(keys.batchImporter(batchId)).exists(jobKey).hexists(jobKey, 'finishedOn').exec();
+  const replies = await redis
+    .multi()
+    .exists(keys.batchImporter(batchId))
+    .exists(jobKey)
+    .hexists(jobKey, 'finishedOn')
+    .exec();
   const [lease, job, finished] = replies!.map(([, v]) => v as number);
   return lease === 1 || (job === 1 && finished === 0);
 }

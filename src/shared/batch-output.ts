@@ -11,7 +11,11 @@ export function toOutputLine(r: StoredRequest) {
     r.status === 'succeeded'
       ? { status_code: r.httpStatus ?? 200, request_id: r.upstreamRequestId, body: r.response }
       : r.httpStatus
-        ? { status_code: r.httpStatus, request_id: r.upstreamRequestId, body: { error: { message: r.error?.message ?? '', code: r.error?.code ?? null } } }
+        ? {
+            status_code: r.httpStatus,
+            request_id: r.upstreamRequestId,
+            body: { error: { message: r.error?.message ?? '', code: r.error?.code ?? null } },
+          }
         : null;
   return {
     id: `batch_req_${r.id}`,
@@ -31,15 +35,33 @@ export function toOutputLine(r: StoredRequest) {
 }
 
 /** A batch's output file (its succeeded requests) or error file (the rest), as JSONL lines in input order. */
-export async function* batchFileLines(redis: RedisClient, keys: RedisKeys, batchId: string, errors: boolean): AsyncGenerator<string> {
+export async function* batchFileLines(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchId: string,
+  errors: boolean,
+): AsyncGenerator<string> {
   for await (const r of readBatchRequests(redis, keys, batchId)) {
     if ((r.status === 'succeeded') !== errors) yield `${JSON.stringify(toOutputLine(r))}\n`;
   }
 }
 
 export const CSV_COLUMNS = [
-  'custom_id', 'status', 'userid', 'model', 'reply', 'error_code', 'error_message', 'attempts', 'latency_ms',
-  'prompt_tokens', 'cached_tokens', 'completion_tokens', 'reasoning_tokens', 'total_tokens', 'cost_usd',
+  'custom_id',
+  'status',
+  'userid',
+  'model',
+  'reply',
+  'error_code',
+  'error_message',
+  'attempts',
+  'latency_ms',
+  'prompt_tokens',
+  'cached_tokens',
+  'completion_tokens',
+  'reasoning_tokens',
+  'total_tokens',
+  'cost_usd',
 ] as const;
 
 // eslint-disable-next-line no-control-regex
@@ -62,8 +84,20 @@ export function csvCell(v: unknown): string {
 
 export function toCsvRow(r: StoredRequest): string {
   const cells = [
-    r.customId, r.status, r.userid, r.model, replyText(r.response) ?? '', r.error?.code, r.error?.message, r.attempts, r.latencyMs,
-    r.usage.prompt_tokens, r.usage.cached_tokens, r.usage.completion_tokens, r.usage.reasoning_tokens, r.usage.total_tokens,
+    r.customId,
+    r.status,
+    r.userid,
+    r.model,
+    replyText(r.response) ?? '',
+    r.error?.code,
+    r.error?.message,
+    r.attempts,
+    r.latencyMs,
+    r.usage.prompt_tokens,
+    r.usage.cached_tokens,
+    r.usage.completion_tokens,
+    r.usage.reasoning_tokens,
+    r.usage.total_tokens,
     r.costNano === null ? '' : r.costNano / 1e9,
   ];
   return cells.map(csvCell).join(',');

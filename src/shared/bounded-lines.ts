@@ -9,7 +9,10 @@ const NEWLINE = 0x0a;
  * The lines of a stream (1-based numbers, "\r\n" or "\n"), never holding more than `maxBytes` of one line in memory:
  * a longer line is skipped to its end and reported by its size, and the lines after it go on.
  */
-export async function* readBoundedLines(input: Readable, maxBytes: number = LIMITS.lineBytes): AsyncGenerator<BoundedLine> {
+export async function* readBoundedLines(
+  input: Readable,
+  maxBytes: number = LIMITS.lineBytes,
+): AsyncGenerator<BoundedLine> {
   let pieces: Buffer[] = [];
   let held = 0;
   let skipped = 0;
@@ -21,7 +24,10 @@ export async function* readBoundedLines(input: Readable, maxBytes: number = LIMI
       pieces = [];
       held = 0;
       skipped = 0;
-      return { line, tooLong: `line is ${formatBytes(size)}; the limit is ${formatBytes(maxBytes)}: split the conversation or shrink its content` };
+      return {
+        line,
+        tooLong: `line is ${formatBytes(size)}; the limit is ${formatBytes(maxBytes)}: split the conversation or shrink its content`,
+      };
     }
     let text = Buffer.concat(pieces, held).toString('utf8');
     if (text.endsWith('\r')) text = text.slice(0, -1);

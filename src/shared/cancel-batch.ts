@@ -9,22 +9,38 @@ const cancelScript = new LuaScript(new URL('./cancel-batch.lua', import.meta.url
 const PAGE = 1_000;
 
 /** The BullMQ job that imports a batch; a part has none of its own (its lease stands for its import), so its own slot's lease key. */
-export const importJobOf = (keys: RedisKeys, batchId: string) => (keys.shardIndex >= 0 && keys.shardCount > 1 ? keys.batchImporter(batchId) : keys.importJob(batchId));
+export const importJobOf = (keys: RedisKeys, batchId: string) =>
+  keys.shardIndex >= 0 && keys.shardCount > 1 ? keys.batchImporter(batchId) : keys.importJob(batchId);
 
 export interface CancelReason {
   code: 'cancelled' | 'budget_exceeded' | 'import_failed' | 'batch_expired';
   message: string;
 }
 
-const ASKER: Record<CancelReason['code'], string> = { cancelled: 'user', budget_exceeded: 'budget', import_failed: 'import', batch_expired: 'expire' };
+const ASKER: Record<CancelReason['code'], string> = {
+  cancelled: 'user',
+  budget_exceeded: 'budget',
+  import_failed: 'import',
+  batch_expired: 'expire',
+};
 
 /**
  * Cancels every request of a batch that has not started (batch_expired: ends them "expired"); running ones finish.
  * Safe to call again (and from several places at once): each request is cancelled once. A batch still being
  * imported is cancelled as soon as its import ends. Returns the batch status afterwards.
  */
-export async function cancelBatch(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
-  const parts = keys.shardCount > 1 ? partsOf(keys, batchId, { shards: (await redis.hget(keys.batch(batchId), 'shards')) ?? '' }) : [];
+export async function cancelBatch(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  batchId: string,
+  ttlS: number,
+  reason: CancelReason,
+): Promise<BatchStatus | 'missing'> {
+  const parts =
+    keys.shardCount > 1
+      ? partsOf(keys, batchId, { shards: (await redis.hget(keys.batch(batchId), 'shards')) ?? '' })
+      : [];
   // A sharded batch whose parts have all ended but whose record has not yet: it ended as they did, before any cancel.
   if (parts.length > 0) await endIfPartsEnded(redis, keys, batchId, ttlS);
   const status = await cancelOne(redis, keys, queues, batchId, ttlS, reason);
@@ -32,17 +48,40 @@ export async function cancelBatch(redis: RedisClient, keys: RedisKeys, queues: R
   // A sharded batch: the record first (a cancel asked while importing is seen by the importer), then every part.
   await Promise.all(parts.map((p) => cancelOne(redis, p.keys, queues, p.id, ttlS, reason)));
   await endIfPartsEnded(redis, keys, batchId, ttlS);
-  return ((await getBatch(redis, keys, batchId))?.status ?? 'missing');
+  return (await getBatch(redis, keys, batchId))?.status ?? 'missing';
 }
 
-async function cancelOne(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, batchId: string, ttlS: number, reason: CancelReason): Promise<BatchStatus | 'missing'> {
+async function cancelOne(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  batchId: string,
+  ttlS: number,
+  reason: CancelReason,
+): Promise<BatchStatus | 'missing'> {
   const batchKeys = [
-    keys.batch(batchId), keys.lanes, keys.batchRequests(batchId), keys.batchCustomIds(batchId), keys.batchErrors(batchId),
-    keys.importing, keys.batchImporter(batchId), importJobOf(keys, batchId), keys.events,
+    keys.batch(batchId),
+    keys.lanes,
+    keys.batchRequests(batchId),
+    keys.batchCustomIds(batchId),
+    keys.batchErrors(batchId),
+    keys.importing,
+    keys.batchImporter(batchId),
+    importJobOf(keys, batchId),
+    keys.events,
   ];
   let status: string = 'missing';
   for (let start = 0; ; start += PAGE) {
-    const [s, heads, read] = (await cancelScript.run(redis, batchKeys, [Date.now(), ttlS, keys.prefix, start, PAGE, JSON.stringify(reason), batchId, ASKER[reason.code]])) as [string, string[], number];
+    const [s, heads, read] = (await cancelScript.run(redis, batchKeys, [
+      Date.now(),
+      ttlS,
+      keys.prefix,
+      start,
+      PAGE,
+      JSON.stringify(reason),
+      batchId,
+      ASKER[reason.code],
+    ])) as [string, string[], number];
     status = s;
     await queues.add(heads);
     if (read < PAGE) break;

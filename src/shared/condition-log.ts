@@ -10,7 +10,13 @@ const lastLogged = new Map<string, { at: number; folded: number }>();
  * process: a full Redis makes every job, pass and dispatch fail the same way, and one line says so. The next line of
  * that condition says how many failures were folded into the last. Other failures are logged as they come.
  */
-export function logFailure(logger: Logger, level: 'warn' | 'error', fields: Record<string, unknown>, err: unknown, msg: string): void {
+export function logFailure(
+  logger: Logger,
+  level: 'warn' | 'error',
+  fields: Record<string, unknown>,
+  err: unknown,
+  msg: string,
+): void {
   const message = err instanceof Error ? err.message : String(err);
   const problem = describeRedisError(err);
   if (!problem) {
@@ -24,5 +30,8 @@ export function logFailure(logger: Logger, level: 'warn' | 'error', fields: Reco
     return;
   }
   lastLogged.set(problem.code, { at: now, folded: 0 });
-  logger[level]({ ...fields, err: message, condition: problem.code, ...(last?.folded ? { folded: last.folded } : {}) }, `${problem.message} (${msg}; the same condition is logged again in ${QUIET_MS / 1000} s at the earliest)`);
+  logger[level](
+    { ...fields, err: message, condition: problem.code, ...(last?.folded ? { folded: last.folded } : {}) },
+    `${problem.message} (${msg}; the same condition is logged again in ${QUIET_MS / 1000} s at the earliest)`,
+  );
 }

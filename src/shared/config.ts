@@ -34,8 +34,12 @@ const fractionFrom = (name: string, dflt: number, max: number) =>
       return n;
     });
 
-const httpUrl = z.string().refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), { message: 'expected an http(s) URL' });
-const webhookSecret = z.string().min(16, { message: 'expected a secret of at least 16 characters (Standard Webhooks: whsec_<base64>)' });
+const httpUrl = z
+  .string()
+  .refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), { message: 'expected an http(s) URL' });
+const webhookSecret = z
+  .string()
+  .min(16, { message: 'expected a secret of at least 16 characters (Standard Webhooks: whsec_<base64>)' });
 const webhookEndpoint = z.object({ url: httpUrl, secret: webhookSecret }).strict();
 
 /** An environment variable holding JSON of `schema` (empty: {}), with one clear message when it is not. */
@@ -73,28 +77,45 @@ const canRead = (path: string) => {
 const envSchema = z.object({
   REDIS_URL: z
     .string()
-    .refine((v) => v.split(',').every((s) => URL.canParse(s.includes('://') ? s.trim() : `redis://${s.trim()}`)), { message: 'REDIS_URL: expected a URL such as redis://127.0.0.1:6379 (or, with CHATQ_REDIS_CLUSTER=1, comma-separated seed nodes)' })
+    .refine((v) => v.split(',').every((s) => URL.canParse(s.includes('://') ? s.trim() : `redis://${s.trim()}`)), {
+      message:
+        'REDIS_URL: expected a URL such as redis://127.0.0.1:6379 (or, with CHATQ_REDIS_CLUSTER=1, comma-separated seed nodes)',
+    })
     .default(DEFAULT_REDIS_URL),
   CHATQ_REDIS_CA: z
     .string()
     .min(1)
     .superRefine((path, ctx) => {
-      if (!canRead(path)) ctx.addIssue({ code: 'custom', message: `CHATQ_REDIS_CA: cannot read the CA file "${path}": give the path of the PEM file of the CA that signed the Redis server's certificate` });
+      if (!canRead(path))
+        ctx.addIssue({
+          code: 'custom',
+          message: `CHATQ_REDIS_CA: cannot read the CA file "${path}": give the path of the PEM file of the CA that signed the Redis server's certificate`,
+        });
     })
     .optional(),
-  CHATQ_REDIS_CLUSTER: z.enum(['0', '1', 'true', 'false', ''], { message: 'CHATQ_REDIS_CLUSTER: expected 1 or 0' }).optional(),
+  CHATQ_REDIS_CLUSTER: z
+    .enum(['0', '1', 'true', 'false', ''], { message: 'CHATQ_REDIS_CLUSTER: expected 1 or 0' })
+    .optional(),
   CHATQ_PREFIX: z
     .string()
-    .regex(/^\{[A-Za-z0-9_.-]+\}$/, { message: 'CHATQ_PREFIX: expected a hash tag such as {chatq} (letters, digits, _ . - inside braces)' })
+    .regex(/^\{[A-Za-z0-9_.-]+\}$/, {
+      message: 'CHATQ_PREFIX: expected a hash tag such as {chatq} (letters, digits, _ . - inside braces)',
+    })
     .default('{chatq}'),
   CHATQ_SHARDS: intFrom('CHATQ_SHARDS', 1, 1, MAX_SHARDS),
-  CHATQ_BASE_URL: z.string().url({ message: 'CHATQ_BASE_URL: expected a URL such as https://api.302.ai/v1' }).optional(),
+  CHATQ_BASE_URL: z
+    .string()
+    .url({ message: 'CHATQ_BASE_URL: expected a URL such as https://api.302.ai/v1' })
+    .optional(),
   CHATQ_API_KEY: z.string().min(1).optional(),
   CHATQ_MODEL: z.string().min(1).optional(),
   CHATQ_RPM: intFrom('CHATQ_RPM', 0),
   CHATQ_TPM: intFrom('CHATQ_TPM', 0),
   CHATQ_LARGE_CALL_SHARE: fractionFrom('CHATQ_LARGE_CALL_SHARE', 0.1, 0.33),
-  CHATQ_MODEL_LIMITS: jsonVar(modelLimitsSchema, 'CHATQ_MODEL_LIMITS: expected JSON like {"gpt-4o":{"rpm":500,"tpm":200000}}'),
+  CHATQ_MODEL_LIMITS: jsonVar(
+    modelLimitsSchema,
+    'CHATQ_MODEL_LIMITS: expected JSON like {"gpt-4o":{"rpm":500,"tpm":200000}}',
+  ),
   CHATQ_CONCURRENCY: intFrom('CHATQ_CONCURRENCY', 50, 1),
   CHATQ_MAX_ATTEMPTS: intFrom('CHATQ_MAX_ATTEMPTS', 5, 1),
   CHATQ_TIMEOUT_MS: intFrom('CHATQ_TIMEOUT_MS', 120_000, 100, MAX_TIMER_MS),
@@ -114,12 +135,19 @@ const envSchema = z.object({
     .optional()
     .transform((v, ctx) => {
       const tokens: ApiToken[] = [];
-      for (const entry of (v ?? '').split(',').map((t) => t.trim()).filter(Boolean)) {
+      for (const entry of (v ?? '')
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean)) {
         const colon = entry.indexOf(':');
         const project = colon === -1 ? DEFAULT_PROJECT : entry.slice(0, colon);
         const token = colon === -1 ? entry : entry.slice(colon + 1);
         if (!PROJECT_NAME.test(project) || token === '') {
-          ctx.addIssue({ code: 'custom', message: 'CHATQ_API_TOKENS: expected comma-separated tokens, each "token" or "project:token" (project: 1-64 letters, digits, _ . -)' });
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              'CHATQ_API_TOKENS: expected comma-separated tokens, each "token" or "project:token" (project: 1-64 letters, digits, _ . -)',
+          });
           return z.NEVER;
         }
         tokens.push({ project, token });
@@ -129,19 +157,36 @@ const envSchema = z.object({
   CHATQ_ADMIN_TOKENS: z
     .string()
     .optional()
-    .transform((v) => (v ? v.split(',').map((t) => t.trim()).filter(Boolean) : [])),
+    .transform((v) =>
+      v
+        ? v
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean)
+        : [],
+    ),
   CHATQ_WEBHOOK_URL: httpUrl.optional(),
   CHATQ_WEBHOOK_SECRET: webhookSecret.optional(),
-  CHATQ_WEBHOOKS: jsonVar(z.record(z.string().regex(PROJECT_NAME), webhookEndpoint), 'CHATQ_WEBHOOKS: expected JSON like {"alpha":{"url":"https://...","secret":"whsec_..."}}'),
+  CHATQ_WEBHOOKS: jsonVar(
+    z.record(z.string().regex(PROJECT_NAME), webhookEndpoint),
+    'CHATQ_WEBHOOKS: expected JSON like {"alpha":{"url":"https://...","secret":"whsec_..."}}',
+  ),
   CHATQ_TRUST_PROXY: z
     .string()
     .optional()
     .transform((v, ctx): boolean | string[] => {
       if (!v || v === '0' || v === 'false') return false;
       if (v === '1' || v === 'true') return true;
-      const hops = v.split(',').map((h) => h.trim()).filter(Boolean);
+      const hops = v
+        .split(',')
+        .map((h) => h.trim())
+        .filter(Boolean);
       if (hops.every((h) => /^[0-9a-fA-F.:/]+$/.test(h))) return hops;
-      ctx.addIssue({ code: 'custom', message: 'CHATQ_TRUST_PROXY: expected 1 (trust any proxy), or the proxies\' addresses or CIDR ranges, comma-separated (such as 10.0.0.0/8,127.0.0.1)' });
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          "CHATQ_TRUST_PROXY: expected 1 (trust any proxy), or the proxies' addresses or CIDR ranges, comma-separated (such as 10.0.0.0/8,127.0.0.1)",
+      });
       return z.NEVER;
     }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -221,11 +266,15 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => (i.message.includes(':') ? i.message : `${i.path.join('.')}: ${i.message}`)));
+    throw new ConfigError(
+      parsed.error.issues.map((i) => (i.message.includes(':') ? i.message : `${i.path.join('.')}: ${i.message}`)),
+    );
   }
   const e = parsed.data;
   if ((e.CHATQ_WEBHOOK_URL === undefined) !== (e.CHATQ_WEBHOOK_SECRET === undefined)) {
-    throw new ConfigError(['CHATQ_WEBHOOK_URL and CHATQ_WEBHOOK_SECRET go together: set both (events are signed) or neither']);
+    throw new ConfigError([
+      'CHATQ_WEBHOOK_URL and CHATQ_WEBHOOK_SECRET go together: set both (events are signed) or neither',
+    ]);
   }
   return {
     redisUrl: e.REDIS_URL,
@@ -256,7 +305,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiTokens: e.CHATQ_API_TOKENS,
     adminTokens: e.CHATQ_ADMIN_TOKENS,
     webhooks: {
-      ...(e.CHATQ_WEBHOOK_URL && e.CHATQ_WEBHOOK_SECRET ? { fallback: { url: e.CHATQ_WEBHOOK_URL, secret: e.CHATQ_WEBHOOK_SECRET } } : {}),
+      ...(e.CHATQ_WEBHOOK_URL && e.CHATQ_WEBHOOK_SECRET
+        ? { fallback: { url: e.CHATQ_WEBHOOK_URL, secret: e.CHATQ_WEBHOOK_SECRET } }
+        : {}),
       projects: e.CHATQ_WEBHOOKS,
     },
     trustProxy: e.CHATQ_TRUST_PROXY,

@@ -27,7 +27,9 @@ export async function evaluateBatch(redis: RedisClient, keys: RedisKeys, batchId
     if (!r.expect) continue;
     summary.graded += 1;
     // A request with expectations that never ran (skipped, cancelled) fails them.
-    const failures = r.grade?.failures ?? [{ kind: 'reply', expected: 'a reply', message: `the request was ${r.status}` }];
+    const failures = r.grade?.failures ?? [
+      { kind: 'reply', expected: 'a reply', message: `the request was ${r.status}` },
+    ];
     if (r.grade?.pass) summary.passed += 1;
     else {
       summary.failed += 1;
@@ -67,14 +69,19 @@ export interface Comparison {
   requests: ComparedRequest[];
 }
 
-const verdictOf = (r: StoredRequest | undefined): Verdict => (!r ? 'missing' : !r.expect ? 'ungraded' : r.grade?.pass ? 'pass' : 'fail');
+const verdictOf = (r: StoredRequest | undefined): Verdict =>
+  !r ? 'missing' : !r.expect ? 'ungraded' : r.grade?.pass ? 'pass' : 'fail';
 
 export function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function collect(redis: RedisClient, keys: RedisKeys, batchId: string): Promise<{ byId: Map<string, StoredRequest>; figures: BatchFigures }> {
+async function collect(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchId: string,
+): Promise<{ byId: Map<string, StoredRequest>; figures: BatchFigures }> {
   const byId = new Map<string, StoredRequest>();
   const latencies: number[] = [];
   let tokens = 0;
@@ -92,11 +99,25 @@ async function collect(redis: RedisClient, keys: RedisKeys, batchId: string): Pr
     }
   }
   latencies.sort((x, y) => x - y);
-  return { byId, figures: { tokens, costNano, p50LatencyMs: percentile(latencies, 50), p95LatencyMs: percentile(latencies, 95), passRate: graded ? passed / graded : null } };
+  return {
+    byId,
+    figures: {
+      tokens,
+      costNano,
+      p50LatencyMs: percentile(latencies, 50),
+      p95LatencyMs: percentile(latencies, 95),
+      passRate: graded ? passed / graded : null,
+    },
+  };
 }
 
 /** Per custom_id, what went from pass to fail (regressed) and back (fixed), and the change in tokens, cost, latency. */
-export async function compareBatches(redis: RedisClient, keys: RedisKeys, batchA: string, batchB: string): Promise<Comparison> {
+export async function compareBatches(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchA: string,
+  batchB: string,
+): Promise<Comparison> {
   const [a, b] = await Promise.all([collect(redis, keys, batchA), collect(redis, keys, batchB)]);
   const ids = [...new Set([...a.byId.keys(), ...b.byId.keys()])];
   const requests = ids.map((customId): ComparedRequest => {
@@ -104,9 +125,21 @@ export async function compareBatches(redis: RedisClient, keys: RedisKeys, batchA
     const rb = b.byId.get(customId);
     const va = verdictOf(ra);
     const vb = verdictOf(rb);
-    const change = va === 'missing' ? 'added' : vb === 'missing' ? 'removed' : va === 'pass' && vb === 'fail' ? 'regressed' : va === 'fail' && vb === 'pass' ? 'fixed' : 'same';
+    const change =
+      va === 'missing'
+        ? 'added'
+        : vb === 'missing'
+          ? 'removed'
+          : va === 'pass' && vb === 'fail'
+            ? 'regressed'
+            : va === 'fail' && vb === 'pass'
+              ? 'fixed'
+              : 'same';
     return {
-      customId, a: va, b: vb, change,
+      customId,
+      a: va,
+      b: vb,
+      change,
       tokensA: ra ? ra.usage.total_tokens : null,
       tokensB: rb ? rb.usage.total_tokens : null,
       costNanoA: ra ? ra.costNano : null,

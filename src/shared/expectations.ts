@@ -20,7 +20,10 @@ const regexText = z
     try {
       toPattern(p);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `not a valid RE2 regular expression (linear-time matching: no backreferences or lookaround): ${(err as Error).message}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `not a valid RE2 regular expression (linear-time matching: no backreferences or lookaround): ${(err as Error).message}`,
+      });
     }
   });
 
@@ -45,7 +48,10 @@ function regexKeyword(schema: unknown): string | undefined {
 const jsonSchema = z.record(z.string(), z.unknown()).superRefine((schema, ctx) => {
   const keyword = regexKeyword(schema);
   if (keyword) {
-    ctx.addIssue({ code: 'custom', message: `"${keyword}" is not supported in JSON Schema expectations (it would run a backtracking regex); use a "regex" expectation` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${keyword}" is not supported in JSON Schema expectations (it would run a backtracking regex); use a "regex" expectation`,
+    });
     return;
   }
   try {
@@ -65,7 +71,9 @@ export const expectationSchema = z
     max_latency_ms: z.number().positive().optional(),
   })
   .strict()
-  .refine((e) => Object.keys(e).length > 0, { message: 'an expectation needs at least one of contains, not_contains, regex, equals, json, max_latency_ms' });
+  .refine((e) => Object.keys(e).length > 0, {
+    message: 'an expectation needs at least one of contains, not_contains, regex, equals, json, max_latency_ms',
+  });
 
 export const expectSchema = z.union([expectationSchema, z.array(expectationSchema).min(1)]);
 export type Expect = z.infer<typeof expectSchema>;
@@ -95,15 +103,23 @@ const list = (v: string | string[]) => (Array.isArray(v) ? v : [v]);
 
 /** Grades one result against its expectations. A request that failed (no reply) fails every expectation set. */
 export function grade(expect: Expect, reply: string | null, latencyMs: number | null): Grade {
-  if (reply === null) return { pass: false, failures: [{ kind: 'reply', expected: 'a reply', message: 'the request failed: no reply to check' }] };
+  if (reply === null)
+    return {
+      pass: false,
+      failures: [{ kind: 'reply', expected: 'a reply', message: 'the request failed: no reply to check' }],
+    };
   const failures: ExpectationFailure[] = [];
   const fail = (kind: string, expected: unknown, message: string) => failures.push({ kind, expected, message });
   const lower = reply.toLowerCase();
   for (const e of Array.isArray(expect) ? expect : [expect]) {
-    for (const t of e.contains === undefined ? [] : list(e.contains)) if (!lower.includes(t.toLowerCase())) fail('contains', t, `reply does not contain "${t}"`);
-    for (const t of e.not_contains === undefined ? [] : list(e.not_contains)) if (lower.includes(t.toLowerCase())) fail('not_contains', t, `reply contains "${t}"`);
-    if (e.regex !== undefined && !toPattern(e.regex).test(reply)) fail('regex', e.regex, `reply does not match ${e.regex}`);
-    if (e.equals !== undefined && reply.trim() !== e.equals.trim()) fail('equals', e.equals, 'reply is not equal to the expected text');
+    for (const t of e.contains === undefined ? [] : list(e.contains))
+      if (!lower.includes(t.toLowerCase())) fail('contains', t, `reply does not contain "${t}"`);
+    for (const t of e.not_contains === undefined ? [] : list(e.not_contains))
+      if (lower.includes(t.toLowerCase())) fail('not_contains', t, `reply contains "${t}"`);
+    if (e.regex !== undefined && !toPattern(e.regex).test(reply))
+      fail('regex', e.regex, `reply does not match ${e.regex}`);
+    if (e.equals !== undefined && reply.trim() !== e.equals.trim())
+      fail('equals', e.equals, 'reply is not equal to the expected text');
     if (e.json !== undefined) {
       let parsed: unknown;
       try {
@@ -114,10 +130,16 @@ export function grade(expect: Expect, reply: string | null, latencyMs: number | 
       }
       if (e.json !== true) {
         const r = z.fromJSONSchema(e.json as never).safeParse(parsed);
-        if (!r.success) fail('json', e.json, `reply does not match the schema: ${r.error.issues[0]!.path.join('.') || '(root)'}: ${r.error.issues[0]!.message}`);
+        if (!r.success)
+          fail(
+            'json',
+            e.json,
+            `reply does not match the schema: ${r.error.issues[0]!.path.join('.') || '(root)'}: ${r.error.issues[0]!.message}`,
+          );
       }
     }
-    if (e.max_latency_ms !== undefined && (latencyMs === null || latencyMs > e.max_latency_ms)) fail('max_latency_ms', e.max_latency_ms, `answered in ${latencyMs ?? '?'} ms`);
+    if (e.max_latency_ms !== undefined && (latencyMs === null || latencyMs > e.max_latency_ms))
+      fail('max_latency_ms', e.max_latency_ms, `answered in ${latencyMs ?? '?'} ms`);
   }
   return { pass: failures.length === 0, failures };
 }
@@ -126,6 +148,7 @@ export function grade(expect: Expect, reply: string | null, latencyMs: number | 
 export function replyText(completion: Record<string, unknown> | null): string | null {
   const content = (completion?.choices as { message?: { content?: unknown } }[] | undefined)?.[0]?.message?.content;
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map((p) => (p && typeof p === 'object' && 'text' in p ? String(p.text) : '')).join('');
+  if (Array.isArray(content))
+    return content.map((p) => (p && typeof p === 'object' && 'text' in p ? String(p.text) : '')).join('');
   return content === undefined || content === null ? null : JSON.stringify(content);
 }

@@ -51,13 +51,26 @@ export class FileWriter {
     const chunk = this.buffer;
     this.buffer = [];
     const { lines } = fileKeys(this.keys, this.id);
-    await this.redis.multi().rpush(lines, ...chunk).expire(lines, STAGING_TTL_S).exec().then(throwFirstError);
+    await this.redis
+      .multi()
+      .rpush(lines, ...chunk)
+      .expire(lines, STAGING_TTL_S)
+      .exec()
+      .then(throwFirstError);
   }
 
   async commit(filename: string, purpose: string, project: string, ttlS: number): Promise<StoredFile> {
     await this.flush();
     const k = fileKeys(this.keys, this.id);
-    const file: StoredFile = { id: this.id, project, filename, bytes: this.bytes, lines: this.lines, createdAt: Date.now(), purpose };
+    const file: StoredFile = {
+      id: this.id,
+      project,
+      filename,
+      bytes: this.bytes,
+      lines: this.lines,
+      createdAt: Date.now(),
+      purpose,
+    };
     await this.redis
       .multi()
       .hset(k.meta, { filename, bytes: file.bytes, lines: file.lines, created_at: file.createdAt, purpose, project })
@@ -89,7 +102,15 @@ export async function releaseFile(redis: RedisClient, keys: RedisKeys, id: strin
 export async function getFile(redis: RedisClient, keys: RedisKeys, id: string): Promise<StoredFile | null> {
   const h = await redis.hgetall(fileKeys(keys, id).meta);
   if (!h.filename) return null;
-  return { id, project: h.project || DEFAULT_PROJECT, filename: h.filename, bytes: Number(h.bytes), lines: Number(h.lines), createdAt: Number(h.created_at), purpose: h.purpose ?? 'batch' };
+  return {
+    id,
+    project: h.project || DEFAULT_PROJECT,
+    filename: h.filename,
+    bytes: Number(h.bytes),
+    lines: Number(h.lines),
+    createdAt: Number(h.created_at),
+    purpose: h.purpose ?? 'batch',
+  };
 }
 
 export async function deleteFile(redis: RedisClient, keys: RedisKeys, id: string): Promise<void> {

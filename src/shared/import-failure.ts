@@ -15,8 +15,20 @@ export interface ImportError {
  * requests are cancelled unless the batch said on_import_error "keep". Returns the batch status afterwards ("busy"
  * when another process holds the import's lease: `owner`, the failing import's, is not it).
  */
-export async function failImport(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, batchId: string, error: ImportError, rejectedLines: number, ttlS: number, owner = ''): Promise<string> {
-  const reason: CancelReason = { code: 'import_failed', message: `not sent: the batch's import failed (${error.code})` };
+export async function failImport(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  batchId: string,
+  error: ImportError,
+  rejectedLines: number,
+  ttlS: number,
+  owner = '',
+): Promise<string> {
+  const reason: CancelReason = {
+    code: 'import_failed',
+    message: `not sent: the batch's import failed (${error.code})`,
+  };
   const [status, mode] = (await failScript.run(
     redis,
     [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId), keys.events],

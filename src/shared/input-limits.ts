@@ -24,7 +24,8 @@ export const LIMITS = {
 export const MIB = 1024 * 1024;
 
 /** "2 MiB", "3.07 MiB" from a mebibyte up, else bytes. */
-export const formatBytes = (n: number) => (n < MIB ? `${n} bytes` : n % MIB === 0 ? `${n / MIB} MiB` : `${(n / MIB).toFixed(2)} MiB`);
+export const formatBytes = (n: number) =>
+  n < MIB ? `${n} bytes` : n % MIB === 0 ? `${n / MIB} MiB` : `${(n / MIB).toFixed(2)} MiB`;
 
 /**
  * True when JSON text nests objects/arrays deeper than `max` (brackets inside strings do not count). One pass over
@@ -50,13 +51,18 @@ export type JsonLine = { ok: true; value: Record<string, unknown> } | { ok: fals
 
 /** A raw line as a JSON object, or why it cannot be one (too deep, not JSON, not an object); the size is checked while reading. */
 export function parseJsonLine(text: string): JsonLine {
-  if (nestedDeeperThan(text, LIMITS.depth)) return { ok: false, message: `nested deeper than ${LIMITS.depth} levels (JSON objects and arrays); flatten the line` };
+  if (nestedDeeperThan(text, LIMITS.depth))
+    return {
+      ok: false,
+      message: `nested deeper than ${LIMITS.depth} levels (JSON objects and arrays); flatten the line`,
+    };
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
     return { ok: false, message: `invalid JSON (${(err as Error).message}); each line must be one JSON object` };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'expected a JSON object on this line' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, message: 'expected a JSON object on this line' };
   return { ok: true, value: value as Record<string, unknown> };
 }

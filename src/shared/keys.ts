@@ -103,9 +103,28 @@ function layout(prefix: string) {
  * schedules, sign-ins, webhook deliveries, HTTP imports). Everything else a shard holds under its own tag.
  */
 const SHARED_KEYS = [
-  'pauseReason', 'schedules', 'rateLimitPause', 'outage', 'outageUntil', 'outageProbe', 'credentialsProven', 'credentialsProbe',
-  'session', 'authFailures', 'eventsLock', 'webhookDeliveries', 'webhookReceiver', 'importJob', 'projects', 'projectBatches', 'shardsInUse',
-  'limitRequests', 'limitTokenLog', 'limitTokens', 'file', 'fileLines',
+  'pauseReason',
+  'schedules',
+  'rateLimitPause',
+  'outage',
+  'outageUntil',
+  'outageProbe',
+  'credentialsProven',
+  'credentialsProbe',
+  'session',
+  'authFailures',
+  'eventsLock',
+  'webhookDeliveries',
+  'webhookReceiver',
+  'importJob',
+  'projects',
+  'projectBatches',
+  'shardsInUse',
+  'limitRequests',
+  'limitTokenLog',
+  'limitTokens',
+  'file',
+  'fileLines',
 ] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
 
 export type RedisKeys = ReturnType<typeof layout> & {
@@ -124,7 +143,8 @@ export type RedisKeys = ReturnType<typeof layout> & {
 };
 
 /** The base tag and every shard's (the base alone when unsharded): where records of either layout may be. */
-export const everyTag = (keys: RedisKeys): readonly RedisKeys[] => (keys.shardCount > 1 ? [rootOf(keys), ...keys.shards] : keys.shards);
+export const everyTag = (keys: RedisKeys): readonly RedisKeys[] =>
+  keys.shardCount > 1 ? [rootOf(keys), ...keys.shards] : keys.shards;
 const roots = new WeakMap<readonly RedisKeys[], RedisKeys>();
 const rootOf = (keys: RedisKeys) => roots.get(keys.shards)!;
 

@@ -18,12 +18,17 @@ export function keysPrelude(): string {
   const builders = Object.entries(SCRIPT_KEY_BUILDERS).map(([name, params]) => {
     const build = keys[name as keyof typeof SCRIPT_KEY_BUILDERS] as (...args: string[]) => string;
     const expression = (args: string[]) =>
-      build(...args).split(/([\u0001-\u000a])/).filter(Boolean).map((part) => (part === PREFIX ? 'prefix' : isParam(part) ? params[part.charCodeAt(0) - 2]! : lua(part))).join(' .. ');
+      build(...args)
+        .split(/([\u0001-\u000a])/)
+        .filter(Boolean)
+        .map((part) => (part === PREFIX ? 'prefix' : isParam(part) ? params[part.charCodeAt(0) - 2]! : lua(part)))
+        .join(' .. ');
     const own = params.map((_, i) => marker(i));
     const project = params.indexOf('project' as never);
-    const body = project < 0
-      ? `return ${expression(own)}`
-      : `if project == ${lua(DEFAULT_PROJECT)} then return ${expression(own.map((m, i) => (i === project ? DEFAULT_PROJECT : m)))} end return ${expression(own)}`;
+    const body =
+      project < 0
+        ? `return ${expression(own)}`
+        : `if project == ${lua(DEFAULT_PROJECT)} then return ${expression(own.map((m, i) => (i === project ? DEFAULT_PROJECT : m)))} end return ${expression(own)}`;
     return `function KEY.${name}(${['prefix', ...params].join(', ')}) ${body} end`;
   });
   return ['local KEY = {}', ...builders].join('\n');
@@ -63,9 +68,15 @@ function statusesPrelude(): string {
   const set = (values: readonly string[]) => `{ ${values.map((v) => `${v} = true`).join(', ')} }`;
   return [
     `local FINISHED_REQUEST = ${set(FINISHED_STATUSES)}`,
-    `local FINAL_STATUS = { ${Object.entries(BATCH_FINAL_STATUS).map(([from, to]) => `${from} = '${to}'`).join(', ')} }`,
+    `local FINAL_STATUS = { ${Object.entries(BATCH_FINAL_STATUS)
+      .map(([from, to]) => `${from} = '${to}'`)
+      .join(', ')} }`,
     `local ENDS_WITH_REQUESTS = ${set(Object.values(BATCH_FINAL_STATUS))}`,
   ].join('\n');
 }
 
-export const PRELUDES: Record<string, () => string> = { keys: keysPrelude, events: eventsPrelude, statuses: statusesPrelude };
+export const PRELUDES: Record<string, () => string> = {
+  keys: keysPrelude,
+  events: eventsPrelude,
+  statuses: statusesPrelude,
+};

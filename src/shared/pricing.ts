@@ -21,7 +21,12 @@ export interface Usage {
 export type PriceTable = Map<string, ModelPrice>;
 
 const outputLimit = z.number().int().min(1).optional();
-const chatqEntry = z.object({ input: z.number().min(0), cached_input: z.number().min(0).optional(), output: z.number().min(0), max_output: outputLimit });
+const chatqEntry = z.object({
+  input: z.number().min(0),
+  cached_input: z.number().min(0).optional(),
+  output: z.number().min(0),
+  max_output: outputLimit,
+});
 const litellmEntry = z.object({
   input_cost_per_token: z.number().min(0),
   output_cost_per_token: z.number().min(0),
@@ -35,12 +40,18 @@ export class PriceFileError extends Error {}
 
 /** Reads chatq's prices.json shape or LiteLLM's model_prices_and_context_window.json; entries of neither shape are ignored. */
 export function parsePriceFile(json: unknown, source: string): PriceTable {
-  if (typeof json !== 'object' || json === null) throw new PriceFileError(`${source}: expected a JSON object of model -> prices`);
+  if (typeof json !== 'object' || json === null)
+    throw new PriceFileError(`${source}: expected a JSON object of model -> prices`);
   const table: PriceTable = new Map();
   for (const [model, entry] of Object.entries(json)) {
     const own = chatqEntry.safeParse(entry);
     if (own.success) {
-      table.set(model, { input: own.data.input, cachedInput: own.data.cached_input ?? own.data.input, output: own.data.output, ...withLimit(own.data.max_output) });
+      table.set(model, {
+        input: own.data.input,
+        cachedInput: own.data.cached_input ?? own.data.input,
+        output: own.data.output,
+        ...withLimit(own.data.max_output),
+      });
       continue;
     }
     const lite = litellmEntry.safeParse(entry);
@@ -59,7 +70,10 @@ export function parsePriceFile(json: unknown, source: string): PriceTable {
 
 /** The shipped prices, overlaid by `overrideFile` when given (its entries win). */
 export function loadPrices(overrideFile?: string): PriceTable {
-  const shipped = parsePriceFile(JSON.parse(readFileSync(new URL('./prices.json', import.meta.url), 'utf8')), 'prices.json');
+  const shipped = parsePriceFile(
+    JSON.parse(readFileSync(new URL('./prices.json', import.meta.url), 'utf8')),
+    'prices.json',
+  );
   if (!overrideFile) return shipped;
   let json: unknown;
   try {
@@ -90,7 +104,11 @@ export function costNano(price: ModelPrice | undefined, usage: Usage): number | 
   if (!price) return undefined;
   const cached = Math.min(usage.cached_tokens, usage.prompt_tokens);
   // 1 USD per 1M tokens = 1,000 nano-USD per token.
-  return Math.round((usage.prompt_tokens - cached) * price.input * 1000 + cached * price.cachedInput * 1000 + usage.completion_tokens * price.output * 1000);
+  return Math.round(
+    (usage.prompt_tokens - cached) * price.input * 1000 +
+      cached * price.cachedInput * 1000 +
+      usage.completion_tokens * price.output * 1000,
+  );
 }
 
 export function formatUsd(nano: number): string {

@@ -9,7 +9,12 @@ export interface PauseReason {
 }
 
 /** Pauses every worker (BullMQ queue pause) and records why, for `chatq status` and the API to show. */
-export async function pauseQueue(queues: RequestQueues, redis: RedisClient, keys: RedisKeys, reason: PauseReason): Promise<void> {
+export async function pauseQueue(
+  queues: RequestQueues,
+  redis: RedisClient,
+  keys: RedisKeys,
+  reason: PauseReason,
+): Promise<void> {
   await redis.set(keys.pauseReason, JSON.stringify(reason));
   await queues.pause();
 }

@@ -1,16 +1,33 @@
 import type { RedisClient } from './redis.js';
-import { batchPartId, DEFAULT_PROJECT, everyTag, parentOfPart, type RedisKeys, type StoredUsageDimension } from './keys.js';
+import {
+  batchPartId,
+  DEFAULT_PROJECT,
+  everyTag,
+  parentOfPart,
+  type RedisKeys,
+  type StoredUsageDimension,
+} from './keys.js';
 import type { Scope } from './scope.js';
 import { groupBy } from './group-by.js';
 import { decodeResponse } from './response-codec.js';
 import { foldUsage } from './usage-fold.js';
 import { combineParts, endedWithParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
-import { REQUEST_FIELDS, toBatchRecord, toStoredRequest, type BatchRecord, type StoredRequest } from './request-record.js';
+import {
+  REQUEST_FIELDS,
+  toBatchRecord,
+  toStoredRequest,
+  type BatchRecord,
+  type StoredRequest,
+} from './request-record.js';
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
 
 /** A batch's record as its fields (a sharded batch's combined from its parts'). */
-export async function readBatchFields(redis: RedisClient, keys: RedisKeys, id: string): Promise<Record<string, string>> {
+export async function readBatchFields(
+  redis: RedisClient,
+  keys: RedisKeys,
+  id: string,
+): Promise<Record<string, string>> {
   const own = await redis.hgetall(keys.batch(id));
   const parts = partsOf(keys, id, own);
   return parts.length && !endedWithParts(own) ? combineParts(own, await readParts(redis, parts)) : own;
@@ -21,23 +38,44 @@ export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string):
 }
 
 /** Requests by id, each read from its shard (one pipeline per shard: a pipeline stays within one slot). */
-export async function getRequests(redis: RedisClient, keys: RedisKeys, ids: readonly string[]): Promise<(StoredRequest | null)[]> {
+export async function getRequests(
+  redis: RedisClient,
+  keys: RedisKeys,
+  ids: readonly string[],
+): Promise<(StoredRequest | null)[]> {
   const byShard = groupBy(ids.keys(), (i) => keys.forId(ids[i]!));
   const found: (StoredRequest | null)[] = ids.map(() => null);
-  await Promise.all([...byShard].map(async ([k, indexes]) => {
-    const pipeline = redis.pipeline();
-    for (const i of indexes) pipeline.hmget(k.request(ids[i]!), ...REQUEST_FIELDS).get(k.requestBody(ids[i]!)).getBuffer(k.requestResponse(ids[i]!));
-    const rows = (await pipeline.exec())!;
-    indexes.forEach((i, n) => {
-      const [err, values] = rows[n * 3]!;
-      if (!err) found[i] = toStoredRequest(ids[i]!, values as (string | null)[], rows[n * 3 + 1]![1] as string | null, decodeResponse(rows[n * 3 + 2]![1] as Buffer | null));
-    });
-  }));
+  await Promise.all(
+    [...byShard].map(async ([k, indexes]) => {
+      const pipeline = redis.pipeline();
+      for (const i of indexes)
+        pipeline
+          .hmget(k.request(ids[i]!), ...REQUEST_FIELDS)
+          .get(k.requestBody(ids[i]!))
+          .getBuffer(k.requestResponse(ids[i]!));
+      const rows = (await pipeline.exec())!;
+      indexes.forEach((i, n) => {
+        const [err, values] = rows[n * 3]!;
+        if (!err)
+          found[i] = toStoredRequest(
+            ids[i]!,
+            values as (string | null)[],
+            rows[n * 3 + 1]![1] as string | null,
+            decodeResponse(rows[n * 3 + 2]![1] as Buffer | null),
+          );
+      });
+    }),
+  );
   return found;
 }
 
 /** The ids of a batch's (or a part's) requests in input order, read in pages. */
-async function* readIds(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize: number): AsyncGenerator<string[]> {
+async function* readIds(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchId: string,
+  pageSize: number,
+): AsyncGenerator<string[]> {
   for (let start = 0; ; start += pageSize) {
     const ids = await redis.lrange(keys.batchRequests(batchId), start, start + pageSize - 1);
     if (ids.length) yield ids;
@@ -50,7 +88,12 @@ const seqOf = (id: string) => Number(id.slice(id.lastIndexOf('-') + 1));
 
 /** A sharded batch's request ids in input order: its parts' lists (each in order) merged. */
 async function* mergedIds(redis: RedisClient, parts: readonly BatchPart[], pageSize: number): AsyncGenerator<string[]> {
-  const sources = parts.map((p) => ({ pages: readIds(redis, p.keys, p.id, pageSize), page: [] as string[], at: 0, done: false }));
+  const sources = parts.map((p) => ({
+    pages: readIds(redis, p.keys, p.id, pageSize),
+    page: [] as string[],
+    at: 0,
+    done: false,
+  }));
   const fill = async (s: (typeof sources)[number]) => {
     if (s.at < s.page.length || s.done) return;
     const next = await s.pages.next();
@@ -63,7 +106,8 @@ async function* mergedIds(redis: RedisClient, parts: readonly BatchPart[], pageS
     const out: string[] = [];
     while (out.length < pageSize) {
       let best: (typeof sources)[number] | undefined;
-      for (const s of sources) if (s.at < s.page.length && (!best || seqOf(s.page[s.at]!) < seqOf(best.page[best.at]!))) best = s;
+      for (const s of sources)
+        if (s.at < s.page.length && (!best || seqOf(s.page[s.at]!) < seqOf(best.page[best.at]!))) best = s;
       if (!best) break;
       out.push(best.page[best.at]!);
       best.at += 1;
@@ -75,22 +119,42 @@ async function* mergedIds(redis: RedisClient, parts: readonly BatchPart[], pageS
 }
 
 /** A batch's request ids in input order, page by page (a sharded batch's merged from its parts'). */
-async function batchIdPages(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize: number): Promise<{ parts: BatchPart[]; pages: AsyncGenerator<string[]> }> {
+async function batchIdPages(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchId: string,
+  pageSize: number,
+): Promise<{ parts: BatchPart[]; pages: AsyncGenerator<string[]> }> {
   // Read whatever the shard count now: a batch of another count names its own parts.
   const parts = partsOf(keys, batchId, { shards: (await redis.hget(keys.batch(batchId), 'shards')) ?? '' });
   return { parts, pages: parts.length ? mergedIds(redis, parts, pageSize) : readIds(redis, keys, batchId, pageSize) };
 }
 
 /** A batch's requests in input order, read in pages (a sharded batch's from every part). */
-export async function* readBatchRequests(redis: RedisClient, keys: RedisKeys, batchId: string, pageSize = 500): AsyncGenerator<StoredRequest> {
-  for await (const ids of (await batchIdPages(redis, keys, batchId, pageSize)).pages) for (const r of await getRequests(redis, keys, ids)) if (r) yield r;
+export async function* readBatchRequests(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchId: string,
+  pageSize = 500,
+): AsyncGenerator<StoredRequest> {
+  for await (const ids of (await batchIdPages(redis, keys, batchId, pageSize)).pages)
+    for (const r of await getRequests(redis, keys, ids)) if (r) yield r;
 }
 
 /** `size` request ids of a batch from position `start` in input order, and how many it has (a sharded batch's are merged: a later page reads past the earlier ones). */
-export async function batchRequestIds(redis: RedisClient, keys: RedisKeys, batchId: string, start: number, size: number): Promise<{ count: number; ids: string[] }> {
+export async function batchRequestIds(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchId: string,
+  start: number,
+  size: number,
+): Promise<{ count: number; ids: string[] }> {
   const { parts, pages } = await batchIdPages(redis, keys, batchId, size);
   if (parts.length === 0) {
-    const [count, ids] = await Promise.all([redis.llen(keys.batchRequests(batchId)), redis.lrange(keys.batchRequests(batchId), start, start + size - 1)]);
+    const [count, ids] = await Promise.all([
+      redis.llen(keys.batchRequests(batchId)),
+      redis.lrange(keys.batchRequests(batchId), start, start + size - 1),
+    ]);
     return { count, ids };
   }
   const counts = await Promise.all(parts.map((p) => redis.llen(p.keys.batchRequests(p.id))));
@@ -138,23 +202,50 @@ export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
 }
 
 /** One aggregate, with every pending record folded in first (a batch's tokens arrive through the fold). */
-export async function getUsage(redis: RedisClient, keys: RedisKeys, project: string, dim: StoredUsageDimension, key: string): Promise<UsageRow> {
+export async function getUsage(
+  redis: RedisClient,
+  keys: RedisKeys,
+  project: string,
+  dim: StoredUsageDimension,
+  key: string,
+): Promise<UsageRow> {
   return (await getUsages(redis, keys, [{ project, dim, key }]))[0]!;
 }
 
 /** An aggregate's key in one tag: a sharded batch's usage is kept by its parts, each in its shard. */
-const keyInTag = (k: RedisKeys, dim: StoredUsageDimension, key: string) => (dim === 'batch' && k.shardCount > 1 && k.shardIndex >= 0 ? batchPartId(key, k.shardIndex, k.shardCount) : key);
+const keyInTag = (k: RedisKeys, dim: StoredUsageDimension, key: string) =>
+  dim === 'batch' && k.shardCount > 1 && k.shardIndex >= 0 ? batchPartId(key, k.shardIndex, k.shardCount) : key;
 
 /** Several aggregates after one fold, each summed over the tags that keep parts of it (one pipeline per tag). */
-export async function getUsages(redis: RedisClient, keys: RedisKeys, wanted: readonly { project: string; dim: StoredUsageDimension; key: string }[]): Promise<UsageRow[]> {
+export async function getUsages(
+  redis: RedisClient,
+  keys: RedisKeys,
+  wanted: readonly { project: string; dim: StoredUsageDimension; key: string }[],
+): Promise<UsageRow[]> {
   await foldUsage(redis, keys);
   if (wanted.length === 0) return [];
-  const perTag = await Promise.all(everyTag(keys).map(async (k) => (await wanted.reduce((p, w) => p.hgetall(k.usage(w.project, w.dim, keyInTag(k, w.dim, w.key))), redis.pipeline()).exec()) ?? []));
-  return wanted.map((w, i) => perTag.reduce((row, replies) => addUsage(row, toUsageRow(w.key, (replies[i]?.[1] ?? {}) as Record<string, string>)), toUsageRow(w.key, {})));
+  const perTag = await Promise.all(
+    everyTag(keys).map(
+      async (k) =>
+        (await wanted
+          .reduce((p, w) => p.hgetall(k.usage(w.project, w.dim, keyInTag(k, w.dim, w.key))), redis.pipeline())
+          .exec()) ?? [],
+    ),
+  );
+  return wanted.map((w, i) =>
+    perTag.reduce(
+      (row, replies) => addUsage(row, toUsageRow(w.key, (replies[i]?.[1] ?? {}) as Record<string, string>)),
+      toUsageRow(w.key, {}),
+    ),
+  );
 }
 
 /** A counters hash kept per tag (the cluster metrics), summed over the base tag and every shard's. */
-export async function sumOverTags(redis: RedisClient, keys: RedisKeys, key: (k: RedisKeys) => string): Promise<Record<string, string>> {
+export async function sumOverTags(
+  redis: RedisClient,
+  keys: RedisKeys,
+  key: (k: RedisKeys) => string,
+): Promise<Record<string, string>> {
   const sums: Record<string, number> = {};
   for (const h of await Promise.all(everyTag(keys).map((k) => redis.hgetall(key(k))))) {
     for (const [field, value] of Object.entries(h)) sums[field] = (sums[field] ?? 0) + Number(value);
@@ -178,13 +269,23 @@ export function addUsage(a: UsageRow, b: UsageRow): UsageRow {
  * Every aggregate of one dimension in the scope's projects (summed across them for an admin), sorted by key;
  * `only` narrows to the given keys.
  */
-export async function listUsage(redis: RedisClient, keys: RedisKeys, scope: Scope, dim: StoredUsageDimension, only?: (key: string) => boolean): Promise<UsageRow[]> {
+export async function listUsage(
+  redis: RedisClient,
+  keys: RedisKeys,
+  scope: Scope,
+  dim: StoredUsageDimension,
+  only?: (key: string) => boolean,
+): Promise<UsageRow[]> {
   await foldUsage(redis, keys);
   const rows = new Map<string, UsageRow>();
-  const tagProjects = (await projectsOf(redis, keys, scope)).flatMap((project) => everyTag(keys).map((k) => ({ k, project })));
+  const tagProjects = (await projectsOf(redis, keys, scope)).flatMap((project) =>
+    everyTag(keys).map((k) => ({ k, project })),
+  );
   for (const { k, project } of tagProjects) {
     // A batch part's usage counts as its batch's.
-    const members = (await redis.zrange(k.usageIndex(project, dim), 0, -1)).filter((m) => !only || only(dim === 'batch' ? parentOfPart(m) : m));
+    const members = (await redis.zrange(k.usageIndex(project, dim), 0, -1)).filter(
+      (m) => !only || only(dim === 'batch' ? parentOfPart(m) : m),
+    );
     const pipeline = redis.pipeline();
     for (const m of members) pipeline.hgetall(k.usage(project, dim, m));
     const replies = (await pipeline.exec()) ?? [];

@@ -7,7 +7,8 @@ export interface RedisProblem {
 }
 
 // A cluster failing over (a master lost, its replica not yet promoted) is unavailable for a moment too.
-const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out/i;
+const UNAVAILABLE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out/i;
 
 export function describeRedisError(err: unknown): RedisProblem | null {
   // A MULTI whose commands Redis refused as they were queued fails as EXECABORT: what matters is why they were refused.
@@ -15,33 +16,49 @@ export function describeRedisError(err: unknown): RedisProblem | null {
   if (refused !== undefined) return describeRedisError(refused);
   const message = err instanceof Error ? err.message : String(err);
   if (/\bOOM\b/.test(message)) {
-    return { code: 'redis_oom', message: 'Redis is out of memory (maxmemory reached, noeviction): free memory or raise maxmemory' };
+    return {
+      code: 'redis_oom',
+      message: 'Redis is out of memory (maxmemory reached, noeviction): free memory or raise maxmemory',
+    };
   }
   if (/^NOREPLICAS\b/.test(message)) {
-    return { code: 'redis_no_replicas', message: 'fewer Redis replicas than CHATQ_REDIS_WAIT_REPLICAS acknowledged a call\'s claim in CHATQ_REDIS_WAIT_MS: calls are held until enough replicas answer (or lower CHATQ_REDIS_WAIT_REPLICAS)' };
+    return {
+      code: 'redis_no_replicas',
+      message:
+        "fewer Redis replicas than CHATQ_REDIS_WAIT_REPLICAS acknowledged a call's claim in CHATQ_REDIS_WAIT_MS: calls are held until enough replicas answer (or lower CHATQ_REDIS_WAIT_REPLICAS)",
+    };
   }
-  if (UNAVAILABLE.test(message)) return { code: 'redis_unavailable', message: `Redis went away (${message.split('\n')[0]!.slice(0, 120)})` };
+  if (UNAVAILABLE.test(message))
+    return { code: 'redis_unavailable', message: `Redis went away (${message.split('\n')[0]!.slice(0, 120)})` };
   if (/^(ERR|WRONGTYPE|NOSCRIPT|READONLY|LOADING|BUSY|MISCONF|NOAUTH|WRONGPASS|NOPERM)\b/.test(message)) {
     return { code: 'redis_error', message: `Redis refused a command: ${message.split('\n')[0]!.slice(0, 200)}` };
   }
   return null;
 }
 
-const UNTRUSTED_CERT = /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/;
+const UNTRUSTED_CERT =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/;
 
 /** Why a connection was refused, in one line that says what to change; undefined when Redis just did not answer. */
 export function connectionRefusal(err: Error & { code?: string }, target: RedisTarget): string | undefined {
   const first = seedUrls(target.redisUrl)[0]!;
   const user = first.username ? decodeURIComponent(first.username) : 'default';
   const message = err.message.split('\n')[0]!;
-  if (/^WRONGPASS/.test(message)) return `Redis refused the password for user "${user}" (WRONGPASS): check the user and password in REDIS_URL`;
-  if (/^NOAUTH/.test(message)) return 'Redis needs a password (NOAUTH): put the user and password in REDIS_URL, as rediss://USER:PASSWORD@host:port';
-  if (/^NOPERM/.test(message)) return `Redis user "${user}" may not run chatq's commands (NOPERM): give it +@all on ~* and &* (or the prefix's keys), or use another user`;
+  if (/^WRONGPASS/.test(message))
+    return `Redis refused the password for user "${user}" (WRONGPASS): check the user and password in REDIS_URL`;
+  if (/^NOAUTH/.test(message))
+    return 'Redis needs a password (NOAUTH): put the user and password in REDIS_URL, as rediss://USER:PASSWORD@host:port';
+  if (/^NOPERM/.test(message))
+    return `Redis user "${user}" may not run chatq's commands (NOPERM): give it +@all on ~* and &* (or the prefix's keys), or use another user`;
   if (err.code && UNTRUSTED_CERT.test(err.code)) {
-    return `the Redis server's TLS certificate is not trusted (${err.code}): ${target.redisCa ? `the CA in CHATQ_REDIS_CA (${target.redisCa}) did not sign it; set CHATQ_REDIS_CA to the one that did` : "set CHATQ_REDIS_CA to the PEM file of the CA that signed it"}`;
+    return `the Redis server's TLS certificate is not trusted (${err.code}): ${target.redisCa ? `the CA in CHATQ_REDIS_CA (${target.redisCa}) did not sign it; set CHATQ_REDIS_CA to the one that did` : 'set CHATQ_REDIS_CA to the PEM file of the CA that signed it'}`;
   }
-  if (err.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the Redis server's TLS certificate does not name ${first.hostname}: use the host name it was issued for in REDIS_URL`;
-  if (/No master with that name|ERR No such master/i.test(message) || /^Failed to connect to the master|no master/i.test(message)) {
+  if (err.code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `the Redis server's TLS certificate does not name ${first.hostname}: use the host name it was issued for in REDIS_URL`;
+  if (
+    /No master with that name|ERR No such master/i.test(message) ||
+    /^Failed to connect to the master|no master/i.test(message)
+  ) {
     return `the sentinels know no master named "${sentinelMaster(seedUrls(target.redisUrl))}": put the name they monitor in REDIS_URL (redis+sentinel://host:26379/NAME)`;
   }
   return undefined;

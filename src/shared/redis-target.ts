@@ -11,7 +11,9 @@ export interface RedisTarget {
 /** A REDIS_URL fit to print: without user names and passwords. */
 export function printableRedisUrl(url: string): string {
   try {
-    return seedUrls(url).map((u) => `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`).join(',');
+    return seedUrls(url)
+      .map((u) => `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`)
+      .join(',');
   } catch {
     return '(unparsable REDIS_URL)';
   }
@@ -19,7 +21,10 @@ export function printableRedisUrl(url: string): string {
 
 /** The seed nodes of a REDIS_URL: "redis://h1:7000,redis://h2:7001" (or "redis://h1:7000,h2:7001"). */
 export function seedUrls(redisUrl: string): URL[] {
-  const parts = redisUrl.split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = redisUrl
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const scheme = /^[a-z+]+:\/\//.exec(parts[0] ?? '')?.[0] ?? 'redis://';
   return parts.map((s) => new URL(s.includes('://') ? s : `${scheme}${s}`));
 }
@@ -30,4 +35,5 @@ const SENTINEL = /^rediss?\+sentinel:$/;
 export const isSentinel = (seeds: URL[]) => SENTINEL.test(seeds[0]!.protocol);
 
 /** The master the sentinels are asked for: the path of redis+sentinel://s1:26379,s2:26379/NAME. */
-export const sentinelMaster = (seeds: URL[]) => seeds.map((u) => decodeURIComponent(u.pathname.slice(1))).find(Boolean) ?? 'mymaster';
+export const sentinelMaster = (seeds: URL[]) =>
+  seeds.map((u) => decodeURIComponent(u.pathname.slice(1))).find(Boolean) ?? 'mymaster';

@@ -7,7 +7,6 @@ import { connectionRefusal, describeRedisError } from './redis-errors.js';
 import { isSentinel, seedUrls, sentinelMaster, type RedisTarget } from './redis-target.js';
 import { PRELUDES } from './lua-preludes.js';
 
-
 /** A single Redis or a Redis Cluster: chatq runs the same on both. */
 export type RedisClient = Redis | Cluster;
 
@@ -50,8 +49,14 @@ function watch<C extends RedisClient>(client: C): C {
 /** The user, password and TLS settings a REDIS_URL and CHATQ_REDIS_CA give every connection. */
 function authAndTls(target: RedisTarget): RedisOptions {
   const first = seedUrls(target.redisUrl)[0]!;
-  const tls = first.protocol.startsWith('rediss') ? { tls: target.redisCa ? { ca: readFileSync(target.redisCa) } : {} } : {};
-  return { ...(first.username ? { username: decodeURIComponent(first.username) } : {}), ...(first.password ? { password: decodeURIComponent(first.password) } : {}), ...tls };
+  const tls = first.protocol.startsWith('rediss')
+    ? { tls: target.redisCa ? { ca: readFileSync(target.redisCa) } : {} }
+    : {};
+  return {
+    ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+    ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+    ...tls,
+  };
 }
 
 /**
@@ -61,12 +66,25 @@ function authAndTls(target: RedisTarget): RedisOptions {
  */
 function singleOf(target: RedisTarget, options: RedisOptions): Redis {
   const seeds = seedUrls(target.redisUrl);
-  const common: RedisOptions = { ...authAndTls(target), reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false), ...options };
+  const common: RedisOptions = {
+    ...authAndTls(target),
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+    ...options,
+  };
   if (!isSentinel(seeds)) {
     const u = seeds[0]!;
-    return new Redis({ host: u.hostname, port: Number(u.port || 6379), db: Number(u.pathname.slice(1) || 0), ...common });
+    return new Redis({
+      host: u.hostname,
+      port: Number(u.port || 6379),
+      db: Number(u.pathname.slice(1) || 0),
+      ...common,
+    });
   }
-  return new Redis({ sentinels: seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 26379) })), name: sentinelMaster(seeds), ...common });
+  return new Redis({
+    sentinels: seeds.map((u) => ({ host: u.hostname, port: Number(u.port || 26379) })),
+    name: sentinelMaster(seeds),
+    ...common,
+  });
 }
 
 function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptions: ClusterOptions = {}): Cluster {
@@ -85,8 +103,17 @@ function clusterOf(target: RedisTarget, redisOptions: RedisOptions, clusterOptio
  * `autoPipelining`, the commands issued in one tick go in one write; every script loaded so far is defined on it at
  * once, since a command defined later is missing from the pipeline of the tick it is first sent in.
  */
-export function connectRedis(target: RedisTarget, name = 'chatq', opts: { failFast?: boolean; autoPipelining?: boolean; commandTimeoutMs?: number } = {}): RedisClient {
-  const options = { maxRetriesPerRequest: opts.failFast ? 10 : null, connectionName: name, enableAutoPipelining: opts.autoPipelining ?? false, ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}) };
+export function connectRedis(
+  target: RedisTarget,
+  name = 'chatq',
+  opts: { failFast?: boolean; autoPipelining?: boolean; commandTimeoutMs?: number } = {},
+): RedisClient {
+  const options = {
+    maxRetriesPerRequest: opts.failFast ? 10 : null,
+    connectionName: name,
+    enableAutoPipelining: opts.autoPipelining ?? false,
+    ...(opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {}),
+  };
   const client = watch(target.redisCluster ? clusterOf(target, options) : singleOf(target, options));
   if (opts.autoPipelining) for (const script of LuaScript.loaded) script.prepare(client);
   return client;
@@ -115,32 +142,65 @@ export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable
  * refused connection (password, TLS certificate, Sentinel master name) is told apart from an unanswered one.
  */
 export async function probeRedis(target: RedisTarget, timeoutMs = CONNECT_TIMEOUT_MS): Promise<RedisProbe> {
-  const host = seedUrls(target.redisUrl).map((u) => u.host).join(',');
+  const host = seedUrls(target.redisUrl)
+    .map((u) => u.host)
+    .join(',');
   const db = Number(seedUrls(target.redisUrl)[0]!.pathname.slice(1) || 0);
-  if (target.redisCluster && db !== 0) return { ok: false, reason: `REDIS_URL names database ${db}, but a Redis Cluster has only database 0`, unreachable: false };
+  if (target.redisCluster && db !== 0)
+    return {
+      ok: false,
+      reason: `REDIS_URL names database ${db}, but a Redis Cluster has only database 0`,
+      unreachable: false,
+    };
   const sentinel = isSentinel(seedUrls(target.redisUrl));
   const probe: RedisClient = target.redisCluster
-    ? clusterOf(target, { maxRetriesPerRequest: 0, connectTimeout: timeoutMs }, { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false })
-    : singleOf(target, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, sentinelRetryStrategy: () => null, connectTimeout: timeoutMs, ...(sentinel ? {} : { db: 0 }) });
+    ? clusterOf(
+        target,
+        { maxRetriesPerRequest: 0, connectTimeout: timeoutMs },
+        { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false },
+      )
+    : singleOf(target, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        sentinelRetryStrategy: () => null,
+        connectTimeout: timeoutMs,
+        ...(sentinel ? {} : { db: 0 }),
+      });
   let firstError: (Error & { code?: string }) | undefined;
   probe.on('error', (err: Error) => (firstError ??= err));
-  const refused = (err: unknown) => [firstError, err].map((e) => (e instanceof Error ? connectionRefusal(e, target) : undefined)).find(Boolean);
+  const refused = (err: unknown) =>
+    [firstError, err].map((e) => (e instanceof Error ? connectionRefusal(e, target) : undefined)).find(Boolean);
   try {
     await probe.connect();
     if (db !== 0 && !sentinel) {
       try {
         await (probe as Redis).select(db);
       } catch {
-        return { ok: false, reason: `REDIS_URL names database ${db}, which the Redis at ${host} does not have (see its "databases" setting): use one it has, such as /0`, unreachable: false };
+        return {
+          ok: false,
+          reason: `REDIS_URL names database ${db}, which the Redis at ${host} does not have (see its "databases" setting): use one it has, such as /0`,
+          unreachable: false,
+        };
       }
     }
-    if (target.redisCluster && !/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO')))) return { ok: false, reason: `the Redis Cluster at ${host} is not up (cluster_state is not ok)`, unreachable: false };
-    if ((await probe.ping()) !== 'PONG') return { ok: false, reason: `the server at ${host} does not answer PING like Redis`, unreachable: false };
+    if (target.redisCluster && !/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO'))))
+      return {
+        ok: false,
+        reason: `the Redis Cluster at ${host} is not up (cluster_state is not ok)`,
+        unreachable: false,
+      };
+    if ((await probe.ping()) !== 'PONG')
+      return { ok: false, reason: `the server at ${host} does not answer PING like Redis`, unreachable: false };
     return { ok: true };
   } catch (err) {
     const why = refused(err);
     if (why) return { ok: false, reason: why, unreachable: false };
-    return { ok: false, reason: `cannot reach Redis at ${host} (${(firstError ?? (err as Error)).message.split('\n')[0]})`, unreachable: true };
+    return {
+      ok: false,
+      reason: `cannot reach Redis at ${host} (${(firstError ?? (err as Error)).message.split('\n')[0]})`,
+      unreachable: true,
+    };
   } finally {
     probe.disconnect();
   }
@@ -178,20 +238,32 @@ export class LuaScript {
 
   run(redis: RedisClient, keys: string[], args: ScriptArg[]): Promise<unknown> {
     this.define(redis);
-    return (redis as unknown as Record<string, (...a: ScriptArg[]) => Promise<unknown>>)[this.name]!(keys.length, ...keys, ...args);
+    return (redis as unknown as Record<string, (...a: ScriptArg[]) => Promise<unknown>>)[this.name]!(
+      keys.length,
+      ...keys,
+      ...args,
+    );
   }
 
   /**
    * Runs the script, then (same round trip, same node) WAITs until `replicas.count` replicas hold its writes, or
    * `replicas.timeoutMs` passed. Answers the script's reply and whether enough replicas acknowledged.
    */
-  async runReplicated(redis: RedisClient, keys: string[], args: ScriptArg[], replicas: { count: number; timeoutMs: number }): Promise<{ reply: unknown; replicated: boolean }> {
+  async runReplicated(
+    redis: RedisClient,
+    keys: string[],
+    args: ScriptArg[],
+    replicas: { count: number; timeoutMs: number },
+  ): Promise<{ reply: unknown; replicated: boolean }> {
     if (replicas.count <= 0) return { reply: await this.run(redis, keys, args), replicated: true };
     this.define(redis);
     const pipeline = redis.pipeline();
     this.queue(pipeline, keys, args);
     pipeline.wait(replicas.count, replicas.timeoutMs);
-    const [[scriptErr, reply], [waitErr, acked]] = (await pipeline.exec()) as [[Error | null, unknown], [Error | null, unknown]];
+    const [[scriptErr, reply], [waitErr, acked]] = (await pipeline.exec()) as [
+      [Error | null, unknown],
+      [Error | null, unknown],
+    ];
     if (scriptErr) throw scriptErr;
     if (waitErr) throw waitErr;
     return { reply, replicated: Number(acked) >= replicas.count };

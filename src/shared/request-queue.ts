@@ -28,7 +28,10 @@ export function openRequestQueue(connection: RedisClient, prefix: string): Queue
 export class RequestQueues {
   readonly all: readonly Queue[];
 
-  constructor(connection: RedisClient, private readonly keys: RedisKeys) {
+  constructor(
+    connection: RedisClient,
+    private readonly keys: RedisKeys,
+  ) {
     this.all = keys.shards.map((k) => openRequestQueue(connection, k.prefix));
   }
 
@@ -67,7 +70,9 @@ export class RequestQueues {
   /** Workers listening: the most on any shard's queue. */
   /** Worker processes seen on any shard: a process's BullMQ workers share its name (see worker-pool.ts). */
   async getWorkersCount(): Promise<number> {
-    const perQueue = await Promise.all(this.all.map(async (q) => new Set((await q.getWorkers()).map((w) => w.rawname)).size));
+    const perQueue = await Promise.all(
+      this.all.map(async (q) => new Set((await q.getWorkers()).map((w) => w.rawname)).size),
+    );
     return Math.max(...perQueue);
   }
 
@@ -81,5 +86,11 @@ async function addJobs(queue: Queue, ids: readonly string[], delayMs: number): P
     await queue.add(JOB_NAME, {}, { ...JOB_OPTIONS, jobId: ids[0]!, ...(delayMs > 0 ? { delay: delayMs } : {}) });
     return;
   }
-  await queue.addBulk(ids.map((id) => ({ name: JOB_NAME, data: {}, opts: { ...JOB_OPTIONS, jobId: id, ...(delayMs > 0 ? { delay: delayMs } : {}) } })));
+  await queue.addBulk(
+    ids.map((id) => ({
+      name: JOB_NAME,
+      data: {},
+      opts: { ...JOB_OPTIONS, jobId: id, ...(delayMs > 0 ? { delay: delayMs } : {}) },
+    })),
+  );
 }

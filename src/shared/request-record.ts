@@ -59,7 +59,13 @@ export interface StoredRequest {
   httpStatus: number | null;
   upstreamRequestId: string | null;
   latencyMs: number | null;
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; cached_tokens: number; reasoning_tokens: number };
+  usage: {
+    prompt_tokens: number;
+    completion_tokens: number;
+    total_tokens: number;
+    cached_tokens: number;
+    reasoning_tokens: number;
+  };
   costNano: number | null;
   createdAt: number;
   finishedAt: number | null;
@@ -74,10 +80,33 @@ export interface StoredRequest {
 }
 
 export const REQUEST_FIELDS = [
-  'batch', 'seq', 'custom_id', 'userid', 'model', 'status', 'attempts', 'claims', 'error', 'http_status',
-  'upstream_request_id', 'latency_ms', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cached_tokens',
-  'reasoning_tokens', 'cost_nano', 'created_at', 'finished_at', 'attempt_log', 'line', 'expect', 'grade',
-  'on_failure', 'history', 'prev',
+  'batch',
+  'seq',
+  'custom_id',
+  'userid',
+  'model',
+  'status',
+  'attempts',
+  'claims',
+  'error',
+  'http_status',
+  'upstream_request_id',
+  'latency_ms',
+  'prompt_tokens',
+  'completion_tokens',
+  'total_tokens',
+  'cached_tokens',
+  'reasoning_tokens',
+  'cost_nano',
+  'created_at',
+  'finished_at',
+  'attempt_log',
+  'line',
+  'expect',
+  'grade',
+  'on_failure',
+  'history',
+  'prev',
 ] as const;
 
 const num = (v: string | null | undefined): number => (v ? Number(v) : 0);
@@ -85,8 +114,16 @@ const maybeNum = (v: string | null | undefined): number | null => (v ? Number(v)
 const maybeJson = <T>(v: string | null | undefined): T | null => (v ? (JSON.parse(v) as T) : null);
 
 /** Builds a StoredRequest from HMGET values in REQUEST_FIELDS order, its body and response; null when the hash is gone (expired or unknown). */
-export function toStoredRequest(id: string, values: (string | null)[], body: string | null, response: string | null): StoredRequest | null {
-  const f = Object.fromEntries(REQUEST_FIELDS.map((k, i) => [k, values[i] ?? null])) as Record<(typeof REQUEST_FIELDS)[number], string | null>;
+export function toStoredRequest(
+  id: string,
+  values: (string | null)[],
+  body: string | null,
+  response: string | null,
+): StoredRequest | null {
+  const f = Object.fromEntries(REQUEST_FIELDS.map((k, i) => [k, values[i] ?? null])) as Record<
+    (typeof REQUEST_FIELDS)[number],
+    string | null
+  >;
   if (!f.status) return null;
   return {
     id,
@@ -126,7 +163,15 @@ export function toStoredRequest(id: string, values: (string | null)[], body: str
 }
 
 /** "expiring": its completion window ended, the calls in flight finish (shown as OpenAI's "finalizing"). */
-export type BatchStatus = 'validating' | 'in_progress' | 'completed' | 'cancelling' | 'cancelled' | 'failed' | 'expiring' | 'expired';
+export type BatchStatus =
+  | 'validating'
+  | 'in_progress'
+  | 'completed'
+  | 'cancelling'
+  | 'cancelled'
+  | 'failed'
+  | 'expiring'
+  | 'expired';
 
 export interface BatchRecord {
   id: string;
@@ -198,14 +243,22 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     completionWindow: h.completion_window ?? null,
     expiresAt: maybeNum(h.expires_at),
     expiredAt: maybeNum(h.expired_at),
-    errors: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('error:')).map(([k, v]) => [k.slice(6), Number(v)])),
+    errors: Object.fromEntries(
+      Object.entries(h)
+        .filter(([k]) => k.startsWith('error:'))
+        .map(([k, v]) => [k.slice(6), Number(v)]),
+    ),
   };
 }
 
 export const batchDone = (b: BatchRecord) => b.succeeded + b.failed + b.cancelled + b.skipped + b.expired;
 /** A batch that will change no more. */
 /** The status a batch ends in when its last request is done, by the status it had then (a cancel asked, past its window). */
-export const BATCH_FINAL_STATUS = { in_progress: 'completed', cancelling: 'cancelled', expiring: 'expired' } as const satisfies Partial<Record<BatchStatus, BatchStatus>>;
+export const BATCH_FINAL_STATUS = {
+  in_progress: 'completed',
+  cancelling: 'cancelled',
+  expiring: 'expired',
+} as const satisfies Partial<Record<BatchStatus, BatchStatus>>;
 /** The statuses a batch ends in: the final ones, or failed (its import failed). */
 export const ENDED_BATCH_STATUSES: readonly BatchStatus[] = [...Object.values(BATCH_FINAL_STATUS), 'failed'];
 export const batchEnded = (s: string) => ENDED_BATCH_STATUSES.includes(s as BatchStatus);

@@ -36,6 +36,7 @@ export function encodeResponse(json: string): string | Buffer {
 /** A stored response back as JSON text (null when none was stored). */
 export function decodeResponse(stored: Buffer | null): string | null {
   if (stored === null) return null;
-  if (stored.length >= 2 && stored[0] === MARK_V1[0] && stored[1] === MARK_V1[1]) return inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1 }).toString('utf8');
+  if (stored.length >= 2 && stored[0] === MARK_V1[0] && stored[1] === MARK_V1[1])
+    return inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1 }).toString('utf8');
   return stored.toString('utf8');
 }

@@ -23,8 +23,19 @@ export async function* retryLines(redis: RedisClient, keys: RedisKeys, sel: Retr
     if (!(sel.statuses as string[]).includes(r.status)) continue;
     if (sel.code !== undefined && r.error?.code !== sel.code) continue;
     const own = Array.isArray(r.body.messages) ? r.body.messages : [];
-    const earlier = r.history === 'full' && r.prev ? (JSON.parse((await redis.hget(keys.forId(r.prev).request(r.prev), 'conv')) ?? '[]') as unknown[]) : [];
-    const line = { ...r.body, custom_id: r.customId, userid: r.userid, model: r.model, messages: [...earlier, ...own], on_failure: r.onFailure, ...(r.expect ? { expect: r.expect } : {}) };
+    const earlier =
+      r.history === 'full' && r.prev
+        ? (JSON.parse((await redis.hget(keys.forId(r.prev).request(r.prev), 'conv')) ?? '[]') as unknown[])
+        : [];
+    const line = {
+      ...r.body,
+      custom_id: r.customId,
+      userid: r.userid,
+      model: r.model,
+      messages: [...earlier, ...own],
+      on_failure: r.onFailure,
+      ...(r.expect ? { expect: r.expect } : {}),
+    };
     yield `${JSON.stringify(line)}\n`;
   }
 }

@@ -44,7 +44,8 @@ export interface ScheduleJob {
  * A schedule is its project's: names are per project. Its id (the field of the schedules hash and the job scheduler's
  * id) is the name in the default project, "<project>/<name>" in the others ("/" is in neither a name nor a project).
  */
-export const scheduleId = (project: string, name: string) => (project === DEFAULT_PROJECT ? name : `${project}/${name}`);
+export const scheduleId = (project: string, name: string) =>
+  project === DEFAULT_PROJECT ? name : `${project}/${name}`;
 
 export function openScheduleQueue(connection: RedisClient, prefix: string): Queue<ScheduleJob> {
   return reportErrors(new Queue<ScheduleJob>(SCHEDULE_QUEUE, { connection, prefix }));
@@ -52,11 +53,20 @@ export function openScheduleQueue(connection: RedisClient, prefix: string): Queu
 
 export class ScheduleError extends Error {}
 
-export async function addSchedule(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, spec: ScheduleSpec): Promise<{ next: number | null }> {
+export async function addSchedule(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queue: Queue<ScheduleJob>,
+  spec: ScheduleSpec,
+): Promise<{ next: number | null }> {
   const repeat = spec.cron !== undefined ? { pattern: spec.cron, tz: spec.tz } : { every: spec.every_ms! };
   const id = scheduleId(spec.project, spec.name);
   try {
-    await queue.upsertJobScheduler(id, repeat, { name: 'fire', data: { schedule: id }, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } });
+    await queue.upsertJobScheduler(id, repeat, {
+      name: 'fire',
+      data: { schedule: id },
+      opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
+    });
   } catch (err) {
     throw new ScheduleError(`cannot schedule "${spec.name}": ${(err as Error).message}`);
   }
@@ -69,7 +79,13 @@ export async function addSchedule(redis: RedisClient, keys: RedisKeys, queue: Qu
  * Stops a schedule. Its suite goes with it when nothing else runs it: a suite `chatq schedule add` stored is deleted,
  * an uploaded file gets its expiry back (it is its uploader's, to delete or let expire).
  */
-export async function removeSchedule(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, id: string, ttlS: number): Promise<boolean> {
+export async function removeSchedule(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queue: Queue<ScheduleJob>,
+  id: string,
+  ttlS: number,
+): Promise<boolean> {
   const spec = await getSchedule(redis, keys, id);
   const removed = await queue.removeJobScheduler(id);
   const deleted = (await redis.hdel(keys.schedules, id)) > 0;
@@ -92,8 +108,18 @@ export async function getSchedules(redis: RedisClient, keys: RedisKeys): Promise
   return Object.values(await redis.hgetall(keys.schedules)).map((raw) => JSON.parse(raw) as ScheduleSpec);
 }
 
-export async function listSchedules(redis: RedisClient, keys: RedisKeys, queue: Queue<ScheduleJob>, scope: Scope): Promise<(ScheduleSpec & { next: number | null })[]> {
+export async function listSchedules(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queue: Queue<ScheduleJob>,
+  scope: Scope,
+): Promise<(ScheduleSpec & { next: number | null })[]> {
   const specs = (await getSchedules(redis, keys)).filter((s) => sees(scope, s.project));
   const sorted = specs.sort((a, b) => a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
-  return Promise.all(sorted.map(async (s) => ({ ...s, next: (await queue.getJobScheduler(scheduleId(s.project, s.name)))?.next ?? null })));
+  return Promise.all(
+    sorted.map(async (s) => ({
+      ...s,
+      next: (await queue.getJobScheduler(scheduleId(s.project, s.name)))?.next ?? null,
+    })),
+  );
 }

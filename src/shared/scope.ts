@@ -7,4 +7,5 @@ export const ALL_PROJECTS: Scope = { all: true };
 export const projectScope = (project: string): Scope => ({ all: false, project });
 
 /** Whether `scope` may see something of `project` (records from before projects belong to the default one). */
-export const sees = (scope: Scope, project: string | null | undefined) => scope.all || scope.project === (project || DEFAULT_PROJECT);
+export const sees = (scope: Scope, project: string | null | undefined) =>
+  scope.all || scope.project === (project || DEFAULT_PROJECT);

@@ -12,7 +12,18 @@ import { BATCH_FINAL_STATUS, batchEnded } from './request-record.js';
 const endScript = new LuaScript(new URL('./end-sharded-batch.lua', import.meta.url));
 
 /** Counters a reader sums over a batch's parts (plus the error:<code> ones). */
-const SUMMED = ['enqueued', 'total', 'done', 'succeeded', 'failed', 'cancelled', 'skipped', 'expired', 'eval_pass', 'eval_fail'];
+const SUMMED = [
+  'enqueued',
+  'total',
+  'done',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'skipped',
+  'expired',
+  'eval_pass',
+  'eval_fail',
+];
 const AT_WORK = new Set(['in_progress', 'cancelling', 'expiring']);
 
 export interface BatchPart {
@@ -34,7 +45,8 @@ export async function readParts(redis: RedisClient, parts: readonly BatchPart[])
 }
 
 /** A sharded batch that ended from its parts: its record holds their summed counters (end-sharded-batch.lua). */
-export const endedWithParts = (own: Record<string, string>) => (Object.values(BATCH_FINAL_STATUS) as string[]).includes(own.status ?? '');
+export const endedWithParts = (own: Record<string, string>) =>
+  (Object.values(BATCH_FINAL_STATUS) as string[]).includes(own.status ?? '');
 
 /** The status a batch has from its parts': ended once all have, by how they ended. */
 function combinedStatus(own: string, parts: readonly Record<string, string>[]): string {
@@ -49,7 +61,10 @@ function combinedStatus(own: string, parts: readonly Record<string, string>[]): 
 }
 
 /** The batch's record with its parts' counters summed and its status from theirs. */
-export function combineParts(own: Record<string, string>, parts: readonly Record<string, string>[]): Record<string, string> {
+export function combineParts(
+  own: Record<string, string>,
+  parts: readonly Record<string, string>[],
+): Record<string, string> {
   const sums: Record<string, number> = {};
   for (const part of parts) {
     for (const [field, value] of Object.entries(part)) {
@@ -57,7 +72,11 @@ export function combineParts(own: Record<string, string>, parts: readonly Record
     }
   }
   const status = combinedStatus(own.status ?? '', parts);
-  const combined: Record<string, string> = { ...own, ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, String(v)])), status };
+  const combined: Record<string, string> = {
+    ...own,
+    ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, String(v)])),
+    status,
+  };
   if (status !== own.status && batchEnded(status)) {
     combined[`${status}_at`] = String(Math.max(...parts.map((p) => Number(p[`${status}_at`] ?? p.completed_at ?? 0))));
   }
@@ -71,7 +90,12 @@ export function combineParts(own: Record<string, string>, parts: readonly Record
  * importer, a cancel); the reconciler calls it for the batches still open. A batch that ended otherwise (its import
  * failed) leaves the open set.
  */
-export async function endIfPartsEnded(redis: RedisClient, keys: RedisKeys, batchId: string, ttlS: number): Promise<string | undefined> {
+export async function endIfPartsEnded(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batchId: string,
+  ttlS: number,
+): Promise<string | undefined> {
   const own = await redis.hgetall(keys.batch(batchId));
   if (!own.status) {
     await redis.srem(keys.openShardedBatches, batchId);
@@ -79,7 +103,14 @@ export async function endIfPartsEnded(redis: RedisClient, keys: RedisKeys, batch
   }
   const parts = partsOf(keys, batchId, own);
   const combined = AT_WORK.has(own.status ?? '') ? combineParts(own, await readParts(redis, parts)) : own;
-  if (parts.length === 0 || (AT_WORK.has(combined.status ?? '') || combined.status === 'validating')) return combined.status;
-  const counters = Object.entries(combined).filter(([k]) => SUMMED.includes(k) || k.startsWith('error:')).flat();
-  return (await endScript.run(redis, [keys.batch(batchId), keys.events, keys.openShardedBatches], [batchId, combined.status!, Date.now(), ttlS, JSON.stringify(counters)])) as string;
+  if (parts.length === 0 || AT_WORK.has(combined.status ?? '') || combined.status === 'validating')
+    return combined.status;
+  const counters = Object.entries(combined)
+    .filter(([k]) => SUMMED.includes(k) || k.startsWith('error:'))
+    .flat();
+  return (await endScript.run(
+    redis,
+    [keys.batch(batchId), keys.events, keys.openShardedBatches],
+    [batchId, combined.status!, Date.now(), ttlS, JSON.stringify(counters)],
+  )) as string;
 }

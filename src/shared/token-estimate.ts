@@ -28,7 +28,8 @@ export function textTokens(text: string): number {
 /** A message's content: text, or parts (text counted, images at a fixed estimate, anything else as its JSON text). */
 export function contentTokens(content: unknown): number {
   if (typeof content === 'string') return textTokens(content);
-  if (!Array.isArray(content)) return content === undefined || content === null ? 0 : textTokens(JSON.stringify(content));
+  if (!Array.isArray(content))
+    return content === undefined || content === null ? 0 : textTokens(JSON.stringify(content));
   let sum = 0;
   for (const part of content as { type?: unknown; text?: unknown }[]) {
     if (part && typeof part.text === 'string') sum += textTokens(part.text);

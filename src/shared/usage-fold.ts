@@ -14,7 +14,11 @@ function keysOfRecord(k: RedisKeys, text: string): string[] {
   const r = JSON.parse(text) as { k?: string[]; x?: string[]; p: string; u: string; m: string; d: string; b: string };
   if (r.k && r.x) return [...r.k, ...r.x];
   return [
-    k.usage(r.p, 'user', r.u), k.usage(r.p, 'model', r.m), k.usage(r.p, 'day', r.d), k.usage(r.p, 'batch', r.b), k.usage(r.p, 'model', OTHER_MODEL),
+    k.usage(r.p, 'user', r.u),
+    k.usage(r.p, 'model', r.m),
+    k.usage(r.p, 'day', r.d),
+    k.usage(r.p, 'batch', r.b),
+    k.usage(r.p, 'model', OTHER_MODEL),
     ...USAGE_DIMENSIONS.map((dim) => k.usageIndex(r.p, dim)),
   ];
 }
@@ -24,7 +28,11 @@ async function foldSome(redis: RedisClient, k: RedisKeys): Promise<{ folded: num
   const texts = await redis.lrange(k.pendingUsage, 0, FOLD_BATCH - 1);
   if (texts.length === 0) return { folded: 0, read: 0 };
   const declared = new Set(texts.flatMap((text) => keysOfRecord(k, text)));
-  const folded = (await foldScript.run(redis, [k.pendingUsage, k.metrics, ...declared], [texts.length, Date.now(), MAX_MODELS, k.prefix, OTHER_MODEL])) as number;
+  const folded = (await foldScript.run(
+    redis,
+    [k.pendingUsage, k.metrics, ...declared],
+    [texts.length, Date.now(), MAX_MODELS, k.prefix, OTHER_MODEL],
+  )) as number;
   return { folded, read: texts.length };
 }
 
@@ -33,16 +41,18 @@ async function foldSome(redis: RedisClient, k: RedisKeys): Promise<{ folded: num
  * every second; readers call it before they read, so a report right after a run already counts the run.
  */
 export async function foldUsage(redis: RedisClient, keys: RedisKeys): Promise<number> {
-  const counts = await Promise.all(everyTag(keys).map(async (k) => {
-    let total = 0;
-    // Another process folding the same records at once makes a pass fold none: read again, a few times at most.
-    for (let idle = 0; idle < 3; ) {
-      const { folded, read } = await foldSome(redis, k);
-      total += folded;
-      if (read < FOLD_BATCH && folded === read) return total;
-      idle = folded === 0 ? idle + 1 : 0;
-    }
-    return total;
-  }));
+  const counts = await Promise.all(
+    everyTag(keys).map(async (k) => {
+      let total = 0;
+      // Another process folding the same records at once makes a pass fold none: read again, a few times at most.
+      for (let idle = 0; idle < 3; ) {
+        const { folded, read } = await foldSome(redis, k);
+        total += folded;
+        if (read < FOLD_BATCH && folded === read) return total;
+        idle = folded === 0 ? idle + 1 : 0;
+      }
+      return total;
+    }),
+  );
   return counts.reduce((a, b) => a + b, 0);
 }

@@ -27,7 +27,8 @@ const inRange = (day: string, q: UsageQuery) => (!q.from || day >= q.from) && (!
 /** Months: those rolled up, plus the days still kept, summed per month. */
 async function byMonth(redis: RedisClient, keys: RedisKeys, scope: Scope): Promise<UsageRow[]> {
   const months = new Map<string, UsageRow>();
-  const add = (month: string, row: UsageRow) => months.set(month, addUsage(months.get(month) ?? toUsageRow(month, {}), row));
+  const add = (month: string, row: UsageRow) =>
+    months.set(month, addUsage(months.get(month) ?? toUsageRow(month, {}), row));
   for (const r of await listUsage(redis, keys, scope, 'month')) add(r.key, r);
   for (const r of await listUsage(redis, keys, scope, 'day')) add(r.key.slice(0, 7), r);
   return [...months.values()].sort((a, b) => a.key.localeCompare(b.key));
@@ -38,12 +39,22 @@ async function byMonth(redis: RedisClient, keys: RedisKeys, scope: Scope): Promi
  * within what the scope may see: read from the aggregates the workers keep, or (with `batch`) summed from that
  * batch's requests.
  */
-export async function usageReport(redis: RedisClient, keys: RedisKeys, scope: Scope, q: UsageQuery): Promise<UsageRow[]> {
-  for (const [name, v] of [['from', q.from], ['to', q.to]] as const) {
-    if (v !== undefined && !DAY.test(v)) throw new UsageQueryError(`${name}: expected a UTC day like 2026-11-26, got "${v}"`);
+export async function usageReport(
+  redis: RedisClient,
+  keys: RedisKeys,
+  scope: Scope,
+  q: UsageQuery,
+): Promise<UsageRow[]> {
+  for (const [name, v] of [
+    ['from', q.from],
+    ['to', q.to],
+  ] as const) {
+    if (v !== undefined && !DAY.test(v))
+      throw new UsageQueryError(`${name}: expected a UTC day like 2026-11-26, got "${v}"`);
   }
   if (!q.batch) {
-    if ((q.from || q.to) && q.by !== 'day') throw new UsageQueryError('from/to select days: use them with group by day, or with a batch');
+    if ((q.from || q.to) && q.by !== 'day')
+      throw new UsageQueryError('from/to select days: use them with group by day, or with a batch');
     if (q.by === 'month') return byMonth(redis, keys, scope);
     return listUsage(redis, keys, scope, q.by, q.by === 'day' ? (day) => inRange(day, q) : undefined);
   }
@@ -70,7 +81,18 @@ export async function usageReport(redis: RedisClient, keys: RedisKeys, scope: Sc
   return [...groups.values()].sort((a, b) => a.key.localeCompare(b.key));
 }
 
-export const USAGE_CSV_COLUMNS = ['requests', 'succeeded', 'failed', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'reasoning_tokens', 'total_tokens', 'cost_usd', 'unpriced'] as const;
+export const USAGE_CSV_COLUMNS = [
+  'requests',
+  'succeeded',
+  'failed',
+  'prompt_tokens',
+  'cached_tokens',
+  'completion_tokens',
+  'reasoning_tokens',
+  'total_tokens',
+  'cost_usd',
+  'unpriced',
+] as const;
 
 /** Usage rows as JSON-friendly objects: cost in USD (exact to the nano-dollar) next to the integer nano-USD. */
 export const usageJson = (rows: UsageRow[], by: ReportDimension) =>
@@ -79,7 +101,23 @@ export const usageJson = (rows: UsageRow[], by: ReportDimension) =>
 export function usageCsv(rows: UsageRow[], by: ReportDimension): string {
   const lines = [[by, ...USAGE_CSV_COLUMNS].join(',')];
   for (const r of rows) {
-    lines.push([r.key, r.requests, r.succeeded, r.failed, r.prompt_tokens, r.cached_tokens, r.completion_tokens, r.reasoning_tokens, r.total_tokens, (r.cost_nano / 1e9).toFixed(9), r.unpriced].map(csvCell).join(','));
+    lines.push(
+      [
+        r.key,
+        r.requests,
+        r.succeeded,
+        r.failed,
+        r.prompt_tokens,
+        r.cached_tokens,
+        r.completion_tokens,
+        r.reasoning_tokens,
+        r.total_tokens,
+        (r.cost_nano / 1e9).toFixed(9),
+        r.unpriced,
+      ]
+        .map(csvCell)
+        .join(','),
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -9,7 +9,8 @@ export interface UserMemory {
 }
 
 const END = String.raw`(?=[.,!?;]|\s+and\s|\s+but\s|$)`;
-const fact = (lead: string, phrase = String.raw`([\p{L}\d][\p{L}\d '-]{0,40}?)`) => new RegExp(String.raw`\b${lead}\s+${phrase}${END}`, 'iu');
+const fact = (lead: string, phrase = String.raw`([\p{L}\d][\p{L}\d '-]{0,40}?)`) =>
+  new RegExp(String.raw`\b${lead}\s+${phrase}${END}`, 'iu');
 
 const FACT_PATTERNS: [RegExp, string][] = [
   [/\b[Mm]y name is ([\p{Lu}][\p{L}'-]*(?: [\p{Lu}][\p{L}'-]*)?)/u, 'name'],

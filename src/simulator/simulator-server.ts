@@ -31,7 +31,9 @@ const FORCED_STATUS = /\[fail (\d{3})\]/;
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
-    return content.map((p) => (p && typeof p === 'object' && 'text' in p && typeof p.text === 'string' ? p.text : '')).join(' ');
+    return content
+      .map((p) => (p && typeof p === 'object' && 'text' in p && typeof p.text === 'string' ? p.text : ''))
+      .join(' ');
   }
   return '';
 }
@@ -44,7 +46,12 @@ const isReasoningModel = (model: string) => /^o\d|reason|think/i.test(model);
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-request-id': `req_${randomUUID().replace(/-/g, '')}`, ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': `req_${randomUUID().replace(/-/g, '')}`,
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -68,7 +75,11 @@ async function readBody(req: IncomingMessage): Promise<string> {
  * per-user memory, its own RPM/TPM limits, latency and fault injection, and a record of per-user arrival order and
  * overlap (GET /_sim/stats) so tests can prove ordering.
  */
-export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0, host = '127.0.0.1'): Promise<Simulator> {
+export async function startSimulator(
+  input: SimulatorOptionsInput = {},
+  port = 0,
+  host = '127.0.0.1',
+): Promise<Simulator> {
   let opts: SimulatorOptions = simulatorOptionsSchema.parse(input);
   let stats = emptyStats();
   const memories = new Map<string, UserMemory>();
@@ -97,7 +108,13 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
       answer(res, 401, errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'));
       return;
     }
-    let body: { model?: unknown; messages?: unknown; userid?: unknown; max_tokens?: unknown; max_completion_tokens?: unknown };
+    let body: {
+      model?: unknown;
+      messages?: unknown;
+      userid?: unknown;
+      max_tokens?: unknown;
+      max_completion_tokens?: unknown;
+    };
     try {
       body = JSON.parse(await readBody(req)) as typeof body;
     } catch {
@@ -105,7 +122,11 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
       return;
     }
     if (typeof body.model !== 'string' || !Array.isArray(body.messages) || body.messages.length === 0) {
-      answer(res, 400, errorBody('"model" and a non-empty "messages" array are required.', 'invalid_request_error', null));
+      answer(
+        res,
+        400,
+        errorBody('"model" and a non-empty "messages" array are required.', 'invalid_request_error', null),
+      );
       return;
     }
     const model = body.model;
@@ -114,12 +135,22 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
     const remembered = isUuidV4(userid);
     if (!remembered) stats.nonV4Calls += 1;
     const lastUser = textOf([...messages].reverse().find((m) => m.role === 'user')?.content);
-    const ended = recordArrival(stats, userid || '(none)', lastUser, opts.recordMessages ? messages : undefined, req.socket.remoteAddress);
+    const ended = recordArrival(
+      stats,
+      userid || '(none)',
+      lastUser,
+      opts.recordMessages ? messages : undefined,
+      req.socket.remoteAddress,
+    );
     res.on('close', ended);
 
     const forced = FORCED_STATUS.exec(lastUser);
     if (forced) {
-      answer(res, Number(forced[1]), errorBody(`forced failure: the message asked for HTTP ${forced[1]}`, 'invalid_request_error', 'forced_failure'));
+      answer(
+        res,
+        Number(forced[1]),
+        errorBody(`forced failure: the message asked for HTTP ${forced[1]}`, 'invalid_request_error', 'forced_failure'),
+      );
       return;
     }
 
@@ -127,7 +158,9 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
     const perMessage = promptTokens(messages);
     const prompt = perMessage.reduce((a, b) => a + b, 3);
     const memory = remembered ? (memories.get(userid) ?? newMemory()) : newMemory();
-    const reasoning = isReasoningModel(model) ? `The user wrote ${lastUser.length} characters; answer from memory.` : undefined;
+    const reasoning = isReasoningModel(model)
+      ? `The user wrote ${lastUser.length} characters; answer from memory.`
+      : undefined;
     const reasoningTokens = reasoning ? countTokens(reasoning) : 0;
     // Like a real endpoint, the reply stops at max_tokens (finish_reason "length").
     const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
@@ -140,13 +173,19 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
     if (opts.rpm > 0 && requestWindow.total(now) + 1 > opts.rpm) {
       stats.limited += 1;
       const wait = requestWindow.waitFor(now, 1, opts.rpm);
-      answer(res, 429, errorBody('Rate limit reached for requests per minute.', 'requests', 'rate_limit_exceeded'), { 'retry-after-ms': String(wait), 'retry-after': String(Math.ceil(wait / 1000)) });
+      answer(res, 429, errorBody('Rate limit reached for requests per minute.', 'requests', 'rate_limit_exceeded'), {
+        'retry-after-ms': String(wait),
+        'retry-after': String(Math.ceil(wait / 1000)),
+      });
       return;
     }
     if (opts.tpm > 0 && tokenWindow.total(now) > 0 && tokenWindow.total(now) + prompt + completion > opts.tpm) {
       stats.limited += 1;
       const wait = tokenWindow.waitFor(now, prompt + completion, opts.tpm);
-      answer(res, 429, errorBody('Rate limit reached for tokens per minute.', 'tokens', 'rate_limit_exceeded'), { 'retry-after-ms': String(wait), 'retry-after': String(Math.ceil(wait / 1000)) });
+      answer(res, 429, errorBody('Rate limit reached for tokens per minute.', 'tokens', 'rate_limit_exceeded'), {
+        'retry-after-ms': String(wait),
+        'retry-after': String(Math.ceil(wait / 1000)),
+      });
       return;
     }
 
@@ -161,7 +200,9 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
     }
     if (hit(f.rateLimit429)) {
       stats.injected.rateLimit429 += 1;
-      answer(res, 429, errorBody('Rate limit reached.', 'requests', 'rate_limit_exceeded'), { 'retry-after-ms': String(f.retryAfterMs) });
+      answer(res, 429, errorBody('Rate limit reached.', 'requests', 'rate_limit_exceeded'), {
+        'retry-after-ms': String(f.retryAfterMs),
+      });
       return;
     }
     if (hit(f.timeout)) {
@@ -252,7 +293,8 @@ export async function startSimulator(input: SimulatorOptionsInput = {}, port = 0
 
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
-    const handler = req.method === 'POST' && /^(\/v1)?\/chat\/completions$/.test(path) ? chat(req, res) : control(req, res, path);
+    const handler =
+      req.method === 'POST' && /^(\/v1)?\/chat\/completions$/.test(path) ? chat(req, res) : control(req, res, path);
     handler.catch((err: Error) => {
       if (!res.headersSent) sendJson(res, 500, errorBody(`simulator error: ${err.message}`, 'server_error', null));
     });

@@ -76,9 +76,23 @@ export function emptyStats(): SimulatorStats {
 const SEQ_MARK = /\[seq (\d+)\]/;
 
 /** Records a call's arrival for its user; returns a function to call when the call ends (answered or not). */
-export function recordArrival(stats: SimulatorStats, userid: string, lastUser: string, messages: unknown[] | undefined, from = ''): () => void {
+export function recordArrival(
+  stats: SimulatorStats,
+  userid: string,
+  lastUser: string,
+  messages: unknown[] | undefined,
+  from = '',
+): () => void {
   (stats.arrivalsFrom[from] ??= []).push(Date.now());
-  const u = (stats.users[userid] ??= { calls: 0, inFlight: 0, overlaps: 0, arrivals: [], lastSeq: -1, lastEndAt: null, minGapMs: null });
+  const u = (stats.users[userid] ??= {
+    calls: 0,
+    inFlight: 0,
+    overlaps: 0,
+    arrivals: [],
+    lastSeq: -1,
+    lastEndAt: null,
+    minGapMs: null,
+  });
   u.calls += 1;
   if (u.lastEndAt !== null) u.minGapMs = Math.min(u.minGapMs ?? Infinity, Date.now() - u.lastEndAt);
   u.arrivals.push(lastUser);

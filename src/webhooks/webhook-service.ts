@@ -57,16 +57,20 @@ export interface Delivery {
 }
 
 /** The event id, the same on every attempt (receivers deduplicate on it): one event per batch and outcome. */
-const eventId = (e: BatchEvent) => `evt_${e.batch.replace(/^batch_/, '')}_${e.type.replace('batch.', '').replace('.', '_')}`;
+const eventId = (e: BatchEvent) =>
+  `evt_${e.batch.replace(/^batch_/, '')}_${e.type.replace('batch.', '').replace('.', '_')}`;
 
 /** An eval.failed event's figures (none for the others). */
-const evalFigures = (e: BatchEvent): Record<string, number> => (e.pass_rate === undefined ? {} : { pass_rate: e.pass_rate, min_pass: e.min_pass ?? 0 });
+const evalFigures = (e: BatchEvent): Record<string, number> =>
+  e.pass_rate === undefined ? {} : { pass_rate: e.pass_rate, min_pass: e.min_pass ?? 0 };
 
-export const endpointFor = (config: Pick<Config, 'webhooks'>, project: string): WebhookEndpoint | undefined => config.webhooks.projects[project] ?? config.webhooks.fallback;
+export const endpointFor = (config: Pick<Config, 'webhooks'>, project: string): WebhookEndpoint | undefined =>
+  config.webhooks.projects[project] ?? config.webhooks.fallback;
 
 /** Which receiver a project's events go to: its own (named after it), or the default one ("*"). */
 const DEFAULT_RECEIVER = '*';
-const receiverOf = (config: Pick<Config, 'webhooks'>, project: string) => (config.webhooks.projects[project] ? project : DEFAULT_RECEIVER);
+const receiverOf = (config: Pick<Config, 'webhooks'>, project: string) =>
+  config.webhooks.projects[project] ? project : DEFAULT_RECEIVER;
 
 /** A receiver's health: failed deliveries in a row, and until when it is paused (ms, 0: not paused). */
 export interface ReceiverHealth {
@@ -88,11 +92,20 @@ export interface WebhookService {
   close(): Promise<void>;
 }
 
-export function startWebhookService(config: Config, redis: RedisClient, keys: RedisKeys, logger: Logger): WebhookService {
+export function startWebhookService(
+  config: Config,
+  redis: RedisClient,
+  keys: RedisKeys,
+  logger: Logger,
+): WebhookService {
   const queue = reportErrors(new Queue<WebhookJob>(WEBHOOK_QUEUE, { connection: redis, prefix: keys.prefix }));
   const blocking = connectRedis(config, 'chatq-webhooks');
   const record = async (d: Delivery) => {
-    await redis.multi().lpush(keys.webhookDeliveries, JSON.stringify(d)).ltrim(keys.webhookDeliveries, 0, KEPT_DELIVERIES - 1).exec();
+    await redis
+      .multi()
+      .lpush(keys.webhookDeliveries, JSON.stringify(d))
+      .ltrim(keys.webhookDeliveries, 0, KEPT_DELIVERIES - 1)
+      .exec();
   };
 
   /** Deliveries in flight in this process, by receiver. */
@@ -103,7 +116,12 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
   };
   const noteFailure = async (receiver: string, error: string) => {
     const key = keys.webhookReceiver(receiver);
-    const [[, failures]] = (await redis.multi().hincrby(key, 'failures', 1).hset(key, 'last_error', error.slice(0, 300)).expire(key, RECEIVER_TTL_S).exec()) as [[null, number]];
+    const [[, failures]] = (await redis
+      .multi()
+      .hincrby(key, 'failures', 1)
+      .hset(key, 'last_error', error.slice(0, 300))
+      .expire(key, RECEIVER_TTL_S)
+      .exec()) as [[null, number]];
     if (failures >= PAUSE_AFTER) await redis.hset(key, 'paused_until', Date.now() + PAUSE_MS);
   };
 
@@ -127,14 +145,24 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
 
   const post = async (job: Job<WebhookJob>, project: string, endpoint: WebhookEndpoint, receiver: string) => {
     const e = job.data;
-    const body = JSON.stringify({ id: e.id, object: 'event', type: e.type, created_at: Math.floor(e.createdAt / 1000), data: { id: e.batch, ...e.extra } });
+    const body = JSON.stringify({
+      id: e.id,
+      object: 'event',
+      type: e.type,
+      created_at: Math.floor(e.createdAt / 1000),
+      data: { id: e.batch, ...e.extra },
+    });
     const attempt = job.attemptsMade + 1;
     const base = { event: e.id, type: e.type, batch: e.batch, project, attempt, at: Date.now() };
     let status: number | null = null;
     try {
       const res = await fetch(endpoint.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'chatq-webhooks', ...signEvent(endpoint.secret, e.id, Math.floor(Date.now() / 1000), body) },
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'chatq-webhooks',
+          ...signEvent(endpoint.secret, e.id, Math.floor(Date.now() / 1000), body),
+        },
         body,
         signal: AbortSignal.timeout(TIMEOUT_MS),
         redirect: 'manual',
@@ -143,18 +171,34 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
       // Only the status matters: the receiver's body is not read (it could be any size).
       await res.body?.cancel().catch(() => undefined);
       if (res.status >= 200 && res.status < 300) {
-        await Promise.all([record({ ...base, status, outcome: 'delivered' }), redis.del(keys.webhookReceiver(receiver))]);
+        await Promise.all([
+          record({ ...base, status, outcome: 'delivered' }),
+          redis.del(keys.webhookReceiver(receiver)),
+        ]);
         return;
       }
       throw new Error(`the receiver answered ${res.status}`);
     } catch (err) {
       const error = (err as Error).message;
-      await Promise.all([record({ ...base, status, outcome: attempt >= ATTEMPTS ? 'gave_up' : 'failed', error }), noteFailure(receiver, error)]);
+      await Promise.all([
+        record({ ...base, status, outcome: attempt >= ATTEMPTS ? 'gave_up' : 'failed', error }),
+        noteFailure(receiver, error),
+      ]);
       throw new Error(`webhook ${e.id} to ${new URL(endpoint.url).host}: ${error}`);
     }
   };
-  const worker = reportErrors(new Worker<WebhookJob>(WEBHOOK_QUEUE, withoutStacks(deliver), { connection: blocking, prefix: keys.prefix, concurrency: CONCURRENCY, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } }));
-  worker.on('failed', (job, err) => logFailure(logger, 'warn', { event: job?.data.id, attempt: job?.attemptsMade }, err, 'webhook delivery failed'));
+  const worker = reportErrors(
+    new Worker<WebhookJob>(WEBHOOK_QUEUE, withoutStacks(deliver), {
+      connection: blocking,
+      prefix: keys.prefix,
+      concurrency: CONCURRENCY,
+      removeOnComplete: { count: 100 },
+      removeOnFail: { count: 1000 },
+    }),
+  );
+  worker.on('failed', (job, err) =>
+    logFailure(logger, 'warn', { event: job?.data.id, attempt: job?.attemptsMade }, err, 'webhook delivery failed'),
+  );
 
   // Events become jobs in order; the lock keeps two dispatchers from trimming what the other has not queued. A part of
   // a sharded batch that ended (on its shard's list) may end its batch, whose event then comes on the base list.
@@ -170,7 +214,13 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
         batchEvents.map((e) => ({
           name: e.type,
           data: { id: eventId(e), type: e.type, batch: e.batch, createdAt: e.at, extra: evalFigures(e) },
-          opts: { jobId: eventId(e), attempts: ATTEMPTS, backoff: { type: 'exponential', delay: 1_000 }, removeOnComplete: { count: 100 }, removeOnFail: { count: 1000 } },
+          opts: {
+            jobId: eventId(e),
+            attempts: ATTEMPTS,
+            backoff: { type: 'exponential', delay: 1_000 },
+            removeOnComplete: { count: 100 },
+            removeOnFail: { count: 1000 },
+          },
         })),
       );
       await redis.ltrim(list, events.length, -1);
@@ -185,7 +235,9 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
     }
   };
   const timer = setInterval(() => {
-    dispatch().catch((err: unknown) => logFailure(logger, 'warn', {}, err, 'webhook dispatch failed; the events wait for the next pass'));
+    dispatch().catch((err: unknown) =>
+      logFailure(logger, 'warn', {}, err, 'webhook dispatch failed; the events wait for the next pass'),
+    );
   }, DISPATCH_MS);
   timer.unref();
   return {
@@ -208,18 +260,45 @@ export function startWebhookService(config: Config, redis: RedisClient, keys: Re
 }
 
 /** The configured receivers a reader may see (their projects'; the default one for admins), with their health. */
-export async function receiverHealth(config: Pick<Config, 'webhooks'>, redis: RedisClient, keys: RedisKeys, visible: (project: string) => boolean, admin: boolean): Promise<ReceiverHealth[]> {
-  const receivers = [...Object.keys(config.webhooks.projects).filter(visible), ...(config.webhooks.fallback && admin ? [DEFAULT_RECEIVER] : [])];
+export async function receiverHealth(
+  config: Pick<Config, 'webhooks'>,
+  redis: RedisClient,
+  keys: RedisKeys,
+  visible: (project: string) => boolean,
+  admin: boolean,
+): Promise<ReceiverHealth[]> {
+  const receivers = [
+    ...Object.keys(config.webhooks.projects).filter(visible),
+    ...(config.webhooks.fallback && admin ? [DEFAULT_RECEIVER] : []),
+  ];
   return Promise.all(
     receivers.map(async (receiver) => {
-      const [failures, pausedUntil, lastError] = await redis.hmget(keys.webhookReceiver(receiver), 'failures', 'paused_until', 'last_error');
+      const [failures, pausedUntil, lastError] = await redis.hmget(
+        keys.webhookReceiver(receiver),
+        'failures',
+        'paused_until',
+        'last_error',
+      );
       const until = Number(pausedUntil);
-      return { receiver, failuresInARow: Number(failures) || 0, pausedUntil: until > Date.now() ? until : 0, lastError: lastError ?? '' };
+      return {
+        receiver,
+        failuresInARow: Number(failures) || 0,
+        pausedUntil: until > Date.now() ? until : 0,
+        lastError: lastError ?? '',
+      };
     }),
   );
 }
 
 /** The latest delivery attempts, newest first, of the projects a reader may see. */
-export async function listDeliveries(redis: RedisClient, keys: RedisKeys, visible: (project: string) => boolean, limit = 100): Promise<Delivery[]> {
-  return (await redis.lrange(keys.webhookDeliveries, 0, KEPT_DELIVERIES - 1)).map((d) => JSON.parse(d) as Delivery).filter((d) => visible(d.project)).slice(0, limit);
+export async function listDeliveries(
+  redis: RedisClient,
+  keys: RedisKeys,
+  visible: (project: string) => boolean,
+  limit = 100,
+): Promise<Delivery[]> {
+  return (await redis.lrange(keys.webhookDeliveries, 0, KEPT_DELIVERIES - 1))
+    .map((d) => JSON.parse(d) as Delivery)
+    .filter((d) => visible(d.project))
+    .slice(0, limit);
 }

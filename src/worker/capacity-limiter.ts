@@ -87,7 +87,10 @@ export class CapacityLimiter {
     private readonly owner: string,
   ) {
     this.connection = typeof redis === 'function' ? redis : () => redis;
-    this.groups = new GroupedReservations({ rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? 0.01 }, (tokens, calls) => this.reserveGlobal(tokens, calls));
+    this.groups = new GroupedReservations(
+      { rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? 0.01 },
+      (tokens, calls) => this.reserveGlobal(tokens, calls),
+    );
   }
 
   private scopeKeys(scope: string): string[] {
@@ -116,9 +119,20 @@ export class CapacityLimiter {
     const read = (this.gateRead ??= (async () => {
       const k = this.keys;
       try {
-        const replies = await this.connection().multi().exists(k.pauseReason).exists(k.credentialsProven).pttl(k.rateLimitPause).pttl(k.outageUntil).exists(k.outage).exec();
+        const replies = await this.connection()
+          .multi()
+          .exists(k.pauseReason)
+          .exists(k.credentialsProven)
+          .pttl(k.rateLimitPause)
+          .pttl(k.outageUntil)
+          .exists(k.outage)
+          .exec();
         const [paused, proven, pauseLeft, outageLeft, outage] = replies!.map(([, v]) => v as number);
-        this.gate = { readAt: Date.now(), open: paused === 0 && proven === 1 && pauseLeft! <= 0 && outageLeft! <= 0, outage: outage === 1 };
+        this.gate = {
+          readAt: Date.now(),
+          open: paused === 0 && proven === 1 && pauseLeft! <= 0 && outageLeft! <= 0,
+          outage: outage === 1,
+        };
         return this.gate.open;
       } finally {
         this.gateRead = undefined;
@@ -161,9 +175,15 @@ export class CapacityLimiter {
    * call slots, its request back in the queue. `promptTokens` gives the body's prompt estimate when the caller has it
    * already (a run asks again after each 429 or outage round).
    */
-  async acquire(model: string, body: Record<string, unknown>, promptTokens = () => estimatePromptTokens(body), stillWanted?: () => Promise<boolean>): Promise<Reservation | NotReserved> {
+  async acquire(
+    model: string,
+    body: Record<string, unknown>,
+    promptTokens = () => estimatePromptTokens(body),
+    stillWanted?: () => Promise<boolean>,
+  ): Promise<Reservation | NotReserved> {
     if (this.waits.stopped) return 'paused';
-    if (!this.limited(model) && (await this.gateOpen())) return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage };
+    if (!this.limited(model) && (await this.gateOpen()))
+      return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
     const bound = charged ? promptTokens() + replyBound(body, this.limits.defaultMaxTokens) : 0;
@@ -174,10 +194,30 @@ export class CapacityLimiter {
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
     const keys = [
-      k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe,
-      ...this.scopeKeys('global'), ...this.scopeKeys(`model:${model}`), ...(largeCharge ? this.scopeKeys('large') : []),
+      k.rateLimitPause,
+      k.pauseReason,
+      k.credentialsProven,
+      k.credentialsProbe,
+      k.outage,
+      k.outageUntil,
+      k.outageProbe,
+      ...this.scopeKeys('global'),
+      ...this.scopeKeys(`model:${model}`),
+      ...(largeCharge ? this.scopeKeys('large') : []),
     ];
-    const args = [member, estimate, this.limits.headroom ?? 0.01, this.limits.rpm, this.limits.tpm, m.rpm ?? 0, m.tpm ?? 0, this.limits.lockMs, OUTAGE_PROBE_MS, 1, largeShare];
+    const args = [
+      member,
+      estimate,
+      this.limits.headroom ?? 0.01,
+      this.limits.rpm,
+      this.limits.tpm,
+      m.rpm ?? 0,
+      m.tpm ?? 0,
+      this.limits.lockMs,
+      OUTAGE_PROBE_MS,
+      1,
+      largeShare,
+    ];
     while (!this.waits.stopped) {
       // Calls under the global limits alone, while nothing is paused and the credentials are proven, are reserved
       // together with the others of this process that ask meanwhile: one script for many calls.
@@ -195,9 +235,19 @@ export class CapacityLimiter {
         // A reserved slot in the future is ours: sleep until it. Otherwise ask again soon, so that a pause that
         // ends early (a probe succeeded) is noticed.
         if (waitMs > 0) await this.waits.wait(waitMs);
-        if (!this.waits.stopped) return { member: reserved, estimate, model, probe: state === 2, outage: outage === 1, ...(group ? { group } : {}), ...(largeCharge ? { large: true } : {}) };
+        if (!this.waits.stopped)
+          return {
+            member: reserved,
+            estimate,
+            model,
+            probe: state === 2,
+            outage: outage === 1,
+            ...(group ? { group } : {}),
+            ...(largeCharge ? { large: true } : {}),
+          };
         // A call given up is not made: its group's entry keeps only the others' tokens.
-        if (group && --group.unsettled === 0 && estimate > 0) await this.settleEntry(group.member, group.realTokens, model);
+        if (group && --group.unsettled === 0 && estimate > 0)
+          await this.settleEntry(group.member, group.realTokens, model);
         // A probe given up must not keep the others waiting for its lease.
         if (state === 2) await this.endProbe(reserved);
         break;
@@ -211,21 +261,49 @@ export class CapacityLimiter {
   }
 
   /** One acquire-capacity.lua call for `calls` calls under the global limits alone, `tokens` in all. */
-  private async reserveGlobal(tokens: number, calls: number): Promise<{ member: string; reply: [number, number, number, string?] }> {
+  private async reserveGlobal(
+    tokens: number,
+    calls: number,
+  ): Promise<{ member: string; reply: [number, number, number, string?] }> {
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
     // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
-    const keys = [k.rateLimitPause, k.pauseReason, k.credentialsProven, k.credentialsProbe, k.outage, k.outageUntil, k.outageProbe, ...this.scopeKeys('global'), ...this.scopeKeys('global:none')];
+    const keys = [
+      k.rateLimitPause,
+      k.pauseReason,
+      k.credentialsProven,
+      k.credentialsProbe,
+      k.outage,
+      k.outageUntil,
+      k.outageProbe,
+      ...this.scopeKeys('global'),
+      ...this.scopeKeys('global:none'),
+    ];
     const { rpm, tpm, lockMs, headroom } = this.limits;
-    const reply = (await acquireScript.run(this.connection(), keys, [member, tokens, headroom ?? 0.01, rpm, tpm, 0, 0, lockMs, OUTAGE_PROBE_MS, calls, 0])) as [number, number, number, string?];
+    const reply = (await acquireScript.run(this.connection(), keys, [
+      member,
+      tokens,
+      headroom ?? 0.01,
+      rpm,
+      tpm,
+      0,
+      0,
+      lockMs,
+      OUTAGE_PROBE_MS,
+      calls,
+      0,
+    ])) as [number, number, number, string?];
     return { member, reply };
   }
 
   private renewWhileInFlight(member: string): void {
     const lease = this.limits.lockMs;
-    const timer = setInterval(() => {
-      renewProbeScript.run(this.connection(), [this.keys.credentialsProbe], [member, lease]).catch(() => undefined);
-    }, Math.max(100, Math.floor(lease / 3)));
+    const timer = setInterval(
+      () => {
+        renewProbeScript.run(this.connection(), [this.keys.credentialsProbe], [member, lease]).catch(() => undefined);
+      },
+      Math.max(100, Math.floor(lease / 3)),
+    );
     timer.unref();
     this.renewals.set(member, timer);
   }
@@ -269,7 +347,11 @@ export class CapacityLimiter {
   async noteOutage(): Promise<number> {
     this.closeGate();
     const k = this.keys;
-    return (await noteOutageScript.run(this.connection(), [k.outage, k.outageUntil], [this.limits.backoffMs ?? 1_000, OUTAGE_CAP_MS, Math.random()])) as number;
+    return (await noteOutageScript.run(
+      this.connection(),
+      [k.outage, k.outageUntil],
+      [this.limits.backoffMs ?? 1_000, OUTAGE_CAP_MS, Math.random()],
+    )) as number;
   }
 
   /** The credentials failed (401, no balance...): the next call after a resume is a probe again. */

@@ -36,7 +36,12 @@ const ERR_CODES: Record<number, { action: ErrorAction; code: string }> = {
   [-1024]: { action: 'retry', code: 'upstream_timeout' },
 };
 
-const OPENAI_PAUSE_CODES = new Set(['insufficient_quota', 'invalid_api_key', 'account_deactivated', 'billing_hard_limit_reached']);
+const OPENAI_PAUSE_CODES = new Set([
+  'insufficient_quota',
+  'invalid_api_key',
+  'account_deactivated',
+  'billing_hard_limit_reached',
+]);
 
 function headerMs(headers: Headers | undefined, now: number): number | undefined {
   if (!headers) return undefined;
@@ -97,12 +102,24 @@ export function classifyError(err: unknown, now = Date.now()): ClassifiedError {
     return { action: 'retry', code: 'timeout', message: 'the upstream did not answer in time', status: null };
   }
   // The SDK reports a failed fetch as a connection error; an answer too large to read is the upstream's fault, not an outage.
-  const tooLarge = err instanceof ResponseTooLargeError || (err instanceof APIConnectionError && err.cause instanceof ResponseTooLargeError);
+  const tooLarge =
+    err instanceof ResponseTooLargeError ||
+    (err instanceof APIConnectionError && err.cause instanceof ResponseTooLargeError);
   if (err instanceof MalformedResponseError || err instanceof SyntaxError || tooLarge) {
-    return { action: 'retry', code: 'malformed_response', message: `the upstream answered with a malformed body: ${err.message}`, status: null };
+    return {
+      action: 'retry',
+      code: 'malformed_response',
+      message: `the upstream answered with a malformed body: ${err.message}`,
+      status: null,
+    };
   }
   if (err instanceof APIConnectionError) {
-    return { action: 'unavailable', code: 'connection_error', message: `connection to the upstream failed: ${err.message}`, status: null };
+    return {
+      action: 'unavailable',
+      code: 'connection_error',
+      message: `connection to the upstream failed: ${err.message}`,
+      status: null,
+    };
   }
   if (err instanceof APIError && typeof err.status === 'number') {
     const status = err.status;
@@ -110,15 +127,29 @@ export function classifyError(err: unknown, now = Date.now()): ClassifiedError {
     const known = errCode !== undefined ? ERR_CODES[errCode] : undefined;
     const message = messageOf(err.error, err.message);
     if (known) return { ...known, message, status };
-    if (typeof err.code === 'string' && OPENAI_PAUSE_CODES.has(err.code)) return { action: 'pause', code: err.code, message, status };
-    if (status === 401 || status === 403) return { action: 'pause', code: status === 401 ? 'unauthorized' : 'forbidden', message, status };
+    if (typeof err.code === 'string' && OPENAI_PAUSE_CODES.has(err.code))
+      return { action: 'pause', code: err.code, message, status };
+    if (status === 401 || status === 403)
+      return { action: 'pause', code: status === 401 ? 'unauthorized' : 'forbidden', message, status };
     if (status === 402) return { action: 'pause', code: 'insufficient_balance', message, status };
     if (status === 429) {
       const retryAfterMs = headerMs(err.headers, now);
-      return { action: 'rate_limited', code: 'rate_limited', message, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+      return {
+        action: 'rate_limited',
+        code: 'rate_limited',
+        message,
+        status,
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      };
     }
-    if (status === 408 || status === 409 || status >= 500) return { action: 'retry', code: `http_${status}`, message, status };
+    if (status === 408 || status === 409 || status >= 500)
+      return { action: 'retry', code: `http_${status}`, message, status };
     return { action: 'fail', code: typeof err.code === 'string' ? err.code : `http_${status}`, message, status };
   }
-  return { action: 'retry', code: 'unexpected_error', message: err instanceof Error ? err.message : String(err), status: null };
+  return {
+    action: 'retry',
+    code: 'unexpected_error',
+    message: err instanceof Error ? err.message : String(err),
+    status: null,
+  };
 }

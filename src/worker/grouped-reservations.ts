@@ -14,7 +14,10 @@ export interface GroupAnswer {
 }
 
 /** Runs acquire-capacity.lua for `calls` calls of `tokens` in all: its answer and the member it logged them under. */
-export type ReserveGroup = (tokens: number, calls: number) => Promise<{ member: string; reply: [number, number, number, string?] }>;
+export type ReserveGroup = (
+  tokens: number,
+  calls: number,
+) => Promise<{ member: string; reply: [number, number, number, string?] }>;
 
 /** A call waiting to be reserved with the others that ask meanwhile. */
 interface GroupWaiter {
@@ -55,7 +58,11 @@ export class GroupedReservations {
     if (this.reserving || this.waiting.length === 0) return;
     const { rpm, tpm, headroom } = this.limits;
     const spacing = rpm > 0 ? (60_000 * (1 + headroom)) / rpm : 0;
-    const most = Math.min(MAX_GROUP, spacing > 0 ? Math.floor(GROUP_SPAN_MS / spacing) + 1 : MAX_GROUP, this.waiting.length);
+    const most = Math.min(
+      MAX_GROUP,
+      spacing > 0 ? Math.floor(GROUP_SPAN_MS / spacing) + 1 : MAX_GROUP,
+      this.waiting.length,
+    );
     let tokens = 0;
     let size = 0;
     while (size < most && (size === 0 || tpm === 0 || tokens + this.waiting[size]!.estimate <= tpm / 6)) {
@@ -65,10 +72,21 @@ export class GroupedReservations {
     const group = this.waiting.splice(0, size);
     this.reserving = true;
     this.reserveGroup(tokens, group.length)
-      .then(({ member, reply: [state, waitMs, outage, slotMs] }) => {
-        const reserved: ReservedGroup | undefined = state === 1 ? { member, unsettled: group.length, realTokens: 0 } : undefined;
-        group.forEach((w, i) => w.done({ state, waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs ?? 0)) : waitMs, outage, ...(reserved ? { group: reserved } : {}) }));
-      }, (err: unknown) => group.forEach((w) => w.fail(err)))
+      .then(
+        ({ member, reply: [state, waitMs, outage, slotMs] }) => {
+          const reserved: ReservedGroup | undefined =
+            state === 1 ? { member, unsettled: group.length, realTokens: 0 } : undefined;
+          group.forEach((w, i) =>
+            w.done({
+              state,
+              waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs ?? 0)) : waitMs,
+              outage,
+              ...(reserved ? { group: reserved } : {}),
+            }),
+          );
+        },
+        (err: unknown) => group.forEach((w) => w.fail(err)),
+      )
       .finally(() => {
         this.reserving = false;
         this.next();

@@ -26,7 +26,11 @@ async function readBounded(body: AsyncIterable<Uint8Array> & { destroy(): unknow
  * machinery, which halves the client-side CPU per call (bench/throughput measures both).
  */
 export function createUpstreamFetch(connections: number): typeof fetch {
-  const agent = new Agent({ connections: Math.max(8, connections), keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+  const agent = new Agent({
+    connections: Math.max(8, connections),
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+  });
   return (async (input: string | URL | Request, init: RequestInit = {}) => {
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((v, k) => {
@@ -42,7 +46,8 @@ export function createUpstreamFetch(connections: number): typeof fetch {
     const bytes = await readBounded(res.body, MAX_RESPONSE_BYTES);
     const body = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     const out = new Headers();
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
+    for (const [k, v] of Object.entries(res.headers))
+      if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
     const empty = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
     return new Response(empty ? null : body, { status: res.statusCode, headers: out });
   }) as typeof fetch;

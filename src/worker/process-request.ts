@@ -48,7 +48,13 @@ const BUDGET_RECHECK_MS = 300;
 /** Thrown to let BullMQ retry the job after a backoff; the request stays at its lane's head. */
 export class RetryLaterError extends Error {}
 
-const ZERO_USAGE: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
+const ZERO_USAGE: Usage = {
+  prompt_tokens: 0,
+  completion_tokens: 0,
+  total_tokens: 0,
+  cached_tokens: 0,
+  reasoning_tokens: 0,
+};
 
 export function usageOf(completion: Record<string, unknown>): Usage {
   const u = (completion.usage ?? {}) as Record<string, unknown>;
@@ -99,27 +105,50 @@ function assistantMessage(completion: Record<string, unknown>): Record<string, u
 export function createProcessor(deps: ProcessorDeps) {
   const { store, upstream, limiter, logger } = deps;
 
-  async function finishFailed(id: string, started: StartedRequest, c: ClassifiedError, attempts: AttemptEntry[], messages: Record<string, unknown>[], servingJob: string): Promise<StartedRequest | undefined> {
-    return store.finish(id, started, {
-      status: 'failed',
-      error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
-      httpStatus: c.status,
-      usage: ZERO_USAGE,
-      costNano: 0,
-      attempts,
-      ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
-      ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
-    }, servingJob);
+  async function finishFailed(
+    id: string,
+    started: StartedRequest,
+    c: ClassifiedError,
+    attempts: AttemptEntry[],
+    messages: Record<string, unknown>[],
+    servingJob: string,
+  ): Promise<StartedRequest | undefined> {
+    return store.finish(
+      id,
+      started,
+      {
+        status: 'failed',
+        error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
+        httpStatus: c.status,
+        usage: ZERO_USAGE,
+        costNano: 0,
+        attempts,
+        ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
+        ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
+      },
+      servingJob,
+    );
   }
 
   /** The most a call of this body can cost: its prompt estimate and whole reply budget at the model's prices. */
   function costBound(model: string, body: Record<string, unknown>, promptTokens: number): number {
-    const bound = costNano(findPrice(deps.prices, model), { ...ZERO_USAGE, prompt_tokens: promptTokens, completion_tokens: replyBound(body, deps.defaultMaxTokens) });
+    const bound = costNano(findPrice(deps.prices, model), {
+      ...ZERO_USAGE,
+      prompt_tokens: promptTokens,
+      completion_tokens: replyBound(body, deps.defaultMaxTokens),
+    });
     return bound ?? 0;
   }
 
   /** Gives the request back to the queue, no attempt spent, to be taken again after `ms`. */
-  async function later(id: string, started: StartedRequest, attempts: AttemptEntry[], job: Job, token: string | undefined, ms: number): Promise<never> {
+  async function later(
+    id: string,
+    started: StartedRequest,
+    attempts: AttemptEntry[],
+    job: Job,
+    token: string | undefined,
+    ms: number,
+  ): Promise<never> {
     await store.release(id, started, attempts);
     await job.moveToDelayed(Date.now() + ms, token);
     throw new DelayedError();
@@ -129,7 +158,12 @@ export function createProcessor(deps: ProcessorDeps) {
    * One run of a claimed request: wait for capacity, call, write the result. Returns the lane's next request when it
    * was handed to this job, already claimed (the job goes on with it).
    */
-  async function runRequest(started: StartedRequest, job: Job, token: string | undefined, servingJob: () => string): Promise<StartedRequest | undefined> {
+  async function runRequest(
+    started: StartedRequest,
+    job: Job,
+    token: string | undefined,
+    servingJob: () => string,
+  ): Promise<StartedRequest | undefined> {
     const { id } = started;
     const messages = messagesFor(started);
     const body = { ...started.body, messages };
@@ -149,7 +183,9 @@ export function createProcessor(deps: ProcessorDeps) {
       // A call slot covers waiting for capacity and the call itself, so that no more than CHATQ_CONCURRENCY
       // calls are in flight while a few extra jobs stand ready to take a slot the moment one frees.
       const call = await deps.callSlots(async () => {
-        const reservation = await limiter.acquire(started.model, body, promptTokens, () => store.batchGoesOn(started.batch));
+        const reservation = await limiter.acquire(started.model, body, promptTokens, () =>
+          store.batchGoesOn(started.batch),
+        );
         if (!isReservation(reservation)) return reservation;
         // The call's lease: its deadline goes on the request before it is sent, and the call ends by then.
         const lease = await store.beginCall(started, deps.timeoutMs);
@@ -159,7 +195,13 @@ export function createProcessor(deps: ProcessorDeps) {
         }
         const t0 = Date.now();
         try {
-          return { ok: true as const, reply: await upstream.chat(body, started.userid, lease), t0, latencyMs: Date.now() - t0, reservation };
+          return {
+            ok: true as const,
+            reply: await upstream.chat(body, started.userid, lease),
+            t0,
+            latencyMs: Date.now() - t0,
+            reservation,
+          };
         } catch (err) {
           return { ok: false as const, err, t0, latencyMs: Date.now() - t0, reservation };
         }
@@ -172,7 +214,13 @@ export function createProcessor(deps: ProcessorDeps) {
       // Redis answered the lease too late to call within it: back to the queue, not an attempt.
       if (call === 'late') return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
       if (call === 'unreplicated') {
-        logFailure(logger, 'warn', { request: id }, new Error('NOREPLICAS a call\'s claim is not on enough replicas'), 'call held');
+        logFailure(
+          logger,
+          'warn',
+          { request: id },
+          new Error("NOREPLICAS a call's claim is not on enough replicas"),
+          'call held',
+        );
         return later(id, started, attempts, job, token, PAUSED_RECHECK_MS);
       }
       if (call === 'cancelled') {
@@ -185,29 +233,40 @@ export function createProcessor(deps: ProcessorDeps) {
         const { reply } = call;
         attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
         const usage = usageOf(reply.completion);
-        const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
+        const price =
+          findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
         const cost = costNano(price, usage);
         await limiter.settle(reservation, usage.total_tokens, true);
-        return store.finish(id, started, {
-          status: 'succeeded',
-          response: reply.completion,
-          httpStatus: reply.status,
-          upstreamRequestId: reply.requestId,
-          latencyMs,
-          usage,
-          costNano: cost,
-          attempts,
-          ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
-          ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
-        }, servingJob());
+        return store.finish(
+          id,
+          started,
+          {
+            status: 'succeeded',
+            response: reply.completion,
+            httpStatus: reply.status,
+            upstreamRequestId: reply.requestId,
+            latencyMs,
+            usage,
+            costNano: cost,
+            attempts,
+            ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
+            ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
+          },
+          servingJob(),
+        );
       }
       const { err } = call;
       const c = err instanceof UpstreamBodyError ? err.classified : classifyError(err);
       attempts.push({ at: t0, status: c.status, code: c.code, ms: latencyMs });
-      const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
+      const error = {
+        code: c.code,
+        message: redact(c.message, deps.secrets),
+        ...(c.status ? { status: c.status } : {}),
+      };
       // The pause goes up before this call's credentials probe is released: no waiting call may take the probe and
       // call with credentials just refused.
-      if (c.action === 'pause') await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
+      if (c.action === 'pause')
+        await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
       await limiter.settle(reservation, 0, false);
       if (c.action === 'rate_limited') {
         // The upstream's own limit: everyone waits, and this call does not count as an attempt.
@@ -225,7 +284,10 @@ export function createProcessor(deps: ProcessorDeps) {
       if (c.action === 'pause') {
         await limiter.distrustCredentials();
         await store.retry(id, started, attempts, error);
-        logger.error({ request: id, code: c.code }, `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`);
+        logger.error(
+          { request: id, code: c.code },
+          `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`,
+        );
         throw new RetryLaterError(`${c.code}: ${error.message}`);
       }
       if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
@@ -244,7 +306,8 @@ export function createProcessor(deps: ProcessorDeps) {
   return async function processJob(job: Job, token?: string): Promise<void> {
     const since = Date.now();
     // Past its slice, the job goes on with the lane only while no other job waits for a slot (the finish script asks).
-    const servingJob = () => (limiter.stopping || deps.laneSliceMs === 0 ? '' : Date.now() - since < deps.laneSliceMs ? job.id! : `?${job.id!}`);
+    const servingJob = () =>
+      limiter.stopping || deps.laneSliceMs === 0 ? '' : Date.now() - since < deps.laneSliceMs ? job.id! : `?${job.id!}`;
     const first = await store.start(job.id!);
     if (first && 'stoppedBatch' in first) {
       // Its batch stopped (cancelled, expired, import failed): not sent, cancelled with the rest of the batch.

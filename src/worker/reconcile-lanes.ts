@@ -26,7 +26,15 @@ const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_t
  * Lua script and the add), neither its own nor the one its lane was handed to, is added again; a job that BullMQ
  * gave up on (stalled too often) fails the request it was serving and hands the lane on. Only one process reconciles at a time (a lock in Redis); adding a live job twice is harmless.
  */
-export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, store: RequestStore, owner: string, lockMs: number, retention: Retention): Promise<ReconcileReport | null> {
+export async function reconcileLanes(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  store: RequestStore,
+  owner: string,
+  lockMs: number,
+  retention: Retention,
+): Promise<ReconcileReport | null> {
   const ttlS = retention.ttlS;
   const locked = await redis.set(keys.reconcilerLock, owner, 'PX', lockMs, 'NX');
   if (!locked) return null;
@@ -48,7 +56,10 @@ export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queues
       if (served && identity) {
         await store.finish(served, identity, {
           status: 'failed',
-          error: { code: 'worker_lost', message: `the job was abandoned by its workers: ${job.failedReason ?? 'unknown reason'}` },
+          error: {
+            code: 'worker_lost',
+            message: `the job was abandoned by its workers: ${job.failedReason ?? 'unknown reason'}`,
+          },
           usage: ZERO,
           costNano: 0,
           attempts: [],
@@ -65,13 +76,19 @@ export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queues
     cursor = nextCursor;
     if (userids.length === 0) continue;
     report.lanes += userids.length;
-    const heads = (await userids.reduce((p, u) => p.lindex(keys.lane(u), 0), redis.pipeline()).exec())!.map(([, v]) => v as string | null);
+    const heads = (await userids.reduce((p, u) => p.lindex(keys.lane(u), 0), redis.pipeline()).exec())!.map(
+      ([, v]) => v as string | null,
+    );
     const empty = userids.filter((_, i) => !heads[i]);
     if (empty.length) await redis.srem(keys.lanes, ...empty);
     const live = heads.filter((h): h is string => Boolean(h));
     // A head is covered by its own job, or by the job its lane was handed to (served_by).
-    const servers = (await live.reduce((p, id) => p.hget(keys.request(id), 'served_by'), redis.pipeline()).exec())!.map(([, v]) => v as string | null);
-    const exists = (await live.reduce((p, id, i) => p.exists(keys.job(id), ...(servers[i] ? [keys.job(servers[i]!)] : [])), redis.pipeline()).exec())!.map(([, v]) => v as number);
+    const servers = (await live.reduce((p, id) => p.hget(keys.request(id), 'served_by'), redis.pipeline()).exec())!.map(
+      ([, v]) => v as string | null,
+    );
+    const exists = (await live
+      .reduce((p, id, i) => p.exists(keys.job(id), ...(servers[i] ? [keys.job(servers[i]!)] : [])), redis.pipeline())
+      .exec())!.map(([, v]) => v as number);
     const missing = live.filter((_, i) => exists[i] === 0);
     await queues.add(missing);
     report.readded += missing.length;
@@ -84,11 +101,19 @@ export async function reconcileLanes(redis: RedisClient, keys: RedisKeys, queues
  * finish, then the batch is "expired". A batch still importing expires once its import ends; one that ended
  * otherwise leaves the index.
  */
-async function expireDueBatches(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, ttlS: number): Promise<number> {
+async function expireDueBatches(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  ttlS: number,
+): Promise<number> {
   let expired = 0;
   for (const batchId of await redis.zrangebyscore(keys.expiring, 0, Date.now(), 'LIMIT', 0, 200)) {
     const window = await redis.hget(keys.batch(batchId), 'completion_window');
-    const status = await cancelBatch(redis, keys, queues, batchId, ttlS, { code: 'batch_expired', message: `not done within the batch's completion window (${window}); retry it with chatq retry --status expired` });
+    const status = await cancelBatch(redis, keys, queues, batchId, ttlS, {
+      code: 'batch_expired',
+      message: `not done within the batch's completion window (${window}); retry it with chatq retry --status expired`,
+    });
     if (status === 'validating') continue;
     await redis.zrem(keys.expiring, batchId);
     if (status === 'expiring' || status === 'expired') expired += 1;
@@ -98,23 +123,48 @@ async function expireDueBatches(redis: RedisClient, keys: RedisKeys, queues: Req
 
 /** Sharded batches whose parts have all ended while no dispatcher ran (or it died between the part and the batch). */
 async function endSettledBatches(redis: RedisClient, keys: RedisKeys, ttlS: number): Promise<void> {
-  for (const batchId of await redis.srandmember(keys.openShardedBatches, 200)) await endIfPartsEnded(redis, keys, batchId, ttlS);
+  for (const batchId of await redis.srandmember(keys.openShardedBatches, 200))
+    await endIfPartsEnded(redis, keys, batchId, ttlS);
 }
 
 /** Batches left "validating" by an import whose process died (no lease, no pending job, older than a lock period). */
-async function endDeadImports(redis: RedisClient, keys: RedisKeys, queues: RequestQueues, graceMs: number, ttlS: number): Promise<number> {
+async function endDeadImports(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  graceMs: number,
+  ttlS: number,
+): Promise<number> {
   let ended = 0;
   for (const batchId of await redis.srandmember(keys.importing, 200)) {
-    const [status, createdAt, cancelRequested] = await redis.hmget(keys.batch(batchId), 'status', 'created_at', 'cancel_requested');
+    const [status, createdAt, cancelRequested] = await redis.hmget(
+      keys.batch(batchId),
+      'status',
+      'created_at',
+      'cancel_requested',
+    );
     if (status !== 'validating') {
       await redis.srem(keys.importing, batchId);
       continue;
     }
     if (Date.now() - Number(createdAt) < graceMs || (await importAlive(redis, keys, batchId))) continue;
-    if (cancelRequested) await cancelBatch(redis, keys, queues, batchId, ttlS, { code: 'cancelled', message: 'cancelled before it was sent' });
+    if (cancelRequested)
+      await cancelBatch(redis, keys, queues, batchId, ttlS, {
+        code: 'cancelled',
+        message: 'cancelled before it was sent',
+      });
     else {
-      const message = 'the process importing this batch stopped before the end of its input; re-run the same file into it (chatq enqueue FILE --batch ID) to add what is missing';
-      await failImport(redis, keys, queues, batchId, { code: 'import_interrupted', message }, Number(await redis.hget(keys.batch(batchId), 'rejected_lines')) || 0, ttlS);
+      const message =
+        'the process importing this batch stopped before the end of its input; re-run the same file into it (chatq enqueue FILE --batch ID) to add what is missing';
+      await failImport(
+        redis,
+        keys,
+        queues,
+        batchId,
+        { code: 'import_interrupted', message },
+        Number(await redis.hget(keys.batch(batchId), 'rejected_lines')) || 0,
+        ttlS,
+      );
     }
     ended += 1;
   }

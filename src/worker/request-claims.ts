@@ -31,7 +31,8 @@ export interface StartedRequest {
 }
 
 /** Who a request belongs to: what its result is written under (and whether its batch has a budget, when known). */
-export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'> & Partial<Pick<StartedRequest, 'budgeted' | 'claim'>>;
+export type RequestOwner = Pick<StartedRequest, 'userid' | 'model' | 'batch' | 'project'> &
+  Partial<Pick<StartedRequest, 'budgeted' | 'claim'>>;
 
 export interface FinishedRequest {
   status: 'succeeded' | 'failed';
@@ -48,7 +49,6 @@ export interface FinishedRequest {
   grade?: Grade;
 }
 
-
 /** A request left unsent because its batch stops (being cancelled or expired, its import failed): cancel it with the batch. */
 export interface StoppedClaim {
   stoppedBatch: string;
@@ -61,7 +61,22 @@ export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: numb
   if (r[0] === 'wait') return { waitMs: Number(r[1]) };
   if (r[0] === 'stopped') return { stoppedBatch: String(r[1]), status: String(r[2]), id: String(r[3]) };
   if (r[0] !== 'run') return undefined;
-  const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted, claim] = r as [string, string, string, string, string, string, string, number, string, string, string, string, number, number];
+  const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted, claim] = r as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    number,
+    string,
+    string,
+    string,
+    string,
+    number,
+    number,
+  ];
   return {
     id,
     body: JSON.parse(body) as Record<string, unknown>,

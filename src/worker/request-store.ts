@@ -5,7 +5,13 @@ import type { RequestQueues } from '../shared/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { encodeResponse } from '../shared/response-codec.js';
 import type { AttemptEntry, RequestError } from '../shared/request-record.js';
-import { toClaim, type FinishedRequest, type RequestOwner, type StartedRequest, type StoppedClaim } from './request-claims.js';
+import {
+  toClaim,
+  type FinishedRequest,
+  type RequestOwner,
+  type StartedRequest,
+  type StoppedClaim,
+} from './request-claims.js';
 
 const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
 const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
@@ -75,7 +81,12 @@ export class RequestStore {
    * turn gap has not passed; undefined when there is nothing to call (finished, or gone).
    */
   async start(jobId: string): Promise<StartedRequest | { waitMs: number } | StoppedClaim | undefined> {
-    return toClaim((await startScript.run(this.on(jobId), [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (string | number)[]);
+    return toClaim(
+      (await startScript.run(this.on(jobId), [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (
+        | string
+        | number
+      )[],
+    );
   }
 
   /**
@@ -91,7 +102,12 @@ export class RequestStore {
     started.leasedUntil = undefined;
     if (leasedLeft >= timeoutMs / 2) return Math.floor(leasedLeft);
     const sent = performance.now();
-    const { reply, replicated } = await beginCallScript.runReplicated(this.on(started.id), [this.keys.request(started.id), this.keys.laneLease(started.userid)], [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id], this.replicas);
+    const { reply, replicated } = await beginCallScript.runReplicated(
+      this.on(started.id),
+      [this.keys.request(started.id), this.keys.laneLease(started.userid)],
+      [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id],
+      this.replicas,
+    );
     const [ok] = reply as [number, string?];
     const left = timeoutMs - (performance.now() - sent);
     if (ok !== 1) return 'taken';
@@ -102,12 +118,22 @@ export class RequestStore {
 
   /** The unfinished request a job serves (its own, or its lane's head handed to it), if any. */
   async servedBy(jobId: string): Promise<string | undefined> {
-    return ((await findServedScript.run(this.redis, [this.keys.request(jobId)], [this.keys.prefix, jobId])) as string | null) || undefined;
+    return (
+      ((await findServedScript.run(this.redis, [this.keys.request(jobId)], [this.keys.prefix, jobId])) as
+        | string
+        | null) || undefined
+    );
   }
 
   /** Who a request belongs to, for finishing it without a run (a job BullMQ gave up on). */
   async identity(id: string): Promise<RequestOwner | undefined> {
-    const [userid, model, batch, project] = await this.redis.hmget(this.keys.request(id), 'userid', 'model', 'batch', 'project');
+    const [userid, model, batch, project] = await this.redis.hmget(
+      this.keys.request(id),
+      'userid',
+      'model',
+      'batch',
+      'project',
+    );
     return userid && model && batch ? { userid, model, batch, project: project || DEFAULT_PROJECT } : undefined;
   }
 
@@ -117,13 +143,23 @@ export class RequestStore {
    */
   async reserveBudget(id: string, owner: RequestOwner, boundNano: number): Promise<'reserved' | 'wait' | 'never'> {
     const k = this.keys;
-    const r = (await reserveScript.run(this.redis, [k.batch(owner.batch), k.usage(owner.project, 'batch', owner.batch), k.batchReservations(owner.batch)], [id, boundNano])) as number;
+    const r = (await reserveScript.run(
+      this.redis,
+      [k.batch(owner.batch), k.usage(owner.project, 'batch', owner.batch), k.batchReservations(owner.batch)],
+      [id, boundNano],
+    )) as number;
     return r === 1 ? 'reserved' : r === 0 ? 'wait' : 'never';
   }
 
   /** A failed attempt that will be retried: back to waiting at the lane head, with this run's calls logged. */
   /** Back to waiting after a failed attempt; `mayStillRun` (the call timed out) keeps the call's lease to its end. */
-  async retry(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: RequestError, mayStillRun = false): Promise<void> {
+  async retry(
+    id: string,
+    owner: RequestOwner,
+    attempts: AttemptEntry[],
+    error: RequestError,
+    mayStillRun = false,
+  ): Promise<void> {
     await this.requeue(id, owner, attempts, JSON.stringify(error), 'retrying', mayStillRun);
   }
 
@@ -132,15 +168,31 @@ export class RequestStore {
     await this.requeue(id, owner, attempts, '', 'queued');
   }
 
-  private async requeue(id: string, owner: RequestOwner, attempts: AttemptEntry[], error: string, status: 'retrying' | 'queued', keepLease = false): Promise<void> {
-    await requeueScript.run(this.on(id), [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)], [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0, keepLease ? '1' : '0']);
+  private async requeue(
+    id: string,
+    owner: RequestOwner,
+    attempts: AttemptEntry[],
+    error: string,
+    status: 'retrying' | 'queued',
+    keepLease = false,
+  ): Promise<void> {
+    await requeueScript.run(
+      this.on(id),
+      [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)],
+      [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0, keepLease ? '1' : '0'],
+    );
   }
 
   /**
    * Writes the final result once, then hands the lane to its next request: to `servingJob` when given (it goes on
    * with it: that request, already claimed for its run, is returned), else to a new BullMQ job.
    */
-  async finish(id: string, owner: RequestOwner, result: FinishedRequest, servingJob = ''): Promise<StartedRequest | undefined> {
+  async finish(
+    id: string,
+    owner: RequestOwner,
+    result: FinishedRequest,
+    servingJob = '',
+  ): Promise<StartedRequest | undefined> {
     const sent = performance.now();
     const [nextHead, claim, gapMs, replicated] = await this.writeResult(id, owner, result, servingJob);
     if (nextHead && !claim) await this.queues.add([nextHead], gapMs);
@@ -155,7 +207,10 @@ export class RequestStore {
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
   async cancelOverBudget(id: string, owner: RequestOwner): Promise<void> {
     await this.release(id, owner, []);
-    await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, { code: 'budget_exceeded', message: 'not sent: it could take the batch past its max_cost_usd' });
+    await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, {
+      code: 'budget_exceeded',
+      message: 'not sent: it could take the batch past its max_cost_usd',
+    });
   }
 
   /** Whether a request of this batch should still be sent: not once the batch stops (see claim-request.lua). */
@@ -186,7 +241,13 @@ export class RequestStore {
       if (status !== 'queued' && status !== 'retrying') return;
     }
     const stored = await this.redis.hget(this.keys.batch(batch), 'cancel_reason');
-    const reason: CancelReason = stored ? (JSON.parse(stored) as CancelReason) : stopped.status === 'failed' ? IMPORT_STOPPED : stopped.status.startsWith('expir') ? EXPIRED : CANCELLED;
+    const reason: CancelReason = stored
+      ? (JSON.parse(stored) as CancelReason)
+      : stopped.status === 'failed'
+        ? IMPORT_STOPPED
+        : stopped.status.startsWith('expir')
+          ? EXPIRED
+          : CANCELLED;
     const walk = cancelBatch(this.redis, this.keys, this.queues, batch, this.ttlS, reason).finally(() => {
       if (this.cancelWalks.get(batch) === walk) this.cancelWalks.delete(batch);
     });
@@ -194,7 +255,12 @@ export class RequestStore {
     await walk;
   }
 
-  private async writeResult(id: string, owner: RequestOwner, result: FinishedRequest, servingJob: string): Promise<[string, (string | number)[] | undefined, number, boolean]> {
+  private async writeResult(
+    id: string,
+    owner: RequestOwner,
+    result: FinishedRequest,
+    servingJob: string,
+  ): Promise<[string, (string | number)[] | undefined, number, boolean]> {
     const k = this.keys;
     const now = Date.now();
     const fields: (string | number)[] = [];
@@ -226,12 +292,36 @@ export class RequestStore {
       ms: result.latencyMs ?? 0,
     };
     const keys = [
-      k.request(id), k.batch(owner.batch), k.lane(owner.userid), k.lanes, k.usage(p, 'batch', owner.batch), k.batchRequests(owner.batch), k.batchCustomIds(owner.batch), k.batchErrors(owner.batch), k.userRequests(p, owner.userid),
-      k.batchReservations(owner.batch), k.pendingUsage, k.events, k.requestBody(id), k.requestResponse(id), k.laneLease(owner.userid), k.queueWait, k.queuePrioritized,
+      k.request(id),
+      k.batch(owner.batch),
+      k.lane(owner.userid),
+      k.lanes,
+      k.usage(p, 'batch', owner.batch),
+      k.batchRequests(owner.batch),
+      k.batchCustomIds(owner.batch),
+      k.batchErrors(owner.batch),
+      k.userRequests(p, owner.userid),
+      k.batchReservations(owner.batch),
+      k.pendingUsage,
+      k.events,
+      k.requestBody(id),
+      k.requestResponse(id),
+      k.laneLease(owner.userid),
+      k.queueWait,
+      k.queuePrioritized,
     ];
     const args = [
-      id, result.status, now, this.ttlS, k.prefix, entriesText(result.attempts), result.attempts.length, owner.batch, owner.userid,
-      result.costNano ?? '', result.error?.code ?? '',
+      id,
+      result.status,
+      now,
+      this.ttlS,
+      k.prefix,
+      entriesText(result.attempts),
+      result.attempts.length,
+      owner.batch,
+      owner.userid,
+      result.costNano ?? '',
+      result.error?.code ?? '',
       result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
       result.response ? encodeResponse(JSON.stringify(result.response)) : '',
       JSON.stringify(record),

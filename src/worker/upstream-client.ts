@@ -44,7 +44,9 @@ export class UpstreamClient {
   /** One call, aborted after `timeoutMs` (the call timeout unless the lease leaves less). */
   async chat(body: Record<string, unknown>, userid: string, timeoutMs = this.opts.timeoutMs): Promise<UpstreamReply> {
     const params = { ...body, userid, stream: false } as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
-    const { data, response, request_id } = await this.client.chat.completions.create(params, { timeout: timeoutMs }).withResponse();
+    const { data, response, request_id } = await this.client.chat.completions
+      .create(params, { timeout: timeoutMs })
+      .withResponse();
     const completion = data as unknown as Record<string, unknown>;
     if (completion && typeof completion === 'object' && 'error' in completion && completion.error) {
       throw new UpstreamBodyError(classifyErrorBody(completion.error, response.status));

@@ -24,19 +24,38 @@ export interface RetentionReport {
  * have long expired drop their aggregates, and model names are bounded at write time (finish-request.lua). Indexes of
  * before retention existed (plain sets) are migrated once.
  */
-export async function applyUsageRetention(redis: RedisClient, keys: RedisKeys, r: Retention, now = Date.now()): Promise<RetentionReport> {
+export async function applyUsageRetention(
+  redis: RedisClient,
+  keys: RedisKeys,
+  r: Retention,
+  now = Date.now(),
+): Promise<RetentionReport> {
   const report: RetentionReport = { rolledUpDays: 0, droppedUsers: 0, droppedBatches: 0 };
   const lastKeptDay = new Date(now - r.usageDays * DAY_MS).toISOString().slice(0, 10);
   for (const project of await projectsOf(redis, keys, ALL_PROJECTS)) {
     for (const dim of USAGE_DIMENSIONS) {
       const legacy = keys.legacyUsageIndex(project, dim);
       const members = await redis.smembers(legacy);
-      if (members.length) await redis.multi().zadd(keys.usageIndex(project, dim), ...members.flatMap((m) => [now, m])).del(legacy).exec();
+      if (members.length)
+        await redis
+          .multi()
+          .zadd(keys.usageIndex(project, dim), ...members.flatMap((m) => [now, m]))
+          .del(legacy)
+          .exec();
     }
     for (const day of await redis.zrange(keys.usageIndex(project, 'day'), 0, -1)) {
       if (day >= lastKeptDay) continue;
       const month = day.slice(0, 7);
-      await rollUpScript.run(redis, [keys.usage(project, 'day', day), keys.usageIndex(project, 'day'), keys.usage(project, 'month', month), keys.usageIndex(project, 'month')], [day, month, now]);
+      await rollUpScript.run(
+        redis,
+        [
+          keys.usage(project, 'day', day),
+          keys.usageIndex(project, 'day'),
+          keys.usage(project, 'month', month),
+          keys.usageIndex(project, 'month'),
+        ],
+        [day, month, now],
+      );
       report.rolledUpDays += 1;
     }
     report.droppedUsers += await dropOlderThan(redis, keys, project, 'user', now - r.ttlS * 1000);
@@ -45,9 +64,20 @@ export async function applyUsageRetention(redis: RedisClient, keys: RedisKeys, r
   return report;
 }
 
-async function dropOlderThan(redis: RedisClient, keys: RedisKeys, project: string, dim: 'user' | 'batch', before: number): Promise<number> {
+async function dropOlderThan(
+  redis: RedisClient,
+  keys: RedisKeys,
+  project: string,
+  dim: 'user' | 'batch',
+  before: number,
+): Promise<number> {
   const index = keys.usageIndex(project, dim);
   const stale = await redis.zrangebyscore(index, '-inf', before, 'LIMIT', 0, 1_000);
-  if (stale.length) await redis.multi().unlink(...stale.map((m) => keys.usage(project, dim, m))).zrem(index, ...stale).exec();
+  if (stale.length)
+    await redis
+      .multi()
+      .unlink(...stale.map((m) => keys.usage(project, dim, m)))
+      .zrem(index, ...stale)
+      .exec();
   return stale.length;
 }

@@ -30,7 +30,9 @@ const REDIS_RETRY_MS = 1_000;
  * was the cause, so that a failover does not push every lane's next run minutes out (each job fails fast, many times).
  */
 function jobBackoff(attemptsMade: number, err: Error | undefined, backoffMs: number): number {
-  return describeRedisError(err)?.code === 'redis_unavailable' ? backoffDelay(1, REDIS_RETRY_MS) : backoffDelay(attemptsMade, backoffMs);
+  return describeRedisError(err)?.code === 'redis_unavailable'
+    ? backoffDelay(1, REDIS_RETRY_MS)
+    : backoffDelay(attemptsMade, backoffMs);
 }
 
 export interface WorkerPoolOptions {
@@ -94,7 +96,12 @@ export class WorkerPool {
     const redis = connectRedis(config, 'chatq-worker');
     await checkShardCount(redis, keys);
     const queues = new RequestQueues(redis, keys);
-    const upstream = new UpstreamClient({ baseURL: opts.baseUrl, apiKey: config.apiKey, timeoutMs: config.timeoutMs, concurrency: config.concurrency });
+    const upstream = new UpstreamClient({
+      baseURL: opts.baseUrl,
+      apiKey: config.apiKey,
+      timeoutMs: config.timeoutMs,
+      concurrency: config.concurrency,
+    });
     const prices = loadPrices(config.pricesFile);
     // One call concurrency for the process, whichever shard a job comes from (its slots are taken first come, first served).
     const callSlots = pLimit(config.concurrency);
@@ -105,9 +112,25 @@ export class WorkerPool {
     // Requests' scripts go on one connection per 8 call slots (up to 32): a lost packet holds up the commands of its
     // connection until TCP sends it again (200 ms at least), so a connection shared by every call would stall them all.
     const fetchers = Math.min(MAX_FETCHERS, Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_FETCHER)));
-    const scripts = Array.from({ length: Math.min(MAX_SCRIPT_CONNECTIONS, Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_SCRIPT_CONNECTION))) }, () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }));
+    const scripts = Array.from(
+      {
+        length: Math.min(
+          MAX_SCRIPT_CONNECTIONS,
+          Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_SCRIPT_CONNECTION)),
+        ),
+      },
+      () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }),
+    );
     const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
-    const stores = new Map(shards.map((k) => [k, new RequestStore(scripts, k, config.resultTtlS, queues, { replicas: config.waitReplicas, timeoutMs: config.timeoutMs })]));
+    const stores = new Map(
+      shards.map((k) => [
+        k,
+        new RequestStore(scripts, k, config.resultTtlS, queues, {
+          replicas: config.waitReplicas,
+          timeoutMs: config.timeoutMs,
+        }),
+      ]),
+    );
     const connections = [redis, ...scripts];
     const jobsInHand = config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15));
     const workers = shards.flatMap((shardKeys) => {
@@ -134,24 +157,32 @@ export class WorkerPool {
         // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
         const share = Math.ceil((jobsInHand * (f + 1)) / fetchers) - Math.ceil((jobsInHand * f) / fetchers);
         const run = withoutStacks(processor);
-        const worker: Worker = new Worker(QUEUE_NAME, (job, token) => {
-          // BullMQ fetches jobs one round trip at a time up to its concurrency before it starts the first: over a 20 ms
-          // link, 29 jobs in hand wait 0.6 s. It starts at 1 and grows by one with each job started: each starts as it comes.
-          if (worker.concurrency < share) worker.concurrency += 1;
-          return run(job, token);
-        }, {
-          connection: blocking,
-          prefix: shardKeys.prefix,
-          // The process's fetchers share one name: /healthz and /metrics count worker processes.
-          name: owner,
-          concurrency: 1,
-          lockDuration: config.lockMs,
-          stalledInterval: config.lockMs,
-          maxStalledCount: 5,
-          settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => jobBackoff(attemptsMade, err, config.backoffMs) },
-        });
+        const worker: Worker = new Worker(
+          QUEUE_NAME,
+          (job, token) => {
+            // BullMQ fetches jobs one round trip at a time up to its concurrency before it starts the first: over a 20 ms
+            // link, 29 jobs in hand wait 0.6 s. It starts at 1 and grows by one with each job started: each starts as it comes.
+            if (worker.concurrency < share) worker.concurrency += 1;
+            return run(job, token);
+          },
+          {
+            connection: blocking,
+            prefix: shardKeys.prefix,
+            // The process's fetchers share one name: /healthz and /metrics count worker processes.
+            name: owner,
+            concurrency: 1,
+            lockDuration: config.lockMs,
+            stalledInterval: config.lockMs,
+            maxStalledCount: 5,
+            settings: {
+              backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
+                jobBackoff(attemptsMade, err, config.backoffMs),
+            },
+          },
+        );
         worker.on('failed', (job, err) => {
-          if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError)) logFailure(logger, 'error', { request: job?.id }, err, 'job failed unexpectedly');
+          if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError))
+            logFailure(logger, 'error', { request: job?.id }, err, 'job failed unexpectedly');
         });
         return reportErrors(worker);
       });
@@ -161,8 +192,20 @@ export class WorkerPool {
     const reconcile = async () => {
       for (const k of reconciled) {
         try {
-          const report = await reconcileLanes(redis, k, queues, stores.get(k) ?? new RequestStore([redis], k, config.resultTtlS, queues), owner, config.reconcileMs, { ttlS: config.resultTtlS, usageDays: config.usageDays });
-          if (report && (report.readded || report.lostJobs || report.endedImports || report.expired)) logger.warn({ ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) }, 'reconciler repaired lanes');
+          const report = await reconcileLanes(
+            redis,
+            k,
+            queues,
+            stores.get(k) ?? new RequestStore([redis], k, config.resultTtlS, queues),
+            owner,
+            config.reconcileMs,
+            { ttlS: config.resultTtlS, usageDays: config.usageDays },
+          );
+          if (report && (report.readded || report.lostJobs || report.endedImports || report.expired))
+            logger.warn(
+              { ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) },
+              'reconciler repaired lanes',
+            );
         } catch (err) {
           logFailure(logger, 'warn', {}, err, 'reconciler pass failed');
         }
@@ -176,7 +219,14 @@ export class WorkerPool {
       }
     };
     await Promise.all(workers.map((w) => w.waitUntilReady()));
-    logger.info({ ...describeWorker(config, opts.baseUrl), ...(keys.shardCount > 1 ? { shards: shards.map((k) => k.shardIndex) } : {}), owner }, 'worker started');
+    logger.info(
+      {
+        ...describeWorker(config, opts.baseUrl),
+        ...(keys.shardCount > 1 ? { shards: shards.map((k) => k.shardIndex) } : {}),
+        owner,
+      },
+      'worker started',
+    );
     return new WorkerPool(workers, connections, queues, limiter, fold, reconcile, config.reconcileMs);
   }
 

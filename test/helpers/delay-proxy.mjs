@@ -8,7 +8,8 @@ const ms = Number(delayMs);
 
 function delayed(from, to) {
   // Equal delays fire in the order they were set: the stream's bytes keep their order.
-  const pass = (chunk) => (ms > 0 ? setTimeout(() => to.writable && to.write(chunk), ms) : to.writable && to.write(chunk));
+  const pass = (chunk) =>
+    ms > 0 ? setTimeout(() => to.writable && to.write(chunk), ms) : to.writable && to.write(chunk);
   from.on('data', pass);
   from.on('end', () => setTimeout(() => to.end(), ms));
 }

@@ -30,7 +30,30 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
   for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
   const children = new Map<number, ChildProcess>();
   for (const port of ports) {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0', '--repl-diskless-sync-delay', '0', '--dir', dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'];
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      `nodes-${port}.conf`,
+      '--cluster-node-timeout',
+      '1000',
+      '--cluster-replica-validity-factor',
+      '0',
+      '--repl-diskless-sync-delay',
+      '0',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+    ];
     children.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
   }
   for (const port of ports) {
@@ -46,18 +69,33 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
     }
     probe.disconnect();
   }
-  const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8' });
+  const create = spawnSync(
+    'redis-cli',
+    [
+      '--cluster',
+      'create',
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      '--cluster-replicas',
+      String(replicas),
+      '--cluster-yes',
+    ],
+    { encoding: 'utf8' },
+  );
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
   // Up when every node sees all slots served and every replica has synced (a failover needs a replica with the data).
   for (const port of ports) {
     const node = new Redis({ port });
-    const ready = async () => /cluster_state:ok/.test(String(await node.call('CLUSTER', 'INFO'))) && !/role:slave[\s\S]*master_link_status:down/.test(await node.info('replication'));
+    const ready = async () =>
+      /cluster_state:ok/.test(String(await node.call('CLUSTER', 'INFO'))) &&
+      !/role:slave[\s\S]*master_link_status:down/.test(await node.info('replication'));
     for (let i = 0; i < 200 && !(await ready()); i++) await sleep(100);
     node.disconnect();
   }
   const masterOf = async (key: string): Promise<number> => {
     // Asks the first node that answers (a node just killed may not have exited yet).
-    for (const port of ports.filter((p) => children.get(p)!.exitCode === null && children.get(p)!.signalCode === null)) {
+    for (const port of ports.filter(
+      (p) => children.get(p)!.exitCode === null && children.get(p)!.signalCode === null,
+    )) {
       const node = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       node.on('error', () => undefined);
       try {
@@ -109,10 +147,14 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
     },
     async stop() {
       await Promise.all(
-        [...children.values()].map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => {
-          c.once('exit', r);
-          c.kill('SIGTERM');
-        }))),
+        [...children.values()].map((c) =>
+          c.exitCode !== null || c.signalCode !== null
+            ? undefined
+            : new Promise((r) => {
+                c.once('exit', r);
+                c.kill('SIGTERM');
+              }),
+        ),
       );
       rmSync(dir, { recursive: true, force: true });
     },

@@ -24,22 +24,42 @@ export interface NetCluster {
 }
 
 async function untilTrue(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(200)) if (await check().catch(() => false)) return;
+  for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(200))
+    if (await check().catch(() => false)) return;
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const node = (host: NetHost) => new Redis({ host: host.ip, port: 6379, lazyConnect: false, maxRetriesPerRequest: 1, retryStrategy: () => 200 });
+const node = (host: NetHost) =>
+  new Redis({ host: host.ip, port: 6379, lazyConnect: false, maxRetriesPerRequest: 1, retryStrategy: () => 200 });
 
 /** A cluster of masters on `hosts` (no replicas yet), `nodeTimeoutMs` its cluster-node-timeout. */
 export async function netCluster(hosts: NetHost[], nodeTimeoutMs: number): Promise<NetCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'chatq-netcluster-'));
   const processes: HostProcess[] = [];
   const start = async (host: NetHost) => {
-    const started = await redisOn(host, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${host.ip}.conf`), '--cluster-node-timeout', String(nodeTimeoutMs), '--cluster-replica-validity-factor', '0', '--repl-diskless-sync-delay', '0', '--maxmemory-policy', 'noeviction']);
+    const started = await redisOn(host, [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(dir, `nodes-${host.ip}.conf`),
+      '--cluster-node-timeout',
+      String(nodeTimeoutMs),
+      '--cluster-replica-validity-factor',
+      '0',
+      '--repl-diskless-sync-delay',
+      '0',
+      '--maxmemory-policy',
+      'noeviction',
+    ]);
     processes.push(started.process);
   };
   for (const host of hosts) await start(host);
-  const { stdout, stderr } = await run('redis-cli', ['--cluster', 'create', ...hosts.map((h) => `${h.ip}:6379`), '--cluster-yes']).catch((err: { stdout: string; stderr: string }) => err);
+  const { stdout, stderr } = await run('redis-cli', [
+    '--cluster',
+    'create',
+    ...hosts.map((h) => `${h.ip}:6379`),
+    '--cluster-yes',
+  ]).catch((err: { stdout: string; stderr: string }) => err);
   if (!/All 16384 slots covered/.test(stdout)) throw new Error(`redis-cli --cluster create failed: ${stdout}${stderr}`);
   const clusterOk = async (host: NetHost) => {
     const n = node(host);
@@ -63,19 +83,46 @@ export async function netCluster(hosts: NetHost[], nodeTimeoutMs: number): Promi
     masters: hosts,
     url: hosts.map((h) => `redis://${h.ip}:6379`).join(','),
     async ownerOf(key) {
-      const [slot, slots] = await ask(hosts[0]!, async (n) => [Number(await n.call('CLUSTER', 'KEYSLOT', key)), (await n.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][]] as const);
+      const [slot, slots] = await ask(
+        hosts[0]!,
+        async (n) =>
+          [
+            Number(await n.call('CLUSTER', 'KEYSLOT', key)),
+            (await n.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][],
+          ] as const,
+      );
       const ip = slots.find(([from, to]) => slot >= from && slot <= to)![2][0];
       return hosts.find((h) => h.ip === ip)!;
     },
     async addReplica(host, master) {
       await start(host);
       const masterId = await idOf(master);
-      await run('redis-cli', ['--cluster', 'add-node', `${host.ip}:6379`, `${master.ip}:6379`, '--cluster-slave', '--cluster-master-id', masterId]);
-      await untilTrue(`the replica on ${host.name}`, () => ask(host, async (n) => /master_link_status:up/.test(await n.info('replication')) && /cluster_state:ok/.test(String(await n.call('CLUSTER', 'INFO')))), 30_000);
+      await run('redis-cli', [
+        '--cluster',
+        'add-node',
+        `${host.ip}:6379`,
+        `${master.ip}:6379`,
+        '--cluster-slave',
+        '--cluster-master-id',
+        masterId,
+      ]);
+      await untilTrue(
+        `the replica on ${host.name}`,
+        () =>
+          ask(
+            host,
+            async (n) =>
+              /master_link_status:up/.test(await n.info('replication')) &&
+              /cluster_state:ok/.test(String(await n.call('CLUSTER', 'INFO'))),
+          ),
+        30_000,
+      );
     },
     async isMaster(host, asked) {
       const nodes = await ask(asked, async (n) => String(await n.call('CLUSTER', 'NODES')));
-      return nodes.split('\n').some((line) => line.includes(`${host.ip}:6379`) && /\bmaster\b/.test(line) && !/\bfail\b/.test(line));
+      return nodes
+        .split('\n')
+        .some((line) => line.includes(`${host.ip}:6379`) && /\bmaster\b/.test(line) && !/\bfail\b/.test(line));
     },
     async stop() {
       await Promise.all(processes.map((p) => p.stop('SIGKILL')));

@@ -76,16 +76,40 @@ export async function netLab(): Promise<NetLab> {
         name,
         ns,
         ip: hostIp,
-        spawn: (command, args, env = {}) => spawn('ip', ['netns', 'exec', ns, command, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }),
-        cut: (peer, opts = {}) => both(peer, opts.port, opts.how === 'reject' ? ['-j', 'REJECT', ...(opts.port === undefined ? [] : ['--reject-with', 'tcp-reset'])] : ['-j', 'DROP']),
-        loss: (peer, probability, opts = {}) => both(peer, opts.port, ['-m', 'statistic', '--mode', 'random', '--probability', String(probability), '-j', 'DROP']),
+        spawn: (command, args, env = {}) =>
+          spawn('ip', ['netns', 'exec', ns, command, ...args], {
+            env: { ...process.env, ...env },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          }),
+        cut: (peer, opts = {}) =>
+          both(
+            peer,
+            opts.port,
+            opts.how === 'reject'
+              ? ['-j', 'REJECT', ...(opts.port === undefined ? [] : ['--reject-with', 'tcp-reset'])]
+              : ['-j', 'DROP'],
+          ),
+        loss: (peer, probability, opts = {}) =>
+          both(peer, opts.port, [
+            '-m',
+            'statistic',
+            '--mode',
+            'random',
+            '--probability',
+            String(probability),
+            '-j',
+            'DROP',
+          ]),
         heal: async () => {
           await iptables('-F', 'INPUT');
           await iptables('-F', 'OUTPUT');
         },
         dropped: async () => {
           const { stdout } = await iptables('-L', '-v', '-x', '-n');
-          return stdout.split('\n').filter((l) => /\sDROP\s/.test(l)).reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]), 0);
+          return stdout
+            .split('\n')
+            .filter((l) => /\sDROP\s/.test(l))
+            .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]), 0);
         },
       };
       hosts.push(host);
@@ -124,13 +148,29 @@ function watched(child: ChildProcess): HostProcess {
 }
 
 /** `chatq ARGS` run inside a lab host. */
-export const chatqOn = (host: NetHost, args: string[], env: Record<string, string>): HostProcess => watched(host.spawn(process.execPath, [CLI, ...args], env));
+export const chatqOn = (host: NetHost, args: string[], env: Record<string, string>): HostProcess =>
+  watched(host.spawn(process.execPath, [CLI, ...args], env));
 
 /** A throwaway Redis inside a lab host, on its address, without persistence. */
 export async function redisOn(host: NetHost, extra: string[] = []): Promise<{ url: string; process: HostProcess }> {
   // A file name of its own: a dump.rdb in the working directory would otherwise be loaded at start.
   const file = ['--dir', tmpdir(), '--dbfilename', `chatq-net-${host.ns}-${randomUUID().slice(0, 8)}.rdb`];
-  const proc = watched(host.spawn('redis-server', ['--bind', host.ip, '--port', '6379', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', ...file, ...extra]));
+  const proc = watched(
+    host.spawn('redis-server', [
+      '--bind',
+      host.ip,
+      '--port',
+      '6379',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--protected-mode',
+      'no',
+      ...file,
+      ...extra,
+    ]),
+  );
   const url = `redis://${host.ip}:6379`;
   const until = Date.now() + 10_000;
   for (;;) {

@@ -36,13 +36,16 @@ export function useNetWorld(simulator: SimulatorOptionsInput = {}): NetWorld {
       const p = chatqOn(host, args, { ...world.env.env(), LOG_LEVEL: 'warn', ...extra });
       processes.push(p);
       if (args[0] === 'worker') {
-        const exited = p.exited.then((code) => Promise.reject(new Error(`chatq worker on ${host.name} exited (${code}): ${p.output()}`)));
+        const exited = p.exited.then((code) =>
+          Promise.reject(new Error(`chatq worker on ${host.name} exited (${code}): ${p.output()}`)),
+        );
         workerExit = workerExit ? Promise.race([workerExit, exited]) : exited;
         workerExit.catch(() => undefined);
       }
       return p;
     };
-    world.waitForBatch = (batchId, timeoutMs) => Promise.race([waitForBatch(world.env, batchId, timeoutMs), ...(workerExit ? [workerExit] : [])]);
+    world.waitForBatch = (batchId, timeoutMs) =>
+      Promise.race([waitForBatch(world.env, batchId, timeoutMs), ...(workerExit ? [workerExit] : [])]);
   });
   afterEach(async () => {
     await Promise.all(processes.map((p) => p.stop('SIGKILL')));
@@ -59,7 +62,11 @@ export function useNetWorld(simulator: SimulatorOptionsInput = {}): NetWorld {
  * had two calls in flight, each user's turns reached the upstream in order (a turn may be sent again, never after a
  * later one). Returns the upstream calls made more than once (repeats), which the scenario reports.
  */
-export async function expectInvariants(world: Pick<NetWorld, 'env' | 'sim'>, batchId: string, total: number): Promise<{ repeats: number }> {
+export async function expectInvariants(
+  world: Pick<NetWorld, 'env' | 'sim'>,
+  batchId: string,
+  total: number,
+): Promise<{ repeats: number }> {
   const batch = await world.env.batch(batchId);
   expect(batch).toMatchObject({ status: 'completed', total, succeeded: total });
   expect((await getUsage(world.env.redis, world.env.keys, 'default', 'batch', batchId)).requests).toBe(total);
@@ -76,6 +83,15 @@ export async function expectInvariants(world: Pick<NetWorld, 'env' | 'sim'>, bat
 /** `users` × `turns` lines, each turn's prompt tagged "[seq N]" so that the simulator's arrivals show the order. */
 export function conversationLines(users: number, turns: number, tag: string): string[] {
   const lines = [];
-  for (let t = 0; t < turns; t++) for (let u = 0; u < users; u++) lines.push(JSON.stringify({ custom_id: `${tag}-u${u}-t${t}`, user: `${tag}-${u}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `[seq ${t}] hello` }] }));
+  for (let t = 0; t < turns; t++)
+    for (let u = 0; u < users; u++)
+      lines.push(
+        JSON.stringify({
+          custom_id: `${tag}-u${u}-t${t}`,
+          user: `${tag}-${u}`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: `[seq ${t}] hello` }],
+        }),
+      );
   return lines;
 }

@@ -24,7 +24,11 @@ export interface SentinelSet {
 const NAME = 'chatq-test-master';
 
 function server(dir: string, port: number, extra: string[]): ChildProcess {
-  return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: 'ignore' });
+  return spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra],
+    { stdio: 'ignore' },
+  );
 }
 
 export async function startSentinelSet(): Promise<SentinelSet> {
@@ -34,22 +38,36 @@ export async function startSentinelSet(): Promise<SentinelSet> {
   const master = server(dir, masterPort, masterArgs);
   const replica = server(dir, replicaPort, ['--dbfilename', 'r.rdb', '--replicaof', '127.0.0.1', String(masterPort)]);
   const conf = join(dir, 'sentinel.conf');
-  writeFileSync(conf, [
-    `port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`,
-    `sentinel monitor ${NAME} 127.0.0.1 ${masterPort} 1`,
-    `sentinel down-after-milliseconds ${NAME} 1000`,
-    `sentinel failover-timeout ${NAME} 5000`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      `port ${sentinelPort}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${NAME} 127.0.0.1 ${masterPort} 1`,
+      `sentinel down-after-milliseconds ${NAME} 1000`,
+      `sentinel failover-timeout ${NAME} 5000`,
+      '',
+    ].join('\n'),
+  );
   const sentinel = spawn('redis-sentinel', [conf], { stdio: 'ignore' });
   const children = [master, replica, sentinel];
   const ask = new Redis({ port: sentinelPort, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
   ask.on('error', () => undefined);
-  const currentMaster = async () => Number(((await ask.call('SENTINEL', 'get-master-addr-by-name', NAME)) as string[])[1]);
+  const currentMaster = async () =>
+    Number(((await ask.call('SENTINEL', 'get-master-addr-by-name', NAME)) as string[])[1]);
   const replicaUp = new Redis({ port: replicaPort, lazyConnect: true, retryStrategy: () => 100 });
   replicaUp.on('error', () => undefined);
-  await waitFor('the replica in sync', async () => /master_link_status:up/.test(await replicaUp.info('replication')), 20_000);
-  await waitFor('the sentinel to know the replica', async () => ((await ask.call('SENTINEL', 'replicas', NAME)) as unknown[]).length > 0, 20_000);
+  await waitFor(
+    'the replica in sync',
+    async () => /master_link_status:up/.test(await replicaUp.info('replication')),
+    20_000,
+  );
+  await waitFor(
+    'the sentinel to know the replica',
+    async () => ((await ask.call('SENTINEL', 'replicas', NAME)) as unknown[]).length > 0,
+    20_000,
+  );
   replicaUp.disconnect();
   return {
     url: `redis+sentinel://127.0.0.1:${sentinelPort}/${NAME}`,
@@ -62,16 +80,26 @@ export async function startSentinelSet(): Promise<SentinelSet> {
       children.push(server(dir, masterPort, masterArgs));
       const old = new Redis({ port: masterPort, lazyConnect: true, retryStrategy: () => 100 });
       old.on('error', () => undefined);
-      await waitFor('the old master back as a replica', async () => /role:slave[\s\S]*master_link_status:up/.test(await old.info('replication')), 30_000, 200);
+      await waitFor(
+        'the old master back as a replica',
+        async () => /role:slave[\s\S]*master_link_status:up/.test(await old.info('replication')),
+        30_000,
+        200,
+      );
       old.disconnect();
     },
     async stop() {
       ask.disconnect();
-      await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-        if (c.exitCode !== null || c.signalCode !== null) return resolve();
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      })));
+      await Promise.all(
+        children.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              if (c.exitCode !== null || c.signalCode !== null) return resolve();
+              c.once('exit', () => resolve());
+              c.kill('SIGKILL');
+            }),
+        ),
+      );
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -33,7 +33,10 @@ export interface TestEnv {
 }
 
 /** Every test gets its own prefix on the shared Redis (or on `redisUrl`; with `cluster`, the seed nodes of a Redis Cluster). */
-export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: boolean; shards?: number } = {}): Promise<TestEnv> {
+export async function createTestEnv(
+  redisUrl = REDIS_URL,
+  opts: { cluster?: boolean; shards?: number } = {},
+): Promise<TestEnv> {
   const prefix = `{t-${randomUUID().slice(0, 12)}}`;
   const redis = connectRedis({ redisUrl, redisCluster: opts.cluster ?? false }, 'chatq-test');
   const keys = redisKeys(prefix, opts.shards);
@@ -42,7 +45,13 @@ export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: bool
   // Tests that restart Redis expect connection errors; the clients reconnect by themselves.
   redis.on('error', () => undefined);
   for (const q of queues.all) q.on('error', () => undefined);
-  const baseEnv = { REDIS_URL: redisUrl, CHATQ_PREFIX: prefix, LOG_LEVEL: 'warn', ...(opts.cluster ? { CHATQ_REDIS_CLUSTER: '1' } : {}), ...(opts.shards ? { CHATQ_SHARDS: String(opts.shards) } : {}) };
+  const baseEnv = {
+    REDIS_URL: redisUrl,
+    CHATQ_PREFIX: prefix,
+    LOG_LEVEL: 'warn',
+    ...(opts.cluster ? { CHATQ_REDIS_CLUSTER: '1' } : {}),
+    ...(opts.shards ? { CHATQ_SHARDS: String(opts.shards) } : {}),
+  };
   const env: TestEnv = {
     prefix,
     redis,
@@ -53,7 +62,10 @@ export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: bool
     env: (extra = {}) => ({ ...process.env, ...baseEnv, ...extra }) as Record<string, string>,
     async submit(lines, opts = {}) {
       const text = Array.isArray(lines) ? lines.join('\n') : lines;
-      return submitBatch({ redis, queues, keys, resultTtlS: 3600, prices: loadPrices() }, () => Readable.from([text]), { source: 'test.jsonl', ...opts });
+      return submitBatch({ redis, queues, keys, resultTtlS: 3600, prices: loadPrices() }, () => Readable.from([text]), {
+        source: 'test.jsonl',
+        ...opts,
+      });
     },
     async batch(id) {
       const b = await getBatch(redis, keys, id);
@@ -81,7 +93,12 @@ export async function createTestEnv(redisUrl = REDIS_URL, opts: { cluster?: bool
 
 export const testLogger = () => createLogger('error', 'chatq-test');
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  everyMs = 100,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     // A read that fails (Redis restarting, a cluster failing over) is "not yet", until the deadline.
@@ -93,10 +110,15 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 }
 
 export const waitForBatch = (env: TestEnv, id: string, timeoutMs = 120_000) =>
-  waitFor(`batch ${id} to finish`, async () => {
-    const b = await env.batch(id);
-    return b.status === 'completed' || b.status === 'cancelled' ? b : undefined;
-  }, timeoutMs, 200);
+  waitFor(
+    `batch ${id} to finish`,
+    async () => {
+      const b = await env.batch(id);
+      return b.status === 'completed' || b.status === 'cancelled' ? b : undefined;
+    },
+    timeoutMs,
+    200,
+  );
 
 /** A `chatq worker` process (the built CLI), as a user would run it. */
 export interface WorkerProcess {
@@ -115,7 +137,11 @@ export function spawnWorker(env: Record<string, string>, args: string[] = []): W
   return { child, exited, stderr: () => err };
 }
 
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 120_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

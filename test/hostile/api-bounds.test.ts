@@ -6,18 +6,33 @@ import { useApi, useWorld } from '../helpers/in-process-worker.js';
 const ALPHA = 'tok-bounds-alpha';
 const BETA = 'tok-bounds-beta';
 const ADMIN = 'tok-bounds-admin';
-const line = JSON.stringify({ custom_id: 'a', user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+const line = JSON.stringify({
+  custom_id: 'a',
+  user: 'u',
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'hi' }],
+});
 
 describe('API bounds and headers', () => {
   const w = useWorld();
   const a = useApi(w, { CHATQ_API_TOKENS: `alpha:${ALPHA},beta:${BETA}`, CHATQ_ADMIN_TOKENS: ADMIN });
   const client = (token: string) => new OpenAI({ baseURL: `${a.api.url}/v1`, apiKey: token, maxRetries: 0 });
-  const get = (path: string, token: string | null, headers: Record<string, string> = {}) => fetch(`${a.api.url}${path}`, { headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } });
+  const get = (path: string, token: string | null, headers: Record<string, string> = {}) =>
+    fetch(`${a.api.url}${path}`, { headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } });
 
-  it("batch metadata is bounded as OpenAI bounds it: 16 keys, keys of 64 characters, values of 512", async () => {
+  it('batch metadata is bounded as OpenAI bounds it: 16 keys, keys of 64 characters, values of 512', async () => {
     const alpha = client(ALPHA);
-    const file = await alpha.files.create({ file: await toFile(Buffer.from(`${line}\n`), 'a.jsonl'), purpose: 'batch' });
-    const create = (metadata: Record<string, string>) => alpha.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata });
+    const file = await alpha.files.create({
+      file: await toFile(Buffer.from(`${line}\n`), 'a.jsonl'),
+      purpose: 'batch',
+    });
+    const create = (metadata: Record<string, string>) =>
+      alpha.batches.create({
+        input_file_id: file.id,
+        endpoint: '/v1/chat/completions',
+        completion_window: '24h',
+        metadata,
+      });
     const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v']));
     await expect(create(keys(17))).rejects.toMatchObject({ status: 400, message: expect.stringMatching(/16/) });
     await expect(create({ ['k'.repeat(65)]: 'v' })).rejects.toMatchObject({ status: 400 });
@@ -28,7 +43,10 @@ describe('API bounds and headers', () => {
 
   it('every page refuses framing and caching; result files and file contents are not cached', async () => {
     const alpha = client(ALPHA);
-    const file = await alpha.files.create({ file: await toFile(Buffer.from(`${line}\n`), 'a.jsonl'), purpose: 'batch' });
+    const file = await alpha.files.create({
+      file: await toFile(Buffer.from(`${line}\n`), 'a.jsonl'),
+      purpose: 'batch',
+    });
     const pages = [
       await get('/', null, { accept: 'text/html' }), // the sign-in page a 401 shows
       await get('/admin/queues', ADMIN),
@@ -41,7 +59,8 @@ describe('API bounds and headers', () => {
       expect(p.headers.get('cache-control'), p.url).toBe('no-store');
       expect(p.headers.get('x-content-type-options'), p.url).toBe('nosniff');
     }
-    for (const p of [pages[0]!, pages[1]!, pages[3]!, pages[4]!]) expect(p.headers.get('content-security-policy'), p.url).toMatch(/frame-ancestors 'none'/);
+    for (const p of [pages[0]!, pages[1]!, pages[3]!, pages[4]!])
+      expect(p.headers.get('content-security-policy'), p.url).toMatch(/frame-ancestors 'none'/);
     expect((await get(`/v1/files/${file.id}/content`, ALPHA)).headers.get('cache-control')).toBe('no-store');
     expect((await get('/v1/batches', ALPHA)).headers.get('cache-control')).toBe('no-store');
     // The dashboard's own script and styles may be cached: they hold no data.
@@ -53,7 +72,10 @@ describe('API bounds and headers', () => {
     const other = await w.env.submit([line], { project: 'beta' });
     const open = async (token: string, batch: string) => {
       const controller = new AbortController();
-      const res = await fetch(`${a.api.url}/ui/events?batches=${batch}`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });
+      const res = await fetch(`${a.api.url}/ui/events?batches=${batch}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      });
       // The response is kept: fetch closes the connection of a response the garbage collector takes.
       return { status: res.status, res, close: () => controller.abort() };
     };

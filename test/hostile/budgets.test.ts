@@ -3,14 +3,24 @@ import { getUsage } from '../../src/shared/read-store.js';
 import { useWorld } from '../helpers/in-process-worker.js';
 import { waitForBatch } from '../helpers/test-env.js';
 
-const line = (i: number) => JSON.stringify({ custom_id: `r${i}`, user: `user-${i}`, model: 'gpt-4o-mini', max_tokens: 30, messages: [{ role: 'user', content: `hello ${i}` }] });
+const line = (i: number) =>
+  JSON.stringify({
+    custom_id: `r${i}`,
+    user: `user-${i}`,
+    model: 'gpt-4o-mini',
+    max_tokens: 30,
+    messages: [{ role: 'user', content: `hello ${i}` }],
+  });
 
 describe('budgets hold with many calls in flight', () => {
   const w = useWorld({ latencyMs: 30, jitterMs: 20 });
 
   /** `users` one-turn users in one batch with a budget, `concurrency` calls in flight: the batch and what it spent. */
   async function run(users: number, budgetNano: number, concurrency: number) {
-    const submitted = await w.env.submit(Array.from({ length: users }, (_, i) => line(i)), { maxCostNano: budgetNano });
+    const submitted = await w.env.submit(
+      Array.from({ length: users }, (_, i) => line(i)),
+      { maxCostNano: budgetNano },
+    );
     await w.startWorker({ CHATQ_CONCURRENCY: String(concurrency) });
     const batch = await waitForBatch(w.env, submitted.batchId);
     return { batch, spent: (await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId)).cost_nano };
@@ -29,7 +39,14 @@ describe('budgets hold with many calls in flight', () => {
     const { batch, spent } = await run(600, budget, 100);
     // One call's reservation at most is left unused at the end (prompt estimate + 30 reply tokens at gpt-4o-mini's prices).
     const oneReservation = 20 * 150 + 30 * 600;
-    console.log(JSON.stringify({ budget_nano: budget, spent_nano: spent, overshoot_nano: Math.max(0, spent - budget), succeeded: batch.succeeded }));
+    console.log(
+      JSON.stringify({
+        budget_nano: budget,
+        spent_nano: spent,
+        overshoot_nano: Math.max(0, spent - budget),
+        succeeded: batch.succeeded,
+      }),
+    );
     expect(spent).toBeLessThanOrEqual(budget);
     expect(spent).toBeGreaterThan(budget - 2 * oneReservation);
     expect(batch.status).toBe('cancelled');

@@ -5,7 +5,8 @@ import { startSimulator } from '../../src/simulator/simulator-server.js';
 import { startWorker } from '../helpers/in-process-worker.js';
 import { createTestEnv, spawnWorker, waitFor, waitForBatch } from '../helpers/test-env.js';
 
-const line = (u: string) => JSON.stringify({ custom_id: u, user: u, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+const line = (u: string) =>
+  JSON.stringify({ custom_id: u, user: u, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
 
 describe('honest counters and quiet logs', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -16,10 +17,18 @@ describe('honest counters and quiet logs', () => {
   it('attempts count upstream calls only; claims that died before their call are counted apart', async () => {
     const env = await createTestEnv();
     const sim = await startSimulator();
-    cleanups.push(() => env.cleanup(), () => sim.close());
+    cleanups.push(
+      () => env.cleanup(),
+      () => sim.close(),
+    );
     const submitted = await env.submit(Array.from({ length: 12 }, (_, i) => line(`u${i}`)));
     // RPM 1: one call goes, the others wait for capacity, holding their claims; then the worker is killed.
-    const vars = { CHATQ_BASE_URL: sim.url, CHATQ_LOCK_MS: '1000', CHATQ_TIMEOUT_MS: '3000', CHATQ_RECONCILE_MS: '300' };
+    const vars = {
+      CHATQ_BASE_URL: sim.url,
+      CHATQ_LOCK_MS: '1000',
+      CHATQ_TIMEOUT_MS: '3000',
+      CHATQ_RECONCILE_MS: '300',
+    };
     const doomed = spawnWorker(env.env({ ...vars, CHATQ_RPM: '1' }));
     cleanups.push(async () => doomed.child.kill('SIGKILL'));
     await waitFor('the first call', async () => sim.stats().answered >= 1, 20_000);
@@ -44,7 +53,10 @@ describe('honest counters and quiet logs', () => {
     cleanups.push(() => redis.stop());
     const env = await createTestEnv(redis.url);
     const sim = await startSimulator({ latencyMs: 5 });
-    cleanups.push(() => env.cleanup(), () => sim.close());
+    cleanups.push(
+      () => env.cleanup(),
+      () => sim.close(),
+    );
     await env.submit(Array.from({ length: 40 }, (_, i) => line(`u${i}`)));
     const worker = spawnWorker(env.env({ CHATQ_BASE_URL: sim.url, CHATQ_RPM: '30', CHATQ_CONCURRENCY: '40' }));
     cleanups.push(async () => worker.child.kill('SIGKILL'));
@@ -59,7 +71,10 @@ describe('honest counters and quiet logs', () => {
     await new Promise((r) => setTimeout(r, 1_500));
     worker.child.kill('SIGTERM');
     await worker.exited;
-    const lines = worker.stderr().split('\n').filter((l) => l.trim() !== '');
+    const lines = worker
+      .stderr()
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     expect(worker.stderr()).not.toMatch(/Warning|MaxListeners/);
     const plain = lines.filter((l) => !l.startsWith('{'));
     // The one human line is the start-up banner.

@@ -13,12 +13,18 @@ function attackerSite(): Promise<{ server: Server; url: (target: string, enctype
     const q = new URL(req.url!, 'http://evil.test').searchParams;
     const target = q.get('target')!.replace(/"/g, '');
     res.setHeader('content-type', 'text/html');
-    res.end(`<form id="f" method="POST" action="${target}" enctype="${q.get('enctype')}"><input name="reason" value="x"></form><script>document.getElementById('f').submit()</script>`);
+    res.end(
+      `<form id="f" method="POST" action="${target}" enctype="${q.get('enctype')}"><input name="reason" value="x"></form><script>document.getElementById('f').submit()</script>`,
+    );
   });
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => {
       const port = (server.address() as AddressInfo).port;
-      resolve({ server, url: (target, enctype) => `http://evil.test:${port}/?target=${encodeURIComponent(target)}&enctype=${encodeURIComponent(enctype)}` });
+      resolve({
+        server,
+        url: (target, enctype) =>
+          `http://evil.test:${port}/?target=${encodeURIComponent(target)}&enctype=${encodeURIComponent(enctype)}`,
+      });
     }),
   );
 }
@@ -31,7 +37,10 @@ describe('cross-site posts in a real browser (Debian chromium)', () => {
   const contexts: BrowserContext[] = [];
 
   beforeAll(async () => {
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox', '--host-resolver-rules=MAP evil.test 127.0.0.1'] });
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--no-sandbox', '--host-resolver-rules=MAP evil.test 127.0.0.1'],
+    });
     attacker = await attackerSite();
   });
   // Before the API closes (hooks run last-registered first): a page's event stream that reconnects while the server
@@ -44,8 +53,11 @@ describe('cross-site posts in a real browser (Debian chromium)', () => {
     attacker?.server.close();
   });
 
-  it('a form on another site cannot cancel a batch, whatever its encoding, path spelling or the victim\'s sign-in', async () => {
-    const submitted = await w.env.submit([JSON.stringify({ user: 'victim', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })], { project: 'alpha' });
+  it("a form on another site cannot cancel a batch, whatever its encoding, path spelling or the victim's sign-in", async () => {
+    const submitted = await w.env.submit(
+      [JSON.stringify({ user: 'victim', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })],
+      { project: 'alpha' },
+    );
     const id = submitted.batchId;
     // One victim signed in with Basic auth, one with the login form's cookie; both have the dashboard open.
     const basic = await browser.newContext({ httpCredentials: { username: 'victim', password: ALPHA } });
@@ -60,7 +72,12 @@ describe('cross-site posts in a real browser (Debian chromium)', () => {
     for (const ctx of [basic, cookie]) {
       const page = await ctx.newPage();
       await page.goto(`${a.api.url}/batches/${id}`);
-      for (const path of [`/batches/${id}/cancel`, `/%761/batches/${id}/cancel`, `/v1/batches/${id}/cancel`, `/b%61tches/${id}/cancel`]) {
+      for (const path of [
+        `/batches/${id}/cancel`,
+        `/%761/batches/${id}/cancel`,
+        `/v1/batches/${id}/cancel`,
+        `/b%61tches/${id}/cancel`,
+      ]) {
         for (const enctype of ENCTYPES) {
           const posted = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().startsWith(a.api.url));
           await page.goto(attacker.url(`${a.api.url}${path}`, enctype));

@@ -9,7 +9,8 @@ const suite = `${JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ 
 describe('files are never deleted under their users, and rejected uploads are not kept', () => {
   const w = useWorld();
   let api: ApiService;
-  const call = (path: string, init: RequestInit = {}) => fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...(init.headers ?? {}) } });
+  const call = (path: string, init: RequestInit = {}) =>
+    fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...(init.headers ?? {}) } });
   const upload = async (purpose: string, files = 1) => {
     const form = new FormData();
     form.set('purpose', purpose);
@@ -35,7 +36,11 @@ describe('files are never deleted under their users, and rejected uploads are no
     const file = await (await upload('batch')).json();
     const json = { 'content-type': 'application/json' };
     for (const name of ['one', 'two']) {
-      const r = await call('/v1/schedules', { method: 'POST', headers: json, body: JSON.stringify({ name, every_ms: 3_600_000, input_file_id: file.id }) });
+      const r = await call('/v1/schedules', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ name, every_ms: 3_600_000, input_file_id: file.id }),
+      });
       expect(r.status).toBe(200);
     }
     expect((await call('/v1/schedules/one', { method: 'DELETE' })).status).toBe(200);

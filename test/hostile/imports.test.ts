@@ -15,7 +15,13 @@ import { RequestStore } from '../../src/worker/request-store.js';
 import { startSimulator } from '../../src/simulator/simulator-server.js';
 import { createTestEnv, REDIS_URL, runCli, spawnWorker, waitFor, type TestEnv } from '../helpers/test-env.js';
 
-const line = (i: number, pad = 0) => JSON.stringify({ custom_id: `r${i}`, user: `u${i % 50}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(pad)}` }] });
+const line = (i: number, pad = 0) =>
+  JSON.stringify({
+    custom_id: `r${i}`,
+    user: `u${i % 50}`,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(pad)}` }],
+  });
 const tmpFile = (name: string, lines: string[]) => {
   const file = join(mkdtempSync(join(tmpdir(), 'chatq-import-')), name);
   writeFileSync(file, `${lines.join('\n')}\n`);
@@ -45,7 +51,13 @@ describe('imports always end', () => {
   it('a chunk the enqueue script rejects fails the import: the batch ends "failed" with the reason, never finalised short', async () => {
     const e: TestEnv = await env();
     const batchId = newBatchId();
-    await createBatchRecord(e.redis, e.keys, { batchId, project: 'default', name: 'broken', input: 'x.jsonl', metadata: {} });
+    await createBatchRecord(e.redis, e.keys, {
+      batchId,
+      project: 'default',
+      name: 'broken',
+      input: 'x.jsonl',
+      metadata: {},
+    });
     // After the first chunk, the batch's custom_id index becomes a key of the wrong type: every later chunk is refused.
     async function* input() {
       for (let i = 0; i < 3_000; i++) {
@@ -53,10 +65,20 @@ describe('imports always end', () => {
         yield `${line(i)}\n`;
       }
     }
-    await expect(submitBatch({ redis: e.redis, queues: e.queues, keys: e.keys, resultTtlS: 3600, prices: loadPrices() }, () => Readable.from(input()), { source: 'x.jsonl', batchId })).rejects.toBeInstanceOf(ImportFailedError);
+    await expect(
+      submitBatch(
+        { redis: e.redis, queues: e.queues, keys: e.keys, resultTtlS: 3600, prices: loadPrices() },
+        () => Readable.from(input()),
+        { source: 'x.jsonl', batchId },
+      ),
+    ).rejects.toBeInstanceOf(ImportFailedError);
     const batch = await e.batch(batchId);
     expect(batch.status).toBe('failed');
-    expect(batch.importError).toMatchObject({ code: 'redis_error', message: expect.stringMatching(/WRONGTYPE/), enqueued: batch.total });
+    expect(batch.importError).toMatchObject({
+      code: 'redis_error',
+      message: expect.stringMatching(/WRONGTYPE/),
+      enqueued: batch.total,
+    });
     expect(batch.total).toBeLessThan(3_000);
     // Default --on-import-error cancel: whatever was enqueued is cancelled; nothing is left to run.
     expect(batch.cancelled).toBe(batch.total);
@@ -73,7 +95,10 @@ describe('imports always end', () => {
     cleanups.push(async () => admin.disconnect());
     const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
     await admin.config('SET', 'maxmemory', String(used + 3 * 1024 * 1024));
-    const file = tmpFile('big.jsonl', Array.from({ length: 8_000 }, (_, i) => line(i, 400)));
+    const file = tmpFile(
+      'big.jsonl',
+      Array.from({ length: 8_000 }, (_, i) => line(i, 400)),
+    );
     const first = await runCli(['enqueue', file, '--on-import-error', 'keep'], e.env());
     expect(first.code).toBe(1);
     noStack(first.stderr);
@@ -107,19 +132,34 @@ describe('imports always end', () => {
   it('an import whose process died is ended by the reconciler, and a cancel of it does not hang in "cancelling"', async () => {
     const e = await env();
     const cancelled = newBatchId();
-    await createBatchRecord(e.redis, e.keys, { batchId: cancelled, project: 'default', name: 'orphan', input: 'x.jsonl', metadata: {} });
+    await createBatchRecord(e.redis, e.keys, {
+      batchId: cancelled,
+      project: 'default',
+      name: 'orphan',
+      input: 'x.jsonl',
+      metadata: {},
+    });
     const r = await runCli(['cancel', cancelled], e.env());
     expect(r.code).toBe(0);
     expect((await e.batch(cancelled)).status).toBe('cancelled');
 
     const dead = newBatchId();
-    await createBatchRecord(e.redis, e.keys, { batchId: dead, project: 'default', name: 'orphan', input: 'y.jsonl', metadata: {} });
+    await createBatchRecord(e.redis, e.keys, {
+      batchId: dead,
+      project: 'default',
+      name: 'orphan',
+      input: 'y.jsonl',
+      metadata: {},
+    });
     const store = new RequestStore([e.redis], e.keys, 3600, e.queues);
     // Older than the grace period (1 ms here): within the same millisecond the import would still count as starting.
     await new Promise((r) => setTimeout(r, 5));
     const report = await reconcileLanes(e.redis, e.keys, e.queues, store, 'test', 1, { ttlS: 3600, usageDays: 90 });
     expect(report).toMatchObject({ endedImports: 1 });
-    expect(await e.batch(dead)).toMatchObject({ status: 'failed', importError: { code: 'import_interrupted', enqueued: 0 } });
+    expect(await e.batch(dead)).toMatchObject({
+      status: 'failed',
+      importError: { code: 'import_interrupted', enqueued: 0 },
+    });
   });
 
   it('Redis full mid-import with a worker running: "cancel" stops every request the import enqueued before more calls start; the worker says so once', async () => {
@@ -130,7 +170,9 @@ describe('imports always end', () => {
     const e = await env(redis.url);
     const admin = new Redis(redis.url);
     cleanups.push(async () => admin.disconnect());
-    const worker = spawnWorker(e.env({ CHATQ_BASE_URL: sim.url, CHATQ_API_KEY: 'sim', CHATQ_CONCURRENCY: '10', LOG_LEVEL: 'info' }));
+    const worker = spawnWorker(
+      e.env({ CHATQ_BASE_URL: sim.url, CHATQ_API_KEY: 'sim', CHATQ_CONCURRENCY: '10', LOG_LEVEL: 'info' }),
+    );
     cleanups.push(async () => {
       worker.child.kill('SIGKILL');
       await worker.exited;
@@ -139,7 +181,17 @@ describe('imports always end', () => {
     const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))![1]);
     await admin.config('SET', 'maxmemory', String(used + 12 * 1024 * 1024));
     // Many users, so that the worker has work from the first chunk on while the import goes on.
-    const file = tmpFile('big.jsonl', Array.from({ length: 40_000 }, (_, i) => JSON.stringify({ custom_id: `r${i}`, user: `u${i % 2_000}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(100)}` }] })));
+    const file = tmpFile(
+      'big.jsonl',
+      Array.from({ length: 40_000 }, (_, i) =>
+        JSON.stringify({
+          custom_id: `r${i}`,
+          user: `u${i % 2_000}`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: `hello ${i} ${'x'.repeat(100)}` }],
+        }),
+      ),
+    );
     const first = await runCli(['enqueue', file], e.env());
     expect(first.code).toBe(1);
     const batchId = /(batch_[0-9a-f]{24})/.exec(first.stderr)![1]!;
@@ -148,10 +200,15 @@ describe('imports always end', () => {
     // now (the ten calls in flight at the failure may end).
     await new Promise((r) => setTimeout(r, 5_000));
     await admin.config('SET', 'maxmemory', '0');
-    const batch = await waitFor('the failed batch settled', async () => {
-      const b = await e.batch(batchId);
-      return b.cancelled + b.succeeded + b.failed === b.total ? b : undefined;
-    }, 30_000, 200);
+    const batch = await waitFor(
+      'the failed batch settled',
+      async () => {
+        const b = await e.batch(batchId);
+        return b.cancelled + b.succeeded + b.failed === b.total ? b : undefined;
+      },
+      30_000,
+      200,
+    );
     await new Promise((r) => setTimeout(r, 2_000));
     expect(batch.status).toBe('failed');
     expect(batch.total).toBeGreaterThan(100);
@@ -159,7 +216,10 @@ describe('imports always end', () => {
     expect(batch.succeeded).toBeLessThanOrEqual(callsAtFailure + 10);
     expect(batch.cancelled).toBeGreaterThanOrEqual(batch.total - callsAtFailure - 10);
     // One line per Redis condition, not one per job.
-    const oomLines = worker.stderr().split('\n').filter((l) => /OOM|out of memory/i.test(l));
+    const oomLines = worker
+      .stderr()
+      .split('\n')
+      .filter((l) => /OOM|out of memory/i.test(l));
     expect(oomLines.length).toBeLessThanOrEqual(5);
   });
 });

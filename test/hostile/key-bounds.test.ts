@@ -10,7 +10,9 @@ describe('every key has a bound', () => {
   const w = useWorld();
 
   it('model names past 200 distinct ones are counted as "other"; old days roll up into months; stale users drop out', async () => {
-    const lines = Array.from({ length: 210 }, (_, i) => JSON.stringify({ user: `u${i}`, model: `made-up-model-${i}`, messages: [{ role: 'user', content: 'hi' }] }));
+    const lines = Array.from({ length: 210 }, (_, i) =>
+      JSON.stringify({ user: `u${i}`, model: `made-up-model-${i}`, messages: [{ role: 'user', content: 'hi' }] }),
+    );
     const submitted = await w.env.submit(lines);
     await w.startWorker({ CHATQ_CONCURRENCY: '50' });
     await waitForBatch(w.env, submitted.batchId);
@@ -28,6 +30,8 @@ describe('every key has a bound', () => {
     expect(await usageReport(w.env.redis, w.env.keys, ALL_PROJECTS, { by: 'month' })).toEqual(byMonthBefore);
     expect(await listUsage(w.env.redis, w.env.keys, ALL_PROJECTS, 'user')).toEqual([]);
     // Models stay (bounded), and add up to the same.
-    expect((await listUsage(w.env.redis, w.env.keys, ALL_PROJECTS, 'model')).reduce((a, m) => a + m.requests, 0)).toBe(210);
+    expect((await listUsage(w.env.redis, w.env.keys, ALL_PROJECTS, 'model')).reduce((a, m) => a + m.requests, 0)).toBe(
+      210,
+    );
   });
 });

@@ -18,10 +18,18 @@ describe('what leaves chatq is safe where it lands', () => {
   const w = useWorld();
 
   it('CSV cells a spreadsheet would run are neutralised (OWASP)', async () => {
-    for (const v of ['=1+1', '+1', '-1+2', '@SUM(A1)', '\tx', '\rx']) expect(csvCell(v).replace(/^"|"$/g, '').startsWith("'")).toBe(true);
+    for (const v of ['=1+1', '+1', '-1+2', '@SUM(A1)', '\tx', '\rx'])
+      expect(csvCell(v).replace(/^"|"$/g, '').startsWith("'")).toBe(true);
     expect(csvCell('plain')).toBe('plain');
     expect(csvCell(-3)).toBe('-3');
-    const submitted = await w.env.submit([JSON.stringify({ custom_id: '=HYPERLINK("http://x")', user: 'u', model: '@evil', messages: [{ role: 'user', content: 'hi' }] })]);
+    const submitted = await w.env.submit([
+      JSON.stringify({
+        custom_id: '=HYPERLINK("http://x")',
+        user: 'u',
+        model: '@evil',
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    ]);
     await w.startWorker();
     await waitForBatch(w.env, submitted.batchId);
     const results = await runCli(['results', submitted.batchId, '--format', 'csv'], w.env.env());
@@ -34,7 +42,10 @@ describe('what leaves chatq is safe where it lands', () => {
   it('terminal output carries no control characters from user data', async () => {
     const d = dir();
     const file = join(d, `bad${ESC}.jsonl`);
-    writeFileSync(file, `${JSON.stringify({ custom_id: `id${ESC}`, user: 'u', model: 'gpt-4o-mini', messages: 'x' })}\n${JSON.stringify({ custom_id: `ok${ESC}`, user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ custom_id: `id${ESC}`, user: 'u', model: 'gpt-4o-mini', messages: 'x' })}\n${JSON.stringify({ custom_id: `ok${ESC}`, user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })}\n`,
+    );
     const r = await runCli(['enqueue', file], w.env.env());
     expect(r.stderr).not.toContain('\u001b');
     expect(r.stderr).not.toContain('\u0007');
@@ -48,7 +59,10 @@ describe('what leaves chatq is safe where it lands', () => {
     const d = dir();
     mkdirSync(join(d, 'sub.jsonl'));
     symlinkSync(join(d, 'missing-target'), join(d, 'broken.jsonl'));
-    writeFileSync(join(d, 'good.jsonl'), `${JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })}\n`);
+    writeFileSync(
+      join(d, 'good.jsonl'),
+      `${JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })}\n`,
+    );
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const busyPort = String((blocker.address() as { port: number }).port);
@@ -56,7 +70,11 @@ describe('what leaves chatq is safe where it lands', () => {
       for (const [args, extra, pattern] of [
         [['serve', '--port', 'abc'], { CHATQ_API_TOKENS: 't' }, /--port: expected a port number/],
         [['serve', '--port', busyPort], { CHATQ_API_TOKENS: 't' }, /port \d+ is in use/],
-        [['worker'], { CHATQ_BASE_URL: 'http://127.0.0.1:9/v1', CHATQ_PRICES: join(d, 'nope.json') }, /CHATQ_PRICES: cannot read/],
+        [
+          ['worker'],
+          { CHATQ_BASE_URL: 'http://127.0.0.1:9/v1', CHATQ_PRICES: join(d, 'nope.json') },
+          /CHATQ_PRICES: cannot read/,
+        ],
         [['worker'], { CHATQ_BASE_URL: 'http://127.0.0.1:9/v1', CHATQ_TIMEOUT_MS: '3000000000' }, /CHATQ_TIMEOUT_MS/],
         [['enqueue', d], {}, /broken\.jsonl: (cannot read|broken link)/],
       ] as const) {
@@ -71,22 +89,42 @@ describe('what leaves chatq is safe where it lands', () => {
   });
 
   it('job errors keep no stack trace (the queue board shows them)', async () => {
-    const submitted = await w.env.submit([JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: '[fail 503] hi' }] })]);
+    const submitted = await w.env.submit([
+      JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: '[fail 503] hi' }] }),
+    ]);
     await w.startWorker({ CHATQ_MAX_ATTEMPTS: '4', CHATQ_BACKOFF_MS: '300' });
-    const traces = await waitFor('a retried job', async () => {
-      const job = await w.env.queue.getJob(`${submitted.batchId}-1`);
-      return job?.stacktrace?.length ? job.stacktrace : undefined;
-    }, 20_000, 20);
+    const traces = await waitFor(
+      'a retried job',
+      async () => {
+        const job = await w.env.queue.getJob(`${submitted.batchId}-1`);
+        return job?.stacktrace?.length ? job.stacktrace : undefined;
+      },
+      20_000,
+      20,
+    );
     for (const t of traces) expect(t).not.toMatch(/\n\s+at |\.js:\d+|\.ts:\d+/);
     expect(traces[0]).toMatch(/http_503/);
   });
 
   it('`chatq results B | head -1` ends quietly', async () => {
-    const submitted = await w.env.submit(Array.from({ length: 3_000 }, (_, i) => JSON.stringify({ custom_id: `c${i}`, user: `u${i % 20}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })));
+    const submitted = await w.env.submit(
+      Array.from({ length: 3_000 }, (_, i) =>
+        JSON.stringify({
+          custom_id: `c${i}`,
+          user: `u${i % 20}`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+      ),
+    );
     await w.startWorker({ CHATQ_CONCURRENCY: '100' });
     await waitForBatch(w.env, submitted.batchId);
     const { stderr, code } = await new Promise<{ stderr: string; code: number | null }>((resolve) => {
-      const child = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" results ${submitted.batchId} | head -1 >/dev/null`], { env: w.env.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        'sh',
+        ['-c', `"${process.execPath}" "${CLI}" results ${submitted.batchId} | head -1 >/dev/null`],
+        { env: w.env.env(), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let err = '';
       child.stderr.on('data', (b: Buffer) => (err += b.toString()));
       child.once('exit', (c) => resolve({ stderr: err, code: c }));
@@ -96,11 +134,23 @@ describe('what leaves chatq is safe where it lands', () => {
   });
 
   it('an output that cannot be written (a full disk, a missing directory) is one line and exit 2, never a hang or a stack', async () => {
-    const submitted = await w.env.submit(Array.from({ length: 200 }, (_, i) => JSON.stringify({ custom_id: `c${i}`, user: `u${i % 20}`, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })));
+    const submitted = await w.env.submit(
+      Array.from({ length: 200 }, (_, i) =>
+        JSON.stringify({
+          custom_id: `c${i}`,
+          user: `u${i % 20}`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
+      ),
+    );
     await w.startWorker({ CHATQ_CONCURRENCY: '100' });
     await waitForBatch(w.env, submitted.batchId);
     const full = await new Promise<{ stderr: string; code: number | null }>((resolve) => {
-      const child = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" results ${submitted.batchId} > /dev/full`], { env: w.env.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" results ${submitted.batchId} > /dev/full`], {
+        env: w.env.env(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let err = '';
       child.stderr.on('data', (b: Buffer) => (err += b.toString()));
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
@@ -112,7 +162,10 @@ describe('what leaves chatq is safe where it lands', () => {
     expect(full.code).toBe(2);
     expect(full.stderr.trim().split('\n')).toHaveLength(1);
     expect(full.stderr).toMatch(/cannot write .*ENOSPC/);
-    const missing = await runCli(['results', submitted.batchId, '-o', join(dir(), 'no', 'such', 'dir', 'out.jsonl')], w.env.env());
+    const missing = await runCli(
+      ['results', submitted.batchId, '-o', join(dir(), 'no', 'such', 'dir', 'out.jsonl')],
+      w.env.env(),
+    );
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/cannot write .*out\.jsonl.*ENOENT/);
     noStack(missing.stderr);
@@ -125,7 +178,7 @@ describe('what leaves chatq is safe where it lands', () => {
     expect(table).toContain('fine\\nb       forged row\\r\\tx\\u001b[2J');
   });
 
-  describe('the API answers every input in OpenAI\'s error shape, never 5xx', () => {
+  describe("the API answers every input in OpenAI's error shape, never 5xx", () => {
     let api: ApiService;
     beforeEach(async () => {
       api = await startApiService(w.env.config({ CHATQ_API_TOKENS: TOKEN }), testLogger(), 0);
@@ -133,7 +186,8 @@ describe('what leaves chatq is safe where it lands', () => {
     afterEach(async () => {
       await api.close();
     });
-    const call = (path: string, init: RequestInit = {}, auth = `Bearer ${TOKEN}`) => fetch(`${api.url}${path}`, { ...init, headers: { authorization: auth, ...(init.headers ?? {}) } });
+    const call = (path: string, init: RequestInit = {}, auth = `Bearer ${TOKEN}`) =>
+      fetch(`${api.url}${path}`, { ...init, headers: { authorization: auth, ...(init.headers ?? {}) } });
     const shaped = async (r: Response) => {
       expect(r.status).toBeGreaterThanOrEqual(400);
       expect(r.status).toBeLessThan(500);
@@ -148,19 +202,36 @@ describe('what leaves chatq is safe where it lands', () => {
       form.set('purpose', 'batch');
       form.set('file', new Blob(['{"a":1}\n']), 'f.jsonl');
       const file = await (await call('/v1/files', { method: 'POST', body: form })).json();
-      for (const path of [`/v1/files/${file.id}:lines`, `/v1/files/${file.id}:lines/content`, `/v1/batches/${file.id}`, `/v1/requests/${file.id}:lines`, `/v1/files/${'f'.repeat(5_000)}`, `/v1/batches?after=${'x'.repeat(10_000)}`]) {
+      for (const path of [
+        `/v1/files/${file.id}:lines`,
+        `/v1/files/${file.id}:lines/content`,
+        `/v1/batches/${file.id}`,
+        `/v1/requests/${file.id}:lines`,
+        `/v1/files/${'f'.repeat(5_000)}`,
+        `/v1/batches?after=${'x'.repeat(10_000)}`,
+      ]) {
         await shaped(await call(path));
       }
-      const multipart = await call('/v1/files', { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=zz' }, body: '--zz\r\nContent-Disposition: form-data; name="file"\r\n\r\nno end' });
+      const multipart = await call('/v1/files', {
+        method: 'POST',
+        headers: { 'content-type': 'multipart/form-data; boundary=zz' },
+        body: '--zz\r\nContent-Disposition: form-data; name="file"\r\n\r\nno end',
+      });
       await shaped(multipart);
-      const noBoundary = await call('/v1/files', { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'x' });
+      const noBoundary = await call('/v1/files', {
+        method: 'POST',
+        headers: { 'content-type': 'multipart/form-data' },
+        body: 'x',
+      });
       await shaped(noBoundary);
     });
 
     it('a huge header block gets a 431 with a JSON body', async () => {
       const port = Number(new URL(api.url).port);
       const raw = await new Promise<string>((resolve) => {
-        const socket = rawRequest({ port, host: '127.0.0.1' }, () => socket.write(`GET /v1/batches HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`));
+        const socket = rawRequest({ port, host: '127.0.0.1' }, () =>
+          socket.write(`GET /v1/batches HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`),
+        );
         let text = '';
         socket.on('data', (b: Buffer) => (text += b.toString()));
         socket.on('close', () => resolve(text));

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { parseInput, parseLine } from '../../src/producer/parse-input.js';
 
 const opts = { source: 'hostile.jsonl' };
-const chat = (fields: Record<string, unknown>) => JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...fields });
+const chat = (fields: Record<string, unknown>) =>
+  JSON.stringify({ user: 'u', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...fields });
 const errorOf = (text: string, o: Parameters<typeof parseLine>[2] = opts) => {
   const parsed = parseLine(text, 7, o);
   if (!parsed || parsed.ok) throw new Error(`expected a bad line, got ${JSON.stringify(parsed)}`);
@@ -18,7 +19,12 @@ describe('per-line limits, checked at parse time', () => {
       expect(e.message).toMatch(/integer between 1 and 1048576/);
     }
     expect(errorOf(chat({ max_completion_tokens: 1e19 })).field).toBe('max_completion_tokens');
-    const batchLine = JSON.stringify({ custom_id: 'b', method: 'POST', url: '/v1/chat/completions', body: { model: 'm', user: 'u', max_tokens: 1e19, messages: [{ role: 'user', content: 'x' }] } });
+    const batchLine = JSON.stringify({
+      custom_id: 'b',
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body: { model: 'm', user: 'u', max_tokens: 1e19, messages: [{ role: 'user', content: 'x' }] },
+    });
     expect(errorOf(batchLine).field).toBe('body.max_tokens');
     const script = JSON.stringify({ user: 'u', model: 'm', turns: ['a'], max_tokens: 1e19 });
     expect(errorOf(script).field).toBe('max_tokens');
@@ -30,13 +36,17 @@ describe('per-line limits, checked at parse time', () => {
     const e = errorOf(deep);
     expect(e.message).toMatch(/nested deeper than 64 levels/);
     // Brackets inside strings do not count.
-    expect(parseLine(chat({ messages: [{ role: 'user', content: '['.repeat(5_000) }] }), 1, opts)).toMatchObject({ ok: true });
+    expect(parseLine(chat({ messages: [{ role: 'user', content: '['.repeat(5_000) }] }), 1, opts)).toMatchObject({
+      ok: true,
+    });
   });
 
   it('too many messages, too many turns, over-long ids and model names are bad lines with their field', () => {
     const many = Array.from({ length: 1_001 }, () => ({ role: 'user', content: 'x' }));
     expect(errorOf(chat({ messages: many }))).toMatchObject({ field: 'messages' });
-    expect(errorOf(JSON.stringify({ user: 'u', model: 'm', turns: Array(1_001).fill('x') }))).toMatchObject({ field: 'turns' });
+    expect(errorOf(JSON.stringify({ user: 'u', model: 'm', turns: Array(1_001).fill('x') }))).toMatchObject({
+      field: 'turns',
+    });
     expect(errorOf(chat({ custom_id: 'x'.repeat(513) }))).toMatchObject({ field: 'custom_id' });
     expect(errorOf(chat({ model: 'gpt\u001b]0;owned\u0007' }))).toMatchObject({ field: 'model' });
     expect(errorOf(chat({ user: 'u'.repeat(1_025) }))).toMatchObject({ field: 'user' });
@@ -53,15 +63,29 @@ describe('per-line limits, checked at parse time', () => {
   });
 
   it('a field of the wrong type says what it got, not "missing"', () => {
-    expect(errorOf(chat({ user: 42 }))).toMatchObject({ field: 'user', message: expect.stringMatching(/expected a string, got number/) });
-    expect(errorOf(JSON.stringify({ user: 'u', model: 'm', messages: 'hello' }))).toMatchObject({ field: 'messages', message: expect.not.stringMatching(/missing/) });
-    expect(errorOf(JSON.stringify({ user: 'u', messages: [{ role: 'user', content: 'x' }] }))).toMatchObject({ field: 'model', message: expect.stringMatching(/missing/) });
+    expect(errorOf(chat({ user: 42 }))).toMatchObject({
+      field: 'user',
+      message: expect.stringMatching(/expected a string, got number/),
+    });
+    expect(errorOf(JSON.stringify({ user: 'u', model: 'm', messages: 'hello' }))).toMatchObject({
+      field: 'messages',
+      message: expect.not.stringMatching(/missing/),
+    });
+    expect(errorOf(JSON.stringify({ user: 'u', messages: [{ role: 'user', content: 'x' }] }))).toMatchObject({
+      field: 'model',
+      message: expect.stringMatching(/missing/),
+    });
   });
 
   it('expectations run in linear time: RE2 patterns only, no JSON Schema patterns', () => {
-    expect(errorOf(chat({ expect: { regex: '(a)\\1' } }))).toMatchObject({ field: 'expect.regex', message: expect.stringMatching(/RE2/) });
+    expect(errorOf(chat({ expect: { regex: '(a)\\1' } }))).toMatchObject({
+      field: 'expect.regex',
+      message: expect.stringMatching(/RE2/),
+    });
     expect(errorOf(chat({ expect: { regex: '(?=a)b' } })).field).toBe('expect.regex');
-    expect(errorOf(chat({ expect: { json: { type: 'string', pattern: '(a+)+$' } } })).message).toMatch(/"pattern".*not supported/);
+    expect(errorOf(chat({ expect: { json: { type: 'string', pattern: '(a+)+$' } } })).message).toMatch(
+      /"pattern".*not supported/,
+    );
     expect(parseLine(chat({ expect: { regex: '(a+)+$' } }), 1, opts)).toMatchObject({ ok: true });
     expect(parseLine(chat({ expect: { regex: '/^hello/i' } }), 1, opts)).toMatchObject({ ok: true });
   });

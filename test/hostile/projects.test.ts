@@ -15,10 +15,15 @@ describe('projects: a token sees its own project only', () => {
   const w = useWorld();
   let api: ApiService;
   const client = (token: string) => new OpenAI({ baseURL: `${api.url}/v1`, apiKey: token, maxRetries: 0 });
-  const get = async (token: string, path: string, init: RequestInit = {}) => fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
+  const get = async (token: string, path: string, init: RequestInit = {}) =>
+    fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
 
   beforeEach(async () => {
-    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: `alpha:${A},beta:${B}`, CHATQ_ADMIN_TOKENS: ADMIN }), testLogger(), 0);
+    api = await startApiService(
+      w.env.config({ CHATQ_API_TOKENS: `alpha:${A},beta:${B}`, CHATQ_ADMIN_TOKENS: ADMIN }),
+      testLogger(),
+      0,
+    );
   });
   afterEach(async () => {
     await api.close();
@@ -29,13 +34,21 @@ describe('projects: a token sees its own project only', () => {
     const a = client(A);
     const b = client(B);
     const fileA = await a.files.create({ file: await toFile(Buffer.from(fileText('a')), 'a.jsonl'), purpose: 'batch' });
-    const batchA = await a.batches.create({ input_file_id: fileA.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const batchA = await a.batches.create({
+      input_file_id: fileA.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
     const doneA = await waitFor('A done', async () => {
       const x = await a.batches.retrieve(batchA.id);
       return x.status === 'completed' ? x : undefined;
     });
     const fileB = await b.files.create({ file: await toFile(Buffer.from(fileText('b')), 'b.jsonl'), purpose: 'batch' });
-    const batchB = await b.batches.create({ input_file_id: fileB.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const batchB = await b.batches.create({
+      input_file_id: fileB.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
     await waitFor('B done', async () => (await b.batches.retrieve(batchB.id)).status === 'completed');
 
     // Every object of A is a 404 to B, through the SDK...
@@ -51,7 +64,10 @@ describe('projects: a token sees its own project only', () => {
       await expect(attempt()).rejects.toBeInstanceOf(NotFoundError);
     }
     // ...and over plain HTTP for chatq's own routes.
-    const outA = (await (await a.files.content(doneA.output_file_id!)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    const outA = (await (await a.files.content(doneA.output_file_id!)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const requestA = outA[0].id.replace(/^batch_req_/, '');
     expect((await get(A, `/v1/requests/${requestA}`)).status).toBe(200);
     expect((await get(B, `/v1/requests/${requestA}`)).status).toBe(404);
@@ -90,14 +106,27 @@ describe('projects: a token sees its own project only', () => {
   });
 
   it('schedule names are per project: the same name in two projects is two schedules, and neither says the other exists', async () => {
-    const file = async (token: string) => (await client(token).files.create({ file: await toFile(Buffer.from(fileText('s')), 's.jsonl'), purpose: 'batch' })).id;
+    const file = async (token: string) =>
+      (
+        await client(token).files.create({
+          file: await toFile(Buffer.from(fileText('s')), 's.jsonl'),
+          purpose: 'batch',
+        })
+      ).id;
     const schedule = async (token: string, inputFile: string) =>
-      get(token, '/v1/schedules', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'nightly', every_ms: 3_600_000, input_file_id: inputFile }) });
+      get(token, '/v1/schedules', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'nightly', every_ms: 3_600_000, input_file_id: inputFile }),
+      });
     const [fileA, fileB] = [await file(A), await file(B)];
     expect((await schedule(A, fileA)).status).toBe(200);
     const b = await schedule(B, fileB);
     expect(b.status).toBe(200);
-    const names = async (token: string) => (await (await get(token, '/v1/schedules')).json()).data.map((s: { name: string; project: string }) => `${s.project}/${s.name}`);
+    const names = async (token: string) =>
+      (await (await get(token, '/v1/schedules')).json()).data.map(
+        (s: { name: string; project: string }) => `${s.project}/${s.name}`,
+      );
     expect(await names(A)).toEqual(['alpha/nightly']);
     expect(await names(B)).toEqual(['beta/nightly']);
     expect((await names(ADMIN)).sort()).toEqual(['alpha/nightly', 'beta/nightly']);

@@ -6,7 +6,12 @@ const ALPHA = 'tok-walk-alpha';
 const BETA = 'tok-walk-beta';
 const ADMIN = 'tok-walk-admin';
 
-type Credential = { name: string; admin: boolean; ambient: boolean; headers: (cookies: Record<string, string>) => Record<string, string> };
+type Credential = {
+  name: string;
+  admin: boolean;
+  ambient: boolean;
+  headers: (cookies: Record<string, string>) => Record<string, string>;
+};
 const basic = (token: string) => `Basic ${Buffer.from(`walker:${token}`).toString('base64')}`;
 const CREDENTIALS: Credential[] = [
   { name: 'none', admin: false, ambient: false, headers: () => ({}) },
@@ -25,10 +30,19 @@ const DENIED = [401, 403, 404];
 function send(base: string, method: string, target: string, headers: Record<string, string>): Promise<number> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, method, path: target, headers: { ...headers, ...(WRITES.has(method) ? { 'content-length': '0' } : {}) } }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
+    const req = httpRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path: target,
+        headers: { ...headers, ...(WRITES.has(method) ? { 'content-length': '0' } : {}) },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -41,7 +55,8 @@ function spellings(path: string): string[] {
     const ch = path[i]!;
     if (ch === '/') continue;
     const hex = ch.charCodeAt(0).toString(16);
-    for (const h of [hex.toUpperCase(), hex.toLowerCase()]) out.add(`${path.slice(0, i)}%${h.padStart(2, '0')}${path.slice(i + 1)}`);
+    for (const h of [hex.toUpperCase(), hex.toLowerCase()])
+      out.add(`${path.slice(0, i)}%${h.padStart(2, '0')}${path.slice(i + 1)}`);
   }
   return [...out];
 }
@@ -59,17 +74,34 @@ describe('every route, every spelling of its path, every credential', () => {
   const a = useApi(w, { CHATQ_API_TOKENS: `alpha:${ALPHA},beta:${BETA}`, CHATQ_ADMIN_TOKENS: ADMIN });
 
   const signIn = async (token: string) => {
-    const res = await fetch(`${a.api.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${token}` });
+    const res = await fetch(`${a.api.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `token=${token}`,
+    });
     return res.headers.get('set-cookie')!.split(';')[0]!;
   };
 
   it('answers only the intended principals; cross-site writes with ambient credentials are refused', async () => {
-    const submitted = await w.env.submit([JSON.stringify({ user: 'walk', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })], { project: 'alpha' });
+    const submitted = await w.env.submit(
+      [JSON.stringify({ user: 'walk', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })],
+      { project: 'alpha' },
+    );
     const cookies = { beta: await signIn(BETA), admin: await signIn(ADMIN) };
-    const params: Record<string, string> = { id: submitted.batchId, userid: '0d5c7b8e-1f2a-4b3c-8d4e-5f6a7b8c9d0e', name: 'nightly', file: 'output', '*': 'api/queues' };
-    const routes = a.api.routes.filter((r) => r.method !== 'HEAD' && !['/healthz', '/login'].includes(r.url) && !r.url.startsWith('/ui/'));
+    const params: Record<string, string> = {
+      id: submitted.batchId,
+      userid: '0d5c7b8e-1f2a-4b3c-8d4e-5f6a7b8c9d0e',
+      name: 'nightly',
+      file: 'output',
+      '*': 'api/queues',
+    };
+    const routes = a.api.routes.filter(
+      (r) => r.method !== 'HEAD' && !['/healthz', '/login'].includes(r.url) && !r.url.startsWith('/ui/'),
+    );
     // The walk covers the API, the dashboard, the board and the scrape endpoint.
-    for (const prefix of ['/v1/batches', '/batches/:id', '/admin/queues', '/metrics']) expect(routes.some((r) => r.url.startsWith(prefix))).toBe(true);
+    for (const prefix of ['/v1/batches', '/batches/:id', '/admin/queues', '/metrics'])
+      expect(routes.some((r) => r.url.startsWith(prefix))).toBe(true);
     const wrong: string[] = [];
     let sent = 0;
     for (const route of routes) {
@@ -79,9 +111,15 @@ describe('every route, every spelling of its path, every credential', () => {
         const forged = c.ambient && WRITES.has(route.method);
         if (!denied && !forged) continue;
         const headers = { ...c.headers(cookies), ...(forged ? CROSS_SITE : {}) };
-        const statuses = await Promise.all(spellings(path).map(async (target) => [target, await send(a.api.url, route.method, target, headers)] as const));
+        const statuses = await Promise.all(
+          spellings(path).map(
+            async (target) => [target, await send(a.api.url, route.method, target, headers)] as const,
+          ),
+        );
         sent += statuses.length;
-        for (const [target, status] of statuses) if (!DENIED.includes(status) && status !== 400) wrong.push(`${route.method} ${target} as ${c.name}${forged ? ' (cross-site)' : ''}: ${status}`);
+        for (const [target, status] of statuses)
+          if (!DENIED.includes(status) && status !== 400)
+            wrong.push(`${route.method} ${target} as ${c.name}${forged ? ' (cross-site)' : ''}: ${status}`);
       }
     }
     expect(sent).toBeGreaterThan(1000);

@@ -15,7 +15,12 @@ describe('dashboard sessions', () => {
     return api;
   };
   const signIn = (api: ApiService, token: string, headers: Record<string, string> = {}) =>
-    fetch(`${api.url}/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: `token=${token}` });
+    fetch(`${api.url}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: `token=${token}`,
+    });
 
   it('end with their token: a token no longer configured opens nothing, not even through a session it opened', async () => {
     try {
@@ -30,7 +35,9 @@ describe('dashboard sessions', () => {
       expect((await fetch(`${alphaOnly.url}/`, { headers: { cookie: cookie(beta) } })).status).toBe(401);
       expect((await fetch(`${alphaOnly.url}/`, { headers: { cookie: cookie(alpha) } })).status).toBe(200);
       // Nothing of the token itself is kept in Redis.
-      const stored = await Promise.all((await w.env.redis.keys(`${w.env.prefix}:session:*`)).map((k) => w.env.redis.get(k)));
+      const stored = await Promise.all(
+        (await w.env.redis.keys(`${w.env.prefix}:session:*`)).map((k) => w.env.redis.get(k)),
+      );
       expect(stored.length).toBeGreaterThan(0);
       for (const s of stored) expect(s).not.toContain(ALPHA);
     } finally {

@@ -8,8 +8,22 @@ import { createTestEnv, spawnWorker, waitFor, waitForBatch, type WorkerProcess }
 import { startWorker } from '../helpers/in-process-worker.js';
 import type { WorkerPool } from '../../src/worker/worker-pool.js';
 
-const within = <T>(p: Promise<T>, ms: number) => Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
-const line = (u: string, extra: Record<string, unknown> = {}) => JSON.stringify({ custom_id: u, user: u, model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...extra });
+const within = <T>(p: Promise<T>, ms: number) =>
+  Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), ms)),
+  ]);
+const line = (u: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    custom_id: u,
+    user: u,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'hi' }],
+    ...extra,
+  });
 
 describe('no line, call or crash stalls the other users', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
@@ -29,26 +43,45 @@ describe('no line, call or crash stalls the other users', () => {
 
   it('an absurd token estimate leaves no half-written limiter state behind', async () => {
     const e = await env();
-    const limiter = new CapacityLimiter(e.redis, e.keys, { rpm: 0, tpm: 100_000, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 }, 'p');
+    const limiter = new CapacityLimiter(
+      e.redis,
+      e.keys,
+      { rpm: 0, tpm: 100_000, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 },
+      'p',
+    );
     // A body that slipped past the parser (an old record, a hand-made job): the limiter clamps, never writes half a reservation.
     const hostile = await limiter.acquire('m', { messages: [{ role: 'user', content: 'x' }], max_tokens: 1e19 });
     expect(isReservation(hostile)).toBe(true);
     if (isReservation(hostile)) await limiter.settle(hostile, 10, true);
-    expect(await within(limiter.acquire('m', { messages: [{ role: 'user', content: 'hello' }], max_tokens: 10 }), 2_000)).toBe(true);
+    expect(
+      await within(limiter.acquire('m', { messages: [{ role: 'user', content: 'hello' }], max_tokens: 10 }), 2_000),
+    ).toBe(true);
     // Every key the limiter wrote has a lifetime (the credentials mark is one key, bounded by its cardinality).
-    const written = [...(await e.redis.keys(`${e.prefix}:limit:*`)), ...(await e.redis.keys(`${e.prefix}:credentials-probe`))];
+    const written = [
+      ...(await e.redis.keys(`${e.prefix}:limit:*`)),
+      ...(await e.redis.keys(`${e.prefix}:credentials-probe`)),
+    ];
     expect(written.length).toBeGreaterThan(0);
     for (const key of written) expect(await e.redis.pttl(key), key).toBeGreaterThan(0);
   });
 
   it('long text without spaces is estimated by a proven upper bound (its UTF-8 bytes), not by the quadratic tokenizer', () => {
     const text = 'a'.repeat(100_000);
-    expect(estimateTokens({ messages: [{ role: 'user', content: text }], max_tokens: 10 }, 1024)).toBe(3 + 4 + 100_000 + 10);
+    expect(estimateTokens({ messages: [{ role: 'user', content: text }], max_tokens: 10 }, 1024)).toBe(
+      3 + 4 + 100_000 + 10,
+    );
     // Ordinary text still goes through the tokenizer.
-    expect(estimateTokens({ messages: [{ role: 'user', content: 'hello there' }], max_tokens: 10 }, 1024)).toBeLessThan(3 + 4 + 11 + 10);
+    expect(estimateTokens({ messages: [{ role: 'user', content: 'hello there' }], max_tokens: 10 }, 1024)).toBeLessThan(
+      3 + 4 + 11 + 10,
+    );
     // Images count as a fixed estimate, not as the tokens of their base64 text.
     const image = { type: 'image_url', image_url: { url: `data:image/png;base64,${'A'.repeat(200_000)}` } };
-    expect(estimateTokens({ messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, image] }], max_tokens: 10 }, 1024)).toBeLessThan(2_000);
+    expect(
+      estimateTokens(
+        { messages: [{ role: 'user', content: [{ type: 'text', text: 'what is it?' }, image] }], max_tokens: 10 },
+        1024,
+      ),
+    ).toBeLessThan(2_000);
   });
 
   it('grading a backtracking-prone regex takes linear time', () => {
@@ -104,11 +137,17 @@ describe('no line, call or crash stalls the other users', () => {
       req.resume();
       // A well-formed chat completion, 40 MiB long: read whole, it would pass as a reply.
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.write('{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"');
+      res.write(
+        '{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"',
+      );
       let sent = 0;
       const more = () => {
         while (sent < 40 && res.write(chunk)) sent += 1;
-        if (sent < 40) res.once('drain', () => { sent += 1; more(); });
+        if (sent < 40)
+          res.once('drain', () => {
+            sent += 1;
+            more();
+          });
         else res.end('"}}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}');
       };
       more();
@@ -116,7 +155,10 @@ describe('no line, call or crash stalls the other users', () => {
     await new Promise<void>((r) => big.listen(0, '127.0.0.1', () => r()));
     cleanups.push(() => new Promise((r) => big.close(r)));
     const submitted = await e.submit([line('huge')]);
-    const pool = await startWorker(e.config({ CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '50' }), `http://127.0.0.1:${(big.address() as { port: number }).port}/v1`);
+    const pool = await startWorker(
+      e.config({ CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '50' }),
+      `http://127.0.0.1:${(big.address() as { port: number }).port}/v1`,
+    );
     cleanups.push(() => pool.close());
     const batch = await waitForBatch(e, submitted.batchId, 60_000);
     expect(batch).toMatchObject({ failed: 1, errors: { malformed_response: 1 } });

@@ -5,36 +5,69 @@ import { useWorld } from '../helpers/in-process-worker.js';
 import { waitFor } from '../helpers/test-env.js';
 
 const chat = (id: string, user: string, fields: Record<string, unknown> = {}) =>
-  JSON.stringify({ custom_id: id, user, model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello from ${user}` }], ...fields });
+  JSON.stringify({
+    custom_id: id,
+    user,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: `hello from ${user}` }],
+    ...fields,
+  });
 
 describe('a large token bound holds back nobody else', () => {
   const w = useWorld({ latencyMs: 300 });
   /** Cancels a batch and waits (seconds, not the minute a TPM window takes) until it has ended "cancelled". */
   const cancelled = async (batchId: string) => {
-    await cancelBatch(w.env.redis, w.env.keys, w.env.queues, batchId, 3600, { code: 'cancelled', message: 'cancelled by the test' });
-    return waitFor(`${batchId} cancelled`, async () => {
-      const x = await w.env.batch(batchId);
-      return x.status === 'cancelled' ? x : undefined;
-    }, 15_000);
+    await cancelBatch(w.env.redis, w.env.keys, w.env.queues, batchId, 3600, {
+      code: 'cancelled',
+      message: 'cancelled by the test',
+    });
+    return waitFor(
+      `${batchId} cancelled`,
+      async () => {
+        const x = await w.env.batch(batchId);
+        return x.status === 'cancelled' ? x : undefined;
+      },
+      15_000,
+    );
   };
 
-  it('max_tokens past the model\'s known output limit is a bad line that names the field and the limit', async () => {
-    const r = await w.env.submit([chat('ok', 'u1', { max_tokens: 16_384 }), chat('over', 'u2', { max_tokens: 16_385 }), chat('unlisted', 'u3', { model: 'house-model-x', max_tokens: 1_048_576 })]);
+  it("max_tokens past the model's known output limit is a bad line that names the field and the limit", async () => {
+    const r = await w.env.submit([
+      chat('ok', 'u1', { max_tokens: 16_384 }),
+      chat('over', 'u2', { max_tokens: 16_385 }),
+      chat('unlisted', 'u3', { model: 'house-model-x', max_tokens: 1_048_576 }),
+    ]);
     expect(r.acceptedRequests).toBe(2);
-    expect(r.errors).toEqual([expect.objectContaining({ line: 2, field: 'max_tokens', message: expect.stringMatching(/16385 is over gpt-4o-mini's output limit of 16384 tokens/) })]);
+    expect(r.errors).toEqual([
+      expect.objectContaining({
+        line: 2,
+        field: 'max_tokens',
+        message: expect.stringMatching(/16385 is over gpt-4o-mini's output limit of 16384 tokens/),
+      }),
+    ]);
   });
 
   it('calls whose bound is over a share of the TPM window wait without holding slots; ordinary users go on; a cancel stops them at once', async () => {
     // Batch A: 25 users whose every call may take up to a million tokens (a model with no known output limit).
-    const big = await w.env.submit(Array.from({ length: 25 }, (_, i) => chat(`big-${i}`, `big-${i}`, { model: 'house-model-x', max_tokens: 1_048_576 })));
+    const big = await w.env.submit(
+      Array.from({ length: 25 }, (_, i) =>
+        chat(`big-${i}`, `big-${i}`, { model: 'house-model-x', max_tokens: 1_048_576 }),
+      ),
+    );
     await w.startWorker({ CHATQ_TPM: '60000', CHATQ_CONCURRENCY: '10' });
     await waitFor('a large call under way', async () => (await w.env.batch(big.batchId)).succeeded > 0, 30_000);
     // Batch B, submitted while A waits for room: ten ordinary users.
-    const small = await w.env.submit(Array.from({ length: 10 }, (_, i) => chat(`small-${i}`, `small-${i}`, { max_tokens: 64 })));
-    const b = await waitFor('the ordinary batch', async () => {
-      const x = await w.env.batch(small.batchId);
-      return x.status === 'completed' ? x : undefined;
-    }, 30_000);
+    const small = await w.env.submit(
+      Array.from({ length: 10 }, (_, i) => chat(`small-${i}`, `small-${i}`, { max_tokens: 64 })),
+    );
+    const b = await waitFor(
+      'the ordinary batch',
+      async () => {
+        const x = await w.env.batch(small.batchId);
+        return x.status === 'completed' ? x : undefined;
+      },
+      30_000,
+    );
     expect(b.succeeded).toBe(10);
     const a = await w.env.batch(big.batchId);
     expect(a.succeeded).toBeLessThan(25);
@@ -43,7 +76,11 @@ describe('a large token bound holds back nobody else', () => {
     const ended = await cancelled(big.batchId);
     expect(ended.cancelled).toBeGreaterThan(0);
     expect(ended.cancelled + ended.succeeded).toBe(25);
-    const callsOfA = () => Array.from({ length: 25 }, (_, i) => w.sim.stats().users[deriveUserid(`big-${i}`)]?.calls ?? 0).reduce((x, y) => x + y, 0);
+    const callsOfA = () =>
+      Array.from({ length: 25 }, (_, i) => w.sim.stats().users[deriveUserid(`big-${i}`)]?.calls ?? 0).reduce(
+        (x, y) => x + y,
+        0,
+      );
     const after = callsOfA();
     await new Promise((r) => setTimeout(r, 1_500));
     expect(callsOfA()).toBe(after);
@@ -52,7 +89,9 @@ describe('a large token bound holds back nobody else', () => {
 
   it('a request waiting for capacity inside a call slot ends as soon as its batch is cancelled', async () => {
     // A tight limit: two of these calls per ten seconds, so most of the batch waits for room in its call slots.
-    const batch = await w.env.submit(Array.from({ length: 12 }, (_, i) => chat(`w-${i}`, `waiting-${i}`, { max_tokens: 64 })));
+    const batch = await w.env.submit(
+      Array.from({ length: 12 }, (_, i) => chat(`w-${i}`, `waiting-${i}`, { max_tokens: 64 })),
+    );
     await w.startWorker({ CHATQ_TPM: '1200', CHATQ_CONCURRENCY: '20' });
     await waitFor('the first calls', async () => (await w.env.batch(batch.batchId)).succeeded > 0, 30_000);
     const ended = await cancelled(batch.batchId);
@@ -60,7 +99,9 @@ describe('a large token bound holds back nobody else', () => {
     expect(ended.cancelled + ended.succeeded).toBe(12);
     expect(w.sim.stats().calls).toBe(ended.succeeded);
     // The ones cancelled while they waited end like the others, with the cancel's reason.
-    const errors = await Promise.all(Array.from({ length: 12 }, (_, i) => w.env.redis.hget(w.env.keys.request(`${batch.batchId}-${i + 1}`), 'error')));
+    const errors = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => w.env.redis.hget(w.env.keys.request(`${batch.batchId}-${i + 1}`), 'error')),
+    );
     expect(errors.filter((e) => e?.includes('cancelled by the test'))).toHaveLength(ended.cancelled);
   });
 });

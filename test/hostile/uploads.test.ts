@@ -17,14 +17,31 @@ const jsonl = (bytes: number) => {
 };
 
 /** Sends an upload that says it is `declared` bytes long, but sends only `sent` bytes of it: the answer, if one comes. */
-function partialUpload(url: string, declared: number, sent: number): Promise<{ status: number; body: string } | 'no answer'> {
+function partialUpload(
+  url: string,
+  declared: number,
+  sent: number,
+): Promise<{ status: number; body: string } | 'no answer'> {
   const u = new URL(url);
   return new Promise((resolve) => {
-    const req = httpRequest({ host: u.hostname, port: u.port, method: 'POST', path: '/v1/files', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': String(declared) } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-    });
+    const req = httpRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        method: 'POST',
+        path: '/v1/files',
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+          'content-length': String(declared),
+        },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      },
+    );
     req.on('error', () => undefined);
     req.write(head + jsonl(sent));
     setTimeout(() => {
@@ -40,7 +57,13 @@ describe('uploads are never staged beyond their limit', () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   });
   const serve = async (env: TestEnv, maxUploadBytes: number): Promise<ApiService> => {
-    const api = await startApiService(env.config({ CHATQ_API_TOKENS: TOKEN }), testLogger(), 0, '127.0.0.1', maxUploadBytes);
+    const api = await startApiService(
+      env.config({ CHATQ_API_TOKENS: TOKEN }),
+      testLogger(),
+      0,
+      '127.0.0.1',
+      maxUploadBytes,
+    );
     cleanups.push(() => api.close());
     return api;
   };
@@ -57,7 +80,7 @@ describe('uploads are never staged beyond their limit', () => {
     expect(await env.redis.keys(`${env.prefix}:file:*`)).toEqual([]);
   });
 
-  it('a full Redis answers 503 in OpenAI\'s shape (try again), never its own OOM text', async () => {
+  it("a full Redis answers 503 in OpenAI's shape (try again), never its own OOM text", async () => {
     const redis = await startLocalRedis({ appendfsync: 'off' });
     cleanups.push(() => redis.stop());
     const env = await createTestEnv(redis.url);
@@ -73,7 +96,11 @@ describe('uploads are never staged beyond their limit', () => {
     const body = new FormData();
     body.append('purpose', 'batch');
     body.append('file', new Blob([jsonl(6 * MB)]), 'big.jsonl');
-    const res = await fetch(`${api.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body });
+    const res = await fetch(`${api.url}/v1/files`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body,
+    });
     const text = await res.text();
     expect(res.status, text).toBe(503);
     expect(res.headers.get('retry-after')).toMatch(/^\d+$/);

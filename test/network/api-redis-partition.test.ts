@@ -10,7 +10,10 @@ describe('network (d): the API server and Redis apart', () => {
 
   it('answers every route within a second while Redis is out of reach (503 with retry-after, /healthz alive), and recovers by itself', async () => {
     const apiHost = await w.lab.host('api');
-    const api = w.chatq(apiHost, ['serve', '--host', apiHost.ip, '--port', '8080'], { CHATQ_API_TOKENS: TOKEN, CHATQ_ADMIN_TOKENS: ADMIN });
+    const api = w.chatq(apiHost, ['serve', '--host', apiHost.ip, '--port', '8080'], {
+      CHATQ_API_TOKENS: TOKEN,
+      CHATQ_ADMIN_TOKENS: ADMIN,
+    });
     const base = `http://${apiHost.ip}:8080`;
     const bearer = { authorization: `Bearer ${TOKEN}` };
     await waitFor('the API', async () => (await fetch(`${base}/healthz`)).ok, 20_000).catch((err: Error) => {
@@ -18,9 +21,28 @@ describe('network (d): the API server and Redis apart', () => {
     });
     const form = new FormData();
     form.append('purpose', 'batch');
-    form.append('file', new Blob([JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', user: 'u1', messages: [{ role: 'user', content: 'hi' }] } })]), 'in.jsonl');
-    const file = (await (await fetch(`${base}/v1/files`, { method: 'POST', headers: bearer, body: form })).json()) as { id: string };
-    const batch = (await (await fetch(`${base}/v1/batches`, { method: 'POST', headers: { ...bearer, 'content-type': 'application/json' }, body: JSON.stringify({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }) })).json()) as { id: string };
+    form.append(
+      'file',
+      new Blob([
+        JSON.stringify({
+          custom_id: 'a',
+          method: 'POST',
+          url: '/v1/chat/completions',
+          body: { model: 'gpt-4o-mini', user: 'u1', messages: [{ role: 'user', content: 'hi' }] },
+        }),
+      ]),
+      'in.jsonl',
+    );
+    const file = (await (await fetch(`${base}/v1/files`, { method: 'POST', headers: bearer, body: form })).json()) as {
+      id: string;
+    };
+    const batch = (await (
+      await fetch(`${base}/v1/batches`, {
+        method: 'POST',
+        headers: { ...bearer, 'content-type': 'application/json' },
+        body: JSON.stringify({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }),
+      })
+    ).json()) as { id: string };
     expect(batch.id).toMatch(/^batch_/);
     const basic = { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`, accept: 'text/html' };
     const admin = { authorization: `Basic ${Buffer.from(`x:${ADMIN}`).toString('base64')}`, accept: 'text/html' };
@@ -28,7 +50,12 @@ describe('network (d): the API server and Redis apart', () => {
     const routes: { method: string; path: string; headers: Record<string, string>; body?: string; html?: boolean }[] = [
       { method: 'GET', path: '/v1/batches', headers: bearer },
       { method: 'GET', path: `/v1/batches/${batch.id}`, headers: bearer },
-      { method: 'POST', path: '/v1/batches', headers: json, body: JSON.stringify({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }) },
+      {
+        method: 'POST',
+        path: '/v1/batches',
+        headers: json,
+        body: JSON.stringify({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' }),
+      },
       { method: 'POST', path: `/v1/batches/${batch.id}/cancel`, headers: bearer },
       { method: 'GET', path: `/v1/files/${file.id}`, headers: bearer },
       { method: 'GET', path: `/v1/files/${file.id}/content`, headers: bearer },
@@ -46,7 +73,12 @@ describe('network (d): the API server and Redis apart', () => {
       await new Promise((r) => setTimeout(r, 2_000));
       for (const route of routes) {
         const started = Date.now();
-        const res = await fetch(`${base}${route.path}`, { method: route.method, headers: route.headers, ...(route.body ? { body: route.body } : {}), signal: AbortSignal.timeout(10_000) });
+        const res = await fetch(`${base}${route.path}`, {
+          method: route.method,
+          headers: route.headers,
+          ...(route.body ? { body: route.body } : {}),
+          signal: AbortSignal.timeout(10_000),
+        });
         const tookMs = Date.now() - started;
         const text = await res.text();
         const what = `${how}: ${route.method} ${route.path} → ${res.status} in ${tookMs} ms`;
@@ -54,13 +86,20 @@ describe('network (d): the API server and Redis apart', () => {
         expect(res.status, what).toBe(503);
         expect(Number(res.headers.get('retry-after')), what).toBeGreaterThan(0);
         if (route.html) expect(text, what).toContain('cannot reach Redis');
-        else expect(JSON.parse(text), what).toMatchObject({ error: { type: 'server_error', code: 'store_unavailable' } });
+        else
+          expect(JSON.parse(text), what).toMatchObject({ error: { type: 'server_error', code: 'store_unavailable' } });
       }
       const health = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1_000) });
       expect(health.status).toBe(200);
       expect(await health.json()).toMatchObject({ status: 'ok', redis: false });
       await apiHost.heal();
-      await waitFor('the API to recover', async () => (await fetch(`${base}/v1/batches`, { headers: bearer, signal: AbortSignal.timeout(2_000) })).status === 200, 30_000, 250);
+      await waitFor(
+        'the API to recover',
+        async () =>
+          (await fetch(`${base}/v1/batches`, { headers: bearer, signal: AbortSignal.timeout(2_000) })).status === 200,
+        30_000,
+        250,
+      );
       expect(await (await fetch(`${base}/healthz`)).json()).toMatchObject({ status: 'ok', redis: true });
     }
     expect(api.output()).not.toMatch(/\n\s+at /);

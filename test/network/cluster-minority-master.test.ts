@@ -43,10 +43,24 @@ describe('network (e): a Redis Cluster master on the minority side of a partitio
     // One worker beside the master that will be cut off (its side), one on the majority's side.
     const near = await lab.host('near');
     const far = await lab.host('far');
-    const vars = { ...env.env(), LOG_LEVEL: 'warn', CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: '20', CHATQ_TIMEOUT_MS: '8000', CHATQ_LOCK_MS: '3000', CHATQ_REDIS_WAIT_REPLICAS: String(waitReplicas), CHATQ_REDIS_WAIT_MS: '500' };
+    const vars = {
+      ...env.env(),
+      LOG_LEVEL: 'warn',
+      CHATQ_BASE_URL: sim.url,
+      CHATQ_CONCURRENCY: '20',
+      CHATQ_TIMEOUT_MS: '8000',
+      CHATQ_LOCK_MS: '3000',
+      CHATQ_REDIS_WAIT_REPLICAS: String(waitReplicas),
+      CHATQ_REDIS_WAIT_MS: '500',
+    };
     // The near worker takes every lane first; the far one waits on the other side for what the failover gives it.
     workers = [chatqOn(near, ['worker'], vars)];
-    await waitFor('the near worker calling for every user', async () => (sim!.stats().arrivalsFrom[near.ip] ?? []).length >= users, 60_000, 20);
+    await waitFor(
+      'the near worker calling for every user',
+      async () => (sim!.stats().arrivalsFrom[near.ip] ?? []).length >= users,
+      60_000,
+      20,
+    );
     workers.push(chatqOn(far, ['worker'], vars));
     for (const peer of [...others, replica, far]) await owner.cut(peer.ip);
     // A call whose claim was on the replica before the cut may reach the upstream just after it: not counted.
@@ -58,14 +72,35 @@ describe('network (e): a Redis Cluster master on the minority side of a partitio
     const healAt = Date.now();
     await owner.heal();
     await waitForBatch(env, submitted.batchId, 150_000);
-    const nearCallsDuringSplit = (sim.stats().arrivalsFrom[near.ip] ?? []).filter((t) => t > cutAt && t < healAt).length;
+    const nearCallsDuringSplit = (sim.stats().arrivalsFrom[near.ip] ?? []).filter(
+      (t) => t > cutAt && t < healAt,
+    ).length;
     const stats = sim.stats();
-    return { env, sim, batchId: submitted.batchId, total: users * turns, nearCallsDuringSplit, overlaps: stats.overlaps, repeats: stats.calls - users * turns, outOfOrder: stats.outOfOrder };
+    return {
+      env,
+      sim,
+      batchId: submitted.batchId,
+      total: users * turns,
+      nearCallsDuringSplit,
+      overlaps: stats.overlaps,
+      repeats: stats.calls - users * turns,
+      outOfOrder: stats.outOfOrder,
+    };
   }
 
   it('without CHATQ_REDIS_WAIT_REPLICAS: the cut-off side calls on claims the failover loses', async () => {
     const r = await split(0);
-    console.log(JSON.stringify({ scenario: 'e', waitReplicas: 0, requests: r.total, nearCallsDuringSplit: r.nearCallsDuringSplit, overlaps: r.overlaps, repeats: r.repeats, outOfOrder: r.outOfOrder }));
+    console.log(
+      JSON.stringify({
+        scenario: 'e',
+        waitReplicas: 0,
+        requests: r.total,
+        nearCallsDuringSplit: r.nearCallsDuringSplit,
+        overlaps: r.overlaps,
+        repeats: r.repeats,
+        outOfOrder: r.outOfOrder,
+      }),
+    );
     // Claims the old master acknowledged after the cut, each acted on with a call, and gone with its data.
     expect(r.nearCallsDuringSplit).toBeGreaterThan(0);
     // Nothing enqueued is lost, and each request is counted once, whatever the failover dropped.
@@ -75,7 +110,17 @@ describe('network (e): a Redis Cluster master on the minority side of a partitio
 
   it('with CHATQ_REDIS_WAIT_REPLICAS=1: no call goes out on a claim that is not on the replica; every invariant holds', async () => {
     const r = await split(1);
-    console.log(JSON.stringify({ scenario: 'e', waitReplicas: 1, requests: r.total, nearCallsDuringSplit: r.nearCallsDuringSplit, overlaps: r.overlaps, repeats: r.repeats, outOfOrder: r.outOfOrder }));
+    console.log(
+      JSON.stringify({
+        scenario: 'e',
+        waitReplicas: 1,
+        requests: r.total,
+        nearCallsDuringSplit: r.nearCallsDuringSplit,
+        overlaps: r.overlaps,
+        repeats: r.repeats,
+        outOfOrder: r.outOfOrder,
+      }),
+    );
     expect(r.nearCallsDuringSplit).toBe(0);
     await expectInvariants(r, r.batchId, r.total);
   });

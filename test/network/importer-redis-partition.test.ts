@@ -16,17 +16,32 @@ describe('network (f): an importer and Redis apart mid-import', () => {
     const workerHost = await w.lab.host('worker');
     const vars = { CHATQ_RECONCILE_MS: '500', CHATQ_LOCK_MS: '2000' };
     const first = w.chatq(importer, ['enqueue', file, '--on-import-error', 'keep'], vars);
-    const batchId = await waitFor('the import to begin', async () => (await w.env.redis.srandmember(w.env.keys.importing)) ?? undefined, 20_000, 20);
-    await waitFor('part of the input enqueued', async () => (await w.env.redis.llen(w.env.keys.batchRequests(batchId))) > 1_000, 20_000, 20);
+    const batchId = await waitFor(
+      'the import to begin',
+      async () => (await w.env.redis.srandmember(w.env.keys.importing)) ?? undefined,
+      20_000,
+      20,
+    );
+    await waitFor(
+      'part of the input enqueued',
+      async () => (await w.env.redis.llen(w.env.keys.batchRequests(batchId))) > 1_000,
+      20_000,
+      20,
+    );
     await importer.cut(w.redisHost.ip);
     const enqueuedAtCut = await w.env.redis.llen(w.env.keys.batchRequests(batchId));
     expect(enqueuedAtCut).toBeLessThan(lines.length);
     // Workers elsewhere go on; the import's lease lapses, and their reconciler ends the batch.
     w.chatq(workerHost, ['worker'], { ...vars, CHATQ_BASE_URL: w.sim.url, CHATQ_CONCURRENCY: '50' });
-    const failed = await waitFor('the batch to fail', async () => {
-      const b = await w.env.batch(batchId);
-      return b.status === 'failed' ? b : undefined;
-    }, 90_000, 250);
+    const failed = await waitFor(
+      'the batch to fail',
+      async () => {
+        const b = await w.env.batch(batchId);
+        return b.status === 'failed' ? b : undefined;
+      },
+      90_000,
+      250,
+    );
     expect(failed.importError).toMatchObject({ code: 'import_interrupted' });
     expect(await importer.dropped()).toBeGreaterThan(0);
     await importer.heal();
@@ -37,6 +52,14 @@ describe('network (f): an importer and Redis apart mid-import', () => {
     expect(await resumed.exited, resumed.output()).toBe(0);
     await w.waitForBatch(batchId, 180_000);
     const { repeats } = await expectInvariants(w, batchId, lines.length);
-    console.log(JSON.stringify({ scenario: 'f', requests: lines.length, enqueuedAtCut, repeats, firstImporter: first.output().trim().split('\n').at(-1) }));
+    console.log(
+      JSON.stringify({
+        scenario: 'f',
+        requests: lines.length,
+        enqueuedAtCut,
+        repeats,
+        firstImporter: first.output().trim().split('\n').at(-1),
+      }),
+    );
   }, 300_000);
 });

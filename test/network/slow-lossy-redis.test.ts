@@ -15,12 +15,19 @@ describe('network (c): 20 ms round trip and 5 % packet loss between workers and 
       const hosts = [await w.lab.host('worker1'), await w.lab.host('worker2')];
       for (const host of hosts) {
         await host.loss(w.lab.gateway, 0.05, { port: proxy.port });
-        w.chatq(host, ['worker'], { REDIS_URL: `redis://${proxy.host}:${proxy.port}`, CHATQ_BASE_URL: w.sim.url, CHATQ_CONCURRENCY: '20', CHATQ_TIMEOUT_MS: '10000' });
+        w.chatq(host, ['worker'], {
+          REDIS_URL: `redis://${proxy.host}:${proxy.port}`,
+          CHATQ_BASE_URL: w.sim.url,
+          CHATQ_CONCURRENCY: '20',
+          CHATQ_TIMEOUT_MS: '10000',
+        });
       }
       await w.waitForBatch(submitted.batchId, 120_000);
       for (const host of hosts) expect(await host.dropped()).toBeGreaterThan(0);
       const { repeats } = await expectInvariants(w, submitted.batchId, users * turns);
-      console.log(JSON.stringify({ scenario: 'c', requests: users * turns, repeats, seconds: (Date.now() - started) / 1000 }));
+      console.log(
+        JSON.stringify({ scenario: 'c', requests: users * turns, repeats, seconds: (Date.now() - started) / 1000 }),
+      );
     } finally {
       await proxy.close();
     }

@@ -10,10 +10,22 @@ describe('network (a): a worker and Redis apart for longer than the lock while i
     const users = 10;
     const turns = 2;
     const submitted = await w.env.submit(conversationLines(users, turns, 'part'));
-    const vars = { CHATQ_LOCK_MS: '3000', CHATQ_TIMEOUT_MS: '15000', CHATQ_RECONCILE_MS: '500', CHATQ_CONCURRENCY: '20', CHATQ_LANE_SLICE_MS: '0', CHATQ_BASE_URL: w.sim.url };
+    const vars = {
+      CHATQ_LOCK_MS: '3000',
+      CHATQ_TIMEOUT_MS: '15000',
+      CHATQ_RECONCILE_MS: '500',
+      CHATQ_CONCURRENCY: '20',
+      CHATQ_LANE_SLICE_MS: '0',
+      CHATQ_BASE_URL: w.sim.url,
+    };
     const [first, second] = [await w.lab.host('worker1'), await w.lab.host('worker2')];
     w.chatq(first, ['worker'], vars);
-    await waitFor('the first worker calls every user', async () => Object.values(w.sim.stats().users).filter((u) => u.inFlight > 0).length >= users, 30_000, 20);
+    await waitFor(
+      'the first worker calls every user',
+      async () => Object.values(w.sim.stats().users).filter((u) => u.inFlight > 0).length >= users,
+      30_000,
+      20,
+    );
     await first.cut(w.redisHost.ip);
     w.chatq(second, ['worker'], vars);
     await new Promise((r) => setTimeout(r, 20_000));

@@ -11,7 +11,12 @@ describe('network (b): a worker and the upstream apart', () => {
     const submitted = await w.env.submit(conversationLines(users, turns, 'up'));
     const host = await w.lab.host('worker');
     w.chatq(host, ['worker'], { CHATQ_BASE_URL: w.sim.url, CHATQ_TIMEOUT_MS: '3000', CHATQ_CONCURRENCY: '20' });
-    await waitFor('calls in flight', async () => Object.values(w.sim.stats().users).some((u) => u.inFlight > 0), 30_000, 20);
+    await waitFor(
+      'calls in flight',
+      async () => Object.values(w.sim.stats().users).some((u) => u.inFlight > 0),
+      30_000,
+      20,
+    );
     await host.cut(w.lab.gateway, { port: Number(new URL(w.sim.url).port) });
     await new Promise((r) => setTimeout(r, 15_000));
     expect(await host.dropped()).toBeGreaterThan(0);
@@ -22,6 +27,13 @@ describe('network (b): a worker and the upstream apart', () => {
     const batch = await w.env.batch(submitted.batchId);
     // The outage's backoff ended with the first call that got through.
     expect(await w.env.redis.exists(w.env.keys.outage, w.env.keys.outageUntil)).toBe(0);
-    console.log(JSON.stringify({ scenario: 'b', requests: users * turns, repeats, afterHealMs: (batch.completedAt ?? Date.now()) - healedAt }));
+    console.log(
+      JSON.stringify({
+        scenario: 'b',
+        requests: users * turns,
+        repeats,
+        afterHealMs: (batch.completedAt ?? Date.now()) - healedAt,
+      }),
+    );
   });
 });

@@ -12,7 +12,8 @@
   source.addEventListener('batch', (event) => {
     const p = JSON.parse(event.data);
     for (const row of rows.filter((r) => r.dataset.batch === p.id)) {
-      const set = (field, text) => row.querySelectorAll(`[data-field="${field}"]`).forEach((el) => (el.textContent = text));
+      const set = (field, text) =>
+        row.querySelectorAll(`[data-field="${field}"]`).forEach((el) => (el.textContent = text));
       const before = row.querySelector('[data-field="status"]')?.textContent;
       set('status', p.status);
       row.querySelectorAll('[data-field="status"]').forEach((el) => (el.className = `status status-${p.status}`));
@@ -28,7 +29,8 @@
       set('tokens', count(p.tokens));
       set('pass', pct(p.passRate));
       // A batch page whose batch just ended reloads once, for its final tables and files.
-      if (row.classList.contains('summary') && before && before !== p.status && ENDED.includes(p.status)) location.reload();
+      if (row.classList.contains('summary') && before && before !== p.status && ENDED.includes(p.status))
+        location.reload();
     }
   });
 })();
