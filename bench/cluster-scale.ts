@@ -85,7 +85,7 @@ async function run(prefixes: number, shards = 1) {
 const one = await run(1);
 const three = await run(3);
 const sharded = await run(1, 6);
-masters.forEach((m) => m.disconnect());
+for (const m of masters) m.disconnect();
 await sim.stop();
 await cluster.stop();
 console.log(

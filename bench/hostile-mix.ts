@@ -95,7 +95,8 @@ async function runOnce(simUrl: string, withHostile: boolean): Promise<RoundFigur
     : [];
   const lines = ordinary();
   // Hostile lines spread through the batch, not bunched at one end.
-  hostile.forEach((h, i) => lines.splice(Math.floor(((i + 1) * lines.length) / (hostile.length + 1)), 0, h.text));
+  for (const [i, h] of hostile.entries())
+    lines.splice(Math.floor(((i + 1) * lines.length) / (hostile.length + 1)), 0, h.text);
   const kindOfLine = new Map(hostile.map((h) => [lines.indexOf(h.text) + 1, h.kind]));
   const submitted = await env.submit(lines);
   const loop = monitorEventLoopDelay({ resolution: 10 });

@@ -76,7 +76,9 @@ describe.each([
     );
     const workerEnv = env.env({ CHATQ_BASE_URL: sim.url, ...vars });
     const workers = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
-    cleanups.push(async () => workers.forEach((w) => w.child.kill('SIGKILL')));
+    cleanups.push(async () => {
+      for (const w of workers) w.child.kill('SIGKILL');
+    });
     const submitted = await env.submit(lines(users, turns));
     while ((await env.batch(submitted.batchId)).succeeded < progress) await new Promise((r) => setTimeout(r, 20));
     return { env, sim, submitted };
@@ -97,7 +99,9 @@ describe.each([
       CHATQ_RECONCILE_MS: '1000',
     });
     const workers: WorkerProcess[] = [spawnWorker(workerEnv), spawnWorker(workerEnv)];
-    cleanups.push(async () => workers.forEach((w) => w.child.kill('SIGKILL')));
+    cleanups.push(async () => {
+      for (const w of workers) w.child.kill('SIGKILL');
+    });
     const submitted = await env.submit(lines(300, 10));
 
     let kills = 0;

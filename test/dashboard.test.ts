@@ -283,7 +283,7 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     ] as const) {
       await p.goto(url);
       await p.waitForSelector('text=0 Jobs', { timeout: 15_000 });
-      const text = await p.locator('body').innerText();
+      const text = await p.locator('body').textContent();
       expect(text).not.toMatch(/QUEUE\.STATUS|MENU\.QUEUES|DASHBOARD\.JOBS_COUNT/);
       expect(text).toMatch(/QUEUES/i);
     }
@@ -352,7 +352,7 @@ describe('live updates', () => {
     const inWindow = reads.filter((t) => t >= from).length;
     expect(inWindow).toBeGreaterThan(0);
     expect(inWindow).toBeLessThanOrEqual(5);
-    pages.forEach((c) => c.abort());
+    for (const c of pages) c.abort();
     monitor.disconnect();
   });
 });

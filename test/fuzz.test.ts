@@ -163,7 +163,7 @@ describe('fuzzing', () => {
         '/v1/files/%2e%2e%2f',
         '/v1/users/%ff/requests',
         '/v1/usage?from=yesterday&group_by=day',
-        '/v1/requests/' + 'x'.repeat(5000),
+        `/v1/requests/${'x'.repeat(5000)}`,
       ]) {
         const res = await fetch(`${api.url}${path}`, { headers: auth });
         statuses.push(res.status);

@@ -38,7 +38,7 @@ describe('scheduled evaluation runs', () => {
   const batchesNamed = async (prefix: string): Promise<BatchRecord[]> => {
     const ids = await w.env.redis.zrange(w.env.keys.batches, 0, -1);
     const all = await Promise.all(ids.map((id) => getBatch(w.env.redis, w.env.keys, id)));
-    return all.filter((b): b is BatchRecord => b !== null && b.name.startsWith(prefix));
+    return all.filter((b): b is BatchRecord => b?.name.startsWith(prefix) === true);
   };
 
   it('a schedule fires repeatedly, each firing a graded batch with fresh users; removed, it stops', async () => {

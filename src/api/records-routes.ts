@@ -112,7 +112,7 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   app.get('/v1/usage', async (req, reply) => {
     const q = parseInput(usageQuery, req.query);
     const by = q.group_by as ReportDimension;
-    let rows;
+    let rows: Awaited<ReturnType<typeof usageReport>>;
     try {
       rows = await usageReport(redis, keys, req.principal.scope, {
         by,

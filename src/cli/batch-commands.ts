@@ -48,7 +48,10 @@ export async function statusCommand(id: string, flags: { json?: boolean }): Prom
     const batch = await getBatch(ctx.redis, ctx.keys, id);
     if (batch) {
       const usage = await getUsage(ctx.redis, ctx.keys, batch.project, 'batch', id);
-      if (flags.json) return (out(JSON.stringify({ batch, usage, paused })), EXIT.ok);
+      if (flags.json) {
+        out(JSON.stringify({ batch, usage, paused }));
+        return EXIT.ok;
+      }
       out(batchTable([{ batch, usage }]));
       out(`\n${usageTable([{ label: id, usage }])}`);
       const failures = failuresTable([batch]);
@@ -67,7 +70,10 @@ export async function statusCommand(id: string, flags: { json?: boolean }): Prom
     }
     const [request] = await getRequests(ctx.redis, ctx.keys, [id]);
     if (!request) throw new UsageError(`no batch or request "${id}" (unknown, or its results expired)`);
-    if (flags.json) return (out(JSON.stringify(request)), EXIT.ok);
+    if (flags.json) {
+      out(JSON.stringify(request));
+      return EXIT.ok;
+    }
     out(
       renderTable(
         ['request', 'custom_id', 'batch', 'userid', 'status', 'attempts', 'cost'],
@@ -157,7 +163,7 @@ export async function reportCommand(flags: {
     throw new UsageError(`--by: expected one of ${REPORT_DIMENSIONS.join(', ')}, got "${flags.by}"`);
   const scope = cliScope(flags);
   return withContext(readConfig(), async (ctx) => {
-    let rows;
+    let rows: Awaited<ReturnType<typeof usageReport>>;
     try {
       rows = await usageReport(ctx.redis, ctx.keys, scope, {
         by,

@@ -5,7 +5,7 @@ import { UsageError } from './cli-context.js';
 
 /** Why a path cannot be read as an input file, or null; `listed` when a directory listing named it (so it exists, as a link at least). */
 function unreadable(path: string, listed: boolean): string | null {
-  let stat;
+  let stat: ReturnType<typeof statSync>;
   try {
     stat = statSync(path);
   } catch {

@@ -76,7 +76,7 @@ export class LiveUpdates {
 
   private async tick(): Promise<void> {
     const ids = [...new Set([...this.subscribers].flatMap((s) => s.ids))];
-    let rows;
+    let rows: Awaited<ReturnType<typeof readBatches>>;
     try {
       rows = await readBatches(this.redis, this.keys, ids);
     } catch {

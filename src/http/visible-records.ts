@@ -3,7 +3,7 @@ import { getBatch } from '../shared/read-store.js';
 import type { BatchRecord } from '../shared/request-record.js';
 import { sees, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
-import { ApiError } from './api-errors.js';
+import type { ApiError } from './api-errors.js';
 
 /**
  * A batch the scope may see, or the error `missing` makes: another project's batch is answered exactly like one

@@ -76,16 +76,17 @@ export class GroupedReservations {
         ({ member, reply: [state, waitMs, outage, slotMs] }) => {
           const reserved: ReservedGroup | undefined =
             state === 1 ? { member, unsettled: group.length, realTokens: 0 } : undefined;
-          group.forEach((w, i) =>
+          for (const [i, w] of group.entries())
             w.done({
               state,
               waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs ?? 0)) : waitMs,
               outage,
               ...(reserved ? { group: reserved } : {}),
-            }),
-          );
+            });
         },
-        (err: unknown) => group.forEach((w) => w.fail(err)),
+        (err: unknown) => {
+          for (const w of group) w.fail(err);
+        },
       )
       .finally(() => {
         this.reserving = false;

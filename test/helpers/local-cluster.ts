@@ -104,7 +104,6 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
         const slots = (await node.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
         return slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
       } catch {
-        continue;
       } finally {
         node.disconnect();
       }

@@ -13,10 +13,14 @@
     const p = JSON.parse(event.data);
     for (const row of rows.filter((r) => r.dataset.batch === p.id)) {
       const set = (field, text) =>
-        row.querySelectorAll(`[data-field="${field}"]`).forEach((el) => (el.textContent = text));
+        row.querySelectorAll(`[data-field="${field}"]`).forEach((el) => {
+          el.textContent = text;
+        });
       const before = row.querySelector('[data-field="status"]')?.textContent;
       set('status', p.status);
-      row.querySelectorAll('[data-field="status"]').forEach((el) => (el.className = `status status-${p.status}`));
+      row.querySelectorAll('[data-field="status"]').forEach((el) => {
+        el.className = `status status-${p.status}`;
+      });
       row.querySelectorAll('[data-field="bar"]').forEach((el) => {
         el.max = Math.max(1, p.total);
         el.value = p.done;
