@@ -5,7 +5,7 @@ import { readBatchRequests } from '../src/shared/read-store.js';
 import type { StoredRequest } from '../src/shared/request-record.js';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { runCli, waitFor, waitForBatch } from './helpers/test-env.js';
-import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-service.js';
+import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-delivery.js';
 
 const TOKEN = 'expiry-token';
 const turn = (i: number, user = 'slow-user') =>

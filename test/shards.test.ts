@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startApiService } from '../src/cli/api-service.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { partsOf } from '../src/shared/sharded-batch.js';
-import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-service.js';
+import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-delivery.js';
 import { startWorker } from './helpers/in-process-worker.js';
 import {
   createTestEnv,

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createBatchRecord } from '../shared/batch-imports.js';
 import { cancelBatch } from '../shared/cancel-batch.js';
@@ -65,37 +65,41 @@ function windowOf(text: string): CompletionWindow {
   return window;
 }
 
+/** POST /v1/batches: a batch of an uploaded file, within the token's project; the producer side imports it. */
+async function createFromFile(deps: ApiDeps, principal: FastifyRequest['principal'], input: unknown) {
+  const { redis, keys } = deps;
+  const body = parseInput(createBody, input);
+  const window = windowOf(body.completion_window);
+  const file = isFileId(body.input_file_id) ? await getFile(redis, keys, body.input_file_id) : null;
+  if (!file || !sees(principal.scope, file.project))
+    throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
+  const metadata = body.metadata ?? {};
+  const budgetUsd =
+    body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
+  if (budgetUsd !== undefined && !(budgetUsd > 0))
+    throw new ApiError(400, 'max_cost_usd: expected a positive number of USD.', 'invalid_request', 'max_cost_usd');
+  const batchId = newBatchId();
+  const maxCostNano = budgetUsd === undefined ? undefined : Math.round(budgetUsd * 1e9);
+  await createBatchRecord(redis, keys, {
+    batchId,
+    project: file.project,
+    name: metadata.name ?? file.filename,
+    input: file.filename,
+    metadata,
+    inputFileId: file.id,
+    completionWindow: window,
+    ...(maxCostNano !== undefined ? { maxCostNano } : {}),
+  });
+  await deps.imports.add('import', { batchId, fileId: file.id }, { jobId: batchId });
+  return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
+}
+
 /** OpenAI Batch API: create (imported by the producer side), retrieve, list (cursor pages), cancel, and chatq's retry; each within the token's project. */
 export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
   const noBatch = (id: string) => () => new ApiError(404, `No batch ${id}.`, 'not_found', 'id');
 
-  app.post('/v1/batches', async (req) => {
-    const body = parseInput(createBody, req.body);
-    const window = windowOf(body.completion_window);
-    const file = isFileId(body.input_file_id) ? await getFile(redis, keys, body.input_file_id) : null;
-    if (!file || !sees(req.principal.scope, file.project))
-      throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
-    const metadata = body.metadata ?? {};
-    const budgetUsd =
-      body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
-    if (budgetUsd !== undefined && !(budgetUsd > 0))
-      throw new ApiError(400, 'max_cost_usd: expected a positive number of USD.', 'invalid_request', 'max_cost_usd');
-    const batchId = newBatchId();
-    const maxCostNano = budgetUsd === undefined ? undefined : Math.round(budgetUsd * 1e9);
-    await createBatchRecord(redis, keys, {
-      batchId,
-      project: file.project,
-      name: metadata.name ?? file.filename,
-      input: file.filename,
-      metadata,
-      inputFileId: file.id,
-      completionWindow: window,
-      ...(maxCostNano !== undefined ? { maxCostNano } : {}),
-    });
-    await deps.imports.add('import', { batchId, fileId: file.id }, { jobId: batchId });
-    return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
-  });
+  app.post('/v1/batches', async (req) => createFromFile(deps, req.principal, req.body));
 
   app.get('/v1/batches/:id', async (req) => {
     const { id } = parseInput(idParams, req.params);

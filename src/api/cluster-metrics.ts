@@ -20,6 +20,75 @@ interface Sample {
 
 type Define = (name: string, help: string, type: 'counter' | 'gauge' | 'histogram', samples: () => Sample[]) => void;
 
+/** Tokens, cost and outcomes by project and model. */
+function usageSeries(define: Define, s: Snapshot): void {
+  const perModel = (pick: (u: UsageRow) => number) => () =>
+    s.models.flatMap(({ project, rows }) => rows.map((u) => ({ labels: { project, model: u.key }, value: pick(u) })));
+  define('chatq_requests_total', 'Requests finished, by project, model and outcome.', 'counter', () =>
+    s.models.flatMap(({ project, rows }) =>
+      rows.flatMap((u) =>
+        (['succeeded', 'failed'] as const).map((outcome) => ({
+          labels: { project, model: u.key, outcome },
+          value: u[outcome],
+        })),
+      ),
+    ),
+  );
+  define(
+    'chatq_tokens_total',
+    'Tokens used, by project, model and kind (cached is part of prompt, reasoning part of completion).',
+    'counter',
+    () =>
+      s.models.flatMap(({ project, rows }) =>
+        rows.flatMap((u) =>
+          (['prompt', 'cached', 'completion', 'reasoning'] as const).map((kind) => ({
+            labels: { project, model: u.key, kind },
+            value: u[`${kind}_tokens`],
+          })),
+        ),
+      ),
+  );
+  define(
+    'chatq_cost_usd_total',
+    'Cost of priced requests, by project and model.',
+    'counter',
+    perModel((u) => u.cost_nano / 1e9),
+  );
+  define(
+    'chatq_unpriced_requests_total',
+    'Requests of models without a price (cost unknown), by project and model.',
+    'counter',
+    perModel((u) => u.unpriced),
+  );
+}
+
+/** Call latency, queue depth, lanes, pause and 429s: what admins see. */
+function fleetSeries(define: Define, fleet: NonNullable<Snapshot['fleet']>): void {
+  const count = (field: string) => Number(fleet.counters[field] ?? 0);
+  define('chatq_request_latency_seconds', 'Latency of answered upstream calls.', 'histogram', () => {
+    let cumulative = 0;
+    const buckets = [...LATENCY_BUCKETS.map(String), '+Inf'].map((le) => {
+      cumulative += count(`latency_bucket:${le}`);
+      return { metricName: 'chatq_request_latency_seconds_bucket', labels: { le }, value: cumulative };
+    });
+    return [
+      ...buckets,
+      { metricName: 'chatq_request_latency_seconds_sum', value: count('latency_sum_ms') / 1000 },
+      { metricName: 'chatq_request_latency_seconds_count', value: cumulative },
+    ];
+  });
+  define('chatq_queue_jobs', 'BullMQ jobs by state (at most one per user with work).', 'gauge', () =>
+    Object.entries(fleet.jobs).map(([state, value]) => ({ labels: { state }, value })),
+  );
+  define('chatq_active_lanes', 'Users with unfinished requests.', 'gauge', () => [{ value: fleet.lanes }]);
+  define('chatq_queue_paused', '1 while the queue is paused (credentials, balance, quota).', 'gauge', () => [
+    { value: fleet.paused ? 1 : 0 },
+  ]);
+  define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', () => [
+    { value: count('upstream_429') },
+  ]);
+}
+
 /**
  * Prometheus metrics for the whole cluster, read from Redis at scrape time (what every worker wrote), so any API
  * instance reports the same figures. Each scrape builds its own registry from one snapshot of what its token may see:
@@ -46,73 +115,6 @@ export function createClusterMetrics(deps: ApiDeps): { contentType: string; scra
       redis.exists(keys.pauseReason),
     ]);
     return { models, fleet: { counters, jobs, lanes, paused: paused === 1 } };
-  };
-
-  const usageSeries = (define: Define, s: Snapshot) => {
-    const perModel = (pick: (u: UsageRow) => number) => () =>
-      s.models.flatMap(({ project, rows }) => rows.map((u) => ({ labels: { project, model: u.key }, value: pick(u) })));
-    define('chatq_requests_total', 'Requests finished, by project, model and outcome.', 'counter', () =>
-      s.models.flatMap(({ project, rows }) =>
-        rows.flatMap((u) =>
-          (['succeeded', 'failed'] as const).map((outcome) => ({
-            labels: { project, model: u.key, outcome },
-            value: u[outcome],
-          })),
-        ),
-      ),
-    );
-    define(
-      'chatq_tokens_total',
-      'Tokens used, by project, model and kind (cached is part of prompt, reasoning part of completion).',
-      'counter',
-      () =>
-        s.models.flatMap(({ project, rows }) =>
-          rows.flatMap((u) =>
-            (['prompt', 'cached', 'completion', 'reasoning'] as const).map((kind) => ({
-              labels: { project, model: u.key, kind },
-              value: u[`${kind}_tokens`],
-            })),
-          ),
-        ),
-    );
-    define(
-      'chatq_cost_usd_total',
-      'Cost of priced requests, by project and model.',
-      'counter',
-      perModel((u) => u.cost_nano / 1e9),
-    );
-    define(
-      'chatq_unpriced_requests_total',
-      'Requests of models without a price (cost unknown), by project and model.',
-      'counter',
-      perModel((u) => u.unpriced),
-    );
-  };
-
-  const fleetSeries = (define: Define, fleet: NonNullable<Snapshot['fleet']>) => {
-    const count = (field: string) => Number(fleet.counters[field] ?? 0);
-    define('chatq_request_latency_seconds', 'Latency of answered upstream calls.', 'histogram', () => {
-      let cumulative = 0;
-      const buckets = [...LATENCY_BUCKETS.map(String), '+Inf'].map((le) => {
-        cumulative += count(`latency_bucket:${le}`);
-        return { metricName: 'chatq_request_latency_seconds_bucket', labels: { le }, value: cumulative };
-      });
-      return [
-        ...buckets,
-        { metricName: 'chatq_request_latency_seconds_sum', value: count('latency_sum_ms') / 1000 },
-        { metricName: 'chatq_request_latency_seconds_count', value: cumulative },
-      ];
-    });
-    define('chatq_queue_jobs', 'BullMQ jobs by state (at most one per user with work).', 'gauge', () =>
-      Object.entries(fleet.jobs).map(([state, value]) => ({ labels: { state }, value })),
-    );
-    define('chatq_active_lanes', 'Users with unfinished requests.', 'gauge', () => [{ value: fleet.lanes }]);
-    define('chatq_queue_paused', '1 while the queue is paused (credentials, balance, quota).', 'gauge', () => [
-      { value: fleet.paused ? 1 : 0 },
-    ]);
-    define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', () => [
-      { value: count('upstream_429') },
-    ]);
   };
 
   return {

@@ -34,6 +34,85 @@ const MULTIPART_OVERHEAD = 64 * 1024;
 /** Uploads one server receives at once hold at most this many times the upload limit in Redis. */
 const STAGED_UPLOADS = 2;
 
+/** Stores one uploaded part line by line; a part with bad lines (or too big) is refused whole. */
+async function storePart(
+  deps: ApiDeps,
+  writer: FileWriter,
+  input: NodeJS.ReadableStream & { truncated?: boolean },
+): Promise<void> {
+  const problems: string[] = [];
+  for await (const l of readBoundedLines(input as Readable)) {
+    if ('tooLong' in l) {
+      if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${l.tooLong}`);
+      continue;
+    }
+    if (l.text.trim() === '') continue;
+    const json = parseJsonLine(l.text);
+    if (!json.ok) {
+      if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${json.message}`);
+      continue;
+    }
+    if (problems.length === 0) await writer.push(l.text);
+  }
+  if (input.truncated)
+    throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
+  if (problems.length)
+    throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
+}
+
+/** A 503 that asks the client to come back in 30 s. */
+function busy(reply: FastifyReply, message: string, code: string): ApiError {
+  void reply.header('retry-after', '30');
+  return new ApiError(503, message, code);
+}
+
+/** Reads a multipart upload: its purpose and one file, stored line by line; a refused upload keeps nothing. */
+async function receiveUpload(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply) {
+  const { redis, keys } = deps;
+  let purpose: string | undefined;
+  let writer: FileWriter | undefined;
+  let filename = 'upload.jsonl';
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'field') {
+        if (part.fieldname === 'purpose') purpose = String(part.value);
+        continue;
+      }
+      if (writer) throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
+      writer = new FileWriter(redis, keys, newFileId());
+      filename = part.filename || filename;
+      await storePart(deps, writer, part.file);
+    }
+    if (!writer) throw new ApiError(400, 'Missing the "file" field.', 'invalid_request', 'file');
+    if (purpose !== 'batch')
+      throw new ApiError(
+        400,
+        `purpose: expected "batch", got ${purpose === undefined ? 'nothing' : `"${purpose}"`}.`,
+        'invalid_request',
+        'purpose',
+      );
+    return reply
+      .code(200)
+      .send(fileObject(await writer.commit(filename, 'batch', creatorProject(req.principal), deps.config.resultTtlS)));
+  } catch (err) {
+    // A refused upload keeps nothing.
+    // The rest of a refused body is not read: the connection ends with the answer.
+    void reply.header('connection', 'close');
+    await writer?.discard().catch(() => undefined);
+    if (err instanceof ApiError) throw err;
+    if (describeRedisError(err)?.code === 'redis_oom')
+      throw busy(
+        reply,
+        'The server has no room for this file right now; try again later, or upload a smaller file.',
+        'server_full',
+      );
+    const code = (err as { code?: string }).code;
+    if (code === 'FST_FILES_LIMIT') throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
+    if ((err as { statusCode?: number }).statusCode === 413) throw err;
+    throw new ApiError(400, `Malformed multipart body: ${(err as Error).message}`, 'invalid_request');
+  }
+}
+
 /** OpenAI Files API, for batch input and output: upload (streamed, each line checked), metadata, content, delete. */
 export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
@@ -46,34 +125,8 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     return file;
   };
 
-  /** Stores one uploaded part line by line; a part with bad lines (or too big) is refused whole. */
-  const storePart = async (writer: FileWriter, input: NodeJS.ReadableStream & { truncated?: boolean }) => {
-    const problems: string[] = [];
-    for await (const l of readBoundedLines(input as Readable)) {
-      if ('tooLong' in l) {
-        if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${l.tooLong}`);
-        continue;
-      }
-      if (l.text.trim() === '') continue;
-      const json = parseJsonLine(l.text);
-      if (!json.ok) {
-        if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${json.message}`);
-        continue;
-      }
-      if (problems.length === 0) await writer.push(l.text);
-    }
-    if (input.truncated)
-      throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
-    if (problems.length)
-      throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
-  };
-
   /** Bytes the uploads being received may stage in Redis, reserved by each before it reads its body. */
   let staging = 0;
-  const busy = (reply: FastifyReply, message: string, code: string) => {
-    void reply.header('retry-after', '30');
-    return new ApiError(503, message, code);
-  };
 
   app.post('/v1/files', async (req, reply) => {
     if (!req.isMultipart())
@@ -89,58 +142,11 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       throw busy(reply, 'Too many uploads are being received right now; try again shortly.', 'too_many_uploads');
     staging += reserved;
     try {
-      return await receiveUpload(req, reply);
+      return await receiveUpload(deps, req, reply);
     } finally {
       staging -= reserved;
     }
   });
-
-  const receiveUpload = async (req: FastifyRequest, reply: FastifyReply) => {
-    let purpose: string | undefined;
-    let writer: FileWriter | undefined;
-    let filename = 'upload.jsonl';
-    try {
-      for await (const part of req.parts()) {
-        if (part.type === 'field') {
-          if (part.fieldname === 'purpose') purpose = String(part.value);
-          continue;
-        }
-        if (writer) throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
-        writer = new FileWriter(redis, keys, newFileId());
-        filename = part.filename || filename;
-        await storePart(writer, part.file);
-      }
-      if (!writer) throw new ApiError(400, 'Missing the "file" field.', 'invalid_request', 'file');
-      if (purpose !== 'batch')
-        throw new ApiError(
-          400,
-          `purpose: expected "batch", got ${purpose === undefined ? 'nothing' : `"${purpose}"`}.`,
-          'invalid_request',
-          'purpose',
-        );
-      return reply
-        .code(200)
-        .send(
-          fileObject(await writer.commit(filename, 'batch', creatorProject(req.principal), deps.config.resultTtlS)),
-        );
-    } catch (err) {
-      // A refused upload keeps nothing.
-      // The rest of a refused body is not read: the connection ends with the answer.
-      void reply.header('connection', 'close');
-      await writer?.discard().catch(() => undefined);
-      if (err instanceof ApiError) throw err;
-      if (describeRedisError(err)?.code === 'redis_oom')
-        throw busy(
-          reply,
-          'The server has no room for this file right now; try again later, or upload a smaller file.',
-          'server_full',
-        );
-      const code = (err as { code?: string }).code;
-      if (code === 'FST_FILES_LIMIT') throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
-      if ((err as { statusCode?: number }).statusCode === 413) throw err;
-      throw new ApiError(400, `Malformed multipart body: ${(err as Error).message}`, 'invalid_request');
-    }
-  };
 
   app.get('/v1/files/:id', async (req) => {
     const { id } = parseInput(idParams, req.params);

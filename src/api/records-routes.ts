@@ -16,7 +16,7 @@ import {
   type ReportDimension,
 } from '../shared/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
-import { listDeliveries } from '../webhooks/webhook-service.js';
+import { listDeliveries } from '../webhooks/webhook-delivery.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { parseInput } from '../http/zod-edge.js';

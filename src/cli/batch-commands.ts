@@ -18,7 +18,7 @@ import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/re
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES, retryLines } from '../shared/retry-input.js';
 import { sees } from '../shared/scope.js';
-import { listDeliveries, receiverHealth, type ReceiverHealth } from '../webhooks/webhook-service.js';
+import { listDeliveries, receiverHealth, type ReceiverHealth } from '../webhooks/webhook-delivery.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';
 import { sumUsage } from './read-helpers.js';
 import { cliScope, EXIT, producerContext, readConfig, UsageError, withContext } from './cli-context.js';
