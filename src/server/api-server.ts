@@ -1,6 +1,8 @@
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { CSP, DASHBOARD_OPEN_PATHS, dashboardRoutes, loginPage } from '../dashboard/dashboard-routes.js';
+import { dashboardRoutes } from '../dashboard/dashboard-routes.js';
+import { CSP } from '../dashboard/page-reply.js';
+import { DASHBOARD_OPEN_PATHS, loginPage } from '../dashboard/sign-in-routes.js';
 import type { Logger } from '../shared/logger.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '../http/api-errors.js';

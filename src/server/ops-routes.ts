@@ -4,7 +4,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import { QUEUE_NAME } from '../shared/keys.js';
 import type { ApiDeps } from '../http/api-deps.js';
-import { BOARD_FIX_SCRIPT } from '../dashboard/dashboard-routes.js';
+import { BOARD_FIX_SCRIPT } from '../dashboard/sign-in-routes.js';
 import { createClusterMetrics } from '../api/cluster-metrics.js';
 
 /** /healthz (no auth), /metrics (Prometheus), /admin/queues (bull-board). */

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { DelayedError, Worker } from 'bullmq';
+import { DelayedError, type Processor, Worker } from 'bullmq';
 import pLimit from 'p-limit';
 import type { Config } from '../shared/config.js';
-import { redisKeys, QUEUE_NAME } from '../shared/keys.js';
+import { type RedisKeys, redisKeys, QUEUE_NAME } from '../shared/keys.js';
 import { logFailure } from '../shared/condition-log.js';
 import type { Logger } from '../shared/logger.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { foldUsage } from '../shared/usage-fold.js';
 import { loadPrices } from '../shared/pricing.js';
-import { connectRedis, readyOf, reportErrors } from '../shared/redis.js';
+import { connectRedis, type RedisClient, readyOf, reportErrors } from '../shared/redis.js';
 import { describeRedisError } from '../shared/redis-errors.js';
 import { RequestQueues } from '../shared/request-queue.js';
 import { checkShardCount } from '../shared/shard-count.js';
@@ -70,6 +70,89 @@ const MAX_FETCHERS = 8;
 /** Call slots per connection that requests' scripts go on, and the most such connections. */
 const SLOTS_PER_SCRIPT_CONNECTION = 8;
 const MAX_SCRIPT_CONNECTIONS = 32;
+
+/**
+ * The BullMQ workers that fetch one shard's jobs for `processor`: `fetchers` of them, sharing `jobsInHand` jobs (a few
+ * more than call slots: they stand ready while BullMQ completes and fetches the others). Their blocking connections
+ * join `connections`.
+ */
+function startFetchers(
+  config: Config,
+  shardKeys: RedisKeys,
+  run: Processor,
+  { fetchers, jobsInHand, owner, logger }: { fetchers: number; jobsInHand: number; owner: string; logger: Logger },
+  connections: RedisClient[],
+): Worker[] {
+  return Array.from({ length: fetchers }, (_, f) => {
+    const blocking = connectRedis(config, 'chatq-worker-blocking');
+    connections.push(blocking);
+    const share = Math.ceil((jobsInHand * (f + 1)) / fetchers) - Math.ceil((jobsInHand * f) / fetchers);
+    const worker: Worker = new Worker(
+      QUEUE_NAME,
+      (job, token) => {
+        // BullMQ fetches jobs one round trip at a time up to its concurrency before it starts the first: over a 20 ms
+        // link, 29 jobs in hand wait 0.6 s. It starts at 1 and grows by one with each job started: each starts as it comes.
+        if (worker.concurrency < share) worker.concurrency += 1;
+        return run(job, token);
+      },
+      {
+        connection: blocking,
+        prefix: shardKeys.prefix,
+        // The process's fetchers share one name: /healthz and /metrics count worker processes.
+        name: owner,
+        concurrency: 1,
+        lockDuration: config.lockMs,
+        stalledInterval: config.lockMs,
+        maxStalledCount: 5,
+        settings: {
+          backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
+            jobBackoff(attemptsMade, err, config.backoffMs),
+        },
+      },
+    );
+    worker.on('failed', (job, err) => {
+      if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError))
+        logFailure(logger, 'error', { request: job?.id }, err, 'job failed unexpectedly');
+    });
+    return reportErrors(worker);
+  });
+}
+
+/** One reconciler pass over each of `tags` (a lane's lost job re-added, a dead import ended...); what it repaired is logged. */
+async function reconcileAll(
+  ctx: {
+    redis: RedisClient;
+    keys: RedisKeys;
+    queues: RequestQueues;
+    stores: Map<RedisKeys, RequestStore>;
+    owner: string;
+    config: Config;
+    logger: Logger;
+  },
+  tags: RedisKeys[],
+): Promise<void> {
+  const { redis, keys, queues, stores, owner, config, logger } = ctx;
+  for (const k of tags) {
+    try {
+      const report = await reconcileLanes(
+        redis,
+        k,
+        queues,
+        stores.get(k) ?? new RequestStore([redis], k, config.resultTtlS, queues),
+        owner,
+        config.reconcileMs,
+        { ttlS: config.resultTtlS, usageDays: config.usageDays },
+      );
+      if (report && (report.readded || report.lostJobs || report.endedImports || report.expired))
+        logger.warn(
+          { ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) },
+          'reconciler repaired lanes',
+        );
+    } catch (err) {
+      logFailure(logger, 'warn', {}, err, 'reconciler pass failed');
+    }
+  }
+}
 
 export class WorkerPool {
   private readonly timers: NodeJS.Timeout[];
@@ -151,66 +234,17 @@ export class WorkerPool {
         secrets: config.apiKey ? [config.apiKey] : [],
         callSlots,
       });
-      return Array.from({ length: fetchers }, (_, f) => {
-        const blocking = connectRedis(config, 'chatq-worker-blocking');
-        connections.push(blocking);
-        // A few jobs more than call slots: they stand ready while BullMQ completes and fetches the others.
-        const share = Math.ceil((jobsInHand * (f + 1)) / fetchers) - Math.ceil((jobsInHand * f) / fetchers);
-        const run = withoutStacks(processor);
-        const worker: Worker = new Worker(
-          QUEUE_NAME,
-          (job, token) => {
-            // BullMQ fetches jobs one round trip at a time up to its concurrency before it starts the first: over a 20 ms
-            // link, 29 jobs in hand wait 0.6 s. It starts at 1 and grows by one with each job started: each starts as it comes.
-            if (worker.concurrency < share) worker.concurrency += 1;
-            return run(job, token);
-          },
-          {
-            connection: blocking,
-            prefix: shardKeys.prefix,
-            // The process's fetchers share one name: /healthz and /metrics count worker processes.
-            name: owner,
-            concurrency: 1,
-            lockDuration: config.lockMs,
-            stalledInterval: config.lockMs,
-            maxStalledCount: 5,
-            settings: {
-              backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
-                jobBackoff(attemptsMade, err, config.backoffMs),
-            },
-          },
-        );
-        worker.on('failed', (job, err) => {
-          if (!(err instanceof RetryLaterError) && !(err instanceof DelayedError))
-            logFailure(logger, 'error', { request: job?.id }, err, 'job failed unexpectedly');
-        });
-        return reportErrors(worker);
-      });
+      return startFetchers(
+        config,
+        shardKeys,
+        withoutStacks(processor),
+        { fetchers, jobsInHand, owner, logger },
+        connections,
+      );
     });
     // The base tag too when sharded: batches imported over HTTP are recorded there.
     const reconciled = keys.shardCount > 1 ? [keys, ...shards] : shards;
-    const reconcile = async () => {
-      for (const k of reconciled) {
-        try {
-          const report = await reconcileLanes(
-            redis,
-            k,
-            queues,
-            stores.get(k) ?? new RequestStore([redis], k, config.resultTtlS, queues),
-            owner,
-            config.reconcileMs,
-            { ttlS: config.resultTtlS, usageDays: config.usageDays },
-          );
-          if (report && (report.readded || report.lostJobs || report.endedImports || report.expired))
-            logger.warn(
-              { ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) },
-              'reconciler repaired lanes',
-            );
-        } catch (err) {
-          logFailure(logger, 'warn', {}, err, 'reconciler pass failed');
-        }
-      }
-    };
+    const reconcile = () => reconcileAll({ redis, keys, queues, stores, owner, config, logger }, reconciled);
     const fold = async () => {
       try {
         await foldUsage(redis, keys);
