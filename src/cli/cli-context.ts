@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/co
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import type { ProducerContext } from '../producer/submit-batch.js';
+import type { ProducerContext } from '../producer/producer-context.js';
 import { loadPrices, PriceFileError } from '../shared/pricing.js';
 import { RequestQueues } from '../shared/request-queue.js';
 import { checkShardCount, ShardCountError } from '../shared/shard-count.js';

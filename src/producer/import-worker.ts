@@ -4,7 +4,8 @@ import { readFileContent } from '../shared/file-store.js';
 import { retryLines } from '../shared/retry-input.js';
 import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
 import { ImportRefused } from './import-guard.js';
-import { ImportFailedError, submitBatch, type ProducerServiceOptions } from './submit-batch.js';
+import type { ProducerServiceOptions } from './producer-context.js';
+import { ImportFailedError, submitBatch } from './submit-batch.js';
 
 export interface ImportWorkerOptions extends ProducerServiceOptions {
   defaultModel?: string;

@@ -2,7 +2,8 @@ import { readFileContent } from '../shared/file-store.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
 import { getSchedule, SCHEDULE_QUEUE, type ScheduleJob } from '../shared/schedules.js';
-import { submitBatch, type ProducerServiceOptions } from './submit-batch.js';
+import type { ProducerServiceOptions } from './producer-context.js';
+import { submitBatch } from './submit-batch.js';
 
 /** Turns each firing of a schedule into new batches of its suite, named "<schedule>@<UTC time>[/<model>]". */
 export function startScheduleRunner(opts: ProducerServiceOptions): BackgroundWorker {

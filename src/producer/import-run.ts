@@ -1,0 +1,241 @@
+import { groupBy } from '../shared/group-by.js';
+import { shardOfUser } from '../shared/keys.js';
+import { LuaScript } from '../shared/redis.js';
+import type { RequestDraft } from '../shared/request-record.js';
+import { IMPORT_LEASE_MS } from './import-guard.js';
+import type { ImportTarget } from './import-targets.js';
+import type { LineError, ParsedLine } from './parse-input.js';
+import type { ProducerContext } from './producer-context.js';
+
+const enqueueScript = new LuaScript(new URL('./enqueue-requests.lua', import.meta.url));
+
+/** Requests (and body bytes) per enqueue script call, and calls in flight at once (one connection keeps them in order). */
+const CHUNK_REQUESTS = 1_000;
+const CHUNK_BYTES = 512 * 1024;
+const CHUNKS_IN_FLIGHT = 4;
+/** Line errors kept in Redis and in memory per batch; the count goes on past it. */
+export const MAX_KEPT_ERRORS = 1_000;
+
+interface PendingLine {
+  line: number;
+  drafts: RequestDraft[];
+  bodies: string[];
+  /** The seq of its first request (a line's requests take consecutive ones, in input order). */
+  firstSeq: number;
+}
+
+/** What an import did with its lines. */
+export interface ImportCounts {
+  acceptedRequests: number;
+  acceptedLines: number;
+  rejectedLines: number;
+  /** Lines an earlier import of the batch already holds (a resumed import skips them). */
+  alreadyPresent: number;
+}
+
+/** A request's fields beyond the positional ones, for the enqueue script (JSON; none for most requests). */
+function extraFields(
+  d: RequestDraft,
+  targetId: string,
+  at: number,
+  indexInLine: number,
+): Record<string, string | number> {
+  const extra: Record<string, string | number> = {};
+  if (d.onFailure === 'halt') extra.on_failure = 'halt';
+  if (d.history === 'full') {
+    extra.history = 'full';
+    if (indexInLine > 0) extra.prev = `${targetId}-${at - 1}`;
+  }
+  if (d.scriptId !== undefined) extra.script_id = d.scriptId;
+  if (d.turn !== undefined) extra.turn = d.turn;
+  if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
+  if (d.gapMs) extra.gap_ms = d.gapMs;
+  return extra;
+}
+
+/**
+ * One import's lines on their way into Redis: parsed lines gather into chunks (CHUNK_REQUESTS or CHUNK_BYTES), each
+ * chunk goes to its targets' enqueue scripts (a sharded batch: each part gets the lines of its users), up to
+ * CHUNKS_IN_FLIGHT at once; bad and duplicate lines are counted and their errors kept. The first chunk that fails
+ * stops the import (`add` and `end` throw it).
+ */
+export class ImportRun {
+  readonly counts: ImportCounts = { acceptedRequests: 0, acceptedLines: 0, rejectedLines: 0, alreadyPresent: 0 };
+  /** The first MAX_KEPT_ERRORS line errors, in the order they were found. */
+  readonly errors: LineError[] = [];
+  readonly sharded: boolean;
+  private readonly earlierSeq: number;
+  private seq: number;
+  /** A sharded batch's custom_ids seen in this import (each part's script sees its own only). */
+  private readonly seenCustomIds = new Set<string>();
+  private pending: PendingLine[] = [];
+  private pendingRequests = 0;
+  private pendingBytes = 0;
+  private unsavedErrors: string[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+
+  constructor(
+    private readonly ctx: ProducerContext,
+    private readonly batchId: string,
+    private readonly project: string,
+    private readonly targets: ImportTarget[],
+    private readonly source: string,
+  ) {
+    this.sharded = targets[0]!.id !== batchId;
+    this.earlierSeq = Math.max(...targets.map((t) => t.guard.earlierSeq));
+    this.seq = this.earlierSeq;
+  }
+
+  /** Takes one parsed line; sends a chunk when one is full, waiting while CHUNKS_IN_FLIGHT are. */
+  async add(parsed: ParsedLine): Promise<void> {
+    if (!parsed.ok) {
+      this.reject(parsed.error);
+      return;
+    }
+    const bodies = parsed.drafts.map((d) => JSON.stringify(d.body));
+    const pendingLine = { line: parsed.line, drafts: parsed.drafts, bodies, firstSeq: this.seq + 1 };
+    if (this.sharded) {
+      if (parsed.drafts.some((d) => this.seenCustomIds.has(d.customId))) {
+        this.duplicate(pendingLine);
+        return;
+      }
+      for (const d of parsed.drafts) this.seenCustomIds.add(d.customId);
+    }
+    this.seq += parsed.drafts.length;
+    this.pending.push(pendingLine);
+    this.pendingRequests += parsed.drafts.length;
+    this.pendingBytes += bodies.reduce((a, b) => a + b.length, 0);
+    if (this.pendingRequests >= CHUNK_REQUESTS || this.pendingBytes >= CHUNK_BYTES) {
+      this.track(this.flush());
+      if (this.inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(this.inFlight);
+      this.throwIfFailed();
+    }
+  }
+
+  /** Sends what is left and waits for every chunk; throws the first failure. */
+  async end(): Promise<void> {
+    if (this.pending.length) this.track(this.flush());
+    await Promise.all(this.inFlight);
+    this.throwIfFailed();
+    await this.saveErrors();
+  }
+
+  /** Waits for the chunks in flight, whatever their outcome (after a failure). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
+  }
+
+  private reject(error: LineError): void {
+    this.counts.rejectedLines += 1;
+    if (this.errors.length < MAX_KEPT_ERRORS) {
+      this.errors.push(error);
+      this.unsavedErrors.push(JSON.stringify(error));
+    }
+  }
+
+  private duplicate({ line, drafts }: PendingLine): void {
+    this.reject({
+      source: this.source,
+      line,
+      field: 'custom_id',
+      message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique`,
+    });
+  }
+
+  private async saveErrors(): Promise<void> {
+    if (this.unsavedErrors.length === 0) return;
+    const batch = this.unsavedErrors;
+    this.unsavedErrors = [];
+    await this.ctx.redis.rpush(this.ctx.keys.batchErrors(this.batchId), ...batch);
+  }
+
+  private async flush(): Promise<void> {
+    const lines = this.pending;
+    this.pending = [];
+    this.pendingRequests = 0;
+    this.pendingBytes = 0;
+    const { targets } = this;
+    const byTarget = groupBy(lines, (line) => targets[shardOfUser(line.drafts[0]!.userid, targets.length)]!);
+    const heads = (await Promise.all([...byTarget].map(([target, group]) => this.enqueue(target, group)))).flat();
+    await Promise.all([this.ctx.queues.add(heads), this.saveErrors()]);
+  }
+
+  /** A chunk that fails is recorded before it leaves the in-flight set, so its error is never lost. */
+  private track(p: Promise<void>): void {
+    const tracked: Promise<void> = p
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Enqueues one target's lines (a part's: the lines of its users) in one script; returns the lane heads. */
+  private async enqueue(target: ImportTarget, lines: PendingLine[]): Promise<string[]> {
+    const k = target.keys;
+    const keyList = [
+      k.batch(target.id),
+      k.batchRequests(target.id),
+      k.batchCustomIds(target.id),
+      k.lanes,
+      k.batchImporter(target.id),
+    ];
+    const args: (string | number)[] = [
+      target.id,
+      Date.now(),
+      k.prefix,
+      this.earlierSeq,
+      this.project,
+      ...target.userIndex,
+      target.guard.owner,
+      IMPORT_LEASE_MS,
+    ];
+    const groupStart: number[] = [];
+    let index = 0;
+    for (const { drafts, bodies, firstSeq } of lines) {
+      groupStart.push(index);
+      for (const [g, d] of drafts.entries()) {
+        const at = firstSeq + g;
+        index += 1;
+        const extra = extraFields(d, target.id, at, g);
+        const hasExtra = Object.keys(extra).length > 0;
+        args.push(
+          `${target.id}-${at}|${d.userid}|${at}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`,
+          d.customId,
+          d.model,
+          bodies[g]!,
+        );
+        if (hasExtra) args.push(JSON.stringify(extra));
+      }
+    }
+    const [heads, rejectedGroups, heldGroups] = (await enqueueScript.run(this.ctx.redis, keyList, args)) as [
+      string[],
+      number[],
+      number[],
+    ];
+    await this.countEnqueued(lines, groupStart, new Set(rejectedGroups), new Set(heldGroups));
+    return heads;
+  }
+
+  /** Counts what the script did with each line: taken, a duplicate custom_id, or already held (a resumed import). */
+  private async countEnqueued(lines: PendingLine[], groupStart: number[], rejected: Set<number>, held: Set<number>) {
+    let accepted = 0;
+    for (const [idx, pendingLine] of lines.entries()) {
+      if (rejected.has(groupStart[idx]!)) this.duplicate(pendingLine);
+      else if (held.has(groupStart[idx]!)) this.counts.alreadyPresent += 1;
+      else {
+        this.counts.acceptedLines += 1;
+        this.counts.acceptedRequests += pendingLine.drafts.length;
+        accepted += pendingLine.drafts.length;
+      }
+    }
+    // A sharded batch counts what its parts hold (its total when the import ends).
+    if (this.sharded && accepted > 0)
+      await this.ctx.redis.hincrby(this.ctx.keys.batch(this.batchId), 'enqueued', accepted);
+  }
+}
