@@ -1,5 +1,5 @@
 /**
- * The rules of the house (`npm run lint:deps`, part of `npm test`). Layers, from the bottom:
+ * The rules of the house (`npm run lint`, part of `npm test`). Layers, from the bottom:
  *   shared/     what every process uses (Redis and its scripts, keys, config, batches, usage, prices, formats)
  *   producer/ worker/ webhooks/ simulator/   the processes' own parts, on shared/
  *   http/       what the API and the dashboard share (request context, auth, sessions, errors, edge parsing)

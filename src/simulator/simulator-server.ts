@@ -70,6 +70,284 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+interface ChatBody {
+  model: string;
+  messages: ChatMessage[];
+  userid: string;
+  max_tokens?: unknown;
+  max_completion_tokens?: unknown;
+}
+
+/** The reply a call gets: its text and token counts (the prompt's per message). */
+interface Reply {
+  perMessage: number[];
+  prompt: number;
+  completion: number;
+  text: string;
+  reasoning: string | undefined;
+  reasoningTokens: number;
+  truncated: boolean;
+}
+
+const tooMany = (wait: number) => ({ 'retry-after-ms': String(wait), 'retry-after': String(Math.ceil(wait / 1000)) });
+
+/** The endpoint's state and its answer to a chat call, step by step: check, limit, inject a fault, reply. */
+class SimulatedEndpoint {
+  stats = emptyStats();
+  private readonly memories = new Map<string, UserMemory>();
+  private readonly lastPrompt = new Map<string, number[]>();
+  private requestWindow: SlidingWindow;
+  private tokenWindow: SlidingWindow;
+  /** Answers held open by an injected timeout (closed with the server). */
+  readonly held = new Set<ServerResponse>();
+
+  constructor(public opts: SimulatorOptions) {
+    this.requestWindow = new SlidingWindow(opts.windowMs);
+    this.tokenWindow = new SlidingWindow(opts.windowMs);
+  }
+
+  configure(patch: SimulatorOptionsInput): void {
+    const merged = { ...this.opts, ...patch, faults: { ...this.opts.faults, ...(patch.faults ?? {}) } };
+    const next = simulatorOptionsSchema.parse(merged);
+    if (next.windowMs !== this.opts.windowMs) this.newWindows(next.windowMs);
+    this.opts = next;
+  }
+
+  reset(): void {
+    this.stats = emptyStats();
+    this.memories.clear();
+    this.lastPrompt.clear();
+    this.newWindows(this.opts.windowMs);
+  }
+
+  private newWindows(windowMs: number): void {
+    this.requestWindow = new SlidingWindow(windowMs);
+    this.tokenWindow = new SlidingWindow(windowMs);
+  }
+
+  answer(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+    this.stats.byStatus[status] = (this.stats.byStatus[status] ?? 0) + 1;
+    sendJson(res, status, body, headers);
+  }
+
+  async chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.stats.calls += 1;
+    if (this.opts.down) {
+      req.socket.destroy();
+      return;
+    }
+    const body = await this.readChat(req, res);
+    if (!body) return;
+    const { model, messages, userid } = body;
+    const remembered = isUuidV4(userid);
+    if (!remembered) this.stats.nonV4Calls += 1;
+    const lastUser = textOf([...messages].reverse().find((m) => m.role === 'user')?.content);
+    const from = req.socket.remoteAddress;
+    res.on(
+      'close',
+      recordArrival(this.stats, userid || '(none)', lastUser, this.opts.recordMessages ? messages : undefined, from),
+    );
+    const forced = FORCED_STATUS.exec(lastUser);
+    if (forced) {
+      const message = `forced failure: the message asked for HTTP ${forced[1]}`;
+      this.answer(res, Number(forced[1]), errorBody(message, 'invalid_request_error', 'forced_failure'));
+      return;
+    }
+    const now = Date.now();
+    const memory = remembered ? (this.memories.get(userid) ?? newMemory()) : newMemory();
+    const reply = composeReply(body, lastUser, memory);
+    if (this.limited(res, now, reply.prompt + reply.completion)) return;
+    const fault = this.injectFault(req, res);
+    if (fault === 'answered') return;
+    this.requestWindow.add(now, 1);
+    this.tokenWindow.add(now, reply.prompt + reply.completion);
+    this.stats.peakRequestsInWindow = this.requestWindow.peak;
+    this.stats.peakTokensInWindow = this.tokenWindow.peak;
+    const cached = remembered ? this.cachedTokens(userid, reply.perMessage) : 0;
+    const latency = Math.max(0, this.opts.latencyMs + (Math.random() * 2 - 1) * this.opts.jitterMs);
+    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+    if (res.destroyed) return;
+    if (fault === 'malformed') {
+      this.stats.injected.malformed += 1;
+      this.stats.byStatus[200] = (this.stats.byStatus[200] ?? 0) + 1;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"id":"chatcmpl-broken","choices":[{"message":');
+      return;
+    }
+    if (remembered) {
+      learn(memory, lastUser);
+      memory.calls += 1;
+      this.memories.set(userid, memory);
+    }
+    this.stats.answered += 1;
+    addTokens(this.stats, model, {
+      prompt: reply.prompt,
+      completion: reply.completion,
+      cached,
+      reasoning: reply.reasoningTokens,
+    });
+    this.answer(res, 200, completionBody(model, now, reply, cached));
+  }
+
+  /** The call's body, or undefined when it was answered already (a wrong key, unparsable JSON, no messages). */
+  private async readChat(req: IncomingMessage, res: ServerResponse): Promise<ChatBody | undefined> {
+    const auth = req.headers.authorization ?? '';
+    if (this.opts.apiKey !== undefined && auth !== `Bearer ${this.opts.apiKey}`) {
+      this.answer(res, 401, errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'));
+      return undefined;
+    }
+    let body: Partial<Record<keyof ChatBody, unknown>>;
+    try {
+      body = JSON.parse(await readBody(req)) as typeof body;
+    } catch {
+      const message = 'We could not parse the JSON body of your request.';
+      this.answer(res, 400, errorBody(message, 'invalid_request_error', null));
+      return undefined;
+    }
+    if (typeof body.model !== 'string' || !Array.isArray(body.messages) || body.messages.length === 0) {
+      const message = '"model" and a non-empty "messages" array are required.';
+      this.answer(res, 400, errorBody(message, 'invalid_request_error', null));
+      return undefined;
+    }
+    return {
+      model: body.model,
+      messages: body.messages as ChatMessage[],
+      userid: typeof body.userid === 'string' ? body.userid : '',
+      max_tokens: body.max_tokens,
+      max_completion_tokens: body.max_completion_tokens,
+    };
+  }
+
+  /** Answers 429 when this call would go past the endpoint's own RPM or TPM (true then). */
+  private limited(res: ServerResponse, now: number, tokens: number): boolean {
+    const { rpm, tpm } = this.opts;
+    if (rpm > 0 && this.requestWindow.total(now) + 1 > rpm) {
+      this.stats.limited += 1;
+      const wait = this.requestWindow.waitFor(now, 1, rpm);
+      const body = errorBody('Rate limit reached for requests per minute.', 'requests', 'rate_limit_exceeded');
+      this.answer(res, 429, body, tooMany(wait));
+      return true;
+    }
+    if (tpm > 0 && this.tokenWindow.total(now) > 0 && this.tokenWindow.total(now) + tokens > tpm) {
+      this.stats.limited += 1;
+      const wait = this.tokenWindow.waitFor(now, tokens, tpm);
+      this.answer(
+        res,
+        429,
+        errorBody('Rate limit reached for tokens per minute.', 'tokens', 'rate_limit_exceeded'),
+        tooMany(wait),
+      );
+      return true;
+    }
+    return false;
+  }
+
+  /** One roll of the configured fault rates: 'answered' when a fault took the call, 'malformed' for a broken reply. */
+  private injectFault(req: IncomingMessage, res: ServerResponse): 'answered' | 'malformed' | 'none' {
+    const f = this.opts.faults;
+    const roll = Math.random();
+    let edge = 0;
+    const hit = (rate: number) => roll < (edge += rate);
+    if (hit(f.error5xx)) {
+      this.stats.injected.error5xx += 1;
+      this.answer(res, 503, errorBody('The server is overloaded, please try again.', 'server_error', null));
+    } else if (hit(f.rateLimit429)) {
+      this.stats.injected.rateLimit429 += 1;
+      this.answer(res, 429, errorBody('Rate limit reached.', 'requests', 'rate_limit_exceeded'), {
+        'retry-after-ms': String(f.retryAfterMs),
+      });
+    } else if (hit(f.timeout)) {
+      this.stats.injected.timeout += 1;
+      this.held.add(res);
+      setTimeout(() => {
+        this.held.delete(res);
+        res.socket?.destroy();
+      }, this.opts.timeoutHoldMs).unref();
+    } else if (hit(f.drop)) {
+      this.stats.injected.drop += 1;
+      req.socket.destroy();
+    } else return hit(f.malformed) ? 'malformed' : 'none';
+    return 'answered';
+  }
+
+  /** Prompt caching: the part of this prompt that repeats the user's previous prompt (whole messages). */
+  private cachedTokens(userid: string, perMessage: number[]): number {
+    const previous = this.lastPrompt.get(userid);
+    this.lastPrompt.set(userid, perMessage);
+    if (!previous || previous.length > perMessage.length || previous.length <= 1) return 0;
+    return previous.slice(0, -1).reduce((a, b) => a + b, 0);
+  }
+}
+
+/** The reply from the user's memory; like a real endpoint, it stops at max_tokens (finish_reason "length"). */
+function composeReply(body: ChatBody, lastUser: string, memory: UserMemory): Reply {
+  const perMessage = promptTokens(body.messages);
+  const reasoning = isReasoningModel(body.model)
+    ? `The user wrote ${lastUser.length} characters; answer from memory.`
+    : undefined;
+  const reasoningTokens = reasoning ? countTokens(reasoning) : 0;
+  const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
+  let replyTokens = encode(replyTo(lastUser, memory, memory.calls + 1));
+  const truncated = replyTokens.length + reasoningTokens > maxTokens;
+  if (truncated) replyTokens = replyTokens.slice(0, Math.max(0, maxTokens - reasoningTokens));
+  return {
+    perMessage,
+    prompt: perMessage.reduce((a, b) => a + b, 3),
+    completion: replyTokens.length + reasoningTokens,
+    text: decode(replyTokens),
+    reasoning,
+    reasoningTokens,
+    truncated,
+  };
+}
+
+/** An OpenAI chat.completion with the reply and its usage. */
+function completionBody(model: string, now: number, r: Reply, cached: number) {
+  return {
+    id: `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`,
+    object: 'chat.completion',
+    created: Math.floor(now / 1000),
+    model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: r.text, ...(r.reasoning ? { reasoning_content: r.reasoning } : {}) },
+        finish_reason: r.truncated ? 'length' : 'stop',
+      },
+    ],
+    usage: {
+      prompt_tokens: r.prompt,
+      completion_tokens: r.completion,
+      total_tokens: r.prompt + r.completion,
+      prompt_tokens_details: { cached_tokens: cached },
+      completion_tokens_details: { reasoning_tokens: r.reasoningTokens },
+    },
+  };
+}
+
+/** The test-only routes: GET /_sim/stats, POST /_sim/reset, POST /_sim/config. */
+async function control(
+  endpoint: SimulatedEndpoint,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+): Promise<void> {
+  if (req.method === 'GET' && path === '/_sim/stats') return sendJson(res, 200, endpoint.stats);
+  if (req.method === 'POST' && path === '/_sim/reset') {
+    endpoint.reset();
+    return sendJson(res, 200, { ok: true });
+  }
+  if (req.method === 'POST' && path === '/_sim/config') {
+    try {
+      endpoint.configure(JSON.parse(await readBody(req)) as SimulatorOptionsInput);
+      return sendJson(res, 200, { ok: true });
+    } catch (err) {
+      return sendJson(res, 400, errorBody((err as Error).message, 'invalid_request_error', null));
+    }
+  }
+  sendJson(res, 404, errorBody(`No route ${req.method} ${path}`, 'invalid_request_error', 'not_found'));
+}
+
 /**
  * A local memory-chat endpoint (302.AI's /v1/chat/completions + userid): OpenAI response shape, real token counts,
  * per-user memory, its own RPM/TPM limits, latency and fault injection, and a record of per-user arrival order and
@@ -80,221 +358,13 @@ export async function startSimulator(
   port = 0,
   host = '127.0.0.1',
 ): Promise<Simulator> {
-  let opts: SimulatorOptions = simulatorOptionsSchema.parse(input);
-  let stats = emptyStats();
-  const memories = new Map<string, UserMemory>();
-  const lastPrompt = new Map<string, number[]>();
-  let requestWindow = new SlidingWindow(opts.windowMs);
-  let tokenWindow = new SlidingWindow(opts.windowMs);
-  const held = new Set<ServerResponse>();
-
-  const count = (status: number) => {
-    stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
-  };
-
-  function answer(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>) {
-    count(status);
-    sendJson(res, status, body, headers);
-  }
-
-  async function chat(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    stats.calls += 1;
-    if (opts.down) {
-      req.socket.destroy();
-      return;
-    }
-    const auth = req.headers.authorization ?? '';
-    if (opts.apiKey !== undefined && auth !== `Bearer ${opts.apiKey}`) {
-      answer(res, 401, errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'));
-      return;
-    }
-    let body: {
-      model?: unknown;
-      messages?: unknown;
-      userid?: unknown;
-      max_tokens?: unknown;
-      max_completion_tokens?: unknown;
-    };
-    try {
-      body = JSON.parse(await readBody(req)) as typeof body;
-    } catch {
-      answer(res, 400, errorBody('We could not parse the JSON body of your request.', 'invalid_request_error', null));
-      return;
-    }
-    if (typeof body.model !== 'string' || !Array.isArray(body.messages) || body.messages.length === 0) {
-      answer(
-        res,
-        400,
-        errorBody('"model" and a non-empty "messages" array are required.', 'invalid_request_error', null),
-      );
-      return;
-    }
-    const model = body.model;
-    const messages = body.messages as ChatMessage[];
-    const userid = typeof body.userid === 'string' ? body.userid : '';
-    const remembered = isUuidV4(userid);
-    if (!remembered) stats.nonV4Calls += 1;
-    const lastUser = textOf([...messages].reverse().find((m) => m.role === 'user')?.content);
-    const ended = recordArrival(
-      stats,
-      userid || '(none)',
-      lastUser,
-      opts.recordMessages ? messages : undefined,
-      req.socket.remoteAddress,
-    );
-    res.on('close', ended);
-
-    const forced = FORCED_STATUS.exec(lastUser);
-    if (forced) {
-      answer(
-        res,
-        Number(forced[1]),
-        errorBody(`forced failure: the message asked for HTTP ${forced[1]}`, 'invalid_request_error', 'forced_failure'),
-      );
-      return;
-    }
-
-    const now = Date.now();
-    const perMessage = promptTokens(messages);
-    const prompt = perMessage.reduce((a, b) => a + b, 3);
-    const memory = remembered ? (memories.get(userid) ?? newMemory()) : newMemory();
-    const reasoning = isReasoningModel(model)
-      ? `The user wrote ${lastUser.length} characters; answer from memory.`
-      : undefined;
-    const reasoningTokens = reasoning ? countTokens(reasoning) : 0;
-    // Like a real endpoint, the reply stops at max_tokens (finish_reason "length").
-    const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
-    let replyTokens = encode(replyTo(lastUser, memory, memory.calls + 1));
-    const truncated = replyTokens.length + reasoningTokens > maxTokens;
-    if (truncated) replyTokens = replyTokens.slice(0, Math.max(0, maxTokens - reasoningTokens));
-    const replyText = decode(replyTokens);
-    const completion = replyTokens.length + reasoningTokens;
-
-    if (opts.rpm > 0 && requestWindow.total(now) + 1 > opts.rpm) {
-      stats.limited += 1;
-      const wait = requestWindow.waitFor(now, 1, opts.rpm);
-      answer(res, 429, errorBody('Rate limit reached for requests per minute.', 'requests', 'rate_limit_exceeded'), {
-        'retry-after-ms': String(wait),
-        'retry-after': String(Math.ceil(wait / 1000)),
-      });
-      return;
-    }
-    if (opts.tpm > 0 && tokenWindow.total(now) > 0 && tokenWindow.total(now) + prompt + completion > opts.tpm) {
-      stats.limited += 1;
-      const wait = tokenWindow.waitFor(now, prompt + completion, opts.tpm);
-      answer(res, 429, errorBody('Rate limit reached for tokens per minute.', 'tokens', 'rate_limit_exceeded'), {
-        'retry-after-ms': String(wait),
-        'retry-after': String(Math.ceil(wait / 1000)),
-      });
-      return;
-    }
-
-    const f = opts.faults;
-    const roll = Math.random();
-    let edge = 0;
-    const hit = (rate: number) => roll < (edge += rate);
-    if (hit(f.error5xx)) {
-      stats.injected.error5xx += 1;
-      answer(res, 503, errorBody('The server is overloaded, please try again.', 'server_error', null));
-      return;
-    }
-    if (hit(f.rateLimit429)) {
-      stats.injected.rateLimit429 += 1;
-      answer(res, 429, errorBody('Rate limit reached.', 'requests', 'rate_limit_exceeded'), {
-        'retry-after-ms': String(f.retryAfterMs),
-      });
-      return;
-    }
-    if (hit(f.timeout)) {
-      stats.injected.timeout += 1;
-      held.add(res);
-      setTimeout(() => {
-        held.delete(res);
-        res.socket?.destroy();
-      }, opts.timeoutHoldMs).unref();
-      return;
-    }
-    if (hit(f.drop)) {
-      stats.injected.drop += 1;
-      req.socket.destroy();
-      return;
-    }
-    const malformed = hit(f.malformed);
-
-    requestWindow.add(now, 1);
-    tokenWindow.add(now, prompt + completion);
-    stats.peakRequestsInWindow = requestWindow.peak;
-    stats.peakTokensInWindow = tokenWindow.peak;
-
-    // Prompt caching: the part of this prompt that repeats the user's previous prompt (whole messages).
-    let cached = 0;
-    const previous = remembered ? lastPrompt.get(userid) : undefined;
-    if (previous && previous.length <= perMessage.length && previous.length > 1) {
-      cached = previous.slice(0, -1).reduce((a, b) => a + b, 0);
-    }
-    if (remembered) lastPrompt.set(userid, perMessage);
-
-    const latency = Math.max(0, opts.latencyMs + (Math.random() * 2 - 1) * opts.jitterMs);
-    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
-    if (res.destroyed) return;
-
-    if (malformed) {
-      stats.injected.malformed += 1;
-      count(200);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"id":"chatcmpl-broken","choices":[{"message":');
-      return;
-    }
-    if (remembered) {
-      learn(memory, lastUser);
-      memory.calls += 1;
-      memories.set(userid, memory);
-    }
-    stats.answered += 1;
-    addTokens(stats, model, { prompt, completion, cached, reasoning: reasoningTokens });
-    answer(res, 200, {
-      id: `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`,
-      object: 'chat.completion',
-      created: Math.floor(now / 1000),
-      model,
-      choices: [
-        {
-          index: 0,
-          message: { role: 'assistant', content: replyText, ...(reasoning ? { reasoning_content: reasoning } : {}) },
-          finish_reason: truncated ? 'length' : 'stop',
-        },
-      ],
-      usage: {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: prompt + completion,
-        prompt_tokens_details: { cached_tokens: cached },
-        completion_tokens_details: { reasoning_tokens: reasoningTokens },
-      },
-    });
-  }
-
-  async function control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    if (req.method === 'GET' && path === '/_sim/stats') return sendJson(res, 200, stats);
-    if (req.method === 'POST' && path === '/_sim/reset') {
-      simulator.reset();
-      return sendJson(res, 200, { ok: true });
-    }
-    if (req.method === 'POST' && path === '/_sim/config') {
-      try {
-        simulator.configure(JSON.parse(await readBody(req)) as SimulatorOptionsInput);
-        return sendJson(res, 200, { ok: true });
-      } catch (err) {
-        return sendJson(res, 400, errorBody((err as Error).message, 'invalid_request_error', null));
-      }
-    }
-    sendJson(res, 404, errorBody(`No route ${req.method} ${path}`, 'invalid_request_error', 'not_found'));
-  }
-
+  const endpoint = new SimulatedEndpoint(simulatorOptionsSchema.parse(input));
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const handler =
-      req.method === 'POST' && /^(\/v1)?\/chat\/completions$/.test(path) ? chat(req, res) : control(req, res, path);
+      req.method === 'POST' && /^(\/v1)?\/chat\/completions$/.test(path)
+        ? endpoint.chat(req, res)
+        : control(endpoint, req, res, path);
     handler.catch((err: Error) => {
       if (!res.headersSent) sendJson(res, 500, errorBody(`simulator error: ${err.message}`, 'server_error', null));
     });
@@ -305,33 +375,17 @@ export async function startSimulator(
     server.listen(port, host, () => resolve());
   });
   const actualPort = (server.address() as AddressInfo).port;
-
-  const simulator: Simulator = {
+  return {
     url: `http://${host}:${actualPort}/v1`,
     port: actualPort,
-    stats: () => stats,
-    configure(patch) {
-      const merged = { ...opts, ...patch, faults: { ...opts.faults, ...(patch.faults ?? {}) } };
-      const next = simulatorOptionsSchema.parse(merged);
-      if (next.windowMs !== opts.windowMs) {
-        requestWindow = new SlidingWindow(next.windowMs);
-        tokenWindow = new SlidingWindow(next.windowMs);
-      }
-      opts = next;
-    },
-    reset() {
-      stats = emptyStats();
-      memories.clear();
-      lastPrompt.clear();
-      requestWindow = new SlidingWindow(opts.windowMs);
-      tokenWindow = new SlidingWindow(opts.windowMs);
-    },
+    stats: () => endpoint.stats,
+    configure: (patch) => endpoint.configure(patch),
+    reset: () => endpoint.reset(),
     close: () =>
       new Promise<void>((resolve) => {
-        for (const res of held) res.socket?.destroy();
+        for (const res of endpoint.held) res.socket?.destroy();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
-  return simulator;
 }
