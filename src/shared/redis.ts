@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { createLogger, type Logger } from './logger.js';
@@ -212,6 +212,20 @@ export async function redisAnswers(url: string, timeoutMs = 1_000): Promise<bool
 }
 
 type ScriptArg = string | number | Buffer;
+
+/**
+ * A script's arguments: its named ones packed into ARGV[1] (JSON; `--- @include args` decodes and checks them), then
+ * raw values it writes as they are. Fields left undefined are left out (an optional argument).
+ */
+export const packArgs = (named: object, ...raw: ScriptArg[]): ScriptArg[] => [JSON.stringify(named), ...raw];
+
+/** A script's named answer (name, value, name, value...) as an object. */
+export function namedReply<R>(reply: unknown): R {
+  const flat = reply as unknown[];
+  const named: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) named[flat[i] as string] = flat[i + 1];
+  return named as R;
+}
 /**
  * One Redis state transition, kept in its own .lua file next to the code that runs it.
  * ioredis sends EVALSHA and falls back to EVAL, so a restarted Redis needs no reload.
@@ -224,10 +238,13 @@ export class LuaScript {
 
   constructor(file: URL) {
     LuaScript.loaded.push(this);
-    // A prelude generated here (keys, events), or a piece of Lua beside the script (<name>.lua).
+    // A prelude generated from TypeScript (keys, events, statuses), or a piece of Lua in the `includes/` folder beside
+    // the script (its layer's own), else in shared/includes/ (every layer's).
     this.lua = readFileSync(file, 'utf8').replace(/^--- @include ([\w-]+)$/gm, (_, name: string) => {
       const prelude = PRELUDES[name];
-      return prelude ? prelude() : readFileSync(new URL(`./${name}.lua`, file), 'utf8');
+      if (prelude) return prelude();
+      const own = new URL(`./includes/${name}.lua`, file);
+      return readFileSync(existsSync(own) ? own : new URL(`./includes/${name}.lua`, import.meta.url), 'utf8');
     });
     this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
   }

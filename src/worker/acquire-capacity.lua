@@ -21,38 +21,42 @@
         6 outage-until, 7 outage probe holder,
         then per scope (global, model, and for a large call the large-call scope): request TAT key, token log zset,
         token amount hash
-  ARGV: 1 member (unique per call, or per group), 2 estimated tokens (a group's: their sum), 3 headroom (fraction
-        of each window kept free), 4 global rpm, 5 global tpm, 6 model rpm, 7 model tpm (0 = no limit), 8 probe
-        lease (ms), 9 outage probe interval (ms), 10 calls reserved together (1, or a group of one process's
-        calls: consecutive request slots, their tokens as one log entry; a group is not reserved as a probe or
-        during an outage's backoff, where one call at a time goes), 11 large-call token limit (0: not a large call)
+  ARGV[1]: the named arguments (--- @include args):
+    member (unique per call, or per group); tokens (estimated; a group's: their sum); headroom (the fraction of each
+    window kept free, 0..0.5); rpm, tpm (global), model_rpm, model_tpm (0 = no limit); probe_lease_ms;
+    outage_probe_ms (the outage probe's interval); calls (reserved together: 1, or a group of one process's calls:
+    consecutive request slots, their tokens as one log entry; a group is not reserved as a probe or during an
+    outage's backoff, where one call at a time goes); large_tpm (the large-call token limit; 0: not a large call).
   Every argument is checked before the first write: a bad one is an error that leaves nothing behind.
-  Returns {1, ms to wait before calling, outage} when reserved ({2, ms, outage} when reserved as the probe),
-          {0, ms to wait before asking again, outage}, or {-1, 0, 0} when the queue is paused;
-          outage is 1 while an outage is on record (a success should end it); a reservation also returns the ms
-          between the group's request slots.
+  Answers by name: state (1 reserved, 2 reserved as the probe, 0 not reserved, -1 the queue is paused), wait_ms
+  (reserved: before calling; not reserved: before asking again), outage (1 while an outage is on record: a success
+  should end it), spacing_ms (reserved: the ms between the group's request slots, as text).
 ]]
+--- @include args
 local MAX_TOKENS = 1e12
-local function whole(i, max)
-  local v = tonumber(ARGV[i])
-  if not v or v < 0 or v > max or v ~= math.floor(v) then
-    error('chatq acquire-capacity: argument ' .. i .. ' must be an integer from 0 to ' .. max .. ', got ' .. tostring(ARGV[i]))
-  end
-  return v
+local A = namedArgs('acquire-capacity', {
+  member = 'string', tokens = 'whole', headroom = 'number', rpm = 'whole', tpm = 'whole', model_rpm = 'whole',
+  model_tpm = 'whole', probe_lease_ms = 'whole', outage_probe_ms = 'whole', calls = 'whole', large_tpm = 'whole',
+})
+for _, name in ipairs({ 'tokens', 'rpm', 'tpm', 'model_rpm', 'model_tpm', 'large_tpm' }) do
+  if A[name] > MAX_TOKENS then error('chatq acquire-capacity: argument "' .. name .. '" must be at most ' .. MAX_TOKENS) end
 end
-local est = whole(2, MAX_TOKENS)
-local headroom = tonumber(ARGV[3])
-if not headroom or headroom < 0 or headroom > 0.5 then error('chatq acquire-capacity: headroom must be within 0..0.5') end
-local limits = { whole(4, MAX_TOKENS), whole(5, MAX_TOKENS), whole(6, MAX_TOKENS), whole(7, MAX_TOKENS), 0, whole(11, MAX_TOKENS) }
+local est, headroom = A.tokens, A.headroom
+if headroom < 0 or headroom > 0.5 then error('chatq acquire-capacity: argument "headroom" must be within 0..0.5') end
+local limits = { A.rpm, A.tpm, A.model_rpm, A.model_tpm, 0, A.large_tpm }
 local LAST_SCOPE = limits[6] > 0 and 2 or 1
 if LAST_SCOPE == 2 and #KEYS < 16 then error('chatq acquire-capacity: a large call needs the large-call scope keys') end
-local lease, probeEvery = whole(8, 86400000), whole(9, 86400000)
-local calls = whole(10, 10000)
-if calls == 0 then error('chatq acquire-capacity: calls must be at least 1') end
-if lease == 0 or probeEvery == 0 then error('chatq acquire-capacity: leases must be positive') end
-local member = ARGV[1]
+local lease, probeEvery, calls = A.probe_lease_ms, A.outage_probe_ms, A.calls
+if calls < 1 or calls > 10000 then error('chatq acquire-capacity: argument "calls" must be at least 1 (and at most 10000)') end
+if lease == 0 or probeEvery == 0 or lease > 86400000 or probeEvery > 86400000 then
+  error('chatq acquire-capacity: leases must be from 1 ms to a day')
+end
+local member = A.member
+local function answer(state, waitMs, outage, spacing)
+  return { 'state', state, 'wait_ms', waitMs, 'outage', outage, 'spacing_ms', spacing or '0' }
+end
 
-if redis.call('EXISTS', KEYS[2]) == 1 then return { -1, 0, 0 } end
+if redis.call('EXISTS', KEYS[2]) == 1 then return answer(-1, 0, 0) end
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -85,9 +89,9 @@ end
 local probe = false
 if redis.call('EXISTS', KEYS[3]) == 0 then
   local holder = redis.call('GET', KEYS[4])
-  if holder and holder ~= member then return { 0, 50, outage } end
+  if holder and holder ~= member then return answer(0, 50, outage) end
   -- Only one call proves the credentials: a group asks again (one by one).
-  if calls > 1 then return { 0, 0, outage } end
+  if calls > 1 then return answer(0, 0, outage) end
   probe = true
 end
 
@@ -130,15 +134,15 @@ for scope = 0, LAST_SCOPE do
       local sum = math.max(0, tonumber(redis.call('HGET', amounts, '__recent') or '0'))
       wait = roomWait(log, amounts, sum, limit / 6, now - window / 6, window / 6)
     end
-    if wait > 0 then return { 0, wait, outage } end
+    if wait > 0 then return answer(0, wait, outage) end
   end
 end
 
 -- During an outage's backoff only one call per probe interval goes, to find out whether it is over.
 local outageLeft = redis.call('PTTL', KEYS[6])
-if outageLeft > 0 and calls > 1 then return { 0, 0, outage } end
+if outageLeft > 0 and calls > 1 then return answer(0, 0, outage) end
 if outageLeft > 0 and not redis.call('SET', KEYS[7], member, 'PX', probeEvery, 'NX') then
-  return { 0, math.min(outageLeft, math.max(1, redis.call('PTTL', KEYS[7]))), outage }
+  return answer(0, math.min(outageLeft, math.max(1, redis.call('PTTL', KEYS[7]))), outage)
 end
 
 if probe then redis.call('SET', KEYS[4], member, 'PX', lease + (start - now)) end
@@ -161,4 +165,4 @@ local spacing = 0
 for scope = 0, LAST_SCOPE do
   if limits[1 + scope * 2] > 0 then spacing = math.max(spacing, window / limits[1 + scope * 2]) end
 end
-return { probe and 2 or 1, start - now, outage, tostring(spacing) }
+return answer(probe and 2 or 1, start - now, outage, tostring(spacing))

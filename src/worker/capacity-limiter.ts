@@ -1,10 +1,44 @@
-import { LuaScript, type RedisClient } from '../shared/redis.js';
+import { LuaScript, namedReply, packArgs, type RedisClient } from '../shared/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { estimatePromptTokens, replyBound } from './token-bounds.js';
-import { GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
+import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
 import { StoppableWaits } from './stoppable-waits.js';
 
 const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
+
+/** A rate-limit scope's keys: its request slots, its token log and the log's amounts. */
+const scopeKeys = (k: RedisKeys, scope: string) => [
+  k.limitRequests(scope),
+  k.limitTokenLog(scope),
+  k.limitTokens(scope),
+];
+
+/** acquire-capacity.lua's keys: the gate's (pauses, credentials, outage), then each scope's (global, model, large). */
+export const acquireKeys = (k: RedisKeys, ...scopes: string[]): string[] => [
+  k.rateLimitPause,
+  k.pauseReason,
+  k.credentialsProven,
+  k.credentialsProbe,
+  k.outage,
+  k.outageUntil,
+  k.outageProbe,
+  ...scopes.flatMap((scope) => scopeKeys(k, scope)),
+];
+
+/** acquire-capacity.lua's named arguments (its header says what each one means). */
+interface AcquireArgs {
+  member: string;
+  tokens: number;
+  headroom: number;
+  rpm: number;
+  tpm: number;
+  model_rpm: number;
+  model_tpm: number;
+  probe_lease_ms: number;
+  outage_probe_ms: number;
+  calls: number;
+  large_tpm: number;
+}
 const settleScript = new LuaScript(new URL('./settle-capacity.lua', import.meta.url));
 const noteOutageScript = new LuaScript(new URL('./note-outage.lua', import.meta.url));
 const renewProbeScript = new LuaScript(new URL('./renew-probe.lua', import.meta.url));
@@ -91,11 +125,6 @@ export class CapacityLimiter {
       { rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? 0.01 },
       (tokens, calls) => this.reserveGlobal(tokens, calls),
     );
-  }
-
-  private scopeKeys(scope: string): string[] {
-    const k = this.keys;
-    return [k.limitRequests(scope), k.limitTokenLog(scope), k.limitTokens(scope)];
   }
 
   private modelLimit(model: string) {
@@ -193,31 +222,20 @@ export class CapacityLimiter {
     const estimate = largeCharge || bound;
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
-    const keys = [
-      k.rateLimitPause,
-      k.pauseReason,
-      k.credentialsProven,
-      k.credentialsProbe,
-      k.outage,
-      k.outageUntil,
-      k.outageProbe,
-      ...this.scopeKeys('global'),
-      ...this.scopeKeys(`model:${model}`),
-      ...(largeCharge ? this.scopeKeys('large') : []),
-    ];
-    const args = [
+    const keys = acquireKeys(k, 'global', `model:${model}`, ...(largeCharge ? ['large'] : []));
+    const args = packArgs({
       member,
-      estimate,
-      this.limits.headroom ?? 0.01,
-      this.limits.rpm,
-      this.limits.tpm,
-      m.rpm ?? 0,
-      m.tpm ?? 0,
-      this.limits.lockMs,
-      OUTAGE_PROBE_MS,
-      1,
-      largeShare,
-    ];
+      tokens: estimate,
+      headroom: this.limits.headroom ?? 0.01,
+      rpm: this.limits.rpm,
+      tpm: this.limits.tpm,
+      model_rpm: m.rpm ?? 0,
+      model_tpm: m.tpm ?? 0,
+      probe_lease_ms: this.limits.lockMs,
+      outage_probe_ms: OUTAGE_PROBE_MS,
+      calls: 1,
+      large_tpm: largeShare,
+    } satisfies AcquireArgs);
     while (!this.waits.stopped) {
       // Calls under the global limits alone, while nothing is paused and the credentials are proven, are reserved
       // together with the others of this process that ask meanwhile: one script for many calls.
@@ -225,8 +243,8 @@ export class CapacityLimiter {
       const { state, waitMs, outage, group } = together
         ? await this.groups.reserve(estimate)
         : await acquireScript.run(this.connection(), keys, args).then((r) => {
-            const [s, w, o] = r as [number, number, number];
-            return { state: s, waitMs: w, outage: o, group: undefined };
+            const { state: s, wait_ms, outage: o } = namedReply<AcquireReply>(r);
+            return { state: s, waitMs: wait_ms, outage: o, group: undefined };
           });
       if (state === -1) return 'paused';
       const reserved = group?.member ?? member;
@@ -261,39 +279,26 @@ export class CapacityLimiter {
   }
 
   /** One acquire-capacity.lua call for `calls` calls under the global limits alone, `tokens` in all. */
-  private async reserveGlobal(
-    tokens: number,
-    calls: number,
-  ): Promise<{ member: string; reply: [number, number, number, string?] }> {
+  private async reserveGlobal(tokens: number, calls: number): Promise<{ member: string; reply: AcquireReply }> {
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
     // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
-    const keys = [
-      k.rateLimitPause,
-      k.pauseReason,
-      k.credentialsProven,
-      k.credentialsProbe,
-      k.outage,
-      k.outageUntil,
-      k.outageProbe,
-      ...this.scopeKeys('global'),
-      ...this.scopeKeys('global:none'),
-    ];
+    const keys = acquireKeys(k, 'global', 'global:none');
     const { rpm, tpm, lockMs, headroom } = this.limits;
-    const reply = (await acquireScript.run(this.connection(), keys, [
+    const args = packArgs({
       member,
       tokens,
-      headroom ?? 0.01,
+      headroom: headroom ?? 0.01,
       rpm,
       tpm,
-      0,
-      0,
-      lockMs,
-      OUTAGE_PROBE_MS,
+      model_rpm: 0,
+      model_tpm: 0,
+      probe_lease_ms: lockMs,
+      outage_probe_ms: OUTAGE_PROBE_MS,
       calls,
-      0,
-    ])) as [number, number, number, string?];
-    return { member, reply };
+      large_tpm: 0,
+    } satisfies AcquireArgs);
+    return { member, reply: namedReply<AcquireReply>(await acquireScript.run(this.connection(), keys, args)) };
   }
 
   private renewWhileInFlight(member: string): void {
@@ -337,9 +342,9 @@ export class CapacityLimiter {
   }
 
   private async settleEntry(member: string, actualTokens: number, model: string, large = false): Promise<void> {
-    const keys = this.scopeKeys('global').slice(1);
-    if ((this.modelLimit(model).tpm ?? 0) > 0) keys.push(...this.scopeKeys(`model:${model}`).slice(1));
-    if (large) keys.push(...this.scopeKeys('large').slice(1));
+    const keys = scopeKeys(this.keys, 'global').slice(1);
+    if ((this.modelLimit(model).tpm ?? 0) > 0) keys.push(...scopeKeys(this.keys, `model:${model}`).slice(1));
+    if (large) keys.push(...scopeKeys(this.keys, 'large').slice(1));
     await settleScript.run(this.connection(), keys, [member, actualTokens]);
   }
 

@@ -13,11 +13,16 @@ export interface GroupAnswer {
   group?: ReservedGroup;
 }
 
+/** acquire-capacity.lua's named answer (its header says what each field means). */
+export interface AcquireReply {
+  state: number;
+  wait_ms: number;
+  outage: number;
+  spacing_ms: string;
+}
+
 /** Runs acquire-capacity.lua for `calls` calls of `tokens` in all: its answer and the member it logged them under. */
-export type ReserveGroup = (
-  tokens: number,
-  calls: number,
-) => Promise<{ member: string; reply: [number, number, number, string?] }>;
+export type ReserveGroup = (tokens: number, calls: number) => Promise<{ member: string; reply: AcquireReply }>;
 
 /** A call waiting to be reserved with the others that ask meanwhile. */
 interface GroupWaiter {
@@ -73,13 +78,13 @@ export class GroupedReservations {
     this.reserving = true;
     this.reserveGroup(tokens, group.length)
       .then(
-        ({ member, reply: [state, waitMs, outage, slotMs] }) => {
+        ({ member, reply: { state, wait_ms: waitMs, outage, spacing_ms: slotMs } }) => {
           const reserved: ReservedGroup | undefined =
             state === 1 ? { member, unsettled: group.length, realTokens: 0 } : undefined;
           for (const [i, w] of group.entries())
             w.done({
               state,
-              waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs ?? 0)) : waitMs,
+              waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs)) : waitMs,
               outage,
               ...(reserved ? { group: reserved } : {}),
             });

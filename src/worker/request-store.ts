@@ -1,4 +1,4 @@
-import { LuaScript, readyOf, type RedisClient } from '../shared/redis.js';
+import { LuaScript, namedReply, packArgs, readyOf, type RedisClient } from '../shared/redis.js';
 import { cancelBatch, type CancelReason } from '../shared/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import type { RequestQueues } from '../shared/request-queue.js';
@@ -21,6 +21,37 @@ const findServedScript = new LuaScript(new URL('./find-served-request.lua', impo
 const beginCallScript = new LuaScript(new URL('./begin-call.lua', import.meta.url));
 /** A call's lease outlives its deadline by this much: clocks and aborts are not exact. */
 const LEASE_MARGIN_MS = 2_000;
+
+/** finish-request.lua's named arguments (its header says what each one means); left out when undefined. */
+interface FinishArgs {
+  id: string;
+  status: 'succeeded' | 'failed';
+  now: number;
+  ttl_s: number;
+  prefix: string;
+  batch: string;
+  userid: string;
+  attempt_log: string | undefined;
+  calls: number;
+  cost_nano: number | undefined;
+  error_code: string | undefined;
+  grade: 'pass' | 'fail' | undefined;
+  usage_record: string;
+  serving_job: string | undefined;
+  budgeted: boolean | undefined;
+  claim: number | undefined;
+  lease_ms: number | undefined;
+}
+
+/** finish-request.lua's named answer. */
+interface FinishReply {
+  outcome: 'ok' | 'duplicate' | 'missing';
+  next_head: string;
+  handed: number;
+  wait_ms: number;
+  /** The lane's next request, claimed for the serving job (claim-request.lua's answer): only when handed. */
+  claim?: (string | number)[];
+}
 
 const entriesText = (entries: AttemptEntry[]) => entries.map((e) => JSON.stringify(e)).join(',');
 let dayCache = { until: 0, day: '' };
@@ -310,31 +341,33 @@ export class RequestStore {
       k.queueWait,
       k.queuePrioritized,
     ];
-    const args = [
-      id,
-      result.status,
-      now,
-      this.ttlS,
-      k.prefix,
-      entriesText(result.attempts),
-      result.attempts.length,
-      owner.batch,
-      owner.userid,
-      result.costNano ?? '',
-      result.error?.code ?? '',
-      result.grade ? (result.grade.pass ? 'pass' : 'fail') : '',
+    const args = packArgs(
+      {
+        id,
+        status: result.status,
+        now,
+        ttl_s: this.ttlS,
+        prefix: k.prefix,
+        batch: owner.batch,
+        userid: owner.userid,
+        attempt_log: entriesText(result.attempts) || undefined,
+        calls: result.attempts.length,
+        cost_nano: result.costNano,
+        error_code: result.error?.code,
+        grade: result.grade ? (result.grade.pass ? 'pass' : 'fail') : undefined,
+        usage_record: JSON.stringify(record),
+        serving_job: servingJob || undefined,
+        budgeted: owner.budgeted,
+        claim: owner.claim,
+        lease_ms: this.calls.timeoutMs ? this.calls.timeoutMs + LEASE_MARGIN_MS : undefined,
+      } satisfies FinishArgs,
       result.response ? encodeResponse(JSON.stringify(result.response)) : '',
-      JSON.stringify(record),
-      servingJob,
-      owner.budgeted === undefined ? '' : owner.budgeted ? '1' : '0',
-      owner.claim ?? '',
-      this.calls.timeoutMs ? this.calls.timeoutMs + LEASE_MARGIN_MS : '',
       ...fields,
-    ];
+    );
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
     // that does not answer in time delays, and does not fail, the finish).
     const { reply, replicated } = await finishScript.runReplicated(this.on(id), keys, args, this.replicas);
-    const [, nextHead, handed, gapMs, claim] = reply as [string, string, number?, number?, (string | number)[]?];
-    return [nextHead, handed === 1 ? claim : undefined, gapMs ?? 0, replicated];
+    const { next_head, handed, wait_ms, claim } = namedReply<FinishReply>(reply);
+    return [next_head, handed === 1 ? claim : undefined, wait_ms, replicated];
   }
 }
