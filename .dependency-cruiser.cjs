@@ -1,6 +1,11 @@
 /**
  * The rules of the house (`npm run lint`, part of `npm test`). Layers, from the bottom:
- *   shared/     what every process uses (Redis and its scripts, keys, config, batches, usage, prices, formats)
+ *   shared/     what every process uses, in layers of its own, from the bottom:
+ *     shared/*.ts      the basics: config, keys, the request record and its statuses, ids, logging, formats, bounds
+ *     shared/redis/    connections, Lua scripts and their generated preludes, the BullMQ queue, pause control
+ *     shared/usage/    prices and the usage fold;  shared/files/  uploaded files and schedules
+ *     shared/batches/  a batch's lifecycle: import records, reads, output, cancel, failure, retry, shards
+ *     shared/reports/  usage and evaluation reports
  *   producer/ worker/ webhooks/ simulator/   the processes' own parts, on shared/
  *   http/       what the API and the dashboard share (request context, auth, sessions, errors, edge parsing)
  *   api/ dashboard/   the two HTTP surfaces, on http/ and below; neither imports the other
@@ -8,27 +13,26 @@
  *   cli/        the commands, on everything; cli.ts is the entry point
  */
 const layer = (name) => `^src/${name}/`;
+/** A layer rule: modules matching `from` must not import modules matching `to` (`$1`: the group `from` matched). */
+const below = (name, from, to, toNot) => ({
+  name,
+  severity: 'error',
+  from: { path: from },
+  to: { path: to, ...(toNot ? { pathNot: toNot } : {}) },
+});
 module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', comment: 'Modules import in one direction.', from: {}, to: { circular: true } },
-    {
-      name: 'shared-imports-nothing-above',
-      severity: 'error',
-      comment: 'shared/ is the bottom layer.',
-      from: { path: layer('shared') },
-      to: { path: '^src/(producer|worker|webhooks|simulator|http|api|dashboard|server|cli)/' },
-    },
-    {
-      name: 'processes-do-not-import-http-or-cli',
-      severity: 'error',
-      comment: 'The producer, the worker, the webhooks and the simulator sit below the HTTP surfaces and the CLI.',
-      from: { path: '^src/(producer|worker|webhooks|simulator)/' },
-      to: { path: '^src/(http|api|dashboard|server|cli)/' },
-    },
-    { name: 'http-is-below-the-surfaces', severity: 'error', from: { path: layer('http') }, to: { path: '^src/(api|dashboard|server|cli)/' } },
-    { name: 'api-does-not-import-dashboard', severity: 'error', from: { path: layer('api') }, to: { path: '^src/(dashboard|server|cli)/' } },
-    { name: 'dashboard-does-not-import-api', severity: 'error', from: { path: layer('dashboard') }, to: { path: '^src/(api|server|cli)/' } },
-    { name: 'server-is-below-the-cli', severity: 'error', from: { path: layer('server') }, to: { path: layer('cli') } },
+    below('shared-imports-nothing-above', layer('shared'), '^src/(producer|worker|webhooks|simulator|http|api|dashboard|server|cli)/'),
+    below('shared-basics-import-no-shared-folder', '^src/shared/[^/]+$', '^src/shared/[^/]+/'),
+    below('shared-redis-on-the-basics', layer('shared/redis'), '^src/shared/(usage|files|batches|reports)/'),
+    below('shared-usage-and-files-below-batches', '^src/shared/(usage|files)/', '^src/shared/(usage|files|batches|reports)/', '^src/shared/$1/'),
+    below('shared-batches-below-reports', layer('shared/batches'), '^src/shared/reports/'),
+    below('processes-do-not-import-http-or-cli', '^src/(producer|worker|webhooks|simulator)/', '^src/(http|api|dashboard|server|cli)/'),
+    below('http-is-below-the-surfaces', layer('http'), '^src/(api|dashboard|server|cli)/'),
+    below('api-does-not-import-dashboard', layer('api'), '^src/(dashboard|server|cli)/'),
+    below('dashboard-does-not-import-api', layer('dashboard'), '^src/(api|server|cli)/'),
+    below('server-is-below-the-cli', layer('server'), layer('cli')),
     { name: 'no-orphans', severity: 'error', comment: 'A module nothing imports is dead code.', from: { orphan: true, pathNot: ['^src/cli\\.ts$', '\\.d\\.ts$', '^src/dashboard/assets/'] }, to: {} },
   ],
   options: {

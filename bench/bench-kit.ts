@@ -115,7 +115,7 @@ export async function startSimulatorProcess(
 /** Raw BullMQ: `jobs` jobs added in bulk, a processor that only sleeps `sleepMs` (0: a no-op); jobs/s. */
 export async function rawBullmq(jobs: number, concurrency: number, sleepMs = 0): Promise<number> {
   const { Queue, Worker } = await import('bullmq');
-  const { connectRedis } = await import('../src/shared/redis.js');
+  const { connectRedis } = await import('../src/shared/redis/redis.js');
   const { createTestEnv } = await import('../test/helpers/test-env.js');
   const env = await createTestEnv();
   const queue = new Queue('raw', { connection: env.redis, prefix: env.prefix });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { Queue } from 'bullmq';
 import { startLocalRedis } from '../src/cli/local-redis.js';
-import { connectRedis } from '../src/shared/redis.js';
+import { connectRedis } from '../src/shared/redis/redis.js';
 import { CLI } from '../test/helpers/test-env.js';
 import { arg, round } from './bench-kit.js';
 

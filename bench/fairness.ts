@@ -4,10 +4,10 @@
  * slot at a time, so the light users should barely notice it. Prints one JSON line (p50/p95/max, ms).
  *   npx tsx bench/fairness.ts [--heavy 5000] [--light 1000] [--concurrency 50]
  */
-import { readBatchRequests } from '../src/shared/read-store.js';
+import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
-import { percentile } from '../src/shared/eval-report.js';
+import { percentile } from '../src/shared/reports/eval-report.js';
 
 const HEAVY = arg('heavy', 5000);
 const LIGHT = arg('light', 1000);

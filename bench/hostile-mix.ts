@@ -8,8 +8,8 @@
  *   npx tsx bench/hostile-mix.ts [--users 200] [--turns 5] [--concurrency 50] [--rounds 3]
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { percentile } from '../src/shared/eval-report.js';
-import { readBatchRequests } from '../src/shared/read-store.js';
+import { percentile } from '../src/shared/reports/eval-report.js';
+import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
 import { createTestEnv, testLogger, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, median, round, startSimulatorProcess } from './bench-kit.js';

@@ -4,7 +4,7 @@
  * raw BullMQ's (a processor that only sleeps 200 ms, same concurrency): the queue's own per-job overhead.
  *   npx tsx bench/latency-bound.ts [--concurrency 100] [--requests 10000] [--rounds 3] [--workers 1]
  */
-import { getBatch, readBatchRequests } from '../src/shared/read-store.js';
+import { getBatch, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
 import {
   arg,

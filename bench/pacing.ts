@@ -5,7 +5,7 @@
  * shortest gap the simulator saw between a user's calls. Prints one JSON line.
  *   npx tsx bench/pacing.ts [--users 1000] [--turns 5] [--gap-ms 2000] [--latency-ms 200] [--concurrency 50]
  */
-import { getBatch } from '../src/shared/read-store.js';
+import { getBatch } from '../src/shared/batches/read-store.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
 

@@ -8,7 +8,7 @@
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/cli/local-redis.js';
-import { connectRedis } from '../src/shared/redis.js';
+import { connectRedis } from '../src/shared/redis/redis.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
 import { createTestEnv, testLogger, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';

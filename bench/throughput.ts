@@ -5,7 +5,7 @@
  * The simulator runs in its own process for all. Prints one JSON line.
  *   npx tsx bench/throughput.ts [--requests 20000] [--concurrency 100] [--rounds 3]
  */
-import { getBatch } from '../src/shared/read-store.js';
+import { getBatch } from '../src/shared/batches/read-store.js';
 import { createUpstreamFetch } from '../src/worker/http-transport.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, chatLines, median, plainLoop, rawBullmq, round, startFleet, startSimulatorProcess } from './bench-kit.js';

@@ -219,7 +219,7 @@ try {
   if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
     process.exit(EXIT.ok);
   if (typeof code === 'string' && code.startsWith('commander.')) process.exit(EXIT.usage);
-  const { describeRedisError } = await import('./shared/redis-errors.js');
+  const { describeRedisError } = await import('./shared/redis/redis-errors.js');
   const usage = err instanceof UsageError;
   const message =
     usage || err instanceof CommandFailed

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
 import { newBatchId } from '../src/shared/ids.js';
-import { createBatchRecord } from '../src/shared/batch-imports.js';
+import { createBatchRecord } from '../src/shared/batches/batch-imports.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const TOKEN = 'edge-token-abc';

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
-import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
+import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
 import { createTestEnv, spawnWorker, waitForBatch, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiService } from '../src/cli/api-service.js';
-import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
+import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
 import {

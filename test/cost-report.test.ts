@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
-import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
+import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { runCli, testLogger, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 

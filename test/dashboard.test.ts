@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { compareBatches } from '../src/shared/eval-report.js';
+import { compareBatches } from '../src/shared/reports/eval-report.js';
 import { deriveUserid } from '../src/shared/userid.js';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { waitFor, waitForBatch } from './helpers/test-env.js';

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import { readBatchRequests } from '../src/shared/read-store.js';
+import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import type { StoredRequest } from '../src/shared/request-record.js';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { runCli, waitFor, waitForBatch } from './helpers/test-env.js';

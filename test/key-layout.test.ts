@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from '../src/shared/keys.js';
-import { keysPrelude } from '../src/shared/lua-preludes.js';
+import { keysPrelude } from '../src/shared/redis/lua-preludes.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
 describe('key layout in one place', () => {

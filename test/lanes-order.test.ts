@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
-import { getUsage, readBatchRequests } from '../src/shared/read-store.js';
+import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { createTestEnv, spawnWorker, waitForBatch, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
 
 const USERS = 200;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { connectRedis } from '../src/shared/redis.js';
-import { foldUsage } from '../src/shared/usage-fold.js';
+import { connectRedis } from '../src/shared/redis/redis.js';
+import { foldUsage } from '../src/shared/usage/usage-fold.js';
 import { REDIS_URL } from './helpers/test-env.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getRequests, readBatchRequests } from '../src/shared/read-store.js';
+import { getRequests, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { waitForBatch } from './helpers/test-env.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createBatchRecord } from '../src/shared/batch-imports.js';
+import { createBatchRecord } from '../src/shared/batches/batch-imports.js';
 import { newBatchId } from '../src/shared/ids.js';
-import { readBatchRequests } from '../src/shared/read-store.js';
+import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { runCli, waitFor, waitForBatch } from './helpers/test-env.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProducerServices } from '../src/cli/producer-services.js';
-import { getBatch } from '../src/shared/read-store.js';
+import { getBatch } from '../src/shared/batches/read-store.js';
 import type { BatchRecord } from '../src/shared/request-record.js';
 import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LuaScript, namedReply, packArgs } from '../src/shared/redis.js';
+import { LuaScript, namedReply, packArgs } from '../src/shared/redis/redis.js';
 import { acquireKeys } from '../src/worker/capacity-limiter.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getUsage } from '../src/shared/read-store.js';
+import { getUsage } from '../src/shared/batches/read-store.js';
 import { startSimulator } from '../src/simulator/simulator-server.js';
 import { startWorker } from './helpers/in-process-worker.js';
 import { conversationLines } from './helpers/net-world.js';
@@ -56,9 +56,8 @@ describe('managed Redis: Sentinel', () => {
         );
         set.master.kill('SIGKILL');
         await waitFor('the replica promoted', async () => (await set.currentMaster()) === set.replicaPort, 30_000, 200);
-        // With CHATQ_REDIS_WAIT_REPLICAS=1 no call goes out until the new master has a replica again: the old one,
-        // restarted, which the sentinel turns into its replica.
-        await set.restartOldMaster();
+        // With CHATQ_REDIS_WAIT_REPLICAS=1 no call goes out until the new master has a replica again.
+        await set.addReplica();
         const batch = await waitForBatch(env, submitted.batchId, 120_000);
         expect(batch).toMatchObject({ status: 'completed', total: users * turns, succeeded: users * turns });
       } finally {

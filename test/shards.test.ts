@@ -4,7 +4,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiService } from '../src/cli/api-service.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
-import { partsOf } from '../src/shared/sharded-batch.js';
+import { partsOf } from '../src/shared/batches/sharded-batch.js';
 import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-delivery.js';
 import { startWorker } from './helpers/in-process-worker.js';
 import {

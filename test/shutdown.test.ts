@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readBatchRequests } from '../src/shared/read-store.js';
+import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { spawnWorker, waitFor, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readBatchRequests } from '../src/shared/read-store.js';
+import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import type { StoredRequest } from '../src/shared/request-record.js';
 import { deriveUserid } from '../src/shared/userid.js';
 import { waitForBatch } from './helpers/test-env.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { OTHER_MODEL } from '../src/shared/usage-fold.js';
-import { getUsage } from '../src/shared/read-store.js';
+import { OTHER_MODEL } from '../src/shared/usage/usage-fold.js';
+import { getUsage } from '../src/shared/batches/read-store.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
 describe('usage fold', () => {

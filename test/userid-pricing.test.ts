@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { costNano, findPrice, loadPrices, parsePriceFile } from '../src/shared/pricing.js';
+import { costNano, findPrice, loadPrices, parsePriceFile } from '../src/shared/usage/pricing.js';
 import { deriveUserid, isUuidV4 } from '../src/shared/userid.js';
 import { usageOf } from '../src/worker/process-request.js';
 

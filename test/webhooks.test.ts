@@ -3,9 +3,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
-import { createBatchRecord } from '../src/shared/batch-imports.js';
+import { createBatchRecord } from '../src/shared/batches/batch-imports.js';
 import { newBatchId } from '../src/shared/ids.js';
-import { failImport } from '../src/shared/import-failure.js';
+import { failImport } from '../src/shared/batches/import-failure.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
 

@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { createBatchRecord } from '../shared/batch-imports.js';
-import { cancelBatch } from '../shared/cancel-batch.js';
+import { createBatchRecord } from '../shared/batches/batch-imports.js';
+import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { API_COMPLETION_WINDOW, parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
-import { getFile } from '../shared/file-store.js';
+import { getFile } from '../shared/files/file-store.js';
 import { isBatchId, isFileId, newBatchId } from '../shared/ids.js';
-import { getBatch } from '../shared/read-store.js';
+import { getBatch } from '../shared/batches/read-store.js';
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
-import { RETRYABLE_STATUSES } from '../shared/retry-input.js';
+import { RETRYABLE_STATUSES } from '../shared/batches/retry-input.js';
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';

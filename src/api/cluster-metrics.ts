@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { LATENCY_BUCKETS } from '../shared/latency-buckets.js';
-import { listUsage, projectsOf, sumOverTags, type UsageRow } from '../shared/read-store.js';
+import { listUsage, projectsOf, sumOverTags, type UsageRow } from '../shared/batches/read-store.js';
 import { everyTag } from '../shared/keys.js';
 import { projectScope, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';

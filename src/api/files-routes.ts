@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { batchFileLines } from '../shared/batch-output.js';
+import { batchFileLines } from '../shared/batches/batch-output.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
-import { deleteFile, FileWriter, getFile, readFileContent, type StoredFile } from '../shared/file-store.js';
-import { fileUsers } from '../shared/file-users.js';
+import { deleteFile, FileWriter, getFile, readFileContent, type StoredFile } from '../shared/files/file-store.js';
+import { fileUsers } from '../shared/files/file-users.js';
 import { isFileId, newFileId } from '../shared/ids.js';
 import { parseJsonLine } from '../shared/input-limits.js';
-import { describeRedisError } from '../shared/redis-errors.js';
+import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { sees, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';

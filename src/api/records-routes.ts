@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { PROJECT_NAME } from '../shared/config.js';
 import { isRequestId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
-import { getRequests } from '../shared/read-store.js';
+import { getRequests } from '../shared/batches/read-store.js';
 import type { StoredRequest } from '../shared/request-record.js';
 import { sees } from '../shared/scope.js';
 import {
@@ -14,7 +14,7 @@ import {
   UsageNotFound,
   UsageQueryError,
   type ReportDimension,
-} from '../shared/usage-report.js';
+} from '../shared/reports/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
 import { listDeliveries } from '../webhooks/webhook-delivery.js';
 import type { ApiDeps } from '../http/api-deps.js';

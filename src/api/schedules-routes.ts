@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { getFile, keepFile } from '../shared/file-store.js';
+import { getFile, keepFile } from '../shared/files/file-store.js';
 import { isFileId } from '../shared/ids.js';
 import { PROJECT_NAME } from '../shared/config.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
@@ -12,7 +12,7 @@ import {
   ScheduleError,
   scheduleId,
   scheduleSpecSchema,
-} from '../shared/schedules.js';
+} from '../shared/files/schedules.js';
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';

@@ -1,13 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { buildApiServer, type RouteEntry } from '../server/api-server.js';
-import { openImportQueue } from '../shared/batch-imports.js';
+import { openImportQueue } from '../shared/batches/batch-imports.js';
 import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
-import { connectRedis } from '../shared/redis.js';
-import { RequestQueues } from '../shared/request-queue.js';
-import { checkShardCount } from '../shared/shard-count.js';
-import { openScheduleQueue } from '../shared/schedules.js';
+import { connectRedis } from '../shared/redis/redis.js';
+import { RequestQueues } from '../shared/redis/request-queue.js';
+import { checkShardCount } from '../shared/redis/shard-count.js';
+import { openScheduleQueue } from '../shared/files/schedules.js';
 import { startProducerServices } from './producer-services.js';
 import { StoreWatch } from '../http/store-watch.js';
 

@@ -1,9 +1,9 @@
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { submitBatch } from '../producer/submit-batch.js';
-import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batch-output.js';
-import { cancelBatch } from '../shared/cancel-batch.js';
-import { formatUsd } from '../shared/pricing.js';
+import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batches/batch-output.js';
+import { cancelBatch } from '../shared/batches/cancel-batch.js';
+import { formatUsd } from '../shared/usage/pricing.js';
 import {
   REPORT_DIMENSIONS,
   usageCsv,
@@ -12,11 +12,11 @@ import {
   UsageNotFound,
   UsageQueryError,
   type ReportDimension,
-} from '../shared/usage-report.js';
-import { pauseReason, resumeQueue } from '../shared/queue-control.js';
-import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/read-store.js';
+} from '../shared/reports/usage-report.js';
+import { pauseReason, resumeQueue } from '../shared/redis/queue-control.js';
+import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/batches/read-store.js';
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
-import { RETRYABLE_STATUSES, retryLines } from '../shared/retry-input.js';
+import { RETRYABLE_STATUSES, retryLines } from '../shared/batches/retry-input.js';
 import { sees } from '../shared/scope.js';
 import { listDeliveries, receiverHealth, type ReceiverHealth } from '../webhooks/webhook-delivery.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';

@@ -1,5 +1,5 @@
-import { formatUsd } from '../shared/pricing.js';
-import type { UsageRow } from '../shared/read-store.js';
+import { formatUsd } from '../shared/usage/pricing.js';
+import type { UsageRow } from '../shared/batches/read-store.js';
 import { batchEnded, type BatchRecord } from '../shared/request-record.js';
 import { formatCount } from '../shared/display-format.js';
 import { renderTable } from './table.js';

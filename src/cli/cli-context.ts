@@ -1,13 +1,13 @@
-import { connectRedis, probeRedis, type RedisClient } from '../shared/redis.js';
-import { printableRedisUrl, type RedisTarget } from '../shared/redis-target.js';
+import { connectRedis, probeRedis, type RedisClient } from '../shared/redis/redis.js';
+import { printableRedisUrl, type RedisTarget } from '../shared/redis/redis-target.js';
 import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { redisKeys, type RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { ProducerContext } from '../producer/producer-context.js';
-import { loadPrices, PriceFileError } from '../shared/pricing.js';
-import { RequestQueues } from '../shared/request-queue.js';
-import { checkShardCount, ShardCountError } from '../shared/shard-count.js';
+import { loadPrices, PriceFileError } from '../shared/usage/pricing.js';
+import { RequestQueues } from '../shared/redis/request-queue.js';
+import { checkShardCount, ShardCountError } from '../shared/redis/shard-count.js';
 
 /** Exit codes: 0 ok, 1 failures in the batch, 2 bad usage or input. */
 export const EXIT = { ok: 0, failures: 1, usage: 2 } as const;

@@ -1,13 +1,13 @@
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { formatLineError, parseLine } from '../producer/parse-input.js';
-import { csvCell } from '../shared/batch-output.js';
-import { compareBatches, evaluateBatch } from '../shared/eval-report.js';
+import { csvCell } from '../shared/batches/batch-output.js';
+import { compareBatches, evaluateBatch } from '../shared/reports/eval-report.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
-import { FileWriter, keepFile } from '../shared/file-store.js';
+import { FileWriter, keepFile } from '../shared/files/file-store.js';
 import { newFileId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
-import { formatUsd } from '../shared/pricing.js';
+import { formatUsd } from '../shared/usage/pricing.js';
 import {
   addSchedule,
   listSchedules,
@@ -16,7 +16,7 @@ import {
   ScheduleError,
   scheduleId,
   scheduleSpecSchema,
-} from '../shared/schedules.js';
+} from '../shared/files/schedules.js';
 import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
 import { out, say } from './output.js';
 import { renderTable } from './table.js';

@@ -3,12 +3,10 @@
  * control characters of user data (file names, custom_ids, replies, upstream errors) removed, so that no input can
  * move the cursor, retitle the terminal or hide text. Newlines and tabs stay.
  */
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 export const printable = (text: string) => text.replace(CONTROL, '');
 
-// eslint-disable-next-line no-control-regex
 const ANY_CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 /** One table cell's text: every control character shown escaped (\n, \t, \u001b), so that no value makes a row of its own. */

@@ -3,9 +3,9 @@ import { startScheduleRunner } from '../producer/schedule-runner.js';
 import type { Config } from '../shared/config.js';
 import { redisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
-import { loadPrices } from '../shared/pricing.js';
-import { connectRedis } from '../shared/redis.js';
-import { RequestQueues } from '../shared/request-queue.js';
+import { loadPrices } from '../shared/usage/pricing.js';
+import { connectRedis } from '../shared/redis/redis.js';
+import { RequestQueues } from '../shared/redis/request-queue.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
 
 /** The producer's background services: batches created over HTTP, scheduled runs, webhooks. Run by `worker` and `serve`. */

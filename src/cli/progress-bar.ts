@@ -1,4 +1,4 @@
-import { formatUsd } from '../shared/pricing.js';
+import { formatUsd } from '../shared/usage/pricing.js';
 import { formatCount, formatDuration, formatTokens } from '../shared/display-format.js';
 
 export interface ProgressFigures {

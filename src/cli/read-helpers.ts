@@ -1,4 +1,11 @@
-import { addUsage, getBatch, getUsage, readBatchRequests, toUsageRow, type UsageRow } from '../shared/read-store.js';
+import {
+  addUsage,
+  getBatch,
+  getUsage,
+  readBatchRequests,
+  toUsageRow,
+  type UsageRow,
+} from '../shared/batches/read-store.js';
 import { batchDone, type BatchRecord } from '../shared/request-record.js';
 import type { CliContext } from './cli-context.js';
 import type { ProgressFigures } from './progress-bar.js';

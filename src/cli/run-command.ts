@@ -1,6 +1,6 @@
 import { readStore, sumUsage } from './read-helpers.js';
 import { replyText } from '../shared/expectations.js';
-import { formatUsd } from '../shared/pricing.js';
+import { formatUsd } from '../shared/usage/pricing.js';
 import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
@@ -20,7 +20,7 @@ import { say } from './output.js';
 import { ProgressBar } from './progress-bar.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
 import { renderTable } from './table.js';
-import { redisAnswers } from '../shared/redis.js';
+import { redisAnswers } from '../shared/redis/redis.js';
 import { DEFAULT_REDIS_URL } from '../shared/config.js';
 import type { Config } from '../shared/config.js';
 

@@ -4,16 +4,16 @@ import { z } from 'zod';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { parseInput } from '../http/zod-edge.js';
-import { batchFileLines } from '../shared/batch-output.js';
-import { cancelBatch } from '../shared/cancel-batch.js';
+import { batchFileLines } from '../shared/batches/batch-output.js';
+import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { PROJECT_NAME } from '../shared/config.js';
-import { compareBatches } from '../shared/eval-report.js';
+import { compareBatches } from '../shared/reports/eval-report.js';
 import { isBatchId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
-import { getRequests, getUsage } from '../shared/read-store.js';
-import { listSchedules } from '../shared/schedules.js';
+import { getRequests, getUsage } from '../shared/batches/read-store.js';
+import { listSchedules } from '../shared/files/schedules.js';
 import { sees } from '../shared/scope.js';
-import { usageReport, UsageQueryError } from '../shared/usage-report.js';
+import { usageReport, UsageQueryError } from '../shared/reports/usage-report.js';
 import { isUuidV4 } from '../shared/userid.js';
 import {
   BATCHES_PER_PAGE,

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 import { readBatches } from './batch-progress.js';
 
 /** Batches one page may watch, pages watched at once by one server, and by one project's pages (admins' are one group). */

@@ -1,8 +1,8 @@
 import { formatCount } from '../shared/display-format.js';
-import type { Comparison } from '../shared/eval-report.js';
-import { formatUsd } from '../shared/pricing.js';
-import type { UsageRow } from '../shared/read-store.js';
-import type { ScheduleSpec } from '../shared/schedules.js';
+import type { Comparison } from '../shared/reports/eval-report.js';
+import { formatUsd } from '../shared/usage/pricing.js';
+import type { UsageRow } from '../shared/batches/read-store.js';
+import type { ScheduleSpec } from '../shared/files/schedules.js';
 import type { BatchProgress } from './batch-progress.js';
 import { pct } from './batch-pages.js';
 import { html, table, type Html } from './html.js';

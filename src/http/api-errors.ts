@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { describeRedisError } from '../shared/redis-errors.js';
+import { describeRedisError } from '../shared/redis/redis-errors.js';
 
 /** An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}. */
 export class ApiError extends Error {

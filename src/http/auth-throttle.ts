@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 
 /** Failed tokens one address (or one token prefix) may present per window before its failures are slowed. */
 const FREE_FAILURES = 20;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 
 export const SESSION_COOKIE = 'chatq_session';
 /** A signed-in browser stays signed in this long (then the login form again). */

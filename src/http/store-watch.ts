@@ -1,4 +1,4 @@
-import type { RedisClient } from '../shared/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 
 /** How often Redis is pinged, and how long a ping may take before Redis counts as out of reach. */
 const PING_EVERY_MS = 500;

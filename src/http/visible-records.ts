@@ -1,5 +1,5 @@
 import { isBatchId } from '../shared/ids.js';
-import { getBatch } from '../shared/read-store.js';
+import { getBatch } from '../shared/batches/read-store.js';
 import type { BatchRecord } from '../shared/request-record.js';
 import { sees, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';

@@ -1,7 +1,7 @@
 import { Worker, type Job } from 'bullmq';
-import { logFailure } from '../shared/condition-log.js';
+import { logFailure } from '../shared/redis/condition-log.js';
 import { withoutStacks } from '../shared/job-errors.js';
-import { connectRedis, reportErrors } from '../shared/redis.js';
+import { connectRedis, reportErrors } from '../shared/redis/redis.js';
 import type { ProducerServiceOptions } from './producer-context.js';
 
 export interface BackgroundWorker {

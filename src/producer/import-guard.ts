@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { LuaScript, type RedisClient } from '../shared/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 
 const beginScript = new LuaScript(new URL('./begin-import.lua', import.meta.url));

@@ -1,6 +1,6 @@
 import { groupBy } from '../shared/group-by.js';
 import { shardOfUser } from '../shared/keys.js';
-import { LuaScript } from '../shared/redis.js';
+import { LuaScript } from '../shared/redis/redis.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { IMPORT_LEASE_MS } from './import-guard.js';
 import type { ImportTarget } from './import-targets.js';

@@ -1,5 +1,5 @@
 import { batchPartId, type RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 import { ImportGuard, ImportRefused } from './import-guard.js';
 
 /** Where an import writes requests: the batch itself, or (sharded) each of its parts, each under its own lease. */

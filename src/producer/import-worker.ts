@@ -1,7 +1,7 @@
-import { IMPORT_QUEUE, type ImportJob } from '../shared/batch-imports.js';
+import { IMPORT_QUEUE, type ImportJob } from '../shared/batches/batch-imports.js';
 import { Readable } from 'node:stream';
-import { readFileContent } from '../shared/file-store.js';
-import { retryLines } from '../shared/retry-input.js';
+import { readFileContent } from '../shared/files/file-store.js';
+import { retryLines } from '../shared/batches/retry-input.js';
 import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
 import { ImportRefused } from './import-guard.js';
 import type { ProducerServiceOptions } from './producer-context.js';

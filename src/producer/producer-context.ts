@@ -1,9 +1,9 @@
 import type { Logger } from '../shared/logger.js';
 import type { RedisKeys } from '../shared/keys.js';
-import type { PriceTable } from '../shared/pricing.js';
-import type { RedisClient } from '../shared/redis.js';
-import type { RedisTarget } from '../shared/redis-target.js';
-import type { RequestQueues } from '../shared/request-queue.js';
+import type { PriceTable } from '../shared/usage/pricing.js';
+import type { RedisClient } from '../shared/redis/redis.js';
+import type { RedisTarget } from '../shared/redis/redis-target.js';
+import type { RequestQueues } from '../shared/redis/request-queue.js';
 
 /** What an import runs with: Redis, the queues, the key layout, how long results live, the price map. */
 export interface ProducerContext {

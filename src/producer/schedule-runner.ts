@@ -1,7 +1,7 @@
-import { readFileContent } from '../shared/file-store.js';
+import { readFileContent } from '../shared/files/file-store.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
-import { getSchedule, SCHEDULE_QUEUE, type ScheduleJob } from '../shared/schedules.js';
+import { getSchedule, SCHEDULE_QUEUE, type ScheduleJob } from '../shared/files/schedules.js';
 import type { ProducerServiceOptions } from './producer-context.js';
 import { submitBatch } from './submit-batch.js';
 

@@ -1,18 +1,18 @@
 import type { Readable } from 'node:stream';
-import { LuaScript } from '../shared/redis.js';
+import { LuaScript } from '../shared/redis/redis.js';
 import { newBatchId } from '../shared/ids.js';
-import { createBatchRecord } from '../shared/batch-imports.js';
+import { createBatchRecord } from '../shared/batches/batch-imports.js';
 import type { CompletionWindow } from '../shared/completion-window.js';
-import { cancelBatch } from '../shared/cancel-batch.js';
+import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
-import { endIfPartsEnded } from '../shared/sharded-batch.js';
-import { failImport, type ImportError } from '../shared/import-failure.js';
-import { describeRedisError } from '../shared/redis-errors.js';
+import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
+import { failImport, type ImportError } from '../shared/batches/import-failure.js';
+import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { IMPORT_LEASE_MS, ImportGuard } from './import-guard.js';
 import type { ProducerContext } from './producer-context.js';
 import { type ImportCounts, ImportRun, MAX_KEPT_ERRORS } from './import-run.js';
 import { openImportTargets, type ImportTarget } from './import-targets.js';
-import { findPrice } from '../shared/pricing.js';
+import { findPrice } from '../shared/usage/pricing.js';
 import { formatLineError, parseInput, type LineError, type ParsedLine, type ParseOptions } from './parse-input.js';
 
 const finalizeScript = new LuaScript(new URL('./finalize-batch.lua', import.meta.url));

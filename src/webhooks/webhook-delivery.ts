@@ -1,10 +1,10 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Config, WebhookEndpoint } from '../shared/config.js';
-import { logFailure } from '../shared/condition-log.js';
+import { logFailure } from '../shared/redis/condition-log.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
-import { connectRedis, reportErrors, type RedisClient } from '../shared/redis.js';
+import { connectRedis, reportErrors, type RedisClient } from '../shared/redis/redis.js';
 import { signEvent } from './sign-event.js';
 
 export const WEBHOOK_QUEUE = 'webhooks';

@@ -1,10 +1,10 @@
 import { Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
-import { logFailure } from '../shared/condition-log.js';
+import { logFailure } from '../shared/redis/condition-log.js';
 import { everyTag, parentOfPart, type RedisKeys } from '../shared/keys.js';
-import { endIfPartsEnded } from '../shared/sharded-batch.js';
+import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
 import type { Logger } from '../shared/logger.js';
-import { reportErrors, type RedisClient } from '../shared/redis.js';
+import { reportErrors, type RedisClient } from '../shared/redis/redis.js';
 import { ATTEMPTS, startDeliveryWorker, WEBHOOK_QUEUE, type WebhookJob } from './webhook-delivery.js';
 
 /** How often the dispatcher turns recorded events into delivery jobs. */

@@ -1,4 +1,4 @@
-import { LuaScript, namedReply, packArgs, type RedisClient } from '../shared/redis.js';
+import { LuaScript, namedReply, packArgs, type RedisClient } from '../shared/redis/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { estimatePromptTokens, replyBound } from './token-bounds.js';
 import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';

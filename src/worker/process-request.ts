@@ -1,11 +1,11 @@
 import { DelayedError, type Job } from 'bullmq';
-import { logFailure } from '../shared/condition-log.js';
+import { logFailure } from '../shared/redis/condition-log.js';
 import type { Logger } from '../shared/logger.js';
-import { costNano, findPrice, type PriceTable, type Usage } from '../shared/pricing.js';
-import { pauseQueue } from '../shared/queue-control.js';
-import type { RequestQueues } from '../shared/request-queue.js';
+import { costNano, findPrice, type PriceTable, type Usage } from '../shared/usage/pricing.js';
+import { pauseQueue } from '../shared/redis/queue-control.js';
+import type { RequestQueues } from '../shared/redis/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 import type { AttemptEntry } from '../shared/request-record.js';
 import { isReservation, type CapacityLimiter, type Reservation } from './capacity-limiter.js';
 import { estimatePromptTokens, replyBound } from './token-bounds.js';

@@ -1,10 +1,10 @@
-import type { RedisClient } from '../shared/redis.js';
-import { importAlive } from '../shared/batch-imports.js';
-import { cancelBatch } from '../shared/cancel-batch.js';
-import { failImport } from '../shared/import-failure.js';
+import type { RedisClient } from '../shared/redis/redis.js';
+import { importAlive } from '../shared/batches/batch-imports.js';
+import { cancelBatch } from '../shared/batches/cancel-batch.js';
+import { failImport } from '../shared/batches/import-failure.js';
 import type { RedisKeys } from '../shared/keys.js';
-import { endIfPartsEnded } from '../shared/sharded-batch.js';
-import type { RequestQueues } from '../shared/request-queue.js';
+import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
+import type { RequestQueues } from '../shared/redis/request-queue.js';
 import type { RequestStore } from './request-store.js';
 import { applyUsageRetention, type Retention, type RetentionReport } from './usage-retention.js';
 

@@ -1,5 +1,5 @@
 import type { Expect, Grade } from '../shared/expectations.js';
-import type { Usage } from '../shared/pricing.js';
+import type { Usage } from '../shared/usage/pricing.js';
 import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
 
 /** What a worker holds of a request: a claimed run, who it belongs to, what its result is, or why it was not run. */

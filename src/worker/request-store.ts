@@ -1,7 +1,7 @@
-import { LuaScript, namedReply, packArgs, readyOf, type RedisClient } from '../shared/redis.js';
-import { cancelBatch, type CancelReason } from '../shared/cancel-batch.js';
+import { LuaScript, namedReply, packArgs, readyOf, type RedisClient } from '../shared/redis/redis.js';
+import { cancelBatch, type CancelReason } from '../shared/batches/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
-import type { RequestQueues } from '../shared/request-queue.js';
+import type { RequestQueues } from '../shared/redis/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { encodeResponse } from '../shared/response-codec.js';
 import type { AttemptEntry, RequestError } from '../shared/request-record.js';

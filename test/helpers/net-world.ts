@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect } from 'vitest';
-import { getUsage } from '../../src/shared/read-store.js';
+import { getUsage } from '../../src/shared/batches/read-store.js';
 import { startSimulator, type Simulator } from '../../src/simulator/simulator-server.js';
 import type { SimulatorOptionsInput } from '../../src/simulator/simulator-options.js';
 import { chatqOn, netLab, redisOn, type HostProcess, type NetHost, type NetLab } from './net-hosts.js';

@@ -12,8 +12,11 @@ export interface SentinelSet {
   url: string;
   sentinelPort: number;
   master: ChildProcess;
-  /** Starts the killed master again; the sentinel makes it a replica of the new one. */
-  restartOldMaster(): Promise<void>;
+  /**
+   * Gives the current master a replica again (after the old one was killed): a new server on a fresh port. Not the old
+   * master restarted on its port: another test's server may have taken that port meanwhile.
+   */
+  addReplica(): Promise<void>;
   masterPort: number;
   replicaPort: number;
   /** The port of the server the sentinel names master now. */
@@ -76,17 +79,34 @@ export async function startSentinelSet(): Promise<SentinelSet> {
     masterPort,
     replicaPort,
     currentMaster,
-    async restartOldMaster() {
-      children.push(server(dir, masterPort, masterArgs));
-      const old = new Redis({ port: masterPort, lazyConnect: true, retryStrategy: () => 100 });
-      old.on('error', () => undefined);
-      await waitFor(
-        'the old master back as a replica',
-        async () => /role:slave[\s\S]*master_link_status:up/.test(await old.info('replication')),
-        30_000,
-        200,
+    async addReplica() {
+      const port = await freePort();
+      const added = server(dir, port, [
+        '--dbfilename',
+        `r${port}.rdb`,
+        '--replicaof',
+        '127.0.0.1',
+        String(await currentMaster()),
+      ]);
+      children.push(added);
+      const replica = new Redis({ port, lazyConnect: true, retryStrategy: () => 100 });
+      replica.on('error', () => undefined);
+      const exited = new Promise<never>((_, reject) =>
+        added.once('exit', (code) => reject(new Error(`the new replica's redis-server exited (${code})`))),
       );
-      old.disconnect();
+      try {
+        await Promise.race([
+          exited,
+          waitFor(
+            'the new replica in sync with the new master',
+            async () => /role:slave[\s\S]*master_link_status:up/.test(await replica.info('replication')),
+            30_000,
+            200,
+          ),
+        ]);
+      } finally {
+        replica.disconnect();
+      }
     },
     async stop() {
       ask.disconnect();

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalRedis } from '../../src/cli/local-redis.js';
-import { readBatchRequests } from '../../src/shared/read-store.js';
+import { readBatchRequests } from '../../src/shared/batches/read-store.js';
 import { startSimulator } from '../../src/simulator/simulator-server.js';
 import { startWorker } from '../helpers/in-process-worker.js';
 import { createTestEnv, spawnWorker, waitFor, waitForBatch } from '../helpers/test-env.js';

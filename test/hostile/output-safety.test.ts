@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../../src/cli/api-service.js';
-import { csvCell } from '../../src/shared/batch-output.js';
+import { csvCell } from '../../src/shared/batches/batch-output.js';
 import { useWorld } from '../helpers/in-process-worker.js';
 import { CLI, runCli, testLogger, waitFor, waitForBatch } from '../helpers/test-env.js';
 

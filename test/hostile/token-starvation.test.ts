@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cancelBatch } from '../../src/shared/cancel-batch.js';
+import { cancelBatch } from '../../src/shared/batches/cancel-batch.js';
 import { deriveUserid } from '../../src/shared/userid.js';
 import { useWorld } from '../helpers/in-process-worker.js';
 import { waitFor } from '../helpers/test-env.js';

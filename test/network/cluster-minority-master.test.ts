@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { getUsage } from '../../src/shared/read-store.js';
+import { getUsage } from '../../src/shared/batches/read-store.js';
 import { startSimulator, type Simulator } from '../../src/simulator/simulator-server.js';
 import { netCluster, type NetCluster } from '../helpers/net-cluster.js';
 import { chatqOn, netLab, type HostProcess, type NetLab } from '../helpers/net-hosts.js';

@@ -1,6 +1,6 @@
 import type { RequestQueues } from './request-queue.js';
 import type { RedisClient } from './redis.js';
-import type { RedisKeys } from './keys.js';
+import type { RedisKeys } from '../keys.js';
 
 export interface PauseReason {
   code: string;

@@ -1,5 +1,5 @@
-import { LuaScript, type RedisClient } from './redis.js';
-import { everyTag, USAGE_DIMENSIONS, type RedisKeys } from './keys.js';
+import { LuaScript, type RedisClient } from '../redis/redis.js';
+import { everyTag, USAGE_DIMENSIONS, type RedisKeys } from '../keys.js';
 
 const foldScript = new LuaScript(new URL('./fold-usage.lua', import.meta.url));
 

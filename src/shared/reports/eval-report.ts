@@ -1,8 +1,8 @@
-import type { RedisClient } from './redis.js';
-import { replyText, type ExpectationFailure } from './expectations.js';
-import type { RedisKeys } from './keys.js';
-import { readBatchRequests } from './read-store.js';
-import type { StoredRequest } from './request-record.js';
+import type { RedisClient } from '../redis/redis.js';
+import { replyText, type ExpectationFailure } from '../expectations.js';
+import type { RedisKeys } from '../keys.js';
+import { readBatchRequests } from '../batches/read-store.js';
+import type { StoredRequest } from '../request-record.js';
 
 export interface EvalFailure {
   customId: string;

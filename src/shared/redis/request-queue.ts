@@ -1,7 +1,7 @@
 import { Queue, type JobsOptions, type JobType } from 'bullmq';
 import { reportErrors, type RedisClient } from './redis.js';
-import { QUEUE_NAME, type RedisKeys } from './keys.js';
-import { groupBy } from './group-by.js';
+import { QUEUE_NAME, type RedisKeys } from '../keys.js';
+import { groupBy } from '../group-by.js';
 
 /**
  * The BullMQ queue holds at most one job per lane: the lane's oldest unfinished request, with jobId = request id.

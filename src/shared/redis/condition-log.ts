@@ -1,4 +1,4 @@
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 import { describeRedisError } from './redis-errors.js';
 
 /** How long one line stands for every failure of the same Redis condition. */

@@ -1,4 +1,4 @@
-import { redisKeys, type RedisKeys } from './keys.js';
+import { redisKeys, type RedisKeys } from '../keys.js';
 import type { RedisClient } from './redis.js';
 
 export class ShardCountError extends Error {}

@@ -1,9 +1,9 @@
 import { Queue } from 'bullmq';
-import { reportErrors, type RedisClient } from './redis.js';
+import { reportErrors, type RedisClient } from '../redis/redis.js';
 import { z } from 'zod';
 import { deleteFile, getFile, releaseFile } from './file-store.js';
-import { DEFAULT_PROJECT, type RedisKeys } from './keys.js';
-import { sees, type Scope } from './scope.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../keys.js';
+import { sees, type Scope } from '../scope.js';
 
 /**
  * Scheduled runs of a suite (an input file kept in Redis), on BullMQ job schedulers: each firing becomes a new

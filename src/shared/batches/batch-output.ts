@@ -1,8 +1,8 @@
-import { replyText } from './expectations.js';
-import type { RedisKeys } from './keys.js';
+import { replyText } from '../expectations.js';
+import type { RedisKeys } from '../keys.js';
 import { readBatchRequests } from './read-store.js';
-import type { RedisClient } from './redis.js';
-import type { StoredRequest } from './request-record.js';
+import type { RedisClient } from '../redis/redis.js';
+import type { StoredRequest } from '../request-record.js';
 
 /** One line of OpenAI Batch output, plus chatq's own fields. */
 export function toOutputLine(r: StoredRequest) {
@@ -46,6 +46,16 @@ export async function* batchFileLines(
   }
 }
 
+/** Token counts and cost: the last columns of a batch's CSV and of a usage report's. */
+export const TOKEN_CSV_COLUMNS = [
+  'prompt_tokens',
+  'cached_tokens',
+  'completion_tokens',
+  'reasoning_tokens',
+  'total_tokens',
+  'cost_usd',
+] as const;
+
 export const CSV_COLUMNS = [
   'custom_id',
   'status',
@@ -56,15 +66,9 @@ export const CSV_COLUMNS = [
   'error_message',
   'attempts',
   'latency_ms',
-  'prompt_tokens',
-  'cached_tokens',
-  'completion_tokens',
-  'reasoning_tokens',
-  'total_tokens',
-  'cost_usd',
+  ...TOKEN_CSV_COLUMNS,
 ] as const;
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
 /** Text a spreadsheet would run as a formula (OWASP's CSV injection rule). */
 const FORMULA_START = /^[=+\-@\t\r]/;

@@ -1,8 +1,8 @@
 import { Queue } from 'bullmq';
-import { reportErrors, type RedisClient } from './redis.js';
-import type { RedisKeys } from './keys.js';
+import { reportErrors, type RedisClient } from '../redis/redis.js';
+import type { RedisKeys } from '../keys.js';
 import { importJobOf } from './cancel-batch.js';
-import type { CompletionWindow } from './completion-window.js';
+import type { CompletionWindow } from '../completion-window.js';
 import type { RetrySelection } from './retry-input.js';
 
 /**

@@ -1,8 +1,8 @@
-import type { RedisClient } from './redis.js';
-import { csvCell } from './batch-output.js';
-import type { RedisKeys, UsageDimension } from './keys.js';
-import { addUsage, getBatch, listUsage, readBatchRequests, toUsageRow, type UsageRow } from './read-store.js';
-import { sees, type Scope } from './scope.js';
+import type { RedisClient } from '../redis/redis.js';
+import { csvCell, TOKEN_CSV_COLUMNS } from '../batches/batch-output.js';
+import type { RedisKeys, UsageDimension } from '../keys.js';
+import { addUsage, getBatch, listUsage, readBatchRequests, toUsageRow, type UsageRow } from '../batches/read-store.js';
+import { sees, type Scope } from '../scope.js';
 
 /** The report's groupings: the stored dimensions, and months (days past the retention are kept per month). */
 export type ReportDimension = UsageDimension | 'month';
@@ -81,18 +81,7 @@ export async function usageReport(
   return [...groups.values()].sort((a, b) => a.key.localeCompare(b.key));
 }
 
-export const USAGE_CSV_COLUMNS = [
-  'requests',
-  'succeeded',
-  'failed',
-  'prompt_tokens',
-  'cached_tokens',
-  'completion_tokens',
-  'reasoning_tokens',
-  'total_tokens',
-  'cost_usd',
-  'unpriced',
-] as const;
+export const USAGE_CSV_COLUMNS = ['requests', 'succeeded', 'failed', ...TOKEN_CSV_COLUMNS, 'unpriced'] as const;
 
 /** Usage rows as JSON-friendly objects: cost in USD (exact to the nano-dollar) next to the integer nano-USD. */
 export const usageJson = (rows: UsageRow[], by: ReportDimension) =>

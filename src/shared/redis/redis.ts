@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, type Logger } from '../logger.js';
 import { logFailure } from './condition-log.js';
 import { connectionRefusal, describeRedisError } from './redis-errors.js';
 import { isSentinel, seedUrls, sentinelMaster, type RedisTarget } from './redis-target.js';

@@ -1,9 +1,9 @@
-import { LuaScript, type RedisClient } from './redis.js';
-import type { RedisKeys } from './keys.js';
+import { LuaScript, type RedisClient } from '../redis/redis.js';
+import type { RedisKeys } from '../keys.js';
 import { getBatch } from './read-store.js';
 import { endIfPartsEnded, partsOf } from './sharded-batch.js';
-import type { RequestQueues } from './request-queue.js';
-import type { BatchStatus } from './request-record.js';
+import type { RequestQueues } from '../redis/request-queue.js';
+import type { BatchStatus } from '../request-record.js';
 
 const cancelScript = new LuaScript(new URL('./cancel-batch.lua', import.meta.url));
 const PAGE = 1_000;
@@ -43,21 +43,28 @@ export async function cancelBatch(
       : [];
   // A sharded batch whose parts have all ended but whose record has not yet: it ended as they did, before any cancel.
   if (parts.length > 0) await endIfPartsEnded(redis, keys, batchId, ttlS);
-  const status = await cancelOne(redis, keys, queues, batchId, ttlS, reason);
+  const run: CancelRun = { redis, queues, ttlS, reason };
+  const status = await cancelOne(run, keys, batchId);
   if (parts.length === 0) return status;
   // A sharded batch: the record first (a cancel asked while importing is seen by the importer), then every part.
-  await Promise.all(parts.map((p) => cancelOne(redis, p.keys, queues, p.id, ttlS, reason)));
+  await Promise.all(parts.map((p) => cancelOne(run, p.keys, p.id)));
   await endIfPartsEnded(redis, keys, batchId, ttlS);
   return (await getBatch(redis, keys, batchId))?.status ?? 'missing';
 }
 
+/** What one cancel runs with, whichever batch or part it cancels. */
+interface CancelRun {
+  redis: RedisClient;
+  queues: RequestQueues;
+  ttlS: number;
+  reason: CancelReason;
+}
+
+/** Cancels one batch (or one part of a sharded batch) page by page, adding the lane heads it frees to the queue. */
 async function cancelOne(
-  redis: RedisClient,
+  { redis, queues, ttlS, reason }: CancelRun,
   keys: RedisKeys,
-  queues: RequestQueues,
   batchId: string,
-  ttlS: number,
-  reason: CancelReason,
 ): Promise<BatchStatus | 'missing'> {
   const batchKeys = [
     keys.batch(batchId),

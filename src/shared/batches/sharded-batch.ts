@@ -1,6 +1,6 @@
-import { LuaScript, type RedisClient } from './redis.js';
-import { batchPartId, type RedisKeys } from './keys.js';
-import { BATCH_FINAL_STATUS, batchEnded } from './request-record.js';
+import { LuaScript, type RedisClient } from '../redis/redis.js';
+import { batchPartId, type RedisKeys } from '../keys.js';
+import { BATCH_FINAL_STATUS, batchEnded } from '../request-record.js';
 
 /**
  * A batch in a sharded deployment (CHATQ_SHARDS > 1) is a record in the base tag (name, project, status of its import,

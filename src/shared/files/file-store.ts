@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
-import type { RedisClient } from './redis.js';
-import { DEFAULT_PROJECT, type RedisKeys } from './keys.js';
+import type { RedisClient } from '../redis/redis.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../keys.js';
 
 /** Uploaded input files (OpenAI Files API, purpose "batch"), kept in Redis so every API and producer process sees them. */
 

@@ -1,7 +1,7 @@
-import type { RedisClient } from './redis.js';
-import type { RedisKeys } from './keys.js';
+import type { RedisClient } from '../redis/redis.js';
+import type { RedisKeys } from '../keys.js';
 import { readBatchRequests } from './read-store.js';
-import type { FinishedStatus } from './request-record.js';
+import type { FinishedStatus } from '../request-record.js';
 
 /** Which requests of a batch a retry sends again. */
 export interface RetrySelection {

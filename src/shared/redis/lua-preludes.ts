@@ -1,5 +1,5 @@
-import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from './keys.js';
-import { BATCH_FINAL_STATUS, FINISHED_STATUSES } from './request-record.js';
+import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from '../keys.js';
+import { BATCH_FINAL_STATUS, FINISHED_STATUSES } from '../request-record.js';
 
 /** The Lua preludes scripts include ("--- @include keys"), generated from the TypeScript definitions they mirror. */
 

@@ -1,7 +1,7 @@
-import type { RequestQueues } from './request-queue.js';
-import { LuaScript, type RedisClient } from './redis.js';
+import type { RequestQueues } from '../redis/request-queue.js';
+import { LuaScript, type RedisClient } from '../redis/redis.js';
 import { cancelBatch, type CancelReason } from './cancel-batch.js';
-import type { RedisKeys } from './keys.js';
+import type { RedisKeys } from '../keys.js';
 
 const failScript = new LuaScript(new URL('./fail-import.lua', import.meta.url));
 

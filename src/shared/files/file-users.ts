@@ -1,5 +1,5 @@
-import type { RedisClient } from './redis.js';
-import type { RedisKeys } from './keys.js';
+import type { RedisClient } from '../redis/redis.js';
+import type { RedisKeys } from '../keys.js';
 import { getSchedules } from './schedules.js';
 
 /** What still needs a file: the schedules that run it and the batches being imported from it. */

@@ -1,4 +1,4 @@
-import type { RedisClient } from './redis.js';
+import type { RedisClient } from '../redis/redis.js';
 import {
   batchPartId,
   DEFAULT_PROJECT,
@@ -6,11 +6,11 @@ import {
   parentOfPart,
   type RedisKeys,
   type StoredUsageDimension,
-} from './keys.js';
-import type { Scope } from './scope.js';
-import { groupBy } from './group-by.js';
-import { decodeResponse } from './response-codec.js';
-import { foldUsage } from './usage-fold.js';
+} from '../keys.js';
+import type { Scope } from '../scope.js';
+import { groupBy } from '../group-by.js';
+import { decodeResponse } from '../response-codec.js';
+import { foldUsage } from '../usage/usage-fold.js';
 import { combineParts, endedWithParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
 import {
   REQUEST_FIELDS,
@@ -18,7 +18,7 @@ import {
   toStoredRequest,
   type BatchRecord,
   type StoredRequest,
-} from './request-record.js';
+} from '../request-record.js';
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
 
