@@ -44,7 +44,9 @@ const submitOptions = (cmd: Command) =>
         .choices(['cancel', 'keep'])
         .default('cancel'),
     )
-    .option('--project <name>', 'the project the batch belongs to (default: "default")');
+    .option('--project <name>', 'the project the batch belongs to (default: "default")')
+    .option('--dry-run', 'print what each file would send, cost and take (as `chatq estimate`); enqueue nothing')
+    .option('--json', 'with --dry-run: one JSON line per file');
 
 /** Limits and retry settings, as flags over their environment variables (shown at worker start). */
 const limitOptions = (cmd: Command) =>
@@ -64,6 +66,22 @@ limitOptions(
   .option('--latency-ms <ms>', 'simulator latency when no CHATQ_API_KEY is set', '150')
   .action(async (inputs: string[], flags) =>
     process.exit(await (await import('./cli/run-command.js')).runCommand(inputs, flags)),
+  );
+
+limitOptions(program.command('estimate').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
+  .description(
+    'what each file will send, cost and take under the limits (requests, users, tokens, cost range, time and what bounds it); nothing is enqueued',
+  )
+  .option('--model <model>', 'model for lines that name none (or CHATQ_MODEL)')
+  .option('--user <name>', 'user for lines with neither "userid" nor "user"')
+  .option('--user-salt <salt>', 'derive userids with this salt')
+  .option('--turn-gap-ms <ms>', "least time between the end of a user's call and the start of their next")
+  .option('--project <name>', 'read earlier batches of this project only (completion tokens by model)')
+  .option('--workers <n>', 'worker processes that will share the work (each with --concurrency calls in flight)', '1')
+  .option('--latency-ms <ms>', "one call's latency (default: the average of the calls on record, else 1,000)")
+  .option('--json', 'print one JSON line per file')
+  .action(async (inputs: string[], flags) =>
+    process.exit(await (await import('./cli/estimate-command.js')).estimateCommand(inputs, flags)),
   );
 
 submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))

@@ -29,6 +29,7 @@ import { renderTable } from './table.js';
 
 /** `chatq enqueue FILE...`: validates and enqueues; workers elsewhere do the calls. Prints the batch ids. */
 export async function enqueueCommand(inputs: string[], flags: SubmitFlags): Promise<number> {
+  if (flags.dryRun) return (await import('./estimate-command.js')).estimateCommand(inputs, flags);
   const files = expandInputs(inputs);
   return withContext(readConfig(), async (ctx) => {
     const results = await submitFiles(ctx, files, flags);

@@ -59,10 +59,15 @@ async function printSamples(ctx: CliContext, batchIds: string[], perBatch: numbe
 
 /** `chatq run FILE...`: enqueue, work with an embedded worker pool, show progress, then summarise. */
 export async function runCommand(inputs: string[], flags: RunFlags): Promise<number> {
+  const configured = readConfig({ ...limitOverrides(flags), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' });
+  if (flags.dryRun) {
+    // Against the simulator (no upstream configured) its latency is known; else the estimate's own default applies.
+    const { latencyMs, ...estimateFlags } = flags;
+    const simulated = configured.baseUrl ? undefined : Number(latencyMs ?? 150);
+    return (await import('./estimate-command.js')).estimateCommand(inputs, estimateFlags, simulated);
+  }
   const files = expandInputs(inputs);
-  const ensured = await ensureRedis(
-    readConfig({ ...limitOverrides(flags), LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' }),
-  );
+  const ensured = await ensureRedis(configured);
   let config = ensured.config;
   let simulator: Simulator | undefined;
   if (!config.baseUrl) {

@@ -25,6 +25,9 @@ export interface SubmitFlags {
   project?: string;
   turnGapMs?: string;
   completionWindow?: string;
+  /** Estimate instead (chatq estimate): nothing is enqueued. */
+  dryRun?: boolean;
+  json?: boolean;
 }
 
 const SHOWN_ERRORS = 20;

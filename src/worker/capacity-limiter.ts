@@ -1,6 +1,6 @@
 import { LuaScript, namedReply, packArgs, type RedisClient } from '../shared/redis/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
-import { estimatePromptTokens, replyBound } from './token-bounds.js';
+import { estimatePromptTokens, replyBound } from '../shared/token-bounds.js';
 import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
 import { StoppableWaits } from './stoppable-waits.js';
 

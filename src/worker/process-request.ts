@@ -8,7 +8,7 @@ import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis/redis.js';
 import type { AttemptEntry } from '../shared/request-record.js';
 import { isReservation, type CapacityLimiter, type Reservation } from './capacity-limiter.js';
-import { estimatePromptTokens, replyBound } from './token-bounds.js';
+import { estimatePromptTokens, replyBound } from '../shared/token-bounds.js';
 import { grade, replyText } from '../shared/expectations.js';
 import { classifyError, type ClassifiedError } from './classify-error.js';
 import type { StartedRequest } from './request-claims.js';

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { grade } from '../../src/shared/expectations.js';
 import { startSimulator } from '../../src/simulator/simulator-server.js';
 import { CapacityLimiter, isReservation } from '../../src/worker/capacity-limiter.js';
-import { estimateTokens } from '../../src/worker/token-bounds.js';
+import { estimateTokens } from '../../src/shared/token-bounds.js';
 import { createTestEnv, spawnWorker, waitFor, waitForBatch, type WorkerProcess } from '../helpers/test-env.js';
 import { startWorker } from '../helpers/in-process-worker.js';
 import type { WorkerPool } from '../../src/worker/worker-pool.js';

@@ -1,5 +1,5 @@
-import { LIMITS } from '../shared/input-limits.js';
-import { contentTokens } from '../shared/token-estimate.js';
+import { LIMITS } from './input-limits.js';
+import { contentTokens } from './token-estimate.js';
 
 /** What a chat body may cost in tokens before it is sent: what the limiter charges and a budget reserves. */
 

@@ -1,0 +1,153 @@
+import { BatchEstimator, type BatchEstimate, type EstimateSettings } from '../producer/batch-estimate.js';
+import { formatLineError, parseInput } from '../producer/parse-input.js';
+import { listUsage, sumOverTags } from '../shared/batches/read-store.js';
+import type { Config } from '../shared/config.js';
+import { formatCount, formatDuration } from '../shared/display-format.js';
+import { LIMITS } from '../shared/input-limits.js';
+import { redisKeys } from '../shared/keys.js';
+import { connectRedis, probeRedis } from '../shared/redis/redis.js';
+import type { Scope } from '../shared/scope.js';
+import { findPrice, formatUsd, loadPrices } from '../shared/usage/pricing.js';
+import { cliScope, EXIT, type LimitFlags, limitOverrides, readConfig, UsageError } from './cli-context.js';
+import { expandInputs, openInput } from './input-files.js';
+import { out, say } from './output.js';
+import type { SubmitFlags } from './submit-files.js';
+import { renderTable } from './table.js';
+
+export interface EstimateFlags
+  extends LimitFlags,
+    Pick<SubmitFlags, 'model' | 'user' | 'userSalt' | 'turnGapMs' | 'project'> {
+  workers?: string;
+  latencyMs?: string;
+  json?: boolean;
+}
+
+/** The latency assumed when it is neither given nor on record. */
+const DEFAULT_LATENCY_MS = 1_000;
+const SHOWN_ERRORS = 20;
+
+/** What earlier batches tell: completion tokens per request by model, and the average latency of recorded calls. */
+interface History {
+  completionByModel: Map<string, number>;
+  latencyMs?: number;
+  /** Why there is none, when there is none. */
+  missing?: string;
+}
+
+/** Reads what Redis holds of earlier batches, if Redis answers (an estimate needs no Redis). */
+async function readHistory(config: Config, scope: Scope): Promise<History> {
+  const probe = await probeRedis(config, 1_000);
+  if (!probe.ok) return { completionByModel: new Map(), missing: `no history: ${probe.reason}` };
+  const redis = connectRedis(config, 'chatq-estimate', { failFast: true });
+  try {
+    const keys = redisKeys(config.prefix, config.shards);
+    const rows = await listUsage(redis, keys, scope, 'model');
+    const completionByModel = new Map(
+      rows.filter((r) => r.succeeded > 0).map((r) => [r.key, r.completion_tokens / r.succeeded]),
+    );
+    const metrics = await sumOverTags(redis, keys, (k) => k.metrics);
+    const calls = Object.entries(metrics)
+      .filter(([field]) => field.startsWith('latency_bucket:'))
+      .reduce((n, [, v]) => n + Number(v), 0);
+    const latencyMs = calls > 0 ? Number(metrics.latency_sum_ms ?? 0) / calls : undefined;
+    return { completionByModel, ...(latencyMs !== undefined ? { latencyMs } : {}) };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const positiveInt = (flag: string, text: string, max = 1_000_000_000) => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new UsageError(`${flag}: expected an integer from 1 to ${max}, got "${text}"`);
+  return n;
+};
+
+/** One file's estimate as a table of what it will take, and what the estimate assumed. */
+function estimateTable(file: string, e: BatchEstimate, s: EstimateSettings, latencyFrom: string): string {
+  const limit = (n: number) => (n > 0 ? formatCount(n) : 'no limit');
+  const usd = (nano: number) => formatUsd(nano);
+  const bounds = (Object.entries(e.boundsMs) as [string, number][])
+    .map(([k, ms]) => `${k} ${ms > 0 ? formatDuration(ms) : '-'}`)
+    .join(' · ');
+  const rows: string[][] = [
+    ['requests', `${formatCount(e.requests)} (${formatCount(e.users)} users)`],
+    [
+      'longest chain',
+      `${formatCount(e.longestChain.requests)} turns of one user${e.longestChain.gapMs ? `, ${formatDuration(e.longestChain.gapMs)} of turn gaps` : ''}`,
+    ],
+    ['prompt tokens', formatCount(e.promptTokens)],
+    [
+      'completion tokens',
+      `${formatCount(e.completionTokens.expected)} expected, ${formatCount(e.completionTokens.atMost)} at most`,
+    ],
+    [
+      'cost',
+      `${usd(e.costNano.low)} - ${usd(e.costNano.high)} (expected ${usd(e.costNano.expected)})${e.unpriced ? `; ${formatCount(e.unpriced)} requests of unpriced models not counted` : ''}`,
+    ],
+    ['time', `${formatDuration(e.durationMs)}, bound by ${e.binds}`],
+    ['each bound alone', bounds],
+    [
+      'assumed',
+      `${Math.round(s.latencyMs)} ms a call (${latencyFrom}), ${formatCount(s.concurrency)} in flight, rpm ${limit(s.rpm)}, tpm ${limit(s.tpm)}`,
+    ],
+  ];
+  return renderTable(['estimate', file], rows);
+}
+
+/**
+ * `chatq estimate FILE...` (and `--dry-run` on `run` and `enqueue`): what each file will send, cost and take, read
+ * the way an import reads it; nothing is enqueued. `latencyMs` is the latency to assume when no --latency-ms is given
+ * (`run --dry-run` against the simulator: its latency).
+ */
+export async function estimateCommand(inputs: string[], flags: EstimateFlags, latencyMs?: number): Promise<number> {
+  const files = expandInputs(inputs);
+  const config = readConfig(limitOverrides(flags));
+  const workers = positiveInt('--workers', flags.workers ?? '1', 10_000);
+  const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
+  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs))
+    throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
+  const history = await readHistory(config, cliScope(flags));
+  if (history.missing) say(`note: ${history.missing}; the estimate uses max_tokens for replies.`);
+  const given = flags.latencyMs === undefined ? latencyMs : positiveInt('--latency-ms', flags.latencyMs, 3_600_000);
+  const assumedLatency = given ?? history.latencyMs ?? DEFAULT_LATENCY_MS;
+  const latencyFrom =
+    given !== undefined ? 'given' : history.latencyMs !== undefined ? 'recorded calls, on average' : 'a guess';
+  const prices = loadPrices(config.pricesFile);
+  const settings: EstimateSettings = {
+    rpm: config.rpm,
+    tpm: config.tpm,
+    modelLimits: config.modelLimits,
+    concurrency: config.concurrency * workers,
+    latencyMs: assumedLatency,
+    defaultMaxTokens: config.defaultMaxTokens,
+    headroom: 0.01,
+    prices,
+    observedCompletion: (model) => history.completionByModel.get(model),
+  };
+  let bad = 0;
+  for (const file of files) {
+    const source = file === '-' ? 'stdin' : file;
+    const estimator = new BatchEstimator(settings);
+    let shown = 0;
+    for await (const parsed of parseInput(openInput(file)(), {
+      source,
+      outputLimit: (model) => findPrice(prices, model)?.maxOutput,
+      ...((flags.model ?? config.defaultModel) ? { defaultModel: flags.model ?? config.defaultModel } : {}),
+      ...(flags.user ? { defaultUser: flags.user } : {}),
+      ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
+      ...(gap ? { turnGapMs: gap } : {}),
+    })) {
+      if (parsed.ok) for (const d of parsed.drafts) estimator.add(d);
+      else {
+        bad += 1;
+        if (shown++ < SHOWN_ERRORS) say(formatLineError(parsed.error));
+      }
+    }
+    const estimate = estimator.result();
+    if (flags.json) out(JSON.stringify({ file: source, ...estimate, latencyMs: assumedLatency }));
+    else out(`${file === files[0] ? '' : '\n'}${estimateTable(source, estimate, settings, latencyFrom)}`);
+  }
+  if (bad > 0) say(`${bad} bad line(s) left out of the estimate (an import would skip them too).`);
+  return bad > 0 ? EXIT.failures : EXIT.ok;
+}
