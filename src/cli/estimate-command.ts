@@ -65,16 +65,17 @@ const positiveInt = (flag: string, text: string, max = 1_000_000_000) => {
 
 /** One file's estimate as a table of what it will take, and what the estimate assumed. */
 function estimateTable(file: string, e: BatchEstimate, s: EstimateSettings, latencyFrom: string): string {
+  const time = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms));
   const limit = (n: number) => (n > 0 ? formatCount(n) : 'no limit');
   const usd = (nano: number) => formatUsd(nano);
   const bounds = (Object.entries(e.boundsMs) as [string, number][])
-    .map(([k, ms]) => `${k} ${ms > 0 ? formatDuration(ms) : '-'}`)
+    .map(([k, ms]) => `${k} ${ms > 0 ? time(ms) : '-'}`)
     .join(' · ');
   const rows: string[][] = [
     ['requests', `${formatCount(e.requests)} (${formatCount(e.users)} users)`],
     [
       'longest chain',
-      `${formatCount(e.longestChain.requests)} turns of one user${e.longestChain.gapMs ? `, ${formatDuration(e.longestChain.gapMs)} of turn gaps` : ''}`,
+      `${formatCount(e.longestChain.requests)} turns of one user${e.longestChain.gapMs ? `, ${time(e.longestChain.gapMs)} of turn gaps` : ''}`,
     ],
     ['prompt tokens', formatCount(e.promptTokens)],
     [
@@ -85,7 +86,7 @@ function estimateTable(file: string, e: BatchEstimate, s: EstimateSettings, late
       'cost',
       `${usd(e.costNano.low)} - ${usd(e.costNano.high)} (expected ${usd(e.costNano.expected)})${e.unpriced ? `; ${formatCount(e.unpriced)} requests of unpriced models not counted` : ''}`,
     ],
-    ['time', `${formatDuration(e.durationMs)}, bound by ${e.binds}`],
+    ['time', `${time(e.durationMs)}, bound by ${e.binds}`],
     ['each bound alone', bounds],
     [
       'assumed',
