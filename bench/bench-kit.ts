@@ -1,4 +1,6 @@
 /** Shared by the benchmarks: figures, a worker fleet, and the baseline loop every benchmark compares against. */
+import { execSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import pLimit from 'p-limit';
 import { deriveUserid } from '../src/shared/userid.js';
@@ -39,15 +41,28 @@ export function chatLines(users: number, perUser: number, extra: Record<string, 
   return lines;
 }
 
+/** Clock ticks per second of /proc's CPU times. */
+const CLOCK_TICKS = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat. */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The fields after the command name (which may hold spaces, in parentheses): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
 export async function startFleet(
   env: TestEnv,
   count: number,
   vars: Record<string, string>,
-): Promise<{ stop(): Promise<void> }> {
+): Promise<{ stop(): Promise<void>; cpuMs(): number }> {
   const workers: WorkerProcess[] = Array.from({ length: count }, () =>
     spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars })),
   );
   return {
+    /** CPU time the worker processes have used so far (ms). */
+    cpuMs: () => workers.reduce((sum, w) => sum + processCpuMs(w.child.pid!), 0),
     async stop() {
       for (const w of workers) w.child.kill('SIGKILL');
       await Promise.all(workers.map((w) => w.exited));
@@ -62,11 +77,12 @@ export async function plainLoop(
   concurrency: number,
   deadlineMs = Infinity,
   fetch?: typeof globalThis.fetch,
-): Promise<{ ok: number; status429: number; other: number; ms: number }> {
+): Promise<{ ok: number; status429: number; other: number; ms: number; cpuMs: number }> {
   const client = new OpenAI({ baseURL, apiKey: 'bench', maxRetries: 0, ...(fetch ? { fetch } : {}) });
   const limit = pLimit(concurrency);
-  const result = { ok: 0, status429: 0, other: 0, ms: 0 };
+  const result = { ok: 0, status429: 0, other: 0, ms: 0, cpuMs: 0 };
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: calls }, (_, i) =>
       limit(async () => {
@@ -86,6 +102,8 @@ export async function plainLoop(
     ),
   );
   result.ms = Date.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  result.cpuMs = (cpu.user + cpu.system) / 1000;
   return result;
 }
 

@@ -1,16 +1,21 @@
 /**
  * bench/redis-cost: what one request costs Redis. On a private redis-server (nothing else talks to it), the Redis
  * main thread's CPU and the commands it ran (INFO cpu / INFO commandstats deltas), per request, for chatq (enqueue to
- * stored result, 2,000 users x 10 turns, no upstream latency), next to raw BullMQ's per job (addBulk + a no-op
- * worker) in the same run; and the bytes a finished request keeps (INFO memory delta). Prints one JSON line.
+ * stored result, 2,000 users x 10 turns, no upstream latency) by both paths: `chatq enqueue` + a worker, and
+ * `chatq run` (the CLI process: enqueue, its own worker pool, the progress bar, the summary), next to raw BullMQ's
+ * per job (addBulk + a no-op worker) in the same run; and the bytes a finished request keeps (INFO memory delta).
+ * Prints one JSON line.
  *   npx tsx bench/redis-cost.ts [--requests 20000] [--users 2000] [--concurrency 100]
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { connectRedis } from '../src/shared/redis/redis.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
-import { createTestEnv, testLogger, waitForBatch } from '../test/helpers/test-env.js';
+import { createTestEnv, runCli, testLogger, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';
 
 const REQUESTS = arg('requests', 20_000);
@@ -120,6 +125,18 @@ const work = await measure(admin, REQUESTS, async () => {
 const bytesPerFinished = (Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]) - memoryBefore) / REQUESTS;
 await env.cleanup();
 
+// `chatq run`: the same lines through the CLI, which enqueues, works, shows progress and summarises in one process.
+const runEnv = await createTestEnv(redis.url);
+const dir = mkdtempSync(join(tmpdir(), 'chatq-redis-cost-'));
+const file = join(dir, 'lines.jsonl');
+writeFileSync(file, `${lines.join('\n')}\n`);
+const run = await measure(admin, REQUESTS, async () => {
+  const r = await runCli(['run', file], runEnv.env({ CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(C) }), 600_000);
+  if (r.code !== 0) throw new Error(`chatq run failed (${r.code}): ${r.stderr.slice(-500)}`);
+});
+rmSync(dir, { recursive: true, force: true });
+await runEnv.cleanup();
+
 admin.disconnect();
 await sim.stop();
 await redis.stop();
@@ -142,6 +159,13 @@ console.log(
       },
       work: { cpu_us: round(work.cpuUs, 1), commands: round(work.commands, 1), top: work.top, top_us: work.topUs },
     },
+    chatq_run_per_request: {
+      redis_cpu_us: round(run.cpuUs, 1),
+      commands: round(run.commands, 1),
+      top: run.top,
+      top_us: run.topUs,
+    },
+    run_vs_enqueue_plus_worker: round(run.cpuUs / chatqCpu, 2),
     raw_bullmq_per_job: {
       redis_cpu_us: round(raw.cpuUs, 1),
       commands: round(raw.commands, 1),

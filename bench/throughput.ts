@@ -1,7 +1,8 @@
 /**
  * bench/throughput: requests/s end to end (enqueue to stored result) against the simulator with no added latency,
  * next to (a) the plain p-limit loop with the same openai client, simulator and concurrency (with the SDK's default
- * fetch, as a user's script would have it, and with chatq's transport), and (b) raw BullMQ with a no-op processor.
+ * fetch, as a user's script would have it, and with chatq's transport), and (b) raw BullMQ with a no-op processor;
+ * and the CPU time each side's process spends per request (chatq's worker processes; the loop's own process).
  * The simulator runs in its own process for all. Prints one JSON line.
  *   npx tsx bench/throughput.ts [--requests 20000] [--concurrency 100] [--rounds 3]
  */
@@ -15,7 +16,8 @@ const CONCURRENCY = arg('concurrency', 100);
 const ROUNDS = arg('rounds', 3);
 const WORKERS = arg('workers', 1);
 
-async function chatqRun(simUrl: string): Promise<number> {
+/** One chatq run: its requests/s, and its worker processes' CPU time per request (µs). */
+async function chatqRun(simUrl: string): Promise<{ perS: number; cpuUs: number }> {
   const env = await createTestEnv();
   const fleet = await startFleet(env, WORKERS, {
     CHATQ_BASE_URL: simUrl,
@@ -24,28 +26,48 @@ async function chatqRun(simUrl: string): Promise<number> {
   // Let the workers connect before the clock starts.
   await new Promise((r) => setTimeout(r, 1_500));
   const t0 = Date.now();
+  const cpu0 = fleet.cpuMs();
   const submitted = await env.submit(chatLines(REQUESTS / 10, 10));
   await waitForBatch(env, submitted.batchId, 600_000);
   const ms = Date.now() - t0;
+  const cpuUs = ((fleet.cpuMs() - cpu0) * 1000) / REQUESTS;
   const b = await getBatch(env.redis, env.keys, submitted.batchId);
   if (b?.succeeded !== REQUESTS) throw new Error(`chatq run incomplete: ${JSON.stringify(b)}`);
   await fleet.stop();
   await env.cleanup();
-  return (REQUESTS / ms) * 1000;
+  return { perS: (REQUESTS / ms) * 1000, cpuUs };
 }
 
 const sim = await startSimulatorProcess([]);
-const rounds: { chatq: number; plain: number; plainFast: number; bullmq: number }[] = [];
+interface Round {
+  chatq: number;
+  plain: number;
+  plainFast: number;
+  bullmq: number;
+  /** CPU time per request (µs): chatq's workers, the loop, the loop with chatq's transport. */
+  chatqCpu: number;
+  plainCpu: number;
+  plainFastCpu: number;
+}
+const rounds: Round[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   const plain = await plainLoop(sim.url, REQUESTS, CONCURRENCY);
   const plainFast = await plainLoop(sim.url, REQUESTS, CONCURRENCY, Infinity, createUpstreamFetch(CONCURRENCY));
   const chatq = await chatqRun(sim.url);
   const bullmq = await rawBullmq(REQUESTS, CONCURRENCY);
-  rounds.push({ chatq, plain: (plain.ok / plain.ms) * 1000, plainFast: (plainFast.ok / plainFast.ms) * 1000, bullmq });
+  rounds.push({
+    chatq: chatq.perS,
+    plain: (plain.ok / plain.ms) * 1000,
+    plainFast: (plainFast.ok / plainFast.ms) * 1000,
+    bullmq,
+    chatqCpu: chatq.cpuUs,
+    plainCpu: (plain.cpuMs * 1000) / plain.ok,
+    plainFastCpu: (plainFast.cpuMs * 1000) / plainFast.ok,
+  });
   process.stderr.write(`round ${r + 1}: ${JSON.stringify(rounds.at(-1))}\n`);
 }
 await sim.stop();
-const m = (k: 'chatq' | 'plain' | 'plainFast' | 'bullmq') => median(rounds.map((x) => x[k]));
+const m = (k: keyof Round) => median(rounds.map((x) => x[k]));
 console.log(
   JSON.stringify({
     bench: 'throughput',
@@ -59,11 +81,17 @@ console.log(
     raw_bullmq_noop_jobs_per_s: round(m('bullmq'), 1),
     chatq_vs_plain_loop: round(median(rounds.map((x) => x.chatq / x.plain))),
     chatq_vs_plain_loop_with_chatq_transport: round(median(rounds.map((x) => x.chatq / x.plainFast))),
+    chatq_worker_cpu_us_per_request: round(m('chatqCpu'), 1),
+    plain_loop_cpu_us_per_request: round(m('plainCpu'), 1),
+    plain_loop_with_chatq_transport_cpu_us_per_request: round(m('plainFastCpu'), 1),
+    chatq_worker_cpu_vs_transport_loop: round(median(rounds.map((x) => x.chatqCpu / x.plainFastCpu))),
     per_round: rounds.map((x) => ({
       chatq: round(x.chatq, 1),
       plain: round(x.plain, 1),
       plain_fast: round(x.plainFast, 1),
       bullmq: round(x.bullmq, 1),
+      chatq_cpu_us: round(x.chatqCpu, 1),
+      plain_fast_cpu_us: round(x.plainFastCpu, 1),
     })),
   }),
 );
