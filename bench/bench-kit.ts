@@ -56,13 +56,14 @@ export async function startFleet(
   env: TestEnv,
   count: number,
   vars: Record<string, string>,
-): Promise<{ stop(): Promise<void>; cpuMs(): number }> {
+): Promise<{ stop(): Promise<void>; cpuMs(): number; pids(): number[] }> {
   const workers: WorkerProcess[] = Array.from({ length: count }, () =>
     spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars })),
   );
   return {
     /** CPU time the worker processes have used so far (ms). */
     cpuMs: () => workers.reduce((sum, w) => sum + processCpuMs(w.child.pid!), 0),
+    pids: () => workers.map((w) => w.child.pid!),
     async stop() {
       for (const w of workers) w.child.kill('SIGKILL');
       await Promise.all(workers.map((w) => w.exited));

@@ -1,0 +1,82 @@
+/**
+ * bench/high-concurrency: many calls in flight in one worker process. 40,000 requests (4,000 users x 10 turns)
+ * against a simulator answering in 1-3 s, 2,000 calls in flight: chatq (one `chatq worker` process, enqueue to stored
+ * result) next to the plain p-limit loop with the openai SDK doing the same 40,000 calls at the same concurrency, in
+ * the same run. Reports each side's time and the peak resident memory of chatq's worker and of the loop's process.
+ * Prints one JSON line.
+ *   npx tsx bench/high-concurrency.ts [--users 4000] [--turns 10] [--concurrency 2000] [--latency-ms 2000]
+ */
+import { readFileSync } from 'node:fs';
+import { startLocalRedis } from '../src/cli/local-redis.js';
+import { getBatch } from '../src/shared/batches/read-store.js';
+import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
+import { arg, chatLines, plainLoop, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
+
+const USERS = arg('users', 4_000);
+const TURNS = arg('turns', 10);
+const C = arg('concurrency', 2_000);
+const LATENCY_MS = arg('latency-ms', 2_000);
+const REQUESTS = USERS * TURNS;
+
+/** A process's resident memory (MB), from /proc. */
+const rssMb = (pid: number) =>
+  Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+/** Samples `read` every 200 ms until stopped: its peak. */
+function peakOf(read: () => number): { stop(): number } {
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, read());
+    } catch {
+      // The process is gone: its peak stands.
+    }
+  }, 200);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}
+
+const redis = await startLocalRedis({ appendfsync: 'off' });
+const sim = await startSimulatorProcess(['--latency-ms', String(LATENCY_MS), '--jitter-ms', String(LATENCY_MS / 2)]);
+
+const env = await createTestEnv(redis.url);
+const fleet = await startFleet(env, 1, { CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(C) });
+await sleep(1_500);
+const workerPeak = peakOf(() => fleet.pids().reduce((sum, pid) => sum + rssMb(pid), 0));
+const t0 = Date.now();
+const submitted = await env.submit(chatLines(USERS, TURNS));
+await waitForBatch(env, submitted.batchId, 1_800_000);
+const chatqMs = Date.now() - t0;
+const workerPeakMb = workerPeak.stop();
+const batch = await getBatch(env.redis, env.keys, submitted.batchId);
+if (batch?.succeeded !== REQUESTS) throw new Error(`chatq run incomplete: ${JSON.stringify(batch)}`);
+await fleet.stop();
+await env.cleanup();
+
+const loopPeak = peakOf(() => process.memoryUsage().rss / 1024 / 1024);
+const plain = await plainLoop(sim.url, REQUESTS, C);
+const loopPeakMb = loopPeak.stop();
+if (plain.ok !== REQUESTS) throw new Error(`plain loop incomplete: ${JSON.stringify(plain)}`);
+
+await sim.stop();
+await redis.stop();
+console.log(
+  JSON.stringify({
+    bench: 'high-concurrency',
+    requests: REQUESTS,
+    users: USERS,
+    turns: TURNS,
+    concurrency: C,
+    latency_ms: `${LATENCY_MS / 2}-${(LATENCY_MS * 3) / 2}`,
+    chatq_s: round(chatqMs / 1000, 1),
+    plain_loop_s: round(plain.ms / 1000, 1),
+    chatq_vs_plain_loop: round(plain.ms / chatqMs),
+    chatq_worker_peak_rss_mb: Math.round(workerPeakMb),
+    plain_loop_process_peak_rss_mb: Math.round(loopPeakMb),
+  }),
+);
+process.exit(0);
