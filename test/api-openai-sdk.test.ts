@@ -151,4 +151,35 @@ describe('HTTP API driven by the official openai SDK', () => {
     for await (const b of client.batches.list({ limit: 1 })) all.push(b.id);
     expect(all).toEqual(seen);
   });
+
+  it('metadata.dry_run: the estimate of an uploaded file, and no batch', async () => {
+    const file = await client.files.create({
+      file: await toFile(
+        Buffer.from(`${batchFile('d', 4, 3)}{"custom_id":"bad","body":{"messages":"none"}}\n`),
+        'input.jsonl',
+      ),
+      purpose: 'batch',
+    });
+    const estimate = (await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { dry_run: 'true' },
+    })) as unknown as Record<string, unknown>;
+    expect(estimate).toMatchObject({
+      object: 'batch.estimate',
+      input_file_id: file.id,
+      requests: 12,
+      users: 4,
+      longest_chain: { requests: 3, gap_ms: 0 },
+      bad_lines: 1,
+      binds: 'chain',
+    });
+    const cost = estimate.cost_usd as { low: number; expected: number; high: number };
+    expect(cost.low).toBeGreaterThan(0);
+    expect(cost.low).toBeLessThanOrEqual(cost.expected);
+    expect(cost.expected).toBeLessThanOrEqual(cost.high);
+    expect(estimate.duration_ms).toBeGreaterThan(0);
+    expect((await client.batches.list()).data).toEqual([]);
+  });
 });

@@ -3,12 +3,19 @@ import { z } from 'zod';
 import { createBatchRecord } from '../shared/batches/batch-imports.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { API_COMPLETION_WINDOW, parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
-import { getFile } from '../shared/files/file-store.js';
+import { getFile, readFileContent, type StoredFile } from '../shared/files/file-store.js';
 import { isBatchId, isFileId, newBatchId } from '../shared/ids.js';
 import { getBatch } from '../shared/batches/read-store.js';
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES } from '../shared/batches/retry-input.js';
 import { sees } from '../shared/scope.js';
+import { findPrice, loadPrices } from '../shared/usage/pricing.js';
+import {
+  DEFAULT_LATENCY_MS,
+  estimateInput,
+  estimateSettings,
+  readEstimateHistory,
+} from '../producer/estimate-input.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { batchObject, batchObjects } from './batch-object.js';
@@ -65,6 +72,56 @@ function windowOf(text: string): CompletionWindow {
   return window;
 }
 
+/**
+ * POST /v1/batches with metadata.dry_run "true": what the file will send, cost and take, as `chatq estimate` says it
+ * (the configured limits, the concurrency of the workers running now, the latency of the calls on record); no batch.
+ */
+async function estimateFile(deps: ApiDeps, principal: FastifyRequest['principal'], file: StoredFile) {
+  const { redis, keys, config } = deps;
+  const [history, workers] = await Promise.all([
+    readEstimateHistory(redis, keys, principal.scope),
+    deps.queues.getWorkersCount(),
+  ]);
+  const prices = loadPrices(config.pricesFile);
+  const settings = estimateSettings(config, {
+    concurrency: config.concurrency * Math.max(1, workers),
+    latencyMs: history.latencyMs ?? DEFAULT_LATENCY_MS,
+    prices,
+    history,
+  });
+  const { estimate: e, badLines } = await estimateInput(
+    () => readFileContent(redis, keys, file.id),
+    {
+      source: file.filename,
+      outputLimit: (model) => findPrice(prices, model)?.maxOutput,
+      ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),
+    },
+    settings,
+    () => undefined,
+  );
+  return {
+    object: 'batch.estimate',
+    input_file_id: file.id,
+    requests: e.requests,
+    users: e.users,
+    bad_lines: badLines,
+    longest_chain: { requests: e.longestChain.requests, gap_ms: e.longestChain.gapMs },
+    prompt_tokens: e.promptTokens,
+    completion_tokens: { expected: e.completionTokens.expected, at_most: e.completionTokens.atMost },
+    cost_usd: { low: e.costNano.low / 1e9, expected: e.costNano.expected / 1e9, high: e.costNano.high / 1e9 },
+    unpriced_requests: e.unpriced,
+    duration_ms: Math.round(e.durationMs),
+    binds: e.binds,
+    bounds_ms: Object.fromEntries(Object.entries(e.boundsMs).map(([k, ms]) => [k, Math.round(ms)])),
+    assumed: {
+      latency_ms: Math.round(settings.latencyMs),
+      concurrency: settings.concurrency,
+      rpm: config.rpm,
+      tpm: config.tpm,
+    },
+  };
+}
+
 /** POST /v1/batches: a batch of an uploaded file, within the token's project; the producer side imports it. */
 async function createFromFile(deps: ApiDeps, principal: FastifyRequest['principal'], input: unknown) {
   const { redis, keys } = deps;
@@ -74,6 +131,7 @@ async function createFromFile(deps: ApiDeps, principal: FastifyRequest['principa
   if (!file || !sees(principal.scope, file.project))
     throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
   const metadata = body.metadata ?? {};
+  if (metadata.dry_run === 'true') return estimateFile(deps, principal, file);
   const budgetUsd =
     body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
   if (budgetUsd !== undefined && !(budgetUsd > 0))

@@ -1,6 +1,12 @@
-import { BatchEstimator, type BatchEstimate, type EstimateSettings } from '../producer/batch-estimate.js';
-import { formatLineError, parseInput } from '../producer/parse-input.js';
-import { listUsage, sumOverTags } from '../shared/batches/read-store.js';
+import type { BatchEstimate, EstimateSettings } from '../producer/batch-estimate.js';
+import {
+  DEFAULT_LATENCY_MS,
+  type EstimateHistory,
+  estimateInput,
+  estimateSettings,
+  readEstimateHistory,
+} from '../producer/estimate-input.js';
+import { formatLineError } from '../producer/parse-input.js';
 import type { Config } from '../shared/config.js';
 import { formatCount, formatDuration } from '../shared/display-format.js';
 import { LIMITS } from '../shared/input-limits.js';
@@ -22,35 +28,15 @@ export interface EstimateFlags
   json?: boolean;
 }
 
-/** The latency assumed when it is neither given nor on record. */
-const DEFAULT_LATENCY_MS = 1_000;
 const SHOWN_ERRORS = 20;
 
-/** What earlier batches tell: completion tokens per request by model, and the average latency of recorded calls. */
-interface History {
-  completionByModel: Map<string, number>;
-  latencyMs?: number;
-  /** Why there is none, when there is none. */
-  missing?: string;
-}
-
-/** Reads what Redis holds of earlier batches, if Redis answers (an estimate needs no Redis). */
-async function readHistory(config: Config, scope: Scope): Promise<History> {
+/** What Redis holds of earlier batches, if Redis answers (an estimate needs no Redis): or why there is none. */
+async function readHistory(config: Config, scope: Scope): Promise<EstimateHistory & { missing?: string }> {
   const probe = await probeRedis(config, 1_000);
   if (!probe.ok) return { completionByModel: new Map(), missing: `no history: ${probe.reason}` };
   const redis = connectRedis(config, 'chatq-estimate', { failFast: true });
   try {
-    const keys = redisKeys(config.prefix, config.shards);
-    const rows = await listUsage(redis, keys, scope, 'model');
-    const completionByModel = new Map(
-      rows.filter((r) => r.succeeded > 0).map((r) => [r.key, r.completion_tokens / r.succeeded]),
-    );
-    const metrics = await sumOverTags(redis, keys, (k) => k.metrics);
-    const calls = Object.entries(metrics)
-      .filter(([field]) => field.startsWith('latency_bucket:'))
-      .reduce((n, [, v]) => n + Number(v), 0);
-    const latencyMs = calls > 0 ? Number(metrics.latency_sum_ms ?? 0) / calls : undefined;
-    return { completionByModel, ...(latencyMs !== undefined ? { latencyMs } : {}) };
+    return await readEstimateHistory(redis, redisKeys(config.prefix, config.shards), scope);
   } finally {
     redis.disconnect();
   }
@@ -115,37 +101,32 @@ export async function estimateCommand(inputs: string[], flags: EstimateFlags, la
   const latencyFrom =
     given !== undefined ? 'given' : history.latencyMs !== undefined ? 'recorded calls, on average' : 'a guess';
   const prices = loadPrices(config.pricesFile);
-  const settings: EstimateSettings = {
-    rpm: config.rpm,
-    tpm: config.tpm,
-    modelLimits: config.modelLimits,
+  const settings = estimateSettings(config, {
     concurrency: config.concurrency * workers,
     latencyMs: assumedLatency,
-    defaultMaxTokens: config.defaultMaxTokens,
-    headroom: 0.01,
     prices,
-    observedCompletion: (model) => history.completionByModel.get(model),
-  };
+    history,
+  });
   let bad = 0;
   for (const file of files) {
     const source = file === '-' ? 'stdin' : file;
-    const estimator = new BatchEstimator(settings);
     let shown = 0;
-    for await (const parsed of parseInput(openInput(file)(), {
-      source,
-      outputLimit: (model) => findPrice(prices, model)?.maxOutput,
-      ...((flags.model ?? config.defaultModel) ? { defaultModel: flags.model ?? config.defaultModel } : {}),
-      ...(flags.user ? { defaultUser: flags.user } : {}),
-      ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
-      ...(gap ? { turnGapMs: gap } : {}),
-    })) {
-      if (parsed.ok) for (const d of parsed.drafts) estimator.add(d);
-      else {
-        bad += 1;
-        if (shown++ < SHOWN_ERRORS) say(formatLineError(parsed.error));
-      }
-    }
-    const estimate = estimator.result();
+    const { estimate, badLines } = await estimateInput(
+      openInput(file),
+      {
+        source,
+        outputLimit: (model) => findPrice(prices, model)?.maxOutput,
+        ...((flags.model ?? config.defaultModel) ? { defaultModel: flags.model ?? config.defaultModel } : {}),
+        ...(flags.user ? { defaultUser: flags.user } : {}),
+        ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
+        ...(gap ? { turnGapMs: gap } : {}),
+      },
+      settings,
+      (error) => {
+        if (shown++ < SHOWN_ERRORS) say(formatLineError(error));
+      },
+    );
+    bad += badLines;
     if (flags.json) out(JSON.stringify({ file: source, ...estimate, latencyMs: assumedLatency }));
     else out(`${file === files[0] ? '' : '\n'}${estimateTable(source, estimate, settings, latencyFrom)}`);
   }
