@@ -91,6 +91,8 @@ submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or
 limitOptions(program.command('worker'))
   .description('process queued requests until SIGTERM/SIGINT (run as many as you like, anywhere)')
   .option('--shards <list>', 'with CHATQ_SHARDS > 1: the shards this worker consumes, e.g. 0,1,2 (default: every one)')
+  .option('--health-port <port>', 'answer GET /healthz (alive) and /readyz (can take work) on this port')
+  .option('--health-host <host>', 'the interface of --health-port', '127.0.0.1')
   .action(async (flags) => process.exit(await (await serveCommands()).workerCommand(flags)));
 
 program

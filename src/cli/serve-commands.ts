@@ -2,6 +2,7 @@ import { createLogger } from '../shared/logger.js';
 import { startSimulator } from '../simulator/simulator-server.js';
 import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
 import { describeWorker, WorkerPool } from '../worker/worker-pool.js';
+import { startHealthServer } from '../worker/health-server.js';
 import { startApiService } from './api-service.js';
 import { startProducerServices } from './producer-services.js';
 import {
@@ -42,13 +43,16 @@ function parseShards(list: string, count: number): number[] {
 }
 
 /** `chatq worker`: processes requests until SIGTERM/SIGINT, then lets in-flight calls finish. */
-export async function workerCommand(flags: LimitFlags & { shards?: string }): Promise<number> {
+export async function workerCommand(
+  flags: LimitFlags & { shards?: string; healthPort?: string; healthHost?: string },
+): Promise<number> {
   const config = readConfig(limitOverrides(flags));
   if (!config.baseUrl)
     throw new UsageError(
       'no upstream: set CHATQ_API_KEY (302.AI) or CHATQ_BASE_URL (e.g. a "chatq simulator" at http://127.0.0.1:4010/v1).',
     );
   const shards = flags.shards === undefined ? undefined : parseShards(flags.shards, config.shards);
+  const healthPort = flags.healthPort === undefined ? undefined : parsePort(flags.healthPort);
   await requireRedis(config);
   const logger = createLogger(config.logLevel, 'chatq-worker');
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger, ...(shards ? { shards } : {}) }).catch(
@@ -57,6 +61,12 @@ export async function workerCommand(flags: LimitFlags & { shards?: string }): Pr
     },
   );
   const producer = startProducerServices(config, logger);
+  const health =
+    healthPort === undefined
+      ? undefined
+      : await listening(healthPort, () =>
+          startHealthServer(healthPort, flags.healthHost ?? '127.0.0.1', () => pool.readiness()),
+        );
   const d = describeWorker(config, config.baseUrl);
   process.stderr.write(
     `chatq worker: upstream ${d.upstream} · ${d.concurrency} calls in flight · rpm ${d.rpm} · tpm ${d.tpm}${Object.keys(d.modelLimits).length ? ` · per model ${JSON.stringify(d.modelLimits)}` : ''} · ${d.maxAttempts} attempts · timeout ${d.timeoutMs} ms (SIGTERM to stop)\n`,
@@ -64,6 +74,7 @@ export async function workerCommand(flags: LimitFlags & { shards?: string }): Pr
   const signal = await untilSignal();
   logger.info({ signal }, 'stopping: waiting for in-flight calls');
   await Promise.all([pool.close(), producer.close()]);
+  await health?.close();
   logger.info('worker stopped');
   return EXIT.ok;
 }

@@ -66,7 +66,7 @@ export async function buildApiServer(
   const sessions = new BrowserSessions(deps.redis, deps.keys);
   const auth = createAuthenticator(deps.config);
   const throttle = new AuthThrottle(deps.redis, deps.keys);
-  installAuth(app, auth, { open: ['/healthz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage, throttle });
+  installAuth(app, auth, { open: ['/healthz', '/readyz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage, throttle });
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));

@@ -3,11 +3,12 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import { QUEUE_NAME } from '../shared/keys.js';
+import { redisReadiness } from '../shared/redis/redis.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { BOARD_FIX_SCRIPT } from '../dashboard/sign-in-routes.js';
 import { createClusterMetrics } from '../api/cluster-metrics.js';
 
-/** /healthz (no auth), /metrics (Prometheus), /admin/queues (bull-board). */
+/** /healthz and /readyz (no auth), /metrics (Prometheus), /admin/queues (bull-board). */
 export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const metrics = createClusterMetrics(deps);
 
@@ -15,6 +16,13 @@ export async function opsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<vo
   app.get('/healthz', async () => {
     const workers = deps.store.up ? await deps.queues.getWorkersCount().catch(() => null) : null;
     return { status: 'ok', redis: deps.store.up && workers !== null, workers };
+  });
+
+  // Whether this process can take work now: Redis reachable, this process's scripts in it. Fastify answers 503 to
+  // every route while the server shuts down.
+  app.get('/readyz', async (_req, reply) => {
+    const r = deps.store.up ? await redisReadiness(deps.redis) : { ready: false, reason: 'redis is out of reach' };
+    return r.ready ? { status: 'ready' } : reply.code(503).send({ status: 'not_ready', reason: r.reason });
   });
 
   app.get('/metrics', async (req, reply) =>

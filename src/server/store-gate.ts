@@ -13,12 +13,12 @@ const unreachablePage = () =>
   );
 
 /**
- * While Redis is out of reach every route but /healthz answers at once: 503 with retry-after, in OpenAI's error shape
+ * While Redis is out of reach every route but /healthz and /readyz answers at once: 503 with retry-after, in OpenAI's error shape
  * for API clients and as a page for browsers, instead of waiting on commands that Redis may never answer.
  */
 export function installStoreGate(app: FastifyInstance, watch: StoreWatch): void {
   app.addHook('onRequest', async (req, reply) => {
-    if (watch.up || req.routeOptions.url === '/healthz') return;
+    if (watch.up || req.routeOptions.url === '/healthz' || req.routeOptions.url === '/readyz') return;
     void reply.code(503).header('retry-after', String(STORE_RETRY_AFTER_S));
     if (routeKind(req.routeOptions.url) !== 'api' && req.headers.accept?.includes('text/html'))
       return reply.header('content-type', 'text/html; charset=utf-8').send(unreachablePage());

@@ -9,7 +9,8 @@ import type { Logger } from '../shared/logger.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { foldUsage } from '../shared/usage/usage-fold.js';
 import { loadPrices } from '../shared/usage/pricing.js';
-import { connectRedis, type RedisClient, readyOf, reportErrors } from '../shared/redis/redis.js';
+import { connectRedis, type RedisClient, readyOf, redisReadiness, reportErrors } from '../shared/redis/redis.js';
+import type { Readiness } from './health-server.js';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
 import { checkShardCount } from '../shared/redis/shard-count.js';
@@ -262,6 +263,12 @@ export class WorkerPool {
       'worker started',
     );
     return new WorkerPool(workers, connections, queues, limiter, fold, reconcile, config.reconcileMs);
+  }
+
+  /** Whether this worker can take work: not shutting down, and Redis reachable with its scripts (see redisReadiness). */
+  async readiness(): Promise<Readiness> {
+    if (this.closing) return { ready: false, reason: 'shutting down: in-flight calls are finishing' };
+    return redisReadiness(this.connections[0]!);
   }
 
   /** Stops taking jobs, hands back requests still waiting for capacity, lets in-flight calls finish and their results be written. */

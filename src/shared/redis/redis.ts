@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
@@ -235,6 +236,13 @@ export class LuaScript {
   static readonly loaded: LuaScript[] = [];
   readonly name: string;
   private readonly lua: string;
+  /** The script's SHA-1, as Redis's script cache names it. */
+  readonly sha: string;
+
+  /** The script's text, preludes included. */
+  get source(): string {
+    return this.lua;
+  }
 
   constructor(file: URL) {
     LuaScript.loaded.push(this);
@@ -247,6 +255,7 @@ export class LuaScript {
       return readFileSync(existsSync(own) ? own : new URL(`./includes/${name}.lua`, import.meta.url), 'utf8');
     });
     this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
+    this.sha = createHash('sha1').update(this.lua).digest('hex');
   }
 
   private define(redis: RedisClient): void {
@@ -294,5 +303,37 @@ export class LuaScript {
   prepare(redis: RedisClient): this {
     this.define(redis);
     return this;
+  }
+}
+
+/** How long a readiness check waits for Redis. */
+const READY_WITHIN_MS = 1_000;
+
+/**
+ * Whether this process can take work on `redis`: connected (every master, for a cluster), answering within a second,
+ * and holding every Lua script this process runs in its script cache (a restarted Redis gets them loaded here).
+ * Answers why not when it cannot.
+ */
+export async function redisReadiness(redis: RedisClient): Promise<{ ready: true } | { ready: false; reason: string }> {
+  const nodes = 'nodes' in redis ? redis.nodes('master') : [redis];
+  if (redis.status !== 'ready' || nodes.length === 0 || nodes.some((n) => n.status !== 'ready'))
+    return { ready: false, reason: 'redis is not connected' };
+  const check = Promise.all(
+    nodes.map(async (node) => {
+      const shas = LuaScript.loaded.map((s) => s.sha);
+      const present = (await node.call('SCRIPT', 'EXISTS', ...shas)) as number[];
+      const missing = LuaScript.loaded.filter((_, i) => present[i] !== 1);
+      for (const script of missing) await node.call('SCRIPT', 'LOAD', script.source);
+    }),
+  );
+  // A check that fails after the timeout answered is nobody's to report.
+  check.catch(() => undefined);
+  const timeout = new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), READY_WITHIN_MS).unref());
+  try {
+    if ((await Promise.race([check, timeout])) === 'late')
+      return { ready: false, reason: `redis did not answer within ${READY_WITHIN_MS} ms` };
+    return { ready: true };
+  } catch (err) {
+    return { ready: false, reason: `redis refused the scripts: ${(err as Error).message.split('\n')[0]}` };
   }
 }
