@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `npm test` needs from the machine, installed when missing (Debian packages, as root) and started when down:
 # a Redis on 127.0.0.1:6379 (or REDIS_URL), redis-server and redis-sentinel for the private servers some tests start,
-# chromium for the dashboard's browser tests, iproute2 and iptables for the network-fault tests.
+# chromium for the dashboard's browser tests, iproute2 and iptables for the network-fault tests, prometheus (promtool)
+# for the alert rules' tests.
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,7 @@ command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "npm test: missing ${missing[*]}; install them (Debian: apt-get install -y ${missing[*]}) and run again" >&2

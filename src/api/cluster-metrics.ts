@@ -84,6 +84,16 @@ function fleetSeries(define: Define, fleet: NonNullable<Snapshot['fleet']>): voi
   define('chatq_queue_paused', '1 while the queue is paused (credentials, balance, quota).', 'gauge', () => [
     { value: fleet.paused ? 1 : 0 },
   ]);
+  define(
+    'chatq_webhook_deliveries_total',
+    'Webhook delivery attempts, by outcome (delivered; failed: to be tried again; gave_up).',
+    'counter',
+    () =>
+      (['delivered', 'failed', 'gave_up'] as const).map((outcome) => ({
+        labels: { outcome },
+        value: count(`webhook_${outcome}`),
+      })),
+  );
   define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', () => [
     { value: count('upstream_429') },
   ]);

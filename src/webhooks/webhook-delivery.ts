@@ -69,12 +69,13 @@ interface DeliveryContext {
   inFlight: Map<string, number>;
 }
 
-/** Keeps one delivery attempt (the latest KEPT_DELIVERIES). */
+/** Keeps one delivery attempt (the latest KEPT_DELIVERIES) and counts it by outcome (chatq_webhook_deliveries_total). */
 async function record(redis: RedisClient, keys: RedisKeys, d: Delivery): Promise<void> {
   await redis
     .multi()
     .lpush(keys.webhookDeliveries, JSON.stringify(d))
     .ltrim(keys.webhookDeliveries, 0, KEPT_DELIVERIES - 1)
+    .hincrby(keys.metrics, `webhook_${d.outcome}`, 1)
     .exec();
 }
 

@@ -97,7 +97,7 @@ describe('every route, every spelling of its path, every credential', () => {
       '*': 'api/queues',
     };
     const routes = a.api.routes.filter(
-      (r) => r.method !== 'HEAD' && !['/healthz', '/login'].includes(r.url) && !r.url.startsWith('/ui/'),
+      (r) => r.method !== 'HEAD' && !['/healthz', '/readyz', '/login'].includes(r.url) && !r.url.startsWith('/ui/'),
     );
     // The walk covers the API, the dashboard, the board and the scrape endpoint.
     for (const prefix of ['/v1/batches', '/batches/:id', '/admin/queues', '/metrics'])
