@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { getUsage } from '../../src/shared/batches/read-store.js';
+import { getUsage, readBatchRequests } from '../../src/shared/batches/read-store.js';
 import { startSimulator, type Simulator } from '../../src/simulator/simulator-server.js';
 import { netCluster, type NetCluster } from '../helpers/net-cluster.js';
 import { chatqOn, netLab, type HostProcess, type NetLab } from '../helpers/net-hosts.js';
@@ -71,7 +71,9 @@ describe('network (e): a Redis Cluster master on the minority side of a partitio
     expect(await owner.dropped()).toBeGreaterThan(0);
     const healAt = Date.now();
     await owner.heal();
-    await waitForBatch(env, submitted.batchId, 150_000);
+    await waitForBatch(env, submitted.batchId, 150_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${await whyNotDone(env!, submitted.batchId, workers)}`);
+    });
     const nearCallsDuringSplit = (sim.stats().arrivalsFrom[near.ip] ?? []).filter(
       (t) => t > cutAt && t < healAt,
     ).length;
@@ -125,3 +127,26 @@ describe('network (e): a Redis Cluster master on the minority side of a partitio
     await expectInvariants(r, r.batchId, r.total);
   });
 });
+
+/** What keeps a batch from ending: its unfinished requests, its users' lanes and leases, the jobs, the workers' output. */
+async function whyNotDone(env: TestEnv, batchId: string, workers: HostProcess[]): Promise<string> {
+  const unfinished: unknown[] = [];
+  for await (const r of readBatchRequests(env.redis, env.keys, batchId))
+    if (r.status !== 'succeeded') unfinished.push({ id: r.id, status: r.status, userid: r.userid });
+  const lanes = await Promise.all(
+    (await env.redis.smembers(env.keys.lanes)).map(async (u) => ({
+      user: u,
+      lane: await env.redis.lrange(env.keys.lane(u), 0, -1),
+      lease: await env.redis.get(env.keys.laneLease(u)),
+      leaseMs: await env.redis.pttl(env.keys.laneLease(u)),
+    })),
+  );
+  const batch = await env.batch(batchId);
+  return JSON.stringify({
+    batch: { status: batch.status, succeeded: batch.succeeded, failed: batch.failed, total: batch.total },
+    unfinished,
+    lanes,
+    jobs: await env.queue.getJobCounts(),
+    workers: workers.map((w) => w.output().slice(-1500)),
+  });
+}
