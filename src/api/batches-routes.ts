@@ -9,7 +9,7 @@ import { getBatch } from '../shared/batches/read-store.js';
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES } from '../shared/batches/retry-input.js';
 import { sees } from '../shared/scope.js';
-import { findPrice, loadPrices } from '../shared/usage/pricing.js';
+import { findPrice, loadPrices, type PriceTable } from '../shared/usage/pricing.js';
 import {
   DEFAULT_LATENCY_MS,
   estimateInput,
@@ -21,6 +21,7 @@ import { ApiError } from '../http/api-errors.js';
 import { batchObject, batchObjects } from './batch-object.js';
 import { loadVisibleBatch } from '../http/visible-records.js';
 import { parseInput } from '../http/zod-edge.js';
+import { listPage } from './list-page.js';
 
 const createBody = z
   .object({
@@ -76,13 +77,17 @@ function windowOf(text: string): CompletionWindow {
  * POST /v1/batches with metadata.dry_run "true": what the file will send, cost and take, as `chatq estimate` says it
  * (the configured limits, the concurrency of the workers running now, the latency of the calls on record); no batch.
  */
-async function estimateFile(deps: ApiDeps, principal: FastifyRequest['principal'], file: StoredFile) {
+async function estimateFile(
+  deps: ApiDeps,
+  prices: PriceTable,
+  principal: FastifyRequest['principal'],
+  file: StoredFile,
+) {
   const { redis, keys, config } = deps;
   const [history, workers] = await Promise.all([
     readEstimateHistory(redis, keys, principal.scope),
     deps.queues.getWorkersCount(),
   ]);
-  const prices = loadPrices(config.pricesFile);
   const settings = estimateSettings(config, {
     concurrency: config.concurrency * Math.max(1, workers),
     latencyMs: history.latencyMs ?? DEFAULT_LATENCY_MS,
@@ -123,7 +128,12 @@ async function estimateFile(deps: ApiDeps, principal: FastifyRequest['principal'
 }
 
 /** POST /v1/batches: a batch of an uploaded file, within the token's project; the producer side imports it. */
-async function createFromFile(deps: ApiDeps, principal: FastifyRequest['principal'], input: unknown) {
+async function createFromFile(
+  deps: ApiDeps,
+  prices: PriceTable,
+  principal: FastifyRequest['principal'],
+  input: unknown,
+) {
   const { redis, keys } = deps;
   const body = parseInput(createBody, input);
   const window = windowOf(body.completion_window);
@@ -131,7 +141,7 @@ async function createFromFile(deps: ApiDeps, principal: FastifyRequest['principa
   if (!file || !sees(principal.scope, file.project))
     throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
   const metadata = body.metadata ?? {};
-  if (metadata.dry_run === 'true') return estimateFile(deps, principal, file);
+  if (metadata.dry_run === 'true') return estimateFile(deps, prices, principal, file);
   const budgetUsd =
     body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
   if (budgetUsd !== undefined && !(budgetUsd > 0))
@@ -157,7 +167,9 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   const { redis, keys } = deps;
   const noBatch = (id: string) => () => new ApiError(404, `No batch ${id}.`, 'not_found', 'id');
 
-  app.post('/v1/batches', async (req) => createFromFile(deps, req.principal, req.body));
+  // The price map of dry runs' estimates: read once, as the worker reads it.
+  const prices = loadPrices(deps.config.pricesFile);
+  app.post('/v1/batches', async (req) => createFromFile(deps, prices, req.principal, req.body));
 
   app.get('/v1/batches/:id', async (req) => {
     const { id } = parseInput(idParams, req.params);
@@ -179,13 +191,7 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       (b) => b !== null,
     );
     const data = await batchObjects(redis, keys, page);
-    return {
-      object: 'list',
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: ids.length > limit,
-    };
+    return listPage(data, ids.length > limit);
   });
 
   // What a batch did not get done, as a new batch: same custom_ids, bodies and users, metadata.retry_of set.

@@ -20,6 +20,7 @@ import { listDeliveries } from '../webhooks/webhook-delivery.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { parseInput } from '../http/zod-edge.js';
+import { listPage } from './list-page.js';
 
 /** One request as the API shows it (no secrets are ever stored, so none can show). */
 const requestObject = (r: StoredRequest) => ({
@@ -91,13 +92,7 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     }
     const ids = last < 0 ? [] : (await redis.lrange(index, Math.max(0, last - limit), last)).reverse();
     const data = (await getRequests(redis, keys, ids.slice(0, limit))).filter((r) => r !== null).map(requestObject);
-    return {
-      object: 'list',
-      data,
-      first_id: data[0]?.id ?? null,
-      last_id: data.at(-1)?.id ?? null,
-      has_more: ids.length > limit,
-    };
+    return listPage(data, ids.length > limit);
   });
 
   app.get('/v1/webhooks/deliveries', async (req) => {

@@ -9,7 +9,6 @@ import {
 import { formatLineError } from '../producer/parse-input.js';
 import type { Config } from '../shared/config.js';
 import { formatCount, formatDuration } from '../shared/display-format.js';
-import { LIMITS } from '../shared/input-limits.js';
 import { redisKeys } from '../shared/keys.js';
 import { connectRedis, probeRedis } from '../shared/redis/redis.js';
 import type { Scope } from '../shared/scope.js';
@@ -17,7 +16,7 @@ import { findPrice, formatUsd, loadPrices } from '../shared/usage/pricing.js';
 import { cliScope, EXIT, type LimitFlags, limitOverrides, readConfig, UsageError } from './cli-context.js';
 import { expandInputs, openInput } from './input-files.js';
 import { out, say } from './output.js';
-import type { SubmitFlags } from './submit-files.js';
+import { lineOptions, type SubmitFlags } from './submit-files.js';
 import { renderTable } from './table.js';
 
 export interface EstimateFlags
@@ -91,9 +90,7 @@ export async function estimateCommand(inputs: string[], flags: EstimateFlags, la
   const files = expandInputs(inputs);
   const config = readConfig(limitOverrides(flags));
   const workers = positiveInt('--workers', flags.workers ?? '1', 10_000);
-  const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
-  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs))
-    throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
+  const lines = lineOptions(flags, config.defaultModel);
   const history = await readHistory(config, cliScope(flags));
   if (history.missing) say(`note: ${history.missing}; the estimate uses max_tokens for replies.`);
   const given = flags.latencyMs === undefined ? latencyMs : positiveInt('--latency-ms', flags.latencyMs, 3_600_000);
@@ -116,10 +113,7 @@ export async function estimateCommand(inputs: string[], flags: EstimateFlags, la
       {
         source,
         outputLimit: (model) => findPrice(prices, model)?.maxOutput,
-        ...((flags.model ?? config.defaultModel) ? { defaultModel: flags.model ?? config.defaultModel } : {}),
-        ...(flags.user ? { defaultUser: flags.user } : {}),
-        ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
-        ...(gap ? { turnGapMs: gap } : {}),
+        ...lines,
       },
       settings,
       (error) => {

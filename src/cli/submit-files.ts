@@ -1,5 +1,5 @@
 import { ImportRefused } from '../producer/import-guard.js';
-import { formatLineError } from '../producer/parse-input.js';
+import { formatLineError, type ParseOptions } from '../producer/parse-input.js';
 import {
   ImportFailedError,
   StrictInputError,
@@ -55,6 +55,26 @@ function importStopped(source: string, err: ImportFailedError, flags: SubmitFlag
   );
 }
 
+/**
+ * How a file's lines are read, from the flags `run`, `enqueue` and `estimate` share: the model and user for lines
+ * that name none, the userid salt, the turn gap. A usage error (exit 2) when the turn gap is unreadable.
+ */
+export function lineOptions(
+  flags: Pick<SubmitFlags, 'model' | 'user' | 'userSalt' | 'turnGapMs'>,
+  defaultModel: string | undefined,
+): Pick<ParseOptions, 'defaultModel' | 'defaultUser' | 'userSalt' | 'turnGapMs'> {
+  const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
+  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs))
+    throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
+  const model = flags.model ?? defaultModel;
+  return {
+    ...(model ? { defaultModel: model } : {}),
+    ...(flags.user ? { defaultUser: flags.user } : {}),
+    ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
+    ...(gap ? { turnGapMs: gap } : {}),
+  };
+}
+
 /** Submits each file as one batch and reports its bad lines on stderr (file:line: field: reason). */
 export async function submitFiles(ctx: CliContext, files: string[], flags: SubmitFlags): Promise<SubmitResult[]> {
   const budget = flags.maxCostUsd === undefined ? undefined : Number(flags.maxCostUsd);
@@ -63,9 +83,7 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
   if (flags.batch !== undefined && files.length !== 1)
     throw new UsageError('--batch adds to one batch: give exactly one input file');
   const onImportError = (flags.onImportError ?? 'cancel') as OnImportError;
-  const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
-  if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs))
-    throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
+  const lines = lineOptions(flags, ctx.config.defaultModel);
   const window = completionWindowFlag(flags.completionWindow);
   if (window && flags.batch !== undefined)
     throw new UsageError('--completion-window is set when a batch is made; --batch adds to one that has its own');
@@ -82,10 +100,7 @@ export async function submitFiles(ctx: CliContext, files: string[], flags: Submi
         ...(flags.project ? { project: cliScope(flags).project! } : {}),
         ...(flags.batch ? { batchId: flags.batch, resume: true } : {}),
         ...(flags.name ? { name: flags.name } : {}),
-        ...((flags.model ?? ctx.config.defaultModel) ? { defaultModel: flags.model ?? ctx.config.defaultModel } : {}),
-        ...(flags.user ? { defaultUser: flags.user } : {}),
-        ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
-        ...(gap ? { turnGapMs: gap } : {}),
+        ...lines,
         ...(window ? { completionWindow: window } : {}),
         ...(budget !== undefined ? { maxCostNano: Math.round(budget * 1e9) } : {}),
       });

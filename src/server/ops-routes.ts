@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import { QUEUE_NAME } from '../shared/keys.js';
-import { redisReadiness } from '../shared/redis/redis.js';
+import { redisReadiness } from '../shared/redis/readiness.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { BOARD_FIX_SCRIPT } from '../dashboard/sign-in-routes.js';
 import { createClusterMetrics } from '../api/cluster-metrics.js';
