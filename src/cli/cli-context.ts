@@ -98,9 +98,24 @@ export function readConfig(overrides: Partial<Record<string, string | undefined>
   }
 }
 
-/** Fails with one clear line when REDIS_URL does not lead to a usable Redis (unreachable, or a database it lacks). */
-export async function requireRedis(target: RedisTarget): Promise<void> {
-  const probe = await probeRedis(target);
+/** How often a process waiting for a Redis Cluster that is down asks again. */
+const CLUSTER_RECHECK_MS = 1_000;
+
+/**
+ * Fails with one clear line when REDIS_URL does not lead to a usable Redis (unreachable, refused, a database it lacks,
+ * a cluster that is down). With `waitWhileClusterDown` (workers, the API server), a cluster that is down is waited for.
+ */
+export async function requireRedis(target: RedisTarget, opts: { waitWhileClusterDown?: boolean } = {}): Promise<void> {
+  let probe = await probeRedis(target);
+  if (opts.waitWhileClusterDown && !probe.ok && probe.clusterDown) {
+    // A long-running process started during a failover waits for it to end (saying so) rather than exit.
+    process.stderr.write(`chatq: waiting for the Redis Cluster to be up: ${probe.reason}\n`);
+    while (!probe.ok && probe.clusterDown) {
+      await new Promise((r) => setTimeout(r, CLUSTER_RECHECK_MS));
+      probe = await probeRedis(target);
+    }
+    if (probe.ok) process.stderr.write('chatq: the Redis Cluster is up\n');
+  }
   if (probe.ok) return;
   if (!probe.unreachable) throw new UsageError(`${probe.reason} (REDIS_URL ${printableRedisUrl(target.redisUrl)}).`);
   throw new UsageError(

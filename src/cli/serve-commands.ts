@@ -53,7 +53,7 @@ export async function workerCommand(
     );
   const shards = flags.shards === undefined ? undefined : parseShards(flags.shards, config.shards);
   const healthPort = flags.healthPort === undefined ? undefined : parsePort(flags.healthPort);
-  await requireRedis(config);
+  await requireRedis(config, { waitWhileClusterDown: true });
   const logger = createLogger(config.logLevel, 'chatq-worker');
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger, ...(shards ? { shards } : {}) }).catch(
     (err: unknown) => {
@@ -131,7 +131,7 @@ export async function serveCommand(flags: { port?: string; host?: string; maxUpl
   const config = readConfig();
   if (config.apiTokens.length === 0)
     throw new UsageError('set CHATQ_API_TOKENS (comma-separated bearer tokens): the API refuses to run without auth.');
-  await requireRedis(config);
+  await requireRedis(config, { waitWhileClusterDown: true });
   const logger = createLogger(config.logLevel, 'chatq-api');
   const port = parsePort(flags.port ?? '8080');
   const maxUploadMb = Number(flags.maxUploadMb ?? 512);

@@ -18,6 +18,9 @@ export interface LocalCluster {
    */
   moveSlot(key: string, toPort: number): Promise<number>;
   kill(port: number): void;
+  /** Stops (SIGSTOP) or resumes (SIGCONT) the node on `port`: to its peers, a node that stopped answering. */
+  pause(port: number): void;
+  resume(port: number): void;
   stop(): Promise<void>;
 }
 
@@ -140,6 +143,12 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
         src.disconnect();
         dst.disconnect();
       }
+    },
+    pause(port) {
+      children.get(port)!.kill('SIGSTOP');
+    },
+    resume(port) {
+      children.get(port)!.kill('SIGCONT');
     },
     kill(port) {
       children.get(port)!.kill('SIGKILL');

@@ -20,6 +20,8 @@ export interface NetCluster {
   addReplica(host: NetHost, master: NetHost): Promise<void>;
   /** Whether `host` is a master in the view of `asked` (another node). */
   isMaster(host: NetHost, asked: NetHost): Promise<boolean>;
+  /** Each node's role and its named clients (chatq's connections): what each is doing, for a failure report. */
+  clients(): Promise<Record<string, string[]>>;
   stop(): Promise<void>;
 }
 
@@ -36,7 +38,9 @@ const node = (host: NetHost) =>
 export async function netCluster(hosts: NetHost[], nodeTimeoutMs: number): Promise<NetCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'chatq-netcluster-'));
   const processes: HostProcess[] = [];
+  const nodes: NetHost[] = [];
   const start = async (host: NetHost) => {
+    nodes.push(host);
     const started = await redisOn(host, [
       '--cluster-enabled',
       'yes',
@@ -123,6 +127,23 @@ export async function netCluster(hosts: NetHost[], nodeTimeoutMs: number): Promi
       return nodes
         .split('\n')
         .some((line) => line.includes(`${host.ip}:6379`) && /\bmaster\b/.test(line) && !/\bfail\b/.test(line));
+    },
+    async clients() {
+      const report: Record<string, string[]> = {};
+      for (const host of nodes)
+        report[`${host.name} ${host.ip}`] = await ask(host, async (n) => [
+          /role:(\w+)/.exec(await n.info('replication'))?.[1] ?? '?',
+          ...String(await n.call('CLIENT', 'LIST'))
+            .split('\n')
+            .filter((line) => /name=chatq/.test(line))
+            .map((line) =>
+              line.replace(
+                /^.*?addr=(\S+).*?name=(\S+).*?age=(\d+) idle=(\d+) flags=(\S+).*?cmd=(\S+).*$/,
+                '$1 $2 age=$3 idle=$4 flags=$5 cmd=$6',
+              ),
+            ),
+        ]).catch((err: Error) => [`unreachable: ${err.message}`]);
+      return report;
     },
     async stop() {
       await Promise.all(processes.map((p) => p.stop('SIGKILL')));

@@ -135,7 +135,11 @@ export function readyOf(connections: RedisClient[], index = 0): RedisClient {
   return picked.status === 'ready' ? picked : (connections.find((c) => c.status === 'ready') ?? picked);
 }
 
-export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable: boolean };
+/**
+ * What a probe found: usable, or why not. `unreachable`: nothing answered; `clusterDown`: a Redis Cluster answered but
+ * does not serve every slot (cluster_state:fail, as while a master is out and before its replica is promoted).
+ */
+export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable: boolean; clusterDown?: boolean };
 
 /**
  * Connects once, without retrying, and checks that the database the URL names exists (ioredis would otherwise run
@@ -143,9 +147,6 @@ export type RedisProbe = { ok: true } | { ok: false; reason: string; unreachable
  * refused connection (password, TLS certificate, Sentinel master name) is told apart from an unanswered one.
  */
 export async function probeRedis(target: RedisTarget, timeoutMs = CONNECT_TIMEOUT_MS): Promise<RedisProbe> {
-  const host = seedUrls(target.redisUrl)
-    .map((u) => u.host)
-    .join(',');
   const db = Number(seedUrls(target.redisUrl)[0]!.pathname.slice(1) || 0);
   if (target.redisCluster && db !== 0)
     return {
@@ -158,7 +159,8 @@ export async function probeRedis(target: RedisTarget, timeoutMs = CONNECT_TIMEOU
     ? clusterOf(
         target,
         { maxRetriesPerRequest: 0, connectTimeout: timeoutMs },
-        { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false },
+        // The state is checked after, to say what it is: ioredis's own ready check would retry (or hang) instead.
+        { lazyConnect: true, clusterRetryStrategy: () => null, enableOfflineQueue: false, enableReadyCheck: false },
       )
     : singleOf(target, {
         lazyConnect: true,
@@ -168,6 +170,35 @@ export async function probeRedis(target: RedisTarget, timeoutMs = CONNECT_TIMEOU
         connectTimeout: timeoutMs,
         ...(sentinel ? {} : { db: 0 }),
       });
+  let timer: NodeJS.Timeout | undefined;
+  // However the client fails to settle, no answer within the connect timeout and a second more is "cannot reach".
+  const late = new Promise<RedisProbe>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          ok: false,
+          reason: `cannot reach Redis at ${hostsOf(target)} (no answer within ${Math.ceil(timeoutMs / 1000) + 1} s)`,
+          unreachable: true,
+        }),
+      timeoutMs + 1_000,
+    );
+  });
+  try {
+    return await Promise.race([checkProbe(probe, target, db, sentinel), late]);
+  } finally {
+    clearTimeout(timer);
+    probe.disconnect();
+  }
+}
+
+const hostsOf = (target: RedisTarget) =>
+  seedUrls(target.redisUrl)
+    .map((u) => u.host)
+    .join(',');
+
+/** The probe's checks: connected, the database there, the cluster up, PING answered; or why not. */
+async function checkProbe(probe: RedisClient, target: RedisTarget, db: number, sentinel: boolean): Promise<RedisProbe> {
+  const host = hostsOf(target);
   let firstError: (Error & { code?: string }) | undefined;
   probe.on('error', (err: Error) => (firstError ??= err));
   const refused = (err: unknown) =>
@@ -185,11 +216,15 @@ export async function probeRedis(target: RedisTarget, timeoutMs = CONNECT_TIMEOU
         };
       }
     }
-    if (target.redisCluster && !/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO'))))
+    const state = target.redisCluster
+      ? (/cluster_state:(\w+)/.exec(String(await probe.call('CLUSTER', 'INFO')))?.[1] ?? 'unknown')
+      : 'ok';
+    if (state !== 'ok')
       return {
         ok: false,
-        reason: `the Redis Cluster at ${host} is not up (cluster_state is not ok)`,
+        reason: `the Redis Cluster at ${host} is not up (cluster_state:${state}: a master is out and no replica has taken its slots yet)`,
         unreachable: false,
+        clusterDown: true,
       };
     if ((await probe.ping()) !== 'PONG')
       return { ok: false, reason: `the server at ${host} does not answer PING like Redis`, unreachable: false };
@@ -202,8 +237,6 @@ export async function probeRedis(target: RedisTarget, timeoutMs = CONNECT_TIMEOU
       reason: `cannot reach Redis at ${host} (${(firstError ?? (err as Error)).message.split('\n')[0]})`,
       unreachable: true,
     };
-  } finally {
-    probe.disconnect();
   }
 }
 
@@ -213,6 +246,11 @@ export async function redisAnswers(url: string, timeoutMs = 1_000): Promise<bool
 }
 
 type ScriptArg = string | number | Buffer;
+
+/** A cluster node's refusal of a command it did not run: the slot is elsewhere, moving, or not served yet. */
+const REFUSED_BY_NODE = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
+/** How many times a replicated script's pipeline is sent after such refusals (ioredis's maxRedirections). */
+const REDIRECTS = 16;
 
 /**
  * A script's arguments: its named ones packed into ARGV[1] (JSON; `--- @include args` decodes and checks them), then
@@ -274,6 +312,10 @@ export class LuaScript {
   /**
    * Runs the script, then (same round trip, same node) WAITs until `replicas.count` replicas hold its writes, or
    * `replicas.timeoutMs` passed. Answers the script's reply and whether enough replicas acknowledged.
+   *
+   * On a cluster, a pipeline sent on a stale map of the slots (after a failover or a resharding) is refused by that
+   * node (MOVED, ASK, TRYAGAIN, CLUSTERDOWN: the script did not run there); ioredis retries a pipeline only when all of
+   * its commands failed alike, and WAIT did not. The map is read again and the pipeline sent again, a few times.
    */
   async runReplicated(
     redis: RedisClient,
@@ -283,16 +325,23 @@ export class LuaScript {
   ): Promise<{ reply: unknown; replicated: boolean }> {
     if (replicas.count <= 0) return { reply: await this.run(redis, keys, args), replicated: true };
     this.define(redis);
-    const pipeline = redis.pipeline();
-    this.queue(pipeline, keys, args);
-    pipeline.wait(replicas.count, replicas.timeoutMs);
-    const [[scriptErr, reply], [waitErr, acked]] = (await pipeline.exec()) as [
-      [Error | null, unknown],
-      [Error | null, unknown],
-    ];
-    if (scriptErr) throw scriptErr;
-    if (waitErr) throw waitErr;
-    return { reply, replicated: Number(acked) >= replicas.count };
+    for (let attempt = 1; ; attempt++) {
+      const pipeline = redis.pipeline();
+      this.queue(pipeline, keys, args);
+      pipeline.wait(replicas.count, replicas.timeoutMs);
+      const [[scriptErr, reply], [waitErr, acked]] = (await pipeline.exec()) as [
+        [Error | null, unknown],
+        [Error | null, unknown],
+      ];
+      if (scriptErr && redis instanceof Cluster && REFUSED_BY_NODE.test(scriptErr.message) && attempt < REDIRECTS) {
+        await new Promise<void>((resolve) => redis.refreshSlotsCache(() => resolve()));
+        await new Promise((r) => setTimeout(r, attempt * 50));
+        continue;
+      }
+      if (scriptErr) throw scriptErr;
+      if (waitErr) throw waitErr;
+      return { reply, replicated: Number(acked) >= replicas.count };
+    }
   }
 
   /** Queues the script on a pipeline created from `redis` (which must have run `prepare`). */
