@@ -131,6 +131,41 @@ export async function startSimulatorProcess(
   };
 }
 
+/** bench/otlp-sink.ts in its own process: its URL, and what it received once stopped. */
+export async function startOtlpSinkProcess(): Promise<{
+  url: string;
+  stop(): Promise<{ spans: number; traces: number }>;
+}> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./otlp-sink.ts', import.meta.url))],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const lines: string[] = [];
+  let next: (() => void) | undefined;
+  child.stdout!.on('data', (d: Buffer) => {
+    lines.push(...d.toString().split('\n').filter(Boolean));
+    next?.();
+  });
+  const line = (n: number) =>
+    new Promise<string>((resolve) => {
+      next = () => lines.length > n && resolve(lines[n]!);
+      next();
+    });
+  const url = await line(0);
+  return {
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      return JSON.parse(await line(1)) as { spans: number; traces: number };
+    },
+  };
+}
+
 /** Raw BullMQ: `jobs` jobs added in bulk, a processor that only sleeps `sleepMs` (0: a no-op); jobs/s. */
 export async function rawBullmq(jobs: number, concurrency: number, sleepMs = 0): Promise<number> {
   const { Queue, Worker } = await import('bullmq');

@@ -8,10 +8,27 @@ const batchCommands = () => import('./cli/batch-commands.js');
 const evalCommands = () => import('./cli/eval-commands.js');
 const serveCommands = () => import('./cli/serve-commands.js');
 
+/** Commands that import or call: traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (the SDK is loaded only then). */
+const TRACED = new Set(['run', 'enqueue', 'worker', 'serve']);
+let tracing: typeof import('./shared/tracing.js') | undefined;
+
+/** Exits once the spans still buffered are sent. */
+async function exit(code: number): Promise<never> {
+  await tracing?.stopTracing();
+  process.exit(code);
+}
+
 const program = new Command('chatq')
   .description('Run batches of memory-chat conversations (302.AI /v1/chat/completions + userid) through a Redis queue.')
   .showHelpAfterError()
-  .exitOverride();
+  .exitOverride()
+  .hook('preAction', async (_program, action) => {
+    if (!TRACED.has(action.name())) return;
+    tracing = await import('./shared/tracing.js');
+    await tracing.startTracing(action.name()).catch((err: unknown) => {
+      throw tracing && err instanceof tracing.TracingConfigError ? new UsageError(err.message) : err;
+    });
+  });
 
 const submitOptions = (cmd: Command) =>
   cmd
@@ -65,7 +82,7 @@ limitOptions(
   .option('--show <n>', 'print the first N replies of each batch', '0')
   .option('--latency-ms <ms>', 'simulator latency when no CHATQ_API_KEY is set', '150')
   .action(async (inputs: string[], flags) =>
-    process.exit(await (await import('./cli/run-command.js')).runCommand(inputs, flags)),
+    exit(await (await import('./cli/run-command.js')).runCommand(inputs, flags)),
   );
 
 limitOptions(program.command('estimate').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
@@ -81,26 +98,26 @@ limitOptions(program.command('estimate').argument('<inputs...>', 'JSONL files or
   .option('--latency-ms <ms>', "one call's latency (default: the average of the calls on record, else 1,000)")
   .option('--json', 'print one JSON line per file')
   .action(async (inputs: string[], flags) =>
-    process.exit(await (await import('./cli/estimate-command.js')).estimateCommand(inputs, flags)),
+    exit(await (await import('./cli/estimate-command.js')).estimateCommand(inputs, flags)),
   );
 
 submitOptions(program.command('enqueue').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
   .description('validate and enqueue; prints one batch id per file (workers do the calls)')
-  .action(async (inputs: string[], flags) => process.exit(await (await batchCommands()).enqueueCommand(inputs, flags)));
+  .action(async (inputs: string[], flags) => exit(await (await batchCommands()).enqueueCommand(inputs, flags)));
 
 limitOptions(program.command('worker'))
   .description('process queued requests until SIGTERM/SIGINT (run as many as you like, anywhere)')
   .option('--shards <list>', 'with CHATQ_SHARDS > 1: the shards this worker consumes, e.g. 0,1,2 (default: every one)')
   .option('--health-port <port>', 'answer GET /healthz (alive) and /readyz (can take work) on this port')
   .option('--health-host <host>', 'the interface of --health-port', '127.0.0.1')
-  .action(async (flags) => process.exit(await (await serveCommands()).workerCommand(flags)));
+  .action(async (flags) => exit(await (await serveCommands()).workerCommand(flags)));
 
 program
   .command('status')
   .argument('<id>', 'batch id or request id')
   .option('--json', 'print JSON')
   .description('counters, usage and failures of a batch, or the attempts of one request')
-  .action(async (id: string, flags) => process.exit(await (await batchCommands()).statusCommand(id, flags)));
+  .action(async (id: string, flags) => exit(await (await batchCommands()).statusCommand(id, flags)));
 
 program
   .command('results')
@@ -108,13 +125,13 @@ program
   .option('-o, --output <file>', 'write to a file instead of stdout')
   .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
   .description('OpenAI Batch output lines (or CSV), in input order')
-  .action(async (batch: string, flags) => process.exit(await (await batchCommands()).resultsCommand(batch, flags)));
+  .action(async (batch: string, flags) => exit(await (await batchCommands()).resultsCommand(batch, flags)));
 
 program
   .command('cancel')
   .argument('<batch>', 'batch id')
   .description('cancel the requests of a batch not yet sent (those in flight finish)')
-  .action(async (batch: string) => process.exit(await (await batchCommands()).cancelCommand(batch)));
+  .action(async (batch: string) => exit(await (await batchCommands()).cancelCommand(batch)));
 
 program
   .command('retry')
@@ -125,14 +142,14 @@ program
   .description(
     'send again what a batch did not get done, as a new batch (same custom_ids, bodies and users; metadata.retry_of)',
   )
-  .action(async (batch: string, flags) => process.exit(await (await batchCommands()).retryCommand(batch, flags)));
+  .action(async (batch: string, flags) => exit(await (await batchCommands()).retryCommand(batch, flags)));
 
 program
   .command('webhooks')
   .option('--project <name>', 'only this project')
   .option('--limit <n>', 'how many (newest first)', '50')
   .description('the latest webhook deliveries: event, batch, attempt, HTTP status, outcome')
-  .action(async (flags) => process.exit(await (await batchCommands()).webhooksCommand(flags)));
+  .action(async (flags) => exit(await (await batchCommands()).webhooksCommand(flags)));
 
 program
   .command('report')
@@ -145,7 +162,7 @@ program
   .option('--to <day>', 'last UTC day (YYYY-MM-DD)')
   .addOption(new Option('--format <format>', 'output').choices(['table', 'csv', 'json']).default('table'))
   .description('requests, tokens (prompt, cached, completion, reasoning) and cost, with unpriced requests counted')
-  .action(async (flags) => process.exit(await (await batchCommands()).reportCommand(flags)));
+  .action(async (flags) => exit(await (await batchCommands()).reportCommand(flags)));
 
 const schedule = program
   .command('schedule')
@@ -163,19 +180,19 @@ schedule
   .option('--min-pass <fraction>', 'a run whose pass rate ends below this sends an eval.failed webhook (0-1)')
   .option('--project <name>', 'the project its runs belong to (default: "default")')
   .action(async (name: string, file: string, flags) =>
-    process.exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)),
+    exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)),
   );
 schedule
   .command('list')
   .option('--project <name>', "only this project's schedules")
   .description('schedules and their next run')
-  .action(async (flags) => process.exit(await (await evalCommands()).scheduleListCommand(flags)));
+  .action(async (flags) => exit(await (await evalCommands()).scheduleListCommand(flags)));
 schedule
   .command('remove')
   .argument('<name>', 'schedule name')
   .option('--project <name>', 'the project whose schedule it is (default: "default")')
   .description('stop a schedule')
-  .action(async (name: string, flags) => process.exit(await (await evalCommands()).scheduleRemoveCommand(name, flags)));
+  .action(async (name: string, flags) => exit(await (await evalCommands()).scheduleRemoveCommand(name, flags)));
 
 program
   .command('eval')
@@ -183,7 +200,7 @@ program
   .option('--min-pass <fraction>', 'exit 1 when the pass rate is below this (0-1)')
   .option('--json', 'print JSON')
   .description('pass rate of the graded requests, and each failed expectation with its reply')
-  .action(async (batch: string, flags) => process.exit(await (await evalCommands()).evalCommand(batch, flags)));
+  .action(async (batch: string, flags) => exit(await (await evalCommands()).evalCommand(batch, flags)));
 
 program
   .command('compare')
@@ -193,9 +210,7 @@ program
   .description(
     'what went from pass to fail (and back) per custom_id; change in tokens, cost, p50/p95 latency; exit 1 on regressions',
   )
-  .action(async (a: string, b: string, flags) =>
-    process.exit(await (await evalCommands()).compareCommand(a, b, flags)),
-  );
+  .action(async (a: string, b: string, flags) => exit(await (await evalCommands()).compareCommand(a, b, flags)));
 
 program
   .command('serve')
@@ -205,12 +220,12 @@ program
   .description(
     'HTTP API: OpenAI Batch-compatible /v1/files and /v1/batches, usage, /metrics, /admin/queues (needs CHATQ_API_TOKENS)',
   )
-  .action(async (flags) => process.exit(await (await serveCommands()).serveCommand(flags)));
+  .action(async (flags) => exit(await (await serveCommands()).serveCommand(flags)));
 
 program
   .command('resume')
   .description('resume the queue after a pause (bad key, no balance, quota) once the cause is fixed')
-  .action(async () => process.exit(await (await batchCommands()).resumeCommand()));
+  .action(async () => exit(await (await batchCommands()).resumeCommand()));
 
 program
   .command('simulator')
@@ -227,7 +242,7 @@ program
   .option('--fail-timeout <rate>', 'fraction of calls never answered')
   .option('--fail-drop <rate>', 'fraction of connections dropped')
   .option('--fail-malformed <rate>', 'fraction of calls answered with broken JSON')
-  .action(async (flags) => process.exit(await (await serveCommands()).simulatorCommand(flags)));
+  .action(async (flags) => exit(await (await serveCommands()).simulatorCommand(flags)));
 
 // A closed pipe (`chatq results B | head`) ends the command quietly; any other write error (a full disk) in one line.
 exitOnWriteError(process.stdout, 'the output');
@@ -247,5 +262,5 @@ try {
       : (describeRedisError(err)?.message ?? (err instanceof Error ? err.message : String(err)));
   say(`chatq: ${message}`);
   if (process.env.LOG_LEVEL === 'debug' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-  process.exit(usage ? EXIT.usage : EXIT.failures);
+  await exit(usage ? EXIT.usage : EXIT.failures);
 }

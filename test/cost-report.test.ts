@@ -108,6 +108,8 @@ describe('cost and reports', () => {
     expect(batch.succeeded).toBeGreaterThan(0);
     expect(batch.cancelled).toBeGreaterThan(0);
     expect(batch.succeeded + batch.cancelled).toBe(30);
+    // /metrics counts the refusal (chatq_budget_refusals_total: the ChatqBudgetExhausted alert).
+    expect(Number(await w.env.redis.hget(w.env.keys.metrics, 'budget_refusals'))).toBeGreaterThanOrEqual(1);
     const usage = await getUsage(w.env.redis, w.env.keys, 'default', 'batch', submitted.batchId);
     expect(usage.cost_nano).toBeLessThanOrEqual(300_000);
     // One user, strictly in order: each call went only while its most costly outcome (20 reply tokens) still fit.

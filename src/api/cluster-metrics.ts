@@ -97,6 +97,24 @@ function fleetSeries(define: Define, fleet: NonNullable<Snapshot['fleet']>): voi
   define('chatq_upstream_429_total', 'Rate-limit answers (429) received from the upstream.', 'counter', () => [
     { value: count('upstream_429') },
   ]);
+  define(
+    'chatq_request_failures_total',
+    'Requests finished failed, by reason (the error code; an upstream code chatq does not know is "upstream_error").',
+    'counter',
+    () =>
+      Object.entries(fleet.counters)
+        .filter(([field]) => field.startsWith('failed:'))
+        .map(([field, n]) => ({ labels: { reason: field.slice('failed:'.length) }, value: Number(n) })),
+  );
+  define(
+    'chatq_budget_refusals_total',
+    'Calls not sent because they could take their batch past its max_cost_usd (the batch is then cancelled).',
+    'counter',
+    () => [{ value: count('budget_refusals') }],
+  );
+  define('chatq_import_failures_total', 'Batch imports that failed (the batch ended "failed").', 'counter', () => [
+    { value: count('import_failed') },
+  ]);
 }
 
 /**

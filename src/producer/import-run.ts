@@ -1,8 +1,10 @@
+import type { Span } from '@opentelemetry/api';
 import { groupBy } from '../shared/group-by.js';
 import { shardOfUser } from '../shared/keys.js';
 import { LuaScript } from '../shared/redis/redis.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { IMPORT_LEASE_MS } from './import-guard.js';
+import { ImportTrace } from './import-trace.js';
 import type { ImportTarget } from './import-targets.js';
 import type { LineError, ParsedLine } from './parse-input.js';
 import type { ProducerContext } from './producer-context.js';
@@ -22,6 +24,8 @@ interface PendingLine {
   bodies: string[];
   /** The seq of its first request (a line's requests take consecutive ones, in input order). */
   firstSeq: number;
+  /** Its requests' import spans (tracing on). */
+  spans?: Span[];
 }
 
 /** What an import did with its lines. */
@@ -39,8 +43,11 @@ function extraFields(
   targetId: string,
   at: number,
   indexInLine: number,
+  span: Span | undefined,
 ): Record<string, string | number> {
   const extra: Record<string, string | number> = {};
+  const tp = ImportTrace.traceparentOf(span);
+  if (tp) extra.traceparent = tp;
   if (d.onFailure === 'halt') extra.on_failure = 'halt';
   if (d.history === 'full') {
     extra.history = 'full';
@@ -74,6 +81,7 @@ export class ImportRun {
   private unsavedErrors: string[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown;
+  private readonly trace: ImportTrace | undefined;
 
   constructor(
     private readonly ctx: ProducerContext,
@@ -85,6 +93,7 @@ export class ImportRun {
     this.sharded = targets[0]!.id !== batchId;
     this.earlierSeq = Math.max(...targets.map((t) => t.guard.earlierSeq));
     this.seq = this.earlierSeq;
+    this.trace = ImportTrace.start(batchId, project, source);
   }
 
   /** Takes one parsed line; sends a chunk when one is full, waiting while CHUNKS_IN_FLIGHT are. */
@@ -94,7 +103,8 @@ export class ImportRun {
       return;
     }
     const bodies = parsed.drafts.map((d) => JSON.stringify(d.body));
-    const pendingLine = { line: parsed.line, drafts: parsed.drafts, bodies, firstSeq: this.seq + 1 };
+    const spans = this.trace?.lineSpans(parsed.drafts, parsed.line);
+    const pendingLine = { line: parsed.line, drafts: parsed.drafts, bodies, firstSeq: this.seq + 1, spans };
     if (this.sharded) {
       if (parsed.drafts.some((d) => this.seenCustomIds.has(d.customId))) {
         this.duplicate(pendingLine);
@@ -121,6 +131,11 @@ export class ImportRun {
     await this.saveErrors();
   }
 
+  /** Ends the import's trace (when traced) with the batch's status, or the failure that ended it. */
+  endTrace(status: string, err?: unknown): void {
+    this.trace?.end(status, this.counts, err);
+  }
+
   /** Waits for the chunks in flight, whatever their outcome (after a failure). */
   async settle(): Promise<void> {
     await Promise.allSettled(this.inFlight);
@@ -134,7 +149,8 @@ export class ImportRun {
     }
   }
 
-  private duplicate({ line, drafts }: PendingLine): void {
+  private duplicate({ line, drafts, spans }: PendingLine): void {
+    ImportTrace.ended(spans, 'duplicate', []);
     this.reject({
       source: this.source,
       line,
@@ -197,12 +213,12 @@ export class ImportRun {
     ];
     const groupStart: number[] = [];
     let index = 0;
-    for (const { drafts, bodies, firstSeq } of lines) {
+    for (const { drafts, bodies, firstSeq, spans } of lines) {
       groupStart.push(index);
       for (const [g, d] of drafts.entries()) {
         const at = firstSeq + g;
         index += 1;
-        const extra = extraFields(d, target.id, at, g);
+        const extra = extraFields(d, target.id, at, g, spans?.[g]);
         const hasExtra = Object.keys(extra).length > 0;
         args.push(
           `${target.id}-${at}|${d.userid}|${at}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`,
@@ -218,17 +234,27 @@ export class ImportRun {
       number[],
       number[],
     ];
-    await this.countEnqueued(lines, groupStart, new Set(rejectedGroups), new Set(heldGroups));
+    await this.countEnqueued(target.id, lines, groupStart, new Set(rejectedGroups), new Set(heldGroups));
     return heads;
   }
 
   /** Counts what the script did with each line: taken, a duplicate custom_id, or already held (a resumed import). */
-  private async countEnqueued(lines: PendingLine[], groupStart: number[], rejected: Set<number>, held: Set<number>) {
+  private async countEnqueued(
+    targetId: string,
+    lines: PendingLine[],
+    groupStart: number[],
+    rejected: Set<number>,
+    held: Set<number>,
+  ) {
     let accepted = 0;
     for (const [idx, pendingLine] of lines.entries()) {
       if (rejected.has(groupStart[idx]!)) this.duplicate(pendingLine);
-      else if (held.has(groupStart[idx]!)) this.counts.alreadyPresent += 1;
-      else {
+      else if (held.has(groupStart[idx]!)) {
+        this.counts.alreadyPresent += 1;
+        ImportTrace.ended(pendingLine.spans, 'already_present', []);
+      } else {
+        const { firstSeq, drafts, spans } = pendingLine;
+        ImportTrace.ended(spans, 'enqueued', spans ? drafts.map((_, g) => `${targetId}-${firstSeq + g}`) : []);
         this.counts.acceptedLines += 1;
         this.counts.acceptedRequests += pendingLine.drafts.length;
         accepted += pendingLine.drafts.length;

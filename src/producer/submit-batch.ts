@@ -127,6 +127,7 @@ export async function submitBatch(
     const stopped = sharded ? [guard, ...targets.map((t) => t.guard)] : [guard];
     for (const g of stopped) g.stop();
     await run.settle();
+    run.endTrace('failed', err);
     if (sharded)
       await Promise.allSettled(targets.map((t) => importFailed(ctx, t.keys, t.id, t.guard.owner, err, 0, 0)));
     throw await importFailed(
@@ -142,6 +143,7 @@ export async function submitBatch(
   guard.stop();
   if (sharded) for (const t of targets) t.guard.stop();
   const status = await finalizeImport(ctx, batchId, sharded ? targets : [], run.counts.rejectedLines);
+  run.endTrace(status);
   const errors = run.errors.sort((a, b) => a.line - b.line);
   return { batchId, ...run.counts, errors, status };
 }

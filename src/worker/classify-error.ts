@@ -153,3 +153,22 @@ export function classifyError(err: unknown, now = Date.now()): ClassifiedError {
     status: null,
   };
 }
+
+/** Codes chatq gives failures itself (a label of `chatq_request_failures_total`), beside 302.AI's and OpenAI's. */
+const OWN_CODES = new Set([
+  'connection_error',
+  'malformed_response',
+  'rate_limited',
+  'timeout',
+  'unexpected_error',
+  'unauthorized',
+  'forbidden',
+]);
+const KNOWN_CODES = new Set([...OWN_CODES, ...OPENAI_PAUSE_CODES, ...Object.values(ERR_CODES).map((e) => e.code)]);
+
+/**
+ * A failure's reason for the metrics: its code when chatq knows it (its own, 302.AI's, OpenAI's pausing ones, an HTTP
+ * status), else "upstream_error": an upstream's own codes are not a label (they would make series without bound).
+ */
+export const failureReason = (code: string): string =>
+  KNOWN_CODES.has(code) || /^http_\d{3}$/.test(code) ? code : 'upstream_error';

@@ -14,6 +14,7 @@ import { classifyError, type ClassifiedError } from './classify-error.js';
 import type { StartedRequest } from './request-claims.js';
 import type { RequestStore } from './request-store.js';
 import { UpstreamBodyError, type UpstreamClient } from './upstream-client.js';
+import { traceRun, type CallEnd, type RunTrace } from './run-trace.js';
 
 export interface ProcessorDeps {
   redis: RedisClient;
@@ -106,21 +107,24 @@ function finishFailed(
   attempts: AttemptEntry[],
   messages: Record<string, unknown>[],
   servingJob: string,
+  t: RunTrace,
 ): Promise<StartedRequest | undefined> {
-  return deps.store.finish(
-    started.id,
-    started,
-    {
-      status: 'failed',
-      error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
-      httpStatus: c.status,
-      usage: ZERO_USAGE,
-      costNano: 0,
-      attempts,
-      ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
-      ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
-    },
-    servingJob,
+  return t.finish(() =>
+    deps.store.finish(
+      started.id,
+      started,
+      {
+        status: 'failed',
+        error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
+        httpStatus: c.status,
+        usage: ZERO_USAGE,
+        costNano: 0,
+        attempts,
+        ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
+        ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
+      },
+      servingJob,
+    ),
   );
 }
 
@@ -132,28 +136,31 @@ async function finishSucceeded(
   attempts: AttemptEntry[],
   messages: Record<string, unknown>[],
   servingJob: string,
+  t: RunTrace,
 ): Promise<StartedRequest | undefined> {
   const { reply, t0, latencyMs, reservation } = call;
   attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
   const usage = usageOf(reply.completion);
   const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
   await deps.limiter.settle(reservation, usage.total_tokens, true);
-  return deps.store.finish(
-    started.id,
-    started,
-    {
-      status: 'succeeded',
-      response: reply.completion,
-      httpStatus: reply.status,
-      upstreamRequestId: reply.requestId,
-      latencyMs,
-      usage,
-      costNano: costNano(price, usage),
-      attempts,
-      ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
-      ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
-    },
-    servingJob,
+  return t.finish(() =>
+    deps.store.finish(
+      started.id,
+      started,
+      {
+        status: 'succeeded',
+        response: reply.completion,
+        httpStatus: reply.status,
+        upstreamRequestId: reply.requestId,
+        latencyMs,
+        usage,
+        costNano: costNano(price, usage),
+        attempts,
+        ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
+        ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
+      },
+      servingJob,
+    ),
   );
 }
 
@@ -191,6 +198,26 @@ type CallOutcome =
     }
   | { ok: false; err: unknown; t0: number; latencyMs: number; reservation: Reservation };
 
+/** What an upstream call's error is (its code, status and what to do about it). */
+const classified = (err: unknown): ClassifiedError =>
+  err instanceof UpstreamBodyError ? err.classified : classifyError(err);
+
+/** What a reply tells its call's span. */
+function callEnd(reply: Awaited<ReturnType<UpstreamClient['chat']>>): CallEnd {
+  const { completion } = reply;
+  const usage = usageOf(completion);
+  const choices = Array.isArray(completion.choices) ? (completion.choices as { finish_reason?: unknown }[]) : [];
+  return {
+    ok: true,
+    status: reply.status,
+    responseId: typeof completion.id === 'string' ? completion.id : undefined,
+    responseModel: typeof completion.model === 'string' ? completion.model : undefined,
+    inputTokens: usage.prompt_tokens,
+    outputTokens: usage.completion_tokens,
+    finishReasons: choices.map((c) => String(c.finish_reason ?? '')),
+  };
+}
+
 /**
  * Within one call slot (so that no more than CHATQ_CONCURRENCY calls are in flight while a few extra jobs stand ready
  * to take a slot the moment one frees): waits for capacity, takes the call's lease (its deadline goes on the request
@@ -201,11 +228,12 @@ function callWithinSlot(
   started: StartedRequest,
   body: Record<string, unknown>,
   promptTokens: () => number,
+  t: RunTrace,
 ) {
   const { store, limiter } = deps;
   return deps.callSlots(async () => {
-    const reservation = await limiter.acquire(started.model, body, promptTokens, () =>
-      store.batchGoesOn(started.batch),
+    const reservation = await t.capacityWait(() =>
+      limiter.acquire(started.model, body, promptTokens, () => store.batchGoesOn(started.batch)),
     );
     if (!isReservation(reservation)) return reservation;
     const lease = await store.beginCall(started, deps.timeoutMs);
@@ -214,10 +242,13 @@ function callWithinSlot(
       return lease;
     }
     const t0 = Date.now();
+    const span = t.call(started.model, body, started.attempt);
     try {
       const reply = await deps.upstream.chat(body, started.userid, lease);
+      span?.end(callEnd(reply));
       return { ok: true, reply, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
     } catch (err) {
+      span?.end({ ok: false, status: classified(err).status ?? null, code: classified(err).code });
       return { ok: false, err, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
     }
   });
@@ -234,10 +265,11 @@ async function afterFailedCall(
   attempts: AttemptEntry[],
   messages: Record<string, unknown>[],
   servingJob: string,
+  t: RunTrace,
 ): Promise<'again' | StartedRequest | undefined> {
   const { store, limiter, logger } = deps;
   const { id } = started;
-  const c = call.err instanceof UpstreamBodyError ? call.err.classified : classifyError(call.err);
+  const c = classified(call.err);
   attempts.push({ at: call.t0, status: c.status, code: c.code, ms: call.latencyMs });
   const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
   // The pause goes up before this call's credentials probe is released: no waiting call may take the probe and
@@ -272,7 +304,7 @@ async function afterFailedCall(
     await store.retry(id, started, attempts, error, c.code === 'timeout');
     throw new RetryLaterError(`${c.code}: ${error.message}`);
   }
-  return finishFailed(deps, started, c, attempts, messages, servingJob);
+  return finishFailed(deps, started, c, attempts, messages, servingJob, t);
 }
 
 /**
@@ -285,6 +317,26 @@ async function runRequest(
   job: Job,
   token: string | undefined,
   servingJob: () => string,
+): Promise<StartedRequest | undefined> {
+  const t = traceRun(started);
+  try {
+    const next = await runTraced(deps, started, job, token, servingJob, t);
+    t.end('ended');
+    return next;
+  } catch (err) {
+    t.end(err instanceof DelayedError ? 'delayed' : err instanceof RetryLaterError ? 'retry_later' : 'error');
+    throw err;
+  }
+}
+
+/** The run itself, its steps in `t`. */
+async function runTraced(
+  deps: ProcessorDeps,
+  started: StartedRequest,
+  job: Job,
+  token: string | undefined,
+  servingJob: () => string,
+  t: RunTrace,
 ): Promise<StartedRequest | undefined> {
   const { id } = started;
   const messages = messagesFor(started);
@@ -303,7 +355,7 @@ async function runRequest(
     }
   }
   for (;;) {
-    const call = await callWithinSlot(deps, started, body, promptTokens);
+    const call = await callWithinSlot(deps, started, body, promptTokens, t);
     // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
     if (call === 'paused') return back(PAUSED_RECHECK_MS);
     // Another run holds the request now (this one's lock lapsed): it is that run's to call and finish.
@@ -321,8 +373,8 @@ async function runRequest(
       return undefined;
     }
     if ('laterMs' in call) return back(call.laterMs + Math.random() * 200);
-    if (call.ok) return finishSucceeded(deps, started, call, attempts, messages, servingJob());
-    const next = await afterFailedCall(deps, started, call, attempts, messages, servingJob());
+    if (call.ok) return finishSucceeded(deps, started, call, attempts, messages, servingJob(), t);
+    const next = await afterFailedCall(deps, started, call, attempts, messages, servingJob(), t);
     if (next !== 'again') return next;
   }
 }

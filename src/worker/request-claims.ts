@@ -28,6 +28,11 @@ export interface StartedRequest {
    * next request handed on by a finish is claimed with its first call's lease. Unset once used, or when there is none.
    */
   leasedUntil?: number;
+  /** The W3C traceparent of the request's import span (its trace goes on in this run); "-" when its import did not
+   * sample it, "" when its import was not traced. */
+  traceparent: string;
+  /** Since when it waited for this run (ms: its last requeue, else its import); 0 when unknown. */
+  waitingSince: number;
 }
 
 /** Who a request belongs to: what its result is written under (and whether its batch has a budget, when known). */
@@ -61,7 +66,24 @@ export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: numb
   if (r[0] === 'wait') return { waitMs: Number(r[1]) };
   if (r[0] === 'stopped') return { stoppedBatch: String(r[1]), status: String(r[2]), id: String(r[3]) };
   if (r[0] !== 'run') return undefined;
-  const [, id, body, userid, model, history, conv, attempt, batch, onFailure, expect, project, budgeted, claim] = r as [
+  const [
+    ,
+    id,
+    body,
+    userid,
+    model,
+    history,
+    conv,
+    attempt,
+    batch,
+    onFailure,
+    expect,
+    project,
+    budgeted,
+    claim,
+    tp,
+    since,
+  ] = r as [
     string,
     string,
     string,
@@ -76,6 +98,8 @@ export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: numb
     string,
     number,
     number,
+    string | undefined,
+    string | undefined,
   ];
   return {
     id,
@@ -91,5 +115,7 @@ export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: numb
     claim: Number(claim),
     onFailure: onFailure === 'halt' ? 'halt' : 'continue',
     expect: expect ? (JSON.parse(expect) as Expect) : null,
+    traceparent: tp ?? '',
+    waitingSince: Number(since) || 0,
   };
 }

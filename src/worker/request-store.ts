@@ -1,6 +1,7 @@
 import { LuaScript, namedReply, packArgs, readyOf, type RedisClient } from '../shared/redis/redis.js';
 import { cancelBatch, type CancelReason } from '../shared/batches/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
+import { failureReason } from './classify-error.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { encodeResponse } from '../shared/response-codec.js';
@@ -238,6 +239,7 @@ export class RequestStore {
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
   async cancelOverBudget(id: string, owner: RequestOwner): Promise<void> {
     await this.release(id, owner, []);
+    await this.redis.hincrby(this.keys.metrics, 'budget_refusals', 1);
     await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, {
       code: 'budget_exceeded',
       message: 'not sent: it could take the batch past its max_cost_usd',
@@ -321,6 +323,8 @@ export class RequestStore {
       c: result.costNano ?? -1,
       l: result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
       ms: result.latencyMs ?? 0,
+      // A failure's reason, counted by the fold for /metrics.
+      ...(result.error ? { e: failureReason(result.error.code) } : {}),
     };
     const keys = [
       k.request(id),

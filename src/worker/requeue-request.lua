@@ -18,7 +18,9 @@ if status ~= 'running' then return status or 'missing' end
 if tonumber(claims) ~= tonumber(ARGV[6]) then return 'taken' end
 -- This run's call has ended (or was never sent): its lease goes.
 if ARGV[7] ~= '1' and redis.call('GET', KEYS[3]) == ARGV[5] .. ':' .. ARGV[6] then redis.call('DEL', KEYS[3]) end
-redis.call('HSET', KEYS[1], 'status', ARGV[4])
+-- Since when it waits again (Redis time): the next run's trace shows the wait (a backoff, a pause).
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'status', ARGV[4], 'requeued_at', t[1] * 1000 + math.floor(t[2] / 1000))
 redis.call('HDEL', KEYS[2], ARGV[5])
 if ARGV[4] == 'retrying' then redis.call('HINCRBY', KEYS[1], 'tries', 1) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end

@@ -80,6 +80,8 @@ describe('imports always end', () => {
       enqueued: batch.total,
     });
     expect(batch.total).toBeLessThan(3_000);
+    // Counted once for /metrics (chatq_import_failures_total: the ChatqImportFailing alert).
+    expect(await e.redis.hget(e.keys.metrics, 'import_failed')).toBe('1');
     // Default --on-import-error cancel: whatever was enqueued is cancelled; nothing is left to run.
     expect(batch.cancelled).toBe(batch.total);
     let queued = 0;
@@ -160,6 +162,7 @@ describe('imports always end', () => {
       status: 'failed',
       importError: { code: 'import_interrupted', enqueued: 0 },
     });
+    expect(await e.redis.hget(e.keys.metrics, 'import_failed')).toBe('1');
   });
 
   it('Redis full mid-import with a worker running: "cancel" stops every request the import enqueued before more calls start; the worker says so once', async () => {

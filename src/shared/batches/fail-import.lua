@@ -2,7 +2,8 @@
   Ends an import that cannot finish: the batch turns "failed" with why it stopped and how many requests it had
   enqueued (OpenAI's batch "errors"). The requests already enqueued are then cancelled or kept, as the batch's
   on_import_error says (the caller cancels them page by page with cancel-batch.lua).
-  KEYS: 1 batch hash, 2 importing set, 3 importer lease, 4 memory reserve, 5 batch events
+  KEYS: 1 batch hash, 2 importing set, 3 importer lease, 4 memory reserve, 5 batch events, 6 the metrics hash (a
+        batch's failed import counts once there as "import_failed"; its parts', a sharded batch's, do not)
   ARGV: 1 batch id, 2 now (ms), 3 error (JSON object with code and message), 4 rejected line count, 5 what its
         requests are cancelled with (JSON {code, message}; kept as the batch's cancel_reason, so that a worker that
         meets one of them still unsent cancels it the same way), 6 the lease owner of the import that failed ("" for
@@ -29,4 +30,5 @@ if mode ~= 'keep' then redis.call('HSET', batch, 'cancel_reason', ARGV[5]) end
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[3])
 batchEvent(KEYS[5], batch, ARGV[1], 'failed', ARGV[2])
+if redis.call('HEXISTS', batch, 'parent') == 0 then redis.call('HINCRBY', KEYS[6], 'import_failed', 1) end
 return { 'failed', mode }

@@ -31,7 +31,14 @@ export async function failImport(
   };
   const [status, mode] = (await failScript.run(
     redis,
-    [keys.batch(batchId), keys.importing, keys.batchImporter(batchId), keys.batchReserve(batchId), keys.events],
+    [
+      keys.batch(batchId),
+      keys.importing,
+      keys.batchImporter(batchId),
+      keys.batchReserve(batchId),
+      keys.events,
+      keys.metrics,
+    ],
     [batchId, Date.now(), JSON.stringify(error), rejectedLines, JSON.stringify(reason), owner],
   )) as [string, string];
   if (status !== 'failed' || mode === 'keep') return status;

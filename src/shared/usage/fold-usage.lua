@@ -10,7 +10,8 @@
   ARGV: 1 most records to fold, 2 now (ms), 3 most distinct model names per project (past it: the name of ARGV 5), 4 key
         prefix, 5 the model name the others are counted under (OTHER_MODEL: "other")
   A record is JSON: {p: project, u: userid, m: model, d: day, b: batch id, s: status,
-  t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency}
+  t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency,
+  e: a failure's reason (counted in the metrics as "failed:<reason>"; absent when it succeeded)}
   (a record of before this shape names its keys instead: k, x and v).
   Returns how many records it folded.
 ]]
@@ -102,6 +103,7 @@ for _, text in ipairs(records) do
     touch(indexes[d], names[d])
   end
   metrics['requests:' .. r.s] = (metrics['requests:' .. r.s] or 0) + 1
+  if r.e then metrics['failed:' .. r.e] = (metrics['failed:' .. r.e] or 0) + 1 end
   if r.l ~= '' then
     metrics['latency_bucket:' .. r.l] = (metrics['latency_bucket:' .. r.l] or 0) + 1
     metrics['latency_sum_ms'] = (metrics['latency_sum_ms'] or 0) + r.ms

@@ -2,7 +2,7 @@
   Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand)
   returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
   on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0, the claim number (begin-call.lua
-  checks it)}, {'wait', ms} when its turn gap has not passed or a call of its user may still be at the upstream (the
+  checks it), the traceparent of its import span or "", since when it waited (ms: its last requeue, else its import)}, {'wait', ms} when its turn gap has not passed or a call of its user may still be at the upstream (the
   user's call lease: begin-call.lua), {'stopped', batch id, batch status, request id} when its batch is being cancelled or expired or its import
   failed with on_import_error "cancel" (the caller cancels it with its batch), or {'missing'} when its record is gone
   (nothing claimed in any of these; a stopped one left "running" by a run that never wrote its result is "queued"
@@ -20,8 +20,8 @@ end
 
 local function claimRequest(prefix, id, now, hand)
   local key = KEY.request(prefix, id)
-  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap, current =
-    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms', 'status'))
+  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap, current, tp, createdAt, requeuedAt =
+    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms', 'status', 'traceparent', 'created_at', 'requeued_at'))
   -- A record that is gone (expired, deleted, or moved away by a resharding: not a key the script declared) is not
   -- claimed. Everything a run needs is read before the first write, so a missing part leaves nothing half written.
   if not userid or not batch then return { 'missing' } end
@@ -66,5 +66,5 @@ local function claimRequest(prefix, id, now, hand)
   end
   redis.call(unpack(claim))
   if hand and hand.leaseMs then redis.call('SET', KEY.laneLease(prefix, userid), id .. ':' .. claimNumber, 'PX', hand.leaseMs) end
-  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber }
+  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber, tp or '', requeuedAt or createdAt or '' }
 end

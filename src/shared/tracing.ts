@@ -1,0 +1,137 @@
+import {
+  type Attributes,
+  type Context,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  type SpanOptions,
+  trace,
+  TraceFlags,
+} from '@opentelemetry/api';
+import { z } from 'zod';
+
+/**
+ * OpenTelemetry traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set: then
+ * spans go over OTLP/HTTP, sampled as OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG say, from a service named by
+ * OTEL_SERVICE_NAME (default "chatq"). Off, nothing is loaded and no span is made: callers ask `tracingOn()` first.
+ * A request's trace crosses processes in its record: the W3C traceparent of its import span (`traceparent()`).
+ */
+
+const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+
+const tracingEnvSchema = z.object({
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+  OTEL_SDK_DISABLED: z.enum(['true', 'false']).optional(),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none']).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).max(200).optional(),
+  OTEL_TRACES_SAMPLER: z.enum(SAMPLERS).default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
+});
+
+/** A tracing variable that does not parse: said where and what, like the rest of the configuration. */
+export class TracingConfigError extends Error {}
+
+let provider: { forceFlush(): Promise<void>; shutdown(): Promise<void> } | undefined;
+
+export const tracingOn = (): boolean => provider !== undefined;
+
+/** The tracer every chatq span comes from (a no-op one while tracing is off). */
+export const tracer = () => trace.getTracer('chatq');
+
+/**
+ * Starts tracing for this process (`role`: the command, a resource attribute) when the environment asks for it.
+ * Loads the SDK only then. Idempotent.
+ */
+export async function startTracing(role: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  if (provider) return true;
+  const parsed = tracingEnvSchema.safeParse(env);
+  if (!parsed.success)
+    throw new TracingConfigError(
+      parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') +
+        ' (see https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/)',
+    );
+  const e = parsed.data;
+  // As the specification says: the signal's own endpoint as it is, the general one with /v1/traces added.
+  const tracesUrl =
+    e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    (e.OTEL_EXPORTER_OTLP_ENDPOINT && `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/$/, '')}/v1/traces`);
+  if (!tracesUrl || e.OTEL_SDK_DISABLED === 'true' || e.OTEL_TRACES_EXPORTER === 'none') return false;
+  const [sdk, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/sdk-trace'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ]);
+  const ratio = new sdk.TraceIdRatioBasedSampler(e.OTEL_TRACES_SAMPLER_ARG);
+  const root = {
+    always_on: new sdk.AlwaysOnSampler(),
+    always_off: new sdk.AlwaysOffSampler(),
+    traceidratio: ratio,
+  }[e.OTEL_TRACES_SAMPLER.replace('parentbased_', '') as 'always_on' | 'always_off' | 'traceidratio'];
+  const sampler = e.OTEL_TRACES_SAMPLER.startsWith('parentbased_') ? new sdk.ParentBasedSampler({ root }) : root;
+  const p = new sdk.TracerProvider({
+    sampler,
+    // A batch's span links its requests' traces: the first thousand of them.
+    spanLimits: { linkCountLimit: 1_000 },
+    resource: resourceFromAttributes({
+      'service.name': e.OTEL_SERVICE_NAME ?? 'chatq',
+      'chatq.role': role,
+      'process.pid': process.pid,
+    }),
+    // The exporter reads its headers and timeouts from the standard variables itself; the endpoint is the one above.
+    spanProcessors: [new sdk.BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: tracesUrl }) })],
+  });
+  trace.setGlobalTracerProvider(p);
+  provider = p;
+  return true;
+}
+
+/** Sends the spans still buffered and stops tracing (before the process exits). */
+export async function stopTracing(): Promise<void> {
+  const p = provider;
+  provider = undefined;
+  if (!p) return;
+  await p.shutdown().catch(() => undefined);
+  trace.disable();
+}
+
+/** What a request's record says of a trace its import did not sample: the worker traces nothing of it either. */
+export const UNSAMPLED = '-';
+
+/** A span's W3C traceparent, for a request's record; undefined when the span is not sampled (nothing to continue). */
+export function traceparent(span: Span): string | undefined {
+  const c = span.spanContext();
+  if (!(c.traceFlags & TraceFlags.SAMPLED)) return undefined;
+  return `00-${c.traceId}-${c.spanId}-01`;
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The context a traceparent names (its span as the parent), or the root context when it names none. */
+export function contextOf(tp: string | undefined): Context {
+  const m = tp ? TRACEPARENT.exec(tp) : null;
+  if (!m) return ROOT_CONTEXT;
+  const spanContext: SpanContext = {
+    traceId: m[1]!,
+    spanId: m[2]!,
+    traceFlags: Number.parseInt(m[3]!, 16),
+    isRemote: true,
+  };
+  return trace.setSpanContext(ROOT_CONTEXT, spanContext);
+}
+
+/** A link to `span` (a batch's, a request's) when it is sampled. */
+export const linkTo = (span: Span, attributes?: Attributes): Link[] =>
+  span.isRecording() ? [{ context: span.spanContext(), ...(attributes ? { attributes } : {}) }] : [];
+
+/** Starts a span under `parent` (a context), at `startTime` when given (a wait that began earlier). */
+export const startSpan = (name: string, parent: Context, options: SpanOptions = {}): Span =>
+  tracer().startSpan(name, options, parent);
