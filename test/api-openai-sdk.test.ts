@@ -3,6 +3,7 @@ import OpenAI, { toFile } from 'openai';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { testLogger, waitFor } from './helpers/test-env.js';
 import { deriveUserid } from '../src/shared/userid.js';
+import { formatUsd } from '../src/shared/usage/pricing.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const TOKEN = 'chatq-test-token-123';
@@ -180,6 +181,23 @@ describe('HTTP API driven by the official openai SDK', () => {
     expect(cost.low).toBeLessThanOrEqual(cost.expected);
     expect(cost.expected).toBeLessThanOrEqual(cost.high);
     expect(estimate.duration_ms).toBeGreaterThan(0);
+    // The dashboard shows the same estimate for the uploaded file, before any batch is made of it.
+    const open = (path: string) =>
+      fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` }, redirect: 'manual' });
+    const jump = await open(`/files?id=${file.id}`);
+    expect(jump.status).toBe(303);
+    expect(jump.headers.get('location')).toBe(`/files/${file.id}`);
+    const page = await open(`/files/${file.id}`);
+    expect(page.status).toBe(200);
+    const text = await page.text();
+    const usd = (v: number) => formatUsd(Math.round(v * 1e9));
+    expect(text).toContain('<span data-field="requests">12 (4 users)</span>');
+    expect(text).toContain(
+      `<span data-field="cost">${usd(cost.low)} - ${usd(cost.high)} (expected ${usd(cost.expected)})</span>`,
+    );
+    expect(text).toMatch(/<span data-field="time">[^<]*, bound by chain<\/span>/);
+    expect(text).toContain('Lines of this file that are not requests (they would be rejected): 1.');
+    expect((await open('/files/file-nosuchfile')).status).toBe(404);
     expect((await client.batches.list()).data).toEqual([]);
   });
 });

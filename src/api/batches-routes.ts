@@ -3,23 +3,17 @@ import { z } from 'zod';
 import { createBatchRecord } from '../shared/batches/batch-imports.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { API_COMPLETION_WINDOW, parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
-import { getFile, readFileContent, type StoredFile } from '../shared/files/file-store.js';
-import { isBatchId, isFileId, newBatchId } from '../shared/ids.js';
+import type { StoredFile } from '../shared/files/file-store.js';
+import { isBatchId, newBatchId } from '../shared/ids.js';
 import { getBatch } from '../shared/batches/read-store.js';
 import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
 import { RETRYABLE_STATUSES } from '../shared/batches/retry-input.js';
-import { sees } from '../shared/scope.js';
-import { findPrice, loadPrices, type PriceTable } from '../shared/usage/pricing.js';
-import {
-  DEFAULT_LATENCY_MS,
-  estimateInput,
-  estimateSettings,
-  readEstimateHistory,
-} from '../producer/estimate-input.js';
+import { loadPrices, type PriceTable } from '../shared/usage/pricing.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { batchObject, batchObjects } from './batch-object.js';
-import { loadVisibleBatch } from '../http/visible-records.js';
+import { loadVisibleBatch, loadVisibleFile } from '../http/visible-records.js';
+import { estimateStoredFile } from '../http/file-estimate.js';
 import { parseInput } from '../http/zod-edge.js';
 import { listPage } from './list-page.js';
 
@@ -83,27 +77,8 @@ async function estimateFile(
   principal: FastifyRequest['principal'],
   file: StoredFile,
 ) {
-  const { redis, keys, config } = deps;
-  const [history, workers] = await Promise.all([
-    readEstimateHistory(redis, keys, principal.scope),
-    deps.queues.getWorkersCount(),
-  ]);
-  const settings = estimateSettings(config, {
-    concurrency: config.concurrency * Math.max(1, workers),
-    latencyMs: history.latencyMs ?? DEFAULT_LATENCY_MS,
-    prices,
-    history,
-  });
-  const { estimate: e, badLines } = await estimateInput(
-    () => readFileContent(redis, keys, file.id),
-    {
-      source: file.filename,
-      outputLimit: (model) => findPrice(prices, model)?.maxOutput,
-      ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),
-    },
-    settings,
-    () => undefined,
-  );
+  const { config } = deps;
+  const { estimate: e, badLines, settings } = await estimateStoredFile(deps, prices, principal.scope, file);
   return {
     object: 'batch.estimate',
     input_file_id: file.id,
@@ -137,9 +112,12 @@ async function createFromFile(
   const { redis, keys } = deps;
   const body = parseInput(createBody, input);
   const window = windowOf(body.completion_window);
-  const file = isFileId(body.input_file_id) ? await getFile(redis, keys, body.input_file_id) : null;
-  if (!file || !sees(principal.scope, file.project))
-    throw new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id');
+  const file = await loadVisibleFile(
+    deps,
+    principal.scope,
+    body.input_file_id,
+    () => new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id'),
+  );
   const metadata = body.metadata ?? {};
   if (metadata.dry_run === 'true') return estimateFile(deps, prices, principal, file);
   const budgetUsd =

@@ -3,13 +3,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { batchFileLines } from '../shared/batches/batch-output.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
-import { deleteFile, FileWriter, getFile, readFileContent, type StoredFile } from '../shared/files/file-store.js';
+import { deleteFile, FileWriter, readFileContent, type StoredFile } from '../shared/files/file-store.js';
 import { fileUsers } from '../shared/files/file-users.js';
-import { isFileId, newFileId } from '../shared/ids.js';
+import { newFileId } from '../shared/ids.js';
 import { parseJsonLine } from '../shared/input-limits.js';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
-import { sees, type Scope } from '../shared/scope.js';
+import type { Scope } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';
+import { loadVisibleFile } from '../http/visible-records.js';
 import { ApiError } from '../http/api-errors.js';
 import { creatorProject } from '../http/auth.js';
 import { parseGeneratedFileId } from './batch-object.js';
@@ -119,11 +120,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   const notFound = (id: string) => new ApiError(404, `No file ${id}.`, 'not_found', 'id');
 
   /** An uploaded file the scope may see. */
-  const visibleFile = async (scope: Scope, id: string) => {
-    const file = isFileId(id) ? await getFile(redis, keys, id) : null;
-    if (!file || !sees(scope, file.project)) throw notFound(id);
-    return file;
-  };
+  const visibleFile = (scope: Scope, id: string) => loadVisibleFile(deps, scope, id, () => notFound(id));
 
   /** Bytes the uploads being received may stage in Redis, reserved by each before it reads its body. */
   let staging = 0;

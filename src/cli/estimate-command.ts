@@ -6,13 +6,13 @@ import {
   estimateSettings,
   readEstimateHistory,
 } from '../producer/estimate-input.js';
+import { estimateRows } from '../producer/estimate-rows.js';
 import { formatLineError } from '../producer/parse-input.js';
 import type { Config } from '../shared/config.js';
-import { formatCount, formatDuration } from '../shared/display-format.js';
 import { redisKeys } from '../shared/keys.js';
 import { connectRedis, probeRedis } from '../shared/redis/redis.js';
 import type { Scope } from '../shared/scope.js';
-import { findPrice, formatUsd, loadPrices } from '../shared/usage/pricing.js';
+import { findPrice, loadPrices } from '../shared/usage/pricing.js';
 import { cliScope, EXIT, type LimitFlags, limitOverrides, readConfig, UsageError } from './cli-context.js';
 import { expandInputs, openInput } from './input-files.js';
 import { out, say } from './output.js';
@@ -49,37 +49,8 @@ const positiveInt = (flag: string, text: string, max = 1_000_000_000) => {
 };
 
 /** One file's estimate as a table of what it will take, and what the estimate assumed. */
-function estimateTable(file: string, e: BatchEstimate, s: EstimateSettings, latencyFrom: string): string {
-  const time = (ms: number) => (ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : formatDuration(ms));
-  const limit = (n: number) => (n > 0 ? formatCount(n) : 'no limit');
-  const usd = (nano: number) => formatUsd(nano);
-  const bounds = (Object.entries(e.boundsMs) as [string, number][])
-    .map(([k, ms]) => `${k} ${ms > 0 ? time(ms) : '-'}`)
-    .join(' · ');
-  const rows: string[][] = [
-    ['requests', `${formatCount(e.requests)} (${formatCount(e.users)} users)`],
-    [
-      'longest chain',
-      `${formatCount(e.longestChain.requests)} turns of one user${e.longestChain.gapMs ? `, ${time(e.longestChain.gapMs)} of turn gaps` : ''}`,
-    ],
-    ['prompt tokens', formatCount(e.promptTokens)],
-    [
-      'completion tokens',
-      `${formatCount(e.completionTokens.expected)} expected, ${formatCount(e.completionTokens.atMost)} at most`,
-    ],
-    [
-      'cost',
-      `${usd(e.costNano.low)} - ${usd(e.costNano.high)} (expected ${usd(e.costNano.expected)})${e.unpriced ? `; ${formatCount(e.unpriced)} requests of unpriced models not counted` : ''}`,
-    ],
-    ['time', `${time(e.durationMs)}, bound by ${e.binds}`],
-    ['each bound alone', bounds],
-    [
-      'assumed',
-      `${Math.round(s.latencyMs)} ms a call (${latencyFrom}), ${formatCount(s.concurrency)} in flight, rpm ${limit(s.rpm)}, tpm ${limit(s.tpm)}`,
-    ],
-  ];
-  return renderTable(['estimate', file], rows);
-}
+const estimateTable = (file: string, e: BatchEstimate, s: EstimateSettings, latencyFrom: string): string =>
+  renderTable(['estimate', file], estimateRows(e, s, latencyFrom));
 
 /**
  * `chatq estimate FILE...` (and `--dry-run` on `run` and `enqueue`): what each file will send, cost and take, read

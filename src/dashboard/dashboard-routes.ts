@@ -4,6 +4,9 @@ import { z } from 'zod';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { parseInput } from '../http/zod-edge.js';
+import { estimateStoredFile } from '../http/file-estimate.js';
+import { loadVisibleFile } from '../http/visible-records.js';
+import { loadPrices } from '../shared/usage/pricing.js';
 import { batchFileLines } from '../shared/batches/batch-output.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { PROJECT_NAME } from '../shared/config.js';
@@ -25,6 +28,7 @@ import {
   userPage,
 } from './batch-pages.js';
 import { progressOf } from './batch-progress.js';
+import { fileForm, filePage } from './file-pages.js';
 import { html } from './html.js';
 import { LiveUpdates, MAX_WATCHED } from './live-updates.js';
 import { navOf, sendPage, visibleBatch } from './page-reply.js';
@@ -58,6 +62,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, signI
 
   await signInRoutes(app, signIn);
   listRoutes(app, deps);
+  fileRoutes(app, deps);
   batchRoutes(app, deps, live);
   reportRoutes(app, deps);
 }
@@ -83,7 +88,8 @@ function listRoutes(app: FastifyInstance, deps: ApiDeps): void {
       reply,
       'Batches',
       navOf(req, 'batches'),
-      batchesPage(rows, { ...(status ? { status } : {}), ...(q.q ? { q: q.q } : {}), page: q.page }, more),
+      html`${batchesPage(rows, { ...(status ? { status } : {}), ...(q.q ? { q: q.q } : {}), page: q.page }, more)}
+${fileForm()}`,
     );
   });
 
@@ -104,6 +110,28 @@ function listRoutes(app: FastifyInstance, deps: ApiDeps): void {
       navOf(req, 'batches'),
       userPage(userid.toLowerCase(), requests, q.page, ids.length > REQUESTS_PER_PAGE, project),
     );
+  });
+}
+
+/** An uploaded file's page: its estimate before a batch is made of it (the form on the batches page leads there). */
+function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  // The price map, read once (as the API's dry run does).
+  const prices = loadPrices(deps.config.pricesFile);
+  const fileId = z.string().trim().min(1).max(100);
+  app.get('/files', async (req, reply) => {
+    const { id } = parseInput(z.object({ id: fileId }), req.query);
+    return reply.redirect(`/files/${encodeURIComponent(id)}`, 303);
+  });
+  app.get('/files/:id', async (req, reply) => {
+    const { id } = parseInput(z.object({ id: fileId }), req.params);
+    const file = await loadVisibleFile(
+      deps,
+      req.principal.scope,
+      id,
+      () => new ApiError(404, `No file ${id}.`, 'not_found', 'id'),
+    );
+    const estimate = await estimateStoredFile(deps, prices, req.principal.scope, file);
+    return sendPage(reply, `File ${file.filename}`, navOf(req, 'batches'), filePage(file, estimate));
   });
 }
 
