@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { RequestDraft } from '../shared/request-record.js';
-import { linkTo, startSpan, tracingOn, traceparent, UNSAMPLED } from '../shared/tracing.js';
+import { linkTo, startSpan, tracingOn, traceparent } from '../shared/tracing.js';
 
 /**
  * An import's spans: the batch's own (its trace links each request's), and for each request a trace of its own, rooted
@@ -40,11 +40,11 @@ export class ImportTrace {
   }
 
   /**
-   * The record's traceparent for a request's span; "-" when it is not sampled (the worker then traces nothing of it:
-   * the sampling decision is the importer's); none when the import is not traced.
+   * The record's traceparent for a request's span; none when it is not sampled (nor traced: the worker then traces
+   * nothing of it, and the record is no larger).
    */
   static traceparentOf(span: Span | undefined): string | undefined {
-    return span && (traceparent(span) ?? UNSAMPLED);
+    return span && traceparent(span);
   }
 
   /** Ends a line's spans once its chunk is written: enqueued (with its request ids), or why not. */

@@ -15,7 +15,8 @@ import { z } from 'zod';
  * OpenTelemetry traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set: then
  * spans go over OTLP/HTTP, sampled as OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG say, from a service named by
  * OTEL_SERVICE_NAME (default "chatq"). Off, nothing is loaded and no span is made: callers ask `tracingOn()` first.
- * A request's trace crosses processes in its record: the W3C traceparent of its import span (`traceparent()`).
+ * A request's trace crosses processes in its record: the W3C traceparent of its import span (`traceparent()`). The
+ * importer's sampling decides: a worker traces only the requests whose import span was sampled.
  */
 
 const SAMPLERS = [
@@ -102,9 +103,6 @@ export async function stopTracing(): Promise<void> {
   await p.shutdown().catch(() => undefined);
   trace.disable();
 }
-
-/** What a request's record says of a trace its import did not sample: the worker traces nothing of it either. */
-export const UNSAMPLED = '-';
 
 /** A span's W3C traceparent, for a request's record; undefined when the span is not sampled (nothing to continue). */
 export function traceparent(span: Span): string | undefined {

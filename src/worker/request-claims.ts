@@ -28,8 +28,7 @@ export interface StartedRequest {
    * next request handed on by a finish is claimed with its first call's lease. Unset once used, or when there is none.
    */
   leasedUntil?: number;
-  /** The W3C traceparent of the request's import span (its trace goes on in this run); "-" when its import did not
-   * sample it, "" when its import was not traced. */
+  /** The W3C traceparent of the request's import span (its trace goes on in this run); "" when it has none. */
   traceparent: string;
   /** Since when it waited for this run (ms: its last requeue, else its import); 0 when unknown. */
   waitingSince: number;

@@ -1,5 +1,5 @@
 import { type Context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { contextOf, startSpan, tracingOn, UNSAMPLED } from '../shared/tracing.js';
+import { contextOf, startSpan, tracingOn } from '../shared/tracing.js';
 import type { StartedRequest } from './request-claims.js';
 
 /** What a finished upstream call tells its span: the reply's id, model and usage, or the error's code. */
@@ -84,9 +84,9 @@ function callSpan(parent: Context, model: string, body: Record<string, unknown>,
 
 /** The trace of this run of `started` (a no-op while tracing is off). */
 export function traceRun(started: StartedRequest): RunTrace {
-  // Not sampled where it was imported: nothing of it is traced here either.
-  if (!tracingOn() || started.traceparent === UNSAMPLED) return NO_TRACE;
-  const parent = contextOf(started.traceparent || undefined);
+  // Not sampled where it was imported (or its import was not traced): nothing of it is traced here either.
+  if (!tracingOn() || !started.traceparent) return NO_TRACE;
+  const parent = contextOf(started.traceparent);
   // The wait before this run: from the import (its first run) or from when an earlier run gave it back.
   if (started.waitingSince > 0)
     startSpan(started.attempt > 1 ? 'chatq backoff' : 'chatq queue wait', parent, {
