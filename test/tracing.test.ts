@@ -110,7 +110,12 @@ describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
     writeFileSync(
       file,
       Array.from({ length: 4 }, (_, i) =>
-        JSON.stringify({ custom_id: `off-${i}`, user: `off-user-${i}`, messages: [{ role: 'user', content: 'hi' }] }),
+        JSON.stringify({
+          custom_id: `off-${i}`,
+          user: `off-user-${i}`,
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'hi' }],
+        }),
       ).join('\n'),
     );
     const otel = (sampler: string) => ({

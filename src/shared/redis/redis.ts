@@ -216,9 +216,15 @@ async function checkProbe(probe: RedisClient, target: RedisTarget, db: number, s
         };
       }
     }
-    const state = target.redisCluster
-      ? (/cluster_state:(\w+)/.exec(String(await probe.call('CLUSTER', 'INFO')))?.[1] ?? 'unknown')
-      : 'ok';
+    if (!(probe instanceof Cluster)) {
+      if ((await probe.ping()) !== 'PONG')
+        return { ok: false, reason: `the server at ${host} does not answer PING like Redis`, unreachable: false };
+      return { ok: true };
+    }
+    // The state as the first master that answers sees it: one that stopped answering (the cause of a failover) does
+    // not hold the probe up.
+    const info = await Promise.any(probe.nodes('master').map((n) => n.call('CLUSTER', 'INFO')));
+    const state = /cluster_state:(\w+)/.exec(String(info))?.[1] ?? 'unknown';
     if (state !== 'ok')
       return {
         ok: false,
@@ -226,10 +232,10 @@ async function checkProbe(probe: RedisClient, target: RedisTarget, db: number, s
         unreachable: false,
         clusterDown: true,
       };
-    if ((await probe.ping()) !== 'PONG')
-      return { ok: false, reason: `the server at ${host} does not answer PING like Redis`, unreachable: false };
     return { ok: true };
-  } catch (err) {
+  } catch (thrown) {
+    // No master answered the state: the first one's reason.
+    const err = thrown instanceof AggregateError ? thrown.errors[0] : thrown;
     const why = refused(err);
     if (why) return { ok: false, reason: why, unreachable: false };
     return {
