@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../src/cli/local-redis.js';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';
@@ -132,5 +133,23 @@ describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
     expect(receiver.spans.slice(before).map((s) => s.name)).toEqual([]);
+  });
+
+  it('a collector out of reach loses spans, never requests: the import succeeds and the command exits', async () => {
+    const { env } = ready();
+    const file = join(mkdtempSync(join(tmpdir(), 'chatq-trace-')), 'down.jsonl');
+    writeFileSync(
+      file,
+      JSON.stringify({ user: 'down-user', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    );
+    const enqueued = await runCli(
+      ['enqueue', file],
+      env.env({
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
+        OTEL_TRACES_SAMPLER: 'always_on',
+      }),
+    );
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    expect(await env.batch(enqueued.stdout.trim())).toMatchObject({ total: 1 });
   });
 });

@@ -95,12 +95,22 @@ export async function startTracing(role: string, env: NodeJS.ProcessEnv = proces
   return true;
 }
 
-/** Sends the spans still buffered and stops tracing (before the process exits). */
+/** How long an exiting process waits for its last spans to be sent (a collector out of reach does not hold it up). */
+const FLUSH_MS = 3_000;
+
+/** Sends the spans still buffered (for up to FLUSH_MS) and stops tracing, before the process exits. */
 export async function stopTracing(): Promise<void> {
   const p = provider;
   provider = undefined;
   if (!p) return;
-  await p.shutdown().catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.shutdown().catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, FLUSH_MS);
+    }),
+  ]);
+  clearTimeout(timer);
   trace.disable();
 }
 

@@ -202,6 +202,12 @@ type CallOutcome =
 const classified = (err: unknown): ClassifiedError =>
   err instanceof UpstreamBodyError ? err.classified : classifyError(err);
 
+/** What a failed call tells its span. */
+function failedCallEnd(err: unknown): CallEnd {
+  const c = classified(err);
+  return { ok: false, status: c.status ?? null, code: c.code };
+}
+
 /** What a reply tells its call's span. */
 function callEnd(reply: Awaited<ReturnType<UpstreamClient['chat']>>): CallEnd {
   const { completion } = reply;
@@ -248,7 +254,7 @@ function callWithinSlot(
       span?.end(callEnd(reply));
       return { ok: true, reply, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
     } catch (err) {
-      span?.end({ ok: false, status: classified(err).status ?? null, code: classified(err).code });
+      span?.end(failedCallEnd(err));
       return { ok: false, err, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
     }
   });
