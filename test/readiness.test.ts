@@ -66,5 +66,6 @@ describe('readiness: /readyz says whether a process can take work, /healthz that
       await back.stop();
       rmSync(redis.dir, { recursive: true, force: true });
     }
-  }, 90_000);
+    // Longer than its named waits together (each says which one timed out), however slow the machine.
+  }, 180_000);
 });
