@@ -151,5 +151,7 @@ describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
     );
     expect(enqueued.code, enqueued.stderr).toBe(0);
     expect(await env.batch(enqueued.stdout.trim())).toMatchObject({ total: 1 });
+    // Said once in the log, not lost in silence.
+    expect(enqueued.stderr.match(/traces could not be sent/g)).toHaveLength(1);
   });
 });

@@ -1,6 +1,8 @@
 import {
   type Attributes,
   type Context,
+  diag,
+  DiagLogLevel,
   type Link,
   ROOT_CONTEXT,
   type Span,
@@ -10,6 +12,7 @@ import {
   TraceFlags,
 } from '@opentelemetry/api';
 import { z } from 'zod';
+import { createLogger } from './logger.js';
 
 /**
  * OpenTelemetry traces, off unless OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set: then
@@ -42,6 +45,8 @@ const tracingEnvSchema = z.object({
 export class TracingConfigError extends Error {}
 
 let provider: { forceFlush(): Promise<void>; shutdown(): Promise<void> } | undefined;
+/** Says (once a minute at most) that spans could not be sent, and why. */
+let exportFailed: ((reason: string) => void) | undefined;
 
 export const tracingOn = (): boolean => provider !== undefined;
 
@@ -91,8 +96,42 @@ export async function startTracing(role: string, env: NodeJS.ProcessEnv = proces
     spanProcessors: [new sdk.BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: tracesUrl }) })],
   });
   trace.setGlobalTracerProvider(p);
+  exportFailed = reportExportFailures();
   provider = p;
   return true;
+}
+
+/** What an SDK error says, in one short line: its message when it is a serialised error (no stack), else its first line. */
+function reasonOf(text: unknown): string {
+  const first = String(text).split('\n')[0]!;
+  try {
+    const parsed = JSON.parse(first) as { message?: unknown };
+    if (typeof parsed.message === 'string') return parsed.message.slice(0, 300);
+  } catch {
+    // Not a serialised error: the line itself.
+  }
+  return first.slice(0, 300);
+}
+
+/** How often, at most, a process says that its spans could not be sent. */
+const EXPORT_FAILURE_EVERY_MS = 60_000;
+
+/**
+ * The SDK's own errors (a collector out of reach, refusing spans) as one warn line a minute, in the process's log:
+ * lost spans are otherwise silent. Only the first line of the message (no payloads, no headers).
+ */
+function reportExportFailures(): (reason: string) => void {
+  const log = createLogger(process.env.LOG_LEVEL ?? 'info', 'chatq-tracing');
+  let last = 0;
+  const warn = (message: string) => {
+    const now = Date.now();
+    if (now - last < EXPORT_FAILURE_EVERY_MS) return;
+    last = now;
+    log.warn({ otel: reasonOf(message) }, 'traces could not be sent (spans are lost; requests are not)');
+  };
+  const quiet = () => undefined;
+  diag.setLogger({ error: warn, warn, info: quiet, debug: quiet, verbose: quiet }, DiagLogLevel.WARN);
+  return warn;
 }
 
 /** How long an exiting process waits for its last spans to be sent (a collector out of reach does not hold it up). */
@@ -104,14 +143,22 @@ export async function stopTracing(): Promise<void> {
   provider = undefined;
   if (!p) return;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p.shutdown().catch(() => undefined),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, FLUSH_MS);
+  const sent = await Promise.race([
+    p.shutdown().then(
+      () => true,
+      (err: unknown) => {
+        exportFailed?.(err instanceof Error ? err.message : String(err));
+        return true;
+      },
+    ),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), FLUSH_MS);
     }),
   ]);
   clearTimeout(timer);
+  if (!sent) exportFailed?.(`the last spans were not sent within ${FLUSH_MS / 1000} s`);
   trace.disable();
+  diag.disable();
 }
 
 /** A span's W3C traceparent, for a request's record; undefined when the span is not sampled (nothing to continue). */
