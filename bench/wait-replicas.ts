@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { freePort, startLocalRedis } from '../src/cli/local-redis.js';
-import { redisAnswers } from '../src/shared/redis/redis.js';
+import { redisAnswers } from '../src/shared/redis/redis-probe.js';
 import { createTestEnv, waitFor, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, chatLines, median, round, startFleet, startSimulatorProcess } from './bench-kit.js';
 

@@ -11,6 +11,17 @@ import { createTestEnv, runCli, spawnWorker, waitForBatch, type TestEnv } from '
 const PROMPT_MARK = 'PROMPT-MARK-5d1c';
 const API_KEY = 'sk-trace-test-secret-93ab';
 
+/** A JSONL file of `n` chat lines of gpt-4o-mini: each line's fields from `fields(i)`, its message `content` ("hi"). */
+function turnsFile(name: string, n: number, fields: (i: number) => Record<string, unknown> & { content?: string }) {
+  const file = join(mkdtempSync(join(tmpdir(), 'chatq-trace-')), `${name}.jsonl`);
+  const lines = Array.from({ length: n }, (_, i) => {
+    const { content = 'hi', ...rest } = fields(i);
+    return JSON.stringify({ model: 'gpt-4o-mini', ...rest, messages: [{ role: 'user', content }] });
+  });
+  writeFileSync(file, lines.join('\n'));
+  return file;
+}
+
 describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
   let receiver: OtlpReceiver | undefined;
   let sim: Simulator | undefined;
@@ -35,19 +46,12 @@ describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
       OTEL_SERVICE_NAME: 'chatq-test',
       OTEL_BSP_SCHEDULE_DELAY: '200',
     };
-    const file = join(mkdtempSync(join(tmpdir(), 'chatq-trace-')), 'turns.jsonl');
-    writeFileSync(
-      file,
-      Array.from({ length: 6 }, (_, i) =>
-        JSON.stringify({
-          custom_id: `tr-${i}`,
-          user: `trace-user-${i % 3}`,
-          model: 'gpt-4o-mini',
-          max_tokens: 64,
-          messages: [{ role: 'user', content: `${PROMPT_MARK} turn ${i}` }],
-        }),
-      ).join('\n'),
-    );
+    const file = turnsFile('turns', 6, (i) => ({
+      custom_id: `tr-${i}`,
+      user: `trace-user-${i % 3}`,
+      max_tokens: 64,
+      content: `${PROMPT_MARK} turn ${i}`,
+    }));
     const enqueued = await runCli(['enqueue', file], env.env(otel));
     expect(enqueued.code, enqueued.stderr).toBe(0);
     const batchId = enqueued.stdout.trim();
@@ -107,18 +111,7 @@ describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
 
   it("the importer's sampling decides: a request it did not sample is traced by no worker", async () => {
     const { receiver, sim, env } = ready();
-    const file = join(mkdtempSync(join(tmpdir(), 'chatq-trace-')), 'off.jsonl');
-    writeFileSync(
-      file,
-      Array.from({ length: 4 }, (_, i) =>
-        JSON.stringify({
-          custom_id: `off-${i}`,
-          user: `off-user-${i}`,
-          model: 'gpt-4o-mini',
-          messages: [{ role: 'user', content: 'hi' }],
-        }),
-      ).join('\n'),
-    );
+    const file = turnsFile('off', 4, (i) => ({ custom_id: `off-${i}`, user: `off-user-${i}` }));
     const otel = (sampler: string) => ({
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_TRACES_SAMPLER: sampler,
@@ -137,11 +130,7 @@ describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
 
   it('a collector out of reach loses spans, never requests: the import succeeds and the command exits', async () => {
     const { env } = ready();
-    const file = join(mkdtempSync(join(tmpdir(), 'chatq-trace-')), 'down.jsonl');
-    writeFileSync(
-      file,
-      JSON.stringify({ user: 'down-user', model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
-    );
+    const file = turnsFile('down', 1, () => ({ user: 'down-user' }));
     const enqueued = await runCli(
       ['enqueue', file],
       env.env({

@@ -1,4 +1,5 @@
-import { connectRedis, probeRedis, type RedisClient } from '../shared/redis/redis.js';
+import { connectRedis, type RedisClient } from '../shared/redis/redis.js';
+import { probeRedis } from '../shared/redis/redis-probe.js';
 import { printableRedisUrl, type RedisTarget } from '../shared/redis/redis-target.js';
 import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';

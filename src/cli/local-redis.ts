@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { redisAnswers } from '../shared/redis/redis.js';
+import { redisAnswers } from '../shared/redis/redis-probe.js';
 
 export interface LocalRedis {
   url: string;

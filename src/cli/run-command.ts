@@ -20,7 +20,7 @@ import { say } from './output.js';
 import { ProgressBar } from './progress-bar.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
 import { renderTable } from './table.js';
-import { redisAnswers } from '../shared/redis/redis.js';
+import { redisAnswers } from '../shared/redis/redis-probe.js';
 import { DEFAULT_REDIS_URL } from '../shared/config.js';
 import type { Config } from '../shared/config.js';
 
