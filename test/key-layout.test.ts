@@ -27,6 +27,6 @@ describe('key layout in one place', () => {
         checked += 1;
       }
     }
-    expect(checked).toBe(9);
+    expect(checked).toBe(10);
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getRequests, readBatchRequests } from '../src/shared/batches/read-store.js';
+import { unpackLua } from '../src/shared/lua-msgpack.js';
+import { FINISHED_RECORD_FIELDS } from '../src/shared/request-record.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { waitForBatch } from './helpers/test-env.js';
 
@@ -19,17 +21,111 @@ describe('responses are stored compactly', () => {
     for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) {
       const json = JSON.stringify(r.response);
       expect(r.response).toMatchObject({ object: 'chat.completion', choices: [{ message: { role: 'assistant' } }] });
-      const stored = (await w.env.redis.getBuffer(w.env.keys.requestResponse(r.id)))!;
+      const record = unpackLua((await w.env.redis.getBuffer(w.env.keys.requestDone(r.id)))!) as Buffer[];
+      const stored = record.at(-1)!;
       expect(stored.subarray(0, 2)).toEqual(Buffer.from([0, 1]));
       expect(stored.length).toBeLessThan(json.length / 2);
     }
-    // A response stored as plain JSON text (before compression existed) reads as it is.
-    const id = `${submitted.batchId}-1`;
+    // A request finished before records existed (a hash, its body, its response as plain JSON text) reads as it is.
+    const id = `${submitted.batchId}-9`;
+    await w.env.redis.hset(w.env.keys.request(id), {
+      status: 'succeeded',
+      batch: submitted.batchId,
+      seq: 9,
+      userid: 'u9',
+    });
+    await w.env.redis.set(w.env.keys.requestBody(id), JSON.stringify({ model: 'gpt-4o-mini' }));
     await w.env.redis.set(
       w.env.keys.requestResponse(id),
       JSON.stringify({ object: 'chat.completion', choices: [], plain: true }),
     );
     const [r] = await getRequests(w.env.redis, w.env.keys, [id]);
-    expect(r!.response).toEqual({ object: 'chat.completion', choices: [], plain: true });
+    expect(r).toMatchObject({
+      status: 'succeeded',
+      seq: 9,
+      userid: 'u9',
+      body: { model: 'gpt-4o-mini' },
+      response: { object: 'chat.completion', choices: [], plain: true },
+    });
+  });
+});
+
+describe('a finished request is one record', () => {
+  const w = useWorld();
+
+  it('keeps one key with an expiry (no hash, body or response beside it) and reads back whole, a failure too', async () => {
+    const submitted = await w.env.submit([
+      line(1, 'Hi, I am Sam.'),
+      line(1, 'What did I say my name was?').replace('"c1"', '"c1b"'),
+      line(2, '[fail 400] a request the upstream refuses'),
+    ]);
+    await w.startWorker();
+    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: 2, failed: 1 });
+    const keys = await w.env.redis.keys(`${w.env.keys.prefix}:req:*`);
+    const read: Record<string, unknown>[] = [];
+    for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) {
+      const own = keys.filter((k) => k.endsWith(`:req:${r.id}`) || k.includes(`:req:${r.id}:`));
+      expect(own).toHaveLength(1);
+      expect(await w.env.redis.ttl(own[0]!)).toBeGreaterThan(0);
+      read.push({ ...r, response: r.response && 'kept' });
+    }
+    expect(read).toMatchObject([
+      { customId: 'c1', status: 'succeeded', batch: submitted.batchId, seq: 1, line: 1, attempts: 1 },
+      { customId: 'c1b', status: 'succeeded', seq: 2, line: 2, response: 'kept', httpStatus: 200 },
+      { customId: 'c2', status: 'failed', error: { code: 'forced_failure' }, httpStatus: 400, response: null },
+    ]);
+    expect(read[1]!.userid).toBe(read[0]!.userid);
+    expect(read[0]).toMatchObject({ body: { messages: [{ content: 'Hi, I am Sam.' }] }, claims: 1 });
+    expect((read[0] as { usage: { total_tokens: number } }).usage.total_tokens).toBeGreaterThan(0);
+    expect((read[0] as { attemptLog: unknown[] }).attemptLog).toEqual([
+      expect.objectContaining({ status: 200, code: 'ok' }),
+    ]);
+  });
+});
+
+describe('the finished record format', () => {
+  const w = useWorld();
+
+  it('reads what Redis Lua cmsgpack writes: every number size, strings of every length class, nested arrays', async () => {
+    const lua = `return cmsgpack.pack({ 0, 127, 128, 255, 256, 65535, 65536, 4294967296, 1795964076910, -1, -33, -129,
+      -40000, -3000000000, 0.5, false, true, string.rep('a', 31), string.rep('b', 32), string.rep('c', 256),
+      string.rep('d', 65536), { 1, { 'x' } }, '' })`;
+    const packed = (await w.env.redis.callBuffer('EVAL', lua, '0')) as Buffer;
+    const text = (n: number, c: string) => Buffer.from(c.repeat(n));
+    expect(unpackLua(packed)).toEqual([
+      0,
+      127,
+      128,
+      255,
+      256,
+      65535,
+      65536,
+      4294967296,
+      1795964076910,
+      -1,
+      -33,
+      -129,
+      -40000,
+      -3000000000,
+      0.5,
+      false,
+      true,
+      text(31, 'a'),
+      text(32, 'b'),
+      text(256, 'c'),
+      text(65536, 'd'),
+      [1, [Buffer.from('x')]],
+      Buffer.alloc(0),
+    ]);
+    expect(() => unpackLua(packed.subarray(0, packed.length - 1))).toThrow(/truncated/);
+    expect(() => unpackLua(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]))).toThrow(/longer than its input/);
+  });
+
+  it('keeps its fields in a fixed order: records already stored read by it', () => {
+    expect(FINISHED_RECORD_FIELDS).toEqual(
+      'custom_id userid model status attempts claims error http_status upstream_request_id latency_ms prompt_tokens completion_tokens total_tokens cached_tokens reasoning_tokens cost_nano created_at finished_at attempt_log line expect grade on_failure history prev conv'.split(
+        ' ',
+      ),
+    );
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createBatchRecord } from '../src/shared/batches/batch-imports.js';
 import { newBatchId } from '../src/shared/ids.js';
-import { readBatchRequests } from '../src/shared/batches/read-store.js';
+import { getRequests, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { runCli, waitFor, waitForBatch } from './helpers/test-env.js';
 
@@ -64,11 +64,11 @@ describe('retry what did not succeed', () => {
     const retried: string[] = [];
     for await (const r of readBatchRequests(w.env.redis, w.env.keys, cliBatch.id)) retried.push(r.customId);
     expect(retried).toEqual(['bad-1', 'bad-2', 'story-turn-2']);
-    const original400 = (await w.env.redis.hget(w.env.keys.request(`${submitted.batchId}-2`), 'userid'))!;
+    const [original400] = await getRequests(w.env.redis, w.env.keys, [`${submitted.batchId}-2`]);
     const again = [];
     for await (const r of readBatchRequests(w.env.redis, w.env.keys, cliBatch.id)) again.push(r);
     expect(again[0]).toMatchObject({
-      userid: original400,
+      userid: original400!.userid,
       body: { messages: [{ role: 'user', content: '[fail 400] nope' }] },
       expect: { contains: 'noted' },
     });

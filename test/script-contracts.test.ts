@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { getRequests } from '../src/shared/batches/read-store.js';
 import { LuaScript, namedReply, packArgs } from '../src/shared/redis/redis.js';
 import { acquireKeys } from '../src/worker/capacity-limiter.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
@@ -37,7 +38,7 @@ const finishKeys = (env: TestEnv) => {
     k.pendingUsage,
     k.events,
     k.requestBody('r1'),
-    k.requestResponse('r1'),
+    k.requestDone('r1'),
     k.laneLease('u1'),
     k.queueWait,
     k.queuePrioritized,
@@ -89,14 +90,17 @@ describe('script contracts: named, packed arguments and named replies', () => {
     expect(await env.redis.lrange(env.keys.lane('u1'), 0, -1)).toEqual(['r1']);
   });
 
-  it('finish-request answers by name; its raw tail (the stored response, the result fields) is written as given', async () => {
+  it('finish-request answers by name; its raw tail (the stored response, the result fields) is kept as given', async () => {
     const reply = namedReply<{ outcome: string; next_head: string; handed: number; wait_ms: number }>(
-      await finish.run(env.redis, finishKeys(env), packArgs(finishArgs(env.keys.prefix), 'RESP', 'latency_ms', 12)),
+      await finish.run(
+        env.redis,
+        finishKeys(env),
+        packArgs(finishArgs(env.keys.prefix), '{"id":"RESP"}', 'latency_ms', 12),
+      ),
     );
     expect(reply).toEqual({ outcome: 'ok', next_head: '', handed: 0, wait_ms: 0 });
-    expect(await env.redis.hget(env.keys.request('r1'), 'status')).toBe('succeeded');
-    expect(await env.redis.hget(env.keys.request('r1'), 'latency_ms')).toBe('12');
-    expect(await env.redis.get(env.keys.requestResponse('r1'))).toBe('RESP');
+    const [stored] = await getRequests(env.redis, env.keys, ['r1']);
+    expect(stored).toMatchObject({ status: 'succeeded', latencyMs: 12, response: { id: 'RESP' }, userid: 'u1' });
     const again = namedReply<{ outcome: string }>(
       await finish.run(env.redis, finishKeys(env), packArgs(finishArgs(env.keys.prefix), '')),
     );

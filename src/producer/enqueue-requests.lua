@@ -1,6 +1,6 @@
 --[[
   Appends requests to their batch and to their users' lanes, in input order.
-  KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash, 4 lane set, 5 importer lease
+  KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash (custom_id -> seq), 4 lane set, 5 importer lease
   ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
         of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
         6 and 7 what comes before and after the userid in that project's user request index keys, 8 this importer's
@@ -56,7 +56,8 @@ while i <= count do
     local existing = seen[cid] and '' or redis.call('HGET', cidsKey, cid)
     if existing then
       -- Held by an earlier import of this batch (a re-run adds what is missing), or a duplicate in this one.
-      local seq = tonumber(string.match(existing, '-(%d+)$') or '')
+      -- The map keeps each custom_id's seq (before: its request id, which ends with it).
+      local seq = tonumber(string.match(existing, '(%d+)$') or '')
       fate[i] = (seq and seq <= earlier) and 'held' or 'clash'
       break
     end
@@ -86,7 +87,7 @@ while i <= count do
       local id, userid = m[1], m[3]
       local key = KEY.request(prefix, id)
       cidPairs[#cidPairs + 1] = m[2]
-      cidPairs[#cidPairs + 1] = id
+      cidPairs[#cidPairs + 1] = m[5]
       ids[#ids + 1] = id
       redis.call('HSET', key, 'batch', batchId, 'custom_id', m[2], 'userid', userid, 'model', m[4],
         'seq', m[5], 'line', m[6], 'status', 'queued', 'created_at', now)

@@ -15,9 +15,16 @@ function layout(prefix: string) {
     prefix,
     request: (id: string) => `${prefix}:req:${id}`,
     requestBody: (id: string) => `${prefix}:req:${id}:body`,
+    /** A request's response, as records from before finished records kept it (read, no longer written). */
     requestResponse: (id: string) => `${prefix}:req:${id}:resp`,
+    /**
+     * A finished request: one string (finished-record.ts) holding its fields, body and response, which replaces its
+     * hash and body when it ends.
+     */
+    requestDone: (id: string) => `${prefix}:req:${id}:done`,
     batch: (id: string) => `${prefix}:batch:${id}`,
     batchRequests: (id: string) => `${prefix}:batch:${id}:reqs`,
+    /** A batch's custom_ids, each with its request's seq (its id is `<batch>-<seq>`). */
     batchCustomIds: (id: string) => `${prefix}:batch:${id}:cids`,
     batchErrors: (id: string) => `${prefix}:batch:${id}:errors`,
     /** Budget reserved by the calls of a batch in flight (request id -> nano-USD). */
@@ -254,6 +261,7 @@ export function redisKeys(prefix: string, shardCount = 1): RedisKeys {
 export const SCRIPT_KEY_BUILDERS = {
   request: ['id'],
   requestBody: ['id'],
+  requestDone: ['id'],
   lane: ['userid'],
   laneLease: ['userid'],
   batch: ['id'],

@@ -79,51 +79,66 @@ export interface StoredRequest {
   prev: string | null;
 }
 
-export const REQUEST_FIELDS = [
-  'batch',
-  'seq',
-  'custom_id',
-  'userid',
-  'model',
-  'status',
-  'attempts',
-  'claims',
-  'error',
-  'http_status',
-  'upstream_request_id',
-  'latency_ms',
-  'prompt_tokens',
-  'completion_tokens',
-  'total_tokens',
-  'cached_tokens',
-  'reasoning_tokens',
-  'cost_nano',
-  'created_at',
-  'finished_at',
-  'attempt_log',
-  'line',
-  'expect',
-  'grade',
-  'on_failure',
-  'history',
-  'prev',
-] as const;
+/** A request's stored fields (hash fields), each with its kind: whole numbers, or text (JSON text for some). */
+const FIELD_KINDS = {
+  batch: 'text',
+  seq: 'number',
+  custom_id: 'text',
+  userid: 'text',
+  model: 'text',
+  status: 'text',
+  attempts: 'number',
+  claims: 'number',
+  error: 'text',
+  http_status: 'number',
+  upstream_request_id: 'text',
+  latency_ms: 'number',
+  prompt_tokens: 'number',
+  completion_tokens: 'number',
+  total_tokens: 'number',
+  cached_tokens: 'number',
+  reasoning_tokens: 'number',
+  cost_nano: 'number',
+  created_at: 'number',
+  finished_at: 'number',
+  attempt_log: 'text',
+  line: 'number',
+  expect: 'text',
+  grade: 'text',
+  on_failure: 'text',
+  history: 'text',
+  prev: 'text',
+} as const satisfies Record<string, 'number' | 'text'>;
+
+export type RequestField = keyof typeof FIELD_KINDS;
+export const REQUEST_FIELDS = Object.keys(FIELD_KINDS) as RequestField[];
+/** The whole-number fields, which a finished record keeps as numbers (fewer bytes than their digits). */
+export const NUMERIC_REQUEST_FIELDS = REQUEST_FIELDS.filter((f) => FIELD_KINDS[f] === 'number');
+
+/**
+ * The fields a finished record keeps (finished-record.ts), in its order: a request's hash fields that readers use,
+ * but `batch` and `seq`, which its id names (`<batch>-<seq>`), and with `conv`, which the next turn of a "full"
+ * history script reads. Part of the stored format: a field is only ever added at the end.
+ */
+export const FINISHED_RECORD_FIELDS: readonly (RequestField | 'conv')[] = [
+  ...REQUEST_FIELDS.filter((f) => f !== 'batch' && f !== 'seq'),
+  'conv',
+];
+
+/** A request's stored fields by name (missing ones absent or null). */
+export type RequestFieldValues = Partial<Record<RequestField, string | null>>;
 
 const num = (v: string | null | undefined): number => (v ? Number(v) : 0);
 const maybeNum = (v: string | null | undefined): number | null => (v ? Number(v) : null);
 const maybeJson = <T>(v: string | null | undefined): T | null => (v ? (JSON.parse(v) as T) : null);
 
-/** Builds a StoredRequest from HMGET values in REQUEST_FIELDS order, its body and response; null when the hash is gone (expired or unknown). */
+/** Builds a StoredRequest from its fields, body and response; null when it has none (expired or unknown). */
 export function toStoredRequest(
   id: string,
-  values: (string | null)[],
+  f: RequestFieldValues,
   body: string | null,
   response: string | null,
 ): StoredRequest | null {
-  const f = Object.fromEntries(REQUEST_FIELDS.map((k, i) => [k, values[i] ?? null])) as Record<
-    (typeof REQUEST_FIELDS)[number],
-    string | null
-  >;
   if (!f.status) return null;
   return {
     id,
@@ -140,7 +155,7 @@ export function toStoredRequest(
     response: maybeJson(response),
     error: maybeJson(f.error),
     httpStatus: maybeNum(f.http_status),
-    upstreamRequestId: f.upstream_request_id,
+    upstreamRequestId: f.upstream_request_id ?? null,
     latencyMs: maybeNum(f.latency_ms),
     usage: {
       prompt_tokens: num(f.prompt_tokens),
@@ -158,7 +173,7 @@ export function toStoredRequest(
     grade: maybeJson(f.grade),
     onFailure: f.on_failure === 'halt' ? 'halt' : 'continue',
     history: f.history === 'full' ? 'full' : 'memory',
-    prev: f.prev,
+    prev: f.prev ?? null,
   };
 }
 

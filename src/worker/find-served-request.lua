@@ -6,5 +6,6 @@
 ]]
 --- @include keys
 --- @include statuses
+--- @include finished-record
 --- @include served-request
 return servedRequest(ARGV[1], ARGV[2]) or false

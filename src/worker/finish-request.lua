@@ -10,7 +10,8 @@
   new job is added; the head is then claimed for that job's next run here, in the same round trip.
   KEYS: 1 request, 2 batch, 3 lane, 4 lane set, 5 batch usage (its cost), 6 batch request list, 7 batch custom_id
         hash, 8 batch error list, 9 the user's request index in the project, 10 the batch's budget reservations,
-        11 pending usage records, 12 batch events (a batch that ends here), 13 the request's body, 14 its response,
+        11 pending usage records, 12 batch events (a batch that ends here), 13 the request's body, 14 its finished
+        record (finished-record.ts: its fields, body and response in one string, which replaces the hash and body),
         15 the user's call lease (begin-call.lua: released here when this run holds it), 16 and 17 BullMQ's waiting
         and prioritized jobs of the queue
   Keys found on the way (the lane's next request, its body, the requests a halt skips) are read before they are
@@ -29,8 +30,8 @@
     claim: the run's claim number (left out when no run: a job given up);
     lease_ms: the lease (the call timeout and its margin) that a handed head's claim takes for its first call (left
       out: begin-call.lua takes it).
-  ARGV[2]: the response as stored (response-codec.ts: compressed JSON; kept at <request key>:resp; "" when none);
-  ARGV[3...]: the result's fields (field, value, ...), written as they are.
+  ARGV[2]: the response as stored (response-codec.ts: compressed JSON; "" when none);
+  ARGV[3...]: the result's fields (field, value, ...), kept as they are (those of FINISHED_RECORD_FIELDS).
   A run taken over since its claim (its worker lost its lock) still writes its result when it is the first (counted
   once), but another run's call lease stands: the lane's next request waits it out (claim-request.lua).
   Answers by name: outcome ("ok" | "duplicate" | "missing"), next_head (the lane's next request, or ""), handed (1
@@ -39,6 +40,7 @@
 ]]
 --- @include keys
 --- @include events
+--- @include finished-record
 --- @include claim-request
 --- @include args
 -- Every argument is checked before the first write: a bad one is an error that leaves nothing half done.
@@ -66,26 +68,20 @@ local function unservedHead()
 end
 -- This run's call has ended, first result or not: its lease goes (another run's stands).
 if A.claim and redis.call('GET', KEYS[15]) == id .. ':' .. wholeText(A.claim) then redis.call('DEL', KEYS[15]) end
-local current, log, attempts, onFailure = unpack(redis.call('HMGET', req, 'status', 'attempt_log', 'attempts', 'on_failure'))
-if not current then return { 'outcome', 'missing', 'next_head', unservedHead(), 'handed', 0, 'wait_ms', 0 } end
-if FINISHED_REQUEST[current] then
+local f = requestFields(req)
+if not f and redis.call('EXISTS', KEYS[14]) == 0 then return { 'outcome', 'missing', 'next_head', unservedHead(), 'handed', 0, 'wait_ms', 0 } end
+-- Finished already: its record, or a finished hash (written before records existed). A second result of one request
+-- (its call repeated after the first run was taken over) is never counted.
+if not f or FINISHED_REQUEST[f.status] then
   redis.call('HDEL', KEYS[10], id)
-  -- A second result of one request (its call repeated after the first run was taken over): recorded, never counted.
-  if A.claim then redis.call('HINCRBY', req, 'repeats', 1) end
   return { 'outcome', 'duplicate', 'next_head', unservedHead(), 'handed', 0, 'wait_ms', 0 }
 end
 
-local result = { 'HSET', req, 'status', status, 'finished_at', now, 'attempts', (tonumber(attempts) or 0) + A.calls }
-if A.attempt_log then
-  result[#result + 1] = 'attempt_log'
-  result[#result + 1] = (log and (string.sub(log, 1, -2) .. ',') or '[') .. A.attempt_log .. ']'
-end
-for i = 3, #ARGV do result[#result + 1] = ARGV[i] end
-redis.call(unpack(result))
--- Like the body, the response lives beside the hash, which then stays compact.
-if ARGV[2] ~= '' then redis.call('SET', KEYS[14], ARGV[2], 'EX', ttl) end
-redis.call('EXPIRE', req, ttl)
-redis.call('EXPIRE', KEYS[13], ttl)
+local onFailure = f.on_failure
+f.status, f.finished_at, f.attempts = status, now, tostring((tonumber(f.attempts) or 0) + A.calls)
+if A.attempt_log then f.attempt_log = (f.attempt_log and (string.sub(f.attempt_log, 1, -2) .. ',') or '[') .. A.attempt_log .. ']' end
+for i = 3, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
+writeFinished(prefix, id, f, ttl, ARGV[2] ~= '' and ARGV[2])
 -- A user's request index lives as long as their latest result.
 redis.call('EXPIRE', KEYS[9], ttl)
 if budgeted then redis.call('HDEL', KEYS[10], id) end
@@ -110,12 +106,11 @@ if status == 'failed' and onFailure == 'halt' then
   local skipError = cjson.encode({ code = 'skipped', message = 'not sent: an earlier request of this user in this batch failed, and on_failure is "halt"' })
   local skipped = 0
   for _, other in ipairs(redis.call('LRANGE', lane, 0, -1)) do
-    local okey = KEY.request(prefix, other)
-    if redis.call('HGET', okey, 'batch') == A.batch then
+    local of = requestFields(KEY.request(prefix, other))
+    if of and of.batch == A.batch then
       redis.call('LREM', lane, 1, other)
-      redis.call('HSET', okey, 'status', 'skipped', 'finished_at', now, 'error', skipError)
-      redis.call('EXPIRE', okey, ttl)
-      redis.call('EXPIRE', KEY.requestBody(prefix, other), ttl)
+      of.status, of.finished_at, of.error = 'skipped', now, skipError
+      writeFinished(prefix, other, of, ttl, false)
       skipped = skipped + 1
     end
   end

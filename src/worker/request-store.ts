@@ -340,7 +340,7 @@ export class RequestStore {
       k.pendingUsage,
       k.events,
       k.requestBody(id),
-      k.requestResponse(id),
+      k.requestDone(id),
       k.laneLease(owner.userid),
       k.queueWait,
       k.queuePrioritized,

@@ -12,6 +12,7 @@
 ]]
 --- @include keys
 --- @include statuses
+--- @include finished-record
 --- @include served-request
 --- @include claim-request
 local prefix = ARGV[2]

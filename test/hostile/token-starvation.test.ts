@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cancelBatch } from '../../src/shared/batches/cancel-batch.js';
+import { getRequests } from '../../src/shared/batches/read-store.js';
 import { deriveUserid } from '../../src/shared/userid.js';
 import { useWorld } from '../helpers/in-process-worker.js';
 import { waitFor } from '../helpers/test-env.js';
@@ -99,9 +100,11 @@ describe('a large token bound holds back nobody else', () => {
     expect(ended.cancelled + ended.succeeded).toBe(12);
     expect(w.sim.stats().calls).toBe(ended.succeeded);
     // The ones cancelled while they waited end like the others, with the cancel's reason.
-    const errors = await Promise.all(
-      Array.from({ length: 12 }, (_, i) => w.env.redis.hget(w.env.keys.request(`${batch.batchId}-${i + 1}`), 'error')),
+    const requests = await getRequests(
+      w.env.redis,
+      w.env.keys,
+      Array.from({ length: 12 }, (_, i) => `${batch.batchId}-${i + 1}`),
     );
-    expect(errors.filter((e) => e?.includes('cancelled by the test'))).toHaveLength(ended.cancelled);
+    expect(requests.filter((r) => r?.error?.message.includes('cancelled by the test'))).toHaveLength(ended.cancelled);
   });
 });

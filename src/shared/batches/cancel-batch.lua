@@ -15,6 +15,7 @@
 ]]
 --- @include keys
 --- @include events
+--- @include finished-record
 local batch = KEYS[1]
 local now, ttl, prefix, first, size = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 if not tonumber(now) or not ttl or not first or not size or size < 1 or size > 10000 then error('chatq cancel-batch: bad arguments') end
@@ -44,18 +45,17 @@ local ids = redis.call('LRANGE', KEYS[3], first, first + size - 1)
 local heads, cancelled = {}, 0
 for _, id in ipairs(ids) do
   local key = KEY.request(prefix, id)
-  local f = redis.call('HMGET', key, 'status', 'userid')
-  if f[1] == 'queued' or f[1] == 'retrying' then
-    local lane = KEY.lane(prefix, f[2])
+  local f = requestFields(key)
+  if f and (f.status == 'queued' or f.status == 'retrying') then
+    local lane = KEY.lane(prefix, f.userid)
     local wasHead = redis.call('LINDEX', lane, 0) == id
     redis.call('LREM', lane, 1, id)
-    redis.call('HSET', key, 'status', ended, 'finished_at', now, 'error', ARGV[6])
-    redis.call('EXPIRE', key, ttl)
-    redis.call('EXPIRE', KEY.requestBody(prefix, id), ttl)
+    f.status, f.finished_at, f.error = ended, now, ARGV[6]
+    writeFinished(prefix, id, f, ttl, false)
     cancelled = cancelled + 1
     if wasHead then
       local nextHead = redis.call('LINDEX', lane, 0)
-      if nextHead then heads[#heads + 1] = nextHead else redis.call('SREM', KEYS[2], f[2]) end
+      if nextHead then heads[#heads + 1] = nextHead else redis.call('SREM', KEYS[2], f.userid) end
     end
   end
 end

@@ -10,6 +10,7 @@ import {
 import type { Scope } from '../scope.js';
 import { groupBy } from '../group-by.js';
 import { decodeResponse } from '../response-codec.js';
+import { decodeFinishedRecord, finishedConversation } from '../finished-record.js';
 import { foldUsage } from '../usage/usage-fold.js';
 import { combineParts, endedWithParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
 import {
@@ -37,7 +38,10 @@ export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string):
   return toBatchRecord(id, await readBatchFields(redis, keys, id));
 }
 
-/** Requests by id, each read from its shard (one pipeline per shard: a pipeline stays within one slot). */
+/**
+ * Requests by id, each read from its shard (one pipeline per shard: a pipeline stays within one slot): a finished
+ * one's record (finished-record.ts), else its hash, body and response (unfinished, or finished before records).
+ */
 export async function getRequests(
   redis: RedisClient,
   keys: RedisKeys,
@@ -50,23 +54,35 @@ export async function getRequests(
       const pipeline = redis.pipeline();
       for (const i of indexes)
         pipeline
+          .getBuffer(k.requestDone(ids[i]!))
           .hmget(k.request(ids[i]!), ...REQUEST_FIELDS)
           .get(k.requestBody(ids[i]!))
           .getBuffer(k.requestResponse(ids[i]!));
       const rows = (await pipeline.exec())!;
       indexes.forEach((i, n) => {
-        const [err, values] = rows[n * 3]!;
-        if (!err)
-          found[i] = toStoredRequest(
-            ids[i]!,
-            values as (string | null)[],
-            rows[n * 3 + 1]![1] as string | null,
-            decodeResponse(rows[n * 3 + 2]![1] as Buffer | null),
-          );
+        const [done, fields, body, response] = rows.slice(n * 4, n * 4 + 4).map(([err, value]) => (err ? null : value));
+        const id = ids[i]!;
+        found[i] = done
+          ? decodeFinishedRecord(id, done as Buffer)
+          : fields
+            ? toStoredRequest(
+                id,
+                Object.fromEntries(REQUEST_FIELDS.map((name, f) => [name, (fields as (string | null)[])[f]])),
+                body as string | null,
+                decodeResponse(response as Buffer | null),
+              )
+            : null;
       });
     }),
   );
   return found;
+}
+
+/** The conversation a "full" history turn left for the next one (JSON text; null: none). */
+export async function readConversation(redis: RedisClient, keys: RedisKeys, id: string): Promise<string | null> {
+  const k = keys.forId(id);
+  const done = await redis.getBuffer(k.requestDone(id));
+  return done ? finishedConversation(done) : redis.hget(k.request(id), 'conv');
 }
 
 /** The ids of a batch's (or a part's) requests in input order, read in pages. */

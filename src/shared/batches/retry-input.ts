@@ -1,6 +1,6 @@
 import type { RedisClient } from '../redis/redis.js';
 import type { RedisKeys } from '../keys.js';
-import { readBatchRequests } from './read-store.js';
+import { readBatchRequests, readConversation } from './read-store.js';
 import type { FinishedStatus } from '../request-record.js';
 
 /** Which requests of a batch a retry sends again. */
@@ -25,7 +25,7 @@ export async function* retryLines(redis: RedisClient, keys: RedisKeys, sel: Retr
     const own = Array.isArray(r.body.messages) ? r.body.messages : [];
     const earlier =
       r.history === 'full' && r.prev
-        ? (JSON.parse((await redis.hget(keys.forId(r.prev).request(r.prev), 'conv')) ?? '[]') as unknown[])
+        ? (JSON.parse((await readConversation(redis, keys, r.prev)) ?? '[]') as unknown[])
         : [];
     const line = {
       ...r.body,

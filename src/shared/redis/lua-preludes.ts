@@ -1,5 +1,11 @@
 import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from '../keys.js';
-import { BATCH_FINAL_STATUS, FINISHED_STATUSES } from '../request-record.js';
+import {
+  BATCH_FINAL_STATUS,
+  FINISHED_RECORD_FIELDS,
+  FINISHED_STATUSES,
+  NUMERIC_REQUEST_FIELDS,
+} from '../request-record.js';
+import { FINISHED_RECORD_VERSION } from '../finished-record.js';
 
 /** The Lua preludes scripts include ("--- @include keys"), generated from the TypeScript definitions they mirror. */
 
@@ -75,7 +81,60 @@ function statusesPrelude(): string {
   ].join('\n');
 }
 
+/**
+ * "--- @include finished-record" (after "keys"): a request's hash as a table, and the step that ends it as one record
+ * (finished-record.ts; the field order is FINISHED_RECORD_FIELDS; whole numbers as numbers, the attempt log as
+ * arrays of [at, status, code, ms]):
+ * - requestFields(key): the hash's fields by name, or nil when it is gone;
+ * - writeFinished(prefix, id, fields, ttl, response): writes the record of `fields` (the hash's, with the finish's
+ *   changes), the body beside the hash and `response` (the stored form, or false), expiring after `ttl` seconds, and
+ *   deletes the hash and the body;
+ * - finishedFields(prefix, id): a finished record's text fields by name (its conversation, its userid), or nil when
+ *   there is none.
+ */
+const finishedRecordPrelude =
+  () => `local FINISHED_RECORD_FIELDS = { ${FINISHED_RECORD_FIELDS.map((f) => `'${f}'`).join(', ')} }
+local NUMERIC_FIELD = { ${NUMERIC_REQUEST_FIELDS.map((f) => `${f} = true`).join(', ')} }
+local function requestFields(key)
+  local h = redis.call('HGETALL', key)
+  if #h == 0 then return nil end
+  local f = {}
+  for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
+  return f
+end
+local function packedAttempts(text)
+  local entries = {}
+  for i, e in ipairs(cjson.decode(text)) do
+    entries[i] = { e.at, e.status ~= cjson.null and e.status or false, e.code, e.ms }
+  end
+  return entries
+end
+local function writeFinished(prefix, id, fields, ttl, response)
+  local bodyKey = KEY.requestBody(prefix, id)
+  local record = { ${FINISHED_RECORD_VERSION} }
+  for i, name in ipairs(FINISHED_RECORD_FIELDS) do
+    local value = fields[name]
+    if value and NUMERIC_FIELD[name] then value = tonumber(value) or value end
+    if value and name == 'attempt_log' then value = packedAttempts(value) end
+    record[i + 1] = value or false
+  end
+  record[#FINISHED_RECORD_FIELDS + 2] = redis.call('GET', bodyKey) or false
+  record[#FINISHED_RECORD_FIELDS + 3] = response or false
+  redis.call('SET', KEY.requestDone(prefix, id), cmsgpack.pack(record), 'EX', ttl)
+  redis.call('DEL', KEY.request(prefix, id), bodyKey)
+end
+local function finishedFields(prefix, id)
+  local packed = redis.call('GET', KEY.requestDone(prefix, id))
+  if not packed then return nil end
+  local record, f = cmsgpack.unpack(packed), {}
+  for i, name in ipairs(FINISHED_RECORD_FIELDS) do
+    if type(record[i + 1]) == 'string' then f[name] = record[i + 1] end
+  end
+  return f
+end`;
+
 export const PRELUDES: Record<string, () => string> = {
+  'finished-record': finishedRecordPrelude,
   keys: keysPrelude,
   events: eventsPrelude,
   statuses: statusesPrelude,

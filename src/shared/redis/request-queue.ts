@@ -17,8 +17,17 @@ export const JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3600 },
 };
 
+/**
+ * BullMQ's event stream of the queue is kept this long (about: it is trimmed by whole stream nodes), not its default
+ * 10,000: nothing in chatq reads it (requests keep their own record), and at 10,000 it costs Redis tens of bytes per
+ * request of a small batch. Enough to watch a queue live (QueueEvents, `XRANGE`).
+ */
+export const QUEUE_EVENTS_KEPT = 1000;
+
 export function openRequestQueue(connection: RedisClient, prefix: string): Queue {
-  return reportErrors(new Queue(QUEUE_NAME, { connection, prefix }));
+  return reportErrors(
+    new Queue(QUEUE_NAME, { connection, prefix, streams: { events: { maxLen: QUEUE_EVENTS_KEPT } } }),
+  );
 }
 
 /**

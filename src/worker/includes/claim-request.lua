@@ -12,6 +12,7 @@
   that batch has a budget), status and on_import_error of that batch, leaseMs = the call's lease (ms: timeout and
   margin) or nil}. A turn gap (gap_ms) then starts now, and the request waits it out unclaimed. With leaseMs the
   claim takes the user's call lease too (as begin-call.lua does): the job calls without another round trip.
+  Needs "--- @include finished-record" before it (a "full" history turn reads the previous turn's record).
 ]]
 -- A batch whose unsent requests are not to be sent: being cancelled or expired, or its import failed ("cancel").
 local function batchStopped(status, onImportError)
@@ -36,9 +37,10 @@ local function claimRequest(prefix, id, now, hand)
   if not body then return { 'missing' } end
   local conv = ''
   if history == 'full' and prev then
-    local prevKey = KEY.request(prefix, prev)
-    if redis.call('EXISTS', prevKey) == 0 then return { 'missing' } end
-    conv = redis.call('HGET', prevKey, 'conv') or ''
+    -- The previous turn is finished: its record, or a finished hash written before records existed.
+    local earlier = finishedFields(prefix, prev) or requestFields(KEY.request(prefix, prev))
+    if not earlier then return { 'missing' } end
+    conv = earlier.conv or ''
   end
   local sameBatch = hand and hand.batch == batch
   local budgeted = sameBatch and hand.budgeted
