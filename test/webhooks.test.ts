@@ -6,6 +6,7 @@ import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { createBatchRecord } from '../src/shared/batches/batch-imports.js';
 import { newBatchId } from '../src/shared/ids.js';
 import { failImport } from '../src/shared/batches/import-failure.js';
+import { startWebhookService } from '../src/webhooks/webhook-service.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
 
@@ -158,5 +159,47 @@ describe('webhooks', () => {
     const cli = await runCli(['webhooks'], w.env.env());
     expect(cli.stdout).toContain('batch.failed');
     expect(cli.stdout).not.toContain(SECRET);
+  });
+});
+
+describe('webhooks with processes of different configurations', () => {
+  const w = useWorld();
+
+  it('a process without a webhook configuration leaves the events to one that has one', async () => {
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push(body);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hooks`;
+    // `chatq run` on a laptop: the same Redis, no webhook configuration. Its batch ends while it runs.
+    const unconfigured = startWebhookService(w.env.config(), w.env.redis, w.env.keys, testLogger());
+    try {
+      await w.startWorker();
+      const submitted = await w.env.submit([line(1)]);
+      await waitForBatch(w.env, submitted.batchId);
+      await unconfigured.flush(3_000);
+      // The server with the receiver's configuration comes (back) up: the event is still there to deliver.
+      const configured = startWebhookService(
+        w.env.config({ CHATQ_WEBHOOK_URL: url, CHATQ_WEBHOOK_SECRET: SECRET }),
+        w.env.redis,
+        w.env.keys,
+        testLogger(),
+      );
+      try {
+        await waitFor('the delivery', async () => received.length > 0, 15_000);
+        expect(JSON.parse(received[0]!)).toMatchObject({ type: 'batch.completed', data: { id: submitted.batchId } });
+      } finally {
+        await configured.close();
+      }
+    } finally {
+      await unconfigured.close();
+      await new Promise((r) => receiver.close(r));
+    }
   });
 });

@@ -65,6 +65,9 @@ async function drain(
  * a dispatcher (one at a time, under a lock) turns events into jobs of a durable BullMQ queue (job id = event id);
  * the delivery worker POSTs each, signed, and retries with backoff until a 2xx or the attempts run out. Only URLs
  * from the configuration are called. Every attempt is recorded (the latest KEPT_DELIVERIES).
+ * A process without a webhook configuration (a `chatq run` beside the deployment's server) neither queues batch
+ * events nor takes delivery jobs, which it could only drop: they wait, bounded, for a process that has one. It still
+ * ends sharded batches whose parts have all ended (the shards' lists hold only those).
  */
 export interface WebhookService {
   /** Queues the events recorded so far and waits (up to `ms`) for their first delivery attempts. */
@@ -79,12 +82,14 @@ export function startWebhookService(
   logger: Logger,
 ): WebhookService {
   const queue = reportErrors(new Queue<WebhookJob>(WEBHOOK_QUEUE, { connection: redis, prefix: keys.prefix }));
-  const delivery = startDeliveryWorker(config, redis, keys, logger);
+  const delivers = Boolean(config.webhooks.fallback) || Object.keys(config.webhooks.projects).length > 0;
+  const delivery = delivers ? startDeliveryWorker(config, redis, keys, logger) : undefined;
+  const [base, ...shards] = everyTag(keys);
+  const lists = delivers ? [...shards, base!] : shards;
   const dispatch = async () => {
-    if (!(await redis.set(keys.eventsLock, '1', 'PX', 10_000, 'NX'))) return;
+    if (lists.length === 0 || !(await redis.set(keys.eventsLock, '1', 'PX', 10_000, 'NX'))) return;
     try {
-      for (const k of [...everyTag(keys).slice(1), everyTag(keys)[0]!])
-        await drain(config, redis, keys, queue, k.events);
+      for (const k of lists) await drain(config, redis, keys, queue, k.events);
     } finally {
       await redis.del(keys.eventsLock);
     }
@@ -107,7 +112,7 @@ export function startWebhookService(
     },
     async close() {
       clearInterval(timer);
-      await delivery.close();
+      await delivery?.close();
       await queue.close();
     },
   };
