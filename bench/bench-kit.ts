@@ -3,7 +3,9 @@ import { execSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import pLimit from 'p-limit';
+import { request } from 'undici';
 import { deriveUserid } from '../src/shared/userid.js';
+import { readBounded, upstreamAgent } from '../src/worker/http-transport.js';
 import { spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,6 +71,33 @@ export async function startFleet(
       await Promise.all(workers.map((w) => w.exited));
     },
   };
+}
+
+/**
+ * A `fetch` for the openai SDK over chatq's upstream connection pool (undici's request() on a keep-alive pool sized to
+ * the concurrency): the plain loop given chatq's transport, without the WHATWG fetch machinery.
+ */
+export function transportFetch(connections: number): typeof fetch {
+  const agent = upstreamAgent(connections);
+  return (async (input: string | URL | Request, init: RequestInit = {}) => {
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((v, k) => {
+      headers[k] = v;
+    });
+    const res = await request(input instanceof Request ? input.url : String(input), {
+      method: (init.method ?? 'GET') as 'GET',
+      headers,
+      body: (init.body ?? null) as string | null,
+      signal: init.signal ?? undefined,
+      dispatcher: agent,
+    });
+    const bytes = await readBounded(res.body);
+    const out = new Headers();
+    for (const [k, v] of Object.entries(res.headers))
+      if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
+    const empty = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
+    return new Response(empty ? null : new Uint8Array(bytes), { status: res.statusCode, headers: out });
+  }) as typeof fetch;
 }
 
 /** The plain script a user would otherwise write: a p-limit loop over the openai SDK, no queue, no store. */

@@ -4,7 +4,10 @@
  * result) next to the plain p-limit loop with the openai SDK doing the same 40,000 calls at the same concurrency, in
  * the same run. Reports each side's time and the peak resident memory of chatq's worker and of the loop's process.
  * Prints one JSON line.
+ * Also each side's CPU time per request. `--heap-growth-percent N` runs the worker with CHATQ_HEAP_GROWTH_PERCENT=N
+ * (unset: its default, which holds the heap's growth at this concurrency).
  *   npx tsx bench/high-concurrency.ts [--users 4000] [--turns 10] [--concurrency 2000] [--latency-ms 2000]
+ *     [--heap-growth-percent N]
  */
 import { readFileSync } from 'node:fs';
 import { startLocalRedis } from '../src/cli/local-redis.js';
@@ -16,6 +19,7 @@ const USERS = arg('users', 4_000);
 const TURNS = arg('turns', 10);
 const C = arg('concurrency', 2_000);
 const LATENCY_MS = arg('latency-ms', 2_000);
+const HEAP_GROWTH = arg('heap-growth-percent', -1);
 const REQUESTS = USERS * TURNS;
 
 /** A process's resident memory (MB), from /proc. */
@@ -44,13 +48,19 @@ const redis = await startLocalRedis({ appendfsync: 'off' });
 const sim = await startSimulatorProcess(['--latency-ms', String(LATENCY_MS), '--jitter-ms', String(LATENCY_MS / 2)]);
 
 const env = await createTestEnv(redis.url);
-const fleet = await startFleet(env, 1, { CHATQ_BASE_URL: sim.url, CHATQ_CONCURRENCY: String(C) });
+const fleet = await startFleet(env, 1, {
+  CHATQ_BASE_URL: sim.url,
+  CHATQ_CONCURRENCY: String(C),
+  ...(HEAP_GROWTH >= 0 ? { CHATQ_HEAP_GROWTH_PERCENT: String(HEAP_GROWTH) } : {}),
+});
 await sleep(1_500);
 const workerPeak = peakOf(() => fleet.pids().reduce((sum, pid) => sum + rssMb(pid), 0));
 const t0 = Date.now();
+const cpu0 = fleet.cpuMs();
 const submitted = await env.submit(chatLines(USERS, TURNS));
 await waitForBatch(env, submitted.batchId, 1_800_000);
 const chatqMs = Date.now() - t0;
+const chatqCpuUs = ((fleet.cpuMs() - cpu0) * 1000) / REQUESTS;
 const workerPeakMb = workerPeak.stop();
 const batch = await getBatch(env.redis, env.keys, submitted.batchId);
 if (batch?.succeeded !== REQUESTS) throw new Error(`chatq run incomplete: ${JSON.stringify(batch)}`);
@@ -76,6 +86,9 @@ console.log(
     plain_loop_s: round(plain.ms / 1000, 1),
     chatq_vs_plain_loop: round(plain.ms / chatqMs),
     chatq_worker_peak_rss_mb: Math.round(workerPeakMb),
+    chatq_worker_cpu_us_per_request: round(chatqCpuUs, 1),
+    plain_loop_cpu_us_per_request: round((plain.cpuMs * 1000) / plain.ok, 1),
+    ...(HEAP_GROWTH >= 0 ? { heap_growth_percent: HEAP_GROWTH } : {}),
     plain_loop_process_peak_rss_mb: Math.round(loopPeakMb),
   }),
 );

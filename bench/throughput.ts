@@ -10,7 +10,6 @@
  */
 import { getBatch } from '../src/shared/batches/read-store.js';
 import { startTracing, stopTracing } from '../src/shared/tracing.js';
-import { createUpstreamFetch } from '../src/worker/http-transport.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
 import {
   arg,
@@ -22,6 +21,7 @@ import {
   startFleet,
   startOtlpSinkProcess,
   startSimulatorProcess,
+  transportFetch,
 } from './bench-kit.js';
 
 const REQUESTS = arg('requests', 20_000);
@@ -78,7 +78,7 @@ interface Round {
 const rounds: Round[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   const plain = await plainLoop(sim.url, REQUESTS, CONCURRENCY);
-  const plainFast = await plainLoop(sim.url, REQUESTS, CONCURRENCY, Infinity, createUpstreamFetch(CONCURRENCY));
+  const plainFast = await plainLoop(sim.url, REQUESTS, CONCURRENCY, Infinity, transportFetch(CONCURRENCY));
   // Traced and untraced take turns going first (a run after another may find Redis warmer or the machine busier).
   const first = await chatqRun(sim.url, r % 2 === 1);
   const second = await chatqRun(sim.url, r % 2 === 0);

@@ -1,3 +1,4 @@
+import { loadConfig, MANY_CALLS_IN_FLIGHT } from '../src/shared/config.js';
 import { describe, expect, it } from 'vitest';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,11 +65,25 @@ describe('chatq run / results / status (the built CLI)', () => {
   it('reports configuration problems one per line and exits 2', async () => {
     const bad = await runCli(
       ['worker'],
-      t.env.env({ CHATQ_RPM: 'lots', CHATQ_CONCURRENCY: '0', CHATQ_BASE_URL: 'not a url' }),
+      t.env.env({
+        CHATQ_RPM: 'lots',
+        CHATQ_CONCURRENCY: '0',
+        CHATQ_BASE_URL: 'not a url',
+        CHATQ_HEAP_GROWTH_PERCENT: '-1',
+      }),
     );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('CHATQ_RPM: expected an integer >= 0, got "lots"');
     expect(bad.stderr).toContain('CHATQ_CONCURRENCY: expected an integer >= 1, got "0"');
     expect(bad.stderr).toContain('CHATQ_BASE_URL: expected a URL');
+    expect(bad.stderr).toContain('CHATQ_HEAP_GROWTH_PERCENT: expected an integer from 0 to 400, got "-1"');
+  });
+
+  it("holds a worker's heap growth by default only from many calls in flight; a value given wins", () => {
+    const growth = (env: Record<string, string>) => loadConfig(env).heapGrowthPercent;
+    expect(growth({ CHATQ_CONCURRENCY: String(MANY_CALLS_IN_FLIGHT - 1) })).toBe(0);
+    expect(growth({ CHATQ_CONCURRENCY: String(MANY_CALLS_IN_FLIGHT) })).toBe(30);
+    expect(growth({ CHATQ_CONCURRENCY: '2000', CHATQ_HEAP_GROWTH_PERCENT: '0' })).toBe(0);
+    expect(growth({ CHATQ_CONCURRENCY: '10', CHATQ_HEAP_GROWTH_PERCENT: '50' })).toBe(50);
   });
 });

@@ -3,6 +3,7 @@ import { replyText } from '../shared/expectations.js';
 import { formatUsd } from '../shared/usage/pricing.js';
 import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
+import { holdHeapGrowth } from '../worker/heap-growth.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
 import { batchTable, failuresTable, isFinished, usageTable } from './batch-summary.js';
 import {
@@ -81,6 +82,7 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
     );
   }
   const ctx = await openContext(config);
+  holdHeapGrowth(config.heapGrowthPercent);
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl!, logger: ctx.logger });
   const webhooks = startWebhookService(config, ctx.redis, ctx.keys, ctx.logger);
   let interrupted = false;

@@ -3,6 +3,7 @@ import { startSimulator } from '../simulator/simulator-server.js';
 import { simulatorOptionsSchema } from '../simulator/simulator-options.js';
 import { describeWorker, WorkerPool } from '../worker/worker-pool.js';
 import { startHealthServer } from '../worker/health-server.js';
+import { holdHeapGrowth } from '../worker/heap-growth.js';
 import { startApiService } from './api-service.js';
 import { startProducerServices } from './producer-services.js';
 import {
@@ -55,6 +56,7 @@ export async function workerCommand(
   const healthPort = flags.healthPort === undefined ? undefined : parsePort(flags.healthPort);
   await requireRedis(config, { waitWhileClusterDown: true });
   const logger = createLogger(config.logLevel, 'chatq-worker');
+  holdHeapGrowth(config.heapGrowthPercent);
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger, ...(shards ? { shards } : {}) }).catch(
     (err: unknown) => {
       throw usageErrorOf(err);

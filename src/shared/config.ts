@@ -5,6 +5,11 @@ import { DEFAULT_PROJECT, MAX_SHARDS } from './keys.js';
 /** The longest delay Node's timers take (a larger one fires after 1 ms). */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/** CHATQ_HEAP_GROWTH_PERCENT unset: chosen by the concurrency (Config.heapGrowthPercent). */
+const HEAP_GROWTH_BY_CONCURRENCY = -1;
+/** From this many calls in flight, a worker holds its heap's growth by default (Config.heapGrowthPercent). */
+export const MANY_CALLS_IN_FLIGHT = 500;
+
 const intFrom = (name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
     .string()
@@ -126,6 +131,7 @@ const envSchema = z.object({
   CHATQ_REDIS_WAIT_REPLICAS: intFrom('CHATQ_REDIS_WAIT_REPLICAS', 0, 0, 16),
   CHATQ_REDIS_WAIT_MS: intFrom('CHATQ_REDIS_WAIT_MS', 1_000, 1, 60_000),
   CHATQ_LANE_SLICE_MS: intFrom('CHATQ_LANE_SLICE_MS', 1_000, 0, MAX_TIMER_MS),
+  CHATQ_HEAP_GROWTH_PERCENT: intFrom('CHATQ_HEAP_GROWTH_PERCENT', HEAP_GROWTH_BY_CONCURRENCY, 0, 400),
   CHATQ_RECONCILE_MS: intFrom('CHATQ_RECONCILE_MS', 15_000, 100, MAX_TIMER_MS),
   CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60, 10 * 365 * 24 * 3600),
   CHATQ_USAGE_DAYS: intFrom('CHATQ_USAGE_DAYS', 90, 1, 100 * 365),
@@ -239,6 +245,13 @@ export interface Config {
   waitReplicas: { count: number; timeoutMs: number };
   /** How long a job goes on with its lane's next requests before it hands the lane back to the queue (0: one each). */
   laneSliceMs: number;
+  /**
+   * How far (%) a worker process's JavaScript heap may grow past what its last full collection kept, before the next
+   * (CHATQ_HEAP_GROWTH_PERCENT; 0: V8 decides, up to 4x). By default 30 from MANY_CALLS_IN_FLIGHT calls in flight,
+   * else 0: a call in flight for seconds outlives the young generation, so what thousands of them allocate ends as
+   * garbage in the old one, which V8 otherwise lets grow to several times what is live (bench/high-concurrency).
+   */
+  heapGrowthPercent: number;
   reconcileMs: number;
   resultTtlS: number;
   /** Days of daily usage detail kept; older days roll up into months. */
@@ -298,6 +311,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lockMs: e.CHATQ_LOCK_MS,
     waitReplicas: { count: e.CHATQ_REDIS_WAIT_REPLICAS, timeoutMs: e.CHATQ_REDIS_WAIT_MS },
     laneSliceMs: e.CHATQ_LANE_SLICE_MS,
+    heapGrowthPercent:
+      e.CHATQ_HEAP_GROWTH_PERCENT !== HEAP_GROWTH_BY_CONCURRENCY
+        ? e.CHATQ_HEAP_GROWTH_PERCENT
+        : e.CHATQ_CONCURRENCY >= MANY_CALLS_IN_FLIGHT
+          ? 30
+          : 0,
     reconcileMs: e.CHATQ_RECONCILE_MS,
     resultTtlS: e.CHATQ_RESULT_TTL_S,
     usageDays: e.CHATQ_USAGE_DAYS,

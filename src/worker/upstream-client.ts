@@ -1,5 +1,6 @@
-import OpenAI from 'openai';
-import { createUpstreamFetch } from './http-transport.js';
+import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import { request, type Agent } from 'undici';
+import { readBounded, ResponseTooLargeError, upstreamAgent } from './http-transport.js';
 import { classifyErrorBody, MalformedResponseError, type ClassifiedError } from './classify-error.js';
 
 export interface UpstreamReply {
@@ -23,37 +24,77 @@ export interface UpstreamOptions {
   concurrency: number;
 }
 
+/** A response's headers as the Headers the openai SDK's errors carry (classify-error.ts reads retry-after there). */
+function headersOf(raw: Record<string, string | string[] | undefined>): Headers {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+  return headers;
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
 /**
- * The memory-chat endpoint through the official openai SDK. The SDK's retries are off: chatq owns retrying.
- * The body goes through untouched, plus `userid`.
+ * The memory-chat endpoint (`POST <base>/chat/completions`), called with undici on a keep-alive pool: the body goes
+ * through untouched, plus `userid`. Failures are the openai SDK's own error classes, built as the SDK builds them
+ * (APIError.generate for an HTTP error, APIConnectionError, APIConnectionTimeoutError), so they are classified alike;
+ * the SDK itself is not in the call's path (its request and response machinery was a third of the worker's CPU per
+ * call and of what a call in flight holds). chatq owns retrying.
  */
 export class UpstreamClient {
-  private readonly client: OpenAI;
+  private readonly agent: Agent;
+  private readonly url: string;
+  private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: UpstreamOptions) {
-    // The SDK refuses an empty key; a local simulator does not need one.
-    this.client = new OpenAI({
-      baseURL: opts.baseURL,
-      apiKey: opts.apiKey ?? 'no-key',
-      maxRetries: 0,
-      timeout: opts.timeoutMs,
-      fetch: createUpstreamFetch(opts.concurrency),
-    });
+    this.agent = upstreamAgent(opts.concurrency);
+    this.url = `${opts.baseURL.replace(/\/+$/, '')}/chat/completions`;
+    // A local simulator needs no key; the header goes all the same, as the SDK sends it.
+    this.headers = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      'user-agent': 'chatq',
+      authorization: `Bearer ${opts.apiKey ?? 'no-key'}`,
+    };
   }
 
   /** One call, aborted after `timeoutMs` (the call timeout unless the lease leaves less). */
   async chat(body: Record<string, unknown>, userid: string, timeoutMs = this.opts.timeoutMs): Promise<UpstreamReply> {
-    const params = { ...body, userid, stream: false } as unknown as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
-    const { data, response, request_id } = await this.client.chat.completions
-      .create(params, { timeout: timeoutMs })
-      .withResponse();
-    const completion = data as unknown as Record<string, unknown>;
+    const signal = AbortSignal.timeout(timeoutMs);
+    let answer: { status: number; raw: Record<string, string | string[] | undefined>; bytes: Buffer };
+    try {
+      const res = await request(this.url, {
+        method: 'POST',
+        headers: this.headers,
+        body: JSON.stringify({ ...body, userid, stream: false }),
+        signal,
+        dispatcher: this.agent,
+      });
+      answer = { status: res.statusCode, raw: res.headers, bytes: await readBounded(res.body) };
+    } catch (err) {
+      if (err instanceof ResponseTooLargeError) throw err;
+      if (signal.aborted) throw new APIConnectionTimeoutError();
+      throw new APIConnectionError({ cause: err instanceof Error ? err : new Error(String(err)) });
+    }
+    const { status, raw, bytes } = answer;
+    const text = bytes.toString('utf8');
+    if (status >= 400) {
+      const json = safeJson(text) as object | undefined;
+      throw APIError.generate(status, json, json ? undefined : text, headersOf(raw));
+    }
+    const requestId = typeof raw['x-request-id'] === 'string' ? raw['x-request-id'] : null;
+    // Not JSON by its type: no completion (as the SDK, which hands such a body back as text).
+    const completion = /json/i.test(String(raw['content-type'] ?? '')) ? (JSON.parse(text) as unknown) : text;
     if (completion && typeof completion === 'object' && 'error' in completion && completion.error) {
-      throw new UpstreamBodyError(classifyErrorBody(completion.error, response.status));
+      throw new UpstreamBodyError(classifyErrorBody(completion.error, status));
     }
-    if (!completion || typeof completion !== 'object' || !Array.isArray(completion.choices)) {
+    if (!completion || typeof completion !== 'object' || !Array.isArray((completion as { choices?: unknown }).choices))
       throw new MalformedResponseError('no "choices" in the response');
-    }
-    return { completion, requestId: request_id, status: response.status };
+    return { completion: completion as Record<string, unknown>, requestId, status };
   }
 }

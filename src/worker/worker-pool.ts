@@ -58,6 +58,7 @@ export function describeWorker(config: Config, baseUrl: string) {
     maxAttempts: config.maxAttempts,
     timeoutMs: config.timeoutMs,
     backoffMs: config.backoffMs,
+    heapGrowthPercent: config.heapGrowthPercent || 'V8 default',
   };
 }
 
