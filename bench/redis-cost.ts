@@ -3,7 +3,8 @@
  * main thread's CPU and the commands it ran (INFO cpu / INFO commandstats deltas), per request, for chatq (enqueue to
  * stored result, 2,000 users x 10 turns, no upstream latency) by both paths: `chatq enqueue` + a worker, and
  * `chatq run` (the CLI process: enqueue, its own worker pool, the progress bar, the summary), next to raw BullMQ's
- * per job (addBulk + a no-op worker) in the same run; and the bytes a finished request keeps (INFO memory delta).
+ * per job (addBulk + a no-op worker) in the same run; and the bytes a finished request keeps (INFO memory delta), next to
+ * a raw BullMQ job that carries its chat line and keeps a simulator answer as its return value.
  * Prints one JSON line.
  *   npx tsx bench/redis-cost.ts [--requests 20000] [--users 2000] [--concurrency 100]
  */
@@ -14,6 +15,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { connectRedis } from '../src/shared/redis/redis.js';
+import { deriveUserid } from '../src/shared/userid.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
 import { createTestEnv, runCli, testLogger, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';
@@ -79,36 +81,59 @@ const redis = await startLocalRedis({ appendfsync: 'off' });
 const admin = new Redis(redis.url);
 const sim = await startSimulatorProcess([]);
 
-// Raw BullMQ: the same number of jobs, added in bulk, processed by a no-op worker.
-const rawEnv = await createTestEnv(redis.url);
-const raw = await measure(admin, REQUESTS, async () => {
-  const queue = new Queue('raw', { connection: rawEnv.redis, prefix: rawEnv.prefix });
-  const connection = connectRedis({ redisUrl: redis.url, redisCluster: false });
-  let done = 0;
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((r) => (finish = r));
-  const worker = new Worker(
-    'raw',
-    async () => {
-      if (++done === REQUESTS) finish();
-    },
-    { connection, prefix: rawEnv.prefix, concurrency: C, removeOnComplete: { count: 0 } },
-  );
-  for (let i = 0; i < REQUESTS; i += 1000)
-    await queue.addBulk(
-      Array.from({ length: Math.min(1000, REQUESTS - i) }, (_, j) => ({ name: 'raw', data: { i: i + j } })),
+const usedMemory = async () => Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
+const lines = chatLines(USERS, Math.ceil(REQUESTS / USERS)).slice(0, REQUESTS);
+
+/**
+ * Raw BullMQ: the same number of jobs, added in bulk and processed by a worker that returns `reply`. Without a reply,
+ * a no-op whose jobs are removed on completion (the CPU baseline); with one, each job carries its chat line and keeps
+ * the reply as its return value (what a queue of one's own would keep per result: the bytes baseline).
+ */
+async function rawBullmq(reply?: Record<string, unknown>): Promise<{ cost: Cost; bytesPerJob: number }> {
+  const rawEnv = await createTestEnv(redis.url);
+  const before = await usedMemory();
+  const cost = await measure(admin, REQUESTS, async () => {
+    const queue = new Queue('raw', { connection: rawEnv.redis, prefix: rawEnv.prefix });
+    const connection = connectRedis({ redisUrl: redis.url, redisCluster: false });
+    let done = 0;
+    let finish: () => void = () => undefined;
+    const finished = new Promise<void>((r) => (finish = r));
+    const worker = new Worker(
+      'raw',
+      async () => {
+        if (++done === REQUESTS) finish();
+        return reply;
+      },
+      { connection, prefix: rawEnv.prefix, concurrency: C, removeOnComplete: { count: reply ? REQUESTS : 0 } },
     );
-  await finished;
-  await worker.close();
-  await queue.close();
-  connection.disconnect();
-});
-await rawEnv.cleanup();
+    for (let i = 0; i < REQUESTS; i += 1000)
+      await queue.addBulk(
+        lines.slice(i, i + 1000).map((line, j) => ({ name: 'raw', data: reply ? JSON.parse(line) : { i: i + j } })),
+      );
+    await finished;
+    await worker.close();
+    await queue.close();
+    connection.disconnect();
+  });
+  const bytesPerJob = ((await usedMemory()) - before) / REQUESTS;
+  await rawEnv.cleanup();
+  return { cost, bytesPerJob };
+}
+
+const raw = (await rawBullmq()).cost;
+// One real answer of the simulator, kept by every job of the bytes baseline.
+const answer = (await (
+  await fetch(`${sim.url}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
+    body: JSON.stringify({ ...JSON.parse(lines[0]!), userid: deriveUserid('bench-0') }),
+  })
+).json()) as Record<string, unknown>;
+const rawKept = await rawBullmq(answer);
 
 // chatq: enqueue, then one worker pool until every result is stored.
 const env = await createTestEnv(redis.url);
-const memoryBefore = Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
-const lines = chatLines(USERS, Math.ceil(REQUESTS / USERS)).slice(0, REQUESTS);
+const memoryBefore = await usedMemory();
 let batchId = '';
 const enqueue = await measure(admin, REQUESTS, async () => {
   batchId = (await env.submit(lines)).batchId;
@@ -122,7 +147,7 @@ const work = await measure(admin, REQUESTS, async () => {
   await waitForBatch(env, batchId, 600_000);
   await pool.close();
 });
-const bytesPerFinished = (Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]) - memoryBefore) / REQUESTS;
+const bytesPerFinished = ((await usedMemory()) - memoryBefore) / REQUESTS;
 await env.cleanup();
 
 // `chatq run`: the same lines through the CLI, which enqueues, works, shows progress and summarises in one process.
@@ -175,6 +200,8 @@ console.log(
     cpu_ratio: round(chatqCpu / raw.cpuUs, 2),
     commands_ratio: round(chatqCommands / raw.commands, 2),
     bytes_per_finished_request: Math.round(bytesPerFinished),
+    raw_bullmq_kept_job_bytes: Math.round(rawKept.bytesPerJob),
+    bytes_vs_raw_bullmq_kept: round(bytesPerFinished / rawKept.bytesPerJob),
   }),
 );
 process.exit(0);
