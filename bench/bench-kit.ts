@@ -5,7 +5,7 @@ import OpenAI from 'openai';
 import pLimit from 'p-limit';
 import { request } from 'undici';
 import { deriveUserid } from '../src/shared/userid.js';
-import { readBounded, upstreamAgent } from '../src/worker/http-transport.js';
+import { headersOf, readBounded, upstreamAgent } from '../src/worker/http-transport.js';
 import { spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -92,11 +92,11 @@ export function transportFetch(connections: number): typeof fetch {
       dispatcher: agent,
     });
     const bytes = await readBounded(res.body);
-    const out = new Headers();
-    for (const [k, v] of Object.entries(res.headers))
-      if (v !== undefined) out.set(k, Array.isArray(v) ? v.join(', ') : v);
     const empty = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
-    return new Response(empty ? null : new Uint8Array(bytes), { status: res.statusCode, headers: out });
+    return new Response(empty ? null : new Uint8Array(bytes), {
+      status: res.statusCode,
+      headers: headersOf(res.headers),
+    });
   }) as typeof fetch;
 }
 

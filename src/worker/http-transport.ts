@@ -27,3 +27,10 @@ export async function readBounded(
 /** The upstream's keep-alive connection pool, sized to the worker's calls in flight. */
 export const upstreamAgent = (connections: number) =>
   new Agent({ connections: Math.max(8, connections), keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+
+/** undici's response headers as WHATWG Headers (what the openai SDK's errors and Responses carry). */
+export function headersOf(raw: Record<string, string | string[] | undefined>): Headers {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+  return headers;
+}

@@ -1,7 +1,18 @@
 import { DelayedError, type Job } from 'bullmq';
+import {
+  assistantMessage,
+  callEnd,
+  classified,
+  failedCallEnd,
+  messagesFor,
+  outageSince,
+  redact,
+  usageOf,
+  ZERO_USAGE,
+} from './call-results.js';
 import { logFailure } from '../shared/redis/condition-log.js';
 import type { Logger } from '../shared/logger.js';
-import { costNano, findPrice, type PriceTable, type Usage } from '../shared/usage/pricing.js';
+import { costNano, findPrice, type PriceTable } from '../shared/usage/pricing.js';
 import { pauseQueue } from '../shared/redis/queue-control.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
 import type { RedisKeys } from '../shared/keys.js';
@@ -10,11 +21,11 @@ import type { AttemptEntry } from '../shared/request-record.js';
 import { isReservation, type CapacityLimiter, type Reservation } from './capacity-limiter.js';
 import { estimatePromptTokens, replyBound } from '../shared/token-bounds.js';
 import { grade, replyText } from '../shared/expectations.js';
-import { classifyError, type ClassifiedError } from './classify-error.js';
+import type { ClassifiedError } from './classify-error.js';
 import type { StartedRequest } from './request-claims.js';
 import type { RequestStore } from './request-store.js';
-import { UpstreamBodyError, type UpstreamClient } from './upstream-client.js';
-import { traceRun, type CallEnd, type RunTrace } from './run-trace.js';
+import type { UpstreamClient } from './upstream-client.js';
+import { traceRun, type RunTrace } from './run-trace.js';
 
 export interface ProcessorDeps {
   redis: RedisClient;
@@ -48,56 +59,6 @@ const BUDGET_RECHECK_MS = 300;
 
 /** Thrown to let BullMQ retry the job after a backoff; the request stays at its lane's head. */
 export class RetryLaterError extends Error {}
-
-const ZERO_USAGE: Usage = {
-  prompt_tokens: 0,
-  completion_tokens: 0,
-  total_tokens: 0,
-  cached_tokens: 0,
-  reasoning_tokens: 0,
-};
-
-export function usageOf(completion: Record<string, unknown>): Usage {
-  const u = (completion.usage ?? {}) as Record<string, unknown>;
-  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.round(v) : 0);
-  const prompt = n(u.prompt_tokens);
-  const completionTokens = n(u.completion_tokens);
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completionTokens,
-    total_tokens: n(u.total_tokens) || prompt + completionTokens,
-    cached_tokens: n((u.prompt_tokens_details as Record<string, unknown> | undefined)?.cached_tokens),
-    reasoning_tokens: n((u.completion_tokens_details as Record<string, unknown> | undefined)?.reasoning_tokens),
-  };
-}
-
-/** When the request's current run of "cannot reach the upstream" answers began (now when it has none). */
-function outageSince(attempts: AttemptEntry[]): number {
-  let since = Date.now();
-  for (let i = attempts.length - 1; i >= 0 && attempts[i]!.code === 'connection_error'; i--) since = attempts[i]!.at;
-  return since;
-}
-
-/** Exponential backoff with equal jitter, capped. */
-export function backoffDelay(attemptsMade: number, baseMs: number, capMs = 60_000): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
-  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-}
-
-function redact(text: string, secrets: string[]): string {
-  return secrets.reduce((t, s) => (s ? t.split(s).join('[redacted]') : t), text);
-}
-
-/** The messages to send: for a "full" history turn, the earlier turns and their real replies come first. */
-function messagesFor(started: StartedRequest): Record<string, unknown>[] {
-  const own = Array.isArray(started.body.messages) ? (started.body.messages as Record<string, unknown>[]) : [];
-  return started.history === 'full' ? [...started.conversation, ...own] : own;
-}
-
-function assistantMessage(completion: Record<string, unknown>): Record<string, unknown> {
-  const choice = (completion.choices as { message?: Record<string, unknown> }[])[0];
-  return { role: 'assistant', content: choice?.message?.content ?? '' };
-}
 
 /** Ends a request failed (no more attempts, or an error not worth retrying), with its error redacted. */
 function finishFailed(
@@ -197,32 +158,6 @@ type CallOutcome =
       reservation: Reservation;
     }
   | { ok: false; err: unknown; t0: number; latencyMs: number; reservation: Reservation };
-
-/** What an upstream call's error is (its code, status and what to do about it). */
-const classified = (err: unknown): ClassifiedError =>
-  err instanceof UpstreamBodyError ? err.classified : classifyError(err);
-
-/** What a failed call tells its span. */
-function failedCallEnd(err: unknown): CallEnd {
-  const c = classified(err);
-  return { ok: false, status: c.status ?? null, code: c.code };
-}
-
-/** What a reply tells its call's span. */
-function callEnd(reply: Awaited<ReturnType<UpstreamClient['chat']>>): CallEnd {
-  const { completion } = reply;
-  const usage = usageOf(completion);
-  const choices = Array.isArray(completion.choices) ? (completion.choices as { finish_reason?: unknown }[]) : [];
-  return {
-    ok: true,
-    status: reply.status,
-    responseId: typeof completion.id === 'string' ? completion.id : undefined,
-    responseModel: typeof completion.model === 'string' ? completion.model : undefined,
-    inputTokens: usage.prompt_tokens,
-    outputTokens: usage.completion_tokens,
-    finishReasons: choices.map((c) => String(c.finish_reason ?? '')),
-  };
-}
 
 /**
  * Within one call slot (so that no more than CHATQ_CONCURRENCY calls are in flight while a few extra jobs stand ready

@@ -1,6 +1,6 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { request, type Agent } from 'undici';
-import { readBounded, ResponseTooLargeError, upstreamAgent } from './http-transport.js';
+import { headersOf, readBounded, ResponseTooLargeError, upstreamAgent } from './http-transport.js';
 import { classifyErrorBody, MalformedResponseError, type ClassifiedError } from './classify-error.js';
 
 export interface UpstreamReply {
@@ -22,13 +22,6 @@ export interface UpstreamOptions {
   timeoutMs: number;
   /** Calls in flight at once (sizes the connection pool). */
   concurrency: number;
-}
-
-/** A response's headers as the Headers the openai SDK's errors carry (classify-error.ts reads retry-after there). */
-function headersOf(raw: Record<string, string | string[] | undefined>): Headers {
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(raw)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
-  return headers;
 }
 
 const safeJson = (text: string): unknown => {

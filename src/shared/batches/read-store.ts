@@ -39,8 +39,9 @@ export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string):
 }
 
 /**
- * Requests by id, each read from its shard (one pipeline per shard: a pipeline stays within one slot): a finished
- * one's record (finished-record.ts), else its hash, body and response (unfinished, or finished before records).
+ * Requests by id, each read from its shard (pipelines stay within one slot): a finished one's record
+ * (finished-record.ts) in one command; only for the others (unfinished, or finished before records) their hash,
+ * body and response, in a second round trip.
  */
 export async function getRequests(
   redis: RedisClient,
@@ -51,27 +52,34 @@ export async function getRequests(
   const found: (StoredRequest | null)[] = ids.map(() => null);
   await Promise.all(
     [...byShard].map(async ([k, indexes]) => {
+      const records = (await indexes.reduce((p, i) => p.getBuffer(k.requestDone(ids[i]!)), redis.pipeline()).exec())!;
+      const rest: number[] = [];
+      indexes.forEach((i, n) => {
+        const [err, record] = records[n]!;
+        if (!err && record) found[i] = decodeFinishedRecord(ids[i]!, record as Buffer);
+        else rest.push(i);
+      });
+      if (rest.length === 0) return;
       const pipeline = redis.pipeline();
-      for (const i of indexes)
+      for (const i of rest)
         pipeline
-          .getBuffer(k.requestDone(ids[i]!))
           .hmget(k.request(ids[i]!), ...REQUEST_FIELDS)
           .get(k.requestBody(ids[i]!))
           .getBuffer(k.requestResponse(ids[i]!));
       const rows = (await pipeline.exec())!;
-      indexes.forEach((i, n) => {
-        const [done, fields, body, response] = rows.slice(n * 4, n * 4 + 4).map(([err, value]) => (err ? null : value));
-        const id = ids[i]!;
-        found[i] = done
-          ? decodeFinishedRecord(id, done as Buffer)
-          : fields
-            ? toStoredRequest(
-                id,
-                Object.fromEntries(REQUEST_FIELDS.map((name, f) => [name, (fields as (string | null)[])[f]])),
-                body as string | null,
-                decodeResponse(response as Buffer | null),
-              )
-            : null;
+      rest.forEach((i, n) => {
+        const [[err, fields], [, body], [, response]] = rows.slice(n * 3, n * 3 + 3) as [
+          [Error | null, unknown],
+          [Error | null, unknown],
+          [Error | null, unknown],
+        ];
+        if (err || !fields) return;
+        found[i] = toStoredRequest(
+          ids[i]!,
+          Object.fromEntries(REQUEST_FIELDS.map((name, f) => [name, (fields as (string | null)[])[f]])),
+          body as string | null,
+          decodeResponse(response as Buffer | null),
+        );
       });
     }),
   );
