@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { getBatch } from '../src/shared/batches/read-store.js';
 import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
-import { arg, chatLines, plainLoop, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
+import { arg, chatLines, plainLoop, round, startFleet, startSimulatorProcess } from './bench-kit.js';
 
 const USERS = arg('users', 4_000);
 const TURNS = arg('turns', 10);
@@ -53,7 +53,10 @@ const fleet = await startFleet(env, 1, {
   CHATQ_CONCURRENCY: String(C),
   ...(HEAP_GROWTH >= 0 ? { CHATQ_HEAP_GROWTH_PERCENT: String(HEAP_GROWTH) } : {}),
 });
-await sleep(1_500);
+// A deployment that has called before: the worker is connected and its credentials are proven (the first call of a
+// fresh Redis goes alone, as the probe that proves them: acquire-capacity.lua), before the clock starts.
+const warmUp = await env.submit(chatLines(1, 1));
+await waitForBatch(env, warmUp.batchId, 60_000);
 const workerPeak = peakOf(() => fleet.pids().reduce((sum, pid) => sum + rssMb(pid), 0));
 const t0 = Date.now();
 const cpu0 = fleet.cpuMs();

@@ -19,6 +19,15 @@ const settledWithin = <T>(p: Promise<T>, ms: number) =>
     new Promise<boolean>((r) => setTimeout(() => r(false), ms)),
   ]);
 
+/** The scripts a Redis has run so far (EVALSHA and EVAL). */
+async function scriptsRun(redis: RedisClient): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return (
+    Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0) +
+    Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+  );
+}
+
 describe('capacity limiter (shared through Redis)', () => {
   let env: TestEnv;
   let cleanupRedis: { stop(): Promise<void> } | undefined;
@@ -151,9 +160,7 @@ describe('capacity limiter (shared through Redis)', () => {
 
   it('calls of one process that ask at once are reserved together: the limit keys see a few scripts, not one per call', () =>
     onPrivateRedis({ rpm: 6_000, tpm: 1e9 }, async (l, redis) => {
-      const scripts = async () =>
-        Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0) +
-        Number(/cmdstat_eval:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+      const scripts = () => scriptsRun(redis);
       await l.acquire('m', body(10));
       const tatKey = env.keys.limitRequests('global');
       const tatBefore = Number(await redis.get(tatKey));
@@ -180,4 +187,21 @@ describe('capacity limiter (shared through Redis)', () => {
     await env.redis.del(env.keys.credentialsProven);
     expect(await l.acquire('m', body(10))).toBe('paused');
   });
+
+  it("while one call proves the credentials, the process's other calls wait without asking Redis each; all go once it has", () =>
+    onPrivateRedis({}, async (l, redis) => {
+      await redis.del(env.keys.credentialsProven);
+      const probe = await l.acquire('m', body(10));
+      if (!isReservation(probe)) throw new Error(`the first call was not reserved: ${JSON.stringify(probe)}`);
+      expect(probe.probe).toBe(true);
+      const before = await scriptsRun(redis);
+      const waiting = Promise.all(Array.from({ length: 50 }, () => l.acquire('m', body(10))));
+      await new Promise((r) => setTimeout(r, 1_000));
+      // One call of the process asks for the probe at a time (a prober elsewhere may die), not each of the 50.
+      expect((await scriptsRun(redis)) - before).toBeLessThan(50);
+      await l.settle(probe, 5, true);
+      expect(await settledWithin(waiting, 10_000)).toBe(true);
+      const reservations = await waiting;
+      expect(reservations.every((r) => isReservation(r) && !r.probe)).toBe(true);
+    }));
 });

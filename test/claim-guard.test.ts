@@ -52,7 +52,7 @@ describe('handing a lane on', () => {
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues, { timeoutMs: 5_000 });
     const [job] = await t.env.queue.getJobs(['waiting']);
     const first = (await store.start(job!.id!)) as StartedRequest;
-    expect(first.leasedUntil).toBeUndefined();
+    await store.beginCall(first, 5_000);
     const next = await store.finish(
       first.id,
       first,
@@ -73,5 +73,37 @@ describe('handing a lane on', () => {
     const left = await store.beginCall(next!, 5_000);
     expect(left).toBeGreaterThan(4_000);
     expect(next!.leasedUntil).toBeUndefined();
+  });
+
+  it("a job's own request is claimed with its call's lease too; a store without a call timeout leaves it to the call", async () => {
+    await t.env.submit(
+      JSON.stringify({
+        custom_id: 'only',
+        user: 'first-call-user',
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    );
+    const [job] = await t.env.queue.getJobs(['waiting']);
+    const unleased = (await new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues).start(
+      job!.id!,
+    )) as StartedRequest;
+    expect(unleased.leasedUntil).toBeUndefined();
+    expect(await t.env.redis.exists(t.env.keys.laneLease(unleased.userid))).toBe(0);
+
+    // A run again (its first crashed before its call): the claim takes the lease with it.
+    await t.env.redis.hset(t.env.keys.request(unleased.id), 'status', 'queued');
+    const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues, { timeoutMs: 5_000 });
+    const started = (await store.start(job!.id!)) as StartedRequest;
+    expect(started.claim).toBe(unleased.claim + 1);
+    expect(started.leasedUntil).toBeGreaterThan(performance.now() + 4_000);
+    expect(await t.env.redis.get(t.env.keys.laneLease(started.userid))).toBe(`${started.id}:${started.claim}`);
+    expect(await t.env.redis.pttl(t.env.keys.laneLease(started.userid))).toBeGreaterThan(5_000);
+    expect(await store.beginCall(started, 5_000)).toBeGreaterThan(4_000);
+
+    // While that lease stands, another claim of the user waits it out.
+    await t.env.redis.hset(t.env.keys.request(started.id), 'status', 'queued');
+    const blocked = await store.start(job!.id!);
+    expect(blocked && 'waitMs' in blocked && blocked.waitMs).toBeGreaterThan(5_000);
   });
 });

@@ -3,6 +3,7 @@ import type { RedisKeys } from '../shared/keys.js';
 import { estimatePromptTokens, replyBound } from '../shared/token-bounds.js';
 import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
 import { StoppableWaits } from './stoppable-waits.js';
+import { UpstreamGate } from './upstream-gate.js';
 
 const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
 
@@ -84,10 +85,6 @@ export const isReservation = (r: Reservation | NotReserved): r is Reservation =>
 
 const DEFAULT_LARGE_SHARE = 0.1;
 
-/** How stale the cached pause/credentials state may be in a process without RPM/TPM limits before it is read again. */
-const GATE_MS = 200;
-/** How stale it may be while that read is under way: calls go by it meanwhile. A pause reaches every worker within this. */
-const GATE_STALE_MS = 1_000;
 /** Longest sleep before asking again while not reserved: a pause that ends early is noticed within it. */
 const RECHECK_MS = 1_000;
 /** While the upstream is down, one call per this interval checks whether it is back. */
@@ -101,9 +98,8 @@ const LARGE_RECHECK_MS = 5_000;
  */
 export class CapacityLimiter {
   private counter = 0;
-  /** Without RPM/TPM limits, the only checks are pauses and proven credentials: read at most every GATE_MS. */
-  private gate: { readAt: number; open: boolean; outage: boolean } = { readAt: 0, open: false, outage: false };
-  private gateRead: Promise<boolean> | undefined;
+  /** Pauses and proven credentials, read at most every 200 ms: without RPM/TPM limits, all a call checks. */
+  private readonly gate: UpstreamGate;
   /** Ended when the worker stops: waits end at once and their requests go back to the queue. */
   private readonly waits = new StoppableWaits();
   /** Lease renewals of probes in flight, by member. */
@@ -121,6 +117,7 @@ export class CapacityLimiter {
     private readonly owner: string,
   ) {
     this.connection = typeof redis === 'function' ? redis : () => redis;
+    this.gate = new UpstreamGate(this.connection, keys);
     this.groups = new GroupedReservations(
       { rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? 0.01 },
       (tokens, calls) => this.reserveGlobal(tokens, calls),
@@ -134,46 +131,6 @@ export class CapacityLimiter {
   private limited(model: string): boolean {
     const m = this.modelLimit(model);
     return this.limits.rpm > 0 || this.limits.tpm > 0 || (m.rpm ?? 0) > 0 || (m.tpm ?? 0) > 0;
-  }
-
-  /**
-   * Open when credentials are proven and nothing is paused; cached for GATE_MS (changes made here apply at once). Past
-   * that, a read goes out; until GATE_STALE_MS the calls meanwhile go by the last answer rather than wait for it: one
-   * lost packet on a slow link would otherwise hold every call of the process.
-   */
-  private async gateOpen(): Promise<boolean> {
-    const age = Date.now() - this.gate.readAt;
-    if (age <= GATE_MS) return this.gate.open;
-    // One read at a time; a read that fails is forgotten with it (the next call reads again), never kept as the answer.
-    const read = (this.gateRead ??= (async () => {
-      const k = this.keys;
-      try {
-        const replies = await this.connection()
-          .multi()
-          .exists(k.pauseReason)
-          .exists(k.credentialsProven)
-          .pttl(k.rateLimitPause)
-          .pttl(k.outageUntil)
-          .exists(k.outage)
-          .exec();
-        const [paused, proven, pauseLeft, outageLeft, outage] = replies!.map(([, v]) => v as number);
-        this.gate = {
-          readAt: Date.now(),
-          open: paused === 0 && proven === 1 && pauseLeft! <= 0 && outageLeft! <= 0,
-          outage: outage === 1,
-        };
-        return this.gate.open;
-      } finally {
-        this.gateRead = undefined;
-      }
-    })());
-    if (age > GATE_STALE_MS) return read;
-    read.catch(() => undefined);
-    return this.gate.open;
-  }
-
-  private closeGate(): void {
-    this.gate = { readAt: 0, open: false, outage: false };
   }
 
   /** The worker is stopping: no new work is taken on. */
@@ -211,7 +168,7 @@ export class CapacityLimiter {
     stillWanted?: () => Promise<boolean>,
   ): Promise<Reservation | NotReserved> {
     if (this.waits.stopped) return 'paused';
-    if (!this.limited(model) && (await this.gateOpen()))
+    if (!this.limited(model) && (await this.gate.isOpen()))
       return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
@@ -236,44 +193,60 @@ export class CapacityLimiter {
       calls: 1,
       large_tpm: largeShare,
     } satisfies AcquireArgs);
+    let wantedAt = Date.now();
     while (!this.waits.stopped) {
       // Calls under the global limits alone, while nothing is paused and the credentials are proven, are reserved
       // together with the others of this process that ask meanwhile: one script for many calls.
-      const together = (m.rpm ?? 0) === 0 && (m.tpm ?? 0) === 0 && largeCharge === 0 && (await this.gateOpen());
-      const { state, waitMs, outage, group } = together
-        ? await this.groups.reserve(estimate)
-        : await acquireScript.run(this.connection(), keys, args).then((r) => {
-            const { state: s, wait_ms, outage: o } = namedReply<AcquireReply>(r);
-            return { state: s, waitMs: wait_ms, outage: o, group: undefined };
-          });
-      if (state === -1) return 'paused';
-      const reserved = group?.member ?? member;
-      if (state === 2) this.renewWhileInFlight(reserved);
-      if (state > 0) {
-        // A reserved slot in the future is ours: sleep until it. Otherwise ask again soon, so that a pause that
-        // ends early (a probe succeeded) is noticed.
-        if (waitMs > 0) await this.waits.wait(waitMs);
-        if (!this.waits.stopped)
-          return {
-            member: reserved,
-            estimate,
-            model,
-            probe: state === 2,
-            outage: outage === 1,
-            ...(group ? { group } : {}),
-            ...(largeCharge ? { large: true } : {}),
-          };
-        // A call given up is not made: its group's entry keeps only the others' tokens.
-        if (group && --group.unsettled === 0 && estimate > 0)
-          await this.settleEntry(group.member, group.realTokens, model);
-        // A probe given up must not keep the others waiting for its lease.
-        if (state === 2) await this.endProbe(reserved);
-        break;
+      const open = await this.gate.isOpen();
+      const together = (m.rpm ?? 0) === 0 && (m.tpm ?? 0) === 0 && largeCharge === 0 && open;
+      // While the credentials are unproven, one call of the process asks at a time; the others wait for its turn.
+      const endTurn = !open && !this.gate.proven ? await this.gate.turnWhileUnproven() : () => undefined;
+      if (!endTurn) {
+        if (stillWanted && Date.now() - wantedAt >= RECHECK_MS) {
+          wantedAt = Date.now();
+          if (!(await stillWanted())) return 'cancelled';
+        }
+        continue;
       }
-      // A large call does not wait holding a call slot: its request goes back to the queue until there may be room.
-      if (largeCharge) return { laterMs: Math.min(Math.max(waitMs, RECHECK_MS), LARGE_RECHECK_MS) };
-      if (stillWanted && !(await stillWanted())) return 'cancelled';
-      await this.waits.wait(Math.min(waitMs, RECHECK_MS) + Math.random() * 50);
+      try {
+        const { state, waitMs, outage, group } = together
+          ? await this.groups.reserve(estimate)
+          : await acquireScript.run(this.connection(), keys, args).then((r) => {
+              const { state: s, wait_ms, outage: o } = namedReply<AcquireReply>(r);
+              return { state: s, waitMs: wait_ms, outage: o, group: undefined };
+            });
+        if (state === -1) return 'paused';
+        const reserved = group?.member ?? member;
+        if (state === 2) this.renewWhileInFlight(reserved);
+        if (state > 0) {
+          // A reserved slot in the future is ours: sleep until it. Otherwise ask again soon, so that a pause that
+          // ends early (a probe succeeded) is noticed.
+          if (waitMs > 0) await this.waits.wait(waitMs);
+          if (!this.waits.stopped)
+            return {
+              member: reserved,
+              estimate,
+              model,
+              probe: state === 2,
+              outage: outage === 1,
+              ...(group ? { group } : {}),
+              ...(largeCharge ? { large: true } : {}),
+            };
+          // A call given up is not made: its group's entry keeps only the others' tokens.
+          if (group && --group.unsettled === 0 && estimate > 0)
+            await this.settleEntry(group.member, group.realTokens, model);
+          // A probe given up must not keep the others waiting for its lease.
+          if (state === 2) await this.endProbe(reserved);
+          break;
+        }
+        // A large call does not wait holding a call slot: its request goes back to the queue until there may be room.
+        if (largeCharge) return { laterMs: Math.min(Math.max(waitMs, RECHECK_MS), LARGE_RECHECK_MS) };
+        wantedAt = Date.now();
+        if (stillWanted && !(await stillWanted())) return 'cancelled';
+        await this.waits.wait(Math.min(waitMs, RECHECK_MS) + Math.random() * 50);
+      } finally {
+        endTurn();
+      }
     }
     return 'paused';
   }
@@ -324,10 +297,12 @@ export class CapacityLimiter {
     const k = this.keys;
     if (r.probe) {
       if (succeeded) await this.connection().set(k.credentialsProven, '1');
+      // The calls waiting for the probe read the gate again now, rather than when it is 200 ms old.
+      this.gate.close();
       await this.endProbe(r.member);
     }
     if (succeeded && r.outage) {
-      this.closeGate();
+      this.gate.close();
       await this.connection().del(k.outage, k.outageUntil, k.outageProbe);
     }
     if (r.estimate === 0) return;
@@ -350,7 +325,7 @@ export class CapacityLimiter {
 
   /** The upstream could not be reached: every worker backs off together (the backoff grows per round, not per call). */
   async noteOutage(): Promise<number> {
-    this.closeGate();
+    this.gate.close();
     const k = this.keys;
     return (await noteOutageScript.run(
       this.connection(),
@@ -361,13 +336,13 @@ export class CapacityLimiter {
 
   /** The credentials failed (401, no balance...): the next call after a resume is a probe again. */
   async distrustCredentials(): Promise<void> {
-    this.closeGate();
+    this.gate.close();
     await this.connection().del(this.keys.credentialsProven, this.keys.credentialsProbe);
   }
 
   /** Holds every worker's next call for `ms` (the upstream said 429). */
   async pauseFor(ms: number): Promise<void> {
-    this.closeGate();
+    this.gate.close();
     const [seconds, micros] = await this.connection().time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     await this.connection().set(this.keys.rateLimitPause, String(now + ms), 'PX', ms + 1000);

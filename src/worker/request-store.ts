@@ -113,12 +113,29 @@ export class RequestStore {
    * turn gap has not passed; undefined when there is nothing to call (finished, or gone).
    */
   async start(jobId: string): Promise<StartedRequest | { waitMs: number } | StoppedClaim | undefined> {
-    return toClaim(
-      (await startScript.run(this.on(jobId), [this.keys.request(jobId)], [Date.now(), this.keys.prefix, jobId])) as (
-        | string
-        | number
-      )[],
+    const sent = performance.now();
+    const { reply, replicated } = await startScript.runReplicated(
+      this.on(jobId),
+      [this.keys.request(jobId)],
+      [Date.now(), this.keys.prefix, jobId, this.leaseMs() ?? ''],
+      this.replicas,
     );
+    return this.leased(toClaim(reply as (string | number)[]), sent, replicated);
+  }
+
+  /** The lease a claim takes for its run's first call (the call timeout and the margin), when there is a timeout. */
+  private leaseMs(): number | undefined {
+    return this.calls.timeoutMs ? this.calls.timeoutMs + LEASE_MARGIN_MS : undefined;
+  }
+
+  /**
+   * A claim sent at `sent` took its first call's lease, no later than when it answered: that call must end by `sent` +
+   * the timeout. Not when fewer replicas than asked hold it (begin-call.lua then takes it again, and waits for them).
+   */
+  private leased<T extends ReturnType<typeof toClaim>>(claim: T, sent: number, replicated: boolean): T {
+    const timeoutMs = this.calls.timeoutMs;
+    if (!timeoutMs || !replicated || !claim || !('body' in claim)) return claim;
+    return { ...claim, leasedUntil: sent + timeoutMs };
   }
 
   /**
@@ -229,11 +246,7 @@ export class RequestStore {
     const [nextHead, claim, gapMs, replicated] = await this.writeResult(id, owner, result, servingJob);
     if (nextHead && !claim) await this.queues.add([nextHead], gapMs);
     const next = claim && toClaim(claim);
-    if (!next || !('body' in next)) return undefined;
-    // Its lease was taken with the claim, no later than now: its first call must end by `sent` + the timeout. Not
-    // when fewer replicas than asked hold it (begin-call.lua then takes it again, and waits for them).
-    const timeoutMs = this.calls.timeoutMs;
-    return timeoutMs && replicated ? { ...next, leasedUntil: sent + timeoutMs } : next;
+    return next && 'body' in next ? this.leased(next, sent, replicated) : undefined;
   }
 
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
@@ -363,7 +376,7 @@ export class RequestStore {
         serving_job: servingJob || undefined,
         budgeted: owner.budgeted,
         claim: owner.claim,
-        lease_ms: this.calls.timeoutMs ? this.calls.timeoutMs + LEASE_MARGIN_MS : undefined,
+        lease_ms: this.leaseMs(),
       } satisfies FinishArgs,
       result.response ? encodeResponse(JSON.stringify(result.response)) : '',
       ...fields,

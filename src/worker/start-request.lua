@@ -7,7 +7,8 @@
   the run ends), `tries` the failed attempts that count toward the attempt limit.
   KEYS: 1 the job's own request hash (its body is the string beside it, <request key>:body)
   ARGV: 1 now (ms), 2 key prefix (the lane, a handed-over head, the previous turn of a "full" history script: same
-        slot), 3 the job id
+        slot), 3 the job id, 4 the call's lease (ms: timeout and margin) that the claim takes for the run's first call
+        ("": begin-call.lua takes it)
   Returns claimRequest's answer (claim-request.lua), or {'finished'} / {'missing'}.
 ]]
 --- @include keys
@@ -18,4 +19,7 @@
 local prefix = ARGV[2]
 local id, gone = servedRequest(prefix, ARGV[3])
 if not id then return { gone or 'finished' } end
-return claimRequest(prefix, id, ARGV[1])
+local leaseArg = ARGV[4] or ''
+local leaseMs = leaseArg ~= '' and tonumber(leaseArg) or nil
+if leaseArg ~= '' and (not leaseMs or leaseMs < 1 or leaseMs ~= math.floor(leaseMs)) then error('chatq start-request: the lease must be whole ms') end
+return claimRequest(prefix, id, ARGV[1], nil, leaseMs)

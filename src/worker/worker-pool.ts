@@ -68,9 +68,10 @@ export function describeWorker(config: Config, baseUrl: string) {
  * global limits, plus the lane reconciler and the usage fold. Any number of these, on any machines, share the work
  * through Redis. `close()` lets in-flight calls finish (each bounded by the request timeout).
  */
-/** Call slots per BullMQ worker fetching jobs, and the most fetchers per shard. */
+/** Call slots per BullMQ worker fetching jobs; the most fetchers per process (shared among its shards), 8 per shard at least. */
 const SLOTS_PER_FETCHER = 25;
-const MAX_FETCHERS = 8;
+const MAX_FETCHERS = 32;
+const MIN_FETCHERS_PER_SHARD = 8;
 /** Call slots per connection that requests' scripts go on, and the most such connections. */
 const SLOTS_PER_SCRIPT_CONNECTION = 8;
 const MAX_SCRIPT_CONNECTIONS = 32;
@@ -195,10 +196,15 @@ export class WorkerPool {
     // Results and capacity go on a connection of their own that sends all the commands of one tick in one write:
     // fewer system calls for Redis and the worker alike (BullMQ keeps its connections as they are).
     // BullMQ fetches a worker's jobs one round trip at a time: over a slow link to Redis (20 ms) one fetcher starts no
-    // more than ~50 jobs a second. Jobs are fetched by one BullMQ worker per 25 call slots (up to 8), side by side.
+    // more than ~50 jobs a second, and on one machine ~80 (2,000 slots took 3 s to fill with 8). Jobs are fetched by
+    // one BullMQ worker per 25 call slots, side by side: up to 32 per process, shared out among its shards (8 each at
+    // least).
     // Requests' scripts go on one connection per 8 call slots (up to 32): a lost packet holds up the commands of its
     // connection until TCP sends it again (200 ms at least), so a connection shared by every call would stall them all.
-    const fetchers = Math.min(MAX_FETCHERS, Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_FETCHER)));
+    const fetchers = Math.min(
+      Math.ceil(config.concurrency / SLOTS_PER_FETCHER),
+      Math.max(MIN_FETCHERS_PER_SHARD, Math.ceil(MAX_FETCHERS / shards.length)),
+    );
     const scripts = Array.from(
       {
         length: Math.min(

@@ -1,5 +1,5 @@
 --[[
-  Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand)
+  Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand, leaseMs)
   returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
   on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0, the claim number (begin-call.lua
   checks it), the traceparent of its import span or "", since when it waited (ms: its last requeue, else its import)}, {'wait', ms} when its turn gap has not passed or a call of its user may still be at the upstream (the
@@ -9,9 +9,9 @@
   again, for the cancel). A claim is not an attempt: `claims` counts runs begun.
   `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
   which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether
-  that batch has a budget), status and on_import_error of that batch, leaseMs = the call's lease (ms: timeout and
-  margin) or nil}. A turn gap (gap_ms) then starts now, and the request waits it out unclaimed. With leaseMs the
-  claim takes the user's call lease too (as begin-call.lua does): the job calls without another round trip.
+  that batch has a budget), status and on_import_error of that batch}. A turn gap (gap_ms) then starts now, and the
+  request waits it out unclaimed. With `leaseMs` (the call's lease, ms: timeout and margin) the claim takes the user's
+  call lease too (as begin-call.lua does): the job calls without another round trip.
   Needs "--- @include finished-record" before it (a "full" history turn reads the previous turn's record).
 ]]
 -- A batch whose unsent requests are not to be sent: being cancelled or expired, or its import failed ("cancel").
@@ -19,7 +19,7 @@ local function batchStopped(status, onImportError)
   return status == 'cancelling' or status == 'cancelled' or status == 'expiring' or status == 'expired' or (status == 'failed' and onImportError ~= 'keep')
 end
 
-local function claimRequest(prefix, id, now, hand)
+local function claimRequest(prefix, id, now, hand, leaseMs)
   local key = KEY.request(prefix, id)
   local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap, current, tp, createdAt, requeuedAt =
     unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms', 'status', 'traceparent', 'created_at', 'requeued_at'))
@@ -67,6 +67,6 @@ local function claimRequest(prefix, id, now, hand)
     claim[#claim + 1] = hand.job
   end
   redis.call(unpack(claim))
-  if hand and hand.leaseMs then redis.call('SET', KEY.laneLease(prefix, userid), id .. ':' .. claimNumber, 'PX', hand.leaseMs) end
+  if leaseMs then redis.call('SET', KEY.laneLease(prefix, userid), id .. ':' .. claimNumber, 'PX', leaseMs) end
   return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber, tp or '', requeuedAt or createdAt or '' }
 end
