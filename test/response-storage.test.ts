@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getRequests, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { unpackLua } from '../src/shared/lua-msgpack.js';
+import { decodeResponse, encodeResponse } from '../src/shared/response-codec.js';
 import { FINISHED_RECORD_FIELDS } from '../src/shared/request-record.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { waitForBatch } from './helpers/test-env.js';
@@ -11,21 +12,24 @@ const line = (i: number, content: string) =>
 describe('responses are stored compactly', () => {
   const w = useWorld();
 
-  it('keeps each response compressed (under half its JSON here) and reads it back whole; plain values from before still read', async () => {
+  it('keeps each response compact (under half its JSON here) and reads it back whole; values from before still read', async () => {
     const submitted = await w.env.submit([
       line(1, 'Hi, I am Sam and I live in Lisbon.'),
       line(2, `Tell me about ${'the river and the hills of the old town, '.repeat(20)}`),
     ]);
     await w.startWorker();
     await waitForBatch(w.env, submitted.batchId);
+    const marks: Record<string, number[]> = {};
     for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) {
       const json = JSON.stringify(r.response);
       expect(r.response).toMatchObject({ object: 'chat.completion', choices: [{ message: { role: 'assistant' } }] });
       const record = unpackLua((await w.env.redis.getBuffer(w.env.keys.requestDone(r.id)))!) as Buffer[];
       const stored = record.at(-1)!;
-      expect(stored.subarray(0, 2)).toEqual(Buffer.from([0, 1]));
+      marks[r.customId] = [...stored.subarray(0, 2)];
       expect(stored.length).toBeLessThan(json.length / 2);
     }
+    // A reply of the usual size: its usual phrases coded as single bytes (no compressor to set up).
+    expect(marks).toEqual({ c1: [0, 2], c2: [0, 2] });
     // A request finished before records existed (a hash, its body, its response as plain JSON text) reads as it is.
     const id = `${submitted.batchId}-9`;
     await w.env.redis.hset(w.env.keys.request(id), {
@@ -47,6 +51,40 @@ describe('responses are stored compactly', () => {
       body: { model: 'gpt-4o-mini' },
       response: { object: 'chat.completion', choices: [], plain: true },
     });
+  });
+});
+
+describe('the stored form of a response', () => {
+  it('reads back exactly what was stored, whatever the text holds, in both forms', () => {
+    const replies = [
+      {
+        id: 'chatcmpl-1',
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' } }],
+      },
+      {
+        id: 'chatcmpl-\u0001"},"finish_reason":"',
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: '\u0002 \u001f é 😀 \\ \n "content":"stop"' } }],
+        usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+      },
+      { object: 'chat.completion', choices: [{ message: { content: 'x'.repeat(5_000) } }] },
+    ];
+    // Tiny: kept as it is; of the usual size: phrase-coded; long: compressed.
+    const forms = replies.map((reply) => {
+      const json = JSON.stringify(reply);
+      const stored = encodeResponse(json);
+      const bytes = Buffer.isBuffer(stored) ? stored : Buffer.from(stored);
+      expect(decodeResponse(bytes)).toBe(json);
+      return [...bytes.subarray(0, 2)];
+    });
+    expect(forms).toEqual([[...Buffer.from('{"')], [0, 2], [0, 1]]);
+    // Text that is not JSON.stringify's (a raw control character) is compressed instead, and reads back too.
+    const raw = `{"content":"a\u0001b${'"finish_reason":"stop"'.repeat(9)}"}`;
+    const stored = encodeResponse(raw);
+    const bytes = Buffer.isBuffer(stored) ? stored : Buffer.from(stored);
+    expect([...bytes.subarray(0, 2)]).toEqual([0, 1]);
+    expect(decodeResponse(bytes)).toBe(raw);
   });
 });
 

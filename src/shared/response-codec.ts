@@ -1,12 +1,56 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 /**
- * How an upstream response is kept in Redis: compressed (raw DEFLATE with a preset dictionary of the usual
- * chat.completion JSON, so even a short reply shrinks) behind a two-byte mark that JSON text never starts with.
- * Values from before (plain JSON text) read as they are. The dictionary is part of the stored format: a new one
- * gets a new mark, and the old mark keeps its dictionary.
+ * How an upstream response is kept in Redis, behind a two-byte mark that JSON text never starts with:
+ * - V2, a reply of the usual size: the usual phrases of chat.completion JSON (keys with their punctuation) each
+ *   written as one control character, which JSON.stringify's text never holds raw (it escapes them). No compressor
+ *   to set up: about a tenth of V1's CPU, and fewer bytes for the usual shapes (the simulator's 433-byte answer:
+ *   122 bytes, V1 144; OpenAI's 690-byte one: 188, V1 199).
+ * - V1, a longer one: raw DEFLATE with a preset dictionary of the usual chat.completion JSON.
+ * Values from before (plain JSON text) read as they are. Phrases and dictionary are part of the stored format: a new
+ * list gets a new mark, and the old marks keep theirs.
  */
 const MARK_V1 = Buffer.from([0x00, 0x01]);
+const MARK_V2 = '\u0000\u0002';
+/** At most 31 (one per control character from U+0001); at a position, the first in this order that matches is coded. */
+const PHRASES_V2 = [
+  '","choices":[{"index":0,"message":{"role":"assistant","content":"',
+  '","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"',
+  ',"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}',
+  '},"completion_tokens_details":{"reasoning_tokens":',
+  ',"prompt_tokens_details":{"cached_tokens":',
+  '","object":"chat.completion","created":',
+  '},"service_tier":"default","system_fingerprint":"fp_',
+  '},"logprobs":null,"finish_reason":"',
+  '"}],"usage":{"prompt_tokens":',
+  '}],"usage":{"prompt_tokens":',
+  '"},"finish_reason":"',
+  ',"completion_tokens":',
+  ',"reasoning_content":"',
+  ',"system_fingerprint":"',
+  ',"service_tier":"',
+  ',"total_tokens":',
+  ',"audio_tokens":0',
+  ',"refusal":null',
+  '{"id":"chatcmpl-',
+  ',"model":"',
+  'gpt-4o-mini',
+  '"finish_reason":"',
+  '"content":"',
+  'stop',
+  '":null',
+  '}}}',
+  '},"',
+  '","',
+  '":"',
+  '":{"',
+  '":0',
+];
+const PHRASE_V2 = new RegExp(PHRASES_V2.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+const CODE_V2 = new Map(PHRASES_V2.map((p, i) => [p, String.fromCharCode(i + 1)]));
+const CODED_V2 = /[\u0001-\u001f]/g;
+/** A V2 text at most this long is kept as it is; past it, the reply has text enough for DEFLATE to be worth its CPU. */
+const PHRASE_CODED_MAX_BYTES = 384;
 const DICTIONARY_V1 = Buffer.from(
   [
     '"service_tier":"default","system_fingerprint":"fp_"',
@@ -23,10 +67,14 @@ const DICTIONARY_V1 = Buffer.from(
 /** Below this, compressing saves too little to be worth a read's inflate. */
 const COMPRESS_FROM_BYTES = 128;
 
-/** The stored form of a response's JSON text: compressed when that is smaller. */
+/** The stored form of a response's JSON text: phrase-coded or compressed when that is smaller. */
 export function encodeResponse(json: string): string | Buffer {
+  if (json.length < COMPRESS_FROM_BYTES) return json;
+  if (!/[\u0000-\u001f]/.test(json)) {
+    const coded = MARK_V2 + json.replace(PHRASE_V2, (phrase) => CODE_V2.get(phrase)!);
+    if (Buffer.byteLength(coded) <= PHRASE_CODED_MAX_BYTES) return coded;
+  }
   const raw = Buffer.from(json, 'utf8');
-  if (raw.length < COMPRESS_FROM_BYTES) return json;
   // A 4 KiB window, less state and the fastest level: half the CPU per response of zlib's defaults for a few bytes
   // more (a 629-byte completion: 188 bytes, against 171 at the default level); inflate reads any level as usual.
   const packed = deflateRawSync(raw, { dictionary: DICTIONARY_V1, windowBits: 12, memLevel: 5, level: 1 });
@@ -38,5 +86,7 @@ export function decodeResponse(stored: Buffer | null): string | null {
   if (stored === null) return null;
   if (stored.length >= 2 && stored[0] === MARK_V1[0] && stored[1] === MARK_V1[1])
     return inflateRawSync(stored.subarray(2), { dictionary: DICTIONARY_V1 }).toString('utf8');
+  if (stored.length >= 2 && stored[0] === 0 && stored[1] === 2)
+    return stored.toString('utf8', 2).replace(CODED_V2, (code) => PHRASES_V2[code.charCodeAt(0) - 1]!);
   return stored.toString('utf8');
 }
