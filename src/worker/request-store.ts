@@ -1,4 +1,5 @@
-import { LuaScript, namedReply, packArgs, readyOf, type RedisClient } from '../shared/redis/redis.js';
+import { LuaScript, namedReply, packArgs, type RedisClient } from '../shared/redis/redis.js';
+import { ConnectionTurns } from '../shared/redis/connection-turns.js';
 import { cancelBatch, type CancelReason } from '../shared/batches/cancel-batch.js';
 import { latencyBucket } from '../shared/latency-buckets.js';
 import { failureReason } from './classify-error.js';
@@ -77,12 +78,12 @@ export class RequestStore {
   private readonly redis: RedisClient;
   private readonly replicas: { count: number; timeoutMs: number };
 
+  /** The connections its transitions go on, one per turn of the event loop (see ConnectionTurns). */
+  private readonly turns: ConnectionTurns;
+
   constructor(
-    /**
-     * The connections its scripts go on: a request's transitions go on one of them, picked by its id, so that a lost
-     * packet on a lossy link stalls the requests of one connection, not every request of the process.
-     */
-    private readonly connections: RedisClient[],
+    /** The connections its scripts go on (a lossy link then stalls one connection's share of them, not all). */
+    connections: RedisClient[],
     private readonly keys: RedisKeys,
     private readonly ttlS: number,
     private readonly queues: RequestQueues,
@@ -94,18 +95,8 @@ export class RequestStore {
     } = {},
   ) {
     this.redis = connections[0]!;
+    this.turns = new ConnectionTurns(connections);
     this.replicas = calls.replicas ?? { count: 0, timeoutMs: 0 };
-  }
-
-  /**
-   * The connection of request `id`'s transitions: picked by its id, or, while that one is not connected (its
-   * handshake lost a packet: TCP sends a SYN again after 1 s), another that is.
-   */
-  private on(id: string): RedisClient {
-    if (this.connections.length === 1) return this.redis;
-    let h = 0;
-    for (let i = id.length - 4; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) | 0;
-    return readyOf(this.connections, Math.abs(h) % this.connections.length);
   }
 
   /**
@@ -115,7 +106,7 @@ export class RequestStore {
   async start(jobId: string): Promise<StartedRequest | { waitMs: number } | StoppedClaim | undefined> {
     const sent = performance.now();
     const { reply, replicated } = await startScript.runReplicated(
-      this.on(jobId),
+      this.turns.current,
       [this.keys.request(jobId)],
       [Date.now(), this.keys.prefix, jobId, this.leaseMs() ?? ''],
       this.replicas,
@@ -152,7 +143,7 @@ export class RequestStore {
     if (leasedLeft >= timeoutMs / 2) return Math.floor(leasedLeft);
     const sent = performance.now();
     const { reply, replicated } = await beginCallScript.runReplicated(
-      this.on(started.id),
+      this.turns.current,
       [this.keys.request(started.id), this.keys.laneLease(started.userid)],
       [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id],
       this.replicas,
@@ -226,7 +217,7 @@ export class RequestStore {
     keepLease = false,
   ): Promise<void> {
     await requeueScript.run(
-      this.on(id),
+      this.turns.current,
       [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)],
       [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0, keepLease ? '1' : '0'],
     );
@@ -383,7 +374,7 @@ export class RequestStore {
     );
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
     // that does not answer in time delays, and does not fail, the finish).
-    const { reply, replicated } = await finishScript.runReplicated(this.on(id), keys, args, this.replicas);
+    const { reply, replicated } = await finishScript.runReplicated(this.turns.current, keys, args, this.replicas);
     const { next_head, handed, wait_ms, claim } = namedReply<FinishReply>(reply);
     return [next_head, handed === 1 ? claim : undefined, wait_ms, replicated];
   }

@@ -199,8 +199,9 @@ export class WorkerPool {
     // more than ~50 jobs a second, and on one machine ~80 (2,000 slots took 3 s to fill with 8). Jobs are fetched by
     // one BullMQ worker per 25 call slots, side by side: up to 32 per process, shared out among its shards (8 each at
     // least).
-    // Requests' scripts go on one connection per 8 call slots (up to 32): a lost packet holds up the commands of its
-    // connection until TCP sends it again (200 ms at least), so a connection shared by every call would stall them all.
+    // Requests' scripts go on one connection per 8 call slots (up to 32), taken in turns (ConnectionTurns): a lost packet
+    // holds up the commands of its connection until TCP sends it again (200 ms at least), so a connection shared by
+    // every call would stall them all.
     const fetchers = Math.min(
       Math.ceil(config.concurrency / SLOTS_PER_FETCHER),
       Math.max(MIN_FETCHERS_PER_SHARD, Math.ceil(MAX_FETCHERS / shards.length)),
