@@ -204,4 +204,12 @@ describe('capacity limiter (shared through Redis)', () => {
       const reservations = await waiting;
       expect(reservations.every((r) => isReservation(r) && !r.probe)).toBe(true);
     }));
+
+  it('says whether a limit may hold a claimed call back (then claims do not take the call lease: the worker pool)', () => {
+    expect(limiter({}, 'p').limitsCalls).toBe(false);
+    expect(limiter({ modelLimits: { m: {} } }, 'p').limitsCalls).toBe(false);
+    expect(limiter({ rpm: 60 }, 'p').limitsCalls).toBe(true);
+    expect(limiter({ tpm: 1_000 }, 'p').limitsCalls).toBe(true);
+    expect(limiter({ modelLimits: { m: { tpm: 10 } } }, 'p').limitsCalls).toBe(true);
+  });
 });

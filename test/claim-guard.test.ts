@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StartedRequest } from '../src/worker/request-claims.js';
+import { getRequests } from '../src/shared/batches/read-store.js';
 import { RequestStore } from '../src/worker/request-store.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
@@ -105,5 +106,60 @@ describe('handing a lane on', () => {
     await t.env.redis.hset(t.env.keys.request(started.id), 'status', 'queued');
     const blocked = await store.start(job!.id!);
     expect(blocked && 'waitMs' in blocked && blocked.waitMs).toBeGreaterThan(5_000);
+  });
+});
+
+describe('reading requests while they finish', () => {
+  const t = useTestEnv();
+
+  it('a request that finishes between the read of records and the read of hashes is read, not lost', async () => {
+    await t.env.submit(
+      JSON.stringify({
+        custom_id: 'racer',
+        user: 'racing-user',
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    );
+    const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues);
+    const [job] = await t.env.queue.getJobs(['waiting']);
+    const started = (await store.start(job!.id!)) as StartedRequest;
+    // The real Redis, with the request finished right after the first pipeline (the records) has answered.
+    let pipelines = 0;
+    const racing = new Proxy(t.env.redis, {
+      get(target, prop) {
+        if (prop !== 'pipeline') {
+          const value = Reflect.get(target, prop);
+          return typeof value === 'function' ? value.bind(target) : value;
+        }
+        return () => {
+          const pipeline = target.pipeline();
+          if (pipelines++ > 0) return pipeline;
+          const exec = pipeline.exec.bind(pipeline);
+          return Object.assign(pipeline, {
+            exec: async () => {
+              const replies = await exec();
+              await store.finish(started.id, started, {
+                status: 'succeeded',
+                response: { choices: [] },
+                usage: {
+                  prompt_tokens: 1,
+                  completion_tokens: 1,
+                  total_tokens: 2,
+                  cached_tokens: 0,
+                  reasoning_tokens: 0,
+                },
+                costNano: 0,
+                attempts: [],
+              });
+              return replies;
+            },
+          });
+        };
+      },
+    });
+    const [read] = await getRequests(racing, t.env.keys, [started.id]);
+    expect(pipelines).toBe(2);
+    expect(read).toMatchObject({ id: started.id, status: 'succeeded', customId: 'racer' });
   });
 });

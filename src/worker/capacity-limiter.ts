@@ -128,6 +128,15 @@ export class CapacityLimiter {
     return this.limits.modelLimits[model] ?? {};
   }
 
+  /** Whether an RPM/TPM limit (global, or any model's) may hold a call back after its request is claimed. */
+  get limitsCalls(): boolean {
+    return (
+      this.limits.rpm > 0 ||
+      this.limits.tpm > 0 ||
+      Object.values(this.limits.modelLimits).some((m) => (m.rpm ?? 0) > 0 || (m.tpm ?? 0) > 0)
+    );
+  }
+
   private limited(model: string): boolean {
     const m = this.modelLimit(model);
     return this.limits.rpm > 0 || this.limits.tpm > 0 || (m.rpm ?? 0) > 0 || (m.tpm ?? 0) > 0;

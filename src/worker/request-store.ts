@@ -90,7 +90,12 @@ export class RequestStore {
     private readonly calls: {
       /** Replicas that hold a claim before its call is sent and a result before it is reported (CHATQ_REDIS_WAIT_REPLICAS). */
       replicas?: { count: number; timeoutMs: number };
-      /** The call timeout (CHATQ_TIMEOUT_MS): a lane's next request handed on by a finish is claimed with its call's lease. */
+      /**
+       * The call timeout (CHATQ_TIMEOUT_MS), when a claim takes its first call's lease (a job's own request, and a
+       * lane's next one handed on by a finish): given where calls go as soon as they are claimed (no RPM/TPM limit to
+       * wait for; a worker killed while its calls wait would otherwise hold their users for the whole timeout).
+       * Without it, begin-call.lua takes the lease just before the call.
+       */
       timeoutMs?: number;
     } = {},
   ) {

@@ -221,7 +221,7 @@ export class WorkerPool {
         k,
         new RequestStore(scripts, k, config.resultTtlS, queues, {
           replicas: config.waitReplicas,
-          timeoutMs: config.timeoutMs,
+          timeoutMs: limiter.limitsCalls ? undefined : config.timeoutMs,
         }),
       ]),
     );

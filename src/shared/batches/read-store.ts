@@ -60,20 +60,29 @@ export async function getRequests(
         else rest.push(i);
       });
       if (rest.length === 0) return;
+      // The others' hash, body and response (unfinished, or finished before records existed), and their record
+      // again after the hash: one that finished since the first read has its record by then (the hash and the
+      // record change places in one script).
       const pipeline = redis.pipeline();
       for (const i of rest)
         pipeline
           .hmget(k.request(ids[i]!), ...REQUEST_FIELDS)
           .get(k.requestBody(ids[i]!))
-          .getBuffer(k.requestResponse(ids[i]!));
+          .getBuffer(k.requestResponse(ids[i]!))
+          .getBuffer(k.requestDone(ids[i]!));
       const rows = (await pipeline.exec())!;
       rest.forEach((i, n) => {
-        const [[err, fields], [, body], [, response]] = rows.slice(n * 3, n * 3 + 3) as [
+        const [[err, fields], [, body], [, response], [, record]] = rows.slice(n * 4, n * 4 + 4) as [
+          [Error | null, unknown],
           [Error | null, unknown],
           [Error | null, unknown],
           [Error | null, unknown],
         ];
         if (err || !fields) return;
+        if (record && (fields as (string | null)[]).every((v) => v === null)) {
+          found[i] = decodeFinishedRecord(ids[i]!, record as Buffer);
+          return;
+        }
         found[i] = toStoredRequest(
           ids[i]!,
           Object.fromEntries(REQUEST_FIELDS.map((name, f) => [name, (fields as (string | null)[])[f]])),
