@@ -1,8 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import type { StartedRequest } from '../src/worker/request-claims.js';
+import type { FinishedRequest, StartedRequest } from '../src/worker/request-claims.js';
 import { getRequests } from '../src/shared/batches/read-store.js';
 import { RequestStore } from '../src/worker/request-store.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
+
+/** A run's result: succeeded, with a reply of no choices. */
+const SUCCEEDED: FinishedRequest = {
+  status: 'succeeded',
+  response: { choices: [] },
+  usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
+  costNano: 0,
+  attempts: [],
+};
 
 describe('handing a lane on', () => {
   const t = useTestEnv();
@@ -24,18 +33,7 @@ describe('handing a lane on', () => {
     const second = lane[1]!;
     await t.env.redis.del(t.env.keys.request(second));
 
-    const next = await store.finish(
-      first.id,
-      first,
-      {
-        status: 'succeeded',
-        response: { choices: [] },
-        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
-        costNano: 0,
-        attempts: [],
-      },
-      job!.id!,
-    );
+    const next = await store.finish(first.id, first, SUCCEEDED, job!.id!);
     expect(next).toBeUndefined();
     expect(await t.env.redis.exists(t.env.keys.request(second))).toBe(0);
   });
@@ -54,18 +52,7 @@ describe('handing a lane on', () => {
     const [job] = await t.env.queue.getJobs(['waiting']);
     const first = (await store.start(job!.id!)) as StartedRequest;
     await store.beginCall(first, 5_000);
-    const next = await store.finish(
-      first.id,
-      first,
-      {
-        status: 'succeeded',
-        response: { choices: [] },
-        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2, cached_tokens: 0, reasoning_tokens: 0 },
-        costNano: 0,
-        attempts: [],
-      },
-      job!.id!,
-    );
+    const next = await store.finish(first.id, first, SUCCEEDED, job!.id!);
     expect(next?.leasedUntil).toBeGreaterThan(performance.now() + 4_000);
     expect(await t.env.redis.get(t.env.keys.laneLease(next!.userid))).toBe(`${next!.id}:${next!.claim}`);
     // The lease covers the call's timeout and the margin, in Redis time.
@@ -139,19 +126,7 @@ describe('reading requests while they finish', () => {
           return Object.assign(pipeline, {
             exec: async () => {
               const replies = await exec();
-              await store.finish(started.id, started, {
-                status: 'succeeded',
-                response: { choices: [] },
-                usage: {
-                  prompt_tokens: 1,
-                  completion_tokens: 1,
-                  total_tokens: 2,
-                  cached_tokens: 0,
-                  reasoning_tokens: 0,
-                },
-                costNano: 0,
-                attempts: [],
-              });
+              await store.finish(started.id, started, SUCCEEDED);
               return replies;
             },
           });
