@@ -110,16 +110,18 @@ export class RequestStore {
    */
   async start(jobId: string): Promise<StartedRequest | { waitMs: number } | StoppedClaim | undefined> {
     const sent = performance.now();
+    const leaseMs = this.leaseMs();
+    // A claim that takes the call's lease waits for the replicas as begin-call.lua would; one without, not.
     const { reply, replicated } = await startScript.runReplicated(
       this.turns.current,
       [this.keys.request(jobId)],
-      [Date.now(), this.keys.prefix, jobId, this.leaseMs() ?? ''],
-      this.replicas,
+      [Date.now(), this.keys.prefix, jobId, leaseMs ?? ''],
+      leaseMs ? this.replicas : { count: 0, timeoutMs: 0 },
     );
     return this.leased(toClaim(reply as (string | number)[]), sent, replicated);
   }
 
-  /** The lease a claim takes for its run's first call (the call timeout and the margin), when there is a timeout. */
+  /** The lease a claim takes for its run's first call (the call timeout and the margin), when claims take it. */
   private leaseMs(): number | undefined {
     return this.calls.timeoutMs ? this.calls.timeoutMs + LEASE_MARGIN_MS : undefined;
   }
