@@ -233,6 +233,8 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     // Evaluations: the schedule, its runs with their pass rates, and a comparison of the two.
     await page.goto(`${a.api.url}/evals`);
     await page.click('a:has-text("nightly")');
+    // The click navigates: the schedule's page is there once its runs table is (counting does not wait for it).
+    await page.locator('h2:has-text("Runs") + table').waitFor();
     expect(await page.locator('h2:has-text("Runs") + table tbody tr').count()).toBe(2);
     const rates = await page.locator('h2:has-text("Runs") + table tbody tr td:nth-child(5)').allTextContents();
     const passRate = async (id: string) => {
