@@ -152,9 +152,16 @@ export function runCli(
       child.kill('SIGKILL');
       reject(new Error(`chatq ${args.join(' ')} timed out\n${stderr}`));
     }, timeoutMs);
+    // The process may exit before the last of its output has been read from the pipes: its 'close' says all of it
+    // was, unless a child of its own (a simulator it started) holds them open: then a second after 'exit' will do.
     child.once('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      const done = () => resolve({ code, stdout, stderr });
+      const grace = setTimeout(done, 1_000);
+      child.once('close', () => {
+        clearTimeout(grace);
+        done();
+      });
     });
   });
 }
