@@ -4,6 +4,10 @@ import { getRequests } from '../src/shared/batches/read-store.js';
 import { RequestStore } from '../src/worker/request-store.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
+/** One chat line of `user`. */
+const chatLine = (customId: string, user: string, content = 'hi') =>
+  JSON.stringify({ custom_id: customId, user, model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+
 /** A run's result: succeeded, with a reply of no choices. */
 const SUCCEEDED: FinishedRequest = {
   status: 'succeeded',
@@ -17,14 +21,7 @@ describe('handing a lane on', () => {
   const t = useTestEnv();
 
   it('a next turn whose record is gone is not claimed: no partial record is written for it', async () => {
-    const lines = [0, 1].map((turn) =>
-      JSON.stringify({
-        custom_id: `t${turn}`,
-        user: 'gone-user',
-        model: 'gpt-4o-mini',
-        messages: [{ role: 'user', content: `[seq ${turn}] hi` }],
-      }),
-    );
+    const lines = [0, 1].map((turn) => chatLine(`t${turn}`, 'gone-user', `[seq ${turn}] hi`));
     await t.env.submit(lines);
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues);
     const [job] = await t.env.queue.getJobs(['waiting']);
@@ -39,14 +36,7 @@ describe('handing a lane on', () => {
   });
 
   it("a turn handed to its serving job is claimed with its call's lease: the job calls without another round trip", async () => {
-    const lines = [0, 1].map((turn) =>
-      JSON.stringify({
-        custom_id: `t${turn}`,
-        user: 'leased-user',
-        model: 'gpt-4o-mini',
-        messages: [{ role: 'user', content: `[seq ${turn}] hi` }],
-      }),
-    );
+    const lines = [0, 1].map((turn) => chatLine(`t${turn}`, 'leased-user', `[seq ${turn}] hi`));
     await t.env.submit(lines);
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues, { timeoutMs: 5_000 });
     const [job] = await t.env.queue.getJobs(['waiting']);
@@ -64,14 +54,7 @@ describe('handing a lane on', () => {
   });
 
   it("a job's own request is claimed with its call's lease too; a store without a call timeout leaves it to the call", async () => {
-    await t.env.submit(
-      JSON.stringify({
-        custom_id: 'only',
-        user: 'first-call-user',
-        model: 'gpt-4o-mini',
-        messages: [{ role: 'user', content: 'hi' }],
-      }),
-    );
+    await t.env.submit(chatLine('only', 'first-call-user'));
     const [job] = await t.env.queue.getJobs(['waiting']);
     const unleased = (await new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues).start(
       job!.id!,
@@ -100,14 +83,7 @@ describe('reading requests while they finish', () => {
   const t = useTestEnv();
 
   it('a request that finishes between the read of records and the read of hashes is read, not lost', async () => {
-    await t.env.submit(
-      JSON.stringify({
-        custom_id: 'racer',
-        user: 'racing-user',
-        model: 'gpt-4o-mini',
-        messages: [{ role: 'user', content: 'hi' }],
-      }),
-    );
+    await t.env.submit(chatLine('racer', 'racing-user'));
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues);
     const [job] = await t.env.queue.getJobs(['waiting']);
     const started = (await store.start(job!.id!)) as StartedRequest;

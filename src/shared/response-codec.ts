@@ -51,6 +51,8 @@ const CODE_V2 = new Map(PHRASES_V2.map((p, i) => [p, String.fromCharCode(i + 1)]
 const CODED_V2 = /[\u0001-\u001f]/g;
 /** A V2 text at most this long is kept as it is; past it, the reply has text enough for DEFLATE to be worth its CPU. */
 const PHRASE_CODED_MAX_BYTES = 384;
+/** Longer JSON is not phrase-coded: the usual phrases save ~300 bytes of a reply, so it would stay over the bound. */
+const PHRASE_CODED_MAX_SOURCE = 2_048;
 const DICTIONARY_V1 = Buffer.from(
   [
     '"service_tier":"default","system_fingerprint":"fp_"',
@@ -70,7 +72,8 @@ const COMPRESS_FROM_BYTES = 128;
 /** The stored form of a response's JSON text: phrase-coded or compressed when that is smaller. */
 export function encodeResponse(json: string): string | Buffer {
   if (json.length < COMPRESS_FROM_BYTES) return json;
-  if (!/[\u0000-\u001f]/.test(json)) {
+  // A long reply is compressed without a coding pass first (its text, which no phrase covers, keeps it over the bound).
+  if (json.length <= PHRASE_CODED_MAX_SOURCE && !/[\u0000-\u001f]/.test(json)) {
     const coded = MARK_V2 + json.replace(PHRASE_V2, (phrase) => CODE_V2.get(phrase)!);
     if (Buffer.byteLength(coded) <= PHRASE_CODED_MAX_BYTES) return coded;
   }

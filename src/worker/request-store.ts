@@ -1,11 +1,9 @@
-import { LuaScript, namedReply, packArgs, type RedisClient } from '../shared/redis/redis.js';
+import { LuaScript, namedReply, type RedisClient } from '../shared/redis/redis.js';
+import { entriesText, finishCall, type FinishReply } from './finish-call.js';
 import { ConnectionTurns } from '../shared/redis/connection-turns.js';
 import { cancelBatch, type CancelReason } from '../shared/batches/cancel-batch.js';
-import { latencyBucket } from '../shared/latency-buckets.js';
-import { failureReason } from './classify-error.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
-import { encodeResponse } from '../shared/response-codec.js';
 import type { AttemptEntry, RequestError } from '../shared/request-record.js';
 import {
   toClaim,
@@ -23,48 +21,6 @@ const findServedScript = new LuaScript(new URL('./find-served-request.lua', impo
 const beginCallScript = new LuaScript(new URL('./begin-call.lua', import.meta.url));
 /** A call's lease outlives its deadline by this much: clocks and aborts are not exact. */
 const LEASE_MARGIN_MS = 2_000;
-
-/** finish-request.lua's named arguments (its header says what each one means); left out when undefined. */
-interface FinishArgs {
-  id: string;
-  status: 'succeeded' | 'failed';
-  now: number;
-  ttl_s: number;
-  prefix: string;
-  batch: string;
-  userid: string;
-  attempt_log: string | undefined;
-  calls: number;
-  cost_nano: number | undefined;
-  error_code: string | undefined;
-  grade: 'pass' | 'fail' | undefined;
-  usage_record: string;
-  serving_job: string | undefined;
-  budgeted: boolean | undefined;
-  claim: number | undefined;
-  lease_ms: number | undefined;
-}
-
-/** finish-request.lua's named answer. */
-interface FinishReply {
-  outcome: 'ok' | 'duplicate' | 'missing';
-  next_head: string;
-  handed: number;
-  wait_ms: number;
-  /** The lane's next request, claimed for the serving job (claim-request.lua's answer): only when handed. */
-  claim?: (string | number)[];
-}
-
-const entriesText = (entries: AttemptEntry[]) => entries.map((e) => JSON.stringify(e)).join(',');
-let dayCache = { until: 0, day: '' };
-/** The UTC day of `ms`, recomputed once per day boundary rather than per request. */
-function utcDay(ms: number): string {
-  if (ms >= dayCache.until || ms < dayCache.until - 86_400_000) {
-    const start = ms - (ms % 86_400_000);
-    dayCache = { until: start + 86_400_000, day: new Date(start).toISOString().slice(0, 10) };
-  }
-  return dayCache.day;
-}
 
 const CANCELLED: CancelReason = { code: 'cancelled', message: 'cancelled before it was sent' };
 const EXPIRED: CancelReason = { code: 'batch_expired', message: "not done within the batch's completion window" };
@@ -305,80 +261,14 @@ export class RequestStore {
     result: FinishedRequest,
     servingJob: string,
   ): Promise<[string, (string | number)[] | undefined, number, boolean]> {
-    const k = this.keys;
-    const now = Date.now();
-    const fields: (string | number)[] = [];
-    const set = (field: string, value: string | number | null | undefined) => {
-      if (value !== undefined && value !== null && value !== '') fields.push(field, value);
-    };
-    const u = result.usage;
-    set('error', result.error && JSON.stringify(result.error));
-    set('http_status', result.httpStatus);
-    set('upstream_request_id', result.upstreamRequestId);
-    set('latency_ms', result.latencyMs);
-    set('conv', result.conversation && JSON.stringify(result.conversation));
-    set('grade', result.grade && JSON.stringify(result.grade));
-    set('cost_nano', result.costNano);
-    // A count of zero is not written (readers take a missing one as 0): fewer fields, a smaller hash.
-    for (const [field, n] of Object.entries(u)) if (n > 0) fields.push(field, n);
-    const p = owner.project;
-    // The usage record names its aggregates by project and names; fold-usage.lua builds their keys.
-    const record = {
-      p,
-      u: owner.userid,
-      m: owner.model,
-      d: utcDay(now),
-      b: owner.batch,
-      s: result.status,
-      t: [u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens],
-      c: result.costNano ?? -1,
-      l: result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
-      ms: result.latencyMs ?? 0,
-      // A failure's reason, counted by the fold for /metrics.
-      ...(result.error ? { e: failureReason(result.error.code) } : {}),
-    };
-    const keys = [
-      k.request(id),
-      k.batch(owner.batch),
-      k.lane(owner.userid),
-      k.lanes,
-      k.usage(p, 'batch', owner.batch),
-      k.batchRequests(owner.batch),
-      k.batchCustomIds(owner.batch),
-      k.batchErrors(owner.batch),
-      k.userRequests(p, owner.userid),
-      k.batchReservations(owner.batch),
-      k.pendingUsage,
-      k.events,
-      k.requestBody(id),
-      k.requestDone(id),
-      k.laneLease(owner.userid),
-      k.queueWait,
-      k.queuePrioritized,
-    ];
-    const args = packArgs(
-      {
-        id,
-        status: result.status,
-        now,
-        ttl_s: this.ttlS,
-        prefix: k.prefix,
-        batch: owner.batch,
-        userid: owner.userid,
-        attempt_log: entriesText(result.attempts) || undefined,
-        calls: result.attempts.length,
-        cost_nano: result.costNano,
-        error_code: result.error?.code,
-        grade: result.grade ? (result.grade.pass ? 'pass' : 'fail') : undefined,
-        usage_record: JSON.stringify(record),
-        serving_job: servingJob || undefined,
-        budgeted: owner.budgeted,
-        claim: owner.claim,
-        lease_ms: this.leaseMs(),
-      } satisfies FinishArgs,
-      result.response ? encodeResponse(JSON.stringify(result.response)) : '',
-      ...fields,
-    );
+    const { keys, args } = finishCall(this.keys, {
+      id,
+      owner,
+      result,
+      servingJob,
+      ttlS: this.ttlS,
+      leaseMs: this.leaseMs(),
+    });
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
     // that does not answer in time delays, and does not fail, the finish).
     const { reply, replicated } = await finishScript.runReplicated(this.turns.current, keys, args, this.replicas);
