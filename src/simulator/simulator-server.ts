@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { countTokens, decode, encode } from 'gpt-tokenizer';
-import { textTokens } from '../shared/token-estimate.js';
 import { isUuidV4 } from '../shared/userid.js';
-import { learn, newMemory, replyTo, type UserMemory } from './memory-replies.js';
+import { learn, newMemory, type UserMemory } from './memory-replies.js';
+import { type ChatBody, type ChatMessage, completionBody, composeReply, textOf } from './chat-completion.js';
 import { simulatorOptionsSchema, type SimulatorOptions, type SimulatorOptionsInput } from './simulator-options.js';
 import { addTokens, emptyStats, recordArrival, type SimulatorStats } from './simulator-stats.js';
 import { SlidingWindow } from './sliding-window.js';
@@ -19,30 +18,9 @@ export interface Simulator {
   close(): Promise<void>;
 }
 
-interface ChatMessage {
-  role?: unknown;
-  content?: unknown;
-}
-
 const MAX_BODY = 8 * 1024 * 1024;
 /** A user message containing "[fail 400]" (any status) is answered with that status: deterministic failures for tests and demos. */
 const FORCED_STATUS = /\[fail (\d{3})\]/;
-
-function textOf(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    return content
-      .map((p) => (p && typeof p === 'object' && 'text' in p && typeof p.text === 'string' ? p.text : ''))
-      .join(' ');
-  }
-  return '';
-}
-
-function promptTokens(messages: ChatMessage[]): number[] {
-  return messages.map((m) => textTokens(textOf(m.content)) + 4);
-}
-
-const isReasoningModel = (model: string) => /^o\d|reason|think/i.test(model);
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -68,25 +46,6 @@ async function readBody(req: IncomingMessage): Promise<string> {
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-interface ChatBody {
-  model: string;
-  messages: ChatMessage[];
-  userid: string;
-  max_tokens?: unknown;
-  max_completion_tokens?: unknown;
-}
-
-/** The reply a call gets: its text and token counts (the prompt's per message). */
-interface Reply {
-  perMessage: number[];
-  prompt: number;
-  completion: number;
-  text: string;
-  reasoning: string | undefined;
-  reasoningTokens: number;
-  truncated: boolean;
 }
 
 const tooMany = (wait: number) => ({ 'retry-after-ms': String(wait), 'retry-after': String(Math.ceil(wait / 1000)) });
@@ -277,52 +236,6 @@ class SimulatedEndpoint {
     if (!previous || previous.length > perMessage.length || previous.length <= 1) return 0;
     return previous.slice(0, -1).reduce((a, b) => a + b, 0);
   }
-}
-
-/** The reply from the user's memory; like a real endpoint, it stops at max_tokens (finish_reason "length"). */
-function composeReply(body: ChatBody, lastUser: string, memory: UserMemory): Reply {
-  const perMessage = promptTokens(body.messages);
-  const reasoning = isReasoningModel(body.model)
-    ? `The user wrote ${lastUser.length} characters; answer from memory.`
-    : undefined;
-  const reasoningTokens = reasoning ? countTokens(reasoning) : 0;
-  const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
-  let replyTokens = encode(replyTo(lastUser, memory, memory.calls + 1));
-  const truncated = replyTokens.length + reasoningTokens > maxTokens;
-  if (truncated) replyTokens = replyTokens.slice(0, Math.max(0, maxTokens - reasoningTokens));
-  return {
-    perMessage,
-    prompt: perMessage.reduce((a, b) => a + b, 3),
-    completion: replyTokens.length + reasoningTokens,
-    text: decode(replyTokens),
-    reasoning,
-    reasoningTokens,
-    truncated,
-  };
-}
-
-/** An OpenAI chat.completion with the reply and its usage. */
-function completionBody(model: string, now: number, r: Reply, cached: number) {
-  return {
-    id: `chatcmpl-${randomUUID().replace(/-/g, '').slice(0, 24)}`,
-    object: 'chat.completion',
-    created: Math.floor(now / 1000),
-    model,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant', content: r.text, ...(r.reasoning ? { reasoning_content: r.reasoning } : {}) },
-        finish_reason: r.truncated ? 'length' : 'stop',
-      },
-    ],
-    usage: {
-      prompt_tokens: r.prompt,
-      completion_tokens: r.completion,
-      total_tokens: r.prompt + r.completion,
-      prompt_tokens_details: { cached_tokens: cached },
-      completion_tokens_details: { reasoning_tokens: r.reasoningTokens },
-    },
-  };
 }
 
 /** The test-only routes: GET /_sim/stats, POST /_sim/reset, POST /_sim/config. */
