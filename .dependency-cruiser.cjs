@@ -33,6 +33,20 @@ module.exports = {
     below('api-does-not-import-dashboard', layer('api'), '^src/(dashboard|server|cli)/'),
     below('dashboard-does-not-import-api', layer('dashboard'), '^src/(api|server|cli)/'),
     below('server-is-below-the-cli', layer('server'), layer('cli')),
+    {
+      name: 'worker-loads-no-http-surface',
+      severity: 'error',
+      comment: 'A `chatq worker` process loads neither the HTTP API, the dashboard nor the simulator (their modules are memory it would hold for nothing).',
+      from: { path: '^src/cli/worker-command\\.ts$' },
+      to: { path: '^src/(http|api|dashboard|server|simulator)/', reachable: true },
+    },
+    {
+      name: 'tokenizer-loads-on-first-use',
+      severity: 'error',
+      comment: 'gpt-tokenizer (~20 MB of heap) is loaded by shared/token-estimate.ts when it first counts; no module imports it.',
+      from: { pathNot: '^src/shared/token-estimate\\.ts$' },
+      to: { path: 'gpt-tokenizer' },
+    },
     { name: 'no-orphans', severity: 'error', comment: 'A module nothing imports is dead code.', from: { orphan: true, pathNot: ['^src/cli\\.ts$', '\\.d\\.ts$', '^src/dashboard/assets/'] }, to: {} },
   ],
   options: {

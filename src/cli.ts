@@ -3,10 +3,9 @@ import { Command, Option } from 'commander';
 import { CommandFailed, EXIT, UsageError } from './cli/cli-context.js';
 import { exitOnWriteError, say } from './cli/output.js';
 
-// Each command loads only what it needs (the worker's tokenizer, the API server...): fast start, small memory.
+// Each command loads only what it needs (a worker neither the API server nor the simulator): fast start, small memory.
 const batchCommands = () => import('./cli/batch-commands.js');
 const evalCommands = () => import('./cli/eval-commands.js');
-const serveCommands = () => import('./cli/serve-commands.js');
 
 /** Commands that import or call: traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (the SDK is loaded only then). */
 const TRACED = new Set(['run', 'enqueue', 'worker', 'serve']);
@@ -110,7 +109,7 @@ limitOptions(program.command('worker'))
   .option('--shards <list>', 'with CHATQ_SHARDS > 1: the shards this worker consumes, e.g. 0,1,2 (default: every one)')
   .option('--health-port <port>', 'answer GET /healthz (alive) and /readyz (can take work) on this port')
   .option('--health-host <host>', 'the interface of --health-port', '127.0.0.1')
-  .action(async (flags) => exit(await (await serveCommands()).workerCommand(flags)));
+  .action(async (flags) => exit(await (await import('./cli/worker-command.js')).workerCommand(flags)));
 
 program
   .command('status')
@@ -220,7 +219,7 @@ program
   .description(
     'HTTP API: OpenAI Batch-compatible /v1/files and /v1/batches, usage, /metrics, /admin/queues (needs CHATQ_API_TOKENS)',
   )
-  .action(async (flags) => exit(await (await serveCommands()).serveCommand(flags)));
+  .action(async (flags) => exit(await (await import('./cli/serve-command.js')).serveCommand(flags)));
 
 program
   .command('resume')
@@ -242,7 +241,7 @@ program
   .option('--fail-timeout <rate>', 'fraction of calls never answered')
   .option('--fail-drop <rate>', 'fraction of connections dropped')
   .option('--fail-malformed <rate>', 'fraction of calls answered with broken JSON')
-  .action(async (flags) => exit(await (await serveCommands()).simulatorCommand(flags)));
+  .action(async (flags) => exit(await (await import('./cli/simulator-command.js')).simulatorCommand(flags)));
 
 // A closed pipe (`chatq results B | head`) ends the command quietly; any other write error (a full disk) in one line.
 exitOnWriteError(process.stdout, 'the output');

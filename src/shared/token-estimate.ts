@@ -1,4 +1,17 @@
-import { countTokens } from 'gpt-tokenizer';
+import { createRequire } from 'node:module';
+import type * as GptTokenizer from 'gpt-tokenizer';
+
+let loaded: typeof GptTokenizer | undefined;
+
+/**
+ * The o200k tokenizer (gpt-tokenizer), loaded on first use: its tables take ~20 MB of heap (~50 MB of the process's
+ * memory), which a worker with no TPM limit and no budget never counts with. Every use goes through here, so that a
+ * process holds one copy (its CommonJS build, which loads synchronously).
+ */
+export function tokenizer(): typeof GptTokenizer {
+  loaded ??= createRequire(import.meta.url)('gpt-tokenizer') as typeof GptTokenizer;
+  return loaded;
+}
 
 /**
  * Token counts of user text in linear time. The tokenizer is quadratic on a long run without spaces (100k
@@ -22,7 +35,7 @@ function hasLongRun(text: string): boolean {
 
 export function textTokens(text: string): number {
   if (text.length > TOKENIZER_MAX_CHARS || hasLongRun(text)) return Buffer.byteLength(text, 'utf8');
-  return countTokens(text);
+  return tokenizer().countTokens(text);
 }
 
 /** A message's content: text, or parts (text counted, images at a fixed estimate, anything else as its JSON text). */

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { countTokens, decode, encode } from 'gpt-tokenizer';
-import { textTokens } from '../shared/token-estimate.js';
+import { textTokens, tokenizer } from '../shared/token-estimate.js';
 import { replyTo, type UserMemory } from './memory-replies.js';
 
 /** What the simulator answers a chat call with: the reply from the user's memory, as an OpenAI chat.completion. */
@@ -51,16 +50,16 @@ export function composeReply(body: ChatBody, lastUser: string, memory: UserMemor
   const reasoning = isReasoningModel(body.model)
     ? `The user wrote ${lastUser.length} characters; answer from memory.`
     : undefined;
-  const reasoningTokens = reasoning ? countTokens(reasoning) : 0;
+  const reasoningTokens = reasoning ? tokenizer().countTokens(reasoning) : 0;
   const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
-  let replyTokens = encode(replyTo(lastUser, memory, memory.calls + 1));
+  let replyTokens = tokenizer().encode(replyTo(lastUser, memory, memory.calls + 1));
   const truncated = replyTokens.length + reasoningTokens > maxTokens;
   if (truncated) replyTokens = replyTokens.slice(0, Math.max(0, maxTokens - reasoningTokens));
   return {
     perMessage,
     prompt: perMessage.reduce((a, b) => a + b, 3),
     completion: replyTokens.length + reasoningTokens,
-    text: decode(replyTokens),
+    text: tokenizer().decode(replyTokens),
     reasoning,
     reasoningTokens,
     truncated,
