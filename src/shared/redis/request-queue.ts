@@ -36,6 +36,8 @@ export function openRequestQueue(connection: RedisClient, prefix: string): Queue
  */
 export class RequestQueues {
   readonly all: readonly Queue[];
+  /** Lane heads to add at the end of this turn of the event loop, by shard and delay. */
+  private readonly turn = new Map<string, { ids: string[]; added: Promise<void> }>();
 
   constructor(
     connection: RedisClient,
@@ -51,12 +53,30 @@ export class RequestQueues {
 
   /**
    * Adds lane heads to their shards' queues (after `delayMs`: a turn gap). Adding an id whose job still exists is a
-   * no-op, so a double add is harmless.
+   * no-op, so a double add is harmless. The adds of one turn of the event loop go to Redis together, one addBulk per
+   * queue and delay (one write, not one per lane head: a worker adds a lane's next head at most of its finishes).
    */
-  async add(ids: readonly string[], delayMs = 0): Promise<void> {
-    if (ids.length === 0) return;
-    const byQueue = groupBy(ids, (id) => this.of(this.keys.forId(id)));
-    await Promise.all([...byQueue].map(([queue, group]) => addJobs(queue, group, delayMs)));
+  add(ids: readonly string[], delayMs = 0): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
+    const byShard = groupBy(ids, (id) => Math.max(0, this.keys.forId(id).shardIndex));
+    return Promise.all([...byShard].map(([shard, group]) => this.inTurn(shard, group, delayMs))).then(() => undefined);
+  }
+
+  /** Joins this turn's adds to `shard`'s queue with this delay; they are sent once the turn's I/O has run. */
+  private inTurn(shard: number, ids: readonly string[], delayMs: number): Promise<void> {
+    const key = `${shard}:${delayMs}`;
+    let pending = this.turn.get(key);
+    if (!pending) {
+      const batch: string[] = [];
+      const added = new Promise((resolve) => setImmediate(resolve)).then(() => {
+        this.turn.delete(key);
+        return addJobs(this.all[shard]!, batch, delayMs);
+      });
+      pending = { ids: batch, added };
+      this.turn.set(key, pending);
+    }
+    pending.ids.push(...ids);
+    return pending.added;
   }
 
   async pause(): Promise<void> {
@@ -76,7 +96,6 @@ export class RequestQueues {
     return sums;
   }
 
-  /** Workers listening: the most on any shard's queue. */
   /** Worker processes seen on any shard: a process's BullMQ workers share its name (see worker-pool.ts). */
   async getWorkersCount(): Promise<number> {
     const perQueue = await Promise.all(
