@@ -36,7 +36,7 @@ export function openRequestQueue(connection: RedisClient, prefix: string): Queue
  */
 export class RequestQueues {
   readonly all: readonly Queue[];
-  /** Lane heads to add at the end of this turn of the event loop, by shard and delay. */
+  /** Lane heads to add at the end of this turn of the event loop, by queue and delay. */
   private readonly turn = new Map<string, { ids: string[]; added: Promise<void> }>();
 
   constructor(
@@ -54,28 +54,29 @@ export class RequestQueues {
   /**
    * Adds lane heads to their shards' queues (after `delayMs`: a turn gap). Adding an id whose job still exists is a
    * no-op, so a double add is harmless. The adds of one turn of the event loop go to Redis together, one addBulk per
-   * queue and delay (one write, not one per lane head: a worker adds a lane's next head at most of its finishes).
+   * queue and delay: one write, not one per lane head (a worker adds the next head of most lanes it finishes).
    */
   add(ids: readonly string[], delayMs = 0): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
-    const byShard = groupBy(ids, (id) => Math.max(0, this.keys.forId(id).shardIndex));
-    return Promise.all([...byShard].map(([shard, group]) => this.inTurn(shard, group, delayMs))).then(() => undefined);
+    const byQueue = groupBy(ids, (id) => this.of(this.keys.forId(id)));
+    return Promise.all([...byQueue].map(([queue, group]) => this.inTurn(queue, group, delayMs))).then(() => undefined);
   }
 
-  /** Joins this turn's adds to `shard`'s queue with this delay; they are sent once the turn's I/O has run. */
-  private inTurn(shard: number, ids: readonly string[], delayMs: number): Promise<void> {
-    const key = `${shard}:${delayMs}`;
+  /** Joins this turn's adds to `queue` with this delay; they are sent once the turn's I/O has run. */
+  private inTurn(queue: Queue, ids: readonly string[], delayMs: number): Promise<void> {
+    const key = `${this.all.indexOf(queue)}:${delayMs}`;
     let pending = this.turn.get(key);
     if (!pending) {
       const batch: string[] = [];
       const added = new Promise((resolve) => setImmediate(resolve)).then(() => {
         this.turn.delete(key);
-        return addJobs(this.all[shard]!, batch, delayMs);
+        return addJobs(queue, batch, delayMs);
       });
       pending = { ids: batch, added };
       this.turn.set(key, pending);
     }
-    pending.ids.push(...ids);
+    // One by one: a spread of a very long list (over ~100k) would overflow the call stack.
+    for (const id of ids) pending.ids.push(id);
     return pending.added;
   }
 
