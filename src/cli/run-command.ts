@@ -1,7 +1,7 @@
 import { readStore, sumUsage } from './read-helpers.js';
 import { replyText } from '../shared/expectations.js';
 import { formatUsd } from '../shared/usage/pricing.js';
-import { startSimulator, type Simulator } from '../simulator/simulator-server.js';
+import type { Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { holdHeapGrowth } from '../worker/heap-growth.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
@@ -72,6 +72,8 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
   let config = ensured.config;
   let simulator: Simulator | undefined;
   if (!config.baseUrl) {
+    // Loaded only here: a run against a real upstream holds none of the simulator.
+    const { startSimulator } = await import('../simulator/simulator-server.js');
     simulator = await startSimulator({
       latencyMs: Number(flags.latencyMs ?? 150),
       jitterMs: Number(flags.latencyMs ?? 150) / 2,
