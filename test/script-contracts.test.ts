@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { getRequests } from '../src/shared/batches/read-store.js';
 import { LuaScript, namedReply, packArgs } from '../src/shared/redis/redis.js';
-import { acquireKeys } from '../src/worker/capacity-limiter.js';
+import { acquireKeys } from '../src/worker/acquire-call.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 
 const finish = new LuaScript(new URL('../src/worker/finish-request.lua', import.meta.url));

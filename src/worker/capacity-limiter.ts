@@ -1,45 +1,12 @@
-import { LuaScript, namedReply, packArgs, type RedisClient } from '../shared/redis/redis.js';
+import { LuaScript, namedReply, type RedisClient } from '../shared/redis/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { estimatePromptTokens, replyBound } from '../shared/token-bounds.js';
 import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
+import { acquireArgs, acquireKeys, scopeKeys } from './acquire-call.js';
 import { StoppableWaits } from './stoppable-waits.js';
 import { UpstreamGate } from './upstream-gate.js';
 
 const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
-
-/** A rate-limit scope's keys: its request slots, its token log and the log's amounts. */
-const scopeKeys = (k: RedisKeys, scope: string) => [
-  k.limitRequests(scope),
-  k.limitTokenLog(scope),
-  k.limitTokens(scope),
-];
-
-/** acquire-capacity.lua's keys: the gate's (pauses, credentials, outage), then each scope's (global, model, large). */
-export const acquireKeys = (k: RedisKeys, ...scopes: string[]): string[] => [
-  k.rateLimitPause,
-  k.pauseReason,
-  k.credentialsProven,
-  k.credentialsProbe,
-  k.outage,
-  k.outageUntil,
-  k.outageProbe,
-  ...scopes.flatMap((scope) => scopeKeys(k, scope)),
-];
-
-/** acquire-capacity.lua's named arguments (its header says what each one means). */
-interface AcquireArgs {
-  member: string;
-  tokens: number;
-  headroom: number;
-  rpm: number;
-  tpm: number;
-  model_rpm: number;
-  model_tpm: number;
-  probe_lease_ms: number;
-  outage_probe_ms: number;
-  calls: number;
-  large_tpm: number;
-}
 const settleScript = new LuaScript(new URL('./settle-capacity.lua', import.meta.url));
 const noteOutageScript = new LuaScript(new URL('./note-outage.lua', import.meta.url));
 const renewProbeScript = new LuaScript(new URL('./renew-probe.lua', import.meta.url));
@@ -87,8 +54,6 @@ const DEFAULT_LARGE_SHARE = 0.1;
 
 /** Longest sleep before asking again while not reserved: a pause that ends early is noticed within it. */
 const RECHECK_MS = 1_000;
-/** While the upstream is down, one call per this interval checks whether it is back. */
-const OUTAGE_PROBE_MS = 1_000;
 const OUTAGE_CAP_MS = 30_000;
 /** The longest a large call that found no room stays out of the queue before it asks again. */
 const LARGE_RECHECK_MS = 5_000;
@@ -189,19 +154,14 @@ export class CapacityLimiter {
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
     const keys = acquireKeys(k, 'global', `model:${model}`, ...(largeCharge ? ['large'] : []));
-    const args = packArgs({
+    const args = acquireArgs(this.limits, {
       member,
       tokens: estimate,
-      headroom: this.limits.headroom ?? 0.01,
-      rpm: this.limits.rpm,
-      tpm: this.limits.tpm,
-      model_rpm: m.rpm ?? 0,
-      model_tpm: m.tpm ?? 0,
-      probe_lease_ms: this.limits.lockMs,
-      outage_probe_ms: OUTAGE_PROBE_MS,
       calls: 1,
-      large_tpm: largeShare,
-    } satisfies AcquireArgs);
+      modelRpm: m.rpm ?? 0,
+      modelTpm: m.tpm ?? 0,
+      largeTpm: largeShare,
+    });
     let wantedAt = Date.now();
     while (!this.waits.stopped) {
       // Calls under the global limits alone, while nothing is paused and the credentials are proven, are reserved
@@ -266,20 +226,7 @@ export class CapacityLimiter {
     const k = this.keys;
     // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
     const keys = acquireKeys(k, 'global', 'global:none');
-    const { rpm, tpm, lockMs, headroom } = this.limits;
-    const args = packArgs({
-      member,
-      tokens,
-      headroom: headroom ?? 0.01,
-      rpm,
-      tpm,
-      model_rpm: 0,
-      model_tpm: 0,
-      probe_lease_ms: lockMs,
-      outage_probe_ms: OUTAGE_PROBE_MS,
-      calls,
-      large_tpm: 0,
-    } satisfies AcquireArgs);
+    const args = acquireArgs(this.limits, { member, tokens, calls, modelRpm: 0, modelTpm: 0, largeTpm: 0 });
     return { member, reply: namedReply<AcquireReply>(await acquireScript.run(this.connection(), keys, args)) };
   }
 

@@ -1,0 +1,129 @@
+import { assistantMessage, classified, outageSince, redact, usageOf, ZERO_USAGE } from './call-results.js';
+import { costNano, findPrice } from '../shared/usage/pricing.js';
+import { pauseQueue } from '../shared/redis/queue-control.js';
+import type { AttemptEntry } from '../shared/request-record.js';
+import { grade, replyText } from '../shared/expectations.js';
+import type { ClassifiedError } from './classify-error.js';
+import type { StartedRequest } from './request-claims.js';
+import type { RunTrace } from './run-trace.js';
+import { type CallOutcome, type ProcessorDeps, RetryLaterError } from './processor-deps.js';
+
+/** What a call's end leads to: the request finished (succeeded or failed), retried later, or called again. */
+
+/** Ends a request failed (no more attempts, or an error not worth retrying), with its error redacted. */
+function finishFailed(
+  deps: ProcessorDeps,
+  started: StartedRequest,
+  c: ClassifiedError,
+  attempts: AttemptEntry[],
+  messages: Record<string, unknown>[],
+  servingJob: string,
+  t: RunTrace,
+): Promise<StartedRequest | undefined> {
+  return t.finish(() =>
+    deps.store.finish(
+      started.id,
+      started,
+      {
+        status: 'failed',
+        error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
+        httpStatus: c.status,
+        usage: ZERO_USAGE,
+        costNano: 0,
+        attempts,
+        ...(started.expect ? { grade: grade(started.expect, null, null) } : {}),
+        ...(started.history === 'full' ? { conversation: messages.slice(0, -1) } : {}),
+      },
+      servingJob,
+    ),
+  );
+}
+
+/** Ends a request succeeded: its reply, usage and cost (at the model's price) written, its capacity settled. */
+export async function finishSucceeded(
+  deps: ProcessorDeps,
+  started: StartedRequest,
+  call: Extract<CallOutcome, { ok: true }>,
+  attempts: AttemptEntry[],
+  messages: Record<string, unknown>[],
+  servingJob: string,
+  t: RunTrace,
+): Promise<StartedRequest | undefined> {
+  const { reply, t0, latencyMs, reservation } = call;
+  attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
+  const usage = usageOf(reply.completion);
+  const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
+  await deps.limiter.settle(reservation, usage.total_tokens, true);
+  return t.finish(() =>
+    deps.store.finish(
+      started.id,
+      started,
+      {
+        status: 'succeeded',
+        response: reply.completion,
+        httpStatus: reply.status,
+        upstreamRequestId: reply.requestId,
+        latencyMs,
+        usage,
+        costNano: costNano(price, usage),
+        attempts,
+        ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
+        ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
+      },
+      servingJob,
+    ),
+  );
+}
+
+/**
+ * What a failed call leads to: 'again' (a 429 or an outage: everyone waits, and this request goes again without an
+ * attempt spent), a retry later (BullMQ backoff), a paused queue, or the request finished failed.
+ */
+export async function afterFailedCall(
+  deps: ProcessorDeps,
+  started: StartedRequest,
+  call: Extract<CallOutcome, { ok: false }>,
+  attempts: AttemptEntry[],
+  messages: Record<string, unknown>[],
+  servingJob: string,
+  t: RunTrace,
+): Promise<'again' | StartedRequest | undefined> {
+  const { store, limiter, logger } = deps;
+  const { id } = started;
+  const c = classified(call.err);
+  attempts.push({ at: call.t0, status: c.status, code: c.code, ms: call.latencyMs });
+  const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
+  // The pause goes up before this call's credentials probe is released: no waiting call may take the probe and
+  // call with credentials just refused.
+  if (c.action === 'pause')
+    await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
+  await limiter.settle(call.reservation, 0, false);
+  if (c.action === 'rate_limited') {
+    // The upstream's own limit: everyone waits, and this call does not count as an attempt.
+    const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;
+    logger.warn({ request: id, waitMs }, 'upstream answered 429: pausing all workers');
+    await Promise.all([limiter.pauseFor(waitMs), deps.redis.hincrby(deps.keys.metrics, 'upstream_429', 1)]);
+    return 'again';
+  }
+  if (c.action === 'unavailable' && Date.now() - outageSince(attempts) < deps.maxOutageMs) {
+    // An outage is nobody's attempt: everyone backs off together until a call gets through, and this request goes again.
+    const waitMs = await limiter.noteOutage();
+    logger.warn({ request: id, waitMs }, 'upstream unreachable: all workers back off');
+    return 'again';
+  }
+  if (c.action === 'pause') {
+    await limiter.distrustCredentials();
+    await store.retry(id, started, attempts, error);
+    logger.error(
+      { request: id, code: c.code },
+      `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`,
+    );
+    throw new RetryLaterError(`${c.code}: ${error.message}`);
+  }
+  if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
+    // A call that timed out may still be running at the upstream: its lease holds the user's next call until its deadline has passed.
+    await store.retry(id, started, attempts, error, c.code === 'timeout');
+    throw new RetryLaterError(`${c.code}: ${error.message}`);
+  }
+  return finishFailed(deps, started, c, attempts, messages, servingJob, t);
+}
