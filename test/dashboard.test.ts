@@ -178,7 +178,7 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     await shot(page, 'batch');
 
     // The user's memory timeline: their requests in order, as GET /v1/users/:id/requests has them.
-    const userid = deriveUserid('slow-user');
+    const userid = deriveUserid('slow-user', '', 'alpha');
     await page.goto(`${a.api.url}/users/${userid}?project=alpha`);
     const apiTurns = (await (
       await fetch(`${a.api.url}/v1/users/${userid}/requests?limit=100`, {

@@ -27,6 +27,6 @@ describe('key layout in one place', () => {
         checked += 1;
       }
     }
-    expect(checked).toBe(10);
+    expect(checked).toBe(11);
   });
 });

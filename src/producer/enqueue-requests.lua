@@ -4,25 +4,29 @@
   ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
         of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
         6 and 7 what comes before and after the userid in that project's user request index keys, 8 this importer's
-        lease owner, 9 the lease (ms), then per request:
+        lease owner, 9 the lease (ms), 10 how long (s) a userid stays its project's after this import, then per request:
         "id|userid|seq|line|group size|has extra" (characters that need no escaping), custom_id, model,
         body (JSON text, kept as is), and when "has extra" is 1, a JSON object of more fields.
+  A userid belongs to the project that first used it (KEY.userProject): the endpoint's memory is per userid, so a
+  group with a userid another project holds is refused (its end user's memory is not this project's to read).
   A group (the turns of one script) is accepted whole or not at all. Every argument is read and checked before the
   first write. An importer whose lease lapsed (it could not reach Redis for a lease period) writes nothing more once
   its batch has been ended or another importer holds the lease: the answer is an IMPORT_LOST error. While the batch
   is still being imported and nobody else holds the lease, it takes the lease again.
   Returns { ids that became their lane's head (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
-            already in this import), 0-based indexes of groups an earlier import of the batch already holds }.
+            already in this import), 0-based indexes of groups an earlier import of the batch already holds, 0-based
+            indexes of groups refused for a userid another project holds }.
 ]]
 --- @include keys
 local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batchId, now, prefix, earlier, project, userIndex, userIndexEnd = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local owner, leaseMs = ARGV[8], tonumber(ARGV[9])
+local owner, leaseMs, userTtl = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 if not earlier then error('chatq enqueue-requests: bad earlier seq') end
+if not userTtl or userTtl < 1 or userTtl ~= math.floor(userTtl) then error('chatq enqueue-requests: bad userid ttl') end
 if not leaseMs or leaseMs < 1 or owner == '' then error('chatq enqueue-requests: bad lease') end
 if string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
 local metas = {}
-local a = 10
+local a = 11
 local highest = 0
 while a <= #ARGV do
   local id, userid, seq, line, group, hasExtra = string.match(ARGV[a], '^([^|]+)|([^|]+)|(%d+)|(%d+)|(%d+)|([01])$')
@@ -37,8 +41,8 @@ while a <= #ARGV do
   metas[#metas + 1] = m
 end
 local count = #metas
-local heads, rejected, already = {}, {}, {}
-local seen, cidPairs, ids = {}, {}, {}
+local heads, rejected, already, foreign = {}, {}, {}, {}
+local seen, cidPairs, ids, claimed = {}, {}, {}, {}
 -- Writes to the batch's own keys go out once per call (variadic), not once per request.
 local function flush(key, command, values)
   for from = 1, #values, 1000 do
@@ -46,7 +50,7 @@ local function flush(key, command, values)
   end
 end
 -- First every check (reads only), then every write: an error in the checks leaves nothing behind.
-local fate = {}
+local fate, holders = {}, {}
 local i = 1
 while i <= count do
   local group = metas[i][7]
@@ -63,7 +67,19 @@ while i <= count do
     end
   end
   if fate[i] == 'new' then
+    for g = 0, group - 1 do
+      local userid = metas[i + g][3]
+      if holders[userid] == nil then holders[userid] = redis.call('GET', KEY.userProject(prefix, userid)) end
+      if holders[userid] and holders[userid] ~= project then
+        fate[i] = 'foreign'
+        break
+      end
+    end
+  end
+  if fate[i] == 'new' then
     for g = 0, group - 1 do seen[metas[i + g][2]] = true end
+  elseif fate[i] == 'foreign' then
+    foreign[#foreign + 1] = i - 1
   elseif fate[i] == 'clash' then
     rejected[#rejected + 1] = i - 1
   else
@@ -97,6 +113,10 @@ while i <= count do
         for field, value in pairs(m[9]) do redis.call('HSET', key, field, value) end
       end
       if project ~= 'default' then redis.call('HSET', key, 'project', project) end
+      if not claimed[userid] then
+        claimed[userid] = true
+        redis.call('SET', KEY.userProject(prefix, userid), project, 'EX', userTtl)
+      end
       redis.call('RPUSH', userIndex .. userid .. userIndexEnd, id)
       if redis.call('RPUSH', KEY.lane(prefix, userid), id) == 1 then
         heads[#heads + 1] = id
@@ -110,4 +130,4 @@ flush(cidsKey, 'HSET', cidPairs)
 flush(reqsKey, 'RPUSH', ids)
 if #ids > 0 then redis.call('HINCRBY', batchKey, 'enqueued', #ids) end
 if highest > tonumber(redis.call('HGET', batchKey, 'seq') or '0') then redis.call('HSET', batchKey, 'seq', highest) end
-return { heads, rejected, already }
+return { heads, rejected, already, foreign }

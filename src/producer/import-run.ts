@@ -107,7 +107,7 @@ export class ImportRun {
     const pendingLine = { line: parsed.line, drafts: parsed.drafts, bodies, firstSeq: this.seq + 1, spans };
     if (this.sharded) {
       if (parsed.drafts.some((d) => this.seenCustomIds.has(d.customId))) {
-        this.duplicate(pendingLine);
+        this.refused(pendingLine, 'duplicate');
         return;
       }
       for (const d of parsed.drafts) this.seenCustomIds.add(d.customId);
@@ -149,14 +149,24 @@ export class ImportRun {
     }
   }
 
-  private duplicate({ line, drafts, spans }: PendingLine): void {
-    ImportTrace.ended(spans, 'duplicate', []);
-    this.reject({
-      source: this.source,
-      line,
-      field: 'custom_id',
-      message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique`,
-    });
+  /** A line the enqueue script refused: a duplicate custom_id, or a userid another project holds. */
+  private refused({ line, drafts, spans }: PendingLine, why: 'duplicate' | 'foreign_userid'): void {
+    ImportTrace.ended(spans, why, []);
+    this.reject(
+      why === 'duplicate'
+        ? {
+            source: this.source,
+            line,
+            field: 'custom_id',
+            message: `duplicate custom_id "${drafts[0]!.customId}" in this batch; custom_id must be unique`,
+          }
+        : {
+            source: this.source,
+            line,
+            field: 'userid',
+            message: `userid ${drafts[0]!.userid} is used by another project: the endpoint keeps one memory per userid, so a userid belongs to the project that first used it. Use another userid, or "user" (chatq derives a userid of this project from it)`,
+          },
+    );
   }
 
   private async saveErrors(): Promise<void> {
@@ -210,6 +220,7 @@ export class ImportRun {
       ...target.userIndex,
       target.guard.owner,
       IMPORT_LEASE_MS,
+      this.ctx.resultTtlS,
     ];
     const groupStart: number[] = [];
     let index = 0;
@@ -229,26 +240,34 @@ export class ImportRun {
         if (hasExtra) args.push(JSON.stringify(extra));
       }
     }
-    const [heads, rejectedGroups, heldGroups] = (await enqueueScript.run(this.ctx.redis, keyList, args)) as [
-      string[],
-      number[],
-      number[],
-    ];
-    await this.countEnqueued(target.id, lines, groupStart, new Set(rejectedGroups), new Set(heldGroups));
+    const [heads, rejectedGroups, heldGroups, foreignGroups] = (await enqueueScript.run(
+      this.ctx.redis,
+      keyList,
+      args,
+    )) as [string[], number[], number[], number[]];
+    await this.countEnqueued(target.id, lines, groupStart, {
+      rejected: new Set(rejectedGroups),
+      held: new Set(heldGroups),
+      foreign: new Set(foreignGroups),
+    });
     return heads;
   }
 
-  /** Counts what the script did with each line: taken, a duplicate custom_id, or already held (a resumed import). */
+  /**
+   * Counts what the script did with each line: taken, a duplicate custom_id, already held (a resumed import), or
+   * refused for a userid another project holds.
+   */
   private async countEnqueued(
     targetId: string,
     lines: PendingLine[],
     groupStart: number[],
-    rejected: Set<number>,
-    held: Set<number>,
+    fates: { rejected: Set<number>; held: Set<number>; foreign: Set<number> },
   ) {
+    const { rejected, held, foreign } = fates;
     let accepted = 0;
     for (const [idx, pendingLine] of lines.entries()) {
-      if (rejected.has(groupStart[idx]!)) this.duplicate(pendingLine);
+      if (rejected.has(groupStart[idx]!)) this.refused(pendingLine, 'duplicate');
+      else if (foreign.has(groupStart[idx]!)) this.refused(pendingLine, 'foreign_userid');
       else if (held.has(groupStart[idx]!)) {
         this.counts.alreadyPresent += 1;
         ImportTrace.ended(pendingLine.spans, 'already_present', []);

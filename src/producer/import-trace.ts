@@ -48,7 +48,11 @@ export class ImportTrace {
   }
 
   /** Ends a line's spans once its chunk is written: enqueued (with its request ids), or why not. */
-  static ended(spans: Span[] | undefined, outcome: 'enqueued' | 'duplicate' | 'already_present', ids: string[]): void {
+  static ended(
+    spans: Span[] | undefined,
+    outcome: 'enqueued' | 'duplicate' | 'already_present' | 'foreign_userid',
+    ids: string[],
+  ): void {
     for (const [i, span] of (spans ?? []).entries()) {
       span.setAttribute('chatq.import.outcome', outcome);
       if (ids[i]) span.setAttribute('chatq.request.id', ids[i]);

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { readBoundedLines } from '../shared/bounded-lines.js';
 import { parseJsonLine } from '../shared/input-limits.js';
 import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
+import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { deriveUserid, isUuidV4 } from '../shared/userid.js';
 import { batchLineSchema, chatLineSchema, CHATQ_FIELDS, scriptLineSchema } from './line-schemas.js';
 
@@ -25,6 +26,8 @@ export interface ParseOptions {
   defaultUser?: string;
   /** Mixed into derived userids: a different salt gives a fresh set of users (fresh memory). */
   userSalt?: string;
+  /** The batch's project: part of every derived userid (projects never share an end user's memory). */
+  project?: string;
   /** turn_gap_ms for lines that set none. */
   turnGapMs?: number;
   /** The most tokens a reply of this model may take, when known (the price map's max_output): a larger bound is a bad line. */
@@ -75,14 +78,14 @@ function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOp
   if (fields.userid !== undefined) {
     // A salt gives a fresh set of users: even explicit userids map to new ones.
     if (isUuidV4(fields.userid))
-      return opts.userSalt ? derivedUserid(fields.userid.toLowerCase(), opts.userSalt) : fields.userid.toLowerCase();
+      return opts.userSalt ? derivedUserid(fields.userid.toLowerCase(), opts) : fields.userid.toLowerCase();
     throw new LineProblem(
       `${at}userid`,
       `"${fields.userid.slice(0, 60)}" is not a UUID v4, and the endpoint silently ignores such userids (no memory). Use a UUID v4, or put any string in "user" and chatq derives a stable UUID v4 from it`,
     );
   }
   const user = fields.user ?? opts.defaultUser;
-  if (user !== undefined) return derivedUserid(user, opts.userSalt);
+  if (user !== undefined) return derivedUserid(user, opts);
   throw new LineProblem(
     `${at}userid`,
     'missing: add "userid" (a UUID v4) or "user" (any string) to the line, or pass --user',
@@ -117,12 +120,12 @@ function chatBody(obj: Record<string, unknown>, model: string): Record<string, u
 
 /** Derived userids, remembered: input files repeat their users. */
 const derived = new Map<string, string>();
-function derivedUserid(user: string, salt = ''): string {
-  const key = `${salt}\0${user}`;
+function derivedUserid(user: string, { userSalt = '', project = DEFAULT_PROJECT }: ParseOptions): string {
+  const key = `${project}\0${userSalt}\0${user}`;
   let id = derived.get(key);
   if (id === undefined) {
     if (derived.size >= 100_000) derived.clear();
-    id = deriveUserid(user, salt);
+    id = deriveUserid(user, userSalt, project);
     derived.set(key, id);
   }
   return id;

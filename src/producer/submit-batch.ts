@@ -120,8 +120,10 @@ export async function submitBatch(
   const targets = await openImportTargets(redis, keys, batchId, guard, mode, opts.onImportError ?? 'cancel');
   const run = new ImportRun(ctx, batchId, guard.project, targets, opts.source);
   const sharded = run.sharded;
+  // Derived userids are the batch's project's (an API-made or resumed batch keeps the project it was made in).
+  const parseOpts = { ...opts, project: guard.project };
   try {
-    for await (const parsed of parseInput(open(), opts) as AsyncGenerator<ParsedLine>) await run.add(parsed);
+    for await (const parsed of parseInput(open(), parseOpts) as AsyncGenerator<ParsedLine>) await run.add(parsed);
     await run.end();
   } catch (err) {
     const stopped = sharded ? [guard, ...targets.map((t) => t.guard)] : [guard];

@@ -54,6 +54,11 @@ function layout(prefix: string) {
      */
     laneLease: (userid: string) => `${prefix}:lane:${userid}:lease`,
     lanes: `${prefix}:lanes`,
+    /**
+     * The project a userid belongs to: the first that used it (the endpoint's memory is per userid, so another
+     * project's line with it is refused). Expires CHATQ_RESULT_TTL_S after the user's latest import.
+     */
+    userProject: (userid: string) => `${prefix}:lane:${userid}:project`,
     /** A user's requests in one project, in submission order (lanes are global: memory belongs to the userid). */
     userRequests: (project: string, userid: string) => `${scoped(project)}:user:${userid}:reqs`,
     usage: (project: string, dim: StoredUsageDimension, key: string) => `${scoped(project)}:usage:${dim}:${key}`,
@@ -264,6 +269,7 @@ export const SCRIPT_KEY_BUILDERS = {
   requestDone: ['id'],
   lane: ['userid'],
   laneLease: ['userid'],
+  userProject: ['userid'],
   batch: ['id'],
   usage: ['project', 'dim', 'key'],
   usageIndex: ['project', 'dim'],

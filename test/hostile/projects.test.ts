@@ -71,7 +71,7 @@ describe('projects: a token sees its own project only', () => {
     const requestA = outA[0].id.replace(/^batch_req_/, '');
     expect((await get(A, `/v1/requests/${requestA}`)).status).toBe(200);
     expect((await get(B, `/v1/requests/${requestA}`)).status).toBe(404);
-    const useridA = deriveUserid('a-user');
+    const useridA = deriveUserid('a-user', '', 'alpha');
     expect((await (await get(A, `/v1/users/${useridA}/requests`)).json()).data).toHaveLength(3);
     expect((await (await get(B, `/v1/users/${useridA}/requests`)).json()).data).toEqual([]);
 
@@ -82,7 +82,7 @@ describe('projects: a token sees its own project only', () => {
     const usageB = await (await get(B, '/v1/usage?group_by=batch')).json();
     expect(usageB.data.map((r: { batch: string }) => r.batch)).toEqual([batchB.id]);
     const byUserB = await (await get(B, '/v1/usage?group_by=user')).json();
-    expect(byUserB.data.map((r: { user: string }) => r.user)).toEqual([deriveUserid('b-user')]);
+    expect(byUserB.data.map((r: { user: string }) => r.user)).toEqual([deriveUserid('b-user', '', 'beta')]);
     const byModelB = await (await get(B, '/v1/usage?group_by=model')).json();
     expect(byModelB.data[0].requests).toBe(3);
     expect((await get(B, `/v1/usage?group_by=model&batch=${batchA.id}`)).status).toBe(404);
