@@ -20,8 +20,24 @@ export function tokenizer(): typeof GptTokenizer {
  */
 const TOKENIZER_MAX_CHARS = 32_000;
 const RUN_MAX_CHARS = 256;
-/** An image part, whatever its size in the body (a high-detail image is at most ~1,100 tokens for GPT-4o). */
-export const IMAGE_TOKENS = 1_600;
+/**
+ * The most tokens one image may be billed, by model family (a high-detail image at its largest: 8 tiles, or 1,536
+ * patches times the model's multiplier, as OpenAI's vision pricing gives them); other models: 1,600 (Claude's
+ * ~1,600 for an image at its largest size; Gemini bills 258).
+ */
+const IMAGE_TOKENS: [RegExp, number][] = [
+  [/^gpt-4o-mini/, 2_833 + 8 * 5_667],
+  [/^gpt-4\.1-nano|^gpt-5-nano/, 3_779],
+  [/^o4-mini/, 2_642],
+  [/^gpt-4\.1-mini|^gpt-5-mini/, 2_489],
+  [/^(gpt-4|gpt-5|o1|o3|chatgpt-4o)/, 85 + 8 * 170],
+];
+const DEFAULT_IMAGE_TOKENS = 1_600;
+
+export function imageTokens(model: unknown): number {
+  const name = typeof model === 'string' ? model.replace(/^.*\//, '') : '';
+  return IMAGE_TOKENS.find(([family]) => family.test(name))?.[1] ?? DEFAULT_IMAGE_TOKENS;
+}
 
 function hasLongRun(text: string): boolean {
   let run = 0;
@@ -38,16 +54,25 @@ export function textTokens(text: string): number {
   return tokenizer().countTokens(text);
 }
 
-/** A message's content: text, or parts (text counted, images at a fixed estimate, anything else as its JSON text). */
-export function contentTokens(content: unknown): number {
+/** Any JSON value as the tokens of its JSON text (a tool list, a schema, a tool call): linear, as textTokens. */
+export function jsonTokens(value: unknown): number {
+  return textTokens(JSON.stringify(value) ?? '');
+}
+
+/**
+ * A message's content: text, or parts (text counted, an image at the most its model bills for one, audio and files by
+ * the bytes of their JSON, which no audio or file token count exceeds, anything else as its JSON text).
+ */
+export function contentTokens(content: unknown, model?: unknown): number {
   if (typeof content === 'string') return textTokens(content);
-  if (!Array.isArray(content))
-    return content === undefined || content === null ? 0 : textTokens(JSON.stringify(content));
+  if (!Array.isArray(content)) return content === undefined || content === null ? 0 : jsonTokens(content);
   let sum = 0;
   for (const part of content as { type?: unknown; text?: unknown }[]) {
     if (part && typeof part.text === 'string') sum += textTokens(part.text);
-    else if (part && (part.type === 'image_url' || part.type === 'input_image')) sum += IMAGE_TOKENS;
-    else sum += textTokens(JSON.stringify(part ?? ''));
+    else if (part && (part.type === 'image_url' || part.type === 'input_image')) sum += imageTokens(model);
+    else if (part && (part.type === 'input_audio' || part.type === 'file'))
+      sum += Buffer.byteLength(JSON.stringify(part), 'utf8');
+    else sum += jsonTokens(part ?? '');
   }
   return sum;
 }

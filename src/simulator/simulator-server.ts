@@ -155,7 +155,7 @@ class SimulatedEndpoint {
       this.answer(res, 401, errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'));
       return undefined;
     }
-    let body: Partial<Record<keyof ChatBody, unknown>>;
+    let body: Record<string, unknown>;
     try {
       body = JSON.parse(await readBody(req)) as typeof body;
     } catch {
@@ -163,17 +163,22 @@ class SimulatedEndpoint {
       this.answer(res, 400, errorBody(message, 'invalid_request_error', null));
       return undefined;
     }
-    if (typeof body.model !== 'string' || !Array.isArray(body.messages) || body.messages.length === 0) {
+    if (
+      body === null ||
+      typeof body !== 'object' ||
+      typeof body.model !== 'string' ||
+      !Array.isArray(body.messages) ||
+      body.messages.length === 0
+    ) {
       const message = '"model" and a non-empty "messages" array are required.';
       this.answer(res, 400, errorBody(message, 'invalid_request_error', null));
       return undefined;
     }
     return {
+      ...body,
       model: body.model,
       messages: body.messages as ChatMessage[],
       userid: typeof body.userid === 'string' ? body.userid : '',
-      max_tokens: body.max_tokens,
-      max_completion_tokens: body.max_completion_tokens,
     };
   }
 
