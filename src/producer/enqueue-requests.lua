@@ -15,7 +15,8 @@
   is still being imported and nobody else holds the lease, it takes the lease again.
   Returns { ids that became their lane's head (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
             already in this import), 0-based indexes of groups an earlier import of the batch already holds, 0-based
-            indexes of groups refused for a userid another project holds }.
+            indexes of groups refused for a userid another project holds, 1 when a cancel was asked (nothing was
+            written: the importer stops reading) else 0 }.
 ]]
 --- @include keys
 local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -93,6 +94,8 @@ if status ~= 'validating' or (holder and holder ~= owner) then
   return redis.error_reply('IMPORT_LOST the import of batch ' .. batchId .. ' lost its lease: the batch is ' .. (status or 'gone') .. (holder and holder ~= owner and ' and another process imports it' or ''))
 end
 if not holder then redis.call('SET', KEYS[5], owner, 'PX', leaseMs) end
+-- A cancel asked while the batch is imported: nothing more is enqueued (the importer stops, and ends it cancelled).
+if redis.call('HEXISTS', batchKey, 'cancel_requested') == 1 then return { {}, {}, {}, {}, 1 } end
 
 i = 1
 while i <= count do
@@ -130,4 +133,4 @@ flush(cidsKey, 'HSET', cidPairs)
 flush(reqsKey, 'RPUSH', ids)
 if #ids > 0 then redis.call('HINCRBY', batchKey, 'enqueued', #ids) end
 if highest > tonumber(redis.call('HGET', batchKey, 'seq') or '0') then redis.call('HSET', batchKey, 'seq', highest) end
-return { heads, rejected, already, foreign }
+return { heads, rejected, already, foreign, 0 }

@@ -82,6 +82,8 @@ export class ImportRun {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown;
   private readonly trace: ImportTrace | undefined;
+  /** A cancel was asked while importing: the enqueue script wrote nothing more, and the import reads no further. */
+  cancelAsked = false;
 
   constructor(
     private readonly ctx: ProducerContext,
@@ -125,7 +127,7 @@ export class ImportRun {
 
   /** Sends what is left and waits for every chunk; throws the first failure. */
   async end(): Promise<void> {
-    if (this.pending.length) this.track(this.flush());
+    if (this.pending.length && !this.cancelAsked) this.track(this.flush());
     await Promise.all(this.inFlight);
     this.throwIfFailed();
     await this.saveErrors();
@@ -240,11 +242,15 @@ export class ImportRun {
         if (hasExtra) args.push(JSON.stringify(extra));
       }
     }
-    const [heads, rejectedGroups, heldGroups, foreignGroups] = (await enqueueScript.run(
+    const [heads, rejectedGroups, heldGroups, foreignGroups, cancelAsked] = (await enqueueScript.run(
       this.ctx.redis,
       keyList,
       args,
-    )) as [string[], number[], number[], number[]];
+    )) as [string[], number[], number[], number[], number];
+    if (cancelAsked === 1) {
+      this.cancelAsked = true;
+      return [];
+    }
     await this.countEnqueued(target.id, lines, groupStart, {
       rejected: new Set(rejectedGroups),
       held: new Set(heldGroups),

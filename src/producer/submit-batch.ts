@@ -123,7 +123,11 @@ export async function submitBatch(
   // Derived userids are the batch's project's (an API-made or resumed batch keeps the project it was made in).
   const parseOpts = { ...opts, project: guard.project };
   try {
-    for await (const parsed of parseInput(open(), parseOpts) as AsyncGenerator<ParsedLine>) await run.add(parsed);
+    for await (const parsed of parseInput(open(), parseOpts) as AsyncGenerator<ParsedLine>) {
+      await run.add(parsed);
+      // A cancel asked meanwhile: the rest of the input is not read (finalizeImport ends the batch cancelled).
+      if (run.cancelAsked) break;
+    }
     await run.end();
   } catch (err) {
     const stopped = sharded ? [guard, ...targets.map((t) => t.guard)] : [guard];

@@ -123,7 +123,7 @@ end
 local head = redis.call('LINDEX', lane, 0)
 if not head then redis.call('SREM', KEYS[4], A.userid) end
 
-local batchStatus, total, onImportError = unpack(redis.call('HMGET', batch, 'status', 'total', 'on_import_error'))
+local batchStatus, total, onImportError, cancelAsked = unpack(redis.call('HMGET', batch, 'status', 'total', 'on_import_error', 'cancel_requested'))
 if FINAL_STATUS[batchStatus] and done >= tonumber(total or '0') then
   local final = FINAL_STATUS[batchStatus]
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
@@ -139,7 +139,7 @@ if string.sub(serving, 1, 1) == '?' then
   serving = waiting == 0 and string.sub(serving, 2) or ''
 end
 if serving ~= '' then
-  local claim = claimRequest(prefix, head, now, { job = serving, batch = A.batch, budgeted = budgetKnown and (budgeted and 1 or 0) or nil, status = batchStatus, onImportError = onImportError }, A.lease_ms)
+  local claim = claimRequest(prefix, head, now, { job = serving, batch = A.batch, budgeted = budgetKnown and (budgeted and 1 or 0) or nil, status = cancelAsked and 'cancelling' or batchStatus, onImportError = onImportError }, A.lease_ms)
   if claim[1] == 'run' then return { 'outcome', 'ok', 'next_head', head, 'handed', 1, 'wait_ms', 0, 'claim', claim } end
   return { 'outcome', 'ok', 'next_head', head, 'handed', 0, 'wait_ms', claim[1] == 'wait' and claim[2] or 0 }
 end

@@ -215,7 +215,13 @@ export class RequestStore {
 
   /** Whether a request of this batch should still be sent: not once the batch stops (see claim-request.lua). */
   async batchGoesOn(batch: string): Promise<boolean> {
-    const [status, onImportError] = await this.redis.hmget(this.keys.batch(batch), 'status', 'on_import_error');
+    const [status, onImportError, cancelAsked] = await this.redis.hmget(
+      this.keys.batch(batch),
+      'status',
+      'on_import_error',
+      'cancel_requested',
+    );
+    if (cancelAsked !== null) return false;
     return status === 'in_progress' || status === 'validating' || (status === 'failed' && onImportError === 'keep');
   }
 

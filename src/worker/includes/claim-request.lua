@@ -9,7 +9,8 @@
   again, for the cancel). A claim is not an attempt: `claims` counts runs begun.
   `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
   which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether
-  that batch has a budget), status and on_import_error of that batch}. A turn gap (gap_ms) then starts now, and the
+  that batch has a budget), status and on_import_error of that batch (status "cancelling" once a cancel was asked
+  while it is imported)}. A turn gap (gap_ms) then starts now, and the
   request waits it out unclaimed. With `leaseMs` (the call's lease, ms: timeout and margin) the claim takes the user's
   call lease too (as begin-call.lua does): the job calls without another round trip.
   Needs "--- @include finished-record" before it (a "full" history turn reads the previous turn's record).
@@ -46,10 +47,12 @@ local function claimRequest(prefix, id, now, hand, leaseMs)
   local budgeted = sameBatch and hand.budgeted
   local status, onImportError = sameBatch and hand.status, sameBatch and hand.onImportError
   if not budgeted then
-    local maxCost
-    status, maxCost, onImportError = unpack(redis.call('HMGET', KEY.batch(prefix, batch), 'status', 'max_cost_nano', 'on_import_error'))
+    local maxCost, cancelAsked
+    status, maxCost, onImportError, cancelAsked = unpack(redis.call('HMGET', KEY.batch(prefix, batch), 'status', 'max_cost_nano', 'on_import_error', 'cancel_requested'))
     if not status then return { 'missing' } end
     budgeted = maxCost and 1 or 0
+    -- A cancel asked while the batch is still being imported stops its calls now (the import ends it).
+    if cancelAsked then status = 'cancelling' end
   end
   if batchStopped(status, onImportError) then
     -- A run that ended without its result (a worker killed, Redis full) left it "running": it is unsent again.

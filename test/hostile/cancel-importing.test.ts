@@ -1,0 +1,61 @@
+import OpenAI, { toFile } from 'openai';
+import { describe, expect, it } from 'vitest';
+import { useApi, useWorld } from '../helpers/in-process-worker.js';
+import { waitFor } from '../helpers/test-env.js';
+
+const TOKEN = 'tok-cancel-importing';
+const CONCURRENCY = 10;
+
+describe('a cancel while the batch is still being imported', () => {
+  const w = useWorld({ latencyMs: 30 });
+  const a = useApi(w, { CHATQ_API_TOKENS: `alpha:${TOKEN}` });
+
+  it('stops its calls at once: no call starts after the cancel is answered, and the import stops', async () => {
+    const client = new OpenAI({ baseURL: `${a.api.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
+    const lines = Array.from({ length: 120_000 }, (_, i) =>
+      JSON.stringify({
+        custom_id: `r${i}`,
+        user: `user-${i % 5_000}`,
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: `line ${i}` }],
+      }),
+    );
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'big.jsonl'),
+      purpose: 'batch',
+    });
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    // The worker starts once the import is under way, so that its first calls come while the batch is "validating".
+    await waitFor(
+      'the import under way',
+      async () => Number(await w.env.redis.hget(w.env.keys.batch(batch.id), 'enqueued')) >= 2_000,
+      30_000,
+      5,
+    );
+    await w.startWorker({ CHATQ_CONCURRENCY: String(CONCURRENCY) });
+    await waitFor('calls of the batch while it is imported', async () => w.sim.stats().calls >= 5, 30_000, 5);
+    const cancelling = await client.batches.cancel(batch.id);
+    const callsAtCancel = w.sim.stats().calls;
+    expect(cancelling.status).toBe('cancelling');
+    const ended = await waitFor('the batch cancelled', async () => {
+      const b = await client.batches.retrieve(batch.id);
+      return b.status === 'cancelled' ? b : undefined;
+    });
+    console.log(
+      JSON.stringify({
+        calls_at_cancel: callsAtCancel,
+        calls_after_cancel: w.sim.stats().calls - callsAtCancel,
+        enqueued: ended.request_counts!.total,
+      }),
+    );
+    // Only the calls in flight when the cancel came finished; none started after it.
+    expect(w.sim.stats().calls - callsAtCancel).toBeLessThanOrEqual(CONCURRENCY);
+    expect(ended.request_counts!.completed).toBeLessThanOrEqual(callsAtCancel + CONCURRENCY);
+    // The import stopped with the cancel: it did not go on enqueuing the rest of the file.
+    expect(ended.request_counts!.total).toBeLessThan(120_000);
+  });
+});
