@@ -1,4 +1,5 @@
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
+import { batchEnded, chatLines, createBatch } from '../helpers/api-batches.js';
 import { describe, expect, it } from 'vitest';
 import { useApi, useWorld } from '../helpers/in-process-worker.js';
 import { waitFor } from '../helpers/test-env.js';
@@ -12,23 +13,10 @@ describe('a cancel while the batch is still being imported', () => {
 
   it('stops its calls at once: no call starts after the cancel is answered, and the import stops', async () => {
     const client = new OpenAI({ baseURL: `${a.api.url}/v1`, apiKey: TOKEN, maxRetries: 0 });
-    const lines = Array.from({ length: 120_000 }, (_, i) =>
-      JSON.stringify({
-        custom_id: `r${i}`,
-        user: `user-${i % 5_000}`,
-        model: 'gpt-4o-mini',
-        messages: [{ role: 'user', content: `line ${i}` }],
-      }),
+    const batch = await createBatch(
+      client,
+      chatLines(120_000, (i) => ({ user: `user-${i % 5_000}` })),
     );
-    const file = await client.files.create({
-      file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'big.jsonl'),
-      purpose: 'batch',
-    });
-    const batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
     // The worker starts once the import is under way, so that its first calls come while the batch is "validating".
     await waitFor(
       'the import under way',
@@ -41,10 +29,8 @@ describe('a cancel while the batch is still being imported', () => {
     const cancelling = await client.batches.cancel(batch.id);
     const callsAtCancel = w.sim.stats().calls;
     expect(cancelling.status).toBe('cancelling');
-    const ended = await waitFor('the batch cancelled', async () => {
-      const b = await client.batches.retrieve(batch.id);
-      return b.status === 'cancelled' ? b : undefined;
-    });
+    const ended = await batchEnded(client, batch.id);
+    expect(ended.status).toBe('cancelled');
     console.log(
       JSON.stringify({
         calls_at_cancel: callsAtCancel,

@@ -1,8 +1,8 @@
-import OpenAI, { toFile } from 'openai';
+import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { deriveUserid } from '../../src/shared/userid.js';
 import { useApi, useWorld } from '../helpers/in-process-worker.js';
-import { waitFor } from '../helpers/test-env.js';
+import { batchEnded, createBatch } from '../helpers/api-batches.js';
 
 const A = 'tok-alpha-mem';
 const B = 'tok-beta-mem';
@@ -18,19 +18,7 @@ describe("tenants: projects never share an end user's memory", () => {
   /** Uploads `lines` with `token`, makes a batch of them and waits until it has ended. */
   async function runBatch(token: string, lines: string[]) {
     const c = client(token);
-    const file = await c.files.create({
-      file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'f.jsonl'),
-      purpose: 'batch',
-    });
-    const created = await c.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/chat/completions',
-      completion_window: '24h',
-    });
-    return waitFor(`batch ${created.id}`, async () => {
-      const b = await c.batches.retrieve(created.id);
-      return ['completed', 'failed', 'cancelled'].includes(b.status) ? b : undefined;
-    });
+    return batchEnded(c, (await createBatch(c, lines)).id);
   }
 
   it('the same "user" in two projects reaches the upstream as two userids; project default keeps its derivation', async () => {
