@@ -42,7 +42,7 @@ describe('scheduled evaluation runs', () => {
   };
 
   it('a schedule fires repeatedly, each firing a graded batch with fresh users; removed, it stops', async () => {
-    const env = w.env.env();
+    const env = w.env.env({ CHATQ_SCHEDULE_MIN_INTERVAL_MS: '1000' });
     const rejected = await runCli(
       [
         'schedule',

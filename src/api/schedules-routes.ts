@@ -1,12 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { getFile, keepFile } from '../shared/files/file-store.js';
+import { getFile, keepFile, releaseFile } from '../shared/files/file-store.js';
 import { isFileId } from '../shared/ids.js';
 import { PROJECT_NAME } from '../shared/config.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import {
   addSchedule,
+  checkScheduleBounds,
   getSchedule,
+  getSchedules,
   listSchedules,
   removeSchedule,
   ScheduleError,
@@ -54,13 +56,17 @@ export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Prom
       project: file.project,
     });
     try {
+      checkScheduleBounds(spec, deps.config.schedules);
       // The suite must outlive the upload's expiry: it lives as long as a schedule runs it.
       await keepFile(redis, keys, file.id);
-      const { next } = await addSchedule(redis, keys, schedules, spec);
-      return { ...spec, next };
+      const { next } = await addSchedule(redis, keys, schedules, spec, deps.config.schedules);
+      return { ...spec, next, skipped_runs: 0 };
     } catch (err) {
-      if (err instanceof ScheduleError) throw new ApiError(400, err.message, 'invalid_schedule');
-      throw err;
+      if (!(err instanceof ScheduleError)) throw err;
+      // A schedule refused keeps no hold on its file (unless another schedule runs it).
+      if (!(await getSchedules(redis, keys)).some((s) => s.file_id === file.id))
+        await releaseFile(redis, keys, file.id, deps.config.resultTtlS);
+      throw new ApiError(400, err.message, 'invalid_schedule');
     }
   });
 

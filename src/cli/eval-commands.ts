@@ -4,12 +4,13 @@ import { formatLineError, parseLine } from '../producer/parse-input.js';
 import { csvCell } from '../shared/batches/batch-output.js';
 import { compareBatches, evaluateBatch } from '../shared/reports/eval-report.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
-import { FileWriter, keepFile } from '../shared/files/file-store.js';
+import { deleteFile, FileWriter, keepFile } from '../shared/files/file-store.js';
 import { newFileId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { formatUsd } from '../shared/usage/pricing.js';
 import {
   addSchedule,
+  checkScheduleBounds,
   listSchedules,
   openScheduleQueue,
   removeSchedule,
@@ -56,7 +57,14 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     );
   const spec = parsed.data;
   const parseOptions = { source: file, ...(spec.models[0] ? { defaultModel: spec.models[0] } : {}) };
-  return withContext(readConfig(), async (ctx) => {
+  const config = readConfig();
+  try {
+    checkScheduleBounds(spec, config.schedules);
+  } catch (err) {
+    if (err instanceof ScheduleError) throw new UsageError(`schedule: ${err.message}`);
+    throw err;
+  }
+  return withContext(config, async (ctx) => {
     // One pass: each line is checked and stored; any bad line discards the upload before anything is scheduled.
     const writer = new FileWriter(ctx.redis, ctx.keys, spec.file_id);
     const bad: string[] = [];
@@ -79,13 +87,15 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     await keepFile(ctx.redis, ctx.keys, spec.file_id);
     const queue = openScheduleQueue(ctx.redis, ctx.keys.prefix);
     try {
-      const { next } = await addSchedule(ctx.redis, ctx.keys, queue, spec);
+      const { next } = await addSchedule(ctx.redis, ctx.keys, queue, spec, ctx.config.schedules);
       out(
         `schedule "${name}": ${spec.cron ? `cron "${spec.cron}" (${spec.tz})` : `every ${spec.every_ms} ms`}, ${writer.lines} lines, ${spec.fresh_users ? 'fresh users each run' : 'same users every run'}; next run ${when(next)}`,
       );
     } catch (err) {
-      if (err instanceof ScheduleError) throw new UsageError(err.message);
-      throw err;
+      if (!(err instanceof ScheduleError)) throw err;
+      // The suite stored for it goes with the refused schedule.
+      await deleteFile(ctx.redis, ctx.keys, spec.file_id);
+      throw new UsageError(err.message);
     } finally {
       await queue.close();
     }
@@ -101,7 +111,7 @@ export async function scheduleListCommand(flags: { project?: string }): Promise<
       out(
         rows.length
           ? renderTable(
-              ['name', 'when', 'suite', 'models', 'users', 'next run (UTC)'],
+              ['name', 'when', 'suite', 'models', 'users', 'next run (UTC)', 'skipped'],
               rows.map((s) => [
                 s.name,
                 s.cron ? `${s.cron} ${s.tz}` : `every ${s.every_ms} ms`,
@@ -109,6 +119,7 @@ export async function scheduleListCommand(flags: { project?: string }): Promise<
                 s.models.join(' ') || '(lines)',
                 s.fresh_users ? 'fresh' : 'reused',
                 when(s.next),
+                String(s.skipped_runs),
               ]),
             )
           : 'no schedules',

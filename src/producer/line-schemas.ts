@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { expectSchema } from '../shared/expectations.js';
-import { LIMITS } from '../shared/input-limits.js';
+import { LIMITS, modelNameSchema } from '../shared/input-limits.js';
 
 /** The three input line formats (see DESIGN.md "Input formats"). Unknown fields pass through to the chat body. */
 
@@ -21,12 +21,7 @@ const maxTokens = z
   .optional();
 const replyBudget = { max_tokens: maxTokens, max_completion_tokens: maxTokens };
 
-const model = z
-  .string()
-  .regex(new RegExp(`^[\\x21-\\x7e]{1,${LIMITS.modelChars}}$`), {
-    message: `expected a model name: 1-${LIMITS.modelChars} printable characters, no spaces`,
-  })
-  .optional();
+const model = modelNameSchema.optional();
 const customId = z
   .string()
   .min(1, { message: 'must be a non-empty string' })

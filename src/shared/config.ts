@@ -136,6 +136,9 @@ const envSchema = z.object({
   CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60, 10 * 365 * 24 * 3600),
   CHATQ_USAGE_DAYS: intFrom('CHATQ_USAGE_DAYS', 90, 1, 100 * 365),
   CHATQ_PRICES: z.string().min(1).optional(),
+  CHATQ_SCHEDULE_MIN_INTERVAL_MS: intFrom('CHATQ_SCHEDULE_MIN_INTERVAL_MS', 60_000, 1_000, MAX_TIMER_MS),
+  CHATQ_SCHEDULE_MAX_MODELS: intFrom('CHATQ_SCHEDULE_MAX_MODELS', 20, 1, 1_000),
+  CHATQ_SCHEDULES_PER_PROJECT: intFrom('CHATQ_SCHEDULES_PER_PROJECT', 100, 1, 100_000),
   CHATQ_API_TOKENS: z
     .string()
     .optional()
@@ -206,6 +209,12 @@ export interface WebhookEndpoint {
   secret: string;
 }
 
+export interface ScheduleLimits {
+  minIntervalMs: number;
+  maxModels: number;
+  perProject: number;
+}
+
 /** An API token and the project it belongs to (a bare token belongs to "default"). */
 export interface ApiToken {
   project: string;
@@ -257,6 +266,8 @@ export interface Config {
   /** Days of daily usage detail kept; older days roll up into months. */
   usageDays: number;
   pricesFile: string | undefined;
+  /** Bounds on schedules: the least time between two firings, models per schedule, schedules per project. */
+  schedules: ScheduleLimits;
   apiTokens: ApiToken[];
   /** Tokens that see every project and alone open /admin/queues. */
   adminTokens: string[];
@@ -321,6 +332,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resultTtlS: e.CHATQ_RESULT_TTL_S,
     usageDays: e.CHATQ_USAGE_DAYS,
     pricesFile: e.CHATQ_PRICES,
+    schedules: {
+      minIntervalMs: e.CHATQ_SCHEDULE_MIN_INTERVAL_MS,
+      maxModels: e.CHATQ_SCHEDULE_MAX_MODELS,
+      perProject: e.CHATQ_SCHEDULES_PER_PROJECT,
+    },
     apiTokens: e.CHATQ_API_TOKENS,
     adminTokens: e.CHATQ_ADMIN_TOKENS,
     webhooks: {

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 /**
  * Bounds on everything a user hands chatq (DESIGN.md, "Trust boundaries"). Each is checked at parse time; a line
  * over one is a bad line with its reason. The README's "Limits and safety" section lists them.
@@ -20,6 +21,11 @@ export const LIMITS = {
   /** turn_gap_ms: an hour at most. */
   turnGapMs: 3_600_000,
 } as const;
+
+/** A model name, as lines and schedules may give it: printable ASCII without spaces, bounded. */
+export const modelNameSchema = z.string().regex(new RegExp(`^[\\x21-\\x7e]{1,${LIMITS.modelChars}}$`), {
+  message: `expected a model name: 1-${LIMITS.modelChars} printable characters, no spaces`,
+});
 
 export const MIB = 1024 * 1024;
 

@@ -89,6 +89,10 @@ function layout(prefix: string) {
     pauseReason: `${prefix}:paused`,
     metrics: `${prefix}:metrics`,
     schedules: `${prefix}:schedules`,
+    /** Each schedule's runs: its latest firing's batches and how many firings it skipped (JSON, by schedule id). */
+    scheduleRuns: `${prefix}:schedule-runs`,
+    /** Held while a schedule's firing imports its batches (expires). */
+    scheduleFiring: (id: string) => `${prefix}:schedule-firing:${id}`,
     rateLimitPause: `${prefix}:limit:pause-until`,
     outage: `${prefix}:limit:outage`,
     outageUntil: `${prefix}:limit:outage-until`,
@@ -117,6 +121,8 @@ function layout(prefix: string) {
 const SHARED_KEYS = [
   'pauseReason',
   'schedules',
+  'scheduleRuns',
+  'scheduleFiring',
   'rateLimitPause',
   'outage',
   'outageUntil',

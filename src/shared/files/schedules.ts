@@ -1,4 +1,7 @@
 import { Queue } from 'bullmq';
+import { CronExpressionParser } from 'cron-parser';
+import type { ScheduleLimits } from '../config.js';
+import { modelNameSchema } from '../input-limits.js';
 import { reportErrors, type RedisClient } from '../redis/redis.js';
 import { z } from 'zod';
 import { deleteFile, getFile, releaseFile } from './file-store.js';
@@ -21,7 +24,7 @@ export const scheduleSpecSchema = z
     /** The suite's file name, for people. */
     source: z.string().default('suite.jsonl'),
     /** Run the suite against each of these models (one batch per model and firing); none: the lines' own models. */
-    models: z.array(z.string().min(1)).default([]),
+    models: z.array(modelNameSchema).default([]),
     /** true: each run gets its own users (fresh memory); false: runs share users on purpose. */
     fresh_users: z.boolean().default(true),
     max_cost_usd: z.number().positive().optional(),
@@ -53,14 +56,69 @@ export function openScheduleQueue(connection: RedisClient, prefix: string): Queu
 
 export class ScheduleError extends Error {}
 
+/** Firings looked at for a cron's shortest gap: a day of them at one a minute (a pattern repeats well within it). */
+const CRON_FIRINGS_CHECKED = 1_440;
+
+/** The shortest time between two firings of a cron pattern (over its next CRON_FIRINGS_CHECKED firings). */
+function cronGapMs(pattern: string, tz: string): number {
+  let firings: ReturnType<typeof CronExpressionParser.parse>;
+  try {
+    firings = CronExpressionParser.parse(pattern, { tz });
+  } catch (err) {
+    throw new ScheduleError(`cron: "${pattern}" is not a cron pattern (${(err as Error).message})`);
+  }
+  let shortest = Number.POSITIVE_INFINITY;
+  let last = firings.next().getTime();
+  for (let i = 1; i < CRON_FIRINGS_CHECKED && firings.hasNext(); i += 1) {
+    const at = firings.next().getTime();
+    shortest = Math.min(shortest, at - last);
+    last = at;
+  }
+  return shortest;
+}
+
+/** A schedule within the deployment's bounds (CHATQ_SCHEDULE_*): its interval and its models. */
+export function checkScheduleBounds(spec: ScheduleSpec, limits: ScheduleLimits): void {
+  const least = limits.minIntervalMs;
+  if (spec.every_ms !== undefined && spec.every_ms < least)
+    throw new ScheduleError(
+      `every_ms: at least ${least} ms between runs (CHATQ_SCHEDULE_MIN_INTERVAL_MS), got ${spec.every_ms}`,
+    );
+  if (spec.cron !== undefined) {
+    const gap = cronGapMs(spec.cron, spec.tz);
+    if (gap < least)
+      throw new ScheduleError(
+        `cron: "${spec.cron}" fires ${gap} ms apart; at least ${least} ms between runs (CHATQ_SCHEDULE_MIN_INTERVAL_MS)`,
+      );
+  }
+  if (spec.models.length > limits.maxModels)
+    throw new ScheduleError(
+      `models: at most ${limits.maxModels} models per schedule (CHATQ_SCHEDULE_MAX_MODELS), got ${spec.models.length}`,
+    );
+}
+
+/**
+ * Adds (or replaces) a schedule within the bounds: its interval, its models, and the project's number of schedules
+ * (checked again once written: of two adds at once past the bound, neither stays).
+ */
 export async function addSchedule(
   redis: RedisClient,
   keys: RedisKeys,
   queue: Queue<ScheduleJob>,
   spec: ScheduleSpec,
+  limits: ScheduleLimits,
 ): Promise<{ next: number | null }> {
-  const repeat = spec.cron !== undefined ? { pattern: spec.cron, tz: spec.tz } : { every: spec.every_ms! };
+  checkScheduleBounds(spec, limits);
   const id = scheduleId(spec.project, spec.name);
+  const ofProject = async () => (await getSchedules(redis, keys)).filter((s) => s.project === spec.project);
+  const tooMany = () =>
+    new ScheduleError(
+      `at most ${limits.perProject} schedules per project (CHATQ_SCHEDULES_PER_PROJECT); remove one first`,
+    );
+  const existing = await ofProject();
+  const replaces = existing.some((s) => s.name === spec.name);
+  if (!replaces && existing.length >= limits.perProject) throw tooMany();
+  const repeat = spec.cron !== undefined ? { pattern: spec.cron, tz: spec.tz } : { every: spec.every_ms! };
   try {
     await queue.upsertJobScheduler(id, repeat, {
       name: 'fire',
@@ -71,6 +129,11 @@ export async function addSchedule(
     throw new ScheduleError(`cannot schedule "${spec.name}": ${(err as Error).message}`);
   }
   await redis.hset(keys.schedules, id, JSON.stringify(spec));
+  if (!replaces && (await ofProject()).length > limits.perProject) {
+    await queue.removeJobScheduler(id);
+    await redis.hdel(keys.schedules, id);
+    throw tooMany();
+  }
   const scheduler = await queue.getJobScheduler(id);
   return { next: scheduler?.next ?? null };
 }
@@ -89,6 +152,7 @@ export async function removeSchedule(
   const spec = await getSchedule(redis, keys, id);
   const removed = await queue.removeJobScheduler(id);
   const deleted = (await redis.hdel(keys.schedules, id)) > 0;
+  await redis.hdel(keys.scheduleRuns, id);
   if (spec && !(await getSchedules(redis, keys)).some((s) => s.file_id === spec.file_id)) {
     const file = await getFile(redis, keys, spec.file_id);
     if (file?.purpose === 'schedule') await deleteFile(redis, keys, spec.file_id);
@@ -113,13 +177,32 @@ export async function listSchedules(
   keys: RedisKeys,
   queue: Queue<ScheduleJob>,
   scope: Scope,
-): Promise<(ScheduleSpec & { next: number | null })[]> {
+): Promise<(ScheduleSpec & { next: number | null; skipped_runs: number })[]> {
   const specs = (await getSchedules(redis, keys)).filter((s) => sees(scope, s.project));
   const sorted = specs.sort((a, b) => a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
   return Promise.all(
-    sorted.map(async (s) => ({
-      ...s,
-      next: (await queue.getJobScheduler(scheduleId(s.project, s.name)))?.next ?? null,
-    })),
+    sorted.map(async (s) => {
+      const id = scheduleId(s.project, s.name);
+      return {
+        ...s,
+        next: (await queue.getJobScheduler(id))?.next ?? null,
+        skipped_runs: (await scheduleRuns(redis, keys, id)).skipped,
+      };
+    }),
   );
+}
+
+/** A schedule's latest firing's batches, and how many firings it skipped while a run was still going. */
+export interface ScheduleRuns {
+  batches: string[];
+  skipped: number;
+}
+
+export async function scheduleRuns(redis: RedisClient, keys: RedisKeys, id: string): Promise<ScheduleRuns> {
+  const raw = await redis.hget(keys.scheduleRuns, id);
+  return raw ? (JSON.parse(raw) as ScheduleRuns) : { batches: [], skipped: 0 };
+}
+
+export async function saveScheduleRuns(redis: RedisClient, keys: RedisKeys, id: string, runs: ScheduleRuns) {
+  await redis.hset(keys.scheduleRuns, id, JSON.stringify(runs));
 }
