@@ -169,7 +169,7 @@ describe('HTTP API edges', () => {
     expect((await (await call('/v1/schedules')).json()).data).toEqual([]);
   });
 
-  it('a cancel while the batch is still being imported takes effect when the import ends', async () => {
+  it('a cancel while the batch is still being imported stops the import: nothing more is enqueued or sent', async () => {
     const batchId = newBatchId();
     await createBatchRecord(w.env.redis, w.env.keys, {
       batchId,
@@ -189,7 +189,7 @@ describe('HTTP API edges', () => {
     await w.env.redis.del(w.env.keys.batchImporter(batchId));
     const result = await w.env.submit(lines, { batchId });
     expect(result.status).toBe('cancelled');
-    expect(await w.env.batch(batchId)).toMatchObject({ status: 'cancelled', total: 5, cancelled: 5, succeeded: 0 });
+    expect(await w.env.batch(batchId)).toMatchObject({ status: 'cancelled', total: 0, succeeded: 0 });
     // Jobs already queued for them are skipped without a call.
     await w.startWorker();
     await waitFor('the queue to drain', async () => (await w.env.queue.count()) === 0);

@@ -34,6 +34,7 @@ import { LiveUpdates, MAX_WATCHED } from './live-updates.js';
 import { navOf, sendPage, visibleBatch } from './page-reply.js';
 import { comparePage, costsPage, evalsPage, scheduleRunsPage, type EvalRun } from './report-pages.js';
 import { type SignIn, signInRoutes } from './sign-in-routes.js';
+import { type BrowserSessions, sessionCookie } from '../http/browser-sessions.js';
 
 const page = z.coerce.number().int().min(0).max(10_000).default(0);
 const batchParams = z.object({ id: z.string().min(1).max(200) });
@@ -63,7 +64,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, signI
   await signInRoutes(app, signIn);
   listRoutes(app, deps);
   fileRoutes(app, deps);
-  batchRoutes(app, deps, live);
+  batchRoutes(app, deps, live, signIn.sessions);
   reportRoutes(app, deps);
 }
 
@@ -136,7 +137,14 @@ function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
 }
 
 /** One batch: its page (with its requests), cancel, output files and live progress. */
-function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates): void {
+const tooManyLivePages = () =>
+  new ApiError(
+    429,
+    'Too many live pages open on this server for this project; close some, or reload later.',
+    'too_many_live_pages',
+  );
+
+function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, sessions: BrowserSessions): void {
   const { redis, keys } = deps;
   app.get('/batches/:id', async (req, reply) => {
     const { id } = parseInput(batchParams, req.params);
@@ -182,17 +190,17 @@ function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates): vo
     const { batches } = parseInput(z.object({ batches: z.string().max(MAX_WATCHED * 32) }), req.query);
     const ids = [...new Set(batches.split(',').filter(isBatchId))].slice(0, MAX_WATCHED);
     const owner = req.principal.scope.project ?? '*';
-    if (live.full(owner))
-      throw new ApiError(
-        429,
-        'Too many live pages open on this server for this project; close some, or reload later.',
-        'too_many_live_pages',
-      );
+    if (live.full(owner)) throw tooManyLivePages();
+    // A page signed in with the login form's session streams only as long as that session stands.
+    const sid = req.headers.authorization === undefined ? sessionCookie(req) : undefined;
+    const session = await sessions.lookup(sid);
     const projects = await Promise.all(ids.map((id) => redis.hget(keys.batch(id), 'project')));
     const visible = ids.filter((_, i) => projects[i] !== null && sees(req.principal.scope, projects[i]));
     // Nothing to watch: 204 tells EventSource not to reconnect.
     if (visible.length === 0) return reply.code(204).send();
-    live.subscribe(reply, visible, owner);
+    // Again, with no await before subscribing: the pages of a burst all passed the first check before any subscribed.
+    if (live.full(owner)) throw tooManyLivePages();
+    live.subscribe(reply, visible, owner, session ? async () => (await sessions.lookup(sid)) === session : undefined);
   });
 }
 

@@ -15,6 +15,8 @@ interface Subscriber {
   ids: string[];
   /** Whose page it is: a project, or "*" for an admin's. */
   owner: string;
+  /** Whether the page's sign-in still stands (a session that can be signed out); none: its token, for good. */
+  signedIn?: () => Promise<boolean>;
   /** What this page was last sent, per batch: only changes go out. */
   sent: Map<string, string>;
 }
@@ -42,8 +44,12 @@ export class LiveUpdates {
     return mine >= PER_PROJECT_SUBSCRIBERS;
   }
 
-  /** Streams updates of `ids` (already checked to be visible to `owner`, the page's project) until the page goes. */
-  subscribe(reply: FastifyReply, ids: string[], owner: string): void {
+  /**
+   * Streams updates of `ids` (already checked to be visible to `owner`, the page's project) until the page goes, or
+   * `signedIn` (asked every tick) says its session has ended. The caller checks `full` just before, with no await
+   * between: a burst of pages cannot all pass the check first.
+   */
+  subscribe(reply: FastifyReply, ids: string[], owner: string, signedIn?: () => Promise<boolean>): void {
     reply.hijack();
     reply.raw.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -52,7 +58,7 @@ export class LiveUpdates {
       'x-accel-buffering': 'no',
     });
     reply.raw.write('retry: 3000\n\n');
-    const sub: Subscriber = { reply, ids, owner, sent: new Map() };
+    const sub: Subscriber = { reply, ids, owner, sent: new Map(), ...(signedIn ? { signedIn } : {}) };
     this.subscribers.add(sub);
     reply.raw.on('close', () => this.drop(sub));
     this.timer ??= setInterval(() => void this.tick(), TICK_MS);
@@ -64,6 +70,17 @@ export class LiveUpdates {
     this.subscribers.clear();
     clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /** Pages whose session was signed out (or expired) get nothing more: their streams end. */
+  private async endSignedOut(): Promise<void> {
+    const withSession = [...this.subscribers].filter((s) => s.signedIn);
+    const still = await Promise.all(withSession.map((s) => s.signedIn!()));
+    for (const [i, sub] of withSession.entries()) {
+      if (still[i]) continue;
+      sub.reply.raw.end();
+      this.drop(sub);
+    }
   }
 
   private drop(sub: Subscriber): void {
@@ -79,6 +96,7 @@ export class LiveUpdates {
     let rows: Awaited<ReturnType<typeof readBatches>>;
     try {
       rows = await readBatches(this.redis, this.keys, ids);
+      await this.endSignedOut();
     } catch {
       return; // Redis away: the pages keep what they show, and the next tick tries again.
     }

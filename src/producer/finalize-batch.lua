@@ -1,5 +1,6 @@
 --[[
-  Closes a batch's input: its total is now known. A batch whose requests all finished already completes here.
+  Closes a batch's input: its total is now known. A batch whose requests all finished already completes here
+  (is cancelled, when a cancel was asked while it was imported).
   KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash, 4 batch error list, 5 batch index,
         6 importing set, 7 importer lease, 8 memory reserve, 9 batch events
   ARGV: 1 now (ms), 2 rejected line count, 3 ttl (s) applied once the batch is complete, 4 batch id
@@ -20,9 +21,10 @@ redis.call('HSET', b, 'total', enqueued, 'rejected_lines', ARGV[2], 'in_progress
 status = 'in_progress'
 local done = tonumber(redis.call('HGET', b, 'done') or '0')
 if done >= enqueued then
-  status = 'completed'
-  redis.call('HSET', b, 'completed_at', now)
-  batchEvent(KEYS[9], b, ARGV[4], 'completed', now)
+  -- Nothing left to run: a cancel asked while it was imported ends it cancelled.
+  status = redis.call('HEXISTS', b, 'cancel_requested') == 1 and 'cancelled' or 'completed'
+  redis.call('HSET', b, status .. '_at', now)
+  batchEvent(KEYS[9], b, ARGV[4], status, now)
   for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
 end
 redis.call('HSET', b, 'status', status)

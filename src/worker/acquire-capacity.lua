@@ -122,7 +122,8 @@ for scope = 0, LAST_SCOPE do
         local freed = sumAmounts(amounts, expired)
         redis.call('ZREM', log, unpack(expired))
         redis.call('HDEL', amounts, unpack(expired))
-        redis.call('HINCRBY', amounts, '__total', -freed)
+        -- (-0, the negation of 0, is sent as "-0", which HINCRBY refuses)
+        if freed ~= 0 then redis.call('HINCRBY', amounts, '__total', -freed) end
       end
     until #expired < 500
     -- The whole minute, and its last sixth: a sixth of the limit per 10 s keeps the flow smooth (no

@@ -1,5 +1,6 @@
 import type { RedisClient } from '../redis/redis.js';
 import { csvCell, TOKEN_CSV_COLUMNS } from '../batches/batch-output.js';
+import { isBatchId } from '../ids.js';
 import type { RedisKeys, UsageDimension } from '../keys.js';
 import { addUsage, getBatch, listUsage, readBatchRequests, toUsageRow, type UsageRow } from '../batches/read-store.js';
 import { sees, type Scope } from '../scope.js';
@@ -58,7 +59,8 @@ export async function usageReport(
     if (q.by === 'month') return byMonth(redis, keys, scope);
     return listUsage(redis, keys, scope, q.by, q.by === 'day' ? (day) => inRange(day, q) : undefined);
   }
-  const batch = await getBatch(redis, keys, q.batch);
+  // Only a batch id is read as one (any other key's name would be read as a batch record).
+  const batch = isBatchId(q.batch) ? await getBatch(redis, keys, q.batch) : null;
   if (!batch || !sees(scope, batch.project)) throw new UsageNotFound(`No batch ${q.batch}.`);
   const groups = new Map<string, UsageRow>();
   for await (const r of readBatchRequests(redis, keys, q.batch)) {
