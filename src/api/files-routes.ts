@@ -35,11 +35,33 @@ const MULTIPART_OVERHEAD = 64 * 1024;
 /** Uploads one server receives at once hold at most this many times the upload limit in Redis. */
 const STAGED_UPLOADS = 2;
 
-/** Stores one uploaded part line by line; a part with bad lines (or too big) is refused whole. */
+/**
+ * The bytes the uploads this server is receiving have staged in Redis, at most STAGED_UPLOADS times the upload limit
+ * together: each takes what arrives, as it arrives (an upload with no length, or one that says a large one, holds
+ * nothing it has not sent), and gives it all back when it ends.
+ */
+class UploadStaging {
+  private used = 0;
+  constructor(private readonly limit: number) {}
+
+  /** Takes `bytes` for an upload; false (nothing taken) when that would pass the limit. */
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limit) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
+
+/** Stores one uploaded part line by line, each staged first; a part with bad lines (or too big) is refused whole. */
 async function storePart(
   deps: ApiDeps,
   writer: FileWriter,
   input: NodeJS.ReadableStream & { truncated?: boolean },
+  stage: (bytes: number) => void,
 ): Promise<void> {
   const problems: string[] = [];
   for await (const l of readBoundedLines(input as Readable)) {
@@ -53,12 +75,60 @@ async function storePart(
       if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${json.message}`);
       continue;
     }
-    if (problems.length === 0) await writer.push(l.text);
+    if (problems.length > 0) continue;
+    stage(Buffer.byteLength(l.text) + 1);
+    await writer.push(l.text);
   }
   if (input.truncated)
     throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
   if (problems.length)
     throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
+}
+
+/** An upload that sent nothing for its idle time: ended, with a 408. */
+class UploadIdle extends Error {
+  constructor(readonly idleMs: number) {
+    super('upload idle');
+  }
+
+  answer(): ApiError {
+    return new ApiError(
+      408,
+      `The upload sent nothing for ${this.idleMs} ms and was ended; nothing of it was kept. Send the file again.`,
+      'upload_timeout',
+      'file',
+    );
+  }
+}
+
+/**
+ * Watches an upload's body: when nothing arrives for `idleMs`, the file part being read ends with UploadIdle, and
+ * `expired` rejects with it (for a body that went quiet before its file part).
+ */
+function watchIdle(req: FastifyRequest, idleMs: number) {
+  let file: Readable | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let expire: (err: UploadIdle) => void = () => undefined;
+  const expired = new Promise<never>((_, reject) => (expire = reject));
+  expired.catch(() => undefined);
+  const fire = () => {
+    const err = new UploadIdle(idleMs);
+    file?.destroy(err);
+    expire(err);
+  };
+  const arrived = () => timer?.refresh();
+  timer = setTimeout(fire, idleMs);
+  req.raw.on('data', arrived);
+  return {
+    expired,
+    reading: (f: Readable) => {
+      file = f;
+    },
+    stop: () => {
+      clearTimeout(timer);
+      req.raw.off('data', arrived);
+    },
+  };
 }
 
 /** A 503 that asks the client to come back in 30 s. */
@@ -67,8 +137,15 @@ function busy(reply: FastifyReply, message: string, code: string): ApiError {
   return new ApiError(503, message, code);
 }
 
+/** What one upload is received with: where it stages its bytes, and its idle watch. */
+interface UploadContext {
+  stage: (bytes: number) => void;
+  /** The file part being read, for the idle watch to end. */
+  reading: (file: Readable) => void;
+}
+
 /** Reads a multipart upload: its purpose and one file, stored line by line; a refused upload keeps nothing. */
-async function receiveUpload(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply) {
+async function receiveUpload(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, upload: UploadContext) {
   const { redis, keys } = deps;
   let purpose: string | undefined;
   let writer: FileWriter | undefined;
@@ -82,7 +159,8 @@ async function receiveUpload(deps: ApiDeps, req: FastifyRequest, reply: FastifyR
       if (writer) throw new ApiError(400, 'Send one file per upload.', 'invalid_request', 'file');
       writer = new FileWriter(redis, keys, newFileId());
       filename = part.filename || filename;
-      await storePart(deps, writer, part.file);
+      upload.reading(part.file);
+      await storePart(deps, writer, part.file, upload.stage);
     }
     if (!writer) throw new ApiError(400, 'Missing the "file" field.', 'invalid_request', 'file');
     if (purpose !== 'batch')
@@ -101,6 +179,7 @@ async function receiveUpload(deps: ApiDeps, req: FastifyRequest, reply: FastifyR
     void reply.header('connection', 'close');
     await writer?.discard().catch(() => undefined);
     if (err instanceof ApiError) throw err;
+    if (err instanceof UploadIdle) throw err.answer();
     if (describeRedisError(err)?.code === 'redis_oom')
       throw busy(
         reply,
@@ -122,8 +201,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   /** An uploaded file the scope may see. */
   const visibleFile = (scope: Scope, id: string) => loadVisibleFile(deps, scope, id, () => notFound(id));
 
-  /** Bytes the uploads being received may stage in Redis, reserved by each before it reads its body. */
-  let staging = 0;
+  const staging = new UploadStaging(STAGED_UPLOADS * deps.maxUploadBytes);
 
   app.post('/v1/files', async (req, reply) => {
     if (!req.isMultipart())
@@ -134,14 +212,28 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       void reply.header('connection', 'close');
       throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
     }
-    const reserved = Number.isFinite(declared) && declared > 0 ? declared : deps.maxUploadBytes;
-    if (staging + reserved > STAGED_UPLOADS * deps.maxUploadBytes)
-      throw busy(reply, 'Too many uploads are being received right now; try again shortly.', 'too_many_uploads');
-    staging += reserved;
+    let staged = 0;
+    const idle = watchIdle(req, deps.config.uploadIdleMs);
+    const received = receiveUpload(deps, req, reply, {
+      stage: (bytes) => {
+        if (!staging.take(bytes))
+          throw busy(reply, 'Too many uploads are being received right now; try again shortly.', 'too_many_uploads');
+        staged += bytes;
+      },
+      reading: idle.reading,
+    }).finally(() => {
+      idle.stop();
+      staging.give(staged);
+    });
     try {
-      return await receiveUpload(deps, req, reply);
-    } finally {
-      staging -= reserved;
+      return await Promise.race([received, idle.expired]);
+    } catch (err) {
+      // An upload that went quiet before its file part began: the answer now; its reading ends with the connection.
+      if (!(err instanceof UploadIdle)) throw err;
+      received.catch(() => undefined);
+      void reply.header('connection', 'close');
+      reply.raw.once('finish', () => req.raw.destroy());
+      throw err.answer();
     }
   });
 

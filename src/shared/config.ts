@@ -136,6 +136,7 @@ const envSchema = z.object({
   CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60, 10 * 365 * 24 * 3600),
   CHATQ_USAGE_DAYS: intFrom('CHATQ_USAGE_DAYS', 90, 1, 100 * 365),
   CHATQ_PRICES: z.string().min(1).optional(),
+  CHATQ_UPLOAD_IDLE_MS: intFrom('CHATQ_UPLOAD_IDLE_MS', 30_000, 100, MAX_TIMER_MS),
   CHATQ_SCHEDULE_MIN_INTERVAL_MS: intFrom('CHATQ_SCHEDULE_MIN_INTERVAL_MS', 60_000, 1_000, MAX_TIMER_MS),
   CHATQ_SCHEDULE_MAX_MODELS: intFrom('CHATQ_SCHEDULE_MAX_MODELS', 20, 1, 1_000),
   CHATQ_SCHEDULES_PER_PROJECT: intFrom('CHATQ_SCHEDULES_PER_PROJECT', 100, 1, 100_000),
@@ -266,6 +267,8 @@ export interface Config {
   /** Days of daily usage detail kept; older days roll up into months. */
   usageDays: number;
   pricesFile: string | undefined;
+  /** An upload that sends nothing for this long ends with 408 (CHATQ_UPLOAD_IDLE_MS). */
+  uploadIdleMs: number;
   /** Bounds on schedules: the least time between two firings, models per schedule, schedules per project. */
   schedules: ScheduleLimits;
   apiTokens: ApiToken[];
@@ -332,6 +335,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resultTtlS: e.CHATQ_RESULT_TTL_S,
     usageDays: e.CHATQ_USAGE_DAYS,
     pricesFile: e.CHATQ_PRICES,
+    uploadIdleMs: e.CHATQ_UPLOAD_IDLE_MS,
     schedules: {
       minIntervalMs: e.CHATQ_SCHEDULE_MIN_INTERVAL_MS,
       maxModels: e.CHATQ_SCHEDULE_MAX_MODELS,

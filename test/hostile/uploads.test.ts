@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../../src/cli/api-service.js';
 import { startLocalRedis } from '../../src/cli/local-redis.js';
-import { createTestEnv, testLogger, type TestEnv } from '../helpers/test-env.js';
+import { createTestEnv, testLogger, type TestEnv, waitFor } from '../helpers/test-env.js';
 
 const TOKEN = 'tok-uploads';
 const MB = 1024 * 1024;
@@ -49,6 +49,40 @@ function partialUpload(
       resolve('no answer');
     }, 3_000);
   });
+}
+
+/**
+ * A chunked upload (no content-length) that sends its head and `first` bytes of lines, then a line every `everyMs`
+ * until `stop()`: the answer when the server gives one.
+ */
+function tricklingUpload(url: string, token: string, everyMs: number, first = 0) {
+  const u = new URL(url);
+  let answered: (a: { status: number; body: string }) => void = () => undefined;
+  const answer = new Promise<{ status: number; body: string }>((resolve) => (answered = resolve));
+  const req = httpRequest(
+    {
+      host: u.hostname,
+      port: u.port,
+      method: 'POST',
+      path: '/v1/files',
+      headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+    },
+    (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => answered({ status: res.statusCode!, body }));
+    },
+  );
+  req.on('error', () => undefined);
+  req.write(head + (first > 0 ? jsonl(first) : ''));
+  const timer = everyMs > 0 ? setInterval(() => req.write(jsonl(200)), everyMs) : undefined;
+  return {
+    answer,
+    stop() {
+      clearInterval(timer);
+      req.destroy();
+    },
+  };
 }
 
 describe('uploads are never staged beyond their limit', () => {
@@ -106,6 +140,51 @@ describe('uploads are never staged beyond their limit', () => {
     expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(JSON.parse(text)).toMatchObject({ error: { type: 'server_error', code: 'server_full' } });
     expect(text).not.toMatch(/OOM|maxmemory/);
+    expect(await env.redis.keys(`${env.prefix}:file:*`)).toEqual([]);
+  });
+
+  it("uploads that trickle in reserve what has arrived, not the limit: another project's small upload goes through", async () => {
+    const env = await createTestEnv();
+    cleanups.push(() => env.cleanup());
+    const api = await startApiService(
+      env.config({ CHATQ_API_TOKENS: `alpha:${TOKEN},beta:tok-uploads-beta` }),
+      testLogger(),
+      0,
+    );
+    cleanups.push(() => api.close());
+    // Each sends enough lines at once that the server stages some in Redis: then both are being received.
+    const slow = [0, 1].map(() => tricklingUpload(api.url, 'tok-uploads-beta', 500, 150_000));
+    cleanups.push(async () => {
+      for (const u of slow) u.stop();
+    });
+    await waitFor('both uploads staged', async () => (await env.redis.keys(`${env.prefix}:file:*:lines`)).length === 2);
+    const body = new FormData();
+    body.append('purpose', 'batch');
+    body.append('file', new Blob([jsonl(500)]), 'small.jsonl');
+    const res = await fetch(`${api.url}/v1/files`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body,
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+  });
+
+  it('an upload that sends nothing for CHATQ_UPLOAD_IDLE_MS ends with 408 and keeps nothing', {
+    timeout: 20_000,
+  }, async () => {
+    const env = await createTestEnv();
+    cleanups.push(() => env.cleanup());
+    const api = await startApiService(
+      env.config({ CHATQ_API_TOKENS: TOKEN, CHATQ_UPLOAD_IDLE_MS: '1000' }),
+      testLogger(),
+      0,
+    );
+    cleanups.push(() => api.close());
+    const stalled = tricklingUpload(api.url, TOKEN, 0);
+    cleanups.push(async () => stalled.stop());
+    const answer = await stalled.answer;
+    expect(answer.status).toBe(408);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'upload_timeout', type: 'invalid_request_error' } });
     expect(await env.redis.keys(`${env.prefix}:file:*`)).toEqual([]);
   });
 });
