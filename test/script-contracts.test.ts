@@ -19,6 +19,7 @@ const finishArgs = (prefix: string) => ({
   batch: 'b1',
   userid: 'u1',
   usage_record: '{}',
+  admission: '{"c":10,"w":{}}',
 });
 
 /** Finish-request's 17 keys, all on the test's prefix. */
@@ -57,6 +58,10 @@ const acquireArgs = {
   outage_probe_ms: 1000,
   calls: 1,
   large_tpm: 0,
+  ahead_ms: 1000,
+  project: 'default',
+  weights: '{}',
+  active_ms: 10000,
 };
 
 describe('script contracts: named, packed arguments and named replies', () => {
@@ -109,14 +114,22 @@ describe('script contracts: named, packed arguments and named replies', () => {
 
   it('acquire-capacity names a bad argument before any write, and answers by name', async () => {
     await expect(
-      acquire.run(env.redis, acquireKeys(env.keys, 'global', 'model:m'), packArgs({ ...acquireArgs, headroom: 0.9 })),
+      acquire.run(
+        env.redis,
+        acquireKeys(env.keys, { model: 'm', project: 'default' }),
+        packArgs({ ...acquireArgs, headroom: 0.9 }),
+      ),
     ).rejects.toThrow(/acquire-capacity: argument "headroom" must be within 0..0.5/);
     await expect(
-      acquire.run(env.redis, acquireKeys(env.keys, 'global', 'model:m'), packArgs({ ...acquireArgs, calls: 0 })),
+      acquire.run(
+        env.redis,
+        acquireKeys(env.keys, { model: 'm', project: 'default' }),
+        packArgs({ ...acquireArgs, calls: 0 }),
+      ),
     ).rejects.toThrow(/acquire-capacity: argument "calls" must be at least 1/);
     expect(await env.redis.exists(env.keys.credentialsProbe)).toBe(0);
     const reply = namedReply<{ state: number; wait_ms: number; outage: number }>(
-      await acquire.run(env.redis, acquireKeys(env.keys, 'global', 'model:m'), packArgs(acquireArgs)),
+      await acquire.run(env.redis, acquireKeys(env.keys, { model: 'm', project: 'default' }), packArgs(acquireArgs)),
     );
     // Credentials not proven yet: the first call goes as the probe (state 2), at once.
     expect(reply).toMatchObject({ state: 2, wait_ms: 0, outage: 0 });

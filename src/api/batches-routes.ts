@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { createBatchRecord } from '../shared/batches/batch-imports.js';
+import { createBatchRecord, queueImport } from '../shared/batches/batch-imports.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { API_COMPLETION_WINDOW, parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
 import type { StoredFile } from '../shared/files/file-store.js';
@@ -136,7 +136,7 @@ async function createFromFile(
     completionWindow: window,
     ...(maxCostNano !== undefined ? { maxCostNano } : {}),
   });
-  await deps.imports.add('import', { batchId, fileId: file.id }, { jobId: batchId });
+  await queueImport(redis, keys, deps.imports, { batchId, fileId: file.id, project: file.project });
   return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
 }
 
@@ -194,14 +194,11 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       metadata: { ...original.metadata, retry_of: id },
       completionWindow: window,
     });
-    await deps.imports.add(
-      'import',
-      {
-        batchId,
-        retry: { batchId: id, statuses: sel.status ?? RETRYABLE_STATUSES, ...(sel.code ? { code: sel.code } : {}) },
-      },
-      { jobId: batchId },
-    );
+    await queueImport(redis, keys, deps.imports, {
+      batchId,
+      project: original.project,
+      retry: { batchId: id, statuses: sel.status ?? RETRYABLE_STATUSES, ...(sel.code ? { code: sel.code } : {}) },
+    });
     return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
   });
 

@@ -34,7 +34,7 @@ export async function startApiService(
   const store = new StoreWatch(redis).start();
   const keys = redisKeys(config.prefix, config.shards);
   await checkShardCount(redis, keys);
-  const queues = new RequestQueues(redis, keys);
+  const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
   const imports = openImportQueue(redis, config.prefix);
   const schedules = openScheduleQueue(redis, config.prefix);
   const producer = startProducerServices(config, logger);

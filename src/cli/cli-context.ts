@@ -137,7 +137,7 @@ export async function openContext(config: Config): Promise<CliContext> {
     redis.disconnect();
     throw usageErrorOf(err);
   }
-  const queues = new RequestQueues(redis, keys);
+  const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
   return {
     config,
     logger: createLogger(config.logLevel),

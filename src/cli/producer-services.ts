@@ -12,7 +12,7 @@ import { startWebhookService } from '../webhooks/webhook-service.js';
 export function startProducerServices(config: Config, logger: Logger): { close(): Promise<void> } {
   const redis = connectRedis(config, 'chatq-producer');
   const keys = redisKeys(config.prefix, config.shards);
-  const queues = new RequestQueues(redis, keys);
+  const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
   const shared = {
     redis,
     redisTarget: config,

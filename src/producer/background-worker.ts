@@ -12,14 +12,15 @@ export interface BackgroundWorker {
 export function startBackgroundWorker<T>(
   opts: ProducerServiceOptions,
   queueName: string,
-  process: (job: Job<T>) => Promise<unknown>,
+  process: (job: Job<T>, token?: string) => Promise<unknown>,
   failure: (job: Job<T> | undefined) => Record<string, unknown>,
+  concurrency = 2,
 ): BackgroundWorker {
   const blocking = connectRedis(opts.redisTarget, `chatq-${queueName}`);
   const worker = new Worker<T>(queueName, withoutStacks(process), {
     connection: blocking,
     prefix: opts.keys.prefix,
-    concurrency: 2,
+    concurrency,
     removeOnComplete: { count: 100 },
     removeOnFail: { count: 1000 },
   });

@@ -4,7 +4,8 @@
   ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
         of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
         6 and 7 what comes before and after the userid in that project's user request index keys, 8 this importer's
-        lease owner, 9 the lease (ms), 10 how long (s) a userid stays its project's after this import, then per request:
+        lease owner, 9 the lease (ms), 10 how long (s) a userid stays its project's after this import, 11 the
+        admission (admission.lua: the project's share of the queue), then per request:
         "id|userid|seq|line|group size|has extra" (characters that need no escaping), custom_id, model,
         body (JSON text, kept as is), and when "has extra" is 1, a JSON object of more fields.
   A userid belongs to the project that first used it (KEY.userProject): the endpoint's memory is per userid, so a
@@ -13,21 +14,24 @@
   first write. An importer whose lease lapsed (it could not reach Redis for a lease period) writes nothing more once
   its batch has been ended or another importer holds the lease: the answer is an IMPORT_LOST error. While the batch
   is still being imported and nobody else holds the lease, it takes the lease again.
-  Returns { ids that became their lane's head (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
+  A request that becomes its lane's head goes to BullMQ within the project's allowance, else to its backlog.
+  Returns { ids that became their lane's head and were admitted (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
             already in this import), 0-based indexes of groups an earlier import of the batch already holds, 0-based
             indexes of groups refused for a userid another project holds, 1 when a cancel was asked (nothing was
             written: the importer stops reading) else 0 }.
 ]]
 --- @include keys
+--- @include admission
 local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batchId, now, prefix, earlier, project, userIndex, userIndexEnd = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local owner, leaseMs, userTtl = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 if not earlier then error('chatq enqueue-requests: bad earlier seq') end
 if not userTtl or userTtl < 1 or userTtl ~= math.floor(userTtl) then error('chatq enqueue-requests: bad userid ttl') end
+local admission = admissionOf(ARGV[11])
 if not leaseMs or leaseMs < 1 or owner == '' then error('chatq enqueue-requests: bad lease') end
 if string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
 local metas = {}
-local a = 11
+local a = 12
 local highest = 0
 while a <= #ARGV do
   local id, userid, seq, line, group, hasExtra = string.match(ARGV[a], '^([^|]+)|([^|]+)|(%d+)|(%d+)|(%d+)|([01])$')
@@ -133,4 +137,4 @@ flush(cidsKey, 'HSET', cidPairs)
 flush(reqsKey, 'RPUSH', ids)
 if #ids > 0 then redis.call('HINCRBY', batchKey, 'enqueued', #ids) end
 if highest > tonumber(redis.call('HGET', batchKey, 'seq') or '0') then redis.call('HSET', batchKey, 'seq', highest) end
-return { heads, rejected, already, foreign, 0 }
+return { admit(prefix, project, heads, tonumber(now), admission), rejected, already, foreign, 0 }

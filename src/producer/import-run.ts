@@ -223,6 +223,7 @@ export class ImportRun {
       target.guard.owner,
       IMPORT_LEASE_MS,
       this.ctx.resultTtlS,
+      await this.ctx.queues.admission.arg(),
     ];
     const groupStart: number[] = [];
     let index = 0;

@@ -1,4 +1,11 @@
+import { DelayedError } from 'bullmq';
 import { IMPORT_QUEUE, type ImportJob } from '../shared/batches/batch-imports.js';
+import { DEFAULT_PROJECT } from '../shared/keys.js';
+
+/** Imports one process runs at once. */
+const IMPORT_SLOTS = 4;
+/** How soon an import held back (its project has all but one slot) asks again. */
+const PROJECT_FULL_RECHECK_MS = 1_000;
 import { Readable } from 'node:stream';
 import { readFileContent } from '../shared/files/file-store.js';
 import { retryLines } from '../shared/batches/retry-input.js';
@@ -19,36 +26,54 @@ export interface ImportWorkerOptions extends ProducerServiceOptions {
  */
 export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
   const { redis, keys, logger } = opts;
+  /** This process's imports under way, by project: one project takes at most all but one of the import slots. */
+  const running = new Map<string, number>();
   return startBackgroundWorker<ImportJob>(
     opts,
     IMPORT_QUEUE,
-    async (job) => {
+    async (job, token) => {
       const data = job.data;
       const { batchId } = data;
-      // An uploaded file, or (a retry) the requests another batch did not get done.
-      const input =
-        'retry' in data
-          ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
-          : { source: data.fileId, open: () => readFileContent(redis, keys, data.fileId) };
+      const project = data.project ?? (await redis.hget(keys.batch(batchId), 'project')) ?? DEFAULT_PROJECT;
+      if ((running.get(project) ?? 0) >= IMPORT_SLOTS - 1) {
+        // Another project's import may be waiting: this one waits out of the way, in the queue.
+        await job.moveToDelayed(Date.now() + PROJECT_FULL_RECHECK_MS, token);
+        throw new DelayedError();
+      }
+      running.set(project, (running.get(project) ?? 0) + 1);
       try {
-        const result = await submitBatch(opts, input.open, {
-          source: input.source,
-          batchId,
-          ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),
-        });
-        logger.info(
-          { batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines },
-          'batch imported',
-        );
-      } catch (err) {
-        if (err instanceof ImportRefused) return;
-        if (!(err instanceof ImportFailedError)) throw err;
-        logger.error(
-          { batch: batchId, code: err.problem.code, enqueued: err.enqueued, status: err.status },
-          `batch import failed: ${err.problem.message}`,
-        );
+        await importOne(data, batchId);
+      } finally {
+        running.set(project, running.get(project)! - 1);
       }
     },
     (job) => ({ batch: job?.data.batchId }),
+    IMPORT_SLOTS,
   );
+
+  async function importOne(data: ImportJob, batchId: string): Promise<void> {
+    // An uploaded file, or (a retry) the requests another batch did not get done.
+    const input =
+      'retry' in data
+        ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
+        : { source: data.fileId, open: () => readFileContent(redis, keys, data.fileId) };
+    try {
+      const result = await submitBatch(opts, input.open, {
+        source: input.source,
+        batchId,
+        ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),
+      });
+      logger.info(
+        { batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines },
+        'batch imported',
+      );
+    } catch (err) {
+      if (err instanceof ImportRefused) return;
+      if (!(err instanceof ImportFailedError)) throw err;
+      logger.error(
+        { batch: batchId, code: err.problem.code, enqueued: err.enqueued, status: err.status },
+        `batch import failed: ${err.problem.message}`,
+      );
+    }
+  }
 }

@@ -122,6 +122,10 @@ const envSchema = z.object({
     'CHATQ_MODEL_LIMITS: expected JSON like {"gpt-4o":{"rpm":500,"tpm":200000}}',
   ),
   CHATQ_CONCURRENCY: intFrom('CHATQ_CONCURRENCY', 50, 1),
+  CHATQ_PROJECT_WEIGHTS: jsonVar(
+    z.record(z.string().regex(PROJECT_NAME), z.number().positive().max(1_000)),
+    'CHATQ_PROJECT_WEIGHTS: expected JSON like {"alpha":2,"beta":1} (each a number above 0, at most 1000; absent: 1)',
+  ),
   CHATQ_MAX_ATTEMPTS: intFrom('CHATQ_MAX_ATTEMPTS', 5, 1),
   CHATQ_TIMEOUT_MS: intFrom('CHATQ_TIMEOUT_MS', 120_000, 100, MAX_TIMER_MS),
   CHATQ_BACKOFF_MS: intFrom('CHATQ_BACKOFF_MS', 1_000, 1, 3_600_000),
@@ -241,6 +245,8 @@ export interface Config {
   /** Calls whose token bound is over this share of the TPM limit are large: together they hold at most that share. */
   largeShare: number;
   concurrency: number;
+  /** Each project's weight in the shares of call slots, rate limits and import work (CHATQ_PROJECT_WEIGHTS; absent: 1). */
+  projectWeights: Record<string, number>;
   maxAttempts: number;
   timeoutMs: number;
   backoffMs: number;
@@ -317,6 +323,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     modelLimits: e.CHATQ_MODEL_LIMITS,
     largeShare: e.CHATQ_LARGE_CALL_SHARE,
     concurrency: e.CHATQ_CONCURRENCY,
+    projectWeights: e.CHATQ_PROJECT_WEIGHTS,
     maxAttempts: e.CHATQ_MAX_ATTEMPTS,
     timeoutMs: e.CHATQ_TIMEOUT_MS,
     backoffMs: e.CHATQ_BACKOFF_MS,

@@ -59,6 +59,15 @@ function layout(prefix: string) {
      * project's line with it is refused). Expires CHATQ_RESULT_TTL_S after the user's latest import.
      */
     userProject: (userid: string) => `${prefix}:lane:${userid}:project`,
+    /**
+     * A project's lane heads in BullMQ waiting for a call slot (request id -> when admitted), at most its allowance,
+     * and those held back past it, in order (admission.lua); the projects that have either.
+     */
+    queued: (project: string) => `${scoped(project)}:queued`,
+    backlog: (project: string) => `${scoped(project)}:backlog`,
+    queuedProjects: () => `${prefix}:queued-projects`,
+    /** The call slots of each worker process (owner -> "slots:until ms"): the capacity projects share (admission). */
+    workerSlots: `${prefix}:worker-slots`,
     /** A user's requests in one project, in submission order (lanes are global: memory belongs to the userid). */
     userRequests: (project: string, userid: string) => `${scoped(project)}:user:${userid}:reqs`,
     usage: (project: string, dim: StoredUsageDimension, key: string) => `${scoped(project)}:usage:${dim}:${key}`,
@@ -104,6 +113,8 @@ function layout(prefix: string) {
     limitRequests: (scope: string) => `${prefix}:limit:${scope}:rpm`,
     limitTokenLog: (scope: string) => `${prefix}:limit:${scope}:tpm-log`,
     limitTokens: (scope: string) => `${prefix}:limit:${scope}:tpm`,
+    /** The projects asking for capacity lately (project -> last ask, ms): they share the global limits by weight. */
+    limitProjects: `${prefix}:limit:projects`,
     /** An uploaded file's record, and its lines (a list). */
     file: (id: string) => `${prefix}:file:${id}`,
     fileLines: (id: string) => `${prefix}:file:${id}:lines`,
@@ -138,9 +149,11 @@ const SHARED_KEYS = [
   'projects',
   'projectBatches',
   'shardsInUse',
+  'workerSlots',
   'limitRequests',
   'limitTokenLog',
   'limitTokens',
+  'limitProjects',
   'file',
   'fileLines',
 ] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
@@ -276,6 +289,9 @@ export const SCRIPT_KEY_BUILDERS = {
   lane: ['userid'],
   laneLease: ['userid'],
   userProject: ['userid'],
+  queued: ['project'],
+  backlog: ['project'],
+  queuedProjects: [],
   batch: ['id'],
   usage: ['project', 'dim', 'key'],
   usageIndex: ['project', 'dim'],

@@ -2,7 +2,8 @@ import { LuaScript, namedReply, type RedisClient } from '../shared/redis/redis.j
 import type { RedisKeys } from '../shared/keys.js';
 import { estimatePromptTokens, replyBound } from '../shared/token-bounds.js';
 import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
-import { acquireArgs, acquireKeys, scopeKeys } from './acquire-call.js';
+import { acquireArgs, acquireKeys, type CallScopes, settleKeys } from './acquire-call.js';
+import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { StoppableWaits } from './stoppable-waits.js';
 import { UpstreamGate } from './upstream-gate.js';
 
@@ -30,6 +31,8 @@ export interface Limits {
    * of the window).
    */
   largeShare?: number;
+  /** Each project's weight in the shares of the global limits (CHATQ_PROJECT_WEIGHTS; 1 when absent). */
+  projectWeights?: Record<string, number>;
 }
 
 export interface Reservation {
@@ -44,6 +47,8 @@ export interface Reservation {
   group?: ReservedGroup;
   /** A large call: charged to the large-call scope too. */
   large?: boolean;
+  /** The call's project (its scope holds the project's share while other projects ask too). */
+  project: string;
 }
 
 /** Why no reservation was made: paused or stopping; the request's batch is being cancelled; a large call, come back later. */
@@ -55,8 +60,8 @@ const DEFAULT_LARGE_SHARE = 0.1;
 /** Longest sleep before asking again while not reserved: a pause that ends early is noticed within it. */
 const RECHECK_MS = 1_000;
 const OUTAGE_CAP_MS = 30_000;
-/** The longest a large call that found no room stays out of the queue before it asks again. */
-const LARGE_RECHECK_MS = 5_000;
+/** The longest a call that found no room stays out of the queue before it asks again. */
+const LATER_MOST_MS = 5_000;
 /**
  * Global request and token limits, shared by every worker process through Redis, plus the pauses every worker
  * honours (after a 429, during an outage, or while the queue is paused). Waiting here is not an attempt.
@@ -69,8 +74,12 @@ export class CapacityLimiter {
   private readonly waits = new StoppableWaits();
   /** Lease renewals of probes in flight, by member. */
   private readonly renewals = new Map<string, NodeJS.Timeout>();
-  /** Calls under the global limits alone, reserved together with the others of this process that ask meanwhile. */
-  private readonly groups: GroupedReservations;
+  /**
+   * Calls under the global limits alone, reserved together with the others of this process that ask meanwhile: one
+   * group at a time per project (each project's calls are charged to its own share).
+   */
+  private readonly groups = new Map<string, GroupedReservations>();
+  private readonly weightsText: string;
 
   /** The connection its commands go on (a pool's: the first of its script connections that is connected). */
   private readonly connection: () => RedisClient;
@@ -83,10 +92,20 @@ export class CapacityLimiter {
   ) {
     this.connection = typeof redis === 'function' ? redis : () => redis;
     this.gate = new UpstreamGate(this.connection, keys);
-    this.groups = new GroupedReservations(
-      { rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? 0.01 },
-      (tokens, calls) => this.reserveGlobal(tokens, calls),
-    );
+    this.weightsText = JSON.stringify(limits.projectWeights ?? {});
+  }
+
+  /** The group reservations of a project's calls (made on first use). */
+  private groupOf(project: string): GroupedReservations {
+    let group = this.groups.get(project);
+    if (!group) {
+      group = new GroupedReservations(
+        { rpm: this.limits.rpm, tpm: this.limits.tpm, headroom: this.limits.headroom ?? 0.01 },
+        (tokens, calls) => this.reserveGlobal(tokens, calls, project),
+      );
+      this.groups.set(project, group);
+    }
+    return group;
   }
 
   private modelLimit(model: string) {
@@ -129,21 +148,26 @@ export class CapacityLimiter {
   }
 
   /**
-   * Waits until the call may go. Not reserved: 'paused' when the queue was paused meanwhile or the worker is stopping
-   * (the request goes back to the queue, no attempt spent); 'cancelled' when `stillWanted` (asked while waiting) says
-   * the request's batch is being cancelled; `{laterMs}` for a large call that has no room now: it waits outside the
-   * call slots, its request back in the queue. `promptTokens` gives the body's prompt estimate when the caller has it
-   * already (a run asks again after each 429 or outage round).
+   * Reserves the call's capacity, or says when to ask again. Not reserved: 'paused' when the queue was paused
+   * meanwhile or the worker is stopping (the request goes back to the queue, no attempt spent); 'cancelled' when
+   * `stillWanted` (asked while it waits for the credentials' probe) says the request's batch is being cancelled;
+   * `{laterMs}` when there is no room now (tokens, a request slot within RESERVE_AHEAD_MS, an outage's backoff): the
+   * call waits outside the call slots, its request back in the queue. A reserved request slot up to RESERVE_AHEAD_MS
+   * ahead is slept out here. `promptTokens` gives the body's prompt estimate when the caller has it already (a run
+   * asks again after each 429 or outage round).
    */
   async acquire(
     model: string,
     body: Record<string, unknown>,
-    promptTokens = () => estimatePromptTokens(body),
-    stillWanted?: () => Promise<boolean>,
+    {
+      project = DEFAULT_PROJECT,
+      promptTokens = () => estimatePromptTokens(body),
+      stillWanted,
+    }: { project?: string; promptTokens?: () => number; stillWanted?: () => Promise<boolean> } = {},
   ): Promise<Reservation | NotReserved> {
     if (this.waits.stopped) return 'paused';
     if (!this.limited(model) && (await this.gate.isOpen()))
-      return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage };
+      return { member: '', estimate: 0, model, probe: false, outage: this.gate.outage, project };
     const m = this.modelLimit(model);
     const charged = this.limits.tpm > 0 || (m.tpm ?? 0) > 0;
     const bound = charged ? promptTokens() + replyBound(body, this.limits.defaultMaxTokens) : 0;
@@ -153,15 +177,19 @@ export class CapacityLimiter {
     const estimate = largeCharge || bound;
     const member = `${this.owner}:${++this.counter}`;
     const k = this.keys;
-    const keys = acquireKeys(k, 'global', `model:${model}`, ...(largeCharge ? ['large'] : []));
-    const args = acquireArgs(this.limits, {
-      member,
-      tokens: estimate,
-      calls: 1,
-      modelRpm: m.rpm ?? 0,
-      modelTpm: m.tpm ?? 0,
-      largeTpm: largeShare,
-    });
+    const keys = acquireKeys(k, { model, large: largeCharge > 0, project });
+    const args = acquireArgs(
+      { ...this.limits, weightsText: this.weightsText },
+      {
+        member,
+        tokens: estimate,
+        calls: 1,
+        modelRpm: m.rpm ?? 0,
+        modelTpm: m.tpm ?? 0,
+        largeTpm: largeShare,
+        project,
+      },
+    );
     let wantedAt = Date.now();
     while (!this.waits.stopped) {
       // Calls under the global limits alone, while nothing is paused and the credentials are proven, are reserved
@@ -179,7 +207,7 @@ export class CapacityLimiter {
       }
       try {
         const { state, waitMs, outage, group } = together
-          ? await this.groups.reserve(estimate)
+          ? await this.groupOf(project).reserve(estimate)
           : await acquireScript.run(this.connection(), keys, args).then((r) => {
               const { state: s, wait_ms, outage: o } = namedReply<AcquireReply>(r);
               return { state: s, waitMs: wait_ms, outage: o, group: undefined };
@@ -198,21 +226,27 @@ export class CapacityLimiter {
               model,
               probe: state === 2,
               outage: outage === 1,
+              project,
               ...(group ? { group } : {}),
               ...(largeCharge ? { large: true } : {}),
             };
           // A call given up is not made: its group's entry keeps only the others' tokens.
           if (group && --group.unsettled === 0 && estimate > 0)
-            await this.settleEntry(group.member, group.realTokens, model);
+            await this.settleEntry(group.member, group.realTokens, { project });
           // A probe given up must not keep the others waiting for its lease.
           if (state === 2) await this.endProbe(reserved);
           break;
         }
-        // A large call does not wait holding a call slot: its request goes back to the queue until there may be room.
-        if (largeCharge) return { laterMs: Math.min(Math.max(waitMs, RECHECK_MS), LARGE_RECHECK_MS) };
-        wantedAt = Date.now();
-        if (stillWanted && !(await stillWanted())) return 'cancelled';
-        await this.waits.wait(Math.min(waitMs, RECHECK_MS) + Math.random() * 50);
+        // While another call proves the credentials (a moment: one call), this one waits for it here.
+        if (!open && !this.gate.proven) {
+          wantedAt = Date.now();
+          if (stillWanted && !(await stillWanted())) return 'cancelled';
+          await this.waits.wait(Math.min(waitMs, RECHECK_MS) + Math.random() * 50);
+          continue;
+        }
+        // No call waits for capacity holding a call slot: its request goes back to the queue until there may be room
+        // (a large call no sooner than a second: its room comes from a share of the minute).
+        return { laterMs: Math.min(Math.max(waitMs, largeCharge ? RECHECK_MS : 1), LATER_MOST_MS) };
       } finally {
         endTurn();
       }
@@ -220,13 +254,19 @@ export class CapacityLimiter {
     return 'paused';
   }
 
-  /** One acquire-capacity.lua call for `calls` calls under the global limits alone, `tokens` in all. */
-  private async reserveGlobal(tokens: number, calls: number): Promise<{ member: string; reply: AcquireReply }> {
+  /** One acquire-capacity.lua call for `calls` calls of a project under the global limits alone, `tokens` in all. */
+  private async reserveGlobal(
+    tokens: number,
+    calls: number,
+    project: string,
+  ): Promise<{ member: string; reply: AcquireReply }> {
     const member = `${this.owner}:${++this.counter}`;
-    const k = this.keys;
     // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
-    const keys = acquireKeys(k, 'global', 'global:none');
-    const args = acquireArgs(this.limits, { member, tokens, calls, modelRpm: 0, modelTpm: 0, largeTpm: 0 });
+    const keys = acquireKeys(this.keys, { project });
+    const args = acquireArgs(
+      { ...this.limits, weightsText: this.weightsText },
+      { member, tokens, calls, modelRpm: 0, modelTpm: 0, largeTpm: 0, project },
+    );
     return { member, reply: namedReply<AcquireReply>(await acquireScript.run(this.connection(), keys, args)) };
   }
 
@@ -267,16 +307,15 @@ export class CapacityLimiter {
       r.group.realTokens += actualTokens;
       r.group.unsettled -= 1;
       if (r.group.unsettled > 0) return;
-      return this.settleEntry(r.group.member, r.group.realTokens, r.model);
+      return this.settleEntry(r.group.member, r.group.realTokens, { project: r.project });
     }
-    return this.settleEntry(r.member, actualTokens, r.model, r.large);
+    const modelScope = (this.modelLimit(r.model).tpm ?? 0) > 0 ? r.model : undefined;
+    return this.settleEntry(r.member, actualTokens, { model: modelScope, large: r.large, project: r.project });
   }
 
-  private async settleEntry(member: string, actualTokens: number, model: string, large = false): Promise<void> {
-    const keys = scopeKeys(this.keys, 'global').slice(1);
-    if ((this.modelLimit(model).tpm ?? 0) > 0) keys.push(...scopeKeys(this.keys, `model:${model}`).slice(1));
-    if (large) keys.push(...scopeKeys(this.keys, 'large').slice(1));
-    await settleScript.run(this.connection(), keys, [member, actualTokens]);
+  /** Sets a log entry to its real tokens in the scopes it was charged in (a scope it is not in is left alone). */
+  private async settleEntry(member: string, actualTokens: number, scopes: CallScopes): Promise<void> {
+    await settleScript.run(this.connection(), settleKeys(this.keys, scopes), [member, actualTokens]);
   }
 
   /** The upstream could not be reached: every worker backs off together (the backoff grows per round, not per call). */

@@ -25,6 +25,7 @@ interface FinishArgs {
   budgeted: boolean | undefined;
   claim: number | undefined;
   lease_ms: number | undefined;
+  admission: string;
 }
 
 /** finish-request.lua's named answer. */
@@ -63,6 +64,7 @@ export function finishCall(
     servingJob,
     ttlS,
     leaseMs,
+    admission,
   }: {
     id: string;
     owner: RequestOwner;
@@ -70,6 +72,7 @@ export function finishCall(
     servingJob: string;
     ttlS: number;
     leaseMs: number | undefined;
+    admission: string;
   },
 ): { keys: string[]; args: ReturnType<typeof packArgs> } {
   const now = Date.now();
@@ -141,6 +144,7 @@ export function finishCall(
       budgeted: owner.budgeted,
       claim: owner.claim,
       lease_ms: leaseMs,
+      admission,
     } satisfies FinishArgs,
     result.response ? encodeResponse(JSON.stringify(result.response)) : '',
     ...fields,

@@ -29,7 +29,9 @@
     budgeted: whether the batch has a budget (its reservation is released; left out when unknown);
     claim: the run's claim number (left out when no run: a job given up);
     lease_ms: the lease (the call timeout and its margin) that a handed head's claim takes for its first call (left
-      out: begin-call.lua takes it).
+      out: begin-call.lua takes it);
+    admission: the projects' shares of the queue (admission.lua): a next head not handed on goes to BullMQ within
+      its project's, else to the project's backlog (next_head is then "").
   ARGV[2]: the response as stored (response-codec.ts: compressed JSON; "" when none);
   ARGV[3...]: the result's fields (field, value, ...), kept as they are (those of FINISHED_RECORD_FIELDS).
   A run taken over since its claim (its worker lost its lock) still writes its result when it is the first (counted
@@ -42,14 +44,16 @@
 --- @include events
 --- @include finished-record
 --- @include claim-request
+--- @include admission
 --- @include args
 -- Every argument is checked before the first write: a bad one is an error that leaves nothing half done.
 local A = namedArgs('finish-request', {
   id = 'string', status = 'string', now = 'whole', ttl_s = 'whole', prefix = 'string', batch = 'string',
   userid = 'string', attempt_log = 'string?', calls = 'whole', cost_nano = 'whole?', error_code = 'string?',
   grade = 'string?', usage_record = 'string', serving_job = 'string?', budgeted = 'boolean?', claim = 'whole?',
-  lease_ms = 'whole?',
+  lease_ms = 'whole?', admission = 'string',
 })
+admissionOf(A.admission)
 if A.status ~= 'succeeded' and A.status ~= 'failed' then error('chatq finish-request: bad status') end
 if A.grade and A.grade ~= 'pass' and A.grade ~= 'fail' then error('chatq finish-request: bad grade') end
 if A.lease_ms == 0 then error('chatq finish-request: the lease must be whole ms') end
@@ -134,6 +138,17 @@ if not head then return { 'outcome', 'ok', 'next_head', '', 'handed', 0, 'wait_m
 -- The next head goes on in the serving job, claimed here; or to a new job. A turn gap (gap_ms) after this call is
 -- waited out as a delayed job, not before then.
 local serving = A.serving_job or ''
+-- While another project has heads waiting here, a lane does not keep its slot past this turn if anything waits
+-- (projects share the slots turn by turn: admission.lua).
+if serving ~= '' and string.sub(serving, 1, 1) ~= '?' then
+  local project = f.project or 'default'
+  for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
+    if p ~= project then
+      serving = '?' .. serving
+      break
+    end
+  end
+end
 if string.sub(serving, 1, 1) == '?' then
   local waiting = redis.call('LLEN', KEYS[16]) + redis.call('ZCARD', KEYS[17])
   serving = waiting == 0 and string.sub(serving, 2) or ''
@@ -143,7 +158,14 @@ if serving ~= '' then
   if claim[1] == 'run' then return { 'outcome', 'ok', 'next_head', head, 'handed', 1, 'wait_ms', 0, 'claim', claim } end
   return { 'outcome', 'ok', 'next_head', head, 'handed', 0, 'wait_ms', claim[1] == 'wait' and claim[2] or 0 }
 end
-local gap = tonumber(redis.call('HGET', KEY.request(prefix, head), 'gap_ms') or '0') or 0
-if gap > 0 then redis.call('HSET', KEY.request(prefix, head), 'not_before', tonumber(now) + gap) end
-return { 'outcome', 'ok', 'next_head', head, 'handed', 0, 'wait_ms', gap }
+local gap, headProject = unpack(redis.call('HMGET', KEY.request(prefix, head), 'gap_ms', 'project'))
+gap = tonumber(gap or '0') or 0
+if gap > 0 then
+  -- A turn gap is the user's own pace, not a share of the queue: its delayed job is not held back.
+  redis.call('HSET', KEY.request(prefix, head), 'not_before', tonumber(now) + gap)
+  return { 'outcome', 'ok', 'next_head', head, 'handed', 0, 'wait_ms', gap }
+end
+-- Within its project's share of the queue, else it waits in the project's backlog (admission.lua).
+local admitted = admit(prefix, headProject or 'default', { head }, tonumber(now), admissionOf(A.admission))
+return { 'outcome', 'ok', 'next_head', admitted[1] or '', 'handed', 0, 'wait_ms', 0 }
 

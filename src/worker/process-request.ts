@@ -53,7 +53,11 @@ function callWithinSlot(
   const { store, limiter } = deps;
   return deps.callSlots(async () => {
     const reservation = await t.capacityWait(() =>
-      limiter.acquire(started.model, body, promptTokens, () => store.batchGoesOn(started.batch)),
+      limiter.acquire(started.model, body, {
+        project: started.project,
+        promptTokens,
+        stillWanted: () => store.batchGoesOn(started.batch),
+      }),
     );
     if (!isReservation(reservation)) return reservation;
     const lease = await store.beginCall(started, deps.timeoutMs);
@@ -134,12 +138,13 @@ async function runTraced(
       logFailure(deps.logger, 'warn', { request: id }, err, 'call held');
       return back(PAUSED_RECHECK_MS);
     }
-    // One whose batch is being cancelled ends now; a large call with no room yet waits out of the queue's slots.
+    // One whose batch is being cancelled ends now; a call with no room yet waits out of the call slots.
     if (call === 'cancelled') {
       await deps.store.cancelWithBatch(id, started, attempts);
       return undefined;
     }
-    if ('laterMs' in call) return back(call.laterMs + Math.random() * 200);
+    // Spread out: the calls told the same time would all ask again at once.
+    if ('laterMs' in call) return back(call.laterMs + Math.random() * Math.min(1_000, Math.max(200, call.laterMs)));
     if (call.ok) return finishSucceeded(deps, started, call, attempts, messages, servingJob(), t);
     const next = await afterFailedCall(deps, started, call, attempts, messages, servingJob(), t);
     if (next !== 'again') return next;

@@ -1,8 +1,8 @@
-import type { RedisClient } from '../shared/redis/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
 import { importAlive } from '../shared/batches/batch-imports.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { failImport } from '../shared/batches/import-failure.js';
-import type { RedisKeys } from '../shared/keys.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
 import type { RequestStore } from './request-store.js';
@@ -18,6 +18,8 @@ export interface ReconcileReport {
   expired: number;
   usage?: RetentionReport;
 }
+
+const pruneScript = new LuaScript(new URL('./prune-queued.lua', import.meta.url));
 
 const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
 
@@ -89,10 +91,26 @@ export async function reconcileLanes(
     const exists = (await live
       .reduce((p, id, i) => p.exists(keys.job(id), ...(servers[i] ? [keys.job(servers[i]!)] : [])), redis.pipeline())
       .exec())!.map(([, v]) => v as number);
-    const missing = live.filter((_, i) => exists[i] === 0);
+    const jobless = live.filter((_, i) => exists[i] === 0);
+    // A head its project's backlog holds back (admission.lua) has no job on purpose.
+    const projects = (await jobless.reduce((p, id) => p.hget(keys.request(id), 'project'), redis.pipeline()).exec())!;
+    const held = (await jobless
+      .reduce(
+        (p, id, i) => p.zscore(keys.backlog((projects[i]![1] as string | null) ?? DEFAULT_PROJECT), id),
+        redis.pipeline(),
+      )
+      .exec())!.map(([, v]) => v !== null);
+    const missing = jobless.filter((_, i) => !held[i]);
     await queues.add(missing);
     report.readded += missing.length;
   } while (cursor !== '0');
+  const refill = (await pruneScript.run(
+    redis,
+    [],
+    [keys.prefix, keys.job(''), Date.now(), Date.now() - lockMs, await queues.admission.arg()],
+  )) as string[];
+  // Heads a lost job held in its project's queue make room for the backlog: not a lane repaired, the queue kept.
+  await queues.add(refill);
   return report;
 }
 

@@ -71,10 +71,14 @@ export class RequestStore {
     const { reply, replicated } = await startScript.runReplicated(
       this.turns.current,
       [this.keys.request(jobId)],
-      [Date.now(), this.keys.prefix, jobId, leaseMs ?? ''],
+      [Date.now(), this.keys.prefix, jobId, leaseMs ?? '', await this.queues.admission.arg()],
       leaseMs ? this.replicas : { count: 0, timeoutMs: 0 },
     );
-    return this.leased(toClaim(reply as (string | number)[]), sent, replicated);
+    const [refill, claim] = reply as [string[], (string | number)[]];
+    // The job left its project's queued heads: the heads its backlog held back take its place (a failed add is
+    // repaired by the reconciler: a lane head without a job).
+    if (refill.length) void this.queues.add(refill).catch(() => undefined);
+    return this.leased(toClaim(claim), sent, replicated);
   }
 
   /** The lease a claim takes for its run's first call (the call timeout and the margin), when claims take it. */
@@ -181,7 +185,12 @@ export class RequestStore {
   ): Promise<void> {
     await requeueScript.run(
       this.turns.current,
-      [this.keys.request(id), this.keys.batchReservations(owner.batch), this.keys.laneLease(owner.userid)],
+      [
+        this.keys.request(id),
+        this.keys.batchReservations(owner.batch),
+        this.keys.laneLease(owner.userid),
+        this.keys.queued(owner.project),
+      ],
       [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0, keepLease ? '1' : '0'],
     );
   }
@@ -274,6 +283,7 @@ export class RequestStore {
       servingJob,
       ttlS: this.ttlS,
       leaseMs: this.leaseMs(),
+      admission: await this.queues.admission.arg(),
     });
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
     // that does not answer in time delays, and does not fail, the finish).

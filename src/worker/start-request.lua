@@ -8,18 +8,26 @@
   KEYS: 1 the job's own request hash (its body is the string beside it, <request key>:body)
   ARGV: 1 now (ms), 2 key prefix (the lane, a handed-over head, the previous turn of a "full" history script: same
         slot), 3 the job id, 4 the call's lease (ms: timeout and margin) that the claim takes for the run's first call
-        ("": begin-call.lua takes it)
-  Returns claimRequest's answer (claim-request.lua), or {'finished'} / {'missing'}.
+        ("": begin-call.lua takes it), 5 the admission (admission.lua)
+  The job's request leaves its project's queued heads (whatever the claim's answer: it runs, waits out a turn gap as
+  a delayed job, or is done), and heads of the project's backlog take its place.
+  Returns { heads to add to BullMQ (from the backlog), claimRequest's answer (claim-request.lua) or {'finished'} /
+  {'missing'} }.
 ]]
 --- @include keys
 --- @include statuses
 --- @include finished-record
 --- @include served-request
 --- @include claim-request
+--- @include admission
 local prefix = ARGV[2]
-local id, gone = servedRequest(prefix, ARGV[3])
-if not id then return { gone or 'finished' } end
 local leaseArg = ARGV[4] or ''
 local leaseMs = leaseArg ~= '' and tonumber(leaseArg) or nil
 if leaseArg ~= '' and (not leaseMs or leaseMs < 1 or leaseMs ~= math.floor(leaseMs)) then error('chatq start-request: the lease must be whole ms') end
-return claimRequest(prefix, id, ARGV[1], nil, leaseMs)
+local admission = admissionOf(ARGV[5] or '')
+-- The job no longer waits in the queue: its request leaves its project's queued heads, and the backlog refills them.
+local own = KEY.request(prefix, ARGV[3])
+local refill = dequeue(prefix, redis.call('HGET', own, 'project') or 'default', ARGV[3], tonumber(ARGV[1]), admission)
+local id, gone = servedRequest(prefix, ARGV[3])
+if not id then return { refill, { gone or 'finished' } } end
+return { refill, claimRequest(prefix, id, ARGV[1], nil, leaseMs) }

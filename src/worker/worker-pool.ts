@@ -14,6 +14,7 @@ import { connectRedis, type RedisClient, readyOf, reportErrors } from '../shared
 import type { Readiness } from './health-server.js';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
+import { Admission } from '../shared/redis/admission.js';
 import { checkShardCount } from '../shared/redis/shard-count.js';
 import { CapacityLimiter } from './capacity-limiter.js';
 import { backoffDelay } from './call-results.js';
@@ -169,6 +170,7 @@ export class WorkerPool {
     private readonly connections: ReturnType<typeof connectRedis>[],
     private readonly queues: RequestQueues,
     private readonly limiter: CapacityLimiter,
+    private readonly slots: { stop(): Promise<void> },
     private readonly fold: () => Promise<void>,
     reconcile: () => Promise<void>,
     reconcileMs: number,
@@ -184,7 +186,7 @@ export class WorkerPool {
     const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const redis = connectRedis(config, 'chatq-worker');
     await checkShardCount(redis, keys);
-    const queues = new RequestQueues(redis, keys);
+    const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
     const upstream = new UpstreamClient({
       baseURL: opts.baseUrl,
       apiKey: config.apiKey,
@@ -273,7 +275,9 @@ export class WorkerPool {
       },
       'worker started',
     );
-    return new WorkerPool(workers, connections, queues, limiter, fold, reconcile, config.reconcileMs);
+    // The call slots projects share at the queue (admission.lua) are those of the workers running.
+    const slots = Admission.publish(redis, keys, owner, config.concurrency);
+    return new WorkerPool(workers, connections, queues, limiter, slots, fold, reconcile, config.reconcileMs);
   }
 
   /** Whether this worker can take work: not shutting down, and Redis reachable with its scripts (see redisReadiness). */
@@ -290,6 +294,7 @@ export class WorkerPool {
       this.limiter.stop();
       await Promise.all(this.workers.map((w) => w.close()));
       await this.fold();
+      await this.slots.stop();
       await this.queues.close();
       for (const c of this.connections) c.disconnect();
     })();

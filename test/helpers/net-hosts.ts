@@ -36,11 +36,13 @@ export interface NetLab {
 
 const ip = (...args: string[]) => run('ip', args);
 
+/** A lab number whose subnet, bridge and host namespaces are all unused (a lab left by a killed run keeps its own). */
 async function freeSubnet(): Promise<number> {
   const { stdout } = await ip('-o', 'addr');
+  const { stdout: namespaces } = await ip('netns', 'list');
   for (let tries = 0; tries < 200; tries++) {
     const n = 1 + Math.floor(Math.random() * 250);
-    if (!stdout.includes(`10.213.${n}.`)) return n;
+    if (!stdout.includes(`10.213.${n}.`) && !namespaces.includes(`cq${n}-`)) return n;
   }
   throw new Error('no free 10.213.x.0/24 subnet for a network lab');
 }
@@ -48,18 +50,20 @@ async function freeSubnet(): Promise<number> {
 export async function netLab(): Promise<NetLab> {
   const n = await freeSubnet();
   const bridge = `cq${n}br`;
-  const hosts: NetHost[] = [];
+  /** Every namespace made, from the moment it exists: a host whose setup fails half way is removed too. */
+  const namespaces: string[] = [];
   await ip('link', 'add', bridge, 'type', 'bridge');
   await ip('addr', 'add', `10.213.${n}.1/24`, 'dev', bridge);
   await ip('link', 'set', bridge, 'up');
   const lab: NetLab = {
     gateway: `10.213.${n}.1`,
     async host(name) {
-      const index = hosts.length + 1;
+      const index = namespaces.length + 1;
       const ns = `cq${n}-${name}`;
       const hostIp = `10.213.${n}.${10 + index}`;
       const veth = `cq${n}v${index}`;
       await ip('netns', 'add', ns);
+      namespaces.push(ns);
       await ip('link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
       await ip('link', 'set', veth, 'master', bridge, 'up');
       await ip('-n', ns, 'addr', 'add', `${hostIp}/24`, 'dev', 'eth0');
@@ -112,11 +116,10 @@ export async function netLab(): Promise<NetLab> {
             .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]), 0);
         },
       };
-      hosts.push(host);
       return host;
     },
     async close() {
-      for (const h of hosts) await ip('netns', 'del', h.ns).catch(() => undefined);
+      for (const ns of namespaces) await ip('netns', 'del', ns).catch(() => undefined);
       await ip('link', 'del', bridge).catch(() => undefined);
     },
   };

@@ -1,6 +1,9 @@
 import { Queue } from 'bullmq';
 import { reportErrors, type RedisClient } from '../redis/redis.js';
-import type { RedisKeys } from '../keys.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../keys.js';
+
+/** BullMQ's lowest priority. */
+const MAX_PRIORITY = 2_097_152;
 import { importJobOf } from './cancel-batch.js';
 import type { CompletionWindow } from '../completion-window.js';
 import type { RetrySelection } from './retry-input.js';
@@ -11,8 +14,10 @@ import type { RetrySelection } from './retry-input.js';
  */
 export const IMPORT_QUEUE = 'imports';
 
-/** An import: an uploaded file, or (a retry) what another batch did not get done. */
-export type ImportJob = { batchId: string; fileId: string } | { batchId: string; retry: RetrySelection };
+/** An import: an uploaded file, or (a retry) what another batch did not get done; of a project. */
+export type ImportJob = ({ batchId: string; fileId: string } | { batchId: string; retry: RetrySelection }) & {
+  project?: string;
+};
 
 export function openImportQueue(connection: RedisClient, prefix: string): Queue<ImportJob> {
   return reportErrors(new Queue<ImportJob>(IMPORT_QUEUE, { connection, prefix }));
@@ -76,4 +81,23 @@ export async function importAlive(redis: RedisClient, keys: RedisKeys, batchId: 
     .exec();
   const [lease, job, finished] = replies!.map(([, v]) => v as number);
   return lease === 1 || (job === 1 && finished === 0);
+}
+
+/**
+ * Queues a batch's import (its record made by createBatchRecord) behind the other imports of its project, not behind
+ * every import: its BullMQ priority is its rank among its project's batches being imported (1 for a project's only
+ * one), so that each project's next import comes before another project's later ones.
+ */
+export async function queueImport(
+  redis: RedisClient,
+  keys: RedisKeys,
+  imports: Queue<ImportJob>,
+  job: ImportJob & { project: string },
+): Promise<void> {
+  const importing = await redis.smembers(keys.importing);
+  const projects = importing.length
+    ? await redis.pipeline(importing.map((id) => ['hget', keys.batch(id), 'project'])).exec()
+    : [];
+  const rank = (projects ?? []).filter(([, p]) => (p ?? DEFAULT_PROJECT) === job.project).length;
+  await imports.add('import', job, { jobId: job.batchId, priority: Math.min(Math.max(1, rank), MAX_PRIORITY) });
 }

@@ -10,17 +10,21 @@
   KEYS: 1 batch hash, 2 lane set, 3 batch request list, 4 batch custom_id hash, 5 batch error list,
         6 importing set, 7 importer lease, 8 import job (BullMQ hash), 9 batch events
   ARGV: 1 now, 2 ttl (s), 3 key prefix, 4 first index, 5 page size, 6 error (JSON), 7 batch id,
-        8 who asks ("user" | "budget" | "import" | "expire")
-  Returns {batch status, new lane heads, ids read}.
+        8 who asks ("user" | "budget" | "import" | "expire"), 9 the admission (admission.lua)
+  A cancelled request leaves its project's backlog; a new lane head goes to BullMQ within its project's share of the
+  queue, else to its backlog.
+  Returns {batch status, new lane heads admitted to BullMQ, ids read}.
 ]]
 --- @include keys
 --- @include events
 --- @include finished-record
+--- @include admission
 local batch = KEYS[1]
 local now, ttl, prefix, first, size = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 if not tonumber(now) or not ttl or not first or not size or size < 1 or size > 10000 then error('chatq cancel-batch: bad arguments') end
 local asker = ARGV[8]
 if asker ~= 'user' and asker ~= 'budget' and asker ~= 'import' and asker ~= 'expire' then error('chatq cancel-batch: bad reason') end
+local admission = admissionOf(ARGV[9] or '')
 local status = redis.call('HGET', batch, 'status')
 if asker == 'expire' then
   -- Only a batch at work expires (a cancelled, failed or finished one has ended already; an import, when it ends).
@@ -53,9 +57,17 @@ for _, id in ipairs(ids) do
     f.status, f.finished_at, f.error = ended, now, ARGV[6]
     writeFinished(prefix, id, f, ttl, false)
     cancelled = cancelled + 1
+    redis.call('ZREM', KEY.backlog(prefix, f.project or 'default'), id)
     if wasHead then
       local nextHead = redis.call('LINDEX', lane, 0)
-      if nextHead then heads[#heads + 1] = nextHead else redis.call('SREM', KEYS[2], f.userid) end
+      if nextHead then
+        local nextProject = redis.call('HGET', KEY.request(prefix, nextHead), 'project') or 'default'
+        for _, admitted in ipairs(admit(prefix, nextProject, { nextHead }, tonumber(now), admission)) do
+          heads[#heads + 1] = admitted
+        end
+      else
+        redis.call('SREM', KEYS[2], f.userid)
+      end
     end
   end
 end

@@ -88,6 +88,7 @@ async function cancelOne(
       JSON.stringify(reason),
       batchId,
       ASKER[reason.code],
+      await queues.admission.arg(),
     ])) as [string, string[], number];
     status = s;
     await queues.add(heads);

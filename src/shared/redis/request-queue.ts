@@ -2,6 +2,10 @@ import { Queue, type JobsOptions, type JobType } from 'bullmq';
 import { reportErrors, type RedisClient } from './redis.js';
 import { QUEUE_NAME, type RedisKeys } from '../keys.js';
 import { groupBy } from '../group-by.js';
+import { Admission, type AdmissionSettings } from './admission.js';
+
+/** Call slots assumed before any worker has published its own (CHATQ_CONCURRENCY's default). */
+const DEFAULT_SLOTS = 50;
 
 /**
  * The BullMQ queue holds at most one job per lane: the lane's oldest unfinished request, with jobId = request id.
@@ -36,14 +40,18 @@ export function openRequestQueue(connection: RedisClient, prefix: string): Queue
  */
 export class RequestQueues {
   readonly all: readonly Queue[];
+  /** How the lane heads of projects share the queues (admission.lua): the scripts that add heads take its argument. */
+  readonly admission: Admission;
   /** Lane heads to add at the end of this turn of the event loop, by queue and delay. */
   private readonly turn = new Map<string, { ids: string[]; added: Promise<void> }>();
 
   constructor(
     connection: RedisClient,
     private readonly keys: RedisKeys,
+    admission: AdmissionSettings = { weights: {}, slots: DEFAULT_SLOTS },
   ) {
     this.all = keys.shards.map((k) => openRequestQueue(connection, k.prefix));
+    this.admission = new Admission(connection, keys, admission);
   }
 
   /** The queue of a shard's keys. */
