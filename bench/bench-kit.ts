@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import { request } from 'undici';
 import { deriveUserid } from '../src/shared/userid.js';
 import { headersOf, readBounded, upstreamAgent } from '../src/worker/http-transport.js';
-import { spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
+import { createTestEnv, spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -71,6 +71,22 @@ export async function startFleet(
       await Promise.all(workers.map((w) => w.exited));
     },
   };
+}
+
+/**
+ * Runs `body` with a fresh prefix and one `chatq worker` process (started and given a moment to connect), then stops
+ * the worker and removes the prefix's keys.
+ */
+export async function withWorker<T>(vars: Record<string, string>, body: (env: TestEnv) => Promise<T>): Promise<T> {
+  const env = await createTestEnv();
+  const fleet = await startFleet(env, 1, vars);
+  try {
+    await sleep(1_500);
+    return await body(env);
+  } finally {
+    await fleet.stop();
+    await env.cleanup();
+  }
 }
 
 /**

@@ -5,8 +5,8 @@
  *   npx tsx bench/fairness.ts [--heavy 5000] [--light 1000] [--concurrency 50]
  */
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
-import { createTestEnv, waitForBatch } from '../test/helpers/test-env.js';
-import { arg, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
+import { waitForBatch } from '../test/helpers/test-env.js';
+import { arg, round, startSimulatorProcess, withWorker } from './bench-kit.js';
 import { percentile } from '../src/shared/reports/eval-report.js';
 
 const HEAVY = arg('heavy', 5000);
@@ -21,26 +21,20 @@ const line = (user: string, i: number) =>
     messages: [{ role: 'user', content: `[seq ${i}] hello` }],
   });
 
-async function lightWaits(
-  simUrl: string,
-  withHeavy: boolean,
-): Promise<{ p50: number; p95: number; max: number; heavyDone: number }> {
-  const env = await createTestEnv();
-  const fleet = await startFleet(env, 1, { CHATQ_BASE_URL: simUrl, CHATQ_CONCURRENCY: String(C) });
-  await sleep(1_500);
-  const heavy = withHeavy
-    ? await env.submit(Array.from({ length: HEAVY }, (_, i) => line('heavy-user', i)))
-    : undefined;
-  const light = await env.submit(Array.from({ length: LIGHT }, (_, i) => line(`light-${i}`, 0)));
-  await waitForBatch(env, light.batchId, 600_000);
-  const waits: number[] = [];
-  for await (const r of readBatchRequests(env.redis, env.keys, light.batchId)) waits.push(r.finishedAt! - r.createdAt);
-  waits.sort((a, b) => a - b);
-  const heavyDone = heavy ? (await env.batch(heavy.batchId)).succeeded : 0;
-  await fleet.stop();
-  await env.cleanup();
-  return { p50: percentile(waits, 50)!, p95: percentile(waits, 95)!, max: waits.at(-1)!, heavyDone };
-}
+const lightWaits = (simUrl: string, withHeavy: boolean) =>
+  withWorker({ CHATQ_BASE_URL: simUrl, CHATQ_CONCURRENCY: String(C) }, async (env) => {
+    const heavy = withHeavy
+      ? await env.submit(Array.from({ length: HEAVY }, (_, i) => line('heavy-user', i)))
+      : undefined;
+    const light = await env.submit(Array.from({ length: LIGHT }, (_, i) => line(`light-${i}`, 0)));
+    await waitForBatch(env, light.batchId, 600_000);
+    const waits: number[] = [];
+    for await (const r of readBatchRequests(env.redis, env.keys, light.batchId))
+      waits.push(r.finishedAt! - r.createdAt);
+    waits.sort((a, b) => a - b);
+    const heavyDone = heavy ? (await env.batch(heavy.batchId)).succeeded : 0;
+    return { p50: percentile(waits, 50)!, p95: percentile(waits, 95)!, max: waits.at(-1)!, heavyDone };
+  });
 
 const sim = await startSimulatorProcess(['--latency-ms', '20']);
 const alone = await lightWaits(sim.url, false);

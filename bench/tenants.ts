@@ -5,8 +5,8 @@
  * at most 2x behind the plain lines). Prints one JSON line.
  *   npx tsx bench/tenants.ts [--concurrency 50] [--latency-ms 200] [--tpm 80000]
  */
-import { createTestEnv, type TestEnv, waitForBatch } from '../test/helpers/test-env.js';
-import { arg, round, sleep, startFleet, startSimulatorProcess } from './bench-kit.js';
+import { waitForBatch } from '../test/helpers/test-env.js';
+import { arg, round, sleep, startSimulatorProcess, withWorker } from './bench-kit.js';
 
 const C = arg('concurrency', 50);
 const LATENCY = arg('latency-ms', 200);
@@ -14,33 +14,29 @@ const TPM = arg('tpm', 80_000);
 
 const line = (i: number, user: string, content: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ custom_id: `r${i}`, user, model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra });
-const alphaLines = Array.from({ length: 300 }, (_, i) => line(i, `alpha-${i % 30}`, `question ${i}`, { max_tokens: 50 }));
-const words = (n: number, seed: number) => Array.from({ length: n }, (_, i) => `word${(i * 13 + seed) % 5_000}`).join(' ');
+const alphaLines = Array.from({ length: 300 }, (_, i) =>
+  line(i, `alpha-${i % 30}`, `question ${i}`, { max_tokens: 50 }),
+);
+const words = (n: number, seed: number) =>
+  Array.from({ length: n }, (_, i) => `word${(i * 13 + seed) % 5_000}`).join(' ');
 const heavyLines = Array.from({ length: 1_000 }, (_, i) =>
   line(i, `beta-${i}`, words(1_900, i), { max_tokens: 1_000 }),
 );
-const plainLines = Array.from({ length: 3_000 }, (_, i) => line(i, `beta-${i % 300}`, `hello ${i}`, { max_tokens: 50 }));
+const plainLines = Array.from({ length: 3_000 }, (_, i) =>
+  line(i, `beta-${i % 300}`, `hello ${i}`, { max_tokens: 50 }),
+);
 
 /** Alpha's batch time (s) on a fresh prefix, after beta's lines (if any) are under way. */
-async function alphaSeconds(simUrl: string, beta: string[] | undefined): Promise<{ s: number; betaDone: number }> {
-  const env: TestEnv = await createTestEnv();
-  const fleet = await startFleet(env, 1, {
-    CHATQ_BASE_URL: simUrl,
-    CHATQ_CONCURRENCY: String(C),
-    CHATQ_TPM: String(TPM),
+const alphaSeconds = (simUrl: string, beta: string[] | undefined) =>
+  withWorker({ CHATQ_BASE_URL: simUrl, CHATQ_CONCURRENCY: String(C), CHATQ_TPM: String(TPM) }, async (env) => {
+    const b = beta ? await env.submit(beta, { project: 'beta' }) : undefined;
+    if (b) await sleep(3_000);
+    const t0 = performance.now();
+    const a = await env.submit(alphaLines, { project: 'alpha' });
+    await waitForBatch(env, a.batchId, 900_000);
+    const s = (performance.now() - t0) / 1000;
+    return { s, betaDone: b ? (await env.batch(b.batchId)).succeeded : 0 };
   });
-  await sleep(1_500);
-  const b = beta ? await env.submit(beta, { project: 'beta' }) : undefined;
-  if (b) await sleep(3_000);
-  const t0 = performance.now();
-  const a = await env.submit(alphaLines, { project: 'alpha' });
-  await waitForBatch(env, a.batchId, 900_000);
-  const s = (performance.now() - t0) / 1000;
-  const betaDone = b ? (await env.batch(b.batchId)).succeeded : 0;
-  await fleet.stop();
-  await env.cleanup();
-  return { s, betaDone };
-}
 
 const sim = await startSimulatorProcess(['--latency-ms', String(LATENCY)]);
 const alone = await alphaSeconds(sim.url, undefined);
