@@ -246,7 +246,13 @@ export class CapacityLimiter {
         }
         // No call waits for capacity holding a call slot: its request goes back to the queue until there may be room
         // (a large call no sooner than a second: its room comes from a share of the minute).
-        return { laterMs: Math.min(Math.max(waitMs, largeCharge ? RECHECK_MS : 1), LATER_MOST_MS) };
+        // An ordinary call under a token limit asks again within RECHECK_MS: the calls in flight settle at their real
+        // usage, mostly below what they were charged, so room often comes back before the log's entries expire.
+        return {
+          laterMs: largeCharge
+            ? Math.min(Math.max(waitMs, RECHECK_MS), LATER_MOST_MS)
+            : Math.min(Math.max(waitMs, 1), charged ? RECHECK_MS : LATER_MOST_MS),
+        };
       } finally {
         endTurn();
       }

@@ -143,8 +143,17 @@ async function runTraced(
       await deps.store.cancelWithBatch(id, started, attempts);
       return undefined;
     }
-    // Spread out: the calls told the same time would all ask again at once.
-    if ('laterMs' in call) return back(call.laterMs + Math.random() * Math.min(1_000, Math.max(200, call.laterMs)));
+    // No room yet: it waits in its project's backlog, out of BullMQ (its job ends); spread out, so that the calls
+    // told the same time do not all ask again at once.
+    if ('laterMs' in call) {
+      await deps.store.defer(
+        id,
+        started,
+        attempts,
+        call.laterMs + Math.random() * Math.min(1_000, Math.max(200, call.laterMs)),
+      );
+      return undefined;
+    }
     if (call.ok) return finishSucceeded(deps, started, call, attempts, messages, servingJob(), t);
     const next = await afterFailedCall(deps, started, call, attempts, messages, servingJob(), t);
     if (next !== 'again') return next;

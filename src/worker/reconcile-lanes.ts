@@ -1,4 +1,5 @@
-import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
+import { refillQueues } from './backlog-refills.js';
 import { importAlive } from '../shared/batches/batch-imports.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { failImport } from '../shared/batches/import-failure.js';
@@ -18,8 +19,6 @@ export interface ReconcileReport {
   expired: number;
   usage?: RetentionReport;
 }
-
-const pruneScript = new LuaScript(new URL('./prune-queued.lua', import.meta.url));
 
 const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
 
@@ -104,13 +103,9 @@ export async function reconcileLanes(
     await queues.add(missing);
     report.readded += missing.length;
   } while (cursor !== '0');
-  const refill = (await pruneScript.run(
-    redis,
-    [],
-    [keys.prefix, keys.job(''), Date.now(), Date.now() - lockMs, await queues.admission.arg()],
-  )) as string[];
-  // Heads a lost job held in its project's queue make room for the backlog: not a lane repaired, the queue kept.
-  await queues.add(refill);
+  // Due heads of the projects' backlogs go to BullMQ (a worker that deferred them may be gone), and heads counted as
+  // queued whose job was lost make room: not lanes repaired, the queues kept.
+  await refillQueues(redis, keys, queues, lockMs);
   return report;
 }
 

@@ -1,6 +1,7 @@
 import { LuaScript, namedReply, type RedisClient } from '../shared/redis/redis.js';
 import { entriesText, finishCall, type FinishReply } from './finish-call.js';
 import { ConnectionTurns } from '../shared/redis/connection-turns.js';
+import { BacklogRefills } from './backlog-refills.js';
 import { cancelBatch, type CancelReason } from '../shared/batches/cancel-batch.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
@@ -19,6 +20,8 @@ const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.u
 const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.url));
 const findServedScript = new LuaScript(new URL('./find-served-request.lua', import.meta.url));
 const beginCallScript = new LuaScript(new URL('./begin-call.lua', import.meta.url));
+/** A head counted as queued this long without its job is repaired by a refill (see refill-queues.lua). */
+const REPAIR_QUEUED_AFTER_MS = 30_000;
 /** A call's lease outlives its deadline by this much: clocks and aborts are not exact. */
 const LEASE_MARGIN_MS = 2_000;
 
@@ -36,6 +39,8 @@ export class RequestStore {
 
   /** The connections its transitions go on, one per turn of the event loop (see ConnectionTurns). */
   private readonly turns: ConnectionTurns;
+  /** Refills of the backlogs when heads it deferred fall due. */
+  readonly refills: BacklogRefills;
 
   constructor(
     /** The connections its scripts go on (a lossy link then stalls one connection's share of them, not all). */
@@ -58,6 +63,7 @@ export class RequestStore {
     this.redis = connections[0]!;
     this.turns = new ConnectionTurns(connections);
     this.replicas = calls.replicas ?? { count: 0, timeoutMs: 0 };
+    this.refills = new BacklogRefills(this.redis, keys, queues, REPAIR_QUEUED_AFTER_MS);
   }
 
   /**
@@ -175,6 +181,16 @@ export class RequestStore {
     await this.requeue(id, owner, attempts, '', 'queued');
   }
 
+  /**
+   * Back to waiting without a counted attempt, out of BullMQ: its call found no capacity, so it waits in its project's
+   * backlog until `waitMs` from now (its job then ends), and goes to BullMQ with the project's next refill (or this
+   * process's, once it is due: a worker gone, the reconciler's).
+   */
+  async defer(id: string, owner: RequestOwner, attempts: AttemptEntry[], waitMs: number): Promise<void> {
+    await this.requeue(id, owner, attempts, '', 'queued', false, Date.now() + waitMs);
+    this.refills.after(waitMs);
+  }
+
   private async requeue(
     id: string,
     owner: RequestOwner,
@@ -182,6 +198,7 @@ export class RequestStore {
     error: string,
     status: 'retrying' | 'queued',
     keepLease = false,
+    deferUntil?: number,
   ): Promise<void> {
     await requeueScript.run(
       this.turns.current,
@@ -189,9 +206,20 @@ export class RequestStore {
         this.keys.request(id),
         this.keys.batchReservations(owner.batch),
         this.keys.laneLease(owner.userid),
-        this.keys.queued(owner.project),
+        this.keys.backlog(owner.project),
+        this.keys.queuedProjects(),
       ],
-      [entriesText(attempts), attempts.length, error, status, id, owner.claim ?? 0, keepLease ? '1' : '0'],
+      [
+        entriesText(attempts),
+        attempts.length,
+        error,
+        status,
+        id,
+        owner.claim ?? 0,
+        keepLease ? '1' : '0',
+        deferUntil ?? '',
+        owner.project,
+      ],
     );
   }
 

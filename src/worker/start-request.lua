@@ -25,9 +25,11 @@ local leaseArg = ARGV[4] or ''
 local leaseMs = leaseArg ~= '' and tonumber(leaseArg) or nil
 if leaseArg ~= '' and (not leaseMs or leaseMs < 1 or leaseMs ~= math.floor(leaseMs)) then error('chatq start-request: the lease must be whole ms') end
 local admission = admissionOf(ARGV[5] or '')
--- The job no longer waits in the queue: its request leaves its project's queued heads, and the backlog refills them.
-local own = KEY.request(prefix, ARGV[3])
-local refill = dequeue(prefix, redis.call('HGET', own, 'project') or 'default', ARGV[3], tonumber(ARGV[1]), admission)
+-- The job no longer waits in the queue: its request (and the one it serves, which a run put back: requeue-request.lua)
+-- leave their project's queued heads, and the backlog refills them.
 local id, gone = servedRequest(prefix, ARGV[3])
+-- The project of the request it serves (the job's own may be finished: its hash is gone).
+local project = redis.call('HGET', KEY.request(prefix, id or ARGV[3]), 'project') or 'default'
+local refill = dequeue(prefix, project, { ARGV[3], id }, tonumber(ARGV[1]), admission)
 if not id then return { refill, { gone or 'finished' } } end
 return { refill, claimRequest(prefix, id, ARGV[1], nil, leaseMs) }

@@ -170,6 +170,7 @@ export class WorkerPool {
     private readonly connections: ReturnType<typeof connectRedis>[],
     private readonly queues: RequestQueues,
     private readonly limiter: CapacityLimiter,
+    private readonly stores: RequestStore[],
     private readonly slots: { stop(): Promise<void> },
     private readonly fold: () => Promise<void>,
     reconcile: () => Promise<void>,
@@ -277,7 +278,17 @@ export class WorkerPool {
     );
     // The call slots projects share at the queue (admission.lua) are those of the workers running.
     const slots = Admission.publish(redis, keys, owner, config.concurrency);
-    return new WorkerPool(workers, connections, queues, limiter, slots, fold, reconcile, config.reconcileMs);
+    return new WorkerPool(
+      workers,
+      connections,
+      queues,
+      limiter,
+      [...stores.values()],
+      slots,
+      fold,
+      reconcile,
+      config.reconcileMs,
+    );
   }
 
   /** Whether this worker can take work: not shutting down, and Redis reachable with its scripts (see redisReadiness). */
@@ -292,6 +303,7 @@ export class WorkerPool {
       for (const t of this.timers) clearInterval(t);
       // Calls waiting for capacity give their requests back instead of holding the shutdown.
       this.limiter.stop();
+      for (const store of this.stores) store.refills.stop();
       await Promise.all(this.workers.map((w) => w.close()));
       await this.fold();
       await this.slots.stop();

@@ -3,7 +3,8 @@
   the queue. A project's lane heads in BullMQ, waiting for a call slot (KEY.queued: request id -> when admitted), are
   at most its allowance: its weight's share of the capacity (the call slots of the workers, with some to spare), among
   the projects that have heads waiting here (KEY.queuedProjects). Heads past it wait in the project's backlog
-  (KEY.backlog, first in first out) and go to BullMQ as the project's queued heads are claimed. So the wait list holds
+  (KEY.backlog: head -> when it may go, first in first out) and go to BullMQ as the project's queued heads are
+  claimed; a head whose call found no capacity waits there too, until its time (requeue-request.lua), out of BullMQ. So the wait list holds
   each project's heads in proportion to its weight, and a project with many users takes no more call slots than one
   with few; within a project, users are served in turn as before.
   `admission` is the scripts' packed argument: JSON {c = capacity (heads one project alone may have queued), w =
@@ -54,18 +55,19 @@ local function admit(prefix, project, ids, now, admission)
   return admitted
 end
 
--- A queued head of `project` left the queue (claimed, delayed for a turn gap, or ended): the backlog refills the
--- project's allowance. Returns the heads that go to BullMQ now.
-local function dequeue(prefix, project, id, now, admission)
+-- Queued heads of `project` left the queue (a job claimed its request, waits out a turn gap, or ended): the backlog
+-- refills the project's allowance. Returns the heads that go to BullMQ now.
+local function dequeue(prefix, project, ids, now, admission)
   local queued, backlog = KEY.queued(prefix, project), KEY.backlog(prefix, project)
-  redis.call('ZREM', queued, id)
+  if #ids > 0 then redis.call('ZREM', queued, unpack(ids)) end
   local refill = {}
   local room = allowanceOf(prefix, project, admission) - redis.call('ZCARD', queued)
   if room > 0 and redis.call('EXISTS', backlog) == 1 then
-    local popped = redis.call('ZPOPMIN', backlog, room)
-    for i = 1, #popped, 2 do
-      redis.call('ZADD', queued, now, popped[i])
-      refill[#refill + 1] = popped[i]
+    local due = redis.call('ZRANGEBYSCORE', backlog, '-inf', now, 'LIMIT', 0, room)
+    if #due > 0 then redis.call('ZREM', backlog, unpack(due)) end
+    for _, head in ipairs(due) do
+      redis.call('ZADD', queued, now, head)
+      refill[#refill + 1] = head
     end
   end
   if redis.call('EXISTS', queued) == 0 and redis.call('EXISTS', backlog) == 0 then

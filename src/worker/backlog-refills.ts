@@ -1,0 +1,70 @@
+import type { RedisKeys } from '../shared/keys.js';
+import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
+import type { RequestQueues } from '../shared/redis/request-queue.js';
+
+const refillScript = new LuaScript(new URL('./refill-queues.lua', import.meta.url));
+
+/**
+ * Refills the projects' queued heads from their backlogs (refill-queues.lua) and adds the heads that go to BullMQ;
+ * heads counted as queued for longer than `repairAfterMs` whose job is gone no longer count. Returns in how many ms
+ * the next held-back head falls due (undefined: none is).
+ */
+export async function refillQueues(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  repairAfterMs: number,
+): Promise<number | undefined> {
+  const now = Date.now();
+  const [heads, nextDueMs] = (await refillScript.run(
+    redis,
+    [],
+    [keys.prefix, keys.job(''), now, now - repairAfterMs, await queues.admission.arg()],
+  )) as [string[], string];
+  await queues.add(heads);
+  return nextDueMs === '' ? undefined : Number(nextDueMs);
+}
+
+/**
+ * A shard's refills when deferred heads fall due: one timer at a time, at the earliest time asked for. A head that
+ * found no capacity waits in its project's backlog, out of BullMQ; the claims of the project's other heads refill it
+ * as they go, and this timer when none does. A process gone leaves it to the reconciler's refill.
+ */
+export class BacklogRefills {
+  private timer: NodeJS.Timeout | undefined;
+  private due = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    private readonly queues: RequestQueues,
+    private readonly repairAfterMs: number,
+  ) {}
+
+  /** Refills in `ms` (or sooner, when a refill is due sooner already). */
+  after(ms: number): void {
+    const at = Date.now() + ms;
+    if (at >= this.due) return;
+    clearTimeout(this.timer);
+    this.due = at;
+    this.timer = setTimeout(() => {
+      this.due = Number.POSITIVE_INFINITY;
+      this.timer = undefined;
+      // The next held-back head's time is the next refill's; a failed refill (Redis away) is made by the next one:
+      // this process's, another's, or the reconciler's.
+      refillQueues(this.redis, this.keys, this.queues, this.repairAfterMs).then(
+        (nextDueMs) => {
+          if (nextDueMs !== undefined) this.after(nextDueMs);
+        },
+        () => undefined,
+      );
+    }, ms + 5);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.due = Number.POSITIVE_INFINITY;
+  }
+}
