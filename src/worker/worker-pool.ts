@@ -161,6 +161,35 @@ async function reconcileAll(
   }
 }
 
+/**
+ * How many BullMQ workers fetch jobs per shard. BullMQ fetches a worker's jobs one round trip at a time: over a slow
+ * link to Redis (20 ms) one fetcher starts no more than ~50 jobs a second, and on one machine ~80 (2,000 slots took
+ * 3 s to fill with 8). Jobs are fetched by one BullMQ worker per 25 call slots, side by side: up to 32 per process,
+ * shared out among its shards (8 each at least).
+ */
+const fetcherCount = (concurrency: number, shards: number) =>
+  Math.min(
+    Math.ceil(concurrency / SLOTS_PER_FETCHER),
+    Math.max(MIN_FETCHERS_PER_SHARD, Math.ceil(MAX_FETCHERS / shards)),
+  );
+
+/**
+ * The connections requests' scripts go on: one per 8 call slots (up to 32), taken in turns (ConnectionTurns), each
+ * sending all the commands of one tick in one write (fewer system calls for Redis and the worker alike; BullMQ keeps
+ * its connections as they are). A lost packet holds up the commands of its connection until TCP sends it again
+ * (200 ms at least), so a connection shared by every call would stall them all.
+ */
+const scriptConnections = (config: Config) =>
+  Array.from(
+    {
+      length: Math.min(
+        MAX_SCRIPT_CONNECTIONS,
+        Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_SCRIPT_CONNECTION)),
+      ),
+    },
+    () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }),
+  );
+
 export class WorkerPool {
   private readonly timers: NodeJS.Timeout[];
   private closing: Promise<void> | undefined;
@@ -197,28 +226,8 @@ export class WorkerPool {
     const prices = loadPrices(config.pricesFile);
     // One call concurrency for the process, whichever shard a job comes from (its slots are taken first come, first served).
     const callSlots = pLimit(config.concurrency);
-    // Results and capacity go on a connection of their own that sends all the commands of one tick in one write:
-    // fewer system calls for Redis and the worker alike (BullMQ keeps its connections as they are).
-    // BullMQ fetches a worker's jobs one round trip at a time: over a slow link to Redis (20 ms) one fetcher starts no
-    // more than ~50 jobs a second, and on one machine ~80 (2,000 slots took 3 s to fill with 8). Jobs are fetched by
-    // one BullMQ worker per 25 call slots, side by side: up to 32 per process, shared out among its shards (8 each at
-    // least).
-    // Requests' scripts go on one connection per 8 call slots (up to 32), taken in turns (ConnectionTurns): a lost packet
-    // holds up the commands of its connection until TCP sends it again (200 ms at least), so a connection shared by
-    // every call would stall them all.
-    const fetchers = Math.min(
-      Math.ceil(config.concurrency / SLOTS_PER_FETCHER),
-      Math.max(MIN_FETCHERS_PER_SHARD, Math.ceil(MAX_FETCHERS / shards.length)),
-    );
-    const scripts = Array.from(
-      {
-        length: Math.min(
-          MAX_SCRIPT_CONNECTIONS,
-          Math.max(1, Math.ceil(config.concurrency / SLOTS_PER_SCRIPT_CONNECTION)),
-        ),
-      },
-      () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }),
-    );
+    const fetchers = fetcherCount(config.concurrency, shards.length);
+    const scripts = scriptConnections(config);
     const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
     const stores = new Map(
       shards.map((k) => [
