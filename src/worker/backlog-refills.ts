@@ -18,7 +18,7 @@ export async function refillQueues(
   const now = Date.now();
   const [heads, nextDueMs] = (await refillScript.run(
     redis,
-    [],
+    [keys.queuedProjects()],
     [keys.prefix, keys.job(''), now, now - repairAfterMs, await queues.admission.arg()],
   )) as [string[], string];
   await queues.add(heads);
