@@ -26,6 +26,7 @@ interface FinishArgs {
   claim: number | undefined;
   lease_ms: number | undefined;
   admission: string;
+  within_share: boolean | undefined;
 }
 
 /** finish-request.lua's named answer. */
@@ -52,7 +53,8 @@ function utcDay(ms: number): string {
 
 /**
  * finish-request.lua's keys and arguments for a run's result: the result's fields (only those it has), its usage
- * record for the fold, the stored response. `servingJob` goes on with the lane's next request ("" for a new job);
+ * record for the fold, the stored response. `servingJob` goes on with the lane's next request ("" for a new job; "?"
+ * before it: past its slice; "+": its project holds less than its share of the slots);
  * `leaseMs` is the lease that a handed request's claim takes for its first call (undefined: begin-call.lua takes it).
  */
 export function finishCall(
@@ -140,7 +142,8 @@ export function finishCall(
       error_code: result.error?.code,
       grade: result.grade ? (result.grade.pass ? 'pass' : 'fail') : undefined,
       usage_record: JSON.stringify(record),
-      serving_job: servingJob || undefined,
+      serving_job: servingJob.replace(/^\+/, '') || undefined,
+      within_share: servingJob.startsWith('+') || undefined,
       budgeted: owner.budgeted,
       claim: owner.claim,
       lease_ms: leaseMs,

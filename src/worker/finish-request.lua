@@ -26,6 +26,8 @@
     usage_record: the usage record for fold-usage.lua (JSON text);
     serving_job: the serving job's id when it goes on with the lane's next request (left out: a new job takes it;
       "?" and the id when its time slice is over: it goes on only while no other job waits for a slot);
+    within_share: the serving job's project holds less than its share of the worker's call slots (it keeps its slot
+      for its slice while another project has heads waiting; else it goes on only while no job waits);
     budgeted: whether the batch has a budget (its reservation is released; left out when unknown);
     claim: the run's claim number (left out when no run: a job given up);
     lease_ms: the lease (the call timeout and its margin) that a handed head's claim takes for its first call (left
@@ -51,7 +53,7 @@ local A = namedArgs('finish-request', {
   id = 'string', status = 'string', now = 'whole', ttl_s = 'whole', prefix = 'string', batch = 'string',
   userid = 'string', attempt_log = 'string?', calls = 'whole', cost_nano = 'whole?', error_code = 'string?',
   grade = 'string?', usage_record = 'string', serving_job = 'string?', budgeted = 'boolean?', claim = 'whole?',
-  lease_ms = 'whole?', admission = 'string',
+  lease_ms = 'whole?', admission = 'string', within_share = 'boolean?',
 })
 admissionOf(A.admission)
 if A.status ~= 'succeeded' and A.status ~= 'failed' then error('chatq finish-request: bad status') end
@@ -138,9 +140,9 @@ if not head then return { 'outcome', 'ok', 'next_head', '', 'handed', 0, 'wait_m
 -- The next head goes on in the serving job, claimed here; or to a new job. A turn gap (gap_ms) after this call is
 -- waited out as a delayed job, not before then.
 local serving = A.serving_job or ''
--- While another project has heads waiting here, a lane does not keep its slot past this turn if anything waits
--- (projects share the slots turn by turn: admission.lua).
-if serving ~= '' and string.sub(serving, 1, 1) ~= '?' then
+-- While another project has heads waiting here, a lane of a project at or over its share of the worker's slots does
+-- not keep its slot past this turn if anything waits (projects share the slots turn by turn: admission.lua).
+if serving ~= '' and string.sub(serving, 1, 1) ~= '?' and not A.within_share then
   local project = f.project or 'default'
   for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
     if p ~= project then

@@ -170,9 +170,17 @@ export function createProcessor(deps: ProcessorDeps) {
   const { store, limiter } = deps;
   return async function processJob(job: Job, token?: string): Promise<void> {
     const since = Date.now();
-    // Past its slice, the job goes on with the lane only while no other job waits for a slot (the finish script asks).
+    let project: string | undefined;
+    // Past its slice, the job goes on with the lane only while no other job waits for a slot (the finish script asks;
+    // also while another project waits, unless this one holds less than its share of the slots: "+").
     const servingJob = () =>
-      limiter.stopping || deps.laneSliceMs === 0 ? '' : Date.now() - since < deps.laneSliceMs ? job.id! : `?${job.id!}`;
+      limiter.stopping || deps.laneSliceMs === 0
+        ? ''
+        : Date.now() - since >= deps.laneSliceMs
+          ? `?${job.id!}`
+          : deps.projectSlots.withinShare(project!)
+            ? `+${job.id!}`
+            : job.id!;
     const first = await store.start(job.id!);
     if (first && 'stoppedBatch' in first) {
       // Its batch stopped (cancelled, expired, import failed): not sent, cancelled with the rest of the batch.
@@ -184,7 +192,15 @@ export function createProcessor(deps: ProcessorDeps) {
       await job.moveToDelayed(Date.now() + first.waitMs, token);
       throw new DelayedError();
     }
+    if (!first) return;
     // Each run's result claims the lane's next request for this job, in the same round trip (within the slice).
-    for (let started = first; started; ) started = await runRequest(deps, started, job, token, servingJob);
+    project = first.project;
+    deps.projectSlots.enter(project);
+    try {
+      for (let started: StartedRequest | undefined = first; started; )
+        started = await runRequest(deps, started, job, token, servingJob);
+    } finally {
+      deps.projectSlots.leave(project);
+    }
   };
 }

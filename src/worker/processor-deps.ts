@@ -6,6 +6,7 @@ import type { RedisClient } from '../shared/redis/redis.js';
 import type { CapacityLimiter, Reservation } from './capacity-limiter.js';
 import type { RequestStore } from './request-store.js';
 import type { UpstreamClient } from './upstream-client.js';
+import type { ProjectSlots } from './project-slots.js';
 
 /** What a request's run works with, what ends a run for a later retry, and what one call came to. */
 
@@ -31,6 +32,8 @@ export interface ProcessorDeps {
   logger: Logger;
   /** Runs a wait-for-capacity plus upstream call within the process's call concurrency. */
   callSlots: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** The process's jobs by project: whether a project has more than its share of the call slots. */
+  projectSlots: ProjectSlots;
   /** Strings that must never reach a stored error (the API key). */
   secrets: string[];
 }

@@ -19,6 +19,7 @@ import { checkShardCount } from '../shared/redis/shard-count.js';
 import { CapacityLimiter } from './capacity-limiter.js';
 import { backoffDelay } from './call-results.js';
 import { createProcessor } from './process-request.js';
+import { ProjectSlots } from './project-slots.js';
 import { RetryLaterError } from './processor-deps.js';
 import { reconcileLanes } from './reconcile-lanes.js';
 import { RequestStore } from './request-store.js';
@@ -226,6 +227,7 @@ export class WorkerPool {
     const prices = loadPrices(config.pricesFile);
     // One call concurrency for the process, whichever shard a job comes from (its slots are taken first come, first served).
     const callSlots = pLimit(config.concurrency);
+    const projectSlots = new ProjectSlots(config.concurrency, config.projectWeights);
     const fetchers = fetcherCount(config.concurrency, shards.length);
     const scripts = scriptConnections(config);
     const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
@@ -257,6 +259,7 @@ export class WorkerPool {
         logger,
         secrets: config.apiKey ? [config.apiKey] : [],
         callSlots,
+        projectSlots,
       });
       return startFetchers(
         config,
