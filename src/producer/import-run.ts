@@ -15,6 +15,8 @@ const enqueueScript = new LuaScript(new URL('./enqueue-requests.lua', import.met
 const CHUNK_REQUESTS = 1_000;
 const CHUNK_BYTES = 512 * 1024;
 const CHUNKS_IN_FLIGHT = 4;
+/** Lines an import parses in one turn when the process's imports take turns. */
+const PARSE_SLICE = 500;
 /** Line errors kept in Redis and in memory per batch; the count goes on past it. */
 export const MAX_KEPT_ERRORS = 1_000;
 
@@ -84,6 +86,9 @@ export class ImportRun {
   private readonly trace: ImportTrace | undefined;
   /** A cancel was asked while importing: the enqueue script wrote nothing more, and the import reads no further. */
   cancelAsked = false;
+  /** The parse turn this import holds (importTurns), and the lines parsed in it. */
+  private parseTurn: (() => void) | undefined;
+  private parsedInTurn = 0;
 
   constructor(
     private readonly ctx: ProducerContext,
@@ -100,6 +105,13 @@ export class ImportRun {
 
   /** Takes one parsed line; sends a chunk when one is full, waiting while CHUNKS_IN_FLIGHT are. */
   async add(parsed: ParsedLine): Promise<void> {
+    // The process's imports parse in turns (CPU work), PARSE_SLICE lines at a time, project by project.
+    const turns = this.ctx.importTurns;
+    if (turns && (this.parseTurn === undefined || ++this.parsedInTurn >= PARSE_SLICE)) {
+      this.parseTurn?.();
+      this.parsedInTurn = 0;
+      this.parseTurn = await turns.parse.turn(this.project);
+    }
     if (!parsed.ok) {
       this.reject(parsed.error);
       return;
@@ -127,6 +139,7 @@ export class ImportRun {
 
   /** Sends what is left and waits for every chunk; throws the first failure. */
   async end(): Promise<void> {
+    this.endParseTurn();
     if (this.pending.length && !this.cancelAsked) this.track(this.flush());
     await Promise.all(this.inFlight);
     this.throwIfFailed();
@@ -138,8 +151,14 @@ export class ImportRun {
     this.trace?.end(status, this.counts, err);
   }
 
+  private endParseTurn(): void {
+    this.parseTurn?.();
+    this.parseTurn = undefined;
+  }
+
   /** Waits for the chunks in flight, whatever their outcome (after a failure). */
   async settle(): Promise<void> {
+    this.endParseTurn();
     await Promise.allSettled(this.inFlight);
   }
 
@@ -185,8 +204,15 @@ export class ImportRun {
     this.pendingBytes = 0;
     const { targets } = this;
     const byTarget = groupBy(lines, (line) => targets[shardOfUser(line.drafts[0]!.userid, targets.length)]!);
-    const heads = (await Promise.all([...byTarget].map(([target, group]) => this.enqueue(target, group)))).flat();
-    await Promise.all([this.ctx.queues.add(heads), this.saveErrors()]);
+    // The process's imports take turns, project by project (a process importing for several projects shares out its
+    // Redis connection fairly).
+    const done = (await this.ctx.importTurns?.write.turn(this.project)) ?? (() => undefined);
+    try {
+      const heads = (await Promise.all([...byTarget].map(([target, group]) => this.enqueue(target, group)))).flat();
+      await Promise.all([this.ctx.queues.add(heads), this.saveErrors()]);
+    } finally {
+      done();
+    }
   }
 
   /** A chunk that fails is recorded before it leaves the in-flight set, so its error is never lost. */

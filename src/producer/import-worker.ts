@@ -1,9 +1,12 @@
 import { DelayedError } from 'bullmq';
 import { IMPORT_QUEUE, type ImportJob } from '../shared/batches/batch-imports.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
+import { FairTurns } from './fair-turns.js';
 
 /** Imports one process runs at once. */
 const IMPORT_SLOTS = 4;
+/** Chunks the process's imports write at once (each import has up to 4 in flight alone). */
+const CHUNK_TURNS = 4;
 /** How soon an import held back (its project has all but one slot) asks again. */
 const PROJECT_FULL_RECHECK_MS = 1_000;
 import { Readable } from 'node:stream';
@@ -28,6 +31,8 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
   const { redis, keys, logger } = opts;
   /** This process's imports under way, by project: one project takes at most all but one of the import slots. */
   const running = new Map<string, number>();
+  // They parse their input and write their chunks in turns, project by project.
+  const ctx = { ...opts, importTurns: { parse: new FairTurns(1), write: new FairTurns(CHUNK_TURNS) } };
   return startBackgroundWorker<ImportJob>(
     opts,
     IMPORT_QUEUE,
@@ -58,7 +63,7 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
         ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
         : { source: data.fileId, open: () => readFileContent(redis, keys, data.fileId) };
     try {
-      const result = await submitBatch(opts, input.open, {
+      const result = await submitBatch(ctx, input.open, {
         source: input.source,
         batchId,
         ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),

@@ -26,8 +26,8 @@ describe('tenants: import work is shared between projects', () => {
       chatLines(30_000, (i) => ({ user: `beta-${i % 2_000}` })),
     );
     const alphaFile = await upload(A, chatLines(1));
-    // Six imports of beta's 30k-line file and then alpha's one-line file, queued at once as POST /v1/batches queues
-    // them (the server's importer takes them from there).
+    // Six imports of beta's 30k-line file and then alpha's one-line file, queued as POST /v1/batches queues them (the
+    // server's importer takes them from there).
     const { redis, keys } = w.env;
     const imports = openImportQueue(redis, keys.prefix);
     const queue = async (project: string, fileId: string) => {
@@ -37,9 +37,12 @@ describe('tenants: import work is shared between projects', () => {
       return batchId;
     };
     try {
+      // Queued while the queue is paused, so that all seven are there when the importer takes the first.
+      await imports.pause();
       const betas: string[] = [];
       for (let i = 0; i < 6; i += 1) betas.push(await queue('beta', betaFile));
       const alpha = await queue('alpha', alphaFile);
+      await imports.resume();
       const t0 = performance.now();
       const status = (id: string) => redis.hget(keys.batch(id), 'status');
       await waitFor('alpha imported', async () => (await status(alpha)) !== 'validating', 60_000, 20);
