@@ -3,6 +3,8 @@ import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
 
 const refillScript = new LuaScript(new URL('./refill-queues.lua', import.meta.url));
+/** How soon a refill that failed (Redis away, failing over) is tried again. */
+const RETRY_MS = 1_000;
 
 /**
  * Refills the projects' queued heads from their backlogs (refill-queues.lua) and adds the heads that go to BullMQ;
@@ -50,13 +52,12 @@ export class BacklogRefills {
     this.timer = setTimeout(() => {
       this.due = Number.POSITIVE_INFINITY;
       this.timer = undefined;
-      // The next held-back head's time is the next refill's; a failed refill (Redis away) is made by the next one:
-      // this process's, another's, or the reconciler's.
+      // The next held-back head's time is the next refill's; a failed one (Redis away) is tried again in a second.
       refillQueues(this.redis, this.keys, this.queues, this.repairAfterMs).then(
         (nextDueMs) => {
           if (nextDueMs !== undefined) this.after(nextDueMs);
         },
-        () => undefined,
+        () => this.after(RETRY_MS),
       );
     }, ms + 5);
     this.timer.unref();
