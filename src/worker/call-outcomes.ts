@@ -7,6 +7,8 @@ import type { ClassifiedError } from './classify-error.js';
 import type { StartedRequest } from './request-claims.js';
 import type { RunTrace } from './run-trace.js';
 import { type CallOutcome, type ProcessorDeps, RetryLaterError } from './processor-deps.js';
+import type { Reservation } from './capacity-limiter.js';
+import { logFailure } from '../shared/redis/condition-log.js';
 
 /** What a call's end leads to: the request finished (succeeded or failed), retried later, or called again. */
 
@@ -53,8 +55,9 @@ export async function finishSucceeded(
   attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
   const usage = usageOf(reply.completion);
   const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
-  await deps.limiter.settle(reservation, usage.total_tokens, true);
-  return t.finish(() =>
+  // The result first (it was paid for); the capacity after, best effort: a settle that fails leaves the estimate in
+  // the token log until it ages out, never the reply unsaved.
+  const next = await t.finish(() =>
     deps.store.finish(
       started.id,
       started,
@@ -73,6 +76,22 @@ export async function finishSucceeded(
       servingJob,
     ),
   );
+  await settleBestEffort(deps, reservation, usage.total_tokens, true);
+  return next;
+}
+
+/** Settles a call's capacity; a Redis error is logged (once per condition), not thrown: the call is over either way. */
+export async function settleBestEffort(
+  deps: ProcessorDeps,
+  reservation: Reservation,
+  tokens: number,
+  succeeded: boolean,
+): Promise<void> {
+  try {
+    await deps.limiter.settle(reservation, tokens, succeeded);
+  } catch (err) {
+    logFailure(deps.logger, 'warn', {}, err, 'capacity not settled (the estimate stays until it ages out)');
+  }
 }
 
 /**
@@ -95,9 +114,12 @@ export async function afterFailedCall(
   const error = { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) };
   // The pause goes up before this call's credentials probe is released: no waiting call may take the probe and
   // call with credentials just refused.
-  if (c.action === 'pause')
-    await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
-  await limiter.settle(call.reservation, 0, false);
+  try {
+    if (c.action === 'pause')
+      await pauseQueue(deps.queues, deps.redis, deps.keys, { code: c.code, message: error.message, at: Date.now() });
+  } finally {
+    await settleBestEffort(deps, call.reservation, 0, false);
+  }
   if (c.action === 'rate_limited') {
     // The upstream's own limit: everyone waits, and this call does not count as an attempt.
     const waitMs = c.retryAfterMs ?? deps.defaultRateLimitWaitMs ?? 1_000;

@@ -11,6 +11,7 @@ const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.met
 const settleScript = new LuaScript(new URL('./settle-capacity.lua', import.meta.url));
 const noteOutageScript = new LuaScript(new URL('./note-outage.lua', import.meta.url));
 const renewProbeScript = new LuaScript(new URL('./renew-probe.lua', import.meta.url));
+const endProbeScript = new LuaScript(new URL('./end-probe.lua', import.meta.url));
 
 export interface Limits {
   rpm: number;
@@ -288,20 +289,27 @@ export class CapacityLimiter {
     this.renewals.set(member, timer);
   }
 
+  /** Ends a probe's lease: its renewal stops at once, whatever Redis says; the key goes if it is still this probe's. */
   private async endProbe(member: string): Promise<void> {
     clearInterval(this.renewals.get(member));
     this.renewals.delete(member);
-    await this.connection().del(this.keys.credentialsProbe);
+    await endProbeScript.run(this.connection(), [this.keys.credentialsProbe], [member]);
   }
 
-  /** After the call: the real token count replaces the estimate; a success proves the credentials and ends an outage. */
+  /**
+   * After the call: the real token count replaces the estimate; a success proves the credentials and ends an outage.
+   * A probe's lease stops being renewed first, whatever fails after (else every worker would wait on it for good).
+   */
   async settle(r: Reservation, actualTokens: number, succeeded: boolean): Promise<void> {
     const k = this.keys;
     if (r.probe) {
-      if (succeeded) await this.connection().set(k.credentialsProven, '1');
       // The calls waiting for the probe read the gate again now, rather than when it is 200 ms old.
       this.gate.close();
-      await this.endProbe(r.member);
+      try {
+        if (succeeded) await this.connection().set(k.credentialsProven, '1');
+      } finally {
+        await this.endProbe(r.member);
+      }
     }
     if (succeeded && r.outage) {
       this.gate.close();

@@ -1,5 +1,5 @@
 import { DelayedError, type Job } from 'bullmq';
-import { afterFailedCall, finishSucceeded } from './call-outcomes.js';
+import { afterFailedCall, finishSucceeded, settleBestEffort } from './call-outcomes.js';
 import { type CallOutcome, type ProcessorDeps, RetryLaterError } from './processor-deps.js';
 import { callEnd, failedCallEnd, messagesFor, ZERO_USAGE } from './call-results.js';
 import { logFailure } from '../shared/redis/condition-log.js';
@@ -60,9 +60,13 @@ function callWithinSlot(
       }),
     );
     if (!isReservation(reservation)) return reservation;
-    const lease = await store.beginCall(started, deps.timeoutMs);
+    // No call is made without its lease; the capacity reserved for it is given back, whatever went wrong.
+    const lease = await store.beginCall(started, deps.timeoutMs).catch(async (err: unknown) => {
+      await settleBestEffort(deps, reservation, 0, false);
+      throw err;
+    });
     if (typeof lease !== 'number') {
-      await limiter.settle(reservation, 0, false);
+      await settleBestEffort(deps, reservation, 0, false);
       return lease;
     }
     const t0 = Date.now();

@@ -1,4 +1,5 @@
 import { LuaScript, namedReply, type RedisClient } from '../shared/redis/redis.js';
+import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { entriesText, finishCall, type FinishReply } from './finish-call.js';
 import { ConnectionTurns } from '../shared/redis/connection-turns.js';
 import { BacklogRefills } from './backlog-refills.js';
@@ -28,6 +29,27 @@ const LEASE_MARGIN_MS = 2_000;
 const CANCELLED: CancelReason = { code: 'cancelled', message: 'cancelled before it was sent' };
 const EXPIRED: CancelReason = { code: 'batch_expired', message: "not done within the batch's completion window" };
 const IMPORT_STOPPED: CancelReason = { code: 'import_failed', message: "not sent: the batch's import failed" };
+
+/** Tries of a write that Redis refused or did not answer (gone, failing over), and the most time between two. */
+const PERSIST_TRIES = 12;
+const PERSIST_BACKOFF_MOST_MS = 2_000;
+
+/**
+ * Runs a write again while Redis refuses it or cannot be reached (a failover, a dropped connection): the writes that
+ * record a call (its result, its attempt) must not be lost to a moment's error, or the call would be made again.
+ * Transitions are idempotent (a result is written once: finish-request.lua; a requeue of a run taken over changes
+ * nothing), so a write whose reply was lost may go again. Other errors, and the last try's, are thrown.
+ */
+async function persist<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (attempt >= PERSIST_TRIES || !describeRedisError(err)) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(PERSIST_BACKOFF_MOST_MS, 25 * 2 ** attempt)));
+    }
+  }
+}
 
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
@@ -200,26 +222,29 @@ export class RequestStore {
     keepLease = false,
     deferUntil?: number,
   ): Promise<void> {
-    await requeueScript.run(
-      this.turns.current,
-      [
-        this.keys.request(id),
-        this.keys.batchReservations(owner.batch),
-        this.keys.laneLease(owner.userid),
-        this.keys.backlog(owner.project),
-        this.keys.queuedProjects(),
-      ],
-      [
-        entriesText(attempts),
-        attempts.length,
-        error,
-        status,
-        id,
-        owner.claim ?? 0,
-        keepLease ? '1' : '0',
-        deferUntil ?? '',
-        owner.project,
-      ],
+    // The run's calls are on record once this is written: a Redis error here is written again, not dropped.
+    await persist(() =>
+      requeueScript.run(
+        this.turns.current,
+        [
+          this.keys.request(id),
+          this.keys.batchReservations(owner.batch),
+          this.keys.laneLease(owner.userid),
+          this.keys.backlog(owner.project),
+          this.keys.queuedProjects(),
+        ],
+        [
+          entriesText(attempts),
+          attempts.length,
+          error,
+          status,
+          id,
+          owner.claim ?? 0,
+          keepLease ? '1' : '0',
+          deferUntil ?? '',
+          owner.project,
+        ],
+      ),
     );
   }
 
@@ -234,8 +259,10 @@ export class RequestStore {
     servingJob = '',
   ): Promise<StartedRequest | undefined> {
     const sent = performance.now();
-    const [nextHead, claim, gapMs, replicated] = await this.writeResult(id, owner, result, servingJob);
-    if (nextHead && !claim) await this.queues.add([nextHead], gapMs);
+    // A result is paid for: a Redis error while it is written is met by writing it again (never by calling again).
+    const [nextHead, claim, gapMs, replicated] = await persist(() => this.writeResult(id, owner, result, servingJob));
+    // The lane's next head: a job that cannot be added is the reconciler's (a lane head without a job).
+    if (nextHead && !claim) await persist(() => this.queues.add([nextHead], gapMs)).catch(() => undefined);
     const next = claim && toClaim(claim);
     return next && 'body' in next ? this.leased(next, sent, replicated) : undefined;
   }

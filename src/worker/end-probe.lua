@@ -1,0 +1,8 @@
+--[[
+  Ends the credentials probe lease, if this caller still holds it (another's is left alone: it proves them now).
+  KEYS: 1 probe holder
+  ARGV: 1 member
+  Returns 1 when ended, 0 when the lease is someone else's or gone.
+]]
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
