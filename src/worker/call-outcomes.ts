@@ -55,29 +55,31 @@ export async function finishSucceeded(
   attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
   const usage = usageOf(reply.completion);
   const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
-  // The result first (it was paid for); the capacity after, best effort: a settle that fails leaves the estimate in
-  // the token log until it ages out, never the reply unsaved.
-  const next = await t.finish(() =>
-    deps.store.finish(
-      started.id,
-      started,
-      {
-        status: 'succeeded',
-        response: reply.completion,
-        httpStatus: reply.status,
-        upstreamRequestId: reply.requestId,
-        latencyMs,
-        usage,
-        costNano: costNano(price, usage),
-        attempts,
-        ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
-        ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
-      },
-      servingJob,
-    ),
-  );
-  await settleBestEffort(deps, reservation, usage.total_tokens, true);
-  return next;
+  // The result first (it was paid for); the capacity after, whatever the write came to, best effort: a settle that
+  // fails leaves the estimate in the token log until it ages out, never the reply unsaved.
+  try {
+    return await t.finish(() =>
+      deps.store.finish(
+        started.id,
+        started,
+        {
+          status: 'succeeded',
+          response: reply.completion,
+          httpStatus: reply.status,
+          upstreamRequestId: reply.requestId,
+          latencyMs,
+          usage,
+          costNano: costNano(price, usage),
+          attempts,
+          ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
+          ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
+        },
+        servingJob,
+      ),
+    );
+  } finally {
+    await settleBestEffort(deps, reservation, usage.total_tokens, true);
+  }
 }
 
 /** Settles a call's capacity; a Redis error is logged (once per condition), not thrown: the call is over either way. */
@@ -140,12 +142,13 @@ export async function afterFailedCall(
       { request: id, code: c.code },
       `queue paused: ${error.message}. Fix the cause, then run "chatq resume".`,
     );
-    throw new RetryLaterError(`${c.code}: ${error.message}`);
+    throw new RetryLaterError(`${c.code}: ${error.message}`, started.attempt);
   }
-  if (c.action === 'retry' && started.attempt < deps.maxAttempts) {
+  // Past CHATQ_MAX_OUTAGE_MS an unreachable upstream counts as a failed attempt, as any retryable failure does.
+  if ((c.action === 'retry' || c.action === 'unavailable') && started.attempt < deps.maxAttempts) {
     // A call that timed out may still be running at the upstream: its lease holds the user's next call until its deadline has passed.
     await store.retry(id, started, attempts, error, c.code === 'timeout');
-    throw new RetryLaterError(`${c.code}: ${error.message}`);
+    throw new RetryLaterError(`${c.code}: ${error.message}`, started.attempt);
   }
   return finishFailed(deps, started, c, attempts, messages, servingJob, t);
 }

@@ -47,6 +47,7 @@
 --- @include finished-record
 --- @include claim-request
 --- @include admission
+--- @include attempt-log
 --- @include args
 -- Every argument is checked before the first write: a bad one is an error that leaves nothing half done.
 local A = namedArgs('finish-request', {
@@ -85,7 +86,7 @@ end
 
 local onFailure = f.on_failure
 f.status, f.finished_at, f.attempts = status, now, tostring((tonumber(f.attempts) or 0) + A.calls)
-if A.attempt_log then f.attempt_log = (f.attempt_log and (string.sub(f.attempt_log, 1, -2) .. ',') or '[') .. A.attempt_log .. ']' end
+if A.attempt_log then f.attempt_log = appendAttempts(f.attempt_log, A.attempt_log) end
 for i = 3, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
 writeFinished(prefix, id, f, ttl, ARGV[2] ~= '' and ARGV[2])
 -- A user's request index lives as long as their latest result.

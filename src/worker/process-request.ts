@@ -1,7 +1,8 @@
 import { DelayedError, type Job } from 'bullmq';
 import { afterFailedCall, finishSucceeded, settleBestEffort } from './call-outcomes.js';
 import { type CallOutcome, type ProcessorDeps, RetryLaterError } from './processor-deps.js';
-import { callEnd, failedCallEnd, messagesFor, ZERO_USAGE } from './call-results.js';
+import { callEnd, failedCallEnd, messagesFor, redact, ZERO_USAGE } from './call-results.js';
+import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { logFailure } from '../shared/redis/condition-log.js';
 import { costNano, findPrice } from '../shared/usage/pricing.js';
 import type { AttemptEntry } from '../shared/request-record.js';
@@ -11,6 +12,8 @@ import type { StartedRequest } from './request-claims.js';
 import { traceRun, type RunTrace } from './run-trace.js';
 
 const PAUSED_RECHECK_MS = 1_000;
+/** Calls one run makes that end in a 429 or find the upstream unreachable, before it gives its request back. */
+const MAX_ROUNDS = 20;
 /** How soon a request whose batch budget is all reserved by calls in flight asks again. */
 const BUDGET_RECHECK_MS = 300;
 
@@ -100,8 +103,38 @@ async function runRequest(
     return next;
   } catch (err) {
     t.end(err instanceof DelayedError ? 'delayed' : err instanceof RetryLaterError ? 'retry_later' : 'error');
-    throw err;
+    if (err instanceof DelayedError || err instanceof RetryLaterError || describeRedisError(err)) throw err;
+    return unexpectedFailure(deps, started, err, servingJob());
   }
+}
+
+/**
+ * An error nothing expected (a defect, in chatq or beyond): it counts as a failed attempt of the request, so that
+ * one that happens every time (after the call: a paid call each time) ends the request "failed" at CHATQ_MAX_ATTEMPTS
+ * with its reason, instead of running it for ever.
+ */
+async function unexpectedFailure(
+  deps: ProcessorDeps,
+  started: StartedRequest,
+  err: unknown,
+  servingJob: string,
+): Promise<StartedRequest | undefined> {
+  const message = redact(
+    `unexpected error in the worker: ${err instanceof Error ? err.message : String(err)}`,
+    deps.secrets,
+  );
+  logFailure(deps.logger, 'error', { request: started.id }, err, 'run failed unexpectedly');
+  const error = { code: 'internal_error', message };
+  if (started.attempt < deps.maxAttempts) {
+    await deps.store.retry(started.id, started, [], error);
+    throw new RetryLaterError(`internal_error: ${message}`, started.attempt);
+  }
+  return deps.store.finish(
+    started.id,
+    started,
+    { status: 'failed', error, usage: ZERO_USAGE, costNano: 0, attempts: [] },
+    servingJob,
+  );
 }
 
 /** The run itself, its steps in `t`. */
@@ -129,7 +162,9 @@ async function runTraced(
       return undefined;
     }
   }
-  for (;;) {
+  // Rounds of 429s or of an unreachable upstream (no attempt spent): past MAX_ROUNDS the request goes back in line.
+  for (let rounds = 0; ; rounds++) {
+    if (rounds >= MAX_ROUNDS) return back(PAUSED_RECHECK_MS);
     const call = await callWithinSlot(deps, started, body, promptTokens, t);
     // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
     if (call === 'paused') return back(PAUSED_RECHECK_MS);

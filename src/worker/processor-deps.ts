@@ -38,8 +38,15 @@ export interface ProcessorDeps {
   secrets: string[];
 }
 
-/** Thrown to let BullMQ retry the job after a backoff; the request stays at its lane's head. */
-export class RetryLaterError extends Error {}
+/** Thrown to let BullMQ retry the job after a backoff (by the request's `tries` so far); the request stays at its lane's head. */
+export class RetryLaterError extends Error {
+  constructor(
+    message: string,
+    readonly tries = 1,
+  ) {
+    super(message);
+  }
+}
 
 /** One call's end: its reply, or the error it failed with; when it began, how long it took, and its reservation. */
 export type CallOutcome =

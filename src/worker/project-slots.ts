@@ -22,6 +22,13 @@ export class ProjectSlots {
     else this.running.delete(project);
   }
 
+  /** The jobs under way, all projects. */
+  total(): number {
+    let n = 0;
+    for (const c of this.running.values()) n += c;
+    return n;
+  }
+
   withinShare(project: string): boolean {
     let total = 0;
     for (const p of this.running.keys()) total += this.weights[p] ?? 1;

@@ -12,6 +12,7 @@
         and margin, so that no call of the user starts before then, 8 when it may go again, into the backlog (ms;
         "": its job waits in BullMQ), 9 its project
 ]]
+--- @include attempt-log
 local calls = tonumber(ARGV[2])
 if not calls or calls < 0 or calls ~= math.floor(calls) then error('chatq requeue-request: calls must be an integer') end
 if ARGV[4] ~= 'retrying' and ARGV[4] ~= 'queued' then error('chatq requeue-request: bad status') end
@@ -34,8 +35,7 @@ redis.call('HDEL', KEYS[2], ARGV[5])
 if ARGV[4] == 'retrying' then redis.call('HINCRBY', KEYS[1], 'tries', 1) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 if ARGV[1] ~= '' then
-  local log = redis.call('HGET', KEYS[1], 'attempt_log')
-  redis.call('HSET', KEYS[1], 'attempt_log', (log and (string.sub(log, 1, -2) .. ',') or '[') .. ARGV[1] .. ']')
+  redis.call('HSET', KEYS[1], 'attempt_log', appendAttempts(redis.call('HGET', KEYS[1], 'attempt_log'), ARGV[1]))
 end
 if calls > 0 then redis.call('HINCRBY', KEYS[1], 'attempts', calls) end
 return ARGV[4]

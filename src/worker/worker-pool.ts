@@ -32,13 +32,13 @@ const FOLD_MS = 1_000;
 const REDIS_RETRY_MS = 1_000;
 
 /**
- * The wait before BullMQ runs a failed job again: exponential for the job's own failures; short and flat when Redis
- * was the cause, so that a failover does not push every lane's next run minutes out (each job fails fast, many times).
+ * The wait before BullMQ runs a failed job again: exponential in the request's own tries (a job serves a whole lane: its
+ * failures for earlier requests are not this one's); short and flat when Redis was the cause, so that a failover does
+ * not push every lane's next run minutes out (each job fails fast, many times).
  */
-function jobBackoff(attemptsMade: number, err: Error | undefined, backoffMs: number): number {
-  return describeRedisError(err)?.code === 'redis_unavailable'
-    ? backoffDelay(1, REDIS_RETRY_MS)
-    : backoffDelay(attemptsMade, backoffMs);
+export function jobBackoff(attemptsMade: number, err: Error | undefined, backoffMs: number): number {
+  if (describeRedisError(err)?.code === 'redis_unavailable') return backoffDelay(1, REDIS_RETRY_MS);
+  return backoffDelay(err instanceof RetryLaterError ? err.tries : attemptsMade, backoffMs);
 }
 
 export interface WorkerPoolOptions {
@@ -191,22 +191,73 @@ const scriptConnections = (config: Config) =>
     () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }),
   );
 
+/** Folds finished requests' usage into the aggregates; a failure waits for the next fold. */
+const foldTask = (redis: RedisClient, keys: RedisKeys, logger: Logger) => async () => {
+  try {
+    await foldUsage(redis, keys);
+  } catch (err) {
+    logFailure(logger, 'warn', {}, err, 'usage fold failed; the records wait for the next one');
+  }
+};
+
+/** A periodic task that never runs twice at once: a tick while it runs joins the run under way. */
+function oneAtATime(task: () => Promise<void>): { run: () => Promise<void>; running: () => Promise<void> } {
+  let current: Promise<void> | undefined;
+  return {
+    run: () => {
+      current ??= task().finally(() => {
+        current = undefined;
+      });
+      return current;
+    },
+    running: () => current ?? Promise.resolve(),
+  };
+}
+
+/** Resolves true when `p` settles within `ms`, false when it has not by then (it goes on, unwatched). */
+const within = (p: Promise<unknown>, ms: number): Promise<boolean> =>
+  Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
+  ]);
+
+/** How long the steps of a shutdown after the calls (the last usage fold, withdrawing, closing the queues) may take. */
+const SHUTDOWN_STEP_MS = 2_000;
+
+/** What a running pool is made of. */
+interface PoolParts {
+  workers: Worker[];
+  connections: RedisClient[];
+  queues: RequestQueues;
+  limiter: CapacityLimiter;
+  stores: RequestStore[];
+  slots: { stop(): Promise<void> };
+  fold: () => Promise<void>;
+  reconcile: () => Promise<void>;
+  reconcileMs: number;
+  /** How long in-flight calls may take to finish at shutdown (their timeout and a margin). */
+  shutdownMs: number;
+  /** The process's jobs by project (how many are under way). */
+  projectSlots: ProjectSlots;
+  logger: Logger;
+}
+
 export class WorkerPool {
   private readonly timers: NodeJS.Timeout[];
+  private readonly tasks: ReturnType<typeof oneAtATime>[];
   private closing: Promise<void> | undefined;
 
-  private constructor(
-    private readonly workers: Worker[],
-    private readonly connections: ReturnType<typeof connectRedis>[],
-    private readonly queues: RequestQueues,
-    private readonly limiter: CapacityLimiter,
-    private readonly stores: RequestStore[],
-    private readonly slots: { stop(): Promise<void> },
-    private readonly fold: () => Promise<void>,
-    reconcile: () => Promise<void>,
-    reconcileMs: number,
-  ) {
-    this.timers = [setInterval(() => void reconcile(), reconcileMs), setInterval(() => void fold(), FOLD_MS)];
+  private constructor(private readonly parts: PoolParts) {
+    const reconcile = oneAtATime(parts.reconcile);
+    const fold = oneAtATime(parts.fold);
+    this.tasks = [reconcile, fold];
+    this.timers = [
+      setInterval(() => void reconcile.run(), parts.reconcileMs),
+      setInterval(() => void fold.run(), FOLD_MS),
+    ];
     for (const t of this.timers) t.unref();
   }
 
@@ -216,41 +267,35 @@ export class WorkerPool {
     const shards = (opts.shards ?? keys.shards.map((_, i) => i)).map((i) => keys.shard(i));
     const owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     const redis = connectRedis(config, 'chatq-worker');
-    await checkShardCount(redis, keys);
-    const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
-    const upstream = new UpstreamClient({
-      baseURL: opts.baseUrl,
-      apiKey: config.apiKey,
-      timeoutMs: config.timeoutMs,
-      concurrency: config.concurrency,
-    });
-    const prices = loadPrices(config.pricesFile);
-    // One call concurrency for the process, whichever shard a job comes from (its slots are taken first come, first served).
-    const callSlots = pLimit(config.concurrency);
-    const projectSlots = new ProjectSlots(config.concurrency, config.projectWeights);
-    const fetchers = fetcherCount(config.concurrency, shards.length);
-    const scripts = scriptConnections(config);
-    const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
-    const stores = new Map(
-      shards.map((k) => [
-        k,
-        new RequestStore(scripts, k, config.resultTtlS, queues, {
-          replicas: config.waitReplicas,
-          timeoutMs: limiter.limitsCalls ? undefined : config.timeoutMs,
-        }),
-      ]),
-    );
-    const connections = [redis, ...scripts];
-    const jobsInHand = config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15));
-    const workers = shards.flatMap((shardKeys) => {
-      const processor = createProcessor({
+    const connections: RedisClient[] = [redis];
+    const workers: Worker[] = [];
+    try {
+      await checkShardCount(redis, keys);
+      const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
+      const upstream = new UpstreamClient({
+        baseURL: opts.baseUrl,
+        apiKey: config.apiKey,
+        timeoutMs: config.timeoutMs,
+        concurrency: config.concurrency,
+      });
+      const scripts = scriptConnections(config);
+      connections.push(...scripts);
+      const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
+      const stores = new Map(
+        shards.map((k) => [
+          k,
+          new RequestStore(scripts, k, config.resultTtlS, queues, {
+            replicas: config.waitReplicas,
+            timeoutMs: limiter.limitsCalls ? undefined : config.timeoutMs,
+          }),
+        ]),
+      );
+      const deps = {
         redis,
-        keys: shardKeys,
-        store: stores.get(shardKeys)!,
         upstream,
         queues,
         limiter,
-        prices,
+        prices: loadPrices(config.pricesFile),
         maxAttempts: config.maxAttempts,
         laneSliceMs: config.laneSliceMs,
         defaultMaxTokens: config.defaultMaxTokens,
@@ -258,69 +303,92 @@ export class WorkerPool {
         timeoutMs: config.timeoutMs,
         logger,
         secrets: config.apiKey ? [config.apiKey] : [],
-        callSlots,
-        projectSlots,
-      });
-      return startFetchers(
-        config,
-        shardKeys,
-        withoutStacks(processor),
-        { fetchers, jobsInHand, owner, logger },
-        connections,
-      );
-    });
-    // The base tag too when sharded: batches imported over HTTP are recorded there.
-    const reconciled = keys.shardCount > 1 ? [keys, ...shards] : shards;
-    const reconcile = () => reconcileAll({ redis, keys, queues, stores, owner, config, logger }, reconciled);
-    const fold = async () => {
-      try {
-        await foldUsage(redis, keys);
-      } catch (err) {
-        logFailure(logger, 'warn', {}, err, 'usage fold failed; the records wait for the next one');
+        // One call concurrency for the process, whichever shard a job comes from (first come, first served).
+        callSlots: pLimit(config.concurrency),
+        projectSlots: new ProjectSlots(config.concurrency, config.projectWeights),
+      };
+      const fetchers = fetcherCount(config.concurrency, shards.length);
+      const jobsInHand = config.concurrency + Math.max(2, Math.ceil(config.concurrency * 0.15));
+      for (const shardKeys of shards) {
+        const processor = createProcessor({ ...deps, keys: shardKeys, store: stores.get(shardKeys)! });
+        workers.push(
+          ...startFetchers(
+            config,
+            shardKeys,
+            withoutStacks(processor),
+            { fetchers, jobsInHand, owner, logger },
+            connections,
+          ),
+        );
       }
-    };
-    await Promise.all(workers.map((w) => w.waitUntilReady()));
-    logger.info(
-      {
-        ...describeWorker(config, opts.baseUrl),
-        ...(keys.shardCount > 1 ? { shards: shards.map((k) => k.shardIndex) } : {}),
-        owner,
-      },
-      'worker started',
-    );
-    // The call slots projects share at the queue (admission.lua) are those of the workers running.
-    const slots = Admission.publish(redis, keys, owner, config.concurrency);
-    return new WorkerPool(
-      workers,
-      connections,
-      queues,
-      limiter,
-      [...stores.values()],
-      slots,
-      fold,
-      reconcile,
-      config.reconcileMs,
-    );
+      // The base tag too when sharded: batches imported over HTTP are recorded there.
+      const reconciled = keys.shardCount > 1 ? [keys, ...shards] : shards;
+      const reconcile = () => reconcileAll({ redis, keys, queues, stores, owner, config, logger }, reconciled);
+      const fold = foldTask(redis, keys, logger);
+      await Promise.all(workers.map((w) => w.waitUntilReady()));
+      logger.info(
+        {
+          ...describeWorker(config, opts.baseUrl),
+          ...(keys.shardCount > 1 ? { shards: shards.map((k) => k.shardIndex) } : {}),
+          owner,
+        },
+        'worker started',
+      );
+      return new WorkerPool({
+        workers,
+        connections,
+        queues,
+        limiter,
+        stores: [...stores.values()],
+        // The call slots projects share at the queue (admission.lua) are those of the workers running.
+        slots: Admission.publish(redis, keys, owner, config.concurrency),
+        fold,
+        reconcile,
+        reconcileMs: config.reconcileMs,
+        shutdownMs: config.timeoutMs + 5_000,
+        projectSlots: deps.projectSlots,
+        logger,
+      });
+    } catch (err) {
+      // A start that fails half way leaves nothing running: no fetcher takes a job for a pool that does not exist.
+      await Promise.all(workers.map((w) => within(w.close(true), SHUTDOWN_STEP_MS)));
+      for (const c of connections) c.disconnect();
+      throw err;
+    }
   }
 
   /** Whether this worker can take work: not shutting down, and Redis reachable with its scripts (see redisReadiness). */
   async readiness(): Promise<Readiness> {
     if (this.closing) return { ready: false, reason: 'shutting down: in-flight calls are finishing' };
-    return redisReadiness(this.connections[0]!);
+    return redisReadiness(this.parts.connections[0]!);
   }
 
-  /** Stops taking jobs, hands back requests still waiting for capacity, lets in-flight calls finish and their results be written. */
+  /**
+   * Stops taking jobs, hands back requests still waiting for capacity, lets in-flight calls finish and their results be
+   * written, within their timeout and a margin: Redis or not, it ends by then, and says what it left (the calls still
+   * in flight: their jobs are taken over once their locks lapse).
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      const { workers, limiter, stores, slots, queues, connections, fold, shutdownMs, logger } = this.parts;
       for (const t of this.timers) clearInterval(t);
       // Calls waiting for capacity give their requests back instead of holding the shutdown.
-      this.limiter.stop();
-      for (const store of this.stores) store.refills.stop();
-      await Promise.all(this.workers.map((w) => w.close()));
-      await this.fold();
-      await this.slots.stop();
-      await this.queues.close();
-      for (const c of this.connections) c.disconnect();
+      limiter.stop();
+      for (const store of stores) store.refills.stop();
+      const drained = await within(Promise.all(workers.map((w) => w.close())), shutdownMs);
+      if (!drained) {
+        logger.warn(
+          { left: this.parts.projectSlots.total(), waitedMs: shutdownMs },
+          'worker stopped with calls still unfinished (Redis out of reach, or calls past their timeout): their jobs are taken over once their locks lapse',
+        );
+        await Promise.all(workers.map((w) => within(w.close(true), SHUTDOWN_STEP_MS)));
+      }
+      // The last fold, withdrawing this worker's slots, closing its queues: side by side, bounded together.
+      const last = Promise.all(this.tasks.map((t) => t.running())).then(() =>
+        Promise.all([fold(), slots.stop(), queues.close()]),
+      );
+      await within(last, SHUTDOWN_STEP_MS);
+      for (const c of connections) c.disconnect();
     })();
     return this.closing;
   }

@@ -24,6 +24,8 @@ export interface FaultRule {
   skip?: number;
   /** How long "hold" holds the reply (default 10 s). */
   holdMs?: number;
+  /** The error "error" answers (default: an ERR that says the proxy injected it). */
+  message?: string;
 }
 
 export interface FaultProxy {
@@ -72,7 +74,9 @@ function words(buf: Buffer, at: number): string[] {
   return out;
 }
 
-type Pending = { kind: 'forwarded'; fault?: 'drop-after' | 'hold'; holdMs?: number } | { kind: 'error' };
+type Pending =
+  | { kind: 'forwarded'; fault?: 'drop-after' | 'hold'; holdMs?: number }
+  | { kind: 'error'; message: string };
 
 export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
   const rules: (FaultRule & { seen: number; left: number })[] = [];
@@ -124,7 +128,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         const head = pending[0]!;
         if (head.kind === 'error') {
           pending.shift();
-          client.write('-ERR chatq fault proxy: injected failure\r\n');
+          client.write(`-${head.message}\r\n`);
           continue;
         }
         const len = respLength(fromServer, 0);
@@ -156,7 +160,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         const rule = faultFor(words(raw, 0));
         if (rule?.fault === 'drop-before') return end();
         if (rule?.fault === 'error') {
-          pending.push({ kind: 'error' });
+          pending.push({ kind: 'error', message: rule.message ?? 'ERR chatq fault proxy: injected failure' });
           deliver();
           continue;
         }

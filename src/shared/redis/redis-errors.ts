@@ -12,8 +12,16 @@ const UNAVAILABLE =
 
 export function describeRedisError(err: unknown): RedisProblem | null {
   // A MULTI whose commands Redis refused as they were queued fails as EXECABORT: what matters is why they were refused.
+  // (One level: a MULTI that failed on a dead connection names itself as its cause.)
   const refused = (err as { previousErrors?: unknown[] } | null)?.previousErrors?.[0];
-  if (refused !== undefined) return describeRedisError(refused);
+  if (refused !== undefined && refused !== err) {
+    const cause = describeMessage(refused);
+    if (cause) return cause;
+  }
+  return describeMessage(err);
+}
+
+function describeMessage(err: unknown): RedisProblem | null {
   const message = err instanceof Error ? err.message : String(err);
   if (/\bOOM\b/.test(message)) {
     return {

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { getRequests } from '../src/shared/batches/read-store.js';
+import { describeRedisError } from '../src/shared/redis/redis-errors.js';
+import { LuaScript } from '../src/shared/redis/redis.js';
+import { jobBackoff } from '../src/worker/worker-pool.js';
+import { RetryLaterError } from '../src/worker/processor-deps.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
+import { useWorld } from './helpers/in-process-worker.js';
+import { REDIS_URL, waitFor, waitForBatch } from './helpers/test-env.js';
+
+const chat = (id: string, user: string, content: string) =>
+  JSON.stringify({ custom_id: id, user, model: 'gpt-4o-mini', max_tokens: 20, messages: [{ role: 'user', content }] });
+
+describe("the worker's error paths", () => {
+  const w = useWorld({ latencyMs: 10 });
+
+  it('a MULTI error that names itself among its causes is described, not recursed into for ever', () => {
+    const err = Object.assign(new Error('EXECABORT Transaction discarded because of previous errors.'), {
+      previousErrors: [] as unknown[],
+    });
+    err.previousErrors.push(err);
+    expect(() => describeRedisError(err)).not.toThrow();
+    const dead = Object.assign(new Error('Connection is closed.'), { previousErrors: [] as unknown[] });
+    dead.previousErrors.push(dead);
+    expect(describeRedisError(dead)).toMatchObject({ code: 'redis_unavailable' });
+  });
+
+  it("a retry waits by the request's own tries, not by the failures of the job that serves its lane", () => {
+    const later = Object.assign(new RetryLaterError('server_error: 500'), { tries: 1 });
+    // The job has failed 9 times for earlier requests of its lane: this request's first retry still waits ~the base.
+    for (let i = 0; i < 20; i++) expect(jobBackoff(9, later, 100)).toBeLessThanOrEqual(200);
+    expect(jobBackoff(9, Object.assign(new RetryLaterError('x'), { tries: 4 }), 100)).toBeGreaterThanOrEqual(400);
+  });
+
+  it('an unexpected error after the call counts as a try: at CHATQ_MAX_ATTEMPTS the request ends failed, saying why', async () => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+    try {
+      await w.startWorker({ REDIS_URL: proxy.url, CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '50' });
+      const finishSha = LuaScript.loaded.find((s) => s.name === 'chatq_finish_request')!.sha;
+      // Writing this request's result fails twice with an error no Redis sends (a defect, in the worker or beyond).
+      proxy.add({ command: 'EVALSHA', arg: finishSha, fault: 'error', message: 'CHATQTEST unexpected', times: 2 });
+      const batch = await w.env.submit([chat('r1', 'solo', 'hello')]);
+      const done = await waitForBatch(w.env, batch.batchId, 60_000);
+      expect(done).toMatchObject({ failed: 1, succeeded: 0 });
+      const [r] = await getRequests(w.env.redis, w.env.keys, [`${batch.batchId}-1`]);
+      expect(r!.error).toMatchObject({
+        code: 'internal_error',
+        message: expect.stringMatching(/CHATQTEST unexpected/),
+      });
+      // Two tries: two calls, not one per failure for ever.
+      expect(w.sim.stats().calls).toBe(2);
+    } finally {
+      await w.pool?.close();
+      await proxy.close();
+    }
+  });
+
+  it('past CHATQ_MAX_OUTAGE_MS an unreachable upstream counts as failed attempts, up to CHATQ_MAX_ATTEMPTS', async () => {
+    w.sim.configure({ down: true });
+    await w.startWorker({ CHATQ_MAX_OUTAGE_MS: '300', CHATQ_MAX_ATTEMPTS: '3', CHATQ_BACKOFF_MS: '50' });
+    const batch = await w.env.submit([chat('r1', 'solo', 'hello')]);
+    const done = await waitForBatch(w.env, batch.batchId, 60_000);
+    expect(done.failed).toBe(1);
+    const [r] = await getRequests(w.env.redis, w.env.keys, [`${batch.batchId}-1`]);
+    // Three runs, each ended by a counted failed attempt (one run's outage rounds are not counted).
+    expect(r!.claims).toBe(3);
+    expect(r!.error).toMatchObject({ code: 'connection_error' });
+  });
+
+  it('a run of 429s gives the request back to the queue after a bounded number of rounds, and its attempt log stays bounded', async () => {
+    w.sim.configure({ faults: { rateLimit429: 1, retryAfterMs: 1 } });
+    await w.startWorker();
+    const batch = await w.env.submit([chat('r1', 'solo', 'hello')]);
+    const id = `${batch.batchId}-1`;
+    await waitFor('a hundred 429 rounds', async () => w.sim.stats().calls >= 100, 30_000);
+    w.sim.configure({ faults: { rateLimit429: 0 } });
+    await waitForBatch(w.env, batch.batchId, 60_000);
+    const [r] = await getRequests(w.env.redis, w.env.keys, [id]);
+    expect(r!.attemptLog.length).toBeLessThanOrEqual(100);
+    expect(r!.status).toBe('succeeded');
+  });
+
+  it('a worker whose Redis went away ends its shutdown within the call timeout and a margin, and says what it left', async () => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+    w.sim.configure({ latencyMs: 2_000 });
+    const pool = await w.startWorker({ REDIS_URL: proxy.url, CHATQ_TIMEOUT_MS: '3000' });
+    await w.env.submit([chat('r1', 'solo', 'hello')]);
+    await waitFor('the call under way', async () => w.sim.stats().calls >= 1, 30_000);
+    // Redis goes away for the worker, with its call in flight, and it is asked to stop.
+    await proxy.close();
+    const stopped = pool.close().then(() => 'stopped');
+    const bound = new Promise((r) => setTimeout(() => r('still running'), 3_000 + 5_000 + 2 * 2_000 + 1_000));
+    expect(await Promise.race([stopped, bound])).toBe('stopped');
+  });
+});
