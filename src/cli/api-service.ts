@@ -10,6 +10,7 @@ import { checkShardCount } from '../shared/redis/shard-count.js';
 import { openScheduleQueue } from '../shared/files/schedules.js';
 import { startProducerServices } from './producer-services.js';
 import { StoreWatch } from '../http/store-watch.js';
+import { within } from '../shared/time-bound.js';
 
 export interface ApiService {
   url: string;
@@ -17,6 +18,9 @@ export interface ApiService {
   routes: RouteEntry[];
   close(): Promise<void>;
 }
+
+/** How long each step of closing the server may take (Redis out of reach: its commands never answer). */
+const CLOSE_WITHIN_MS = 5_000;
 
 /** Default upload limit: 512 MiB. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024;
@@ -47,13 +51,14 @@ export async function startApiService(
   return {
     url: `http://${host}:${address.port}`,
     routes,
+    /** Closes the server and its background work, within a bound whether Redis answers or not. */
     async close() {
-      await app.close();
       store.close();
-      await producer.close();
-      await imports.close();
-      await schedules.close();
-      await queues.close();
+      await within(app.close(), CLOSE_WITHIN_MS);
+      await within(
+        Promise.all([producer.close(), imports.close(), schedules.close(), queues.close()]),
+        CLOSE_WITHIN_MS,
+      );
       redis.disconnect();
     },
   };

@@ -20,9 +20,16 @@ export class StoreWatch {
   }
 
   start(): this {
+    // A connection that closes (Redis stopped, the socket reset) is out of reach at once, not at the next ping: a
+    // request right after would wait for a command that cannot be answered. The pings say when it is back.
+    this.redis.on('close', this.lost);
     void this.loop();
     return this;
   }
+
+  private readonly lost = () => {
+    this.reachable = false;
+  };
 
   private async loop(): Promise<void> {
     while (!this.closed) {
@@ -39,5 +46,6 @@ export class StoreWatch {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
+    this.redis.off('close', this.lost);
   }
 }

@@ -14,6 +14,7 @@ import { connectRedis, type RedisClient, readyOf, reportErrors } from '../shared
 import type { Readiness } from './health-server.js';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
+import { within } from '../shared/time-bound.js';
 import { Admission } from '../shared/redis/admission.js';
 import { checkShardCount } from '../shared/redis/shard-count.js';
 import { CapacityLimiter } from './capacity-limiter.js';
@@ -213,16 +214,6 @@ function oneAtATime(task: () => Promise<void>): { run: () => Promise<void>; runn
     running: () => current ?? Promise.resolve(),
   };
 }
-
-/** Resolves true when `p` settles within `ms`, false when it has not by then (it goes on, unwatched). */
-const within = (p: Promise<unknown>, ms: number): Promise<boolean> =>
-  Promise.race([
-    p.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
-  ]);
 
 /** How long the steps of a shutdown after the calls (the last usage fold, withdrawing, closing the queues) may take. */
 const SHUTDOWN_STEP_MS = 2_000;
