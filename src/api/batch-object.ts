@@ -75,6 +75,8 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
     chatq: {
       name: b.name,
       cost_usd: usage.cost_nano / 1e9,
+      repeat_cost_usd: usage.repeat_cost_nano / 1e9,
+      repeat_calls: usage.repeat_calls,
       unpriced_requests: usage.unpriced,
       max_cost_usd: b.maxCostNano === null ? null : b.maxCostNano / 1e9,
       succeeded: b.succeeded,

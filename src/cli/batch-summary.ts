@@ -3,6 +3,7 @@ import type { UsageRow } from '../shared/batches/read-store.js';
 import { batchEnded, type BatchRecord } from '../shared/request-record.js';
 import { formatCount } from '../shared/display-format.js';
 import { renderTable } from './table.js';
+import { repeatCost } from '../shared/reports/usage-report.js';
 
 /** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
 export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): string {
@@ -38,7 +39,18 @@ export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): str
 
 export function usageTable(rows: { label: string; usage: UsageRow }[]): string {
   return renderTable(
-    ['', 'calls', 'prompt tok', 'cached', 'completion tok', 'reasoning', 'total tok', 'cost', 'unpriced'],
+    [
+      '',
+      'calls',
+      'prompt tok',
+      'cached',
+      'completion tok',
+      'reasoning',
+      'total tok',
+      'cost',
+      'unpriced',
+      'repeat cost',
+    ],
     rows.map(({ label, usage: u }) => [
       label,
       formatCount(u.requests),
@@ -49,6 +61,7 @@ export function usageTable(rows: { label: string; usage: UsageRow }[]): string {
       formatCount(u.total_tokens),
       formatUsd(u.cost_nano),
       formatCount(u.unpriced),
+      repeatCost(u),
     ]),
   );
 }

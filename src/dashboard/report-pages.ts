@@ -1,6 +1,7 @@
 import { formatCount } from '../shared/display-format.js';
 import type { Comparison } from '../shared/reports/eval-report.js';
 import { formatUsd } from '../shared/usage/pricing.js';
+import { repeatCost } from '../shared/reports/usage-report.js';
 import type { UsageRow } from '../shared/batches/read-store.js';
 import type { ScheduleSpec } from '../shared/files/schedules.js';
 import type { BatchProgress } from './batch-progress.js';
@@ -14,7 +15,19 @@ const usdOf = (v: number) => formatUsd(Math.round(v * 1e9));
 
 function usageTable(label: string, rows: UsageRow[]): Html {
   return table(
-    [label, 'calls', 'succeeded', 'failed', 'prompt tok', 'cached', 'completion tok', 'total tok', 'cost', 'unpriced'],
+    [
+      label,
+      'calls',
+      'succeeded',
+      'failed',
+      'prompt tok',
+      'cached',
+      'completion tok',
+      'total tok',
+      'cost',
+      'unpriced',
+      'repeat cost',
+    ],
     rows.map((r) => [
       r.key,
       formatCount(r.requests),
@@ -26,6 +39,7 @@ function usageTable(label: string, rows: UsageRow[]): Html {
       formatCount(r.total_tokens),
       usd(r.cost_nano),
       formatCount(r.unpriced),
+      repeatCost(r),
     ]),
   );
 }

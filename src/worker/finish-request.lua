@@ -38,6 +38,8 @@
   ARGV[3...]: the result's fields (field, value, ...), kept as they are (those of FINISHED_RECORD_FIELDS).
   A run taken over since its claim (its worker lost its lock) still writes its result when it is the first (counted
   once), but another run's call lease stands: the lane's next request waits it out (claim-request.lua).
+  A second result whose reply is another call's (upstream_request_id) is repeat spend: its cost goes to the batch's
+  cost at once, and its usage record, marked rp, to the fold.
   Answers by name: outcome ("ok" | "duplicate" | "missing"), next_head (the lane's next request, or ""), handed (1
   when that head was handed to the serving job), wait_ms (the next head's turn gap: add its job delayed by that
   much), claim (the handed head's claim, as claim-request.lua answers it; only when handed).
@@ -81,6 +83,19 @@ if not f and redis.call('EXISTS', KEYS[14]) == 0 then return { 'outcome', 'missi
 -- (its call repeated after the first run was taken over) is never counted.
 if not f or FINISHED_REQUEST[f.status] then
   redis.call('HDEL', KEYS[10], id)
+  -- But a call the upstream answered again (another run's: its reply's id is not the counted result's) was paid for:
+  -- its cost and usage count as repeat spend (the fold adds them to the aggregates apart as well).
+  local upstream
+  for i = 3, #ARGV, 2 do
+    if ARGV[i] == 'upstream_request_id' then upstream = ARGV[i + 1] end
+  end
+  local counted = f or finishedFields(prefix, id) or {}
+  if upstream and upstream ~= counted.upstream_request_id then
+    if A.cost_nano and A.cost_nano > 0 then redis.call('HINCRBY', KEYS[5], 'cost_nano', wholeText(A.cost_nano)) end
+    local record = cjson.decode(A.usage_record)
+    record.rp = 1
+    redis.call('RPUSH', KEYS[11], cjson.encode(record))
+  end
   return { 'outcome', 'duplicate', 'next_head', unservedHead(), 'handed', 0, 'wait_ms', 0 }
 end
 

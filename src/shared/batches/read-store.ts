@@ -215,6 +215,10 @@ export interface UsageRow {
   total_tokens: number;
   cost_nano: number;
   unpriced: number;
+  /** Calls the upstream answered again for a request counted already (a repeat after a takeover): in the tokens and
+   * cost above, and counted here apart. */
+  repeat_calls: number;
+  repeat_cost_nano: number;
 }
 
 export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
@@ -231,6 +235,8 @@ export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
     total_tokens: n('total_tokens'),
     cost_nano: n('cost_nano'),
     unpriced: n('unpriced'),
+    repeat_calls: n('repeat_calls'),
+    repeat_cost_nano: n('repeat_cost_nano'),
   };
 }
 

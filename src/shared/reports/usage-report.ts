@@ -4,6 +4,8 @@ import { isBatchId } from '../ids.js';
 import type { RedisKeys, UsageDimension } from '../keys.js';
 import { addUsage, getBatch, listUsage, readBatchRequests, toUsageRow, type UsageRow } from '../batches/read-store.js';
 import { sees, type Scope } from '../scope.js';
+import { formatCount } from '../display-format.js';
+import { formatUsd } from '../usage/pricing.js';
 
 /** The report's groupings: the stored dimensions, and months (days past the retention are kept per month). */
 export type ReportDimension = UsageDimension | 'month';
@@ -83,11 +85,29 @@ export async function usageReport(
   return [...groups.values()].sort((a, b) => a.key.localeCompare(b.key));
 }
 
-export const USAGE_CSV_COLUMNS = ['requests', 'succeeded', 'failed', ...TOKEN_CSV_COLUMNS, 'unpriced'] as const;
+export const USAGE_CSV_COLUMNS = [
+  'requests',
+  'succeeded',
+  'failed',
+  ...TOKEN_CSV_COLUMNS,
+  'unpriced',
+  'repeat_calls',
+  'repeat_cost_usd',
+] as const;
 
 /** Usage rows as JSON-friendly objects: cost in USD (exact to the nano-dollar) next to the integer nano-USD. */
 export const usageJson = (rows: UsageRow[], by: ReportDimension) =>
-  rows.map((r) => ({ [by]: r.key, ...r, key: undefined, cost_usd: r.cost_nano / 1e9 }));
+  rows.map((r) => ({
+    [by]: r.key,
+    ...r,
+    key: undefined,
+    cost_usd: r.cost_nano / 1e9,
+    repeat_cost_usd: r.repeat_cost_nano / 1e9,
+  }));
+
+/** Repeat spend (calls answered again for requests counted already), in the cost: its cost and calls, or "-". */
+export const repeatCost = (u: UsageRow) =>
+  u.repeat_calls ? `${formatUsd(u.repeat_cost_nano)} (${formatCount(u.repeat_calls)})` : '-';
 
 export function usageCsv(rows: UsageRow[], by: ReportDimension): string {
   const lines = [[by, ...USAGE_CSV_COLUMNS].join(',')];
@@ -105,6 +125,8 @@ export function usageCsv(rows: UsageRow[], by: ReportDimension): string {
         r.total_tokens,
         (r.cost_nano / 1e9).toFixed(9),
         r.unpriced,
+        r.repeat_calls,
+        (r.repeat_cost_nano / 1e9).toFixed(9),
       ]
         .map(csvCell)
         .join(','),

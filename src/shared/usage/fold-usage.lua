@@ -11,7 +11,9 @@
         prefix, 5 the model name the others are counted under (OTHER_MODEL: "other")
   A record is JSON: {p: project, u: userid, m: model, d: day, b: batch id, s: status,
   t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency,
-  e: a failure's reason (counted in the metrics as "failed:<reason>"; absent when it succeeded)}
+  e: a failure's reason (counted in the metrics as "failed:<reason>"; absent when it succeeded),
+  rp: 1 when it is repeat spend (finish-request.lua: another call of a request counted already): its tokens and cost
+  count, as repeat_calls and repeat_cost_nano too, but not as a request}
   (a record of before this shape names its keys instead: k, x and v).
   Returns how many records it folded.
 ]]
@@ -96,14 +98,21 @@ for _, text in ipairs(records) do
   end
   if not chosen then keys[2], names[2] = other, otherModel end
   for d = 1, 4 do
-    add(keys[d], 'requests', 1)
-    add(keys[d], r.s, 1)
+    if r.rp then
+      add(keys[d], 'repeat_calls', 1)
+      if r.c >= 0 then add(keys[d], 'repeat_cost_nano', r.c) end
+    else
+      add(keys[d], 'requests', 1)
+      add(keys[d], r.s, 1)
+      if r.c < 0 then add(keys[d], 'unpriced', 1) end
+    end
     for t = 1, 5 do add(keys[d], tokens[t], r.t[t]) end
-    if r.c < 0 then add(keys[d], 'unpriced', 1) elseif d < 4 then add(keys[d], 'cost_nano', r.c) end
+    if r.c >= 0 and d < 4 then add(keys[d], 'cost_nano', r.c) end
     touch(indexes[d], names[d])
   end
-  metrics['requests:' .. r.s] = (metrics['requests:' .. r.s] or 0) + 1
-  if r.e then metrics['failed:' .. r.e] = (metrics['failed:' .. r.e] or 0) + 1 end
+  local counted = r.rp and 'repeat_calls' or 'requests:' .. r.s
+  metrics[counted] = (metrics[counted] or 0) + 1
+  if r.e and not r.rp then metrics['failed:' .. r.e] = (metrics['failed:' .. r.e] or 0) + 1 end
   if r.l ~= '' then
     metrics['latency_bucket:' .. r.l] = (metrics['latency_bucket:' .. r.l] or 0) + 1
     metrics['latency_sum_ms'] = (metrics['latency_sum_ms'] or 0) + r.ms
