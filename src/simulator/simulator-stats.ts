@@ -5,6 +5,8 @@ export interface UserCalls {
   overlaps: number;
   /** Last user message of each call, in arrival order. */
   arrivals: string[];
+  /** When each call arrived (ms), in the same order. */
+  arrivedAt: number[];
   /** The messages of each call, when recordMessages is on. */
   messages?: unknown[][];
   lastSeq: number;
@@ -89,6 +91,7 @@ export function recordArrival(
     inFlight: 0,
     overlaps: 0,
     arrivals: [],
+    arrivedAt: [],
     lastSeq: -1,
     lastEndAt: null,
     minGapMs: null,
@@ -96,6 +99,7 @@ export function recordArrival(
   u.calls += 1;
   if (u.lastEndAt !== null) u.minGapMs = Math.min(u.minGapMs ?? Infinity, Date.now() - u.lastEndAt);
   u.arrivals.push(lastUser);
+  u.arrivedAt.push(Date.now());
   if (messages) (u.messages ??= []).push(messages);
   if (u.inFlight > 0) {
     u.overlaps += 1;

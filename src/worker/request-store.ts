@@ -33,6 +33,12 @@ const IMPORT_STOPPED: CancelReason = { code: 'import_failed', message: "not sent
 /** Tries of a write that Redis refused or did not answer (gone, failing over), and the most time between two. */
 const PERSIST_TRIES = 12;
 const PERSIST_BACKOFF_MOST_MS = 2_000;
+/**
+ * With CHATQ_REDIS_WAIT_REPLICAS, a result no replica acknowledged is written again this often, this many times at
+ * most, until one does: its master may lose it (stopped, then demoted when it wakes), and its call would be made again.
+ */
+const REWRITE_EVERY_MS = 1_000;
+const REWRITES = 30;
 
 /**
  * Runs a write again while Redis refuses it or cannot be reached (a failover, a dropped connection): the writes that
@@ -260,11 +266,36 @@ export class RequestStore {
   ): Promise<StartedRequest | undefined> {
     const sent = performance.now();
     // A result is paid for: a Redis error while it is written is met by writing it again (never by calling again).
-    const [nextHead, claim, gapMs, replicated] = await persist(() => this.writeResult(id, owner, result, servingJob));
+    const written = await persist(() => this.writeResult(id, owner, result, servingJob));
+    const { nextHead, gapMs, replicated } = written;
+    // When the first write was lost (a later one counted), so was the claim it handed on: the lane's next head has a
+    // job of its own now, and this one does not go on with it.
+    const claim = !replicated && (await this.rewriteUntilReplicated(id, owner, result)) ? undefined : written.claim;
     // The lane's next head: a job that cannot be added is the reconciler's (a lane head without a job).
-    if (nextHead && !claim) await persist(() => this.queues.add([nextHead], gapMs)).catch(() => undefined);
+    if (nextHead && !claim) await this.addHead(nextHead, gapMs);
     const next = claim && toClaim(claim);
     return next && 'body' in next ? this.leased(next, sent, replicated) : undefined;
+  }
+
+  private async addHead(head: string, gapMs: number): Promise<void> {
+    await persist(() => this.queues.add([head], gapMs)).catch(() => undefined);
+  }
+
+  /**
+   * A result written but on no replica is written again (the same call's result: counted once, wherever the first
+   * one landed) until a replica acknowledges it. Returns whether a later write counted (the first was lost with its
+   * master): that one added the lane's next head.
+   */
+  private async rewriteUntilReplicated(id: string, owner: RequestOwner, result: FinishedRequest): Promise<boolean> {
+    let counted = false;
+    for (let i = 0; i < REWRITES; i++) {
+      await new Promise((r) => setTimeout(r, REWRITE_EVERY_MS));
+      const written = await persist(() => this.writeResult(id, owner, result, ''));
+      counted ||= written.outcome === 'ok';
+      if (written.nextHead) await this.addHead(written.nextHead, written.gapMs);
+      if (written.replicated) break;
+    }
+    return counted;
   }
 
   /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
@@ -330,7 +361,13 @@ export class RequestStore {
     owner: RequestOwner,
     result: FinishedRequest,
     servingJob: string,
-  ): Promise<[string, (string | number)[] | undefined, number, boolean]> {
+  ): Promise<{
+    outcome: FinishReply['outcome'];
+    nextHead: string;
+    claim: (string | number)[] | undefined;
+    gapMs: number;
+    replicated: boolean;
+  }> {
     const { keys, args } = finishCall(this.keys, {
       id,
       owner,
@@ -340,10 +377,10 @@ export class RequestStore {
       leaseMs: this.leaseMs(),
       admission: await this.queues.admission.arg(),
     });
-    // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (best effort: a replica
-    // that does not answer in time delays, and does not fail, the finish).
+    // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (a result no replica
+    // acknowledged in time is written again: rewriteUntilReplicated).
     const { reply, replicated } = await finishScript.runReplicated(this.turns.current, keys, args, this.replicas);
-    const { next_head, handed, wait_ms, claim } = namedReply<FinishReply>(reply);
-    return [next_head, handed === 1 ? claim : undefined, wait_ms, replicated];
+    const { outcome, next_head, handed, wait_ms, claim } = namedReply<FinishReply>(reply);
+    return { outcome, nextHead: next_head, claim: handed === 1 ? claim : undefined, gapMs: wait_ms, replicated };
   }
 }

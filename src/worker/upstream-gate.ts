@@ -1,10 +1,17 @@
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis/redis.js';
+import { settledWithin } from '../shared/time-bound.js';
 
 /** How stale the cached gate may be before it is read again. */
 const GATE_MS = 200;
-/** How stale it may be while that read is under way: calls go by it meanwhile. A pause reaches every worker within this. */
-const GATE_STALE_MS = 1_000;
+/** A read unanswered this long is given up (a new one may go to another node: the slot's master may have changed). */
+const READ_WITHIN_MS = 1_000;
+/**
+ * How stale the gate may be while reads of it fail or go unanswered: calls go by the last answer meanwhile, so that
+ * the master holding the base tag, stopped or failing over, holds up no shard on another master. Past it, calls wait
+ * for a read. A pause reaches every worker within GATE_MS while Redis answers, and within this while it does not.
+ */
+export const GATE_MOST_STALE_MS = 30_000;
 
 /**
  * What every call of a worker process checks before it goes, read from Redis at most every GATE_MS and shared by the
@@ -35,24 +42,31 @@ export class UpstreamGate {
 
   /**
    * Open when the credentials are proven and nothing holds calls back. Past GATE_MS a read goes out; until
-   * GATE_STALE_MS the calls meanwhile go by the last answer rather than wait for it: one lost packet on a slow link
-   * would otherwise hold every call of the process.
+   * GATE_MOST_STALE_MS the calls meanwhile go by the last answer rather than wait for it: one lost packet on a slow
+   * link, or the base tag's master failing over, would otherwise hold every call of the process.
    */
   async isOpen(): Promise<boolean> {
     const age = Date.now() - this.state.readAt;
     if (age <= GATE_MS) return this.state.open;
-    // One read at a time; a read that fails is forgotten with it (the next call reads again), never kept as the answer.
-    const read = (this.reading ??= (async () => {
-      const k = this.keys;
-      try {
-        const replies = await this.connection()
-          .multi()
-          .exists(k.pauseReason)
-          .exists(k.credentialsProven)
-          .pttl(k.rateLimitPause)
-          .pttl(k.outageUntil)
-          .exists(k.outage)
-          .exec();
+    const read = this.read();
+    if (age > GATE_MOST_STALE_MS) return read;
+    read.catch(() => undefined);
+    return this.state.open;
+  }
+
+  /** One read at a time, given up after READ_WITHIN_MS; one that fails is forgotten (the next call reads again). */
+  private read(): Promise<boolean> {
+    if (this.reading) return this.reading;
+    const k = this.keys;
+    const reply = this.connection()
+      .multi()
+      .exists(k.pauseReason)
+      .exists(k.credentialsProven)
+      .pttl(k.rateLimitPause)
+      .pttl(k.outageUntil)
+      .exists(k.outage)
+      .exec()
+      .then((replies) => {
         const [paused, proven, pauseLeft, outageLeft, outage] = replies!.map(([, v]) => v as number);
         this.state = {
           readAt: Date.now(),
@@ -61,13 +75,12 @@ export class UpstreamGate {
           outage: outage === 1,
         };
         return this.state.open;
-      } finally {
-        this.reading = undefined;
-      }
-    })());
-    if (age > GATE_STALE_MS) return read;
-    read.catch(() => undefined);
-    return this.state.open;
+      });
+    const read = settledWithin(reply, READ_WITHIN_MS, 'the upstream gate read').finally(() => {
+      if (this.reading === read) this.reading = undefined;
+    });
+    this.reading = read;
+    return read;
   }
 
   /** Something changed here (a pause, a probe's outcome, an outage's end): the next call reads the gate again. */

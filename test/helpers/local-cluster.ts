@@ -18,6 +18,8 @@ export interface LocalCluster {
    */
   moveSlot(key: string, toPort: number): Promise<number>;
   kill(port: number): void;
+  /** Starts the node on `port` again (after `kill`), with its node file: it rejoins, as a replica of its successor. */
+  restart(port: number): void;
   /** Stops (SIGSTOP) or resumes (SIGCONT) the node on `port`: to its peers, a node that stopped answering. */
   pause(port: number): void;
   resume(port: number): void;
@@ -26,39 +28,46 @@ export interface LocalCluster {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A Redis Cluster of `masters` masters (each with `replicas` replicas) on free ports, in a temporary directory. */
-export async function startLocalCluster(masters = 3, replicas = 0): Promise<LocalCluster> {
+/**
+ * A Redis Cluster of `masters` masters (each with `replicas` replicas) on free ports, in a temporary directory. With
+ * `fullCoverage: false` (cluster-require-full-coverage no) a master's failure leaves the others serving their slots
+ * meanwhile; by default (Redis's) every node refuses commands (CLUSTERDOWN) until the failed master's slots are served.
+ */
+export async function startLocalCluster(
+  masters = 3,
+  replicas = 0,
+  opts: { fullCoverage?: boolean } = {},
+): Promise<LocalCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'chatq-cluster-'));
   const ports: number[] = [];
   for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
   const children = new Map<number, ChildProcess>();
-  for (const port of ports) {
-    const args = [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      `nodes-${port}.conf`,
-      '--cluster-node-timeout',
-      '1000',
-      '--cluster-replica-validity-factor',
-      '0',
-      '--repl-diskless-sync-delay',
-      '0',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--maxmemory-policy',
-      'noeviction',
-    ];
-    children.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
-  }
+  const argsOf = (port: number) => [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    `nodes-${port}.conf`,
+    '--cluster-node-timeout',
+    '1000',
+    '--cluster-replica-validity-factor',
+    '0',
+    '--repl-diskless-sync-delay',
+    '0',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--maxmemory-policy',
+    'noeviction',
+    ...(opts.fullCoverage === false ? ['--cluster-require-full-coverage', 'no'] : []),
+  ];
+  for (const port of ports) children.set(port, spawn('redis-server', argsOf(port), { stdio: 'ignore' }));
   for (const port of ports) {
     const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 0 });
     probe.on('error', () => undefined);
@@ -95,11 +104,18 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
     node.disconnect();
   }
   const masterOf = async (key: string): Promise<number> => {
-    // Asks the first node that answers (a node just killed may not have exited yet).
+    // Asks the first node that answers (a node just killed may not have exited yet, a stopped one never answers).
     for (const port of ports.filter(
       (p) => children.get(p)!.exitCode === null && children.get(p)!.signalCode === null,
     )) {
-      const node = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      // A stopped node (SIGSTOP) accepts the connection and never answers: it is given up after a second.
+      const node = new Redis({
+        port,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        commandTimeout: 1_000,
+      });
       node.on('error', () => undefined);
       try {
         await node.connect();
@@ -152,6 +168,9 @@ export async function startLocalCluster(masters = 3, replicas = 0): Promise<Loca
     },
     kill(port) {
       children.get(port)!.kill('SIGKILL');
+    },
+    restart(port) {
+      children.set(port, spawn('redis-server', argsOf(port), { stdio: 'ignore' }));
     },
     async stop() {
       await Promise.all(

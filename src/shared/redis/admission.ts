@@ -1,10 +1,16 @@
 import type { RedisKeys } from '../keys.js';
 import type { RedisClient } from './redis.js';
+import { settledWithin } from '../time-bound.js';
 
 /** How long a worker's published call slots count without a refresh (it refreshes them every third of it). */
 const SLOTS_TTL_MS = 15_000;
 /** How long a process reuses the capacity it read. */
 const READ_EVERY_MS = 2_000;
+/**
+ * A read of it unanswered this long is given up: the scripts go by the last one meanwhile (a share is a pace, not a
+ * guarantee), so that the master holding the base tag, stopped or failing over, holds up no shard on another master.
+ */
+const READ_WITHIN_MS = 1_000;
 /** Heads a project alone may have queued, beyond the call slots: they stand ready while the others' jobs complete. */
 const SPARE = 1.2;
 
@@ -21,6 +27,7 @@ export interface AdmissionSettings {
  */
 export class Admission {
   private read = { at: Number.NEGATIVE_INFINITY, slots: 0 };
+  private reading: Promise<void> | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -28,13 +35,30 @@ export class Admission {
     private readonly settings: AdmissionSettings,
   ) {}
 
-  /** The scripts' argument: the heads one project alone may have queued in a shard, and the weights. */
+  /**
+   * The scripts' argument: the heads one project alone may have queued in a shard, and the weights. Read again in the
+   * background every READ_EVERY_MS; only the first read is waited for (at most READ_WITHIN_MS).
+   */
   async arg(): Promise<string> {
     if (performance.now() - this.read.at > READ_EVERY_MS) {
-      this.read = { at: performance.now(), slots: await this.publishedSlots() };
+      const reading = (this.reading ??= this.readSlots());
+      if (this.read.at === Number.NEGATIVE_INFINITY) await reading;
     }
     const slots = this.read.slots || this.settings.slots;
     return JSON.stringify({ c: Math.ceil((slots * SPARE) / this.keys.shardCount), w: this.settings.weights });
+  }
+
+  /** One read at a time; one that fails or is given up keeps the last slots until the next. */
+  private readSlots(): Promise<void> {
+    return settledWithin(this.publishedSlots(), READ_WITHIN_MS, "the workers' call slots read")
+      .then(
+        (slots) => slots,
+        () => this.read.slots,
+      )
+      .then((slots) => {
+        this.read = { at: performance.now(), slots };
+        this.reading = undefined;
+      });
   }
 
   /** The call slots of the workers whose entries have not lapsed; lapsed entries (a killed worker's) are removed. */

@@ -6,9 +6,10 @@ export interface RedisProblem {
   message: string;
 }
 
-// A cluster failing over (a master lost, its replica not yet promoted) is unavailable for a moment too.
+// A cluster failing over (a master lost, its replica not yet promoted; a master turned replica, which unblocks its
+// blocked commands: UNBLOCKED) is unavailable for a moment too.
 const UNAVAILABLE =
-  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out/i;
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out|Command aborted due to connection close|^UNBLOCKED/i;
 
 export function describeRedisError(err: unknown): RedisProblem | null {
   // A MULTI whose commands Redis refused as they were queued fails as EXECABORT: what matters is why they were refused.

@@ -227,8 +227,9 @@ export class LuaScript {
         continue;
       }
       if (scriptErr) throw scriptErr;
-      if (waitErr) throw waitErr;
-      return { reply, replicated: Number(acked) >= replicas.count };
+      // The script ran; a WAIT that failed (its master turned replica: UNBLOCKED) says only that no replica is known
+      // to hold it.
+      return { reply, replicated: !waitErr && Number(acked) >= replicas.count };
     }
   }
 
