@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { reconcileLanes } from '../src/worker/reconcile-lanes.js';
 import type { StartedRequest } from '../src/worker/request-claims.js';
 import { RequestStore } from '../src/worker/request-store.js';
-import { waitForBatch } from './helpers/test-env.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
+import { createTestEnv, REDIS_URL, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const line = (user: string, i: number) =>
@@ -110,5 +111,46 @@ describe('lane reconciler', () => {
     await w.startWorker();
     expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ succeeded: 3 });
     expect(w.sim.stats().outOfOrder).toBe(0);
+  });
+
+  it('repairs nothing in a run where nothing failed, however often it passes', async () => {
+    const users = Array.from({ length: 40 }, (_, u) => `r${u}`);
+    const submitted = await w.env.submit(Array.from({ length: 15 }, (_, i) => users.map((u) => line(u, i))).flat());
+    await w.startWorker({ CHATQ_CONCURRENCY: '20' });
+    const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
+    let passes = 0;
+    let readded = 0;
+    while ((await w.env.batch(submitted.batchId)).status !== 'completed') {
+      await w.env.redis.del(w.env.keys.reconcilerLock);
+      const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, {
+        ttlS: 3600,
+        usageDays: 90,
+      });
+      passes += 1;
+      readded += report?.readded ?? 0;
+    }
+    expect(passes).toBeGreaterThan(5);
+    expect(readded).toBe(0);
+  });
+
+  it('holds its lock for as long as a pass takes: no second pass starts meanwhile', async () => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+    const env = await createTestEnv(proxy.url);
+    try {
+      await env.submit([line('eve', 0)]);
+      // The pass's scan of the lanes gets its reply 1.5 s late: a pass longer than its 500 ms lock.
+      proxy.add({ command: 'SSCAN', anyArg: env.keys.lanes, fault: 'hold', holdMs: 1_500 });
+      const store = new RequestStore([env.redis], env.keys, 3600, env.queues);
+      const retention = { ttlS: 3600, usageDays: 90 };
+      const slow = reconcileLanes(env.redis, env.keys, env.queues, store, 'slow', 500, retention);
+      await new Promise((r) => setTimeout(r, 1_000));
+      const other = await reconcileLanes(w.env.redis, env.keys, env.queues, store, 'other', 500, retention);
+      expect(other).toBeNull();
+      expect(await slow).toMatchObject({ lanes: 1 });
+      expect(proxy.fired()).toBe(1);
+    } finally {
+      await env.cleanup();
+      await proxy.close();
+    }
   });
 });

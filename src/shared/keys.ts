@@ -295,4 +295,5 @@ export const SCRIPT_KEY_BUILDERS = {
   batch: ['id'],
   usage: ['project', 'dim', 'key'],
   usageIndex: ['project', 'dim'],
+  job: ['id'],
 } as const;

@@ -6,12 +6,11 @@ import { acquireArgs, acquireKeys, type CallScopes, settleKeys } from './acquire
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { StoppableWaits } from './stoppable-waits.js';
 import { UpstreamGate } from './upstream-gate.js';
+import { endLease, keepLease } from './held-lease.js';
 
 const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
 const settleScript = new LuaScript(new URL('./settle-capacity.lua', import.meta.url));
 const noteOutageScript = new LuaScript(new URL('./note-outage.lua', import.meta.url));
-const renewProbeScript = new LuaScript(new URL('./renew-probe.lua', import.meta.url));
-const endProbeScript = new LuaScript(new URL('./end-probe.lua', import.meta.url));
 
 export interface Limits {
   rpm: number;
@@ -73,8 +72,8 @@ export class CapacityLimiter {
   private readonly gate: UpstreamGate;
   /** Ended when the worker stops: waits end at once and their requests go back to the queue. */
   private readonly waits = new StoppableWaits();
-  /** Lease renewals of probes in flight, by member. */
-  private readonly renewals = new Map<string, NodeJS.Timeout>();
+  /** Lease renewals of probes in flight (their stops), by member. */
+  private readonly renewals = new Map<string, () => void>();
   /**
    * Calls under the global limits alone, reserved together with the others of this process that ask meanwhile: one
    * group at a time per project (each project's calls are charged to its own share).
@@ -278,22 +277,14 @@ export class CapacityLimiter {
   }
 
   private renewWhileInFlight(member: string): void {
-    const lease = this.limits.lockMs;
-    const timer = setInterval(
-      () => {
-        renewProbeScript.run(this.connection(), [this.keys.credentialsProbe], [member, lease]).catch(() => undefined);
-      },
-      Math.max(100, Math.floor(lease / 3)),
-    );
-    timer.unref();
-    this.renewals.set(member, timer);
+    this.renewals.set(member, keepLease(this.connection, this.keys.credentialsProbe, member, this.limits.lockMs));
   }
 
   /** Ends a probe's lease: its renewal stops at once, whatever Redis says; the key goes if it is still this probe's. */
   private async endProbe(member: string): Promise<void> {
-    clearInterval(this.renewals.get(member));
+    this.renewals.get(member)?.();
     this.renewals.delete(member);
-    await endProbeScript.run(this.connection(), [this.keys.credentialsProbe], [member]);
+    await endLease(this.connection(), this.keys.credentialsProbe, member);
   }
 
   /**

@@ -1,9 +1,10 @@
-import type { RedisClient } from '../shared/redis/redis.js';
+import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
 import { refillQueues } from './backlog-refills.js';
+import { keepLease } from './held-lease.js';
 import { importAlive } from '../shared/batches/batch-imports.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { failImport } from '../shared/batches/import-failure.js';
-import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import type { RedisKeys } from '../shared/keys.js';
 import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
 import type { RequestStore } from './request-store.js';
@@ -19,6 +20,8 @@ export interface ReconcileReport {
   expired: number;
   usage?: RetentionReport;
 }
+
+const joblessScript = new LuaScript(new URL('./jobless-heads.lua', import.meta.url));
 
 const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
 
@@ -36,9 +39,27 @@ export async function reconcileLanes(
   lockMs: number,
   retention: Retention,
 ): Promise<ReconcileReport | null> {
-  const ttlS = retention.ttlS;
   const locked = await redis.set(keys.reconcilerLock, owner, 'PX', lockMs, 'NX');
   if (!locked) return null;
+  // The lock is held for as long as the pass takes, then left to lapse: one pass per lockMs, whoever makes it.
+  const stopRenewing = keepLease(() => redis, keys.reconcilerLock, owner, lockMs);
+  try {
+    return await reconcilePass(redis, keys, queues, store, lockMs, retention);
+  } finally {
+    stopRenewing();
+  }
+}
+
+/** One pass of the reconciler, under its lock. */
+async function reconcilePass(
+  redis: RedisClient,
+  keys: RedisKeys,
+  queues: RequestQueues,
+  store: RequestStore,
+  lockMs: number,
+  retention: Retention,
+): Promise<ReconcileReport> {
+  const ttlS = retention.ttlS;
   const report: ReconcileReport = { lanes: 0, readded: 0, lostJobs: 0, endedImports: 0, expired: 0 };
   report.endedImports = await endDeadImports(redis, keys, queues, lockMs, ttlS);
   report.expired = await expireDueBatches(redis, keys, queues, ttlS);
@@ -82,24 +103,11 @@ export async function reconcileLanes(
     );
     const empty = userids.filter((_, i) => !heads[i]);
     if (empty.length) await redis.srem(keys.lanes, ...empty);
-    const live = heads.filter((h): h is string => Boolean(h));
-    // A head is covered by its own job, or by the job its lane was handed to (served_by).
-    const servers = (await live.reduce((p, id) => p.hget(keys.request(id), 'served_by'), redis.pipeline()).exec())!.map(
-      ([, v]) => v as string | null,
-    );
-    const exists = (await live
-      .reduce((p, id, i) => p.exists(keys.job(id), ...(servers[i] ? [keys.job(servers[i]!)] : [])), redis.pipeline())
-      .exec())!.map(([, v]) => v as number);
-    const jobless = live.filter((_, i) => exists[i] === 0);
-    // A head its project's backlog holds back (admission.lua) has no job on purpose.
-    const projects = (await jobless.reduce((p, id) => p.hget(keys.request(id), 'project'), redis.pipeline()).exec())!;
-    const held = (await jobless
-      .reduce(
-        (p, id, i) => p.zscore(keys.backlog((projects[i]![1] as string | null) ?? DEFAULT_PROJECT), id),
-        redis.pipeline(),
-      )
-      .exec())!.map(([, v]) => v !== null);
-    const missing = jobless.filter((_, i) => !held[i]);
+    // Heads that look jobless here are looked at again in one step (jobless-heads.lua): most have just finished.
+    const lanes = userids.flatMap((u, i) => (heads[i] ? [u, heads[i]!] : []));
+    const missing = lanes.length
+      ? ((await joblessScript.run(redis, [keys.lanes], [keys.prefix, ...lanes])) as string[])
+      : [];
     await queues.add(missing);
     report.readded += missing.length;
   } while (cursor !== '0');
