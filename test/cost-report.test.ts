@@ -86,7 +86,9 @@ describe('cost and reports', () => {
       'model,requests,succeeded,failed,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,total_tokens,cost_usd,unpriced,repeat_calls,repeat_cost_usd',
     );
     expect(byModel.find((l) => l.startsWith('no-price-model,'))).toMatch(/,0\.000000000,1,0,0\.000000000$/);
-    expect(byModel.find((l) => l.startsWith('plain-model,'))).toContain(`,${(nano('plain-model') / 1e9).toFixed(9)},0,0,`);
+    expect(byModel.find((l) => l.startsWith('plain-model,'))).toContain(
+      `,${(nano('plain-model') / 1e9).toFixed(9)},0,0,`,
+    );
     const table = await runCli(['report', '--by', 'model'], env);
     expect(table.stdout).toMatch(/total\s+6\s/);
   });

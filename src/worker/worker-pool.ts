@@ -29,6 +29,9 @@ import { UpstreamClient } from './upstream-client.js';
 /** How often a worker folds finished requests' usage records into the aggregates. */
 const FOLD_MS = 1_000;
 
+/** How often BullMQ looks for jobs whose lock lapsed (their worker died): one script per fetcher. */
+const STALLED_CHECK_MS = 5_000;
+
 /** How soon a job whose run failed on Redis (gone, failing over) runs again: soon, however often it failed. */
 const REDIS_RETRY_MS = 1_000;
 
@@ -111,7 +114,8 @@ function startFetchers(
         name: owner,
         concurrency: 1,
         lockDuration: config.lockMs,
-        stalledInterval: config.lockMs,
+        // A killed worker's job is taken over at the first check after its lock lapsed: within this of CHATQ_LOCK_MS.
+        stalledInterval: Math.min(config.lockMs, STALLED_CHECK_MS),
         maxStalledCount: 5,
         settings: {
           backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
