@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { CommandFailed, EXIT, UsageError } from './cli/cli-context.js';
+import { ChatqError } from './library/errors.js';
 import { exitOnWriteError, say } from './cli/output.js';
 
 // Each command loads only what it needs (a worker neither the API server nor the simulator): fast start, small memory.
@@ -254,7 +255,8 @@ try {
     process.exit(EXIT.ok);
   if (typeof code === 'string' && code.startsWith('commander.')) process.exit(EXIT.usage);
   const { describeRedisError } = await import('./shared/redis/redis-errors.js');
-  const usage = err instanceof UsageError;
+  // The user's to fix (a flag, a line, Redis's address, a batch id): the library's errors and the CLI's own.
+  const usage = err instanceof ChatqError;
   const message =
     usage || err instanceof CommandFailed
       ? (err as Error).message

@@ -1,8 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { Readable } from 'node:stream';
-import { submitBatch } from '../producer/submit-batch.js';
 import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batches/batch-output.js';
-import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { formatUsd } from '../shared/usage/pricing.js';
 import {
   REPORT_DIMENSIONS,
@@ -14,16 +11,16 @@ import {
   type ReportDimension,
 } from '../shared/reports/usage-report.js';
 import { pauseReason, resumeQueue } from '../shared/redis/queue-control.js';
-import { getBatch, getRequests, getUsage, readBatchRequests } from '../shared/batches/read-store.js';
-import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
-import { RETRYABLE_STATUSES, retryLines } from '../shared/batches/retry-input.js';
+import { getBatch, getRequests, getUsage } from '../shared/batches/read-store.js';
+import type { FinishedStatus } from '../shared/request-record.js';
+import { RETRYABLE_STATUSES } from '../shared/batches/retry-input.js';
 import { sees } from '../shared/scope.js';
 import { listDeliveries, receiverHealth, type ReceiverHealth } from '../webhooks/webhook-delivery.js';
 import { batchTable, failuresTable, usageTable } from './batch-summary.js';
 import { sumUsage } from './read-helpers.js';
-import { cliScope, EXIT, producerContext, readConfig, UsageError, withContext } from './cli-context.js';
+import { cliScope, EXIT, readConfig, UsageError, withChatq, withContext } from './cli-context.js';
 import { expandInputs } from './input-files.js';
-import { completionWindowFlag, submitFiles, type SubmitFlags } from './submit-files.js';
+import { submitFiles, type SubmitFlags } from './submit-files.js';
 import { exitOnWriteError, out, say } from './output.js';
 import { renderTable } from './table.js';
 
@@ -108,16 +105,15 @@ export async function statusCommand(id: string, flags: { json?: boolean }): Prom
 export async function resultsCommand(id: string, flags: { output?: string; format?: string }): Promise<number> {
   const format = flags.format ?? 'jsonl';
   if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format: expected jsonl or csv, got "${format}"`);
-  return withContext(readConfig(), async (ctx) => {
-    const batch = await getBatch(ctx.redis, ctx.keys, id);
-    if (!batch) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
+  return withChatq(async (chatq) => {
+    await chatq.status(id);
     const sink = flags.output ? createWriteStream(flags.output) : process.stdout;
     if (flags.output) exitOnWriteError(sink, flags.output);
     const write = (line: string) =>
       sink.write(`${line}\n`) ? undefined : new Promise<void>((r) => sink.once('drain', () => r()));
     if (format === 'csv') await write(CSV_COLUMNS.join(','));
     let failed = 0;
-    for await (const r of readBatchRequests(ctx.redis, ctx.keys, id)) {
+    for await (const r of chatq.requests(id)) {
       if (r.status !== 'succeeded') failed += 1;
       await write(format === 'csv' ? toCsvRow(r) : JSON.stringify(toOutputLine(r)));
     }
@@ -138,14 +134,9 @@ export async function resumeCommand(): Promise<number> {
 
 /** `chatq cancel BATCH`: requests not yet sent are cancelled; those in flight finish. */
 export async function cancelCommand(id: string): Promise<number> {
-  return withContext(readConfig(), async (ctx) => {
-    const status = await cancelBatch(ctx.redis, ctx.keys, ctx.queues, id, ctx.config.resultTtlS, {
-      code: 'cancelled',
-      message: 'cancelled before it was sent',
-    });
-    if (status === 'missing') throw new UsageError(`no batch "${id}"`);
-    const batch = (await getBatch(ctx.redis, ctx.keys, id))!;
-    out(`${id}: ${status} (${batch.cancelled} cancelled, ${batch.succeeded} succeeded, ${batch.failed} failed)`);
+  return withChatq(async (chatq) => {
+    const batch = await chatq.cancel(id);
+    out(`${id}: ${batch.status} (${batch.cancelled} cancelled, ${batch.succeeded} succeeded, ${batch.failed} failed)`);
     return EXIT.ok;
   });
 }
@@ -200,24 +191,16 @@ export async function retryCommand(
   const wrong = statuses.filter((s) => !RETRYABLE_STATUSES.includes(s));
   if (wrong.length)
     throw new UsageError(`--status: expected some of ${RETRYABLE_STATUSES.join(', ')}, got "${wrong.join(',')}"`);
-  const window = completionWindowFlag(flags.completionWindow);
-  return withContext(readConfig(), async (ctx) => {
-    const original = await getBatch(ctx.redis, ctx.keys, id);
-    if (!original) throw new UsageError(`no batch "${id}" (unknown, or its results expired)`);
-    if (!batchEnded(original.status))
-      throw new UsageError(`batch ${id} is ${original.status}: retry it once it has ended`);
-    const sel = { batchId: id, statuses, ...(flags.code ? { code: flags.code } : {}) };
-    const result = await submitBatch(producerContext(ctx), () => Readable.from(retryLines(ctx.redis, ctx.keys, sel)), {
-      source: `retry of ${id}`,
-      name: `${original.name} (retry)`,
-      metadata: { ...original.metadata, retry_of: id },
-      project: original.project,
-      ...(window ? { completionWindow: window } : {}),
+  return withChatq(async (chatq) => {
+    const result = await chatq.retry(id, {
+      statuses,
+      ...(flags.code ? { code: flags.code } : {}),
+      ...(flags.completionWindow ? { completionWindow: flags.completionWindow } : {}),
     });
     say(
-      `retry of ${id}: batch ${result.batchId}: ${result.acceptedRequests} requests (${statuses.join(', ')}${flags.code ? `, code ${flags.code}` : ''})`,
+      `retry of ${id}: batch ${result.id}: ${result.requests} requests (${statuses.join(', ')}${flags.code ? `, code ${flags.code}` : ''})`,
     );
-    out(result.batchId);
+    out(result.id);
     return EXIT.ok;
   });
 }

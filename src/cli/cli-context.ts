@@ -9,12 +9,14 @@ import type { ProducerContext } from '../producer/producer-context.js';
 import { loadPrices, PriceFileError } from '../shared/usage/pricing.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
 import { checkShardCount, ShardCountError } from '../shared/redis/shard-count.js';
+import { Chatq } from '../library/chatq.js';
+import { ChatqError } from '../library/errors.js';
 
 /** Exit codes: 0 ok, 1 failures in the batch, 2 bad usage or input. */
 export const EXIT = { ok: 0, failures: 1, usage: 2 } as const;
 
-/** An error the user can fix: printed as is (no stack), exit code 2. */
-export class UsageError extends Error {}
+/** An error the user can fix: printed as is (no stack), exit code 2 (as the library's errors are). */
+export class UsageError extends ChatqError {}
 
 /** A command that could not do its work (an import that stopped): printed as is, exit code 1. */
 export class CommandFailed extends Error {}
@@ -149,6 +151,16 @@ export async function openContext(config: Config): Promise<CliContext> {
       redis.disconnect();
     },
   };
+}
+
+/** Runs `fn` with the library on the environment's configuration (commands built on its calls), and closes it. */
+export async function withChatq<T>(fn: (chatq: Chatq) => Promise<T>): Promise<T> {
+  const chatq = new Chatq();
+  try {
+    return await fn(chatq);
+  } finally {
+    await chatq.close();
+  }
 }
 
 /** Runs `fn` with an open context and always closes it. */

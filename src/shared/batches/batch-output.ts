@@ -5,6 +5,8 @@ import type { RedisClient } from '../redis/redis.js';
 import type { StoredRequest } from '../request-record.js';
 
 /** One line of OpenAI Batch output, plus chatq's own fields. */
+export type OutputLine = ReturnType<typeof toOutputLine>;
+
 export function toOutputLine(r: StoredRequest) {
   const failed = r.status !== 'succeeded';
   const response =

@@ -1,0 +1,321 @@
+import { EventEmitter } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { ImportRefused } from '../producer/import-guard.js';
+import {
+  estimateInput,
+  estimateSettings,
+  readEstimateHistory,
+  DEFAULT_LATENCY_MS,
+} from '../producer/estimate-input.js';
+import type { ParseOptions } from '../producer/parse-input.js';
+import { StrictInputError, submitBatch } from '../producer/submit-batch.js';
+import { toOutputLine, type OutputLine } from '../shared/batches/batch-output.js';
+import { cancelBatch } from '../shared/batches/cancel-batch.js';
+import { getBatch, readBatchRequests } from '../shared/batches/read-store.js';
+import { RETRYABLE_STATUSES, retryLines } from '../shared/batches/retry-input.js';
+import { parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
+import { ConfigError, loadConfig, type Config } from '../shared/config.js';
+import { redisKeys, type RedisKeys } from '../shared/keys.js';
+import { createLogger } from '../shared/logger.js';
+import { connectRedis, type RedisClient } from '../shared/redis/redis.js';
+import { probeRedis } from '../shared/redis/redis-probe.js';
+import { printableRedisUrl } from '../shared/redis/redis-target.js';
+import { RequestQueues } from '../shared/redis/request-queue.js';
+import { checkShardCount } from '../shared/redis/shard-count.js';
+import { evaluateBatch } from '../shared/reports/eval-report.js';
+import { usageReport } from '../shared/reports/usage-report.js';
+import { batchEnded, type BatchRecord, type StoredRequest } from '../shared/request-record.js';
+import { ALL_PROJECTS, projectScope } from '../shared/scope.js';
+import { loadPrices, type PriceTable } from '../shared/usage/pricing.js';
+import { BadLineError, BatchNotFoundError, BudgetExceededError, ChatqError, RedisUnavailableError } from './errors.js';
+import type {
+  BatchEvents,
+  ChatqInput,
+  ChatqOptions,
+  EstimateOptions,
+  ReportQuery,
+  RetryOptions,
+  SubmitOptions,
+  Submitted,
+  WaitOptions,
+  WorkerOptions,
+} from './types.js';
+
+/** The environment variables the options stand for (options win; the rest come from the environment, as the CLI's). */
+const optionVars = (o: ChatqOptions & WorkerOptions): Record<string, string | undefined> => ({
+  REDIS_URL: o.redisUrl,
+  CHATQ_PREFIX: o.prefix,
+  CHATQ_SHARDS: o.shards === undefined ? undefined : String(o.shards),
+  CHATQ_REDIS_CLUSTER: o.redisCluster === undefined ? undefined : o.redisCluster ? '1' : '0',
+  LOG_LEVEL: o.logLevel,
+  CHATQ_API_KEY: o.apiKey,
+  CHATQ_BASE_URL: o.baseUrl,
+  CHATQ_CONCURRENCY: o.concurrency === undefined ? undefined : String(o.concurrency),
+  CHATQ_RPM: o.rpm === undefined ? undefined : String(o.rpm),
+  CHATQ_TPM: o.tpm === undefined ? undefined : String(o.tpm),
+});
+
+function configOf(options: ChatqOptions & WorkerOptions): Config {
+  const env: Record<string, string | undefined> = { ...process.env, ...(options.env ?? {}) };
+  for (const [k, v] of Object.entries(optionVars(options))) if (v !== undefined) env[k] = v;
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ChatqError(err.message);
+    throw err;
+  }
+}
+
+/** Lines as objects, JSONL text, or a file path, as the readable stream an import reads. */
+function inputStream(input: ChatqInput): () => Readable {
+  if (typeof input === 'string') return () => createReadStream(input);
+  return () =>
+    Readable.from(
+      (async function* () {
+        for await (const line of input as AsyncIterable<unknown>) yield `${JSON.stringify(line)}\n`;
+      })(),
+    );
+}
+
+const sourceOf = (input: ChatqInput, name: string | undefined) =>
+  typeof input === 'string' ? input : (name ?? 'lines');
+
+interface Open {
+  config: Config;
+  redis: RedisClient;
+  keys: RedisKeys;
+  queues: RequestQueues;
+  prices: PriceTable;
+  resultTtlS: number;
+}
+
+/**
+ * chatq as a library: submit conversations, wait for them, read their results and costs, and run workers, from a
+ * TypeScript service. The CLI's commands are the same calls. Options default to the environment, as the CLI's do.
+ */
+export class Chatq extends EventEmitter<BatchEvents> {
+  private readonly config: Config;
+  private opened: Promise<Open> | undefined;
+
+  constructor(private readonly options: ChatqOptions = {}) {
+    super();
+    this.config = configOf(options);
+  }
+
+  /** Connects on first use: a Redis that cannot be used is a RedisUnavailableError that says why. */
+  private open(): Promise<Open> {
+    this.opened ??= (async () => {
+      const config = this.config;
+      const probe = await probeRedis(config);
+      if (!probe.ok) {
+        this.opened = undefined;
+        throw new RedisUnavailableError(`${probe.reason} (REDIS_URL ${printableRedisUrl(config.redisUrl)})`);
+      }
+      const redis = connectRedis(config, 'chatq-library', { failFast: true });
+      const keys = redisKeys(config.prefix, config.shards);
+      await checkShardCount(redis, keys);
+      const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
+      return { config, redis, keys, queues, prices: loadPrices(config.pricesFile), resultTtlS: config.resultTtlS };
+    })();
+    return this.opened;
+  }
+
+  /** A pool of workers in this process, calling the upstream; close it to stop (calls in flight finish first). */
+  async startWorker(options: WorkerOptions = {}): Promise<{ close(): Promise<void> }> {
+    const config = configOf({ ...this.options, ...options });
+    if (!config.baseUrl)
+      throw new ChatqError(
+        'no upstream: give apiKey (CHATQ_API_KEY, 302.AI) or baseUrl (CHATQ_BASE_URL, e.g. a chatq simulator)',
+      );
+    const logger = createLogger(config.logLevel, 'chatq-worker');
+    // Loaded here: a process that only submits and reads never loads the worker.
+    const { WorkerPool } = await import('../worker/worker-pool.js');
+    const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger });
+    return { close: () => pool.close() };
+  }
+
+  /**
+   * Enqueues one batch: lines as objects (the three formats: OpenAI Batch, chat, script), an (async) iterable of
+   * them, or a file path. Bad lines are skipped and listed (`errors`), or with `strict` nothing is sent and the first
+   * is thrown as a BadLineError.
+   */
+  async submit(input: ChatqInput, options: SubmitOptions = {}): Promise<Submitted> {
+    const o = await this.open();
+    const window = this.windowOf(options.completionWindow);
+    const source = sourceOf(input, options.name);
+    try {
+      const result = await submitBatch(o, inputStream(input), {
+        source,
+        strict: options.strict ?? false,
+        ...(options.name ? { name: options.name } : {}),
+        ...(options.project ? { project: options.project } : {}),
+        ...(options.metadata ? { metadata: options.metadata } : {}),
+        ...(options.maxCostUsd !== undefined ? { maxCostNano: Math.round(options.maxCostUsd * 1e9) } : {}),
+        ...(window ? { completionWindow: window } : {}),
+        ...this.lineDefaults(options),
+      });
+      return {
+        id: result.batchId,
+        status: result.status,
+        requests: result.acceptedRequests,
+        badLines: result.errors.map((e) => new BadLineError(e.source, e.line, e.field, e.message)),
+        rejectedLines: result.rejectedLines,
+      };
+    } catch (err) {
+      if (err instanceof StrictInputError) {
+        const first = err.errors[0]!;
+        throw new BadLineError(first.source, first.line, first.field, first.message, err.count);
+      }
+      if (err instanceof ImportRefused) throw new ChatqError(`${source}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private windowOf(text: string | undefined): CompletionWindow | undefined {
+    const window = text === undefined ? undefined : parseCompletionWindow(text);
+    if (window && 'error' in window) throw new ChatqError(`completion window: ${window.error}`);
+    return window;
+  }
+
+  private lineDefaults(options: SubmitOptions): Pick<ParseOptions, 'defaultModel' | 'defaultUser' | 'userSalt'> {
+    const model = options.model ?? this.config.defaultModel;
+    return {
+      ...(model ? { defaultModel: model } : {}),
+      ...(options.user ? { defaultUser: options.user } : {}),
+      ...(options.userSalt ? { userSalt: options.userSalt } : {}),
+    };
+  }
+
+  /** The batch as it is now. */
+  async status(batchId: string): Promise<BatchRecord> {
+    const o = await this.open();
+    const batch = await getBatch(o.redis, o.keys, batchId);
+    if (!batch) throw new BatchNotFoundError(batchId);
+    return batch;
+  }
+
+  /**
+   * The batch once it has ended (completed, failed, cancelled, expired), looked at every `pollMs` (500); `signal`
+   * stops the wait. Emits "batch.<status>" when it ends. A batch its budget stopped rejects with BudgetExceededError.
+   */
+  async wait(batchId: string, options: WaitOptions = {}): Promise<BatchRecord> {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const batch = await this.status(batchId);
+      options.onProgress?.(batch);
+      if (batchEnded(batch.status)) {
+        this.emit(`batch.${batch.status}` as keyof BatchEvents, batch);
+        if (batch.errors.budget_exceeded) throw new BudgetExceededError(batch);
+        return batch;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(resolve, options.pollMs ?? 500);
+        options.signal?.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            reject(options.signal!.reason);
+          },
+          { once: true },
+        );
+      });
+    }
+  }
+
+  /** The batch's results as OpenAI Batch output lines (with chatq's own fields), in input order. */
+  async *results(batchId: string): AsyncGenerator<OutputLine> {
+    for await (const r of this.requests(batchId)) yield toOutputLine(r);
+  }
+
+  /** The batch's requests as chatq stores them (status, attempts, usage, cost, grade...), in input order. */
+  async *requests(batchId: string): AsyncGenerator<StoredRequest> {
+    const o = await this.open();
+    await this.status(batchId);
+    yield* readBatchRequests(o.redis, o.keys, batchId);
+  }
+
+  /** Cancels what of the batch has not been sent; calls in flight finish. Returns the batch afterwards. */
+  async cancel(batchId: string): Promise<BatchRecord> {
+    const o = await this.open();
+    const status = await cancelBatch(o.redis, o.keys, o.queues, batchId, o.config.resultTtlS, {
+      code: 'cancelled',
+      message: 'cancelled before it was sent',
+    });
+    if (status === 'missing') throw new BatchNotFoundError(batchId);
+    return this.status(batchId);
+  }
+
+  /** What an ended batch did not get done (failed, cancelled, expired, skipped: or `statuses`), as a new batch. */
+  async retry(batchId: string, options: RetryOptions = {}): Promise<Submitted> {
+    const original = await this.status(batchId);
+    if (!batchEnded(original.status))
+      throw new ChatqError(`batch ${batchId} is ${original.status}: retry it once it has ended`);
+    const o = await this.open();
+    const window = this.windowOf(options.completionWindow);
+    const sel = {
+      batchId,
+      statuses: options.statuses ?? [...RETRYABLE_STATUSES],
+      ...(options.code ? { code: options.code } : {}),
+    };
+    const result = await submitBatch(o, () => Readable.from(retryLines(o.redis, o.keys, sel)), {
+      source: `retry of ${batchId}`,
+      name: `${original.name} (retry)`,
+      metadata: { ...original.metadata, retry_of: batchId },
+      project: original.project,
+      ...(window ? { completionWindow: window } : {}),
+    });
+    return {
+      id: result.batchId,
+      status: result.status,
+      requests: result.acceptedRequests,
+      badLines: [],
+      rejectedLines: 0,
+    };
+  }
+
+  /** Requests, tokens and cost by batch, user, model, day or month (`chatq report`, GET /v1/usage). */
+  async report(query: ReportQuery = {}) {
+    const o = await this.open();
+    const scope = query.project ? projectScope(query.project) : ALL_PROJECTS;
+    return usageReport(o.redis, o.keys, scope, { by: query.by ?? 'batch', ...query });
+  }
+
+  /** An evaluation batch's grades: passed, failed and their rate, with the failures (`chatq eval`). */
+  async evaluation(batchId: string) {
+    const o = await this.open();
+    await this.status(batchId);
+    return evaluateBatch(o.redis, o.keys, batchId);
+  }
+
+  /** Requests, tokens, cost range and time of an input under the configured limits, before anything is sent. */
+  async estimate(input: ChatqInput, options: EstimateOptions = {}) {
+    const o = await this.open();
+    const history = await readEstimateHistory(o.redis, o.keys, ALL_PROJECTS);
+    const settings = estimateSettings(o.config, {
+      concurrency: options.concurrency ?? o.config.concurrency,
+      latencyMs: options.latencyMs ?? history.latencyMs ?? DEFAULT_LATENCY_MS,
+      prices: o.prices,
+      history,
+    });
+    const badLines: BadLineError[] = [];
+    const { estimate } = await estimateInput(
+      inputStream(input),
+      { source: sourceOf(input, undefined), ...this.lineDefaults(options) },
+      settings,
+      (e) => badLines.push(new BadLineError(e.source, e.line, e.field, e.message)),
+    );
+    return { ...estimate, badLines };
+  }
+
+  /** Closes the connections (workers started here are closed with their own `close`). */
+  async close(): Promise<void> {
+    const opened = this.opened;
+    this.opened = undefined;
+    if (!opened) return;
+    const o = await opened.catch(() => undefined);
+    if (!o) return;
+    await o.queues.close();
+    o.redis.disconnect();
+  }
+}

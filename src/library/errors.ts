@@ -1,0 +1,44 @@
+import type { BatchRecord } from '../shared/request-record.js';
+
+/** The errors chatq's library throws, each a class a caller can tell apart with `instanceof`. */
+export class ChatqError extends Error {
+  override name = 'ChatqError';
+}
+
+/** A line of the input that cannot be sent: where (source, line, field) and why. Thrown with `strict`. */
+export class BadLineError extends ChatqError {
+  override name = 'BadLineError';
+  constructor(
+    readonly source: string,
+    readonly line: number,
+    readonly field: string | undefined,
+    readonly reason: string,
+    /** Bad lines in the whole input (this is the first). */
+    readonly count = 1,
+  ) {
+    super(
+      `${source}:${line}:${field ? ` ${field}:` : ''} ${reason}${count > 1 ? ` (and ${count - 1} more bad lines)` : ''}`,
+    );
+  }
+}
+
+/** Redis cannot be reached or used (REDIS_URL, its password, a cluster that is down): the reason says which. */
+export class RedisUnavailableError extends ChatqError {
+  override name = 'RedisUnavailableError';
+}
+
+/** No batch with that id (unknown, or its results expired). */
+export class BatchNotFoundError extends ChatqError {
+  override name = 'BatchNotFoundError';
+  constructor(readonly batchId: string) {
+    super(`no batch "${batchId}" (unknown, or its results expired)`);
+  }
+}
+
+/** A batch stopped by its budget (max_cost_usd): what it did before is in `batch`. */
+export class BudgetExceededError extends ChatqError {
+  override name = 'BudgetExceededError';
+  constructor(readonly batch: BatchRecord) {
+    super(`batch ${batch.id} was stopped by its budget: ${batch.cancelled} requests were not sent`);
+  }
+}
