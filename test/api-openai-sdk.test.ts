@@ -200,4 +200,49 @@ describe('HTTP API driven by the official openai SDK', () => {
     expect((await open('/files/file-nosuchfile')).status).toBe(404);
     expect((await client.batches.list()).data).toEqual([]);
   });
+
+  it("lists files as OpenAI does: the token's project's uploads and output and error files, newest first, with purpose, limit, after and order", async () => {
+    await api.close();
+    api = await startApiService(w.env.config({ CHATQ_API_TOKENS: 'alpha:tok-a,beta:tok-b' }), testLogger(), 0);
+    const alpha = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: 'tok-a', maxRetries: 0 });
+    const beta = new OpenAI({ baseURL: `${api.url}/v1`, apiKey: 'tok-b', maxRetries: 0 });
+    await w.startWorker({ CHATQ_CONCURRENCY: '5' });
+    const upload = async (client: OpenAI, name: string, text: string) =>
+      (await client.files.create({ file: await toFile(Buffer.from(text), name), purpose: 'batch' })).id;
+    const failing = {
+      custom_id: 'bad',
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body: { model: 'gpt-4o-mini', user: 'f-fails', messages: [{ role: 'user', content: '[fail 400]' }] },
+    };
+    const lines = `${batchFile('f', 2, 1)}${JSON.stringify(failing)}\n`;
+    const first = await upload(alpha, 'one.jsonl', lines);
+    const second = await upload(alpha, 'two.jsonl', batchFile('g', 1, 1));
+    const betas = await upload(beta, 'beta.jsonl', batchFile('h', 1, 1));
+    const batch = await alpha.batches.create({
+      input_file_id: first,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    await waitFor('batch completed', async () => (await alpha.batches.retrieve(batch.id)).status === 'completed');
+
+    const listed = (await alpha.files.list()).data;
+    expect(listed.map((f) => f.id)).toEqual([`file-out-${batch.id}`, `file-err-${batch.id}`, second, first]);
+    expect(listed[0]).toMatchObject({ object: 'file', purpose: 'batch_output', filename: `${batch.id}_output.jsonl` });
+    expect(listed[3]).toMatchObject({ object: 'file', purpose: 'batch', filename: 'one.jsonl' });
+    expect((await beta.files.list()).data.map((f) => f.id)).toEqual([betas]);
+    expect((await alpha.files.list({ purpose: 'batch' })).data.map((f) => f.id)).toEqual([second, first]);
+    expect((await alpha.files.list({ order: 'asc' })).data.map((f) => f.id)).toEqual(listed.map((f) => f.id).reverse());
+    // Cursor pages, one file each, followed by the SDK (after = the last id of a page).
+    const page = await alpha.files.list({ limit: 1 });
+    expect(page.data.map((f) => f.id)).toEqual([listed[0]!.id]);
+    expect(page.has_more).toBe(true);
+    const paged: string[] = [];
+    for await (const f of alpha.files.list({ limit: 1 })) paged.push(f.id);
+    expect(paged).toEqual(listed.map((f) => f.id));
+    await expect(alpha.files.list({ after: betas })).rejects.toMatchObject({ status: 400 });
+    // A deleted upload leaves the list.
+    await alpha.files.delete(second);
+    expect((await alpha.files.list({ purpose: 'batch' })).data.map((f) => f.id)).toEqual([first]);
+  });
 });

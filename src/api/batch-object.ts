@@ -14,6 +14,17 @@ export function parseGeneratedFileId(id: string): { batchId: string; errors: boo
   return m ? { batchId: m[2]!, errors: m[1] === 'err' } : null;
 }
 
+/** A batch's output file (its succeeded requests) and error file (the rest), once it has ended and when it has any. */
+export function generatedFileIds(b: BatchRecord): { output: string | null; error: string | null } {
+  const finished = batchEnded(b.status);
+  return {
+    output: finished && b.succeeded > 0 ? outputFileId(b.id) : null,
+    error: finished && notSucceededOf(b) > 0 ? errorFileId(b.id) : null,
+  };
+}
+
+const notSucceededOf = (b: BatchRecord) => b.failed + b.skipped + b.cancelled + b.expired;
+
 interface LineErrorRecord {
   line: number;
   field?: string;
@@ -28,8 +39,7 @@ function openAiStatus(b: BatchRecord): string {
 
 /** A batch as the OpenAI Batch API shows it, plus chatq's cost and counters. */
 export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineErrorRecord[]) {
-  const finished = batchEnded(b.status);
-  const notSucceeded = b.failed + b.skipped + b.cancelled + b.expired;
+  const files = generatedFileIds(b);
   const importError = b.importError
     ? [
         {
@@ -52,8 +62,8 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
     input_file_id: b.inputFileId ?? b.input,
     completion_window: b.completionWindow,
     status: openAiStatus(b),
-    output_file_id: finished && b.succeeded > 0 ? outputFileId(b.id) : null,
-    error_file_id: finished && notSucceeded > 0 ? errorFileId(b.id) : null,
+    output_file_id: files.output,
+    error_file_id: files.error,
     created_at: seconds(b.createdAt),
     in_progress_at: seconds(b.inProgressAt),
     expires_at: seconds(b.expiresAt),
@@ -63,7 +73,7 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
     expired_at: seconds(b.expiredAt),
     cancelling_at: seconds(b.cancellingAt),
     cancelled_at: seconds(b.cancelledAt),
-    request_counts: { total: b.total, completed: b.succeeded, failed: notSucceeded },
+    request_counts: { total: b.total, completed: b.succeeded, failed: notSucceededOf(b) },
     metadata: b.metadata,
     usage: {
       input_tokens: usage.prompt_tokens,

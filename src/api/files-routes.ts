@@ -14,6 +14,8 @@ import { loadVisibleFile } from '../http/visible-records.js';
 import { ApiError } from '../http/api-errors.js';
 import { creatorProject } from '../http/auth.js';
 import { parseGeneratedFileId } from './batch-object.js';
+import { listFiles, UnknownCursor } from './file-list.js';
+import { listPage } from './list-page.js';
 import { loadVisibleBatch } from '../http/visible-records.js';
 import { parseInput } from '../http/zod-edge.js';
 
@@ -29,6 +31,13 @@ const fileObject = (f: Omit<StoredFile, 'project' | 'lines'>) => ({
 });
 
 const idParams = z.object({ id: z.string().min(1).max(200) });
+/** GET /v1/files's query, as OpenAI has it. */
+const listQuery = z.object({
+  purpose: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
+  after: z.string().max(200).optional(),
+  order: z.enum(['asc', 'desc']).default('desc'),
+});
 const MAX_REPORTED = 20;
 /** What a multipart body carries besides its file (boundaries, part headers, the purpose field), at the most. */
 const MULTIPART_OVERHEAD = 64 * 1024;
@@ -234,6 +243,17 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       void reply.header('connection', 'close');
       reply.raw.once('finish', () => req.raw.destroy());
       throw err.answer();
+    }
+  });
+
+  app.get('/v1/files', async (req) => {
+    const q = parseInput(listQuery, req.query);
+    try {
+      const { data, hasMore } = await listFiles(redis, keys, req.principal.scope, q);
+      return listPage(data.map(fileObject), hasMore);
+    } catch (err) {
+      if (err instanceof UnknownCursor) throw new ApiError(400, err.message, 'invalid_request', 'after');
+      throw err;
     }
   });
 

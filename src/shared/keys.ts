@@ -118,6 +118,9 @@ function layout(prefix: string) {
     /** An uploaded file's record, and its lines (a list). */
     file: (id: string) => `${prefix}:file:${id}`,
     fileLines: (id: string) => `${prefix}:file:${id}:lines`,
+    /** Uploaded files by upload time (ms): every project's (admin lists), and each project's. */
+    files: `${prefix}:files`,
+    projectFiles: (project: string) => `${prefix}:project:${project}:files`,
     credentialsProven: `${prefix}:credentials-proven`,
     credentialsProbe: `${prefix}:credentials-probe`,
     /** The CHATQ_SHARDS the data here was written with. */
@@ -156,6 +159,8 @@ const SHARED_KEYS = [
   'limitProjects',
   'file',
   'fileLines',
+  'files',
+  'projectFiles',
 ] as const satisfies readonly (keyof ReturnType<typeof layout>)[];
 
 export type RedisKeys = ReturnType<typeof layout> & {

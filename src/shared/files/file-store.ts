@@ -76,6 +76,8 @@ export class FileWriter {
       .hset(k.meta, { filename, bytes: file.bytes, lines: file.lines, created_at: file.createdAt, purpose, project })
       .expire(k.meta, ttlS)
       .expire(k.lines, ttlS)
+      .zadd(this.keys.files, file.createdAt, this.id)
+      .zadd(this.keys.projectFiles(project), file.createdAt, this.id)
       .exec();
     return file;
   }
@@ -114,7 +116,13 @@ export async function getFile(redis: RedisClient, keys: RedisKeys, id: string): 
 }
 
 export async function deleteFile(redis: RedisClient, keys: RedisKeys, id: string): Promise<void> {
-  await redis.unlink(...Object.values(fileKeys(keys, id)));
+  const project = (await redis.hget(keys.file(id), 'project')) || DEFAULT_PROJECT;
+  await redis
+    .multi()
+    .unlink(...Object.values(fileKeys(keys, id)))
+    .zrem(keys.files, id)
+    .zrem(keys.projectFiles(project), id)
+    .exec();
 }
 
 /** A stored file's content as a stream of text, read from Redis page by page. */
