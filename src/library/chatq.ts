@@ -206,7 +206,8 @@ export class Chatq extends EventEmitter<BatchEvents> {
       options.onProgress?.(batch);
       if (batchEnded(batch.status)) {
         this.emit(`batch.${batch.status}` as keyof BatchEvents, batch);
-        if (batch.errors.budget_exceeded) throw new BudgetExceededError(batch);
+        if (batch.status === 'cancelled' && (await this.cancelCode(batchId)) === 'budget_exceeded')
+          throw new BudgetExceededError(batch);
         return batch;
       }
       await new Promise<void>((resolve, reject) => {
@@ -221,6 +222,13 @@ export class Chatq extends EventEmitter<BatchEvents> {
         );
       });
     }
+  }
+
+  /** Why a cancelled batch was cancelled (its cancel's code: "cancelled", "budget_exceeded"...). */
+  private async cancelCode(batchId: string): Promise<string | undefined> {
+    const o = await this.open();
+    const reason = await o.redis.hget(o.keys.batch(batchId), 'cancel_reason');
+    return reason ? (JSON.parse(reason) as { code?: string }).code : undefined;
   }
 
   /** The batch's results as OpenAI Batch output lines (with chatq's own fields), in input order. */
