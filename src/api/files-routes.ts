@@ -41,6 +41,11 @@ const listQuery = z.object({
 const MAX_REPORTED = 20;
 /** What a multipart body carries besides its file (boundaries, part headers, the purpose field), at the most. */
 const MULTIPART_OVERHEAD = 64 * 1024;
+/**
+ * A refused body still arriving is read and dropped up to this size, so that the client, still sending, reads the
+ * answer; a larger one is cut off with the answer.
+ */
+const DRAIN_MOST_BYTES = 64 * 1024 * 1024;
 /** Uploads one server receives at once hold at most this many times the upload limit in Redis. */
 const STAGED_UPLOADS = 2;
 
@@ -92,6 +97,26 @@ async function storePart(
     throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
   if (problems.length)
     throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
+}
+
+/**
+ * The rest of a refused body: read and dropped (up to DRAIN_MOST_BYTES, then the connection is cut), rather than the
+ * connection closed with the answer while the client is still sending: Node 24's fetch then fails with a broken pipe
+ * (EPIPE) instead of reading the 413 that says what to do.
+ */
+function dropRestOfBody(req: FastifyRequest, reply: FastifyReply, declared: number): void {
+  const raw = req.raw;
+  if (raw.complete) return;
+  if (declared > DRAIN_MOST_BYTES) {
+    void reply.header('connection', 'close');
+    return;
+  }
+  let dropped = 0;
+  raw.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > DRAIN_MOST_BYTES) raw.destroy();
+  });
+  raw.resume();
 }
 
 /** An upload that sent nothing for its idle time: ended, with a 408. */
@@ -183,9 +208,10 @@ async function receiveUpload(deps: ApiDeps, req: FastifyRequest, reply: FastifyR
       .code(200)
       .send(fileObject(await writer.commit(filename, 'batch', creatorProject(req.principal), deps.config.resultTtlS)));
   } catch (err) {
-    // A refused upload keeps nothing.
-    // The rest of a refused body is not read: the connection ends with the answer.
-    void reply.header('connection', 'close');
+    // A refused upload keeps nothing, and what is left of its body is dropped as it arrives (an idle one's
+    // connection ends with the answer: nothing is arriving).
+    if (err instanceof UploadIdle) void reply.header('connection', 'close');
+    else dropRestOfBody(req, reply, Number(req.headers['content-length']) || 0);
     await writer?.discard().catch(() => undefined);
     if (err instanceof ApiError) throw err;
     if (err instanceof UploadIdle) throw err.answer();
@@ -218,7 +244,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     // The limit applies before the body is read: a body that says it is larger is refused at once.
     const declared = Number(req.headers['content-length']);
     if (declared > deps.maxUploadBytes + MULTIPART_OVERHEAD) {
-      void reply.header('connection', 'close');
+      dropRestOfBody(req, reply, declared);
       throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
     }
     let staged = 0;
