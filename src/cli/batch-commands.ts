@@ -1,15 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { CSV_COLUMNS, toCsvRow, toOutputLine } from '../shared/batches/batch-output.js';
 import { formatUsd } from '../shared/usage/pricing.js';
-import {
-  REPORT_DIMENSIONS,
-  usageCsv,
-  usageJson,
-  usageReport,
-  UsageNotFound,
-  UsageQueryError,
-  type ReportDimension,
-} from '../shared/reports/usage-report.js';
+import { REPORT_DIMENSIONS, usageCsv, usageJson, type ReportDimension } from '../shared/reports/usage-report.js';
 import { pauseReason, resumeQueue } from '../shared/redis/queue-control.js';
 import { getBatch, getRequests, getUsage } from '../shared/batches/read-store.js';
 import type { FinishedStatus } from '../shared/request-record.js';
@@ -153,20 +145,15 @@ export async function reportCommand(flags: {
   const by = (flags.by ?? 'model') as ReportDimension;
   if (!REPORT_DIMENSIONS.includes(by))
     throw new UsageError(`--by: expected one of ${REPORT_DIMENSIONS.join(', ')}, got "${flags.by}"`);
-  const scope = cliScope(flags);
-  return withContext(readConfig(), async (ctx) => {
-    let rows: Awaited<ReturnType<typeof usageReport>>;
-    try {
-      rows = await usageReport(ctx.redis, ctx.keys, scope, {
-        by,
-        ...(flags.batch ? { batch: flags.batch } : {}),
-        ...(flags.from ? { from: flags.from } : {}),
-        ...(flags.to ? { to: flags.to } : {}),
-      });
-    } catch (err) {
-      if (err instanceof UsageQueryError || err instanceof UsageNotFound) throw new UsageError(err.message);
-      throw err;
-    }
+  const project = cliScope(flags).project;
+  return withChatq(async (chatq) => {
+    const rows = await chatq.report({
+      by,
+      ...(project ? { project } : {}),
+      ...(flags.batch ? { batch: flags.batch } : {}),
+      ...(flags.from ? { from: flags.from } : {}),
+      ...(flags.to ? { to: flags.to } : {}),
+    });
     if (flags.format === 'csv') process.stdout.write(usageCsv(rows, by));
     else if (flags.format === 'json') out(JSON.stringify(usageJson(rows, by)));
     else

@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { formatLineError, parseLine } from '../producer/parse-input.js';
 import { csvCell } from '../shared/batches/batch-output.js';
-import { compareBatches, evaluateBatch } from '../shared/reports/eval-report.js';
 import { readBoundedLines } from '../shared/bounded-lines.js';
 import { deleteFile, FileWriter, keepFile } from '../shared/files/file-store.js';
 import { newFileId } from '../shared/ids.js';
@@ -18,7 +17,7 @@ import {
   scheduleId,
   scheduleSpecSchema,
 } from '../shared/files/schedules.js';
-import { cliScope, EXIT, readConfig, UsageError, withContext } from './cli-context.js';
+import { cliScope, EXIT, readConfig, UsageError, withChatq, withContext } from './cli-context.js';
 import { out, say } from './output.js';
 import { renderTable } from './table.js';
 
@@ -151,8 +150,8 @@ export async function evalCommand(batchId: string, flags: { minPass?: string; js
   const minPass = flags.minPass === undefined ? undefined : Number(flags.minPass);
   if (minPass !== undefined && !(minPass >= 0 && minPass <= 1))
     throw new UsageError(`--min-pass: expected a fraction between 0 and 1, got "${flags.minPass}"`);
-  return withContext(readConfig(), async (ctx) => {
-    const s = await evaluateBatch(ctx.redis, ctx.keys, batchId);
+  return withChatq(async (chatq) => {
+    const s = await chatq.evaluation(batchId);
     if (flags.json) out(JSON.stringify(s));
     else {
       out(`${batchId}: ${s.passed}/${s.graded} passed (${pct(s.passRate)})`);
@@ -174,8 +173,8 @@ export async function evalCommand(batchId: string, flags: { minPass?: string; js
 
 /** `chatq compare A B`: regressions and fixes per custom_id, and the change in tokens, cost and latency. */
 export async function compareCommand(a: string, b: string, flags: { format?: string }): Promise<number> {
-  return withContext(readConfig(), async (ctx) => {
-    const c = await compareBatches(ctx.redis, ctx.keys, a, b);
+  return withChatq(async (chatq) => {
+    const c = await chatq.compare(a, b);
     const changed = c.requests.filter((r) => r.change !== 'same');
     if (flags.format === 'json') out(JSON.stringify(c));
     else if (flags.format === 'csv') {

@@ -12,7 +12,7 @@ import type { ParseOptions } from '../producer/parse-input.js';
 import { StrictInputError, submitBatch } from '../producer/submit-batch.js';
 import { toOutputLine, type OutputLine } from '../shared/batches/batch-output.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
-import { getBatch, readBatchRequests } from '../shared/batches/read-store.js';
+import { getBatch, readBatchRequests, type UsageRow } from '../shared/batches/read-store.js';
 import { RETRYABLE_STATUSES, retryLines } from '../shared/batches/retry-input.js';
 import { parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
 import { ConfigError, loadConfig, type Config } from '../shared/config.js';
@@ -23,8 +23,8 @@ import { probeRedis } from '../shared/redis/redis-probe.js';
 import { printableRedisUrl } from '../shared/redis/redis-target.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
 import { checkShardCount } from '../shared/redis/shard-count.js';
-import { evaluateBatch } from '../shared/reports/eval-report.js';
-import { usageReport } from '../shared/reports/usage-report.js';
+import { compareBatches, evaluateBatch, type Comparison, type EvalSummary } from '../shared/reports/eval-report.js';
+import { UsageNotFound, UsageQueryError, usageReport } from '../shared/reports/usage-report.js';
 import { batchEnded, type BatchRecord, type StoredRequest } from '../shared/request-record.js';
 import { ALL_PROJECTS, projectScope } from '../shared/scope.js';
 import { loadPrices, type PriceTable } from '../shared/usage/pricing.js';
@@ -282,18 +282,31 @@ export class Chatq extends EventEmitter<BatchEvents> {
     };
   }
 
-  /** Requests, tokens and cost by batch, user, model, day or month (`chatq report`, GET /v1/usage). */
-  async report(query: ReportQuery = {}) {
+  /** Requests, tokens, cost and repeat spend by batch, user, model, day or month (`chatq report`, GET /v1/usage). */
+  async report(query: ReportQuery = {}): Promise<UsageRow[]> {
     const o = await this.open();
     const scope = query.project ? projectScope(query.project) : ALL_PROJECTS;
-    return usageReport(o.redis, o.keys, scope, { by: query.by ?? 'batch', ...query });
+    try {
+      return await usageReport(o.redis, o.keys, scope, { ...query, by: query.by ?? 'batch' });
+    } catch (err) {
+      if (err instanceof UsageNotFound) throw new BatchNotFoundError(query.batch ?? '');
+      if (err instanceof UsageQueryError) throw new ChatqError(err.message);
+      throw err;
+    }
   }
 
   /** An evaluation batch's grades: passed, failed and their rate, with the failures (`chatq eval`). */
-  async evaluation(batchId: string) {
+  async evaluation(batchId: string): Promise<EvalSummary> {
     const o = await this.open();
     await this.status(batchId);
     return evaluateBatch(o.redis, o.keys, batchId);
+  }
+
+  /** Two runs of a suite side by side: per custom_id what regressed and what was fixed, and the change in cost. */
+  async compare(batchA: string, batchB: string): Promise<Comparison> {
+    const o = await this.open();
+    await Promise.all([this.status(batchA), this.status(batchB)]);
+    return compareBatches(o.redis, o.keys, batchA, batchB);
   }
 
   /** Requests, tokens, cost range and time of an input under the configured limits, before anything is sent. */
