@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { expectSchema } from '../shared/expectations.js';
 import { LIMITS, modelNameSchema } from '../shared/input-limits.js';
 
-/** The three input line formats (see DESIGN.md "Input formats"). Unknown fields pass through to the chat body. */
+/** The three input line formats (the README's "Input: three line formats"). Unknown fields pass through to the chat body. */
 
 const message = z.looseObject({
   role: z.string({ message: 'each message needs a "role" string' }),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 /**
- * Bounds on everything a user hands chatq (DESIGN.md, "Trust boundaries"). Each is checked at parse time; a line
+ * Bounds on everything a user hands chatq (the README's "Limits and safety"). Each is checked at parse time; a line
  * over one is a bad line with its reason. The README's "Limits and safety" section lists them.
  */
 export const LIMITS = {
