@@ -4,6 +4,7 @@ import { startSimulator, type Simulator } from '../src/simulator/simulator-serve
 import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
 import { createTestEnv, spawnWorker, waitForBatch, type TestEnv, type WorkerProcess } from './helpers/test-env.js';
+import { rng } from './helpers/seeded-random.js';
 
 const SEQ = /\[seq (\d+)\]/;
 
@@ -109,10 +110,14 @@ describe.each([
     });
     const submitted = await env.submit(lines(300, 10));
 
+    // The kills' times and victims come from a seed, printed, so that a failing run can be replayed with it.
+    const seed = Number(process.env.CHATQ_CHAOS_SEED) || Math.floor(Math.random() * 2 ** 31);
+    const random = rng(seed);
+    console.log(JSON.stringify({ chaos: 'sigkill', seed, replay: `CHATQ_CHAOS_SEED=${seed}` }));
     let kills = 0;
     while (kills < 6 && (await env.batch(submitted.batchId)).status !== 'completed') {
-      await new Promise((r) => setTimeout(r, 300 + Math.random() * 600));
-      const victim = workers.splice(Math.floor(Math.random() * workers.length), 1)[0]!;
+      await new Promise((r) => setTimeout(r, 300 + random() * 600));
+      const victim = workers.splice(Math.floor(random() * workers.length), 1)[0]!;
       victim.child.kill('SIGKILL');
       await victim.exited;
       workers.push(spawnWorker(workerEnv));
@@ -123,6 +128,7 @@ describe.each([
       JSON.stringify({
         chaos: 'sigkill',
         shards,
+        seed,
         kills,
         requests: 3000,
         repeated_upstream_calls: repeatedCalls,

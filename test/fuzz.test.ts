@@ -4,15 +4,7 @@ import { parseInput, parseLine } from '../src/producer/parse-input.js';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { testLogger } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
-
-/** A small seeded generator, so a failure can be replayed. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+import { rng } from './helpers/seeded-random.js';
 
 const SEEDS = [
   { custom_id: 'a', user: 'u', model: 'm', messages: [{ role: 'user', content: 'hello' }], temperature: 0.2 },
