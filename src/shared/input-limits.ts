@@ -1,7 +1,7 @@
 import { z } from 'zod';
 /**
- * Bounds on everything a user hands chatq (the README's "Limits and safety"). Each is checked at parse time; a line
- * over one is a bad line with its reason. The README's "Limits and safety" section lists them.
+ * Bounds on everything a user hands chatq (docs/behaviour.md, "Limits and safety"). Each is checked at parse time; a line
+ * over one is a bad line with its reason.
  */
 export const LIMITS = {
   /** One input line, in bytes (a base64 image inside a line counts). */

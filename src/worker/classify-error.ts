@@ -24,7 +24,7 @@ export interface ClassifiedError {
 /** An upstream answer that is not a chat completion (cut short, not JSON, or without choices). */
 export class MalformedResponseError extends Error {}
 
-/** 302.AI's negative err_code values (no balance, quota, bad key: the README's "Bad credentials cost one call"). */
+/** 302.AI's negative err_code values (no balance, quota, bad key: docs/behaviour.md, "Bad credentials cost one call"). */
 const ERR_CODES: Record<number, { action: ErrorAction; code: string }> = {
   [-10001]: { action: 'pause', code: 'missing_api_key' },
   [-10004]: { action: 'pause', code: 'insufficient_balance' },
