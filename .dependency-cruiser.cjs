@@ -7,6 +7,9 @@
  *     shared/batches/  a batch's lifecycle: import records, reads, output, cancel, failure, retry, shards
  *     shared/reports/  usage and evaluation reports
  *   producer/ worker/ webhooks/ simulator/   the processes' own parts, on shared/
+ *     worker/ in rooms, from the bottom: upstream/ (the client and its errors), capacity/ (limits, the gate, leases),
+ *       store/ (the request's transitions and their Lua), each on nothing else of the worker's; run/ (one request's
+ *       run) on those three; maintenance/ (reconciler, retention) on store/ and capacity/; the pool and health on top
  *   http/       what the API and the dashboard share (request context, auth, sessions, errors, edge parsing)
  *   api/ dashboard/   the two HTTP surfaces, on http/ and below; neither imports the other
  *   server/     the HTTP server's composition root: puts api/ and dashboard/ together
@@ -29,6 +32,9 @@ module.exports = {
     below('shared-redis-on-the-basics', layer('shared/redis'), '^src/shared/(usage|files|batches|reports)/'),
     below('shared-usage-and-files-below-batches', '^src/shared/(usage|files)/', '^src/shared/(usage|files|batches|reports)/', '^src/shared/$1/'),
     below('shared-batches-below-reports', layer('shared/batches'), '^src/shared/reports/'),
+    below('worker-bottom-rooms-stand-alone', '^src/worker/(upstream|capacity|store)/', '^src/worker/', '^src/worker/$1/'),
+    below('worker-run-below-maintenance-and-the-pool', '^src/worker/run/', '^src/worker/(maintenance/|[^/]+$)'),
+    below('worker-maintenance-on-store-and-capacity', '^src/worker/maintenance/', '^src/worker/(run/|upstream/|[^/]+$)'),
     below('processes-do-not-import-http-or-cli', '^src/(producer|worker|webhooks|simulator)/', '^src/(http|api|dashboard|server|cli)/'),
     below('http-is-below-the-surfaces', layer('http'), '^src/(api|dashboard|server|cli)/'),
     below('api-does-not-import-dashboard', layer('api'), '^src/(dashboard|server|cli)/'),

@@ -5,7 +5,7 @@ import OpenAI from 'openai';
 import pLimit from 'p-limit';
 import { request } from 'undici';
 import { deriveUserid } from '../src/shared/userid.js';
-import { headersOf, readBounded, upstreamAgent } from '../src/worker/http-transport.js';
+import { headersOf, readBounded, upstreamAgent } from '../src/worker/upstream/http-transport.js';
 import { createTestEnv, spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CapacityLimiter, isReservation, type Limits } from '../src/worker/capacity-limiter.js';
+import { CapacityLimiter, isReservation, type Limits } from '../src/worker/capacity/capacity-limiter.js';
 import { estimateTokens } from '../src/shared/token-bounds.js';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { connectRedis, type RedisClient } from '../src/shared/redis/redis.js';

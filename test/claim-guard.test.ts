@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { FinishedRequest, StartedRequest } from '../src/worker/request-claims.js';
+import type { FinishedRequest, StartedRequest } from '../src/worker/store/request-claims.js';
 import { getRequests } from '../src/shared/batches/read-store.js';
-import { RequestStore } from '../src/worker/request-store.js';
+import { RequestStore } from '../src/worker/store/request-store.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
 /** One chat line of `user`. */

@@ -5,7 +5,7 @@ import {
   classifyErrorBody,
   MalformedResponseError,
   parseDuration,
-} from '../src/worker/classify-error.js';
+} from '../src/worker/upstream/classify-error.js';
 
 const httpError = (status: number, body: unknown, headers: Record<string, string> = {}) =>
   APIError.generate(status, body as object, undefined, new Headers(headers));

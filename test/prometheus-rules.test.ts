@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const DIR = fileURLToPath(new URL('../deploy/prometheus/', import.meta.url));
+const DIR = fileURLToPath(new URL('../deploy/prometheus', import.meta.url));
 const promtool = (...args: string[]) => spawnSync('promtool', args, { cwd: DIR, encoding: 'utf8' });
 
 describe('the shipped Prometheus rules (deploy/prometheus)', () => {

@@ -1,9 +1,9 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { QUEUE_NAME } from '../src/shared/keys.js';
 import { describe, expect, it } from 'vitest';
-import { reconcileLanes } from '../src/worker/reconcile-lanes.js';
-import type { StartedRequest } from '../src/worker/request-claims.js';
-import { RequestStore } from '../src/worker/request-store.js';
+import { reconcileLanes } from '../src/worker/maintenance/reconcile-lanes.js';
+import type { StartedRequest } from '../src/worker/store/request-claims.js';
+import { RequestStore } from '../src/worker/store/request-store.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { createTestEnv, REDIS_URL, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getUsage } from '../src/shared/batches/read-store.js';
-import { RequestStore } from '../src/worker/request-store.js';
+import { RequestStore } from '../src/worker/store/request-store.js';
 import { foldUsage } from '../src/shared/usage/usage-fold.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 import { runCli } from './helpers/test-env.js';

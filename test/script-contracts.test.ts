@@ -1,11 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { getRequests } from '../src/shared/batches/read-store.js';
 import { LuaScript, namedReply, packArgs } from '../src/shared/redis/redis.js';
-import { acquireKeys } from '../src/worker/acquire-call.js';
+import { acquireKeys } from '../src/worker/capacity/acquire-call.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 
-const finish = new LuaScript(new URL('../src/worker/finish-request.lua', import.meta.url));
-const acquire = new LuaScript(new URL('../src/worker/acquire-capacity.lua', import.meta.url));
+const finish = new LuaScript(new URL('../src/worker/store/finish-request.lua', import.meta.url));
+const acquire = new LuaScript(new URL('../src/worker/capacity/acquire-capacity.lua', import.meta.url));
 
 /** The named arguments of a finish that is right in every field: each test spoils one. */
 const finishArgs = (prefix: string) => ({

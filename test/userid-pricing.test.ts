@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { costNano, findPrice, loadPrices, parsePriceFile } from '../src/shared/usage/pricing.js';
 import { deriveUserid, isUuidV4 } from '../src/shared/userid.js';
-import { usageOf } from '../src/worker/call-results.js';
+import { usageOf } from '../src/worker/run/call-results.js';
 
 describe('userids', () => {
   it('derives the same UUID v4 from the same string, and different ones otherwise', () => {

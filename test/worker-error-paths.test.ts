@@ -3,7 +3,7 @@ import { getRequests } from '../src/shared/batches/read-store.js';
 import { describeRedisError } from '../src/shared/redis/redis-errors.js';
 import { LuaScript } from '../src/shared/redis/redis.js';
 import { jobBackoff } from '../src/worker/worker-pool.js';
-import { RetryLaterError } from '../src/worker/processor-deps.js';
+import { RetryLaterError } from '../src/worker/run/processor-deps.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { REDIS_URL, waitFor, waitForBatch } from './helpers/test-env.js';

@@ -17,14 +17,14 @@ import { RequestQueues } from '../shared/redis/request-queue.js';
 import { within } from '../shared/time-bound.js';
 import { Admission } from '../shared/redis/admission.js';
 import { checkShardCount } from '../shared/redis/shard-count.js';
-import { CapacityLimiter } from './capacity-limiter.js';
-import { backoffDelay } from './call-results.js';
-import { createProcessor } from './process-request.js';
-import { ProjectSlots } from './project-slots.js';
-import { RetryLaterError } from './processor-deps.js';
-import { reconcileLanes } from './reconcile-lanes.js';
-import { RequestStore } from './request-store.js';
-import { UpstreamClient } from './upstream-client.js';
+import { CapacityLimiter } from './capacity/capacity-limiter.js';
+import { backoffDelay } from './run/call-results.js';
+import { createProcessor } from './run/process-request.js';
+import { ProjectSlots } from './run/project-slots.js';
+import { RetryLaterError } from './run/processor-deps.js';
+import { reconcileLanes } from './maintenance/reconcile-lanes.js';
+import { RequestStore } from './store/request-store.js';
+import { UpstreamClient } from './upstream/upstream-client.js';
 
 /** How often a worker folds finished requests' usage records into the aggregates. */
 const FOLD_MS = 1_000;

@@ -10,8 +10,8 @@ import { newBatchId } from '../../src/shared/ids.js';
 import { createBatchRecord } from '../../src/shared/batches/batch-imports.js';
 import { readBatchRequests } from '../../src/shared/batches/read-store.js';
 import { loadPrices } from '../../src/shared/usage/pricing.js';
-import { reconcileLanes } from '../../src/worker/reconcile-lanes.js';
-import { RequestStore } from '../../src/worker/request-store.js';
+import { reconcileLanes } from '../../src/worker/maintenance/reconcile-lanes.js';
+import { RequestStore } from '../../src/worker/store/request-store.js';
 import { startSimulator } from '../../src/simulator/simulator-server.js';
 import { createTestEnv, REDIS_URL, runCli, spawnWorker, waitFor, type TestEnv } from '../helpers/test-env.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { listUsage } from '../../src/shared/batches/read-store.js';
 import { ALL_PROJECTS } from '../../src/shared/scope.js';
 import { usageReport } from '../../src/shared/reports/usage-report.js';
-import { applyUsageRetention } from '../../src/worker/usage-retention.js';
+import { applyUsageRetention } from '../../src/worker/maintenance/usage-retention.js';
 import { useWorld } from '../helpers/in-process-worker.js';
 import { waitForBatch } from '../helpers/test-env.js';
 

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { grade } from '../../src/shared/expectations.js';
 import { startSimulator } from '../../src/simulator/simulator-server.js';
-import { CapacityLimiter, isReservation } from '../../src/worker/capacity-limiter.js';
+import { CapacityLimiter, isReservation } from '../../src/worker/capacity/capacity-limiter.js';
 import { estimateTokens } from '../../src/shared/token-bounds.js';
 import { createTestEnv, spawnWorker, waitFor, waitForBatch, type WorkerProcess } from '../helpers/test-env.js';
 import { startWorker } from '../helpers/in-process-worker.js';

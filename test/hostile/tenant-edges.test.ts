@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PER_PROJECT_SUBSCRIBERS } from '../../src/dashboard/live-updates.js';
-import { CapacityLimiter, isReservation } from '../../src/worker/capacity-limiter.js';
+import { CapacityLimiter, isReservation } from '../../src/worker/capacity/capacity-limiter.js';
 import { chatLines } from '../helpers/api-batches.js';
 import { useApi, useWorld } from '../helpers/in-process-worker.js';
 import { startApiService } from '../../src/cli/api-service.js';

@@ -1,6 +1,6 @@
 import { type Context, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { contextOf, startSpan, tracingOn } from '../shared/tracing.js';
-import type { StartedRequest } from './request-claims.js';
+import { contextOf, startSpan, tracingOn } from '../../shared/tracing.js';
+import type { StartedRequest } from '../store/request-claims.js';
 
 /** What a finished upstream call tells its span: the reply's id, model and usage, or the error's code. */
 export type CallEnd =

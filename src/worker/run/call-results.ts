@@ -1,9 +1,9 @@
-import type { Usage } from '../shared/usage/pricing.js';
-import type { AttemptEntry } from '../shared/request-record.js';
-import { classifyError, type ClassifiedError } from './classify-error.js';
-import type { StartedRequest } from './request-claims.js';
+import type { Usage } from '../../shared/usage/pricing.js';
+import type { AttemptEntry } from '../../shared/request-record.js';
+import { classifyError, type ClassifiedError } from '../upstream/classify-error.js';
+import type { StartedRequest } from '../store/request-claims.js';
 import type { CallEnd } from './run-trace.js';
-import { UpstreamBodyError, type UpstreamReply } from './upstream-client.js';
+import { UpstreamBodyError, type UpstreamReply } from '../upstream/upstream-client.js';
 
 /**
  * What a call and its answer say, apart from any I/O: the usage of a reply, what a call's span records, the messages

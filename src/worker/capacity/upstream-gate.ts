@@ -1,6 +1,6 @@
-import type { RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis/redis.js';
-import { settledWithin } from '../shared/time-bound.js';
+import type { RedisKeys } from '../../shared/keys.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
+import { settledWithin } from '../../shared/time-bound.js';
 
 /** How stale the cached gate may be before it is read again. */
 const GATE_MS = 200;

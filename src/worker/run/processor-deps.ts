@@ -1,11 +1,11 @@
-import type { Logger } from '../shared/logger.js';
-import type { PriceTable } from '../shared/usage/pricing.js';
-import type { RequestQueues } from '../shared/redis/request-queue.js';
-import type { RedisKeys } from '../shared/keys.js';
-import type { RedisClient } from '../shared/redis/redis.js';
-import type { CapacityLimiter, Reservation } from './capacity-limiter.js';
-import type { RequestStore } from './request-store.js';
-import type { UpstreamClient } from './upstream-client.js';
+import type { Logger } from '../../shared/logger.js';
+import type { PriceTable } from '../../shared/usage/pricing.js';
+import type { RequestQueues } from '../../shared/redis/request-queue.js';
+import type { RedisKeys } from '../../shared/keys.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
+import type { CapacityLimiter, Reservation } from '../capacity/capacity-limiter.js';
+import type { RequestStore } from '../store/request-store.js';
+import type { UpstreamClient } from '../upstream/upstream-client.js';
 import type { ProjectSlots } from './project-slots.js';
 
 /** What a request's run works with, what ends a run for a later retry, and what one call came to. */

@@ -1,12 +1,12 @@
-import { LuaScript, namedReply, type RedisClient } from '../shared/redis/redis.js';
-import { describeRedisError } from '../shared/redis/redis-errors.js';
+import { LuaScript, namedReply, type RedisClient } from '../../shared/redis/redis.js';
+import { describeRedisError } from '../../shared/redis/redis-errors.js';
 import { entriesText, finishCall, type FinishReply } from './finish-call.js';
-import { ConnectionTurns } from '../shared/redis/connection-turns.js';
+import { ConnectionTurns } from '../../shared/redis/connection-turns.js';
 import { BacklogRefills } from './backlog-refills.js';
-import { cancelBatch, type CancelReason } from '../shared/batches/cancel-batch.js';
-import type { RequestQueues } from '../shared/redis/request-queue.js';
-import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
-import type { AttemptEntry, RequestError } from '../shared/request-record.js';
+import { cancelBatch, type CancelReason } from '../../shared/batches/cancel-batch.js';
+import type { RequestQueues } from '../../shared/redis/request-queue.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../../shared/keys.js';
+import type { AttemptEntry, RequestError } from '../../shared/request-record.js';
 import {
   toClaim,
   type FinishedRequest,

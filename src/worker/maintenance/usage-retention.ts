@@ -1,7 +1,7 @@
-import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
-import { USAGE_DIMENSIONS, type RedisKeys } from '../shared/keys.js';
-import { projectsOf } from '../shared/batches/read-store.js';
-import { ALL_PROJECTS } from '../shared/scope.js';
+import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
+import { USAGE_DIMENSIONS, type RedisKeys } from '../../shared/keys.js';
+import { projectsOf } from '../../shared/batches/read-store.js';
+import { ALL_PROJECTS } from '../../shared/scope.js';
 
 const rollUpScript = new LuaScript(new URL('./roll-up-day.lua', import.meta.url));
 const DAY_MS = 86_400_000;

@@ -1,13 +1,13 @@
-import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
-import { refillQueues } from './backlog-refills.js';
-import { keepLease } from './held-lease.js';
-import { importAlive } from '../shared/batches/batch-imports.js';
-import { cancelBatch } from '../shared/batches/cancel-batch.js';
-import { failImport } from '../shared/batches/import-failure.js';
-import type { RedisKeys } from '../shared/keys.js';
-import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
-import type { RequestQueues } from '../shared/redis/request-queue.js';
-import type { RequestStore } from './request-store.js';
+import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
+import { refillQueues } from '../store/backlog-refills.js';
+import { keepLease } from '../capacity/held-lease.js';
+import { importAlive } from '../../shared/batches/batch-imports.js';
+import { cancelBatch } from '../../shared/batches/cancel-batch.js';
+import { failImport } from '../../shared/batches/import-failure.js';
+import type { RedisKeys } from '../../shared/keys.js';
+import { endIfPartsEnded } from '../../shared/batches/sharded-batch.js';
+import type { RequestQueues } from '../../shared/redis/request-queue.js';
+import type { RequestStore } from '../store/request-store.js';
 import { applyUsageRetention, type Retention, type RetentionReport } from './usage-retention.js';
 
 export interface ReconcileReport {

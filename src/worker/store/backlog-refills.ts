@@ -1,6 +1,6 @@
-import type { RedisKeys } from '../shared/keys.js';
-import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
-import type { RequestQueues } from '../shared/redis/request-queue.js';
+import type { RedisKeys } from '../../shared/keys.js';
+import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
+import type { RequestQueues } from '../../shared/redis/request-queue.js';
 
 const refillScript = new LuaScript(new URL('./refill-queues.lua', import.meta.url));
 /** How soon a refill that failed (Redis away, failing over) is tried again. */

@@ -1,6 +1,6 @@
-import type { Expect, Grade } from '../shared/expectations.js';
-import type { Usage } from '../shared/usage/pricing.js';
-import type { AttemptEntry, OnFailure, RequestError } from '../shared/request-record.js';
+import type { Expect, Grade } from '../../shared/expectations.js';
+import type { Usage } from '../../shared/usage/pricing.js';
+import type { AttemptEntry, OnFailure, RequestError } from '../../shared/request-record.js';
 
 /** What a worker holds of a request: a claimed run, who it belongs to, what its result is, or why it was not run. */
 
@@ -42,6 +42,11 @@ export interface FinishedRequest {
   status: 'succeeded' | 'failed';
   response?: Record<string, unknown>;
   error?: RequestError;
+  /**
+   * The failure's reason as the metrics count it, when it came from the upstream: its code when chatq knows it, else
+   * "upstream_error" (an upstream's own codes are no label: they would make series without bound). Absent: the code.
+   */
+  failureReason?: string;
   httpStatus?: number | null;
   upstreamRequestId?: string | null;
   latencyMs?: number;

@@ -1,14 +1,14 @@
 import { assistantMessage, classified, outageSince, redact, usageOf, ZERO_USAGE } from './call-results.js';
-import { costNano, findPrice } from '../shared/usage/pricing.js';
-import { pauseQueue } from '../shared/redis/queue-control.js';
-import type { AttemptEntry } from '../shared/request-record.js';
-import { grade, replyText } from '../shared/expectations.js';
-import type { ClassifiedError } from './classify-error.js';
-import type { StartedRequest } from './request-claims.js';
+import { costNano, findPrice } from '../../shared/usage/pricing.js';
+import { pauseQueue } from '../../shared/redis/queue-control.js';
+import type { AttemptEntry } from '../../shared/request-record.js';
+import { grade, replyText } from '../../shared/expectations.js';
+import { failureReason, type ClassifiedError } from '../upstream/classify-error.js';
+import type { StartedRequest } from '../store/request-claims.js';
 import type { RunTrace } from './run-trace.js';
 import { type CallOutcome, type ProcessorDeps, RetryLaterError } from './processor-deps.js';
-import type { Reservation } from './capacity-limiter.js';
-import { logFailure } from '../shared/redis/condition-log.js';
+import type { Reservation } from '../capacity/capacity-limiter.js';
+import { logFailure } from '../../shared/redis/condition-log.js';
 
 /** What a call's end leads to: the request finished (succeeded or failed), retried later, or called again. */
 
@@ -29,6 +29,7 @@ function finishFailed(
       {
         status: 'failed',
         error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
+        failureReason: failureReason(c.code),
         httpStatus: c.status,
         usage: ZERO_USAGE,
         costNano: 0,

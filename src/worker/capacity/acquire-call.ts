@@ -1,5 +1,5 @@
-import type { RedisKeys } from '../shared/keys.js';
-import { packArgs } from '../shared/redis/redis.js';
+import type { RedisKeys } from '../../shared/keys.js';
+import { packArgs } from '../../shared/redis/redis.js';
 
 /** acquire-capacity.lua's keys and arguments, apart from any I/O. */
 

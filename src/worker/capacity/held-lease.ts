@@ -1,4 +1,4 @@
-import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
+import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
 
 const renewScript = new LuaScript(new URL('./renew-lease.lua', import.meta.url));
 const endScript = new LuaScript(new URL('./end-lease.lua', import.meta.url));

@@ -1,9 +1,9 @@
-import { LuaScript, namedReply, type RedisClient } from '../shared/redis/redis.js';
-import type { RedisKeys } from '../shared/keys.js';
-import { estimatePromptTokens, replyBound } from '../shared/token-bounds.js';
+import { LuaScript, namedReply, type RedisClient } from '../../shared/redis/redis.js';
+import type { RedisKeys } from '../../shared/keys.js';
+import { estimatePromptTokens, replyBound } from '../../shared/token-bounds.js';
 import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
 import { acquireArgs, acquireKeys, type CallScopes, settleKeys } from './acquire-call.js';
-import { DEFAULT_PROJECT } from '../shared/keys.js';
+import { DEFAULT_PROJECT } from '../../shared/keys.js';
 import { StoppableWaits } from './stoppable-waits.js';
 import { UpstreamGate } from './upstream-gate.js';
 import { endLease, keepLease } from './held-lease.js';

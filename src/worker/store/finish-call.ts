@@ -1,9 +1,8 @@
-import { latencyBucket } from '../shared/latency-buckets.js';
-import type { RedisKeys } from '../shared/keys.js';
-import { packArgs } from '../shared/redis/redis.js';
-import type { AttemptEntry } from '../shared/request-record.js';
-import { encodeResponse } from '../shared/response-codec.js';
-import { failureReason } from './classify-error.js';
+import { latencyBucket } from '../../shared/latency-buckets.js';
+import type { RedisKeys } from '../../shared/keys.js';
+import { packArgs } from '../../shared/redis/redis.js';
+import type { AttemptEntry } from '../../shared/request-record.js';
+import { encodeResponse } from '../../shared/response-codec.js';
 import type { FinishedRequest, RequestOwner } from './request-claims.js';
 
 /** finish-request.lua's named arguments (its header says what each one means); left out when undefined. */
@@ -106,7 +105,7 @@ export function finishCall(
     l: result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
     ms: result.latencyMs ?? 0,
     // A failure's reason, counted by the fold for /metrics.
-    ...(result.error ? { e: failureReason(result.error.code) } : {}),
+    ...(result.error ? { e: result.failureReason ?? result.error.code } : {}),
   };
   const keys = [
     k.request(id),
