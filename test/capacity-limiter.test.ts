@@ -36,7 +36,10 @@ describe('capacity limiter (shared through Redis)', () => {
     // Credentials count as proven here: these tests are about limits, not the first-call probe.
     await env.redis.set(env.keys.credentialsProven, '1');
   });
+  /** The limiters a test made: stopped after it, so that no wait of theirs goes on asking Redis. */
+  const made: CapacityLimiter[] = [];
   afterEach(async () => {
+    for (const l of made.splice(0)) l.stop();
     await env.cleanup();
   });
 
@@ -47,30 +50,32 @@ describe('capacity limiter (shared through Redis)', () => {
   ): Promise<void> {
     const local = await startLocalRedis({ appendfsync: 'off' });
     const redis = connectRedis({ redisUrl: local.url, redisCluster: false }, 'chatq-test');
+    const l = new CapacityLimiter(
+      redis,
+      env.keys,
+      { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits },
+      'p',
+    );
     try {
       await redis.set(env.keys.credentialsProven, '1');
-      await run(
-        new CapacityLimiter(
-          redis,
-          env.keys,
-          { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits },
-          'p',
-        ),
-        redis,
-      );
+      await run(l, redis);
     } finally {
+      l.stop();
       redis.disconnect();
       await local.stop();
     }
   }
 
-  const limiter = (limits: Partial<ConstructorParameters<typeof CapacityLimiter>[2]>, owner: string) =>
-    new CapacityLimiter(
+  const limiter = (limits: Partial<ConstructorParameters<typeof CapacityLimiter>[2]>, owner: string) => {
+    const l = new CapacityLimiter(
       env.redis,
       env.keys,
       { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000, ...limits },
       owner,
     );
+    made.push(l);
+    return l;
+  };
 
   it('a per-model request limit holds that model back across processes, and only that model', async () => {
     const limits = { modelLimits: { slow: { rpm: 1 } } };
@@ -126,6 +131,7 @@ describe('capacity limiter (shared through Redis)', () => {
         { rpm: 0, tpm: 0, modelLimits: {}, defaultMaxTokens: 100, lockMs: 1_000 },
         'p',
       );
+      made.push(l);
       await redis.set(env.keys.credentialsProven, '1');
       local.process.kill('SIGKILL');
       await new Promise((r) => local.process.once('exit', r));
