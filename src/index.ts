@@ -5,6 +5,7 @@ export {
   BatchNotFoundError,
   BudgetExceededError,
   ChatqError,
+  ImportStoppedError,
   RedisUnavailableError,
 } from './library/errors.js';
 export type * from './library/types.js';

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../src/cli/local-redis.js';
-import { BatchNotFoundError, BudgetExceededError, Chatq, RedisUnavailableError } from '../src/index.js';
+import { BatchNotFoundError, BudgetExceededError, Chatq, ChatqError, RedisUnavailableError } from '../src/index.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { createTestEnv, REDIS_URL, type TestEnv } from './helpers/test-env.js';
 
@@ -25,6 +25,7 @@ describe('the library (Chatq)', () => {
     sim = await startSimulator({ latencyMs: 5 });
     chatq = new Chatq({ redisUrl: REDIS_URL, prefix: env.prefix, logLevel: 'warn' });
   });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   afterEach(async () => {
     await chatq.close();
     await sim.close();
@@ -48,7 +49,6 @@ describe('the library (Chatq)', () => {
     } finally {
       await worker.close();
     }
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a wait stops with its signal; a batch stopped by its budget rejects with BudgetExceededError', async () => {
@@ -66,6 +66,13 @@ describe('the library (Chatq)', () => {
     } finally {
       await worker.close();
     }
+  });
+
+  it('an input file that cannot be read is a ChatqError naming it, before anything is written', async () => {
+    const missing = join(dir, 'missing.jsonl');
+    await expect(chatq.submit(missing)).rejects.toThrow(new ChatqError(`${missing}: not found`));
+    await expect(chatq.estimate(dir)).rejects.toThrow(new ChatqError(`${dir}: not a file`));
+    expect(await env.redis.zcard(env.keys.batches)).toBe(0);
   });
 
   it('says which batch it does not know, and that Redis cannot be reached, as typed errors', async () => {

@@ -1,24 +1,8 @@
-import { accessSync, constants, createReadStream, readdirSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UsageError } from './cli-context.js';
-
-/** Why a path cannot be read as an input file, or null; `listed` when a directory listing named it (so it exists, as a link at least). */
-function unreadable(path: string, listed: boolean): string | null {
-  let stat: ReturnType<typeof statSync>;
-  try {
-    stat = statSync(path);
-  } catch {
-    return listed ? 'broken link' : 'not found';
-  }
-  if (!stat.isFile()) return 'not a file';
-  try {
-    accessSync(path, constants.R_OK);
-  } catch {
-    return 'cannot read it (permission denied)';
-  }
-  return null;
-}
+import { unreadable } from '../shared/readable-file.js';
 
 /**
  * Files named on the command line; a directory stands for its *.jsonl files, in name order ("*.jsonl" directories

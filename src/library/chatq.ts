@@ -9,7 +9,7 @@ import {
   DEFAULT_LATENCY_MS,
 } from '../producer/estimate-input.js';
 import type { ParseOptions } from '../producer/parse-input.js';
-import { StrictInputError, submitBatch } from '../producer/submit-batch.js';
+import { ImportFailedError, StrictInputError, submitBatch } from '../producer/submit-batch.js';
 import { toOutputLine, type OutputLine } from '../shared/batches/batch-output.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { getBatch, readBatchRequests, type UsageRow } from '../shared/batches/read-store.js';
@@ -21,6 +21,7 @@ import { createLogger } from '../shared/logger.js';
 import { connectRedis, type RedisClient } from '../shared/redis/redis.js';
 import { probeRedis } from '../shared/redis/redis-probe.js';
 import { printableRedisUrl } from '../shared/redis/redis-target.js';
+import { unreadable } from '../shared/readable-file.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
 import { checkShardCount } from '../shared/redis/shard-count.js';
 import { compareBatches, evaluateBatch, type Comparison, type EvalSummary } from '../shared/reports/eval-report.js';
@@ -28,7 +29,14 @@ import { UsageNotFound, UsageQueryError, usageReport } from '../shared/reports/u
 import { batchEnded, type BatchRecord, type StoredRequest } from '../shared/request-record.js';
 import { ALL_PROJECTS, projectScope } from '../shared/scope.js';
 import { loadPrices, type PriceTable } from '../shared/usage/pricing.js';
-import { BadLineError, BatchNotFoundError, BudgetExceededError, ChatqError, RedisUnavailableError } from './errors.js';
+import {
+  BadLineError,
+  BatchNotFoundError,
+  BudgetExceededError,
+  ChatqError,
+  ImportStoppedError,
+  RedisUnavailableError,
+} from './errors.js';
 import type {
   BatchEvents,
   ChatqInput,
@@ -67,9 +75,16 @@ function configOf(options: ChatqOptions & WorkerOptions): Config {
   }
 }
 
-/** Lines as objects, JSONL text, or a file path, as the readable stream an import reads. */
+/**
+ * Lines as objects, or a file path, as the readable stream an import reads. A path that cannot be read is a ChatqError
+ * naming it, before anything is written.
+ */
 function inputStream(input: ChatqInput): () => Readable {
-  if (typeof input === 'string') return () => createReadStream(input);
+  if (typeof input === 'string') {
+    const why = unreadable(input);
+    if (why) throw new ChatqError(`${input}: ${why}`);
+    return () => createReadStream(input);
+  }
   return () =>
     Readable.from(
       (async function* () {
@@ -168,6 +183,7 @@ export class Chatq extends EventEmitter<BatchEvents> {
         throw new BadLineError(first.source, first.line, first.field, first.message, err.count);
       }
       if (err instanceof ImportRefused) throw new ChatqError(`${source}: ${err.message}`);
+      if (err instanceof ImportFailedError) throw new ImportStoppedError(err.batchId, err.enqueued, err.message);
       throw err;
     }
   }

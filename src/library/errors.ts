@@ -35,6 +35,21 @@ export class BatchNotFoundError extends ChatqError {
   }
 }
 
+/**
+ * An import that stopped before the end of its input (Redis full or gone): its batch ended "failed" with what it had
+ * enqueued (cancelled, or kept with onImportError "keep"); submit the same input into it again to add the rest.
+ */
+export class ImportStoppedError extends ChatqError {
+  override name = 'ImportStoppedError';
+  constructor(
+    readonly batchId: string,
+    readonly enqueued: number,
+    reason: string,
+  ) {
+    super(`the import of batch ${batchId} stopped after ${enqueued} requests: ${reason}`);
+  }
+}
+
 /** A batch stopped by its budget (max_cost_usd): what it did before is in `batch`. */
 export class BudgetExceededError extends ChatqError {
   override name = 'BudgetExceededError';
