@@ -1,13 +1,6 @@
 /** chatq as a library: `import { Chatq } from 'chatq'`. The CLI (`chatq`) is built on the same calls. */
 export { Chatq } from './library/chatq.js';
-export {
-  BadLineError,
-  BatchNotFoundError,
-  BudgetExceededError,
-  ChatqError,
-  ImportStoppedError,
-  RedisUnavailableError,
-} from './library/errors.js';
+export * from './library/errors.js';
 export type * from './library/types.js';
 export type { OutputLine } from './shared/batches/batch-output.js';
 export type { UsageRow } from './shared/batches/read-store.js';
