@@ -25,40 +25,43 @@ const compare = (order: Order) => (a: { sortAt: number; id: string }, b: { sortA
   return order === 'desc' ? -d : d;
 };
 
-/** An index's members from `from` (a score, inclusive) on, in order, a page at a time. */
-async function* indexFrom(
+/**
+ * An index's members from `from` (a score, inclusive) on, in order, with their records: a page of entries per round
+ * trip, and the page's records read together. Members whose record is gone are skipped; with `prune`, also taken out
+ * of the index (an expired upload), the next page's offset counting them.
+ */
+async function* indexFrom<T>(
   redis: RedisClient,
   index: string,
-  order: Order,
-  from: number | undefined,
-): AsyncGenerator<[string, number]> {
-  for (let offset = 0; ; offset += PAGE) {
+  q: { order: Order; from: number | undefined; prune: boolean },
+  load: (id: string) => Promise<T | null>,
+): AsyncGenerator<[T, number]> {
+  for (let offset = 0; ; ) {
     const flat =
-      order === 'desc'
-        ? await redis.zrevrangebyscore(index, from ?? '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, PAGE)
-        : await redis.zrangebyscore(index, from ?? '-inf', '+inf', 'WITHSCORES', 'LIMIT', offset, PAGE);
-    for (let i = 0; i < flat.length; i += 2) yield [flat[i]!, Number(flat[i + 1])];
-    if (flat.length < PAGE * 2) return;
+      q.order === 'desc'
+        ? await redis.zrevrangebyscore(index, q.from ?? '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, PAGE)
+        : await redis.zrangebyscore(index, q.from ?? '-inf', '+inf', 'WITHSCORES', 'LIMIT', offset, PAGE);
+    const ids = flat.filter((_, i) => i % 2 === 0);
+    const records = await Promise.all(ids.map(load));
+    const gone = ids.filter((_, i) => records[i] === null);
+    if (q.prune && gone.length) await redis.zrem(index, ...gone);
+    for (let i = 0; i < ids.length; i++) if (records[i] !== null) yield [records[i]!, Number(flat[2 * i + 1])];
+    if (ids.length < PAGE) return;
+    offset += PAGE - (q.prune ? gone.length : 0);
   }
 }
 
 /** Uploaded files, in order; index entries of files that expired are dropped on the way. */
 async function* uploads(redis: RedisClient, keys: RedisKeys, index: string, order: Order, from?: number) {
-  for await (const [id, at] of indexFrom(redis, index, order, from)) {
-    const file = await getFile(redis, keys, id);
-    if (!file) {
-      await redis.zrem(index, id);
-      continue;
-    }
+  const q = { order, from, prune: true };
+  for await (const [file, at] of indexFrom(redis, index, q, (id) => getFile(redis, keys, id)))
     yield { ...file, sortAt: at } satisfies ListedFile;
-  }
 }
 
 /** The output and error files of ended batches, in their batches' order. */
 async function* generated(redis: RedisClient, keys: RedisKeys, index: string, order: Order, from?: number) {
-  for await (const [batchId, at] of indexFrom(redis, index, order, from)) {
-    const b = await getBatch(redis, keys, batchId);
-    if (!b) continue;
+  const q = { order, from, prune: false };
+  for await (const [b, at] of indexFrom(redis, index, q, (id) => getBatch(redis, keys, id))) {
     const ids = generatedFileIds(b);
     const files = [
       ...(ids.output ? [{ id: ids.output, kind: 'output' }] : []),

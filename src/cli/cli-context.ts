@@ -1,15 +1,16 @@
-import { connectRedis, type RedisClient } from '../shared/redis/redis.js';
+import type { RedisClient } from '../shared/redis/redis.js';
 import { probeRedis } from '../shared/redis/redis-probe.js';
 import { printableRedisUrl, type RedisTarget } from '../shared/redis/redis-target.js';
 import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
-import { redisKeys, type RedisKeys } from '../shared/keys.js';
+import type { RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { ProducerContext } from '../producer/producer-context.js';
 import { loadPrices, PriceFileError } from '../shared/usage/pricing.js';
-import { RequestQueues } from '../shared/redis/request-queue.js';
-import { checkShardCount, ShardCountError } from '../shared/redis/shard-count.js';
+import type { RequestQueues } from '../shared/redis/request-queue.js';
+import { ShardCountError } from '../shared/redis/shard-count.js';
 import { Chatq } from '../library/chatq.js';
+import { connectStore } from '../library/chatq-store.js';
 import { ChatqError } from '../library/errors.js';
 
 /** Exit codes: 0 ok, 1 failures in the batch, 2 bad usage or input. */
@@ -131,15 +132,7 @@ export const usageErrorOf = (err: unknown) => (err instanceof ShardCountError ? 
 
 export async function openContext(config: Config): Promise<CliContext> {
   await requireRedis(config);
-  const redis = connectRedis(config, 'chatq-cli', { failFast: true });
-  const keys = redisKeys(config.prefix, config.shards);
-  try {
-    await checkShardCount(redis, keys);
-  } catch (err) {
-    redis.disconnect();
-    throw usageErrorOf(err);
-  }
-  const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
+  const { redis, keys, queues } = await connectStore(config, 'chatq-cli');
   return {
     config,
     logger: createLogger(config.logLevel),

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { createReadStream } from 'node:fs';
+import { configOf, openStore, type Open } from './chatq-store.js';
+import { inputStream, lineDefaults, sourceOf, windowOf } from './chatq-input.js';
 import { Readable } from 'node:stream';
 import { ImportRefused } from '../producer/import-guard.js';
 import {
@@ -8,35 +9,18 @@ import {
   readEstimateHistory,
   DEFAULT_LATENCY_MS,
 } from '../producer/estimate-input.js';
-import type { ParseOptions } from '../producer/parse-input.js';
 import { ImportFailedError, StrictInputError, submitBatch } from '../producer/submit-batch.js';
 import { toOutputLine, type OutputLine } from '../shared/batches/batch-output.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { getBatch, readBatchRequests, type UsageRow } from '../shared/batches/read-store.js';
 import { RETRYABLE_STATUSES, retryLines } from '../shared/batches/retry-input.js';
-import { parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
-import { ConfigError, loadConfig, type Config } from '../shared/config.js';
-import { redisKeys, type RedisKeys } from '../shared/keys.js';
+import type { Config } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
-import { connectRedis, type RedisClient } from '../shared/redis/redis.js';
-import { probeRedis } from '../shared/redis/redis-probe.js';
-import { printableRedisUrl } from '../shared/redis/redis-target.js';
-import { unreadable } from '../shared/readable-file.js';
-import { RequestQueues } from '../shared/redis/request-queue.js';
-import { checkShardCount } from '../shared/redis/shard-count.js';
 import { compareBatches, evaluateBatch, type Comparison, type EvalSummary } from '../shared/reports/eval-report.js';
 import { UsageNotFound, UsageQueryError, usageReport } from '../shared/reports/usage-report.js';
 import { batchEnded, type BatchRecord, type StoredRequest } from '../shared/request-record.js';
 import { ALL_PROJECTS, projectScope } from '../shared/scope.js';
-import { loadPrices, type PriceTable } from '../shared/usage/pricing.js';
-import {
-  BadLineError,
-  BatchNotFoundError,
-  BudgetExceededError,
-  ChatqError,
-  ImportStoppedError,
-  RedisUnavailableError,
-} from './errors.js';
+import { BadLineError, BatchNotFoundError, BudgetExceededError, ChatqError, ImportStoppedError } from './errors.js';
 import type {
   BatchEvents,
   ChatqInput,
@@ -49,61 +33,6 @@ import type {
   WaitOptions,
   WorkerOptions,
 } from './types.js';
-
-/** The environment variables the options stand for (options win; the rest come from the environment, as the CLI's). */
-const optionVars = (o: ChatqOptions & WorkerOptions): Record<string, string | undefined> => ({
-  REDIS_URL: o.redisUrl,
-  CHATQ_PREFIX: o.prefix,
-  CHATQ_SHARDS: o.shards === undefined ? undefined : String(o.shards),
-  CHATQ_REDIS_CLUSTER: o.redisCluster === undefined ? undefined : o.redisCluster ? '1' : '0',
-  LOG_LEVEL: o.logLevel,
-  CHATQ_API_KEY: o.apiKey,
-  CHATQ_BASE_URL: o.baseUrl,
-  CHATQ_CONCURRENCY: o.concurrency === undefined ? undefined : String(o.concurrency),
-  CHATQ_RPM: o.rpm === undefined ? undefined : String(o.rpm),
-  CHATQ_TPM: o.tpm === undefined ? undefined : String(o.tpm),
-});
-
-function configOf(options: ChatqOptions & WorkerOptions): Config {
-  const env: Record<string, string | undefined> = { ...process.env, ...(options.env ?? {}) };
-  for (const [k, v] of Object.entries(optionVars(options))) if (v !== undefined) env[k] = v;
-  try {
-    return loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ChatqError(err.message);
-    throw err;
-  }
-}
-
-/**
- * Lines as objects, or a file path, as the readable stream an import reads. A path that cannot be read is a ChatqError
- * naming it, before anything is written.
- */
-function inputStream(input: ChatqInput): () => Readable {
-  if (typeof input === 'string') {
-    const why = unreadable(input);
-    if (why) throw new ChatqError(`${input}: ${why}`);
-    return () => createReadStream(input);
-  }
-  return () =>
-    Readable.from(
-      (async function* () {
-        for await (const line of input as AsyncIterable<unknown>) yield `${JSON.stringify(line)}\n`;
-      })(),
-    );
-}
-
-const sourceOf = (input: ChatqInput, name: string | undefined) =>
-  typeof input === 'string' ? input : (name ?? 'lines');
-
-interface Open {
-  config: Config;
-  redis: RedisClient;
-  keys: RedisKeys;
-  queues: RequestQueues;
-  prices: PriceTable;
-  resultTtlS: number;
-}
 
 /**
  * chatq as a library: submit conversations, wait for them, read their results and costs, and run workers, from a
@@ -120,19 +49,10 @@ export class Chatq extends EventEmitter<BatchEvents> {
 
   /** Connects on first use: a Redis that cannot be used is a RedisUnavailableError that says why. */
   private open(): Promise<Open> {
-    this.opened ??= (async () => {
-      const config = this.config;
-      const probe = await probeRedis(config);
-      if (!probe.ok) {
-        this.opened = undefined;
-        throw new RedisUnavailableError(`${probe.reason} (REDIS_URL ${printableRedisUrl(config.redisUrl)})`);
-      }
-      const redis = connectRedis(config, 'chatq-library', { failFast: true });
-      const keys = redisKeys(config.prefix, config.shards);
-      await checkShardCount(redis, keys);
-      const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
-      return { config, redis, keys, queues, prices: loadPrices(config.pricesFile), resultTtlS: config.resultTtlS };
-    })();
+    this.opened ??= openStore(this.config).catch((err: unknown) => {
+      this.opened = undefined;
+      throw err;
+    });
     return this.opened;
   }
 
@@ -157,7 +77,7 @@ export class Chatq extends EventEmitter<BatchEvents> {
    */
   async submit(input: ChatqInput, options: SubmitOptions = {}): Promise<Submitted> {
     const o = await this.open();
-    const window = this.windowOf(options.completionWindow);
+    const window = windowOf(options.completionWindow);
     const source = sourceOf(input, options.name);
     try {
       const result = await submitBatch(o, inputStream(input), {
@@ -168,7 +88,7 @@ export class Chatq extends EventEmitter<BatchEvents> {
         ...(options.metadata ? { metadata: options.metadata } : {}),
         ...(options.maxCostUsd !== undefined ? { maxCostNano: Math.round(options.maxCostUsd * 1e9) } : {}),
         ...(window ? { completionWindow: window } : {}),
-        ...this.lineDefaults(options),
+        ...lineDefaults(options, this.config.defaultModel),
       });
       return {
         id: result.batchId,
@@ -186,21 +106,6 @@ export class Chatq extends EventEmitter<BatchEvents> {
       if (err instanceof ImportFailedError) throw new ImportStoppedError(err.batchId, err.enqueued, err.message);
       throw err;
     }
-  }
-
-  private windowOf(text: string | undefined): CompletionWindow | undefined {
-    const window = text === undefined ? undefined : parseCompletionWindow(text);
-    if (window && 'error' in window) throw new ChatqError(`completion window: ${window.error}`);
-    return window;
-  }
-
-  private lineDefaults(options: SubmitOptions): Pick<ParseOptions, 'defaultModel' | 'defaultUser' | 'userSalt'> {
-    const model = options.model ?? this.config.defaultModel;
-    return {
-      ...(model ? { defaultModel: model } : {}),
-      ...(options.user ? { defaultUser: options.user } : {}),
-      ...(options.userSalt ? { userSalt: options.userSalt } : {}),
-    };
   }
 
   /** The batch as it is now. */
@@ -276,7 +181,7 @@ export class Chatq extends EventEmitter<BatchEvents> {
     if (!batchEnded(original.status))
       throw new ChatqError(`batch ${batchId} is ${original.status}: retry it once it has ended`);
     const o = await this.open();
-    const window = this.windowOf(options.completionWindow);
+    const window = windowOf(options.completionWindow);
     const sel = {
       batchId,
       statuses: options.statuses ?? [...RETRYABLE_STATUSES],
@@ -338,7 +243,7 @@ export class Chatq extends EventEmitter<BatchEvents> {
     const badLines: BadLineError[] = [];
     const { estimate } = await estimateInput(
       inputStream(input),
-      { source: sourceOf(input, undefined), ...this.lineDefaults(options) },
+      { source: sourceOf(input, undefined), ...lineDefaults(options, this.config.defaultModel) },
       settings,
       (e) => badLines.push(new BadLineError(e.source, e.line, e.field, e.message)),
     );

@@ -1,7 +1,7 @@
 import { LuaScript, namedReply, type RedisClient } from '../../shared/redis/redis.js';
-import { describeRedisError } from '../../shared/redis/redis-errors.js';
 import { entriesText, finishCall, type FinishReply } from './finish-call.js';
 import { ConnectionTurns } from '../../shared/redis/connection-turns.js';
+import { persist } from './persist.js';
 import { BacklogRefills } from './backlog-refills.js';
 import { cancelBatch, type CancelReason } from '../../shared/batches/cancel-batch.js';
 import type { RequestQueues } from '../../shared/redis/request-queue.js';
@@ -30,32 +30,12 @@ const CANCELLED: CancelReason = { code: 'cancelled', message: 'cancelled before 
 const EXPIRED: CancelReason = { code: 'batch_expired', message: "not done within the batch's completion window" };
 const IMPORT_STOPPED: CancelReason = { code: 'import_failed', message: "not sent: the batch's import failed" };
 
-/** Tries of a write that Redis refused or did not answer (gone, failing over), and the most time between two. */
-const PERSIST_TRIES = 12;
-const PERSIST_BACKOFF_MOST_MS = 2_000;
 /**
  * With CHATQ_REDIS_WAIT_REPLICAS, a result no replica acknowledged is written again this often, this many times at
  * most, until one does: its master may lose it (stopped, then demoted when it wakes), and its call would be made again.
  */
 const REWRITE_EVERY_MS = 1_000;
 const REWRITES = 30;
-
-/**
- * Runs a write again while Redis refuses it or cannot be reached (a failover, a dropped connection): the writes that
- * record a call (its result, its attempt) must not be lost to a moment's error, or the call would be made again.
- * Transitions are idempotent (a result is written once: finish-request.lua; a requeue of a run taken over changes
- * nothing), so a write whose reply was lost may go again. Other errors, and the last try's, are thrown.
- */
-async function persist<T>(write: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (err) {
-      if (attempt >= PERSIST_TRIES || !describeRedisError(err)) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(PERSIST_BACKOFF_MOST_MS, 25 * 2 ** attempt)));
-    }
-  }
-}
 
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
