@@ -83,9 +83,11 @@ describe('cost and reports', () => {
     }
     const byModel = (await runCli(['report', '--by', 'model', '--format', 'csv'], env)).stdout.trim().split('\n');
     expect(byModel[0]).toBe(
-      'model,requests,succeeded,failed,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,total_tokens,cost_usd,unpriced,repeat_calls,repeat_cost_usd',
+      'model,requests,succeeded,failed,prompt_tokens,cached_tokens,completion_tokens,reasoning_tokens,total_tokens,cost_usd,unpriced,repeat_calls,repeat_cost_usd,grading_calls,grading_cost_usd',
     );
-    expect(byModel.find((l) => l.startsWith('no-price-model,'))).toMatch(/,0\.000000000,1,0,0\.000000000$/);
+    expect(byModel.find((l) => l.startsWith('no-price-model,'))).toMatch(
+      /,0\.000000000,1,0,0\.000000000,0,0\.000000000$/,
+    );
     expect(byModel.find((l) => l.startsWith('plain-model,'))).toContain(
       `,${(nano('plain-model') / 1e9).toFixed(9)},0,0,`,
     );

@@ -161,7 +161,7 @@ describe('the finished record format', () => {
 
   it('keeps its fields in a fixed order: records already stored read by it', () => {
     expect(FINISHED_RECORD_FIELDS).toEqual(
-      'custom_id userid model status attempts claims error http_status upstream_request_id latency_ms prompt_tokens completion_tokens total_tokens cached_tokens reasoning_tokens cost_nano created_at finished_at attempt_log line expect grade on_failure history prev conv'.split(
+      'custom_id userid model status attempts claims error http_status upstream_request_id latency_ms prompt_tokens completion_tokens total_tokens cached_tokens reasoning_tokens cost_nano created_at finished_at attempt_log line expect grade on_failure history prev conv tags'.split(
         ' ',
       ),
     );

@@ -96,14 +96,20 @@ describe('script contracts: named, packed arguments and named replies', () => {
   });
 
   it('finish-request answers by name; its raw tail (the stored response, the result fields) is kept as given', async () => {
-    const reply = namedReply<{ outcome: string; next_head: string; handed: number; wait_ms: number }>(
+    const reply = namedReply<{
+      grading_head: string;
+      outcome: string;
+      next_head: string;
+      handed: number;
+      wait_ms: number;
+    }>(
       await finish.run(
         env.redis,
         finishKeys(env),
         packArgs(finishArgs(env.keys.prefix), '{"id":"RESP"}', 'latency_ms', 12),
       ),
     );
-    expect(reply).toEqual({ outcome: 'ok', next_head: '', handed: 0, wait_ms: 0 });
+    expect(reply).toEqual({ grading_head: '', outcome: 'ok', next_head: '', handed: 0, wait_ms: 0 });
     const [stored] = await getRequests(env.redis, env.keys, ['r1']);
     expect(stored).toMatchObject({ status: 'succeeded', latencyMs: 12, response: { id: 'RESP' }, userid: 'u1' });
     const again = namedReply<{ outcome: string }>(

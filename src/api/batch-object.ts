@@ -87,6 +87,8 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
       cost_usd: usage.cost_nano / 1e9,
       repeat_cost_usd: usage.repeat_cost_nano / 1e9,
       repeat_calls: usage.repeat_calls,
+      grading_cost_usd: usage.grading_cost_nano / 1e9,
+      grading_calls: usage.grading_calls,
       unpriced_requests: usage.unpriced,
       max_cost_usd: b.maxCostNano === null ? null : b.maxCostNano / 1e9,
       succeeded: b.succeeded,
@@ -96,7 +98,10 @@ export function toBatchObject(b: BatchRecord, usage: UsageRow, lineErrors: LineE
       expired: b.expired,
       rejected_lines: b.rejectedLines,
       failures_by_code: b.errors,
-      evals: b.evalPass + b.evalFail ? { passed: b.evalPass, failed: b.evalFail } : null,
+      evals:
+        b.evalPass + b.evalFail + b.evalUngraded + b.judging
+          ? { passed: b.evalPass, failed: b.evalFail, ungraded: b.evalUngraded, judging: b.judging }
+          : null,
     },
   };
 }

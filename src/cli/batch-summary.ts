@@ -3,7 +3,7 @@ import type { UsageRow } from '../shared/batches/read-store.js';
 import { batchEnded, type BatchRecord } from '../shared/request-record.js';
 import { formatCount } from '../shared/display-format.js';
 import { renderTable } from './table.js';
-import { repeatCost } from '../shared/reports/usage-report.js';
+import { gradingCost, repeatCost } from '../shared/reports/usage-report.js';
 
 /** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
 export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): string {
@@ -50,6 +50,7 @@ export function usageTable(rows: { label: string; usage: UsageRow }[]): string {
       'cost',
       'unpriced',
       'repeat cost',
+      'grading cost',
     ],
     rows.map(({ label, usage: u }) => [
       label,
@@ -62,6 +63,7 @@ export function usageTable(rows: { label: string; usage: UsageRow }[]): string {
       formatUsd(u.cost_nano),
       formatCount(u.unpriced),
       repeatCost(u),
+      gradingCost(u),
     ]),
   );
 }

@@ -1,7 +1,7 @@
 import { formatCount } from '../shared/display-format.js';
 import type { Comparison } from '../shared/reports/eval-report.js';
 import { formatUsd } from '../shared/usage/pricing.js';
-import { repeatCost } from '../shared/reports/usage-report.js';
+import { gradingCost, repeatCost } from '../shared/reports/usage-report.js';
 import type { UsageRow } from '../shared/batches/read-store.js';
 import type { ScheduleSpec } from '../shared/files/schedules.js';
 import type { BatchProgress } from './batch-progress.js';
@@ -27,6 +27,7 @@ function usageTable(label: string, rows: UsageRow[]): Html {
       'cost',
       'unpriced',
       'repeat cost',
+      'grading cost',
     ],
     rows.map((r) => [
       r.key,
@@ -40,6 +41,7 @@ function usageTable(label: string, rows: UsageRow[]): Html {
       usd(r.cost_nano),
       formatCount(r.unpriced),
       repeatCost(r),
+      gradingCost(r),
     ]),
   );
 }

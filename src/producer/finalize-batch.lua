@@ -20,7 +20,8 @@ local enqueued = tonumber(redis.call('HGET', b, 'enqueued') or '0')
 redis.call('HSET', b, 'total', enqueued, 'rejected_lines', ARGV[2], 'in_progress_at', now)
 status = 'in_progress'
 local done = tonumber(redis.call('HGET', b, 'done') or '0')
-if done >= enqueued then
+-- Its gradings (expect.judge) are written before it ends: the last one's finish ends it then.
+if done >= enqueued and tonumber(redis.call('HGET', b, 'judging') or '0') <= 0 then
   -- Nothing left to run: a cancel asked while it was imported ends it cancelled.
   status = redis.call('HEXISTS', b, 'cancel_requested') == 1 and 'cancelled' or 'completed'
   redis.call('HSET', b, status .. '_at', now)

@@ -58,6 +58,7 @@ function extraFields(
   if (d.scriptId !== undefined) extra.script_id = d.scriptId;
   if (d.turn !== undefined) extra.turn = d.turn;
   if (d.expect !== undefined) extra.expect = JSON.stringify(d.expect);
+  if (d.tags?.length) extra.tags = JSON.stringify(d.tags);
   if (d.gapMs) extra.gap_ms = d.gapMs;
   return extra;
 }

@@ -38,6 +38,17 @@ const identity = {
     .optional(),
 };
 const expect = expectSchema.optional();
+/** Labels for pass rates by tag (an evaluation's abilities, a benchmark's question types). */
+const tags = z
+  .array(
+    z
+      .string()
+      .min(1, { message: 'a tag must not be empty' })
+      .max(LIMITS.tagChars, { message: `a tag has at most ${LIMITS.tagChars} characters` }),
+    { message: 'expected a list of strings' },
+  )
+  .max(LIMITS.tags, { message: `at most ${LIMITS.tags} tags` })
+  .optional();
 
 export const batchLineSchema = z.object({
   custom_id: customId,
@@ -46,6 +57,7 @@ export const batchLineSchema = z.object({
   body: z.looseObject({ model, messages, ...identity, ...replyBudget }),
   on_failure: onFailure.optional(),
   expect,
+  tags,
 });
 
 export const chatLineSchema = z.looseObject({
@@ -56,10 +68,11 @@ export const chatLineSchema = z.looseObject({
   ...replyBudget,
   on_failure: onFailure.optional(),
   expect,
+  tags,
 });
 
-const turn = z.union([z.string().min(1), z.looseObject({ content: z.string().min(1), expect })], {
-  message: 'each turn is a non-empty string or {"content": "...", "expect": ...}',
+const turn = z.union([z.string().min(1), z.looseObject({ content: z.string().min(1), expect, tags })], {
+  message: 'each turn is a non-empty string or {"content": "...", "expect": ..., "tags": [...]}',
 });
 
 export const scriptLineSchema = z.looseObject({
@@ -81,6 +94,7 @@ export const scriptLineSchema = z.looseObject({
   ...identity,
   ...replyBudget,
   on_failure: onFailure.optional(),
+  tags,
 });
 
 /** Fields that belong to chatq, not to the chat body. */
@@ -95,4 +109,5 @@ export const CHATQ_FIELDS = [
   'turns',
   'history',
   'turn_gap_ms',
+  'tags',
 ] as const;

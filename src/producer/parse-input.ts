@@ -4,6 +4,7 @@ import { readBoundedLines } from '../shared/bounded-lines.js';
 import { parseJsonLine } from '../shared/input-limits.js';
 import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
+import type { Expect, Expectation } from '../shared/expectations.js';
 import { deriveUserid, isUuidV4 } from '../shared/userid.js';
 import { batchLineSchema, chatLineSchema, CHATQ_FIELDS, scriptLineSchema } from './line-schemas.js';
 
@@ -32,6 +33,29 @@ export interface ParseOptions {
   turnGapMs?: number;
   /** The most tokens a reply of this model may take, when known (the price map's max_output): a larger bound is a bad line. */
   outputLimit?: (model: string) => number | undefined;
+  /** The judge model of judge expectations that name none (--judge-model). */
+  judgeModel?: string;
+  /** A prompt template for every judge expectation of the input (--judge-prompt). */
+  judgePrompt?: string;
+}
+
+/** What a request is graded by and reported under: its expectations (with the run's judge options) and its tags. */
+function gradedBy(expect: Expect | undefined, tags: string[] | undefined, opts: ParseOptions): Partial<RequestDraft> {
+  const withJudge = (e: Expectation): Expectation =>
+    e.judge
+      ? {
+          ...e,
+          judge: {
+            ...e.judge,
+            ...(e.judge.model === undefined && opts.judgeModel ? { model: opts.judgeModel } : {}),
+            ...(opts.judgePrompt !== undefined ? { prompt: opts.judgePrompt } : {}),
+          },
+        }
+      : e;
+  return {
+    ...(expect !== undefined ? { expect: Array.isArray(expect) ? expect.map(withJudge) : withJudge(expect) } : {}),
+    ...(tags?.length ? { tags } : {}),
+  };
 }
 
 export function formatLineError(e: LineError): string {
@@ -148,7 +172,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
         line,
         onFailure: b.on_failure ?? 'continue',
         history: 'memory',
-        expect: b.expect,
+        ...gradedBy(b.expect, b.tags, opts),
         ...gapOf(opts.turnGapMs),
       },
     ];
@@ -170,7 +194,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
       line,
       onFailure: c.on_failure ?? 'continue',
       history: 'memory',
-      expect: c.expect,
+      ...gradedBy(c.expect, c.tags, opts),
       ...gapOf(opts.turnGapMs),
     },
   ];
@@ -198,7 +222,9 @@ function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOpt
       history,
       turn,
       scriptId,
-      expect: typeof t === 'string' ? undefined : t.expect,
+      ...(typeof t === 'string'
+        ? gradedBy(undefined, s.tags, opts)
+        : gradedBy(t.expect, [...(s.tags ?? []), ...(t.tags ?? [])], opts)),
       ...gapOf(s.turn_gap_ms ?? opts.turnGapMs),
     };
   });

@@ -114,6 +114,12 @@ const envSchema = z.object({
     .optional(),
   CHATQ_API_KEY: z.string().min(1).optional(),
   CHATQ_MODEL: z.string().min(1).optional(),
+  CHATQ_JUDGE_MODEL: z.string().min(1).optional(),
+  CHATQ_JUDGE_BASE_URL: z
+    .string()
+    .url({ message: 'CHATQ_JUDGE_BASE_URL: expected a URL such as https://api.openai.com/v1' })
+    .optional(),
+  CHATQ_JUDGE_API_KEY: z.string().min(1).optional(),
   CHATQ_RPM: intFrom('CHATQ_RPM', 0),
   CHATQ_TPM: intFrom('CHATQ_TPM', 0),
   CHATQ_LARGE_CALL_SHARE: fractionFrom('CHATQ_LARGE_CALL_SHARE', 0.1, 0.33),
@@ -239,6 +245,11 @@ export interface Config {
   baseUrl: string | undefined;
   apiKey: string | undefined;
   defaultModel: string | undefined;
+  /**
+   * The judge (expect.judge): its default model (CHATQ_JUDGE_MODEL; else the answering request's model) and its own
+   * upstream when set (CHATQ_JUDGE_BASE_URL, CHATQ_JUDGE_API_KEY; else the same upstream, called without userid).
+   */
+  judge: { model: string | undefined; baseUrl: string | undefined; apiKey: string | undefined };
   rpm: number;
   tpm: number;
   modelLimits: Record<string, { rpm?: number; tpm?: number }>;
@@ -318,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     baseUrl: e.CHATQ_BASE_URL ?? (e.CHATQ_API_KEY ? DEFAULT_BASE_URL : undefined),
     apiKey: e.CHATQ_API_KEY,
     defaultModel: e.CHATQ_MODEL,
+    judge: { model: e.CHATQ_JUDGE_MODEL, baseUrl: e.CHATQ_JUDGE_BASE_URL, apiKey: e.CHATQ_JUDGE_API_KEY },
     rpm: e.CHATQ_RPM,
     tpm: e.CHATQ_TPM,
     modelLimits: e.CHATQ_MODEL_LIMITS,

@@ -1,6 +1,7 @@
 import { RE2JS } from 're2js';
 import { z } from 'zod';
-import { LIMITS } from './input-limits.js';
+import { LIMITS, modelNameSchema } from './input-limits.js';
+import { JUDGE_KINDS } from './judge-prompts.js';
 
 /**
  * Expectations on a reply, for evaluation suites: any input line (or script turn) may carry `expect`, one object
@@ -10,6 +11,8 @@ import { LIMITS } from './input-limits.js';
  *   equals: the whole reply, trimmed
  *   json: true (the reply parses as JSON) or a JSON Schema the parsed reply must match
  *   max_latency_ms: the call answered within this time
+ *   judge: a judge model grades the reply against a reference answer and/or a rubric (judge-prompts.ts); at most one
+ *     per request, asked only when the other expectations hold
  */
 const texts = z.union([z.string(), z.array(z.string()).min(1)]);
 
@@ -61,6 +64,25 @@ const jsonSchema = z.record(z.string(), z.unknown()).superRefine((schema, ctx) =
   }
 });
 
+const judgeText = z.string().min(1).max(LIMITS.judgeChars);
+
+export const judgeSchema = z
+  .object({
+    answer: judgeText.optional(),
+    rubric: judgeText.optional(),
+    model: modelNameSchema.optional(),
+    threshold: z.number().min(0).max(1).optional(),
+    /** A prompt template ({{question}}, {{answer}}, {{rubric}}, {{reply}}) in place of the built-in one. */
+    prompt: judgeText.optional(),
+    /** Which built-in prompt grades it (a memory benchmark's question type); "default" when absent. */
+    kind: z.enum(JUDGE_KINDS).optional(),
+  })
+  .strict()
+  .refine((j) => j.answer !== undefined || j.rubric !== undefined, {
+    message: 'a judge needs "answer" (the reference) or "rubric" (what a good reply does), or both',
+  });
+export type JudgeSpec = z.infer<typeof judgeSchema>;
+
 export const expectationSchema = z
   .object({
     contains: texts.optional(),
@@ -69,13 +91,20 @@ export const expectationSchema = z
     equals: z.string().optional(),
     json: z.union([z.literal(true), jsonSchema]).optional(),
     max_latency_ms: z.number().positive().optional(),
+    judge: judgeSchema.optional(),
   })
   .strict()
   .refine((e) => Object.keys(e).length > 0, {
-    message: 'an expectation needs at least one of contains, not_contains, regex, equals, json, max_latency_ms',
+    message: 'an expectation needs at least one of contains, not_contains, regex, equals, json, max_latency_ms, judge',
   });
 
-export const expectSchema = z.union([expectationSchema, z.array(expectationSchema).min(1)]);
+export type Expectation = z.infer<typeof expectationSchema>;
+
+export const expectSchema = z
+  .union([expectationSchema, z.array(expectationSchema).min(1)])
+  .refine((e) => !Array.isArray(e) || e.filter((x) => x.judge).length <= 1, {
+    message: 'at most one "judge" expectation per request',
+  });
 export type Expect = z.infer<typeof expectSchema>;
 
 export interface ExpectationFailure {
@@ -84,9 +113,46 @@ export interface ExpectationFailure {
   message: string;
 }
 
+/** What a judge model said of a reply. */
+export interface JudgeVerdict {
+  model: string;
+  /** null: ungraded (the judge's reply was not the JSON asked for, or the judge could not be called). */
+  pass: boolean | null;
+  score: number | null;
+  reason: string;
+  threshold?: number;
+}
+
 export interface Grade {
   pass: boolean;
   failures: ExpectationFailure[];
+  /** Neither passed nor failed: its judge gave no verdict (the judge's text is in `judge.reason`). */
+  ungraded?: boolean;
+  /** Waiting for its judge (its grading call); set until the judgement is written. */
+  judging?: boolean;
+  judge?: JudgeVerdict;
+}
+
+/** A grade's verdict as counted: pass, fail, or ungraded. */
+export const verdictOfGrade = (g: Grade): 'pass' | 'fail' | 'ungraded' =>
+  g.ungraded || g.judging ? 'ungraded' : g.pass ? 'pass' : 'fail';
+
+/** The request's judge expectation, if it has one. */
+export function judgeOf(expect: Expect | null): JudgeSpec | undefined {
+  if (!expect) return undefined;
+  return (Array.isArray(expect) ? expect : [expect]).find((e) => e.judge)?.judge;
+}
+
+/** A grade with its judge's verdict in (the verdict decides what the other expectations let pass). */
+export function withVerdict(g: Grade, v: JudgeVerdict): Grade {
+  const { judging: _, ...rest } = g;
+  const failures =
+    v.pass === false
+      ? [...g.failures, { kind: 'judge', expected: v.threshold ?? 'pass', message: v.reason }]
+      : g.failures;
+  return v.pass === null
+    ? { ...rest, pass: false, ungraded: true, judge: v }
+    : { ...rest, pass: g.pass && v.pass, failures, judge: v };
 }
 
 const RE2_FLAGS: Record<string, number> = { i: RE2JS.CASE_INSENSITIVE, m: RE2JS.MULTILINE, s: RE2JS.DOTALL };
@@ -141,7 +207,9 @@ export function grade(expect: Expect, reply: string | null, latencyMs: number | 
     if (e.max_latency_ms !== undefined && (latencyMs === null || latencyMs > e.max_latency_ms))
       fail('max_latency_ms', e.max_latency_ms, `answered in ${latencyMs ?? '?'} ms`);
   }
-  return { pass: failures.length === 0, failures };
+  // A judge is asked only when everything else holds (a reply that failed already needs no paid judgement).
+  const judging = judgeOf(expect) !== undefined && failures.length === 0;
+  return { pass: failures.length === 0, failures, ...(judging ? { judging } : {}) };
 }
 
 /** The text of a chat completion's first choice (text parts joined), or null. */

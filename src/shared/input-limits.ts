@@ -18,6 +18,13 @@ export const LIMITS = {
   modelChars: 200,
   /** An expectation's regex pattern. */
   regexChars: 1_000,
+  /** A judge expectation's answer, rubric or prompt template. */
+  judgeChars: 16_384,
+  /** Tags on a line or turn, and the characters of one. */
+  tags: 32,
+  tagChars: 100,
+  /** One instance (LongMemEval) or sample (LoCoMo) of a memory benchmark file, in bytes. */
+  recordBytes: 64 * 1024 * 1024,
   /** turn_gap_ms: an hour at most. */
   turnGapMs: 3_600_000,
 } as const;

@@ -37,6 +37,7 @@ export interface RequestDraft {
   turn?: number;
   scriptId?: string;
   expect?: unknown;
+  tags?: string[];
   /** The least time between the end of the user's previous call and this one's start (ms). */
   gapMs?: number;
 }
@@ -77,6 +78,8 @@ export interface StoredRequest {
   history: HistoryMode;
   /** The previous turn of a "full" history script (its conversation comes first). */
   prev: string | null;
+  /** Its tags (pass rates by tag); empty when none. */
+  tags: string[];
 }
 
 /** A request's stored fields (hash fields), each with its kind: whole numbers, or text (JSON text for some). */
@@ -108,6 +111,7 @@ const FIELD_KINDS = {
   on_failure: 'text',
   history: 'text',
   prev: 'text',
+  tags: 'text',
 } as const satisfies Record<string, 'number' | 'text'>;
 
 export type RequestField = keyof typeof FIELD_KINDS;
@@ -115,14 +119,18 @@ export const REQUEST_FIELDS = Object.keys(FIELD_KINDS) as RequestField[];
 /** The whole-number fields, which a finished record keeps as numbers (fewer bytes than their digits). */
 export const NUMERIC_REQUEST_FIELDS = REQUEST_FIELDS.filter((f) => FIELD_KINDS[f] === 'number');
 
+/** Request fields added after the finished record's first format: they come after `conv`, in the order added. */
+const ADDED_FIELDS: readonly RequestField[] = ['tags'];
+
 /**
  * The fields a finished record keeps (finished-record.ts), in its order: a request's hash fields that readers use,
  * but `batch` and `seq`, which its id names (`<batch>-<seq>`), and with `conv`, which the next turn of a "full"
  * history script reads. Part of the stored format: a field is only ever added at the end.
  */
 export const FINISHED_RECORD_FIELDS: readonly (RequestField | 'conv')[] = [
-  ...REQUEST_FIELDS.filter((f) => f !== 'batch' && f !== 'seq'),
+  ...REQUEST_FIELDS.filter((f) => f !== 'batch' && f !== 'seq' && !ADDED_FIELDS.includes(f)),
   'conv',
+  ...ADDED_FIELDS,
 ];
 
 /** A request's stored fields by name (missing ones absent or null). */
@@ -174,6 +182,7 @@ export function toStoredRequest(
     onFailure: f.on_failure === 'halt' ? 'halt' : 'continue',
     history: f.history === 'full' ? 'full' : 'memory',
     prev: f.prev ?? null,
+    tags: maybeJson<string[]>(f.tags) ?? [],
   };
 }
 
@@ -213,6 +222,10 @@ export interface BatchRecord {
   /** Requests with expectations that passed / failed their grading. */
   evalPass: number;
   evalFail: number;
+  /** Requests whose judge gave no verdict (expect.judge). */
+  evalUngraded: number;
+  /** Gradings not written yet: the batch ends when they are. */
+  judging: number;
   inputFileId: string | null;
   /** Cancel asked while the batch was still being imported. */
   cancelRequested: boolean;
@@ -249,6 +262,8 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     metadata: maybeJson<Record<string, string>>(h.metadata) ?? {},
     evalPass: num(h.eval_pass),
     evalFail: num(h.eval_fail),
+    evalUngraded: num(h.eval_ungraded),
+    judging: num(h.judging),
     inputFileId: h.input_file_id ?? null,
     cancelRequested: h.cancel_requested !== undefined,
     maxCostNano: maybeNum(h.max_cost_nano),

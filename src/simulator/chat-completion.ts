@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { textTokens, tokenizer } from '../shared/token-estimate.js';
 import { replyTo, type UserMemory } from './memory-replies.js';
+import { judgeReply } from './judge-replies.js';
 
 /** What the simulator answers a chat call with: the reply from the user's memory, as an OpenAI chat.completion. */
 
@@ -89,6 +90,8 @@ export interface Reply {
   truncated: boolean;
   /** How many choices the reply carries (n), each billed. */
   choices: number;
+  /** It answers a grading call (a judge's verdict). */
+  judge: boolean;
 }
 
 /** n: how many choices to answer (1 to 128, as OpenAI allows). */
@@ -104,7 +107,8 @@ export function composeReply(body: ChatBody, lastUser: string, memory: UserMemor
     : undefined;
   const reasoningTokens = reasoning ? tokenizer().countTokens(reasoning) : 0;
   const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
-  let replyTokens = tokenizer().encode(replyTo(lastUser, memory, memory.calls + 1));
+  const verdict = judgeReply(body.messages);
+  let replyTokens = tokenizer().encode(verdict ?? replyTo(lastUser, memory, memory.calls + 1));
   const truncated = replyTokens.length + reasoningTokens > maxTokens;
   if (truncated) replyTokens = replyTokens.slice(0, Math.max(0, maxTokens - reasoningTokens));
   const choices = choiceCount(body.n);
@@ -117,6 +121,7 @@ export function composeReply(body: ChatBody, lastUser: string, memory: UserMemor
     reasoning,
     reasoningTokens,
     truncated,
+    judge: verdict !== undefined,
   };
 }
 

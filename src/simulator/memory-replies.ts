@@ -1,3 +1,5 @@
+import { contentWords } from './judge-replies.js';
+
 /**
  * What the simulated endpoint "remembers" about each user and how its replies show it: facts stated in earlier
  * calls ("my name is Ada", "I live in Lyon", "I like tea") come back when asked about, as the real memory layer
@@ -6,7 +8,12 @@
 export interface UserMemory {
   facts: Map<string, string>;
   calls: number;
+  /** The sentences its calls carried (both sides of a conversation), oldest first, bounded: what recall searches. */
+  said: string[];
 }
+
+/** Sentences kept per user (older ones are forgotten). */
+const MOST_SAID = 5_000;
 
 const END = String.raw`(?=[.,!?;]|\s+and\s|\s+but\s|$)`;
 const fact = (lead: string, phrase = String.raw`([\p{L}\d][\p{L}\d '-]{0,40}?)`) =>
@@ -29,7 +36,7 @@ const QUESTIONS: [RegExp, string, (v: string) => string][] = [
 ];
 
 export function newMemory(): UserMemory {
-  return { facts: new Map(), calls: 0 };
+  return { facts: new Map(), calls: 0, said: [] };
 }
 
 export function learn(memory: UserMemory, text: string): void {
@@ -38,6 +45,34 @@ export function learn(memory: UserMemory, text: string): void {
     if (!m) continue;
     memory.facts.set(key, key === 'favourite' ? `${m[1]} is ${m[2]!.trim()}` : m[1]!.trim());
   }
+}
+
+/** Keeps the sentences of a call's messages (its conversation, as a memory layer would store it). */
+export function remember(memory: UserMemory, texts: string[]): void {
+  for (const text of texts)
+    for (const s of text.split(/(?<=[.!?])\s+|\n+/)) if (s.trim().length > 3) memory.said.push(s.trim());
+  if (memory.said.length > MOST_SAID) memory.said.splice(0, memory.said.length - MOST_SAID);
+}
+
+/**
+ * A question no fact pattern answers, from the sentences the user's calls carried: the one sharing the most words
+ * with it (the latest of equals: an update wins), or "I don't know" when none shares two.
+ */
+function recall(question: string, memory: UserMemory): string | undefined {
+  if (!question.trim().endsWith('?') || memory.said.length === 0) return undefined;
+  const asked = new Set(contentWords(question));
+  let best = '';
+  let most = 1;
+  for (const s of memory.said) {
+    // Questions asked earlier are not answers.
+    if (s.endsWith('?')) continue;
+    const shared = new Set(contentWords(s).filter((w) => asked.has(w))).size;
+    if (shared >= most) {
+      most = shared;
+      best = s;
+    }
+  }
+  return most >= 2 && best ? best : "I don't know: you never mentioned that.";
 }
 
 /** The reply to `text`, using what `memory` holds (an empty memory for users the endpoint does not remember). */
@@ -49,6 +84,6 @@ export function replyTo(text: string, memory: UserMemory, callNumber: number): s
     answers.push(v ? say(v) : "I don't know that yet: you haven't told me.");
   }
   const quoted = text.length > 80 ? `${text.slice(0, 77)}...` : text;
-  const head = answers.length ? answers.join(' ') : `Noted: "${quoted}"`;
+  const head = answers.length ? answers.join(' ') : (recall(text, memory) ?? `Noted: "${quoted}"`);
   return `${head} (reply ${callNumber})`;
 }

@@ -8,6 +8,8 @@ export const simulatorOptionsSchema = z
     /** Base latency and uniform jitter (+/-) of each answer, in ms. */
     latencyMs: z.number().min(0).default(0),
     jitterMs: z.number().min(0).default(0),
+    /** More latency for a judge's answers (grading calls). */
+    judgeLatencyMs: z.number().min(0).default(0),
     /** The endpoint's own limits over a sliding window; 0 = none. */
     rpm: z.number().int().min(0).default(0),
     tpm: z.number().int().min(0).default(0),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isUuidV4 } from '../shared/userid.js';
-import { learn, newMemory, type UserMemory } from './memory-replies.js';
+import { learn, newMemory, remember, type UserMemory } from './memory-replies.js';
 import { type ChatBody, type ChatMessage, completionBody, composeReply, textOf } from './chat-completion.js';
 import { simulatorOptionsSchema, type SimulatorOptions, type SimulatorOptionsInput } from './simulator-options.js';
 import { addTokens, emptyStats, recordArrival, type SimulatorStats } from './simulator-stats.js';
@@ -123,7 +123,9 @@ class SimulatedEndpoint {
     this.stats.peakRequestsInWindow = this.requestWindow.peak;
     this.stats.peakTokensInWindow = this.tokenWindow.peak;
     const cached = remembered ? this.cachedTokens(userid, reply.perMessage) : 0;
-    const latency = Math.max(0, this.opts.latencyMs + (Math.random() * 2 - 1) * this.opts.jitterMs);
+    const latency =
+      Math.max(0, this.opts.latencyMs + (Math.random() * 2 - 1) * this.opts.jitterMs) +
+      (reply.judge ? this.opts.judgeLatencyMs : 0);
     if (latency > 0) await new Promise((r) => setTimeout(r, latency));
     if (res.destroyed) return;
     if (fault === 'malformed') {
@@ -135,6 +137,10 @@ class SimulatedEndpoint {
     }
     if (remembered) {
       learn(memory, lastUser);
+      remember(
+        memory,
+        messages.filter((m) => m.role === 'user' || m.role === 'assistant').map((m) => textOf(m.content)),
+      );
       memory.calls += 1;
       this.memories.set(userid, memory);
     }

@@ -55,6 +55,15 @@ export interface WorkerPoolOptions {
 }
 
 /** Limits and settings a worker runs with, for the start-up line (no secrets). */
+/** The upstream, and the judge's (its own when CHATQ_JUDGE_BASE_URL is set, else the same one). */
+function upstreamsOf(config: Config, baseUrl: string) {
+  const upstreamAt = (baseURL: string, apiKey: string | undefined) =>
+    new UpstreamClient({ baseURL, apiKey, timeoutMs: config.timeoutMs, concurrency: config.concurrency });
+  const upstream = upstreamAt(baseUrl, config.apiKey);
+  const judgeUpstream = config.judge.baseUrl ? upstreamAt(config.judge.baseUrl, config.judge.apiKey) : upstream;
+  return { upstream, judge: { upstream: judgeUpstream, model: config.judge.model } };
+}
+
 export function describeWorker(config: Config, baseUrl: string) {
   return {
     upstream: baseUrl,
@@ -267,12 +276,7 @@ export class WorkerPool {
     try {
       await checkShardCount(redis, keys);
       const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
-      const upstream = new UpstreamClient({
-        baseURL: opts.baseUrl,
-        apiKey: config.apiKey,
-        timeoutMs: config.timeoutMs,
-        concurrency: config.concurrency,
-      });
+      const { upstream, judge } = upstreamsOf(config, opts.baseUrl);
       const scripts = scriptConnections(config);
       connections.push(...scripts);
       const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
@@ -288,6 +292,7 @@ export class WorkerPool {
       const deps = {
         redis,
         upstream,
+        judge,
         queues,
         limiter,
         prices: loadPrices(config.pricesFile),
@@ -297,7 +302,7 @@ export class WorkerPool {
         maxOutageMs: config.maxOutageMs,
         timeoutMs: config.timeoutMs,
         logger,
-        secrets: config.apiKey ? [config.apiKey] : [],
+        secrets: [config.apiKey, config.judge.apiKey].filter((k): k is string => k !== undefined),
         // One call concurrency for the process, whichever shard a job comes from (first come, first served).
         callSlots: pLimit(config.concurrency),
         projectSlots: new ProjectSlots(config.concurrency, config.projectWeights),

@@ -82,7 +82,8 @@ if cancelled > 0 then
   redis.call('HINCRBY', batch, ended, cancelled)
   done = redis.call('HINCRBY', batch, 'done', cancelled)
 end
-if done >= tonumber(redis.call('HGET', batch, 'total') or '0') then
+-- Gradings still to be written (they end unjudged once their batch stops) end it when the last one is.
+if done >= tonumber(redis.call('HGET', batch, 'total') or '0') and tonumber(redis.call('HGET', batch, 'judging') or '0') <= 0 then
   if status ~= 'failed' then
     status = FINAL_STATUS[status]
     redis.call('HSET', batch, 'status', status, status .. '_at', now)

@@ -219,6 +219,9 @@ export interface UsageRow {
    * cost above, and counted here apart. */
   repeat_calls: number;
   repeat_cost_nano: number;
+  /** Grading calls (expect.judge): in the tokens and cost above, and counted here apart from answering. */
+  grading_calls: number;
+  grading_cost_nano: number;
 }
 
 export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
@@ -237,6 +240,8 @@ export function toUsageRow(key: string, h: Record<string, string>): UsageRow {
     unpriced: n('unpriced'),
     repeat_calls: n('repeat_calls'),
     repeat_cost_nano: n('repeat_cost_nano'),
+    grading_calls: n('grading_calls'),
+    grading_cost_nano: n('grading_cost_nano'),
   };
 }
 

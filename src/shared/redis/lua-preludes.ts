@@ -90,11 +90,13 @@ function statusesPrelude(): string {
  *   changes), the body beside the hash and `response` (the stored form, or false), expiring after `ttl` seconds, and
  *   deletes the hash and the body;
  * - finishedFields(prefix, id): a finished record's text fields by name (its conversation, its userid), or nil when
- *   there is none.
+ *   there is none;
+ * - FINISHED_FIELD_INDEX[name]: a field's place in FINISHED_RECORD_FIELDS (the record holds it at that place + 1).
  */
 const finishedRecordPrelude =
   () => `local FINISHED_RECORD_FIELDS = { ${FINISHED_RECORD_FIELDS.map((f) => `'${f}'`).join(', ')} }
 local NUMERIC_FIELD = { ${NUMERIC_REQUEST_FIELDS.map((f) => `${f} = true`).join(', ')} }
+local FINISHED_FIELD_INDEX = { ${FINISHED_RECORD_FIELDS.map((f, i) => `${f} = ${i + 1}`).join(', ')} }
 local function requestFields(key)
   local h = redis.call('HGETALL', key)
   if #h == 0 then return nil end

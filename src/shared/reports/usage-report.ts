@@ -93,6 +93,8 @@ export const USAGE_CSV_COLUMNS = [
   'unpriced',
   'repeat_calls',
   'repeat_cost_usd',
+  'grading_calls',
+  'grading_cost_usd',
 ] as const;
 
 /** Usage rows as JSON-friendly objects: cost in USD (exact to the nano-dollar) next to the integer nano-USD. */
@@ -103,11 +105,16 @@ export const usageJson = (rows: UsageRow[], by: ReportDimension) =>
     key: undefined,
     cost_usd: r.cost_nano / 1e9,
     repeat_cost_usd: r.repeat_cost_nano / 1e9,
+    grading_cost_usd: r.grading_cost_nano / 1e9,
   }));
 
 /** Repeat spend (calls answered again for requests counted already), in the cost: its cost and calls, or "-". */
 export const repeatCost = (u: UsageRow) =>
   u.repeat_calls ? `${formatUsd(u.repeat_cost_nano)} (${formatCount(u.repeat_calls)})` : '-';
+
+/** Grading spend (judge calls), in the cost: its cost and calls, or "-". */
+export const gradingCost = (u: UsageRow) =>
+  u.grading_calls ? `${formatUsd(u.grading_cost_nano)} (${formatCount(u.grading_calls)})` : '-';
 
 export function usageCsv(rows: UsageRow[], by: ReportDimension): string {
   const lines = [[by, ...USAGE_CSV_COLUMNS].join(',')];
@@ -127,6 +134,8 @@ export function usageCsv(rows: UsageRow[], by: ReportDimension): string {
         r.unpriced,
         r.repeat_calls,
         (r.repeat_cost_nano / 1e9).toFixed(9),
+        r.grading_calls,
+        (r.grading_cost_nano / 1e9).toFixed(9),
       ]
         .map(csvCell)
         .join(','),

@@ -13,7 +13,9 @@
   t: [prompt, completion, total, cached, reasoning], c: cost in nano-USD or -1 (unpriced), l: latency bucket or "", ms: latency,
   e: a failure's reason (counted in the metrics as "failed:<reason>"; absent when it succeeded),
   rp: 1 when it is repeat spend (finish-request.lua: another call of a request counted already): its tokens and cost
-  count, as repeat_calls and repeat_cost_nano too, but not as a request}
+  count, as repeat_calls and repeat_cost_nano too, but not as a request;
+  g: 1 when it is a grading's (expect.judge): its tokens and cost count, as grading_calls and grading_cost_nano too,
+  not as a request, and not for any user (u is "")}
   (a record of before this shape names its keys instead: k, x and v).
   Returns how many records it folded.
 ]]
@@ -97,8 +99,11 @@ for _, text in ipairs(records) do
     kept[keys[2]] = chosen
   end
   if not chosen then keys[2], names[2] = other, otherModel end
-  for d = 1, 4 do
-    if r.rp then
+  for d = r.g and 2 or 1, 4 do
+    if r.g then
+      add(keys[d], 'grading_calls', 1)
+      if r.c >= 0 then add(keys[d], 'grading_cost_nano', r.c) end
+    elseif r.rp then
       add(keys[d], 'repeat_calls', 1)
       if r.c >= 0 then add(keys[d], 'repeat_cost_nano', r.c) end
     else
@@ -110,9 +115,9 @@ for _, text in ipairs(records) do
     if r.c >= 0 and d < 4 then add(keys[d], 'cost_nano', r.c) end
     touch(indexes[d], names[d])
   end
-  local counted = r.rp and 'repeat_calls' or 'requests:' .. r.s
+  local counted = r.g and 'grading_calls' or r.rp and 'repeat_calls' or 'requests:' .. r.s
   metrics[counted] = (metrics[counted] or 0) + 1
-  if r.e and not r.rp then metrics['failed:' .. r.e] = (metrics['failed:' .. r.e] or 0) + 1 end
+  if r.e and not r.rp and not r.g then metrics['failed:' .. r.e] = (metrics['failed:' .. r.e] or 0) + 1 end
   if r.l ~= '' then
     metrics['latency_bucket:' .. r.l] = (metrics['latency_bucket:' .. r.l] or 0) + 1
     metrics['latency_sum_ms'] = (metrics['latency_sum_ms'] or 0) + r.ms

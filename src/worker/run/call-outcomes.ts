@@ -1,4 +1,7 @@
 import { assistantMessage, classified, outageSince, redact, usageOf, ZERO_USAGE } from './call-results.js';
+import type { Usage } from '../../shared/usage/pricing.js';
+import type { FinishedRequest } from '../store/request-claims.js';
+import { gradingDraft, withJudgement } from './judge-calls.js';
 import { costNano, findPrice } from '../../shared/usage/pricing.js';
 import { pauseQueue } from '../../shared/redis/queue-control.js';
 import type { AttemptEntry } from '../../shared/request-record.js';
@@ -12,6 +15,49 @@ import { logFailure } from '../../shared/redis/condition-log.js';
 
 /** What a call's end leads to: the request finished (succeeded or failed), retried later, or called again. */
 
+/** Writes a run's result; a grading's carries its verdict into the request it judges. */
+export function finishRun(
+  deps: ProcessorDeps,
+  started: StartedRequest,
+  result: FinishedRequest,
+  servingJob: string,
+): Promise<StartedRequest | undefined> {
+  return deps.store.finish(started.id, started, withJudgement(started, result), servingJob);
+}
+
+/** What calls of this run spent before the one that finishes it (a judge asked again): added to its usage and cost. */
+export interface EarlierSpend {
+  usage: Usage;
+  costNano: number | undefined;
+}
+
+const addUsage = (a: Usage, b: Usage): Usage => ({
+  prompt_tokens: a.prompt_tokens + b.prompt_tokens,
+  completion_tokens: a.completion_tokens + b.completion_tokens,
+  total_tokens: a.total_tokens + b.total_tokens,
+  cached_tokens: a.cached_tokens + b.cached_tokens,
+  reasoning_tokens: a.reasoning_tokens + b.reasoning_tokens,
+});
+
+/** `a` and `b` together (unpriced when either is). */
+export const addSpend = (a: EarlierSpend, b: EarlierSpend): EarlierSpend => ({
+  usage: addUsage(a.usage, b.usage),
+  costNano: a.costNano === undefined || b.costNano === undefined ? undefined : a.costNano + b.costNano,
+});
+
+export const NO_SPEND: EarlierSpend = { usage: ZERO_USAGE, costNano: 0 };
+
+/** What a reply cost, at its model's price. */
+export function spendOf(
+  deps: ProcessorDeps,
+  started: StartedRequest,
+  completion: Record<string, unknown>,
+): EarlierSpend {
+  const usage = usageOf(completion);
+  const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(completion.model ?? ''));
+  return { usage, costNano: costNano(price, usage) };
+}
+
 /** Ends a request failed (no more attempts, or an error not worth retrying), with its error redacted. */
 function finishFailed(
   deps: ProcessorDeps,
@@ -23,8 +69,8 @@ function finishFailed(
   t: RunTrace,
 ): Promise<StartedRequest | undefined> {
   return t.finish(() =>
-    deps.store.finish(
-      started.id,
+    finishRun(
+      deps,
       started,
       {
         status: 'failed',
@@ -51,17 +97,21 @@ export async function finishSucceeded(
   messages: Record<string, unknown>[],
   servingJob: string,
   t: RunTrace,
+  earlier: EarlierSpend = NO_SPEND,
 ): Promise<StartedRequest | undefined> {
   const { reply, t0, latencyMs, reservation } = call;
   attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
-  const usage = usageOf(reply.completion);
-  const price = findPrice(deps.prices, started.model) ?? findPrice(deps.prices, String(reply.completion.model ?? ''));
+  const own = spendOf(deps, started, reply.completion);
+  const { usage, costNano: cost } = addSpend(earlier, own);
+  const text = replyText(reply.completion);
+  const g = started.expect ? grade(started.expect, text, latencyMs) : undefined;
+  const grading = g && text !== null ? gradingDraft(deps, started, messages, text, g) : undefined;
   // The result first (it was paid for); the capacity after, whatever the write came to, best effort: a settle that
   // fails leaves the estimate in the token log until it ages out, never the reply unsaved.
   try {
     return await t.finish(() =>
-      deps.store.finish(
-        started.id,
+      finishRun(
+        deps,
         started,
         {
           status: 'succeeded',
@@ -70,16 +120,17 @@ export async function finishSucceeded(
           upstreamRequestId: reply.requestId,
           latencyMs,
           usage,
-          costNano: costNano(price, usage),
+          costNano: cost,
           attempts,
-          ...(started.expect ? { grade: grade(started.expect, replyText(reply.completion), latencyMs) } : {}),
+          ...(g ? { grade: g } : {}),
+          ...(grading ? { grading } : {}),
           ...(started.history === 'full' ? { conversation: [...messages, assistantMessage(reply.completion)] } : {}),
         },
         servingJob,
       ),
     );
   } finally {
-    await settleBestEffort(deps, reservation, usage.total_tokens, true);
+    await settleBestEffort(deps, reservation, own.usage.total_tokens, true);
   }
 }
 

@@ -1,5 +1,14 @@
 import { DelayedError, type Job } from 'bullmq';
-import { afterFailedCall, finishSucceeded, settleBestEffort } from './call-outcomes.js';
+import {
+  addSpend,
+  afterFailedCall,
+  finishRun,
+  finishSucceeded,
+  NO_SPEND,
+  settleBestEffort,
+  spendOf,
+} from './call-outcomes.js';
+import { gradingNotCalled, JUDGE_REASKS, unreadableVerdict } from './judge-calls.js';
 import { type CallOutcome, type ProcessorDeps, RetryLaterError } from './processor-deps.js';
 import { callEnd, failedCallEnd, messagesFor, redact, ZERO_USAGE } from './call-results.js';
 import { describeRedisError } from '../../shared/redis/redis-errors.js';
@@ -16,6 +25,7 @@ const PAUSED_RECHECK_MS = 1_000;
 const MAX_ROUNDS = 20;
 /** How soon a request whose batch budget is all reserved by calls in flight asks again. */
 const BUDGET_RECHECK_MS = 300;
+const STOPPED = 'not judged: the batch stopped';
 
 /** The most a call of this body can cost: its prompt estimate and whole reply budget at the model's prices. */
 function costBound(deps: ProcessorDeps, model: string, body: Record<string, unknown>, promptTokens: number): number {
@@ -75,7 +85,10 @@ function callWithinSlot(
     const t0 = Date.now();
     const span = t.call(started.model, body, started.attempt);
     try {
-      const reply = await deps.upstream.chat(body, started.userid, lease);
+      // A grading goes to the judge's upstream, without userid: it must never touch a user's memory.
+      const reply = started.judges
+        ? await deps.judge.upstream.chat(body, undefined, lease)
+        : await deps.upstream.chat(body, started.userid, lease);
       span?.end(callEnd(reply));
       return { ok: true, reply, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
     } catch (err) {
@@ -129,8 +142,8 @@ async function unexpectedFailure(
     await deps.store.retry(started.id, started, [], error);
     throw new RetryLaterError(`internal_error: ${message}`, started.attempt);
   }
-  return deps.store.finish(
-    started.id,
+  return finishRun(
+    deps,
     started,
     { status: 'failed', error, usage: ZERO_USAGE, costNano: 0, attempts: [] },
     servingJob,
@@ -154,15 +167,23 @@ async function runTraced(
   // The prompt estimate, worked out once per run (the budget and every ask for capacity use it).
   let prompt: number | undefined;
   const promptTokens = () => (prompt ??= estimatePromptTokens(body));
+  // A grading of a batch that stopped is not called: the request it judges stays ungraded.
+  const unjudged = (code: string, message: string) =>
+    finishRun(deps, started, gradingNotCalled(started, code, message), servingJob());
+  if (started.judges && !(await deps.store.batchGoesOn(started.batch))) return unjudged('cancelled', STOPPED);
   if (started.budgeted) {
     const budget = await deps.store.reserveBudget(id, started, costBound(deps, started.model, body, promptTokens()));
     if (budget === 'wait') return back(BUDGET_RECHECK_MS);
     if (budget === 'never') {
+      if (started.judges)
+        return unjudged('budget_exceeded', 'not judged: it could take the batch past its max_cost_usd');
       await deps.store.cancelOverBudget(id, started);
       return undefined;
     }
   }
+  let spent = NO_SPEND;
   // Rounds of 429s or of an unreachable upstream (no attempt spent): past MAX_ROUNDS the request goes back in line.
+  let reasks = 0;
   for (let rounds = 0; ; rounds++) {
     if (rounds >= MAX_ROUNDS) return back(PAUSED_RECHECK_MS);
     const call = await callWithinSlot(deps, started, body, promptTokens, t);
@@ -179,6 +200,7 @@ async function runTraced(
     }
     // One whose batch is being cancelled ends now; a call with no room yet waits out of the call slots.
     if (call === 'cancelled') {
+      if (started.judges) return unjudged('cancelled', STOPPED);
       await deps.store.cancelWithBatch(id, started, attempts);
       return undefined;
     }
@@ -193,7 +215,16 @@ async function runTraced(
       );
       return undefined;
     }
-    if (call.ok) return finishSucceeded(deps, started, call, attempts, messages, servingJob(), t);
+    if (call.ok && unreadableVerdict(started, call.reply.completion) && reasks < JUDGE_REASKS) {
+      // A judge that did not answer the JSON asked for is asked again; its call is paid and counted with the next.
+      reasks += 1;
+      attempts.push({ at: call.t0, status: call.reply.status, code: 'judge_unreadable', ms: call.latencyMs });
+      const own = spendOf(deps, started, call.reply.completion);
+      spent = addSpend(spent, own);
+      await settleBestEffort(deps, call.reservation, own.usage.total_tokens, true);
+      continue;
+    }
+    if (call.ok) return finishSucceeded(deps, started, call, attempts, messages, servingJob(), t, spent);
     const next = await afterFailedCall(deps, started, call, attempts, messages, servingJob(), t);
     if (next !== 'again') return next;
   }

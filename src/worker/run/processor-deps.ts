@@ -15,6 +15,8 @@ export interface ProcessorDeps {
   keys: RedisKeys;
   store: RequestStore;
   upstream: UpstreamClient;
+  /** Where gradings go (CHATQ_JUDGE_BASE_URL), and the judge model of expectations that name none. */
+  judge: { upstream: UpstreamClient; model: string | undefined };
   queues: RequestQueues;
   limiter: CapacityLimiter;
   prices: PriceTable;

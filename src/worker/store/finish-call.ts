@@ -4,6 +4,7 @@ import { packArgs } from '../../shared/redis/redis.js';
 import type { AttemptEntry } from '../../shared/request-record.js';
 import { encodeResponse } from '../../shared/response-codec.js';
 import type { FinishedRequest, RequestOwner } from './request-claims.js';
+import { verdictOfGrade } from '../../shared/expectations.js';
 
 /** finish-request.lua's named arguments (its header says what each one means); left out when undefined. */
 interface FinishArgs {
@@ -26,6 +27,10 @@ interface FinishArgs {
   lease_ms: number | undefined;
   admission: string;
   within_share: boolean | undefined;
+  grading: string | undefined;
+  judged_of: string | undefined;
+  judged_grade: string | undefined;
+  verdict: 'pass' | 'fail' | 'ungraded' | undefined;
 }
 
 /** finish-request.lua's named answer. */
@@ -36,7 +41,24 @@ export interface FinishReply {
   wait_ms: number;
   /** The lane's next request, claimed for the serving job (claim-request.lua's answer): only when handed. */
   claim?: (string | number)[];
+  /** The grading request this result made, admitted to BullMQ at once (else "": it waits in its project's backlog). */
+  grading_head?: string;
 }
+
+/** Keys 18-21: the grading a result makes (its hash, body and lane) and the record of the request a grading judges. */
+function gradingKeys(k: RedisKeys, id: string, result: FinishedRequest): string[] {
+  const grading = result.grading ?? { id: gradingId(id), lane: gradingLane(id) };
+  return [
+    k.request(grading.id),
+    k.requestBody(grading.id),
+    k.lane(grading.lane),
+    k.requestDone(result.judged?.of ?? id),
+  ];
+}
+
+/** A request's grading: its id and its lane (one of its own). */
+export const gradingId = (id: string) => `${id}-judge`;
+export const gradingLane = (id: string) => `judge:${id}`;
 
 /** A run's attempt entries as finish-request.lua and requeue-request.lua take them (JSON objects, no brackets). */
 export const entriesText = (entries: AttemptEntry[]) => entries.map((e) => JSON.stringify(e)).join(',');
@@ -88,6 +110,9 @@ export function finishCall(
   set('latency_ms', result.latencyMs);
   set('conv', result.conversation && JSON.stringify(result.conversation));
   set('grade', result.grade && JSON.stringify(result.grade));
+  const grade = result.judged?.grade ?? result.grade;
+  // A grade waiting for its judge is counted when the judgement is written (by the grading's finish).
+  const verdict = grade && !result.grading ? verdictOfGrade(grade) : undefined;
   set('cost_nano', result.costNano);
   // A count of zero is not written (readers take a missing one as 0): fewer fields, a smaller hash.
   for (const [field, n] of Object.entries(u)) if (n > 0) fields.push(field, n);
@@ -95,7 +120,9 @@ export function finishCall(
   // The usage record names its aggregates by project and names; fold-usage.lua builds their keys.
   const record = {
     p,
-    u: owner.userid,
+    // A grading belongs to no user: its usage is the batch's, model's and day's, as grading spend (g).
+    u: result.judged ? '' : owner.userid,
+    ...(result.judged ? { g: 1 } : {}),
     m: owner.model,
     d: utcDay(now),
     b: owner.batch,
@@ -125,6 +152,7 @@ export function finishCall(
     k.laneLease(owner.userid),
     k.queueWait,
     k.queuePrioritized,
+    ...gradingKeys(k, id, result),
   ];
   const args = packArgs(
     {
@@ -139,7 +167,11 @@ export function finishCall(
       calls: result.attempts.length,
       cost_nano: result.costNano,
       error_code: result.error?.code,
-      grade: result.grade ? (result.grade.pass ? 'pass' : 'fail') : undefined,
+      grade: verdict === 'ungraded' || result.judged ? undefined : verdict,
+      grading: result.grading && JSON.stringify(result.grading),
+      judged_of: result.judged?.of,
+      judged_grade: result.judged && JSON.stringify(result.judged.grade),
+      verdict: result.judged ? verdict : undefined,
       usage_record: JSON.stringify(record),
       serving_job: servingJob.replace(/^\+/, '') || undefined,
       within_share: servingJob.startsWith('+') || undefined,

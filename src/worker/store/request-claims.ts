@@ -32,6 +32,28 @@ export interface StartedRequest {
   traceparent: string;
   /** Since when it waited for this run (ms: its last requeue, else its import); 0 when unknown. */
   waitingSince: number;
+  /** Set when this request is a grading (expect.judge): what it judges. */
+  judges?: GradingOf;
+}
+
+/** What a grading judges: the request, that request's grade so far (its other expectations), the judge's bar. */
+export interface GradingOf {
+  of: string;
+  grade: Grade;
+  threshold?: number;
+}
+
+/** The grading request a result makes (finish-request.lua writes it with the result). */
+export interface GradingDraft {
+  id: string;
+  /** Its lane: one of its own, never a user's. */
+  lane: string;
+  custom_id: string;
+  model: string;
+  /** GradingOf, as JSON text. */
+  judges: string;
+  /** The grading call's body, as JSON text. */
+  body: string;
 }
 
 /** Who a request belongs to: what its result is written under (and whether its batch has a budget, when known). */
@@ -56,6 +78,10 @@ export interface FinishedRequest {
   /** This run's upstream calls, one entry each (429s and unreachable upstreams included). */
   attempts: AttemptEntry[];
   grade?: Grade;
+  /** The grading this result makes (its grade is waiting for a judge). */
+  grading?: GradingDraft;
+  /** This result is a grading's: the judged request's grade with the verdict in. */
+  judged?: { of: string; grade: Grade };
 }
 
 /** A request left unsent because its batch stops (being cancelled or expired, its import failed): cancel it with the batch. */
@@ -87,6 +113,7 @@ export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: numb
     claim,
     tp,
     since,
+    judges,
   ] = r as [
     string,
     string,
@@ -102,6 +129,7 @@ export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: numb
     string,
     number,
     number,
+    string | undefined,
     string | undefined,
     string | undefined,
   ];
@@ -121,5 +149,6 @@ export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: numb
     expect: expect ? (JSON.parse(expect) as Expect) : null,
     traceparent: tp ?? '',
     waitingSince: Number(since) || 0,
+    ...(judges ? { judges: JSON.parse(judges) as GradingOf } : {}),
   };
 }

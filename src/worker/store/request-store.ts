@@ -247,7 +247,8 @@ export class RequestStore {
     const sent = performance.now();
     // A result is paid for: a Redis error while it is written is met by writing it again (never by calling again).
     const written = await persist(() => this.writeResult(id, owner, result, servingJob));
-    const { nextHead, gapMs, replicated } = written;
+    const { nextHead, gapMs, replicated, gradingHead } = written;
+    if (gradingHead) await this.addHead(gradingHead, 0);
     // When the first write was lost (a later one counted), so was the claim it handed on: the lane's next head has a
     // job of its own now, and this one does not go on with it.
     const claim = !replicated && (await this.rewriteUntilReplicated(id, owner, result)) ? undefined : written.claim;
@@ -273,6 +274,7 @@ export class RequestStore {
       const written = await persist(() => this.writeResult(id, owner, result, ''));
       counted ||= written.outcome === 'ok';
       if (written.nextHead) await this.addHead(written.nextHead, written.gapMs);
+      if (written.gradingHead) await this.addHead(written.gradingHead, 0);
       if (written.replicated) break;
     }
     return counted;
@@ -347,6 +349,7 @@ export class RequestStore {
     claim: (string | number)[] | undefined;
     gapMs: number;
     replicated: boolean;
+    gradingHead: string;
   }> {
     const { keys, args } = finishCall(this.keys, {
       id,
@@ -360,7 +363,14 @@ export class RequestStore {
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (a result no replica
     // acknowledged in time is written again: rewriteUntilReplicated).
     const { reply, replicated } = await finishScript.runReplicated(this.turns.current, keys, args, this.replicas);
-    const { outcome, next_head, handed, wait_ms, claim } = namedReply<FinishReply>(reply);
-    return { outcome, nextHead: next_head, claim: handed === 1 ? claim : undefined, gapMs: wait_ms, replicated };
+    const { outcome, next_head, handed, wait_ms, claim, grading_head } = namedReply<FinishReply>(reply);
+    return {
+      outcome,
+      nextHead: next_head,
+      claim: handed === 1 ? claim : undefined,
+      gapMs: wait_ms,
+      replicated,
+      gradingHead: grading_head ?? '',
+    };
   }
 }

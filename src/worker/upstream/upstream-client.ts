@@ -56,15 +56,22 @@ export class UpstreamClient {
     };
   }
 
-  /** One call, aborted after `timeoutMs` (the call timeout unless the lease leaves less). */
-  async chat(body: Record<string, unknown>, userid: string, timeoutMs = this.opts.timeoutMs): Promise<UpstreamReply> {
+  /**
+   * One call, aborted after `timeoutMs` (the call timeout unless the lease leaves less); `userid` undefined: a call that
+   * must not touch any user's memory (a grading), sent without one.
+   */
+  async chat(
+    body: Record<string, unknown>,
+    userid: string | undefined,
+    timeoutMs = this.opts.timeoutMs,
+  ): Promise<UpstreamReply> {
     const signal = AbortSignal.timeout(timeoutMs);
     let answer: { status: number; raw: Record<string, string | string[] | undefined>; bytes: Buffer };
     try {
       const res = await request(this.url, {
         method: 'POST',
         headers: this.headers,
-        body: JSON.stringify({ ...body, userid, stream: false }),
+        body: JSON.stringify(userid === undefined ? { ...body, stream: false } : { ...body, userid, stream: false }),
         signal,
         dispatcher: this.agent,
       });

@@ -2,7 +2,8 @@
   Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand, leaseMs)
   returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
   on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0, the claim number (begin-call.lua
-  checks it), the traceparent of its import span or "", since when it waited (ms: its last requeue, else its import)}, {'wait', ms} when its turn gap has not passed or a call of its user may still be at the upstream (the
+  checks it), the traceparent of its import span or "", since when it waited (ms: its last requeue, else its import),
+  what a grading judges (JSON, finish-call.ts's GradingOf) or ""}, {'wait', ms} when its turn gap has not passed or a call of its user may still be at the upstream (the
   user's call lease: begin-call.lua), {'stopped', batch id, batch status, request id} when its batch is being cancelled or expired or its import
   failed with on_import_error "cancel" (the caller cancels it with its batch), or {'missing'} when its record is gone
   (nothing claimed in any of these; a stopped one left "running" by a run that never wrote its result is "queued"
@@ -22,8 +23,8 @@ end
 
 local function claimRequest(prefix, id, now, hand, leaseMs)
   local key = KEY.request(prefix, id)
-  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap, current, tp, createdAt, requeuedAt =
-    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms', 'status', 'traceparent', 'created_at', 'requeued_at'))
+  local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap, current, tp, createdAt, requeuedAt, judges =
+    unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms', 'status', 'traceparent', 'created_at', 'requeued_at', 'judges'))
   -- A record that is gone (expired, deleted, or moved away by a resharding: not a key the script declared) is not
   -- claimed. Everything a run needs is read before the first write, so a missing part leaves nothing half written.
   if not userid or not batch then return { 'missing' } end
@@ -54,7 +55,8 @@ local function claimRequest(prefix, id, now, hand, leaseMs)
     -- A cancel asked while the batch is still being imported stops its calls now (the import ends it).
     if cancelAsked then status = 'cancelling' end
   end
-  if batchStopped(status, onImportError) then
+  -- A grading is not one of the batch's requests (no cancel walk finds it): its run ends it unjudged instead.
+  if batchStopped(status, onImportError) and not judges then
     -- A run that ended without its result (a worker killed, Redis full) left it "running": it is unsent again.
     if current == 'running' then redis.call('HSET', key, 'status', 'queued') end
     return { 'stopped', batch, status, id }
@@ -71,5 +73,5 @@ local function claimRequest(prefix, id, now, hand, leaseMs)
   end
   redis.call(unpack(claim))
   if leaseMs then redis.call('SET', KEY.laneLease(prefix, userid), id .. ':' .. claimNumber, 'PX', leaseMs) end
-  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber, tp or '', requeuedAt or createdAt or '' }
+  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber, tp or '', requeuedAt or createdAt or '', judges or '' }
 end

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
+import { foldUsage } from '../src/shared/usage/usage-fold.js';
+import type { StoredRequest } from '../src/shared/request-record.js';
+import { useWorld } from './helpers/in-process-worker.js';
+import { waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
+
+const line = (custom_id: string, content: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ custom_id, user: 'ada', model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra });
+
+async function requestsOf(env: TestEnv, batchId: string): Promise<Map<string, StoredRequest>> {
+  const byId = new Map<string, StoredRequest>();
+  for await (const r of readBatchRequests(env.redis, env.keys, batchId)) byId.set(r.customId, r);
+  return byId;
+}
+
+describe('expect.judge: a judge model grades replies, in calls of their own', () => {
+  const w = useWorld({ recordMessages: true, judgeLatencyMs: 600 });
+
+  it('grades with calls that carry no userid, counts their cost apart, and ends the batch only once graded', async () => {
+    const { env } = w;
+    const submitted = await env.submit([
+      line('tell', 'My name is Ada and I live in Lyon.'),
+      line('name', 'What is my name?', { expect: { judge: { answer: 'Ada' } }, tags: ['name'] }),
+      line('city', 'Where do I work?', { expect: { judge: { answer: 'at the observatory' } }, tags: ['work'] }),
+    ]);
+    await w.startWorker();
+    // Every request is done while the last grading is still at the judge: the batch waits for it.
+    const answered = await waitFor(
+      'the answers',
+      async () => {
+        const b = await env.batch(submitted.batchId);
+        return b.succeeded === 3 ? b : undefined;
+      },
+      60_000,
+      20,
+    );
+    expect(answered.status).toBe('in_progress');
+    expect(answered.judging).toBeGreaterThan(0);
+    const done = await waitForBatch(env, submitted.batchId);
+    expect(done).toMatchObject({ status: 'completed', succeeded: 3, evalPass: 1, evalFail: 1, judging: 0 });
+
+    // The judge's calls went without userid, and the user's memory saw none of them.
+    const stats = w.sim.stats();
+    expect(stats.users['(none)']?.calls).toBe(2);
+    expect(stats.nonV4Calls).toBe(2);
+    const userid = (await requestsOf(env, submitted.batchId)).get('name')!.userid;
+    expect(stats.users[userid]?.calls).toBe(3);
+    expect(stats.users[userid]!.messages!.flat().some((m) => JSON.stringify(m).includes('<reference>'))).toBe(false);
+
+    const byId = await requestsOf(env, submitted.batchId);
+    expect(byId.get('name')!.grade).toMatchObject({ pass: true, judge: { pass: true, score: 1 } });
+    expect(byId.get('city')!.grade).toMatchObject({ pass: false, judge: { pass: false } });
+    expect(byId.get('city')!.grade!.failures[0]).toMatchObject({ kind: 'judge' });
+    expect(byId.get('city')!.tags).toEqual(['work']);
+
+    // Grading spend: in the batch's cost, apart as grading, and no user's.
+    await foldUsage(env.redis, env.keys);
+    const batch = await getUsage(env.redis, env.keys, 'default', 'batch', submitted.batchId);
+    expect(batch).toMatchObject({ requests: 3, grading_calls: 2 });
+    expect(batch.grading_cost_nano).toBeGreaterThan(0);
+    const answers = [...byId.values()].reduce((a, r) => a + (r.costNano ?? 0), 0);
+    expect(batch.cost_nano).toBe(answers + batch.grading_cost_nano);
+    const user = await getUsage(env.redis, env.keys, 'default', 'user', userid);
+    expect(user).toMatchObject({ requests: 3, grading_calls: 0, cost_nano: answers });
+  });
+
+  it('a judge reply that is not the JSON verdict is asked again, then the request is ungraded with the text kept', async () => {
+    const { env } = w;
+    const submitted = await env.submit([
+      line('q', 'What is my name?', { expect: { judge: { answer: 'Ada', rubric: '[simulator: not json]' } } }),
+    ]);
+    await w.startWorker();
+    const done = await waitForBatch(env, submitted.batchId);
+    expect(done).toMatchObject({ status: 'completed', evalPass: 0, evalFail: 0, evalUngraded: 1 });
+    expect(w.sim.stats().users['(none)']?.calls).toBe(3);
+    const r = (await requestsOf(env, submitted.batchId)).get('q')!;
+    expect(r.grade).toMatchObject({ pass: false, ungraded: true, judge: { pass: null } });
+    expect(r.grade!.judge!.reason).toContain('The reply looks fine to me.');
+    await foldUsage(env.redis, env.keys);
+    // Each of the three judge calls was paid: all in the grading's spend.
+    const batch = await getUsage(env.redis, env.keys, 'default', 'batch', submitted.batchId);
+    expect(batch.grading_calls).toBe(1);
+    expect(batch.grading_cost_nano).toBeGreaterThan(0);
+    expect(w.sim.stats().tokens.prompt).toBe(batch.prompt_tokens);
+  });
+
+  it("judging never delays the user's next turn", async () => {
+    const { env } = w;
+    w.sim.configure({ judgeLatencyMs: 2_000 });
+    const submitted = await env.submit([
+      JSON.stringify({
+        script_id: 's',
+        user: 'ada',
+        model: 'gpt-4o-mini',
+        turns: [{ content: 'My name is Ada.', expect: { judge: { answer: 'Ada' } } }, 'What is my name?'],
+      }),
+    ]);
+    await w.startWorker();
+    await waitForBatch(env, submitted.batchId);
+    const userid = (await requestsOf(env, submitted.batchId)).get('s-turn-1')!.userid;
+    const user = w.sim.stats().users[userid]!;
+    const judge = w.sim.stats().users['(none)']!;
+    // The second turn reached the upstream while the first turn's judge was still answering.
+    expect(user.arrivedAt).toHaveLength(2);
+    expect(judge.calls).toBe(1);
+    expect(user.arrivedAt[1]!).toBeLessThan(judge.lastEndAt!);
+  });
+});
