@@ -62,6 +62,16 @@ const submitOptions = (cmd: Command) =>
         .default('cancel'),
     )
     .option('--project <name>', 'the project the batch belongs to (default: "default")')
+    .option('--judge-model <model>', 'judge model of "judge" expectations that name none (or CHATQ_JUDGE_MODEL)')
+    .option(
+      '--judge-prompt <file>',
+      'a judge prompt template for every "judge" expectation ({{question}} {{answer}} {{rubric}} {{reply}})',
+    )
+    .option('--limit <n>', 'a memory benchmark file (LongMemEval, LoCoMo): its first N instances (samples)')
+    .option(
+      '--types <list>',
+      'a memory benchmark file: only these question types, comma-separated (e.g. temporal-reasoning,abstention)',
+    )
     .option('--dry-run', 'print what each file would send, cost and take (as `chatq estimate`); enqueue nothing')
     .option('--json', 'with --dry-run: one JSON line per file');
 
@@ -93,6 +103,10 @@ limitOptions(program.command('estimate').argument('<inputs...>', 'JSONL files or
   .option('--user <name>', 'user for lines with neither "userid" nor "user"')
   .option('--user-salt <salt>', 'derive userids with this salt')
   .option('--turn-gap-ms <ms>', "least time between the end of a user's call and the start of their next")
+  .option('--judge-model <model>', 'judge model of "judge" expectations that name none (or CHATQ_JUDGE_MODEL)')
+  .option('--judge-prompt <file>', 'a judge prompt template for every "judge" expectation')
+  .option('--limit <n>', 'a memory benchmark file: its first N instances (samples)')
+  .option('--types <list>', 'a memory benchmark file: only these question types, comma-separated')
   .option('--project <name>', 'read earlier batches of this project only (completion tokens by model)')
   .option('--workers <n>', 'worker processes that will share the work (each with --concurrency calls in flight)', '1')
   .option('--latency-ms <ms>', "one call's latency (default: the average of the calls on record, else 1,000)")
@@ -179,6 +193,7 @@ schedule
   .option('--max-cost-usd <usd>', 'budget of each run')
   .option('--min-pass <fraction>', 'a run whose pass rate ends below this sends an eval.failed webhook (0-1)')
   .option('--project <name>', 'the project its runs belong to (default: "default")')
+  .option('--judge-model <model>', 'judge model of its "judge" expectations that name none')
   .action(async (name: string, file: string, flags) =>
     exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)),
   );
@@ -198,8 +213,11 @@ program
   .command('eval')
   .argument('<batch>', 'batch id')
   .option('--min-pass <fraction>', 'exit 1 when the pass rate is below this (0-1)')
-  .option('--json', 'print JSON')
-  .description('pass rate of the graded requests, and each failed expectation with its reply')
+  .option('--json', 'print JSON (as --format json)')
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
+  .description(
+    'pass rates of the graded requests, overall and by tag (a benchmark: accuracy by question type), costs of answering and grading, and each failure with its reply',
+  )
   .action(async (batch: string, flags) => exit(await (await evalCommands()).evalCommand(batch, flags)));
 
 program

@@ -5,6 +5,8 @@ import { formatCount } from '../shared/display-format.js';
 import { renderTable } from './table.js';
 import { gradingCost, repeatCost } from '../shared/reports/usage-report.js';
 
+import type { EvalSummary, PassCounts } from '../shared/reports/eval-report.js';
+
 /** The tables printed after a run and by `chatq status`: counts, tokens, cost, failures by reason. */
 export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): string {
   return renderTable(
@@ -32,7 +34,9 @@ export function batchTable(rows: { batch: BatchRecord; usage: UsageRow }[]): str
       b.cancelled,
       b.expired,
       b.rejectedLines,
-      b.evalPass + b.evalFail ? `${b.evalPass}/${b.evalPass + b.evalFail}` : '-',
+      b.evalPass + b.evalFail + b.evalUngraded
+        ? `${b.evalPass}/${b.evalPass + b.evalFail}${b.evalUngraded ? ` (${b.evalUngraded} ungraded)` : ''}`
+        : '-',
     ]),
   );
 }
@@ -84,3 +88,23 @@ export function failuresTable(batches: BatchRecord[]): string | null {
 }
 
 export const isFinished = (b: BatchRecord) => batchEnded(b.status);
+
+const countsRow = (label: string, c: PassCounts) => [
+  label,
+  c.passed + c.failed + c.ungraded,
+  c.passed,
+  c.failed,
+  c.ungraded,
+  pct(c.passRate),
+];
+
+/** Pass rates by tag (a benchmark's question types) and overall, as the papers report accuracy: with counts. */
+export function tagTable(s: EvalSummary): string {
+  const tags = Object.keys(s.byTag).sort();
+  return renderTable(
+    ['tag', 'graded', 'passed', 'failed', 'ungraded', 'pass rate'],
+    [...tags.map((t) => countsRow(t, s.byTag[t]!)), countsRow('overall', s)],
+  );
+}
+
+const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);

@@ -22,7 +22,10 @@ import { renderTable } from './table.js';
 
 export interface EstimateFlags
   extends LimitFlags,
-    Pick<SubmitFlags, 'model' | 'user' | 'userSalt' | 'turnGapMs' | 'project'> {
+    Pick<
+      SubmitFlags,
+      'model' | 'user' | 'userSalt' | 'turnGapMs' | 'project' | 'judgeModel' | 'judgePrompt' | 'limit' | 'types'
+    > {
   workers?: string;
   latencyMs?: string;
   json?: boolean;

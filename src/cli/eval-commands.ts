@@ -2,11 +2,13 @@ import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { formatLineError, parseLine } from '../producer/parse-input.js';
 import { csvCell } from '../shared/batches/batch-output.js';
-import { readBoundedLines } from '../shared/bounded-lines.js';
+import { readInputRecords } from '../shared/input-records.js';
 import { deleteFile, FileWriter, keepFile } from '../shared/files/file-store.js';
 import { newFileId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { formatUsd } from '../shared/usage/pricing.js';
+import { evalJson, type EvalSummary } from '../shared/reports/eval-report.js';
+import { tagTable } from './batch-summary.js';
 import {
   addSchedule,
   checkScheduleBounds,
@@ -33,6 +35,7 @@ export interface ScheduleAddFlags {
   maxCostUsd?: string;
   minPass?: string;
   project?: string;
+  judgeModel?: string;
 }
 
 /** `chatq schedule add NAME FILE`: checks the suite now (not at 3 am), stores it in Redis, and schedules it. */
@@ -49,6 +52,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     ...(flags.maxCostUsd ? { max_cost_usd: Number(flags.maxCostUsd) } : {}),
     ...(flags.minPass ? { min_pass: Number(flags.minPass) } : {}),
     ...(flags.project ? { project: flags.project } : {}),
+    ...(flags.judgeModel ? { judge_model: flags.judgeModel } : {}),
   });
   if (!parsed.success)
     throw new UsageError(
@@ -56,6 +60,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     );
   const spec = parsed.data;
   const parseOptions = { source: file, ...(spec.models[0] ? { defaultModel: spec.models[0] } : {}) };
+  const records = readInputRecords(createReadStream(file));
   const config = readConfig();
   try {
     checkScheduleBounds(spec, config.schedules);
@@ -67,7 +72,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     // One pass: each line is checked and stored; any bad line discards the upload before anything is scheduled.
     const writer = new FileWriter(ctx.redis, ctx.keys, spec.file_id);
     const bad: string[] = [];
-    for await (const l of readBoundedLines(createReadStream(file))) {
+    for await (const l of records) {
       const parsed =
         'tooLong' in l
           ? { ok: false as const, error: { source: file, line: l.line, message: l.tooLong } }
@@ -145,16 +150,38 @@ export async function scheduleRemoveCommand(name: string, flags: { project?: str
   });
 }
 
-/** `chatq eval BATCH`: pass rate and failures; exit 1 under --min-pass. */
-export async function evalCommand(batchId: string, flags: { minPass?: string; json?: boolean }): Promise<number> {
+function tagCsv(s: EvalSummary): string {
+  const rows = [
+    ...Object.keys(s.byTag)
+      .sort()
+      .map((t) => [t, s.byTag[t]!] as const),
+    ['overall', s] as const,
+  ];
+  return [
+    'tag,graded,passed,failed,ungraded,pass_rate',
+    ...rows.map(([t, c]) =>
+      [t, c.passed + c.failed + c.ungraded, c.passed, c.failed, c.ungraded, c.passRate ?? ''].map(csvCell).join(','),
+    ),
+  ].join('\n');
+}
+
+/** `chatq eval BATCH`: pass rates (overall and by tag), costs and failures; exit 1 under --min-pass. */
+export async function evalCommand(
+  batchId: string,
+  flags: { minPass?: string; json?: boolean; format?: string },
+): Promise<number> {
   const minPass = flags.minPass === undefined ? undefined : Number(flags.minPass);
   if (minPass !== undefined && !(minPass >= 0 && minPass <= 1))
     throw new UsageError(`--min-pass: expected a fraction between 0 and 1, got "${flags.minPass}"`);
   return withChatq(async (chatq) => {
     const s = await chatq.evaluation(batchId);
-    if (flags.json) out(JSON.stringify(s));
+    if (flags.json || flags.format === 'json') out(JSON.stringify(evalJson(s)));
+    else if (flags.format === 'csv') out(tagCsv(s));
     else {
-      out(`${batchId}: ${s.passed}/${s.graded} passed (${pct(s.passRate)})`);
+      out(
+        `${batchId}: ${s.passed}/${s.passed + s.failed} passed (${pct(s.passRate)})${s.ungraded ? `, ${s.ungraded} ungraded` : ''}; answers ${formatUsd(s.costNano.answers)}, grading ${formatUsd(s.costNano.grading)}`,
+      );
+      if (Object.keys(s.byTag).length) out(`\n${tagTable(s)}`);
       if (s.failures.length) {
         out(
           `\n${renderTable(
@@ -204,6 +231,10 @@ export async function compareCommand(a: string, b: string, flags: { format?: str
           ['', 'A', 'B', 'change'],
           [
             ['pass rate', pct(c.a.passRate), pct(c.b.passRate), `${c.regressed} regressed, ${c.fixed} fixed`],
+            ...[...new Set([...Object.keys(c.a.byTag), ...Object.keys(c.b.byTag)])].sort().map((tag) => {
+              const [a, b] = [c.a.byTag[tag]?.passRate ?? null, c.b.byTag[tag]?.passRate ?? null];
+              return [`  ${tag}`, pct(a), pct(b), delta(a, b, pct)];
+            }),
             ['tokens', c.a.tokens, c.b.tokens, delta(c.a.tokens, c.b.tokens, String)],
             [
               'cost',

@@ -5,8 +5,8 @@ import { UsageError } from './cli-context.js';
 import { unreadable } from '../shared/readable-file.js';
 
 /**
- * Files named on the command line; a directory stands for its *.jsonl files, in name order ("*.jsonl" directories
- * in it are passed over). "-" is stdin. Every file is checked before anything is enqueued.
+ * Files named on the command line; a directory stands for its *.jsonl and *.json files (a JSON array: a memory
+ * benchmark), in name order (directories named so are passed over). "-" is stdin. Every file is checked before anything is enqueued.
  */
 export function expandInputs(inputs: string[]): string[] {
   const files: string[] = [];
@@ -25,12 +25,12 @@ export function expandInputs(inputs: string[]): string[] {
       ? readdirSync(input, { withFileTypes: true })
           .filter(
             (e) =>
-              e.name.endsWith('.jsonl') && !e.isDirectory() && !(e.isSymbolicLink() && safeIsDir(join(input, e.name))),
+              /\.jsonl?$/.test(e.name) && !e.isDirectory() && !(e.isSymbolicLink() && safeIsDir(join(input, e.name))),
           )
           .map((e) => join(input, e.name))
           .sort()
       : [input];
-    if (found.length === 0) throw new UsageError(`no .jsonl files in ${input}`);
+    if (found.length === 0) throw new UsageError(`no .jsonl or .json files in ${input}`);
     for (const f of found) {
       const why = unreadable(f, isDir);
       if (why) throw new UsageError(`${f}: ${why}`);

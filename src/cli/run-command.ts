@@ -5,7 +5,7 @@ import type { Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { holdHeapGrowth } from '../worker/heap-growth.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
-import { batchTable, failuresTable, isFinished, usageTable } from './batch-summary.js';
+import { batchTable, failuresTable, isFinished, tagTable, usageTable } from './batch-summary.js';
 import {
   EXIT,
   limitOverrides,
@@ -21,6 +21,8 @@ import { say } from './output.js';
 import { ProgressBar } from './progress-bar.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
 import { renderTable } from './table.js';
+import { evaluateBatch } from '../shared/reports/eval-report.js';
+import type { BatchRecord } from '../shared/request-record.js';
 import { redisAnswers } from '../shared/redis/redis-probe.js';
 import { DEFAULT_REDIS_URL } from '../shared/config.js';
 import type { Config } from '../shared/config.js';
@@ -56,6 +58,14 @@ async function printSamples(ctx: CliContext, batchIds: string[], perBatch: numbe
     }
   }
   say(`\n${renderTable(['custom_id', 'sent', 'reply'], rows)}`);
+}
+
+/** Pass rates by tag of the batches whose requests carry tags (a memory benchmark: accuracy by question type). */
+async function printTagTables(ctx: CliContext, batches: BatchRecord[]): Promise<void> {
+  for (const b of batches.filter((x) => x.evalPass + x.evalFail + x.evalUngraded > 0)) {
+    const s = await evaluateBatch(ctx.redis, ctx.keys, b);
+    if (Object.keys(s.byTag).length) say(`\n${b.input}: pass rate by tag (chatq eval ${b.id})\n${tagTable(s)}`);
+  }
 }
 
 /** `chatq run FILE...`: enqueue, work with an embedded worker pool, show progress, then summarise. */
@@ -121,6 +131,10 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
     );
     const failures = failuresTable(state.map((s) => s.batch));
     if (failures) say(`\n${failures}`);
+    await printTagTables(
+      ctx,
+      state.map((s) => s.batch),
+    );
     await printSamples(ctx, ids, Number(flags.show ?? 0));
     if (total.unpriced)
       say(

@@ -12,6 +12,8 @@ import { parseCompletionWindow, type CompletionWindow } from '../shared/completi
 import { LIMITS } from '../shared/input-limits.js';
 import { openInput } from './input-files.js';
 import { say } from './output.js';
+import { readFileSync } from 'node:fs';
+import { unreadable } from '../shared/readable-file.js';
 
 export interface SubmitFlags {
   model?: string;
@@ -24,6 +26,10 @@ export interface SubmitFlags {
   onImportError?: string;
   project?: string;
   turnGapMs?: string;
+  judgeModel?: string;
+  judgePrompt?: string;
+  limit?: string;
+  types?: string;
   completionWindow?: string;
   /** Estimate instead (chatq estimate): nothing is enqueued. */
   dryRun?: boolean;
@@ -60,9 +66,9 @@ function importStopped(source: string, err: ImportFailedError, flags: SubmitFlag
  * that name none, the userid salt, the turn gap. A usage error (exit 2) when the turn gap is unreadable.
  */
 export function lineOptions(
-  flags: Pick<SubmitFlags, 'model' | 'user' | 'userSalt' | 'turnGapMs'>,
+  flags: Pick<SubmitFlags, 'model' | 'user' | 'userSalt' | 'turnGapMs' | EvalFlag>,
   defaultModel: string | undefined,
-): Pick<ParseOptions, 'defaultModel' | 'defaultUser' | 'userSalt' | 'turnGapMs'> {
+): Pick<ParseOptions, 'defaultModel' | 'defaultUser' | 'userSalt' | 'turnGapMs' | EvalOption> {
   const gap = flags.turnGapMs === undefined ? undefined : Number(flags.turnGapMs);
   if (gap !== undefined && !(Number.isInteger(gap) && gap >= 0 && gap <= LIMITS.turnGapMs))
     throw new UsageError(`--turn-gap-ms: expected an integer from 0 to ${LIMITS.turnGapMs}, got "${flags.turnGapMs}"`);
@@ -72,6 +78,38 @@ export function lineOptions(
     ...(flags.user ? { defaultUser: flags.user } : {}),
     ...(flags.userSalt ? { userSalt: flags.userSalt } : {}),
     ...(gap ? { turnGapMs: gap } : {}),
+    ...evalOptions(flags),
+  };
+}
+
+type EvalFlag = 'judgeModel' | 'judgePrompt' | 'limit' | 'types';
+type EvalOption = 'judgeModel' | 'judgePrompt' | 'benchmark';
+
+/** --judge-model, --judge-prompt FILE (read now: bounded), and a memory benchmark's --limit and --types. */
+function evalOptions(flags: Pick<SubmitFlags, EvalFlag>): Pick<ParseOptions, EvalOption> {
+  const limit = flags.limit === undefined ? undefined : Number(flags.limit);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1))
+    throw new UsageError(`--limit: expected a whole number of instances from 1, got "${flags.limit}"`);
+  const types = flags.types
+    ?.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  let prompt: string | undefined;
+  if (flags.judgePrompt !== undefined) {
+    const why = unreadable(flags.judgePrompt);
+    if (why) throw new UsageError(`--judge-prompt ${flags.judgePrompt}: ${why}`);
+    prompt = readFileSync(flags.judgePrompt, 'utf8');
+    if (prompt.length > LIMITS.judgeChars || !prompt.includes('{{reply}}'))
+      throw new UsageError(
+        `--judge-prompt ${flags.judgePrompt}: expected a template of at most ${LIMITS.judgeChars} characters with {{reply}} in it (and {{question}}, {{answer}}, {{rubric}} as it needs)`,
+      );
+  }
+  return {
+    ...(flags.judgeModel ? { judgeModel: flags.judgeModel } : {}),
+    ...(prompt !== undefined ? { judgePrompt: prompt } : {}),
+    ...(limit !== undefined || types?.length
+      ? { benchmark: { ...(limit !== undefined ? { limit } : {}), ...(types?.length ? { types } : {}) } }
+      : {}),
   };
 }
 

@@ -219,8 +219,7 @@ export class Chatq extends EventEmitter<BatchEvents> {
   /** An evaluation batch's grades: passed, failed and their rate, with the failures (`chatq eval`). */
   async evaluation(batchId: string): Promise<EvalSummary> {
     const o = await this.open();
-    await this.status(batchId);
-    return evaluateBatch(o.redis, o.keys, batchId);
+    return evaluateBatch(o.redis, o.keys, await this.status(batchId));
   }
 
   /** Two runs of a suite side by side: per custom_id what regressed and what was fixed, and the change in cost. */

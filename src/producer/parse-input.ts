@@ -1,6 +1,13 @@
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { readBoundedLines } from '../shared/bounded-lines.js';
+import { readInputRecords } from '../shared/input-records.js';
+import {
+  type BenchmarkContext,
+  type BenchmarkFormat,
+  benchmarkFormat,
+  locomoDrafts,
+  longMemEvalDrafts,
+} from './benchmark-input.js';
 import { parseJsonLine } from '../shared/input-limits.js';
 import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
@@ -37,6 +44,10 @@ export interface ParseOptions {
   judgeModel?: string;
   /** A prompt template for every judge expectation of the input (--judge-prompt). */
   judgePrompt?: string;
+  /** Mixed into a memory benchmark's userids when there is no userSalt: each run (batch) gets fresh users. */
+  runSalt?: string;
+  /** A memory benchmark's subset: its first `limit` instances (samples) of the `types` asked for (tags). */
+  benchmark?: { limit?: number; types?: string[] };
 }
 
 /** What a request is graded by and reported under: its expectations (with the run's judge options) and its tags. */
@@ -157,7 +168,26 @@ function derivedUserid(user: string, { userSalt = '', project = DEFAULT_PROJECT 
 
 const gapOf = (ms: number | undefined) => (ms ? { gapMs: ms } : {});
 
+/** A memory benchmark item's calls (benchmark-input.ts). */
+function benchmarkDrafts(format: BenchmarkFormat, obj: Record<string, unknown>, line: number, opts: ParseOptions) {
+  const context: BenchmarkContext = {
+    check: (schema, value, field) => check(schema, value, field),
+    fail: (field, message) => {
+      throw new LineProblem(field, message);
+    },
+    userid: (user) => derivedUserid(user, { ...opts, userSalt: opts.userSalt ?? opts.runSalt ?? '' }),
+    model: resolveModel({}, opts, ''),
+    line,
+    types: opts.benchmark?.types ?? [],
+    gapMs: opts.turnGapMs,
+    judgeModel: opts.judgeModel,
+  };
+  return format === 'longmemeval' ? longMemEvalDrafts(obj, context) : locomoDrafts(obj, context);
+}
+
 function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions): RequestDraft[] {
+  const benchmark = benchmarkFormat(obj);
+  if (benchmark) return benchmarkDrafts(benchmark, obj, line, opts);
   if ('turns' in obj) return scriptDrafts(obj, line, opts);
   if ('body' in obj || 'method' in obj || 'url' in obj) {
     const b = check(batchLineSchema, obj);
@@ -246,14 +276,24 @@ export function parseLine(text: string, line: number, opts: ParseOptions): Parse
   }
 }
 
-/** Streams a JSONL input, one parsed line at a time; the file is never read whole, nor a line past its bound. */
+/**
+ * Streams an input, one parsed line (or item of a JSON array: a memory benchmark) at a time; the file is never read
+ * whole, nor a line past its bound. A benchmark's subset (--types) leaves out the items with no call asked for, and
+ * its --limit ends the input after that many items with calls.
+ */
 export async function* parseInput(input: Readable, opts: ParseOptions): AsyncGenerator<ParsedLine> {
-  for await (const l of readBoundedLines(input)) {
+  let items = 0;
+  const limit = opts.benchmark?.limit ?? Infinity;
+  for await (const l of readInputRecords(input)) {
+    if (items >= limit) return;
     if ('tooLong' in l) {
       yield { ok: false, error: { source: opts.source, line: l.line, message: l.tooLong } };
       continue;
     }
     const parsed = parseLine(l.text, l.line, opts);
-    if (parsed) yield parsed;
+    if (parsed && (!parsed.ok || parsed.drafts.length > 0)) {
+      if (parsed.ok) items += 1;
+      yield parsed;
+    }
   }
 }

@@ -68,6 +68,7 @@ export function startScheduleRunner(opts: ProducerServiceOptions): BackgroundWor
         metadata: { schedule: spec.name, fired_at: firedAt, ...(model ? { model } : {}) },
         ...(model ? { forceModel: model } : {}),
         ...(spec.fresh_users ? { userSalt: name } : {}),
+        ...(spec.judge_model ? { judgeModel: spec.judge_model } : {}),
         ...(spec.max_cost_usd ? { maxCostNano: Math.round(spec.max_cost_usd * 1e9) } : {}),
         ...(spec.min_pass !== undefined ? { minPass: spec.min_pass } : {}),
       });

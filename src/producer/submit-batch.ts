@@ -121,7 +121,7 @@ export async function submitBatch(
   const run = new ImportRun(ctx, batchId, guard.project, targets, opts.source);
   const sharded = run.sharded;
   // Derived userids are the batch's project's (an API-made or resumed batch keeps the project it was made in).
-  const parseOpts = { ...opts, project: guard.project };
+  const parseOpts = { ...opts, project: guard.project, runSalt: batchId };
   try {
     for await (const parsed of parseInput(open(), parseOpts) as AsyncGenerator<ParsedLine>) {
       await run.add(parsed);

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { formatBytes, LIMITS } from './input-limits.js';
 
 export type BoundedLine = { line: number; text: string } | { line: number; tooLong: string };
@@ -10,7 +9,7 @@ const NEWLINE = 0x0a;
  * a longer line is skipped to its end and reported by its size, and the lines after it go on.
  */
 export async function* readBoundedLines(
-  input: Readable,
+  input: AsyncIterable<Buffer | string>,
   maxBytes: number = LIMITS.lineBytes,
 ): AsyncGenerator<BoundedLine> {
   let pieces: Buffer[] = [];

@@ -15,7 +15,7 @@ const STOP = new Set(['a', 'an', 'the', 'of', 'to', 'in', 'on', 'at', 'and', 'or
 
 /** The words of a text that carry meaning, lowercased. */
 export function contentWords(text: string): string[] {
-  return (text.toLowerCase().match(/[\p{L}\d]+/gu) ?? []).filter((w) => w.length > 1 && !STOP.has(w));
+  return (text.toLowerCase().match(/[\p{L}\d]+/gu) ?? []).filter((w) => (w.length > 1 || /\d/.test(w)) && !STOP.has(w));
 }
 
 const tagged = (text: string, tag: string) => new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(text)?.[1];
@@ -36,8 +36,10 @@ export function judgeReply(messages: ChatMessage[]): string | undefined {
     const pass = /\b(?:don't|do not) know\b|\bnot mentioned\b|\bnever mentioned\b/i.test(reply);
     return JSON.stringify({ pass, score: pass ? 1 : 0, reason: pass ? 'it abstains' : 'it answers' });
   }
-  const said = new Set(contentWords(reply));
-  const words = contentWords(reference);
+  // Its own replies end with their call number ("(reply 3)"): not part of the answer.
+  const said = new Set(contentWords(reply.replace(/\(reply \d+\)\s*$/, '')));
+  // A rubric stands for the reference when there is none (a preference question).
+  const words = contentWords(reference.trim() ? reference : (tagged(prompt, 'rubric') ?? ''));
   const missing = words.filter((w) => !said.has(w));
   const score = words.length ? (words.length - missing.length) / words.length : 1;
   return JSON.stringify({

@@ -30,6 +30,8 @@ export const scheduleSpecSchema = z
     max_cost_usd: z.number().positive().optional(),
     /** A firing whose pass rate ends below this sends an eval.failed webhook. */
     min_pass: z.number().min(0).max(1).optional(),
+    /** The judge model of its judge expectations that name none (--judge-model). */
+    judge_model: modelNameSchema.optional(),
     /** The project its batches belong to. */
     project: z.string().default(DEFAULT_PROJECT),
   })

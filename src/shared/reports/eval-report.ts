@@ -1,8 +1,9 @@
 import type { RedisClient } from '../redis/redis.js';
-import { replyText, type ExpectationFailure } from '../expectations.js';
+import { replyText, verdictOfGrade, type ExpectationFailure } from '../expectations.js';
+import { getUsages } from '../batches/read-store.js';
 import type { RedisKeys } from '../keys.js';
 import { readBatchRequests } from '../batches/read-store.js';
-import type { StoredRequest } from '../request-record.js';
+import type { BatchRecord, StoredRequest } from '../request-record.js';
 
 export interface EvalFailure {
   customId: string;
@@ -10,34 +11,79 @@ export interface EvalFailure {
   reply: string | null;
 }
 
-export interface EvalSummary {
-  batchId: string;
-  graded: number;
+/** Passed, failed and ungraded requests, and the pass rate of those graded (ungraded ones are neither). */
+export interface PassCounts {
   passed: number;
   failed: number;
-  /** passed / graded; null when nothing in the batch had expectations. */
+  ungraded: number;
+  /** passed / (passed + failed); null when none was graded. */
   passRate: number | null;
+}
+
+export interface EvalSummary extends PassCounts {
+  batchId: string;
+  /** Requests with expectations. */
+  graded: number;
+  /** The same counts by tag (a request counts under each of its tags). */
+  byTag: Record<string, PassCounts>;
+  /** What the batch spent answering and grading (nano-USD). */
+  costNano: { answers: number; grading: number };
   failures: EvalFailure[];
 }
 
-/** Pass rate of a batch's graded requests, and what failed, with the reply that failed it. */
-export async function evaluateBatch(redis: RedisClient, keys: RedisKeys, batchId: string): Promise<EvalSummary> {
-  const summary: EvalSummary = { batchId, graded: 0, passed: 0, failed: 0, passRate: null, failures: [] };
-  for await (const r of readBatchRequests(redis, keys, batchId)) {
+const noCounts = (): PassCounts => ({ passed: 0, failed: 0, ungraded: 0, passRate: null });
+
+function count(c: PassCounts, verdict: 'pass' | 'fail' | 'ungraded'): void {
+  if (verdict === 'pass') c.passed += 1;
+  else if (verdict === 'fail') c.failed += 1;
+  else c.ungraded += 1;
+  c.passRate = c.passed + c.failed ? c.passed / (c.passed + c.failed) : null;
+}
+
+/**
+ * Pass rates of a batch's graded requests, overall and by tag, what failed (with the reply that failed it), and what
+ * answering and grading cost.
+ */
+export async function evaluateBatch(redis: RedisClient, keys: RedisKeys, batch: BatchRecord): Promise<EvalSummary> {
+  const [usage] = await getUsages(redis, keys, [{ project: batch.project, dim: 'batch', key: batch.id }]);
+  const summary: EvalSummary = {
+    batchId: batch.id,
+    graded: 0,
+    ...noCounts(),
+    byTag: {},
+    costNano: { answers: usage!.cost_nano - usage!.grading_cost_nano, grading: usage!.grading_cost_nano },
+    failures: [],
+  };
+  for await (const r of readBatchRequests(redis, keys, batch.id)) {
     if (!r.expect) continue;
     summary.graded += 1;
     // A request with expectations that never ran (skipped, cancelled) fails them.
     const failures = r.grade?.failures ?? [
       { kind: 'reply', expected: 'a reply', message: `the request was ${r.status}` },
     ];
-    if (r.grade?.pass) summary.passed += 1;
-    else {
-      summary.failed += 1;
-      summary.failures.push({ customId: r.customId, failures, reply: replyText(r.response) });
-    }
+    const verdict = r.grade ? verdictOfGrade(r.grade) : 'fail';
+    count(summary, verdict);
+    for (const tag of r.tags) count((summary.byTag[tag] ??= noCounts()), verdict);
+    if (verdict === 'fail') summary.failures.push({ customId: r.customId, failures, reply: replyText(r.response) });
   }
-  summary.passRate = summary.graded ? summary.passed / summary.graded : null;
   return summary;
+}
+
+/** `chatq eval --json`'s shape (the issue's contract): snake_case, costs in USD. */
+export function evalJson(s: EvalSummary) {
+  const counts = (c: PassCounts) => ({
+    passed: c.passed,
+    failed: c.failed,
+    ungraded: c.ungraded,
+    pass_rate: c.passRate,
+  });
+  return {
+    batch: s.batchId,
+    ...counts(s),
+    by_tag: Object.fromEntries(Object.entries(s.byTag).map(([tag, c]) => [tag, counts(c)])),
+    cost_usd: { answers: s.costNano.answers / 1e9, grading: s.costNano.grading / 1e9 },
+    failures: s.failures.map((f) => ({ custom_id: f.customId, failures: f.failures, reply: f.reply })),
+  };
 }
 
 export type Verdict = 'pass' | 'fail' | 'ungraded' | 'missing';
@@ -59,6 +105,8 @@ export interface BatchFigures {
   p50LatencyMs: number | null;
   p95LatencyMs: number | null;
   passRate: number | null;
+  /** Pass counts by tag. */
+  byTag: Record<string, PassCounts>;
 }
 
 export interface Comparison {
@@ -70,7 +118,7 @@ export interface Comparison {
 }
 
 const verdictOf = (r: StoredRequest | undefined): Verdict =>
-  !r ? 'missing' : !r.expect ? 'ungraded' : r.grade?.pass ? 'pass' : 'fail';
+  !r ? 'missing' : !r.expect ? 'ungraded' : r.grade ? verdictOfGrade(r.grade) : 'fail';
 
 export function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
@@ -86,16 +134,17 @@ async function collect(
   const latencies: number[] = [];
   let tokens = 0;
   let costNano = 0;
-  let graded = 0;
-  let passed = 0;
+  const all = noCounts();
+  const byTag: Record<string, PassCounts> = {};
   for await (const r of readBatchRequests(redis, keys, batchId)) {
     byId.set(r.customId, r);
     tokens += r.usage.total_tokens;
     costNano += r.costNano ?? 0;
     if (r.latencyMs !== null && r.status === 'succeeded') latencies.push(r.latencyMs);
     if (r.expect) {
-      graded += 1;
-      if (r.grade?.pass) passed += 1;
+      const verdict = verdictOf(r) as 'pass' | 'fail' | 'ungraded';
+      count(all, verdict);
+      for (const tag of r.tags) count((byTag[tag] ??= noCounts()), verdict);
     }
   }
   latencies.sort((x, y) => x - y);
@@ -106,7 +155,8 @@ async function collect(
       costNano,
       p50LatencyMs: percentile(latencies, 50),
       p95LatencyMs: percentile(latencies, 95),
-      passRate: graded ? passed / graded : null,
+      passRate: all.passRate,
+      byTag,
     },
   };
 }

@@ -1,0 +1,109 @@
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createReadStream } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseInput } from '../src/producer/parse-input.js';
+import { readBatchRequests } from '../src/shared/batches/read-store.js';
+import { evaluateBatch } from '../src/shared/reports/eval-report.js';
+import { useWorld } from './helpers/in-process-worker.js';
+import { waitForBatch, type TestEnv } from './helpers/test-env.js';
+import { writeLongMemEvalFile } from '../bench/synthetic-longmemeval.js';
+
+const example = (name: string) => new URL(`../examples/${name}`, import.meta.url).pathname;
+
+/** Per user, the custom_ids in the order their calls reached the upstream (the simulator's arrivals). */
+async function callOrder(env: TestEnv, batchId: string, arrivals: Record<string, { arrivals: string[] }>) {
+  const byUser = new Map<string, string[]>();
+  for await (const r of readBatchRequests(env.redis, env.keys, batchId)) {
+    const messages = r.body.messages as { role: string; content: string }[];
+    const last = messages.at(-1)!.content;
+    const order = arrivals[r.userid]!.arrivals;
+    (byUser.get(r.userid) ?? byUser.set(r.userid, []).get(r.userid)!)[order.indexOf(last)] = r.customId;
+  }
+  return byUser;
+}
+
+describe('memory benchmarks as input: LongMemEval and LoCoMo', () => {
+  const w = useWorld();
+
+  it('runs a LongMemEval file: one fresh user per instance, its sessions before its question, accuracy by type', async () => {
+    const { env } = w;
+    const submitted = await env.submit(
+      [await import('node:fs').then((fs) => fs.readFileSync(example('4-longmemeval-sample.json'), 'utf8'))],
+      { source: '4-longmemeval-sample.json', defaultModel: 'gpt-4o-mini' },
+    );
+    await w.startWorker();
+    const batch = await waitForBatch(env, submitted.batchId);
+    expect(batch).toMatchObject({ status: 'completed', total: 17, succeeded: 17, judging: 0 });
+    const users = w.sim.stats().users;
+    const order = await callOrder(env, submitted.batchId, users);
+    expect(order.size).toBe(6);
+    for (const ids of order.values()) {
+      // Every session call reached the upstream before the question did.
+      expect(ids.at(-1)).not.toContain('/session-');
+      expect(ids.slice(0, -1).every((id) => id.includes('/session-'))).toBe(true);
+    }
+    const s = await evaluateBatch(env.redis, env.keys, batch);
+    expect(s).toMatchObject({ passed: 3, failed: 3, ungraded: 0 });
+    expect(s.byTag).toMatchObject({
+      'single-session-user': { passed: 2, failed: 0 },
+      abstention: { passed: 1, failed: 0 },
+      'knowledge-update': { passed: 1, failed: 0 },
+      'multi-session': { passed: 0, failed: 1 },
+      'temporal-reasoning': { passed: 0, failed: 1 },
+      'single-session-preference': { passed: 0, failed: 1 },
+    });
+    expect(s.costNano.grading).toBeGreaterThan(0);
+    // No judge call carried a userid; every user made its own calls only.
+    expect(users['(none)']!.calls).toBe(6);
+  });
+
+  it('runs a LoCoMo file: two speakers over dated sessions, its questions after them, by category', async () => {
+    const { env } = w;
+    const submitted = await env.submit(
+      [await import('node:fs').then((fs) => fs.readFileSync(example('5-locomo-sample.json'), 'utf8'))],
+      { source: '5-locomo-sample.json', defaultModel: 'gpt-4o-mini', benchmark: { types: ['single-hop', 'temporal'] } },
+    );
+    await w.startWorker();
+    const batch = await waitForBatch(env, submitted.batchId);
+    expect(batch).toMatchObject({ status: 'completed', total: 4 });
+    const order = [...(await callOrder(env, submitted.batchId, w.sim.stats().users)).values()][0]!;
+    expect(order).toEqual(['conv-demo/session-1', 'conv-demo/session-2', 'conv-demo/qa-1', 'conv-demo/qa-2']);
+    const s = await evaluateBatch(env.redis, env.keys, batch);
+    expect(Object.keys(s.byTag).sort()).toEqual(['single-hop', 'temporal']);
+    expect(s.byTag['single-hop']).toMatchObject({ passed: 1, failed: 0 });
+  });
+
+  it('reads a large file as a stream: memory stays flat whatever its size', async () => {
+    const path = join(tmpdir(), `chatq-lme-${process.pid}.json`);
+    // 400 instances of ~100 KB: a 40 MB file, read an item at a time.
+    const size = writeLongMemEvalFile(path, 400, { sessions: 20, turnChars: 3_000 });
+    expect(size).toBeGreaterThan(30 * 1024 * 1024);
+    const opts = { source: path, defaultModel: 'm', runSalt: 's' };
+    let items = 0;
+    let calls = 0;
+    global.gc?.();
+    const before = process.memoryUsage().heapUsed;
+    let peak = before;
+    for await (const parsed of parseInput(createReadStream(path), opts)) {
+      expect(parsed.ok).toBe(true);
+      items += 1;
+      if (parsed.ok) calls += parsed.drafts.length;
+      peak = Math.max(peak, process.memoryUsage().heapUsed);
+    }
+    expect(items).toBe(400);
+    expect(calls).toBe(400 * 21);
+    // The file is 40 MB; what the parse holds at its worst is a small part of it (a few instances and their calls).
+    expect(peak - before).toBeLessThan(25 * 1024 * 1024);
+    // --limit and --types read a subset.
+    let limited = 0;
+    const subset = { ...opts, benchmark: { limit: 7, types: ['temporal-reasoning'] } };
+    for await (const parsed of parseInput(createReadStream(path), subset)) {
+      if (parsed.ok) expect(parsed.drafts.at(-1)!.tags).toContain('temporal-reasoning');
+      limited += 1;
+    }
+    expect(limited).toBe(7);
+    rmSync(path);
+  });
+});
