@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { batchFileLines } from '../shared/batches/batch-output.js';
-import { readBoundedLines } from '../shared/bounded-lines.js';
+import { readInputRecords } from '../shared/input-records.js';
 import { deleteFile, FileWriter, readFileContent, type StoredFile } from '../shared/files/file-store.js';
 import { fileUsers } from '../shared/files/file-users.js';
 import { newFileId } from '../shared/ids.js';
@@ -70,7 +70,10 @@ class UploadStaging {
   }
 }
 
-/** Stores one uploaded part line by line, each staged first; a part with bad lines (or too big) is refused whole. */
+/**
+ * Stores one uploaded part line by line (a JSON array, a memory benchmark: item by item, each as one line), each
+ * staged first; a part with bad lines (or too big) is refused whole.
+ */
 async function storePart(
   deps: ApiDeps,
   writer: FileWriter,
@@ -78,7 +81,7 @@ async function storePart(
   stage: (bytes: number) => void,
 ): Promise<void> {
   const problems: string[] = [];
-  for await (const l of readBoundedLines(input as Readable)) {
+  for await (const l of readInputRecords(input as Readable)) {
     if ('tooLong' in l) {
       if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${l.tooLong}`);
       continue;

@@ -1,4 +1,7 @@
 import type { Readable } from 'node:stream';
+import { judgeOf, type Expect } from '../shared/expectations.js';
+import { judgeMessages } from '../shared/judge-prompts.js';
+import type { RequestDraft } from '../shared/request-record.js';
 import { listUsage, sumOverTags } from '../shared/batches/read-store.js';
 import type { Config } from '../shared/config.js';
 import type { RedisKeys } from '../shared/keys.js';
@@ -50,9 +53,35 @@ export async function readEstimateHistory(redis: RedisClient, keys: RedisKeys, s
     : { completionByModel };
 }
 
+/** The most a judge may write (worker/run/judge-calls.ts's bound). */
+const JUDGE_REPLY_TOKENS = 400;
+
+/**
+ * A request's grading call as an estimate counts it (expect.judge): its prompt less the reply (unknown until it
+ * comes: each grading's prompt is short by about the reply's length), its verdict at the judge's bound, its own lane.
+ */
+function gradingEstimate(d: RequestDraft): RequestDraft | undefined {
+  const judge = judgeOf((d.expect ?? null) as Expect | null);
+  if (!judge) return undefined;
+  const messages = (d.body.messages ?? []) as { role?: string; content?: unknown }[];
+  const question = [...messages].reverse().find((m) => m.role === 'user')?.content;
+  const model = judge.model ?? d.model;
+  const input = { question: String(question ?? ''), answer: judge.answer ?? '', rubric: judge.rubric ?? '', reply: '' };
+  return {
+    customId: `${d.customId}#judge`,
+    userid: `judge:${d.customId}`,
+    model,
+    body: { model, messages: judgeMessages(input, judge.kind, judge.prompt), max_tokens: JUDGE_REPLY_TOKENS },
+    line: d.line,
+    onFailure: 'continue',
+    history: 'memory',
+  };
+}
+
 /**
  * Estimates an input read the way an import reads it (its bad lines are left out, as an import skips them, and
- * handed to `onBadLine`). Nothing is stored.
+ * handed to `onBadLine`), its grading calls (expect.judge) with it: a memory benchmark's ingestion, questions and
+ * judging. Nothing is stored.
  */
 export async function estimateInput(
   open: () => Readable,
@@ -63,7 +92,12 @@ export async function estimateInput(
   const estimator = new BatchEstimator(settings);
   let badLines = 0;
   for await (const parsed of parseInput(open(), opts)) {
-    if (parsed.ok) for (const d of parsed.drafts) estimator.add(d);
+    if (parsed.ok)
+      for (const d of parsed.drafts) {
+        estimator.add(d);
+        const grading = gradingEstimate(d);
+        if (grading) estimator.add(grading);
+      }
     else {
       badLines += 1;
       onBadLine(parsed.error);
