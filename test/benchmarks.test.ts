@@ -10,7 +10,7 @@ import { useWorld } from './helpers/in-process-worker.js';
 import { waitForBatch, type TestEnv } from './helpers/test-env.js';
 import { writeLongMemEvalFile } from '../bench/synthetic-longmemeval.js';
 
-const example = (name: string) => new URL(`../examples/${name}`, import.meta.url).pathname;
+const example = (name: string) => new URL(`../examples/benchmarks/${name}`, import.meta.url).pathname;
 
 /** Per user, the custom_ids in the order their calls reached the upstream (the simulator's arrivals). */
 async function callOrder(env: TestEnv, batchId: string, arrivals: Record<string, { arrivals: string[] }>) {
@@ -30,7 +30,7 @@ describe('memory benchmarks as input: LongMemEval and LoCoMo', () => {
   it('runs a LongMemEval file: one fresh user per instance, its sessions before its question, accuracy by type', async () => {
     const { env } = w;
     const submitted = await env.submit(
-      [await import('node:fs').then((fs) => fs.readFileSync(example('4-longmemeval-sample.json'), 'utf8'))],
+      [await import('node:fs').then((fs) => fs.readFileSync(example('longmemeval-sample.json'), 'utf8'))],
       { source: '4-longmemeval-sample.json', defaultModel: 'gpt-4o-mini' },
     );
     await w.startWorker();
@@ -62,7 +62,7 @@ describe('memory benchmarks as input: LongMemEval and LoCoMo', () => {
   it('runs a LoCoMo file: two speakers over dated sessions, its questions after them, by category', async () => {
     const { env } = w;
     const submitted = await env.submit(
-      [await import('node:fs').then((fs) => fs.readFileSync(example('5-locomo-sample.json'), 'utf8'))],
+      [await import('node:fs').then((fs) => fs.readFileSync(example('locomo-sample.json'), 'utf8'))],
       { source: '5-locomo-sample.json', defaultModel: 'gpt-4o-mini', benchmark: { types: ['single-hop', 'temporal'] } },
     );
     await w.startWorker();
