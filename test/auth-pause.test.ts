@@ -23,8 +23,8 @@ describe('credentials failures pause the queue', () => {
       w.env.env({ CHATQ_BASE_URL: w.sim.url, CHATQ_API_KEY: WRONG_KEY, CHATQ_CONCURRENCY: '10' }),
     );
     await waitFor('the pause', () => w.env.redis.get(w.env.keys.pauseReason));
-    // Give the other nine slots time to try (they must not call).
-    await new Promise((r) => setTimeout(r, 1_000));
+    // Every user's head was claimed, refused by the pause and put back (delayed): each had its chance to call.
+    await waitFor('the five heads put back', async () => (await w.env.queue.getDelayedCount()) === 5);
     expect(w.sim.stats().calls).toBe(1);
     expect(w.sim.stats().byStatus).toEqual({ 401: 1 });
 

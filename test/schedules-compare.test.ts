@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startProducerServices } from '../src/cli/producer-services.js';
 import { getBatch } from '../src/shared/batches/read-store.js';
+import { openScheduleQueue } from '../src/shared/files/schedules.js';
 import type { BatchRecord } from '../src/shared/request-record.js';
 import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
@@ -93,10 +94,16 @@ describe('scheduled evaluation runs', () => {
     expect(evalRun.stdout).toContain('2/2 passed (100.0%)');
 
     expect((await runCli(['schedule', 'remove', 'nightly'], env)).code).toBe(0);
-    await new Promise((r) => setTimeout(r, 500));
-    const after = (await batchesNamed('nightly@')).length;
-    await new Promise((r) => setTimeout(r, 2_500));
-    expect((await batchesNamed('nightly@')).length).toBe(after);
+    // Removed: no job scheduler and no firing waiting, delayed or at work is left, so no run can start again.
+    const queue = openScheduleQueue(w.env.redis, w.env.keys.prefix);
+    await waitFor('no firing left', async () => {
+      const [schedulers, counts] = await Promise.all([
+        queue.getJobSchedulers(),
+        queue.getJobCounts('active', 'waiting', 'delayed', 'prioritized'),
+      ]);
+      return schedulers.length === 0 && Object.values(counts).every((n) => n === 0);
+    });
+    await queue.close();
     expect((await runCli(['schedule', 'list'], env)).stdout.trim()).toBe('no schedules');
   });
 

@@ -1,8 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import OpenAI, { toFile } from 'openai';
+import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApiService } from '../src/cli/api-service.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
+import { everyTag } from '../src/shared/keys.js';
+import { WEBHOOK_QUEUE } from '../src/webhooks/webhook-delivery.js';
 import { partsOf } from '../src/shared/batches/sharded-batch.js';
 import { startWorker } from './helpers/in-process-worker.js';
 import {
@@ -103,8 +106,15 @@ describe('sharded batches (CHATQ_SHARDS=4)', () => {
     });
 
     await waitFor('the batch event', async () => events.some((e) => e.type === 'batch.completed'), 20_000);
-    await new Promise((r) => setTimeout(r, 1_500));
-    expect(events.filter((e) => e.type === 'batch.completed').map((e) => e.data.id)).toEqual([created.id]);
+    // Every event emitted is delivered: no tag's event list holds one, no delivery waits or runs.
+    const queue = new Queue(WEBHOOK_QUEUE, { connection: env.redis, prefix: env.keys.prefix });
+    await waitFor('every event delivered', async () => {
+      const lists = await Promise.all(everyTag(env.keys).map((k) => env.redis.llen(k.events)));
+      const counts = await queue.getJobCounts('active', 'waiting', 'delayed', 'prioritized');
+      return lists.every((n) => n === 0) && Object.values(counts).every((n) => n === 0);
+    });
+    await queue.close();
+    expect(events.map((e) => [e.type, e.data.id])).toEqual([['batch.completed', created.id]]);
     expect(events.some((e) => e.data.id.includes('_s'))).toBe(false);
   });
 

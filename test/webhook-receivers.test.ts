@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Queue } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBatchRecord } from '../src/shared/batches/batch-imports.js';
 import { newBatchId } from '../src/shared/ids.js';
 import { failImport } from '../src/shared/batches/import-failure.js';
+import { WEBHOOK_QUEUE, type WebhookJob } from '../src/webhooks/webhook-delivery.js';
 import { startWebhookService, type WebhookService } from '../src/webhooks/webhook-service.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 import { runCli, testLogger, waitFor } from './helpers/test-env.js';
@@ -78,7 +80,8 @@ describe('webhook receivers are apart', () => {
     expect(alpha.got.length).toBeLessThanOrEqual(2);
 
     // A receiver that fails delivery after delivery is paused, and `chatq webhooks` says so.
-    for (let i = 0; i < 6; i++) await endedBatch('gamma');
+    const gammas = new Set<string>();
+    for (let i = 0; i < 6; i++) gammas.add(await endedBatch('gamma'));
     await waitFor(
       'gamma paused',
       async () => {
@@ -88,8 +91,17 @@ describe('webhook receivers are apart', () => {
       30_000,
       500,
     );
+    // Every one of its events is put off until its pause ends (not one waits for an earlier attempt time).
     const attempts = gamma.got.length;
-    await new Promise((r) => setTimeout(r, 1_500));
+    const pausedUntil = Number(await t.env.redis.hget(t.env.keys.webhookReceiver('gamma'), 'paused_until'));
+    const queue = new Queue<WebhookJob>(WEBHOOK_QUEUE, { connection: t.env.redis, prefix: t.env.keys.prefix });
+    await waitFor('every gamma event put off past the pause', async () => {
+      const delayed = (await queue.getDelayed()).filter((j) => gammas.has(j.data.batch));
+      const due = await Promise.all(delayed.map((j) => t.env.redis.zscore(queue.keys.delayed!, j.id!)));
+      // BullMQ scores a delayed job by its due time (ms) x 0x1000.
+      return delayed.length === gammas.size && due.every((d) => Math.floor(Number(d) / 0x1000) >= pausedUntil);
+    });
+    await queue.close();
     expect(gamma.got.length).toBe(attempts);
   });
 });

