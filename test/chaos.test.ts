@@ -165,27 +165,4 @@ describe.each([
       expect(unreported).toBe(0);
     },
   );
-
-  it('the upstream goes away for a while: requests wait and retry, none fails, the run completes', async () => {
-    const { env, sim, submitted } = await startRun(
-      undefined,
-      { CHATQ_CONCURRENCY: '30', CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '100' },
-      100,
-      10,
-      300,
-    );
-
-    sim.configure({ down: true });
-    await new Promise((r) => setTimeout(r, 3_000));
-    const duringOutage = (await env.batch(submitted.batchId)).succeeded;
-    sim.configure({ down: false });
-
-    await expectIntact(env, sim, submitted.batchId, 1000, 10);
-    expect(duringOutage).toBeLessThan(1000);
-    // Far more than CHATQ_MAX_ATTEMPTS connection failures happened, and none of them failed a request.
-    let waited = 0;
-    for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId))
-      waited += r.attemptLog.filter((a) => a.code === 'connection_error').length;
-    expect(waited).toBeGreaterThan(2);
-  });
 });

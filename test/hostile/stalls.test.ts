@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readBatchRequests } from '../../src/shared/batches/read-store.js';
 import { grade } from '../../src/shared/expectations.js';
 import { startSimulator } from '../../src/simulator/simulator-server.js';
 import { CapacityLimiter, isReservation } from '../../src/worker/capacity/capacity-limiter.js';
@@ -111,10 +112,13 @@ describe('no line, call or crash stalls the other users', () => {
     await waitFor('the others to go on', async () => s.stats().answered >= 3, 20_000);
   });
 
-  it('once the upstream is back, a successful call ends the outage pause for everyone', async () => {
+  it('an upstream outage fails nobody however long it lasts; once the upstream is back, a successful call ends the outage pause for everyone', async () => {
     const e = await env();
     const s = await sim();
-    const pool: WorkerPool = await startWorker(e.config({ CHATQ_BACKOFF_MS: '500', CHATQ_CONCURRENCY: '10' }), s.url);
+    const pool: WorkerPool = await startWorker(
+      e.config({ CHATQ_BACKOFF_MS: '500', CHATQ_CONCURRENCY: '10', CHATQ_MAX_ATTEMPTS: '2' }),
+      s.url,
+    );
     cleanups.push(() => pool.close());
     // Credentials proven first, so that the outage meets calls from every slot.
     await waitForBatch(e, (await e.submit([line('warm-up')])).batchId, 20_000);
@@ -130,9 +134,15 @@ describe('no line, call or crash stalls the other users', () => {
     );
     s.configure({ down: false });
     const up = Date.now();
-    await waitForBatch(e, submitted.batchId, 60_000);
+    const batch = await waitForBatch(e, submitted.batchId, 60_000);
     // Nobody waited out the backoff on record when the upstream came back: the first success ended it for all.
     expect(Date.now() - up, `backoff on record ${backoffLeft} ms`).toBeLessThan(backoffLeft);
+    // Far more connection failures than CHATQ_MAX_ATTEMPTS, and none of them failed a request: an outage is no try.
+    expect(batch).toMatchObject({ succeeded: 10, failed: 0 });
+    let refused = 0;
+    for await (const r of readBatchRequests(e.redis, e.keys, submitted.batchId))
+      refused += r.attemptLog.filter((a) => a.code === 'connection_error').length;
+    expect(refused).toBeGreaterThan(2);
   });
 
   it('an upstream answer over 32 MiB is not read whole: the request fails as malformed, not as an outage', async () => {
