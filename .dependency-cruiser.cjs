@@ -10,6 +10,8 @@
  *     worker/ in rooms, from the bottom: upstream/ (the client and its errors), capacity/ (limits, the gate, leases),
  *       store/ (the request's transitions and their Lua), each on nothing else of the worker's; run/ (one request's
  *       run) on those three; maintenance/ (reconciler, retention) on store/ and capacity/; the pool and health on top
+ *     producer/: an import one way down: submit-batch (the way) on import-leases, import-run and import-end, those on
+ *       parse-input, which with its formats (line-schemas, benchmark-input) imports none of the import's steps
  *   http/       what the API and the dashboard share (request context, auth, sessions, errors, edge parsing)
  *   api/ dashboard/   the two HTTP surfaces, on http/ and below; neither imports the other
  *   server/     the HTTP server's composition root: puts api/ and dashboard/ together
@@ -35,6 +37,10 @@ module.exports = {
     below('worker-bottom-rooms-stand-alone', '^src/worker/(upstream|capacity|store)/', '^src/worker/', '^src/worker/$1/'),
     below('worker-run-below-maintenance-and-the-pool', '^src/worker/run/', '^src/worker/(maintenance/|[^/]+$)'),
     below('worker-maintenance-on-store-and-capacity', '^src/worker/maintenance/', '^src/worker/(run/|upstream/|[^/]+$)'),
+    // The import goes one way down: submit-batch (the way) on import-leases, import-run and import-end; those on
+    // parse-input, which with its formats (line-schemas, benchmark-input) imports none of the import's steps.
+    below('import-steps-below-the-way', '^src/producer/(import-(leases|run|end|errors|trace)|parse-input|line-schemas|benchmark-input)\\.ts$', '^src/producer/submit-batch\\.ts$'),
+    below('parsing-below-the-import-steps', '^src/producer/(parse-input|line-schemas|benchmark-input)\\.ts$', '^src/producer/import-(leases|run|end|errors|trace)'),
     below('processes-do-not-import-http-or-cli', '^src/(producer|worker|webhooks|simulator)/', '^src/(http|api|dashboard|server|cli)/'),
     below('http-is-below-the-surfaces', layer('http'), '^src/(api|dashboard|server|cli)/'),
     below('api-does-not-import-dashboard', layer('api'), '^src/(dashboard|server|cli)/'),

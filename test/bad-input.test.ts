@@ -3,7 +3,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
-import { StrictInputError } from '../src/producer/submit-batch.js';
+import { StrictInputError } from '../src/producer/import-errors.js';
 import { runCli, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 

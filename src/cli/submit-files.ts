@@ -1,12 +1,6 @@
-import { ImportRefused } from '../producer/import-guard.js';
+import { ImportFailedError, ImportRefused, StrictInputError } from '../producer/import-errors.js';
 import { formatLineError, type ParseOptions } from '../producer/parse-input.js';
-import {
-  ImportFailedError,
-  StrictInputError,
-  submitBatch,
-  type OnImportError,
-  type SubmitResult,
-} from '../producer/submit-batch.js';
+import { submitBatch, type OnImportError, type SubmitResult } from '../producer/submit-batch.js';
 import { cliScope, CommandFailed, producerContext, UsageError, type CliContext } from './cli-context.js';
 import { parseCompletionWindow, type CompletionWindow } from '../shared/completion-window.js';
 import { LIMITS } from '../shared/input-limits.js';

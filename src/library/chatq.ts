@@ -2,14 +2,14 @@ import { EventEmitter } from 'node:events';
 import { configOf, openStore, type Open } from './chatq-store.js';
 import { inputStream, lineDefaults, sourceOf, windowOf } from './chatq-input.js';
 import { Readable } from 'node:stream';
-import { ImportRefused } from '../producer/import-guard.js';
+import { ImportFailedError, ImportRefused, StrictInputError } from '../producer/import-errors.js';
 import {
   estimateInput,
   estimateSettings,
   readEstimateHistory,
   DEFAULT_LATENCY_MS,
 } from '../producer/estimate-input.js';
-import { ImportFailedError, StrictInputError, submitBatch } from '../producer/submit-batch.js';
+import { submitBatch } from '../producer/submit-batch.js';
 import { toOutputLine, type OutputLine } from '../shared/batches/batch-output.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { getBatch, readBatchRequests, type UsageRow } from '../shared/batches/read-store.js';

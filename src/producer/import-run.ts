@@ -3,9 +3,8 @@ import { groupBy } from '../shared/group-by.js';
 import { shardOfUser } from '../shared/keys.js';
 import { LuaScript } from '../shared/redis/redis.js';
 import type { RequestDraft } from '../shared/request-record.js';
-import { IMPORT_LEASE_MS } from './import-guard.js';
+import { IMPORT_LEASE_MS, type ImportLeases, type ImportTarget } from './import-leases.js';
 import { ImportTrace } from './import-trace.js';
-import type { ImportTarget } from './import-targets.js';
 import type { LineError, ParsedLine } from './parse-input.js';
 import type { ProducerContext } from './producer-context.js';
 
@@ -73,7 +72,7 @@ export class ImportRun {
   readonly counts: ImportCounts = { acceptedRequests: 0, acceptedLines: 0, rejectedLines: 0, alreadyPresent: 0 };
   /** The first MAX_KEPT_ERRORS line errors, in the order they were found. */
   readonly errors: LineError[] = [];
-  readonly sharded: boolean;
+  private readonly sharded: boolean;
   private readonly earlierSeq: number;
   private seq: number;
   /** A sharded batch's custom_ids seen in this import (each part's script sees its own only). */
@@ -86,26 +85,42 @@ export class ImportRun {
   private failure: unknown;
   private readonly trace: ImportTrace | undefined;
   /** A cancel was asked while importing: the enqueue script wrote nothing more, and the import reads no further. */
-  cancelAsked = false;
+  private cancelAsked = false;
   /** The parse turn this import holds (importTurns), and the lines parsed in it. */
   private parseTurn: (() => void) | undefined;
   private parsedInTurn = 0;
 
+  private readonly project: string;
+  private readonly targets: ImportTarget[];
+
   constructor(
     private readonly ctx: ProducerContext,
     private readonly batchId: string,
-    private readonly project: string,
-    private readonly targets: ImportTarget[],
+    leases: ImportLeases,
     private readonly source: string,
   ) {
-    this.sharded = targets[0]!.id !== batchId;
-    this.earlierSeq = Math.max(...targets.map((t) => t.guard.earlierSeq));
+    this.project = leases.project;
+    this.targets = leases.targets;
+    this.sharded = leases.sharded;
+    this.earlierSeq = Math.max(...leases.targets.map((t) => t.lease.earlierSeq));
     this.seq = this.earlierSeq;
-    this.trace = ImportTrace.start(batchId, project, source);
+    this.trace = ImportTrace.start(batchId, this.project, source);
+  }
+
+  /**
+   * Imports every parsed line, in order, and waits until all are written; throws the first failure. A cancel asked
+   * meanwhile stops the reading: the rest of the input is not read (endImport ends the batch cancelled).
+   */
+  async importAll(lines: AsyncIterable<ParsedLine>): Promise<void> {
+    for await (const parsed of lines) {
+      await this.add(parsed);
+      if (this.cancelAsked) break;
+    }
+    await this.end();
   }
 
   /** Takes one parsed line; sends a chunk when one is full, waiting while CHUNKS_IN_FLIGHT are. */
-  async add(parsed: ParsedLine): Promise<void> {
+  private async add(parsed: ParsedLine): Promise<void> {
     // The process's imports parse in turns (CPU work), PARSE_SLICE lines at a time, project by project.
     const turns = this.ctx.importTurns;
     if (turns && (this.parseTurn === undefined || ++this.parsedInTurn >= PARSE_SLICE)) {
@@ -139,7 +154,7 @@ export class ImportRun {
   }
 
   /** Sends what is left and waits for every chunk; throws the first failure. */
-  async end(): Promise<void> {
+  private async end(): Promise<void> {
     this.endParseTurn();
     if (this.pending.length && !this.cancelAsked) this.track(this.flush());
     await Promise.all(this.inFlight);
@@ -247,7 +262,7 @@ export class ImportRun {
       this.earlierSeq,
       this.project,
       ...target.userIndex,
-      target.guard.owner,
+      target.lease.owner,
       IMPORT_LEASE_MS,
       this.ctx.resultTtlS,
       await this.ctx.queues.admission.arg(),

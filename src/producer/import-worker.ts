@@ -13,9 +13,9 @@ import { Readable } from 'node:stream';
 import { readFileContent } from '../shared/files/file-store.js';
 import { retryLines } from '../shared/batches/retry-input.js';
 import { startBackgroundWorker, type BackgroundWorker } from './background-worker.js';
-import { ImportRefused } from './import-guard.js';
+import { ImportFailedError, ImportRefused } from './import-errors.js';
 import type { ProducerServiceOptions } from './producer-context.js';
-import { ImportFailedError, submitBatch } from './submit-batch.js';
+import { submitBatch } from './submit-batch.js';
 
 export interface ImportWorkerOptions extends ProducerServiceOptions {
   defaultModel?: string;
