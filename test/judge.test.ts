@@ -1,9 +1,12 @@
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { foldUsage } from '../src/shared/usage/usage-fold.js';
 import type { StoredRequest } from '../src/shared/request-record.js';
 import { useWorld } from './helpers/in-process-worker.js';
-import { waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
+import { runCli, waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
 
 const line = (custom_id: string, content: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ custom_id, user: 'ada', model: 'gpt-4o-mini', messages: [{ role: 'user', content }], ...extra });
@@ -105,5 +108,23 @@ describe('expect.judge: a judge model grades replies, in calls of their own', ()
     expect(user.arrivedAt).toHaveLength(2);
     expect(judge.calls).toBe(1);
     expect(user.arrivedAt[1]!).toBeLessThan(judge.lastEndAt!);
+  });
+
+  it('a --judge-prompt file is bounded before it is read: a 3 GB one is refused with the bound, no stack', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatq-judge-prompt-'));
+    const prompt = join(dir, 'prompt.txt');
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, `${line('q', 'What is my name?', { expect: { judge: { answer: 'Ada' } } })}\n`);
+    // Sparse: 3 GB to the reader, nothing on the disk.
+    writeFileSync(prompt, '{{reply}}');
+    truncateSync(prompt, 3 * 1024 ** 3);
+    try {
+      const r = await runCli(['estimate', input, '--judge-prompt', prompt], w.env.env());
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--judge-prompt ${prompt}: expected a template of at most 16384 characters`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,7 +6,7 @@ import { parseCompletionWindow, type CompletionWindow } from '../shared/completi
 import { LIMITS } from '../shared/input-limits.js';
 import { openInput } from './input-files.js';
 import { say } from './output.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { unreadable } from '../shared/readable-file.js';
 
 export interface SubmitFlags {
@@ -92,11 +92,13 @@ function evalOptions(flags: Pick<SubmitFlags, EvalFlag>): Pick<ParseOptions, Eva
   if (flags.judgePrompt !== undefined) {
     const why = unreadable(flags.judgePrompt);
     if (why) throw new UsageError(`--judge-prompt ${flags.judgePrompt}: ${why}`);
+    const refused = new UsageError(
+      `--judge-prompt ${flags.judgePrompt}: expected a template of at most ${LIMITS.judgeChars} characters with {{reply}} in it (and {{question}}, {{answer}}, {{rubric}} as it needs)`,
+    );
+    // Bounded before it is read: a character is at most 4 bytes of UTF-8.
+    if (statSync(flags.judgePrompt).size > LIMITS.judgeChars * 4) throw refused;
     prompt = readFileSync(flags.judgePrompt, 'utf8');
-    if (prompt.length > LIMITS.judgeChars || !prompt.includes('{{reply}}'))
-      throw new UsageError(
-        `--judge-prompt ${flags.judgePrompt}: expected a template of at most ${LIMITS.judgeChars} characters with {{reply}} in it (and {{question}}, {{answer}}, {{rubric}} as it needs)`,
-      );
+    if (prompt.length > LIMITS.judgeChars || !prompt.includes('{{reply}}')) throw refused;
   }
   return {
     ...(flags.judgeModel ? { judgeModel: flags.judgeModel } : {}),
