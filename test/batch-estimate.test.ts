@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
 import { BatchEstimator, type EstimateSettings } from '../src/producer/batch-estimate.js';
+import { estimateInput } from '../src/producer/estimate-input.js';
 import type { RequestDraft } from '../src/shared/request-record.js';
 import { estimatePromptTokens } from '../src/shared/token-bounds.js';
 import { loadPrices } from '../src/shared/usage/pricing.js';
@@ -61,5 +63,28 @@ describe('batch estimate', () => {
     const chain = chained.result();
     expect(chain.longestChain).toEqual({ requests: 5, gapMs: 8_000 });
     expect(chain).toMatchObject({ binds: 'chain', durationMs: 5 * 1_000 + 8_000 });
+  });
+
+  it("a grading call counts as a request after the answer it judges: it ends that user's chain, and is no user", async () => {
+    const line = (user: string, content: string, judged: boolean) =>
+      JSON.stringify({
+        user,
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content }],
+        ...(judged ? { expect: { judge: { answer: 'Ada' } } } : {}),
+      });
+    const input = [
+      line('ada', 'one', false),
+      line('ada', 'two', false),
+      line('ada', 'name?', true),
+      line('bo', 'hi', true),
+    ];
+    const { estimate } = await estimateInput(
+      () => Readable.from([input.join('\n')]),
+      { source: 'judged.jsonl' },
+      settings(),
+      () => undefined,
+    );
+    expect(estimate).toMatchObject({ requests: 6, users: 2, longestChain: { requests: 4 } });
   });
 });

@@ -64,12 +64,18 @@ export class BatchEstimator {
   private cost = { low: 0, expected: 0, high: 0 };
   private unpriced = 0;
   private readonly chains = new Map<string, { requests: number; gapMs: number }>();
+  /** The longest chain a follower (a grading) ends: its user's calls up to the one it follows, and itself. */
+  private longestFollower = { requests: 0, gapMs: 0 };
   private readonly models = new Map<string, ModelTotals>();
   private readonly conversations = new Map<string, Conversation>();
 
   constructor(private readonly settings: EstimateSettings) {}
 
-  add(d: RequestDraft): void {
+  /**
+   * Adds a request. `after`: the user whose call this one follows instead of a lane of a user (a grading follows the
+   * answer it judges): it ends that user's chain one call later, and is no user of its own.
+   */
+  add(d: RequestDraft, after?: string): void {
     const s = this.settings;
     const own = estimatePromptTokens(d.body);
     const conversationKey = `${d.userid}\n${d.scriptId ?? ''}`;
@@ -84,10 +90,16 @@ export class BatchEstimator {
     this.promptTokens += prompt;
     this.expectedCompletion += expected;
     this.boundCompletion += bound;
-    const chain = this.chains.get(d.userid) ?? { requests: 0, gapMs: 0 };
-    chain.requests += 1;
-    if (chain.requests > 1) chain.gapMs += d.gapMs ?? 0;
-    this.chains.set(d.userid, chain);
+    if (after === undefined) {
+      const chain = this.chains.get(d.userid) ?? { requests: 0, gapMs: 0 };
+      chain.requests += 1;
+      if (chain.requests > 1) chain.gapMs += d.gapMs ?? 0;
+      this.chains.set(d.userid, chain);
+    } else {
+      const followed = this.chains.get(after) ?? { requests: 0, gapMs: 0 };
+      const ends = { requests: followed.requests + 1, gapMs: followed.gapMs };
+      if (ends.requests > this.longestFollower.requests) this.longestFollower = ends;
+    }
     const totals = this.models.get(d.model) ?? { requests: 0, tokens: 0 };
     totals.requests += 1;
     totals.tokens += prompt + expected;
@@ -113,10 +125,7 @@ export class BatchEstimator {
 
   result(): BatchEstimate {
     const s = this.settings;
-    const longest = [...this.chains.values()].reduce((a, b) => (b.requests > a.requests ? b : a), {
-      requests: 0,
-      gapMs: 0,
-    });
+    const longest = [...this.chains.values()].reduce((a, b) => (b.requests > a.requests ? b : a), this.longestFollower);
     const boundsMs: Record<DurationBound, number> = {
       rpm: this.rateBound('rpm'),
       tpm: this.rateBound('tpm'),

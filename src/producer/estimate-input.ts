@@ -58,7 +58,7 @@ const JUDGE_REPLY_TOKENS = 400;
 
 /**
  * A request's grading call as an estimate counts it (expect.judge): its prompt less the reply (unknown until it
- * comes: each grading's prompt is short by about the reply's length), its verdict at the judge's bound, its own lane.
+ * comes: each grading's prompt is short by about the reply's length), its verdict at the judge's bound; it follows the answer it judges (a lane of its own, no user).
  */
 function gradingEstimate(d: RequestDraft): RequestDraft | undefined {
   const judge = judgeOf((d.expect ?? null) as Expect | null);
@@ -96,7 +96,7 @@ export async function estimateInput(
       for (const d of parsed.drafts) {
         estimator.add(d);
         const grading = gradingEstimate(d);
-        if (grading) estimator.add(grading);
+        if (grading) estimator.add(grading, d.userid);
       }
     else {
       badLines += 1;
