@@ -1,11 +1,12 @@
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import OpenAI, { toFile } from 'openai';
 import { describe, expect, it } from 'vitest';
 import { getUsage, readBatchRequests } from '../src/shared/batches/read-store.js';
 import { foldUsage } from '../src/shared/usage/usage-fold.js';
 import type { StoredRequest } from '../src/shared/request-record.js';
-import { useWorld } from './helpers/in-process-worker.js';
+import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { runCli, waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
 
 const line = (custom_id: string, content: string, extra: Record<string, unknown> = {}) =>
@@ -126,5 +127,35 @@ describe('expect.judge: a judge model grades replies, in calls of their own', ()
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('expect.judge over the HTTP API', () => {
+  const w = useWorld({ recordMessages: true });
+  const a = useApi(w, { CHATQ_API_TOKENS: 'judge-token' });
+
+  it("a batch's metadata judge_model names the judge, as --judge-model does", async () => {
+    const client = new OpenAI({ baseURL: `${a.api.url}/v1`, apiKey: 'judge-token', maxRetries: 0 });
+    const body = { model: 'gpt-4o-mini', user: 'ada', messages: [{ role: 'user', content: 'My name is Ada.' }] };
+    const input = JSON.stringify({
+      custom_id: 'q',
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body,
+      expect: { judge: { answer: 'Ada' } },
+    });
+    const file = await client.files.create({ file: await toFile(Buffer.from(input), 'in.jsonl'), purpose: 'batch' });
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+      metadata: { judge_model: 'gpt-4.1-mini' },
+    });
+    await w.startWorker();
+    const batch = await waitForBatch(w.env, created.id);
+    expect(batch).toMatchObject({ status: 'completed', succeeded: 1, judging: 0 });
+    const stats = w.sim.stats();
+    expect(stats.users['(none)']!.calls).toBe(1);
+    expect(Object.keys(stats.tokensByModel).sort()).toEqual(['gpt-4.1-mini', 'gpt-4o-mini']);
   });
 });

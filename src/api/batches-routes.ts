@@ -76,9 +76,10 @@ async function estimateFile(
   prices: PriceTable,
   principal: FastifyRequest['principal'],
   file: StoredFile,
+  judgeModel: string | undefined,
 ) {
   const { config } = deps;
-  const { estimate: e, badLines, settings } = await estimateStoredFile(deps, prices, principal.scope, file);
+  const { estimate: e, badLines, settings } = await estimateStoredFile(deps, prices, principal.scope, file, judgeModel);
   return {
     object: 'batch.estimate',
     input_file_id: file.id,
@@ -119,7 +120,7 @@ async function createFromFile(
     () => new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id'),
   );
   const metadata = body.metadata ?? {};
-  if (metadata.dry_run === 'true') return estimateFile(deps, prices, principal, file);
+  if (metadata.dry_run === 'true') return estimateFile(deps, prices, principal, file, metadata.judge_model);
   const budgetUsd =
     body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
   if (budgetUsd !== undefined && !(budgetUsd > 0))

@@ -28,6 +28,8 @@ export async function estimateStoredFile(
   prices: PriceTable,
   scope: Scope,
   file: StoredFile,
+  /** The judge of its expect.judge lines (a batch's metadata judge_model): its grading calls are priced at it. */
+  judgeModel?: string,
 ): Promise<FileEstimate> {
   const { redis, keys, config } = deps;
   const [history, workers] = await Promise.all([
@@ -46,6 +48,7 @@ export async function estimateStoredFile(
       source: file.filename,
       outputLimit: (model) => findPrice(prices, model)?.maxOutput,
       ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),
+      ...(judgeModel ? { judgeModel } : {}),
     },
     settings,
     () => undefined,

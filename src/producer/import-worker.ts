@@ -16,6 +16,7 @@ import { startBackgroundWorker, type BackgroundWorker } from './background-worke
 import { ImportFailedError, ImportRefused } from './import-errors.js';
 import type { ProducerServiceOptions } from './producer-context.js';
 import { submitBatch } from './submit-batch.js';
+import { getBatch } from '../shared/batches/read-store.js';
 
 export interface ImportWorkerOptions extends ProducerServiceOptions {
   defaultModel?: string;
@@ -62,11 +63,14 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
       'retry' in data
         ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
         : { source: data.fileId, open: () => readFileContent(redis, keys, data.fileId) };
+    // The batch's metadata may name the judge of its expect.judge lines, as --judge-model does on the command line.
+    const judgeModel = (await getBatch(redis, keys, batchId))?.metadata.judge_model;
     try {
       const result = await submitBatch(ctx, input.open, {
         source: input.source,
         batchId,
         ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),
+        ...(judgeModel ? { judgeModel } : {}),
       });
       logger.info(
         { batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines },
