@@ -194,6 +194,7 @@ schedule
   .option('--min-pass <fraction>', 'a run whose pass rate ends below this sends an eval.failed webhook (0-1)')
   .option('--project <name>', 'the project its runs belong to (default: "default")')
   .option('--judge-model <model>', 'judge model of its "judge" expectations that name none')
+  .option('--judge-prompt <file>', 'a judge prompt template for its "judge" expectations (stored with the schedule)')
   .action(async (name: string, file: string, flags) =>
     exit(await (await evalCommands()).scheduleAddCommand(name, file, flags)),
   );

@@ -30,7 +30,7 @@ const SUITE = [
 ];
 
 describe('scheduled evaluation runs', () => {
-  const w = useWorld({ latencyMs: 2 });
+  const w = useWorld({ latencyMs: 2, recordMessages: true });
   let producer: { close(): Promise<void> } | undefined;
   afterEach(async () => {
     await producer?.close();
@@ -105,6 +105,27 @@ describe('scheduled evaluation runs', () => {
     });
     await queue.close();
     expect((await runCli(['schedule', 'list'], env)).stdout.trim()).toBe('no schedules');
+  });
+
+  it('a schedule keeps its --judge-prompt: every run is judged with it', async () => {
+    const env = w.env.env({ CHATQ_SCHEDULE_MIN_INTERVAL_MS: '1000' });
+    const prompt = join(mkdtempSync(join(tmpdir(), 'chatq-judge-')), 'prompt.txt');
+    writeFileSync(prompt, 'HOUSE JUDGE: is "{{reply}}" about {{answer}}? Answer JSON.');
+    const suite = suiteFile([
+      { user: 'ed', messages: [{ role: 'user', content: 'My name is Ed.' }], expect: { judge: { answer: 'Ed' } } },
+    ]);
+    const added = await runCli(
+      ['schedule', 'add', 'judged', suite, '--every', '1000', '--model', 'gpt-4o-mini', '--judge-prompt', prompt],
+      env,
+    );
+    expect(added.code, added.stderr).toBe(0);
+    producer = startProducerServices(w.env.config(), testLogger());
+    await w.startWorker();
+    await waitFor('a judged run', async () => (await batchesNamed('judged@')).some((b) => b.status === 'completed'));
+    expect((await runCli(['schedule', 'remove', 'judged'], env)).code).toBe(0);
+    const judgeCalls = (w.sim.stats().users['(none)']?.messages ?? []) as { content: string }[][];
+    expect(judgeCalls.length).toBeGreaterThan(0);
+    expect(judgeCalls.every((m) => m.some((x) => x.content.startsWith('HOUSE JUDGE: is "')))).toBe(true);
   });
 
   it('eval reports failed expectations; compare finds the known regression and the fix', async () => {

@@ -9,6 +9,7 @@ import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { formatUsd } from '../shared/usage/pricing.js';
 import { evalJson, type EvalSummary } from '../shared/reports/eval-report.js';
 import { tagTable } from './batch-summary.js';
+import { judgePromptFlag } from './judge-prompt-flag.js';
 import {
   addSchedule,
   checkScheduleBounds,
@@ -36,6 +37,7 @@ export interface ScheduleAddFlags {
   minPass?: string;
   project?: string;
   judgeModel?: string;
+  judgePrompt?: string;
 }
 
 /** `chatq schedule add NAME FILE`: checks the suite now (not at 3 am), stores it in Redis, and schedules it. */
@@ -53,6 +55,7 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     ...(flags.minPass ? { min_pass: Number(flags.minPass) } : {}),
     ...(flags.project ? { project: flags.project } : {}),
     ...(flags.judgeModel ? { judge_model: flags.judgeModel } : {}),
+    ...(flags.judgePrompt !== undefined ? { judge_prompt: judgePromptFlag(flags.judgePrompt) } : {}),
   });
   if (!parsed.success)
     throw new UsageError(

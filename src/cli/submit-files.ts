@@ -6,8 +6,7 @@ import { parseCompletionWindow, type CompletionWindow } from '../shared/completi
 import { LIMITS } from '../shared/input-limits.js';
 import { openInput } from './input-files.js';
 import { say } from './output.js';
-import { readFileSync, statSync } from 'node:fs';
-import { unreadable } from '../shared/readable-file.js';
+import { judgePromptFlag } from './judge-prompt-flag.js';
 
 export interface SubmitFlags {
   model?: string;
@@ -88,18 +87,7 @@ function evalOptions(flags: Pick<SubmitFlags, EvalFlag>): Pick<ParseOptions, Eva
     ?.split(',')
     .map((t) => t.trim())
     .filter(Boolean);
-  let prompt: string | undefined;
-  if (flags.judgePrompt !== undefined) {
-    const why = unreadable(flags.judgePrompt);
-    if (why) throw new UsageError(`--judge-prompt ${flags.judgePrompt}: ${why}`);
-    const refused = new UsageError(
-      `--judge-prompt ${flags.judgePrompt}: expected a template of at most ${LIMITS.judgeChars} characters with {{reply}} in it (and {{question}}, {{answer}}, {{rubric}} as it needs)`,
-    );
-    // Bounded before it is read: a character is at most 4 bytes of UTF-8.
-    if (statSync(flags.judgePrompt).size > LIMITS.judgeChars * 4) throw refused;
-    prompt = readFileSync(flags.judgePrompt, 'utf8');
-    if (prompt.length > LIMITS.judgeChars || !prompt.includes('{{reply}}')) throw refused;
-  }
+  const prompt = judgePromptFlag(flags.judgePrompt);
   return {
     ...(flags.judgeModel ? { judgeModel: flags.judgeModel } : {}),
     ...(prompt !== undefined ? { judgePrompt: prompt } : {}),

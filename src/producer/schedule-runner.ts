@@ -69,6 +69,7 @@ export function startScheduleRunner(opts: ProducerServiceOptions): BackgroundWor
         ...(model ? { forceModel: model } : {}),
         ...(spec.fresh_users ? { userSalt: name } : {}),
         ...(spec.judge_model ? { judgeModel: spec.judge_model } : {}),
+        ...(spec.judge_prompt ? { judgePrompt: spec.judge_prompt } : {}),
         ...(spec.max_cost_usd ? { maxCostNano: Math.round(spec.max_cost_usd * 1e9) } : {}),
         ...(spec.min_pass !== undefined ? { minPass: spec.min_pass } : {}),
       });
