@@ -5,7 +5,7 @@ import { reconcileLanes } from '../src/worker/maintenance/reconcile-lanes.js';
 import type { StartedRequest } from '../src/worker/store/request-claims.js';
 import { RequestStore } from '../src/worker/store/request-store.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
-import { createTestEnv, REDIS_URL, waitForBatch } from './helpers/test-env.js';
+import { createTestEnv, REDIS_URL, waitFor, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
 const line = (user: string, i: number) =>
@@ -26,7 +26,10 @@ describe('lane reconciler', () => {
     expect(await w.env.queue.count()).toBe(0);
 
     const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
-    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 1_000, {
+    // A pass interval (here 2 ms) after their admission, heads without a job count as lost.
+    const enqueuedAt = Date.now();
+    await waitFor('a 2 ms interval gone by', async () => Date.now() > enqueuedAt + 2, 1_000, 1);
+    const report = await reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', 2, {
       ttlS: 3600,
       usageDays: 90,
     });
@@ -42,6 +45,29 @@ describe('lane reconciler', () => {
     expect(batch.succeeded).toBe(6);
     expect(w.sim.stats().outOfOrder).toBe(0);
     expect(await w.env.redis.scard(w.env.keys.lanes)).toBe(0);
+  });
+
+  it('leaves alone a head whose job is still being added (admitted within the pass interval); past it, re-adds it', async () => {
+    const submitted = await w.env.submit([line('eve', 0)]);
+    const id = `${submitted.batchId}-1`;
+    // The head was admitted to the queue just now; its job is not there yet (as between finish-request.lua and the
+    // worker's add, a moment that grows on a busy machine).
+    await w.env.queue.remove(id);
+    const store = new RequestStore([w.env.redis], w.env.keys, 3600, w.env.queues);
+    const pass = async (intervalMs: number) => {
+      await w.env.redis.del(w.env.keys.reconcilerLock);
+      return reconcileLanes(w.env.redis, w.env.keys, w.env.queues, store, 'test', intervalMs, {
+        ttlS: 3600,
+        usageDays: 90,
+      });
+    };
+    expect(await pass(60_000)).toMatchObject({ lanes: 1, readded: 0 });
+    expect(await w.env.queue.getJob(id)).toBeUndefined();
+    // Once a pass interval has gone by since it was admitted, its job counts as lost.
+    const admitted = Number(await w.env.redis.zscore(w.env.keys.queued('default'), id));
+    await waitFor('a 5 ms interval gone by', async () => Date.now() > admitted + 5, 1_000, 1);
+    expect(await pass(5)).toMatchObject({ lanes: 1, readded: 1 });
+    expect(await w.env.queue.getJob(id)).toBeDefined();
   });
 
   it('fails a request whose job BullMQ gave up on, and hands the lane to the next request', async () => {

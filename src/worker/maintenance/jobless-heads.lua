@@ -1,21 +1,27 @@
 --[[
   Which of the lane heads the reconciler found without a job still are, read in one step: still their lane's head,
-  with neither a BullMQ job of their own nor the job their lane was handed to (served_by), and not held back in their
-  project's backlog (admission.lua). The reconciler's reads take several round trips: a head that finished meanwhile
-  (its job done and removed, its lane gone on) would otherwise look like one whose job was lost.
+  with neither a BullMQ job of their own nor the job their lane was handed to (served_by), not held back in their
+  project's backlog (admission.lua), and not admitted to the queue within the last pass interval (the script that
+  admitted it returned it to its caller, whose add may still be on the way: a moment that grows on a busy machine; a
+  caller that died there is found on a later pass). The reconciler's reads take several round trips: a head that
+  finished meanwhile (its job done and removed, its lane gone on) would otherwise look like one whose job was lost.
   KEYS: 1 the lane set (it names the slot: every key read is in its tag)
-  ARGV: 1 key prefix, then pairs: userid, request id
+  ARGV: 1 key prefix, 2 now (ms), 3 the pass interval (ms), then pairs: userid, request id
   Returns the ids that are still heads without a job.
 ]]
 --- @include keys
-local prefix = ARGV[1]
+local prefix, now, interval = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if not now or not interval or interval < 0 then error('chatq jobless-heads: bad arguments') end
 local jobless = {}
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local userid, id = ARGV[i], ARGV[i + 1]
   if redis.call('LINDEX', KEY.lane(prefix, userid), 0) == id and redis.call('EXISTS', KEY.job(prefix, id)) == 0 then
     local served, project = unpack(redis.call('HMGET', KEY.request(prefix, id), 'served_by', 'project'))
+    project = project or 'default'
     local covered = served and redis.call('EXISTS', KEY.job(prefix, served)) == 1
-    if not covered and not redis.call('ZSCORE', KEY.backlog(prefix, project or 'default'), id) then
+    local admitted = tonumber(redis.call('ZSCORE', KEY.queued(prefix, project), id))
+    local adding = admitted and now - admitted < interval
+    if not covered and not adding and not redis.call('ZSCORE', KEY.backlog(prefix, project), id) then
       jobless[#jobless + 1] = id
     end
   end

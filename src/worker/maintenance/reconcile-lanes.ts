@@ -106,7 +106,7 @@ async function reconcilePass(
     // Heads that look jobless here are looked at again in one step (jobless-heads.lua): most have just finished.
     const lanes = userids.flatMap((u, i) => (heads[i] ? [u, heads[i]!] : []));
     const missing = lanes.length
-      ? ((await joblessScript.run(redis, [keys.lanes], [keys.prefix, ...lanes])) as string[])
+      ? ((await joblessScript.run(redis, [keys.lanes], [keys.prefix, Date.now(), lockMs, ...lanes])) as string[])
       : [];
     await queues.add(missing);
     report.readded += missing.length;
