@@ -191,21 +191,7 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
   if ('turns' in obj) return scriptDrafts(obj, line, opts);
   if ('body' in obj || 'method' in obj || 'url' in obj) {
     const b = check(batchLineSchema, obj);
-    const body = b.body as Record<string, unknown>;
-    const model = resolveModel(b.body, opts, 'body.');
-    return [
-      {
-        customId: b.custom_id ?? `line-${line}`,
-        userid: resolveUserid(b.body, opts, 'body.'),
-        model,
-        body: chatBody(body, model),
-        line,
-        onFailure: b.on_failure ?? 'continue',
-        history: 'memory',
-        ...gradedBy(b.expect, b.tags, opts),
-        ...gapOf(opts.turnGapMs),
-      },
-    ];
+    return oneDraft(b, b.body as Record<string, unknown>, 'body.', line, opts);
   }
   if (!('messages' in obj)) {
     throw new LineProblem(
@@ -214,17 +200,36 @@ function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions
     );
   }
   const c = check(chatLineSchema, obj);
-  const model = resolveModel(c, opts, '');
+  return oneDraft(c, c, '', line, opts);
+}
+
+/**
+ * The one request of a chat line or an OpenAI Batch line: chatq's fields from the line (`fields`), the chat fields from
+ * `body` (the line itself, or a Batch line's body; `at` names where, in errors).
+ */
+function oneDraft(
+  fields: {
+    custom_id?: string | undefined;
+    on_failure?: OnFailure | undefined;
+    expect?: Expect | undefined;
+    tags?: string[] | undefined;
+  },
+  body: Record<string, unknown> & Parameters<typeof resolveUserid>[0] & Parameters<typeof resolveModel>[0],
+  at: string,
+  line: number,
+  opts: ParseOptions,
+): RequestDraft[] {
+  const model = resolveModel(body, opts, at);
   return [
     {
-      customId: c.custom_id ?? `line-${line}`,
-      userid: resolveUserid(c, opts, ''),
+      customId: fields.custom_id ?? `line-${line}`,
+      userid: resolveUserid(body, opts, at),
       model,
-      body: chatBody(c, model),
+      body: chatBody(body, model),
       line,
-      onFailure: c.on_failure ?? 'continue',
+      onFailure: fields.on_failure ?? 'continue',
       history: 'memory',
-      ...gradedBy(c.expect, c.tags, opts),
+      ...gradedBy(fields.expect, fields.tags, opts),
       ...gapOf(opts.turnGapMs),
     },
   ];
