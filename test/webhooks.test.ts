@@ -104,15 +104,18 @@ describe('webhooks', () => {
     );
     // An evaluation that ends below its min_pass: eval.failed, with the figures.
     w.sim.configure({ latencyMs: 0 });
-    const graded = (i: number, expectText: string) =>
+    const graded = (i: number, expectText: string, tag: string) =>
       JSON.stringify({
         custom_id: `g${i}`,
         user: `g${i}`,
         model: 'gpt-4o-mini',
         messages: [{ role: 'user', content: 'hi' }],
         expect: { contains: expectText },
+        tags: [tag],
       });
-    const evaluation = await w.env.submit([graded(1, 'noted'), graded(2, 'zebra')], { minPass: 0.9 });
+    const evaluation = await w.env.submit([graded(1, 'noted', 'greeting'), graded(2, 'zebra', 'animals')], {
+      minPass: 0.9,
+    });
     const wanted = [`batch.cancelled:${slow.batchId}`, `batch.failed:${failedId}`, `eval.failed:${evaluation.batchId}`];
     let seen: string[] = [];
     const events = await waitFor(
@@ -138,10 +141,12 @@ describe('webhooks', () => {
     expect(events.map((e) => `${e.type}:${(e.data as { id: string }).id}`)).toContain(
       `batch.completed:${completed.batchId}`,
     );
+    // It names the tags whose pass rate is below min_pass too.
     expect(events.find((e) => (e.type as string) === 'eval.failed')!.data).toEqual({
       id: evaluation.batchId,
       pass_rate: 0.5,
       min_pass: 0.9,
+      tags_below_min_pass: [{ tag: 'animals', passed: 0, graded: 1, pass_rate: 0 }],
     });
 
     // Deliveries are visible, newest first.

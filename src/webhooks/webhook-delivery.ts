@@ -31,6 +31,16 @@ export interface WebhookJob {
   createdAt: number;
   /** More of the event's data (eval.failed: pass_rate, min_pass). */
   extra: Record<string, number>;
+  /** eval.failed: the tags whose pass rate is below min_pass. */
+  tagsBelow?: TagFigure[];
+}
+
+/** A tag's pass figures in an eval.failed event. */
+export interface TagFigure {
+  tag: string;
+  passed: number;
+  graded: number;
+  pass_rate: number;
 }
 
 export interface Delivery {
@@ -132,7 +142,7 @@ async function post(
     object: 'event',
     type: e.type,
     created_at: Math.floor(e.createdAt / 1000),
-    data: { id: e.batch, ...e.extra },
+    data: { id: e.batch, ...e.extra, ...(e.tagsBelow ? { tags_below_min_pass: e.tagsBelow } : {}) },
   });
   const attempt = job.attemptsMade + 1;
   const base = { event: e.id, type: e.type, batch: e.batch, project, attempt, at: Date.now() };

@@ -5,7 +5,9 @@ import { everyTag, parentOfPart, type RedisKeys } from '../shared/keys.js';
 import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
 import type { Logger } from '../shared/logger.js';
 import { reportErrors, type RedisClient } from '../shared/redis/redis.js';
-import { ATTEMPTS, startDeliveryWorker, WEBHOOK_QUEUE, type WebhookJob } from './webhook-delivery.js';
+import { getBatch } from '../shared/batches/read-store.js';
+import { evaluateBatch } from '../shared/reports/eval-report.js';
+import { ATTEMPTS, startDeliveryWorker, type TagFigure, WEBHOOK_QUEUE, type WebhookJob } from './webhook-delivery.js';
 
 /** How often the dispatcher turns recorded events into delivery jobs. */
 const DISPATCH_MS = 500;
@@ -27,6 +29,18 @@ const eventId = (e: BatchEvent) =>
 const evalFigures = (e: BatchEvent): Record<string, number> =>
   e.pass_rate === undefined ? {} : { pass_rate: e.pass_rate, min_pass: e.min_pass ?? 0 };
 
+/** An eval.failed event's tags whose pass rate is below its min_pass, read from the batch's results. */
+async function tagsBelow(redis: RedisClient, keys: RedisKeys, e: BatchEvent): Promise<TagFigure[] | undefined> {
+  if (e.type !== 'eval.failed') return undefined;
+  const batch = await getBatch(redis, keys, e.batch);
+  if (!batch) return undefined;
+  const { byTag } = await evaluateBatch(redis, keys, batch);
+  return Object.entries(byTag)
+    .filter(([, c]) => c.passRate !== null && c.passRate < (e.min_pass ?? 0))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([tag, c]) => ({ tag, passed: c.passed, graded: c.passed + c.failed, pass_rate: c.passRate! }));
+}
+
 // Events become jobs in order; the lock keeps two dispatchers from trimming what the other has not queued. A part of
 // a sharded batch that ended (on its shard's list) may end its batch, whose event then comes on the base list.
 async function drain(
@@ -43,10 +57,18 @@ async function drain(
     const parents = new Set(events.filter((e) => e.type === 'part.ended').map((e) => parentOfPart(e.batch)));
     for (const batch of parents) await endIfPartsEnded(redis, keys, batch, config.resultTtlS);
     const batchEvents = events.filter((e) => e.type !== 'part.ended');
+    const tags = await Promise.all(batchEvents.map((e) => tagsBelow(redis, keys, e)));
     await queue.addBulk(
-      batchEvents.map((e) => ({
+      batchEvents.map((e, i) => ({
         name: e.type,
-        data: { id: eventId(e), type: e.type, batch: e.batch, createdAt: e.at, extra: evalFigures(e) },
+        data: {
+          id: eventId(e),
+          type: e.type,
+          batch: e.batch,
+          createdAt: e.at,
+          extra: evalFigures(e),
+          ...(tags[i] ? { tagsBelow: tags[i] } : {}),
+        },
         opts: {
           jobId: eventId(e),
           attempts: ATTEMPTS,
