@@ -16,13 +16,14 @@ const ADMIN = 'tok-dash-admin';
 /** Screenshots go here (CHATQ_SCREENSHOTS=docs/screenshots refreshes the README's). */
 const SHOTS = process.env.CHATQ_SCREENSHOTS ?? join(tmpdir(), 'chatq-dashboard-shots');
 
-const chat = (id: string, user: string, content: string, expect?: unknown) =>
+const chat = (id: string, user: string, content: string, expect?: unknown, tags?: string[]) =>
   JSON.stringify({
     custom_id: id,
     user,
     model: 'gpt-4o-mini',
     messages: [{ role: 'user', content }],
     ...(expect ? { expect } : {}),
+    ...(tags ? { tags } : {}),
   });
 
 /** The numbers a batch row shows, read from the page. */
@@ -82,8 +83,8 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     // Two runs of a scheduled evaluation (the second regresses on q2), a batch of another project, and a slow one.
     const run1 = await w.env.submit(
       [
-        chat('q1', 'eval-u1', 'hello', { contains: 'Noted' }),
-        chat('q2', 'eval-u2', 'hi', { contains: 'Noted' }),
+        chat('q1', 'eval-u1', 'hello', { contains: 'Noted' }, ['greeting']),
+        chat('q2', 'eval-u2', 'hi', { contains: 'Noted' }, ['greeting', 'short']),
         chat('q3', 'eval-u3', '[fail 400] no', { contains: 'Noted' }),
       ],
       {
@@ -94,8 +95,8 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     );
     const run2 = await w.env.submit(
       [
-        chat('q1', 'eval-u4', 'hello', { contains: 'Noted' }),
-        chat('q2', 'eval-u5', 'hi', { contains: 'zebra' }),
+        chat('q1', 'eval-u4', 'hello', { contains: 'Noted' }, ['greeting']),
+        chat('q2', 'eval-u5', 'hi', { contains: 'zebra' }, ['greeting', 'short']),
         chat('q3', 'eval-u6', 'hey', { contains: 'Noted' }),
       ],
       {
@@ -245,6 +246,13 @@ describe('dashboard in a real browser (Debian chromium)', () => {
       return `${((evals.passed / (evals.passed + evals.failed)) * 100).toFixed(1)}%`;
     };
     expect(rates).toEqual([await passRate(run2.batchId), await passRate(run1.batchId)]);
+    // Pass rate by tag, run over run (oldest first): the regression is in "short".
+    const byTag = page.locator('h2:has-text("Pass rate by tag") + table');
+    expect(await byTag.locator('thead th').allTextContents()).toEqual(['tag', '11-26 00:00', '11-27 00:00']);
+    expect(await byTag.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.textContent))).toEqual([
+      'greeting100.0% (2/2)50.0% (1/2)',
+      'short100.0% (1/1)0.0% (0/1)',
+    ]);
     await shot(page, 'evaluation');
     await page.click('button:has-text("Compare")');
     const expected = await compareBatches(w.env.redis, w.env.keys, run1.batchId, run2.batchId);

@@ -10,7 +10,7 @@ import { loadPrices } from '../shared/usage/pricing.js';
 import { batchFileLines } from '../shared/batches/batch-output.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
 import { PROJECT_NAME } from '../shared/config.js';
-import { compareBatches } from '../shared/reports/eval-report.js';
+import { compareBatches, evaluateBatch } from '../shared/reports/eval-report.js';
 import { isBatchId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { getRequests, getUsage } from '../shared/batches/read-store.js';
@@ -204,6 +204,9 @@ function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, ses
   });
 }
 
+/** The runs of a schedule whose pass rates by tag its page shows. */
+const TAG_TREND_RUNS = 10;
+
 /** Costs, evaluations (schedules and their runs) and the comparison of two runs. */
 function reportRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { redis, keys } = deps;
@@ -245,7 +248,15 @@ function reportRoutes(app: FastifyInstance, deps: ApiDeps): void {
         progress,
       }))
       .reverse();
-    return sendPage(reply, `Evaluation ${name}`, navOf(req, 'evals'), scheduleRunsPage(name, runs));
+    // Pass rates by tag over the latest runs (each read whole: a few runs, not all 200).
+    const latest = rows.slice(0, TAG_TREND_RUNS).reverse();
+    const byTag = await Promise.all(latest.map(({ batch }) => evaluateBatch(redis, keys, batch).then((e) => e.byTag)));
+    return sendPage(
+      reply,
+      `Evaluation ${name}`,
+      navOf(req, 'evals'),
+      scheduleRunsPage(name, runs, { runs: runs.slice(-latest.length), byTag }),
+    );
   });
 
   app.get('/compare', async (req, reply) => {

@@ -1,5 +1,5 @@
 import { formatCount } from '../shared/display-format.js';
-import type { Comparison } from '../shared/reports/eval-report.js';
+import type { Comparison, PassCounts } from '../shared/reports/eval-report.js';
 import { formatUsd } from '../shared/usage/pricing.js';
 import { gradingCost, repeatCost } from '../shared/reports/usage-report.js';
 import type { UsageRow } from '../shared/batches/read-store.js';
@@ -93,9 +93,32 @@ export interface EvalRun {
   progress: BatchProgress;
 }
 
-/** One schedule's runs, oldest first: pass rate and cost as trends, and a form to compare two runs. */
-export function scheduleRunsPage(name: string, runs: EvalRun[]): Html {
-  const label = (r: EvalRun) => r.firedAt.slice(5, 16).replace('T', ' ');
+/** The latest runs of a schedule (oldest first) and, for each, its pass counts by tag. */
+export interface TagTrend {
+  runs: EvalRun[];
+  byTag: Record<string, PassCounts>[];
+}
+
+const runLabel = (r: EvalRun) => r.firedAt.slice(5, 16).replace('T', ' ');
+
+/** A row per tag, a column per run: its pass rate there, with its counts. */
+function tagTrendTable(trend: TagTrend): Html {
+  const tags = [...new Set(trend.byTag.flatMap((t) => Object.keys(t)))].sort();
+  if (tags.length === 0) return html`<p class="empty">No tagged request graded in these runs.</p>`;
+  return table(
+    ['tag', ...trend.runs.map(runLabel)],
+    tags.map((tag) => [
+      tag,
+      ...trend.byTag.map((t) => {
+        const c = t[tag];
+        return c && c.passRate !== null ? `${pct(c.passRate)} (${c.passed}/${c.passed + c.failed})` : '-';
+      }),
+    ]),
+  );
+}
+
+/** One schedule's runs, oldest first: pass rate and cost as trends, by tag too, and a form to compare two runs. */
+export function scheduleRunsPage(name: string, runs: EvalRun[], trend: TagTrend): Html {
   const graded = runs.filter((r) => r.progress.passRate !== null);
   const pick = (field: string, selected: EvalRun | undefined) =>
     html`<select name="${field}">${runs.map((r) => html`<option value="${r.id}"${selected === r ? html` selected` : ''}>${r.name}</option>`)}</select>`;
@@ -104,16 +127,18 @@ ${
   graded.length
     ? lineChart(
         `Pass rate of ${name}`,
-        graded.map((r) => ({ label: label(r), value: r.progress.passRate! })),
+        graded.map((r) => ({ label: runLabel(r), value: r.progress.passRate! })),
         (v) => `${(v * 100).toFixed(0)}%`,
         1,
       )
     : html`<p class="empty">No graded run yet.</p>`
 }
+<h2>Pass rate by tag</h2>
+${tagTrendTable(trend)}
 <h2>Cost per run</h2>
 ${barChart(
   `Cost of ${name}`,
-  runs.map((r) => ({ label: label(r), value: r.progress.costUsd })),
+  runs.map((r) => ({ label: runLabel(r), value: r.progress.costUsd })),
   usdOf,
 )}
 <h2>Runs</h2>
