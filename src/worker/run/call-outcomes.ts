@@ -47,6 +47,19 @@ export const addSpend = (a: EarlierSpend, b: EarlierSpend): EarlierSpend => ({
 
 export const NO_SPEND: EarlierSpend = { usage: ZERO_USAGE, costNano: 0 };
 
+/** One run of a request at the moment a call ended: what its outcome is written with. */
+export interface CallRun {
+  deps: ProcessorDeps;
+  started: StartedRequest;
+  /** The run's attempt entries so far (the call's is added). */
+  attempts: AttemptEntry[];
+  /** The messages the call sent. */
+  messages: Record<string, unknown>[];
+  /** The job that serves the request's lane now. */
+  servingJob: string;
+  t: RunTrace;
+}
+
 /** What a reply cost, at its model's price. */
 export function spendOf(
   deps: ProcessorDeps,
@@ -59,15 +72,8 @@ export function spendOf(
 }
 
 /** Ends a request failed (no more attempts, or an error not worth retrying), with its error redacted. */
-function finishFailed(
-  deps: ProcessorDeps,
-  started: StartedRequest,
-  c: ClassifiedError,
-  attempts: AttemptEntry[],
-  messages: Record<string, unknown>[],
-  servingJob: string,
-  t: RunTrace,
-): Promise<StartedRequest | undefined> {
+function finishFailed(run: CallRun, c: ClassifiedError): Promise<StartedRequest | undefined> {
+  const { deps, started, attempts, messages, servingJob, t } = run;
   return t.finish(() =>
     finishRun(
       deps,
@@ -90,15 +96,11 @@ function finishFailed(
 
 /** Ends a request succeeded: its reply, usage and cost (at the model's price) written, its capacity settled. */
 export async function finishSucceeded(
-  deps: ProcessorDeps,
-  started: StartedRequest,
+  run: CallRun,
   call: Extract<CallOutcome, { ok: true }>,
-  attempts: AttemptEntry[],
-  messages: Record<string, unknown>[],
-  servingJob: string,
-  t: RunTrace,
   earlier: EarlierSpend = NO_SPEND,
 ): Promise<StartedRequest | undefined> {
+  const { deps, started, attempts, messages, servingJob, t } = run;
   const { reply, t0, latencyMs, reservation } = call;
   attempts.push({ at: t0, status: reply.status, code: 'ok', ms: latencyMs });
   const own = spendOf(deps, started, reply.completion);
@@ -153,14 +155,10 @@ export async function settleBestEffort(
  * attempt spent), a retry later (BullMQ backoff), a paused queue, or the request finished failed.
  */
 export async function afterFailedCall(
-  deps: ProcessorDeps,
-  started: StartedRequest,
+  run: CallRun,
   call: Extract<CallOutcome, { ok: false }>,
-  attempts: AttemptEntry[],
-  messages: Record<string, unknown>[],
-  servingJob: string,
-  t: RunTrace,
 ): Promise<'again' | StartedRequest | undefined> {
+  const { deps, started, attempts } = run;
   const { store, limiter, logger } = deps;
   const { id } = started;
   const c = classified(call.err);
@@ -202,5 +200,5 @@ export async function afterFailedCall(
     await store.retry(id, started, attempts, error, c.code === 'timeout');
     throw new RetryLaterError(`${c.code}: ${error.message}`, started.attempt);
   }
-  return finishFailed(deps, started, c, attempts, messages, servingJob, t);
+  return finishFailed(run, c);
 }

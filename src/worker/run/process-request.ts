@@ -224,8 +224,9 @@ async function runTraced(
       await settleBestEffort(deps, call.reservation, own.usage.total_tokens, true);
       continue;
     }
-    if (call.ok) return finishSucceeded(deps, started, call, attempts, messages, servingJob(), t, spent);
-    const next = await afterFailedCall(deps, started, call, attempts, messages, servingJob(), t);
+    const run = { deps, started, attempts, messages, servingJob: servingJob(), t };
+    if (call.ok) return finishSucceeded(run, call, spent);
+    const next = await afterFailedCall(run, call);
     if (next !== 'again') return next;
   }
 }
