@@ -7,7 +7,6 @@ import { type RedisKeys, redisKeys, QUEUE_NAME } from '../shared/keys.js';
 import { logFailure } from '../shared/redis/condition-log.js';
 import type { Logger } from '../shared/logger.js';
 import { withoutStacks } from '../shared/job-errors.js';
-import { foldUsage } from '../shared/usage/usage-fold.js';
 import { loadPrices } from '../shared/usage/pricing.js';
 import { redisReadiness } from '../shared/redis/readiness.js';
 import { connectRedis, type RedisClient, readyOf, reportErrors } from '../shared/redis/redis.js';
@@ -22,7 +21,7 @@ import { backoffDelay } from './run/call-results.js';
 import { createProcessor } from './run/process-request.js';
 import { ProjectSlots } from './run/project-slots.js';
 import { RetryLaterError } from './run/processor-deps.js';
-import { reconcileLanes } from './maintenance/reconcile-lanes.js';
+import { foldTask, oneAtATime, reconcileAll } from './maintenance/pool-tasks.js';
 import { RequestStore } from './store/request-store.js';
 import { UpstreamClient } from './upstream/upstream-client.js';
 
@@ -140,42 +139,6 @@ function startFetchers(
   });
 }
 
-/** One reconciler pass over each of `tags` (a lane's lost job re-added, a dead import ended...); what it repaired is logged. */
-async function reconcileAll(
-  ctx: {
-    redis: RedisClient;
-    keys: RedisKeys;
-    queues: RequestQueues;
-    stores: Map<RedisKeys, RequestStore>;
-    owner: string;
-    config: Config;
-    logger: Logger;
-  },
-  tags: RedisKeys[],
-): Promise<void> {
-  const { redis, keys, queues, stores, owner, config, logger } = ctx;
-  for (const k of tags) {
-    try {
-      const report = await reconcileLanes(
-        redis,
-        k,
-        queues,
-        stores.get(k) ?? new RequestStore([redis], k, config.resultTtlS, queues),
-        owner,
-        config.reconcileMs,
-        { ttlS: config.resultTtlS, usageDays: config.usageDays },
-      );
-      if (report && (report.readded || report.lostJobs || report.endedImports || report.expired))
-        logger.warn(
-          { ...report, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) },
-          'reconciler repaired lanes',
-        );
-    } catch (err) {
-      logFailure(logger, 'warn', {}, err, 'reconciler pass failed');
-    }
-  }
-}
-
 /**
  * How many BullMQ workers fetch jobs per shard. BullMQ fetches a worker's jobs one round trip at a time: over a slow
  * link to Redis (20 ms) one fetcher starts no more than ~50 jobs a second, and on one machine ~80 (2,000 slots took
@@ -204,29 +167,6 @@ const scriptConnections = (config: Config) =>
     },
     () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }),
   );
-
-/** Folds finished requests' usage into the aggregates; a failure waits for the next fold. */
-const foldTask = (redis: RedisClient, keys: RedisKeys, logger: Logger) => async () => {
-  try {
-    await foldUsage(redis, keys);
-  } catch (err) {
-    logFailure(logger, 'warn', {}, err, 'usage fold failed; the records wait for the next one');
-  }
-};
-
-/** A periodic task that never runs twice at once: a tick while it runs joins the run under way. */
-function oneAtATime(task: () => Promise<void>): { run: () => Promise<void>; running: () => Promise<void> } {
-  let current: Promise<void> | undefined;
-  return {
-    run: () => {
-      current ??= task().finally(() => {
-        current = undefined;
-      });
-      return current;
-    },
-    running: () => current ?? Promise.resolve(),
-  };
-}
 
 /** How long the steps of a shutdown after the calls (the last usage fold, withdrawing, closing the queues) may take. */
 const SHUTDOWN_STEP_MS = 2_000;
