@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
@@ -116,5 +116,33 @@ describe('memory benchmarks as input: LongMemEval and LoCoMo', () => {
     }
     expect(limited).toBe(7);
     rmSync(path);
+  });
+
+  it('an item of many whitespace-separated tokens is read in memory of its size, not an object per token', () => {
+    const path = join(tmpdir(), `chatq-tokens-${process.pid}.json`);
+    // One 30 MB item of ten million numbers, as pretty-printed JSON writes them ("1, 1, ...").
+    const fd = openSync(path, 'w');
+    writeSync(fd, '[{"numbers": [');
+    const run = '1, '.repeat(100_000);
+    for (let i = 0; i < 100; i++) writeSync(fd, run);
+    writeSync(fd, '1]}]');
+    closeSync(fd);
+    try {
+      const read = parseUnder(
+        64,
+        `(async () => {
+          const { readInputRecords } = await import(${JSON.stringify(new URL('../dist/shared/input-records.js', import.meta.url).href)});
+          const out = [];
+          for await (const r of readInputRecords(require('node:fs').createReadStream(${JSON.stringify(path)})))
+            out.push(r.text === undefined ? r : { line: r.line, chars: r.text.length, head: r.text.slice(0, 16) });
+          console.log(JSON.stringify(out));
+        })();`,
+      );
+      expect(read.stderr).toBe('');
+      // The whitespace between tokens is dropped: "1," ten million times, then "1]}".
+      expect(JSON.parse(read.stdout)).toEqual([{ line: 1, chars: 12 + 2 * 10_000_000 + 3, head: '{"numbers":[1,1,' }]);
+    } finally {
+      rmSync(path);
+    }
   });
 });

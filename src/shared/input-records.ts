@@ -38,6 +38,8 @@ const BACKSLASH = 0x5c;
 const OPENERS = new Set([0x7b, 0x5b]);
 const CLOSERS = new Set([0x7d, 0x5d]);
 const COMMA = 0x2c;
+/** An item buffer's first size. */
+const ITEM_BUFFER_BYTES = 64 * 1024;
 
 /** The items of a top-level JSON array; the text between them (commas, whitespace) is not kept. */
 async function* arrayItems(chunks: AsyncIterable<Buffer>, maxBytes: number): AsyncGenerator<BoundedLine> {
@@ -45,27 +47,34 @@ async function* arrayItems(chunks: AsyncIterable<Buffer>, maxBytes: number): Asy
   let inString = false;
   let escaped = false;
   let item = 0;
-  let pieces: Buffer[] = [];
+  // An item's bytes are copied into one buffer that grows as needed (never past maxBytes), not held as a view per
+  // run of bytes between whitespace: pretty-printed JSON has as many runs as tokens.
+  let held = Buffer.allocUnsafe(ITEM_BUFFER_BYTES);
   let size = 0;
   let skipped = 0;
   const keep = (part: Buffer) => {
     if (part.length === 0) return;
     if (skipped > 0 || size + part.length > maxBytes) {
       skipped += size + part.length;
-      pieces = [];
       size = 0;
-    } else {
-      pieces.push(part);
-      size += part.length;
+      return;
     }
+    if (size + part.length > held.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(maxBytes, Math.max(held.length * 2, size + part.length)));
+      held.copy(bigger, 0, 0, size);
+      held = bigger;
+    }
+    part.copy(held, size);
+    size += part.length;
   };
   const end = (): BoundedLine => {
     item += 1;
-    const text = Buffer.concat(pieces, size).toString('utf8');
+    const text = held.toString('utf8', 0, size);
     const total = skipped + size;
-    pieces = [];
     size = 0;
     skipped = 0;
+    // A large item's buffer is not kept for the next ones.
+    if (held.length > ITEM_BUFFER_BYTES * 16) held = Buffer.allocUnsafe(ITEM_BUFFER_BYTES);
     return total > maxBytes
       ? {
           line: item,
