@@ -66,6 +66,22 @@ const jsonSchema = z.record(z.string(), z.unknown()).superRefine((schema, ctx) =
 
 const judgeText = z.string().min(1).max(LIMITS.judgeChars);
 
+/** Whether a judge prompt template names {{reply}} once and the other placeholders at most once each. */
+function placeholdersOnce(template: string): boolean {
+  const seen = new Map<string, number>();
+  for (const m of template.matchAll(/\{\{(question|answer|rubric|reply)\}\}/g))
+    seen.set(m[1]!, (seen.get(m[1]!) ?? 0) + 1);
+  return seen.get('reply') === 1 && [...seen.values()].every((n) => n === 1);
+}
+
+/**
+ * A judge prompt template: {{reply}} once, {{question}}, {{answer}} and {{rubric}} at most once each, so a filled
+ * prompt is the template and each of its inputs once (a reply is not copied into it a thousand times).
+ */
+export const judgeTemplateSchema = judgeText.refine(placeholdersOnce, {
+  message: 'a judge prompt template names {{reply}} once, and {{question}}, {{answer}}, {{rubric}} at most once each',
+});
+
 export const judgeSchema = z
   .object({
     answer: judgeText.optional(),
@@ -73,7 +89,7 @@ export const judgeSchema = z
     model: modelNameSchema.optional(),
     threshold: z.number().min(0).max(1).optional(),
     /** A prompt template ({{question}}, {{answer}}, {{rubric}}, {{reply}}) in place of the built-in one. */
-    prompt: judgeText.optional(),
+    prompt: judgeTemplateSchema.optional(),
     /** Which built-in prompt grades it (a memory benchmark's question type); "default" when absent. */
     kind: z.enum(JUDGE_KINDS).optional(),
   })

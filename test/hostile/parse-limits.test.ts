@@ -89,4 +89,15 @@ describe('per-line limits, checked at parse time', () => {
     expect(parseLine(chat({ expect: { regex: '(a+)+$' } }), 1, opts)).toMatchObject({ ok: true });
     expect(parseLine(chat({ expect: { regex: '/^hello/i' } }), 1, opts)).toMatchObject({ ok: true });
   });
+
+  it('a judge prompt template names each placeholder once: its filled prompt grows with the reply once, not 1,500 times', () => {
+    const judged = (prompt: string) => chat({ expect: { judge: { answer: 'Ada', prompt } } });
+    const e = errorOf(judged('{{reply}} '.repeat(1_500)));
+    expect(e).toMatchObject({ line: 7, field: 'expect.judge.prompt' });
+    expect(e.message).toMatch(/\{\{reply\}\} once/);
+    expect(errorOf(judged('Was it {{answer}}? {{answer}}! {{reply}}')).field).toBe('expect.judge.prompt');
+    expect(errorOf(judged('no placeholder for the reply')).field).toBe('expect.judge.prompt');
+    expect(parseLine(judged('Q: {{question}} A: {{answer}} R: {{reply}}'), 1, opts)).toMatchObject({ ok: true });
+  });
 });
+

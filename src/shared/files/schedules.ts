@@ -1,7 +1,8 @@
 import { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import type { ScheduleLimits } from '../config.js';
-import { LIMITS, modelNameSchema } from '../input-limits.js';
+import { judgeTemplateSchema } from '../expectations.js';
+import { modelNameSchema } from '../input-limits.js';
 import { reportErrors, type RedisClient } from '../redis/redis.js';
 import { z } from 'zod';
 import { deleteFile, getFile, releaseFile } from './file-store.js';
@@ -33,11 +34,7 @@ export const scheduleSpecSchema = z
     /** The judge model of its judge expectations that name none (--judge-model). */
     judge_model: modelNameSchema.optional(),
     /** The judge prompt template of its judge expectations (--judge-prompt): {{reply}} and what it needs. */
-    judge_prompt: z
-      .string()
-      .max(LIMITS.judgeChars)
-      .refine((t) => t.includes('{{reply}}'), { message: 'a judge prompt template needs {{reply}}' })
-      .optional(),
+    judge_prompt: judgeTemplateSchema.optional(),
     /** The project its batches belong to. */
     project: z.string().default(DEFAULT_PROJECT),
   })
