@@ -100,4 +100,3 @@ describe('per-line limits, checked at parse time', () => {
     expect(parseLine(judged('Q: {{question}} A: {{answer}} R: {{reply}}'), 1, opts)).toMatchObject({ ok: true });
   });
 });
-
