@@ -119,8 +119,12 @@ describe('token bounds count every field the upstream bills', () => {
     const arrivals = Object.values(w.sim.stats().arrivalsFrom)
       .flat()
       .sort((a, b) => a - b);
-    const busiestTenSeconds = Math.max(...arrivals.map((t) => arrivals.filter((u) => u >= t && u < t + 10_000).length));
-    expect(busiestTenSeconds).toBeLessThanOrEqual(3);
+    // The limit holds at reservation time (Redis's clock); a call reaches the upstream a moment after its
+    // reservation, a moment that varies on a busy machine (a full suite: up to a few hundred ms), so four calls
+    // reserved 10 s apart can arrive a little under 10 s apart. Any 9 s of arrivals holds three at most, where tool
+    // lists left out of the bound would let all 24 through at once.
+    const busiestNineSeconds = Math.max(...arrivals.map((t) => arrivals.filter((u) => u >= t && u < t + 9_000).length));
+    expect(busiestNineSeconds, JSON.stringify(arrivals.map((t) => t - arrivals[0]!))).toBeLessThanOrEqual(3);
     expect(w.sim.stats().tokens.total / w.sim.stats().answered).toBeGreaterThan(6_000);
   });
 });
