@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import pLimit from 'p-limit';
 import { request } from 'undici';
-import { deriveUserid } from '../src/shared/userid.js';
+import { legacyUserid } from '../src/shared/userid.js';
 import { headersOf, readBounded, upstreamAgent } from '../src/worker/upstream/http-transport.js';
 import { createTestEnv, spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
 
@@ -137,7 +137,7 @@ export async function plainLoop(
           await client.chat.completions.create({
             model: 'gpt-4o-mini',
             messages: [{ role: 'user', content: `[seq 0] hello from user ${i}, tell me something` }],
-            userid: deriveUserid(`bench-${i % 1000}`),
+            userid: legacyUserid(`bench-${i % 1000}`),
           } as never);
           result.ok += 1;
         } catch (err) {

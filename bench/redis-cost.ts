@@ -15,7 +15,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/cli/local-redis.js';
 import { connectRedis } from '../src/shared/redis/redis.js';
-import { deriveUserid } from '../src/shared/userid.js';
+import { legacyUserid } from '../src/shared/userid.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
 import { createTestEnv, runCli, testLogger, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';
@@ -126,7 +126,7 @@ const answer = (await (
   await fetch(`${sim.url}/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
-    body: JSON.stringify({ ...JSON.parse(lines[0]!), userid: deriveUserid('bench-0') }),
+    body: JSON.stringify({ ...JSON.parse(lines[0]!), userid: legacyUserid('bench-0') }),
   })
 ).json()) as Record<string, unknown>;
 const rawKept = await rawBullmq(answer);

@@ -2,7 +2,7 @@ import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import OpenAI, { toFile } from 'openai';
 import { startApiService, type ApiService } from '../src/cli/api-service.js';
 import { testLogger, waitFor } from './helpers/test-env.js';
-import { deriveUserid } from '../src/shared/userid.js';
+import { legacyUserid } from '../src/shared/userid.js';
 import { formatUsd } from '../src/shared/usage/pricing.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
@@ -92,7 +92,7 @@ describe('HTTP API driven by the official openai SDK', () => {
     }
 
     // One user's requests, newest first, in pages; and one request with its attempt history.
-    const userid = deriveUserid('a-user-0');
+    const userid = legacyUserid('a-user-0');
     const get = async (path: string) =>
       (await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json();
     const first = await get(`/v1/users/${userid}/requests?limit=3`);

@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compareBatches } from '../src/shared/reports/eval-report.js';
-import { deriveUserid } from '../src/shared/userid.js';
+import { getRequests } from '../src/shared/batches/read-store.js';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { REDIS_URL, waitFor, waitForBatch } from './helpers/test-env.js';
 
@@ -180,7 +180,8 @@ describe('dashboard in a real browser (Debian chromium)', () => {
     await shot(page, 'batch');
 
     // The user's memory timeline: their requests in order, as GET /v1/users/:id/requests has them.
-    const userid = deriveUserid('slow-user', '', 'alpha');
+    const [first] = await getRequests(w.env.redis, w.env.keys, [`${slow.batchId}-1`]);
+    const userid = first!.userid;
     await page.goto(`${a.api.url}/users/${userid}?project=alpha`);
     const apiTurns = (await (
       await fetch(`${a.api.url}/v1/users/${userid}/requests?limit=100`, {

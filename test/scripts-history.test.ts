@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
-import { deriveUserid } from '../src/shared/userid.js';
+import { legacyUserid } from '../src/shared/userid.js';
 import type { StoredRequest } from '../src/shared/request-record.js';
 import { waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
@@ -34,7 +34,7 @@ describe('conversation scripts', () => {
 
     for (const u of users) {
       const mine = requests.filter((r) => r.customId.startsWith(`${u}-turn-`));
-      const sent = w.sim.stats().users[deriveUserid(u)]!.messages!;
+      const sent = w.sim.stats().users[legacyUserid(u)]!.messages!;
       expect(sent).toHaveLength(turns.length);
       sent.forEach((messages, k) => {
         const expected: unknown[] = [{ role: 'system', content: 'Be brief.' }];
@@ -56,7 +56,7 @@ describe('conversation scripts', () => {
       { user: 'ines', model: 'gpt-4o-mini', turns: ['My name is Ines.', 'What is my name?'] },
     ]);
     expect(requests.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
-    expect(w.sim.stats().users[deriveUserid('ines')]!.messages!.map((m) => m.length)).toEqual([1, 1]);
+    expect(w.sim.stats().users[legacyUserid('ines')]!.messages!.map((m) => m.length)).toEqual([1, 1]);
     expect(replyOf(requests[1]!)).toMatch(/Your name is Ines\./);
   });
 
@@ -98,6 +98,6 @@ describe('conversation scripts', () => {
     expect(failed.attempts).toBe(1);
     expect(batch).toMatchObject({ succeeded: 4, failed: 2, skipped: 2, status: 'completed' });
     expect(batch.errors).toEqual({ forced_failure: 2 });
-    expect(w.sim.stats().users[deriveUserid('jo')]!.calls).toBe(2);
+    expect(w.sim.stats().users[legacyUserid('jo')]!.calls).toBe(2);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import type { StoredRequest } from '../src/shared/request-record.js';
-import { deriveUserid } from '../src/shared/userid.js';
+import { legacyUserid } from '../src/shared/userid.js';
 import { waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 
@@ -55,7 +55,7 @@ describe('upstream faults', () => {
     expect(requests.reduce((a, r) => a + r.attempts, 0)).toBe(stats.calls);
     for (let u = 0; u < USERS; u++) {
       const mine = requests.filter((r) => r.customId.startsWith(`u${u}-`));
-      expect(mine.reduce((a, r) => a + r.attempts, 0)).toBe(stats.users[deriveUserid(`u${u}`)]!.calls);
+      expect(mine.reduce((a, r) => a + r.attempts, 0)).toBe(stats.users[legacyUserid(`u${u}`)]!.calls);
     }
     // Each attempt is in the request's history, and 429 waits were not counted against CHATQ_MAX_ATTEMPTS.
     for (const r of requests) {

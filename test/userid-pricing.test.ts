@@ -1,15 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { costNano, findPrice, loadPrices, parsePriceFile } from '../src/shared/usage/pricing.js';
-import { deriveUserid, isUuidV4 } from '../src/shared/userid.js';
+import { isUuidV4, keyedUserid, legacyUserid } from '../src/shared/userid.js';
 import { usageOf } from '../src/worker/run/call-results.js';
 
 describe('userids', () => {
   it('derives the same UUID v4 from the same string, and different ones otherwise', () => {
-    const a = deriveUserid('ada@example.com');
+    const a = legacyUserid('ada@example.com');
     expect(isUuidV4(a)).toBe(true);
-    expect(deriveUserid('ada@example.com')).toBe(a);
-    expect(deriveUserid('bob@example.com')).not.toBe(a);
-    expect(deriveUserid('ada@example.com', 'run-2')).not.toBe(a);
+    expect(legacyUserid('ada@example.com')).toBe(a);
+    expect(legacyUserid('bob@example.com')).not.toBe(a);
+    expect(legacyUserid('ada@example.com', 'run-2')).not.toBe(a);
+  });
+  it('keyed with a secret, the same string, project and secret give the same UUID v4; a change in any gives another', () => {
+    const secret = Buffer.from('a deployment secret');
+    const a = keyedUserid(secret, 'alpha', 'ada@example.com');
+    expect(isUuidV4(a)).toBe(true);
+    expect(keyedUserid(Buffer.from('a deployment secret'), 'alpha', 'ada@example.com')).toBe(a);
+    for (const other of [
+      keyedUserid(Buffer.from('another secret'), 'alpha', 'ada@example.com'),
+      keyedUserid(secret, 'beta', 'ada@example.com'),
+      keyedUserid(secret, 'alpha', 'ada@example.com', 'run-2'),
+      keyedUserid(secret, 'alpha', 'bob@example.com'),
+      legacyUserid('ada@example.com'),
+    ])
+      expect(other).not.toBe(a);
   });
   it('accepts only version 4', () => {
     expect(isUuidV4('9b2f7c1e-4a6d-4e8b-9c3a-1d2e3f4a5b6c')).toBe(true);

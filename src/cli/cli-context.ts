@@ -75,6 +75,7 @@ export const producerContext = (ctx: CliContext): ProducerContext => ({
   queues: ctx.queues,
   keys: ctx.keys,
   resultTtlS: ctx.config.resultTtlS,
+  userids: ctx.config.userids,
   prices: loadPrices(ctx.config.pricesFile),
 });
 

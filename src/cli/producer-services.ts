@@ -19,6 +19,7 @@ export function startProducerServices(config: Config, logger: Logger): { close()
     keys,
     queues,
     resultTtlS: config.resultTtlS,
+    userids: config.userids,
     prices: loadPrices(config.pricesFile),
     logger,
   };

@@ -6,6 +6,7 @@ import { printableRedisUrl } from '../shared/redis/redis-target.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
 import { checkShardCount, ShardCountError } from '../shared/redis/shard-count.js';
 import { loadPrices, type PriceTable } from '../shared/usage/pricing.js';
+import type { UseridSettings } from '../shared/userid.js';
 import { ChatqError, RedisUnavailableError } from './errors.js';
 import type { ChatqOptions, WorkerOptions } from './types.js';
 
@@ -43,6 +44,7 @@ export interface Open {
   queues: RequestQueues;
   prices: PriceTable;
   resultTtlS: number;
+  userids: UseridSettings;
 }
 
 /** Opens the store the configuration names: a Redis that cannot be used is a RedisUnavailableError that says why. */
@@ -50,7 +52,15 @@ export async function openStore(config: Config): Promise<Open> {
   const probe = await probeRedis(config);
   if (!probe.ok) throw new RedisUnavailableError(`${probe.reason} (REDIS_URL ${printableRedisUrl(config.redisUrl)})`);
   const { redis, keys, queues } = await connectStore(config, 'chatq-library');
-  return { config, redis, keys, queues, prices: loadPrices(config.pricesFile), resultTtlS: config.resultTtlS };
+  return {
+    config,
+    redis,
+    keys,
+    queues,
+    prices: loadPrices(config.pricesFile),
+    resultTtlS: config.resultTtlS,
+    userids: config.userids,
+  };
 }
 
 /**

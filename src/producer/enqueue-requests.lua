@@ -4,7 +4,7 @@
   ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
         of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
         6 and 7 what comes before and after the userid in that project's user request index keys, 8 this importer's
-        lease owner, 9 the lease (ms), 10 how long (s) a userid stays its project's after this import, 11 the
+        lease owner, 9 the lease (ms), 10 how long (s) a userid stays its project's after this import (0: for ever), 11 the
         admission (admission.lua: the project's share of the queue), then per request:
         "id|userid|seq|line|group size|has extra" (characters that need no escaping), custom_id, model,
         body (JSON text, kept as is), and when "has extra" is 1, a JSON object of more fields.
@@ -26,7 +26,7 @@ local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batchId, now, prefix, earlier, project, userIndex, userIndexEnd = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local owner, leaseMs, userTtl = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 if not earlier then error('chatq enqueue-requests: bad earlier seq') end
-if not userTtl or userTtl < 1 or userTtl ~= math.floor(userTtl) then error('chatq enqueue-requests: bad userid ttl') end
+if not userTtl or userTtl < 0 or userTtl ~= math.floor(userTtl) then error('chatq enqueue-requests: bad userid hold') end
 local admission = admissionOf(ARGV[11])
 if not leaseMs or leaseMs < 1 or owner == '' then error('chatq enqueue-requests: bad lease') end
 if string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
@@ -122,7 +122,11 @@ while i <= count do
       if project ~= 'default' then redis.call('HSET', key, 'project', project) end
       if not claimed[userid] then
         claimed[userid] = true
-        redis.call('SET', KEY.userProject(prefix, userid), project, 'EX', userTtl)
+        if userTtl > 0 then
+          redis.call('SET', KEY.userProject(prefix, userid), project, 'EX', userTtl)
+        else
+          redis.call('SET', KEY.userProject(prefix, userid), project)
+        end
       end
       redis.call('RPUSH', userIndex .. userid .. userIndexEnd, id)
       if redis.call('RPUSH', KEY.lane(prefix, userid), id) == 1 then

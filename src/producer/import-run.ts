@@ -201,7 +201,7 @@ export class ImportRun {
             source: this.source,
             line,
             field: 'userid',
-            message: `userid ${drafts[0]!.userid} is used by another project: the endpoint keeps one memory per userid, so a userid belongs to the project that first used it. Use another userid, or "user" (chatq derives a userid of this project from it)`,
+            message: `userid ${drafts[0]!.userid} is not available to this project: the endpoint keeps one memory per userid, so a userid stays with the project that first sent it. Use another userid, or "user" (chatq derives this project's userids from it)`,
           },
     );
   }
@@ -264,7 +264,7 @@ export class ImportRun {
       ...target.userIndex,
       target.lease.owner,
       IMPORT_LEASE_MS,
-      this.ctx.resultTtlS,
+      this.ctx.userids.holdS,
       await this.ctx.queues.admission.arg(),
     ];
     const groupStart: number[] = [];

@@ -10,9 +10,8 @@ import {
 } from './benchmark-input.js';
 import { parseJsonLine } from '../shared/input-limits.js';
 import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
-import { DEFAULT_PROJECT } from '../shared/keys.js';
 import type { Expect, Expectation } from '../shared/expectations.js';
-import { deriveUserid, isUuidV4 } from '../shared/userid.js';
+import { isUuidV4, throwawayUserids, type UseridDerivation } from '../shared/userid.js';
 import { batchLineSchema, chatLineSchema, CHATQ_FIELDS, scriptLineSchema } from './line-schemas.js';
 
 export interface LineError {
@@ -34,8 +33,11 @@ export interface ParseOptions {
   defaultUser?: string;
   /** Mixed into derived userids: a different salt gives a fresh set of users (fresh memory). */
   userSalt?: string;
-  /** The batch's project: part of every derived userid (projects never share an end user's memory). */
-  project?: string;
+  /**
+   * How "user" strings become userids: the batch's project's derivation (userid-scheme.ts), which an import sets; by
+   * default one keyed with a secret of this process alone (an estimate or a check, whose userids are never sent).
+   */
+  userids?: UseridDerivation;
   /** turn_gap_ms for lines that set none. */
   turnGapMs?: number;
   /** The most tokens a reply of this model may take, when known (the price map's max_output): a larger bound is a bad line. */
@@ -153,15 +155,17 @@ function chatBody(obj: Record<string, unknown>, model: string): Record<string, u
   return body;
 }
 
-/** Derived userids, remembered: input files repeat their users. */
-const derived = new Map<string, string>();
-function derivedUserid(user: string, { userSalt = '', project = DEFAULT_PROJECT }: ParseOptions): string {
-  const key = `${project}\0${userSalt}\0${user}`;
-  let id = derived.get(key);
+/** Derived userids, remembered per derivation: input files repeat their users. */
+const derived = new WeakMap<UseridDerivation, Map<string, string>>();
+function derivedUserid(user: string, { userSalt = '', userids = throwawayUserids }: ParseOptions): string {
+  let seen = derived.get(userids);
+  if (!seen) derived.set(userids, (seen = new Map()));
+  const key = `${userSalt}\0${user}`;
+  let id = seen.get(key);
   if (id === undefined) {
-    if (derived.size >= 100_000) derived.clear();
-    id = deriveUserid(user, userSalt, project);
-    derived.set(key, id);
+    if (seen.size >= 100_000) seen.clear();
+    id = userids(user, userSalt);
+    seen.set(key, id);
   }
   return id;
 }

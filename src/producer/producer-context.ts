@@ -4,6 +4,7 @@ import type { PriceTable } from '../shared/usage/pricing.js';
 import type { RedisClient } from '../shared/redis/redis.js';
 import type { RedisTarget } from '../shared/redis/redis-target.js';
 import type { RequestQueues } from '../shared/redis/request-queue.js';
+import type { UseridSettings } from '../shared/userid.js';
 import type { FairTurns } from './fair-turns.js';
 
 /** What an import runs with: Redis, the queues, the key layout, how long results live, the price map. */
@@ -12,6 +13,8 @@ export interface ProducerContext {
   queues: RequestQueues;
   keys: RedisKeys;
   resultTtlS: number;
+  /** How userids are derived and held (the configuration's). */
+  userids: UseridSettings;
   /** The price map: its models' output limits bound max_tokens when lines are parsed. */
   prices: PriceTable;
   /**

@@ -16,6 +16,7 @@ import { beginImport } from './import-leases.js';
 import { type ImportCounts, ImportRun, MAX_KEPT_ERRORS } from './import-run.js';
 import { parseInput, type LineError, type ParseOptions } from './parse-input.js';
 import type { ProducerContext } from './producer-context.js';
+import { importUserids } from './userid-scheme.js';
 
 export type OnImportError = 'cancel' | 'keep';
 
@@ -93,7 +94,8 @@ export async function submitBatch(
   const run = new ImportRun(ctx, batchId, leases, opts.source);
   try {
     // Derived userids are the batch's project's (an API-made or resumed batch keeps the project it was made in).
-    await run.importAll(parseInput(open(), { ...opts, project: leases.project, runSalt: batchId }));
+    const userids = await importUserids(ctx.redis, ctx.keys, ctx.userids, leases.project);
+    await run.importAll(parseInput(open(), { ...opts, userids, runSalt: batchId }));
   } catch (err) {
     await run.settle();
     run.endTrace('failed', err);

@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_PROJECT, MAX_SHARDS } from './keys.js';
+import type { UseridSettings } from './userid.js';
 
 /** The longest delay Node's timers take (a larger one fires after 1 ms). */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -144,6 +145,11 @@ const envSchema = z.object({
   CHATQ_HEAP_GROWTH_PERCENT: intFrom('CHATQ_HEAP_GROWTH_PERCENT', HEAP_GROWTH_BY_CONCURRENCY, 0, 400),
   CHATQ_RECONCILE_MS: intFrom('CHATQ_RECONCILE_MS', 15_000, 100, MAX_TIMER_MS),
   CHATQ_RESULT_TTL_S: intFrom('CHATQ_RESULT_TTL_S', 30 * 24 * 3600, 60, 10 * 365 * 24 * 3600),
+  CHATQ_USERID_SECRET: z
+    .string()
+    .min(16, { message: 'CHATQ_USERID_SECRET: expected a secret of at least 16 characters' })
+    .optional(),
+  CHATQ_USERID_HOLD_DAYS: intFrom('CHATQ_USERID_HOLD_DAYS', 0, 0, 100 * 365),
   CHATQ_USAGE_DAYS: intFrom('CHATQ_USAGE_DAYS', 90, 1, 100 * 365),
   CHATQ_PRICES: z.string().min(1).optional(),
   CHATQ_UPLOAD_IDLE_MS: intFrom('CHATQ_UPLOAD_IDLE_MS', 30_000, 100, MAX_TIMER_MS),
@@ -281,6 +287,12 @@ export interface Config {
   heapGrowthPercent: number;
   reconcileMs: number;
   resultTtlS: number;
+  /**
+   * Userids: the secret derived ones are keyed with (CHATQ_USERID_SECRET; else a key generated into Redis), and how
+   * long a userid stays the project's that first sent it (CHATQ_USERID_HOLD_DAYS; 0: for ever, as the endpoint's
+   * memory does not expire).
+   */
+  userids: UseridSettings;
   /** Days of daily usage detail kept; older days roll up into months. */
   usageDays: number;
   pricesFile: string | undefined;
@@ -352,6 +364,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           : 0,
     reconcileMs: e.CHATQ_RECONCILE_MS,
     resultTtlS: e.CHATQ_RESULT_TTL_S,
+    userids: { secret: e.CHATQ_USERID_SECRET, holdS: e.CHATQ_USERID_HOLD_DAYS * 86_400 },
     usageDays: e.CHATQ_USAGE_DAYS,
     pricesFile: e.CHATQ_PRICES,
     uploadIdleMs: e.CHATQ_UPLOAD_IDLE_MS,

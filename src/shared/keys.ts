@@ -56,7 +56,8 @@ function layout(prefix: string) {
     lanes: `${prefix}:lanes`,
     /**
      * The project a userid belongs to: the first that used it (the endpoint's memory is per userid, so another
-     * project's line with it is refused). Expires CHATQ_RESULT_TTL_S after the user's latest import.
+     * project's line with it is refused). Kept for as long as the endpoint may remember the userid: for ever, or
+     * CHATQ_USERID_HOLD_DAYS after the user's latest import.
      */
     userProject: (userid: string) => `${prefix}:lane:${userid}:project`,
     /**
@@ -125,6 +126,8 @@ function layout(prefix: string) {
     credentialsProbe: `${prefix}:credentials-probe`,
     /** The CHATQ_SHARDS the data here was written with. */
     shardsInUse: `${prefix}:shards`,
+    /** How userids are derived here: the generated key (when CHATQ_USERID_SECRET is not set) and the secret's fingerprint. */
+    useridScheme: `${prefix}:userid-scheme`,
   };
 }
 
@@ -152,6 +155,7 @@ const SHARED_KEYS = [
   'projects',
   'projectBatches',
   'shardsInUse',
+  'useridScheme',
   'workerSlots',
   'limitRequests',
   'limitTokenLog',

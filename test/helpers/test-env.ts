@@ -13,6 +13,7 @@ import { getBatch } from '../../src/shared/batches/read-store.js';
 import { loadPrices } from '../../src/shared/usage/pricing.js';
 import type { BatchRecord } from '../../src/shared/request-record.js';
 import type { Queue } from 'bullmq';
+import type { UseridSettings } from '../../src/shared/userid.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -27,7 +28,8 @@ export interface TestEnv {
   queues: RequestQueues;
   config(env?: Record<string, string>): Config;
   env(extra?: Record<string, string>): Record<string, string>;
-  submit(lines: string[] | string, opts?: Partial<SubmitOptions>): Promise<SubmitResult>;
+  /** Imports `lines` as `chatq enqueue` does (`userids`: the deployment's userid settings, by default none of its own). */
+  submit(lines: string[] | string, opts?: Partial<SubmitOptions>, userids?: UseridSettings): Promise<SubmitResult>;
   batch(id: string): Promise<BatchRecord>;
   cleanup(): Promise<void>;
 }
@@ -60,12 +62,10 @@ export async function createTestEnv(
     queues,
     config: (extra = {}) => loadConfig({ ...baseEnv, ...extra }),
     env: (extra = {}) => ({ ...process.env, ...baseEnv, ...extra }) as Record<string, string>,
-    async submit(lines, opts = {}) {
+    async submit(lines, opts = {}, userids = { secret: undefined, holdS: 0 }) {
       const text = Array.isArray(lines) ? lines.join('\n') : lines;
-      return submitBatch({ redis, queues, keys, resultTtlS: 3600, prices: loadPrices() }, () => Readable.from([text]), {
-        source: 'test.jsonl',
-        ...opts,
-      });
+      const ctx = { redis, queues, keys, resultTtlS: 3600, prices: loadPrices(), userids };
+      return submitBatch(ctx, () => Readable.from([text]), { source: 'test.jsonl', ...opts });
     },
     async batch(id) {
       const b = await getBatch(redis, keys, id);

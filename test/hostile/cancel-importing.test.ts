@@ -31,10 +31,14 @@ describe('a cancel while the batch is still being imported', () => {
       sent += 50;
     }, 20);
     const { redis, keys, queues } = w.env;
-    const importing = submitBatch({ redis, keys, queues, resultTtlS: 3600, prices: loadPrices() }, () => source, {
-      source: 'slow.jsonl',
-      project: 'alpha',
-    });
+    const importing = submitBatch(
+      { redis, keys, queues, resultTtlS: 3600, prices: loadPrices(), userids: { secret: undefined, holdS: 0 } },
+      () => source,
+      {
+        source: 'slow.jsonl',
+        project: 'alpha',
+      },
+    );
     try {
       const batchId = await waitFor('the batch', async () => {
         const [latest] = await redis.zrange(keys.projectBatches('alpha'), -1, -1);

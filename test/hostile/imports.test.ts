@@ -68,7 +68,14 @@ describe('imports always end', () => {
     }
     await expect(
       submitBatch(
-        { redis: e.redis, queues: e.queues, keys: e.keys, resultTtlS: 3600, prices: loadPrices() },
+        {
+          redis: e.redis,
+          queues: e.queues,
+          keys: e.keys,
+          resultTtlS: 3600,
+          prices: loadPrices(),
+          userids: { secret: undefined, holdS: 0 },
+        },
         () => Readable.from(input()),
         { source: 'x.jsonl', batchId },
       ),

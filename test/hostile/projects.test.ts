@@ -1,7 +1,6 @@
 import OpenAI, { NotFoundError, toFile } from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../../src/cli/api-service.js';
-import { deriveUserid } from '../../src/shared/userid.js';
 import { useWorld } from '../helpers/in-process-worker.js';
 import { runCli, testLogger, waitFor } from '../helpers/test-env.js';
 
@@ -49,7 +48,10 @@ describe('projects: a token sees its own project only', () => {
       endpoint: '/v1/chat/completions',
       completion_window: '24h',
     });
-    await waitFor('B done', async () => (await b.batches.retrieve(batchB.id)).status === 'completed');
+    const doneB = await waitFor('B done', async () => {
+      const x = await b.batches.retrieve(batchB.id);
+      return x.status === 'completed' ? x : undefined;
+    });
 
     // Every object of A is a 404 to B, through the SDK...
     for (const attempt of [
@@ -71,7 +73,7 @@ describe('projects: a token sees its own project only', () => {
     const requestA = outA[0].id.replace(/^batch_req_/, '');
     expect((await get(A, `/v1/requests/${requestA}`)).status).toBe(200);
     expect((await get(B, `/v1/requests/${requestA}`)).status).toBe(404);
-    const useridA = deriveUserid('a-user', '', 'alpha');
+    const useridA: string = outA[0].chatq.userid;
     expect((await (await get(A, `/v1/users/${useridA}/requests`)).json()).data).toHaveLength(3);
     expect((await (await get(B, `/v1/users/${useridA}/requests`)).json()).data).toEqual([]);
 
@@ -82,7 +84,8 @@ describe('projects: a token sees its own project only', () => {
     const usageB = await (await get(B, '/v1/usage?group_by=batch')).json();
     expect(usageB.data.map((r: { batch: string }) => r.batch)).toEqual([batchB.id]);
     const byUserB = await (await get(B, '/v1/usage?group_by=user')).json();
-    expect(byUserB.data.map((r: { user: string }) => r.user)).toEqual([deriveUserid('b-user', '', 'beta')]);
+    const outB = JSON.parse((await (await b.files.content(doneB.output_file_id!)).text()).split('\n')[0]!);
+    expect(byUserB.data.map((r: { user: string }) => r.user)).toEqual([outB.chatq.userid]);
     const byModelB = await (await get(B, '/v1/usage?group_by=model')).json();
     expect(byModelB.data[0].requests).toBe(3);
     expect((await get(B, `/v1/usage?group_by=model&batch=${batchA.id}`)).status).toBe(404);

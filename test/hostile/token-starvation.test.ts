@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cancelBatch } from '../../src/shared/batches/cancel-batch.js';
 import { getRequests } from '../../src/shared/batches/read-store.js';
-import { deriveUserid } from '../../src/shared/userid.js';
+import { legacyUserid } from '../../src/shared/userid.js';
 import { useWorld } from '../helpers/in-process-worker.js';
 import { waitFor } from '../helpers/test-env.js';
 
@@ -78,7 +78,7 @@ describe('a large token bound holds back nobody else', () => {
     expect(ended.cancelled).toBeGreaterThan(0);
     expect(ended.cancelled + ended.succeeded).toBe(25);
     const callsOfA = () =>
-      Array.from({ length: 25 }, (_, i) => w.sim.stats().users[deriveUserid(`big-${i}`)]?.calls ?? 0).reduce(
+      Array.from({ length: 25 }, (_, i) => w.sim.stats().users[legacyUserid(`big-${i}`)]?.calls ?? 0).reduce(
         (x, y) => x + y,
         0,
       );
