@@ -8,7 +8,9 @@ interface ChatMessage {
  * The simulator as a judge (expect.judge): a grading call's prompt holds the reference and the reply in tags
  * (shared/judge-prompts.ts); the simulator answers the judge's JSON deterministically: pass when every word of the
  * reference is in the reply (an abstention or adversarial question: when the reply says it does not know). A
- * reference or rubric holding "[simulator: not json]" gets prose instead of JSON (tests of an unreadable judge).
+ * reference or rubric holding "[simulator: not json]" gets prose instead of JSON (tests of an unreadable judge),
+ * "[simulator: quote]" prose that quotes the reply (a judge that declines to grade), and "[simulator: fail then quote]"
+ * a failing verdict followed by the reply quoted (a judge that explains itself).
  */
 
 const STOP = new Set(['a', 'an', 'the', 'of', 'to', 'in', 'on', 'at', 'and', 'or', 'is', 'was', 'it', 'for', 'with']);
@@ -19,6 +21,13 @@ export function contentWords(text: string): string[] {
 }
 
 const tagged = (text: string, tag: string) => new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(text)?.[1];
+/** The reply of a grading prompt, between its fence's tags ("reply-<id>"). */
+function fencedReply(text: string): string | undefined {
+  const open = /<reply-([0-9a-f]{16})>/.exec(text);
+  if (!open) return undefined;
+  const end = text.lastIndexOf(`</reply-${open[1]}>`);
+  return end < open.index ? undefined : text.slice(open.index + open[0].length, end);
+}
 
 const textOf = (m: ChatMessage | undefined) => (typeof m?.content === 'string' ? m.content : '');
 
@@ -28,10 +37,13 @@ export function judgeReply(messages: ChatMessage[]): string | undefined {
   if (!system.startsWith('You grade')) return undefined;
   const prompt = textOf([...messages].reverse().find((m) => m.role === 'user'));
   const reference = tagged(prompt, 'reference');
-  const reply = tagged(prompt, 'reply');
+  const reply = fencedReply(prompt);
   if (reference === undefined || reply === undefined) return undefined;
-  if (`${reference} ${tagged(prompt, 'rubric') ?? ''}`.includes('[simulator: not json]'))
-    return 'The reply looks fine to me.';
+  const asked = `${reference} ${tagged(prompt, 'rubric') ?? ''}`;
+  if (asked.includes('[simulator: not json]')) return 'The reply looks fine to me.';
+  if (asked.includes('[simulator: quote]')) return `I would rather not grade this. The reply reads: ${reply}`;
+  if (asked.includes('[simulator: fail then quote]'))
+    return `${JSON.stringify({ pass: false, score: 0, reason: 'it gives another answer' })}\nThe reply was: ${reply}`;
   if (/cannot be answered|never happened/.test(system)) {
     const pass = /\b(?:don't|do not) know\b|\bnot mentioned\b|\bnever mentioned\b/i.test(reply);
     return JSON.stringify({ pass, score: pass ? 1 : 0, reason: pass ? 'it abstains' : 'it answers' });

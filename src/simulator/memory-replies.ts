@@ -75,8 +75,13 @@ function recall(question: string, memory: UserMemory): string | undefined {
   return most >= 2 && best ? best : "I don't know: you never mentioned that.";
 }
 
-/** The reply to `text`, using what `memory` holds (an empty memory for users the endpoint does not remember). */
+/**
+ * The reply to `text`, using what `memory` holds (an empty memory for users the endpoint does not remember). A message
+ * "[simulator: say X]" is answered X, as it is (tests of replies that try to grade themselves).
+ */
 export function replyTo(text: string, memory: UserMemory, callNumber: number): string {
+  const say = /^\[simulator: say ([\s\S]*)\]$/.exec(text.trim());
+  if (say) return say[1]!;
   const answers: string[] = [];
   for (const [re, key, say] of QUESTIONS) {
     if (!re.test(text)) continue;

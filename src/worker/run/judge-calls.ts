@@ -1,5 +1,5 @@
 import { judgeOf, replyText, withVerdict, type Grade } from '../../shared/expectations.js';
-import { judgeMessages, parseVerdict } from '../../shared/judge-prompts.js';
+import { judgeMessages, parseVerdict, verdictFormat } from '../../shared/judge-prompts.js';
 import { gradingId, gradingLane } from '../store/finish-call.js';
 import type { FinishedRequest, GradingDraft, GradingOf, StartedRequest } from '../store/request-claims.js';
 import type { ProcessorDeps } from './processor-deps.js';
@@ -50,6 +50,7 @@ export function gradingDraft(
       messages: judgeMessages(input, judge.kind, judge.prompt),
       max_tokens: JUDGE_MAX_TOKENS,
       temperature: 0,
+      ...verdictFormat(model),
     }),
   };
 }
