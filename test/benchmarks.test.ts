@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseInput } from '../src/producer/parse-input.js';
+import { Readable } from 'node:stream';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { evaluateBatch } from '../src/shared/reports/eval-report.js';
-import { useWorld } from './helpers/in-process-worker.js';
-import { waitForBatch, type TestEnv } from './helpers/test-env.js';
+import OpenAI, { toFile } from 'openai';
+import { useApi, useWorld } from './helpers/in-process-worker.js';
+import { waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
 import { writeLongMemEvalFile } from '../bench/synthetic-longmemeval.js';
 
 const example = (name: string) => new URL(`../examples/benchmarks/${name}`, import.meta.url).pathname;
@@ -118,31 +120,109 @@ describe('memory benchmarks as input: LongMemEval and LoCoMo', () => {
     rmSync(path);
   });
 
-  it('an item of many whitespace-separated tokens is read in memory of its size, not an object per token', () => {
+  it('an item of millions of JSON values is refused as it streams, in memory of the bound, and the items after it are read', () => {
     const path = join(tmpdir(), `chatq-tokens-${process.pid}.json`);
-    // One 30 MB item of ten million numbers, as pretty-printed JSON writes them ("1, 1, ...").
+    // One 30 MB item of ten million numbers, as pretty-printed JSON writes them ("1, 1, ..."), then a small one:
+    // parsed whole, the first would be ten million values on the event loop at once.
     const fd = openSync(path, 'w');
     writeSync(fd, '[{"numbers": [');
     const run = '1, '.repeat(100_000);
     for (let i = 0; i < 100; i++) writeSync(fd, run);
-    writeSync(fd, '1]}]');
+    writeSync(fd, '1]}, {"small": [1, 2]}]');
     closeSync(fd);
     try {
       const read = parseUnder(
-        64,
+        24,
         `(async () => {
           const { readInputRecords } = await import(${JSON.stringify(new URL('../dist/shared/input-records.js', import.meta.url).href)});
           const out = [];
-          for await (const r of readInputRecords(require('node:fs').createReadStream(${JSON.stringify(path)})))
-            out.push(r.text === undefined ? r : { line: r.line, chars: r.text.length, head: r.text.slice(0, 16) });
+          for await (const r of readInputRecords(require('node:fs').createReadStream(${JSON.stringify(path)}))) out.push(r);
           console.log(JSON.stringify(out));
         })();`,
       );
       expect(read.stderr).toBe('');
-      // The whitespace between tokens is dropped: "1," ten million times, then "1]}".
-      expect(JSON.parse(read.stdout)).toEqual([{ line: 1, chars: 12 + 2 * 10_000_000 + 3, head: '{"numbers":[1,1,' }]);
+      expect(JSON.parse(read.stdout)).toEqual([
+        {
+          kind: 'item',
+          line: 1,
+          refused: 'item holds more than 200000 JSON values (array elements and object members); the limit is 200000',
+        },
+        { kind: 'item', line: 2, text: '{"small":[1,2]}' },
+      ]);
     } finally {
       rmSync(path);
     }
+  });
+});
+
+/** A LongMemEval instance of `sessions` sessions of `turns` turns of `chars` characters each. */
+const lmeInstance = (id: string, sessions: number, turns = 2, chars = 10, extra: Record<string, unknown> = {}) => ({
+  question_id: id,
+  question_type: 'single-session-user',
+  question: 'What is my name?',
+  answer: 'Ada',
+  question_date: '2023/06/01 (Thu) 10:00',
+  haystack_dates: Array.from({ length: sessions }, () => '2023/05/01 (Mon) 09:00'),
+  haystack_session_ids: Array.from({ length: sessions }, (_, i) => `${id}_s${i}`),
+  haystack_sessions: Array.from({ length: sessions }, () =>
+    Array.from({ length: turns }, (_, t) => ({ role: t % 2 ? 'assistant' : 'user', content: 'x'.repeat(chars) })),
+  ),
+  ...extra,
+});
+
+describe('memory benchmark items obey the bounds of the lines they make', () => {
+  const w = useWorld();
+  const a = useApi(w, { CHATQ_API_TOKENS: 'tok-bench', CHATQ_MODEL: 'gpt-4o-mini' });
+
+  it('an item past them is one bad line with its reason, and the rest of the file runs', async () => {
+    const items = [
+      lmeInstance('many-sessions', 100_000, 0),
+      lmeInstance('more-sessions-than-calls', 1_500, 0),
+      lmeInstance('long-session', 1, 5_000),
+      lmeInstance('long-answer', 1, 2, 10, { answer: 'x'.repeat(10_000_000) }),
+      lmeInstance('fine', 2),
+    ];
+    const text = JSON.stringify(items);
+    const opts = { source: 'b.json', defaultModel: 'gpt-4o-mini', runSalt: 's' };
+    const out = [];
+    for await (const p of parseInput(Readable.from([text]), opts)) out.push(p.ok ? p.drafts.length : p.error);
+    expect(out).toEqual([
+      // 100,000 sessions are over 200,000 JSON values: refused as it is read, never parsed.
+      expect.objectContaining({ line: 1, item: true, message: expect.stringMatching(/more than 200000 JSON values/) }),
+      expect.objectContaining({ line: 2, field: 'haystack_sessions', message: expect.stringMatching(/1500 sessions/) }),
+      expect.objectContaining({ line: 3, field: 'haystack_sessions.0', message: expect.stringMatching(/5000 turns/) }),
+      expect.objectContaining({ line: 4, field: 'answer', message: expect.stringMatching(/16384 characters/) }),
+      3,
+    ]);
+    const submitted = await w.env.submit([text], { source: 'b.json', defaultModel: 'gpt-4o-mini' });
+    expect(submitted).toMatchObject({ acceptedRequests: 3, rejectedLines: 4 });
+    await w.startWorker();
+    expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ status: 'completed', succeeded: 3 });
+  });
+
+  it('an uploaded item over the 2 MiB line bound, within the item bound, is stored and imported as an item', async () => {
+    await w.startWorker();
+    const client = new OpenAI({ baseURL: `${a.api.url}/v1`, apiKey: 'tok-bench', maxRetries: 0 });
+    // 40 sessions of 80 KB: a 3 MB item.
+    const big = lmeInstance('big', 40, 2, 40_000);
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(JSON.stringify([big, lmeInstance('small', 1)])), 'lme.json'),
+      purpose: 'batch',
+    });
+    expect(file.bytes).toBeGreaterThan(3_000_000);
+    // The stored file reads back as the JSON array it was.
+    const stored = JSON.parse(await (await client.files.content(file.id)).text());
+    expect(stored.map((x: { question_id: string }) => x.question_id)).toEqual(['big', 'small']);
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/chat/completions',
+      completion_window: '24h',
+    });
+    const done = await waitFor('the batch', async () => {
+      const b = await client.batches.retrieve(batch.id);
+      return b.status === 'completed' || b.status === 'failed' ? b : undefined;
+    });
+    expect(done.errors?.data ?? []).toEqual([]);
+    expect(done.request_counts).toMatchObject({ total: 43, completed: 43 });
   });
 });

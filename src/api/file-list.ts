@@ -6,7 +6,7 @@ import type { Scope } from '../shared/scope.js';
 import { generatedFileIds, parseGeneratedFileId } from './batch-object.js';
 
 /** A file as GET /v1/files lists it: its fields, and where it sorts (its upload's time, or its batch's creation). */
-export type ListedFile = Omit<StoredFile, 'project' | 'lines'> & { sortAt: number };
+export type ListedFile = Omit<StoredFile, 'project' | 'lines' | 'kind'> & { sortAt: number };
 
 export interface FileQuery {
   purpose?: string | undefined;

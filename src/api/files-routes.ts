@@ -6,7 +6,7 @@ import { readInputRecords } from '../shared/input-records.js';
 import { deleteFile, FileWriter, readFileContent, type StoredFile } from '../shared/files/file-store.js';
 import { fileUsers } from '../shared/files/file-users.js';
 import { newFileId } from '../shared/ids.js';
-import { parseJsonLine } from '../shared/input-limits.js';
+import { parseJsonLine, type RecordKind } from '../shared/input-limits.js';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
 import type { Scope } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';
@@ -19,7 +19,7 @@ import { listPage } from './list-page.js';
 import { loadVisibleBatch } from '../http/visible-records.js';
 import { parseInput } from '../http/zod-edge.js';
 
-const fileObject = (f: Omit<StoredFile, 'project' | 'lines'>) => ({
+const fileObject = (f: Omit<StoredFile, 'project' | 'lines' | 'kind'>) => ({
   id: f.id,
   object: 'file' as const,
   bytes: f.bytes,
@@ -71,8 +71,8 @@ class UploadStaging {
 }
 
 /**
- * Stores one uploaded part line by line (a JSON array, a memory benchmark: item by item, each as one line), each
- * staged first; a part with bad lines (or too big) is refused whole.
+ * Stores one uploaded part record by record (a JSON array, a memory benchmark: item by item, each as one line), each
+ * checked against its kind's bounds and staged first; a part with bad records (or too big) is refused whole.
  */
 async function storePart(
   deps: ApiDeps,
@@ -81,25 +81,29 @@ async function storePart(
   stage: (bytes: number) => void,
 ): Promise<void> {
   const problems: string[] = [];
+  let kind: RecordKind = 'line';
   for await (const l of readInputRecords(input as Readable)) {
-    if ('tooLong' in l) {
-      if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${l.tooLong}`);
+    kind = l.kind;
+    if ('text' in l && l.text.trim() === '') continue;
+    const json = 'text' in l ? parseJsonLine(l.text, l.kind) : undefined;
+    const why = 'refused' in l ? l.refused : json && !json.ok ? json.message : undefined;
+    if (why !== undefined) {
+      if (problems.length < MAX_REPORTED) problems.push(`${l.kind} ${l.line}: ${why}`);
       continue;
     }
-    if (l.text.trim() === '') continue;
-    const json = parseJsonLine(l.text);
-    if (!json.ok) {
-      if (problems.length < MAX_REPORTED) problems.push(`line ${l.line}: ${json.message}`);
-      continue;
-    }
-    if (problems.length > 0) continue;
+    if (problems.length > 0 || !('text' in l)) continue;
     stage(Buffer.byteLength(l.text) + 1);
-    await writer.push(l.text);
+    await writer.push(l.text, l.kind);
   }
   if (input.truncated)
     throw new ApiError(413, `File larger than the ${deps.maxUploadBytes} bytes allowed.`, 'file_too_large', 'file');
   if (problems.length)
-    throw new ApiError(400, `The file is not valid JSONL: ${problems.join('; ')}`, 'invalid_file', 'file');
+    throw new ApiError(
+      400,
+      `The file is not ${kind === 'item' ? 'a valid JSON array of objects' : 'valid JSONL'}: ${problems.join('; ')}`,
+      'invalid_file',
+      'file',
+    );
 }
 
 /**
@@ -311,8 +315,10 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
         .header('content-type', 'application/jsonl')
         .send(Readable.from(batchFileLines(redis, keys, generated.batchId, generated.errors)));
     }
-    await visibleFile(req.principal.scope, id);
-    return reply.header('content-type', 'application/jsonl').send(readFileContent(redis, keys, id));
+    const file = await visibleFile(req.principal.scope, id);
+    return reply
+      .header('content-type', file.kind === 'item' ? 'application/json' : 'application/jsonl')
+      .send(readFileContent(redis, keys, id));
   });
 
   app.delete('/v1/files/:id', async (req) => {

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
-import { formatLineError, parseLine } from '../producer/parse-input.js';
+import { formatLineError, parseRecord } from '../producer/parse-input.js';
 import { csvCell } from '../shared/batches/batch-output.js';
 import { readInputRecords } from '../shared/input-records.js';
 import { deleteFile, FileWriter, keepFile } from '../shared/files/file-store.js';
@@ -76,13 +76,10 @@ export async function scheduleAddCommand(name: string, file: string, flags: Sche
     const writer = new FileWriter(ctx.redis, ctx.keys, spec.file_id);
     const bad: string[] = [];
     for await (const l of records) {
-      const parsed =
-        'tooLong' in l
-          ? { ok: false as const, error: { source: file, line: l.line, message: l.tooLong } }
-          : parseLine(l.text, l.line, parseOptions);
+      const parsed = parseRecord(l, parseOptions);
       if (!parsed) continue;
       if (!parsed.ok) bad.push(formatLineError(parsed.error));
-      else if ('text' in l) await writer.push(l.text);
+      else if ('text' in l) await writer.push(l.text, l.kind);
     }
     if (bad.length) {
       await writer.discard();

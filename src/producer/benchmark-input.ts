@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMITS } from '../shared/input-limits.js';
 import type { JudgeKind } from '../shared/judge-prompts.js';
 import type { RequestDraft } from '../shared/request-record.js';
 
@@ -17,12 +18,16 @@ import type { RequestDraft } from '../shared/request-record.js';
  * asked alone, graded by a judge with the prompt for its type, and tagged with its type.
  */
 
+/** A question, or its reference answer: what goes into a grading call's prompt, bounded as a judge's answer is. */
+const judgedText = z.string().min(1).max(LIMITS.judgeChars);
+const answerText = z.union([z.string().max(LIMITS.judgeChars), z.number()]).transform(String);
+
 const turn = z.looseObject({ role: z.string(), content: z.string() });
 const longMemEval = z.looseObject({
   question_id: z.union([z.string().min(1).max(200), z.number()]).transform(String),
   question_type: z.string().min(1).max(100),
-  question: z.string().min(1),
-  answer: z.union([z.string(), z.number()]).transform(String),
+  question: judgedText,
+  answer: answerText,
   question_date: z.string().max(100).optional(),
   haystack_dates: z.array(z.string().max(100)),
   haystack_session_ids: z.array(z.union([z.string(), z.number()]).transform(String)).optional(),
@@ -36,9 +41,9 @@ const locomoTurn = z.looseObject({
   blip_caption: z.string().optional(),
 });
 const locomoQa = z.looseObject({
-  question: z.string().min(1),
-  answer: z.union([z.string(), z.number()]).transform(String).optional(),
-  adversarial_answer: z.union([z.string(), z.number()]).transform(String).optional(),
+  question: judgedText,
+  answer: answerText.optional(),
+  adversarial_answer: answerText.optional(),
   category: z.number().int().min(1).max(5),
 });
 const locomo = z.looseObject({
@@ -152,6 +157,37 @@ function questionDraft(
 
 const wanted = (c: BenchmarkContext, tags: string[]) => c.types.length === 0 || tags.some((t) => c.types.includes(t));
 
+/** A session's framing messages around its turns: its date before, its end after. */
+const FRAMING = 2;
+
+/**
+ * The bounds an item's calls obey, as the lines and scripts they stand for do: at most LIMITS.turns calls (its
+ * sessions and questions, as a script's turns), each session's call at most LIMITS.messages messages and
+ * LIMITS.lineBytes of text. An item past one is a bad line naming the field.
+ */
+function checkCalls(
+  c: BenchmarkContext,
+  sessions: { field: string; turns: { content: string }[] }[],
+  questions: number,
+  sessionsField: string,
+): void {
+  if (sessions.length + questions > LIMITS.turns)
+    c.fail(
+      sessionsField,
+      `${sessions.length} sessions and ${questions} question(s): an instance makes at most ${LIMITS.turns} calls, as a script has at most ${LIMITS.turns} turns`,
+    );
+  for (const s of sessions) {
+    if (s.turns.length + FRAMING > LIMITS.messages)
+      c.fail(
+        s.field,
+        `${s.turns.length} turns: a session's call carries at most ${LIMITS.messages} messages (${LIMITS.messages - FRAMING} turns, its date and its end)`,
+      );
+    const bytes = s.turns.reduce((n, t) => n + Buffer.byteLength(t.content), 0);
+    if (bytes > LIMITS.lineBytes)
+      c.fail(s.field, `${bytes} bytes of turns: a session's call carries at most ${LIMITS.lineBytes}, as a line does`);
+  }
+}
+
 /** A LongMemEval instance: its sessions, then its question. None when its type is not asked for. */
 export function longMemEvalDrafts(obj: Record<string, unknown>, c: BenchmarkContext): RequestDraft[] {
   const x = c.check(longMemEval, obj);
@@ -160,6 +196,12 @@ export function longMemEvalDrafts(obj: Record<string, unknown>, c: BenchmarkCont
       'haystack_dates',
       `${x.haystack_dates.length} dates for ${x.haystack_sessions.length} sessions: each session needs its date`,
     );
+  checkCalls(
+    c,
+    x.haystack_sessions.map((turns, i) => ({ field: `haystack_sessions.${i}`, turns })),
+    1,
+    'haystack_sessions',
+  );
   const abstention = x.question_id.endsWith('_abs');
   const tags = abstention ? [x.question_type, 'abstention'] : [x.question_type];
   if (!wanted(c, tags)) return [];
@@ -201,9 +243,14 @@ export function locomoDrafts(obj: Record<string, unknown>, c: BenchmarkContext):
     .filter(({ tag }) => wanted(c, [tag]));
   if (questions.length === 0) return [];
   const userid = c.userid(`locomo:${x.sample_id}`);
-  const sessions = locomoSessions(x.conversation);
+  const sessions = locomoSessions(x.conversation).map((s) => {
+    const field = `conversation.session_${s.n}`;
+    const turns = c.check(z.array(locomoTurn), s.turns, field);
+    return { ...s, field, turns: turns.map((t) => ({ ...t, content: t.text })) };
+  });
+  checkCalls(c, sessions, questions.length, 'conversation');
   const ingest = sessions.map((s) => {
-    const turns = c.check(z.array(locomoTurn), s.turns, `conversation.session_${s.n}`);
+    const turns = s.turns;
     return sessionDraft(
       c,
       userid,

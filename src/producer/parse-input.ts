@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { readInputRecords } from '../shared/input-records.js';
+import { type InputRecord, readInputRecords } from '../shared/input-records.js';
 import {
   type BenchmarkContext,
   type BenchmarkFormat,
@@ -8,7 +8,7 @@ import {
   locomoDrafts,
   longMemEvalDrafts,
 } from './benchmark-input.js';
-import { parseJsonLine } from '../shared/input-limits.js';
+import { parseJsonLine, type RecordKind } from '../shared/input-limits.js';
 import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
 import type { Expect, Expectation } from '../shared/expectations.js';
 import { isUuidV4, throwawayUserids, type UseridDerivation } from '../shared/userid.js';
@@ -16,7 +16,10 @@ import { batchLineSchema, chatLineSchema, CHATQ_FIELDS, scriptLineSchema } from 
 
 export interface LineError {
   source: string;
+  /** The line's number, or the item's (of a JSON array). */
   line: number;
+  /** Set when the input is a JSON array: `line` numbers its items. */
+  item?: true;
   field?: string;
   message: string;
 }
@@ -72,7 +75,7 @@ function gradedBy(expect: Expect | undefined, tags: string[] | undefined, opts: 
 }
 
 export function formatLineError(e: LineError): string {
-  return `${e.source}:${e.line}: ${e.field ? `field "${e.field}": ` : ''}${e.message}`;
+  return `${e.source}:${e.item ? ` item ${e.line}:` : `${e.line}:`} ${e.field ? `field "${e.field}": ` : ''}${e.message}`;
 }
 
 class LineProblem extends Error {
@@ -269,19 +272,41 @@ function scriptDrafts(obj: Record<string, unknown>, line: number, opts: ParseOpt
   });
 }
 
-/** Parses one input line (1-based `line`); never throws: a bad line comes back as an error naming the line and field. */
-export function parseLine(text: string, line: number, opts: ParseOptions): ParsedLine | null {
+/** A record's error: where it is (the line, or the item of a JSON array), the field when known, and why. */
+const recordError = (opts: ParseOptions, line: number, kind: RecordKind, message: string, field?: string) => ({
+  ok: false as const,
+  error: {
+    source: opts.source,
+    line,
+    ...(kind === 'item' ? { item: true as const } : {}),
+    ...(field ? { field } : {}),
+    message,
+  },
+});
+
+/**
+ * Parses one input record as read (readInputRecords: a line, or an item of a JSON array); never throws: a bad one,
+ * or one the reader refused, comes back as an error naming where it is and the field. Null for a blank line.
+ */
+export function parseRecord(r: InputRecord, opts: ParseOptions): ParsedLine | null {
+  return 'refused' in r ? recordError(opts, r.line, r.kind, r.refused) : parseLine(r.text, r.line, opts, r.kind);
+}
+
+/** Parses one input record's text (1-based `line`); see parseRecord. */
+export function parseLine(
+  text: string,
+  line: number,
+  opts: ParseOptions,
+  kind: RecordKind = 'line',
+): ParsedLine | null {
   if (text.trim() === '') return null;
-  const json = parseJsonLine(text);
-  if (!json.ok) return { ok: false, error: { source: opts.source, line, message: json.message } };
+  const json = parseJsonLine(text, kind);
+  if (!json.ok) return recordError(opts, line, kind, json.message);
   try {
     return { ok: true, line, drafts: draftsOf(json.value, line, opts) };
   } catch (err) {
     if (!(err instanceof LineProblem)) throw err;
-    return {
-      ok: false,
-      error: { source: opts.source, line, ...(err.field ? { field: err.field } : {}), message: err.message },
-    };
+    return recordError(opts, line, kind, err.message, err.field);
   }
 }
 
@@ -295,11 +320,7 @@ export async function* parseInput(input: Readable, opts: ParseOptions): AsyncGen
   const limit = opts.benchmark?.limit ?? Infinity;
   for await (const l of readInputRecords(input)) {
     if (items >= limit) return;
-    if ('tooLong' in l) {
-      yield { ok: false, error: { source: opts.source, line: l.line, message: l.tooLong } };
-      continue;
-    }
-    const parsed = parseLine(l.text, l.line, opts);
+    const parsed = parseRecord(l, opts);
     if (parsed && (!parsed.ok || parsed.drafts.length > 0)) {
       if (parsed.ok) items += 1;
       yield parsed;

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { RedisClient } from '../redis/redis.js';
+import type { RecordKind } from '../input-limits.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../keys.js';
 
 /** Uploaded input files (OpenAI Files API, purpose "batch"), kept in Redis so every API and producer process sees them. */
@@ -13,6 +14,8 @@ export interface StoredFile {
   createdAt: number;
   /** "batch" (uploaded: its uploader's until deleted or expired), or "schedule" (a suite made by `chatq schedule add`). */
   purpose: string;
+  /** Its records: the lines of a JSONL file, or the items of a JSON array (a memory benchmark), kept as such. */
+  kind: RecordKind;
 }
 
 const LINES_PER_PUSH = 500;
@@ -27,11 +30,12 @@ const throwFirstError = (replies: [Error | null, unknown][] | null) => {
   if (failed) throw failed[0];
 };
 
-/** Appends lines to a file being uploaded (in chunks, as they stream in). */
+/** Appends records to a file being uploaded (in chunks, as they stream in): lines, or a JSON array's items. */
 export class FileWriter {
   private buffer: string[] = [];
   bytes = 0;
   lines = 0;
+  private kind: RecordKind = 'line';
 
   constructor(
     private readonly redis: RedisClient,
@@ -39,7 +43,9 @@ export class FileWriter {
     readonly id: string,
   ) {}
 
-  async push(line: string): Promise<void> {
+  /** A record's text (one line: an item is kept compact) and what it is (every record of a file is of one kind). */
+  async push(line: string, kind: RecordKind): Promise<void> {
+    this.kind = kind;
     this.buffer.push(line);
     this.bytes += Buffer.byteLength(line) + 1;
     this.lines += 1;
@@ -70,10 +76,12 @@ export class FileWriter {
       lines: this.lines,
       createdAt: Date.now(),
       purpose,
+      kind: this.kind,
     };
+    const meta = { filename, bytes: file.bytes, lines: file.lines, created_at: file.createdAt, purpose, project };
     await this.redis
       .multi()
-      .hset(k.meta, { filename, bytes: file.bytes, lines: file.lines, created_at: file.createdAt, purpose, project })
+      .hset(k.meta, { ...meta, kind: this.kind })
       .expire(k.meta, ttlS)
       .expire(k.lines, ttlS)
       .zadd(this.keys.files, file.createdAt, this.id)
@@ -112,6 +120,7 @@ export async function getFile(redis: RedisClient, keys: RedisKeys, id: string): 
     lines: Number(h.lines),
     createdAt: Number(h.created_at),
     purpose: h.purpose ?? 'batch',
+    kind: h.kind === 'item' ? 'item' : 'line',
   };
 }
 
@@ -125,16 +134,30 @@ export async function deleteFile(redis: RedisClient, keys: RedisKeys, id: string
     .exec();
 }
 
-/** A stored file's content as a stream of text, read from Redis page by page. */
-export function readFileContent(redis: RedisClient, keys: RedisKeys, id: string, pageSize = 1_000): Readable {
-  const key = fileKeys(keys, id).lines;
+/** The most records a page of readFileContent holds, and about the most bytes (a page holds one record at least). */
+const PAGE_RECORDS = 1_000;
+const PAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A stored file's content as a stream of text, as it was uploaded: JSONL lines, or a JSON array of its items (so
+ * that it is read again with an item's bounds, not a line's). Read from Redis page by page, each page about
+ * PAGE_BYTES (as many records as the file's average holds there), not a fixed count of records of any size.
+ */
+export function readFileContent(redis: RedisClient, keys: RedisKeys, id: string): Readable {
+  const k = fileKeys(keys, id);
   return Readable.from(
     (async function* () {
+      const [bytes, lines, kind] = await redis.hmget(k.meta, 'bytes', 'lines', 'kind');
+      const average = Number(bytes) / Math.max(1, Number(lines)) || 1;
+      const pageSize = Math.max(1, Math.min(PAGE_RECORDS, Math.floor(PAGE_BYTES / average)));
+      const items = kind === 'item';
+      if (items) yield '[';
       for (let start = 0; ; start += pageSize) {
-        const lines = await redis.lrange(key, start, start + pageSize - 1);
-        if (lines.length) yield `${lines.join('\n')}\n`;
-        if (lines.length < pageSize) return;
+        const page = await redis.lrange(k.lines, start, start + pageSize - 1);
+        if (page.length) yield items ? `${start ? ',' : ''}${page.join(',\n')}\n` : `${page.join('\n')}\n`;
+        if (page.length < pageSize) break;
       }
+      if (items) yield ']\n';
     })(),
   );
 }
