@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseInput } from '../src/producer/parse-input.js';
+import { formatLineError, parseInput } from '../src/producer/parse-input.js';
 import { Readable } from 'node:stream';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { evaluateBatch } from '../src/shared/reports/eval-report.js';
@@ -198,6 +198,31 @@ describe('memory benchmark items obey the bounds of the lines they make', () => 
     expect(submitted).toMatchObject({ acceptedRequests: 3, rejectedLines: 4 });
     await w.startWorker();
     expect(await waitForBatch(w.env, submitted.batchId)).toMatchObject({ status: 'completed', succeeded: 3 });
+  });
+
+  it("a field of the wrong shape says what it got; a JSON array's bad items are items, not JSONL lines", async () => {
+    const opts = { source: 'b.json', defaultModel: 'gpt-4o-mini', runSalt: 's' };
+    const text = JSON.stringify([lmeInstance('object-answer', 1, 2, 10, { answer: { text: 'Ada' } }), 7]);
+    const out = [];
+    for await (const p of parseInput(Readable.from([text]), opts)) if (!p.ok) out.push(formatLineError(p.error));
+    expect(out).toEqual([
+      'b.json: item 1: field "answer": expected a string or a number, got object',
+      'b.json: item 2: expected a JSON object as this item',
+    ]);
+    const upload = await fetch(`${a.api.url}/v1/files`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer tok-bench' },
+      body: (() => {
+        const form = new FormData();
+        form.append('purpose', 'batch');
+        form.append('file', new Blob(['[{"a": 1}, 7, {"b": 2}]']), 'bad.json');
+        return form;
+      })(),
+    });
+    expect(upload.status).toBe(400);
+    expect((await upload.json()).error.message).toBe(
+      'The file is not a valid JSON array of objects: item 2: expected a JSON object as this item',
+    );
   });
 
   it('an uploaded item over the 2 MiB line bound, within the item bound, is stored and imported as an item', async () => {

@@ -84,7 +84,7 @@ describe('expect.judge: a judge model grades replies, in calls of their own', ()
     await foldUsage(env.redis, env.keys);
     // Each of the three judge calls was paid: all in the grading's spend.
     const batch = await getUsage(env.redis, env.keys, 'default', 'batch', submitted.batchId);
-    expect(batch.grading_calls).toBe(1);
+    expect(batch.grading_calls).toBe(3);
     expect(batch.grading_cost_nano).toBeGreaterThan(0);
     expect(w.sim.stats().tokens.prompt).toBe(batch.prompt_tokens);
   });
@@ -106,6 +106,32 @@ describe('expect.judge: a judge model grades replies, in calls of their own', ()
     expect(byId.get('forged')!.grade).toMatchObject({ pass: false, ungraded: true, judge: { pass: null } });
     expect(byId.get('hidden')!.grade).toMatchObject({ pass: false, judge: { pass: false, score: 0 } });
     expect(done).toMatchObject({ evalPass: 0, evalFail: 1, evalUngraded: 1 });
+  });
+
+  it("grading_calls counts the judge's calls, re-asks included, and none for a grading never sent; an unpriced judge's are unpriced", async () => {
+    const { env } = w;
+    const judged = await env.submit([
+      line('reasked', 'What is my name?', { expect: { judge: { answer: 'Ada', rubric: '[simulator: not json]' } } }),
+      line('unpriced', 'What is my name?', { expect: { judge: { answer: 'Ada', model: 'made-up-judge' } } }),
+    ]);
+    // The answer fits this budget; its grading (a prompt and a 400-token verdict bound) does not.
+    const refused = await env.submit(
+      [line('over', 'What is my name?', { max_tokens: 16, expect: { judge: { answer: 'Ada' } } })],
+      { maxCostNano: 50_000 },
+    );
+    await w.startWorker();
+    await waitForBatch(env, judged.batchId);
+    expect(await waitForBatch(env, refused.batchId)).toMatchObject({ succeeded: 1, evalUngraded: 1 });
+    await foldUsage(env.redis, env.keys);
+    expect(await getUsage(env.redis, env.keys, 'default', 'batch', judged.batchId)).toMatchObject({
+      requests: 2,
+      grading_calls: 4,
+      unpriced: 1,
+    });
+    expect(await getUsage(env.redis, env.keys, 'default', 'batch', refused.batchId)).toMatchObject({
+      requests: 1,
+      grading_calls: 0,
+    });
   });
 
   it("judging never delays the user's next turn", async () => {

@@ -81,4 +81,15 @@ describe('the library (Chatq)', () => {
     await expect(nowhere.submit([chat('a', 'ann')])).rejects.toBeInstanceOf(RedisUnavailableError);
     await nowhere.close();
   });
+
+  it('refuses a negative budget, and any call after close(), each with a ChatqError that says so', async () => {
+    await expect(chatq.submit([chat('a', 'ann')], { maxCostUsd: -1 })).rejects.toThrow(
+      new ChatqError('maxCostUsd: expected a number of US dollars, 0 or more (got -1)'),
+    );
+    await chatq.close();
+    await expect(chatq.submit([chat('a', 'ann')])).rejects.toThrow(
+      new ChatqError('this Chatq is closed: make a new one to go on'),
+    );
+    expect(await env.redis.zcard(env.keys.batches)).toBe(0);
+  });
 });

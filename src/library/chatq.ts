@@ -41,14 +41,16 @@ import type {
 export class Chatq extends EventEmitter<BatchEvents> {
   private readonly config: Config;
   private opened: Promise<Open> | undefined;
+  private closed = false;
 
   constructor(private readonly options: ChatqOptions = {}) {
     super();
     this.config = configOf(options);
   }
 
-  /** Connects on first use: a Redis that cannot be used is a RedisUnavailableError that says why. */
+  /** Connects on first use: a Redis that cannot be used is a RedisUnavailableError that says why; none once closed. */
   private open(): Promise<Open> {
+    if (this.closed) return Promise.reject(new ChatqError('this Chatq is closed: make a new one to go on'));
     this.opened ??= openStore(this.config).catch((err: unknown) => {
       this.opened = undefined;
       throw err;
@@ -76,6 +78,9 @@ export class Chatq extends EventEmitter<BatchEvents> {
    * is thrown as a BadLineError.
    */
   async submit(input: ChatqInput, options: SubmitOptions = {}): Promise<Submitted> {
+    const budget = options.maxCostUsd;
+    if (budget !== undefined && !(Number.isFinite(budget) && budget >= 0))
+      throw new ChatqError(`maxCostUsd: expected a number of US dollars, 0 or more (got ${budget})`);
     const o = await this.open();
     const window = windowOf(options.completionWindow);
     const source = sourceOf(input, options.name);
@@ -249,8 +254,9 @@ export class Chatq extends EventEmitter<BatchEvents> {
     return { ...estimate, badLines };
   }
 
-  /** Closes the connections (workers started here are closed with their own `close`). */
+  /** Closes the connections (workers started here are closed with their own `close`); later calls are refused. */
   async close(): Promise<void> {
+    this.closed = true;
     const opened = this.opened;
     this.opened = undefined;
     if (!opened) return;

@@ -105,8 +105,23 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 
 const kindOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
+/** The types a union of plain types expects ("a string or a number"), or undefined when it is not one. */
+function unionOfTypes(issue: z.core.$ZodIssueInvalidUnion): string | undefined {
+  const expected = issue.errors.map((branch) =>
+    branch.length === 1 && branch[0]!.code === 'invalid_type' && branch[0]!.path.length === 0
+      ? branch[0]!.expected
+      : undefined,
+  );
+  return expected.every((e) => e !== undefined) ? expected.map((e) => `a ${e}`).join(' or ') : undefined;
+}
+
 /** "missing (required)" only when the field is absent; a field of the wrong type says what it got. */
 function issueMessage(issue: z.core.$ZodIssue, value: unknown): string {
+  if (issue.code === 'invalid_union') {
+    const types = unionOfTypes(issue);
+    if (types === undefined) return issue.message;
+    return value === undefined ? 'missing (required)' : `expected ${types}, got ${kindOf(value)}`;
+  }
   if (issue.code !== 'invalid_type') return issue.message;
   if (value === undefined) return 'missing (required)';
   return issue.message.startsWith('Invalid input')

@@ -1,3 +1,4 @@
+import { printableUrlText } from '../shared/printable-url.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DelayedError, type Processor, Worker } from 'bullmq';
@@ -65,7 +66,7 @@ function upstreamsOf(config: Config, baseUrl: string) {
 
 export function describeWorker(config: Config, baseUrl: string) {
   return {
-    upstream: baseUrl,
+    upstream: printableUrlText(baseUrl, 'CHATQ_BASE_URL'),
     apiKey: config.apiKey ? 'set' : 'not set',
     concurrency: config.concurrency,
     rpm: config.rpm || 'unlimited',

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startApiService, type ApiService } from '../../src/cli/api-service.js';
 import { csvCell } from '../../src/shared/batches/batch-output.js';
 import { useWorld } from '../helpers/in-process-worker.js';
-import { CLI, runCli, testLogger, waitFor, waitForBatch } from '../helpers/test-env.js';
+import { CLI, runCli, spawnWorker, testLogger, waitFor, waitForBatch } from '../helpers/test-env.js';
 
 const TOKEN = 'safety-token';
 const ESC = '\u001b]0;owned\u0007';
@@ -247,5 +247,19 @@ describe('what leaves chatq is safe where it lands', () => {
       const basic = `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`;
       expect((await call('/v1/batches', {}, basic)).status).toBe(401);
     });
+  });
+
+  it('credentials in CHATQ_BASE_URL are never printed: not in the banner, not in the "worker started" log', async () => {
+    const worker = spawnWorker(
+      w.env.env({ CHATQ_BASE_URL: 'http://ann:pw-s3cret-77@127.0.0.1:9/v1?key=k-s3cret-88', LOG_LEVEL: 'info' }),
+    );
+    try {
+      await waitFor('the banner and the start log', async () => worker.stderr().includes('worker started'), 30_000);
+      expect(worker.stderr()).toContain('upstream http://127.0.0.1:9/v1');
+      expect(worker.stderr()).not.toMatch(/s3cret|ann:/);
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    }
   });
 });

@@ -1,5 +1,7 @@
 /** REDIS_URL read: one Redis, a cluster's seed nodes, or Sentinel's sentinels; and how to print it without secrets. */
 
+import { printableUrl } from '../printable-url.js';
+
 /** Where Redis is: one URL, (cluster) comma-separated seed node URLs, or (Sentinel) redis+sentinel:// sentinels. */
 export interface RedisTarget {
   redisUrl: string;
@@ -11,9 +13,7 @@ export interface RedisTarget {
 /** A REDIS_URL fit to print: without user names and passwords. */
 export function printableRedisUrl(url: string): string {
   try {
-    return seedUrls(url)
-      .map((u) => `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`)
-      .join(',');
+    return seedUrls(url).map(printableUrl).join(',');
   } catch {
     return '(unparsable REDIS_URL)';
   }

@@ -14,8 +14,10 @@
   e: a failure's reason (counted in the metrics as "failed:<reason>"; absent when it succeeded),
   rp: 1 when it is repeat spend (finish-request.lua: another call of a request counted already): its tokens and cost
   count, as repeat_calls and repeat_cost_nano too, but not as a request;
-  g: 1 when it is a grading's (expect.judge): its tokens and cost count, as grading_calls and grading_cost_nano too,
-  not as a request, and not for any user (u is "")}
+  g: when it is a grading's (expect.judge), the judge calls it paid for (re-asks included; 0 for a grading never
+  sent): its tokens and cost count, as grading_calls and grading_cost_nano too, not as a request, and not for any
+  user (u is "")}
+  Calls of a model without a price (c -1) count as unpriced: a request's, a repeat's, and each of a grading's.
   (a record of before this shape names its keys instead: k, x and v).
   Returns how many records it folded.
 ]]
@@ -101,7 +103,7 @@ for _, text in ipairs(records) do
   if not chosen then keys[2], names[2] = other, otherModel end
   for d = r.g and 2 or 1, 4 do
     if r.g then
-      add(keys[d], 'grading_calls', 1)
+      add(keys[d], 'grading_calls', r.g)
       if r.c >= 0 then add(keys[d], 'grading_cost_nano', r.c) end
     elseif r.rp then
       add(keys[d], 'repeat_calls', 1)
@@ -109,14 +111,14 @@ for _, text in ipairs(records) do
     else
       add(keys[d], 'requests', 1)
       add(keys[d], r.s, 1)
-      if r.c < 0 then add(keys[d], 'unpriced', 1) end
     end
+    if r.c < 0 then add(keys[d], 'unpriced', r.g or 1) end
     for t = 1, 5 do add(keys[d], tokens[t], r.t[t]) end
     if r.c >= 0 and d < 4 then add(keys[d], 'cost_nano', r.c) end
     touch(indexes[d], names[d])
   end
   local counted = r.g and 'grading_calls' or r.rp and 'repeat_calls' or 'requests:' .. r.s
-  metrics[counted] = (metrics[counted] or 0) + 1
+  metrics[counted] = (metrics[counted] or 0) + (r.g or 1)
   if r.e and not r.rp and not r.g then metrics['failed:' .. r.e] = (metrics['failed:' .. r.e] or 0) + 1 end
   if r.l ~= '' then
     metrics['latency_bucket:' .. r.l] = (metrics['latency_bucket:' .. r.l] or 0) + 1

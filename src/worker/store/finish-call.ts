@@ -120,9 +120,10 @@ export function finishCall(
   // The usage record names its aggregates by project and names; fold-usage.lua builds their keys.
   const record = {
     p,
-    // A grading belongs to no user: its usage is the batch's, model's and day's, as grading spend (g).
+    // A grading belongs to no user: its usage is the batch's, model's and day's, as grading spend (g: the judge's
+    // calls it paid for, re-asks included; none for a grading never sent).
     u: result.judged ? '' : owner.userid,
-    ...(result.judged ? { g: 1 } : {}),
+    ...(result.judged ? { g: result.attempts.filter((a) => a.status !== null && a.status < 300).length } : {}),
     m: owner.model,
     d: utcDay(now),
     b: owner.batch,
