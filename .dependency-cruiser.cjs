@@ -1,6 +1,8 @@
 /**
  * The rules of the house (`npm run lint`, part of `npm test`). Layers, from the bottom:
  *   shared/     what every process uses, in layers of its own, from the bottom:
+ *     shared/graders/  the published benchmarks' prompts and scorers (LongMemEval, LoCoMo, Mem0) and chatq's judge: on
+ *                      nothing else of chatq's
  *     shared/*.ts      the basics: config, keys, the request record and its statuses, ids, logging, formats, bounds
  *     shared/redis/    connections, Lua scripts and their generated preludes, the BullMQ queue, pause control
  *     shared/usage/    prices and the usage fold;  shared/files/  uploaded files and schedules
@@ -30,7 +32,8 @@ module.exports = {
   forbidden: [
     { name: 'no-circular', severity: 'error', comment: 'Modules import in one direction.', from: {}, to: { circular: true } },
     below('shared-imports-nothing-above', layer('shared'), '^src/(producer|worker|webhooks|simulator|http|api|dashboard|server|cli)/'),
-    below('shared-basics-import-no-shared-folder', '^src/shared/[^/]+$', '^src/shared/[^/]+/'),
+    below('shared-basics-import-no-shared-folder', '^src/shared/[^/]+$', '^src/shared/[^/]+/', '^src/shared/graders/'),
+    below('shared-graders-stand-alone', layer('shared/graders'), '^src/', '^src/shared/graders/'),
     below('shared-redis-on-the-basics', layer('shared/redis'), '^src/shared/(usage|files|batches|reports)/'),
     below('shared-usage-and-files-below-batches', '^src/shared/(usage|files)/', '^src/shared/(usage|files|batches|reports)/', '^src/shared/$1/'),
     below('shared-batches-below-reports', layer('shared/batches'), '^src/shared/reports/'),
@@ -39,8 +42,8 @@ module.exports = {
     below('worker-maintenance-on-store-and-capacity', '^src/worker/maintenance/', '^src/worker/(run/|upstream/|[^/]+$)'),
     // The import goes one way down: submit-batch (the way) on import-leases, import-run and import-end; those on
     // parse-input, which with its formats (line-schemas, benchmark-input) imports none of the import's steps.
-    below('import-steps-below-the-way', '^src/producer/(import-(leases|run|end|errors|trace)|parse-input|line-schemas|benchmark-input)\\.ts$', '^src/producer/submit-batch\\.ts$'),
-    below('parsing-below-the-import-steps', '^src/producer/(parse-input|line-schemas|benchmark-input)\\.ts$', '^src/producer/import-(leases|run|end|errors|trace)'),
+    below('import-steps-below-the-way', '^src/producer/(import-(leases|run|end|errors|trace)|parse-input|line-schemas|benchmark-input|benchmarks/)', '^src/producer/submit-batch\\.ts$'),
+    below('parsing-below-the-import-steps', '^src/producer/(parse-input|line-schemas|benchmark-input|benchmarks/)', '^src/producer/import-(leases|run|end|errors|trace)'),
     below('processes-do-not-import-http-or-cli', '^src/(producer|worker|webhooks|simulator)/', '^src/(http|api|dashboard|server|cli)/'),
     below('http-is-below-the-surfaces', layer('http'), '^src/(api|dashboard|server|cli)/'),
     below('api-does-not-import-dashboard', layer('api'), '^src/(dashboard|server|cli)/'),

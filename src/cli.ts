@@ -30,8 +30,29 @@ const program = new Command('chatq')
     });
   });
 
-const submitOptions = (cmd: Command) =>
+/** Judged expectations and memory benchmark files: the judge, its prompt, the subset and the grader. */
+const evalOptions = (cmd: Command) =>
   cmd
+    .option('--judge-model <model>', 'judge model of "judge" expectations that name none (or CHATQ_JUDGE_MODEL)')
+    .option(
+      '--judge-prompt <file>',
+      'a judge prompt template for every "judge" expectation ({{question}} {{answer}} {{rubric}} {{reply}})',
+    )
+    .option('--limit <n>', 'a memory benchmark file (LongMemEval, LoCoMo): its first N instances (samples)')
+    .option(
+      '--types <list>',
+      'a memory benchmark file: only these question types, comma-separated (e.g. temporal-reasoning,abstention)',
+    )
+    .addOption(
+      new Option(
+        '--grader <name>',
+        "a memory benchmark file's judge: the published one by default (LongMemEval's, or Mem0's J for LoCoMo), chatq's own, or none",
+      ).choices(['longmemeval', 'mem0', 'chatq', 'none']),
+    )
+    .option('--judge-adversarial', "a LoCoMo file: judge category 5 too (Mem0's J leaves it out)");
+
+const submitOptions = (cmd: Command) =>
+  evalOptions(cmd)
     .option('--model <model>', 'model for lines that name none (or CHATQ_MODEL)')
     .option('--user <name>', 'user for lines with neither "userid" nor "user" (a stable UUID v4 is derived)')
     .option('--user-salt <salt>', 'derive userids with this salt: a fresh set of users (fresh memory) per salt')
@@ -62,16 +83,6 @@ const submitOptions = (cmd: Command) =>
         .default('cancel'),
     )
     .option('--project <name>', 'the project the batch belongs to (default: "default")')
-    .option('--judge-model <model>', 'judge model of "judge" expectations that name none (or CHATQ_JUDGE_MODEL)')
-    .option(
-      '--judge-prompt <file>',
-      'a judge prompt template for every "judge" expectation ({{question}} {{answer}} {{rubric}} {{reply}})',
-    )
-    .option('--limit <n>', 'a memory benchmark file (LongMemEval, LoCoMo): its first N instances (samples)')
-    .option(
-      '--types <list>',
-      'a memory benchmark file: only these question types, comma-separated (e.g. temporal-reasoning,abstention)',
-    )
     .option('--dry-run', 'print what each file would send, cost and take (as `chatq estimate`); enqueue nothing')
     .option('--json', 'with --dry-run: one JSON line per file');
 
@@ -95,7 +106,11 @@ limitOptions(
     exit(await (await import('./cli/run-command.js')).runCommand(inputs, flags)),
   );
 
-limitOptions(program.command('estimate').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'))
+limitOptions(
+  evalOptions(
+    program.command('estimate').argument('<inputs...>', 'JSONL files or directories of them ("-" for stdin)'),
+  ),
+)
   .description(
     'what each file will send, cost and take under the limits (requests, users, tokens, cost range, time and what bounds it); nothing is enqueued',
   )
@@ -103,10 +118,6 @@ limitOptions(program.command('estimate').argument('<inputs...>', 'JSONL files or
   .option('--user <name>', 'user for lines with neither "userid" nor "user"')
   .option('--user-salt <salt>', 'derive userids with this salt')
   .option('--turn-gap-ms <ms>', "least time between the end of a user's call and the start of their next")
-  .option('--judge-model <model>', 'judge model of "judge" expectations that name none (or CHATQ_JUDGE_MODEL)')
-  .option('--judge-prompt <file>', 'a judge prompt template for every "judge" expectation')
-  .option('--limit <n>', 'a memory benchmark file: its first N instances (samples)')
-  .option('--types <list>', 'a memory benchmark file: only these question types, comma-separated')
   .option('--project <name>', 'read earlier batches of this project only (completion tokens by model)')
   .option('--workers <n>', 'worker processes that will share the work (each with --concurrency calls in flight)', '1')
   .option('--latency-ms <ms>', "one call's latency (default: the average of the calls on record, else 1,000)")

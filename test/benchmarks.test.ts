@@ -11,6 +11,7 @@ import { evaluateBatch } from '../src/shared/reports/eval-report.js';
 import OpenAI, { toFile } from 'openai';
 import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
+import { lmeInstance } from './helpers/benchmark-files.js';
 import { writeLongMemEvalFile } from '../bench/synthetic-longmemeval.js';
 
 const example = (name: string) => new URL(`../examples/benchmarks/${name}`, import.meta.url).pathname;
@@ -153,21 +154,6 @@ describe('memory benchmarks as input: LongMemEval and LoCoMo', () => {
       rmSync(path);
     }
   });
-});
-
-/** A LongMemEval instance of `sessions` sessions of `turns` turns of `chars` characters each. */
-const lmeInstance = (id: string, sessions: number, turns = 2, chars = 10, extra: Record<string, unknown> = {}) => ({
-  question_id: id,
-  question_type: 'single-session-user',
-  question: 'What is my name?',
-  answer: 'Ada',
-  question_date: '2023/06/01 (Thu) 10:00',
-  haystack_dates: Array.from({ length: sessions }, () => '2023/05/01 (Mon) 09:00'),
-  haystack_session_ids: Array.from({ length: sessions }, (_, i) => `${id}_s${i}`),
-  haystack_sessions: Array.from({ length: sessions }, () =>
-    Array.from({ length: turns }, (_, t) => ({ role: t % 2 ? 'assistant' : 'user', content: 'x'.repeat(chars) })),
-  ),
-  ...extra,
 });
 
 describe('memory benchmark items obey the bounds of the lines they make', () => {

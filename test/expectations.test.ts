@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectSchema, grade } from '../src/shared/expectations.js';
 import { parseLine } from '../src/producer/parse-input.js';
-import { judgeMessages, parseVerdict } from '../src/shared/judge-prompts.js';
+import { judgeMessages, parseVerdict } from '../src/shared/graders/chatq-judge.js';
 
 const check = (e: unknown, reply: string | null, latency: number | null = 100) =>
   grade(expectSchema.parse(e), reply, latency);

@@ -1,3 +1,4 @@
+import { type GradingOptions, gradingMetadataSchema, gradingOptionsOf } from '../shared/batches/grading-metadata.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createBatchRecord, queueImport } from '../shared/batches/batch-imports.js';
@@ -76,10 +77,10 @@ async function estimateFile(
   prices: PriceTable,
   principal: FastifyRequest['principal'],
   file: StoredFile,
-  judgeModel: string | undefined,
+  grading: GradingOptions,
 ) {
   const { config } = deps;
-  const { estimate: e, badLines, settings } = await estimateStoredFile(deps, prices, principal.scope, file, judgeModel);
+  const { estimate: e, badLines, settings } = await estimateStoredFile(deps, prices, principal.scope, file, grading);
   return {
     object: 'batch.estimate',
     input_file_id: file.id,
@@ -120,7 +121,8 @@ async function createFromFile(
     () => new ApiError(404, `No file ${body.input_file_id}.`, 'not_found', 'input_file_id'),
   );
   const metadata = body.metadata ?? {};
-  if (metadata.dry_run === 'true') return estimateFile(deps, prices, principal, file, metadata.judge_model);
+  parseInput(gradingMetadataSchema, metadata);
+  if (metadata.dry_run === 'true') return estimateFile(deps, prices, principal, file, gradingOptionsOf(metadata));
   const budgetUsd =
     body.max_cost_usd ?? (metadata.max_cost_usd !== undefined ? Number(metadata.max_cost_usd) : undefined);
   if (budgetUsd !== undefined && !(budgetUsd > 0))

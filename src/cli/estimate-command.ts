@@ -24,7 +24,17 @@ export interface EstimateFlags
   extends LimitFlags,
     Pick<
       SubmitFlags,
-      'model' | 'user' | 'userSalt' | 'turnGapMs' | 'project' | 'judgeModel' | 'judgePrompt' | 'limit' | 'types'
+      | 'model'
+      | 'user'
+      | 'userSalt'
+      | 'turnGapMs'
+      | 'project'
+      | 'judgeModel'
+      | 'judgePrompt'
+      | 'limit'
+      | 'types'
+      | 'grader'
+      | 'judgeAdversarial'
     > {
   workers?: string;
   latencyMs?: string;

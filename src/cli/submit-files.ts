@@ -1,3 +1,4 @@
+import type { Grader } from '../shared/graders/judges.js';
 import { ImportFailedError, ImportRefused, StrictInputError } from '../producer/import-errors.js';
 import { formatLineError, type ParseOptions } from '../producer/parse-input.js';
 import { submitBatch, type OnImportError, type SubmitResult } from '../producer/submit-batch.js';
@@ -23,6 +24,8 @@ export interface SubmitFlags {
   judgePrompt?: string;
   limit?: string;
   types?: string;
+  grader?: Grader | 'none';
+  judgeAdversarial?: boolean;
   completionWindow?: string;
   /** Estimate instead (chatq estimate): nothing is enqueued. */
   dryRun?: boolean;
@@ -75,10 +78,10 @@ export function lineOptions(
   };
 }
 
-type EvalFlag = 'judgeModel' | 'judgePrompt' | 'limit' | 'types';
+type EvalFlag = 'judgeModel' | 'judgePrompt' | 'limit' | 'types' | 'grader' | 'judgeAdversarial';
 type EvalOption = 'judgeModel' | 'judgePrompt' | 'benchmark';
 
-/** --judge-model, --judge-prompt FILE (read now: bounded), and a memory benchmark's --limit and --types. */
+/** --judge-model, --judge-prompt FILE (read now: bounded), and a memory benchmark's --limit, --types, --grader. */
 function evalOptions(flags: Pick<SubmitFlags, EvalFlag>): Pick<ParseOptions, EvalOption> {
   const limit = flags.limit === undefined ? undefined : Number(flags.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1))
@@ -91,9 +94,12 @@ function evalOptions(flags: Pick<SubmitFlags, EvalFlag>): Pick<ParseOptions, Eva
   return {
     ...(flags.judgeModel ? { judgeModel: flags.judgeModel } : {}),
     ...(prompt !== undefined ? { judgePrompt: prompt } : {}),
-    ...(limit !== undefined || types?.length
-      ? { benchmark: { ...(limit !== undefined ? { limit } : {}), ...(types?.length ? { types } : {}) } }
-      : {}),
+    benchmark: {
+      ...(limit !== undefined ? { limit } : {}),
+      ...(types?.length ? { types } : {}),
+      ...(flags.grader ? { grader: flags.grader } : {}),
+      ...(flags.judgeAdversarial ? { judgeAdversarial: true } : {}),
+    },
   };
 }
 

@@ -1,3 +1,4 @@
+import type { GradingOptions } from '../shared/batches/grading-metadata.js';
 import type { BatchEstimate, EstimateSettings } from '../producer/batch-estimate.js';
 import {
   DEFAULT_LATENCY_MS,
@@ -28,8 +29,8 @@ export async function estimateStoredFile(
   prices: PriceTable,
   scope: Scope,
   file: StoredFile,
-  /** The judge of its expect.judge lines (a batch's metadata judge_model): its grading calls are priced at it. */
-  judgeModel?: string,
+  /** How its batch is graded (its metadata): its grading calls are estimated as they will be made. */
+  grading: GradingOptions = {},
 ): Promise<FileEstimate> {
   const { redis, keys, config } = deps;
   const [history, workers] = await Promise.all([
@@ -48,7 +49,7 @@ export async function estimateStoredFile(
       source: file.filename,
       outputLimit: (model) => findPrice(prices, model)?.maxOutput,
       ...(config.defaultModel ? { defaultModel: config.defaultModel } : {}),
-      ...(judgeModel ? { judgeModel } : {}),
+      ...grading,
     },
     settings,
     () => undefined,

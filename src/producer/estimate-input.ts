@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { judgeOf, type Expect } from '../shared/expectations.js';
-import { judgeMessages } from '../shared/judge-prompts.js';
+import { verdictTokens } from '../shared/graders/judges.js';
+import { gradingBody, judgeInputOf, judgeModelOf } from '../shared/grading-call.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { listUsage, sumOverTags } from '../shared/batches/read-store.js';
 import type { Config } from '../shared/config.js';
@@ -53,25 +54,23 @@ export async function readEstimateHistory(redis: RedisClient, keys: RedisKeys, s
     : { completionByModel };
 }
 
-/** The most a judge may write (worker/run/judge-calls.ts's bound). */
-const JUDGE_REPLY_TOKENS = 400;
-
 /**
  * A request's grading call as an estimate counts it (expect.judge): its prompt less the reply (unknown until it
  * comes: each grading's prompt is short by about the reply's length), its verdict at the judge's bound; it follows the answer it judges (a lane of its own, no user).
  */
 function gradingEstimate(d: RequestDraft): RequestDraft | undefined {
-  const judge = judgeOf((d.expect ?? null) as Expect | null);
+  const expect = (d.expect ?? null) as Expect | null;
+  const judge = judgeOf(expect);
   if (!judge) return undefined;
-  const messages = (d.body.messages ?? []) as { role?: string; content?: unknown }[];
-  const question = [...messages].reverse().find((m) => m.role === 'user')?.content;
-  const model = judge.model ?? d.model;
-  const input = { question: String(question ?? ''), answer: judge.answer ?? '', rubric: judge.rubric ?? '', reply: '' };
+  const messages = (d.body.messages ?? []) as Record<string, unknown>[];
+  const model = judgeModelOf(judge, undefined, d.model);
+  const body = gradingBody(judge, judgeInputOf(expect, judge, messages, ''), model);
   return {
     customId: `${d.customId}#judge`,
     userid: `judge:${d.customId}`,
     model,
-    body: { model, messages: judgeMessages(input, judge.kind, judge.prompt), max_tokens: JUDGE_REPLY_TOKENS },
+    // Its verdict at the judge's bound (Mem0's judge sets none: chatq's).
+    body: { ...body, max_tokens: verdictTokens(judge.grader ?? 'chatq') },
     line: d.line,
     onFailure: 'continue',
     history: 'memory',

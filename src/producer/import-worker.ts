@@ -1,3 +1,4 @@
+import { gradingOptionsOf } from '../shared/batches/grading-metadata.js';
 import { DelayedError } from 'bullmq';
 import { IMPORT_QUEUE, type ImportJob } from '../shared/batches/batch-imports.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
@@ -63,14 +64,14 @@ export function startImportWorker(opts: ImportWorkerOptions): BackgroundWorker {
       'retry' in data
         ? { source: `retry of ${data.retry.batchId}`, open: () => Readable.from(retryLines(redis, keys, data.retry)) }
         : { source: data.fileId, open: () => readFileContent(redis, keys, data.fileId) };
-    // The batch's metadata may name the judge of its expect.judge lines, as --judge-model does on the command line.
-    const judgeModel = (await getBatch(redis, keys, batchId))?.metadata.judge_model;
+    // The batch's metadata may name its judge and grader, as --judge-model and --grader do on the command line.
+    const grading = gradingOptionsOf((await getBatch(redis, keys, batchId))?.metadata ?? {});
     try {
       const result = await submitBatch(ctx, input.open, {
         source: input.source,
         batchId,
         ...(opts.defaultModel ? { defaultModel: opts.defaultModel } : {}),
-        ...(judgeModel ? { judgeModel } : {}),
+        ...grading,
       });
       logger.info(
         { batch: batchId, requests: result.acceptedRequests, badLines: result.rejectedLines },

@@ -1,13 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { type InputRecord, readInputRecords } from '../shared/input-records.js';
-import {
-  type BenchmarkContext,
-  type BenchmarkFormat,
-  benchmarkFormat,
-  locomoDrafts,
-  longMemEvalDrafts,
-} from './benchmark-input.js';
+import { type BenchmarkContext, type BenchmarkFormat, benchmarkDrafts, benchmarkFormat } from './benchmark-input.js';
+import type { Grader } from '../shared/graders/judges.js';
 import { parseJsonLine, type RecordKind } from '../shared/input-limits.js';
 import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-record.js';
 import type { Expect, Expectation } from '../shared/expectations.js';
@@ -51,8 +46,12 @@ export interface ParseOptions {
   judgePrompt?: string;
   /** Mixed into a memory benchmark's userids when there is no userSalt: each run (batch) gets fresh users. */
   runSalt?: string;
-  /** A memory benchmark's subset: its first `limit` instances (samples) of the `types` asked for (tags). */
-  benchmark?: { limit?: number; types?: string[] };
+  /**
+   * A memory benchmark's subset: its first `limit` instances (samples) of the `types` asked for (tags); the judge that
+   * grades its questions (--grader: by default the benchmark's published one; none: no judge); LoCoMo's category 5
+   * judged too (--judge-adversarial).
+   */
+  benchmark?: { limit?: number; types?: string[]; grader?: Grader | 'none'; judgeAdversarial?: boolean };
 }
 
 /** What a request is graded by and reported under: its expectations (with the run's judge options) and its tags. */
@@ -191,7 +190,7 @@ function derivedUserid(user: string, { userSalt = '', userids = throwawayUserids
 const gapOf = (ms: number | undefined) => (ms ? { gapMs: ms } : {});
 
 /** A memory benchmark item's calls (benchmark-input.ts). */
-function benchmarkDrafts(format: BenchmarkFormat, obj: Record<string, unknown>, line: number, opts: ParseOptions) {
+function itemDrafts(format: BenchmarkFormat, obj: Record<string, unknown>, line: number, opts: ParseOptions) {
   const context: BenchmarkContext = {
     check: (schema, value, field) => check(schema, value, field),
     fail: (field, message) => {
@@ -202,14 +201,15 @@ function benchmarkDrafts(format: BenchmarkFormat, obj: Record<string, unknown>, 
     line,
     types: opts.benchmark?.types ?? [],
     gapMs: opts.turnGapMs,
-    judgeModel: opts.judgeModel,
+    judge: { model: opts.judgeModel, prompt: opts.judgePrompt, grader: opts.benchmark?.grader },
+    judgeAdversarial: opts.benchmark?.judgeAdversarial ?? false,
   };
-  return format === 'longmemeval' ? longMemEvalDrafts(obj, context) : locomoDrafts(obj, context);
+  return benchmarkDrafts(format, obj, context);
 }
 
 function draftsOf(obj: Record<string, unknown>, line: number, opts: ParseOptions): RequestDraft[] {
   const benchmark = benchmarkFormat(obj);
-  if (benchmark) return benchmarkDrafts(benchmark, obj, line, opts);
+  if (benchmark) return itemDrafts(benchmark, obj, line, opts);
   if ('turns' in obj) return scriptDrafts(obj, line, opts);
   if ('body' in obj || 'method' in obj || 'url' in obj) {
     const b = check(batchLineSchema, obj);

@@ -1,7 +1,11 @@
 import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { LIMITS, modelNameSchema } from './input-limits.js';
-import { JUDGE_KINDS } from './judge-prompts.js';
+import { bleu1 } from './graders/bleu1.js';
+import { JUDGE_KINDS } from './graders/chatq-judge.js';
+import { GRADERS } from './graders/judges.js';
+import { type LocomoCategory, locomoF1, pyRound } from './graders/locomo-f1.js';
+import { locomoPrediction } from './graders/locomo.js';
 
 /**
  * Expectations on a reply, for evaluation suites: any input line (or script turn) may carry `expect`, one object
@@ -11,8 +15,10 @@ import { JUDGE_KINDS } from './judge-prompts.js';
  *   equals: the whole reply, trimmed
  *   json: true (the reply parses as JSON) or a JSON Schema the parsed reply must match
  *   max_latency_ms: the call answered within this time
- *   judge: a judge model grades the reply against a reference answer and/or a rubric (judge-prompts.ts); at most one
- *     per request, asked only when the other expectations hold
+ *   judge: a judge model grades the reply against a reference answer and/or a rubric (graders/judges.ts: chatq's
+ *     own, LongMemEval's or Mem0's); at most one per request, asked only when the other expectations hold
+ *   benchmark: (a memory benchmark's question, set by the parser) its item's reference as published, for exports and
+ *     reports; a LoCoMo question is scored too (F1, BLEU-1), without a call
  */
 const texts = z.union([z.string(), z.array(z.string()).min(1)]);
 
@@ -92,12 +98,29 @@ export const judgeSchema = z
     prompt: judgeTemplateSchema.optional(),
     /** Which built-in prompt grades it (a memory benchmark's question type); "default" when absent. */
     kind: z.enum(JUDGE_KINDS).optional(),
+    /** Whose judge: chatq's (default), LongMemEval's or Mem0's (graders/judges.ts). */
+    grader: z.enum(GRADERS).optional(),
+    /** The question as the judge is told it, when it is not the call's last user message (a benchmark's own). */
+    question: judgeText.optional(),
   })
   .strict()
   .refine((j) => j.answer !== undefined || j.rubric !== undefined, {
     message: 'a judge needs "answer" (the reference) or "rubric" (what a good reply does), or both',
   });
 export type JudgeSpec = z.infer<typeof judgeSchema>;
+
+/** A memory benchmark's question: which benchmark, its item's reference as published, and (LoCoMo) how it scores. */
+export const benchmarkSchema = z
+  .object({
+    name: z.enum(['longmemeval', 'locomo']),
+    /** The published item's fields of this question (no sessions): what the official scorers read back. */
+    ref: z.record(z.string(), z.unknown()),
+    /** LoCoMo: its category, and a category-5 question's options (the reply may name one). */
+    category: z.number().int().min(1).max(5).optional(),
+    options: z.object({ a: z.string(), b: z.string() }).strict().optional(),
+  })
+  .strict();
+export type BenchmarkSpec = z.infer<typeof benchmarkSchema>;
 
 export const expectationSchema = z
   .object({
@@ -108,11 +131,18 @@ export const expectationSchema = z
     json: z.union([z.literal(true), jsonSchema]).optional(),
     max_latency_ms: z.number().positive().optional(),
     judge: judgeSchema.optional(),
+    benchmark: benchmarkSchema.optional(),
   })
   .strict()
   .refine((e) => Object.keys(e).length > 0, {
     message: 'an expectation needs at least one of contains, not_contains, regex, equals, json, max_latency_ms, judge',
   });
+
+/** Scores a reply gets without a call: LoCoMo's F1 (as its script rounds it) and BLEU-1 (none for category 5). */
+export interface Scores {
+  f1: number;
+  b1: number | null;
+}
 
 export type Expectation = z.infer<typeof expectationSchema>;
 
@@ -142,21 +172,49 @@ export interface JudgeVerdict {
 export interface Grade {
   pass: boolean;
   failures: ExpectationFailure[];
+  /** Scores without a call (a LoCoMo question); a grade of scores alone is neither passed nor failed. */
+  scores?: Scores;
   /** Neither passed nor failed: its judge gave no verdict (the judge's text is in `judge.reason`). */
   ungraded?: boolean;
   /** Waiting for its judge (its grading call); set until the judgement is written. */
   judging?: boolean;
+  /** Graded by scores alone (no expectation that passes or fails). */
+  scored?: boolean;
   judge?: JudgeVerdict;
 }
 
-/** A grade's verdict as counted: pass, fail, or ungraded. */
-export const verdictOfGrade = (g: Grade): 'pass' | 'fail' | 'ungraded' =>
-  g.ungraded || g.judging ? 'ungraded' : g.pass ? 'pass' : 'fail';
+/** A grade's verdict as counted: pass, fail, ungraded, or none (a grade of scores alone counts in no pass rate). */
+export const verdictOfGrade = (g: Grade): 'pass' | 'fail' | 'ungraded' | undefined =>
+  g.ungraded || g.judging ? 'ungraded' : g.scored ? undefined : g.pass ? 'pass' : 'fail';
+
+const expectations = (expect: Expect | null): Expectation[] =>
+  expect === null ? [] : Array.isArray(expect) ? expect : [expect];
 
 /** The request's judge expectation, if it has one. */
 export function judgeOf(expect: Expect | null): JudgeSpec | undefined {
-  if (!expect) return undefined;
-  return (Array.isArray(expect) ? expect : [expect]).find((e) => e.judge)?.judge;
+  return expectations(expect).find((e) => e.judge)?.judge;
+}
+
+/** The request's memory benchmark question, if it is one. */
+export function benchmarkOf(expect: Expect | null): BenchmarkSpec | undefined {
+  return expectations(expect).find((e) => e.benchmark)?.benchmark;
+}
+
+/** What a reply answers, as its benchmark's scorers read it (LoCoMo: stripped, a category-5 choice as its option). */
+export function predictionOf(expect: Expect | null, reply: string): string {
+  const b = benchmarkOf(expect);
+  return b?.name === 'locomo' ? locomoPrediction(reply, b.options) : b ? reply.trim() : reply;
+}
+
+/** A LoCoMo question's scores: its F1 as LoCoMo's script writes it (3 places), its BLEU-1 as Mem0's (not category 5). */
+function locomoScores(b: BenchmarkSpec, reply: string): Scores {
+  const category = b.category as LocomoCategory;
+  const answer = String(b.ref.answer ?? b.ref.adversarial_answer ?? '');
+  const prediction = locomoPrediction(reply, b.options);
+  return {
+    f1: pyRound(locomoF1(prediction, answer, category), 3),
+    b1: category === 5 ? null : bleu1(prediction, String(b.ref.answer ?? '')),
+  };
 }
 
 /** A grade with its judge's verdict in (the verdict decides what the other expectations let pass). */
@@ -193,7 +251,7 @@ export function grade(expect: Expect, reply: string | null, latencyMs: number | 
   const failures: ExpectationFailure[] = [];
   const fail = (kind: string, expected: unknown, message: string) => failures.push({ kind, expected, message });
   const lower = reply.toLowerCase();
-  for (const e of Array.isArray(expect) ? expect : [expect]) {
+  for (const e of expectations(expect)) {
     for (const t of e.contains === undefined ? [] : list(e.contains))
       if (!lower.includes(t.toLowerCase())) fail('contains', t, `reply does not contain "${t}"`);
     for (const t of e.not_contains === undefined ? [] : list(e.not_contains))
@@ -225,7 +283,17 @@ export function grade(expect: Expect, reply: string | null, latencyMs: number | 
   }
   // A judge is asked only when everything else holds (a reply that failed already needs no paid judgement).
   const judging = judgeOf(expect) !== undefined && failures.length === 0;
-  return { pass: failures.length === 0, failures, ...(judging ? { judging } : {}) };
+  const b = benchmarkOf(expect);
+  const scores = b?.name === 'locomo' ? locomoScores(b, reply) : undefined;
+  // Scores alone pass or fail nothing: such a grade counts in no pass rate.
+  const scored = expectations(expect).every((e) => Object.keys(e).every((k) => k === 'benchmark'));
+  return {
+    pass: failures.length === 0,
+    failures,
+    ...(judging ? { judging } : {}),
+    ...(scores ? { scores } : {}),
+    ...(scored ? { scored } : {}),
+  };
 }
 
 /** The text of a chat completion's first choice (text parts joined), or null. */

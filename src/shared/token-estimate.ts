@@ -49,9 +49,15 @@ function hasLongRun(text: string): boolean {
   return false;
 }
 
+/**
+ * Text is text: a special token's spelling ("<|endoftext|>") in user data is counted as the characters it is, as
+ * the upstream bills it (the tokenizer refuses such text by default).
+ */
+export const AS_TEXT = { disallowedSpecial: new Set<string>() };
+
 export function textTokens(text: string): number {
   if (text.length > TOKENIZER_MAX_CHARS || hasLongRun(text)) return Buffer.byteLength(text, 'utf8');
-  return tokenizer().countTokens(text);
+  return tokenizer().countTokens(text, AS_TEXT);
 }
 
 /** Any JSON value as the tokens of its JSON text (a tool list, a schema, a tool call): linear, as textTokens. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { textTokens, tokenizer } from '../shared/token-estimate.js';
+import { AS_TEXT, textTokens, tokenizer } from '../shared/token-estimate.js';
 import { replyTo, type UserMemory } from './memory-replies.js';
 import { judgeReply } from './judge-replies.js';
 
@@ -105,10 +105,10 @@ export function composeReply(body: ChatBody, lastUser: string, memory: UserMemor
   const reasoning = isReasoningModel(body.model)
     ? `The user wrote ${lastUser.length} characters; answer from memory.`
     : undefined;
-  const reasoningTokens = reasoning ? tokenizer().countTokens(reasoning) : 0;
+  const reasoningTokens = reasoning ? tokenizer().countTokens(reasoning, AS_TEXT) : 0;
   const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? Infinity);
   const verdict = judgeReply(body.messages);
-  let replyTokens = tokenizer().encode(verdict ?? replyTo(lastUser, memory, memory.calls + 1));
+  let replyTokens = tokenizer().encode(verdict ?? replyTo(lastUser, memory, memory.calls + 1), AS_TEXT);
   const truncated = replyTokens.length + reasoningTokens > maxTokens;
   if (truncated) replyTokens = replyTokens.slice(0, Math.max(0, maxTokens - reasoningTokens));
   const choices = choiceCount(body.n);

@@ -54,6 +54,8 @@ export function remember(memory: UserMemory, texts: string[]): void {
   if (memory.said.length > MOST_SAID) memory.said.splice(0, memory.said.length - MOST_SAID);
 }
 
+const DONT_KNOW = "I don't know: you never mentioned that.";
+
 /**
  * A question no fact pattern answers, from the sentences the user's calls carried: the one sharing the most words
  * with it (the latest of equals: an update wins), or "I don't know" when none shares two.
@@ -72,16 +74,43 @@ function recall(question: string, memory: UserMemory): string | undefined {
       best = s;
     }
   }
-  return most >= 2 && best ? best : "I don't know: you never mentioned that.";
+  return most >= 2 && best ? best : DONT_KNOW;
+}
+
+/**
+ * A memory benchmark's question as its harness asks it (LongMemEval's "...Question: Q\nAnswer:", LoCoMo's "...Question:
+ * Q Short answer:", a category-5 one with its options): the question, and the options, or undefined.
+ */
+function harnessQuestion(text: string): { question: string; options?: [string, string] } | undefined {
+  const at = text.indexOf('Question: ');
+  if (at < 0) return undefined;
+  const end = text.endsWith('\nAnswer:') ? text.length - '\nAnswer:'.length : text.indexOf(' Short answer:', at);
+  if (end < at) return undefined;
+  const question = text.slice(at + 'Question: '.length, end);
+  const choice = question.indexOf(' Select the correct answer: (a) ');
+  if (choice < 0) return { question };
+  const [a, b] = question.slice(choice + ' Select the correct answer: (a) '.length).split(' (b) ');
+  return { question: question.slice(0, choice), options: [a!.trim(), (b ?? '').replace(/\.\s*$/, '')] };
+}
+
+/** A harness's question answered from memory: the recalled sentence, or (a choice) the option that says "not mentioned". */
+function answerHarness(asked: { question: string; options?: [string, string] }, memory: UserMemory): string {
+  const recalled = recall(asked.question.trim(), memory) ?? DONT_KNOW;
+  if (!asked.options) return recalled;
+  if (recalled !== DONT_KNOW) return recalled;
+  return /^not mentioned/i.test(asked.options[0]) ? '(a)' : '(b)';
 }
 
 /**
  * The reply to `text`, using what `memory` holds (an empty memory for users the endpoint does not remember). A message
- * "[simulator: say X]" is answered X, as it is (tests of replies that try to grade themselves).
+ * "[simulator: say X]" is answered X, as it is (tests of replies that try to grade themselves); a memory benchmark's
+ * question is answered from memory, without the reply's call number.
  */
 export function replyTo(text: string, memory: UserMemory, callNumber: number): string {
   const say = /^\[simulator: say ([\s\S]*)\]$/.exec(text.trim());
   if (say) return say[1]!;
+  const harness = harnessQuestion(text);
+  if (harness) return answerHarness(harness, memory);
   const answers: string[] = [];
   for (const [re, key, say] of QUESTIONS) {
     if (!re.test(text)) continue;

@@ -56,12 +56,13 @@ export async function evaluateBatch(redis: RedisClient, keys: RedisKeys, batch: 
   };
   for await (const r of readBatchRequests(redis, keys, batch.id)) {
     if (!r.expect) continue;
-    summary.graded += 1;
-    // A request with expectations that never ran (skipped, cancelled) fails them.
+    // A request with expectations that never ran (skipped, cancelled) fails them; one scored alone counts in none.
     const failures = r.grade?.failures ?? [
       { kind: 'reply', expected: 'a reply', message: `the request was ${r.status}` },
     ];
     const verdict = r.grade ? verdictOfGrade(r.grade) : 'fail';
+    if (verdict === undefined) continue;
+    summary.graded += 1;
     count(summary, verdict);
     for (const tag of r.tags) count((summary.byTag[tag] ??= noCounts()), verdict);
     if (verdict === 'fail') summary.failures.push({ customId: r.customId, failures, reply: replyText(r.response) });
@@ -118,7 +119,7 @@ export interface Comparison {
 }
 
 const verdictOf = (r: StoredRequest | undefined): Verdict =>
-  !r ? 'missing' : !r.expect ? 'ungraded' : r.grade ? verdictOfGrade(r.grade) : 'fail';
+  !r ? 'missing' : !r.expect ? 'ungraded' : r.grade ? (verdictOfGrade(r.grade) ?? 'ungraded') : 'fail';
 
 export function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;

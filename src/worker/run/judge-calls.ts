@@ -1,5 +1,6 @@
 import { judgeOf, replyText, withVerdict, type Grade } from '../../shared/expectations.js';
-import { judgeMessages, parseVerdict, verdictFormat } from '../../shared/judge-prompts.js';
+import { gradingVerdict } from '../../shared/graders/judges.js';
+import { gradingBody, judgeInputOf, judgeModelOf } from '../../shared/grading-call.js';
 import { gradingId, gradingLane } from '../store/finish-call.js';
 import type { FinishedRequest, GradingDraft, GradingOf, StartedRequest } from '../store/request-claims.js';
 import type { ProcessorDeps } from './processor-deps.js';
@@ -11,17 +12,6 @@ import { ZERO_USAGE } from './call-results.js';
  * own and called without userid: no user's memory sees it, and no user's next turn waits for it.
  */
 
-/** The most a judge may write (its JSON verdict and a sentence). */
-const JUDGE_MAX_TOKENS = 400;
-
-const textOf = (content: unknown) => (typeof content === 'string' ? content : JSON.stringify(content ?? ''));
-
-/** The last user message of a call: what the judge is told the question was. */
-function questionOf(messages: Record<string, unknown>[]): string {
-  for (let i = messages.length - 1; i >= 0; i--) if (messages[i]!.role === 'user') return textOf(messages[i]!.content);
-  return '';
-}
-
 /** The grading call a reply whose grade waits for its judge makes. */
 export function gradingDraft(
   deps: ProcessorDeps,
@@ -32,12 +22,12 @@ export function gradingDraft(
 ): GradingDraft | undefined {
   const judge = judgeOf(started.expect);
   if (!judge || !grade.judging) return undefined;
-  const model = judge.model ?? deps.judge.model ?? started.model;
-  const input = { question: questionOf(messages), answer: judge.answer ?? '', rubric: judge.rubric ?? '', reply };
+  const model = judgeModelOf(judge, deps.judge.model, started.model);
   const of: GradingOf = {
     of: started.id,
     grade,
     ...(judge.threshold !== undefined ? { threshold: judge.threshold } : {}),
+    ...(judge.grader && judge.grader !== 'chatq' ? { grader: judge.grader } : {}),
   };
   return {
     id: gradingId(started.id),
@@ -45,13 +35,7 @@ export function gradingDraft(
     custom_id: `${started.id}#judge`,
     model,
     judges: JSON.stringify(of),
-    body: JSON.stringify({
-      model,
-      messages: judgeMessages(input, judge.kind, judge.prompt),
-      max_tokens: JUDGE_MAX_TOKENS,
-      temperature: 0,
-      ...verdictFormat(model),
-    }),
+    body: JSON.stringify(gradingBody(judge, judgeInputOf(started.expect, judge, messages, reply), model)),
   };
 }
 
@@ -60,14 +44,14 @@ export const JUDGE_REASKS = 2;
 
 /** Whether a grading's reply is not a verdict. */
 export const unreadableVerdict = (started: StartedRequest, completion: Record<string, unknown>) =>
-  started.judges !== undefined && parseVerdict(replyText(completion)) === null;
+  started.judges !== undefined && gradingVerdict(started.judges.grader ?? 'chatq', replyText(completion)) === null;
 
 /** A grading's result with the judged request's grade in: the verdict, or ungraded (the judge's text, or why not). */
 export function withJudgement(started: StartedRequest, result: FinishedRequest): FinishedRequest {
   const of = started.judges;
   if (!of) return result;
   const reply = replyText(result.response ?? null);
-  const verdict = result.status === 'succeeded' ? parseVerdict(reply) : null;
+  const verdict = result.status === 'succeeded' ? gradingVerdict(of.grader ?? 'chatq', reply) : null;
   const threshold = of.threshold;
   const reason =
     verdict?.reason ??

@@ -1,3 +1,4 @@
+import type { Grader } from '../../shared/graders/judges.js';
 import type { Expect, Grade } from '../../shared/expectations.js';
 import type { Usage } from '../../shared/usage/pricing.js';
 import type { AttemptEntry, OnFailure, RequestError } from '../../shared/request-record.js';
@@ -36,11 +37,13 @@ export interface StartedRequest {
   judges?: GradingOf;
 }
 
-/** What a grading judges: the request, that request's grade so far (its other expectations), the judge's bar. */
+/** What a grading judges: the request, that request's grade so far (its other expectations), the judge's bar, grader. */
 export interface GradingOf {
   of: string;
   grade: Grade;
   threshold?: number;
+  /** Whose judge reads the answer (chatq's when absent). */
+  grader?: Grader;
 }
 
 /** The grading request a result makes (finish-request.lua writes it with the result). */
