@@ -148,7 +148,14 @@ program
   .command('results')
   .argument('<batch>', 'batch id')
   .option('-o, --output <file>', 'write to a file instead of stdout')
-  .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
+  .addOption(
+    new Option(
+      '--format <format>',
+      "output format; a memory benchmark run's answers as its official scorer reads them: longmemeval (evaluate_qa.py's output lines), locomo (its evaluate_qa.py's output file)",
+    )
+      .choices(['jsonl', 'csv', 'longmemeval', 'locomo'])
+      .default('jsonl'),
+  )
   .description('OpenAI Batch output lines (or CSV), in input order')
   .action(async (batch: string, flags) => exit(await (await batchCommands()).resultsCommand(batch, flags)));
 

@@ -2,9 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import { parseInput } from '../src/producer/parse-input.js';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
+import { gradingCall, gradingVerdict } from '../src/shared/graders/judges.js';
+import { LONGMEMEVAL_TYPES } from '../src/shared/graders/longmemeval.js';
+import type { LocomoReport, LongMemEvalReport } from '../src/shared/reports/benchmark-report.js';
+import { judgeReply } from '../src/simulator/judge-replies.js';
 import { publishedLmeInstance, publishedLocomoSample } from './helpers/benchmark-files.js';
-import { useWorld } from './helpers/in-process-worker.js';
+import { useApi, useWorld } from './helpers/in-process-worker.js';
 import { runCli, waitForBatch, type TestEnv } from './helpers/test-env.js';
 
 type Message = { role: string; content: string };
@@ -139,5 +145,140 @@ describe('memory benchmarks run as published', () => {
     await w.startWorker({ CHATQ_TPM: '1000000' });
     expect(await waitForBatch(w.env, lines.batchId)).toMatchObject({ total: 3, succeeded: 3 });
     expect(await waitForBatch(w.env, items.batchId)).toMatchObject({ total: 4, succeeded: 4 });
+  });
+});
+
+/** A LongMemEval file of every question type, an _abs one among them, as the published files are. */
+const everyType = () => {
+  const types = [
+    ['single-session-user', 'What is the name of my beagle?', 'Biscuit', 'My beagle has the name Biscuit.'],
+    [
+      'single-session-assistant',
+      'Which podcast did you recommend?',
+      'Hardcore History',
+      'I recommend Hardcore History.',
+    ],
+    ['multi-session', 'How many books did I buy?', '3', 'I bought two novels today.'],
+    ['temporal-reasoning', 'When did I start running?', 'May 2023', 'I started running in May 2023.'],
+    ['knowledge-update', 'Where is my gym?', 'Pine Street', 'My gym is now on Pine Street.'],
+    [
+      'single-session-preference',
+      'Can you suggest a dinner?',
+      'The user prefers vegetarian food',
+      'I only eat vegetarian food.',
+    ],
+  ];
+  return types.map(([type, question, answer, said], i) => ({
+    ...publishedLmeInstance(`q${i}${i === 2 ? '_abs' : ''}`),
+    question_type: type,
+    question,
+    answer,
+    haystack_sessions: [
+      [
+        { role: 'user', content: said, has_answer: true },
+        { role: 'assistant', content: 'Noted!' },
+      ],
+    ],
+    haystack_dates: ['2023/05/20 (Sat) 10:02'],
+    haystack_session_ids: [`answer_q${i}`],
+  }));
+};
+
+describe("reports in the papers' shape, and answers the official scorers read", () => {
+  const w = useWorld();
+  const a = useApi(w, { CHATQ_API_TOKENS: 'tok-reports' });
+  const submitFile = (items: unknown[], opts: Record<string, unknown> = {}) =>
+    w.env.submit([JSON.stringify(items)], { source: 'bench.json', defaultModel: 'gpt-4o-mini', ...opts });
+  const get = (path: string) => fetch(`${a.api.url}${path}`, { headers: { authorization: 'Bearer tok-reports' } });
+
+  it('LongMemEval: accuracy by type, task-averaged, overall and abstention, as print_qa_metrics.py computes them from the answers chatq exports', async () => {
+    const file = everyType();
+    const run = await submitFile(file);
+    await w.startWorker();
+    await waitForBatch(w.env, run.batchId);
+    const report = (await (await get(`/v1/batches/${run.batchId}/benchmark`)).json()) as LongMemEvalReport;
+    expect(report).toMatchObject({ benchmark: 'longmemeval', judges: ['gpt-4o-2024-08-06'], questions: 6 });
+    expect(report.types.map((t) => t.type)).toEqual([...LONGMEMEVAL_TYPES]);
+    const answers = await (await get(`/v1/batches/${run.batchId}/benchmark/answers`)).text();
+    const lines = answers
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.question_id)).toEqual(file.map((x) => x.question_id));
+    for (const l of lines) expect(l.autoeval_label).toEqual({ model: 'gpt-4o-2024-08-06', label: expect.any(Boolean) });
+    // print_qa_metrics.py's arithmetic on those lines and the reference file.
+    const byType = new Map<string, number[]>(LONGMEMEVAL_TYPES.map((t) => [t, []]));
+    for (const l of lines)
+      byType
+        .get(file.find((x) => x.question_id === l.question_id)!.question_type)!
+        .push(l.autoeval_label.label ? 1 : 0);
+    const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
+    for (const t of report.types) expect(t.mean).toBe(mean(byType.get(t.type)!));
+    expect(report.taskAveraged).toBe(mean([...byType.values()].map(mean)));
+    expect(report.overall.mean).toBe(mean([...byType.values()].flat()));
+    expect(report.abstention).toMatchObject({
+      count: 1,
+      mean: lines.find((l) => l.question_id.includes('_abs')).autoeval_label.label ? 1 : 0,
+    });
+    // The simulator answers from what it was told: the single-fact questions are right.
+    expect(report.types.find((t) => t.type === 'single-session-user')!.mean).toBe(1);
+    // `chatq eval` prints the same table; `chatq results --format longmemeval` writes the same lines.
+    const evalOut = await runCli(['eval', run.batchId], w.env.env());
+    expect(evalOut.stdout).toContain('LongMemEval, judged by gpt-4o-2024-08-06');
+    expect(evalOut.stdout).toMatch(new RegExp(`task-averaged +${report.taskAveraged!.toFixed(4)}\n`));
+    expect(evalOut.stdout).toMatch(new RegExp(`overall +6 +${report.overall.mean!.toFixed(4)}\n`));
+    const exported = await runCli(['results', run.batchId, '--format', 'longmemeval'], w.env.env());
+    expect(exported.stdout).toBe(answers);
+  });
+
+  it('LoCoMo: F1, B1 and J by category and overall; the published sample file with each prediction and its F1', async () => {
+    const sample = publishedLocomoSample();
+    const run = await submitFile([sample]);
+    await w.startWorker();
+    await waitForBatch(w.env, run.batchId);
+    const report = (await (await get(`/v1/batches/${run.batchId}/benchmark`)).json()) as LocomoReport;
+    expect(report).toMatchObject({ benchmark: 'locomo', judges: ['gpt-4o-mini'], questions: 4, unanswered: 0 });
+    expect(report.categories.map((c) => [c.category, c.name, c.f1.count, c.j.count])).toEqual([
+      [2, 'temporal', 1, 1],
+      [4, 'single-hop', 1, 1],
+      // Category 5 is not judged (Mem0's J leaves it out), and has no BLEU-1.
+      [5, 'adversarial', 2, 0],
+    ]);
+    expect(report.categories.find((c) => c.category === 5)!.b1.count).toBe(0);
+    const file = JSON.parse(await (await get(`/v1/batches/${run.batchId}/benchmark/answers`)).text());
+    expect(file).toHaveLength(1);
+    expect(file[0].sample_id).toBe('conv-7');
+    expect(file[0].qa).toHaveLength(4);
+    file[0].qa.forEach((qa: Record<string, unknown>, i: number) => {
+      const { sample_id: _, ...published } = { sample_id: 0, ...sample.qa[i] };
+      expect(qa).toMatchObject(published);
+      expect(qa).toHaveProperty('gpt-4o-mini_prediction');
+      expect(qa).toHaveProperty('gpt-4o-mini_f1');
+      expect(qa.category_name).toBe({ 2: 'Temporal', 4: 'Single-hop', 5: 'Adversarial' }[qa.category as number]);
+    });
+    // evaluation_stats.py's arithmetic: the sum of each category's F1 over its count; overall over all questions.
+    const f1s = file[0].qa.map((qa: Record<string, number>) => qa['gpt-4o-mini_f1']!);
+    expect(report.overall.f1.mean).toBe(f1s.reduce((p: number, q: number) => p + q, 0) / 4);
+    const out = await runCli(['eval', run.batchId, '--format', 'csv'], w.env.env());
+    expect(out.stdout.split('\n')[0]).toBe('category,questions,F1,B1,J (judged)');
+  });
+
+  it('judges category 5 with --judge-adversarial, each against its own answer: the two items whose answer is "No" pass a reply that says no', async () => {
+    const opts = { source: 'l.json', defaultModel: 'gpt-4o-mini', runSalt: 's', benchmark: { judgeAdversarial: true } };
+    const drafts = [];
+    for await (const p of parseInput(Readable.from([JSON.stringify([publishedLocomoSample()])]), opts))
+      if (p.ok) drafts.push(...p.drafts);
+    const judges = drafts.flatMap((d) =>
+      (Array.isArray(d.expect) ? d.expect : []).flatMap((e) => (e.judge ? [e.judge] : [])),
+    );
+    expect(judges.map((j) => j.answer)).toEqual(['2022', 'a charity race', 'Not mentioned in the conversation', 'No']);
+    const no = judges[3]!;
+    const call = gradingCall(
+      'mem0',
+      'adversarial',
+      { question: no.question, answer: no.answer, rubric: '', reply: 'No.' },
+      'gpt-4o-mini',
+    );
+    expect(gradingVerdict('mem0', judgeReply(call.messages)!)).toMatchObject({ pass: true });
   });
 });

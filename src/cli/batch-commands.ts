@@ -96,18 +96,29 @@ export async function statusCommand(id: string, flags: { json?: boolean }): Prom
 /** `chatq results BATCH`: OpenAI Batch output lines (or CSV) in input order. */
 export async function resultsCommand(id: string, flags: { output?: string; format?: string }): Promise<number> {
   const format = flags.format ?? 'jsonl';
-  if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format: expected jsonl or csv, got "${format}"`);
+  if (!['jsonl', 'csv', 'longmemeval', 'locomo'].includes(format))
+    throw new UsageError(`--format: expected jsonl, csv, longmemeval or locomo, got "${format}"`);
   return withChatq(async (chatq) => {
     await chatq.status(id);
     const sink = flags.output ? createWriteStream(flags.output) : process.stdout;
     if (flags.output) exitOnWriteError(sink, flags.output);
-    const write = (line: string) =>
-      sink.write(`${line}\n`) ? undefined : new Promise<void>((r) => sink.once('drain', () => r()));
-    if (format === 'csv') await write(CSV_COLUMNS.join(','));
+    const write = (text: string) =>
+      sink.write(text) ? undefined : new Promise<void>((r) => sink.once('drain', () => r()));
     let failed = 0;
-    for await (const r of chatq.requests(id)) {
-      if (r.status !== 'succeeded') failed += 1;
-      await write(format === 'csv' ? toCsvRow(r) : JSON.stringify(toOutputLine(r)));
+    if (format === 'longmemeval' || format === 'locomo') {
+      const report = await chatq.benchmarkReport(id);
+      if (report?.benchmark !== format)
+        throw new UsageError(
+          `${id} is ${report ? `a ${report.benchmark} run` : 'no memory benchmark run'}: --format ${format} writes ${format === 'longmemeval' ? "LongMemEval's" : "LoCoMo's"} answers`,
+        );
+      for await (const chunk of chatq.benchmarkAnswers(id)) await write(chunk);
+      failed = report.unanswered;
+    } else {
+      if (format === 'csv') await write(`${CSV_COLUMNS.join(',')}\n`);
+      for await (const r of chatq.requests(id)) {
+        if (r.status !== 'succeeded') failed += 1;
+        await write(`${format === 'csv' ? toCsvRow(r) : JSON.stringify(toOutputLine(r))}\n`);
+      }
     }
     if (flags.output) await new Promise<void>((r) => (sink as ReturnType<typeof createWriteStream>).end(() => r()));
     return failed > 0 ? EXIT.failures : EXIT.ok;

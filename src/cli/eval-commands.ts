@@ -1,3 +1,4 @@
+import { type BenchmarkTable, benchmarkTable, comparedTables } from '../shared/reports/benchmark-table.js';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { formatLineError, parseRecord } from '../producer/parse-input.js';
@@ -150,6 +151,12 @@ export async function scheduleRemoveCommand(name: string, flags: { project?: str
   });
 }
 
+/** A benchmark's table as text: its title, the table, and what its figures leave out. */
+const tableText = (t: BenchmarkTable) =>
+  [t.title, renderTable(t.headers, t.rows), ...(t.note ? [`note: ${t.note}`] : [])].join('\n');
+
+const tableCsv = (t: BenchmarkTable) => [t.headers, ...t.rows].map((r) => r.map(csvCell).join(',')).join('\n');
+
 function tagCsv(s: EvalSummary): string {
   const rows = [
     ...Object.keys(s.byTag)
@@ -175,8 +182,11 @@ export async function evalCommand(
     throw new UsageError(`--min-pass: expected a fraction between 0 and 1, got "${flags.minPass}"`);
   return withChatq(async (chatq) => {
     const s = await chatq.evaluation(batchId);
-    if (flags.json || flags.format === 'json') out(JSON.stringify(evalJson(s)));
-    else if (flags.format === 'csv') out(tagCsv(s));
+    const benchmark = await chatq.benchmarkReport(batchId);
+    if (flags.json || flags.format === 'json')
+      out(JSON.stringify({ ...evalJson(s), ...(benchmark ? { benchmark } : {}) }));
+    else if (flags.format === 'csv') out(benchmark ? tableCsv(benchmarkTable(benchmark)) : tagCsv(s));
+    else if (benchmark) out(tableText(benchmarkTable(benchmark)));
     else {
       out(
         `${batchId}: ${s.passed}/${s.passed + s.failed} passed (${pct(s.passRate)})${s.ungraded ? `, ${s.ungraded} ungraded` : ''}; answers ${formatUsd(s.costNano.answers)}, grading ${formatUsd(s.costNano.grading)}`,
@@ -202,8 +212,11 @@ export async function evalCommand(
 export async function compareCommand(a: string, b: string, flags: { format?: string }): Promise<number> {
   return withChatq(async (chatq) => {
     const c = await chatq.compare(a, b);
+    const [ra, rb] = await Promise.all([chatq.benchmarkReport(a), chatq.benchmarkReport(b)]);
+    const benchmarks = ra && rb && ra.benchmark === rb.benchmark ? { a: ra, b: rb } : undefined;
     const changed = c.requests.filter((r) => r.change !== 'same');
-    if (flags.format === 'json') out(JSON.stringify(c));
+    if (flags.format === 'json') out(JSON.stringify({ ...c, ...(benchmarks ? { benchmark: benchmarks } : {}) }));
+    else if (benchmarks && flags.format !== 'csv') out(tableText(comparedTables(benchmarks.a, benchmarks.b)));
     else if (flags.format === 'csv') {
       out('custom_id,a,b,change,tokens_a,tokens_b,cost_usd_a,cost_usd_b');
       for (const r of c.requests)

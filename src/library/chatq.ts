@@ -1,3 +1,4 @@
+import { benchmarkAnswers, benchmarkReport, type BenchmarkReport } from '../shared/reports/benchmark-report.js';
 import { EventEmitter } from 'node:events';
 import { configOf, openStore, type Open } from './chatq-store.js';
 import { inputStream, lineDefaults, sourceOf, windowOf } from './chatq-input.js';
@@ -225,6 +226,22 @@ export class Chatq extends EventEmitter<BatchEvents> {
   async evaluation(batchId: string): Promise<EvalSummary> {
     const o = await this.open();
     return evaluateBatch(o.redis, o.keys, await this.status(batchId));
+  }
+
+  /**
+   * A memory benchmark run's figures in its paper's shape (LongMemEval: accuracy by type, task-averaged, overall,
+   * abstention; LoCoMo: F1, BLEU-1 and J by category, overall), or undefined when the batch is not one.
+   */
+  async benchmarkReport(batchId: string): Promise<BenchmarkReport | undefined> {
+    return benchmarkReport(this.requests(batchId));
+  }
+
+  /**
+   * A memory benchmark run's answers in the file its official scorer reads (LongMemEval's evaluate_qa.py output
+   * lines, LoCoMo's evaluate_qa.py output file), as text chunks.
+   */
+  async *benchmarkAnswers(batchId: string): AsyncGenerator<string> {
+    yield* benchmarkAnswers(this.requests(batchId));
   }
 
   /** Two runs of a suite side by side: per custom_id what regressed and what was fixed, and the change in cost. */

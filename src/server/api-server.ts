@@ -10,6 +10,7 @@ import { createAuthenticator, installAuth, routeKind } from '../http/auth.js';
 import { AuthThrottle } from '../http/auth-throttle.js';
 import { BrowserSessions } from '../http/browser-sessions.js';
 import { batchesRoutes } from '../api/batches-routes.js';
+import { benchmarkRoutes } from '../api/benchmark-routes.js';
 import { filesRoutes } from '../api/files-routes.js';
 import { opsRoutes } from './ops-routes.js';
 import { recordsRoutes } from '../api/records-routes.js';
@@ -70,6 +71,7 @@ export async function buildApiServer(
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));
+  await app.register((scope) => benchmarkRoutes(scope, deps));
   await app.register((scope) => recordsRoutes(scope, deps));
   await app.register((scope) => schedulesRoutes(scope, deps));
   await app.register((scope) => opsRoutes(scope, deps));
