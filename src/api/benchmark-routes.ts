@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { readBatchRequests } from '../shared/batches/read-store.js';
-import { benchmarkAnswers, benchmarkReport } from '../shared/reports/benchmark-report.js';
+import { benchmarkAnswers, benchmarkRun } from '../shared/reports/benchmark-report.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { loadVisibleBatch } from '../http/visible-records.js';
@@ -18,10 +18,15 @@ const idParams = z.object({ id: z.string().min(1).max(200) });
 export async function benchmarkRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
   const run = async (scope: Parameters<typeof loadVisibleBatch>[1], id: string) => {
-    await loadVisibleBatch(deps, scope, id, () => new ApiError(404, `No batch ${id}.`, 'not_found', 'id'));
-    const report = await benchmarkReport(readBatchRequests(redis, keys, id));
-    if (!report) throw new ApiError(404, `Batch ${id} is no memory benchmark run.`, 'not_found', 'id');
-    return report;
+    const batch = await loadVisibleBatch(
+      deps,
+      scope,
+      id,
+      () => new ApiError(404, `No batch ${id}.`, 'not_found', 'id'),
+    );
+    const found = await benchmarkRun(redis, keys, batch, deps.config.resultTtlS);
+    if (!found) throw new ApiError(404, `Batch ${id} is no memory benchmark run.`, 'not_found', 'id');
+    return found.report;
   };
 
   app.get('/v1/batches/:id/benchmark', async (req) => {

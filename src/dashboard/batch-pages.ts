@@ -108,7 +108,9 @@ function requestRow(r: StoredRequest, project: string): Html[] {
     r.latencyMs === null ? '-' : html`${formatCount(r.latencyMs)} ms`,
     String(r.attempts),
     r.grade
-      ? html`<span class="grade-${r.grade.pass ? 'pass' : 'fail'}">${r.grade.pass ? 'pass' : 'fail'}</span>`
+      ? r.grade.scored
+        ? 'scored'
+        : html`<span class="grade-${r.grade.pass ? 'pass' : 'fail'}">${r.grade.pass ? 'pass' : 'fail'}</span>`
       : '-',
     r.costNano === null ? '-' : formatUsd(r.costNano),
   ].map((c) => (typeof c === 'string' ? html`${c}` : c));
@@ -121,6 +123,7 @@ export function batchPage(
   requests: StoredRequest[],
   page: number,
   pages: number,
+  benchmark: Html | undefined,
 ): Html {
   const [status, bar, ok, notOk, cost, pass] = progressCells(p);
   const failures = Object.entries(b.errors).sort((x, y) => y[1] - x[1]);
@@ -148,6 +151,7 @@ ${b.succeeded > 0 ? html`<a class="button" href="/batches/${b.id}/output.jsonl" 
 ${p.notSucceeded > 0 ? html`<a class="button" href="/batches/${b.id}/errors.jsonl" download>error file</a>` : ''}
 ${ended ? '' : html`<form method="post" action="/batches/${b.id}/cancel" class="inline"><button type="submit" class="danger">Cancel batch</button></form>`}
 </p>
+${benchmark ?? ''}
 <h2>Failures by reason</h2>
 ${table(
   ['reason', 'requests'],

@@ -13,7 +13,8 @@ import { PROJECT_NAME } from '../shared/config.js';
 import { compareBatches, evaluateBatch } from '../shared/reports/eval-report.js';
 import { isBatchId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
-import { getRequests, getUsage } from '../shared/batches/read-store.js';
+import { getRequests, getUsage, readBatchRequests } from '../shared/batches/read-store.js';
+import { benchmarkAnswers, benchmarkRun } from '../shared/reports/benchmark-report.js';
 import { listSchedules } from '../shared/files/schedules.js';
 import { sees } from '../shared/scope.js';
 import { usageReport, UsageQueryError } from '../shared/reports/usage-report.js';
@@ -27,6 +28,7 @@ import {
   REQUESTS_PER_PAGE,
   userPage,
 } from './batch-pages.js';
+import { benchmarkComparison, benchmarkSection, QUESTIONS_PER_PAGE } from './benchmark-pages.js';
 import { progressOf } from './batch-progress.js';
 import { fileForm, filePage } from './file-pages.js';
 import { html } from './html.js';
@@ -148,18 +150,46 @@ function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, ses
   const { redis, keys } = deps;
   app.get('/batches/:id', async (req, reply) => {
     const { id } = parseInput(batchParams, req.params);
-    const { page: n } = parseInput(z.object({ page }), req.query);
+    const { page: n, qpage } = parseInput(z.object({ page, qpage: page }), req.query);
     const batch = await visibleBatch(deps, req, id);
-    const [usage, { requests, pages }] = await Promise.all([
+    const [usage, { requests, pages }, run] = await Promise.all([
       getUsage(redis, keys, batch.project, 'batch', batch.id),
       batchRequestsPage(deps, id, n),
+      benchmarkRun(redis, keys, batch, deps.config.resultTtlS),
     ]);
+    const questions = run
+      ? await getRequests(
+          redis,
+          keys,
+          run.questions.slice(qpage * QUESTIONS_PER_PAGE, (qpage + 1) * QUESTIONS_PER_PAGE),
+        )
+      : [];
+    const benchmark =
+      run &&
+      benchmarkSection(
+        id,
+        run,
+        questions.filter((r) => r !== null),
+        qpage,
+      );
     return sendPage(
       reply,
       batch.name || batch.id,
       navOf(req, 'batches'),
-      batchPage(batch, progressOf(batch, usage), usage, requests, n, pages),
+      batchPage(batch, progressOf(batch, usage), usage, requests, n, pages, benchmark),
     );
+  });
+
+  app.get('/batches/:id/benchmark-answers', async (req, reply) => {
+    const { id } = parseInput(batchParams, req.params);
+    const batch = await visibleBatch(deps, req, id);
+    const run = await benchmarkRun(redis, keys, batch, deps.config.resultTtlS);
+    if (!run) throw new ApiError(404, `Batch ${id} is no memory benchmark run.`, 'not_found', 'id');
+    const jsonl = run.report.benchmark === 'longmemeval';
+    return reply
+      .header('content-type', jsonl ? 'application/jsonl' : 'application/json')
+      .header('content-disposition', `attachment; filename="${id}_${run.report.benchmark}.${jsonl ? 'jsonl' : 'json'}"`)
+      .send(Readable.from(benchmarkAnswers(readBatchRequests(redis, keys, id))));
   });
 
   app.post('/batches/:id/cancel', async (req, reply) => {
@@ -261,12 +291,16 @@ function reportRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/compare', async (req, reply) => {
     const { a, b } = parseInput(z.object({ a: z.string().max(200), b: z.string().max(200) }), req.query);
-    await Promise.all([visibleBatch(deps, req, a), visibleBatch(deps, req, b)]);
+    const [ba, bb] = await Promise.all([visibleBatch(deps, req, a), visibleBatch(deps, req, b)]);
+    const [ra, rb] = await Promise.all(
+      [ba, bb].map((batch) => benchmarkRun(redis, keys, batch, deps.config.resultTtlS)),
+    );
+    const side = ra && rb && ra.report.benchmark === rb.report.benchmark ? benchmarkComparison(ra, rb) : undefined;
     return sendPage(
       reply,
       'Compare runs',
       navOf(req, 'evals'),
-      comparePage(a, b, await compareBatches(redis, keys, a, b)),
+      html`${side ?? ''}${comparePage(a, b, await compareBatches(redis, keys, a, b))}`,
     );
   });
 }

@@ -1,4 +1,4 @@
-import { benchmarkAnswers, benchmarkReport, type BenchmarkReport } from '../shared/reports/benchmark-report.js';
+import { benchmarkAnswers, type BenchmarkReport, benchmarkRun } from '../shared/reports/benchmark-report.js';
 import { EventEmitter } from 'node:events';
 import { configOf, openStore, type Open } from './chatq-store.js';
 import { inputStream, lineDefaults, sourceOf, windowOf } from './chatq-input.js';
@@ -233,7 +233,8 @@ export class Chatq extends EventEmitter<BatchEvents> {
    * abstention; LoCoMo: F1, BLEU-1 and J by category, overall), or undefined when the batch is not one.
    */
   async benchmarkReport(batchId: string): Promise<BenchmarkReport | undefined> {
-    return benchmarkReport(this.requests(batchId));
+    const o = await this.open();
+    return (await benchmarkRun(o.redis, o.keys, await this.status(batchId), o.resultTtlS))?.report;
   }
 
   /**

@@ -1,3 +1,4 @@
+import { benchmarkOf, type Expect } from '../shared/expectations.js';
 import type { Span } from '@opentelemetry/api';
 import { groupBy } from '../shared/group-by.js';
 import { shardOfUser } from '../shared/keys.js';
@@ -94,6 +95,7 @@ export class ImportRun {
   private parseTurn: (() => void) | undefined;
   private parsedInTurn = 0;
   private turnSince = 0;
+  private benchmarkMarked = false;
 
   private readonly project: string;
   private readonly targets: ImportTarget[];
@@ -139,6 +141,7 @@ export class ImportRun {
       this.reject(parsed.error);
       return;
     }
+    await this.markBenchmark(parsed.drafts);
     const bodies = parsed.drafts.map((d) => JSON.stringify(d.body));
     const spans = this.trace?.lineSpans(parsed.drafts, parsed.line);
     const pendingLine = { line: parsed.line, drafts: parsed.drafts, bodies, firstSeq: this.seq + 1, spans };
@@ -158,6 +161,15 @@ export class ImportRun {
       if (this.inFlight.size >= CHUNKS_IN_FLIGHT) await Promise.race(this.inFlight);
       this.throwIfFailed();
     }
+  }
+
+  /** A memory benchmark's first question marks the batch a run of that benchmark (its report's shape). */
+  private async markBenchmark(drafts: RequestDraft[]): Promise<void> {
+    if (this.benchmarkMarked) return;
+    const benchmark = benchmarkOf((drafts.at(-1)?.expect ?? null) as Expect | null);
+    if (!benchmark) return;
+    this.benchmarkMarked = true;
+    await this.ctx.redis.hset(this.ctx.keys.batch(this.batchId), 'benchmark', benchmark.name);
   }
 
   /** Sends what is left and waits for every chunk; throws the first failure. */

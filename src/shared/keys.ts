@@ -31,6 +31,8 @@ function layout(prefix: string) {
     batchReservations: (id: string) => `${prefix}:batch:${id}:reserved`,
     /** Held (and renewed) by the process importing a batch: an import without it has died. */
     batchImporter: (id: string) => `${prefix}:batch:${id}:importer`,
+    /** A memory benchmark run's report and its questions' ids, kept once the run has ended (JSON; expires). */
+    batchBenchmark: (id: string) => `${prefix}:batch:${id}:benchmark`,
     /** Memory set aside while a batch is imported, freed to record its failure when Redis is full. */
     batchReserve: (id: string) => `${prefix}:batch:${id}:reserve`,
     /** Every batch, by creation time (admin lists); trimmed as batch records expire. */

@@ -238,6 +238,8 @@ export interface BatchRecord {
   completionWindow: string | null;
   expiresAt: number | null;
   expiredAt: number | null;
+  /** A memory benchmark run: which benchmark its input was (its questions report in that paper's shape). */
+  benchmark: 'longmemeval' | 'locomo' | null;
 }
 
 export function toBatchRecord(id: string, h: Record<string, string>): BatchRecord | null {
@@ -273,6 +275,7 @@ export function toBatchRecord(id: string, h: Record<string, string>): BatchRecor
     completionWindow: h.completion_window ?? null,
     expiresAt: maybeNum(h.expires_at),
     expiredAt: maybeNum(h.expired_at),
+    benchmark: h.benchmark === 'longmemeval' || h.benchmark === 'locomo' ? h.benchmark : null,
     errors: Object.fromEntries(
       Object.entries(h)
         .filter(([k]) => k.startsWith('error:'))

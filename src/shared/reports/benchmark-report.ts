@@ -1,7 +1,10 @@
 import { benchmarkOf, type BenchmarkSpec, type Grade, judgeOf, predictionOf, replyText } from '../expectations.js';
 import { LOCOMO_CATEGORIES, type LocomoCategory } from '../graders/locomo-f1.js';
 import { LONGMEMEVAL_TYPES } from '../graders/longmemeval.js';
-import type { StoredRequest } from '../request-record.js';
+import { readBatchRequests } from '../batches/read-store.js';
+import type { RedisKeys } from '../keys.js';
+import type { RedisClient } from '../redis/redis.js';
+import { type BatchRecord, batchEnded, type StoredRequest } from '../request-record.js';
 
 /**
  * A memory benchmark run's figures in its paper's shape, from its questions' grades:
@@ -155,15 +158,44 @@ function locomoReport(questions: Question[]): LocomoReport {
   };
 }
 
-/** The report of a run's requests, or undefined when none is a benchmark question. */
-export async function benchmarkReport(requests: AsyncIterable<StoredRequest>): Promise<BenchmarkReport | undefined> {
+/** A benchmark run's report, and its questions' request ids in input order (what the dashboard pages through). */
+export interface BenchmarkRun {
+  report: BenchmarkReport;
+  questions: string[];
+}
+
+/** The run of a batch's requests, or undefined when none is a benchmark question. */
+async function runOf(requests: AsyncIterable<StoredRequest>): Promise<BenchmarkRun | undefined> {
   const questions: Question[] = [];
+  const ids: string[] = [];
   for await (const r of requests) {
     const q = questionOf(r);
-    if (q) questions.push(q);
+    if (!q) continue;
+    questions.push(q);
+    ids.push(r.id);
   }
   if (questions.length === 0) return undefined;
-  return questions[0]!.spec.name === 'longmemeval' ? longMemEvalReport(questions) : locomoReport(questions);
+  const report = questions[0]!.spec.name === 'longmemeval' ? longMemEvalReport(questions) : locomoReport(questions);
+  return { report, questions: ids };
+}
+
+/**
+ * A batch's benchmark run (undefined when it is none): read from its requests, and kept once the batch has ended and
+ * been graded (it changes no more), for `ttlS`, so that a page or a poll does not read a 24,000-request run again.
+ */
+export async function benchmarkRun(
+  redis: RedisClient,
+  keys: RedisKeys,
+  batch: BatchRecord,
+  ttlS: number,
+): Promise<BenchmarkRun | undefined> {
+  if (!batch.benchmark) return undefined;
+  const key = keys.batchBenchmark(batch.id);
+  const kept = await redis.get(key);
+  if (kept) return JSON.parse(kept) as BenchmarkRun;
+  const run = await runOf(readBatchRequests(redis, keys, batch.id));
+  if (run && batchEnded(batch.status) && batch.judging === 0) await redis.set(key, JSON.stringify(run), 'EX', ttlS);
+  return run;
 }
 
 /** LoCoMo's CATEGORY_MAPPING, as its evaluate_qa.py writes category_name. */
