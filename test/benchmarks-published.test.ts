@@ -210,7 +210,7 @@ describe("reports in the papers' shape, and answers the official scorers read", 
     const byType = new Map<string, number[]>(LONGMEMEVAL_TYPES.map((t) => [t, []]));
     for (const l of lines)
       byType
-        .get(file.find((x) => x.question_id === l.question_id)!.question_type)!
+        .get(file.find((x) => x.question_id === l.question_id)!.question_type!)!
         .push(l.autoeval_label.label ? 1 : 0);
     const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
     for (const t of report.types) expect(t.mean).toBe(mean(byType.get(t.type)!));

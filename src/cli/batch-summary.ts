@@ -1,3 +1,4 @@
+import type { BenchmarkTable } from '../shared/reports/benchmark-table.js';
 import { formatUsd } from '../shared/usage/pricing.js';
 import type { UsageRow } from '../shared/batches/read-store.js';
 import { batchEnded, type BatchRecord } from '../shared/request-record.js';
@@ -99,6 +100,10 @@ const countsRow = (label: string, c: PassCounts) => [
 ];
 
 /** Pass rates by tag (a benchmark's question types) and overall, as the papers report accuracy: with counts. */
+/** A benchmark's table as text: its title, the table, and what its figures leave out. */
+export const benchmarkText = (t: BenchmarkTable) =>
+  [t.title, renderTable(t.headers, t.rows), ...(t.note ? [`note: ${t.note}`] : [])].join('\n');
+
 export function tagTable(s: EvalSummary): string {
   const tags = Object.keys(s.byTag).sort();
   return renderTable(

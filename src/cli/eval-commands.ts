@@ -1,4 +1,5 @@
 import { type BenchmarkTable, benchmarkTable, comparedTables } from '../shared/reports/benchmark-table.js';
+import { benchmarkText } from './batch-summary.js';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import { formatLineError, parseRecord } from '../producer/parse-input.js';
@@ -151,10 +152,6 @@ export async function scheduleRemoveCommand(name: string, flags: { project?: str
   });
 }
 
-/** A benchmark's table as text: its title, the table, and what its figures leave out. */
-const tableText = (t: BenchmarkTable) =>
-  [t.title, renderTable(t.headers, t.rows), ...(t.note ? [`note: ${t.note}`] : [])].join('\n');
-
 const tableCsv = (t: BenchmarkTable) => [t.headers, ...t.rows].map((r) => r.map(csvCell).join(',')).join('\n');
 
 function tagCsv(s: EvalSummary): string {
@@ -186,7 +183,7 @@ export async function evalCommand(
     if (flags.json || flags.format === 'json')
       out(JSON.stringify({ ...evalJson(s), ...(benchmark ? { benchmark } : {}) }));
     else if (flags.format === 'csv') out(benchmark ? tableCsv(benchmarkTable(benchmark)) : tagCsv(s));
-    else if (benchmark) out(tableText(benchmarkTable(benchmark)));
+    else if (benchmark) out(benchmarkText(benchmarkTable(benchmark)));
     else {
       out(
         `${batchId}: ${s.passed}/${s.passed + s.failed} passed (${pct(s.passRate)})${s.ungraded ? `, ${s.ungraded} ungraded` : ''}; answers ${formatUsd(s.costNano.answers)}, grading ${formatUsd(s.costNano.grading)}`,
@@ -216,7 +213,7 @@ export async function compareCommand(a: string, b: string, flags: { format?: str
     const benchmarks = ra && rb && ra.benchmark === rb.benchmark ? { a: ra, b: rb } : undefined;
     const changed = c.requests.filter((r) => r.change !== 'same');
     if (flags.format === 'json') out(JSON.stringify({ ...c, ...(benchmarks ? { benchmark: benchmarks } : {}) }));
-    else if (benchmarks && flags.format !== 'csv') out(tableText(comparedTables(benchmarks.a, benchmarks.b)));
+    else if (benchmarks && flags.format !== 'csv') out(benchmarkText(comparedTables(benchmarks.a, benchmarks.b)));
     else if (flags.format === 'csv') {
       out('custom_id,a,b,change,tokens_a,tokens_b,cost_usd_a,cost_usd_b');
       for (const r of c.requests)

@@ -5,7 +5,9 @@ import type { Simulator } from '../simulator/simulator-server.js';
 import { WorkerPool } from '../worker/worker-pool.js';
 import { holdHeapGrowth } from '../worker/heap-growth.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
-import { batchTable, failuresTable, isFinished, tagTable, usageTable } from './batch-summary.js';
+import { batchTable, benchmarkText, failuresTable, isFinished, tagTable, usageTable } from './batch-summary.js';
+import { benchmarkRun } from '../shared/reports/benchmark-report.js';
+import { benchmarkTable } from '../shared/reports/benchmark-table.js';
 import {
   EXIT,
   limitOverrides,
@@ -60,9 +62,15 @@ async function printSamples(ctx: CliContext, batchIds: string[], perBatch: numbe
   say(`\n${renderTable(['custom_id', 'sent', 'reply'], rows)}`);
 }
 
-/** Pass rates by tag of the batches whose requests carry tags (a memory benchmark: accuracy by question type). */
+/** A memory benchmark run's paper table; the pass rates by tag of other batches whose graded requests carry tags. */
 async function printTagTables(ctx: CliContext, batches: BatchRecord[]): Promise<void> {
-  for (const b of batches.filter((x) => x.evalPass + x.evalFail + x.evalUngraded > 0)) {
+  for (const b of batches) {
+    const run = await benchmarkRun(ctx.redis, ctx.keys, b, ctx.config.resultTtlS);
+    if (run) {
+      say(`\n${b.input} (chatq eval ${b.id}):\n${benchmarkText(benchmarkTable(run.report))}`);
+      continue;
+    }
+    if (b.evalPass + b.evalFail + b.evalUngraded === 0) continue;
     const s = await evaluateBatch(ctx.redis, ctx.keys, b);
     if (Object.keys(s.byTag).length) say(`\n${b.input}: pass rate by tag (chatq eval ${b.id})\n${tagTable(s)}`);
   }
