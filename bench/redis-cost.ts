@@ -4,7 +4,10 @@
  * stored result, 2,000 users x 10 turns, no upstream latency) by both paths: `chatq enqueue` + a worker, and
  * `chatq run` (the CLI process: enqueue, its own worker pool, the progress bar, the summary), next to raw BullMQ's
  * per job (addBulk + a no-op worker) in the same run; and the bytes a finished request keeps (INFO memory delta), next to
- * a raw BullMQ job that carries its chat line and keeps a simulator answer as its return value.
+ * a raw BullMQ job that carries its chat line and keeps a simulator answer as its return value. Then, in a run of its
+ * own (SLOWLOG at threshold 0 costs time of its own), where chatq's time goes, script by script: each script's calls
+ * and µs per request (SLOWLOG's duration of each call, named by its SHA; BullMQ's scripts together as "bullmq"; plain
+ * commands by name).
  * Prints one JSON line.
  *   npx tsx bench/redis-cost.ts [--requests 20000] [--users 2000] [--concurrency 100]
  */
@@ -14,7 +17,7 @@ import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startLocalRedis } from '../src/cli/local-redis.js';
-import { connectRedis } from '../src/shared/redis/redis.js';
+import { connectRedis, LuaScript } from '../src/shared/redis/redis.js';
 import { legacyUserid } from '../src/shared/userid.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
 import { createTestEnv, runCli, testLogger, waitForBatch } from '../test/helpers/test-env.js';
@@ -120,6 +123,35 @@ async function rawBullmq(reply?: Record<string, unknown>): Promise<{ cost: Cost;
   return { cost, bytesPerJob };
 }
 
+/** Each script's (and plain command's) calls and µs per unit, from SLOWLOG at threshold 0 over `work`. */
+async function perScript(
+  units: number,
+  work: () => Promise<void>,
+): Promise<Record<string, { calls: number; us: number }>> {
+  const names = new Map(LuaScript.loaded.map((s) => [s.sha, s.name.replace(/^chatq_/, '')]));
+  await admin.config('SET', 'slowlog-log-slower-than', '0');
+  await admin.config('SET', 'slowlog-max-len', '2000000');
+  await admin.slowlog('RESET');
+  await work();
+  const entries = (await admin.slowlog('GET', '-1')) as [number, number, number, string[]][];
+  await admin.config('SET', 'slowlog-log-slower-than', '10000');
+  await admin.slowlog('RESET');
+  const by: Record<string, { calls: number; us: number }> = {};
+  for (const [, , us, args] of entries) {
+    const command = args[0]!.toLowerCase();
+    const name =
+      command === 'evalsha' ? (names.get(args[1]!) ?? 'bullmq') : command === 'eval' ? 'eval (first load)' : command;
+    by[name] ??= { calls: 0, us: 0 };
+    by[name].calls += 1;
+    by[name].us += us;
+  }
+  return Object.fromEntries(
+    Object.entries(by)
+      .sort((a, b) => b[1].us - a[1].us)
+      .map(([name, v]) => [name, { calls: round(v.calls / units, 2), us: round(v.us / units, 1) }]),
+  );
+}
+
 const raw = (await rawBullmq()).cost;
 // One real answer of the simulator, kept by every job of the bytes baseline.
 const answer = (await (
@@ -149,6 +181,20 @@ const work = await measure(admin, REQUESTS, async () => {
 });
 const bytesPerFinished = ((await usedMemory()) - memoryBefore) / REQUESTS;
 await env.cleanup();
+
+// Where the time goes, script by script: the same enqueue and work again, with SLOWLOG on.
+const scriptEnv = await createTestEnv(redis.url);
+const scripts = await perScript(REQUESTS, async () => {
+  const id = (await scriptEnv.submit(lines)).batchId;
+  const pool = await WorkerPool.start({
+    config: scriptEnv.config({ CHATQ_CONCURRENCY: String(C) }),
+    baseUrl: sim.url,
+    logger: testLogger(),
+  });
+  await waitForBatch(scriptEnv, id, 600_000);
+  await pool.close();
+});
+await scriptEnv.cleanup();
 
 // `chatq run`: the same lines through the CLI, which enqueues, works, shows progress and summarises in one process.
 const runEnv = await createTestEnv(redis.url);
@@ -202,6 +248,7 @@ console.log(
     bytes_per_finished_request: Math.round(bytesPerFinished),
     raw_bullmq_kept_job_bytes: Math.round(rawKept.bytesPerJob),
     bytes_vs_raw_bullmq_kept: round(bytesPerFinished / rawKept.bytesPerJob),
+    per_script: scripts,
   }),
 );
 process.exit(0);

@@ -148,7 +148,6 @@ describe.each([
         reported_calls: usage.requests + usage.repeat_calls,
         log_lines_during_fault: workers.map((w, i) => w.stderr().split('\n').length - before[i]!),
       };
-      console.log(JSON.stringify(figures));
       // The shards on the masters that did not fail kept calling through the fault (one frozen by it stalls the whole
       // window). With Redis's default full coverage every node refuses commands for a moment (CLUSTERDOWN): printed.
       if (!fullCoverage)

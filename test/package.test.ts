@@ -121,9 +121,6 @@ describe('the npm package', () => {
         notFound: 'batch_000000000000000000000000',
         badLine: '1:messages',
       });
-      console.log(
-        JSON.stringify({ tarball_bytes: packed.size, files: packed.entryCount, consumer: JSON.parse(out.stdout) }),
-      );
     } finally {
       await sim.close();
       await env.cleanup();

@@ -115,7 +115,6 @@ describe('the shipped alert rules on a real Prometheus scraping a running chatq'
           back = await startLocalRedis({ port: redis.port, dir, appendfsync: 'off' });
         },
       );
-      console.log(JSON.stringify({ prometheusLive: seen }));
       expect(seen).toHaveLength(6);
     } finally {
       prometheus.kill('SIGKILL');

@@ -67,9 +67,6 @@ describe('managed Redis: Sentinel', () => {
       const stats = sim.stats();
       expect(stats.overlaps).toBe(0);
       expect(stats.outOfOrder).toBe(0);
-      console.log(
-        JSON.stringify({ sentinelFailover: true, requests: users * turns, repeats: stats.calls - users * turns }),
-      );
     } finally {
       await sim.close();
       await env.cleanup();

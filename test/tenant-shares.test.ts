@@ -32,7 +32,6 @@ describe('tenants: projects share capacity, neither starves the other', () => {
     );
     const done = await waitForBatch(w.env, light.batchId, 60_000);
     const beta = await w.env.batch(heavy.batchId);
-    console.log(JSON.stringify({ alpha_succeeded: done.succeeded, beta_succeeded_meanwhile: beta.succeeded }));
     expect(done.succeeded).toBe(30);
     // Alpha did not wait for beta's batch to go through the token limit first.
     expect(beta.succeeded).toBeLessThan(50);
@@ -53,7 +52,6 @@ describe('tenants: projects share capacity, neither starves the other', () => {
     const betaBefore = (await w.env.batch(many.batchId)).succeeded;
     const done = await waitForBatch(w.env, few.batchId, 120_000);
     const meanwhile = (await w.env.batch(many.batchId)).succeeded - betaBefore;
-    console.log(JSON.stringify({ alpha_succeeded: done.succeeded, beta_succeeded_meanwhile: meanwhile }));
     expect(done.succeeded).toBe(120);
     // With equal shares alpha's 120 calls take about as many of beta's (plus a round of slots each way); shared per
     // user, beta's 300 users would take 15 of every 16 slots (~1,700 calls meanwhile).

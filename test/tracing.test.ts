@@ -73,8 +73,6 @@ describe('OpenTelemetry traces (OTLP/HTTP to a local receiver)', () => {
     expect(new Set(inTrace.map(role))).toEqual(new Set(['enqueue', 'worker']));
     expect(new Set(inTrace.map((s) => s.resource['service.name']))).toEqual(new Set(['chatq-test']));
     const byName = (name: string) => inTrace.filter((s) => s.name === name);
-    const nameOf = (id?: string) => inTrace.find((s) => s.spanId === id)?.name ?? null;
-    console.log(JSON.stringify(inTrace.map((s) => ({ span: s.name, role: role(s), parent: nameOf(s.parentSpanId) }))));
     const [run] = byName('chatq run');
     expect(role(run!)).toBe('worker');
     expect(run!.parentSpanId).toBe(imported!.spanId);

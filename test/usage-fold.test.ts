@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { OTHER_MODEL } from '../src/shared/usage/usage-fold.js';
 import { getUsage } from '../src/shared/batches/read-store.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
 describe('usage fold', () => {
   const t = useTestEnv();
 
-  it('folds the compact records of today and the key-naming ones an older worker left pending, each once', async () => {
+  it('folds the pending records, each once, into the user, model, day and batch aggregates', async () => {
     const k = t.env.keys;
     const tokens = [10, 20, 30, 0, 5];
     const compact = {
@@ -21,31 +20,11 @@ describe('usage fold', () => {
       l: '100',
       ms: 80,
     };
-    const old = {
-      k: [
-        k.usage('team-a', 'user', 'ann'),
-        k.usage('team-a', 'model', 'gpt-4o-mini'),
-        k.usage('team-a', 'day', '2026-11-27'),
-        k.usage('team-a', 'model', OTHER_MODEL),
-        k.usage('team-a', 'batch', 'batch_1'),
-      ],
-      x: [
-        k.usageIndex('team-a', 'user'),
-        k.usageIndex('team-a', 'model'),
-        k.usageIndex('team-a', 'day'),
-        k.usageIndex('team-a', 'batch'),
-      ],
-      v: ['ann', 'gpt-4o-mini', '2026-11-27', 'batch_1'],
-      s: 'failed',
-      t: tokens,
-      c: -1,
-      l: '',
-      ms: 0,
-    };
+    const failed = { ...compact, s: 'failed', c: -1, l: '', ms: 0 };
     await t.env.redis.rpush(
       k.pendingUsage,
       JSON.stringify(compact),
-      JSON.stringify(old),
+      JSON.stringify(failed),
       JSON.stringify({ ...compact, p: 'default', u: 'bo' }),
     );
 

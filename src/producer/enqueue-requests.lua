@@ -65,8 +65,7 @@ while i <= count do
     local existing = seen[cid] and '' or redis.call('HGET', cidsKey, cid)
     if existing then
       -- Held by an earlier import of this batch (a re-run adds what is missing), or a duplicate in this one.
-      -- The map keeps each custom_id's seq (before: its request id, which ends with it).
-      local seq = tonumber(string.match(existing, '(%d+)$') or '')
+      local seq = tonumber(existing)
       fate[i] = (seq and seq <= earlier) and 'held' or 'clash'
       break
     end

@@ -15,8 +15,6 @@ function layout(prefix: string) {
     prefix,
     request: (id: string) => `${prefix}:req:${id}`,
     requestBody: (id: string) => `${prefix}:req:${id}:body`,
-    /** A request's response, as records from before finished records kept it (read, no longer written). */
-    requestResponse: (id: string) => `${prefix}:req:${id}:resp`,
     /**
      * A finished request: one string (finished-record.ts) holding its fields, body and response, which replaces its
      * hash and body when it ends.
@@ -86,8 +84,6 @@ function layout(prefix: string) {
     webhookReceiver: (receiver: string) => `${prefix}:webhook-receiver:${receiver}`,
     /** Finished requests' usage records, waiting to be folded into the user, model and day aggregates. */
     pendingUsage: `${prefix}:usage-pending`,
-    /** The set-shaped index of before retention existed, migrated once by the usage roll-up. */
-    legacyUsageIndex: (project: string, dim: UsageDimension) => `${scoped(project)}:usage-index:${dim}`,
     /** The BullMQ hash of a job, used to tell whether a lane head still has its job. */
     job: (id: string) => `${prefix}:${QUEUE_NAME}:${id}`,
     /** BullMQ's lists of jobs waiting to be taken (the finish script asks whether any lane waits). */

@@ -101,9 +101,6 @@ describe('token bounds count every field the upstream bills', () => {
     ] as const) {
       const batch = await waitForBatch(w.env, id);
       const spent = (await getUsage(w.env.redis, w.env.keys, 'default', 'batch', id)).cost_nano;
-      console.log(
-        JSON.stringify({ budget_nano: cap, spent_nano: spent, of_cap: spent / cap, succeeded: batch.succeeded }),
-      );
       expect(spent, `batch ${id}`).toBeLessThanOrEqual(cap);
       expect(batch.succeeded).toBeGreaterThan(0);
       expect(batch.cancelled).toBeGreaterThan(0);

@@ -39,14 +39,6 @@ describe('budgets hold with many calls in flight', () => {
     const { batch, spent } = await run(600, budget, 100);
     // One call's reservation at most is left unused at the end (prompt estimate + 30 reply tokens at gpt-4o-mini's prices).
     const oneReservation = 20 * 150 + 30 * 600;
-    console.log(
-      JSON.stringify({
-        budget_nano: budget,
-        spent_nano: spent,
-        overshoot_nano: Math.max(0, spent - budget),
-        succeeded: batch.succeeded,
-      }),
-    );
     expect(spent).toBeLessThanOrEqual(budget);
     expect(spent).toBeGreaterThan(budget - 2 * oneReservation);
     expect(batch.status).toBe('cancelled');

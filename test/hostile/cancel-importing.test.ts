@@ -58,13 +58,6 @@ describe('a cancel while the batch is still being imported', () => {
       expect(sent).toBeLessThan(lines.length);
       const ended = await batchEnded(client, batchId);
       expect(ended.status).toBe('cancelled');
-      console.log(
-        JSON.stringify({
-          calls_at_cancel: callsAtCancel - warmCalls,
-          calls_after_cancel: w.sim.stats().calls - callsAtCancel,
-          enqueued: ended.request_counts!.total,
-        }),
-      );
       // Only the calls in flight when the cancel came finished; none started after it.
       expect(w.sim.stats().calls - callsAtCancel).toBeLessThanOrEqual(CONCURRENCY);
       expect(ended.request_counts!.completed).toBeLessThanOrEqual(callsAtCancel - warmCalls + CONCURRENCY);

@@ -32,7 +32,12 @@ describe('honest counters and quiet logs', () => {
     const doomed = spawnWorker(env.env({ ...vars, CHATQ_RPM: '1' }));
     cleanups.push(async () => doomed.child.kill('SIGKILL'));
     await waitFor('the first call', async () => sim.stats().answered >= 1, 20_000);
-    await new Promise((r) => setTimeout(r, 500));
+    // Its result written, and runs begun beyond it that wait for capacity.
+    await waitFor('runs waiting for capacity beside the first result', async () => {
+      let claims = 0;
+      for await (const r of readBatchRequests(env.redis, env.keys, submitted.batchId)) claims += r.claims;
+      return (await env.batch(submitted.batchId)).succeeded === 1 && claims > sim.stats().calls;
+    });
     doomed.child.kill('SIGKILL');
     await doomed.exited;
     const pool = await startWorker(env.config(vars), sim.url);
@@ -58,7 +63,9 @@ describe('honest counters and quiet logs', () => {
       () => sim.close(),
     );
     await env.submit(Array.from({ length: 40 }, (_, i) => line(`u${i}`)));
-    const worker = spawnWorker(env.env({ CHATQ_BASE_URL: sim.url, CHATQ_RPM: '30', CHATQ_CONCURRENCY: '40' }));
+    const worker = spawnWorker(
+      env.env({ CHATQ_BASE_URL: sim.url, CHATQ_RPM: '30', CHATQ_CONCURRENCY: '40', LOG_LEVEL: 'info' }),
+    );
     cleanups.push(async () => worker.child.kill('SIGKILL'));
     await waitFor('calls waiting for capacity', async () => sim.stats().answered >= 2, 20_000);
     // Redis goes away for two seconds.
@@ -68,7 +75,7 @@ describe('honest counters and quiet logs', () => {
     const back = await startLocalRedis({ port, appendfsync: 'off' });
     // Stopped last, after the clients that use it.
     cleanups.unshift(() => back.stop());
-    await new Promise((r) => setTimeout(r, 1_500));
+    await waitFor('the worker back on Redis', async () => /redis connection restored/.test(worker.stderr()), 30_000);
     worker.child.kill('SIGTERM');
     await worker.exited;
     const lines = worker

@@ -101,7 +101,6 @@ describe('tenants: a burst of live pages', () => {
       const burst = Array.from({ length: PER_PROJECT_SUBSCRIBERS + 100 }, () => open(A));
       responses.push(...(await Promise.all(burst)));
       const streaming = responses.filter((r) => r.status === 200).length;
-      console.log(JSON.stringify({ streaming, refused: responses.filter((r) => r.status === 429).length }));
       expect(streaming).toBeLessThanOrEqual(PER_PROJECT_SUBSCRIBERS);
       expect(streaming).toBeGreaterThan(0);
       // Beta's page is not locked out by alpha's burst (it watches nothing of its own here: 204, not 429).

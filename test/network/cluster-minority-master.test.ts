@@ -94,18 +94,6 @@ describe('network (e): a Redis Cluster master on the minority side of a partitio
 
   it('without CHATQ_REDIS_WAIT_REPLICAS: the cut-off side calls on claims the failover loses', async () => {
     const r = await split(0);
-    console.log(
-      JSON.stringify({
-        scenario: 'e',
-        waitReplicas: 0,
-        requests: r.total,
-        nearCallsDuringSplit: r.nearCallsDuringSplit,
-        nearCallsAfterHeal: r.nearCallsAfterHeal,
-        overlaps: r.overlaps,
-        repeats: r.repeats,
-        outOfOrder: r.outOfOrder,
-      }),
-    );
     // Claims the old master acknowledged after the cut, each acted on with a call, and gone with its data.
     expect(r.nearCallsDuringSplit).toBeGreaterThan(0);
     // Nothing enqueued is lost, and each request is counted once, whatever the failover dropped.
@@ -115,18 +103,6 @@ describe('network (e): a Redis Cluster master on the minority side of a partitio
 
   it('with CHATQ_REDIS_WAIT_REPLICAS=1: no call goes out on a claim that is not on the replica; every invariant holds', async () => {
     const r = await split(1);
-    console.log(
-      JSON.stringify({
-        scenario: 'e',
-        waitReplicas: 1,
-        requests: r.total,
-        nearCallsDuringSplit: r.nearCallsDuringSplit,
-        nearCallsAfterHeal: r.nearCallsAfterHeal,
-        overlaps: r.overlaps,
-        repeats: r.repeats,
-        outOfOrder: r.outOfOrder,
-      }),
-    );
     expect(r.nearCallsDuringSplit).toBe(0);
     await expectInvariants(r, r.batchId, r.total);
   });

@@ -9,7 +9,6 @@ import {
 } from '../keys.js';
 import type { Scope } from '../scope.js';
 import { groupBy } from '../group-by.js';
-import { decodeResponse } from '../response-codec.js';
 import { decodeFinishedRecord, finishedConversation } from '../finished-record.js';
 import { foldUsage } from '../usage/usage-fold.js';
 import { combineParts, endedWithParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
@@ -40,8 +39,7 @@ export async function getBatch(redis: RedisClient, keys: RedisKeys, id: string):
 
 /**
  * Requests by id, each read from its shard (pipelines stay within one slot): a finished one's record
- * (finished-record.ts) in one command; only for the others (unfinished, or finished before records) their hash,
- * body and response, in a second round trip.
+ * (finished-record.ts) in one command; only for the others (unfinished) their hash and body, in a second round trip.
  */
 export async function getRequests(
   redis: RedisClient,
@@ -60,20 +58,17 @@ export async function getRequests(
         else rest.push(i);
       });
       if (rest.length === 0) return;
-      // The others' hash, body and response (unfinished, or finished before records existed), and their record
-      // again after the hash: one that finished since the first read has its record by then (the hash and the
-      // record change places in one script).
+      // The others' hash and body (unfinished), and their record again after the hash: one that finished since the
+      // first read has its record by then (the hash and the record change places in one script).
       const pipeline = redis.pipeline();
       for (const i of rest)
         pipeline
           .hmget(k.request(ids[i]!), ...REQUEST_FIELDS)
           .get(k.requestBody(ids[i]!))
-          .getBuffer(k.requestResponse(ids[i]!))
           .getBuffer(k.requestDone(ids[i]!));
       const rows = (await pipeline.exec())!;
       rest.forEach((i, n) => {
-        const [[err, fields], [, body], [, response], [, record]] = rows.slice(n * 4, n * 4 + 4) as [
-          [Error | null, unknown],
+        const [[err, fields], [, body], [, record]] = rows.slice(n * 3, n * 3 + 3) as [
           [Error | null, unknown],
           [Error | null, unknown],
           [Error | null, unknown],
@@ -87,7 +82,7 @@ export async function getRequests(
           ids[i]!,
           Object.fromEntries(REQUEST_FIELDS.map((name, f) => [name, (fields as (string | null)[])[f]])),
           body as string | null,
-          decodeResponse(response as Buffer | null),
+          null,
         );
       });
     }),

@@ -18,7 +18,6 @@
   sent): its tokens and cost count, as grading_calls and grading_cost_nano too, not as a request, and not for any
   user (u is "")}
   Calls of a model without a price (c -1) count as unpriced: a request's, a repeat's, and each of a grading's.
-  (a record of before this shape names its keys instead: k, x and v).
   Returns how many records it folded.
 ]]
 --- @include keys
@@ -70,7 +69,6 @@ local function indexesOf(p)
 end
 -- A record's aggregates (user, model, day, batch), its "other" model aggregate, their indexes and member names.
 local function shapeOf(r)
-  if r.k then return { r.k[1], r.k[2], r.k[3], r.k[5] }, r.k[4], r.x, r.v end
   local keys = { usageKey(r.p, 1, r.u), usageKey(r.p, 2, r.m), usageKey(r.p, 3, r.d), usageKey(r.p, 4, r.b) }
   return keys, usageKey(r.p, 2, otherModel), indexesOf(r.p), { r.u, r.m, r.d, r.b }
 end

@@ -11,8 +11,7 @@ export const OTHER_MODEL = 'other';
 
 /** The aggregate and index keys a usage record names (fold-usage.lua declares them all). */
 function keysOfRecord(k: RedisKeys, text: string): string[] {
-  const r = JSON.parse(text) as { k?: string[]; x?: string[]; p: string; u: string; m: string; d: string; b: string };
-  if (r.k && r.x) return [...r.k, ...r.x];
+  const r = JSON.parse(text) as { p: string; u: string; m: string; d: string; b: string };
   return [
     k.usage(r.p, 'user', r.u),
     k.usage(r.p, 'model', r.m),

@@ -1,5 +1,5 @@
 import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
-import { USAGE_DIMENSIONS, type RedisKeys } from '../../shared/keys.js';
+import type { RedisKeys } from '../../shared/keys.js';
 import { projectsOf } from '../../shared/batches/read-store.js';
 import { ALL_PROJECTS } from '../../shared/scope.js';
 
@@ -33,16 +33,6 @@ export async function applyUsageRetention(
   const report: RetentionReport = { rolledUpDays: 0, droppedUsers: 0, droppedBatches: 0 };
   const lastKeptDay = new Date(now - r.usageDays * DAY_MS).toISOString().slice(0, 10);
   for (const project of await projectsOf(redis, keys, ALL_PROJECTS)) {
-    for (const dim of USAGE_DIMENSIONS) {
-      const legacy = keys.legacyUsageIndex(project, dim);
-      const members = await redis.smembers(legacy);
-      if (members.length)
-        await redis
-          .multi()
-          .zadd(keys.usageIndex(project, dim), ...members.flatMap((m) => [now, m]))
-          .del(legacy)
-          .exec();
-    }
     for (const day of await redis.zrange(keys.usageIndex(project, 'day'), 0, -1)) {
       if (day >= lastKeptDay) continue;
       const month = day.slice(0, 7);

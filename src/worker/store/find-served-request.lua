@@ -5,7 +5,6 @@
   Returns the request id, or false.
 ]]
 --- @include keys
---- @include statuses
 --- @include finished-record
 --- @include served-request
 return servedRequest(ARGV[1], ARGV[2]) or false

@@ -92,9 +92,9 @@ end
 if A.claim and redis.call('GET', KEYS[15]) == id .. ':' .. wholeText(A.claim) then redis.call('DEL', KEYS[15]) end
 local f = requestFields(req)
 if not f and redis.call('EXISTS', KEYS[14]) == 0 then return { 'outcome', 'missing', 'next_head', unservedHead(), 'handed', 0, 'wait_ms', 0 } end
--- Finished already: its record, or a finished hash (written before records existed). A second result of one request
--- (its call repeated after the first run was taken over) is never counted.
-if not f or FINISHED_REQUEST[f.status] then
+-- Finished already (its record stands for it): a second result of one request (its call repeated after the first run
+-- was taken over) is never counted.
+if not f then
   redis.call('HDEL', KEYS[10], id)
   -- But a call the upstream answered again (another run's: its reply's id is not the counted result's) was paid for:
   -- its cost and usage count as repeat spend (the fold adds them to the aggregates apart as well).
@@ -102,7 +102,7 @@ if not f or FINISHED_REQUEST[f.status] then
   for i = 3, #ARGV, 2 do
     if ARGV[i] == 'upstream_request_id' then upstream = ARGV[i + 1] end
   end
-  local counted = f or finishedFields(prefix, id) or {}
+  local counted = finishedFields(prefix, id) or {}
   if upstream and upstream ~= counted.upstream_request_id then
     if A.cost_nano and A.cost_nano > 0 then redis.call('HINCRBY', KEYS[5], 'cost_nano', wholeText(A.cost_nano)) end
     local record = cjson.decode(A.usage_record)

@@ -39,8 +39,8 @@ local function claimRequest(prefix, id, now, hand, leaseMs)
   if not body then return { 'missing' } end
   local conv = ''
   if history == 'full' and prev then
-    -- The previous turn is finished: its record, or a finished hash written before records existed.
-    local earlier = finishedFields(prefix, prev) or requestFields(KEY.request(prefix, prev))
+    -- The previous turn is finished: its record.
+    local earlier = finishedFields(prefix, prev)
     if not earlier then return { 'missing' } end
     conv = earlier.conv or ''
   end
