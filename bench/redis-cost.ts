@@ -20,7 +20,7 @@ import { startLocalRedis } from '../src/cli/local-redis.js';
 import { connectRedis, LuaScript } from '../src/shared/redis/redis.js';
 import { legacyUserid } from '../src/shared/userid.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
-import { createTestEnv, runCli, testLogger, waitForBatch } from '../test/helpers/test-env.js';
+import { createTestEnv, runCli, type TestEnv, testLogger, waitForBatch } from '../test/helpers/test-env.js';
 import { arg, chatLines, round, startSimulatorProcess } from './bench-kit.js';
 
 const REQUESTS = arg('requests', 20_000);
@@ -163,6 +163,17 @@ const answer = (await (
 ).json()) as Record<string, unknown>;
 const rawKept = await rawBullmq(answer);
 
+/** One worker pool on the batch until every result is stored. */
+async function workUntilStored(testEnv: TestEnv, id: string): Promise<void> {
+  const pool = await WorkerPool.start({
+    config: testEnv.config({ CHATQ_CONCURRENCY: String(C) }),
+    baseUrl: sim.url,
+    logger: testLogger(),
+  });
+  await waitForBatch(testEnv, id, 600_000);
+  await pool.close();
+}
+
 // chatq: enqueue, then one worker pool until every result is stored.
 const env = await createTestEnv(redis.url);
 const memoryBefore = await usedMemory();
@@ -170,30 +181,15 @@ let batchId = '';
 const enqueue = await measure(admin, REQUESTS, async () => {
   batchId = (await env.submit(lines)).batchId;
 });
-const work = await measure(admin, REQUESTS, async () => {
-  const pool = await WorkerPool.start({
-    config: env.config({ CHATQ_CONCURRENCY: String(C) }),
-    baseUrl: sim.url,
-    logger: testLogger(),
-  });
-  await waitForBatch(env, batchId, 600_000);
-  await pool.close();
-});
+const work = await measure(admin, REQUESTS, () => workUntilStored(env, batchId));
 const bytesPerFinished = ((await usedMemory()) - memoryBefore) / REQUESTS;
 await env.cleanup();
 
 // Where the time goes, script by script: the same enqueue and work again, with SLOWLOG on.
 const scriptEnv = await createTestEnv(redis.url);
-const scripts = await perScript(REQUESTS, async () => {
-  const id = (await scriptEnv.submit(lines)).batchId;
-  const pool = await WorkerPool.start({
-    config: scriptEnv.config({ CHATQ_CONCURRENCY: String(C) }),
-    baseUrl: sim.url,
-    logger: testLogger(),
-  });
-  await waitForBatch(scriptEnv, id, 600_000);
-  await pool.close();
-});
+const scripts = await perScript(REQUESTS, async () =>
+  workUntilStored(scriptEnv, (await scriptEnv.submit(lines)).batchId),
+);
 await scriptEnv.cleanup();
 
 // `chatq run`: the same lines through the CLI, which enqueues, works, shows progress and summarises in one process.
