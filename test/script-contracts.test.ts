@@ -1,49 +1,71 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { getRequests } from '../src/shared/batches/read-store.js';
+import { unpack } from 'msgpackr';
 import { LuaScript, namedReply, packArgs } from '../src/shared/redis/redis.js';
+import { finishScript } from '../src/worker/store/finish-call.js';
 import { acquireKeys } from '../src/worker/capacity/acquire-call.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
 
-const finish = new LuaScript(new URL('../src/worker/store/finish-request.lua', import.meta.url));
 const acquire = new LuaScript(new URL('../src/worker/capacity/acquire-capacity.lua', import.meta.url));
 
-/** The named arguments of a finish that is right in every field: each test spoils one. */
-const finishArgs = (prefix: string) => ({
+type FinishKeys = Parameters<typeof finishScript.run>[1];
+type FinishArgs = Parameters<typeof finishScript.run>[2];
+
+/** A finish that is right in every argument: each test spoils one. */
+const finishArgs = (prefix: string): FinishArgs => ({
   id: 'r1',
   status: 'succeeded',
   now: Date.now(),
   ttl_s: 60,
   prefix,
-  attempt_log: '',
-  calls: 1,
   batch: 'b1',
   userid: 'u1',
+  attempts: undefined,
+  calls: 1,
+  cost_nano: undefined,
+  error_code: undefined,
+  grade: undefined,
   usage_record: '{}',
-  admission: '{"c":10,"w":{}}',
+  serving_job: undefined,
+  within_share: undefined,
+  budgeted: undefined,
+  claim: undefined,
+  lease_ms: undefined,
+  admission: { c: 10, w: {} },
+  grading: undefined,
+  judged_of: undefined,
+  judged_grade: undefined,
+  verdict: undefined,
+  fields: {},
+  response: undefined,
 });
 
-/** Finish-request's 17 keys, all on the test's prefix. */
-const finishKeys = (env: TestEnv) => {
+/** Finish-request's keys, all on the test's prefix. */
+const finishKeys = (env: TestEnv): FinishKeys => {
   const k = env.keys;
-  return [
-    k.request('r1'),
-    k.batch('b1'),
-    k.lane('u1'),
-    k.lanes,
-    k.usage('default', 'batch', 'b1'),
-    k.batchRequests('b1'),
-    k.batchCustomIds('b1'),
-    k.batchErrors('b1'),
-    k.userRequests('default', 'u1'),
-    k.batchReservations('b1'),
-    k.pendingUsage,
-    k.events,
-    k.requestBody('r1'),
-    k.requestDone('r1'),
-    k.laneLease('u1'),
-    k.queueWait,
-    k.queuePrioritized,
-  ];
+  return {
+    request: k.request('r1'),
+    batch: k.batch('b1'),
+    lane: k.lane('u1'),
+    lanes: k.lanes,
+    batch_usage: k.usage('default', 'batch', 'b1'),
+    batch_requests: k.batchRequests('b1'),
+    batch_custom_ids: k.batchCustomIds('b1'),
+    batch_errors: k.batchErrors('b1'),
+    user_requests: k.userRequests('default', 'u1'),
+    reservations: k.batchReservations('b1'),
+    pending_usage: k.pendingUsage,
+    events: k.events,
+    body: k.requestBody('r1'),
+    done: k.requestDone('r1'),
+    lease: k.laneLease('u1'),
+    queue_wait: k.queueWait,
+    queue_prioritized: k.queuePrioritized,
+    grading: k.request('r1-judge'),
+    grading_body: k.requestBody('r1-judge'),
+    grading_lane: k.lane('judge:r1'),
+    judged_done: k.requestDone('r1'),
+  };
 };
 
 const acquireArgs = {
@@ -64,7 +86,7 @@ const acquireArgs = {
   active_ms: 10000,
 };
 
-describe('script contracts: named, packed arguments and named replies', () => {
+describe('script contracts: keys, arguments and replies by name', () => {
   let env: TestEnv;
   beforeEach(async () => {
     env = await createTestEnv();
@@ -76,45 +98,49 @@ describe('script contracts: named, packed arguments and named replies', () => {
     await env.cleanup();
   });
 
-  it('finish-request names a missing, mistyped or unknown argument, and writes nothing', async () => {
+  it('finish-request names a missing or mistyped argument, and writes nothing', async () => {
     const before = await env.redis.hgetall(env.keys.request('r1'));
     const { now: _, ...withoutNow } = finishArgs(env.keys.prefix);
-    const cases: [object, RegExp][] = [
+    const cases: [unknown, RegExp][] = [
       [withoutNow, /finish-request: missing argument "now"/],
       [{ ...finishArgs(env.keys.prefix), calls: -1 }, /finish-request: argument "calls" must be a whole number/],
+      [{ ...finishArgs(env.keys.prefix), calls: 1.5 }, /finish-request: argument "calls" must be a whole number/],
       [{ ...finishArgs(env.keys.prefix), status: 7 }, /finish-request: argument "status" must be a string/],
-      [{ ...finishArgs(env.keys.prefix), cost: 5 }, /finish-request: unknown argument "cost"/],
+      [{ ...finishArgs(env.keys.prefix), fields: 'x' }, /finish-request: argument "fields" must be a table/],
     ];
     for (const [args, error] of cases) {
-      await expect(finish.run(env.redis, finishKeys(env), packArgs(args, ''))).rejects.toThrow(error);
+      await expect(finishScript.run(env.redis, finishKeys(env), args as FinishArgs)).rejects.toThrow(error);
     }
-    await expect(finish.run(env.redis, finishKeys(env), ['not json', ''])).rejects.toThrow(
-      /finish-request: ARGV\[1\] must be a JSON object of named arguments/,
+    const { keys } = finishScript.argv(finishKeys(env), finishArgs(env.keys.prefix));
+    await expect(finishScript.lua.run(env.redis, keys, ['not msgpack'])).rejects.toThrow();
+    await expect(finishScript.lua.run(env.redis, keys, [Buffer.from([0x07])])).rejects.toThrow(
+      /finish-request: ARGV\[1\] must be a MessagePack map of named arguments/,
     );
     expect(await env.redis.hgetall(env.keys.request('r1'))).toEqual(before);
     expect(await env.redis.lrange(env.keys.lane('u1'), 0, -1)).toEqual(['r1']);
   });
 
-  it('finish-request answers by name; its raw tail (the stored response, the result fields) is kept as given', async () => {
-    const reply = namedReply<{
-      grading_head: string;
-      outcome: string;
-      next_head: string;
-      handed: number;
-      wait_ms: number;
-    }>(
-      await finish.run(
-        env.redis,
-        finishKeys(env),
-        packArgs(finishArgs(env.keys.prefix), '{"id":"RESP"}', 'latency_ms', 12),
-      ),
-    );
-    expect(reply).toEqual({ grading_head: '', outcome: 'ok', next_head: '', handed: 0, wait_ms: 0 });
+  it('packs only the arguments its contract names, keys in the contract order', () => {
+    const extra = { ...finishArgs('p'), cost: 5 } as FinishArgs;
+    const { keys, argv } = finishScript.argv(finishKeys(env), extra);
+    expect(keys[0]).toBe(env.keys.request('r1'));
+    expect(keys.at(-1)).toBe(env.keys.requestDone('r1'));
+    expect(Object.keys(unpack(argv[0] as Buffer) as object)).not.toContain('cost');
+    // Arguments left undefined are left out; a raw (bytes) one follows the packed map.
+    expect(unpack(argv[0] as Buffer)).not.toHaveProperty('grading');
+    expect(argv).toHaveLength(2);
+  });
+
+  it('finish-request answers by name; the stored response and the result fields are kept as given', async () => {
+    const reply = await finishScript.run(env.redis, finishKeys(env), {
+      ...finishArgs(env.keys.prefix),
+      fields: { latency_ms: 12 },
+      response: '{"id":"RESP"}',
+    });
+    expect(reply).toEqual({ grading_head: '', outcome: 'ok', next_head: '', handed: false, wait_ms: 0 });
     const [stored] = await getRequests(env.redis, env.keys, ['r1']);
     expect(stored).toMatchObject({ status: 'succeeded', latencyMs: 12, response: { id: 'RESP' }, userid: 'u1' });
-    const again = namedReply<{ outcome: string }>(
-      await finish.run(env.redis, finishKeys(env), packArgs(finishArgs(env.keys.prefix), '')),
-    );
+    const again = await finishScript.run(env.redis, finishKeys(env), finishArgs(env.keys.prefix));
     expect(again.outcome).toBe('duplicate');
   });
 

@@ -1,13 +1,6 @@
 --[[
   Appends requests to their batch and to their users' lanes, in input order.
-  KEYS: 1 batch hash, 2 batch request list, 3 batch custom_id hash (custom_id -> seq), 4 lane set, 5 importer lease
-  ARGV: 1 batch id, 2 now (ms), 3 key prefix (the hash tag every key here shares), 4 highest seq of earlier imports
-        of this batch (a re-run adds only the custom_ids they lack; 0 for a first import), 5 the batch's project,
-        6 and 7 what comes before and after the userid in that project's user request index keys, 8 this importer's
-        lease owner, 9 the lease (ms), 10 how long (s) a userid stays its project's after this import (0: for ever), 11 the
-        admission (admission.lua: the project's share of the queue), then per request:
-        "id|userid|seq|line|group size|has extra" (characters that need no escaping), custom_id, model,
-        body (JSON text, kept as is), and when "has extra" is 1, a JSON object of more fields.
+  Its contract (keys, arguments, reply) is enqueueScript's in import-run.ts.
   A userid belongs to the project that first used it (KEY.userProject): the endpoint's memory is per userid, so a
   group with a userid another project holds is refused (its end user's memory is not this project's to read).
   A group (the turns of one script) is accepted whole or not at all. Every argument is read and checked before the
@@ -15,35 +8,28 @@
   its batch has been ended or another importer holds the lease: the answer is an IMPORT_LOST error. While the batch
   is still being imported and nobody else holds the lease, it takes the lease again.
   A request that becomes its lane's head goes to BullMQ within the project's allowance, else to its backlog.
-  Returns { ids that became their lane's head and were admitted (to add to BullMQ), 0-based indexes of rejected groups (a custom_id
-            already in this import), 0-based indexes of groups an earlier import of the batch already holds, 0-based
-            indexes of groups refused for a userid another project holds, 1 when a cancel was asked (nothing was
-            written: the importer stops reading) else 0 }.
+  Answers heads (ids that became their lane's head and were admitted: to add to BullMQ), rejected (0-based indexes
+  of groups with a custom_id already in this import), already (of groups an earlier import of the batch already
+  holds), foreign (of groups refused for a userid another project holds) and cancelled (true when a cancel was asked:
+  nothing was written, the importer stops reading).
 ]]
 --- @include keys
 --- @include admission
-local batchKey, reqsKey, cidsKey, lanesKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local batchId, now, prefix, earlier, project, userIndex, userIndexEnd = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local owner, leaseMs, userTtl = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-if not earlier then error('chatq enqueue-requests: bad earlier seq') end
-if not userTtl or userTtl < 0 or userTtl ~= math.floor(userTtl) then error('chatq enqueue-requests: bad userid hold') end
-local admission = admissionOf(ARGV[11])
-if not leaseMs or leaseMs < 1 or owner == '' then error('chatq enqueue-requests: bad lease') end
-if string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
-local metas = {}
-local a = 12
+--- @include contract
+local batchKey, reqsKey, cidsKey, lanesKey = K.batch, K.batch_requests, K.batch_custom_ids, K.lanes
+local batchId, now, prefix, earlier, project = A.batch_id, wholeText(A.now), A.prefix, A.earlier, A.project
+local userIndex, userIndexEnd = A.user_index[1], A.user_index[2]
+local owner, leaseMs, userTtl = A.owner, A.lease_ms, A.user_hold_s
+local admission = admissionOf(A.admission)
+if leaseMs < 1 or owner == '' then error('chatq enqueue-requests: bad lease') end
+if type(userIndex) ~= 'string' or type(userIndexEnd) ~= 'string' or string.sub(userIndex, 1, #prefix) ~= prefix then error('chatq enqueue-requests: user index outside the prefix') end
+local metas = A.requests
 local highest = 0
-while a <= #ARGV do
-  local id, userid, seq, line, group, hasExtra = string.match(ARGV[a], '^([^|]+)|([^|]+)|(%d+)|(%d+)|(%d+)|([01])$')
-  if not id or a + 3 > #ARGV then error('chatq enqueue-requests: malformed request at argument ' .. a) end
-  local m = { id, ARGV[a + 1], userid, ARGV[a + 2], seq, line, tonumber(group), ARGV[a + 3], nil }
-  highest = math.max(highest, tonumber(seq))
-  a = a + 4
-  if hasExtra == '1' then
-    m[9] = cjson.decode(ARGV[a])
-    a = a + 1
+for n, m in ipairs(metas) do
+  if type(m.id) ~= 'string' or type(m.userid) ~= 'string' or type(m.custom_id) ~= 'string' or type(m.model) ~= 'string' or type(m.body) ~= 'string' or type(m.seq) ~= 'number' or type(m.line) ~= 'number' or type(m.group) ~= 'number' or (m.extra ~= nil and type(m.extra) ~= 'table') then
+    error('chatq enqueue-requests: malformed request ' .. n)
   end
-  metas[#metas + 1] = m
+  highest = math.max(highest, m.seq)
 end
 local count = #metas
 local heads, rejected, already, foreign = {}, {}, {}, {}
@@ -58,10 +44,10 @@ end
 local fate, holders = {}, {}
 local i = 1
 while i <= count do
-  local group = metas[i][7]
+  local group = metas[i].group
   fate[i] = 'new'
   for g = 0, group - 1 do
-    local cid = metas[i + g][2]
+    local cid = metas[i + g].custom_id
     local existing = seen[cid] and '' or redis.call('HGET', cidsKey, cid)
     if existing then
       -- Held by an earlier import of this batch (a re-run adds what is missing), or a duplicate in this one.
@@ -72,7 +58,7 @@ while i <= count do
   end
   if fate[i] == 'new' then
     for g = 0, group - 1 do
-      local userid = metas[i + g][3]
+      local userid = metas[i + g].userid
       if holders[userid] == nil then holders[userid] = redis.call('GET', KEY.userProject(prefix, userid)) end
       if holders[userid] and holders[userid] ~= project then
         fate[i] = 'foreign'
@@ -81,7 +67,7 @@ while i <= count do
     end
   end
   if fate[i] == 'new' then
-    for g = 0, group - 1 do seen[metas[i + g][2]] = true end
+    for g = 0, group - 1 do seen[metas[i + g].custom_id] = true end
   elseif fate[i] == 'foreign' then
     foreign[#foreign + 1] = i - 1
   elseif fate[i] == 'clash' then
@@ -92,31 +78,31 @@ while i <= count do
   i = i + group
 end
 
-local status, holder = redis.call('HGET', batchKey, 'status'), redis.call('GET', KEYS[5])
+local status, holder = redis.call('HGET', batchKey, 'status'), redis.call('GET', K.importer)
 if status ~= 'validating' or (holder and holder ~= owner) then
   return redis.error_reply('IMPORT_LOST the import of batch ' .. batchId .. ' lost its lease: the batch is ' .. (status or 'gone') .. (holder and holder ~= owner and ' and another process imports it' or ''))
 end
-if not holder then redis.call('SET', KEYS[5], owner, 'PX', leaseMs) end
+if not holder then redis.call('SET', K.importer, owner, 'PX', leaseMs) end
 -- A cancel asked while the batch is imported: nothing more is enqueued (the importer stops, and ends it cancelled).
-if redis.call('HEXISTS', batchKey, 'cancel_requested') == 1 then return { {}, {}, {}, {}, 1 } end
+if redis.call('HEXISTS', batchKey, 'cancel_requested') == 1 then return reply({ heads = {}, rejected = {}, already = {}, foreign = {}, cancelled = true }) end
 
 i = 1
 while i <= count do
-  local group = metas[i][7]
+  local group = metas[i].group
   if fate[i] == 'new' then
     for g = 0, group - 1 do
       local m = metas[i + g]
-      local id, userid = m[1], m[3]
+      local id, userid = m.id, m.userid
       local key = KEY.request(prefix, id)
-      cidPairs[#cidPairs + 1] = m[2]
-      cidPairs[#cidPairs + 1] = m[5]
+      cidPairs[#cidPairs + 1] = m.custom_id
+      cidPairs[#cidPairs + 1] = wholeText(m.seq)
       ids[#ids + 1] = id
-      redis.call('HSET', key, 'batch', batchId, 'custom_id', m[2], 'userid', userid, 'model', m[4],
-        'seq', m[5], 'line', m[6], 'status', 'queued', 'created_at', now)
+      redis.call('HSET', key, 'batch', batchId, 'custom_id', m.custom_id, 'userid', userid, 'model', m.model,
+        'seq', wholeText(m.seq), 'line', wholeText(m.line), 'status', 'queued', 'created_at', now)
       -- The body, often longer than a compact hash value, lives beside the hash.
-      redis.call('SET', KEY.requestBody(prefix, id), m[8])
-      if m[9] then
-        for field, value in pairs(m[9]) do redis.call('HSET', key, field, value) end
+      redis.call('SET', KEY.requestBody(prefix, id), m.body)
+      if m.extra then
+        for field, value in pairs(m.extra) do redis.call('HSET', key, field, value) end
       end
       if project ~= 'default' then redis.call('HSET', key, 'project', project) end
       if not claimed[userid] then
@@ -140,4 +126,4 @@ flush(cidsKey, 'HSET', cidPairs)
 flush(reqsKey, 'RPUSH', ids)
 if #ids > 0 then redis.call('HINCRBY', batchKey, 'enqueued', #ids) end
 if highest > tonumber(redis.call('HGET', batchKey, 'seq') or '0') then redis.call('HSET', batchKey, 'seq', highest) end
-return { admit(prefix, project, heads, tonumber(now), admission), rejected, already, foreign, 0 }
+return reply({ heads = admit(prefix, project, heads, A.now, admission), rejected = rejected, already = already, foreign = foreign, cancelled = false })

@@ -2,14 +2,69 @@ import { benchmarkOf, type Expect } from '../shared/expectations.js';
 import type { Span } from '@opentelemetry/api';
 import { groupBy } from '../shared/group-by.js';
 import { shardOfUser } from '../shared/keys.js';
-import { LuaScript } from '../shared/redis/redis.js';
+import type { AdmissionArg } from '../shared/redis/admission.js';
+import { defineScript } from '../shared/redis/script-contract.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { IMPORT_LEASE_MS, type ImportLeases, type ImportTarget } from './import-leases.js';
 import { ImportTrace } from './import-trace.js';
 import type { LineError, ParsedLine } from './parse-input.js';
 import type { ProducerContext } from './producer-context.js';
 
-const enqueueScript = new LuaScript(new URL('./enqueue-requests.lua', import.meta.url));
+/** One request as enqueue-requests.lua takes it. */
+interface EnqueuedRequest {
+  id: string;
+  userid: string;
+  seq: number;
+  line: number;
+  /** The size of its group (the turns of one script, accepted whole or not at all) on its first, else 0. */
+  group: number;
+  custom_id: string;
+  model: string;
+  /** The chat body (JSON text, kept as it is). */
+  body: string;
+  /** More fields of its record (extraFields). */
+  extra?: Record<string, string | number>;
+}
+
+const enqueueScript = defineScript<
+  {
+    batch_id: string;
+    now: number;
+    /** The key prefix (the hash tag every key here shares). */
+    prefix: string;
+    /** The highest seq of earlier imports of this batch (a re-run adds only the custom_ids they lack; 0 for a first). */
+    earlier: number;
+    /** The batch's project. */
+    project: string;
+    /** What comes before and after the userid in the project's user request index keys. */
+    user_index: [string, string];
+    /** This importer's lease: its owner and length (ms). */
+    owner: string;
+    lease_ms: number;
+    /** How long (s) a userid stays its project's after this import (0: for ever). */
+    user_hold_s: number;
+    /** The project's share of the queue (admission.lua). */
+    admission: AdmissionArg;
+    requests: EnqueuedRequest[];
+  },
+  { heads: string[]; rejected: number[]; already: number[]; foreign: number[]; cancelled: boolean }
+>()({
+  file: new URL('./enqueue-requests.lua', import.meta.url),
+  keys: ['batch', 'batch_requests', 'batch_custom_ids', 'lanes', 'importer'],
+  args: {
+    batch_id: 'string',
+    now: 'whole',
+    prefix: 'string',
+    earlier: 'whole',
+    project: 'string',
+    user_index: 'list',
+    owner: 'string',
+    lease_ms: 'whole',
+    user_hold_s: 'whole',
+    admission: 'table',
+    requests: 'list',
+  },
+});
 
 /** Requests (and body bytes) per enqueue script call, and calls in flight at once (one connection keeps them in order). */
 const CHUNK_REQUESTS = 1_000;
@@ -267,56 +322,57 @@ export class ImportRun {
   /** Enqueues one target's lines (a part's: the lines of its users) in one script; returns the lane heads. */
   private async enqueue(target: ImportTarget, lines: PendingLine[]): Promise<string[]> {
     const k = target.keys;
-    const keyList = [
-      k.batch(target.id),
-      k.batchRequests(target.id),
-      k.batchCustomIds(target.id),
-      k.lanes,
-      k.batchImporter(target.id),
-    ];
-    const args: (string | number)[] = [
-      target.id,
-      Date.now(),
-      k.prefix,
-      this.earlierSeq,
-      this.project,
-      ...target.userIndex,
-      target.lease.owner,
-      IMPORT_LEASE_MS,
-      this.ctx.userids.holdS,
-      await this.ctx.queues.admission.arg(),
-    ];
+    const requests: EnqueuedRequest[] = [];
     const groupStart: number[] = [];
-    let index = 0;
     for (const { drafts, bodies, firstSeq, spans } of lines) {
-      groupStart.push(index);
+      groupStart.push(requests.length);
       for (const [g, d] of drafts.entries()) {
         const at = firstSeq + g;
-        index += 1;
         const extra = extraFields(d, target.id, at, g, spans?.[g]);
-        const hasExtra = Object.keys(extra).length > 0;
-        args.push(
-          `${target.id}-${at}|${d.userid}|${at}|${d.line}|${g === 0 ? drafts.length : 0}|${hasExtra ? 1 : 0}`,
-          d.customId,
-          d.model,
-          bodies[g]!,
-        );
-        if (hasExtra) args.push(JSON.stringify(extra));
+        requests.push({
+          id: `${target.id}-${at}`,
+          userid: d.userid,
+          seq: at,
+          line: d.line,
+          group: g === 0 ? drafts.length : 0,
+          custom_id: d.customId,
+          model: d.model,
+          body: bodies[g]!,
+          ...(Object.keys(extra).length > 0 ? { extra } : {}),
+        });
       }
     }
-    const [heads, rejectedGroups, heldGroups, foreignGroups, cancelAsked] = (await enqueueScript.run(
+    const { heads, rejected, already, foreign, cancelled } = await enqueueScript.run(
       this.ctx.redis,
-      keyList,
-      args,
-    )) as [string[], number[], number[], number[], number];
-    if (cancelAsked === 1) {
+      {
+        batch: k.batch(target.id),
+        batch_requests: k.batchRequests(target.id),
+        batch_custom_ids: k.batchCustomIds(target.id),
+        lanes: k.lanes,
+        importer: k.batchImporter(target.id),
+      },
+      {
+        batch_id: target.id,
+        now: Date.now(),
+        prefix: k.prefix,
+        earlier: this.earlierSeq,
+        project: this.project,
+        user_index: target.userIndex,
+        owner: target.lease.owner,
+        lease_ms: IMPORT_LEASE_MS,
+        user_hold_s: this.ctx.userids.holdS,
+        admission: await this.ctx.queues.admission.arg(),
+        requests,
+      },
+    );
+    if (cancelled) {
       this.cancelAsked = true;
       return [];
     }
     await this.countEnqueued(target.id, lines, groupStart, {
-      rejected: new Set(rejectedGroups),
-      held: new Set(heldGroups),
-      foreign: new Set(foreignGroups),
+      rejected: new Set(rejected),
+      held: new Set(already),
+      foreign: new Set(foreign),
     });
     return heads;
   }

@@ -16,6 +16,9 @@ export interface RequestError {
   status?: number;
 }
 
+/** A request keeps this many entries of its attempt log at most: its first and its latest ones. */
+export const ATTEMPT_LOG_MOST = 50;
+
 export interface AttemptEntry {
   at: number;
   status: number | null;

@@ -1,11 +1,54 @@
-import { LuaScript, type RedisClient } from '../redis/redis.js';
+import type { AdmissionArg } from '../redis/admission.js';
+import type { RedisClient } from '../redis/redis.js';
+import { defineScript } from '../redis/script-contract.js';
 import type { RedisKeys } from '../keys.js';
 import { getBatch } from './read-store.js';
 import { endIfPartsEnded, partsOf } from './sharded-batch.js';
 import type { RequestQueues } from '../redis/request-queue.js';
 import type { BatchStatus } from '../request-record.js';
 
-const cancelScript = new LuaScript(new URL('./cancel-batch.lua', import.meta.url));
+const cancelScript = defineScript<
+  {
+    now: number;
+    ttl_s: number;
+    prefix: string;
+    /** The page: its first index in the batch's request list, and its size. */
+    first: number;
+    size: number;
+    /** What a cancelled request ends with (JSON text: CancelReason). */
+    error: string;
+    batch_id: string;
+    asker: 'user' | 'budget' | 'import' | 'expire';
+    admission: AdmissionArg;
+  },
+  /** The batch's status, the new lane heads admitted to BullMQ, and how many ids the page read. */
+  { status: BatchStatus | 'missing'; heads: string[]; read: number }
+>()({
+  file: new URL('./cancel-batch.lua', import.meta.url),
+  keys: [
+    'batch',
+    'lanes',
+    'batch_requests',
+    'batch_custom_ids',
+    'batch_errors',
+    'importing',
+    // The importer's lease, and the import's BullMQ job hash.
+    'importer',
+    'import_job',
+    'events',
+  ],
+  args: {
+    now: 'whole',
+    ttl_s: 'whole',
+    prefix: 'string',
+    first: 'whole',
+    size: 'whole',
+    error: 'string',
+    batch_id: 'string',
+    asker: 'string',
+    admission: 'table',
+  },
+});
 const PAGE = 1_000;
 
 /** The BullMQ job that imports a batch; a part has none of its own (its lease stands for its import), so its own slot's lease key. */
@@ -17,7 +60,7 @@ export interface CancelReason {
   message: string;
 }
 
-const ASKER: Record<CancelReason['code'], string> = {
+const ASKER: Record<CancelReason['code'], 'user' | 'budget' | 'import' | 'expire'> = {
   cancelled: 'user',
   budget_exceeded: 'budget',
   import_failed: 'import',
@@ -66,33 +109,33 @@ async function cancelOne(
   keys: RedisKeys,
   batchId: string,
 ): Promise<BatchStatus | 'missing'> {
-  const batchKeys = [
-    keys.batch(batchId),
-    keys.lanes,
-    keys.batchRequests(batchId),
-    keys.batchCustomIds(batchId),
-    keys.batchErrors(batchId),
-    keys.importing,
-    keys.batchImporter(batchId),
-    importJobOf(keys, batchId),
-    keys.events,
-  ];
-  let status: string = 'missing';
+  const batchKeys = {
+    batch: keys.batch(batchId),
+    lanes: keys.lanes,
+    batch_requests: keys.batchRequests(batchId),
+    batch_custom_ids: keys.batchCustomIds(batchId),
+    batch_errors: keys.batchErrors(batchId),
+    importing: keys.importing,
+    importer: keys.batchImporter(batchId),
+    import_job: importJobOf(keys, batchId),
+    events: keys.events,
+  };
+  let status: BatchStatus | 'missing' = 'missing';
   for (let start = 0; ; start += PAGE) {
-    const [s, heads, read] = (await cancelScript.run(redis, batchKeys, [
-      Date.now(),
-      ttlS,
-      keys.prefix,
-      start,
-      PAGE,
-      JSON.stringify(reason),
-      batchId,
-      ASKER[reason.code],
-      await queues.admission.arg(),
-    ])) as [string, string[], number];
-    status = s;
-    await queues.add(heads);
-    if (read < PAGE) break;
+    const reply = await cancelScript.run(redis, batchKeys, {
+      now: Date.now(),
+      ttl_s: ttlS,
+      prefix: keys.prefix,
+      first: start,
+      size: PAGE,
+      error: JSON.stringify(reason),
+      batch_id: batchId,
+      asker: ASKER[reason.code],
+      admission: await queues.admission.arg(),
+    });
+    status = reply.status;
+    await queues.add(reply.heads);
+    if (reply.read < PAGE) break;
   }
-  return status as BatchStatus | 'missing';
+  return status;
 }

@@ -14,6 +14,12 @@ const READ_WITHIN_MS = 1_000;
 /** Heads a project alone may have queued, beyond the call slots: they stand ready while the others' jobs complete. */
 const SPARE = 1.2;
 
+/** The scripts' argument (admission.lua's `admission`): the heads one project alone may have queued, the weights. */
+export interface AdmissionArg {
+  c: number;
+  w: Record<string, number>;
+}
+
 export interface AdmissionSettings {
   /** Each project's weight (CHATQ_PROJECT_WEIGHTS; 1 when absent). */
   weights: Record<string, number>;
@@ -39,13 +45,13 @@ export class Admission {
    * The scripts' argument: the heads one project alone may have queued in a shard, and the weights. Read again in the
    * background every READ_EVERY_MS; only the first read is waited for (at most READ_WITHIN_MS).
    */
-  async arg(): Promise<string> {
+  async arg(): Promise<AdmissionArg> {
     if (performance.now() - this.read.at > READ_EVERY_MS) {
       const reading = (this.reading ??= this.readSlots());
       if (this.read.at === Number.NEGATIVE_INFINITY) await reading;
     }
     const slots = this.read.slots || this.settings.slots;
-    return JSON.stringify({ c: Math.ceil((slots * SPARE) / this.keys.shardCount), w: this.settings.weights });
+    return { c: Math.ceil((slots * SPARE) / this.keys.shardCount), w: this.settings.weights };
   }
 
   /** One read at a time; one that fails or is given up keeps the last slots until the next. */

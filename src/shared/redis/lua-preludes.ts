@@ -1,5 +1,6 @@
 import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from '../keys.js';
 import {
+  ATTEMPT_LOG_MOST,
   BATCH_FINAL_STATUS,
   FINISHED_RECORD_FIELDS,
   FINISHED_STATUSES,
@@ -82,60 +83,82 @@ function statusesPrelude(): string {
 }
 
 /**
- * "--- @include finished-record" (after "keys"): a request's hash as a table, and the step that ends it as one record
- * (finished-record.ts; the field order is FINISHED_RECORD_FIELDS; whole numbers as numbers, the attempt log as
- * arrays of [at, status, code, ms]):
- * - requestFields(key): the hash's fields by name, or nil when it is gone;
- * - writeFinished(prefix, id, fields, ttl, response): writes the record of `fields` (the hash's, with the finish's
- *   changes), the body beside the hash and `response` (the stored form, or false), expiring after `ttl` seconds, and
- *   deletes the hash and the body;
- * - finishedFields(prefix, id): a finished record's text fields by name (its conversation, its userid), or nil when
- *   there is none;
- * - FINISHED_FIELD_INDEX[name]: a field's place in FINISHED_RECORD_FIELDS (the record holds it at that place + 1).
+ * "--- @include attempt-log" (and "finished-record"): a request's attempt log, bounded: its first entry and its
+ * latest ones, ATTEMPT_LOG_MOST in all (a request that met thousands of 429s keeps a bounded log; the first entry says
+ * when its attempts began; the count of calls is the request's "attempts").
+ * - appendAttempts(log, entries): the hash's log (JSON array text, or nil) with a run's entries (JSON objects,
+ *   comma-separated, no brackets) added, as JSON text (requeue-request.lua);
+ * - attemptsOf(log, entries): the hash's log and a run's entries (arrays of [at, status or false, code, ms]; nil:
+ *   none) as a finished record keeps them, arrays of [at, status, code, ms]; false when there are none.
  */
-const finishedRecordPrelude =
-  () => `local FINISHED_RECORD_FIELDS = { ${FINISHED_RECORD_FIELDS.map((f) => `'${f}'`).join(', ')} }
-local NUMERIC_FIELD = { ${NUMERIC_REQUEST_FIELDS.map((f) => `${f} = true`).join(', ')} }
-local FINISHED_FIELD_INDEX = { ${FINISHED_RECORD_FIELDS.map((f, i) => `${f} = ${i + 1}`).join(', ')} }
-local function requestFields(key)
-  local h = redis.call('HGETALL', key)
-  if #h == 0 then return nil end
-  local f = {}
-  for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
-  return f
+const attemptLogPrelude = () => `local ATTEMPT_LOG_MOST = ${ATTEMPT_LOG_MOST}
+local function boundedAttempts(all)
+  if #all <= ATTEMPT_LOG_MOST then return all end
+  local kept = { all[1] }
+  for i = #all - ATTEMPT_LOG_MOST + 2, #all do kept[#kept + 1] = all[i] end
+  return kept
 end
-local function packedAttempts(text)
-  local entries = {}
-  for i, e in ipairs(cjson.decode(text)) do
-    entries[i] = { e.at, e.status ~= cjson.null and e.status or false, e.code, e.ms }
+local function appendAttempts(log, entries)
+  local text = (log and (string.sub(log, 1, -2) .. ',') or '[') .. entries .. ']'
+  local _, count = string.gsub(text, '{"at":', '')
+  if count <= ATTEMPT_LOG_MOST then return text end
+  return cjson.encode(boundedAttempts(cjson.decode(text)))
+end
+local function attemptsOf(log, entries)
+  if not log then
+    if not entries or #entries == 0 then return false end
+    return boundedAttempts(entries)
   end
-  return entries
+  local all = {}
+  for i, e in ipairs(cjson.decode(log)) do all[i] = { e.at, e.status ~= cjson.null and e.status or false, e.code, e.ms } end
+  for _, e in ipairs(entries or {}) do all[#all + 1] = e end
+  return boundedAttempts(all)
+end`;
+
+/**
+ * "--- @include finished-record" (after "keys"): a request as one record (finished-record.ts: the version, then the
+ * values of FINISHED_RECORD_FIELDS in order, false for none; whole numbers as numbers, the attempt log as arrays of
+ * [at, status, code, ms]; then the body and the response), read from its hash in that order, with no table by name:
+ * - AT[name]: a field's place in a record;
+ * - requestRecord(key): the hash's values as a record (text as the hash holds it) and the request's project, or nil
+ *   when it is gone;
+ * - writeRecord(prefix, id, record, ttl, response, entries): writes `record` (requestRecord's, with the finish's
+ *   changes) as the finished record, with the run's attempt `entries` added to its log (attemptsOf), the body beside
+ *   the hash and `response` (the stored form, or false), expiring after `ttl` seconds; deletes the hash and the body;
+ * - finishedRecord(prefix, id): a finished record, or nil when there is none.
+ */
+const finishedRecordPrelude = () => `${attemptLogPrelude()}
+local FINISHED_RECORD_FIELDS = { ${FINISHED_RECORD_FIELDS.map((f) => `'${f}'`).join(', ')} }
+local AT = { ${FINISHED_RECORD_FIELDS.map((f, i) => `${f} = ${i + 2}`).join(', ')} }
+local NUMERIC_AT = { ${NUMERIC_REQUEST_FIELDS.filter((f) => FINISHED_RECORD_FIELDS.includes(f))
+  .map((f) => FINISHED_RECORD_FIELDS.indexOf(f) + 2)
+  .join(', ')} }
+local function requestRecord(key)
+  local record = redis.call('HMGET', key, 'project', unpack(FINISHED_RECORD_FIELDS))
+  if not record[AT.status] then return nil end
+  local project = record[1] or 'default'
+  record[1] = ${FINISHED_RECORD_VERSION}
+  return record, project
 end
-local function writeFinished(prefix, id, fields, ttl, response)
+local function writeRecord(prefix, id, record, ttl, response, entries)
+  for _, i in ipairs(NUMERIC_AT) do
+    local v = record[i]
+    if v then record[i] = tonumber(v) or v end
+  end
+  record[AT.attempt_log] = attemptsOf(record[AT.attempt_log], entries)
   local bodyKey = KEY.requestBody(prefix, id)
-  local record = { ${FINISHED_RECORD_VERSION} }
-  for i, name in ipairs(FINISHED_RECORD_FIELDS) do
-    local value = fields[name]
-    if value and NUMERIC_FIELD[name] then value = tonumber(value) or value end
-    if value and name == 'attempt_log' then value = packedAttempts(value) end
-    record[i + 1] = value or false
-  end
-  record[#FINISHED_RECORD_FIELDS + 2] = redis.call('GET', bodyKey) or false
-  record[#FINISHED_RECORD_FIELDS + 3] = response or false
+  record[${FINISHED_RECORD_FIELDS.length + 2}] = redis.call('GET', bodyKey) or false
+  record[${FINISHED_RECORD_FIELDS.length + 3}] = response or false
   redis.call('SET', KEY.requestDone(prefix, id), cmsgpack.pack(record), 'EX', ttl)
   redis.call('DEL', KEY.request(prefix, id), bodyKey)
 end
-local function finishedFields(prefix, id)
+local function finishedRecord(prefix, id)
   local packed = redis.call('GET', KEY.requestDone(prefix, id))
-  if not packed then return nil end
-  local record, f = cmsgpack.unpack(packed), {}
-  for i, name in ipairs(FINISHED_RECORD_FIELDS) do
-    if type(record[i + 1]) == 'string' then f[name] = record[i + 1] end
-  end
-  return f
+  return packed and cmsgpack.unpack(packed) or nil
 end`;
 
 export const PRELUDES: Record<string, () => string> = {
+  'attempt-log': attemptLogPrelude,
   'finished-record': finishedRecordPrelude,
   keys: keysPrelude,
   events: eventsPrelude,

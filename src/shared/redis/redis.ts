@@ -170,12 +170,13 @@ export class LuaScript {
     return this.lua;
   }
 
-  constructor(file: URL) {
+  /** `preludes`: those of this script alone (its contract's: script-contract.ts). */
+  constructor(file: URL, preludes: Record<string, () => string> = {}) {
     LuaScript.loaded.push(this);
     // A prelude generated from TypeScript (keys, events, statuses), or a piece of Lua in the `includes/` folder beside
     // the script (its layer's own), else in shared/includes/ (every layer's).
     this.lua = readFileSync(file, 'utf8').replace(/^--- @include ([\w-]+)$/gm, (_, name: string) => {
-      const prelude = PRELUDES[name];
+      const prelude = preludes[name] ?? PRELUDES[name];
       if (prelude) return prelude();
       const own = new URL(`./includes/${name}.lua`, file);
       return readFileSync(existsSync(own) ? own : new URL(`./includes/${name}.lua`, import.meta.url), 'utf8');
@@ -197,6 +198,16 @@ export class LuaScript {
     );
   }
 
+  /** As run, its reply as bytes (a packed reply: script-contract.ts). */
+  runBuffer(redis: RedisClient, keys: string[], args: ScriptArg[]): Promise<Buffer> {
+    this.define(redis);
+    return (redis as unknown as Record<string, (...a: ScriptArg[]) => Promise<Buffer>>)[`${this.name}Buffer`]!(
+      keys.length,
+      ...keys,
+      ...args,
+    );
+  }
+
   /**
    * Runs the script, then (same round trip, same node) WAITs until `replicas.count` replicas hold its writes, or
    * `replicas.timeoutMs` passed. Answers the script's reply and whether enough replicas acknowledged.
@@ -210,12 +221,14 @@ export class LuaScript {
     keys: string[],
     args: ScriptArg[],
     replicas: { count: number; timeoutMs: number },
+    asBuffer = false,
   ): Promise<{ reply: unknown; replicated: boolean }> {
-    if (replicas.count <= 0) return { reply: await this.run(redis, keys, args), replicated: true };
+    if (replicas.count <= 0)
+      return { reply: await (asBuffer ? this.runBuffer : this.run).call(this, redis, keys, args), replicated: true };
     this.define(redis);
     for (let attempt = 1; ; attempt++) {
       const pipeline = redis.pipeline();
-      this.queue(pipeline, keys, args);
+      this.queue(pipeline, keys, args, asBuffer);
       pipeline.wait(replicas.count, replicas.timeoutMs);
       const [[scriptErr, reply], [waitErr, acked]] = (await pipeline.exec()) as [
         [Error | null, unknown],
@@ -233,9 +246,11 @@ export class LuaScript {
     }
   }
 
-  /** Queues the script on a pipeline created from `redis` (which must have run `prepare`). */
-  queue(pipeline: ChainableCommander, keys: string[], args: ScriptArg[]): void {
-    (pipeline as unknown as Record<string, (...a: ScriptArg[]) => unknown>)[this.name]!(keys.length, ...keys, ...args);
+  /** Queues the script on a pipeline created from `redis` (which must have run `prepare`); `asBuffer`: its reply as bytes. */
+  queue(pipeline: ChainableCommander, keys: string[], args: ScriptArg[], asBuffer = false): void {
+    (pipeline as unknown as Record<string, (...a: ScriptArg[]) => unknown>)[
+      asBuffer ? `${this.name}Buffer` : this.name
+    ]!(keys.length, ...keys, ...args);
   }
 
   prepare(redis: RedisClient): this {

@@ -1,8 +1,26 @@
 import type { RedisKeys } from '../../shared/keys.js';
-import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
+import type { AdmissionArg } from '../../shared/redis/admission.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
 import type { RequestQueues } from '../../shared/redis/request-queue.js';
+import { defineScript } from '../../shared/redis/script-contract.js';
 
-const refillScript = new LuaScript(new URL('./refill-queues.lua', import.meta.url));
+const refillScript = defineScript<
+  {
+    prefix: string;
+    /** What comes before a request id in its BullMQ job's key. */
+    job_key: string;
+    now: number;
+    /** Only heads admitted before this (ms) are repaired (a job is added just after its admission). */
+    before: number;
+    admission: AdmissionArg;
+  },
+  { refill: string[]; next_due_ms?: number }
+>()({
+  file: new URL('./refill-queues.lua', import.meta.url),
+  // The projects with heads queued or held back (named so that a cluster routes the script to its slot).
+  keys: ['projects'],
+  args: { prefix: 'string', job_key: 'string', now: 'whole', before: 'number', admission: 'table' },
+});
 /** How soon a refill that failed (Redis away, failing over) is tried again. */
 const RETRY_MS = 1_000;
 
@@ -18,13 +36,19 @@ export async function refillQueues(
   repairAfterMs: number,
 ): Promise<number | undefined> {
   const now = Date.now();
-  const [heads, nextDueMs] = (await refillScript.run(
+  const { refill, next_due_ms } = await refillScript.run(
     redis,
-    [keys.queuedProjects()],
-    [keys.prefix, keys.job(''), now, now - repairAfterMs, await queues.admission.arg()],
-  )) as [string[], string];
-  await queues.add(heads);
-  return nextDueMs === '' ? undefined : Number(nextDueMs);
+    { projects: keys.queuedProjects() },
+    {
+      prefix: keys.prefix,
+      job_key: keys.job(''),
+      now,
+      before: now - repairAfterMs,
+      admission: await queues.admission.arg(),
+    },
+  );
+  await queues.add(refill);
+  return next_due_ms;
 }
 
 /**

@@ -4,21 +4,18 @@
   whose heads is claimed meanwhile has nothing else to refill it). First it repairs them: a head counted as queued
   whose BullMQ job is gone (a crash between a script and its add, a job removed by hand) no longer counts. Only heads
   admitted before `before` are looked at (a job is added just after its admission).
-  KEYS: 1 the projects with heads queued or held back (named so that a cluster routes the script to its slot)
-  ARGV: 1 key prefix, 2 what comes before a request id in its BullMQ job's key, 3 now (ms), 4 admitted before (ms),
-        5 the admission (admission.lua)
-  Returns {the heads to add to BullMQ (from the backlogs), in how many ms the next held-back head falls due ("" when
-  none)}.
+  Its contract is refillScript's in backlog-refills.ts. Answers refill (the heads to add to BullMQ, from the
+  backlogs) and next_due_ms (in how many ms the next held-back head falls due; absent when none).
 ]]
 --- @include keys
 --- @include admission
-local prefix, jobKey, now, before = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-if not now or not before then error('chatq refill-queues: bad times') end
+--- @include contract
+local prefix, jobKey, now, before = A.prefix, A.job_key, A.now, A.before
 if string.sub(jobKey, 1, #prefix) ~= prefix then error('chatq refill-queues: job keys outside the prefix') end
-if KEYS[1] ~= KEY.queuedProjects(prefix) then error('chatq refill-queues: KEYS[1] must be the projects of the prefix') end
-local admission = admissionOf(ARGV[5])
+if K.projects ~= KEY.queuedProjects(prefix) then error('chatq refill-queues: the projects key must be the prefix\'s') end
+local admission = admissionOf(A.admission)
 local refill, soonest = {}, nil
-for _, project in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, project in ipairs(redis.call('SMEMBERS', K.projects)) do
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEY.queued(prefix, project), '-inf', before, 'LIMIT', 0, 1000)) do
     if redis.call('EXISTS', jobKey .. id) == 0 then
       for _, head in ipairs(dequeue(prefix, project, { id }, now, admission)) do refill[#refill + 1] = head end
@@ -29,4 +26,4 @@ for _, project in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local nextDue = redis.call('ZRANGEBYSCORE', KEY.backlog(prefix, project), '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if nextDue[2] and (not soonest or tonumber(nextDue[2]) < soonest) then soonest = tonumber(nextDue[2]) end
 end
-return { refill, soonest and tostring(soonest - now) or '' }
+return reply({ refill = refill, next_due_ms = soonest and soonest - now })

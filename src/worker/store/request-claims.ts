@@ -94,64 +94,52 @@ export interface StoppedClaim {
   id: string;
 }
 
-/** A claim as claim-request.lua answers it: a run to make, a turn gap to wait, a stopped batch, or nothing (finished, gone). */
-export function toClaim(r: (string | number)[]): StartedRequest | { waitMs: number } | StoppedClaim | undefined {
-  if (r[0] === 'wait') return { waitMs: Number(r[1]) };
-  if (r[0] === 'stopped') return { stoppedBatch: String(r[1]), status: String(r[2]), id: String(r[3]) };
-  if (r[0] !== 'run') return undefined;
-  const [
-    ,
-    id,
-    body,
-    userid,
-    model,
-    history,
-    conv,
-    attempt,
-    batch,
-    onFailure,
-    expect,
-    project,
-    budgeted,
-    claim,
-    tp,
-    since,
-    judges,
-  ] = r as [
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    string,
-    number,
-    string,
-    string,
-    string,
-    string,
-    number,
-    number,
-    string | undefined,
-    string | undefined,
-    string | undefined,
-  ];
+/** A claim as claim-request.lua answers it (its header says what each field is). */
+export type ClaimReply =
+  | {
+      state: 'run';
+      id: string;
+      body: string;
+      userid: string;
+      model: string;
+      history: string;
+      conv: string;
+      attempt: number;
+      batch: string;
+      on_failure: string;
+      expect: string;
+      project: string;
+      budgeted: boolean;
+      claim: number;
+      traceparent: string;
+      since: number;
+      judges: string;
+    }
+  | { state: 'wait'; wait_ms: number }
+  | { state: 'stopped'; batch: string; status: string; id: string }
+  | { state: 'missing' | 'finished' };
+
+/** A claim: a run to make, a turn gap to wait, a stopped batch, or nothing (finished, gone). */
+export function toClaim(r: ClaimReply): StartedRequest | { waitMs: number } | StoppedClaim | undefined {
+  if (r.state === 'wait') return { waitMs: r.wait_ms };
+  if (r.state === 'stopped') return { stoppedBatch: r.batch, status: r.status, id: r.id };
+  if (r.state !== 'run') return undefined;
   return {
-    id,
-    body: JSON.parse(body) as Record<string, unknown>,
-    userid,
-    model,
-    history: history === 'full' ? 'full' : 'memory',
-    conversation: conv ? (JSON.parse(conv) as Record<string, unknown>[]) : [],
-    attempt,
-    batch,
-    project,
-    budgeted: budgeted === 1,
-    claim: Number(claim),
-    onFailure: onFailure === 'halt' ? 'halt' : 'continue',
-    expect: expect ? (JSON.parse(expect) as Expect) : null,
-    traceparent: tp ?? '',
-    waitingSince: Number(since) || 0,
-    ...(judges ? { judges: JSON.parse(judges) as GradingOf } : {}),
+    id: r.id,
+    body: JSON.parse(r.body) as Record<string, unknown>,
+    userid: r.userid,
+    model: r.model,
+    history: r.history === 'full' ? 'full' : 'memory',
+    conversation: r.conv ? (JSON.parse(r.conv) as Record<string, unknown>[]) : [],
+    attempt: r.attempt,
+    batch: r.batch,
+    project: r.project,
+    budgeted: r.budgeted,
+    claim: r.claim,
+    onFailure: r.on_failure === 'halt' ? 'halt' : 'continue',
+    expect: r.expect ? (JSON.parse(r.expect) as Expect) : null,
+    traceparent: r.traceparent,
+    waitingSince: r.since,
+    ...(r.judges ? { judges: JSON.parse(r.judges) as GradingOf } : {}),
   };
 }

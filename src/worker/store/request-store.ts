@@ -1,5 +1,7 @@
-import { LuaScript, namedReply, type RedisClient } from '../../shared/redis/redis.js';
-import { entriesText, finishCall, type FinishReply } from './finish-call.js';
+import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
+import type { AdmissionArg } from '../../shared/redis/admission.js';
+import { defineScript } from '../../shared/redis/script-contract.js';
+import { entriesText, finishCall, finishScript, type FinishReply } from './finish-call.js';
 import { ConnectionTurns } from '../../shared/redis/connection-turns.js';
 import { persist } from './persist.js';
 import { BacklogRefills } from './backlog-refills.js';
@@ -9,15 +11,32 @@ import { DEFAULT_PROJECT, type RedisKeys } from '../../shared/keys.js';
 import type { AttemptEntry, RequestError } from '../../shared/request-record.js';
 import {
   toClaim,
+  type ClaimReply,
   type FinishedRequest,
   type RequestOwner,
   type StartedRequest,
   type StoppedClaim,
 } from './request-claims.js';
 
-const startScript = new LuaScript(new URL('./start-request.lua', import.meta.url));
+const startScript = defineScript<
+  {
+    now: number;
+    /** The key prefix: the lane, a handed-over head, the previous turn of a "full" history script (same slot). */
+    prefix: string;
+    job: string;
+    /** The lease (ms: timeout and margin) the claim takes for the run's first call (left out: begin-call.lua takes it). */
+    lease_ms: number | undefined;
+    admission: AdmissionArg;
+  },
+  /** Heads to add to BullMQ (from the backlog), and the claim. */
+  { refill: string[]; claim: ClaimReply }
+>()({
+  file: new URL('./start-request.lua', import.meta.url),
+  // The job's own request (its body is the string beside it).
+  keys: ['request'],
+  args: { now: 'whole', prefix: 'string', job: 'string', lease_ms: 'whole?', admission: 'table' },
+});
 const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
-const finishScript = new LuaScript(new URL('./finish-request.lua', import.meta.url));
 const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.url));
 const findServedScript = new LuaScript(new URL('./find-served-request.lua', import.meta.url));
 const beginCallScript = new LuaScript(new URL('./begin-call.lua', import.meta.url));
@@ -84,11 +103,17 @@ export class RequestStore {
     // A claim that takes the call's lease waits for the replicas as begin-call.lua would; one without, not.
     const { reply, replicated } = await startScript.runReplicated(
       this.turns.current,
-      [this.keys.request(jobId)],
-      [Date.now(), this.keys.prefix, jobId, leaseMs ?? '', await this.queues.admission.arg()],
+      { request: this.keys.request(jobId) },
+      {
+        now: Date.now(),
+        prefix: this.keys.prefix,
+        job: jobId,
+        lease_ms: leaseMs,
+        admission: await this.queues.admission.arg(),
+      },
       leaseMs ? this.replicas : { count: 0, timeoutMs: 0 },
     );
-    const [refill, claim] = reply as [string[], (string | number)[]];
+    const { refill, claim } = reply;
     // The job left its project's queued heads: the heads its backlog held back take its place (a failed add is
     // repaired by the reconciler: a lane head without a job).
     if (refill.length) void this.queues.add(refill).catch(() => undefined);
@@ -346,7 +371,7 @@ export class RequestStore {
   ): Promise<{
     outcome: FinishReply['outcome'];
     nextHead: string;
-    claim: (string | number)[] | undefined;
+    claim: ClaimReply | undefined;
     gapMs: number;
     replicated: boolean;
     gradingHead: string;
@@ -363,14 +388,14 @@ export class RequestStore {
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (a result no replica
     // acknowledged in time is written again: rewriteUntilReplicated).
     const { reply, replicated } = await finishScript.runReplicated(this.turns.current, keys, args, this.replicas);
-    const { outcome, next_head, handed, wait_ms, claim, grading_head } = namedReply<FinishReply>(reply);
+    const { outcome, next_head, handed, wait_ms, claim, grading_head } = reply;
     return {
       outcome,
       nextHead: next_head,
-      claim: handed === 1 ? claim : undefined,
+      claim: handed ? claim : undefined,
       gapMs: wait_ms,
       replicated,
-      gradingHead: grading_head ?? '',
+      gradingHead: grading_head,
     };
   }
 }

@@ -7,15 +7,14 @@
   claimed; a head whose call found no capacity waits there too, until its time (requeue-request.lua), out of BullMQ. So the wait list holds
   each project's heads in proportion to its weight, and a project with many users takes no more call slots than one
   with few; within a project, users are served in turn as before.
-  `admission` is the scripts' packed argument: JSON {c = capacity (heads one project alone may have queued), w =
-  {project = weight} (1 when absent)}.
+  `admission` is the scripts' argument (a table: Admission in admission.ts): {c = capacity (heads one project alone
+  may have queued), w = {project = weight} (1 when absent)}; admissionOf checks it.
 ]]
 local ADMISSION_LEAST = 8
 
-local function admissionOf(text)
-  local ok, a = pcall(cjson.decode, text)
-  if not ok or type(a) ~= 'table' or type(a.c) ~= 'number' or a.c < 1 or type(a.w) ~= 'table' then
-    error('chatq admission: expected {"c": capacity, "w": {project: weight}}')
+local function admissionOf(a)
+  if type(a) ~= 'table' or type(a.c) ~= 'number' or a.c < 1 or type(a.w) ~= 'table' then
+    error('chatq admission: expected {c = capacity, w = {project = weight}}')
   end
   return a
 end

@@ -1,16 +1,18 @@
 --[[
-  Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand, leaseMs)
-  returns {'run', request id, body, userid, model, history, conversation so far, attempt number (tries + 1), batch,
-  on_failure, expect, project, 1 when the batch has a budget (max_cost_nano) else 0, the claim number (begin-call.lua
-  checks it), the traceparent of its import span or "", since when it waited (ms: its last requeue, else its import),
-  what a grading judges (JSON, finish-call.ts's GradingOf) or ""}, {'wait', ms} when its turn gap has not passed or a call of its user may still be at the upstream (the
-  user's call lease: begin-call.lua), {'stopped', batch id, batch status, request id} when its batch is being cancelled or expired or its import
-  failed with on_import_error "cancel" (the caller cancels it with its batch), or {'missing'} when its record is gone
-  (nothing claimed in any of these; a stopped one left "running" by a run that never wrote its result is "queued"
-  again, for the cancel). A claim is not an attempt: `claims` counts runs begun.
+  Included by scripts (--- @include claim-request): claims one request for a run. claimRequest(prefix, id, now, hand,
+  leaseMs) answers a table by name (ClaimReply in request-claims.ts): state "run" with the run's request (id, body,
+  userid, model, history, conv: the conversation so far, attempt: tries + 1, batch, on_failure, expect, project,
+  budgeted: whether the batch has a budget (max_cost_nano), claim: the claim number (begin-call.lua checks it),
+  traceparent of its import span, since: when it began to wait (ms: its last requeue, else its import), judges: what a
+  grading judges (JSON text, GradingOf)); state "wait" with wait_ms when its turn gap has not passed or a call of its
+  user may still be at the upstream (the user's call lease: begin-call.lua); state "stopped" with batch, status and id
+  when its batch is being cancelled or expired or its import failed with on_import_error "cancel" (the caller cancels
+  it with its batch); or state "missing" when its record is gone (nothing claimed in any of these; a stopped one left
+  "running" by a run that never wrote its result is "queued" again, for the cancel). A claim is not an attempt:
+  `claims` counts runs begun.
   `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
-  which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = 0|1 (whether
-  that batch has a budget), status and on_import_error of that batch (status "cancelling" once a cancel was asked
+  which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = true|false (whether
+  that batch has a budget; nil: unknown), status and on_import_error of that batch (status "cancelling" once a cancel was asked
   while it is imported)}. A turn gap (gap_ms) then starts now, and the
   request waits it out unclaimed. With `leaseMs` (the call's lease, ms: timeout and margin) the claim takes the user's
   call lease too (as begin-call.lua does): the job calls without another round trip.
@@ -21,37 +23,40 @@ local function batchStopped(status, onImportError)
   return status == 'cancelling' or status == 'cancelled' or status == 'expiring' or status == 'expired' or (status == 'failed' and onImportError ~= 'keep')
 end
 
+local MISSING = { state = 'missing' }
+
 local function claimRequest(prefix, id, now, hand, leaseMs)
   local key = KEY.request(prefix, id)
   local userid, model, history, prev, batch, onFailure, expect, tries, project, notBefore, claims, gap, current, tp, createdAt, requeuedAt, judges =
     unpack(redis.call('HMGET', key, 'userid', 'model', 'history', 'prev', 'batch', 'on_failure', 'expect', 'tries', 'project', 'not_before', 'claims', 'gap_ms', 'status', 'traceparent', 'created_at', 'requeued_at', 'judges'))
   -- A record that is gone (expired, deleted, or moved away by a resharding: not a key the script declared) is not
   -- claimed. Everything a run needs is read before the first write, so a missing part leaves nothing half written.
-  if not userid or not batch then return { 'missing' } end
+  if not userid or not batch then return MISSING end
   gap = hand and tonumber(gap or '0') or 0
   if gap > 0 then
     redis.call('HSET', key, 'not_before', tonumber(now) + gap)
-    return { 'wait', gap }
+    return { state = 'wait', wait_ms = gap }
   end
   notBefore = tonumber(notBefore or '')
-  if notBefore and notBefore > tonumber(now) then return { 'wait', notBefore - tonumber(now) } end
+  if notBefore and notBefore > tonumber(now) then return { state = 'wait', wait_ms = notBefore - tonumber(now) } end
   local body = redis.call('GET', KEY.requestBody(prefix, id))
-  if not body then return { 'missing' } end
+  if not body then return MISSING end
   local conv = ''
   if history == 'full' and prev then
     -- The previous turn is finished: its record.
-    local earlier = finishedFields(prefix, prev)
-    if not earlier then return { 'missing' } end
-    conv = earlier.conv or ''
+    local earlier = finishedRecord(prefix, prev)
+    if not earlier then return MISSING end
+    conv = earlier[AT.conv] or ''
   end
   local sameBatch = hand and hand.batch == batch
-  local budgeted = sameBatch and hand.budgeted
+  local budgeted
+  if sameBatch then budgeted = hand.budgeted end
   local status, onImportError = sameBatch and hand.status, sameBatch and hand.onImportError
-  if not budgeted then
+  if budgeted == nil then
     local maxCost, cancelAsked
     status, maxCost, onImportError, cancelAsked = unpack(redis.call('HMGET', KEY.batch(prefix, batch), 'status', 'max_cost_nano', 'on_import_error', 'cancel_requested'))
-    if not status then return { 'missing' } end
-    budgeted = maxCost and 1 or 0
+    if not status then return MISSING end
+    budgeted = maxCost ~= false
     -- A cancel asked while the batch is still being imported stops its calls now (the import ends it).
     if cancelAsked then status = 'cancelling' end
   end
@@ -59,12 +64,12 @@ local function claimRequest(prefix, id, now, hand, leaseMs)
   if batchStopped(status, onImportError) and not judges then
     -- A run that ended without its result (a worker killed, Redis full) left it "running": it is unsent again.
     if current == 'running' then redis.call('HSET', key, 'status', 'queued') end
-    return { 'stopped', batch, status, id }
+    return { state = 'stopped', batch = batch, status = status, id = id }
   end
   -- A call of this user may still be at the upstream (its run's lease stands: a worker killed, stalled or cut off
   -- from Redis while it called): nothing of the user starts until that call's deadline and a margin are past.
   local leaseLeft = redis.call('PTTL', KEY.laneLease(prefix, userid))
-  if leaseLeft > 0 then return { 'wait', leaseLeft } end
+  if leaseLeft > 0 then return { state = 'wait', wait_ms = leaseLeft } end
   local claimNumber = (tonumber(claims) or 0) + 1
   local claim = { 'HSET', key, 'status', 'running', 'started_at', now, 'claims', claimNumber }
   if hand then
@@ -73,5 +78,10 @@ local function claimRequest(prefix, id, now, hand, leaseMs)
   end
   redis.call(unpack(claim))
   if leaseMs then redis.call('SET', KEY.laneLease(prefix, userid), id .. ':' .. claimNumber, 'PX', leaseMs) end
-  return { 'run', id, body, userid, model, history or 'memory', conv, (tonumber(tries) or 0) + 1, batch, onFailure or 'continue', expect or '', project or 'default', budgeted, claimNumber, tp or '', requeuedAt or createdAt or '', judges or '' }
+  return {
+    state = 'run', id = id, body = body, userid = userid, model = model, history = history or 'memory', conv = conv,
+    attempt = (tonumber(tries) or 0) + 1, batch = batch, on_failure = onFailure or 'continue', expect = expect or '',
+    project = project or 'default', budgeted = budgeted, claim = claimNumber, traceparent = tp or '',
+    since = tonumber(requeuedAt or createdAt or '') or 0, judges = judges or '',
+  }
 end

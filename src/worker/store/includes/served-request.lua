@@ -9,9 +9,9 @@ local function servedRequest(prefix, jobId)
   -- A request's hash is there until it finishes (its record then replaces it).
   if status then return jobId end
   if not status then
-    local finished = finishedFields(prefix, jobId)
+    local finished = finishedRecord(prefix, jobId)
     if not finished then return nil, 'missing' end
-    userid = finished.userid
+    userid = finished[AT.userid]
   end
   local head = redis.call('LINDEX', KEY.lane(prefix, userid), 0)
   if not head or redis.call('HGET', KEY.request(prefix, head), 'served_by') ~= jobId then return nil end
