@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { connectRedis } from '../src/shared/redis/redis.js';
-import { foldUsage } from '../src/shared/usage/usage-fold.js';
+import { foldUsage, type UsageRecord } from '../src/shared/usage/usage-fold.js';
 import { REDIS_URL } from './helpers/test-env.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
@@ -15,17 +15,17 @@ describe('an auto-pipelined connection', () => {
       await t.env.redis.rpush(
         t.env.keys.pendingUsage,
         JSON.stringify({
-          p: 'default',
-          u: 'ann',
-          m: 'm',
-          d: '2026-11-27',
-          b: 'b',
-          s: 'succeeded',
-          t: [1, 2, 3, 0, 0],
-          c: 5,
-          l: '',
-          ms: 0,
-        }),
+          project: 'default',
+          userid: 'ann',
+          model: 'm',
+          day: '2026-11-27',
+          batch: 'b',
+          status: 'succeeded',
+          tokens: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+          cost_nano: 5,
+          latency_bucket: '',
+          latency_ms: 0,
+        } satisfies UsageRecord),
       );
       // The GET opens this tick's pipeline; the fold's script joins it.
       const [, folded] = await Promise.all([client.get(t.env.keys.metrics), foldUsage(client, t.env.keys)]);

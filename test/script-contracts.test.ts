@@ -1,12 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { getRequests } from '../src/shared/batches/read-store.js';
 import { unpack } from 'msgpackr';
-import { LuaScript, namedReply, packArgs } from '../src/shared/redis/redis.js';
 import { finishScript } from '../src/worker/store/finish-call.js';
-import { acquireKeys } from '../src/worker/capacity/acquire-call.js';
+import { type AcquireScope, acquireArgs, acquireKeys, acquireScript } from '../src/worker/capacity/acquire-call.js';
 import { createTestEnv, type TestEnv } from './helpers/test-env.js';
-
-const acquire = new LuaScript(new URL('../src/worker/capacity/acquire-capacity.lua', import.meta.url));
 
 type FinishKeys = Parameters<typeof finishScript.run>[1];
 type FinishArgs = Parameters<typeof finishScript.run>[2];
@@ -68,23 +65,11 @@ const finishKeys = (env: TestEnv): FinishKeys => {
   };
 };
 
-const acquireArgs = {
-  member: 'm1',
-  tokens: 10,
-  headroom: 0.01,
-  rpm: 0,
-  tpm: 0,
-  model_rpm: 0,
-  model_tpm: 0,
-  probe_lease_ms: 1000,
-  outage_probe_ms: 1000,
-  calls: 1,
-  large_tpm: 0,
-  ahead_ms: 1000,
-  project: 'default',
-  weights: '{}',
-  active_ms: 10000,
-};
+const acquireArgsOf = () =>
+  acquireArgs(
+    { rpm: 0, tpm: 0, lockMs: 1000, weights: {} },
+    { member: 'm1', tokens: 10, calls: 1, modelRpm: 0, modelTpm: 0, largeTpm: 0, project: 'default' },
+  );
 
 describe('script contracts: keys, arguments and replies by name', () => {
   let env: TestEnv;
@@ -145,24 +130,19 @@ describe('script contracts: keys, arguments and replies by name', () => {
   });
 
   it('acquire-capacity names a bad argument before any write, and answers by name', async () => {
-    await expect(
-      acquire.run(
-        env.redis,
-        acquireKeys(env.keys, { model: 'm', project: 'default' }),
-        packArgs({ ...acquireArgs, headroom: 0.9 }),
-      ),
-    ).rejects.toThrow(/acquire-capacity: argument "headroom" must be within 0..0.5/);
-    await expect(
-      acquire.run(
-        env.redis,
-        acquireKeys(env.keys, { model: 'm', project: 'default' }),
-        packArgs({ ...acquireArgs, calls: 0 }),
-      ),
-    ).rejects.toThrow(/acquire-capacity: argument "calls" must be at least 1/);
-    expect(await env.redis.exists(env.keys.credentialsProbe)).toBe(0);
-    const reply = namedReply<{ state: number; wait_ms: number; outage: number }>(
-      await acquire.run(env.redis, acquireKeys(env.keys, { model: 'm', project: 'default' }), packArgs(acquireArgs)),
+    const keys = acquireKeys(env.keys, { model: 'm', project: 'default' });
+    await expect(acquireScript.run(env.redis, keys, { ...acquireArgsOf(), headroom: 0.9 })).rejects.toThrow(
+      /acquire-capacity: argument "headroom" must be within 0..0.5/,
     );
+    await expect(acquireScript.run(env.redis, keys, { ...acquireArgsOf(), calls: 0 })).rejects.toThrow(
+      /acquire-capacity: argument "calls" must be at least 1/,
+    );
+    const unknownScope = { ...acquireArgsOf().scopes[0]!, name: 'daily' } as unknown as AcquireScope;
+    await expect(acquireScript.run(env.redis, keys, { ...acquireArgsOf(), scopes: [unknownScope] })).rejects.toThrow(
+      /acquire-capacity: scope 1 is not one of the contract's/,
+    );
+    expect(await env.redis.exists(env.keys.credentialsProbe)).toBe(0);
+    const reply = await acquireScript.run(env.redis, keys, acquireArgsOf());
     // Credentials not proven yet: the first call goes as the probe (state 2), at once.
     expect(reply).toMatchObject({ state: 2, wait_ms: 0, outage: 0 });
     expect(await env.redis.get(env.keys.credentialsProbe)).toBe('m1');

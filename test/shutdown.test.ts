@@ -28,7 +28,7 @@ describe('graceful shutdown', () => {
       statuses[r.status] = (statuses[r.status] ?? 0) + 1;
       if (r.status !== 'succeeded') expect(r.attempts).toBe(0);
     }
-    expect(statuses).toEqual({ succeeded: 1, queued: 5 });
+    expect(statuses, slow.stderr()).toEqual({ succeeded: 1, queued: 5 });
 
     const fast = spawnWorker(w.env.env({ CHATQ_BASE_URL: w.sim.url }));
     try {

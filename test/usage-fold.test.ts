@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getUsage } from '../src/shared/batches/read-store.js';
+import type { UsageRecord } from '../src/shared/usage/usage-fold.js';
 import { useTestEnv } from './helpers/in-process-worker.js';
 
 describe('usage fold', () => {
@@ -7,25 +8,24 @@ describe('usage fold', () => {
 
   it('folds the pending records, each once, into the user, model, day and batch aggregates', async () => {
     const k = t.env.keys;
-    const tokens = [10, 20, 30, 0, 5];
-    const compact = {
-      p: 'team-a',
-      u: 'ann',
-      m: 'gpt-4o-mini',
-      d: '2026-11-27',
-      b: 'batch_1',
-      s: 'succeeded',
-      t: tokens,
-      c: 700,
-      l: '100',
-      ms: 80,
+    const compact: UsageRecord = {
+      project: 'team-a',
+      userid: 'ann',
+      model: 'gpt-4o-mini',
+      day: '2026-11-27',
+      batch: 'batch_1',
+      status: 'succeeded',
+      tokens: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30, reasoning_tokens: 5 },
+      cost_nano: 700,
+      latency_bucket: '100',
+      latency_ms: 80,
     };
-    const failed = { ...compact, s: 'failed', c: -1, l: '', ms: 0 };
+    const failed: UsageRecord = { ...compact, status: 'failed', cost_nano: -1, latency_bucket: '', latency_ms: 0 };
     await t.env.redis.rpush(
       k.pendingUsage,
       JSON.stringify(compact),
       JSON.stringify(failed),
-      JSON.stringify({ ...compact, p: 'default', u: 'bo' }),
+      JSON.stringify({ ...compact, project: 'default', userid: 'bo' }),
     );
 
     const ann = await getUsage(t.env.redis, k, 'team-a', 'user', 'ann');

@@ -3,12 +3,38 @@ import { failImport, type ImportError } from '../shared/batches/import-failure.j
 import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
-import { LuaScript } from '../shared/redis/redis.js';
+import { defineScript } from '../shared/redis/script-contract.js';
 import { ImportFailedError } from './import-errors.js';
 import { IMPORT_LEASE_MS, type ImportLeases } from './import-leases.js';
 import type { ProducerContext } from './producer-context.js';
 
-const finalizeScript = new LuaScript(new URL('./finalize-batch.lua', import.meta.url));
+const finalizeScript = defineScript<
+  {
+    batch_id: string;
+    now: number;
+    rejected_lines: number;
+    /** Applied once the batch is complete (s). */
+    ttl_s: number;
+  },
+  /** The batch's status. */
+  { status: string }
+>()({
+  file: new URL('./finalize-batch.lua', import.meta.url),
+  keys: [
+    'batch',
+    'batch_requests',
+    'batch_custom_ids',
+    'batch_errors',
+    // The batch index (the batches whose records have expired leave it here).
+    'batch_index',
+    'importing',
+    // The importer's lease and its memory reserve.
+    'importer',
+    'reserve',
+    'events',
+  ],
+  args: { batch_id: 'string', now: 'whole', rejected_lines: 'whole', ttl_s: 'whole' },
+});
 
 /**
  * Ends an import whose input was read to the end: its parts (a sharded batch's) and then the batch turn
@@ -23,22 +49,24 @@ export async function endImport(
   leases.stop();
   const { redis, keys } = ctx;
   const parts = leases.sharded ? leases.targets : [];
-  const finalize = (k: RedisKeys, id: string, rejected: number) =>
-    finalizeScript.run(
-      redis,
-      [
-        k.batch(id),
-        k.batchRequests(id),
-        k.batchCustomIds(id),
-        k.batchErrors(id),
-        k.batches,
-        k.importing,
-        k.batchImporter(id),
-        k.batchReserve(id),
-        k.events,
-      ],
-      [Date.now(), rejected, ctx.resultTtlS, id],
-    ) as Promise<string>;
+  const finalize = async (k: RedisKeys, id: string, rejected: number) =>
+    (
+      await finalizeScript.run(
+        redis,
+        {
+          batch: k.batch(id),
+          batch_requests: k.batchRequests(id),
+          batch_custom_ids: k.batchCustomIds(id),
+          batch_errors: k.batchErrors(id),
+          batch_index: k.batches,
+          importing: k.importing,
+          importer: k.batchImporter(id),
+          reserve: k.batchReserve(id),
+          events: k.events,
+        },
+        { batch_id: id, now: Date.now(), rejected_lines: rejected, ttl_s: ctx.resultTtlS },
+      )
+    ).status;
   await Promise.all(parts.map((t) => finalize(t.keys, t.id, 0)));
   let status = await finalize(keys, batchId, rejectedLines);
   if (status === 'in_progress' && (await redis.hexists(keys.batch(batchId), 'cancel_requested'))) {

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { batchPartId, type RedisKeys } from '../shared/keys.js';
-import { LuaScript, type RedisClient } from '../shared/redis/redis.js';
+import { batchPartId, DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import type { RedisClient } from '../shared/redis/redis.js';
+import { defineScript } from '../shared/redis/script-contract.js';
 import { ImportRefused } from './import-errors.js';
-
-const beginScript = new LuaScript(new URL('./begin-import.lua', import.meta.url));
 
 export const IMPORT_LEASE_MS = 30_000;
 /**
@@ -14,6 +13,36 @@ const RESERVE_BYTES = 1024 * 1024;
 
 type Mode = 'new' | 'resume';
 type OnImportError = 'cancel' | 'keep';
+
+const beginScript = defineScript<
+  {
+    batch_id: string;
+    /** The importer lease: its owner and length (ms). */
+    owner: string;
+    lease_ms: number;
+    /** Memory set aside for recording a failure (bytes). */
+    reserve_bytes: number;
+    /** "new": a record made "validating" for this import; "resume": a re-run adds only the missing custom_ids. */
+    mode: Mode;
+    on_import_error: OnImportError;
+  },
+  /**
+   * The batch's status before ("busy": another process holds the lease; "missing": gone; or one that cannot resume),
+   * and when it began, the highest request seq so far and the batch's project.
+   */
+  { status: string; seq?: number; project?: string }
+>()({
+  file: new URL('./begin-import.lua', import.meta.url),
+  keys: ['batch', 'batch_errors', 'importing', 'importer', 'batch_requests', 'batch_custom_ids', 'reserve'],
+  args: {
+    batch_id: 'string',
+    owner: 'string',
+    lease_ms: 'whole',
+    reserve_bytes: 'whole',
+    mode: 'string',
+    on_import_error: 'string',
+  },
+});
 
 /**
  * The importer's lease on a batch (or a part), renewed while the import runs: an import whose process died loses it,
@@ -54,24 +83,31 @@ async function takeLease(
   mode: Mode,
   onImportError: OnImportError,
 ): Promise<Lease & { project: string }> {
-  const k = [
-    keys.batch(batchId),
-    keys.batchErrors(batchId),
-    keys.importing,
-    keys.batchImporter(batchId),
-    keys.batchRequests(batchId),
-    keys.batchCustomIds(batchId),
-    keys.batchReserve(batchId),
-  ];
   const owner = randomUUID();
-  const [before, seq, project] = (await beginScript.run(redis, k, [
-    batchId,
-    owner,
-    IMPORT_LEASE_MS,
-    RESERVE_BYTES,
-    mode,
-    onImportError,
-  ])) as [string, number, string];
+  const {
+    status: before,
+    seq = 0,
+    project = DEFAULT_PROJECT,
+  } = await beginScript.run(
+    redis,
+    {
+      batch: keys.batch(batchId),
+      batch_errors: keys.batchErrors(batchId),
+      importing: keys.importing,
+      importer: keys.batchImporter(batchId),
+      batch_requests: keys.batchRequests(batchId),
+      batch_custom_ids: keys.batchCustomIds(batchId),
+      reserve: keys.batchReserve(batchId),
+    },
+    {
+      batch_id: batchId,
+      owner,
+      lease_ms: IMPORT_LEASE_MS,
+      reserve_bytes: RESERVE_BYTES,
+      mode,
+      on_import_error: onImportError,
+    },
+  );
   if (before === 'missing') throw new ImportRefused(`no batch "${batchId}"`);
   if (before === 'busy') throw new ImportRefused(`batch ${batchId} is being imported by another process right now`);
   if (mode === 'new' ? before !== 'validating' : before === 'cancelled' || before === 'cancelling') {

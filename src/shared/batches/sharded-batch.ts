@@ -1,4 +1,5 @@
-import { LuaScript, type RedisClient } from '../redis/redis.js';
+import type { RedisClient } from '../redis/redis.js';
+import { defineScript } from '../redis/script-contract.js';
 import { batchPartId, type RedisKeys } from '../keys.js';
 import { BATCH_FINAL_STATUS, batchEnded } from '../request-record.js';
 
@@ -9,7 +10,24 @@ import { BATCH_FINAL_STATUS, batchEnded } from '../request-record.js';
  * the parts, and the batch ends (status, webhook) once every part has.
  */
 
-const endScript = new LuaScript(new URL('./end-sharded-batch.lua', import.meta.url));
+const endScript = defineScript<
+  {
+    batch_id: string;
+    /** Its final status. */
+    status: 'completed' | 'cancelled' | 'expired';
+    now: number;
+    ttl_s: number;
+    /** Its parts' summed counters, by field. */
+    counters: Record<string, string>;
+  },
+  /** The batch's status afterwards. */
+  { status: string }
+>()({
+  file: new URL('./end-sharded-batch.lua', import.meta.url),
+  // The batch, the batch events, the open sharded batches (it leaves them).
+  keys: ['batch', 'events', 'open'],
+  args: { batch_id: 'string', status: 'string', now: 'whole', ttl_s: 'whole', counters: 'table' },
+});
 
 /** Counters a reader sums over a batch's parts (plus the error:<code> ones). */
 const SUMMED = [
@@ -105,12 +123,19 @@ export async function endIfPartsEnded(
   const combined = AT_WORK.has(own.status ?? '') ? combineParts(own, await readParts(redis, parts)) : own;
   if (parts.length === 0 || AT_WORK.has(combined.status ?? '') || combined.status === 'validating')
     return combined.status;
-  const counters = Object.entries(combined)
-    .filter(([k]) => SUMMED.includes(k) || k.startsWith('error:'))
-    .flat();
-  return (await endScript.run(
+  const counters = Object.fromEntries(
+    Object.entries(combined).filter(([k]) => SUMMED.includes(k) || k.startsWith('error:')),
+  );
+  const { status } = await endScript.run(
     redis,
-    [keys.batch(batchId), keys.events, keys.openShardedBatches],
-    [batchId, combined.status!, Date.now(), ttlS, JSON.stringify(counters)],
-  )) as string;
+    { batch: keys.batch(batchId), events: keys.events, open: keys.openShardedBatches },
+    {
+      batch_id: batchId,
+      status: combined.status as 'completed' | 'cancelled' | 'expired',
+      now: Date.now(),
+      ttl_s: ttlS,
+      counters,
+    },
+  );
+  return status;
 }

@@ -141,19 +141,6 @@ const REFUSED_BY_NODE = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
 const REDIRECTS = 16;
 
 /**
- * A script's arguments: its named ones packed into ARGV[1] (JSON; `--- @include args` decodes and checks them), then
- * raw values it writes as they are. Fields left undefined are left out (an optional argument).
- */
-export const packArgs = (named: object, ...raw: ScriptArg[]): ScriptArg[] => [JSON.stringify(named), ...raw];
-
-/** A script's named answer (name, value, name, value...) as an object. */
-export function namedReply<R>(reply: unknown): R {
-  const flat = reply as unknown[];
-  const named: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) named[flat[i] as string] = flat[i + 1];
-  return named as R;
-}
-/**
  * One Redis state transition, kept in its own .lua file next to the code that runs it.
  * ioredis sends EVALSHA and falls back to EVAL, so a restarted Redis needs no reload.
  */

@@ -37,10 +37,15 @@ export type ArgKinds<A> = {
   [N in keyof A]-?: undefined extends A[N] ? `${KindOf<Exclude<A[N], undefined>>}?` : KindOf<A[N]>;
 };
 
-export interface Contract<K extends string, A> {
+export interface Contract<K extends string, A, Rest extends string = never> {
   /** The script's file (a .lua beside the code that runs it). */
   file: URL;
   keys: readonly K[];
+  /**
+   * The name of a list of keys after the named ones, for a script whose keys come from what it reads (the usage fold
+   * declares every aggregate its records name): K.<rest> in Lua, `<rest>: string[]` among the keys in TypeScript.
+   */
+  rest?: Rest;
   args: ArgKinds<A>;
 }
 
@@ -55,7 +60,12 @@ const LUA_TYPE: Record<Exclude<Kind, 'whole' | 'bytes'>, string> = {
 };
 
 /** The Lua prelude of a contract: K, A (checked) and reply. */
-function contractPrelude(script: string, keys: readonly string[], args: Record<string, string>): string {
+function contractPrelude(
+  script: string,
+  keys: readonly string[],
+  rest: string | undefined,
+  args: Record<string, string>,
+): string {
   const fail = (what: string) => `error('chatq ${script}: ${what}')`;
   const entries = Object.entries(args).map(([name, spec]) => {
     const optional = spec.endsWith('?');
@@ -77,6 +87,7 @@ function contractPrelude(script: string, keys: readonly string[], args: Record<s
   };
   return [
     `local K = { ${keys.map((k, i) => `${k} = KEYS[${i + 1}]`).join(', ')} }`,
+    ...(rest ? [`K.${rest} = {} for i = ${keys.length + 1}, #KEYS do K.${rest}[#K.${rest} + 1] = KEYS[i] end`] : []),
     `local A = cmsgpack.unpack(ARGV[1] or '')`,
     `if type(A) ~= 'table' then ${fail('ARGV[1] must be a MessagePack map of named arguments')} end`,
     ...packed.map(check),
@@ -91,31 +102,37 @@ function contractPrelude(script: string, keys: readonly string[], args: Record<s
   ].join('\n');
 }
 
+/** A script's keys by name (its rest list, when it has one, as a list). */
+type Keys<K extends string, Rest extends string> = Record<K, string> & Record<Rest, string[]>;
+
 /** One script and its contract: run with keys and arguments by name, answered by name. */
-export class ContractScript<K extends string, A, R> {
+export class ContractScript<K extends string, A, R, Rest extends string = never> {
   readonly lua: LuaScript;
   private readonly keyNames: readonly K[];
+  private readonly rest: Rest | undefined;
   private readonly packedNames: string[];
   private readonly rawNames: string[];
 
-  constructor(contract: Contract<K, A>) {
+  constructor(contract: Contract<K, A, Rest>) {
     const script = contract.file.pathname.replace(/^.*\//, '').replace(/\.lua$/, '');
     const args = contract.args as Record<string, string>;
     this.lua = new LuaScript(contract.file, {
-      contract: () => contractPrelude(script, contract.keys, args),
+      contract: () => contractPrelude(script, contract.keys, contract.rest, args),
     });
+    this.rest = contract.rest;
     this.keyNames = contract.keys;
     this.packedNames = Object.keys(args).filter((n) => !args[n]!.startsWith('bytes'));
     this.rawNames = Object.keys(args).filter((n) => args[n]!.startsWith('bytes'));
   }
 
   /** KEYS and ARGV as Redis takes them. */
-  argv(keys: Record<K, string>, args: A): { keys: string[]; argv: (string | Buffer)[] } {
+  argv(keys: Keys<K, Rest>, args: A): { keys: string[]; argv: (string | Buffer)[] } {
     const named = args as Record<string, unknown>;
     const packed: Record<string, unknown> = {};
     for (const name of this.packedNames) if (named[name] !== undefined) packed[name] = named[name];
+    const rest = this.rest ? keys[this.rest] : [];
     return {
-      keys: this.keyNames.map((k) => keys[k]),
+      keys: [...this.keyNames.map((k) => keys[k]), ...rest],
       argv: [packr.pack(packed), ...this.rawNames.map((n) => (named[n] as string | Buffer | undefined) ?? '')],
     };
   }
@@ -125,7 +142,7 @@ export class ContractScript<K extends string, A, R> {
     return packr.unpack(reply as Buffer) as R;
   }
 
-  async run(redis: RedisClient, keys: Record<K, string>, args: A): Promise<R> {
+  async run(redis: RedisClient, keys: Keys<K, Rest>, args: A): Promise<R> {
     const { keys: k, argv } = this.argv(keys, args);
     return this.read(await this.lua.runBuffer(redis, k, argv));
   }
@@ -136,7 +153,7 @@ export class ContractScript<K extends string, A, R> {
    */
   async runReplicated(
     redis: RedisClient,
-    keys: Record<K, string>,
+    keys: Keys<K, Rest>,
     args: A,
     replicas: { count: number; timeoutMs: number },
   ): Promise<{ reply: R; replicated: boolean }> {
@@ -146,7 +163,7 @@ export class ContractScript<K extends string, A, R> {
   }
 
   /** Queues it on a pipeline (whose client has run `lua.prepare`); its reply there is read with `read`. */
-  queue(pipeline: ChainableCommander, keys: Record<K, string>, args: A): void {
+  queue(pipeline: ChainableCommander, keys: Keys<K, Rest>, args: A): void {
     const { keys: k, argv } = this.argv(keys, args);
     this.lua.queue(pipeline, k, argv, true);
   }
@@ -155,5 +172,5 @@ export class ContractScript<K extends string, A, R> {
 /** `defineScript<Args, Reply>()({ file, keys, args })`: the arguments' and reply's types given, the key names found. */
 export const defineScript =
   <A, R>() =>
-  <const K extends string>(contract: Contract<K, A>) =>
-    new ContractScript<K, A, R>(contract);
+  <const K extends string, const Rest extends string = never>(contract: Contract<K, A, Rest>) =>
+    new ContractScript<K, A, R, Rest>(contract);

@@ -1,7 +1,63 @@
-import { LuaScript, type RedisClient } from '../redis/redis.js';
+import type { RedisClient } from '../redis/redis.js';
+import { defineScript } from '../redis/script-contract.js';
 import { everyTag, USAGE_DIMENSIONS, type RedisKeys } from '../keys.js';
+import type { Usage } from './pricing.js';
 
-const foldScript = new LuaScript(new URL('./fold-usage.lua', import.meta.url));
+/**
+ * A finished request's usage on its way to the aggregates, as JSON text on the pending list: finish-request.lua pushes
+ * it with the result, fold-usage.lua folds it into the user, model, day and batch aggregates (it names them by
+ * project and names) and the cluster metrics.
+ */
+export interface UsageRecord {
+  project: string;
+  /** "" for a grading's (it belongs to no user). */
+  userid: string;
+  model: string;
+  /** The UTC day (YYYY-MM-DD). */
+  day: string;
+  batch: string;
+  status: string;
+  /** Its token counts by name (those above 0). */
+  tokens: Partial<Usage>;
+  /** nano-USD; -1 when its model has no price (counted as unpriced). */
+  cost_nano: number;
+  /** Its latency's bucket ("" when it made no call) and its latency. */
+  latency_bucket: string;
+  latency_ms: number;
+  /** A failure's reason, counted in the metrics as "failed:<reason>" (absent when it succeeded). */
+  reason?: string;
+  /**
+   * A grading's (expect.judge): the judge calls it paid for (re-asks included; 0 for a grading never sent). Its tokens
+   * and cost count, as grading_calls and grading_cost_nano too, not as a request, and for no user.
+   */
+  grading_calls?: number;
+  /**
+   * Set by finish-request.lua on repeat spend (another call of a request counted already): its tokens and cost count,
+   * as repeat_calls and repeat_cost_nano too, but not as a request.
+   */
+  repeat?: true;
+}
+
+const foldScript = defineScript<
+  {
+    /** The most records to fold. */
+    most: number;
+    now: number;
+    /** The most distinct model names per project (past it: other_model's). */
+    max_models: number;
+    prefix: string;
+    /** The model name the others are counted under. */
+    other_model: string;
+  },
+  { folded: number }
+>()({
+  file: new URL('./fold-usage.lua', import.meta.url),
+  // The pending usage records (a list), the cluster-wide metrics hash, and every aggregate and index key that the
+  // records at the head of the list name.
+  keys: ['pending', 'metrics'],
+  rest: 'declared',
+  args: { most: 'whole', now: 'whole', max_models: 'whole', prefix: 'string', other_model: 'string' },
+});
 
 /** Records folded per script call. */
 const FOLD_BATCH = 2_000;
@@ -11,14 +67,14 @@ export const OTHER_MODEL = 'other';
 
 /** The aggregate and index keys a usage record names (fold-usage.lua declares them all). */
 function keysOfRecord(k: RedisKeys, text: string): string[] {
-  const r = JSON.parse(text) as { p: string; u: string; m: string; d: string; b: string };
+  const r = JSON.parse(text) as UsageRecord;
   return [
-    k.usage(r.p, 'user', r.u),
-    k.usage(r.p, 'model', r.m),
-    k.usage(r.p, 'day', r.d),
-    k.usage(r.p, 'batch', r.b),
-    k.usage(r.p, 'model', OTHER_MODEL),
-    ...USAGE_DIMENSIONS.map((dim) => k.usageIndex(r.p, dim)),
+    k.usage(r.project, 'user', r.userid),
+    k.usage(r.project, 'model', r.model),
+    k.usage(r.project, 'day', r.day),
+    k.usage(r.project, 'batch', r.batch),
+    k.usage(r.project, 'model', OTHER_MODEL),
+    ...USAGE_DIMENSIONS.map((dim) => k.usageIndex(r.project, dim)),
   ];
 }
 
@@ -27,11 +83,11 @@ async function foldSome(redis: RedisClient, k: RedisKeys): Promise<{ folded: num
   const texts = await redis.lrange(k.pendingUsage, 0, FOLD_BATCH - 1);
   if (texts.length === 0) return { folded: 0, read: 0 };
   const declared = new Set(texts.flatMap((text) => keysOfRecord(k, text)));
-  const folded = (await foldScript.run(
+  const { folded } = await foldScript.run(
     redis,
-    [k.pendingUsage, k.metrics, ...declared],
-    [texts.length, Date.now(), MAX_MODELS, k.prefix, OTHER_MODEL],
-  )) as number;
+    { pending: k.pendingUsage, metrics: k.metrics, declared: [...declared] },
+    { most: texts.length, now: Date.now(), max_models: MAX_MODELS, prefix: k.prefix, other_model: OTHER_MODEL },
+  );
   return { folded, read: texts.length };
 }
 

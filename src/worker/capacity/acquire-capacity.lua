@@ -8,8 +8,8 @@
   - a pause after a 429 holds every reservation until it ends.
   - an upstream outage (note-outage.lua) holds every reservation until its backoff ends, but lets one call through
     per probe interval: the first that succeeds ends the outage for everyone.
-  - requests per minute: GCRA with no burst: calls are spaced 60 s / rpm apart, so no sliding minute ever holds
-    more than rpm calls; a reserved slot may lie in the future, at most ahead_ms (the caller sleeps until it); one
+  - requests per window (a minute): GCRA with no burst: calls are spaced window / rpm apart, so no sliding window
+    ever holds more than rpm calls; a reserved slot may lie in the future, at most ahead_ms (the caller sleeps until it); one
     further out is not reserved (the caller asks again, holding no call slot meanwhile).
   - large calls (a token bound over a share of the TPM limit; the caller charges each half that share) also go
     through a scope of their own whose token limit is that share: together they hold at most that much of any
@@ -21,42 +21,29 @@
     when the log is full nothing is reserved and the caller waits. The minute's total and its last sixth's are kept
     as running sums (`__total`; `__recent` for entries scored from `__recent_from` on), each entry leaving them
     once: a reservation's work does not grow with the calls in the window.
-  KEYS: 1 pause-until, 2 queue pause reason, 3 credentials proven, 4 probe holder, 5 outage record,
-        6 outage-until, 7 outage probe holder,
-        then per scope (global, model, large calls, the project): request TAT key, token log zset, token amount hash
-        (a scope that does not apply is named and never touched), 20 the projects asking (project -> last ask, ms)
-  ARGV[1]: the named arguments (--- @include args):
-    member (unique per call, or per group); tokens (estimated; a group's: their sum); headroom (the fraction of each
-    window kept free, 0..0.5); rpm, tpm (global), model_rpm, model_tpm (0 = no limit); probe_lease_ms;
-    outage_probe_ms (the outage probe's interval); calls (reserved together: 1, or a group of one process's calls:
-    consecutive request slots, their tokens as one log entry; a group is not reserved as a probe or during an
-    outage's backoff, where one call at a time goes); large_tpm (the large-call token limit; 0: not a large call);
-    ahead_ms (how far ahead a request slot may be reserved); project (the call's), weights (JSON {project: weight},
-    1 when absent), active_ms (how long after its last ask a project still counts as asking).
+  Its contract (keys, arguments, reply) is acquireScript's in acquire-call.ts: the gate's keys (pauses, credentials,
+  outage), then each scope's by name (K.<scope>_requests: its request TAT, _log: its token log, _amounts: the log's
+  amounts; a scope a call does not go through is named and never touched), and the projects asking. The call says
+  which scopes apply, with their limits over their windows (a share scope's: the project's weight's share of them).
   Every argument is checked before the first write: a bad one is an error that leaves nothing behind.
   Answers by name: state (1 reserved, 2 reserved as the probe, 0 not reserved, -1 the queue is paused), wait_ms
   (reserved: before calling; not reserved: before asking again), outage (1 while an outage is on record: a success
-  should end it), spacing_ms (reserved: the ms between the group's request slots, as text).
+  should end it), spacing_ms (reserved: the ms between the group's request slots).
 ]]
---- @include args
+--- @include contract
 local MAX_TOKENS = 1e12
-local A = namedArgs('acquire-capacity', {
-  member = 'string', tokens = 'whole', headroom = 'number', rpm = 'whole', tpm = 'whole', model_rpm = 'whole',
-  model_tpm = 'whole', probe_lease_ms = 'whole', outage_probe_ms = 'whole', calls = 'whole', large_tpm = 'whole',
-  ahead_ms = 'whole', project = 'string', weights = 'string', active_ms = 'whole',
-})
-for _, name in ipairs({ 'tokens', 'rpm', 'tpm', 'model_rpm', 'model_tpm', 'large_tpm' }) do
-  if A[name] > MAX_TOKENS then error('chatq acquire-capacity: argument "' .. name .. '" must be at most ' .. MAX_TOKENS) end
-end
+if A.tokens > MAX_TOKENS then error('chatq acquire-capacity: argument "tokens" must be at most ' .. MAX_TOKENS) end
 local est, headroom = A.tokens, A.headroom
 if headroom < 0 or headroom > 0.5 then error('chatq acquire-capacity: argument "headroom" must be within 0..0.5') end
--- Per scope (global 0, model 1, large calls 2, project 3): its rpm and tpm limits (the project's: its share, below).
-local limits = { A.rpm, A.tpm, A.model_rpm, A.model_tpm, 0, A.large_tpm, 0, 0 }
-local scopes = { 0, 1 }
-if A.large_tpm > 0 then scopes[#scopes + 1] = 2 end
-if #KEYS < 20 then error('chatq acquire-capacity: expected the gate keys, four scopes and the projects asking') end
-local okWeights, weights = pcall(cjson.decode, A.weights)
-if not okWeights or type(weights) ~= 'table' then error('chatq acquire-capacity: argument "weights" must be a JSON object') end
+-- Each scope by name: its keys (K.<name>_requests, _log, _amounts) and its limits (a share's: the project's, below).
+for i, s in ipairs(A.scopes) do
+  if type(s.name) ~= 'string' or not K[s.name .. '_requests'] then error('chatq acquire-capacity: scope ' .. i .. ' is not one of the contract\'s') end
+  for _, limit in ipairs({ 'rpm', 'tpm', 'window_ms' }) do
+    local v = s[limit]
+    if type(v) ~= 'number' or v < 0 or v > MAX_TOKENS or v % 1 ~= 0 then error('chatq acquire-capacity: scope ' .. s.name .. ': "' .. limit .. '" must be a whole number') end
+  end
+  if s.window_ms < 1 then error('chatq acquire-capacity: scope ' .. s.name .. ': its window must be at least 1 ms') end
+end
 if A.project == '' or A.active_ms < 1 then error('chatq acquire-capacity: a project and active_ms are needed') end
 local lease, probeEvery, calls = A.probe_lease_ms, A.outage_probe_ms, A.calls
 if calls < 1 or calls > 10000 then error('chatq acquire-capacity: argument "calls" must be at least 1 (and at most 10000)') end
@@ -65,15 +52,14 @@ if lease == 0 or probeEvery == 0 or lease > 86400000 or probeEvery > 86400000 th
 end
 local member = A.member
 local function answer(state, waitMs, outage, spacing)
-  return { 'state', state, 'wait_ms', waitMs, 'outage', outage, 'spacing_ms', spacing or '0' }
+  return reply({ state = state, wait_ms = waitMs, outage = outage, spacing_ms = spacing or 0 })
 end
 
-if redis.call('EXISTS', KEYS[2]) == 1 then return answer(-1, 0, 0) end
+if redis.call('EXISTS', K.paused) == 1 then return answer(-1, 0, 0) end
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local window = 60000 * (1 + headroom)
-local outage = redis.call('EXISTS', KEYS[5])
+local outage = redis.call('EXISTS', K.outage)
 
 local function sumAmounts(amounts, members)
   local sum = 0
@@ -98,40 +84,49 @@ local function roomWait(log, amounts, total, limit, from, len)
   return 1000
 end
 
--- The projects asking now share the global limits by weight.
-redis.call('ZADD', KEYS[20], now, A.project)
-redis.call('ZREMRANGEBYSCORE', KEYS[20], '-inf', now - A.active_ms)
-redis.call('PEXPIRE', KEYS[20], A.active_ms * 2)
-local asking = redis.call('ZRANGE', KEYS[20], 0, -1)
+-- The projects asking now share the global limits by weight: a share scope applies while more than one asks.
+redis.call('ZADD', K.projects, now, A.project)
+redis.call('ZREMRANGEBYSCORE', K.projects, '-inf', now - A.active_ms)
+redis.call('PEXPIRE', K.projects, A.active_ms * 2)
+local asking = redis.call('ZRANGE', K.projects, 0, -1)
+local share = 0
 if #asking > 1 then
-  local total, mine = 0, tonumber(weights[A.project]) or 1
-  for _, p in ipairs(asking) do total = total + (tonumber(weights[p]) or 1) end
-  limits[7], limits[8] = A.rpm * mine / total, A.tpm * mine / total
-  if limits[7] > 0 or limits[8] > 0 then scopes[#scopes + 1] = 3 end
+  local total, mine = 0, tonumber(A.weights[A.project]) or 1
+  for _, p in ipairs(asking) do total = total + (tonumber(A.weights[p]) or 1) end
+  share = mine / total
+end
+-- The scopes in play: their keys and limits, and the length of their window (with its headroom).
+local scopes = {}
+for _, s in ipairs(A.scopes) do
+  local rpm, tpm = s.rpm, s.tpm
+  if s.share then rpm, tpm = rpm * share, tpm * share end
+  if rpm > 0 or tpm > 0 then
+    scopes[#scopes + 1] = {
+      requests = K[s.name .. '_requests'], log = K[s.name .. '_log'], amounts = K[s.name .. '_amounts'],
+      rpm = rpm, tpm = tpm, window = s.window_ms * (1 + headroom), smooth = s.smooth,
+    }
+  end
 end
 
 local probe = false
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  local holder = redis.call('GET', KEYS[4])
+if redis.call('EXISTS', K.credentials_proven) == 0 then
+  local holder = redis.call('GET', K.credentials_probe)
   if holder and holder ~= member then return answer(0, 50, outage) end
   -- Only one call proves the credentials: a group asks again (one by one).
   if calls > 1 then return answer(0, 0, outage) end
   probe = true
 end
 
-local start = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-for _, scope in ipairs(scopes) do
-  if limits[1 + scope * 2] > 0 then
-    start = math.max(start, tonumber(redis.call('GET', KEYS[8 + scope * 3]) or '0'))
-  end
+local start = math.max(now, tonumber(redis.call('GET', K.pause_until) or '0'))
+for _, s in ipairs(scopes) do
+  if s.rpm > 0 then start = math.max(start, tonumber(redis.call('GET', s.requests) or '0')) end
 end
 
 if start - now > A.ahead_ms then return answer(0, start - now - A.ahead_ms, outage) end
 
-for _, scope in ipairs(scopes) do
-  local limit = limits[2 + scope * 2]
-  if limit > 0 then
-    local log, amounts = KEYS[9 + scope * 3], KEYS[10 + scope * 3]
+for _, s in ipairs(scopes) do
+  if s.tpm > 0 then
+    local log, amounts, window = s.log, s.amounts, s.window
     -- Entries that left the last sixth since the last call leave its sum: before the expiry below deletes any of them.
     local recentStart = now - window / 6
     local recentFrom = tonumber(redis.call('HGET', amounts, '__recent_from') or '')
@@ -152,44 +147,40 @@ for _, scope in ipairs(scopes) do
         if freed ~= 0 then redis.call('HINCRBY', amounts, '__total', -freed) end
       end
     until #expired < 500
-    -- The whole minute, and its last sixth: a sixth of the limit per 10 s keeps the flow smooth (no
-    -- minute-sized burst at the start) and, summed over six such windows, never exceeds the minute's limit.
-    -- The large-call scope only bounds the large calls' share of the minute (the global scope smooths them).
+    -- The whole window, and its last sixth: a sixth of the limit per sixth of the window keeps the flow smooth (no
+    -- window-sized burst at the start) and, summed over six such windows, never exceeds the window's limit.
+    -- A scope not smoothed (the large calls') only bounds its calls' share of the window (the global scope smooths them).
     local total = tonumber(redis.call('HGET', amounts, '__total') or '0')
-    local wait = roomWait(log, amounts, total, limit, now - window, window)
-    if wait == 0 and scope ~= 2 then
+    local wait = roomWait(log, amounts, total, s.tpm, now - window, window)
+    if wait == 0 and s.smooth then
       local sum = math.max(0, tonumber(redis.call('HGET', amounts, '__recent') or '0'))
-      wait = roomWait(log, amounts, sum, limit / 6, now - window / 6, window / 6)
+      wait = roomWait(log, amounts, sum, s.tpm / 6, now - window / 6, window / 6)
     end
     if wait > 0 then return answer(0, wait, outage) end
   end
 end
 
 -- During an outage's backoff only one call per probe interval goes, to find out whether it is over.
-local outageLeft = redis.call('PTTL', KEYS[6])
+local outageLeft = redis.call('PTTL', K.outage_until)
 if outageLeft > 0 and calls > 1 then return answer(0, 0, outage) end
-if outageLeft > 0 and not redis.call('SET', KEYS[7], member, 'PX', probeEvery, 'NX') then
-  return answer(0, math.min(outageLeft, math.max(1, redis.call('PTTL', KEYS[7]))), outage)
+if outageLeft > 0 and not redis.call('SET', K.outage_probe, member, 'PX', probeEvery, 'NX') then
+  return answer(0, math.min(outageLeft, math.max(1, redis.call('PTTL', K.outage_probe))), outage)
 end
 
-if probe then redis.call('SET', KEYS[4], member, 'PX', lease + (start - now)) end
-for _, scope in ipairs(scopes) do
-  local rpm = limits[1 + scope * 2]
-  if rpm > 0 then
-    redis.call('SET', KEYS[8 + scope * 3], start + calls * window / rpm, 'PX', 120000)
-  end
-  if limits[2 + scope * 2] > 0 then
-    local log, amounts = KEYS[9 + scope * 3], KEYS[10 + scope * 3]
-    redis.call('ZADD', log, start, member)
-    redis.call('HSET', amounts, member, est)
-    redis.call('HINCRBY', amounts, '__total', est)
-    redis.call('HINCRBY', amounts, '__recent', est)
-    redis.call('PEXPIRE', log, 180000)
-    redis.call('PEXPIRE', amounts, 180000)
-  end
-end
+if probe then redis.call('SET', K.credentials_probe, member, 'PX', lease + (start - now)) end
 local spacing = 0
-for _, scope in ipairs(scopes) do
-  if limits[1 + scope * 2] > 0 then spacing = math.max(spacing, window / limits[1 + scope * 2]) end
+for _, s in ipairs(scopes) do
+  if s.rpm > 0 then
+    redis.call('SET', s.requests, start + calls * s.window / s.rpm, 'PX', math.ceil(2 * s.window))
+    spacing = math.max(spacing, s.window / s.rpm)
+  end
+  if s.tpm > 0 then
+    redis.call('ZADD', s.log, start, member)
+    redis.call('HSET', s.amounts, member, est)
+    redis.call('HINCRBY', s.amounts, '__total', est)
+    redis.call('HINCRBY', s.amounts, '__recent', est)
+    redis.call('PEXPIRE', s.log, math.ceil(3 * s.window))
+    redis.call('PEXPIRE', s.amounts, math.ceil(3 * s.window))
+  end
 end
-return answer(probe and 2 or 1, start - now, outage, tostring(spacing))
+return answer(probe and 2 or 1, start - now, outage, spacing)

@@ -1,16 +1,38 @@
-import { LuaScript, namedReply, type RedisClient } from '../../shared/redis/redis.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
+import { defineScript } from '../../shared/redis/script-contract.js';
 import type { RedisKeys } from '../../shared/keys.js';
 import { estimatePromptTokens, replyBound } from '../../shared/token-bounds.js';
-import { type AcquireReply, GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
-import { acquireArgs, acquireKeys, type CallScopes, settleKeys } from './acquire-call.js';
+import { GroupedReservations, type ReservedGroup } from './grouped-reservations.js';
+import {
+  type AcquireReply,
+  acquireArgs,
+  acquireKeys,
+  acquireScript,
+  type CallScopes,
+  settleCall,
+  settleScript,
+} from './acquire-call.js';
 import { DEFAULT_PROJECT } from '../../shared/keys.js';
 import { StoppableWaits } from './stoppable-waits.js';
 import { UpstreamGate } from './upstream-gate.js';
 import { endLease, keepLease } from './held-lease.js';
 
-const acquireScript = new LuaScript(new URL('./acquire-capacity.lua', import.meta.url));
-const settleScript = new LuaScript(new URL('./settle-capacity.lua', import.meta.url));
-const noteOutageScript = new LuaScript(new URL('./note-outage.lua', import.meta.url));
+const noteOutageScript = defineScript<
+  {
+    /** The backoff's base and cap (ms). */
+    base_ms: number;
+    cap_ms: number;
+    /** Jitter, in [0, 1]. */
+    jitter: number;
+  },
+  /** The ms left of the backoff. */
+  { wait_ms: number }
+>()({
+  file: new URL('./note-outage.lua', import.meta.url),
+  // The outage record (a hash: round) and outage-until (expires when the backoff ends).
+  keys: ['outage', 'outage_until'],
+  args: { base_ms: 'whole', cap_ms: 'whole', jitter: 'number' },
+});
 
 export interface Limits {
   rpm: number;
@@ -79,7 +101,6 @@ export class CapacityLimiter {
    * group at a time per project (each project's calls are charged to its own share).
    */
   private readonly groups = new Map<string, GroupedReservations>();
-  private readonly weightsText: string;
 
   /** The connection its commands go on (a pool's: the first of its script connections that is connected). */
   private readonly connection: () => RedisClient;
@@ -92,7 +113,6 @@ export class CapacityLimiter {
   ) {
     this.connection = typeof redis === 'function' ? redis : () => redis;
     this.gate = new UpstreamGate(this.connection, keys);
-    this.weightsText = JSON.stringify(limits.projectWeights ?? {});
   }
 
   /** The group reservations of a project's calls (made on first use). */
@@ -179,7 +199,7 @@ export class CapacityLimiter {
     const k = this.keys;
     const keys = acquireKeys(k, { model, large: largeCharge > 0, project });
     const args = acquireArgs(
-      { ...this.limits, weightsText: this.weightsText },
+      { ...this.limits, weights: this.limits.projectWeights ?? {} },
       {
         member,
         tokens: estimate,
@@ -208,10 +228,12 @@ export class CapacityLimiter {
       try {
         const { state, waitMs, outage, group } = together
           ? await this.groupOf(project).reserve(estimate)
-          : await acquireScript.run(this.connection(), keys, args).then((r) => {
-              const { state: s, wait_ms, outage: o } = namedReply<AcquireReply>(r);
-              return { state: s, waitMs: wait_ms, outage: o, group: undefined };
-            });
+          : await acquireScript.run(this.connection(), keys, args).then((r) => ({
+              state: r.state,
+              waitMs: r.wait_ms,
+              outage: r.outage,
+              group: undefined,
+            }));
         if (state === -1) return 'paused';
         const reserved = group?.member ?? member;
         if (state === 2) this.renewWhileInFlight(reserved);
@@ -270,10 +292,10 @@ export class CapacityLimiter {
     // No model scope here (its limits are passed as 0, so its keys, named in the same slot, are never touched).
     const keys = acquireKeys(this.keys, { project });
     const args = acquireArgs(
-      { ...this.limits, weightsText: this.weightsText },
+      { ...this.limits, weights: this.limits.projectWeights ?? {} },
       { member, tokens, calls, modelRpm: 0, modelTpm: 0, largeTpm: 0, project },
     );
-    return { member, reply: namedReply<AcquireReply>(await acquireScript.run(this.connection(), keys, args)) };
+    return { member, reply: await acquireScript.run(this.connection(), keys, args) };
   }
 
   private renewWhileInFlight(member: string): void {
@@ -320,18 +342,20 @@ export class CapacityLimiter {
 
   /** Sets a log entry to its real tokens in the scopes it was charged in (a scope it is not in is left alone). */
   private async settleEntry(member: string, actualTokens: number, scopes: CallScopes): Promise<void> {
-    await settleScript.run(this.connection(), settleKeys(this.keys, scopes), [member, actualTokens]);
+    const { keys, charged } = settleCall(this.keys, scopes);
+    await settleScript.run(this.connection(), keys, { member, tokens: actualTokens, scopes: charged });
   }
 
   /** The upstream could not be reached: every worker backs off together (the backoff grows per round, not per call). */
   async noteOutage(): Promise<number> {
     this.gate.close();
     const k = this.keys;
-    return (await noteOutageScript.run(
+    const { wait_ms } = await noteOutageScript.run(
       this.connection(),
-      [k.outage, k.outageUntil],
-      [this.limits.backoffMs ?? 1_000, OUTAGE_CAP_MS, Math.random()],
-    )) as number;
+      { outage: k.outage, outage_until: k.outageUntil },
+      { base_ms: this.limits.backoffMs ?? 1_000, cap_ms: OUTAGE_CAP_MS, jitter: Math.random() },
+    );
+    return wait_ms;
   }
 
   /** The credentials failed (401, no balance...): the next call after a resume is a probe again. */

@@ -1,8 +1,7 @@
 --[[
   Ends a lease (the credentials probe's), if this caller still holds it (another's is left alone: it is working now).
-  KEYS: 1 the lease (its value: the holder)
-  ARGV: 1 holder
-  Returns 1 when ended, 0 when the lease is someone else's or gone.
+  Its contract is endScript's in held-lease.ts; answers ended (false when the lease is someone else's or gone).
 ]]
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
+--- @include contract
+if redis.call('GET', K.lease) ~= A.holder then return reply({ ended = false }) end
+return reply({ ended = redis.call('DEL', K.lease) == 1 })

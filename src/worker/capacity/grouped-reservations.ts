@@ -1,3 +1,5 @@
+import type { AcquireReply } from './acquire-call.js';
+
 /** Calls reserved together: the log entry (member) is set to their real tokens once the last has settled. */
 export interface ReservedGroup {
   member: string;
@@ -11,14 +13,6 @@ export interface GroupAnswer {
   waitMs: number;
   outage: number;
   group?: ReservedGroup;
-}
-
-/** acquire-capacity.lua's named answer (its header says what each field means). */
-export interface AcquireReply {
-  state: number;
-  wait_ms: number;
-  outage: number;
-  spacing_ms: string;
 }
 
 /** Runs acquire-capacity.lua for `calls` calls of `tokens` in all: its answer and the member it logged them under. */
@@ -84,7 +78,7 @@ export class GroupedReservations {
           for (const [i, w] of group.entries())
             w.done({
               state,
-              waitMs: reserved ? waitMs + Math.ceil(i * Number(slotMs)) : waitMs,
+              waitMs: reserved ? waitMs + Math.ceil(i * slotMs) : waitMs,
               outage,
               ...(reserved ? { group: reserved } : {}),
             });

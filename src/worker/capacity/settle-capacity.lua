@@ -1,20 +1,21 @@
 --[[
   Replaces a call's estimated tokens with the real usage in the token logs it was charged to.
-  KEYS: per scope (global, then model when it has its own limit): token log, token amount hash
-  ARGV: 1 member, 2 real tokens (an integer, checked before any write)
+  Its contract (keys, arguments) is settleScript's in acquire-call.ts: each scope's token log (K.<scope>_log) and the
+  log's amounts (K.<scope>_amounts), and the scopes the call was charged in.
   The running sums change with it: the minute's, and the last sixth's while the call is still in it.
 ]]
-local real = tonumber(ARGV[2])
-if not real or real < 0 or real > 1e12 or real ~= math.floor(real) then error('chatq settle-capacity: tokens must be an integer') end
-for i = 1, #KEYS, 2 do
-  local log, amounts = KEYS[i], KEYS[i + 1]
-  local old = tonumber(redis.call('HGET', amounts, ARGV[1]) or '')
+--- @include contract
+if A.tokens > 1e12 then error('chatq settle-capacity: tokens must be at most 1e12') end
+for _, scope in ipairs(A.scopes) do
+  local log, amounts = K[scope .. '_log'], K[scope .. '_amounts']
+  if not log then error('chatq settle-capacity: scope ' .. tostring(scope) .. ' is not one of the contract\'s') end
+  local old = tonumber(redis.call('HGET', amounts, A.member) or '')
   if old then
-    redis.call('HSET', amounts, ARGV[1], real)
-    redis.call('HINCRBY', amounts, '__total', real - old)
-    local at = tonumber(redis.call('ZSCORE', log, ARGV[1]) or '')
+    redis.call('HSET', amounts, A.member, A.tokens)
+    redis.call('HINCRBY', amounts, '__total', A.tokens - old)
+    local at = tonumber(redis.call('ZSCORE', log, A.member) or '')
     local from = tonumber(redis.call('HGET', amounts, '__recent_from') or '')
-    if at and from and at >= from then redis.call('HINCRBY', amounts, '__recent', real - old) end
+    if at and from and at >= from then redis.call('HINCRBY', amounts, '__recent', A.tokens - old) end
   end
 end
-return 0
+return reply({})

@@ -5,25 +5,23 @@
   admitted it returned it to its caller, whose add may still be on the way: a moment that grows on a busy machine; a
   caller that died there is found on a later pass). The reconciler's reads take several round trips: a head that
   finished meanwhile (its job done and removed, its lane gone on) would otherwise look like one whose job was lost.
-  KEYS: 1 the lane set (it names the slot: every key read is in its tag)
-  ARGV: 1 key prefix, 2 now (ms), 3 the pass interval (ms), then pairs: userid, request id
-  Returns the ids that are still heads without a job.
+  Its contract (keys, arguments, reply) is joblessScript's in reconcile-lanes.ts.
 ]]
 --- @include keys
-local prefix, now, interval = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if not now or not interval or interval < 0 then error('chatq jobless-heads: bad arguments') end
+--- @include contract
+local prefix, now = A.prefix, A.now
 local jobless = {}
-for i = 4, #ARGV, 2 do
-  local userid, id = ARGV[i], ARGV[i + 1]
+for _, head in ipairs(A.heads) do
+  local userid, id = head[1], head[2]
   if redis.call('LINDEX', KEY.lane(prefix, userid), 0) == id and redis.call('EXISTS', KEY.job(prefix, id)) == 0 then
     local served, project = unpack(redis.call('HMGET', KEY.request(prefix, id), 'served_by', 'project'))
     project = project or 'default'
     local covered = served and redis.call('EXISTS', KEY.job(prefix, served)) == 1
     local admitted = tonumber(redis.call('ZSCORE', KEY.queued(prefix, project), id))
-    local adding = admitted and now - admitted < interval
+    local adding = admitted and now - admitted < A.interval_ms
     if not covered and not adding and not redis.call('ZSCORE', KEY.backlog(prefix, project), id) then
       jobless[#jobless + 1] = id
     end
   end
 end
-return jobless
+return reply({ jobless = jobless })

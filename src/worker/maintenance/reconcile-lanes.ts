@@ -1,4 +1,5 @@
-import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
+import { defineScript } from '../../shared/redis/script-contract.js';
 import { refillQueues } from '../store/backlog-refills.js';
 import { keepLease } from '../capacity/held-lease.js';
 import { importAlive } from '../../shared/batches/batch-imports.js';
@@ -21,7 +22,23 @@ export interface ReconcileReport {
   usage?: RetentionReport;
 }
 
-const joblessScript = new LuaScript(new URL('./jobless-heads.lua', import.meta.url));
+const joblessScript = defineScript<
+  {
+    prefix: string;
+    now: number;
+    /** The pass interval (ms): a head admitted within it may have its add on the way. */
+    interval_ms: number;
+    /** The heads to look at: [userid, request id] each. */
+    heads: [string, string][];
+  },
+  /** The ids that are still heads without a job. */
+  { jobless: string[] }
+>()({
+  file: new URL('./jobless-heads.lua', import.meta.url),
+  // The lane set (it names the slot: every key read is in its tag).
+  keys: ['lanes'],
+  args: { prefix: 'string', now: 'whole', interval_ms: 'whole', heads: 'list' },
+});
 
 const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
 
@@ -104,9 +121,15 @@ async function reconcilePass(
     const empty = userids.filter((_, i) => !heads[i]);
     if (empty.length) await redis.srem(keys.lanes, ...empty);
     // Heads that look jobless here are looked at again in one step (jobless-heads.lua): most have just finished.
-    const lanes = userids.flatMap((u, i) => (heads[i] ? [u, heads[i]!] : []));
+    const lanes = userids.flatMap((u, i): [string, string][] => (heads[i] ? [[u, heads[i]!]] : []));
     const missing = lanes.length
-      ? ((await joblessScript.run(redis, [keys.lanes], [keys.prefix, Date.now(), lockMs, ...lanes])) as string[])
+      ? (
+          await joblessScript.run(
+            redis,
+            { lanes: keys.lanes },
+            { prefix: keys.prefix, now: Date.now(), interval_ms: lockMs, heads: lanes },
+          )
+        ).jobless
       : [];
     await queues.add(missing);
     report.readded += missing.length;

@@ -1,15 +1,15 @@
 --[[
   Moves one day's usage aggregate into its month, at once: a day past the retention is counted in its month exactly
   once, whatever crashes around it.
-  KEYS: 1 day usage hash, 2 day index, 3 month usage hash, 4 month index
-  ARGV: 1 day (YYYY-MM-DD), 2 month (YYYY-MM), 3 now (ms)
+  Its contract (keys, arguments, reply) is rollUpScript's in usage-retention.ts.
 ]]
-if not string.match(ARGV[1], '^%d%d%d%d%-%d%d%-%d%d$') or string.sub(ARGV[1], 1, 7) ~= ARGV[2] or not tonumber(ARGV[3]) then
+--- @include contract
+if not string.match(A.day, '^%d%d%d%d%-%d%d%-%d%d$') or string.sub(A.day, 1, 7) ~= A.month then
   error('chatq roll-up-day: bad arguments')
 end
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do redis.call('HINCRBY', KEYS[3], fields[i], fields[i + 1]) end
-if #fields > 0 then redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2]) end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return #fields / 2
+local fields = redis.call('HGETALL', K.day)
+for i = 1, #fields, 2 do redis.call('HINCRBY', K.month, fields[i], fields[i + 1]) end
+if #fields > 0 then redis.call('ZADD', K.month_index, A.now, A.month) end
+redis.call('DEL', K.day)
+redis.call('ZREM', K.day_index, A.day)
+return reply({ fields = #fields / 2 })

@@ -1,9 +1,24 @@
-import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
+import { defineScript } from '../../shared/redis/script-contract.js';
 import type { RedisKeys } from '../../shared/keys.js';
 import { projectsOf } from '../../shared/batches/read-store.js';
 import { ALL_PROJECTS } from '../../shared/scope.js';
 
-const rollUpScript = new LuaScript(new URL('./roll-up-day.lua', import.meta.url));
+const rollUpScript = defineScript<
+  {
+    /** The day (YYYY-MM-DD) and its month (YYYY-MM). */
+    day: string;
+    month: string;
+    now: number;
+  },
+  /** How many fields the day had. */
+  { fields: number }
+>()({
+  file: new URL('./roll-up-day.lua', import.meta.url),
+  // The day's usage hash and the day index, the month's usage hash and the month index.
+  keys: ['day', 'day_index', 'month', 'month_index'],
+  args: { day: 'string', month: 'string', now: 'whole' },
+});
 const DAY_MS = 86_400_000;
 
 export interface Retention {
@@ -38,13 +53,13 @@ export async function applyUsageRetention(
       const month = day.slice(0, 7);
       await rollUpScript.run(
         redis,
-        [
-          keys.usage(project, 'day', day),
-          keys.usageIndex(project, 'day'),
-          keys.usage(project, 'month', month),
-          keys.usageIndex(project, 'month'),
-        ],
-        [day, month, now],
+        {
+          day: keys.usage(project, 'day', day),
+          day_index: keys.usageIndex(project, 'day'),
+          month: keys.usage(project, 'month', month),
+          month_index: keys.usageIndex(project, 'month'),
+        },
+        { day, month, now },
       );
       report.rolledUpDays += 1;
     }

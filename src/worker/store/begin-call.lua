@@ -4,21 +4,15 @@
   starts (claim-request.lua waits it out), whatever becomes of this worker's lock or its link to Redis; the run that
   holds it clears it when its call has ended (finish-request.lua, requeue-request.lua). Only the run that claimed the
   request last may take it: a worker whose claim was taken over (its lock lapsed) does not call.
-  KEYS: 1 the request hash, 2 the user's call lease
-  ARGV: 1 the run's claim number (the request's `claims` when it was claimed), 2 the call timeout (ms), 3 the margin
-        (ms), 4 the request id
-  Returns {1} when the call may go, {0, status} when this run no longer holds the request.
+  Its contract (keys, arguments, reply) is beginCallScript's in store-scripts.ts.
 ]]
-local claim, timeout, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for _, v in ipairs({ claim, timeout, margin }) do
-  if not v or v < 0 or v ~= math.floor(v) then error('chatq begin-call: arguments must be whole numbers') end
-end
-if timeout < 1 then error('chatq begin-call: the timeout must be positive') end
-local status, claims = unpack(redis.call('HMGET', KEYS[1], 'status', 'claims'))
-if status ~= 'running' or tonumber(claims) ~= claim then return { 0, status or 'missing' } end
-local holder = redis.call('GET', KEYS[2])
-local mine = ARGV[4] .. ':' .. claim
+--- @include contract
+if A.timeout_ms < 1 then error('chatq begin-call: the timeout must be positive') end
+local status, claims = unpack(redis.call('HMGET', K.request, 'status', 'claims'))
+if status ~= 'running' or tonumber(claims) ~= A.claim then return reply({ go = false, reason = status or 'missing' }) end
+local holder = redis.call('GET', K.lease)
+local mine = A.id .. ':' .. wholeText(A.claim)
 -- Another run's call may still be at the upstream (a claim raced it): this one does not call.
-if holder and holder ~= mine then return { 0, 'leased' } end
-redis.call('SET', KEYS[2], mine, 'PX', timeout + margin)
-return { 1 }
+if holder and holder ~= mine then return reply({ go = false, reason = 'leased' }) end
+redis.call('SET', K.lease, mine, 'PX', A.timeout_ms + A.margin_ms)
+return reply({ go = true })

@@ -6,6 +6,7 @@ import type { AttemptEntry } from '../../shared/request-record.js';
 import { encodeResponse } from '../../shared/response-codec.js';
 import type { ClaimReply, FinishedRequest, GradingDraft, RequestOwner } from './request-claims.js';
 import { verdictOfGrade } from '../../shared/expectations.js';
+import type { UsageRecord } from '../../shared/usage/usage-fold.js';
 
 /** finish-request.lua's arguments; left out when undefined. */
 interface FinishArgs {
@@ -223,25 +224,25 @@ export function finishCall(
   const grade = result.judged?.grade ?? result.grade;
   // A grade waiting for its judge is counted when the judgement is written (by the grading's finish).
   const verdict = grade && !result.grading ? verdictOfGrade(grade) : undefined;
-  const u = result.usage;
-  const p = owner.project;
   // The usage record names its aggregates by project and names; fold-usage.lua builds their keys.
-  const record = {
-    p,
-    // A grading belongs to no user: its usage is the batch's, model's and day's, as grading spend (g: the judge's
-    // calls it paid for, re-asks included; none for a grading never sent).
-    u: result.judged ? '' : owner.userid,
-    ...(result.judged ? { g: result.attempts.filter((a) => a.status !== null && a.status < 300).length } : {}),
-    m: owner.model,
-    d: utcDay(now),
-    b: owner.batch,
-    s: result.status,
-    t: [u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens],
-    c: result.costNano ?? -1,
-    l: result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
-    ms: result.latencyMs ?? 0,
+  const record: UsageRecord = {
+    project: owner.project,
+    // A grading belongs to no user: its usage is the batch's, model's and day's, as grading spend (the judge's calls
+    // it paid for, re-asks included; none for a grading never sent).
+    userid: result.judged ? '' : owner.userid,
+    ...(result.judged
+      ? { grading_calls: result.attempts.filter((a) => a.status !== null && a.status < 300).length }
+      : {}),
+    model: owner.model,
+    day: utcDay(now),
+    batch: owner.batch,
+    status: result.status,
+    tokens: Object.fromEntries(Object.entries(result.usage).filter(([, n]) => n > 0)),
+    cost_nano: result.costNano ?? -1,
+    latency_bucket: result.latencyMs !== undefined ? latencyBucket(result.latencyMs) : '',
+    latency_ms: result.latencyMs ?? 0,
     // A failure's reason, counted by the fold for /metrics.
-    ...(result.error ? { e: result.failureReason ?? result.error.code } : {}),
+    ...(result.error ? { reason: result.failureReason ?? result.error.code } : {}),
   };
   const grading = result.grading ?? { id: gradingId(id), lane: gradingLane(id) };
   const keys: FinishKeys = {
@@ -249,11 +250,11 @@ export function finishCall(
     batch: k.batch(owner.batch),
     lane: k.lane(owner.userid),
     lanes: k.lanes,
-    batch_usage: k.usage(p, 'batch', owner.batch),
+    batch_usage: k.usage(owner.project, 'batch', owner.batch),
     batch_requests: k.batchRequests(owner.batch),
     batch_custom_ids: k.batchCustomIds(owner.batch),
     batch_errors: k.batchErrors(owner.batch),
-    user_requests: k.userRequests(p, owner.userid),
+    user_requests: k.userRequests(owner.project, owner.userid),
     reservations: k.batchReservations(owner.batch),
     pending_usage: k.pendingUsage,
     events: k.events,

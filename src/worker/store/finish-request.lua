@@ -14,7 +14,7 @@
   A run taken over since its claim (its worker lost its lock) still writes its result when it is the first (counted
   once), but another run's call lease stands: the lane's next request waits it out (claim-request.lua).
   A second result whose reply is another call's (upstream_request_id) is repeat spend: its cost goes to the batch's
-  cost at once, and its usage record, marked rp, to the fold.
+  cost at once, and its usage record, marked repeat, to the fold.
   A batch ends when its requests are done and its gradings written ("judging" back at 0).
   Answers by name: outcome ("ok" | "duplicate" | "missing"), next_head (the lane's next request, or ""), handed (true
   when that head was handed to the serving job), wait_ms (the next head's turn gap: add its job delayed by that
@@ -47,8 +47,14 @@ local function unservedHead()
   if not head or redis.call('HEXISTS', KEY.request(prefix, head), 'served_by') == 1 then return '' end
   return head
 end
--- This run's call has ended, first result or not: its lease goes (another run's stands).
-if A.claim and redis.call('GET', K.lease) == id .. ':' .. wholeText(A.claim) then redis.call('DEL', K.lease) end
+-- This run's call has ended, first result or not: its lease goes (another run's stands). With none left, the lane's
+-- next request claimed here needs no look at it.
+local leaseFree = false
+if A.claim then
+  local holder = redis.call('GET', K.lease)
+  if holder == id .. ':' .. wholeText(A.claim) then redis.call('DEL', K.lease) end
+  leaseFree = not holder or holder == id .. ':' .. wholeText(A.claim)
+end
 local record, project = requestRecord(req)
 if not record and redis.call('EXISTS', K.done) == 0 then return reply({ outcome = 'missing', next_head = unservedHead(), handed = false, wait_ms = 0, grading_head = '' }) end
 -- Finished already (its record stands for it): a second result of one request (its call repeated after the first run
@@ -62,7 +68,7 @@ if not record then
   if upstream and upstream ~= (counted and counted[AT.upstream_request_id]) then
     if A.cost_nano and A.cost_nano > 0 then redis.call('HINCRBY', K.batch_usage, 'cost_nano', wholeText(A.cost_nano)) end
     local record = cjson.decode(A.usage_record)
-    record.rp = 1
+    record['repeat'] = true
     redis.call('RPUSH', K.pending_usage, cjson.encode(record))
   end
   return reply({ outcome = 'duplicate', next_head = unservedHead(), handed = false, wait_ms = 0, grading_head = '' })
@@ -76,7 +82,6 @@ writeRecord(prefix, id, record, ttl, A.response or false, A.attempts)
 redis.call('EXPIRE', K.user_requests, ttl)
 if budgeted then redis.call('HDEL', K.reservations, id) end
 
-local done, judging
 if A.judged_of then
   -- A grading: its verdict goes into the judged request's grade and the batch's evaluation counts.
   local judged = redis.call('GET', K.judged_done)
@@ -86,14 +91,12 @@ if A.judged_of then
     redis.call('SET', K.judged_done, cmsgpack.pack(judgedRecord), 'KEEPTTL')
   end
   redis.call('HINCRBY', batch, 'eval_' .. A.verdict, 1)
-  judging = redis.call('HINCRBY', batch, 'judging', -1)
-  done = tonumber(redis.call('HGET', batch, 'done') or '0')
+  redis.call('HINCRBY', batch, 'judging', -1)
 else
   redis.call('HINCRBY', batch, status, 1)
   if A.error_code then redis.call('HINCRBY', batch, 'error:' .. A.error_code, 1) end
   if A.grade then redis.call('HINCRBY', batch, 'eval_' .. A.grade, 1) end
-  done = redis.call('HINCRBY', batch, 'done', 1)
-  judging = tonumber(redis.call('HGET', batch, 'judging') or '0')
+  redis.call('HINCRBY', batch, 'done', 1)
 end
 local gradingHead = ''
 if grading then
@@ -107,7 +110,7 @@ if grading then
   redis.call('SET', K.grading_body, grading.body)
   redis.call('RPUSH', K.grading_lane, grading.id)
   redis.call('SADD', K.lanes, grading.lane)
-  judging = redis.call('HINCRBY', batch, 'judging', 1)
+  redis.call('HINCRBY', batch, 'judging', 1)
   gradingHead = admit(prefix, project, { grading.id }, A.now, A.admission)[1] or ''
 end
 
@@ -137,15 +140,15 @@ if status == 'failed' and onFailure == 'halt' then
   end
   if skipped > 0 then
     redis.call('HINCRBY', batch, 'skipped', skipped)
-    done = redis.call('HINCRBY', batch, 'done', skipped)
+    redis.call('HINCRBY', batch, 'done', skipped)
   end
 end
 
 local head = redis.call('LINDEX', lane, 0)
 if not head then redis.call('SREM', K.lanes, A.userid) end
 
-local batchStatus, total, onImportError, cancelAsked = unpack(redis.call('HMGET', batch, 'status', 'total', 'on_import_error', 'cancel_requested'))
-if FINAL_STATUS[batchStatus] and done >= tonumber(total or '0') and judging <= 0 then
+local batchStatus, total, onImportError, cancelAsked, done, judging = unpack(redis.call('HMGET', batch, 'status', 'total', 'on_import_error', 'cancel_requested', 'done', 'judging'))
+if FINAL_STATUS[batchStatus] and tonumber(done or '0') >= tonumber(total or '0') and tonumber(judging or '0') <= 0 then
   local final = FINAL_STATUS[batchStatus]
   redis.call('HSET', batch, 'status', final, final .. '_at', now)
   batchEvent(K.events, batch, A.batch, final, now)
@@ -170,7 +173,7 @@ if string.sub(serving, 1, 1) == '?' then
   serving = waiting == 0 and string.sub(serving, 2) or ''
 end
 if serving ~= '' then
-  local hand = { job = serving, batch = A.batch, status = cancelAsked and 'cancelling' or batchStatus, onImportError = onImportError }
+  local hand = { job = serving, batch = A.batch, status = cancelAsked and 'cancelling' or batchStatus, onImportError = onImportError, leaseFree = leaseFree }
   if budgetKnown then hand.budgeted = budgeted end
   local claim = claimRequest(prefix, head, now, hand, A.lease_ms)
   if claim.state == 'run' then return reply({ grading_head = gradingHead, outcome = 'ok', next_head = head, handed = true, wait_ms = 0, claim = claim }) end

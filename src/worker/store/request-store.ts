@@ -1,6 +1,5 @@
-import { LuaScript, type RedisClient } from '../../shared/redis/redis.js';
-import type { AdmissionArg } from '../../shared/redis/admission.js';
-import { defineScript } from '../../shared/redis/script-contract.js';
+import type { RedisClient } from '../../shared/redis/redis.js';
+import { beginCallScript, findServedScript, requeueScript, reserveScript, startScript } from './store-scripts.js';
 import { entriesText, finishCall, finishScript, type FinishReply } from './finish-call.js';
 import { ConnectionTurns } from '../../shared/redis/connection-turns.js';
 import { persist } from './persist.js';
@@ -18,28 +17,6 @@ import {
   type StoppedClaim,
 } from './request-claims.js';
 
-const startScript = defineScript<
-  {
-    now: number;
-    /** The key prefix: the lane, a handed-over head, the previous turn of a "full" history script (same slot). */
-    prefix: string;
-    job: string;
-    /** The lease (ms: timeout and margin) the claim takes for the run's first call (left out: begin-call.lua takes it). */
-    lease_ms: number | undefined;
-    admission: AdmissionArg;
-  },
-  /** Heads to add to BullMQ (from the backlog), and the claim. */
-  { refill: string[]; claim: ClaimReply }
->()({
-  file: new URL('./start-request.lua', import.meta.url),
-  // The job's own request (its body is the string beside it).
-  keys: ['request'],
-  args: { now: 'whole', prefix: 'string', job: 'string', lease_ms: 'whole?', admission: 'table' },
-});
-const requeueScript = new LuaScript(new URL('./requeue-request.lua', import.meta.url));
-const reserveScript = new LuaScript(new URL('./reserve-budget.lua', import.meta.url));
-const findServedScript = new LuaScript(new URL('./find-served-request.lua', import.meta.url));
-const beginCallScript = new LuaScript(new URL('./begin-call.lua', import.meta.url));
 /** A head counted as queued this long without its job is repaired by a refill (see refill-queues.lua). */
 const REPAIR_QUEUED_AFTER_MS = 30_000;
 /** A call's lease outlives its deadline by this much: clocks and aborts are not exact. */
@@ -150,13 +127,12 @@ export class RequestStore {
     const sent = performance.now();
     const { reply, replicated } = await beginCallScript.runReplicated(
       this.turns.current,
-      [this.keys.request(started.id), this.keys.laneLease(started.userid)],
-      [started.claim, timeoutMs, LEASE_MARGIN_MS, started.id],
+      { request: this.keys.request(started.id), lease: this.keys.laneLease(started.userid) },
+      { id: started.id, claim: started.claim, timeout_ms: timeoutMs, margin_ms: LEASE_MARGIN_MS },
       this.replicas,
     );
-    const [ok] = reply as [number, string?];
     const left = timeoutMs - (performance.now() - sent);
-    if (ok !== 1) return 'taken';
+    if (!reply.go) return 'taken';
     if (!replicated) return 'unreplicated';
     // A call left less than half its time (Redis answered that late) is not sent.
     return left >= timeoutMs / 2 ? Math.floor(left) : 'late';
@@ -164,11 +140,12 @@ export class RequestStore {
 
   /** The unfinished request a job serves (its own, or its lane's head handed to it), if any. */
   async servedBy(jobId: string): Promise<string | undefined> {
-    return (
-      ((await findServedScript.run(this.redis, [this.keys.request(jobId)], [this.keys.prefix, jobId])) as
-        | string
-        | null) || undefined
+    const { id } = await findServedScript.run(
+      this.redis,
+      { request: this.keys.request(jobId) },
+      { prefix: this.keys.prefix, job: jobId },
     );
+    return id;
   }
 
   /** Who a request belongs to, for finishing it without a run (a job BullMQ gave up on). */
@@ -189,12 +166,16 @@ export class RequestStore {
    */
   async reserveBudget(id: string, owner: RequestOwner, boundNano: number): Promise<'reserved' | 'wait' | 'never'> {
     const k = this.keys;
-    const r = (await reserveScript.run(
+    const { outcome } = await reserveScript.run(
       this.redis,
-      [k.batch(owner.batch), k.usage(owner.project, 'batch', owner.batch), k.batchReservations(owner.batch)],
-      [id, boundNano],
-    )) as number;
-    return r === 1 ? 'reserved' : r === 0 ? 'wait' : 'never';
+      {
+        batch: k.batch(owner.batch),
+        batch_usage: k.usage(owner.project, 'batch', owner.batch),
+        reservations: k.batchReservations(owner.batch),
+      },
+      { id, bound: boundNano },
+    );
+    return outcome;
   }
 
   /** A failed attempt that will be retried: back to waiting at the lane head, with this run's calls logged. */
@@ -211,7 +192,7 @@ export class RequestStore {
 
   /** Back to waiting without a counted attempt (the queue was paused, the worker is stopping, the budget is busy). */
   async release(id: string, owner: RequestOwner, attempts: AttemptEntry[]): Promise<void> {
-    await this.requeue(id, owner, attempts, '', 'queued');
+    await this.requeue(id, owner, attempts, undefined, 'queued');
   }
 
   /**
@@ -220,7 +201,7 @@ export class RequestStore {
    * process's, once it is due: a worker gone, the reconciler's).
    */
   async defer(id: string, owner: RequestOwner, attempts: AttemptEntry[], waitMs: number): Promise<void> {
-    await this.requeue(id, owner, attempts, '', 'queued', false, Date.now() + waitMs);
+    await this.requeue(id, owner, attempts, undefined, 'queued', false, Date.now() + Math.ceil(waitMs));
     this.refills.after(waitMs);
   }
 
@@ -228,7 +209,7 @@ export class RequestStore {
     id: string,
     owner: RequestOwner,
     attempts: AttemptEntry[],
-    error: string,
+    error: string | undefined,
     status: 'retrying' | 'queued',
     keepLease = false,
     deferUntil?: number,
@@ -237,24 +218,24 @@ export class RequestStore {
     await persist(() =>
       requeueScript.run(
         this.turns.current,
-        [
-          this.keys.request(id),
-          this.keys.batchReservations(owner.batch),
-          this.keys.laneLease(owner.userid),
-          this.keys.backlog(owner.project),
-          this.keys.queuedProjects(),
-        ],
-        [
-          entriesText(attempts),
-          attempts.length,
+        {
+          request: this.keys.request(id),
+          reservations: this.keys.batchReservations(owner.batch),
+          lease: this.keys.laneLease(owner.userid),
+          backlog: this.keys.backlog(owner.project),
+          projects: this.keys.queuedProjects(),
+        },
+        {
+          id,
+          entries: entriesText(attempts),
+          calls: attempts.length,
           error,
           status,
-          id,
-          owner.claim ?? 0,
-          keepLease ? '1' : '0',
-          deferUntil ?? '',
-          owner.project,
-        ],
+          claim: owner.claim ?? 0,
+          keep_lease: keepLease,
+          defer_until: deferUntil,
+          project: owner.project,
+        },
       ),
     );
   }

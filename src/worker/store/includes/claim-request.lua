@@ -13,7 +13,8 @@
   `hand` is given by finish-request.lua when it hands a lane's next request to the job that served the previous one,
   which finished at `now`: {job = that job's id (the claim's served_by), batch = its batch, budgeted = true|false (whether
   that batch has a budget; nil: unknown), status and on_import_error of that batch (status "cancelling" once a cancel was asked
-  while it is imported)}. A turn gap (gap_ms) then starts now, and the
+  while it is imported), leaseFree = true when the user's call lease is known to be free (the finishing run just
+  released its own, or there was none)}. A turn gap (gap_ms) then starts now, and the
   request waits it out unclaimed. With `leaseMs` (the call's lease, ms: timeout and margin) the claim takes the user's
   call lease too (as begin-call.lua does): the job calls without another round trip.
   Needs "--- @include finished-record" before it (a "full" history turn reads the previous turn's record).
@@ -68,7 +69,7 @@ local function claimRequest(prefix, id, now, hand, leaseMs)
   end
   -- A call of this user may still be at the upstream (its run's lease stands: a worker killed, stalled or cut off
   -- from Redis while it called): nothing of the user starts until that call's deadline and a margin are past.
-  local leaseLeft = redis.call('PTTL', KEY.laneLease(prefix, userid))
+  local leaseLeft = hand and hand.leaseFree and 0 or redis.call('PTTL', KEY.laneLease(prefix, userid))
   if leaseLeft > 0 then return { state = 'wait', wait_ms = leaseLeft } end
   local claimNumber = (tonumber(claims) or 0) + 1
   local claim = { 'HSET', key, 'status', 'running', 'started_at', now, 'claims', claimNumber }
