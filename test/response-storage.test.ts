@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
-import { unpackLua } from '../src/shared/lua-msgpack.js';
+import { msgpack } from '../src/shared/msgpack.js';
+import { decodeFinishedRecord } from '../src/shared/finished-record.js';
 import { decodeResponse, encodeResponse } from '../src/shared/response-codec.js';
 import { FINISHED_RECORD_FIELDS } from '../src/shared/request-record.js';
 import { useWorld } from './helpers/in-process-worker.js';
@@ -23,8 +24,9 @@ describe('responses are stored compactly', () => {
     for await (const r of readBatchRequests(w.env.redis, w.env.keys, submitted.batchId)) {
       const json = JSON.stringify(r.response);
       expect(r.response).toMatchObject({ object: 'chat.completion', choices: [{ message: { role: 'assistant' } }] });
-      const record = unpackLua((await w.env.redis.getBuffer(w.env.keys.requestDone(r.id)))!) as Buffer[];
-      const stored = record.at(-1)!;
+      const done = (await w.env.redis.getBuffer(w.env.keys.requestDone(r.id)))!;
+      // The frame: the packed record's length, the record, then the response as stored.
+      const stored = done.subarray(4 + done.readUInt32BE(0));
       marks[r.customId] = [...stored.subarray(0, 2)];
       expect(stored.length).toBeLessThan(json.length / 2);
     }
@@ -108,8 +110,7 @@ describe('the finished record format', () => {
       -40000, -3000000000, 0.5, false, true, string.rep('a', 31), string.rep('b', 32), string.rep('c', 256),
       string.rep('d', 65536), { 1, { 'x' } }, '' })`;
     const packed = (await w.env.redis.callBuffer('EVAL', lua, '0')) as Buffer;
-    const text = (n: number, c: string) => Buffer.from(c.repeat(n));
-    expect(unpackLua(packed)).toEqual([
+    expect(msgpack.unpack(packed)).toEqual([
       0,
       127,
       128,
@@ -127,15 +128,23 @@ describe('the finished record format', () => {
       0.5,
       false,
       true,
-      text(31, 'a'),
-      text(32, 'b'),
-      text(256, 'c'),
-      text(65536, 'd'),
-      [1, [Buffer.from('x')]],
-      Buffer.alloc(0),
+      'a'.repeat(31),
+      'b'.repeat(32),
+      'c'.repeat(256),
+      'd'.repeat(65536),
+      [1, ['x']],
+      '',
     ]);
-    expect(() => unpackLua(packed.subarray(0, packed.length - 1))).toThrow(/truncated/);
-    expect(() => unpackLua(Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff]))).toThrow(/longer than its input/);
+    expect(() => msgpack.unpack(packed.subarray(0, packed.length - 1))).toThrow();
+  });
+
+  it('refuses a record cut short or of another version, naming the request', () => {
+    const record = msgpack.pack([1, 'x']);
+    const frame = Buffer.alloc(4);
+    frame.writeUInt32BE(record.length);
+    expect(() => decodeFinishedRecord('b-1', Buffer.concat([frame, record]))).toThrow(/b-1 .*version 1/);
+    frame.writeUInt32BE(record.length + 10);
+    expect(() => decodeFinishedRecord('b-1', Buffer.concat([frame, record]))).toThrow(/b-1 .*cut short/);
   });
 
   it('keeps its fields in a fixed order: records already stored read by it', () => {

@@ -94,7 +94,7 @@ export async function getRequests(
 export async function readConversation(redis: RedisClient, keys: RedisKeys, id: string): Promise<string | null> {
   const k = keys.forId(id);
   const done = await redis.getBuffer(k.requestDone(id));
-  return done ? finishedConversation(done) : redis.hget(k.request(id), 'conv');
+  return done ? finishedConversation(id, done) : redis.hget(k.request(id), 'conv');
 }
 
 /** The ids of a batch's (or a part's) requests in input order, read in pages. */

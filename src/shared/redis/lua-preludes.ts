@@ -118,14 +118,18 @@ end`;
 /**
  * "--- @include finished-record" (after "keys"): a request as one record (finished-record.ts: the version, then the
  * values of FINISHED_RECORD_FIELDS in order, false for none; whole numbers as numbers, the attempt log as arrays of
- * [at, status, code, ms]; then the body and the response), read from its hash in that order, with no table by name:
+ * [at, status, code, ms]; then the body), read from its hash in that order, with no table by name. It is stored
+ * framed: its packed length (4 bytes), the packed record, then the response as it is stored (bytes: cmsgpack has no
+ * type for them):
  * - AT[name]: a field's place in a record;
  * - requestRecord(key): the hash's values as a record (text as the hash holds it) and the request's project, or nil
  *   when it is gone;
  * - writeRecord(prefix, id, record, ttl, response, entries): writes `record` (requestRecord's, with the finish's
  *   changes) as the finished record, with the run's attempt `entries` added to its log (attemptsOf), the body beside
  *   the hash and `response` (the stored form, or false), expiring after `ttl` seconds; deletes the hash and the body;
- * - finishedRecord(prefix, id): a finished record, or nil when there is none.
+ * - framed(record, response): the stored form of a record and a response (or false);
+ * - unframed(stored): a stored record and its response ("" when none);
+ * - finishedRecord(prefix, id): a finished record and its response, or nil when there is none.
  */
 const finishedRecordPrelude = () => `${attemptLogPrelude()}
 local FINISHED_RECORD_FIELDS = { ${FINISHED_RECORD_FIELDS.map((f) => `'${f}'`).join(', ')} }
@@ -133,6 +137,14 @@ local AT = { ${FINISHED_RECORD_FIELDS.map((f, i) => `${f} = ${i + 2}`).join(', '
 local NUMERIC_AT = { ${NUMERIC_REQUEST_FIELDS.filter((f) => FINISHED_RECORD_FIELDS.includes(f))
   .map((f) => FINISHED_RECORD_FIELDS.indexOf(f) + 2)
   .join(', ')} }
+local function framed(record, response)
+  local packed = cmsgpack.pack(record)
+  return struct.pack('>I4', #packed) .. packed .. (response or '')
+end
+local function unframed(stored)
+  local n = struct.unpack('>I4', stored)
+  return cmsgpack.unpack(string.sub(stored, 5, 4 + n)), string.sub(stored, 5 + n)
+end
 local function requestRecord(key)
   local record = redis.call('HMGET', key, 'project', unpack(FINISHED_RECORD_FIELDS))
   if not record[AT.status] then return nil end
@@ -148,13 +160,13 @@ local function writeRecord(prefix, id, record, ttl, response, entries)
   record[AT.attempt_log] = attemptsOf(record[AT.attempt_log], entries)
   local bodyKey = KEY.requestBody(prefix, id)
   record[${FINISHED_RECORD_FIELDS.length + 2}] = redis.call('GET', bodyKey) or false
-  record[${FINISHED_RECORD_FIELDS.length + 3}] = response or false
-  redis.call('SET', KEY.requestDone(prefix, id), cmsgpack.pack(record), 'EX', ttl)
+  redis.call('SET', KEY.requestDone(prefix, id), framed(record, response), 'EX', ttl)
   redis.call('DEL', KEY.request(prefix, id), bodyKey)
 end
 local function finishedRecord(prefix, id)
-  local packed = redis.call('GET', KEY.requestDone(prefix, id))
-  return packed and cmsgpack.unpack(packed) or nil
+  local stored = redis.call('GET', KEY.requestDone(prefix, id))
+  if not stored then return nil end
+  return unframed(stored)
 end`;
 
 export const PRELUDES: Record<string, () => string> = {

@@ -1,5 +1,5 @@
-import { Packr } from 'msgpackr';
 import type { ChainableCommander } from 'ioredis';
+import { msgpack } from '../msgpack.js';
 import { LuaScript, type RedisClient } from './redis.js';
 
 /**
@@ -48,8 +48,6 @@ export interface Contract<K extends string, A, Rest extends string = never> {
   rest?: Rest;
   args: ArgKinds<A>;
 }
-
-const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: false, int64AsType: 'number' });
 
 const LUA_TYPE: Record<Exclude<Kind, 'whole' | 'bytes'>, string> = {
   string: 'string',
@@ -133,13 +131,13 @@ export class ContractScript<K extends string, A, R, Rest extends string = never>
     const rest = this.rest ? keys[this.rest] : [];
     return {
       keys: [...this.keyNames.map((k) => keys[k]), ...rest],
-      argv: [packr.pack(packed), ...this.rawNames.map((n) => (named[n] as string | Buffer | undefined) ?? '')],
+      argv: [msgpack.pack(packed), ...this.rawNames.map((n) => (named[n] as string | Buffer | undefined) ?? '')],
     };
   }
 
   /** The reply, by name. */
   read(reply: unknown): R {
-    return packr.unpack(reply as Buffer) as R;
+    return msgpack.unpack(reply as Buffer) as R;
   }
 
   async run(redis: RedisClient, keys: Keys<K, Rest>, args: A): Promise<R> {

@@ -86,9 +86,9 @@ if A.judged_of then
   -- A grading: its verdict goes into the judged request's grade and the batch's evaluation counts.
   local judged = redis.call('GET', K.judged_done)
   if judged then
-    local judgedRecord = cmsgpack.unpack(judged)
+    local judgedRecord, response = unframed(judged)
     judgedRecord[AT.grade] = A.judged_grade
-    redis.call('SET', K.judged_done, cmsgpack.pack(judgedRecord), 'KEEPTTL')
+    redis.call('SET', K.judged_done, framed(judgedRecord, response), 'KEEPTTL')
   end
   redis.call('HINCRBY', batch, 'eval_' .. A.verdict, 1)
   redis.call('HINCRBY', batch, 'judging', -1)
