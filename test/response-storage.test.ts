@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readBatchRequests } from '../src/shared/batches/read-store.js';
 import { msgpack } from '../src/shared/msgpack.js';
+import { decodeBody, encodeBody } from '../src/shared/body-codec.js';
 import { decodeFinishedRecord } from '../src/shared/finished-record.js';
 import { decodeResponse, encodeResponse } from '../src/shared/response-codec.js';
 import { FINISHED_RECORD_FIELDS } from '../src/shared/request-record.js';
@@ -66,6 +67,32 @@ describe('the stored form of a response', () => {
     const bytes = Buffer.isBuffer(stored) ? stored : Buffer.from(stored);
     expect([...bytes.subarray(0, 2)]).toEqual([0, 1]);
     expect(decodeResponse(bytes)).toBe(raw);
+  });
+});
+
+describe('the stored form of a body', () => {
+  it('codes the usual phrases of a chat request when that is shorter, and reads back exactly what was stored', () => {
+    const bodies = [
+      { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello from user 1, tell me something' }] },
+      {
+        model: 'gpt-4o',
+        messages: [
+          { role: 'system', content: 'Session date: 2023/05/20' },
+          { role: 'user', content: '\u0003 "},{"role":"user","content":" é 😀 \\ \n' },
+          { role: 'assistant', content: 'ok' },
+        ],
+        max_tokens: 16,
+      },
+    ];
+    for (const body of bodies) {
+      const json = JSON.stringify(body);
+      const stored = encodeBody(json);
+      expect([stored.charCodeAt(0), stored.charCodeAt(1)]).toEqual([0, 3]);
+      expect(Buffer.byteLength(stored)).toBeLessThan(Buffer.byteLength(json) * 0.7);
+      expect(decodeBody(stored)).toBe(json);
+    }
+    // Nothing to code, or text that is not JSON.stringify's (a raw control character): kept as it is.
+    for (const json of ['{"x":1}', '{"content":"a\u0001b","model":"gpt-4o-mini"}']) expect(encodeBody(json)).toBe(json);
   });
 });
 

@@ -1,5 +1,6 @@
 import { benchmarkOf, type Expect } from '../shared/expectations.js';
 import type { Span } from '@opentelemetry/api';
+import { encodeBody } from '../shared/body-codec.js';
 import { groupBy } from '../shared/group-by.js';
 import { shardOfUser } from '../shared/keys.js';
 import type { AdmissionArg } from '../shared/redis/admission.js';
@@ -197,7 +198,7 @@ export class ImportRun {
       return;
     }
     await this.markBenchmark(parsed.drafts);
-    const bodies = parsed.drafts.map((d) => JSON.stringify(d.body));
+    const bodies = parsed.drafts.map((d) => encodeBody(JSON.stringify(d.body)));
     const spans = this.trace?.lineSpans(parsed.drafts, parsed.line);
     const pendingLine = { line: parsed.line, drafts: parsed.drafts, bodies, firstSeq: this.seq + 1, spans };
     if (this.sharded) {

@@ -1,3 +1,4 @@
+import { decodeBody } from './body-codec.js';
 import type { Expect, Grade } from './expectations.js';
 import { DEFAULT_PROJECT, parentOfPart } from './keys.js';
 
@@ -162,7 +163,7 @@ export function toStoredRequest(
     status: f.status as RequestStatus,
     attempts: num(f.attempts),
     claims: num(f.claims),
-    body: maybeJson(body) ?? {},
+    body: maybeJson(body === null ? null : decodeBody(body)) ?? {},
     response: maybeJson(response),
     error: maybeJson(f.error),
     httpStatus: maybeNum(f.http_status),

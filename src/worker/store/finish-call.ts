@@ -3,6 +3,7 @@ import type { RedisKeys } from '../../shared/keys.js';
 import type { AdmissionArg } from '../../shared/redis/admission.js';
 import { defineScript } from '../../shared/redis/script-contract.js';
 import type { AttemptEntry } from '../../shared/request-record.js';
+import { encodeBody } from '../../shared/body-codec.js';
 import { encodeResponse } from '../../shared/response-codec.js';
 import type { ClaimReply, FinishedRequest, GradingDraft, RequestOwner } from './request-claims.js';
 import { verdictOfGrade } from '../../shared/expectations.js';
@@ -281,7 +282,7 @@ export function finishCall(
     cost_nano: result.costNano,
     error_code: result.error?.code,
     grade: verdict === 'ungraded' || result.judged ? undefined : verdict,
-    grading: result.grading,
+    grading: result.grading && { ...result.grading, body: encodeBody(result.grading.body) },
     judged_of: result.judged?.of,
     judged_grade: result.judged && JSON.stringify(result.judged.grade),
     verdict: result.judged ? verdict : undefined,

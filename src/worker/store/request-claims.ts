@@ -1,3 +1,4 @@
+import { decodeBody } from '../../shared/body-codec.js';
 import type { Grader } from '../../shared/graders/judges.js';
 import type { Expect, Grade } from '../../shared/expectations.js';
 import type { Usage } from '../../shared/usage/pricing.js';
@@ -126,7 +127,7 @@ export function toClaim(r: ClaimReply): StartedRequest | { waitMs: number } | St
   if (r.state !== 'run') return undefined;
   return {
     id: r.id,
-    body: JSON.parse(r.body) as Record<string, unknown>,
+    body: JSON.parse(decodeBody(r.body)) as Record<string, unknown>,
     userid: r.userid,
     model: r.model,
     history: r.history === 'full' ? 'full' : 'memory',
