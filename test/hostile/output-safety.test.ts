@@ -254,7 +254,11 @@ describe('what leaves chatq is safe where it lands', () => {
       w.env.env({ CHATQ_BASE_URL: 'http://ann:pw-s3cret-77@127.0.0.1:9/v1?key=k-s3cret-88', LOG_LEVEL: 'info' }),
     );
     try {
-      await waitFor('the banner and the start log', async () => worker.stderr().includes('worker started'), 30_000);
+      await waitFor(
+        'the banner and the start log',
+        async () => worker.stderr().includes('worker started') && worker.stderr().includes('chatq worker: upstream'),
+        30_000,
+      );
       expect(worker.stderr()).toContain('upstream http://127.0.0.1:9/v1');
       expect(worker.stderr()).not.toMatch(/s3cret|ann:/);
     } finally {
