@@ -2,24 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { getUsage } from '../src/shared/batches/read-store.js';
 import { shardOfUser } from '../src/shared/keys.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
+import { repeatedCalls, turnLines } from './helpers/turn-lines.js';
 import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
 import { createTestEnv, spawnWorker, waitFor, waitForBatch, type TestEnv } from './helpers/test-env.js';
 
 const SHARDS = 6;
 const USERS = 60;
 const TURNS = 160;
-const SEQ = /\[seq (\d+)\]/;
-
-const lines = () =>
-  Array.from({ length: USERS * TURNS }, (_, i) =>
-    JSON.stringify({
-      custom_id: `b-${i}`,
-      user: `b-u${i % USERS}`,
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: `[seq ${Math.floor(i / USERS)}] hi` }],
-    }),
-  );
-
 interface ShardStall {
   shard: number;
   /** Whether the shard's keys are on the master that failed (the base tag's). */
@@ -39,24 +28,6 @@ function stalls(sim: Simulator, failedShards: Set<number>, from: number, to: num
     for (let i = 1; i < sorted.length; i++) stallMs = Math.max(stallMs, sorted[i]! - sorted[i - 1]!);
     return { shard, onFailedMaster: failedShards.has(shard), stallMs };
   });
-}
-
-/** Calls of a turn the upstream had seen already, and when the last of them came after `since`. */
-function repeats(sim: Simulator, since: number): { repeats: number; lastRepeatAfterMs: number | null } {
-  let count = 0;
-  let last: number | null = null;
-  for (const u of Object.values(sim.stats().users)) {
-    const seen = new Set<string>();
-    u.arrivals.forEach((text, i) => {
-      const seq = SEQ.exec(text)![1]!;
-      if (seen.has(seq)) {
-        count += 1;
-        last = Math.max(last ?? 0, u.arrivedAt[i]! - since);
-      }
-      seen.add(seq);
-    });
-  }
-  return { repeats: count, lastRepeatAfterMs: last };
 }
 
 /**
@@ -103,13 +74,11 @@ describe.each([
       cleanups.push(async () => {
         for (const w of workers) w.child.kill('SIGKILL');
       });
-      const { batchId } = await env.submit(lines());
+      const { batchId } = await env.submit(turnLines(USERS, TURNS, 'b'));
       await waitFor('progress', async () => (await env.batch(batchId)).succeeded >= 300, 60_000, 50);
 
       const base = await cluster.masterOf(env.keys.credentialsProven);
-      const failedShards = new Set<number>();
-      for (let i = 0; i < SHARDS; i++)
-        if ((await cluster.masterOf(env.keys.shard(i).lanes)) === base) failedShards.add(i);
+      const failedShards = await cluster.shardsOn(base, env.keys);
       const before = workers.map((w) => w.stderr().split('\n').length);
       const at = Date.now();
       if (fault === 'stop') cluster.pause(base);
@@ -142,7 +111,7 @@ describe.each([
         full_coverage: fullCoverage,
         shards_on_base_master: [...failedShards],
         stall_ms: perShard.map((s) => `${s.shard}${s.onFailedMaster ? '*' : ''}:${s.stallMs}`).join(' '),
-        ...repeats(sim, at),
+        ...repeatedCalls(sim, at),
         out_of_order: stats.outOfOrder,
         upstream_answered: stats.answered,
         reported_calls: usage.requests + usage.repeat_calls,

@@ -13,18 +13,9 @@ import {
   waitForBatch,
   type TestEnv,
 } from './helpers/test-env.js';
+import { turnLines } from './helpers/turn-lines.js';
 
 const SEQ = /\[seq (\d+)\]/;
-const lines = (prefix: string, users: number, turns: number) =>
-  Array.from({ length: users * turns }, (_, i) =>
-    JSON.stringify({
-      custom_id: `${prefix}-${i}`,
-      user: `${prefix}-u${i % users}`,
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: `[seq ${Math.floor(i / users)}] hi` }],
-    }),
-  );
-
 /** How many of the prefix's keys each master holds. */
 async function keysPerMaster(cluster: LocalCluster, env: TestEnv): Promise<number[]> {
   return Promise.all(
@@ -73,7 +64,7 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
     });
     const workers = [spawnWorker(vars), spawnWorker(vars)];
     try {
-      const submitted = await env.submit(lines('c', 60, 10));
+      const submitted = await env.submit(turnLines(60, 10, 'c'));
       await waitFor('progress', async () => (await env.batch(submitted.batchId)).succeeded >= 150, 60_000, 50);
       workers[0]!.child.kill('SIGKILL');
       workers.push(spawnWorker(vars));
@@ -137,7 +128,7 @@ describe.each([1, 6])('on a Redis Cluster (3 masters, CHATQ_REDIS_CLUSTER=1, CHA
       // A batch of 6 users (over several shards when sharded), cancelled while it runs (slow calls: 100 turns take a
       // user 5 s, so the cancel comes while every lane has turns left, however loaded the machine).
       sim.configure({ latencyMs: 50, jitterMs: 0 });
-      const slow = await env.submit(lines('s', 6, 100));
+      const slow = await env.submit(turnLines(6, 100, 's'));
       await waitFor('it started', async () => (await env.batch(slow.batchId)).succeeded > 0, 30_000, 20);
       const cancel = await runCli(['cancel', slow.batchId], env.env());
       expect(cancel.code, cancel.stderr).toBe(0);
@@ -187,7 +178,7 @@ async function disturbedRun(
   const workers = [spawnWorker(vars), spawnWorker(vars)];
   const total = opts.users * opts.turns;
   try {
-    const { batchId } = await env.submit(lines('d', opts.users, opts.turns));
+    const { batchId } = await env.submit(turnLines(opts.users, opts.turns, 'd'));
     await waitFor('progress', async () => (await env.batch(batchId)).succeeded >= opts.after, 60_000, 50);
     await midRun(cluster, env, batchId);
     expect(await waitForBatch(env, batchId, 90_000)).toMatchObject({ status: 'completed', total, succeeded: total });

@@ -227,6 +227,11 @@ export class WorkerPool {
           new RequestStore(scripts, k, config.resultTtlS, queues, {
             replicas: config.waitReplicas,
             timeoutMs: limiter.limitsCalls ? undefined : config.timeoutMs,
+            onStallRepair: (readded) =>
+              logger.warn(
+                { readded, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) },
+                'lanes repaired after a Redis stall (their master was away)',
+              ),
           }),
         ]),
       );
@@ -315,7 +320,10 @@ export class WorkerPool {
       for (const t of this.timers) clearInterval(t);
       // Calls waiting for capacity give their requests back instead of holding the shutdown.
       limiter.stop();
-      for (const store of stores) store.refills.stop();
+      for (const store of stores) {
+        store.refills.stop();
+        store.stalls?.stop();
+      }
       const drained = await within(Promise.all(workers.map((w) => w.close())), shutdownMs);
       if (!drained) {
         logger.warn(

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from '../../src/cli/local-redis.js';
+import type { RedisKeys } from '../../src/shared/keys.js';
 
 export interface LocalCluster {
   /** Comma-separated seed URLs, for REDIS_URL with CHATQ_REDIS_CLUSTER=1. */
@@ -17,6 +18,8 @@ export interface LocalCluster {
    * TRYAGAIN meanwhile. Returns how many keys moved.
    */
   moveSlot(key: string, toPort: number): Promise<number>;
+  /** The shards (of `keys`' deployment) whose keys are on the master on `port`. */
+  shardsOn(port: number, keys: RedisKeys): Promise<Set<number>>;
   kill(port: number): void;
   /** Starts the node on `port` again (after `kill`), with its node file: it rejoins, as a replica of its successor. */
   restart(port: number): void;
@@ -159,6 +162,11 @@ export async function startLocalCluster(
         src.disconnect();
         dst.disconnect();
       }
+    },
+    async shardsOn(port, keys) {
+      const on = new Set<number>();
+      for (let i = 0; i < keys.shardCount; i++) if ((await masterOf(keys.shard(i).lanes)) === port) on.add(i);
+      return on;
     },
     pause(port) {
       children.get(port)!.kill('SIGSTOP');

@@ -1,6 +1,5 @@
 import type { RedisClient } from '../../shared/redis/redis.js';
-import { defineScript } from '../../shared/redis/script-contract.js';
-import { refillQueues } from '../store/backlog-refills.js';
+import { repairLanes } from '../store/lane-repair.js';
 import { keepLease } from '../capacity/held-lease.js';
 import { importAlive } from '../../shared/batches/batch-imports.js';
 import { cancelBatch } from '../../shared/batches/cancel-batch.js';
@@ -21,24 +20,6 @@ export interface ReconcileReport {
   expired: number;
   usage?: RetentionReport;
 }
-
-const joblessScript = defineScript<
-  {
-    prefix: string;
-    now: number;
-    /** The pass interval (ms): a head admitted within it may have its add on the way. */
-    interval_ms: number;
-    /** The heads to look at: [userid, request id] each. */
-    heads: [string, string][];
-  },
-  /** The ids that are still heads without a job. */
-  { jobless: string[] }
->()({
-  file: new URL('./jobless-heads.lua', import.meta.url),
-  // The lane set (it names the slot: every key read is in its tag).
-  keys: ['lanes'],
-  args: { prefix: 'string', now: 'whole', interval_ms: 'whole', heads: 'list' },
-});
 
 const ZERO = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cached_tokens: 0, reasoning_tokens: 0 };
 
@@ -109,35 +90,8 @@ async function reconcilePass(
     }
   }
 
-  let cursor = '0';
-  do {
-    const [nextCursor, userids] = await redis.sscan(keys.lanes, cursor, 'COUNT', 500);
-    cursor = nextCursor;
-    if (userids.length === 0) continue;
-    report.lanes += userids.length;
-    const heads = (await userids.reduce((p, u) => p.lindex(keys.lane(u), 0), redis.pipeline()).exec())!.map(
-      ([, v]) => v as string | null,
-    );
-    const empty = userids.filter((_, i) => !heads[i]);
-    if (empty.length) await redis.srem(keys.lanes, ...empty);
-    // Heads that look jobless here are looked at again in one step (jobless-heads.lua): most have just finished.
-    const lanes = userids.flatMap((u, i): [string, string][] => (heads[i] ? [[u, heads[i]!]] : []));
-    const missing = lanes.length
-      ? (
-          await joblessScript.run(
-            redis,
-            { lanes: keys.lanes },
-            { prefix: keys.prefix, now: Date.now(), interval_ms: lockMs, heads: lanes },
-          )
-        ).jobless
-      : [];
-    await queues.add(missing);
-    report.readded += missing.length;
-  } while (cursor !== '0');
-  // Due heads of the projects' backlogs go to BullMQ (a worker that deferred them may be gone), and heads counted as
-  // queued whose job was lost make room: not lanes repaired, the queues kept.
-  await refillQueues(redis, keys, queues, lockMs);
-  return report;
+  const repaired = await repairLanes(redis, keys, queues, lockMs);
+  return { ...report, ...repaired };
 }
 
 /**

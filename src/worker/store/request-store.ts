@@ -4,6 +4,8 @@ import { entriesText, finishCall, finishScript, type FinishReply } from './finis
 import { ConnectionTurns } from '../../shared/redis/connection-turns.js';
 import { persist } from './persist.js';
 import { BacklogRefills } from './backlog-refills.js';
+import { repairLanes } from './lane-repair.js';
+import { StallWatch } from './stall-watch.js';
 import { cancelBatch, type CancelReason } from '../../shared/batches/cancel-batch.js';
 import type { RequestQueues } from '../../shared/redis/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../../shared/keys.js';
@@ -32,6 +34,13 @@ const IMPORT_STOPPED: CancelReason = { code: 'import_failed', message: "not sent
  */
 const REWRITE_EVERY_MS = 1_000;
 const REWRITES = 30;
+/**
+ * A result whose write stalled is written again this many times, a second apart: a master that answers again after
+ * its replica was promoted takes a few writes before it learns it was demoted (within cluster-node-timeout).
+ */
+const STALLED_REWRITES = 2;
+/** After a stall, a lane head admitted within this may still have its job's add on the way (see repairLanes). */
+const ADDING_MS = 1_000;
 
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
@@ -45,6 +54,8 @@ export class RequestStore {
   private readonly turns: ConnectionTurns;
   /** Refills of the backlogs when heads it deferred fall due. */
   readonly refills: BacklogRefills;
+  /** Repairs of the shard's lanes after one of its scripts stalled (a master away, then back), when watched. */
+  readonly stalls: StallWatch | undefined;
 
   constructor(
     /** The connections its scripts go on (a lossy link then stalls one connection's share of them, not all). */
@@ -62,12 +73,31 @@ export class RequestStore {
        * Without it, begin-call.lua takes the lease just before the call.
        */
       timeoutMs?: number;
+      /** Watch the scripts for a stalled master, and repair the lanes after one (told how many heads were re-added). */
+      onStallRepair?: (readded: number) => void;
     } = {},
   ) {
     this.redis = connections[0]!;
     this.turns = new ConnectionTurns(connections);
     this.replicas = calls.replicas ?? { count: 0, timeoutMs: 0 };
     this.refills = new BacklogRefills(this.redis, keys, queues, REPAIR_QUEUED_AFTER_MS);
+    this.stalls =
+      calls.onStallRepair &&
+      new StallWatch(
+        async () => (await repairLanes(this.redis, keys, queues, ADDING_MS)).readded,
+        calls.onStallRepair,
+        this.replicas.count ? this.replicas.timeoutMs : 0,
+      );
+  }
+
+  /** A script's answer, watched for a stall when the store watches (see StallWatch). */
+  private async watched<T>(script: Promise<T>): Promise<T> {
+    return (await this.timed(script)).answer;
+  }
+
+  /** A script's answer and whether it stalled (never, when the store does not watch). */
+  private timed<T>(script: Promise<T>): Promise<{ answer: T; stalled: boolean }> {
+    return this.stalls ? this.stalls.observe(script) : script.then((answer) => ({ answer, stalled: false }));
   }
 
   /**
@@ -78,17 +108,19 @@ export class RequestStore {
     const sent = performance.now();
     const leaseMs = this.leaseMs();
     // A claim that takes the call's lease waits for the replicas as begin-call.lua would; one without, not.
-    const { reply, replicated } = await startScript.runReplicated(
-      this.turns.current,
-      { request: this.keys.request(jobId) },
-      {
-        now: Date.now(),
-        prefix: this.keys.prefix,
-        job: jobId,
-        lease_ms: leaseMs,
-        admission: await this.queues.admission.arg(),
-      },
-      leaseMs ? this.replicas : { count: 0, timeoutMs: 0 },
+    const { reply, replicated } = await this.watched(
+      startScript.runReplicated(
+        this.turns.current,
+        { request: this.keys.request(jobId) },
+        {
+          now: Date.now(),
+          prefix: this.keys.prefix,
+          job: jobId,
+          lease_ms: leaseMs,
+          admission: await this.queues.admission.arg(),
+        },
+        leaseMs ? this.replicas : { count: 0, timeoutMs: 0 },
+      ),
     );
     const { refill, claim } = reply;
     // The job left its project's queued heads: the heads its backlog held back take its place (a failed add is
@@ -125,11 +157,13 @@ export class RequestStore {
     started.leasedUntil = undefined;
     if (leasedLeft >= timeoutMs / 2) return Math.floor(leasedLeft);
     const sent = performance.now();
-    const { reply, replicated } = await beginCallScript.runReplicated(
-      this.turns.current,
-      { request: this.keys.request(started.id), lease: this.keys.laneLease(started.userid) },
-      { id: started.id, claim: started.claim, timeout_ms: timeoutMs, margin_ms: LEASE_MARGIN_MS },
-      this.replicas,
+    const { reply, replicated } = await this.watched(
+      beginCallScript.runReplicated(
+        this.turns.current,
+        { request: this.keys.request(started.id), lease: this.keys.laneLease(started.userid) },
+        { id: started.id, claim: started.claim, timeout_ms: timeoutMs, margin_ms: LEASE_MARGIN_MS },
+        this.replicas,
+      ),
     );
     const left = timeoutMs - (performance.now() - sent);
     if (!reply.go) return 'taken';
@@ -216,26 +250,28 @@ export class RequestStore {
   ): Promise<void> {
     // The run's calls are on record once this is written: a Redis error here is written again, not dropped.
     await persist(() =>
-      requeueScript.run(
-        this.turns.current,
-        {
-          request: this.keys.request(id),
-          reservations: this.keys.batchReservations(owner.batch),
-          lease: this.keys.laneLease(owner.userid),
-          backlog: this.keys.backlog(owner.project),
-          projects: this.keys.queuedProjects(),
-        },
-        {
-          id,
-          entries: entriesText(attempts),
-          calls: attempts.length,
-          error,
-          status,
-          claim: owner.claim ?? 0,
-          keep_lease: keepLease,
-          defer_until: deferUntil,
-          project: owner.project,
-        },
+      this.watched(
+        requeueScript.run(
+          this.turns.current,
+          {
+            request: this.keys.request(id),
+            reservations: this.keys.batchReservations(owner.batch),
+            lease: this.keys.laneLease(owner.userid),
+            backlog: this.keys.backlog(owner.project),
+            projects: this.keys.queuedProjects(),
+          },
+          {
+            id,
+            entries: entriesText(attempts),
+            calls: attempts.length,
+            error,
+            status,
+            claim: owner.claim ?? 0,
+            keep_lease: keepLease,
+            defer_until: deferUntil,
+            project: owner.project,
+          },
+        ),
       ),
     );
   }
@@ -253,11 +289,16 @@ export class RequestStore {
     const sent = performance.now();
     // A result is paid for: a Redis error while it is written is met by writing it again (never by calling again).
     const written = await persist(() => this.writeResult(id, owner, result, servingJob));
-    const { nextHead, gapMs, replicated, gradingHead } = written;
+    const { nextHead, gapMs, replicated, stalled, gradingHead } = written;
     if (gradingHead) await this.addHead(gradingHead, 0);
     // When the first write was lost (a later one counted), so was the claim it handed on: the lane's next head has a
-    // job of its own now, and this one does not go on with it.
-    const claim = !replicated && (await this.rewriteUntilReplicated(id, owner, result)) ? undefined : written.claim;
+    // job of its own now, and this one does not go on with it (its turn would reach the upstream before this one's
+    // call, made again).
+    const doubted = !replicated || stalled;
+    const claim =
+      doubted && (await this.rewriteUntilReplicated(id, owner, result, stalled ? STALLED_REWRITES : 0))
+        ? undefined
+        : written.claim;
     // The lane's next head: a job that cannot be added is the reconciler's (a lane head without a job).
     if (nextHead && !claim) await this.addHead(nextHead, gapMs);
     const next = claim && toClaim(claim);
@@ -270,18 +311,24 @@ export class RequestStore {
 
   /**
    * A result written but on no replica is written again (the same call's result: counted once, wherever the first
-   * one landed) until a replica acknowledges it. Returns whether a later write counted (the first was lost with its
-   * master): that one added the lane's next head.
+   * one landed) until a replica acknowledges it, and `atLeast` times whatever (a write that stalled: its master may
+   * have been away, and may drop it once it learns it was demoted). Returns whether a later write counted (the first
+   * was lost with its master): that one added the lane's next head.
    */
-  private async rewriteUntilReplicated(id: string, owner: RequestOwner, result: FinishedRequest): Promise<boolean> {
+  private async rewriteUntilReplicated(
+    id: string,
+    owner: RequestOwner,
+    result: FinishedRequest,
+    atLeast: number,
+  ): Promise<boolean> {
     let counted = false;
-    for (let i = 0; i < REWRITES; i++) {
+    for (let i = 0; i < Math.max(REWRITES, atLeast); i++) {
       await new Promise((r) => setTimeout(r, REWRITE_EVERY_MS));
       const written = await persist(() => this.writeResult(id, owner, result, ''));
       counted ||= written.outcome === 'ok';
       if (written.nextHead) await this.addHead(written.nextHead, written.gapMs);
       if (written.gradingHead) await this.addHead(written.gradingHead, 0);
-      if (written.replicated) break;
+      if (written.replicated && i + 1 >= atLeast) break;
     }
     return counted;
   }
@@ -355,6 +402,8 @@ export class RequestStore {
     claim: ClaimReply | undefined;
     gapMs: number;
     replicated: boolean;
+    /** It took so long that its master may have been away: it may drop the write once it learns it was demoted. */
+    stalled: boolean;
     gradingHead: string;
   }> {
     const { keys, args } = finishCall(this.keys, {
@@ -368,7 +417,10 @@ export class RequestStore {
     });
     // With CHATQ_REDIS_WAIT_REPLICAS, the result is on the replicas before the lane goes on (a result no replica
     // acknowledged in time is written again: rewriteUntilReplicated).
-    const { reply, replicated } = await finishScript.runReplicated(this.turns.current, keys, args, this.replicas);
+    const {
+      answer: { reply, replicated },
+      stalled,
+    } = await this.timed(finishScript.runReplicated(this.turns.current, keys, args, this.replicas));
     const { outcome, next_head, handed, wait_ms, claim, grading_head } = reply;
     return {
       outcome,
@@ -376,6 +428,7 @@ export class RequestStore {
       claim: handed ? claim : undefined,
       gapMs: wait_ms,
       replicated,
+      stalled,
       gradingHead: grading_head,
     };
   }

@@ -5,7 +5,7 @@
   admitted it returned it to its caller, whose add may still be on the way: a moment that grows on a busy machine; a
   caller that died there is found on a later pass). The reconciler's reads take several round trips: a head that
   finished meanwhile (its job done and removed, its lane gone on) would otherwise look like one whose job was lost.
-  Its contract (keys, arguments, reply) is joblessScript's in reconcile-lanes.ts.
+  Its contract (keys, arguments, reply) is joblessScript's in lane-repair.ts.
 ]]
 --- @include keys
 --- @include contract
