@@ -21,7 +21,7 @@ import {
  */
 const SHARDS = 6;
 const USERS = 300;
-const TURNS = 14;
+const TURNS = 28;
 const IN_FLIGHT = 50;
 const LATENCY_MS = 200;
 interface Fault {
@@ -43,6 +43,8 @@ interface Run {
   at: number;
   back: number;
   failedShards: Set<number>;
+  /** How long each worker took to exit after SIGTERM, once the batch was done. */
+  exitMs: number[];
 }
 
 /** The longest time any user waited between two of its calls at the upstream, and the user. */
@@ -111,7 +113,16 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     else cluster.restart(base);
     const back = Date.now();
     expect(await waitForBatch(env, batchId, 150_000)).toMatchObject({ status: 'completed', succeeded: USERS * TURNS });
-    return { cluster, env, sim, workers, batchId, at, back, failedShards };
+    // The batch done, nothing in flight: each worker is asked to stop, and timed.
+    const exitMs = await Promise.all(
+      workers.map(async (w) => {
+        const t0 = Date.now();
+        w.child.kill('SIGTERM');
+        await w.exited;
+        return Date.now() - t0;
+      }),
+    );
+    return { cluster, env, sim, workers, batchId, at, back, failedShards, exitMs };
   }
 
   /** The figures of a run (printed as one JSON line), and the invariants every scenario keeps. */
@@ -138,6 +149,7 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       reported_calls: usage.requests + usage.repeat_calls,
       readded_after_stall: readded(r.workers, 'lanes repaired after a Redis stall'),
       readded_by_reconciler: readded(r.workers, 'reconciler repaired lanes'),
+      sigterm_exit_ms: r.exitMs,
     };
     console.log(JSON.stringify(figures));
     expect(figures.overlaps).toBe(0);
@@ -147,6 +159,8 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     // master took before it learnt it was demoted is lost with it (its call is made again; that one counts).
     if (fault.wait) expect(figures.reported_calls).toBe(figures.upstream_answered);
     else expect(figures.reported_calls).toBeLessThanOrEqual(figures.upstream_answered);
+    // Nothing in flight: a worker stops within its shutdown steps (docs/operations.md), whatever the cluster did.
+    for (const ms of r.exitMs) expect(ms).toBeLessThan(3_000);
     return figures;
   }
 
@@ -155,5 +169,25 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     const r = await run(fault);
     const figures = await checked('A', r, fault);
     expect(figures.longest_user_wait_ms).toBeLessThanOrEqual(figures.outage_ms + 3_000);
+  });
+
+  it('B: the same with WAIT: its shards go on once the master answers again', async () => {
+    const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: true };
+    const figures = await checked('B', await run(fault), fault);
+    expect(figures.longest_user_wait_ms).toBeLessThanOrEqual(figures.outage_ms + 3_000);
+  });
+
+  it('D: the base master killed 10 s with WAIT: the other shards take the call slots its shards cannot use', async () => {
+    const fault: Fault = { kind: 'kill', outageMs: 10_000, wait: true };
+    const figures = await checked('D', await run(fault), fault);
+    expect(figures.calls_per_s_during).toBeGreaterThanOrEqual(0.8 * figures.calls_per_s_before);
+  });
+
+  it('L: the base master stopped 8 s with RPM/TPM limits set: the other shards go on within a share of them', async () => {
+    const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: false, limits: true };
+    const figures = await checked('L', await run(fault), fault);
+    expect(figures.other_shards_calls_per_s_during).toBeGreaterThanOrEqual(
+      0.8 * figures.other_shards_calls_per_s_before,
+    );
   });
 });

@@ -169,6 +169,34 @@ const scriptConnections = (config: Config) =>
     () => connectRedis(config, 'chatq-worker-scripts', { autoPipelining: true }),
   );
 
+/**
+ * Each shard's request store: its scripts on `scripts`, its claims taking their first call's lease where no limit can
+ * hold a call back, and its stalls watched (a master away and back: its lanes repaired, the stall logged).
+ */
+function shardStores(
+  config: Config,
+  shards: RedisKeys[],
+  scripts: RedisClient[],
+  queues: RequestQueues,
+  limitsCalls: boolean,
+  logger: Logger,
+): Map<RedisKeys, RequestStore> {
+  return new Map(
+    shards.map((k) => [
+      k,
+      new RequestStore(scripts, k, config.resultTtlS, queues, {
+        replicas: config.waitReplicas,
+        timeoutMs: limitsCalls ? undefined : config.timeoutMs,
+        onStallRepair: (readded) =>
+          logger.warn(
+            { readded, ...(k.shardCount > 1 ? { shard: k.shardIndex } : {}) },
+            'lanes repaired after a Redis stall (their master was away)',
+          ),
+      }),
+    ]),
+  );
+}
+
 /** How long the steps of a shutdown after the calls (the last usage fold, withdrawing, closing the queues) may take. */
 const SHUTDOWN_STEP_MS = 2_000;
 
@@ -221,20 +249,8 @@ export class WorkerPool {
       const scripts = scriptConnections(config);
       connections.push(...scripts);
       const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
-      const stores = new Map(
-        shards.map((k) => [
-          k,
-          new RequestStore(scripts, k, config.resultTtlS, queues, {
-            replicas: config.waitReplicas,
-            timeoutMs: limiter.limitsCalls ? undefined : config.timeoutMs,
-            onStallRepair: (readded) =>
-              logger.warn(
-                { readded, ...(keys.shardCount > 1 ? { shard: k.shardIndex } : {}) },
-                'lanes repaired after a Redis stall (their master was away)',
-              ),
-          }),
-        ]),
-      );
+      const stores = shardStores(config, shards, scripts, queues, limiter.limitsCalls, logger);
+      queues.admission.heldBy(() => [...stores.values()].filter((s) => s.held()).length);
       const deps = {
         redis,
         upstream,

@@ -34,6 +34,8 @@ export interface AdmissionSettings {
 export class Admission {
   private read = { at: Number.NEGATIVE_INFINITY, slots: 0 };
   private reading: Promise<void> | undefined;
+  /** How many shards cannot take calls now (their master away, or its replicas not acknowledging): see heldBy. */
+  private held: () => number = () => 0;
 
   constructor(
     private readonly redis: RedisClient,
@@ -51,7 +53,16 @@ export class Admission {
       if (this.read.at === Number.NEGATIVE_INFINITY) await reading;
     }
     const slots = this.read.slots || this.settings.slots;
-    return { c: Math.ceil((slots * SPARE) / this.keys.shardCount), w: this.settings.weights };
+    const working = Math.max(1, this.keys.shardCount - this.held());
+    return { c: Math.ceil((slots * SPARE) / working), w: this.settings.weights };
+  }
+
+  /**
+   * The slots are shared among the shards that can take calls: while `held` says some cannot (a worker knows from its
+   * own scripts), the others may have more heads queued, so that the call slots the held ones would use serve them.
+   */
+  heldBy(held: () => number): void {
+    this.held = held;
   }
 
   /** One read at a time; one that fails or is given up keeps the last slots until the next. */

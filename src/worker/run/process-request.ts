@@ -64,6 +64,8 @@ function callWithinSlot(
   t: RunTrace,
 ) {
   const { store, limiter } = deps;
+  // A shard whose replicas do not acknowledge claims holds no call slot: one call a second asks them again.
+  if (store.waitsForReplicas()) return Promise.resolve('unreplicated' as const);
   return deps.callSlots(async () => {
     const reservation = await t.capacityWait(() =>
       limiter.acquire(started.model, body, {

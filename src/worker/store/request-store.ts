@@ -35,10 +35,14 @@ const IMPORT_STOPPED: CancelReason = { code: 'import_failed', message: "not sent
 const REWRITE_EVERY_MS = 1_000;
 const REWRITES = 30;
 /**
- * A result whose write stalled is written again this many times, a second apart: a master that answers again after
- * its replica was promoted takes a few writes before it learns it was demoted (within cluster-node-timeout).
+ * A result whose write stalled is written again this many times, half a second apart: a master that answers again
+ * after its replica was promoted takes the writes queued for it before it learns it was demoted (the first ping from
+ * a peer tells it).
  */
 const STALLED_REWRITES = 2;
+const STALLED_REWRITE_MS = 500;
+/** While a shard's replicas do not acknowledge, one call this often asks again (the others wait out of the call slots). */
+const REPLICA_PROBE_MS = 1_000;
 /** After a stall, a lane head admitted within this may still have its job's add on the way (see repairLanes). */
 const ADDING_MS = 1_000;
 
@@ -54,6 +58,12 @@ export class RequestStore {
   private readonly turns: ConnectionTurns;
   /** Refills of the backlogs when heads it deferred fall due. */
   readonly refills: BacklogRefills;
+  /**
+   * Whether the shard's replicas acknowledged the latest write that waited for them (CHATQ_REDIS_WAIT_REPLICAS), and
+   * when a call may next ask them again while they do not.
+   */
+  private replicasAnswer = true;
+  private nextReplicaProbe = 0;
   /** Repairs of the shard's lanes after one of its scripts stalled (a master away, then back), when watched. */
   readonly stalls: StallWatch | undefined;
 
@@ -88,6 +98,30 @@ export class RequestStore {
         calls.onStallRepair,
         this.replicas.count ? this.replicas.timeoutMs : 0,
       );
+  }
+
+  /**
+   * Whether a call of this shard should go back to wait without taking a call slot: its replicas did not acknowledge
+   * the latest claim (its master has none to: killed, its replica promoted, or they lag), and another call asked
+   * them within the last second. The slots serve the other shards meanwhile.
+   */
+  waitsForReplicas(): boolean {
+    if (this.replicasAnswer) return false;
+    const now = Date.now();
+    if (now < this.nextReplicaProbe) return true;
+    this.nextReplicaProbe = now + REPLICA_PROBE_MS;
+    return false;
+  }
+
+  /** Whether the shard cannot take calls now: its master is away (its scripts wait), or its replicas do not acknowledge. */
+  held(): boolean {
+    return !this.replicasAnswer || (this.stalls?.holding() ?? false);
+  }
+
+  /** Notes whether a write that waited for the replicas was acknowledged by them. */
+  private noted(replicated: boolean): boolean {
+    if (this.replicas.count) this.replicasAnswer = replicated;
+    return replicated;
   }
 
   /** A script's answer, watched for a stall when the store watches (see StallWatch). */
@@ -126,7 +160,7 @@ export class RequestStore {
     // The job left its project's queued heads: the heads its backlog held back take its place (a failed add is
     // repaired by the reconciler: a lane head without a job).
     if (refill.length) void this.queues.add(refill).catch(() => undefined);
-    return this.leased(toClaim(claim), sent, replicated);
+    return this.leased(toClaim(claim), sent, leaseMs ? this.noted(replicated) : replicated);
   }
 
   /** The lease a claim takes for its run's first call (the call timeout and the margin), when claims take it. */
@@ -167,7 +201,7 @@ export class RequestStore {
     );
     const left = timeoutMs - (performance.now() - sent);
     if (!reply.go) return 'taken';
-    if (!replicated) return 'unreplicated';
+    if (!this.noted(replicated)) return 'unreplicated';
     // A call left less than half its time (Redis answered that late) is not sent.
     return left >= timeoutMs / 2 ? Math.floor(left) : 'late';
   }
@@ -323,7 +357,7 @@ export class RequestStore {
   ): Promise<boolean> {
     let counted = false;
     for (let i = 0; i < Math.max(REWRITES, atLeast); i++) {
-      await new Promise((r) => setTimeout(r, REWRITE_EVERY_MS));
+      await new Promise((r) => setTimeout(r, i < atLeast ? STALLED_REWRITE_MS : REWRITE_EVERY_MS));
       const written = await persist(() => this.writeResult(id, owner, result, ''));
       counted ||= written.outcome === 'ok';
       if (written.nextHead) await this.addHead(written.nextHead, written.gapMs);
@@ -427,7 +461,7 @@ export class RequestStore {
       nextHead: next_head,
       claim: handed ? claim : undefined,
       gapMs: wait_ms,
-      replicated,
+      replicated: this.noted(replicated),
       stalled,
       gradingHead: grading_head,
     };

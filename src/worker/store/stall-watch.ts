@@ -22,6 +22,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 export class StallWatch {
   private series: Promise<void> | undefined;
   private stopped = false;
+  /** Scripts sent and not answered yet, and when the latest answer (or failure) came. */
+  private outstanding = 0;
+  private answeredAt = performance.now();
 
   constructor(
     private readonly repair: () => Promise<number>,
@@ -34,17 +37,29 @@ export class StallWatch {
   /** `script`'s answer and whether it stalled (its master may drop what it wrote), noting a stall or a Redis failure. */
   observe<T>(script: Promise<T>): Promise<{ answer: T; stalled: boolean }> {
     const sent = performance.now();
+    this.outstanding += 1;
+    const answered = () => {
+      this.outstanding -= 1;
+      this.answeredAt = performance.now();
+    };
     return script.then(
       (answer) => {
+        answered();
         const stalled = performance.now() - sent >= this.stallMs;
         if (stalled) this.stalled();
         return { answer, stalled };
       },
       (err: unknown) => {
+        answered();
         if (describeRedisError(err)?.code === 'redis_unavailable') this.stalled();
         throw err;
       },
     );
+  }
+
+  /** Whether scripts are waiting and none has been answered for longer than a stall: their master is away. */
+  holding(): boolean {
+    return this.outstanding > 0 && performance.now() - this.answeredAt >= this.stallMs;
   }
 
   stop(): void {
