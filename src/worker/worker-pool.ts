@@ -296,6 +296,11 @@ export class WorkerPool {
         },
         'worker started',
       );
+      if (config.redisCluster && config.waitReplicas.count === 0)
+        logger.info(
+          { docs: 'docs/architecture.md#sharding' },
+          'Redis Cluster without CHATQ_REDIS_WAIT_REPLICAS: a master that dies loses the writes it had not passed to its replica yet, and the calls whose results they were are made again (at-least-once, each counted once); CHATQ_REDIS_WAIT_REPLICAS=1 makes none repeat, for about 15% of the throughput',
+        );
       return new WorkerPool({
         workers,
         connections,
