@@ -29,6 +29,9 @@ interface Fault {
   /** How long the master is away (SIGSTOP to SIGCONT, or SIGKILL to its restart). */
   outageMs: number;
   wait: boolean;
+  /** CHATQ_RPM (binding: below what the call slots make): every call asks the base tag's limits for a request slot. */
+  rpm?: number;
+  turns?: number;
 }
 
 interface Run {
@@ -37,7 +40,7 @@ interface Run {
   sim: Simulator;
   workers: WorkerProcess[];
   batchId: string;
-  /** When the fault began and when the master was back. */
+  /** When the fault began and when the master answered again. */
   at: number;
   back: number;
   failedShards: Set<number>;
@@ -66,6 +69,21 @@ function callsPerSecond(sim: Simulator, from: number, to: number, shards?: Set<n
   return Math.round((n * 1000) / (to - from));
 }
 
+const turns = (fault: Fault) => fault.turns ?? TURNS;
+
+/** The most calls that arrived at the upstream in any `windowMs`, and when that window began. */
+function busiest(sim: Simulator, windowMs: number): { calls: number; at: number } {
+  const times = Object.values(sim.stats().users)
+    .flatMap((u) => u.arrivedAt)
+    .sort((a, b) => a - b);
+  let most = { calls: 0, at: 0 };
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while (times[i]! - times[j]! >= windowMs) j++;
+    if (i - j + 1 > most.calls) most = { calls: i - j + 1, at: times[j]! };
+  }
+  return most;
+}
+
 /** The lane heads the workers' logs say were given a job again, by the log lines that say `what`. */
 const readded = (workers: WorkerProcess[], what: string) =>
   workers
@@ -92,12 +110,13 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       CHATQ_TIMEOUT_MS: '5000',
       LOG_LEVEL: 'info',
       ...(fault.wait ? { CHATQ_REDIS_WAIT_REPLICAS: '1', CHATQ_REDIS_WAIT_MS: '500' } : {}),
+      ...(fault.rpm ? { CHATQ_RPM: String(fault.rpm) } : {}),
     });
     const workers = [spawnWorker(vars), spawnWorker(vars)];
     cleanups.push(async () => {
       for (const w of workers) w.child.kill('SIGKILL');
     });
-    const { batchId } = await env.submit(turnLines(USERS, TURNS, 'r'));
+    const { batchId } = await env.submit(turnLines(USERS, turns(fault), 'r'));
     await waitFor('progress', async () => (await env.batch(batchId)).succeeded >= 800, 60_000, 50);
     const base = await cluster.masterOf(env.keys.credentialsProven);
     const failedShards = await cluster.shardsOn(base, env.keys);
@@ -108,8 +127,12 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     // A stopped master wakes (and learns it was demoted); a killed one comes back as its successor's replica.
     if (fault.kind === 'stop') cluster.resume(base);
     else cluster.restart(base);
-    const back = Date.now();
-    expect(await waitForBatch(env, batchId, 150_000)).toMatchObject({ status: 'completed', succeeded: USERS * TURNS });
+    // The outage ends when the node answers again (on a busy machine, a moment after it was resumed or restarted).
+    const back = await cluster.answering(base);
+    expect(await waitForBatch(env, batchId, 150_000)).toMatchObject({
+      status: 'completed',
+      succeeded: USERS * turns(fault),
+    });
     // The batch done, nothing in flight: each worker is asked to stop, and timed.
     const exitMs = await Promise.all(
       workers.map(async (w) => {
@@ -146,15 +169,19 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       readded_after_stall: readded(r.workers, 'lanes repaired after a Redis stall'),
       readded_by_reconciler: readded(r.workers, 'reconciler repaired lanes'),
       sigterm_exit_ms: r.exitMs,
+      busiest_5s_calls: busiest(r.sim, 5_000).calls,
+      busiest_5s_after_fault_ms: busiest(r.sim, 5_000).at - r.at,
     };
     console.log(JSON.stringify(figures));
     expect(figures.overlaps).toBe(0);
     expect(figures.out_of_order).toBe(0);
-    expect(usage.requests).toBe(USERS * TURNS);
+    expect(usage.requests).toBe(USERS * turns(fault));
     // With WAIT no acknowledged write is lost: the report is what the upstream answered. Without, a result the woken
     // master took before it learnt it was demoted is lost with it (its call is made again; that one counts).
     if (fault.wait) expect(figures.reported_calls).toBe(figures.upstream_answered);
     else expect(figures.reported_calls).toBeLessThanOrEqual(figures.upstream_answered);
+    // No run met an error nobody expected (each would count as a failed attempt of its request).
+    for (const w of r.workers) expect(w.stderr()).not.toContain('run failed unexpectedly');
     // Nothing in flight: a worker stops within its shutdown steps (docs/operations.md), whatever the cluster did.
     for (const ms of r.exitMs) expect(ms).toBeLessThan(3_000);
     return figures;
@@ -177,5 +204,16 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     const fault: Fault = { kind: 'kill', outageMs: 10_000, wait: true };
     const figures = await checked('D', await run(fault), fault);
     expect(figures.calls_per_s_during).toBeGreaterThanOrEqual(0.8 * figures.calls_per_s_before);
+  });
+
+  it("L: the base master stopped 8 s with an RPM limit: the other shards go on within the workers' own shares of it", async () => {
+    const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: false, rpm: 12_000, turns: 20 };
+    const figures = await checked('L', await run(fault), fault);
+    expect(figures.other_shards_calls_per_s_during).toBeGreaterThanOrEqual(
+      0.8 * figures.other_shards_calls_per_s_before,
+    );
+    // Within the limit: requests are spaced 60 s / RPM apart, the workers' own shares too, and the switches to them
+    // and back overlap nothing (a call may arrive a moment after its slot: a quarter of a second's worth is allowed).
+    expect(figures.busiest_5s_calls).toBeLessThanOrEqual((12_000 / 60) * 5.25 + 2);
   });
 });

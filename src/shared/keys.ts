@@ -112,6 +112,8 @@ function layout(prefix: string) {
     limitRequests: (scope: string) => `${prefix}:limit:${scope}:rpm`,
     limitTokenLog: (scope: string) => `${prefix}:limit:${scope}:tpm-log`,
     limitTokens: (scope: string) => `${prefix}:limit:${scope}:tpm`,
+    /** When the workers that went on their own share of the RPM limit (the base tag out of reach) go back (ms, expires). */
+    limitReturning: `${prefix}:limit:returning`,
     /** The projects asking for capacity lately (project -> last ask, ms): they share the global limits by weight. */
     limitProjects: `${prefix}:limit:projects`,
     /** An uploaded file's record, and its lines (a list). */
@@ -158,6 +160,7 @@ const SHARED_KEYS = [
   'limitRequests',
   'limitTokenLog',
   'limitTokens',
+  'limitReturning',
   'limitProjects',
   'file',
   'fileLines',

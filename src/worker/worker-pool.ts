@@ -248,7 +248,14 @@ export class WorkerPool {
       const { upstream, judge } = upstreamsOf(config, opts.baseUrl);
       const scripts = scriptConnections(config);
       connections.push(...scripts);
-      const limiter = new CapacityLimiter(() => readyOf(scripts), keys, config, owner);
+      // Limit ÷ the live workers is each one's own share while the base tag is out of reach.
+      const limiter = new CapacityLimiter(
+        () => readyOf(scripts),
+        keys,
+        config,
+        owner,
+        () => queues.admission.workers(),
+      );
       const stores = shardStores(config, shards, scripts, queues, limiter.limitsCalls, logger);
       queues.admission.heldBy(() => [...stores.values()].filter((s) => s.held()).length);
       const deps = {

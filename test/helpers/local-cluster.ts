@@ -26,6 +26,8 @@ export interface LocalCluster {
   /** Stops (SIGSTOP) or resumes (SIGCONT) the node on `port`: to its peers, a node that stopped answering. */
   pause(port: number): void;
   resume(port: number): void;
+  /** Resolves when the node on `port` answers a PING again (after a resume or a restart), with the time it did. */
+  answering(port: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -173,6 +175,21 @@ export async function startLocalCluster(
     },
     resume(port) {
       children.get(port)!.kill('SIGCONT');
+    },
+    async answering(port) {
+      for (;;) {
+        const node = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        node.on('error', () => undefined);
+        try {
+          await node.connect();
+          await node.ping();
+          return Date.now();
+        } catch {
+          await sleep(20);
+        } finally {
+          node.disconnect();
+        }
+      }
     },
     kill(port) {
       children.get(port)!.kill('SIGKILL');

@@ -32,7 +32,7 @@ export interface AdmissionSettings {
  * publishes its own), and the projects' weights. Scripts that add lane heads to BullMQ take it as one argument.
  */
 export class Admission {
-  private read = { at: Number.NEGATIVE_INFINITY, slots: 0 };
+  private read = { at: Number.NEGATIVE_INFINITY, slots: 0, workers: 0 };
   private reading: Promise<void> | undefined;
   /** How many shards cannot take calls now (their master away, or its replicas not acknowledging): see heldBy. */
   private held: () => number = () => 0;
@@ -65,32 +65,43 @@ export class Admission {
     this.held = held;
   }
 
+  /** The worker processes live as last read (0 before the first read answered). */
+  workers(): number {
+    return this.read.workers;
+  }
+
   /** One read at a time; one that fails or is given up keeps the last slots until the next. */
   private readSlots(): Promise<void> {
     return settledWithin(this.publishedSlots(), READ_WITHIN_MS, "the workers' call slots read")
       .then(
-        (slots) => slots,
-        () => this.read.slots,
+        (published) => published,
+        () => this.read,
       )
-      .then((slots) => {
-        this.read = { at: performance.now(), slots };
+      .then(({ slots, workers }) => {
+        this.read = { at: performance.now(), slots, workers };
         this.reading = undefined;
       });
   }
 
-  /** The call slots of the workers whose entries have not lapsed; lapsed entries (a killed worker's) are removed. */
-  private async publishedSlots(): Promise<number> {
+  /**
+   * The call slots of the workers whose entries have not lapsed, and how many they are; lapsed entries (a killed
+   * worker's) are removed.
+   */
+  private async publishedSlots(): Promise<{ slots: number; workers: number }> {
     const entries = await this.redis.hgetall(this.keys.workerSlots);
     const now = Date.now();
     let slots = 0;
+    let workers = 0;
     const lapsed: string[] = [];
     for (const [owner, value] of Object.entries(entries)) {
       const [n, until] = value.split(':').map(Number);
-      if (until! > now) slots += n!;
-      else lapsed.push(owner);
+      if (until! > now) {
+        slots += n!;
+        workers += 1;
+      } else lapsed.push(owner);
     }
     if (lapsed.length) await this.redis.hdel(this.keys.workerSlots, ...lapsed);
-    return slots;
+    return { slots, workers };
   }
 
   /** A worker process's call slots, published until `stop` (which withdraws them). */

@@ -12,6 +12,8 @@ const OUTAGE_PROBE_MS = 1_000;
 export const RESERVE_AHEAD_MS = 1_000;
 /** The window of the RPM and TPM limits. */
 const MINUTE_MS = 60_000;
+/** The fraction of each window kept free by default. */
+export const DEFAULT_HEADROOM = 0.01;
 
 /**
  * The rate-limit scopes, each by name: the limits a call goes through. Each has its keys (its request slots, its token
@@ -144,6 +146,18 @@ export const settleScript = defineScript<
   args: { member: 'string', tokens: 'whole', scopes: 'list' },
 });
 
+export const leaveOwnShareScript = defineScript<
+  {
+    /** How long after the first worker's answer they all go back to the global limit. */
+    switch_ms: number;
+  },
+  { switch_in_ms: number }
+>()({
+  file: new URL('./leave-own-share.lua', import.meta.url),
+  keys: ['returning'],
+  args: { switch_ms: 'whole' },
+});
+
 type AcquireKeys = Parameters<typeof acquireScript.run>[1];
 
 /** The keys of every scope (those a call does not go through: named, never touched). */
@@ -220,7 +234,7 @@ export function acquireArgs(
   return {
     member: ask.member,
     tokens: ask.tokens,
-    headroom: limits.headroom ?? 0.01,
+    headroom: limits.headroom ?? DEFAULT_HEADROOM,
     scopes: scopesOf(limits, ask),
     probe_lease_ms: limits.lockMs,
     outage_probe_ms: OUTAGE_PROBE_MS,

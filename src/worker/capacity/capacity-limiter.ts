@@ -9,6 +9,9 @@ import {
   acquireKeys,
   acquireScript,
   type CallScopes,
+  leaveOwnShareScript,
+  DEFAULT_HEADROOM,
+  RESERVE_AHEAD_MS,
   settleCall,
   settleScript,
 } from './acquire-call.js';
@@ -16,6 +19,7 @@ import { DEFAULT_PROJECT } from '../../shared/keys.js';
 import { StoppableWaits } from './stoppable-waits.js';
 import { UpstreamGate } from './upstream-gate.js';
 import { endLease, keepLease } from './held-lease.js';
+import { BaseReach } from './local-share.js';
 
 const noteOutageScript = defineScript<
   {
@@ -105,14 +109,26 @@ export class CapacityLimiter {
   /** The connection its commands go on (a pool's: the first of its script connections that is connected). */
   private readonly connection: () => RedisClient;
 
+  /** The base tag's answers, and the worker's own share of the limits while they do not come. */
+  private readonly base: BaseReach;
+
   constructor(
     redis: RedisClient | (() => RedisClient),
     private readonly keys: RedisKeys,
     private readonly limits: Limits,
     private readonly owner: string,
+    /** The live workers as last read (0: not known; then no call goes while the base tag is out of reach). */
+    workers: () => number = () => 0,
   ) {
     this.connection = typeof redis === 'function' ? redis : () => redis;
     this.gate = new UpstreamGate(this.connection, keys);
+    this.base = new BaseReach(
+      { rpm: limits.rpm, headroom: limits.headroom ?? DEFAULT_HEADROOM, aheadMs: RESERVE_AHEAD_MS },
+      workers,
+      async (switchMs) =>
+        (await leaveOwnShareScript.run(this.connection(), { returning: keys.limitReturning }, { switch_ms: switchMs }))
+          .switch_in_ms,
+    );
   }
 
   /** The group reservations of a project's calls (made on first use). */
@@ -120,7 +136,7 @@ export class CapacityLimiter {
     let group = this.groups.get(project);
     if (!group) {
       group = new GroupedReservations(
-        { rpm: this.limits.rpm, tpm: this.limits.tpm, headroom: this.limits.headroom ?? 0.01 },
+        { rpm: this.limits.rpm, tpm: this.limits.tpm, headroom: this.limits.headroom ?? DEFAULT_HEADROOM },
         (tokens, calls) => this.reserveGlobal(tokens, calls, project),
       );
       this.groups.set(project, group);
@@ -226,14 +242,28 @@ export class CapacityLimiter {
         continue;
       }
       try {
-        const { state, waitMs, outage, group } = together
-          ? await this.groupOf(project).reserve(estimate)
-          : await acquireScript.run(this.connection(), keys, args).then((r) => ({
-              state: r.state,
-              waitMs: r.wait_ms,
-              outage: r.outage,
-              group: undefined,
-            }));
+        // Under the RPM limit alone, a base tag out of reach is met by the worker's own share of it (see BaseReach);
+        // otherwise (a TPM limit, a model's own limits, a large call) the call waits for it, as the limits say.
+        const ownShare = together && this.limits.tpm === 0 && this.limits.rpm > 0;
+        const ask = () =>
+          together
+            ? this.groupOf(project).reserve(estimate)
+            : acquireScript.run(this.connection(), keys, args).then((r) => ({
+                state: r.state,
+                waitMs: r.wait_ms,
+                outage: r.outage,
+                group: undefined,
+              }));
+        const answer = ownShare ? await this.base.ask(ask) : await ask();
+        if (!answer) {
+          if (!this.base.onOwnShare) return { laterMs: RECHECK_MS };
+          const slot = this.base.take();
+          if ('laterMs' in slot) return { laterMs: Math.min(slot.laterMs, LATER_MOST_MS) };
+          if (slot.sleepMs > 0) await this.waits.wait(slot.sleepMs);
+          if (this.waits.stopped) return 'paused';
+          return { member: '', estimate: 0, model, probe: false, outage: false, project };
+        }
+        const { state, waitMs, outage, group } = answer;
         if (state === -1) return 'paused';
         const reserved = group?.member ?? member;
         if (state === 2) this.renewWhileInFlight(reserved);

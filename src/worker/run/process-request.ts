@@ -21,11 +21,20 @@ import type { StartedRequest } from '../store/request-claims.js';
 import { traceRun, type RunTrace } from './run-trace.js';
 
 const PAUSED_RECHECK_MS = 1_000;
+/** How soon a call held for its shard's replicas (CHATQ_REDIS_WAIT_REPLICAS) asks again: they may be back any moment. */
+const UNREPLICATED_RECHECK_MS = 500;
 /** Calls one run makes that end in a 429 or find the upstream unreachable, before it gives its request back. */
 const MAX_ROUNDS = 20;
 /** How soon a request whose batch budget is all reserved by calls in flight asks again. */
 const BUDGET_RECHECK_MS = 300;
 const STOPPED = 'not judged: the batch stopped';
+/**
+ * The least a call that found no room waits in its backlog: its job must have ended before a refill adds it again
+ * (an add whose job still exists is a no-op, and the head would be left without one until the reconciler's pass).
+ */
+const MIN_DEFER_MS = 250;
+/** A call's lease taken longer than this after its request slot is not used: the call would come too late for it. */
+const LATE_SLOT_MS = 1_000;
 
 /** The most a call of this body can cost: its prompt estimate and whole reply budget at the model's prices. */
 function costBound(deps: ProcessorDeps, model: string, body: Record<string, unknown>, promptTokens: number): number {
@@ -64,7 +73,7 @@ function callWithinSlot(
   t: RunTrace,
 ) {
   const { store, limiter } = deps;
-  // A shard whose replicas do not acknowledge claims holds no call slot: one call a second asks them again.
+  // A shard whose replicas do not acknowledge claims holds no call slot: one call each half second asks them again.
   if (store.waitsForReplicas()) return Promise.resolve('unreplicated' as const);
   return deps.callSlots(async () => {
     const reservation = await t.capacityWait(() =>
@@ -75,22 +84,26 @@ function callWithinSlot(
       }),
     );
     if (!isReservation(reservation)) return reservation;
+    const reservedAt = performance.now();
     // No call is made without its lease; the capacity reserved for it is given back, whatever went wrong.
     const lease = await store.beginCall(started, deps.timeoutMs).catch(async (err: unknown) => {
       await settleBestEffort(deps, reservation, 0, false);
       throw err;
     });
-    if (typeof lease !== 'number') {
+    // A lease that came long after the request slot (its master stopped meanwhile) would send the call into a later
+    // stretch of the minute than the one its slot was in: it goes back for a slot of its own time.
+    const callMs = typeof lease === 'number' && performance.now() - reservedAt > LATE_SLOT_MS ? 'late' : lease;
+    if (typeof callMs !== 'number') {
       await settleBestEffort(deps, reservation, 0, false);
-      return lease;
+      return callMs;
     }
     const t0 = Date.now();
     const span = t.call(started.model, body, started.attempt);
     try {
       // A grading goes to the judge's upstream, without userid: it must never touch a user's memory.
       const reply = started.judges
-        ? await deps.judge.upstream.chat(body, undefined, lease)
-        : await deps.upstream.chat(body, started.userid, lease);
+        ? await deps.judge.upstream.chat(body, undefined, callMs)
+        : await deps.upstream.chat(body, started.userid, callMs);
       span?.end(callEnd(reply));
       return { ok: true, reply, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
     } catch (err) {
@@ -198,7 +211,7 @@ async function runTraced(
     if (call === 'unreplicated') {
       const err = new Error("NOREPLICAS a call's claim is not on enough replicas");
       logFailure(deps.logger, 'warn', { request: id }, err, 'call held');
-      return back(PAUSED_RECHECK_MS);
+      return back(UNREPLICATED_RECHECK_MS);
     }
     // One whose batch is being cancelled ends now; a call with no room yet waits out of the call slots.
     if (call === 'cancelled') {
@@ -213,7 +226,7 @@ async function runTraced(
         id,
         started,
         attempts,
-        call.laterMs + Math.random() * Math.min(1_000, Math.max(200, call.laterMs)),
+        Math.max(MIN_DEFER_MS, call.laterMs) + Math.random() * Math.min(1_000, Math.max(200, call.laterMs)),
       );
       return undefined;
     }

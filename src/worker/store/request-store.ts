@@ -42,7 +42,7 @@ const REWRITES = 30;
 const STALLED_REWRITES = 2;
 const STALLED_REWRITE_MS = 500;
 /** While a shard's replicas do not acknowledge, one call this often asks again (the others wait out of the call slots). */
-const REPLICA_PROBE_MS = 1_000;
+const REPLICA_PROBE_MS = 500;
 /** After a stall, a lane head admitted within this may still have its job's add on the way (see repairLanes). */
 const ADDING_MS = 1_000;
 
@@ -103,7 +103,7 @@ export class RequestStore {
   /**
    * Whether a call of this shard should go back to wait without taking a call slot: its replicas did not acknowledge
    * the latest claim (its master has none to: killed, its replica promoted, or they lag), and another call asked
-   * them within the last second. The slots serve the other shards meanwhile.
+   * them within the last half second. The slots serve the other shards meanwhile.
    */
   waitsForReplicas(): boolean {
     if (this.replicasAnswer) return false;
@@ -356,8 +356,10 @@ export class RequestStore {
     atLeast: number,
   ): Promise<boolean> {
     let counted = false;
-    for (let i = 0; i < Math.max(REWRITES, atLeast); i++) {
-      await new Promise((r) => setTimeout(r, i < atLeast ? STALLED_REWRITE_MS : REWRITE_EVERY_MS));
+    // After a stall, half a second apart (the master is back: its replica may be too, any moment), as long in all.
+    const everyMs = atLeast ? STALLED_REWRITE_MS : REWRITE_EVERY_MS;
+    for (let i = 0; i < Math.max((REWRITES * REWRITE_EVERY_MS) / everyMs, atLeast); i++) {
+      await new Promise((r) => setTimeout(r, everyMs));
       const written = await persist(() => this.writeResult(id, owner, result, ''));
       counted ||= written.outcome === 'ok';
       if (written.nextHead) await this.addHead(written.nextHead, written.gapMs);
