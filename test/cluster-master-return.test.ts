@@ -32,6 +32,8 @@ interface Fault {
   /** CHATQ_RPM (binding: below what the call slots make): every call asks the base tag's limits for a request slot. */
   rpm?: number;
   turns?: number;
+  /** A killed master is not started again (its replica, promoted, serves its slots from then on). */
+  stayDown?: boolean;
 }
 
 interface Run {
@@ -126,9 +128,9 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     await new Promise((r) => setTimeout(r, fault.outageMs));
     // A stopped master wakes (and learns it was demoted); a killed one comes back as its successor's replica.
     if (fault.kind === 'stop') cluster.resume(base);
-    else cluster.restart(base);
+    else if (!fault.stayDown) cluster.restart(base);
     // The outage ends when the node answers again (on a busy machine, a moment after it was resumed or restarted).
-    const back = await cluster.answering(base);
+    const back = fault.stayDown ? Date.now() : await cluster.answering(base);
     expect(await waitForBatch(env, batchId, 150_000)).toMatchObject({
       status: 'completed',
       succeeded: USERS * turns(fault),
@@ -215,5 +217,10 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     // Within the limit: requests are spaced 60 s / RPM apart, the workers' own shares too, and the switches to them
     // and back overlap nothing (a call may arrive a moment after its slot: a quarter of a second's worth is allowed).
     expect(figures.busiest_5s_calls).toBeLessThanOrEqual((12_000 / 60) * 5.25 + 2);
+  });
+
+  it('C: the base master killed for good, no WAIT: its replica takes over, nothing is lost or counted twice, and the workers stop at once', async () => {
+    const fault: Fault = { kind: 'kill', outageMs: 10_000, wait: false, stayDown: true };
+    await checked('C', await run(fault), fault);
   });
 });
