@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -44,8 +44,6 @@ export async function startLocalCluster(
   opts: { fullCoverage?: boolean } = {},
 ): Promise<LocalCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'chatq-cluster-'));
-  const ports: number[] = [];
-  for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
   const children = new Map<number, ChildProcess>();
   const argsOf = (port: number) => [
     '--port',
@@ -72,20 +70,38 @@ export async function startLocalCluster(
     'noeviction',
     ...(opts.fullCoverage === false ? ['--cluster-require-full-coverage', 'no'] : []),
   ];
-  for (const port of ports) children.set(port, spawn('redis-server', argsOf(port), { stdio: 'ignore' }));
-  for (const port of ports) {
-    const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 0 });
-    probe.on('error', () => undefined);
-    for (let i = 0; i < 50; i++) {
-      try {
-        await probe.connect();
-        break;
-      } catch {
-        await sleep(100);
+  /**
+   * Starts a node on a free port and waits until it answers. A port found free can be taken before the node binds it
+   * (other tests start clusters and clients meanwhile): a node that exits or does not answer is started again on
+   * another port.
+   */
+  const startNode = async (): Promise<number> => {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const child = spawn('redis-server', argsOf(port), { stdio: 'ignore' });
+      children.set(port, child);
+      for (let i = 0; i < 50 && child.exitCode === null && child.signalCode === null; i++) {
+        const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        probe.on('error', () => undefined);
+        try {
+          await probe.connect();
+          // Ours, not a node of another test that took the port first (ours then failed to bind it, and exits).
+          const [, nodeDir] = (await probe.config('GET', 'dir')) as [string, string];
+          if (nodeDir === realpathSync(dir) && child.exitCode === null) return port;
+          break;
+        } catch {
+          await sleep(100);
+        } finally {
+          probe.disconnect();
+        }
       }
+      child.kill('SIGKILL');
+      children.delete(port);
+      if (attempt >= 5) throw new Error(`redis-server did not start on a free port (5 tries, the last ${port})`);
     }
-    probe.disconnect();
-  }
+  };
+  const ports: number[] = [];
+  for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await startNode());
   const create = spawnSync(
     'redis-cli',
     [
