@@ -174,49 +174,50 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       busiest_5s_calls: busiest(r.sim, 5_000).calls,
       busiest_5s_after_fault_ms: busiest(r.sim, 5_000).at - r.at,
     };
-    console.log(JSON.stringify(figures));
-    expect(figures.overlaps).toBe(0);
-    expect(figures.out_of_order).toBe(0);
-    expect(usage.requests).toBe(USERS * turns(fault));
+    // The run's figures say what happened when an assertion fails (the same for the scenario's own, below).
+    const why = JSON.stringify(figures);
+    expect(figures.overlaps, why).toBe(0);
+    expect(figures.out_of_order, why).toBe(0);
+    expect(usage.requests, why).toBe(USERS * turns(fault));
     // With WAIT no acknowledged write is lost: the report is what the upstream answered. Without, a result the woken
     // master took before it learnt it was demoted is lost with it (its call is made again; that one counts).
-    if (fault.wait) expect(figures.reported_calls).toBe(figures.upstream_answered);
-    else expect(figures.reported_calls).toBeLessThanOrEqual(figures.upstream_answered);
+    if (fault.wait) expect(figures.reported_calls, why).toBe(figures.upstream_answered);
+    else expect(figures.reported_calls, why).toBeLessThanOrEqual(figures.upstream_answered);
     // No run met an error nobody expected (each would count as a failed attempt of its request).
     for (const w of r.workers) expect(w.stderr()).not.toContain('run failed unexpectedly');
     // Nothing in flight: a worker stops within its shutdown steps (docs/operations.md), whatever the cluster did.
-    for (const ms of r.exitMs) expect(ms).toBeLessThan(3_000);
-    return figures;
+    for (const ms of r.exitMs) expect(ms, why).toBeLessThan(3_000);
+    return { ...figures, why };
   }
 
   it('A: the base master stopped 8 s, no WAIT: every user held by it goes on once it answers again', async () => {
     const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: false };
     const r = await run(fault);
     const figures = await checked('A', r, fault);
-    expect(figures.longest_user_wait_ms).toBeLessThanOrEqual(figures.outage_ms + 3_000);
+    expect(figures.longest_user_wait_ms, figures.why).toBeLessThanOrEqual(figures.outage_ms + 3_000);
   });
 
   it('B: the same with WAIT: its shards go on once the master answers again', async () => {
     const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: true };
     const figures = await checked('B', await run(fault), fault);
-    expect(figures.longest_user_wait_ms).toBeLessThanOrEqual(figures.outage_ms + 3_000);
+    expect(figures.longest_user_wait_ms, figures.why).toBeLessThanOrEqual(figures.outage_ms + 3_000);
   });
 
   it('D: the base master killed 10 s with WAIT: the other shards take the call slots its shards cannot use', async () => {
     const fault: Fault = { kind: 'kill', outageMs: 10_000, wait: true };
     const figures = await checked('D', await run(fault), fault);
-    expect(figures.calls_per_s_during).toBeGreaterThanOrEqual(0.8 * figures.calls_per_s_before);
+    expect(figures.calls_per_s_during, figures.why).toBeGreaterThanOrEqual(0.8 * figures.calls_per_s_before);
   });
 
   it("L: the base master stopped 8 s with an RPM limit: the other shards go on within the workers' own shares of it", async () => {
     const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: false, rpm: 12_000, turns: 20 };
     const figures = await checked('L', await run(fault), fault);
-    expect(figures.other_shards_calls_per_s_during).toBeGreaterThanOrEqual(
+    expect(figures.other_shards_calls_per_s_during, figures.why).toBeGreaterThanOrEqual(
       0.8 * figures.other_shards_calls_per_s_before,
     );
     // Within the limit: requests are spaced 60 s / RPM apart, the workers' own shares too, and the switches to them
     // and back overlap nothing (a call may arrive a moment after its slot: a quarter of a second's worth is allowed).
-    expect(figures.busiest_5s_calls).toBeLessThanOrEqual((12_000 / 60) * 5.25 + 2);
+    expect(figures.busiest_5s_calls, figures.why).toBeLessThanOrEqual((12_000 / 60) * 5.25 + 2);
   });
 
   it('C: the base master killed for good, no WAIT: its replica takes over, nothing is lost or counted twice, and the workers stop at once', async () => {
