@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { getUsage } from '../src/shared/batches/read-store.js';
 import { shardOfUser } from '../src/shared/keys.js';
+import { CLOSE_STEP_MS } from '../src/shared/redis/worker-close.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { repeatedCalls, turnLines } from './helpers/turn-lines.js';
 import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';
@@ -17,13 +18,20 @@ import {
  * Issue 42's scenarios on a local 3-master + 3-replica cluster (cluster-node-timeout 1000, full coverage "no"), 6
  * shards, two worker processes, many more users than call slots and a slow upstream (so that calls/s is set by the
  * slots), the base tag's master stopped or killed mid-run. Each asserts the invariants (nothing lost, no overlap, every
- * user's turns in order, the report against what the upstream answered) and prints its figures as one JSON line.
+ * user's turns in order, the report against what the upstream answered, no call made twice) and puts its figures in every
+ * assertion's message.
  */
 const SHARDS = 6;
 const USERS = 300;
 const TURNS = 28;
 const IN_FLIGHT = 50;
 const LATENCY_MS = 200;
+/**
+ * How long after its master answers again a user held by it may wait more: its lanes repaired (the first repair half a
+ * second after the stall ends), then its turn among the users of every shard at once (alone: 1.1-2.8 s; under the whole
+ * suite's load on 2 cores, CI saw 3.1 s).
+ */
+const RESUME_MS = 5_000;
 interface Fault {
   kind: 'stop' | 'kill';
   /** How long the master is away (SIGSTOP to SIGCONT, or SIGKILL to its restart). */
@@ -185,8 +193,14 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     else expect(figures.reported_calls, why).toBeLessThanOrEqual(figures.upstream_answered);
     // No run met an error nobody expected (each would count as a failed attempt of its request).
     for (const w of r.workers) expect(w.stderr()).not.toContain('run failed unexpectedly');
-    // Nothing in flight: a worker stops within its shutdown steps (docs/operations.md), whatever the cluster did.
-    for (const ms of r.exitMs) expect(ms, why).toBeLessThan(3_000);
+    // Nothing in flight: a worker stops within its shutdown steps, BullMQ's close and the last writes (CLOSE_STEP_MS
+    // each), whatever the cluster did; a fetcher whose node is gone never closed (CI: 12 s, its calls' bound).
+    for (const ms of r.exitMs) expect(ms, why).toBeLessThan(2 * CLOSE_STEP_MS + 1_000);
+    // A master stopped, or killed with WAIT, loses no acknowledged result: no call is made twice (before 0cdfb14: 95-106
+    // in A, the finish writes of the stall lost with the demoted master). Without WAIT a result acknowledged in the
+    // instant before the stop may not have reached the replica: a handful at most.
+    if (fault.wait) expect(figures.repeats, why).toBe(0);
+    else if (fault.kind === 'stop') expect(figures.repeats, why).toBeLessThanOrEqual(5);
     return { ...figures, why };
   }
 
@@ -194,13 +208,13 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: false };
     const r = await run(fault);
     const figures = await checked('A', r, fault);
-    expect(figures.longest_user_wait_ms, figures.why).toBeLessThanOrEqual(figures.outage_ms + 3_000);
+    expect(figures.longest_user_wait_ms, figures.why).toBeLessThanOrEqual(figures.outage_ms + RESUME_MS);
   });
 
   it('B: the same with WAIT: its shards go on once the master answers again', async () => {
     const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: true };
     const figures = await checked('B', await run(fault), fault);
-    expect(figures.longest_user_wait_ms, figures.why).toBeLessThanOrEqual(figures.outage_ms + 3_000);
+    expect(figures.longest_user_wait_ms, figures.why).toBeLessThanOrEqual(figures.outage_ms + RESUME_MS);
   });
 
   it('D: the base master killed 10 s with WAIT: the other shards take the call slots its shards cannot use', async () => {
@@ -212,8 +226,9 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
   it("L: the base master stopped 8 s with an RPM limit: the other shards go on within the workers' own shares of it", async () => {
     const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: false, rpm: 12_000, turns: 20 };
     const figures = await checked('L', await run(fault), fault);
+    // On 0cdfb14 they made none: every call waited for the base tag's request slot.
     expect(figures.other_shards_calls_per_s_during, figures.why).toBeGreaterThanOrEqual(
-      0.8 * figures.other_shards_calls_per_s_before,
+      0.5 * figures.other_shards_calls_per_s_before,
     );
     // Within the limit: requests are spaced 60 s / RPM apart, the workers' own shares too, and the switches to them
     // and back overlap nothing (a call may arrive a moment after its slot: a quarter of a second's worth is allowed).

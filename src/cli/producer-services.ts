@@ -6,6 +6,8 @@ import type { Logger } from '../shared/logger.js';
 import { loadPrices } from '../shared/usage/pricing.js';
 import { connectRedis } from '../shared/redis/redis.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
+import { CLOSE_STEP_MS } from '../shared/redis/worker-close.js';
+import { within } from '../shared/time-bound.js';
 import { startWebhookService } from '../webhooks/webhook-service.js';
 
 /** The producer's background services: batches created over HTTP, scheduled runs, webhooks. Run by `worker` and `serve`. */
@@ -31,8 +33,9 @@ export function startProducerServices(config: Config, logger: Logger): { close()
   const webhooks = startWebhookService(config, redis, keys, logger);
   return {
     async close() {
+      // Each bounded, Redis or not (worker-close.ts).
       await Promise.all([importer.close(), scheduler.close(), webhooks.close()]);
-      await queues.close();
+      await within(queues.close(), CLOSE_STEP_MS);
       redis.disconnect();
     },
   };

@@ -2,11 +2,18 @@ import { Worker, type Job } from 'bullmq';
 import { logFailure } from '../shared/redis/condition-log.js';
 import { withoutStacks } from '../shared/job-errors.js';
 import { connectRedis, reportErrors } from '../shared/redis/redis.js';
+import { closeWorkers, RunningJobs } from '../shared/redis/worker-close.js';
 import type { ProducerServiceOptions } from './producer-context.js';
 
 export interface BackgroundWorker {
   close(): Promise<void>;
 }
+
+/**
+ * How long a producer-side job (an import, a scheduled run's submission) may take to finish when its process stops: one
+ * not done by then goes on in another process once its lock lapses (imports resume from their last chunk).
+ */
+const JOB_STOP_MS = 10_000;
 
 /** A BullMQ worker of the producer side (imports, scheduled runs), on its own blocking connection. */
 export function startBackgroundWorker<T>(
@@ -17,7 +24,8 @@ export function startBackgroundWorker<T>(
   concurrency = 2,
 ): BackgroundWorker {
   const blocking = connectRedis(opts.redisTarget, `chatq-${queueName}`);
-  const worker = new Worker<T>(queueName, withoutStacks(process), {
+  const jobs = new RunningJobs();
+  const worker = new Worker<T>(queueName, jobs.counted(withoutStacks(process)), {
     connection: blocking,
     prefix: opts.keys.prefix,
     concurrency,
@@ -28,7 +36,7 @@ export function startBackgroundWorker<T>(
   worker.on('failed', (job, err) => logFailure(opts.logger, 'error', failure(job), err, `${queueName} job failed`));
   return {
     async close() {
-      await worker.close();
+      await closeWorkers([worker], jobs, JOB_STOP_MS);
       blocking.disconnect();
     },
   };

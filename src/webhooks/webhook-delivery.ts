@@ -5,6 +5,7 @@ import { withoutStacks } from '../shared/job-errors.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
 import type { Logger } from '../shared/logger.js';
 import { connectRedis, reportErrors, type RedisClient } from '../shared/redis/redis.js';
+import { CLOSE_STEP_MS, closeWorkers, RunningJobs } from '../shared/redis/worker-close.js';
 import { signEvent } from './sign-event.js';
 
 export const WEBHOOK_QUEUE = 'webhooks';
@@ -192,10 +193,11 @@ export function startDeliveryWorker(
 ): { close(): Promise<void> } {
   const ctx: DeliveryContext = { config, redis, keys, inFlight: new Map() };
   const blocking = connectRedis(config, 'chatq-webhooks');
+  const jobs = new RunningJobs();
   const worker = reportErrors(
     new Worker<WebhookJob>(
       WEBHOOK_QUEUE,
-      withoutStacks((job: Job<WebhookJob>, token?: string) => deliver(ctx, job, token)),
+      jobs.counted(withoutStacks((job: Job<WebhookJob>, token?: string) => deliver(ctx, job, token))),
       {
         connection: blocking,
         prefix: keys.prefix,
@@ -211,7 +213,8 @@ export function startDeliveryWorker(
 
   return {
     async close() {
-      await worker.close();
+      // A delivery under way ends within its timeout, and its outcome is written after.
+      await closeWorkers([worker], jobs, TIMEOUT_MS + CLOSE_STEP_MS);
       blocking.disconnect();
     },
   };

@@ -1,7 +1,7 @@
 import { printableUrlText } from '../shared/printable-url.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { DelayedError, type Processor, Worker } from 'bullmq';
+import { DelayedError, type Job, type Processor, Worker } from 'bullmq';
 import pLimit from 'p-limit';
 import type { Config } from '../shared/config.js';
 import { type RedisKeys, redisKeys, QUEUE_NAME } from '../shared/keys.js';
@@ -15,6 +15,7 @@ import type { Readiness } from './health-server.js';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
 import { RequestQueues } from '../shared/redis/request-queue.js';
 import { within } from '../shared/time-bound.js';
+import { CLOSE_STEP_MS, closeWorkers, RunningJobs } from '../shared/redis/worker-close.js';
 import { Admission } from '../shared/redis/admission.js';
 import { checkShardCount } from '../shared/redis/shard-count.js';
 import { CapacityLimiter } from './capacity/capacity-limiter.js';
@@ -101,7 +102,13 @@ function startFetchers(
   config: Config,
   shardKeys: RedisKeys,
   run: Processor,
-  { fetchers, jobsInHand, owner, logger }: { fetchers: number; jobsInHand: number; owner: string; logger: Logger },
+  {
+    fetchers,
+    jobsInHand,
+    owner,
+    jobs,
+    logger,
+  }: { fetchers: number; jobsInHand: number; owner: string; jobs: RunningJobs; logger: Logger },
   connections: RedisClient[],
 ): Worker[] {
   return Array.from({ length: fetchers }, (_, f) => {
@@ -110,12 +117,12 @@ function startFetchers(
     const share = Math.ceil((jobsInHand * (f + 1)) / fetchers) - Math.ceil((jobsInHand * f) / fetchers);
     const worker: Worker = new Worker(
       QUEUE_NAME,
-      (job, token) => {
+      jobs.counted((job: Job, token?: string) => {
         // BullMQ fetches jobs one round trip at a time up to its concurrency before it starts the first: over a 20 ms
         // link, 29 jobs in hand wait 0.6 s. It starts at 1 and grows by one with each job started: each starts as it comes.
         if (worker.concurrency < share) worker.concurrency += 1;
         return run(job, token);
-      },
+      }),
       {
         connection: blocking,
         prefix: shardKeys.prefix,
@@ -197,8 +204,22 @@ function shardStores(
   );
 }
 
-/** How long the steps of a shutdown after the calls (the last usage fold, withdrawing, closing the queues) may take. */
-const SHUTDOWN_STEP_MS = 2_000;
+/** The start-up log lines: what the worker runs with, and what a cluster without WAIT may repeat. */
+function logStarted(config: Config, baseUrl: string, shards: RedisKeys[], owner: string, logger: Logger): void {
+  logger.info(
+    {
+      ...describeWorker(config, baseUrl),
+      ...(config.shards > 1 ? { shards: shards.map((k) => k.shardIndex) } : {}),
+      owner,
+    },
+    'worker started',
+  );
+  if (config.redisCluster && config.waitReplicas.count === 0)
+    logger.info(
+      { docs: 'docs/architecture.md#sharding' },
+      'Redis Cluster without CHATQ_REDIS_WAIT_REPLICAS: a master that dies loses the writes it had not passed to its replica yet, and the calls whose results they were are made again (at-least-once, each counted once); CHATQ_REDIS_WAIT_REPLICAS=1 makes none repeat, for about 15% of the throughput',
+    );
+}
 
 /** What a running pool is made of. */
 interface PoolParts {
@@ -213,8 +234,8 @@ interface PoolParts {
   reconcileMs: number;
   /** How long in-flight calls may take to finish at shutdown (their timeout and a margin). */
   shutdownMs: number;
-  /** The process's jobs by project (how many are under way). */
-  projectSlots: ProjectSlots;
+  /** The jobs the fetchers' processors are running. */
+  jobs: RunningJobs;
   logger: Logger;
 }
 
@@ -242,6 +263,7 @@ export class WorkerPool {
     const redis = connectRedis(config, 'chatq-worker');
     const connections: RedisClient[] = [redis];
     const workers: Worker[] = [];
+    const jobs = new RunningJobs();
     try {
       await checkShardCount(redis, keys);
       const queues = new RequestQueues(redis, keys, { weights: config.projectWeights, slots: config.concurrency });
@@ -285,7 +307,7 @@ export class WorkerPool {
             config,
             shardKeys,
             withoutStacks(processor),
-            { fetchers, jobsInHand, owner, logger },
+            { fetchers, jobsInHand, owner, jobs, logger },
             connections,
           ),
         );
@@ -295,19 +317,7 @@ export class WorkerPool {
       const reconcile = () => reconcileAll({ redis, keys, queues, stores, owner, config, logger }, reconciled);
       const fold = foldTask(redis, keys, logger);
       await Promise.all(workers.map((w) => w.waitUntilReady()));
-      logger.info(
-        {
-          ...describeWorker(config, opts.baseUrl),
-          ...(keys.shardCount > 1 ? { shards: shards.map((k) => k.shardIndex) } : {}),
-          owner,
-        },
-        'worker started',
-      );
-      if (config.redisCluster && config.waitReplicas.count === 0)
-        logger.info(
-          { docs: 'docs/architecture.md#sharding' },
-          'Redis Cluster without CHATQ_REDIS_WAIT_REPLICAS: a master that dies loses the writes it had not passed to its replica yet, and the calls whose results they were are made again (at-least-once, each counted once); CHATQ_REDIS_WAIT_REPLICAS=1 makes none repeat, for about 15% of the throughput',
-        );
+      logStarted(config, opts.baseUrl, shards, owner, logger);
       return new WorkerPool({
         workers,
         connections,
@@ -320,12 +330,12 @@ export class WorkerPool {
         reconcile,
         reconcileMs: config.reconcileMs,
         shutdownMs: config.timeoutMs + 5_000,
-        projectSlots: deps.projectSlots,
+        jobs,
         logger,
       });
     } catch (err) {
       // A start that fails half way leaves nothing running: no fetcher takes a job for a pool that does not exist.
-      await Promise.all(workers.map((w) => within(w.close(true), SHUTDOWN_STEP_MS)));
+      await closeWorkers(workers, jobs, 0);
       for (const c of connections) c.disconnect();
       throw err;
     }
@@ -344,7 +354,7 @@ export class WorkerPool {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const { workers, limiter, stores, slots, queues, connections, fold, shutdownMs, logger } = this.parts;
+      const { workers, limiter, stores, slots, queues, connections, fold, shutdownMs, jobs, logger } = this.parts;
       for (const t of this.timers) clearInterval(t);
       // Calls waiting for capacity give their requests back instead of holding the shutdown.
       limiter.stop();
@@ -352,19 +362,22 @@ export class WorkerPool {
         store.refills.stop();
         store.stalls?.stop();
       }
-      const drained = await within(Promise.all(workers.map((w) => w.close())), shutdownMs);
-      if (!drained) {
+      const { jobsFinished, closed } = await closeWorkers(workers, jobs, shutdownMs);
+      if (!jobsFinished)
         logger.warn(
-          { left: this.parts.projectSlots.total(), waitedMs: shutdownMs },
+          { left: jobs.count, waitedMs: shutdownMs },
           'worker stopped with calls still unfinished (Redis out of reach, or calls past their timeout): their jobs are taken over once their locks lapse',
         );
-        await Promise.all(workers.map((w) => within(w.close(true), SHUTDOWN_STEP_MS)));
-      }
+      if (!closed)
+        logger.warn(
+          { waitedMs: CLOSE_STEP_MS },
+          'job fetchers not closed in time (Redis out of reach): connections dropped',
+        );
       // The last fold, withdrawing this worker's slots, closing its queues: side by side, bounded together.
       const last = Promise.all(this.tasks.map((t) => t.running())).then(() =>
         Promise.all([fold(), slots.stop(), queues.close()]),
       );
-      await within(last, SHUTDOWN_STEP_MS);
+      await within(last, CLOSE_STEP_MS);
       for (const c of connections) c.disconnect();
     })();
     return this.closing;
