@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { getRequests } from '../src/shared/batches/read-store.js';
 import { describeRedisError } from '../src/shared/redis/redis-errors.js';
 import { LuaScript } from '../src/shared/redis/redis.js';
-import { jobBackoff } from '../src/worker/worker-pool.js';
+import { jobBackoff } from '../src/worker/job-fetchers.js';
 import { RetryLaterError } from '../src/worker/run/processor-deps.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import { useWorld } from './helpers/in-process-worker.js';
