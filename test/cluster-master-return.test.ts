@@ -240,7 +240,11 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
   it('D: the base master killed 10 s with WAIT: the other shards take the call slots its shards cannot use', async () => {
     const fault: Fault = { kind: 'kill', outageMs: 10_000, wait: true };
     const figures = await checked('D', await run(fault), fault);
-    expect(figures.calls_per_s_during, figures.why).toBeGreaterThanOrEqual(0.8 * figures.calls_per_s_before);
+    // The slots its shards cannot use go to the others: their rate does not fall (it rose: 217 to 249 calls/s in CI),
+    // while the whole deployment's is at the machine's mercy (0.76-1.29x its rate before, CI's load the lowest).
+    expect(figures.other_shards_calls_per_s_during, figures.why).toBeGreaterThanOrEqual(
+      0.9 * figures.other_shards_calls_per_s_before,
+    );
   });
 
   it("L: the base master stopped 8 s with an RPM limit: the other shards go on within the workers' own shares of it", async () => {
