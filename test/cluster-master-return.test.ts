@@ -32,6 +32,11 @@ const LATENCY_MS = 200;
  * suite's load on 2 cores, CI saw 3.1 s).
  */
 const RESUME_MS = 5_000;
+/**
+ * CHATQ_TPM of scenario T: about 140 calls a second of the simulator's (28 tokens each), the call slots make 500; a
+ * sixth of it (about 1,400 calls) at the start of each sixth of the minute.
+ */
+const TPM = 240_000;
 interface Fault {
   kind: 'stop' | 'kill';
   /** How long the master is away (SIGSTOP to SIGCONT, or SIGKILL to its restart). */
@@ -39,12 +44,19 @@ interface Fault {
   wait: boolean;
   /** CHATQ_RPM (binding: below what the call slots make): every call asks the base tag's limits for a request slot. */
   rpm?: number;
+  /** CHATQ_TPM (binding), with CHATQ_DEFAULT_MAX_TOKENS at TPM_MAX_TOKENS so that a call's charge is near its use. */
+  tpm?: number;
   turns?: number;
+  /** The fault begins after this many answers (800 when not given). */
+  after?: number;
   /** A killed master is not started again (its replica, promoted, serves its slots from then on). */
   stayDown?: boolean;
   /** The second worker SIGKILLed this long after the fault began (its jobs are taken over once their locks lapse). */
   workerKilledAfterMs?: number;
 }
+
+/** The reply bound a call under a TPM limit is charged (its reply is shorter; settled at its real use after). */
+const TPM_MAX_TOKENS = 32;
 
 /** CHATQ_LOCK_MS of the runs where a worker is killed: its jobs are taken over 5 s after, not the default 30 s. */
 const KILLED_WORKER_LOCK_MS = 5_000;
@@ -93,6 +105,14 @@ function callsPerSecond(sim: Simulator, from: number, to: number, shards?: Set<n
   return Math.round((n * 1000) / (to - from));
 }
 
+/** From the first call's arrival to the last's, in seconds. */
+function runSeconds(sim: Simulator): number {
+  const times = Object.values(sim.stats().users).flatMap((u) => u.arrivedAt);
+  return Math.round(
+    (times.reduce((a, b) => Math.max(a, b), 0) - times.reduce((a, b) => Math.min(a, b), Infinity)) / 1000,
+  );
+}
+
 const turns = (fault: Fault) => fault.turns ?? TURNS;
 
 /** The most calls that arrived at the upstream in any `windowMs`, and when that window began. */
@@ -135,6 +155,7 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       LOG_LEVEL: 'info',
       ...(fault.wait ? { CHATQ_REDIS_WAIT_REPLICAS: '1', CHATQ_REDIS_WAIT_MS: '500' } : {}),
       ...(fault.rpm ? { CHATQ_RPM: String(fault.rpm) } : {}),
+      ...(fault.tpm ? { CHATQ_TPM: String(fault.tpm), CHATQ_DEFAULT_MAX_TOKENS: String(TPM_MAX_TOKENS) } : {}),
       ...(fault.workerKilledAfterMs ? { CHATQ_LOCK_MS: String(KILLED_WORKER_LOCK_MS) } : {}),
     });
     const workers = [spawnWorker(vars), spawnWorker(vars)];
@@ -142,7 +163,7 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       for (const w of workers) w.child.kill('SIGKILL');
     });
     const { batchId } = await env.submit(turnLines(USERS, turns(fault), 'r'));
-    await waitFor('progress', async () => (await env.batch(batchId)).succeeded >= 800, 60_000, 50);
+    await waitFor('progress', async () => (await env.batch(batchId)).succeeded >= (fault.after ?? 800), 60_000, 50);
     const base = await cluster.masterOf(env.keys.credentialsProven);
     const failedShards = await cluster.shardsOn(base, env.keys);
     const at = Date.now();
@@ -190,6 +211,10 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       calls_per_s_during: callsPerSecond(r.sim, r.at + 2_500, r.back),
       other_shards_calls_per_s_before: callsPerSecond(r.sim, r.at - 3_000, r.at, others),
       other_shards_calls_per_s_during: callsPerSecond(r.sim, r.at + 2_500, r.back, others),
+      // A TPM limit's tokens come in bursts, a sixth of the limit at the start of each sixth of the minute: its
+      // rate before is over the last 10 s, and during from when the workers found the base tag away (after 1 s).
+      other_shards_calls_per_s_10s_before: callsPerSecond(r.sim, r.at - 10_000, r.at, others),
+      other_shards_calls_per_s_after_1s: callsPerSecond(r.sim, r.at + 1_000, r.back, others),
       other_shards_longest_silence_ms: longestSilence(r.sim, r.at, others),
       repeats: repeatedCalls(r.sim).repeats,
       overlaps: stats.overlaps,
@@ -199,6 +224,9 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
       readded_after_stall: readded(r.workers, 'lanes repaired after a Redis stall'),
       readded_by_reconciler: readded(r.workers, 'reconciler repaired lanes'),
       sigterm_exit_ms: r.exitMs,
+      tokens_per_call: Math.round(stats.tokens.total / stats.calls),
+      busiest_minute_tokens: stats.peakTokensInWindow,
+      run_s: runSeconds(r.sim),
       busiest_5s_calls: busiest(r.sim, 5_000).calls,
       busiest_5s_after_fault_ms: busiest(r.sim, 5_000).at - r.at,
     };
@@ -257,6 +285,18 @@ describe('a Redis Cluster master away mid-run (issue 42)', () => {
     // Within the limit: requests are spaced 60 s / RPM apart, the workers' own shares too, and the switches to them
     // and back overlap nothing (a call may arrive a moment after its slot: a quarter of a second's worth is allowed).
     expect(figures.busiest_5s_calls, figures.why).toBeLessThanOrEqual((12_000 / 60) * 5.25 + 2);
+  });
+
+  it("T: the base master stopped 8 s with a TPM limit: the other shards go on within the workers' own shares of it", async () => {
+    const fault: Fault = { kind: 'stop', outageMs: 8_000, wait: false, tpm: TPM, turns: 32, after: 3_000 };
+    const figures = await checked('T', await run(fault), fault);
+    expect(figures.other_shards_calls_per_s_after_1s, figures.why).toBeGreaterThanOrEqual(
+      0.5 * figures.other_shards_calls_per_s_10s_before,
+    );
+    // Within the limit in every sliding minute (the run lasts longer than one), the minute of the stop with it: the
+    // tokens charged before it, the workers' own shares during it, and the merged log after.
+    expect(figures.run_s, figures.why).toBeGreaterThan(60);
+    expect(figures.busiest_minute_tokens, figures.why).toBeLessThanOrEqual(TPM);
   });
 
   it('E: the base master killed 10 s, no WAIT, and a worker SIGKILLed 1 s later: the other shards flow on', async () => {

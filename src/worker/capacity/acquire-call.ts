@@ -111,6 +111,8 @@ export interface AcquireReply {
   outage: number;
   /** Reserved: the ms between the group's request slots. */
   spacing_ms: number;
+  /** The global token log's total after the ask. */
+  global_tokens: number;
 }
 
 export const acquireScript = defineScript<AcquireArgs, AcquireReply>()({
@@ -146,16 +148,28 @@ export const settleScript = defineScript<
   args: { member: 'string', tokens: 'whole', scopes: 'list' },
 });
 
+/** A call made on a worker's own share: its log entry, how long ago it was made, and its tokens. */
+export interface OwnEntry {
+  member: string;
+  ago_ms: number;
+  tokens: number;
+}
+
 export const leaveOwnShareScript = defineScript<
   {
     /** How long after the first worker's answer they all go back to the global limit. */
     switch_ms: number;
+    /** The worker's own calls of the last window, into the global token log. */
+    entries: OwnEntry[];
+    /** The token log's window (with its headroom). */
+    window_ms: number;
   },
   { switch_in_ms: number }
 >()({
   file: new URL('./leave-own-share.lua', import.meta.url),
-  keys: ['returning'],
-  args: { switch_ms: 'whole' },
+  // When the workers go back, and the global token log with its amounts.
+  keys: ['returning', 'log', 'amounts'],
+  args: { switch_ms: 'whole', entries: 'list', window_ms: 'number' },
 });
 
 type AcquireKeys = Parameters<typeof acquireScript.run>[1];

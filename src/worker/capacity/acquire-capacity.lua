@@ -28,7 +28,8 @@
   Every argument is checked before the first write: a bad one is an error that leaves nothing behind.
   Answers by name: state (1 reserved, 2 reserved as the probe, 0 not reserved, -1 the queue is paused), wait_ms
   (reserved: before calling; not reserved: before asking again), outage (1 while an outage is on record: a success
-  should end it), spacing_ms (reserved: the ms between the group's request slots).
+  should end it), spacing_ms (reserved: the ms between the group's request slots), global_tokens (the global token
+  log's total after this ask: what a worker bounds its own share by while the base tag is away, local-share.ts).
 ]]
 --- @include contract
 local MAX_TOKENS = 1e12
@@ -52,7 +53,8 @@ if lease == 0 or probeEvery == 0 or lease > 86400000 or probeEvery > 86400000 th
 end
 local member = A.member
 local function answer(state, waitMs, outage, spacing)
-  return reply({ state = state, wait_ms = waitMs, outage = outage, spacing_ms = spacing or 0 })
+  local tokens = tonumber(redis.call('HGET', K.global_amounts, '__total') or '0') or 0
+  return reply({ state = state, wait_ms = waitMs, outage = outage, spacing_ms = spacing or 0, global_tokens = tokens })
 end
 
 if redis.call('EXISTS', K.paused) == 1 then return answer(-1, 0, 0) end

@@ -73,6 +73,8 @@ export interface Reservation {
   group?: ReservedGroup;
   /** A large call: charged to the large-call scope too. */
   large?: boolean;
+  /** Made on the worker's own share while the base tag was away: its tokens are in the worker's own log. */
+  own?: boolean;
   /** The call's project (its scope holds the project's share while other projects ask too). */
   project: string;
 }
@@ -123,11 +125,16 @@ export class CapacityLimiter {
     this.connection = typeof redis === 'function' ? redis : () => redis;
     this.gate = new UpstreamGate(this.connection, keys);
     this.base = new BaseReach(
-      { rpm: limits.rpm, headroom: limits.headroom ?? DEFAULT_HEADROOM, aheadMs: RESERVE_AHEAD_MS },
+      { rpm: limits.rpm, tpm: limits.tpm, headroom: limits.headroom ?? DEFAULT_HEADROOM, aheadMs: RESERVE_AHEAD_MS },
       workers,
-      async (switchMs) =>
-        (await leaveOwnShareScript.run(this.connection(), { returning: keys.limitReturning }, { switch_ms: switchMs }))
-          .switch_in_ms,
+      async (switchMs, entries, windowMs) =>
+        (
+          await leaveOwnShareScript.run(
+            this.connection(),
+            { returning: keys.limitReturning, log: keys.limitTokenLog('global'), amounts: keys.limitTokens('global') },
+            { switch_ms: switchMs, entries, window_ms: windowMs },
+          )
+        ).switch_in_ms,
     );
   }
 
@@ -242,9 +249,9 @@ export class CapacityLimiter {
         continue;
       }
       try {
-        // Under the RPM limit alone, a base tag out of reach is met by the worker's own share of it (see BaseReach);
-        // otherwise (a TPM limit, a model's own limits, a large call) the call waits for it, as the limits say.
-        const ownShare = together && this.limits.tpm === 0 && this.limits.rpm > 0;
+        // Under the global limits alone, a base tag out of reach is met by the worker's own share of them (see
+        // BaseReach); otherwise (a model's own limits, a large call) the call waits for it, as the limits say.
+        const ownShare = together && (this.limits.tpm > 0 || this.limits.rpm > 0);
         const ask = () =>
           together
             ? this.groupOf(project).reserve(estimate)
@@ -252,16 +259,12 @@ export class CapacityLimiter {
                 state: r.state,
                 waitMs: r.wait_ms,
                 outage: r.outage,
+                globalTokens: r.global_tokens,
                 group: undefined,
               }));
         const answer = ownShare ? await this.base.ask(ask) : await ask();
         if (!answer) {
-          if (!this.base.onOwnShare) return { laterMs: RECHECK_MS };
-          const slot = this.base.take();
-          if ('laterMs' in slot) return { laterMs: Math.min(slot.laterMs, LATER_MOST_MS) };
-          if (slot.sleepMs > 0) await this.waits.wait(slot.sleepMs);
-          if (this.waits.stopped) return 'paused';
-          return { member: '', estimate: 0, model, probe: false, outage: false, project };
+          return this.ownShareCall({ member, estimate, model, project });
         }
         const { state, waitMs, outage, group } = answer;
         if (state === -1) return 'paused';
@@ -312,6 +315,24 @@ export class CapacityLimiter {
     return 'paused';
   }
 
+  /** A call while the base tag is away: on the worker's own share of the global limits (see BaseReach), or later. */
+  private async ownShareCall(call: {
+    member: string;
+    estimate: number;
+    model: string;
+    project: string;
+  }): Promise<Reservation | NotReserved> {
+    const { member, estimate, model, project } = call;
+    if (!this.base.onOwnShare) return { laterMs: RECHECK_MS };
+    const tokens = this.limits.tpm > 0 ? estimate : 0;
+    const slot = this.base.take(tokens, member);
+    if ('laterMs' in slot) return { laterMs: Math.min(slot.laterMs, LATER_MOST_MS) };
+    if (slot.sleepMs > 0) await this.waits.wait(slot.sleepMs);
+    // A slot given up is not given back (its tokens stay counted in the worker's own log).
+    if (this.waits.stopped) return 'paused';
+    return { member, estimate: tokens, model, probe: false, outage: false, project, own: true };
+  }
+
   /** One acquire-capacity.lua call for `calls` calls of a project under the global limits alone, `tokens` in all. */
   private async reserveGlobal(
     tokens: number,
@@ -359,6 +380,8 @@ export class CapacityLimiter {
       await this.connection().del(k.outage, k.outageUntil, k.outageProbe);
     }
     if (r.estimate === 0) return;
+    // Its own call's entry: in the worker's own log, or in the global one once handed back.
+    if (r.own && this.base.settle(r.member, actualTokens)) return;
     if (r.group) {
       // The group's entry is set to its calls' real tokens once, when the last of them has settled.
       r.group.realTokens += actualTokens;

@@ -12,6 +12,8 @@ export interface GroupAnswer {
   state: number;
   waitMs: number;
   outage: number;
+  /** The global token log's total after the ask. */
+  globalTokens: number;
   group?: ReservedGroup;
 }
 
@@ -72,7 +74,7 @@ export class GroupedReservations {
     this.reserving = true;
     this.reserveGroup(tokens, group.length)
       .then(
-        ({ member, reply: { state, wait_ms: waitMs, outage, spacing_ms: slotMs } }) => {
+        ({ member, reply: { state, wait_ms: waitMs, outage, spacing_ms: slotMs, global_tokens: globalTokens } }) => {
           const reserved: ReservedGroup | undefined =
             state === 1 ? { member, unsettled: group.length, realTokens: 0 } : undefined;
           for (const [i, w] of group.entries())
@@ -80,6 +82,7 @@ export class GroupedReservations {
               state,
               waitMs: reserved ? waitMs + Math.ceil(i * slotMs) : waitMs,
               outage,
+              globalTokens,
               ...(reserved ? { group: reserved } : {}),
             });
         },

@@ -1,31 +1,69 @@
 import { describeRedisError } from '../../shared/redis/redis-errors.js';
+import type { OwnEntry } from './acquire-call.js';
 
 /**
- * A worker's own share of the global RPM limit while the base tag's master is out of reach (stopped, failing over),
- * so that its shards on other masters go on: the limit ÷ the live workers (as last read). The global limiter spaces
- * requests evenly (60 s / RPM apart, a slot reserved at most RESERVE_AHEAD_MS ahead), so the requests reserved
- * before the switch thin out as the minute goes on; a worker's own slots start RESERVE_AHEAD_MS after it found the
- * base tag away and are spaced N times as far apart, so N workers together add no more than the global spacing
- * would: no sliding minute holds more than the limit (and one request). Every worker goes back to the global limit
- * at one moment (BaseReach), so the spacing goes on without an overlap. A TPM limit has no such share (a window's
- * tokens are not spaced): with one set, calls wait for the base tag as before. A base master that answers, but
- * slower than a second, counts as out of reach: its workers' own shares then add to what it still reserves.
+ * A worker's own share of the global RPM and TPM limits while the base tag's master is out of reach (stopped, failing
+ * over), so that its shards on other masters go on. Requests: the limit ÷ the live workers (as last read). The global
+ * limiter spaces requests evenly (60 s / RPM apart, a slot reserved at most RESERVE_AHEAD_MS ahead), so the requests
+ * reserved before the switch thin out as the minute goes on; a worker's own slots start RESERVE_AHEAD_MS after it found
+ * the base tag away and are spaced N times as far apart, so N workers together add no more than the global spacing
+ * would: no sliding minute holds more than the limit (and one request).
+ * Tokens: what the global log may still hold of any later minute is bounded from the log's total as last answered
+ * (at `a`) and the global limiter's smoothing (at most a sixth of the limit in any sixth of the minute): at most that
+ * total plus a sixth of the limit for each sixth begun from `a` to the switch (plus RESERVE_AHEAD_MS), and at most a
+ * sixth of the limit for each sixth of a later minute that lies before that moment. Each worker keeps its own log:
+ * in any minute at most (limit − that bound) ÷ N, in any sixth at most a sixth of the limit ÷ N. The N workers'
+ * bounds are each valid, so together they stay within the limit. Its own calls' tokens go into the global log when it
+ * reaches the base tag again (leave-own-share.lua), and it makes none between then and the switch back.
+ * Every worker goes back to the global limit at one moment (BaseReach), so the spacing goes on without an overlap. A
+ * base master that answers, but slower than a second, counts as out of reach: its workers' own shares then add to
+ * what it still reserves. A worker that does not reach it again before the switch back (its probes fail) goes on by
+ * its own share meanwhile, its tokens not yet in the global log.
  */
 export interface ShareLimits {
   rpm: number;
+  tpm: number;
   /** The fraction of each window kept free (as the global limiter keeps it). */
   headroom: number;
   /** How far ahead a request slot may be reserved (the call sleeps until it in its call slot). */
   aheadMs: number;
 }
 
+/** The global token log's total as last answered, and when (Date.now() ms). */
+export interface TokensSeen {
+  at: number;
+  total: number;
+}
+
+/** A call on the worker's own share: when (Date.now() ms), its log entry and its tokens. */
+interface OwnCall {
+  at: number;
+  member: string;
+  tokens: number;
+}
+
 const MINUTE_MS = 60_000;
+/** The longest a call that found no own room waits before it asks again. */
+const ROOM_RECHECK_MS = 1_000;
+
+export type ShareSlot = { sleepMs: number } | { laterMs: number };
 
 export class LocalShare {
   private nextSlot: number | undefined;
   private spacingMs = 0;
+  private workers = 1;
+  /** Until when the global log may hold tokens reserved before the switch, and at most how many in any minute. */
+  private oldUntil = 0;
+  private oldBound = 0;
+  private own: OwnCall[] = [];
+  /** Its own calls' tokens went into the global log: none more until the switch back. */
+  private handedBack = false;
 
   constructor(private readonly limits: ShareLimits) {}
+
+  private get windowMs(): number {
+    return MINUTE_MS * (1 + this.limits.headroom);
+  }
 
   /** Whether the worker is on its own share. */
   get active(): boolean {
@@ -33,30 +71,89 @@ export class LocalShare {
   }
 
   /** The base tag went out of reach at `now`, with `workers` workers live as last read (this one among them). */
-  enter(now: number, workers: number): void {
+  enter(now: number, workers: number, seen?: TokensSeen): void {
     if (this.nextSlot !== undefined) return;
-    const { rpm, headroom, aheadMs } = this.limits;
-    this.spacingMs = ((MINUTE_MS * (1 + headroom)) / rpm) * Math.max(1, workers);
-    this.nextSlot = now + aheadMs + this.spacingMs;
+    const { rpm, tpm, headroom, aheadMs } = this.limits;
+    this.workers = Math.max(1, workers);
+    this.spacingMs = rpm > 0 ? ((MINUTE_MS * (1 + headroom)) / rpm) * this.workers : 0;
+    this.nextSlot = rpm > 0 ? now + aheadMs + this.spacingMs : now;
+    this.oldUntil = now + aheadMs;
+    const sixth = this.windowMs / 6;
+    this.oldBound = seen
+      ? Math.min(tpm, seen.total + Math.ceil(Math.max(0, this.oldUntil - seen.at) / sixth) * (tpm / 6))
+      : tpm;
+    this.own = [];
+    this.handedBack = false;
   }
 
   /** Back to the global limit. */
   leave(): void {
     this.nextSlot = undefined;
+    this.own = [];
+  }
+
+  /** The tokens reserved before the switch that the global log may hold of the minute ending at `u`. */
+  private oldTokens(u: number): number {
+    const before = this.oldUntil - (u - this.windowMs);
+    if (before <= 0) return 0;
+    return Math.min(this.oldBound, Math.ceil(before / (this.windowMs / 6)) * (this.limits.tpm / 6));
+  }
+
+  /** 0 when `tokens` more fit the worker's own token share at `t`; else the ms until they may. */
+  private tokenWait(t: number, tokens: number): number {
+    const { tpm } = this.limits;
+    if (tpm === 0) return 0;
+    const window = this.windowMs;
+    this.own = this.own.filter((c) => c.at > t - window);
+    const inMinute = this.own.reduce((n, c) => n + c.tokens, 0);
+    const recent = this.own.filter((c) => c.at > t - window / 6);
+    const inSixth = recent.reduce((n, c) => n + c.tokens, 0);
+    const minuteRoom = (tpm - this.oldTokens(t)) / this.workers;
+    const sixthRoom = tpm / 6 / this.workers;
+    // An empty sixth admits one call (as the global limiter's does) that fits the minute's room.
+    if (inMinute + tokens <= minuteRoom && (inSixth === 0 || inSixth + tokens <= sixthRoom)) return 0;
+    const leaves = [
+      ...(recent[0] ? [recent[0].at + window / 6] : []),
+      ...(this.own[0] ? [this.own[0].at + window] : []),
+    ];
+    return Math.max(1, Math.min(ROOM_RECHECK_MS, ...leaves.map((at) => Math.ceil(at - t))));
   }
 
   /**
-   * Reserves the worker's next request slot before `until` (the switch back): how long to sleep until it, when it is
-   * at most `aheadMs` away; else how long until one may be (`later`), nothing reserved. A slot not used is not given
-   * back: no credit builds up.
+   * Reserves the worker's next request slot before `until` (the switch back), for a call of `tokens` logged as
+   * `member`: how long to sleep until it, when it is at most `aheadMs` away; else how long until one may be
+   * (`later`), nothing reserved. A slot not used is not given back: no credit builds up.
    */
-  take(now: number, until = Number.POSITIVE_INFINITY): { sleepMs: number } | { laterMs: number } {
+  take(now: number, until = Number.POSITIVE_INFINITY, tokens = 0, member = ''): ShareSlot {
     const slot = Math.max(now, this.nextSlot ?? now);
     // No slot of its own at or after the switch back: the global spacing starts there.
-    if (slot >= until) return { laterMs: Math.ceil(until - now) + 1 };
+    if (slot >= until || this.handedBack)
+      return { laterMs: Math.ceil(Math.min(until, now + ROOM_RECHECK_MS) - now) + 1 };
     if (slot - now > this.limits.aheadMs) return { laterMs: Math.ceil(slot - now - this.limits.aheadMs) };
+    const wait = this.tokenWait(slot, tokens);
+    if (wait > 0) return { laterMs: wait };
+    if (tokens > 0) this.own.push({ at: slot, member, tokens });
     this.nextSlot = slot + this.spacingMs;
     return { sleepMs: Math.ceil(slot - now) };
+  }
+
+  /** A call on the worker's own share used `tokens`: true when its entry is still its own (not yet handed back). */
+  settle(member: string, tokens: number): boolean {
+    const call = this.own.find((c) => c.member === member);
+    if (call) call.tokens = tokens;
+    return call !== undefined;
+  }
+
+  /** Its own calls of the last window not yet handed back, for the global log (how long ago each was made). */
+  toHandBack(now: number): OwnEntry[] {
+    return this.own.map((c) => ({ member: c.member, ago_ms: Math.round(now - c.at), tokens: c.tokens }));
+  }
+
+  /** The global log took these: they are no longer its own, and no call more goes on its own tokens. */
+  handedBackAll(entries: OwnEntry[]): void {
+    const gone = new Set(entries.map((e) => e.member));
+    this.own = this.own.filter((c) => !gone.has(c.member));
+    this.handedBack = this.limits.tpm > 0;
   }
 }
 
@@ -74,23 +171,28 @@ const LATE = Symbol('late');
 /**
  * The base tag's answers to a worker's asks for request slots, and its own share (LocalShare) while they do not
  * come: an ask unanswered within a second, or failed on Redis, puts the worker on its own share (when it knows how
- * many workers are live). The first answer after names the moment every worker goes back (leave-own-share.lua).
+ * many workers are live). Then one probe a second asks the base tag when every worker goes back (leave-own-share.lua,
+ * which takes the worker's own calls' tokens into the global log); the first answer names that moment.
  */
 export class BaseReach {
   private readonly share: LocalShare;
   private nextProbe = 0;
   /** When the worker goes back to the global limit (Date.now() ms), once the base tag answered again. */
   private backAt: number | undefined;
+  private seen: TokensSeen | undefined;
 
   constructor(
     limits: ShareLimits,
     /** The live workers as last read (0: not known, and no share of its own is taken). */
     private readonly workers: () => number,
-    /** Answers in how many ms every worker goes back to the global limit. */
-    private readonly switchBack: (switchMs: number) => Promise<number>,
+    /** Hands the worker's own calls back and answers in how many ms every worker goes back to the global limit. */
+    private readonly switchBack: (switchMs: number, entries: OwnEntry[], windowMs: number) => Promise<number>,
   ) {
     this.share = new LocalShare(limits);
+    this.windowMs = MINUTE_MS * (1 + limits.headroom);
   }
+
+  private readonly windowMs: number;
 
   /** Whether the worker goes by its own share now (the base tag out of reach, or the switch back not come yet). */
   get onOwnShare(): boolean {
@@ -101,26 +203,48 @@ export class BaseReach {
     return this.share.active;
   }
 
-  /** `ask`'s answer, or undefined while the worker goes by its own share (while the base tag is away, one ask a second goes). */
-  async ask<T>(ask: () => Promise<T>): Promise<T | undefined> {
-    if (this.onOwnShare && (this.backAt !== undefined || Date.now() < this.nextProbe)) return undefined;
-    this.nextProbe = Date.now() + PROBE_MS;
+  /**
+   * `ask`'s answer, or undefined while the worker goes by its own share (while the base tag is away, one probe a
+   * second goes to it).
+   */
+  async ask<T extends { globalTokens: number }>(ask: () => Promise<T>): Promise<T | undefined> {
+    if (this.onOwnShare) {
+      if (this.backAt === undefined && Date.now() >= this.nextProbe) await this.probe();
+      return undefined;
+    }
     const answer = await answeredWithin(ask(), ANSWER_WITHIN_MS);
     if (answer !== LATE) {
-      if (this.share.active) {
-        const inMs = await answeredWithin(this.switchBack(SWITCH_MS), ANSWER_WITHIN_MS);
-        if (inMs !== LATE) this.backAt = Date.now() + inMs;
-      }
+      this.seen = { at: Date.now(), total: answer.globalTokens };
       return answer;
     }
     const workers = this.workers();
-    if (workers > 0) this.share.enter(Date.now(), workers);
+    if (workers > 0) this.share.enter(Date.now(), workers, this.seen);
     return undefined;
   }
 
-  /** The worker's next own request slot (see LocalShare.take). */
-  take(): { sleepMs: number } | { laterMs: number } {
-    return this.share.take(Date.now(), this.backAt);
+  /**
+   * Asks the base tag when every worker goes back, handing its own calls' tokens to the global log; those it made
+   * meanwhile go after (a second ask at most: none is made once they are handed back). Unanswered: they stay its own.
+   */
+  private async probe(): Promise<void> {
+    this.nextProbe = Date.now() + PROBE_MS;
+    for (let first = true; first || this.share.toHandBack(Date.now()).length > 0; first = false) {
+      const entries = this.share.toHandBack(Date.now());
+      const inMs = await answeredWithin(this.switchBack(SWITCH_MS, entries, this.windowMs), ANSWER_WITHIN_MS);
+      if (inMs === LATE) return;
+      this.share.handedBackAll(entries);
+      if (first) this.backAt = Date.now() + inMs;
+    }
+  }
+
+  /** The worker's next own request slot, for a call of `tokens` logged as `member` (see LocalShare.take). */
+  take(tokens = 0, member = ''): ShareSlot {
+    return this.share.take(Date.now(), this.backAt, tokens, member);
+  }
+
+  /** A call on the worker's own share used `tokens`: true when its entry was still its own. */
+  settle(member: string, tokens: number): boolean {
+    return this.share.settle(member, tokens);
   }
 }
 
