@@ -48,6 +48,83 @@ const ROOM_RECHECK_MS = 1_000;
 
 export type ShareSlot = { sleepMs: number } | { laterMs: number };
 
+/**
+ * A worker's own calls of the last window, oldest first, with the running sums of the window and of its last sixth:
+ * each call is added and leaves each sum once, so a call's check does not grow with the calls in the window.
+ */
+class OwnCalls {
+  private calls: OwnCall[] = [];
+  private byMember = new Map<string, OwnCall>();
+  /** The first call still in the window, and in its last sixth; what they hold; where they were cut (exclusive). */
+  private minuteHead = 0;
+  private sixthHead = 0;
+  inMinute = 0;
+  inSixth = 0;
+  private minuteCut = Number.NEGATIVE_INFINITY;
+  private sixthCut = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly windowMs: number) {}
+
+  /** Moves the window to end at `t` (never back). */
+  advance(t: number): void {
+    this.minuteCut = Math.max(this.minuteCut, t - this.windowMs);
+    this.sixthCut = Math.max(this.sixthCut, t - this.windowMs / 6);
+    for (; this.sixthHead < this.calls.length && this.calls[this.sixthHead]!.at <= this.sixthCut; this.sixthHead++)
+      this.inSixth -= this.calls[this.sixthHead]!.tokens;
+    for (
+      ;
+      this.minuteHead < this.calls.length && this.calls[this.minuteHead]!.at <= this.minuteCut;
+      this.minuteHead++
+    ) {
+      this.inMinute -= this.calls[this.minuteHead]!.tokens;
+      this.byMember.delete(this.calls[this.minuteHead]!.member);
+    }
+    if (this.minuteHead > 1_024 && this.minuteHead * 2 > this.calls.length)
+      this.keep(this.calls.slice(this.minuteHead));
+  }
+
+  /** When the oldest call leaves the last sixth, and the window. */
+  get leaves(): number[] {
+    const sixth = this.calls[this.sixthHead];
+    const minute = this.calls[this.minuteHead];
+    return [...(sixth ? [sixth.at + this.windowMs / 6] : []), ...(minute ? [minute.at + this.windowMs] : [])];
+  }
+
+  /** A call at `at`, no earlier than the last. */
+  add(call: OwnCall): void {
+    this.calls.push(call);
+    this.byMember.set(call.member, call);
+    this.inMinute += call.tokens;
+    this.inSixth += call.tokens;
+  }
+
+  /** A call used `tokens`: true when it is still in the window. */
+  settle(member: string, tokens: number): boolean {
+    const call = this.byMember.get(member);
+    if (!call) return false;
+    if (call.at > this.minuteCut) this.inMinute += tokens - call.tokens;
+    if (call.at > this.sixthCut) this.inSixth += tokens - call.tokens;
+    call.tokens = tokens;
+    return true;
+  }
+
+  /** The calls in the window. */
+  get inWindow(): OwnCall[] {
+    return this.calls.slice(this.minuteHead);
+  }
+
+  /** Keeps only `calls` (those in the window, oldest first), with their sums. */
+  keep(calls: OwnCall[]): void {
+    this.calls = calls;
+    this.byMember = new Map(calls.map((c) => [c.member, c]));
+    this.minuteHead = 0;
+    this.sixthHead = calls.findIndex((c) => c.at > this.sixthCut);
+    if (this.sixthHead < 0) this.sixthHead = calls.length;
+    this.inMinute = calls.reduce((n, c) => n + c.tokens, 0);
+    this.inSixth = calls.slice(this.sixthHead).reduce((n, c) => n + c.tokens, 0);
+  }
+}
+
 export class LocalShare {
   private nextSlot: number | undefined;
   private spacingMs = 0;
@@ -55,14 +132,16 @@ export class LocalShare {
   /** Until when the global log may hold tokens reserved before the switch, and at most how many in any minute. */
   private oldUntil = 0;
   private oldBound = 0;
-  private own: OwnCall[] = [];
+  private own: OwnCalls;
   /** Its own calls' tokens went into the global log: none more until the switch back. */
   private handedBack = false;
 
-  constructor(private readonly limits: ShareLimits) {}
+  /** The limits' window, with its headroom. */
+  readonly windowMs: number;
 
-  private get windowMs(): number {
-    return MINUTE_MS * (1 + this.limits.headroom);
+  constructor(private readonly limits: ShareLimits) {
+    this.windowMs = MINUTE_MS * (1 + limits.headroom);
+    this.own = new OwnCalls(this.windowMs);
   }
 
   /** Whether the worker is on its own share. */
@@ -82,14 +161,14 @@ export class LocalShare {
     this.oldBound = seen
       ? Math.min(tpm, seen.total + Math.ceil(Math.max(0, this.oldUntil - seen.at) / sixth) * (tpm / 6))
       : tpm;
-    this.own = [];
+    this.own = new OwnCalls(this.windowMs);
     this.handedBack = false;
   }
 
   /** Back to the global limit. */
   leave(): void {
     this.nextSlot = undefined;
-    this.own = [];
+    this.own = new OwnCalls(this.windowMs);
   }
 
   /** The tokens reserved before the switch that the global log may hold of the minute ending at `u`. */
@@ -103,19 +182,13 @@ export class LocalShare {
   private tokenWait(t: number, tokens: number): number {
     const { tpm } = this.limits;
     if (tpm === 0) return 0;
-    const window = this.windowMs;
-    this.own = this.own.filter((c) => c.at > t - window);
-    const inMinute = this.own.reduce((n, c) => n + c.tokens, 0);
-    const recent = this.own.filter((c) => c.at > t - window / 6);
-    const inSixth = recent.reduce((n, c) => n + c.tokens, 0);
+    this.own.advance(t);
+    const { inMinute, inSixth } = this.own;
     const minuteRoom = (tpm - this.oldTokens(t)) / this.workers;
     const sixthRoom = tpm / 6 / this.workers;
     // An empty sixth admits one call (as the global limiter's does) that fits the minute's room.
     if (inMinute + tokens <= minuteRoom && (inSixth === 0 || inSixth + tokens <= sixthRoom)) return 0;
-    const leaves = [
-      ...(recent[0] ? [recent[0].at + window / 6] : []),
-      ...(this.own[0] ? [this.own[0].at + window] : []),
-    ];
+    const leaves = this.own.leaves;
     return Math.max(1, Math.min(ROOM_RECHECK_MS, ...leaves.map((at) => Math.ceil(at - t))));
   }
 
@@ -132,27 +205,25 @@ export class LocalShare {
     if (slot - now > this.limits.aheadMs) return { laterMs: Math.ceil(slot - now - this.limits.aheadMs) };
     const wait = this.tokenWait(slot, tokens);
     if (wait > 0) return { laterMs: wait };
-    if (tokens > 0) this.own.push({ at: slot, member, tokens });
+    if (tokens > 0) this.own.add({ at: slot, member, tokens });
     this.nextSlot = slot + this.spacingMs;
     return { sleepMs: Math.ceil(slot - now) };
   }
 
   /** A call on the worker's own share used `tokens`: true when its entry is still its own (not yet handed back). */
   settle(member: string, tokens: number): boolean {
-    const call = this.own.find((c) => c.member === member);
-    if (call) call.tokens = tokens;
-    return call !== undefined;
+    return this.own.settle(member, tokens);
   }
 
   /** Its own calls of the last window not yet handed back, for the global log (how long ago each was made). */
   toHandBack(now: number): OwnEntry[] {
-    return this.own.map((c) => ({ member: c.member, ago_ms: Math.round(now - c.at), tokens: c.tokens }));
+    return this.own.inWindow.map((c) => ({ member: c.member, ago_ms: Math.round(now - c.at), tokens: c.tokens }));
   }
 
   /** The global log took these: they are no longer its own, and no call more goes on its own tokens. */
   handedBackAll(entries: OwnEntry[]): void {
     const gone = new Set(entries.map((e) => e.member));
-    this.own = this.own.filter((c) => !gone.has(c.member));
+    this.own.keep(this.own.inWindow.filter((c) => !gone.has(c.member)));
     this.handedBack = this.limits.tpm > 0;
   }
 }
@@ -189,10 +260,7 @@ export class BaseReach {
     private readonly switchBack: (switchMs: number, entries: OwnEntry[], windowMs: number) => Promise<number>,
   ) {
     this.share = new LocalShare(limits);
-    this.windowMs = MINUTE_MS * (1 + limits.headroom);
   }
-
-  private readonly windowMs: number;
 
   /** Whether the worker goes by its own share now (the base tag out of reach, or the switch back not come yet). */
   get onOwnShare(): boolean {
@@ -230,7 +298,7 @@ export class BaseReach {
     this.nextProbe = Date.now() + PROBE_MS;
     for (let first = true; first || this.share.toHandBack(Date.now()).length > 0; first = false) {
       const entries = this.share.toHandBack(Date.now());
-      const inMs = await answeredWithin(this.switchBack(SWITCH_MS, entries, this.windowMs), ANSWER_WITHIN_MS);
+      const inMs = await answeredWithin(this.switchBack(SWITCH_MS, entries, this.share.windowMs), ANSWER_WITHIN_MS);
       if (inMs === LATE) return;
       this.share.handedBackAll(entries);
       if (first) this.backAt = Date.now() + inMs;
