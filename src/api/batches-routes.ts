@@ -15,51 +15,45 @@ import { ApiError } from '../http/api-errors.js';
 import { batchObject, batchObjects } from './batch-object.js';
 import { loadVisibleBatch, loadVisibleFile } from '../http/visible-records.js';
 import { estimateStoredFile } from '../http/file-estimate.js';
-import { parseInput } from '../http/zod-edge.js';
+import { idParams, parseInput, typed } from '../http/zod-edge.js';
 import { listPage } from './list-page.js';
 
-const createBody = z
-  .object({
-    input_file_id: z.string().min(1).max(200),
-    endpoint: z.literal('/v1/chat/completions', { message: 'only /v1/chat/completions is supported' }),
-    completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
-    // OpenAI's bounds: 16 pairs, keys of 64 characters, values of 512.
-    metadata: z
-      .record(
-        z.string().max(64, { message: 'metadata keys are at most 64 characters' }),
-        z.string().max(512, { message: 'metadata values are at most 512 characters' }),
-      )
-      .refine((m) => Object.keys(m).length <= 16, { message: 'metadata holds at most 16 key-value pairs' })
-      .nullish(),
-    /** chatq: no call is sent that could take the batch past this cost (also accepted as metadata.max_cost_usd). */
-    max_cost_usd: z.number().positive().optional(),
-  })
-  .strict();
+const createBody = z.strictObject({
+  input_file_id: z.string().min(1).max(200),
+  endpoint: z.literal('/v1/chat/completions', { message: 'only /v1/chat/completions is supported' }),
+  completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
+  // OpenAI's bounds: 16 pairs, keys of 64 characters, values of 512.
+  metadata: z
+    .record(
+      z.string().max(64, { message: 'metadata keys are at most 64 characters' }),
+      z.string().max(512, { message: 'metadata values are at most 512 characters' }),
+    )
+    .refine((m) => Object.keys(m).length <= 16, { message: 'metadata holds at most 16 key-value pairs' })
+    .nullish(),
+  /** chatq: no call is sent that could take the batch past this cost (also accepted as metadata.max_cost_usd). */
+  max_cost_usd: z.number().positive().optional(),
+});
 
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   after: z.string().max(200).optional(),
 });
 
-const idParams = z.object({ id: z.string().min(1).max(200) });
-
-const retryBody = z
-  .object({
-    /** Final statuses to send again (default: every one but succeeded). */
-    status: z
-      .array(
-        z.enum(RETRYABLE_STATUSES as [FinishedStatus, ...FinishedStatus[]], {
-          message: `expected some of ${RETRYABLE_STATUSES.join(', ')}`,
-        }),
-      )
-      .min(1)
-      .optional(),
-    /** Only failures with this error code. */
-    code: z.string().min(1).max(200).optional(),
-    /** The new batch's window (default: 24h, like any batch made over the API). */
-    completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
-  })
-  .strict();
+const retryBody = z.strictObject({
+  /** Final statuses to send again (default: every one but succeeded). */
+  status: z
+    .array(
+      z.enum(RETRYABLE_STATUSES as [FinishedStatus, ...FinishedStatus[]], {
+        message: `expected some of ${RETRYABLE_STATUSES.join(', ')}`,
+      }),
+    )
+    .min(1)
+    .optional(),
+  /** Only failures with this error code. */
+  code: z.string().min(1).max(200).optional(),
+  /** The new batch's window (default: 24h, like any batch made over the API). */
+  completion_window: z.string().max(20).default(API_COMPLETION_WINDOW),
+});
 
 function windowOf(text: string): CompletionWindow {
   const window = parseCompletionWindow(text);
@@ -109,10 +103,9 @@ async function createFromFile(
   deps: ApiDeps,
   prices: PriceTable,
   principal: FastifyRequest['principal'],
-  input: unknown,
+  body: z.output<typeof createBody>,
 ) {
   const { redis, keys } = deps;
-  const body = parseInput(createBody, input);
   const window = windowOf(body.completion_window);
   const file = await loadVisibleFile(
     deps,
@@ -150,15 +143,18 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
   // The price map of dry runs' estimates: read once, as the worker reads it.
   const prices = loadPrices(deps.config.pricesFile);
-  app.post('/v1/batches', async (req) => createFromFile(deps, prices, req.principal, req.body));
+  const api = typed(app);
+  api.post('/v1/batches', { schema: { body: createBody } }, async (req) =>
+    createFromFile(deps, prices, req.principal, req.body),
+  );
 
-  app.get('/v1/batches/:id', async (req) => {
-    const { id } = parseInput(idParams, req.params);
+  api.get('/v1/batches/:id', { schema: { params: idParams } }, async (req) => {
+    const { id } = req.params;
     return batchObject(redis, keys, await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id)));
   });
 
-  app.get('/v1/batches', async (req) => {
-    const { limit, after } = parseInput(listQuery, req.query);
+  api.get('/v1/batches', { schema: { querystring: listQuery } }, async (req) => {
+    const { limit, after } = req.query;
     const { scope } = req.principal;
     const index = scope.all ? keys.batches : keys.projectBatches(scope.project);
     let from = 0;
@@ -176,10 +172,10 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
   });
 
   // What a batch did not get done, as a new batch: same custom_ids, bodies and users, metadata.retry_of set.
-  app.post('/v1/batches/:id/retry', async (req) => {
-    const { id } = parseInput(idParams, req.params);
+  api.post('/v1/batches/:id/retry', { schema: { params: idParams, body: retryBody } }, async (req) => {
+    const { id } = req.params;
     const original = await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
-    const sel = parseInput(retryBody, req.body);
+    const sel = req.body;
     const window = windowOf(sel.completion_window);
     if (!batchEnded(original.status))
       throw new ApiError(
@@ -205,8 +201,8 @@ export async function batchesRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return batchObject(redis, keys, (await getBatch(redis, keys, batchId))!);
   });
 
-  app.post('/v1/batches/:id/cancel', async (req) => {
-    const { id } = parseInput(idParams, req.params);
+  api.post('/v1/batches/:id/cancel', { schema: { params: idParams } }, async (req) => {
+    const { id } = req.params;
     await loadVisibleBatch(deps, req.principal.scope, id, noBatch(id));
     await cancelBatch(redis, keys, deps.queues, id, deps.config.resultTtlS, {
       code: 'cancelled',

@@ -1,14 +1,11 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
 import { readBatchRequests } from '../shared/batches/read-store.js';
 import { benchmarkAnswers, benchmarkRun } from '../shared/reports/benchmark-report.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
 import { loadVisibleBatch } from '../http/visible-records.js';
-import { parseInput } from '../http/zod-edge.js';
-
-const idParams = z.object({ id: z.string().min(1).max(200) });
+import { idParams, typed } from '../http/zod-edge.js';
 
 /**
  * A memory benchmark run's figures and answers (chatq's own routes beside the Batch API's):
@@ -17,6 +14,7 @@ const idParams = z.object({ id: z.string().min(1).max(200) });
  */
 export async function benchmarkRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
+  const api = typed(app);
   const run = async (scope: Parameters<typeof loadVisibleBatch>[1], id: string) => {
     const batch = await loadVisibleBatch(
       deps,
@@ -29,13 +27,13 @@ export async function benchmarkRoutes(app: FastifyInstance, deps: ApiDeps): Prom
     return found.report;
   };
 
-  app.get('/v1/batches/:id/benchmark', async (req) => {
-    const { id } = parseInput(idParams, req.params);
+  api.get('/v1/batches/:id/benchmark', { schema: { params: idParams } }, async (req) => {
+    const { id } = req.params;
     return { object: 'chatq.benchmark_report', batch: id, ...(await run(req.principal.scope, id)) };
   });
 
-  app.get('/v1/batches/:id/benchmark/answers', async (req, reply) => {
-    const { id } = parseInput(idParams, req.params);
+  api.get('/v1/batches/:id/benchmark/answers', { schema: { params: idParams } }, async (req, reply) => {
+    const { id } = req.params;
     const report = await run(req.principal.scope, id);
     return reply
       .header('content-type', report.benchmark === 'longmemeval' ? 'application/jsonl' : 'application/json')

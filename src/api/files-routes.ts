@@ -17,7 +17,7 @@ import { parseGeneratedFileId } from './batch-object.js';
 import { listFiles, UnknownCursor } from './file-list.js';
 import { listPage } from './list-page.js';
 import { loadVisibleBatch } from '../http/visible-records.js';
-import { parseInput } from '../http/zod-edge.js';
+import { idParams, typed } from '../http/zod-edge.js';
 
 const fileObject = (f: Omit<StoredFile, 'project' | 'lines' | 'kind'>) => ({
   id: f.id,
@@ -30,7 +30,6 @@ const fileObject = (f: Omit<StoredFile, 'project' | 'lines' | 'kind'>) => ({
   status_details: null,
 });
 
-const idParams = z.object({ id: z.string().min(1).max(200) });
 /** GET /v1/files's query, as OpenAI has it. */
 const listQuery = z.object({
   purpose: z.string().max(64).optional(),
@@ -244,6 +243,7 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
   const visibleFile = (scope: Scope, id: string) => loadVisibleFile(deps, scope, id, () => notFound(id));
 
   const staging = new UploadStaging(STAGED_UPLOADS * deps.maxUploadBytes);
+  const api = typed(app);
 
   app.post('/v1/files', async (req, reply) => {
     if (!req.isMultipart())
@@ -279,8 +279,8 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     }
   });
 
-  app.get('/v1/files', async (req) => {
-    const q = parseInput(listQuery, req.query);
+  api.get('/v1/files', { schema: { querystring: listQuery } }, async (req) => {
+    const q = req.query;
     try {
       const { data, hasMore } = await listFiles(redis, keys, req.principal.scope, q);
       return listPage(data.map(fileObject), hasMore);
@@ -290,8 +290,8 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     }
   });
 
-  app.get('/v1/files/:id', async (req) => {
-    const { id } = parseInput(idParams, req.params);
+  api.get('/v1/files/:id', { schema: { params: idParams } }, async (req) => {
+    const { id } = req.params;
     const generated = parseGeneratedFileId(id);
     if (generated) {
       const batch = await loadVisibleBatch(deps, req.principal.scope, generated.batchId, () => notFound(id));
@@ -306,8 +306,8 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
     return fileObject(await visibleFile(req.principal.scope, id));
   });
 
-  app.get('/v1/files/:id/content', async (req, reply: FastifyReply) => {
-    const { id } = parseInput(idParams, req.params);
+  api.get('/v1/files/:id/content', { schema: { params: idParams } }, async (req, reply) => {
+    const { id } = req.params;
     const generated = parseGeneratedFileId(id);
     if (generated) {
       await loadVisibleBatch(deps, req.principal.scope, generated.batchId, () => notFound(id));
@@ -321,8 +321,8 @@ export async function filesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<
       .send(readFileContent(redis, keys, id));
   });
 
-  app.delete('/v1/files/:id', async (req) => {
-    const { id } = parseInput(idParams, req.params);
+  api.delete('/v1/files/:id', { schema: { params: idParams } }, async (req) => {
+    const { id } = req.params;
     if (parseGeneratedFileId(id))
       throw new ApiError(
         400,

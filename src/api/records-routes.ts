@@ -19,7 +19,7 @@ import { isUuidV4 } from '../shared/userid.js';
 import { listDeliveries } from '../webhooks/webhook-delivery.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
-import { parseInput } from '../http/zod-edge.js';
+import { idParams, typed } from '../http/zod-edge.js';
 import { listPage } from './list-page.js';
 
 /** One request as the API shows it (no secrets are ever stored, so none can show). */
@@ -44,6 +44,8 @@ const requestObject = (r: StoredRequest) => ({
   finished_at: r.finishedAt === null ? null : Math.floor(r.finishedAt / 1000),
 });
 
+const userParams = z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) });
+const deliveriesQuery = z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) });
 const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   after: z.string().max(200).optional(),
@@ -62,9 +64,10 @@ const usageQuery = z.object({
 /** chatq's own reads, within the token's project: one request, a user's requests (newest first, paged), usage and cost reports, webhook deliveries. */
 export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys } = deps;
+  const api = typed(app);
 
-  app.get('/v1/requests/:id', async (req) => {
-    const { id } = parseInput(z.object({ id: z.string().min(1).max(200) }), req.params);
+  api.get('/v1/requests/:id', { schema: { params: idParams } }, async (req) => {
+    const { id } = req.params;
     const [r] = isRequestId(id) ? await getRequests(redis, keys, [id]) : [null];
     const project = r ? await redis.hget(keys.batch(r.batch), 'project') : null;
     if (!r || !sees(req.principal.scope, project))
@@ -72,12 +75,9 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return requestObject(r);
   });
 
-  app.get('/v1/users/:userid/requests', async (req) => {
-    const { userid } = parseInput(
-      z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) }),
-      req.params,
-    );
-    const { limit, after, project } = parseInput(pageQuery, req.query);
+  api.get('/v1/users/:userid/requests', { schema: { params: userParams, querystring: pageQuery } }, async (req) => {
+    const { userid } = req.params;
+    const { limit, after, project } = req.query;
     const { scope } = req.principal;
     // A user's requests are listed per project (an admin names one; the default project otherwise).
     const index = keys
@@ -95,17 +95,14 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return listPage(data, ids.length > limit);
   });
 
-  app.get('/v1/webhooks/deliveries', async (req) => {
-    const { limit } = parseInput(
-      z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) }),
-      req.query,
-    );
+  api.get('/v1/webhooks/deliveries', { schema: { querystring: deliveriesQuery } }, async (req) => {
+    const { limit } = req.query;
     const data = await listDeliveries(redis, keys, (project) => sees(req.principal.scope, project), limit);
     return { object: 'list', data };
   });
 
-  app.get('/v1/usage', async (req, reply) => {
-    const q = parseInput(usageQuery, req.query);
+  api.get('/v1/usage', { schema: { querystring: usageQuery } }, async (req, reply) => {
+    const q = req.query;
     const by = q.group_by as ReportDimension;
     let rows: Awaited<ReturnType<typeof usageReport>>;
     try {

@@ -18,34 +18,35 @@ import {
 import { sees } from '../shared/scope.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
-import { parseInput } from '../http/zod-edge.js';
+import { parseInput, typed } from '../http/zod-edge.js';
 
-const createBody = z
-  .object({
-    name: z.string(),
-    cron: z.string().optional(),
-    every_ms: z.number().int().optional(),
-    tz: z.string().optional(),
-    input_file_id: z.string().min(1),
-    models: z.array(z.string()).optional(),
-    fresh_users: z.boolean().optional(),
-    max_cost_usd: z.number().optional(),
-    min_pass: z.number().optional(),
-  })
-  .strict();
+const createBody = z.strictObject({
+  name: z.string(),
+  cron: z.string().optional(),
+  every_ms: z.number().int().optional(),
+  tz: z.string().optional(),
+  input_file_id: z.string().min(1),
+  models: z.array(z.string()).optional(),
+  fresh_users: z.boolean().optional(),
+  max_cost_usd: z.number().optional(),
+  min_pass: z.number().optional(),
+});
+const nameParams = z.object({ name: z.string().min(1).max(64) });
+const projectQuery = z.object({ project: z.string().regex(PROJECT_NAME).optional() });
 
 /** Scheduled suite runs over HTTP: the same schedules as `chatq schedule`, from an uploaded file, within the token's project. */
 export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { redis, keys, schedules } = deps;
   const noSchedule = (name: string) => new ApiError(404, `No schedule ${name}.`, 'not_found', 'name');
+  const api = typed(app);
 
   app.get('/v1/schedules', async (req) => ({
     object: 'list',
     data: await listSchedules(redis, keys, schedules, req.principal.scope),
   }));
 
-  app.post('/v1/schedules', async (req) => {
-    const { input_file_id, ...rest } = parseInput(createBody, req.body);
+  api.post('/v1/schedules', { schema: { body: createBody } }, async (req) => {
+    const { input_file_id, ...rest } = req.body;
     const file = isFileId(input_file_id) ? await getFile(redis, keys, input_file_id) : null;
     if (!file || !sees(req.principal.scope, file.project))
       throw new ApiError(404, `No file ${input_file_id}.`, 'not_found', 'input_file_id');
@@ -70,10 +71,10 @@ export async function schedulesRoutes(app: FastifyInstance, deps: ApiDeps): Prom
     }
   });
 
-  app.delete('/v1/schedules/:name', async (req) => {
-    const { name } = parseInput(z.object({ name: z.string().min(1).max(64) }), req.params);
-    // A project's token names its own schedules; an admin names another project's with ?project=.
-    const { project } = parseInput(z.object({ project: z.string().regex(PROJECT_NAME).optional() }), req.query);
+  // A project's token names its own schedules; an admin names another project's with ?project=.
+  api.delete('/v1/schedules/:name', { schema: { params: nameParams, querystring: projectQuery } }, async (req) => {
+    const { name } = req.params;
+    const { project } = req.query;
     const id = scheduleId(req.principal.scope.project ?? project ?? DEFAULT_PROJECT, name);
     const spec = await getSchedule(redis, keys, id);
     if (!spec || !sees(req.principal.scope, spec.project)) throw noSchedule(name);

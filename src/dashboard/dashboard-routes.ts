@@ -2,8 +2,8 @@ import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiDeps } from '../http/api-deps.js';
-import { ApiError } from '../http/api-errors.js';
-import { parseInput } from '../http/zod-edge.js';
+import { ApiError, asApiError } from '../http/api-errors.js';
+import { idParams, typed } from '../http/zod-edge.js';
 import { estimateStoredFile } from '../http/file-estimate.js';
 import { loadVisibleFile } from '../http/visible-records.js';
 import { loadPrices } from '../shared/usage/pricing.js';
@@ -39,7 +39,16 @@ import { type SignIn, signInRoutes } from './sign-in-routes.js';
 import { type BrowserSessions, sessionCookie } from '../http/browser-sessions.js';
 
 const page = z.coerce.number().int().min(0).max(10_000).default(0);
-const batchParams = z.object({ id: z.string().min(1).max(200) });
+const listQuery = z.object({ status: z.string().max(20).optional(), q: z.string().max(200).optional(), page });
+const userParams = z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) });
+const userQuery = z.object({ project: z.string().regex(PROJECT_NAME).optional(), page });
+const fileId = z.string().trim().min(1).max(100);
+const fileQuery = z.object({ id: fileId });
+const batchQuery = z.object({ page, qpage: page });
+const eventsQuery = z.object({ batches: z.string().max(MAX_WATCHED * 32) });
+const rangeQuery = z.object({ from: z.string().max(10).optional(), to: z.string().max(10).optional() });
+const evalParams = z.object({ name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/) });
+const compareQuery = z.object({ a: z.string().max(200), b: z.string().max(200) });
 
 /** The web dashboard, server-rendered (readable with JavaScript off), live with server-sent events, within the token's project. */
 export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, signIn: SignIn): Promise<void> {
@@ -49,7 +58,8 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, signI
   app.addHook('preClose', async () => live.close());
 
   // Errors on pages are pages too (with the same status and message as the API would give).
-  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+  app.setErrorHandler((thrown: FastifyError | ApiError, req, reply) => {
+    const err = asApiError(thrown);
     const status =
       err instanceof ApiError ? err.statusCode : err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err: { message: err.message } }, 'dashboard page failed');
@@ -73,11 +83,9 @@ export async function dashboardRoutes(app: FastifyInstance, deps: ApiDeps, signI
 /** The batches (filtered, paged) and a user's timeline. */
 function listRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { redis, keys } = deps;
-  app.get('/', async (req, reply) => {
-    const q = parseInput(
-      z.object({ status: z.string().max(20).optional(), q: z.string().max(200).optional(), page }),
-      req.query,
-    );
+  const api = typed(app);
+  api.get('/', { schema: { querystring: listQuery } }, async (req, reply) => {
+    const q = req.query;
     const status = q.status || undefined;
     const needle = q.q?.toLowerCase() || undefined;
     const { rows, more } = await findBatches(
@@ -96,12 +104,9 @@ ${fileForm()}`,
     );
   });
 
-  app.get('/users/:userid', async (req, reply) => {
-    const { userid } = parseInput(
-      z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) }),
-      req.params,
-    );
-    const q = parseInput(z.object({ project: z.string().regex(PROJECT_NAME).optional(), page }), req.query);
+  api.get('/users/:userid', { schema: { params: userParams, querystring: userQuery } }, async (req, reply) => {
+    const { userid } = req.params;
+    const q = req.query;
     const { scope } = req.principal;
     const project = scope.project ?? q.project ?? DEFAULT_PROJECT;
     const index = keys.forUser(userid.toLowerCase()).userRequests(project, userid.toLowerCase());
@@ -120,13 +125,13 @@ ${fileForm()}`,
 function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
   // The price map, read once (as the API's dry run does).
   const prices = loadPrices(deps.config.pricesFile);
-  const fileId = z.string().trim().min(1).max(100);
-  app.get('/files', async (req, reply) => {
-    const { id } = parseInput(z.object({ id: fileId }), req.query);
+  const api = typed(app);
+  api.get('/files', { schema: { querystring: fileQuery } }, async (req, reply) => {
+    const { id } = req.query;
     return reply.redirect(`/files/${encodeURIComponent(id)}`, 303);
   });
-  app.get('/files/:id', async (req, reply) => {
-    const { id } = parseInput(z.object({ id: fileId }), req.params);
+  api.get('/files/:id', { schema: { params: fileQuery } }, async (req, reply) => {
+    const { id } = req.params;
     const file = await loadVisibleFile(
       deps,
       req.principal.scope,
@@ -148,9 +153,10 @@ const tooManyLivePages = () =>
 
 function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, sessions: BrowserSessions): void {
   const { redis, keys } = deps;
-  app.get('/batches/:id', async (req, reply) => {
-    const { id } = parseInput(batchParams, req.params);
-    const { page: n, qpage } = parseInput(z.object({ page, qpage: page }), req.query);
+  const api = typed(app);
+  api.get('/batches/:id', { schema: { params: idParams, querystring: batchQuery } }, async (req, reply) => {
+    const { id } = req.params;
+    const { page: n, qpage } = req.query;
     const batch = await visibleBatch(deps, req, id);
     const [usage, { requests, pages }, run] = await Promise.all([
       getUsage(redis, keys, batch.project, 'batch', batch.id),
@@ -180,8 +186,8 @@ function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, ses
     );
   });
 
-  app.get('/batches/:id/benchmark-answers', async (req, reply) => {
-    const { id } = parseInput(batchParams, req.params);
+  api.get('/batches/:id/benchmark-answers', { schema: { params: idParams } }, async (req, reply) => {
+    const { id } = req.params;
     const batch = await visibleBatch(deps, req, id);
     const run = await benchmarkRun(redis, keys, batch, deps.config.resultTtlS);
     if (!run) throw new ApiError(404, `Batch ${id} is no memory benchmark run.`, 'not_found', 'id');
@@ -192,8 +198,8 @@ function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, ses
       .send(Readable.from(benchmarkAnswers(readBatchRequests(redis, keys, id))));
   });
 
-  app.post('/batches/:id/cancel', async (req, reply) => {
-    const { id } = parseInput(batchParams, req.params);
+  api.post('/batches/:id/cancel', { schema: { params: idParams } }, async (req, reply) => {
+    const { id } = req.params;
     await visibleBatch(deps, req, id);
     await cancelBatch(redis, keys, deps.queues, id, deps.config.resultTtlS, {
       code: 'cancelled',
@@ -206,8 +212,8 @@ function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, ses
     ['output', false],
     ['errors', true],
   ] as const) {
-    app.get(`/batches/:id/${file}.jsonl`, async (req, reply) => {
-      const { id } = parseInput(batchParams, req.params);
+    api.get(`/batches/:id/${file}.jsonl`, { schema: { params: idParams } }, async (req, reply) => {
+      const { id } = req.params;
       await visibleBatch(deps, req, id);
       return reply
         .header('content-type', 'application/jsonl')
@@ -216,8 +222,8 @@ function batchRoutes(app: FastifyInstance, deps: ApiDeps, live: LiveUpdates, ses
     });
   }
 
-  app.get('/ui/events', async (req, reply) => {
-    const { batches } = parseInput(z.object({ batches: z.string().max(MAX_WATCHED * 32) }), req.query);
+  api.get('/ui/events', { schema: { querystring: eventsQuery } }, async (req, reply) => {
+    const { batches } = req.query;
     const ids = [...new Set(batches.split(',').filter(isBatchId))].slice(0, MAX_WATCHED);
     const owner = req.principal.scope.project ?? '*';
     if (live.full(owner)) throw tooManyLivePages();
@@ -240,11 +246,9 @@ const TAG_TREND_RUNS = 10;
 /** Costs, evaluations (schedules and their runs) and the comparison of two runs. */
 function reportRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { redis, keys } = deps;
-  app.get('/costs', async (req, reply) => {
-    const range = parseInput(
-      z.object({ from: z.string().max(10).optional(), to: z.string().max(10).optional() }),
-      req.query,
-    );
+  const api = typed(app);
+  api.get('/costs', { schema: { querystring: rangeQuery } }, async (req, reply) => {
+    const range = req.query;
     const q = { ...(range.from ? { from: range.from } : {}), ...(range.to ? { to: range.to } : {}) };
     try {
       const [byDay, byModel] = await Promise.all([
@@ -267,8 +271,8 @@ function reportRoutes(app: FastifyInstance, deps: ApiDeps): void {
     ),
   );
 
-  app.get('/evals/:name', async (req, reply) => {
-    const { name } = parseInput(z.object({ name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/) }), req.params);
+  api.get('/evals/:name', { schema: { params: evalParams } }, async (req, reply) => {
+    const { name } = req.params;
     const { rows } = await findBatches(deps, req.principal.scope, (b) => b.metadata.schedule === name, 0, 200);
     const runs: EvalRun[] = rows
       .map(({ batch, progress }) => ({
@@ -289,8 +293,8 @@ function reportRoutes(app: FastifyInstance, deps: ApiDeps): void {
     );
   });
 
-  app.get('/compare', async (req, reply) => {
-    const { a, b } = parseInput(z.object({ a: z.string().max(200), b: z.string().max(200) }), req.query);
+  api.get('/compare', { schema: { querystring: compareQuery } }, async (req, reply) => {
+    const { a, b } = req.query;
     const [ba, bb] = await Promise.all([visibleBatch(deps, req, a), visibleBatch(deps, req, b)]);
     const [ra, rb] = await Promise.all(
       [ba, bb].map((batch) => benchmarkRun(redis, keys, batch, deps.config.resultTtlS)),

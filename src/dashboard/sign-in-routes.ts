@@ -5,7 +5,7 @@ import { ApiError } from '../http/api-errors.js';
 import type { AuthThrottle } from '../http/auth-throttle.js';
 import { sameOrigin, tokenDigest, type Authenticator } from '../http/auth.js';
 import type { BrowserSessions } from '../http/browser-sessions.js';
-import { parseInput } from '../http/zod-edge.js';
+import { typed } from '../http/zod-edge.js';
 import { html, layout } from './html.js';
 import { CSP } from './page-reply.js';
 
@@ -53,6 +53,9 @@ export interface SignIn {
   throttle: AuthThrottle;
 }
 
+const nextQuery = z.object({ next: z.string().max(600).default('/') });
+const loginForm = z.object({ token: z.string().max(1000), next: z.string().max(600).default('/') });
+
 /** The sign-in form (POSTed from this site only, guessing throttled), sign-out, and the dashboard's assets: open routes. */
 export async function signInRoutes(app: FastifyInstance, { sessions, auth, throttle }: SignIn): Promise<void> {
   // The login form's body; small, and parsed only here.
@@ -62,19 +65,17 @@ export async function signInRoutes(app: FastifyInstance, { sessions, auth, throt
     (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
   );
 
-  app.get('/login', async (req, reply) => {
-    const { next } = parseInput(z.object({ next: z.string().max(600).default('/') }), req.query);
+  const api = typed(app);
+  api.get('/login', { schema: { querystring: nextQuery } }, async (req, reply) => {
+    const { next } = req.query;
     return reply
       .header('content-type', 'text/html; charset=utf-8')
       .header('content-security-policy', CSP)
       .send(loginPage(next));
   });
 
-  app.post('/login', async (req, reply) => {
-    const form = parseInput(
-      z.object({ token: z.string().max(1000), next: z.string().max(600).default('/') }),
-      req.body,
-    );
+  api.post('/login', { schema: { body: loginForm } }, async (req, reply) => {
+    const form = req.body;
     if (!sameOrigin(req))
       throw new ApiError(
         403,

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { describeRedisError } from '../shared/redis/redis-errors.js';
 
 /** An error answered in OpenAI's shape: {"error": {"message", "type", "param", "code"}}. */
@@ -12,6 +13,22 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The first problem of an input, as a 400 naming the field (`path`: where in the input; empty: the input itself). */
+export function invalidInput(path: readonly PropertyKey[], message: string): ApiError {
+  const param = path.map(String).join('.') || null;
+  return new ApiError(400, param ? `${param}: ${message}` : message, 'invalid_request', param);
+}
+
+/**
+ * An error as an ApiError when it is one, or a route's input that failed its schema (zod-edge.ts), worded as
+ * parseInput words it; else the error itself.
+ */
+export function asApiError<E extends Error>(err: E): ApiError | E {
+  if (!hasZodFastifySchemaValidationErrors(err)) return err;
+  const first = err.validation[0]!;
+  return invalidInput(first.instancePath.split('/').filter(Boolean), first.message ?? 'invalid input');
 }
 
 /** What a client is told to wait before trying again while Redis is out of reach. */
@@ -57,7 +74,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send(errorBody(404, `Unknown route: ${req.method} ${req.url.split('?')[0]}`, 'not_found'));
   });
-  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+  app.setErrorHandler((thrown: FastifyError | ApiError, req, reply) => {
+    const err = asApiError(thrown);
     if (err instanceof ApiError)
       return reply.code(err.statusCode).send(errorBody(err.statusCode, err.message, err.code, err.param));
     const status = err.statusCode ?? 500;

@@ -16,6 +16,8 @@ import { opsRoutes } from './ops-routes.js';
 import { recordsRoutes } from '../api/records-routes.js';
 import { schedulesRoutes } from '../api/schedules-routes.js';
 import { installStoreGate } from './store-gate.js';
+import { installRouteValidation } from '../http/zod-edge.js';
+import { installOpenApiDocument } from './openapi-document.js';
 
 /** JSON bodies (batch creation, cancel) are small; uploads have their own limit. */
 const JSON_BODY_LIMIT = 1024 * 1024;
@@ -62,12 +64,14 @@ export async function buildApiServer(
     for (const method of [r.method].flat()) routes.push({ method, url: r.url });
   });
   installErrorHandlers(app);
+  installRouteValidation(app);
   installSecurityHeaders(app);
   installStoreGate(app, deps.store);
   const sessions = new BrowserSessions(deps.redis, deps.keys);
   const auth = createAuthenticator(deps.config);
   const throttle = new AuthThrottle(deps.redis, deps.keys);
   installAuth(app, auth, { open: ['/healthz', '/readyz', ...DASHBOARD_OPEN_PATHS], sessions, loginPage, throttle });
+  await installOpenApiDocument(app);
   await app.register(multipart, { limits: { fileSize: deps.maxUploadBytes, files: 1, fields: 10 } });
   await app.register((scope) => filesRoutes(scope, deps));
   await app.register((scope) => batchesRoutes(scope, deps));
