@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { PROJECT_NAME } from '../shared/config.js';
 import { isRequestId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
+import { API_REQUEST_FIELDS, requestValues } from '../shared/batches/batch-output.js';
 import { getRequests } from '../shared/batches/read-store.js';
 import type { StoredRequest } from '../shared/request-record.js';
 import { sees } from '../shared/scope.js';
@@ -23,26 +24,10 @@ import { idParams, typed } from '../http/zod-edge.js';
 import { listPage } from './list-page.js';
 
 /** One request as the API shows it (no secrets are ever stored, so none can show). */
-const requestObject = (r: StoredRequest) => ({
-  id: r.id,
-  object: 'chatq.request' as const,
-  batch_id: r.batch,
-  custom_id: r.customId,
-  line: r.line,
-  userid: r.userid,
-  model: r.model,
-  status: r.status,
-  attempts: r.attempts,
-  claims: r.claims,
-  attempt_log: r.attemptLog,
-  latency_ms: r.latencyMs,
-  usage: r.usage,
-  cost_usd: r.costNano === null ? null : r.costNano / 1e9,
-  response: r.response,
-  error: r.error,
-  created_at: Math.floor(r.createdAt / 1000),
-  finished_at: r.finishedAt === null ? null : Math.floor(r.finishedAt / 1000),
-});
+function requestObject(r: StoredRequest) {
+  const { id, ...rest } = requestValues(r, API_REQUEST_FIELDS);
+  return { id, object: 'chatq.request' as const, ...rest };
+}
 
 const userParams = z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) });
 const deliveriesQuery = z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) });

@@ -4,6 +4,75 @@ import { readBatchRequests } from './read-store.js';
 import type { RedisClient } from '../redis/redis.js';
 import type { StoredRequest } from '../request-record.js';
 
+/**
+ * A request's values as chatq's outputs show them, each defined once by its name there: the results' `chatq` block
+ * (CHATQ_FIELDS), the CSV's columns (CSV_COLUMNS) and the API's request object (API_REQUEST_FIELDS) pick from it.
+ * A value a new output needs is one entry here and its name in the lists that show it.
+ */
+const REQUEST_VALUES = {
+  id: (r) => r.id,
+  batch_id: (r) => r.batch,
+  custom_id: (r) => r.customId,
+  line: (r) => r.line,
+  userid: (r) => r.userid,
+  model: (r) => r.model,
+  status: (r) => r.status,
+  attempts: (r) => r.attempts,
+  claims: (r) => r.claims,
+  attempt_log: (r) => r.attemptLog,
+  latency_ms: (r) => r.latencyMs,
+  usage: (r) => r.usage,
+  prompt_tokens: (r) => r.usage.prompt_tokens,
+  cached_tokens: (r) => r.usage.cached_tokens,
+  completion_tokens: (r) => r.usage.completion_tokens,
+  reasoning_tokens: (r) => r.usage.reasoning_tokens,
+  total_tokens: (r) => r.usage.total_tokens,
+  cost_usd: (r) => (r.costNano === null ? null : r.costNano / 1e9),
+  reply: (r) => replyText(r.response) ?? '',
+  response: (r) => r.response,
+  error: (r) => r.error,
+  error_code: (r) => r.error?.code,
+  error_message: (r) => r.error?.message,
+  created_at: (r) => Math.floor(r.createdAt / 1000),
+  finished_at: (r) => (r.finishedAt === null ? null : Math.floor(r.finishedAt / 1000)),
+} satisfies Record<string, (r: StoredRequest) => unknown>;
+
+type RequestValues = { [N in keyof typeof REQUEST_VALUES]: ReturnType<(typeof REQUEST_VALUES)[N]> };
+
+/** The values `names` of a request, in that order. */
+export function requestValues<N extends keyof RequestValues>(
+  r: StoredRequest,
+  names: readonly N[],
+): Pick<RequestValues, N> {
+  const values = {} as Pick<RequestValues, N>;
+  for (const name of names) values[name] = REQUEST_VALUES[name](r) as RequestValues[N];
+  return values;
+}
+
+/** The `chatq` block of a results line (beside OpenAI's fields), and its grade when it has one. */
+const CHATQ_FIELDS = ['userid', 'status', 'attempts', 'latency_ms', 'cost_usd', 'usage'] as const;
+
+/** The API's request object (GET /v1/requests/:id, a user's requests), after its `object`. */
+export const API_REQUEST_FIELDS = [
+  'id',
+  'batch_id',
+  'custom_id',
+  'line',
+  'userid',
+  'model',
+  'status',
+  'attempts',
+  'claims',
+  'attempt_log',
+  'latency_ms',
+  'usage',
+  'cost_usd',
+  'response',
+  'error',
+  'created_at',
+  'finished_at',
+] as const;
+
 /** One line of OpenAI Batch output, plus chatq's own fields. */
 export type OutputLine = ReturnType<typeof toOutputLine>;
 
@@ -24,15 +93,7 @@ export function toOutputLine(r: StoredRequest) {
     custom_id: r.customId,
     response,
     error: failed ? { code: r.error?.code ?? r.status, message: r.error?.message ?? `request ${r.status}` } : null,
-    chatq: {
-      userid: r.userid,
-      status: r.status,
-      attempts: r.attempts,
-      latency_ms: r.latencyMs,
-      cost_usd: r.costNano === null ? null : r.costNano / 1e9,
-      usage: r.usage,
-      ...(r.grade ? { grade: r.grade } : {}),
-    },
+    chatq: { ...requestValues(r, CHATQ_FIELDS), ...(r.grade ? { grade: r.grade } : {}) },
   };
 }
 
@@ -89,22 +150,5 @@ export function csvCell(v: unknown): string {
 }
 
 export function toCsvRow(r: StoredRequest): string {
-  const cells = [
-    r.customId,
-    r.status,
-    r.userid,
-    r.model,
-    replyText(r.response) ?? '',
-    r.error?.code,
-    r.error?.message,
-    r.attempts,
-    r.latencyMs,
-    r.usage.prompt_tokens,
-    r.usage.cached_tokens,
-    r.usage.completion_tokens,
-    r.usage.reasoning_tokens,
-    r.usage.total_tokens,
-    r.costNano === null ? '' : r.costNano / 1e9,
-  ];
-  return cells.map(csvCell).join(',');
+  return CSV_COLUMNS.map((column) => csvCell(REQUEST_VALUES[column](r))).join(',');
 }
