@@ -58,16 +58,19 @@ export async function startFleet(
   env: TestEnv,
   count: number,
   vars: Record<string, string>,
+  opts: { cpuProfDir?: string } = {},
 ): Promise<{ stop(): Promise<void>; cpuMs(): number; pids(): number[] }> {
+  // With a profile asked for, each worker writes it into cpuProfDir when it exits: stopped by SIGTERM, not killed.
+  const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
   const workers: WorkerProcess[] = Array.from({ length: count }, () =>
-    spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars })),
+    spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars }), [], nodeArgs),
   );
   return {
     /** CPU time the worker processes have used so far (ms). */
     cpuMs: () => workers.reduce((sum, w) => sum + processCpuMs(w.child.pid!), 0),
     pids: () => workers.map((w) => w.child.pid!),
     async stop() {
-      for (const w of workers) w.child.kill('SIGKILL');
+      for (const w of workers) w.child.kill(opts.cpuProfDir ? 'SIGTERM' : 'SIGKILL');
       await Promise.all(workers.map((w) => w.exited));
     },
   };
@@ -116,41 +119,81 @@ export function transportFetch(connections: number): typeof fetch {
   }) as typeof fetch;
 }
 
-/** The plain script a user would otherwise write: a p-limit loop over the openai SDK, no queue, no store. */
+type LoopResult = { ok: number; status429: number; other: number; ms: number; cpuMs: number };
+
+/** Runs `body` (the calls of a loop, each counted into the result), timed, with the process's CPU time it took. */
+async function timedLoop(
+  baseURL: string,
+  fetch: typeof globalThis.fetch | undefined,
+  body: (call: (user: number, text: string) => Promise<void>) => Promise<unknown>,
+): Promise<LoopResult> {
+  const client = new OpenAI({ baseURL, apiKey: 'bench', maxRetries: 0, ...(fetch ? { fetch } : {}) });
+  const result = { ok: 0, status429: 0, other: 0, ms: 0, cpuMs: 0 };
+  const call = async (user: number, text: string) => {
+    try {
+      await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: text }],
+        userid: legacyUserid(`bench-${user}`),
+      } as never);
+      result.ok += 1;
+    } catch (err) {
+      if ((err as { status?: number }).status === 429) result.status429 += 1;
+      else result.other += 1;
+    }
+  };
+  const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  await body(call);
+  result.ms = Date.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  result.cpuMs = (cpu.user + cpu.system) / 1000;
+  return result;
+}
+
+/**
+ * The plain script a user would otherwise write: a p-limit loop over the openai SDK, no queue, no store. Its calls
+ * are independent (1,000 userids in turn, in no order): it keeps no user's turns in order, as chatq must.
+ */
 export async function plainLoop(
   baseURL: string,
   calls: number,
   concurrency: number,
   deadlineMs = Infinity,
   fetch?: typeof globalThis.fetch,
-): Promise<{ ok: number; status429: number; other: number; ms: number; cpuMs: number }> {
-  const client = new OpenAI({ baseURL, apiKey: 'bench', maxRetries: 0, ...(fetch ? { fetch } : {}) });
+): Promise<LoopResult> {
   const limit = pLimit(concurrency);
-  const result = { ok: 0, status429: 0, other: 0, ms: 0, cpuMs: 0 };
   const t0 = Date.now();
-  const cpu0 = process.cpuUsage();
-  await Promise.all(
-    Array.from({ length: calls }, (_, i) =>
-      limit(async () => {
-        if (Date.now() - t0 > deadlineMs) return;
-        try {
-          await client.chat.completions.create({
-            model: 'gpt-4o-mini',
-            messages: [{ role: 'user', content: `[seq 0] hello from user ${i}, tell me something` }],
-            userid: legacyUserid(`bench-${i % 1000}`),
-          } as never);
-          result.ok += 1;
-        } catch (err) {
-          if ((err as { status?: number }).status === 429) result.status429 += 1;
-          else result.other += 1;
-        }
+  return timedLoop(baseURL, fetch, (call) =>
+    Promise.all(
+      Array.from({ length: calls }, (_, i) =>
+        limit(async () => {
+          if (Date.now() - t0 <= deadlineMs) await call(i % 1000, `[seq 0] hello from user ${i}, tell me something`);
+        }),
+      ),
+    ),
+  );
+}
+
+/**
+ * The same plain loop keeping each user's turns in order, as a memory endpoint needs (and chatq does): each of
+ * `users` sends its `turns` one after the other, every call through one p-limit of `concurrency`.
+ */
+export async function orderedLoop(
+  baseURL: string,
+  users: number,
+  turns: number,
+  concurrency: number,
+): Promise<LoopResult> {
+  const limit = pLimit(concurrency);
+  return timedLoop(baseURL, undefined, (call) =>
+    Promise.all(
+      Array.from({ length: users }, async (_, u) => {
+        for (let t = 0; t < turns; t++)
+          await limit(() => call(u, `[seq ${t}] hello from user ${u}, tell me something`));
       }),
     ),
   );
-  result.ms = Date.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  result.cpuMs = (cpu.user + cpu.system) / 1000;
-  return result;
 }
 
 /** The simulator in its own process (as `chatq simulator`), so it does not share a core with what is measured. */

@@ -82,7 +82,7 @@ describe('chatq run / results / status (the built CLI)', () => {
   it("holds a worker's heap growth by default only from many calls in flight; a value given wins", () => {
     const growth = (env: Record<string, string>) => loadConfig(env).heapGrowthPercent;
     expect(growth({ CHATQ_CONCURRENCY: String(MANY_CALLS_IN_FLIGHT - 1) })).toBe(0);
-    expect(growth({ CHATQ_CONCURRENCY: String(MANY_CALLS_IN_FLIGHT) })).toBe(30);
+    expect(growth({ CHATQ_CONCURRENCY: String(MANY_CALLS_IN_FLIGHT) })).toBe(60);
     expect(growth({ CHATQ_CONCURRENCY: '2000', CHATQ_HEAP_GROWTH_PERCENT: '0' })).toBe(0);
     expect(growth({ CHATQ_CONCURRENCY: '10', CHATQ_HEAP_GROWTH_PERCENT: '50' })).toBe(50);
   });

@@ -127,8 +127,12 @@ export interface WorkerProcess {
   stderr(): string;
 }
 
-export function spawnWorker(env: Record<string, string>, args: string[] = []): WorkerProcess {
-  const child = spawn(process.execPath, [CLI, 'worker', ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+/** `nodeArgs`: Node's own flags for the worker (such as --cpu-prof, which NODE_OPTIONS may not carry). */
+export function spawnWorker(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): WorkerProcess {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'worker', ...args], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
