@@ -58,10 +58,13 @@ export async function startFleet(
   env: TestEnv,
   count: number,
   vars: Record<string, string>,
-  opts: { cpuProfDir?: string } = {},
+  opts: { cpuProfDir?: string; nodeArgs?: string[] } = {},
 ): Promise<{ stop(): Promise<void>; cpuMs(): number; pids(): number[] }> {
   // With a profile asked for, each worker writes it into cpuProfDir when it exits: stopped by SIGTERM, not killed.
-  const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
+  const nodeArgs = [
+    ...(opts.nodeArgs ?? []),
+    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+  ];
   const workers: WorkerProcess[] = Array.from({ length: count }, () =>
     spawnWorker(env.env({ LOG_LEVEL: 'error', ...vars }), [], nodeArgs),
   );

@@ -9,10 +9,12 @@
  * is the median of the rounds' ratios (each round's is printed too), the peaks are the highest. Prints one JSON line.
  * Also each side's CPU time per request. `--heap-growth-percent N` runs the worker with CHATQ_HEAP_GROWTH_PERCENT=N
  * (unset: its default, which holds the heap's growth at this concurrency). `--cpu-prof DIR` has the worker write a
- * V8 CPU profile into DIR (node --cpu-prof; open it in Chrome's DevTools or `npx speedscope`).
+ * V8 CPU profile into DIR (node --cpu-prof; open it in Chrome's DevTools or `npx speedscope`). `--semi-space-mb N` starts
+ * the worker with node --max-semi-space-size=N (V8's young generation: Node 20 grows it to 16 MB a semi-space, Node 24
+ * to 64 MB).
  *   npx tsx bench/high-concurrency.ts [--users 4000] [--turns 10] [--concurrency 2000] [--latency-ms 2000]
  *     [--heap-growth-percent N] [--rounds 3]
- *     [--cpu-prof DIR]
+ *     [--cpu-prof DIR] [--semi-space-mb N]
  */
 import { readFileSync } from 'node:fs';
 import { startLocalRedis } from '../src/cli/local-redis.js';
@@ -35,6 +37,7 @@ const C = arg('concurrency', 2_000);
 const LATENCY_MS = arg('latency-ms', 2_000);
 const HEAP_GROWTH = arg('heap-growth-percent', -1);
 const ROUNDS = arg('rounds', 3);
+const SEMI_SPACE_MB = arg('semi-space-mb', 0);
 const REQUESTS = USERS * TURNS;
 const profIndex = process.argv.indexOf('--cpu-prof');
 const CPU_PROF_DIR = profIndex > 0 ? process.argv[profIndex + 1] : undefined;
@@ -75,7 +78,10 @@ async function chatqRound(): Promise<{ ms: number; cpuUs: number; peakMb: number
       CHATQ_CONCURRENCY: String(C),
       ...(HEAP_GROWTH >= 0 ? { CHATQ_HEAP_GROWTH_PERCENT: String(HEAP_GROWTH) } : {}),
     },
-    { cpuProfDir: CPU_PROF_DIR },
+    {
+      ...(CPU_PROF_DIR ? { cpuProfDir: CPU_PROF_DIR } : {}),
+      ...(SEMI_SPACE_MB ? { nodeArgs: [`--max-semi-space-size=${SEMI_SPACE_MB}`] } : {}),
+    },
   );
   // A deployment that has called before: the worker is connected and its credentials are proven (the first call of a
   // fresh Redis goes alone, as the probe that proves them: acquire-capacity.lua), before the clock starts.
@@ -140,6 +146,8 @@ console.log(
       1,
     ),
     ...(HEAP_GROWTH >= 0 ? { heap_growth_percent: HEAP_GROWTH } : {}),
+    ...(SEMI_SPACE_MB ? { semi_space_mb: SEMI_SPACE_MB } : {}),
+    node: process.version,
     plain_loop_process_peak_rss_mb: Math.round(Math.max(...rounds.map((r) => r.loop.peakMb))),
   }),
 );
