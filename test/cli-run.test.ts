@@ -1,4 +1,5 @@
 import { loadConfig, MANY_CALLS_IN_FLIGHT } from '../src/shared/config.js';
+import { youngGenerationAdvice } from '../src/worker/heap-growth.js';
 import { describe, expect, it } from 'vitest';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -85,5 +86,14 @@ describe('chatq run / results / status (the built CLI)', () => {
     expect(growth({ CHATQ_CONCURRENCY: String(MANY_CALLS_IN_FLIGHT) })).toBe(60);
     expect(growth({ CHATQ_CONCURRENCY: '2000', CHATQ_HEAP_GROWTH_PERCENT: '0' })).toBe(0);
     expect(growth({ CHATQ_CONCURRENCY: '10', CHATQ_HEAP_GROWTH_PERCENT: '50' })).toBe(50);
+  });
+
+  it('advises bounding the young generation on Node 24 with many calls in flight, unless it is bounded', () => {
+    const many = { nodeMajor: 24, concurrency: MANY_CALLS_IN_FLIGHT, flags: '' };
+    expect(youngGenerationAdvice(many)).toContain('NODE_OPTIONS=--max-semi-space-size=16');
+    expect(youngGenerationAdvice({ ...many, flags: '--max-semi-space-size=8' })).toBeUndefined();
+    expect(youngGenerationAdvice({ ...many, flags: '--inspect --max-semi-space-size 16' })).toBeUndefined();
+    expect(youngGenerationAdvice({ ...many, nodeMajor: 20 })).toBeUndefined();
+    expect(youngGenerationAdvice({ ...many, concurrency: MANY_CALLS_IN_FLIGHT - 1 })).toBeUndefined();
   });
 });

@@ -102,7 +102,7 @@ export async function runCommand(inputs: string[], flags: RunFlags): Promise<num
     );
   }
   const ctx = await openContext(config);
-  holdHeapGrowth(config.heapGrowthPercent);
+  holdHeapGrowth(config, ctx.logger);
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl!, logger: ctx.logger });
   const webhooks = startWebhookService(config, ctx.redis, ctx.keys, ctx.logger);
   let interrupted = false;

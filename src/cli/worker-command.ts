@@ -40,7 +40,7 @@ export async function workerCommand(
   const healthPort = flags.healthPort === undefined ? undefined : parsePort(flags.healthPort);
   await requireRedis(config, { waitWhileClusterDown: true });
   const logger = createLogger(config.logLevel, 'chatq-worker');
-  holdHeapGrowth(config.heapGrowthPercent);
+  holdHeapGrowth(config, logger);
   const pool = await WorkerPool.start({ config, baseUrl: config.baseUrl, logger, ...(shards ? { shards } : {}) }).catch(
     (err: unknown) => {
       throw usageErrorOf(err);
