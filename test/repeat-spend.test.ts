@@ -27,7 +27,7 @@ describe('repeat spend: every call the upstream answered counts', () => {
     const result = (upstreamId: string) => ({
       status: 'succeeded' as const,
       response: reply(upstreamId),
-      upstreamRequestId: upstreamId,
+      upstream: { upstream_request_id: upstreamId },
       usage,
       costNano: 45_000,
       attempts: [{ at: Date.now(), status: 200, code: 'ok', ms: 5 }],

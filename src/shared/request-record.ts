@@ -119,6 +119,14 @@ const FIELD_KINDS = {
 } as const satisfies Record<string, 'number' | 'text'>;
 
 export type RequestField = keyof typeof FIELD_KINDS;
+
+/**
+ * What the upstream's answer says that a result keeps as it is, by its stored name: a finish writes each one given
+ * (finish-call.ts), readers take it from the request's fields like any other.
+ */
+export type UpstreamFields = Partial<
+  Record<Extract<RequestField, 'http_status' | 'upstream_request_id'>, string | number | null>
+>;
 export const REQUEST_FIELDS = Object.keys(FIELD_KINDS) as RequestField[];
 /** The whole-number fields, which a finished record keeps as numbers (fewer bytes than their digits). */
 export const NUMERIC_REQUEST_FIELDS = REQUEST_FIELDS.filter((f) => FIELD_KINDS[f] === 'number');

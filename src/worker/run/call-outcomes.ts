@@ -82,7 +82,7 @@ function finishFailed(run: CallRun, c: ClassifiedError): Promise<StartedRequest 
         status: 'failed',
         error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
         failureReason: failureReason(c.code),
-        httpStatus: c.status,
+        upstream: { http_status: c.status },
         usage: ZERO_USAGE,
         costNano: 0,
         attempts,
@@ -118,8 +118,7 @@ export async function finishSucceeded(
         {
           status: 'succeeded',
           response: reply.completion,
-          httpStatus: reply.status,
-          upstreamRequestId: reply.requestId,
+          upstream: { http_status: reply.status, upstream_request_id: reply.requestId },
           latencyMs,
           usage,
           costNano: cost,

@@ -184,8 +184,7 @@ function resultFields(result: FinishedRequest): Record<string, string | number> 
     if (value !== undefined && value !== null && value !== '') fields[field] = value;
   };
   set('error', result.error && JSON.stringify(result.error));
-  set('http_status', result.httpStatus);
-  set('upstream_request_id', result.upstreamRequestId);
+  for (const [field, value] of Object.entries(result.upstream ?? {})) set(field, value);
   set('latency_ms', result.latencyMs);
   set('conv', result.conversation && JSON.stringify(result.conversation));
   set('grade', result.grade && JSON.stringify(result.grade));

@@ -2,7 +2,7 @@ import { decodeBody } from '../../shared/body-codec.js';
 import type { Grader } from '../../shared/graders/judges.js';
 import type { Expect, Grade } from '../../shared/expectations.js';
 import type { Usage } from '../../shared/usage/pricing.js';
-import type { AttemptEntry, OnFailure, RequestError } from '../../shared/request-record.js';
+import type { AttemptEntry, OnFailure, RequestError, UpstreamFields } from '../../shared/request-record.js';
 
 /** What a worker holds of a request: a claimed run, who it belongs to, what its result is, or why it was not run. */
 
@@ -73,8 +73,8 @@ export interface FinishedRequest {
    * "upstream_error" (an upstream's own codes are no label: they would make series without bound). Absent: the code.
    */
   failureReason?: string;
-  httpStatus?: number | null;
-  upstreamRequestId?: string | null;
+  /** What the upstream's answer says that the result keeps as it is (its HTTP status, its request id). */
+  upstream?: UpstreamFields;
   latencyMs?: number;
   usage: Usage;
   costNano: number | undefined;
