@@ -19,7 +19,7 @@ import { DEFAULT_PROJECT } from '../../shared/keys.js';
 import { StoppableWaits } from './stoppable-waits.js';
 import { UpstreamGate } from './upstream-gate.js';
 import { endLease, keepLease } from './held-lease.js';
-import { BaseReach } from './local-share.js';
+import { BaseReach } from './base-reach.js';
 
 const noteOutageScript = defineScript<
   {
