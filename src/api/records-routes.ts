@@ -16,11 +16,10 @@ import {
   UsageQueryError,
   type ReportDimension,
 } from '../shared/reports/usage-report.js';
-import { isUuidV4 } from '../shared/userid.js';
 import { listDeliveries } from '../webhooks/webhook-delivery.js';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError } from '../http/api-errors.js';
-import { idParams, typed } from '../http/zod-edge.js';
+import { idParams, typed, useridParams } from '../http/zod-edge.js';
 import { listPage } from './list-page.js';
 
 /** One request as the API shows it (no secrets are ever stored, so none can show). */
@@ -29,7 +28,6 @@ function requestObject(r: StoredRequest) {
   return { id, object: 'chatq.request' as const, ...rest };
 }
 
-const userParams = z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) });
 const deliveriesQuery = z.object({ limit: z.coerce.number().int().min(1).max(1_000).default(100) });
 const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -60,7 +58,7 @@ export async function recordsRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return requestObject(r);
   });
 
-  api.get('/v1/users/:userid/requests', { schema: { params: userParams, querystring: pageQuery } }, async (req) => {
+  api.get('/v1/users/:userid/requests', { schema: { params: useridParams, querystring: pageQuery } }, async (req) => {
     const { userid } = req.params;
     const { limit, after, project } = req.query;
     const { scope } = req.principal;

@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ApiDeps } from '../http/api-deps.js';
 import { ApiError, asApiError } from '../http/api-errors.js';
-import { idParams, typed } from '../http/zod-edge.js';
+import { idParams, typed, useridParams } from '../http/zod-edge.js';
 import { estimateStoredFile } from '../http/file-estimate.js';
 import { loadVisibleFile } from '../http/visible-records.js';
 import { loadPrices } from '../shared/usage/pricing.js';
@@ -18,7 +18,6 @@ import { benchmarkAnswers, benchmarkRun } from '../shared/reports/benchmark-repo
 import { listSchedules } from '../shared/files/schedules.js';
 import { sees } from '../shared/scope.js';
 import { usageReport, UsageQueryError } from '../shared/reports/usage-report.js';
-import { isUuidV4 } from '../shared/userid.js';
 import {
   BATCHES_PER_PAGE,
   batchesPage,
@@ -40,10 +39,9 @@ import { type BrowserSessions, sessionCookie } from '../http/browser-sessions.js
 
 const page = z.coerce.number().int().min(0).max(10_000).default(0);
 const listQuery = z.object({ status: z.string().max(20).optional(), q: z.string().max(200).optional(), page });
-const userParams = z.object({ userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }) });
 const userQuery = z.object({ project: z.string().regex(PROJECT_NAME).optional(), page });
 const fileId = z.string().trim().min(1).max(100);
-const fileQuery = z.object({ id: fileId });
+const fileIdInput = z.object({ id: fileId });
 const batchQuery = z.object({ page, qpage: page });
 const eventsQuery = z.object({ batches: z.string().max(MAX_WATCHED * 32) });
 const rangeQuery = z.object({ from: z.string().max(10).optional(), to: z.string().max(10).optional() });
@@ -104,7 +102,7 @@ ${fileForm()}`,
     );
   });
 
-  api.get('/users/:userid', { schema: { params: userParams, querystring: userQuery } }, async (req, reply) => {
+  api.get('/users/:userid', { schema: { params: useridParams, querystring: userQuery } }, async (req, reply) => {
     const { userid } = req.params;
     const q = req.query;
     const { scope } = req.principal;
@@ -126,11 +124,11 @@ function fileRoutes(app: FastifyInstance, deps: ApiDeps): void {
   // The price map, read once (as the API's dry run does).
   const prices = loadPrices(deps.config.pricesFile);
   const api = typed(app);
-  api.get('/files', { schema: { querystring: fileQuery } }, async (req, reply) => {
+  api.get('/files', { schema: { querystring: fileIdInput } }, async (req, reply) => {
     const { id } = req.query;
     return reply.redirect(`/files/${encodeURIComponent(id)}`, 303);
   });
-  api.get('/files/:id', { schema: { params: fileQuery } }, async (req, reply) => {
+  api.get('/files/:id', { schema: { params: fileIdInput } }, async (req, reply) => {
     const { id } = req.params;
     const file = await loadVisibleFile(
       deps,

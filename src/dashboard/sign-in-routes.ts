@@ -53,8 +53,10 @@ export interface SignIn {
   throttle: AuthThrottle;
 }
 
-const nextQuery = z.object({ next: z.string().max(600).default('/') });
-const loginForm = z.object({ token: z.string().max(1000), next: z.string().max(600).default('/') });
+/** Where the sign-in leads (a path of this site: loginPage keeps only those). */
+const next = z.string().max(600).default('/');
+const nextQuery = z.object({ next });
+const loginForm = z.object({ token: z.string().max(1000), next });
 
 /** The sign-in form (POSTed from this site only, guessing throttled), sign-out, and the dashboard's assets: open routes. */
 export async function signInRoutes(app: FastifyInstance, { sessions, auth, throttle }: SignIn): Promise<void> {

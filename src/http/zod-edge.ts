@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { isUuidV4 } from '../shared/userid.js';
 import { invalidInput } from './api-errors.js';
 
 /**
@@ -32,3 +33,8 @@ export const typed = (app: FastifyInstance) => app.withTypeProvider<ZodTypeProvi
 
 /** A route's `:id`: a batch's, file's or request's (what it names is checked by the route). */
 export const idParams = z.object({ id: z.string().min(1).max(200) });
+
+/** A route's `:userid`: an end user's userid as the endpoint knows it (a UUID v4). */
+export const useridParams = z.object({
+  userid: z.string().max(64).refine(isUuidV4, { message: 'expected a UUID v4' }),
+});
