@@ -340,14 +340,27 @@ describe('live updates', () => {
     const { hostname, port } = new URL(REDIS_URL);
     const monitor = connect(Number(port || 6379), hostname);
     monitor.write('MONITOR\r\n');
+    // Each read of the batch's hash at the time Redis ran it (MONITOR's own timestamp, in ms): the test process may
+    // take the monitored lines in late and in bunches, Redis's clock does not. And where the marker below ran.
     const reads: number[] = [];
+    let marker = `chatq-monitor-on-${batchId}`;
+    let marked = -1;
     const read = new RegExp(`"hgetall" "${key.replace(/[^\w]/g, '\\$&')}"`, 'i');
     let pending = '';
     monitor.on('data', (chunk: Buffer) => {
       const lines = (pending + chunk.toString('utf8')).split('\r\n');
       pending = lines.pop()!;
-      for (const line of lines) if (read.test(line)) reads.push(Date.now());
+      for (const line of lines) {
+        if (marked < 0 && line.includes(marker)) marked = reads.length;
+        if (read.test(line)) reads.push(Number(line.slice(0, line.indexOf(' '))) * 1000);
+      }
     });
+    await waitFor('MONITOR on', async () => {
+      await w.env.redis.echo(marker);
+      return marked >= 0;
+    });
+    marker = `chatq-live-marker-${batchId}`;
+    marked = -1;
     const pages = Array.from({ length: 40 }, () => new AbortController());
     const streams = await Promise.all(
       pages.map((c) =>
@@ -367,12 +380,14 @@ describe('live updates', () => {
     };
     expect((await Promise.all(streams.map(firstEvent))).every((e) => e.id === batchId && e.total === 1)).toBe(true);
     // ...while the server reads the batch once a tick (a second) for all 40 of them, not once per page. Reads less
-    // than 200 ms apart are one tick's; the first group after this point may still hold the pages' opening reads, the
-    // next two (complete once a third has begun) are ticks of the timer: one read each, where a read per page would be
-    // 40. A slow machine only spaces the ticks more.
-    const from = reads.length;
+    // than 200 ms apart (by Redis's clock) are one tick's. Every page's opening read was sent before the marker, but a
+    // page may get its first figures from a tick begun before it opened, so the first group after the marker may
+    // still hold opening reads (or a tick begun before it); the next two (complete once a third has begun) are ticks
+    // of the timer: one read each, where a read per page would be 40. A slow machine only spaces the ticks more.
+    await w.env.redis.echo(marker);
+    await waitFor('the marker', async () => marked >= 0);
     const ticks = () =>
-      reads.slice(from).reduce<number[][]>((groups, t) => {
+      reads.slice(marked).reduce<number[][]>((groups, t) => {
         const last = groups.at(-1);
         if (last && t - last.at(-1)! < 200) last.push(t);
         else groups.push([t]);
