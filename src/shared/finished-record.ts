@@ -34,7 +34,7 @@ const text = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' 
 
 export function decodeFinishedRecord(id: string, stored: Buffer): StoredRequest | null {
   const { record, response } = unframe(id, stored);
-  const fields: RequestFieldValues & { conv?: string | null } = Object.fromEntries(
+  const fields: RequestFieldValues = Object.fromEntries(
     FINISHED_RECORD_FIELDS.map((name, i) => [name, text(record[i + 1])]),
   );
   const attempts = record[FINISHED_RECORD_FIELDS.indexOf('attempt_log') + 1];

@@ -46,111 +46,142 @@ export interface RequestDraft {
   gapMs?: number;
 }
 
-export interface StoredRequest {
-  id: string;
-  batch: string;
-  seq: number;
-  customId: string;
-  userid: string;
-  model: string;
-  status: RequestStatus;
-  /** Upstream calls made for this request. */
-  attempts: number;
-  /** Runs begun by a worker; a run whose worker died before its call shows here, not in attempts. */
-  claims: number;
-  body: Record<string, unknown>;
-  response: Record<string, unknown> | null;
-  error: RequestError | null;
-  httpStatus: number | null;
-  upstreamRequestId: string | null;
-  latencyMs: number | null;
-  usage: {
-    prompt_tokens: number;
-    completion_tokens: number;
-    total_tokens: number;
-    cached_tokens: number;
-    reasoning_tokens: number;
-  };
-  costNano: number | null;
-  createdAt: number;
-  finishedAt: number | null;
-  attemptLog: AttemptEntry[];
-  line: number;
-  expect: Expect | null;
-  grade: Grade | null;
-  onFailure: OnFailure;
-  history: HistoryMode;
-  /** The previous turn of a "full" history script (its conversation comes first). */
-  prev: string | null;
-  /** Its tags (pass rates by tag); empty when none. */
-  tags: string[];
+/** A stored field's text (missing: absent or null). */
+type Stored = string | null | undefined;
+const text = (v: Stored): string => v ?? '';
+const maybeText = (v: Stored): string | null => v ?? null;
+const num = (v: Stored): number => (v ? Number(v) : 0);
+const maybeNum = (v: Stored): number | null => (v ? Number(v) : null);
+const maybeJson = <T>(v: Stored): T | null => (v ? (JSON.parse(v) as T) : null);
+
+/** An upstream's answer, as far as the fields a result keeps as the answer gives them need it (on a failure, its status alone). */
+export interface UpstreamAnswer {
+  status?: number | null | undefined;
+  requestId?: string | null | undefined;
+  completion?: Record<string, unknown> | undefined;
 }
 
-/** A request's stored fields (hash fields), each with its kind: whole numbers, or text (JSON text for some). */
-const FIELD_KINDS = {
-  batch: 'text',
-  seq: 'number',
-  custom_id: 'text',
-  userid: 'text',
-  model: 'text',
-  status: 'text',
-  attempts: 'number',
-  claims: 'number',
-  error: 'text',
-  http_status: 'number',
-  upstream_request_id: 'text',
-  latency_ms: 'number',
-  prompt_tokens: 'number',
-  completion_tokens: 'number',
-  total_tokens: 'number',
-  cached_tokens: 'number',
-  reasoning_tokens: 'number',
-  cost_nano: 'number',
-  created_at: 'number',
-  finished_at: 'number',
-  attempt_log: 'text',
-  line: 'number',
-  expect: 'text',
-  grade: 'text',
-  on_failure: 'text',
-  history: 'text',
-  prev: 'text',
-  tags: 'text',
-} as const satisfies Record<string, 'number' | 'text'>;
-
-export type RequestField = keyof typeof FIELD_KINDS;
+/** How one stored field of a request is kept and read. */
+interface FieldSpec {
+  /** How its hash keeps it: a whole number (a finished record keeps it as a number), or text (JSON text for some). */
+  kind: 'number' | 'text';
+  /** Its name in StoredRequest (none: only scripts read it); `usage`: it is one of StoredRequest.usage's counts. */
+  as?: string;
+  in?: 'usage';
+  /** Its value in StoredRequest, from its stored text. */
+  read?: (v: Stored) => unknown;
+  /** Where it is kept: the hash and the finished record (both, when not said), the hash alone (its id names it), or the finished record alone. */
+  kept?: 'hash' | 'finished';
+  /** A result field the upstream's answer gives: its value there, which the finish writes as it is (upstreamFields). */
+  answer?: (a: UpstreamAnswer) => string | number | null | undefined;
+}
 
 /**
- * What the upstream's answer says that a result keeps as it is, by its stored name: a finish writes each one given
- * (finish-call.ts), readers take it from the request's fields like any other.
+ * A request's stored fields, the one definition: each with how it is kept, its name in StoredRequest and how it is
+ * read. The request's hash holds them by name; its finished record (finished-record.ts) by place, in this order, so a
+ * field is only ever added at the end (test/response-storage pins the order). A new result field that the upstream's
+ * answer gives is one entry here (with `answer`): the finish writes it, every reader reads it, and the outputs can show
+ * it by its stored name (batch-output.ts).
  */
-export type UpstreamFields = Partial<
-  Record<Extract<RequestField, 'http_status' | 'upstream_request_id'>, string | number | null>
->;
-export const REQUEST_FIELDS = Object.keys(FIELD_KINDS) as RequestField[];
+const REQUEST_FIELD_SPECS = {
+  batch: { kind: 'text', as: 'batch', read: (v) => parentOfPart(v ?? ''), kept: 'hash' },
+  seq: { kind: 'number', as: 'seq', read: num, kept: 'hash' },
+  custom_id: { kind: 'text', as: 'customId', read: text },
+  userid: { kind: 'text', as: 'userid', read: text },
+  model: { kind: 'text', as: 'model', read: text },
+  status: { kind: 'text', as: 'status', read: (v) => v as RequestStatus },
+  /** Upstream calls made for this request. */
+  attempts: { kind: 'number', as: 'attempts', read: num },
+  /** Runs begun by a worker; a run whose worker died before its call shows here, not in attempts. */
+  claims: { kind: 'number', as: 'claims', read: num },
+  error: { kind: 'text', as: 'error', read: maybeJson<RequestError> },
+  http_status: { kind: 'number', as: 'httpStatus', read: maybeNum, answer: (a) => a.status },
+  upstream_request_id: { kind: 'text', as: 'upstreamRequestId', read: maybeText, answer: (a) => a.requestId },
+  latency_ms: { kind: 'number', as: 'latencyMs', read: maybeNum },
+  prompt_tokens: { kind: 'number', as: 'prompt_tokens', in: 'usage', read: num },
+  completion_tokens: { kind: 'number', as: 'completion_tokens', in: 'usage', read: num },
+  total_tokens: { kind: 'number', as: 'total_tokens', in: 'usage', read: num },
+  cached_tokens: { kind: 'number', as: 'cached_tokens', in: 'usage', read: num },
+  reasoning_tokens: { kind: 'number', as: 'reasoning_tokens', in: 'usage', read: num },
+  cost_nano: { kind: 'number', as: 'costNano', read: maybeNum },
+  created_at: { kind: 'number', as: 'createdAt', read: num },
+  finished_at: { kind: 'number', as: 'finishedAt', read: maybeNum },
+  attempt_log: { kind: 'text', as: 'attemptLog', read: (v) => maybeJson<AttemptEntry[]>(v) ?? [] },
+  line: { kind: 'number', as: 'line', read: num },
+  expect: { kind: 'text', as: 'expect', read: maybeJson<Expect> },
+  grade: { kind: 'text', as: 'grade', read: maybeJson<Grade> },
+  on_failure: { kind: 'text', as: 'onFailure', read: (v): OnFailure => (v === 'halt' ? 'halt' : 'continue') },
+  history: { kind: 'text', as: 'history', read: (v): HistoryMode => (v === 'full' ? 'full' : 'memory') },
+  /** The previous turn of a "full" history script (its conversation comes first). */
+  prev: { kind: 'text', as: 'prev', read: maybeText },
+  /** The conversation a "full" history turn leaves for the next one (JSON text), read by the next turn's claim. */
+  conv: { kind: 'text', kept: 'finished' },
+  /** Its tags (pass rates by tag); empty when none. */
+  tags: { kind: 'text', as: 'tags', read: (v) => maybeJson<string[]>(v) ?? [] },
+} as const satisfies Record<string, FieldSpec>;
+
+type Specs = typeof REQUEST_FIELD_SPECS;
+type ReadAs<S> = S extends { read: (v: Stored) => infer T } ? T : never;
+/** StoredRequest's values from the fields, by their names there: those of `usage`, or the others. */
+type ValuesOf<InUsage extends boolean> = {
+  -readonly [F in keyof Specs as Specs[F] extends { as: infer A extends string }
+    ? (Specs[F] extends { in: 'usage' } ? true : false) extends InUsage
+      ? A
+      : never
+    : never]: ReadAs<Specs[F]>;
+};
+
+/** One request as every reader sees it: its stored fields read (REQUEST_FIELD_SPECS), its body and its response. */
+export interface StoredRequest extends ValuesOf<false> {
+  id: string;
+  body: Record<string, unknown>;
+  response: Record<string, unknown> | null;
+  usage: ValuesOf<true>;
+}
+
+/** The fields of a request's hash. */
+export type RequestField = {
+  [F in keyof Specs]: Specs[F] extends { kept: 'finished' } ? never : F;
+}[keyof Specs];
+
+const SPECS: [keyof Specs, FieldSpec][] = Object.entries(REQUEST_FIELD_SPECS) as [keyof Specs, FieldSpec][];
+export const REQUEST_FIELDS = SPECS.filter(([, s]) => s.kept !== 'finished').map(([f]) => f) as RequestField[];
 /** The whole-number fields, which a finished record keeps as numbers (fewer bytes than their digits). */
-export const NUMERIC_REQUEST_FIELDS = REQUEST_FIELDS.filter((f) => FIELD_KINDS[f] === 'number');
-
-/** Request fields added after the finished record's first format: they come after `conv`, in the order added. */
-const ADDED_FIELDS: readonly RequestField[] = ['tags'];
-
-/**
- * The fields a finished record keeps (finished-record.ts), in its order: a request's hash fields that readers use,
- * but `batch` and `seq`, which its id names (`<batch>-<seq>`), and with `conv`, which the next turn of a "full"
- * history script reads. Part of the stored format: a field is only ever added at the end.
- */
-export const FINISHED_RECORD_FIELDS: readonly (RequestField | 'conv')[] = [
-  ...REQUEST_FIELDS.filter((f) => f !== 'batch' && f !== 'seq' && !ADDED_FIELDS.includes(f)),
-  'conv',
-  ...ADDED_FIELDS,
-];
+export const NUMERIC_REQUEST_FIELDS = SPECS.filter(([, s]) => s.kind === 'number').map(([f]) => f);
+/** The fields a finished record keeps (finished-record.ts), in its order: all but those its id names. */
+export const FINISHED_RECORD_FIELDS: readonly (keyof Specs)[] = SPECS.filter(([, s]) => s.kept !== 'hash').map(
+  ([f]) => f,
+);
 
 /** A request's stored fields by name (missing ones absent or null). */
-export type RequestFieldValues = Partial<Record<RequestField, string | null>>;
+export type RequestFieldValues = Partial<Record<keyof Specs, string | null>>;
 
-const num = (v: string | null | undefined): number => (v ? Number(v) : 0);
-const maybeNum = (v: string | null | undefined): number | null => (v ? Number(v) : null);
-const maybeJson = <T>(v: string | null | undefined): T | null => (v ? (JSON.parse(v) as T) : null);
+/** What the upstream's answer says that a result keeps as it is, by its stored name (the fields with `answer`). */
+export type UpstreamFields = Partial<
+  Record<{ [F in keyof Specs]: Specs[F] extends { answer: unknown } ? F : never }[keyof Specs], string | number | null>
+>;
+
+/** The fields a result keeps as the upstream's answer gives them (those it gives: none undefined). */
+export function upstreamFields(answer: UpstreamAnswer): UpstreamFields {
+  const fields: Record<string, string | number | null> = {};
+  for (const [name, spec] of SPECS) {
+    const value = spec.answer?.(answer);
+    if (value !== undefined) fields[name] = value;
+  }
+  return fields;
+}
+
+/** Each read field's value in a StoredRequest, by its stored name (StoredRequest's own name aside, the usage counts). */
+export type StoredValues = {
+  [F in keyof Specs as Specs[F] extends { as: string } ? F : never]: ReadAs<Specs[F]>;
+};
+
+/** A read field's value in `r`, by its stored name. */
+export function storedValue<F extends keyof StoredValues>(r: StoredRequest, field: F): StoredValues[F] {
+  const spec: FieldSpec = REQUEST_FIELD_SPECS[field];
+  const from = (spec.in === 'usage' ? r.usage : r) as unknown as Record<string, unknown>;
+  return from[spec.as!] as StoredValues[F];
+}
 
 /** Builds a StoredRequest from its fields, body and response; null when it has none (expired or unknown). */
 export function toStoredRequest(
@@ -160,42 +191,15 @@ export function toStoredRequest(
   response: string | null,
 ): StoredRequest | null {
   if (!f.status) return null;
-  return {
+  const usage: Record<string, unknown> = {};
+  const request: Record<string, unknown> = {
     id,
-    // A part's requests belong to its batch (a sharded batch's part is an inner record: keys.ts).
-    batch: parentOfPart(f.batch ?? ''),
-    seq: num(f.seq),
-    customId: f.custom_id ?? '',
-    userid: f.userid ?? '',
-    model: f.model ?? '',
-    status: f.status as RequestStatus,
-    attempts: num(f.attempts),
-    claims: num(f.claims),
     body: maybeJson(body === null ? null : decodeBody(body)) ?? {},
     response: maybeJson(response),
-    error: maybeJson(f.error),
-    httpStatus: maybeNum(f.http_status),
-    upstreamRequestId: f.upstream_request_id ?? null,
-    latencyMs: maybeNum(f.latency_ms),
-    usage: {
-      prompt_tokens: num(f.prompt_tokens),
-      completion_tokens: num(f.completion_tokens),
-      total_tokens: num(f.total_tokens),
-      cached_tokens: num(f.cached_tokens),
-      reasoning_tokens: num(f.reasoning_tokens),
-    },
-    costNano: maybeNum(f.cost_nano),
-    createdAt: num(f.created_at),
-    finishedAt: maybeNum(f.finished_at),
-    attemptLog: maybeJson<AttemptEntry[]>(f.attempt_log) ?? [],
-    line: num(f.line),
-    expect: maybeJson(f.expect),
-    grade: maybeJson(f.grade),
-    onFailure: f.on_failure === 'halt' ? 'halt' : 'continue',
-    history: f.history === 'full' ? 'full' : 'memory',
-    prev: f.prev ?? null,
-    tags: maybeJson<string[]>(f.tags) ?? [],
+    usage,
   };
+  for (const [name, spec] of SPECS) if (spec.as) (spec.in === 'usage' ? usage : request)[spec.as] = spec.read!(f[name]);
+  return request as unknown as StoredRequest;
 }
 
 /** "expiring": its completion window ended, the calls in flight finish (shown as OpenAI's "finalizing"). */

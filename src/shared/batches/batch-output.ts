@@ -2,51 +2,43 @@ import { replyText } from '../expectations.js';
 import type { RedisKeys } from '../keys.js';
 import { readBatchRequests } from './read-store.js';
 import type { RedisClient } from '../redis/redis.js';
-import type { StoredRequest } from '../request-record.js';
+import { storedValue, type StoredRequest, type StoredValues } from '../request-record.js';
 
 /**
- * A request's values as chatq's outputs show them, each defined once by its name there: the results' `chatq` block
- * (CHATQ_FIELDS), the CSV's columns (CSV_COLUMNS) and the API's request object (API_REQUEST_FIELDS) pick from it.
- * A value a new output needs is one entry here and its name in the lists that show it.
+ * A request's values as chatq's outputs show them, by their names there: the results' `chatq` block (CHATQ_FIELDS),
+ * the CSV's columns (CSV_COLUMNS) and the API's request object (API_REQUEST_FIELDS) pick from them. Every stored
+ * field a request reads is one by its stored name, as read (request-record.ts); these are the values made from them,
+ * or named otherwise. What an output shows is its name in that output's list.
  */
-const REQUEST_VALUES = {
-  id: (r) => r.id,
+const MADE_VALUES = {
   batch_id: (r) => r.batch,
-  custom_id: (r) => r.customId,
-  line: (r) => r.line,
-  userid: (r) => r.userid,
-  model: (r) => r.model,
-  status: (r) => r.status,
-  attempts: (r) => r.attempts,
-  claims: (r) => r.claims,
-  attempt_log: (r) => r.attemptLog,
-  latency_ms: (r) => r.latencyMs,
   usage: (r) => r.usage,
-  prompt_tokens: (r) => r.usage.prompt_tokens,
-  cached_tokens: (r) => r.usage.cached_tokens,
-  completion_tokens: (r) => r.usage.completion_tokens,
-  reasoning_tokens: (r) => r.usage.reasoning_tokens,
-  total_tokens: (r) => r.usage.total_tokens,
   cost_usd: (r) => (r.costNano === null ? null : r.costNano / 1e9),
   reply: (r) => replyText(r.response) ?? '',
   response: (r) => r.response,
-  error: (r) => r.error,
   error_code: (r) => r.error?.code,
   error_message: (r) => r.error?.message,
   created_at: (r) => Math.floor(r.createdAt / 1000),
   finished_at: (r) => (r.finishedAt === null ? null : Math.floor(r.finishedAt / 1000)),
 } satisfies Record<string, (r: StoredRequest) => unknown>;
 
-type RequestValues = { [N in keyof typeof REQUEST_VALUES]: ReturnType<(typeof REQUEST_VALUES)[N]> };
+type MadeValues = { [N in keyof typeof MADE_VALUES]: ReturnType<(typeof MADE_VALUES)[N]> };
+type RequestValues = Omit<StoredValues, keyof MadeValues> & MadeValues & { id: string };
 
 /** The values `names` of a request, in that order. */
 export function requestValues<N extends keyof RequestValues>(
   r: StoredRequest,
   names: readonly N[],
 ): Pick<RequestValues, N> {
-  const values = {} as Pick<RequestValues, N>;
-  for (const name of names) values[name] = REQUEST_VALUES[name](r) as RequestValues[N];
-  return values;
+  const values: Record<string, unknown> = {};
+  for (const name of names)
+    values[name] =
+      name === 'id'
+        ? r.id
+        : Object.hasOwn(MADE_VALUES, name)
+          ? MADE_VALUES[name as keyof MadeValues](r)
+          : storedValue(r, name as keyof StoredValues);
+  return values as Pick<RequestValues, N>;
 }
 
 /** The `chatq` block of a results line (beside OpenAI's fields), and its grade when it has one. */
@@ -150,5 +142,5 @@ export function csvCell(v: unknown): string {
 }
 
 export function toCsvRow(r: StoredRequest): string {
-  return CSV_COLUMNS.map((column) => csvCell(REQUEST_VALUES[column](r))).join(',');
+  return Object.values(requestValues(r, CSV_COLUMNS)).map(csvCell).join(',');
 }

@@ -4,7 +4,7 @@ import type { FinishedRequest } from '../store/request-claims.js';
 import { gradingDraft, withJudgement } from './judge-calls.js';
 import { costNano, findPrice } from '../../shared/usage/pricing.js';
 import { pauseQueue } from '../../shared/redis/queue-control.js';
-import type { AttemptEntry } from '../../shared/request-record.js';
+import { upstreamFields, type AttemptEntry } from '../../shared/request-record.js';
 import { grade, replyText } from '../../shared/expectations.js';
 import { failureReason, type ClassifiedError } from '../upstream/classify-error.js';
 import type { StartedRequest } from '../store/request-claims.js';
@@ -82,7 +82,7 @@ function finishFailed(run: CallRun, c: ClassifiedError): Promise<StartedRequest 
         status: 'failed',
         error: { code: c.code, message: redact(c.message, deps.secrets), ...(c.status ? { status: c.status } : {}) },
         failureReason: failureReason(c.code),
-        upstream: { http_status: c.status },
+        upstream: upstreamFields({ status: c.status }),
         usage: ZERO_USAGE,
         costNano: 0,
         attempts,
@@ -118,7 +118,7 @@ export async function finishSucceeded(
         {
           status: 'succeeded',
           response: reply.completion,
-          upstream: { http_status: reply.status, upstream_request_id: reply.requestId },
+          upstream: upstreamFields({ status: reply.status, requestId: reply.requestId, completion: reply.completion }),
           latencyMs,
           usage,
           costNano: cost,
