@@ -26,6 +26,10 @@ export interface FaultRule {
   holdMs?: number;
   /** The error "error" answers (default: an ERR that says the proxy injected it). */
   message?: string;
+  /** Runs before the matching command goes on to Redis (the connection's later commands wait for it). */
+  before?: () => Promise<void>;
+  /** With "hold": runs once Redis has answered, while the reply is held (let go when both it and holdMs are done). */
+  whileHeld?: () => Promise<void>;
 }
 
 export interface FaultProxy {
@@ -75,7 +79,7 @@ function words(buf: Buffer, at: number): string[] {
 }
 
 type Pending =
-  | { kind: 'forwarded'; fault?: 'drop-after' | 'hold'; holdMs?: number }
+  | { kind: 'forwarded'; fault?: 'drop-after' | 'hold'; holdMs?: number; whileHeld?: () => Promise<void> }
   | { kind: 'error'; message: string };
 
 export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
@@ -138,10 +142,11 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         if (head.fault === 'hold') {
           holding = true;
           delete head.fault;
-          setTimeout(() => {
+          const held = new Promise((r) => setTimeout(r, head.holdMs ?? 10_000));
+          void Promise.all([held, head.whileHeld?.()]).then(() => {
             holding = false;
             deliver();
-          }, head.holdMs ?? 10_000);
+          }, end);
           return;
         }
         pending.shift();
@@ -150,9 +155,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       }
     };
 
-    client.on('data', (chunk: Buffer) => {
-      fromClient = Buffer.concat([fromClient, chunk]);
-      for (;;) {
+    // Commands go on in order; one whose rule has `before` holds the ones after it until that is done.
+    let gated = false;
+    const pump = () => {
+      while (!gated) {
         const len = respLength(fromClient, 0);
         if (len < 0) return;
         const raw = fromClient.subarray(0, len);
@@ -164,12 +170,30 @@ export async function startFaultProxy(target: { host: string; port: number }): P
           deliver();
           continue;
         }
-        pending.push({
-          kind: 'forwarded',
-          ...(rule ? { fault: rule.fault as 'drop-after' | 'hold', holdMs: rule.holdMs ?? 10_000 } : {}),
-        });
-        upstream.write(raw);
+        const forward = () => {
+          pending.push({
+            kind: 'forwarded',
+            ...(rule
+              ? { fault: rule.fault as 'drop-after' | 'hold', holdMs: rule.holdMs ?? 10_000, whileHeld: rule.whileHeld }
+              : {}),
+          });
+          upstream.write(raw);
+        };
+        if (!rule?.before) {
+          forward();
+          continue;
+        }
+        gated = true;
+        void rule.before().then(() => {
+          gated = false;
+          forward();
+          pump();
+        }, end);
       }
+    };
+    client.on('data', (chunk: Buffer) => {
+      fromClient = Buffer.concat([fromClient, chunk]);
+      pump();
     });
     upstream.on('data', (chunk: Buffer) => {
       fromServer = Buffer.concat([fromServer, chunk]);
