@@ -1,11 +1,11 @@
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { getUsage } from '../src/shared/batches/read-store.js';
-import { startSimulator } from '../src/simulator/simulator-server.js';
+import { type Simulator, startSimulator } from '../src/simulator/simulator-server.js';
 import { WorkerPool } from '../src/worker/worker-pool.js';
 import { finishScript } from '../src/worker/store/finish-call.js';
-import { startFaultProxy } from './helpers/fault-proxy.js';
-import { createTestEnv, REDIS_URL, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
+import { type FaultProxy, type FaultRule, startFaultProxy } from './helpers/fault-proxy.js';
+import { createTestEnv, REDIS_URL, type TestEnv, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
 
 const TURNS = 4;
 const USER = 'stalled-finish-user';
@@ -29,68 +29,136 @@ async function restore(redis: Redis, prefix: string, snap: Map<string, { dump: B
   for (const [key, { dump, ttl }] of snap) await redis.restore(key, ttl, dump, 'REPLACE');
 }
 
-describe('a finish whose master answers late, then drops what it wrote (demoted when it wakes)', () => {
-  it('is written again: the result kept and counted once, the next turn sent once and after it, no call made again', async () => {
-    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
-    const env = await createTestEnv();
-    const admin = new Redis(REDIS_URL);
-    const sim = await startSimulator({ latencyMs: 20 });
-    let pool: WorkerPool | undefined;
-    try {
-      pool = await WorkerPool.start({
-        config: env.config({ REDIS_URL: proxy.url, CHATQ_CONCURRENCY: '2', CHATQ_RECONCILE_MS: '300' }),
-        baseUrl: sim.url,
-        logger: testLogger(),
-      });
+const turn = (user: string, t: number) =>
+  JSON.stringify({
+    custom_id: `${user}-t${t}`,
+    user,
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: `[seq ${t}] turn ${t}` }],
+  });
+
+interface Stage {
+  proxy: FaultProxy;
+  env: TestEnv;
+  admin: Redis;
+  sim: Simulator;
+  /** The batch of `lines`, submitted; then the worker pool (through the proxy) starts with `config`. */
+  run(lines: string[], rules: (batchId: string) => FaultRule[], config?: Record<string, string>): Promise<string>;
+}
+
+/** A worker pool whose Redis is behind a fault proxy, a simulator, and a direct connection to Redis; torn down after. */
+async function staged(body: (stage: Stage) => Promise<void>): Promise<void> {
+  const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+  const env = await createTestEnv();
+  const admin = new Redis(REDIS_URL);
+  const sim = await startSimulator({ latencyMs: 20 });
+  let pool: WorkerPool | undefined;
+  try {
+    await body({
+      proxy,
+      env,
+      admin,
+      sim,
+      async run(lines, rules, config = {}) {
+        const { batchId } = await env.submit(lines);
+        for (const rule of rules(batchId)) proxy.add(rule);
+        pool = await WorkerPool.start({
+          config: env.config({ REDIS_URL: proxy.url, CHATQ_CONCURRENCY: '2', ...config }),
+          baseUrl: sim.url,
+          logger: testLogger(),
+        });
+        return batchId;
+      },
+    });
+  } finally {
+    await pool?.close();
+    await sim.close();
+    admin.disconnect();
+    await env.cleanup();
+    await proxy.close();
+  }
+}
+
+/** Each request once in the usage, and each call once, in its user's order, one at a time. */
+async function eachCallOnce(stage: Stage, batchId: string, calls: number): Promise<void> {
+  await waitFor('usage folded', async () => {
+    return (await getUsage(stage.env.redis, stage.env.keys, 'default', 'batch', batchId)).requests === calls;
+  });
+  const stats = stage.sim.stats();
+  expect({ calls: stats.calls, outOfOrder: stats.outOfOrder, overlaps: stats.overlaps }).toEqual({
+    calls,
+    outOfOrder: 0,
+    overlaps: 0,
+  });
+}
+
+describe('a master that answers late, then drops what it wrote (demoted when it wakes)', () => {
+  it('a finish so lost is written again: the result counted once, the next turn sent once and after it', async () => {
+    await staged(async (stage) => {
       // The second turn's finish: Redis runs it, its answer is 2 s late (a stall), and meanwhile Redis is put back as
       // it was before it ran (the promoted replica never had the write; the old master, told, drops it too).
       let before = new Map<string, { dump: Buffer; ttl: number }>();
-      proxy.add({
-        command: 'EVALSHA',
-        arg: finishScript.lua.sha,
-        skip: 1,
-        fault: 'hold',
-        holdMs: 2_000,
-        before: async () => {
-          before = await snapshot(admin, env.keys.prefix);
-        },
-        whileHeld: () => restore(admin, env.keys.prefix, before),
-      });
-      const batch = await env.submit(
-        Array.from({ length: TURNS }, (_, t) =>
-          JSON.stringify({
-            custom_id: `t${t}`,
-            user: USER,
-            model: 'gpt-4o-mini',
-            messages: [{ role: 'user', content: `[seq ${t}] turn ${t}` }],
-          }),
-        ),
+      const prefix = stage.env.keys.prefix;
+      const batchId = await stage.run(
+        Array.from({ length: TURNS }, (_, t) => turn(USER, t)),
+        () => [
+          {
+            command: 'EVALSHA',
+            arg: finishScript.lua.sha,
+            skip: 1,
+            fault: 'hold',
+            holdMs: 2_000,
+            before: async () => {
+              before = await snapshot(stage.admin, prefix);
+            },
+            whileHeld: () => restore(stage.admin, prefix, before),
+          },
+        ],
+        { CHATQ_RECONCILE_MS: '300' },
       );
-      const done = await waitForBatch(env, batch.batchId, 60_000);
-      expect(proxy.fired()).toBe(1);
+      const done = await waitForBatch(stage.env, batchId, 60_000);
+      expect(stage.proxy.fired()).toBe(1);
       expect(done).toMatchObject({ status: 'completed', succeeded: TURNS, failed: 0 });
-      await waitFor('usage folded', async () => {
-        return (await getUsage(env.redis, env.keys, 'default', 'batch', batch.batchId)).requests === TURNS;
-      });
       // Each turn reached the upstream once, in order, one at a time: the lost result was written again before the
       // next turn went. With a stall not taken as a doubt (request-store.ts), the run goes on with the turn its lost
       // write had claimed: measured, that turn went before its predecessor's result stood, and the predecessor was
       // sent again 120 s later, once its call lease ran out (5 calls, 1 out of order).
-      const stats = sim.stats();
-      const user = Object.values(stats.users)[0]!;
-      expect({ calls: stats.calls, outOfOrder: stats.outOfOrder, overlaps: stats.overlaps }).toEqual({
-        calls: TURNS,
-        outOfOrder: 0,
-        overlaps: 0,
+      await eachCallOnce(stage, batchId, TURNS);
+    });
+  });
+
+  it("another lane's next job, acknowledged and lost after the stall, is added again within seconds of it", async () => {
+    await staged(async (stage) => {
+      // Requests 1 to 6: a's three lines, then b's script of three turns, 3 s apart. a's second finish stalls (2 s;
+      // the replies behind it on its connection wait too, and are written again). b's last turn is added seconds
+      // after the stall, and its job is acknowledged and never written (the proxy answers the add): nothing stalled
+      // or failed around it. No reconciler pass or backlog refill comes within the test (60 s, 30 s): only the
+      // repairs in the seconds after a stall add it again.
+      const b = JSON.stringify({
+        script_id: 'b',
+        user: 'lane-b',
+        model: 'gpt-4o-mini',
+        turn_gap_ms: 3_000,
+        turns: [0, 1, 2].map((t) => `[seq ${t}] turn ${t}`),
       });
-      expect(user.arrivals).toHaveLength(TURNS);
-      expect((await getUsage(env.redis, env.keys, 'default', 'batch', batch.batchId)).requests).toBe(TURNS);
-    } finally {
-      await pool?.close();
-      await sim.close();
-      admin.disconnect();
-      await env.cleanup();
-      await proxy.close();
-    }
+      const batchId = await stage.run(
+        [...[0, 1, 2].map((t) => turn('lane-a', t)), b],
+        (id) => [
+          { command: 'EVALSHA', arg: finishScript.lua.sha, argIncludes: `${id}-2`, fault: 'hold', holdMs: 2_000 },
+          {
+            command: 'EVALSHA',
+            anyArg: `${stage.env.keys.prefix}:requests:id`,
+            argIncludes: `${id}-6`,
+            fault: 'answer',
+            answer: `${id}-6`,
+          },
+        ],
+        { CHATQ_RECONCILE_MS: '60000' },
+      );
+      const done = await waitForBatch(stage.env, batchId, 20_000);
+      expect(stage.proxy.fired()).toBe(2);
+      expect(done).toMatchObject({ status: 'completed', succeeded: 6, failed: 0 });
+      await eachCallOnce(stage, batchId, 6);
+    });
   });
 });

@@ -4,11 +4,11 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 /**
  * A Redis proxy that fails chosen commands on the wire: between chatq and a real Redis, it reads each command (RESP)
  * and, for one that a rule matches, answers an error itself (the command never reaches Redis), drops the connection
- * before the command reaches Redis or after Redis ran it (its reply lost), or holds the reply back for a while (a
- * Redis that does not answer). Everything else passes through unchanged, in order.
+ * before the command reaches Redis or after Redis ran it (its reply lost), holds the reply back for a while (a
+ * Redis that does not answer), or answers it itself as if Redis had run it (a write acknowledged, then lost). Everything else passes through unchanged, in order.
  */
 
-export type Fault = 'error' | 'drop-before' | 'drop-after' | 'hold';
+export type Fault = 'error' | 'drop-before' | 'drop-after' | 'hold' | 'answer';
 
 export interface FaultRule {
   /** The command's name (upper case), e.g. EVALSHA, SET. */
@@ -17,6 +17,8 @@ export interface FaultRule {
   arg?: string;
   /** Any of the command's arguments (a key the command names). */
   anyArg?: string;
+  /** Text one of the command's arguments holds (an id inside packed arguments). */
+  argIncludes?: string;
   fault: Fault;
   /** How many matching commands it fails (default 1). */
   times?: number;
@@ -26,6 +28,8 @@ export interface FaultRule {
   holdMs?: number;
   /** The error "error" answers (default: an ERR that says the proxy injected it). */
   message?: string;
+  /** What "answer" replies, as a bulk string, in Redis's stead (the command never reaches it: a write acknowledged, then lost). */
+  answer?: string;
   /** Runs before the matching command goes on to Redis (the connection's later commands wait for it). */
   before?: () => Promise<void>;
   /** With "hold": runs once Redis has answered, while the reply is held (let go when both it and holdMs are done). */
@@ -80,7 +84,7 @@ function words(buf: Buffer, at: number): string[] {
 
 type Pending =
   | { kind: 'forwarded'; fault?: 'drop-after' | 'hold'; holdMs?: number; whileHeld?: () => Promise<void> }
-  | { kind: 'error'; message: string };
+  | { kind: 'made-up'; reply: string };
 
 export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
   const rules: (FaultRule & { seen: number; left: number })[] = [];
@@ -100,6 +104,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       const sameCommand = command === name || (command === 'EVALSHA' && name === 'EVAL');
       if (!sameCommand || (r.arg !== undefined && r.arg !== arg) || r.left <= 0) continue;
       if (r.anyArg !== undefined && !cmd.includes(r.anyArg)) continue;
+      if (r.argIncludes !== undefined && !cmd.some((w) => w.includes(r.argIncludes!))) continue;
       r.seen += 1;
       if (r.seen <= (r.skip ?? 0)) continue;
       r.left -= 1;
@@ -130,9 +135,9 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     const deliver = () => {
       while (!holding && pending.length) {
         const head = pending[0]!;
-        if (head.kind === 'error') {
+        if (head.kind === 'made-up') {
           pending.shift();
-          client.write(`-${head.message}\r\n`);
+          client.write(head.reply);
           continue;
         }
         const len = respLength(fromServer, 0);
@@ -165,8 +170,13 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         fromClient = fromClient.subarray(len);
         const rule = faultFor(words(raw, 0));
         if (rule?.fault === 'drop-before') return end();
-        if (rule?.fault === 'error') {
-          pending.push({ kind: 'error', message: rule.message ?? 'ERR chatq fault proxy: injected failure' });
+        if (rule?.fault === 'error' || rule?.fault === 'answer') {
+          const answer = Buffer.from(rule.answer ?? '');
+          const reply =
+            rule.fault === 'error'
+              ? `-${rule.message ?? 'ERR chatq fault proxy: injected failure'}\r\n`
+              : `$${answer.length}\r\n${answer.toString()}\r\n`;
+          pending.push({ kind: 'made-up', reply });
           deliver();
           continue;
         }
