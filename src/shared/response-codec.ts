@@ -8,7 +8,7 @@ import { phraseCodec } from './phrase-codec.js';
  *   write and half to read, for a few more bytes (measured: the simulator's 639-byte answer, 137 bytes in 4.9 µs
  *   against DEFLATE with a dictionary of its shape, 125 bytes in 15 µs; read back in 3.4 µs against 7).
  * - V1, a longer one: raw DEFLATE with a preset dictionary of the usual chat.completion JSON.
- * Values from before (plain JSON text) read as they are. Phrases and dictionary are part of the stored format: a new
+ * A short reply, or one neither form makes smaller, is kept as its JSON text, and read as it is. Phrases and dictionary are part of the stored format: a new
  * list gets a new mark, and the old marks keep theirs.
  */
 const MARK_V1 = Buffer.from([0x00, 0x01]);

@@ -6,6 +6,6 @@ export type Scope = { all: true; project?: undefined } | { all: false; project: 
 export const ALL_PROJECTS: Scope = { all: true };
 export const projectScope = (project: string): Scope => ({ all: false, project });
 
-/** Whether `scope` may see something of `project` (records from before projects belong to the default one). */
+/** Whether `scope` may see something of `project` (a record that names no project is the default one's). */
 export const sees = (scope: Scope, project: string | null | undefined) =>
   scope.all || scope.project === (project || DEFAULT_PROJECT);
