@@ -171,7 +171,7 @@ export function upstreamFields(answer: UpstreamAnswer): UpstreamFields {
   return fields;
 }
 
-/** Each read field's value in a StoredRequest, by its stored name (StoredRequest's own name aside, the usage counts). */
+/** Each read field's value in a StoredRequest, by the field's stored name (the usage counts among them). */
 export type StoredValues = {
   [F in keyof Specs as Specs[F] extends { as: string } ? F : never]: ReadAs<Specs[F]>;
 };

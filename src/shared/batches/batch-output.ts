@@ -11,6 +11,7 @@ import { storedValue, type StoredRequest, type StoredValues } from '../request-r
  * or named otherwise. What an output shows is its name in that output's list.
  */
 const MADE_VALUES = {
+  id: (r) => r.id,
   batch_id: (r) => r.batch,
   usage: (r) => r.usage,
   cost_usd: (r) => (r.costNano === null ? null : r.costNano / 1e9),
@@ -23,7 +24,7 @@ const MADE_VALUES = {
 } satisfies Record<string, (r: StoredRequest) => unknown>;
 
 type MadeValues = { [N in keyof typeof MADE_VALUES]: ReturnType<(typeof MADE_VALUES)[N]> };
-type RequestValues = Omit<StoredValues, keyof MadeValues> & MadeValues & { id: string };
+type RequestValues = Omit<StoredValues, keyof MadeValues> & MadeValues;
 
 /** The values `names` of a request, in that order. */
 export function requestValues<N extends keyof RequestValues>(
@@ -32,12 +33,9 @@ export function requestValues<N extends keyof RequestValues>(
 ): Pick<RequestValues, N> {
   const values: Record<string, unknown> = {};
   for (const name of names)
-    values[name] =
-      name === 'id'
-        ? r.id
-        : Object.hasOwn(MADE_VALUES, name)
-          ? MADE_VALUES[name as keyof MadeValues](r)
-          : storedValue(r, name as keyof StoredValues);
+    values[name] = Object.hasOwn(MADE_VALUES, name)
+      ? MADE_VALUES[name as keyof MadeValues](r)
+      : storedValue(r, name as keyof StoredValues);
   return values as Pick<RequestValues, N>;
 }
 
