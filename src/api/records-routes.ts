@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { PROJECT_NAME } from '../shared/config.js';
+import { PROJECT_NAME } from '../shared/config-env.js';
 import { isRequestId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { API_REQUEST_FIELDS, requestValues } from '../shared/batches/batch-output.js';

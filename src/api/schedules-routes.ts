@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { getFile, keepFile, releaseFile } from '../shared/files/file-store.js';
 import { isFileId } from '../shared/ids.js';
-import { PROJECT_NAME } from '../shared/config.js';
+import { PROJECT_NAME } from '../shared/config-env.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import {
   addSchedule,

@@ -1,7 +1,8 @@
 import type { RedisClient } from '../shared/redis/redis.js';
 import { probeRedis } from '../shared/redis/redis-probe.js';
 import { printableRedisUrl, type RedisTarget } from '../shared/redis/redis-target.js';
-import { ConfigError, loadConfig, PROJECT_NAME, type Config } from '../shared/config.js';
+import { PROJECT_NAME } from '../shared/config-env.js';
+import { ConfigError, loadConfig, type Config } from '../shared/config.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { createLogger, type Logger } from '../shared/logger.js';

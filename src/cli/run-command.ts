@@ -26,7 +26,7 @@ import { renderTable } from './table.js';
 import { evaluateBatch } from '../shared/reports/eval-report.js';
 import type { BatchRecord } from '../shared/request-record.js';
 import { redisAnswers } from '../shared/redis/redis-probe.js';
-import { DEFAULT_REDIS_URL } from '../shared/config.js';
+import { DEFAULT_REDIS_URL } from '../shared/config-env.js';
 import type { Config } from '../shared/config.js';
 
 export interface RunFlags extends SubmitFlags, LimitFlags {

@@ -9,7 +9,7 @@ import { loadVisibleFile } from '../http/visible-records.js';
 import { loadPrices } from '../shared/usage/pricing.js';
 import { batchFileLines } from '../shared/batches/batch-output.js';
 import { cancelBatch } from '../shared/batches/cancel-batch.js';
-import { PROJECT_NAME } from '../shared/config.js';
+import { PROJECT_NAME } from '../shared/config-env.js';
 import { compareBatches, evaluateBatch } from '../shared/reports/eval-report.js';
 import { isBatchId } from '../shared/ids.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ApiToken } from '../shared/config.js';
+import type { ApiToken } from '../shared/config-env.js';
 import { DEFAULT_PROJECT } from '../shared/keys.js';
 import { ALL_PROJECTS, projectScope, type Scope } from '../shared/scope.js';
 import { errorBody } from './api-errors.js';
