@@ -161,11 +161,14 @@ export type UpstreamFields = Partial<
   Record<{ [F in keyof Specs]: Specs[F] extends { answer: unknown } ? F : never }[keyof Specs], string | number | null>
 >;
 
+/** The fields with `answer`, found once (every finish asks). */
+const ANSWERED = SPECS.flatMap(([name, spec]) => (spec.answer ? [[name, spec.answer] as const] : []));
+
 /** The fields a result keeps as the upstream's answer gives them (those it gives: none undefined). */
 export function upstreamFields(answer: UpstreamAnswer): UpstreamFields {
   const fields: Record<string, string | number | null> = {};
-  for (const [name, spec] of SPECS) {
-    const value = spec.answer?.(answer);
+  for (const [name, from] of ANSWERED) {
+    const value = from(answer);
     if (value !== undefined) fields[name] = value;
   }
   return fields;
