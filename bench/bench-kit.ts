@@ -3,9 +3,9 @@ import { execSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import pLimit from 'p-limit';
-import { request } from 'undici';
 import { legacyUserid } from '../src/shared/userid.js';
-import { headersOf, readBounded, upstreamAgent } from '../src/worker/upstream/http-transport.js';
+import { headersOf } from '../src/worker/upstream/http-transport.js';
+import { UpstreamConnections } from '../src/worker/upstream/upstream-connections.js';
 import { createTestEnv, spawnWorker, type TestEnv, type WorkerProcess } from '../test/helpers/test-env.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -96,27 +96,25 @@ export async function withWorker<T>(vars: Record<string, string>, body: (env: Te
 }
 
 /**
- * A `fetch` for the openai SDK over chatq's upstream connection pool (undici's request() on a keep-alive pool sized to
- * the concurrency): the plain loop given chatq's transport, without the WHATWG fetch machinery.
+ * A `fetch` for the openai SDK over chatq's upstream connections to `baseURL` (undici's request() on keep-alive
+ * connections, as many as the concurrency): the plain loop given chatq's transport, without the WHATWG fetch machinery.
  */
-export function transportFetch(connections: number): typeof fetch {
-  const agent = upstreamAgent(connections);
+export function transportFetch(baseURL: string, connections: number): typeof fetch {
+  const pool = new UpstreamConnections(new URL(baseURL).origin, connections);
   return (async (input: string | URL | Request, init: RequestInit = {}) => {
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((v, k) => {
       headers[k] = v;
     });
-    const res = await request(input instanceof Request ? input.url : String(input), {
+    const res = await pool.call(input instanceof Request ? input.url : String(input), {
       method: (init.method ?? 'GET') as 'GET',
       headers,
       body: (init.body ?? null) as string | null,
       signal: init.signal ?? undefined,
-      dispatcher: agent,
     });
-    const bytes = await readBounded(res.body);
-    const empty = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
-    return new Response(empty ? null : new Uint8Array(bytes), {
-      status: res.statusCode,
+    const empty = res.status === 204 || res.status === 304 || res.status < 200;
+    return new Response(empty ? null : new Uint8Array(res.bytes), {
+      status: res.status,
       headers: headersOf(res.headers),
     });
   }) as typeof fetch;

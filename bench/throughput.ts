@@ -78,7 +78,7 @@ interface Round {
 const rounds: Round[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   const plain = await plainLoop(sim.url, REQUESTS, CONCURRENCY);
-  const plainFast = await plainLoop(sim.url, REQUESTS, CONCURRENCY, Infinity, transportFetch(CONCURRENCY));
+  const plainFast = await plainLoop(sim.url, REQUESTS, CONCURRENCY, Infinity, transportFetch(sim.url, CONCURRENCY));
   // Traced and untraced take turns going first (a run after another may find Redis warmer or the machine busier).
   const first = await chatqRun(sim.url, r % 2 === 1);
   const second = await chatqRun(sim.url, r % 2 === 0);

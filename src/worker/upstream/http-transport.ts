@@ -1,5 +1,3 @@
-import { Agent } from 'undici';
-
 /** The largest upstream response read: past it the call fails (a chat completion is far smaller). */
 export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
@@ -23,10 +21,6 @@ export async function readBounded(
   }
   return Buffer.concat(chunks, size);
 }
-
-/** The upstream's keep-alive connection pool, sized to the worker's calls in flight. */
-export const upstreamAgent = (connections: number) =>
-  new Agent({ connections: Math.max(8, connections), keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
 
 /** undici's response headers as WHATWG Headers (what the openai SDK's errors and Responses carry). */
 export function headersOf(raw: Record<string, string | string[] | undefined>): Headers {

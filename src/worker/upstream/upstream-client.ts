@@ -1,6 +1,6 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
-import { request, type Agent } from 'undici';
-import { headersOf, readBounded, ResponseTooLargeError, upstreamAgent } from './http-transport.js';
+import { headersOf, ResponseTooLargeError } from './http-transport.js';
+import { type Answer, UpstreamConnections } from './upstream-connections.js';
 import { classifyErrorBody, MalformedResponseError, type ClassifiedError } from './classify-error.js';
 
 export interface UpstreamReply {
@@ -20,7 +20,7 @@ export interface UpstreamOptions {
   baseURL: string;
   apiKey: string | undefined;
   timeoutMs: number;
-  /** Calls in flight at once (sizes the connection pool). */
+  /** Calls in flight at once (bounds the connections). */
   concurrency: number;
 }
 
@@ -33,20 +33,21 @@ const safeJson = (text: string): unknown => {
 };
 
 /**
- * The memory-chat endpoint (`POST <base>/chat/completions`), called with undici on a keep-alive pool: the body goes
+ * The memory-chat endpoint (`POST <base>/chat/completions`), called with undici on keep-alive connections (upstream-connections.ts): the body goes
  * through untouched, plus `userid`. Failures are the openai SDK's own error classes, built as the SDK builds them
  * (APIError.generate for an HTTP error, APIConnectionError, APIConnectionTimeoutError), so they are classified alike;
  * the SDK itself is not in the call's path (its request and response machinery was a third of the worker's CPU per
  * call and of what a call in flight holds). chatq owns retrying.
  */
 export class UpstreamClient {
-  private readonly agent: Agent;
+  /** Its keep-alive connections (what they opened shows in tests). */
+  readonly connections: UpstreamConnections;
   private readonly url: string;
   private readonly headers: Record<string, string>;
 
   constructor(private readonly opts: UpstreamOptions) {
-    this.agent = upstreamAgent(opts.concurrency);
     this.url = `${opts.baseURL.replace(/\/+$/, '')}/chat/completions`;
+    this.connections = new UpstreamConnections(new URL(this.url).origin, Math.max(8, opts.concurrency));
     // A local simulator needs no key; the header goes all the same, as the SDK sends it.
     this.headers = {
       'content-type': 'application/json',
@@ -66,22 +67,20 @@ export class UpstreamClient {
     timeoutMs = this.opts.timeoutMs,
   ): Promise<UpstreamReply> {
     const signal = AbortSignal.timeout(timeoutMs);
-    let answer: { status: number; raw: Record<string, string | string[] | undefined>; bytes: Buffer };
+    let answer: Answer;
     try {
-      const res = await request(this.url, {
+      answer = await this.connections.call(this.url, {
         method: 'POST',
         headers: this.headers,
         body: JSON.stringify(userid === undefined ? { ...body, stream: false } : { ...body, userid, stream: false }),
         signal,
-        dispatcher: this.agent,
       });
-      answer = { status: res.statusCode, raw: res.headers, bytes: await readBounded(res.body) };
     } catch (err) {
       if (err instanceof ResponseTooLargeError) throw err;
       if (signal.aborted) throw new APIConnectionTimeoutError();
       throw new APIConnectionError({ cause: err instanceof Error ? err : new Error(String(err)) });
     }
-    const { status, raw, bytes } = answer;
+    const { status, headers: raw, bytes } = answer;
     const text = bytes.toString('utf8');
     if (status >= 400) {
       const json = safeJson(text) as object | undefined;
