@@ -66,7 +66,10 @@ export class UpstreamClient {
     userid: string | undefined,
     timeoutMs = this.opts.timeoutMs,
   ): Promise<UpstreamReply> {
-    const signal = AbortSignal.timeout(timeoutMs);
+    // Its own timer, not AbortSignal.timeout (whose weak references cost some 10 µs a call, and the GC more).
+    const abort = new AbortController();
+    const { signal } = abort;
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
     let answer: Answer;
     try {
       answer = await this.connections.call(this.url, {
@@ -79,6 +82,8 @@ export class UpstreamClient {
       if (err instanceof ResponseTooLargeError) throw err;
       if (signal.aborted) throw new APIConnectionTimeoutError();
       throw new APIConnectionError({ cause: err instanceof Error ? err : new Error(String(err)) });
+    } finally {
+      clearTimeout(timer);
     }
     const { status, headers: raw, bytes } = answer;
     const text = bytes.toString('utf8');
