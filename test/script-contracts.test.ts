@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FINISHED_RECORD_FIELDS } from '../src/shared/request-record.js';
+import { defineScript } from '../src/shared/redis/script-contract.js';
 import { getRequests } from '../src/shared/batches/read-store.js';
 import { unpack } from 'msgpackr';
 import { finishScript } from '../src/worker/store/finish-call.js';
@@ -146,5 +152,44 @@ describe('script contracts: keys, arguments and replies by name', () => {
     // Credentials not proven yet: the first call goes as the probe (state 2), at once.
     expect(reply).toMatchObject({ state: 2, wait_ms: 0, outage: 0 });
     expect(await env.redis.get(env.keys.credentialsProbe)).toBe('m1');
+  });
+
+  it('writes K.<name> and AT.<field> in as places when a script is loaded, and refuses an unknown one there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chatq-lua-'));
+    const file = (name: string, body: string) => {
+      writeFileSync(join(dir, name), `--- @include keys\n--- @include finished-record\n--- @include contract\n${body}\n`);
+      return pathToFileURL(join(dir, name));
+    };
+    try {
+      const placed = defineScript<{ id: string }, { key: string; at: number }>()({
+        file: file('placed.lua', "return reply({ key = K.first .. '|' .. K.second .. '|' .. A.id, at = AT.status })"),
+        keys: ['first', 'second'],
+        args: { id: 'string' },
+      });
+      expect(placed.lua.source).not.toMatch(/local K = |local AT = /);
+      const keys = { first: `${env.keys.prefix}:a`, second: `${env.keys.prefix}:b` };
+      expect(await placed.run(env.redis, keys, { id: 'x' })).toEqual({
+        key: `${keys.first}|${keys.second}|x`,
+        at: FINISHED_RECORD_FIELDS.indexOf('status') + 2,
+      });
+      // A key or a place looked up by a name made at run time: the tables stay.
+      const looked = defineScript<{ key: string; field: string }, { key: string; at: number }>()({
+        file: file('looked.lua', 'return reply({ key = K[A.key], at = AT[A.field] })'),
+        keys: ['first'],
+        args: { key: 'string', field: 'string' },
+      });
+      expect(await looked.run(env.redis, { first: keys.first }, { key: 'first', field: 'userid' })).toEqual({
+        key: keys.first,
+        at: FINISHED_RECORD_FIELDS.indexOf('userid') + 2,
+      });
+      const unknown = (name: string, body: string) => () =>
+        defineScript<{ id: string }, unknown>()({ file: file(name, body), keys: ['first'], args: { id: 'string' } });
+      expect(unknown('bad-key.lua', 'return K.third')).toThrow('bad-key.lua: K.third is no key of its contract');
+      expect(unknown('bad-field.lua', 'return AT.colour')).toThrow(
+        'bad-field.lua: AT.colour is no field of the finished record',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -121,7 +121,9 @@ end`;
  * [at, status, code, ms]; then the body), read from its hash in that order, with no table by name. It is stored
  * framed: its packed length (4 bytes), the packed record, then the response as it is stored (bytes: cmsgpack has no
  * type for them):
- * - AT[name]: a field's place in a record;
+ * - AT.<field>: a field's place in a record, written in as its number when the script is loaded (finishedRecordPlaces:
+ *   an unknown field is an error then); AT[name], the same by a name found at run time (a table, made only in a
+ *   script that looks a place up so);
  * - requestRecord(key): the hash's values as a record (text as the hash holds it) and the request's project, or nil
  *   when it is gone;
  * - writeRecord(prefix, id, record, ttl, response, entries): writes `record` (requestRecord's, with the finish's
@@ -132,8 +134,7 @@ end`;
  * - finishedRecord(prefix, id): a finished record and its response, or nil when there is none.
  */
 const finishedRecordPrelude = () => `${attemptLogPrelude()}
-local FINISHED_RECORD_FIELDS = { ${FINISHED_RECORD_FIELDS.map((f) => `'${f}'`).join(', ')} }
-local AT = { ${FINISHED_RECORD_FIELDS.map((f, i) => `${f} = ${i + 2}`).join(', ')} }
+${PLACES_TABLE}
 local NUMERIC_AT = { ${NUMERIC_REQUEST_FIELDS.filter((f) => FINISHED_RECORD_FIELDS.includes(f))
   .map((f) => FINISHED_RECORD_FIELDS.indexOf(f) + 2)
   .join(', ')} }
@@ -146,7 +147,7 @@ local function unframed(stored)
   return cmsgpack.unpack(string.sub(stored, 5, 4 + n)), string.sub(stored, 5 + n)
 end
 local function requestRecord(key)
-  local record = redis.call('HMGET', key, 'project', unpack(FINISHED_RECORD_FIELDS))
+  local record = redis.call('HMGET', key, 'project', ${FINISHED_RECORD_FIELDS.map((f) => `'${f}'`).join(', ')})
   if not record[AT.status] then return nil end
   local project = record[1] or 'default'
   record[1] = ${FINISHED_RECORD_VERSION}
@@ -168,6 +169,24 @@ local function finishedRecord(prefix, id)
   if not stored then return nil end
   return unframed(stored)
 end`;
+
+/** A finished record's place of each field (after the version). */
+const PLACE = new Map(FINISHED_RECORD_FIELDS.map((f, i) => [f, i + 2]));
+const PLACES_TABLE = `local AT = { ${FINISHED_RECORD_FIELDS.map((f) => `${f} = ${PLACE.get(f)}`).join(', ')} }`;
+
+/**
+ * A loaded script's text with each `AT.<field>` written as the field's place (no table to build on every call), and
+ * the AT table left out unless the script looks a place up by a name it finds at run time (`AT[name]`). A name that
+ * is no field of the finished record is an error here, when the script is loaded, not a nil when it runs.
+ */
+export function finishedRecordPlaces(lua: string, script: string): string {
+  const placed = lua.replace(/\bAT\.(\w+)/g, (_, field: string) => {
+    const place = PLACE.get(field as (typeof FINISHED_RECORD_FIELDS)[number]);
+    if (place === undefined) throw new Error(`${script}: AT.${field} is no field of the finished record`);
+    return String(place);
+  });
+  return /\bAT\[/.test(placed) ? placed : placed.replace(`${PLACES_TABLE}\n`, '');
+}
 
 export const PRELUDES: Record<string, () => string> = {
   'attempt-log': attemptLogPrelude,

@@ -6,7 +6,7 @@ import { createLogger, type Logger } from '../logger.js';
 import { logFailure } from './condition-log.js';
 import { describeRedisError } from './redis-errors.js';
 import { isSentinel, seedUrls, sentinelMaster, type RedisTarget } from './redis-target.js';
-import { PRELUDES } from './lua-preludes.js';
+import { finishedRecordPlaces, PRELUDES } from './lua-preludes.js';
 
 /** A single Redis or a Redis Cluster: chatq runs the same on both. */
 export type RedisClient = Redis | Cluster;
@@ -157,18 +157,27 @@ export class LuaScript {
     return this.lua;
   }
 
-  /** `preludes`: those of this script alone (its contract's: script-contract.ts). */
-  constructor(file: URL, preludes: Record<string, () => string> = {}) {
+  /**
+   * `preludes`: those of this script alone (its contract's: script-contract.ts); `written`: what its contract writes
+   * into the whole text once the preludes are in (its keys' places: script-contract.ts).
+   */
+  constructor(
+    file: URL,
+    preludes: Record<string, () => string> = {},
+    written: (lua: string, script: string) => string = (lua) => lua,
+  ) {
     LuaScript.loaded.push(this);
+    this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
     // A prelude generated from TypeScript (keys, events, statuses), or a piece of Lua in the `includes/` folder beside
     // the script (its layer's own), else in shared/includes/ (every layer's).
-    this.lua = readFileSync(file, 'utf8').replace(/^--- @include ([\w-]+)$/gm, (_, name: string) => {
+    const text = readFileSync(file, 'utf8').replace(/^--- @include ([\w-]+)$/gm, (_, name: string) => {
       const prelude = preludes[name] ?? PRELUDES[name];
       if (prelude) return prelude();
       const own = new URL(`./includes/${name}.lua`, file);
       return readFileSync(existsSync(own) ? own : new URL(`./includes/${name}.lua`, import.meta.url), 'utf8');
     });
-    this.name = `chatq_${basename(file.pathname, '.lua').replace(/-/g, '_')}`;
+    const script = basename(file.pathname);
+    this.lua = finishedRecordPlaces(written(text, script), script);
     this.sha = createHash('sha1').update(this.lua).digest('hex');
   }
 

@@ -6,7 +6,9 @@ import { LuaScript, type RedisClient } from './redis.js';
  * A script's contract, defined once and by name: its keys, its arguments (each with its kind) and its reply. The
  * TypeScript side takes keys and arguments as objects and answers the reply as one; the Lua side gets them by name
  * from a prelude made from the same definition ("--- @include contract"):
- * - `K.<name>`: each key (KEYS, in the order the contract names them);
+ * - `K.<name>`: each key (KEYS, in the order the contract names them), written in as `KEYS[i]` when the script is
+ *   loaded (keyPlaces: an unknown name is an error then); a table K only where the script looks a key up by a name it
+ *   makes at run time (`K[name]`) or has a rest list;
  * - `A.<name>`: each argument, packed as one MessagePack map in ARGV[1] (tables and lists as they are: no JSON to
  *   decode), checked before the script's first line runs: a missing or mistyped one is an error naming it (only the
  *   contract's arguments are packed: no other name reaches the script).
@@ -57,6 +59,22 @@ const LUA_TYPE: Record<Exclude<Kind, 'whole' | 'bytes'>, string> = {
   list: 'table',
 };
 
+/** The contract's K table: each key by name. */
+const keysTable = (keys: readonly string[]) => `local K = { ${keys.map((k, i) => `${k} = KEYS[${i + 1}]`).join(', ')} }`;
+
+/**
+ * A script's text with each `K.<name>` written as its place in KEYS, and no K table to build on every call; as it is
+ * when the script looks keys up by names made at run time (`K[...]`) or has a rest list.
+ */
+function keyPlaces(lua: string, script: string, keys: readonly string[], rest: string | undefined): string {
+  if (rest || /\bK\[/.test(lua)) return lua;
+  return lua.replace(`${keysTable(keys)}\n`, '').replace(/\bK\.(\w+)/g, (_, name: string) => {
+    const place = keys.indexOf(name);
+    if (place < 0) throw new Error(`${script}: K.${name} is no key of its contract`);
+    return `KEYS[${place + 1}]`;
+  });
+}
+
 /** The Lua prelude of a contract: K, A (checked) and reply. */
 function contractPrelude(
   script: string,
@@ -84,7 +102,7 @@ function contractPrelude(
       : `if ${v} == nil then ${fail(`missing argument "${name}"`)} elseif ${bad} then ${message} end`;
   };
   return [
-    `local K = { ${keys.map((k, i) => `${k} = KEYS[${i + 1}]`).join(', ')} }`,
+    keysTable(keys),
     ...(rest ? [`K.${rest} = {} for i = ${keys.length + 1}, #KEYS do K.${rest}[#K.${rest} + 1] = KEYS[i] end`] : []),
     `local A = cmsgpack.unpack(ARGV[1] or '')`,
     `if type(A) ~= 'table' then ${fail('ARGV[1] must be a MessagePack map of named arguments')} end`,
@@ -114,9 +132,11 @@ export class ContractScript<K extends string, A, R, Rest extends string = never>
   constructor(contract: Contract<K, A, Rest>) {
     const script = contract.file.pathname.replace(/^.*\//, '').replace(/\.lua$/, '');
     const args = contract.args as Record<string, string>;
-    this.lua = new LuaScript(contract.file, {
-      contract: () => contractPrelude(script, contract.keys, contract.rest, args),
-    });
+    this.lua = new LuaScript(
+      contract.file,
+      { contract: () => contractPrelude(script, contract.keys, contract.rest, args) },
+      (lua, file) => keyPlaces(lua, file, contract.keys, contract.rest),
+    );
     this.rest = contract.rest;
     this.keyNames = contract.keys;
     this.packedNames = Object.keys(args).filter((n) => !args[n]!.startsWith('bytes'));
