@@ -33,11 +33,11 @@ const safeJson = (text: string): unknown => {
 };
 
 /**
- * The memory-chat endpoint (`POST <base>/chat/completions`), called with undici on keep-alive connections (upstream-connections.ts): the body goes
- * through untouched, plus `userid`. Failures are the openai SDK's own error classes, built as the SDK builds them
- * (APIError.generate for an HTTP error, APIConnectionError, APIConnectionTimeoutError), so they are classified alike;
- * the SDK itself is not in the call's path (its request and response machinery was a third of the worker's CPU per
- * call and of what a call in flight holds). chatq owns retrying.
+ * The memory-chat endpoint (`POST <base>/chat/completions`), called with undici on keep-alive connections
+ * (upstream-connections.ts): the body goes through untouched, plus `userid`. Failures are the openai SDK's own error
+ * classes, built as the SDK builds them (APIError.generate for an HTTP error, APIConnectionError,
+ * APIConnectionTimeoutError), so they are classified alike; the SDK itself is not in the call's path (its request and
+ * response machinery was a third of the worker's CPU per call and of what a call in flight holds). chatq owns retrying.
  */
 export class UpstreamClient {
   /** Its keep-alive connections (what they opened shows in tests). */
