@@ -157,7 +157,10 @@ describe('script contracts: keys, arguments and replies by name', () => {
   it('writes K.<name> and AT.<field> in as places when a script is loaded, and refuses an unknown one there', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chatq-lua-'));
     const file = (name: string, body: string) => {
-      writeFileSync(join(dir, name), `--- @include keys\n--- @include finished-record\n--- @include contract\n${body}\n`);
+      writeFileSync(
+        join(dir, name),
+        `--- @include keys\n--- @include finished-record\n--- @include contract\n${body}\n`,
+      );
       return pathToFileURL(join(dir, name));
     };
     try {

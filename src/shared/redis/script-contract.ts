@@ -60,7 +60,8 @@ const LUA_TYPE: Record<Exclude<Kind, 'whole' | 'bytes'>, string> = {
 };
 
 /** The contract's K table: each key by name. */
-const keysTable = (keys: readonly string[]) => `local K = { ${keys.map((k, i) => `${k} = KEYS[${i + 1}]`).join(', ')} }`;
+const keysTable = (keys: readonly string[]) =>
+  `local K = { ${keys.map((k, i) => `${k} = KEYS[${i + 1}]`).join(', ')} }`;
 
 /**
  * A script's text with each `K.<name>` written as its place in KEYS, and no K table to build on every call; as it is
