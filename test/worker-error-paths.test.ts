@@ -55,6 +55,23 @@ describe("the worker's error paths", () => {
     }
   });
 
+  it('a read Redis does not answer in time is Redis away, not a defect: it spends no attempt of the request', async () => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+    try {
+      // The first reads of the upstream gate (a worker that just started must wait for one) go unanswered past
+      // their bound; with one attempt allowed, a request that counted that as a failure would end failed.
+      proxy.add({ command: 'EXISTS', anyArg: w.env.keys.pauseReason, fault: 'hold', holdMs: 1_500, times: 2 });
+      await w.startWorker({ REDIS_URL: proxy.url, CHATQ_MAX_ATTEMPTS: '1', CHATQ_BACKOFF_MS: '50' });
+      const batch = await w.env.submit([chat('r1', 'solo', 'hello')]);
+      const done = await waitForBatch(w.env, batch.batchId, 60_000);
+      expect(proxy.fired()).toBeGreaterThanOrEqual(1);
+      expect(done).toMatchObject({ succeeded: 1, failed: 0 });
+    } finally {
+      await w.pool?.close();
+      await proxy.close();
+    }
+  });
+
   it('past CHATQ_MAX_OUTAGE_MS an unreachable upstream counts as failed attempts, up to CHATQ_MAX_ATTEMPTS', async () => {
     w.sim.configure({ down: true });
     await w.startWorker({ CHATQ_MAX_OUTAGE_MS: '300', CHATQ_MAX_ATTEMPTS: '3', CHATQ_BACKOFF_MS: '50' });

@@ -7,9 +7,9 @@ export interface RedisProblem {
 }
 
 // A cluster failing over (a master lost, its replica not yet promoted; a master turned replica, which unblocks its
-// blocked commands: UNBLOCKED) is unavailable for a moment too.
+// blocked commands: UNBLOCKED) is unavailable for a moment too; so is a read given up unanswered (settledWithin).
 const UNAVAILABLE =
-  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out|Command aborted due to connection close|^UNBLOCKED/i;
+  /had no answer within \d+ ms|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out|Command aborted due to connection close|^UNBLOCKED/i;
 
 export function describeRedisError(err: unknown): RedisProblem | null {
   // A MULTI whose commands Redis refused as they were queued fails as EXECABORT: what matters is why they were refused.

@@ -81,7 +81,7 @@ export interface Reservation {
 
 /** Why no reservation was made: paused or stopping; the request's batch is being cancelled; a large call, come back later. */
 export type NotReserved = 'paused' | 'cancelled' | { laterMs: number };
-export const isReservation = (r: Reservation | NotReserved): r is Reservation => typeof r === 'object' && 'member' in r;
+export const isReservation = (r: unknown): r is Reservation => typeof r === 'object' && r !== null && 'member' in r;
 
 const DEFAULT_LARGE_SHARE = 0.1;
 

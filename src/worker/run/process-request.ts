@@ -61,6 +61,15 @@ async function later(
 }
 
 /**
+ * A Redis error before the call was sent (a read of the gate or of capacity, the lease's script) leaves nothing at the
+ * upstream: the run gives its request back at once, rather than leave the user's call lease to lapse.
+ */
+function redisAway(err: unknown): 'redis_away' {
+  if (describeRedisError(err)) return 'redis_away';
+  throw err;
+}
+
+/**
  * Within one call slot (so that no more than CHATQ_CONCURRENCY calls are in flight while a few extra jobs stand ready
  * to take a slot the moment one frees): waits for capacity, takes the call's lease (its deadline goes on the request
  * before it is sent, and the call ends by then), and calls. Or why it did not call.
@@ -76,19 +85,21 @@ function callWithinSlot(
   // A shard whose replicas do not acknowledge claims holds no call slot: one call each half second asks them again.
   if (store.waitsForReplicas()) return Promise.resolve('unreplicated' as const);
   return deps.callSlots(async () => {
-    const reservation = await t.capacityWait(() =>
-      limiter.acquire(started.model, body, {
-        project: started.project,
-        promptTokens,
-        stillWanted: () => store.batchGoesOn(started.batch),
-      }),
-    );
+    const reservation = await t
+      .capacityWait(() =>
+        limiter.acquire(started.model, body, {
+          project: started.project,
+          promptTokens,
+          stillWanted: () => store.batchGoesOn(started.batch),
+        }),
+      )
+      .catch(redisAway);
     if (!isReservation(reservation)) return reservation;
     const reservedAt = performance.now();
     // No call is made without its lease; the capacity reserved for it is given back, whatever went wrong.
     const lease = await store.beginCall(started, deps.timeoutMs).catch(async (err: unknown) => {
       await settleBestEffort(deps, reservation, 0, false);
-      throw err;
+      return redisAway(err);
     });
     // A lease that came long after the request slot (its master stopped meanwhile) would send the call into a later
     // stretch of the minute than the one its slot was in: it goes back for a slot of its own time.
@@ -206,8 +217,8 @@ async function runTraced(
     if (call === 'paused') return back(PAUSED_RECHECK_MS);
     // Another run holds the request now (this one's lock lapsed): it is that run's to call and finish.
     if (call === 'taken') return undefined;
-    // Redis answered the lease too late to call within it: back to the queue, not an attempt.
-    if (call === 'late') return back(PAUSED_RECHECK_MS);
+    // Redis answered the lease too late to call within it, or failed before the call: back to the queue, not an attempt.
+    if (call === 'late' || call === 'redis_away') return back(PAUSED_RECHECK_MS);
     if (call === 'unreplicated') {
       const err = new Error("NOREPLICAS a call's claim is not on enough replicas");
       logFailure(deps.logger, 'warn', { request: id }, err, 'call held');
