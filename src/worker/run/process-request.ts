@@ -90,7 +90,7 @@ function callWithinSlot(
         limiter.acquire(started.model, body, {
           project: started.project,
           promptTokens,
-          stillWanted: () => store.batchGoesOn(started.batch),
+          stillWanted: () => store.stops.batchGoesOn(started.batch),
         }),
       )
       .catch(redisAway);
@@ -196,14 +196,14 @@ async function runTraced(
   // A grading of a batch that stopped is not called: the request it judges stays ungraded.
   const unjudged = (code: string, message: string) =>
     finishRun(deps, started, gradingNotCalled(started, code, message), servingJob());
-  if (started.judges && !(await deps.store.batchGoesOn(started.batch))) return unjudged('cancelled', STOPPED);
+  if (started.judges && !(await deps.store.stops.batchGoesOn(started.batch))) return unjudged('cancelled', STOPPED);
   if (started.budgeted) {
     const budget = await deps.store.reserveBudget(id, started, costBound(deps, started.model, body, promptTokens()));
     if (budget === 'wait') return back(BUDGET_RECHECK_MS);
     if (budget === 'never') {
       if (started.judges)
         return unjudged('budget_exceeded', 'not judged: it could take the batch past its max_cost_usd');
-      await deps.store.cancelOverBudget(id, started);
+      await deps.store.stops.cancelOverBudget(id, started);
       return undefined;
     }
   }
@@ -227,7 +227,7 @@ async function runTraced(
     // One whose batch is being cancelled ends now; a call with no room yet waits out of the call slots.
     if (call === 'cancelled') {
       if (started.judges) return unjudged('cancelled', STOPPED);
-      await deps.store.cancelWithBatch(id, started, attempts);
+      await deps.store.stops.cancelWithBatch(id, started, attempts);
       return undefined;
     }
     // No room yet: it waits in its project's backlog, out of BullMQ (its job ends); spread out, so that the calls
@@ -281,7 +281,7 @@ export function createProcessor(deps: ProcessorDeps) {
     const first = await store.start(job.id!);
     if (first && 'stoppedBatch' in first) {
       // Its batch stopped (cancelled, expired, import failed): not sent, cancelled with the rest of the batch.
-      await store.cancelStopped(first);
+      await store.stops.cancelStopped(first);
       return;
     }
     if (first && 'waitMs' in first) {

@@ -6,7 +6,7 @@ import { persist } from './persist.js';
 import { BacklogRefills } from './backlog-refills.js';
 import { repairLanes } from './lane-repair.js';
 import { StallWatch } from './stall-watch.js';
-import { cancelBatch, type CancelReason } from '../../shared/batches/cancel-batch.js';
+import { BatchStops } from './batch-stops.js';
 import type { RequestQueues } from '../../shared/redis/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../../shared/keys.js';
 import type { AttemptEntry, RequestError } from '../../shared/request-record.js';
@@ -23,10 +23,6 @@ import {
 const REPAIR_QUEUED_AFTER_MS = 30_000;
 /** A call's lease outlives its deadline by this much: clocks and aborts are not exact. */
 const LEASE_MARGIN_MS = 2_000;
-
-const CANCELLED: CancelReason = { code: 'cancelled', message: 'cancelled before it was sent' };
-const EXPIRED: CancelReason = { code: 'batch_expired', message: "not done within the batch's completion window" };
-const IMPORT_STOPPED: CancelReason = { code: 'import_failed', message: "not sent: the batch's import failed" };
 
 /**
  * With CHATQ_REDIS_WAIT_REPLICAS, a result no replica acknowledged is written again this often, this many times at
@@ -48,9 +44,6 @@ const ADDING_MS = 1_000;
 
 /** The request's state transitions on the worker side, each one Lua script. */
 export class RequestStore {
-  /** Batch-wide cancels this process has under way, by batch. */
-  private readonly cancelWalks = new Map<string, Promise<unknown>>();
-
   private readonly redis: RedisClient;
   private readonly replicas: { count: number; timeoutMs: number };
 
@@ -66,6 +59,8 @@ export class RequestStore {
   private nextReplicaProbe = 0;
   /** Repairs of the shard's lanes after one of its scripts stalled (a master away, then back), when watched. */
   readonly stalls: StallWatch | undefined;
+  /** Whether a batch goes on, and the cancel of the requests of one that stopped. */
+  readonly stops: BatchStops;
 
   constructor(
     /** The connections its scripts go on (a lossy link then stalls one connection's share of them, not all). */
@@ -91,6 +86,9 @@ export class RequestStore {
     this.turns = new ConnectionTurns(connections);
     this.replicas = calls.replicas ?? { count: 0, timeoutMs: 0 };
     this.refills = new BacklogRefills(this.redis, keys, queues, REPAIR_QUEUED_AFTER_MS);
+    this.stops = new BatchStops(this.redis, keys, queues, ttlS, (id, owner, attempts) =>
+      this.release(id, owner, attempts),
+    );
     this.stalls =
       calls.onStallRepair &&
       new StallWatch(
@@ -367,64 +365,6 @@ export class RequestStore {
       if (written.replicated && i + 1 >= atLeast) break;
     }
     return counted;
-  }
-
-  /** Not sent: the batch's budget cannot pay for it; it and the rest of the batch are cancelled. */
-  async cancelOverBudget(id: string, owner: RequestOwner): Promise<void> {
-    await this.release(id, owner, []);
-    await this.redis.hincrby(this.keys.metrics, 'budget_refusals', 1);
-    await cancelBatch(this.redis, this.keys, this.queues, owner.batch, this.ttlS, {
-      code: 'budget_exceeded',
-      message: 'not sent: it could take the batch past its max_cost_usd',
-    });
-  }
-
-  /** Whether a request of this batch should still be sent: not once the batch stops (see claim-request.lua). */
-  async batchGoesOn(batch: string): Promise<boolean> {
-    const [status, onImportError, cancelAsked] = await this.redis.hmget(
-      this.keys.batch(batch),
-      'status',
-      'on_import_error',
-      'cancel_requested',
-    );
-    if (cancelAsked !== null) return false;
-    return status === 'in_progress' || status === 'validating' || (status === 'failed' && onImportError === 'keep');
-  }
-
-  /** Not sent: its batch stopped while it waited for capacity; it goes back unclaimed and ends the way the others did. */
-  async cancelWithBatch(id: string, owner: RequestOwner, attempts: AttemptEntry[]): Promise<void> {
-    await this.release(id, owner, attempts);
-    const status = (await this.redis.hget(this.keys.batch(owner.batch), 'status')) ?? 'cancelling';
-    await this.cancelStopped({ stoppedBatch: owner.batch, status, id });
-  }
-
-  /**
-   * Cancels the unsent requests of a batch that stopped, with the reason its cancel recorded, once the batch-wide
-   * cancel that stopped it could not finish (Redis full, a process killed) or ran before the request was left
-   * unclaimed. Callers in this process share a walk of the batch under way, and make one of their own only when
-   * their request is still unsent after it: a stopped batch costs one walk at a time, not one per request.
-   */
-  async cancelStopped(stopped: StoppedClaim): Promise<void> {
-    const batch = stopped.stoppedBatch;
-    const under = this.cancelWalks.get(batch);
-    if (under) {
-      await under.catch(() => undefined);
-      const status = await this.redis.hget(this.keys.request(stopped.id), 'status');
-      if (status !== 'queued' && status !== 'retrying') return;
-    }
-    const stored = await this.redis.hget(this.keys.batch(batch), 'cancel_reason');
-    const reason: CancelReason = stored
-      ? (JSON.parse(stored) as CancelReason)
-      : stopped.status === 'failed'
-        ? IMPORT_STOPPED
-        : stopped.status.startsWith('expir')
-          ? EXPIRED
-          : CANCELLED;
-    const walk = cancelBatch(this.redis, this.keys, this.queues, batch, this.ttlS, reason).finally(() => {
-      if (this.cancelWalks.get(batch) === walk) this.cancelWalks.delete(batch);
-    });
-    this.cancelWalks.set(batch, walk);
-    await walk;
   }
 
   private async writeResult(
