@@ -4,7 +4,7 @@ import { describeRedisError } from '../src/shared/redis/redis-errors.js';
 import { LuaScript } from '../src/shared/redis/redis.js';
 import { jobBackoff } from '../src/worker/job-fetchers.js';
 import { RetryLaterError } from '../src/worker/run/processor-deps.js';
-import { startFaultProxy } from './helpers/fault-proxy.js';
+import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { REDIS_URL, waitFor, waitForBatch } from './helpers/test-env.js';
 
@@ -32,44 +32,91 @@ describe("the worker's error paths", () => {
     expect(jobBackoff(9, Object.assign(new RetryLaterError('x'), { tries: 4 }), 100)).toBeGreaterThanOrEqual(400);
   });
 
-  it('an unexpected error after the call counts as a try: at CHATQ_MAX_ATTEMPTS the request ends failed, saying why', async () => {
+  /**
+   * One request through a worker whose Redis is behind a fault proxy, `faults` added once the worker is up (its
+   * scripts loaded); `body` checks what came of it, and the worker and the proxy are closed whatever happened.
+   */
+  async function oneRequestVia(
+    env: Record<string, string>,
+    faults: (proxy: FaultProxy) => void,
+    body: (ended: {
+      done: Awaited<ReturnType<typeof waitForBatch>>;
+      id: string;
+      fired: number;
+    }) => Promise<void> | void,
+    opts: { maxCostNano?: number } = {},
+  ): Promise<void> {
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
     try {
-      await w.startWorker({ REDIS_URL: proxy.url, CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '50' });
-      const finishSha = LuaScript.loaded.find((s) => s.name === 'chatq_finish_request')!.sha;
-      // Writing this request's result fails twice with an error no Redis sends (a defect, in the worker or beyond).
-      proxy.add({ command: 'EVALSHA', arg: finishSha, fault: 'error', message: 'CHATQTEST unexpected', times: 2 });
-      const batch = await w.env.submit([chat('r1', 'solo', 'hello')]);
-      const done = await waitForBatch(w.env, batch.batchId, 60_000);
-      expect(done).toMatchObject({ failed: 1, succeeded: 0 });
-      const [r] = await getRequests(w.env.redis, w.env.keys, [`${batch.batchId}-1`]);
-      expect(r!.error).toMatchObject({
-        code: 'internal_error',
-        message: expect.stringMatching(/CHATQTEST unexpected/),
-      });
-      // Two tries: two calls, not one per failure for ever.
-      expect(w.sim.stats().calls).toBe(2);
+      await w.startWorker({ REDIS_URL: proxy.url, ...env });
+      faults(proxy);
+      const batch = await w.env.submit([chat('r1', 'solo', 'hello')], opts);
+      const done = await waitForBatch(w.env, batch.batchId, 30_000);
+      await body({ done, id: `${batch.batchId}-1`, fired: proxy.fired() });
     } finally {
       await w.pool?.close();
       await proxy.close();
     }
+  }
+  const shaOf = (name: string) => LuaScript.loaded.find((s) => s.name === `chatq_${name}`)!.sha;
+
+  it('an unexpected error after the call counts as a try: at CHATQ_MAX_ATTEMPTS the request ends failed, saying why', async () => {
+    await oneRequestVia(
+      { CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '50' },
+      // Writing this request's result fails twice with an error no Redis sends (a defect, in the worker or beyond).
+      (proxy) =>
+        proxy.add({
+          command: 'EVALSHA',
+          arg: shaOf('finish_request'),
+          fault: 'error',
+          message: 'CHATQTEST unexpected',
+          times: 2,
+        }),
+      async ({ done, id }) => {
+        expect(done).toMatchObject({ failed: 1, succeeded: 0 });
+        const [r] = await getRequests(w.env.redis, w.env.keys, [id]);
+        expect(r!.error).toMatchObject({
+          code: 'internal_error',
+          message: expect.stringMatching(/CHATQTEST unexpected/),
+        });
+        // Two tries: two calls, not one per failure for ever.
+        expect(w.sim.stats().calls).toBe(2);
+      },
+    );
   });
 
   it('a read Redis does not answer in time is Redis away, not a defect: it spends no attempt of the request', async () => {
-    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
-    try {
-      // The first reads of the upstream gate (a worker that just started must wait for one) go unanswered past
-      // their bound; with one attempt allowed, a request that counted that as a failure would end failed.
-      proxy.add({ command: 'EXISTS', anyArg: w.env.keys.pauseReason, fault: 'hold', holdMs: 1_500, times: 2 });
-      await w.startWorker({ REDIS_URL: proxy.url, CHATQ_MAX_ATTEMPTS: '1', CHATQ_BACKOFF_MS: '50' });
-      const batch = await w.env.submit([chat('r1', 'solo', 'hello')]);
-      const done = await waitForBatch(w.env, batch.batchId, 60_000);
-      expect(proxy.fired()).toBeGreaterThanOrEqual(1);
-      expect(done).toMatchObject({ succeeded: 1, failed: 0 });
-    } finally {
-      await w.pool?.close();
-      await proxy.close();
-    }
+    await oneRequestVia(
+      { CHATQ_MAX_ATTEMPTS: '1', CHATQ_BACKOFF_MS: '50' },
+      // The first reads of the upstream gate (the first call of a worker must wait for one) go unanswered past their
+      // bound; with one attempt allowed, a request that counted that as a failure would end failed.
+      (proxy) =>
+        proxy.add({ command: 'EXISTS', anyArg: w.env.keys.pauseReason, fault: 'hold', holdMs: 1_500, times: 2 }),
+      ({ done, fired }) => {
+        expect(fired).toBeGreaterThanOrEqual(1);
+        expect(done).toMatchObject({ succeeded: 1, failed: 0 });
+      },
+    );
+  });
+
+  it("a Redis error at the budget's reservation (before the call) gives the request back at once: its lane waits no lease out", async () => {
+    await oneRequestVia(
+      // The claim took the user's call lease (the call timeout and a margin: 62 s here); a run that left it standing
+      // would hold the lane past the batch's wait (30 s).
+      { CHATQ_MAX_ATTEMPTS: '1', CHATQ_TIMEOUT_MS: '60000' },
+      (proxy) =>
+        proxy.add({
+          command: 'EVALSHA',
+          arg: shaOf('reserve_budget'),
+          fault: 'error',
+          message: 'TRYAGAIN Multiple keys request during rehashing of slot',
+        }),
+      ({ done, fired }) => {
+        expect(fired).toBe(1);
+        expect(done).toMatchObject({ succeeded: 1, failed: 0 });
+      },
+      { maxCostNano: 1e12 },
+    );
   });
 
   it('past CHATQ_MAX_OUTAGE_MS an unreachable upstream counts as failed attempts, up to CHATQ_MAX_ATTEMPTS', async () => {

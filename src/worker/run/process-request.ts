@@ -61,8 +61,9 @@ async function later(
 }
 
 /**
- * A Redis error before the call was sent (a read of the gate or of capacity, the lease's script) leaves nothing at the
- * upstream: the run gives its request back at once, rather than leave the user's call lease to lapse.
+ * A Redis error before the call was sent (the batch's state or budget, a read of the gate or of capacity, the lease's
+ * script) leaves nothing at the upstream: the run gives its request back at once, rather than leave the user's call
+ * lease (taken with the claim) to lapse.
  */
 function redisAway(err: unknown): 'redis_away' {
   if (describeRedisError(err)) return 'redis_away';
@@ -196,9 +197,14 @@ async function runTraced(
   // A grading of a batch that stopped is not called: the request it judges stays ungraded.
   const unjudged = (code: string, message: string) =>
     finishRun(deps, started, gradingNotCalled(started, code, message), servingJob());
-  if (started.judges && !(await deps.store.stops.batchGoesOn(started.batch))) return unjudged('cancelled', STOPPED);
+  const goesOn = started.judges ? await deps.store.stops.batchGoesOn(started.batch).catch(redisAway) : true;
+  if (goesOn === 'redis_away') return back(PAUSED_RECHECK_MS);
+  if (!goesOn) return unjudged('cancelled', STOPPED);
   if (started.budgeted) {
-    const budget = await deps.store.reserveBudget(id, started, costBound(deps, started.model, body, promptTokens()));
+    const budget = await deps.store
+      .reserveBudget(id, started, costBound(deps, started.model, body, promptTokens()))
+      .catch(redisAway);
+    if (budget === 'redis_away') return back(PAUSED_RECHECK_MS);
     if (budget === 'wait') return back(BUDGET_RECHECK_MS);
     if (budget === 'never') {
       if (started.judges)
