@@ -4,7 +4,7 @@ import { describeRedisError } from '../src/shared/redis/redis-errors.js';
 import { LuaScript } from '../src/shared/redis/redis.js';
 import { jobBackoff } from '../src/worker/job-fetchers.js';
 import { RetryLaterError } from '../src/worker/run/processor-deps.js';
-import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
+import { type FaultRule, startFaultProxy } from './helpers/fault-proxy.js';
 import { useWorld } from './helpers/in-process-worker.js';
 import { REDIS_URL, waitFor, waitForBatch } from './helpers/test-env.js';
 
@@ -33,12 +33,12 @@ describe("the worker's error paths", () => {
   });
 
   /**
-   * One request through a worker whose Redis is behind a fault proxy, `faults` added once the worker is up (its
+   * One request through a worker whose Redis is behind a fault proxy, `fault` added once the worker is up (its
    * scripts loaded); `body` checks what came of it, and the worker and the proxy are closed whatever happened.
    */
   async function oneRequestVia(
     env: Record<string, string>,
-    faults: (proxy: FaultProxy) => void,
+    fault: () => FaultRule,
     body: (ended: {
       done: Awaited<ReturnType<typeof waitForBatch>>;
       id: string;
@@ -49,7 +49,7 @@ describe("the worker's error paths", () => {
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
     try {
       await w.startWorker({ REDIS_URL: proxy.url, ...env });
-      faults(proxy);
+      proxy.add(fault());
       const batch = await w.env.submit([chat('r1', 'solo', 'hello')], opts);
       const done = await waitForBatch(w.env, batch.batchId, 30_000);
       await body({ done, id: `${batch.batchId}-1`, fired: proxy.fired() });
@@ -58,20 +58,20 @@ describe("the worker's error paths", () => {
       await proxy.close();
     }
   }
-  const shaOf = (name: string) => LuaScript.loaded.find((s) => s.name === `chatq_${name}`)!.sha;
+  /** Redis answers the error `message` to the script `name`, `times` times. */
+  const scriptError = (name: string, message: string, times = 1): FaultRule => ({
+    command: 'EVALSHA',
+    arg: LuaScript.loaded.find((s) => s.name === `chatq_${name}`)!.sha,
+    fault: 'error',
+    message,
+    times,
+  });
 
   it('an unexpected error after the call counts as a try: at CHATQ_MAX_ATTEMPTS the request ends failed, saying why', async () => {
     await oneRequestVia(
       { CHATQ_MAX_ATTEMPTS: '2', CHATQ_BACKOFF_MS: '50' },
       // Writing this request's result fails twice with an error no Redis sends (a defect, in the worker or beyond).
-      (proxy) =>
-        proxy.add({
-          command: 'EVALSHA',
-          arg: shaOf('finish_request'),
-          fault: 'error',
-          message: 'CHATQTEST unexpected',
-          times: 2,
-        }),
+      () => scriptError('finish_request', 'CHATQTEST unexpected', 2),
       async ({ done, id }) => {
         expect(done).toMatchObject({ failed: 1, succeeded: 0 });
         const [r] = await getRequests(w.env.redis, w.env.keys, [id]);
@@ -90,8 +90,7 @@ describe("the worker's error paths", () => {
       { CHATQ_MAX_ATTEMPTS: '1', CHATQ_BACKOFF_MS: '50' },
       // The first reads of the upstream gate (the first call of a worker must wait for one) go unanswered past their
       // bound; with one attempt allowed, a request that counted that as a failure would end failed.
-      (proxy) =>
-        proxy.add({ command: 'EXISTS', anyArg: w.env.keys.pauseReason, fault: 'hold', holdMs: 1_500, times: 2 }),
+      () => ({ command: 'EXISTS', anyArg: w.env.keys.pauseReason, fault: 'hold', holdMs: 1_500, times: 2 }),
       ({ done, fired }) => {
         expect(fired).toBeGreaterThanOrEqual(1);
         expect(done).toMatchObject({ succeeded: 1, failed: 0 });
@@ -104,13 +103,7 @@ describe("the worker's error paths", () => {
       // The claim took the user's call lease (the call timeout and a margin: 62 s here); a run that left it standing
       // would hold the lane past the batch's wait (30 s).
       { CHATQ_MAX_ATTEMPTS: '1', CHATQ_TIMEOUT_MS: '60000' },
-      (proxy) =>
-        proxy.add({
-          command: 'EVALSHA',
-          arg: shaOf('reserve_budget'),
-          fault: 'error',
-          message: 'TRYAGAIN Multiple keys request during rehashing of slot',
-        }),
+      () => scriptError('reserve_budget', 'TRYAGAIN Multiple keys request during rehashing of slot'),
       ({ done, fired }) => {
         expect(fired).toBe(1);
         expect(done).toMatchObject({ succeeded: 1, failed: 0 });
