@@ -244,8 +244,10 @@ export class RequestStore {
     return outcome;
   }
 
-  /** A failed attempt that will be retried: back to waiting at the lane head, with this run's calls logged. */
-  /** Back to waiting after a failed attempt; `mayStillRun` (the call timed out) keeps the call's lease to its end. */
+  /**
+   * A failed attempt that will be retried: back to waiting at the lane head, with this run's calls logged;
+   * `mayStillRun` (the call timed out) keeps the call's lease to its end.
+   */
   async retry(
     id: string,
     owner: RequestOwner,
