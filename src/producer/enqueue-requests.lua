@@ -1,6 +1,6 @@
 --[[
   Appends requests to their batch and to their users' lanes, in input order.
-  Its contract (keys, arguments, reply) is enqueueScript's in import-run.ts.
+  Its contract (keys, arguments, reply) is enqueueScript's in enqueue-script.ts.
   A userid belongs to the project that first used it (KEY.userProject): the endpoint's memory is per userid, so a
   group with a userid another project holds is refused (its end user's memory is not this project's to read).
   A group (the turns of one script) is accepted whole or not at all. Every argument is read and checked before the
