@@ -63,17 +63,21 @@ async function later(
 /**
  * A Redis error before the call was sent (the batch's state or budget, a read of the gate or of capacity, the lease's
  * script) leaves nothing at the upstream: the run gives its request back at once, rather than leave the user's call
- * lease (taken with the claim) to lapse.
+ * lease (taken with the claim) to lapse. Logged once a condition per 30 s (condition-log.ts); other errors go on.
  */
-function redisAway(err: unknown): 'redis_away' {
-  if (describeRedisError(err)) return 'redis_away';
-  throw err;
+function redisAway(deps: ProcessorDeps, id: string): (err: unknown) => 'redis_away' {
+  return (err) => {
+    if (!describeRedisError(err)) throw err;
+    logFailure(deps.logger, 'warn', { request: id }, err, 'given back before its call');
+    return 'redis_away';
+  };
 }
 
 /**
  * Within one call slot (so that no more than CHATQ_CONCURRENCY calls are in flight while a few extra jobs stand ready
  * to take a slot the moment one frees): waits for capacity, takes the call's lease (its deadline goes on the request
- * before it is sent, and the call ends by then), and calls. Or why it did not call.
+ * before it is sent, and the call ends by then), and calls. Or why it did not call (`away` meets a Redis error before
+ * the call).
  */
 function callWithinSlot(
   deps: ProcessorDeps,
@@ -81,6 +85,7 @@ function callWithinSlot(
   body: Record<string, unknown>,
   promptTokens: () => number,
   t: RunTrace,
+  away: (err: unknown) => 'redis_away',
 ) {
   const { store, limiter } = deps;
   // A shard whose replicas do not acknowledge claims holds no call slot: one call each half second asks them again.
@@ -94,13 +99,13 @@ function callWithinSlot(
           stillWanted: () => store.stops.batchGoesOn(started.batch),
         }),
       )
-      .catch(redisAway);
+      .catch(away);
     if (!isReservation(reservation)) return reservation;
     const reservedAt = performance.now();
     // No call is made without its lease; the capacity reserved for it is given back, whatever went wrong.
     const lease = await store.beginCall(started, deps.timeoutMs).catch(async (err: unknown) => {
       await settleBestEffort(deps, reservation, 0, false);
-      return redisAway(err);
+      return away(err);
     });
     // A lease that came long after the request slot (its master stopped meanwhile) would send the call into a later
     // stretch of the minute than the one its slot was in: it goes back for a slot of its own time.
@@ -197,13 +202,14 @@ async function runTraced(
   // A grading of a batch that stopped is not called: the request it judges stays ungraded.
   const unjudged = (code: string, message: string) =>
     finishRun(deps, started, gradingNotCalled(started, code, message), servingJob());
-  const goesOn = started.judges ? await deps.store.stops.batchGoesOn(started.batch).catch(redisAway) : true;
+  const away = redisAway(deps, id);
+  const goesOn = started.judges ? await deps.store.stops.batchGoesOn(started.batch).catch(away) : true;
   if (goesOn === 'redis_away') return back(PAUSED_RECHECK_MS);
   if (!goesOn) return unjudged('cancelled', STOPPED);
   if (started.budgeted) {
     const budget = await deps.store
       .reserveBudget(id, started, costBound(deps, started.model, body, promptTokens()))
-      .catch(redisAway);
+      .catch(away);
     if (budget === 'redis_away') return back(PAUSED_RECHECK_MS);
     if (budget === 'wait') return back(BUDGET_RECHECK_MS);
     if (budget === 'never') {
@@ -218,12 +224,12 @@ async function runTraced(
   let reasks = 0;
   for (let rounds = 0; ; rounds++) {
     if (rounds >= MAX_ROUNDS) return back(PAUSED_RECHECK_MS);
-    const call = await callWithinSlot(deps, started, body, promptTokens, t);
+    const call = await callWithinSlot(deps, started, body, promptTokens, t, away);
     // Paused while waiting (bad key, no balance...) or the worker is stopping: back to the queue, not an attempt.
     if (call === 'paused') return back(PAUSED_RECHECK_MS);
     // Another run holds the request now (this one's lock lapsed): it is that run's to call and finish.
     if (call === 'taken') return undefined;
-    // Redis answered the lease too late to call within it, or failed before the call: back to the queue, not an attempt.
+    // Redis answered the lease too late to call within it, or failed before the call: back to the queue, no attempt.
     if (call === 'late' || call === 'redis_away') return back(PAUSED_RECHECK_MS);
     if (call === 'unreplicated') {
       const err = new Error("NOREPLICAS a call's claim is not on enough replicas");
