@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { getUsage } from '../src/shared/batches/read-store.js';
-import { shardOfUser } from '../src/shared/keys.js';
+import { shardOfUser } from '../src/shared/shard-ids.js';
 import { startSimulator, type Simulator } from '../src/simulator/simulator-server.js';
 import { repeatedCalls, turnLines } from './helpers/turn-lines.js';
 import { startLocalCluster, type LocalCluster } from './helpers/local-cluster.js';

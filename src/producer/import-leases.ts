@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { batchPartId, DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import { DEFAULT_PROJECT, type RedisKeys } from '../shared/keys.js';
+import { batchPartId } from '../shared/shard-ids.js';
 import type { RedisClient } from '../shared/redis/redis.js';
 import { defineScript } from '../shared/redis/script-contract.js';
 import { ImportRefused } from './import-errors.js';

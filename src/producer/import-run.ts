@@ -2,7 +2,7 @@ import { benchmarkOf, type Expect } from '../shared/expectations.js';
 import type { Span } from '@opentelemetry/api';
 import { encodeBody } from '../shared/body-codec.js';
 import { groupBy } from '../shared/group-by.js';
-import { shardOfUser } from '../shared/keys.js';
+import { shardOfUser } from '../shared/shard-ids.js';
 import type { RequestDraft } from '../shared/request-record.js';
 import { IMPORT_LEASE_MS, type ImportLeases, type ImportTarget } from './import-leases.js';
 import { ImportTrace } from './import-trace.js';

@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
-import { DEFAULT_PROJECT, MAX_SHARDS } from './keys.js';
+import { DEFAULT_PROJECT } from './keys.js';
+import { MAX_SHARDS } from './shard-ids.js';
 
 /** chatq's environment variables, each named, bounded and with its default; read into a Config by loadConfig (config.ts). */
 

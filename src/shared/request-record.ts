@@ -1,6 +1,7 @@
 import { decodeBody } from './body-codec.js';
 import type { Expect, Grade } from './expectations.js';
-import { DEFAULT_PROJECT, parentOfPart } from './keys.js';
+import { DEFAULT_PROJECT } from './keys.js';
+import { parentOfPart } from './shard-ids.js';
 
 /** The stored shape of one request (a Redis hash) and of one batch, as every part of chatq reads them. */
 

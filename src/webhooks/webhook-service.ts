@@ -1,7 +1,8 @@
 import { Queue } from 'bullmq';
 import type { Config } from '../shared/config.js';
 import { logFailure } from '../shared/redis/condition-log.js';
-import { everyTag, parentOfPart, type RedisKeys } from '../shared/keys.js';
+import { everyTag, type RedisKeys } from '../shared/keys.js';
+import { parentOfPart } from '../shared/shard-ids.js';
 import { endIfPartsEnded } from '../shared/batches/sharded-batch.js';
 import type { Logger } from '../shared/logger.js';
 import { reportErrors, type RedisClient } from '../shared/redis/redis.js';

@@ -1,12 +1,6 @@
 import type { RedisClient } from '../redis/redis.js';
-import {
-  batchPartId,
-  DEFAULT_PROJECT,
-  everyTag,
-  parentOfPart,
-  type RedisKeys,
-  type StoredUsageDimension,
-} from '../keys.js';
+import { DEFAULT_PROJECT, everyTag, type RedisKeys, type StoredUsageDimension } from '../keys.js';
+import { batchPartId, parentOfPart } from '../shard-ids.js';
 import type { Scope } from '../scope.js';
 import { groupBy } from '../group-by.js';
 import { decodeFinishedRecord, finishedConversation } from '../finished-record.js';

@@ -1,6 +1,7 @@
 import type { RedisClient } from '../redis/redis.js';
 import { defineScript } from '../redis/script-contract.js';
-import { batchPartId, type RedisKeys } from '../keys.js';
+import type { RedisKeys } from '../keys.js';
+import { batchPartId } from '../shard-ids.js';
 import { BATCH_FINAL_STATUS, batchEnded } from '../request-record.js';
 
 /**
