@@ -8,11 +8,14 @@ export const within = (p: Promise<unknown>, ms: number): Promise<boolean> =>
     new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
   ]);
 
-/** `p`, or an error naming `what` when it has not settled within `ms` (it goes on, unwatched). */
+/** What settledWithin rejects with: nothing answered in time (describeRedisError takes it for Redis away). */
+export class NoAnswerError extends Error {}
+
+/** `p`, or a NoAnswerError naming `what` when it has not settled within `ms` (it goes on, unwatched). */
 export function settledWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} had no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new NoAnswerError(`${what} had no answer within ${ms} ms`)), ms);
     timer.unref();
   });
   p.catch(() => undefined);

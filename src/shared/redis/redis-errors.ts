@@ -1,3 +1,4 @@
+import { NoAnswerError } from '../time-bound.js';
 import { seedUrls, sentinelMaster, type RedisTarget } from './redis-target.js';
 
 /** Redis failures as people need to read them: one line saying what happened and what to do. */
@@ -7,9 +8,9 @@ export interface RedisProblem {
 }
 
 // A cluster failing over (a master lost, its replica not yet promoted; a master turned replica, which unblocks its
-// blocked commands: UNBLOCKED) is unavailable for a moment too; so is a read given up unanswered (settledWithin).
+// blocked commands: UNBLOCKED) is unavailable for a moment too.
 const UNAVAILABLE =
-  /had no answer within \d+ ms|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out|Command aborted due to connection close|^UNBLOCKED/i;
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EHOSTUNREACH|Connection is closed|max retries per request|Stream isn't writeable|connect ETIMEDOUT|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Command timed out|Command aborted due to connection close|^UNBLOCKED/i;
 
 export function describeRedisError(err: unknown): RedisProblem | null {
   // A MULTI whose commands Redis refused as they were queued fails as EXECABORT: what matters is why they were refused.
@@ -37,7 +38,8 @@ function describeMessage(err: unknown): RedisProblem | null {
         "fewer Redis replicas than CHATQ_REDIS_WAIT_REPLICAS acknowledged a call's claim in CHATQ_REDIS_WAIT_MS: calls are held until enough replicas answer (or lower CHATQ_REDIS_WAIT_REPLICAS)",
     };
   }
-  if (UNAVAILABLE.test(message))
+  // A read given up unanswered (settledWithin): the next one may go to another node.
+  if (err instanceof NoAnswerError || UNAVAILABLE.test(message))
     return { code: 'redis_unavailable', message: `Redis went away (${message.split('\n')[0]!.slice(0, 120)})` };
   if (/^(ERR|WRONGTYPE|NOSCRIPT|READONLY|LOADING|BUSY|MISCONF|NOAUTH|WRONGPASS|NOPERM)\b/.test(message)) {
     return { code: 'redis_error', message: `Redis refused a command: ${message.split('\n')[0]!.slice(0, 200)}` };
