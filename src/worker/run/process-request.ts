@@ -9,16 +9,16 @@ import {
   spendOf,
 } from './call-outcomes.js';
 import { gradingNotCalled, JUDGE_REASKS, unreadableVerdict } from './judge-calls.js';
-import { type CallOutcome, type ProcessorDeps, RetryLaterError } from './processor-deps.js';
-import { callEnd, failedCallEnd, messagesFor, redact, ZERO_USAGE } from './call-results.js';
+import { type ProcessorDeps, RetryLaterError } from './processor-deps.js';
+import { messagesFor, redact, ZERO_USAGE } from './call-results.js';
 import { describeRedisError } from '../../shared/redis/redis-errors.js';
 import { logFailure } from '../../shared/redis/condition-log.js';
 import { costNano, findPrice } from '../../shared/usage/pricing.js';
 import type { AttemptEntry } from '../../shared/request-record.js';
-import { isReservation } from '../capacity/capacity-limiter.js';
 import { estimatePromptTokens, replyBound } from '../../shared/token-bounds.js';
 import type { StartedRequest } from '../store/request-claims.js';
 import { traceRun, type RunTrace } from './run-trace.js';
+import { callWithinSlot, redisAway } from './call-within-slot.js';
 
 const PAUSED_RECHECK_MS = 1_000;
 /** How soon a call held for its shard's replicas (CHATQ_REDIS_WAIT_REPLICAS) asks again: they may be back any moment. */
@@ -33,8 +33,6 @@ const STOPPED = 'not judged: the batch stopped';
  * (an add whose job still exists is a no-op, and the head would be left without one until the reconciler's pass).
  */
 const MIN_DEFER_MS = 250;
-/** A call's lease taken longer than this after its request slot is not used: the call would come too late for it. */
-const LATE_SLOT_MS = 1_000;
 
 /** The most a call of this body can cost: its prompt estimate and whole reply budget at the model's prices. */
 function costBound(deps: ProcessorDeps, model: string, body: Record<string, unknown>, promptTokens: number): number {
@@ -58,76 +56,6 @@ async function later(
   await deps.store.release(started.id, started, attempts);
   await job.moveToDelayed(Date.now() + ms, token);
   throw new DelayedError();
-}
-
-/**
- * A Redis error before the call was sent (the batch's state or budget, a read of the gate or of capacity, the lease's
- * script) leaves nothing at the upstream: the run gives its request back at once, rather than leave the user's call
- * lease (taken with the claim) to lapse. Logged once a condition per 30 s (condition-log.ts); other errors go on.
- */
-function redisAway(deps: ProcessorDeps, id: string): (err: unknown) => 'redis_away' {
-  return (err) => {
-    if (!describeRedisError(err)) throw err;
-    logFailure(deps.logger, 'warn', { request: id }, err, 'given back before its call');
-    return 'redis_away';
-  };
-}
-
-/**
- * Within one call slot (so that no more than CHATQ_CONCURRENCY calls are in flight while a few extra jobs stand ready
- * to take a slot the moment one frees): waits for capacity, takes the call's lease (its deadline goes on the request
- * before it is sent, and the call ends by then), and calls. Or why it did not call (`away` meets a Redis error before
- * the call).
- */
-function callWithinSlot(
-  deps: ProcessorDeps,
-  started: StartedRequest,
-  body: Record<string, unknown>,
-  promptTokens: () => number,
-  t: RunTrace,
-  away: (err: unknown) => 'redis_away',
-) {
-  const { store, limiter } = deps;
-  // A shard whose replicas do not acknowledge claims holds no call slot: one call each half second asks them again.
-  if (store.waitsForReplicas()) return Promise.resolve('unreplicated' as const);
-  return deps.callSlots(async () => {
-    const reservation = await t
-      .capacityWait(() =>
-        limiter.acquire(started.model, body, {
-          project: started.project,
-          promptTokens,
-          stillWanted: () => store.stops.batchGoesOn(started.batch),
-        }),
-      )
-      .catch(away);
-    if (!isReservation(reservation)) return reservation;
-    const reservedAt = performance.now();
-    // No call is made without its lease; the capacity reserved for it is given back, whatever went wrong.
-    const lease = await store.beginCall(started, deps.timeoutMs).catch(async (err: unknown) => {
-      await settleBestEffort(deps, reservation, 0, false);
-      return away(err);
-    });
-    // A lease that came long after the request slot (its master stopped meanwhile) would send the call into a later
-    // stretch of the minute than the one its slot was in: it goes back for a slot of its own time.
-    const callMs = typeof lease === 'number' && performance.now() - reservedAt > LATE_SLOT_MS ? 'late' : lease;
-    if (typeof callMs !== 'number') {
-      await settleBestEffort(deps, reservation, 0, false);
-      return callMs;
-    }
-    const t0 = Date.now();
-    const span = t.call(started.model, body, started.attempt);
-    try {
-      // A grading goes to the judge's upstream, without userid: it must never touch a user's memory.
-      const reply = started.judges
-        ? await deps.judge.upstream.chat(body, undefined, callMs)
-        : await deps.upstream.chat(body, started.userid, callMs);
-      span?.end(callEnd(reply));
-      return { ok: true, reply, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
-    } catch (err) {
-      span?.end(failedCallEnd(err));
-      return { ok: false, err, t0, latencyMs: Date.now() - t0, reservation } satisfies CallOutcome;
-    }
-  });
 }
 
 /**
