@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startProducerServices } from '../src/cli/producer-services.js';
 import { getBatch } from '../src/shared/batches/read-store.js';
 import { openScheduleQueue } from '../src/shared/files/schedules.js';
-import type { BatchRecord } from '../src/shared/request-record.js';
+import type { BatchRecord } from '../src/shared/batch-record.js';
 import { runCli, testLogger, waitFor, waitForBatch } from './helpers/test-env.js';
 import { useWorld } from './helpers/in-process-worker.js';
 

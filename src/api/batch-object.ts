@@ -1,7 +1,7 @@
 import type { RedisClient } from '../shared/redis/redis.js';
 import type { RedisKeys } from '../shared/keys.js';
 import { getUsages, type UsageRow } from '../shared/batches/read-store.js';
-import { batchEnded, type BatchRecord } from '../shared/request-record.js';
+import { batchEnded, type BatchRecord } from '../shared/batch-record.js';
 
 const seconds = (ms: number | null) => (ms === null ? null : Math.floor(ms / 1000));
 

@@ -7,7 +7,8 @@ import { API_COMPLETION_WINDOW, parseCompletionWindow, type CompletionWindow } f
 import type { StoredFile } from '../shared/files/file-store.js';
 import { isBatchId, newBatchId } from '../shared/ids.js';
 import { getBatch } from '../shared/batches/read-store.js';
-import { batchEnded, type FinishedStatus } from '../shared/request-record.js';
+import type { FinishedStatus } from '../shared/request-record.js';
+import { batchEnded } from '../shared/batch-record.js';
 import { RETRYABLE_STATUSES } from '../shared/batches/retry-input.js';
 import { loadPrices, type PriceTable } from '../shared/usage/pricing.js';
 import type { ApiDeps } from '../http/api-deps.js';

@@ -1,7 +1,7 @@
 import type { BenchmarkTable } from '../shared/reports/benchmark-table.js';
 import { formatUsd } from '../shared/usage/pricing.js';
 import type { UsageRow } from '../shared/batches/read-store.js';
-import { batchEnded, type BatchRecord } from '../shared/request-record.js';
+import { batchEnded, type BatchRecord } from '../shared/batch-record.js';
 import { formatCount } from '../shared/display-format.js';
 import { renderTable } from './table.js';
 import { gradingCost, repeatCost } from '../shared/reports/usage-report.js';

@@ -6,7 +6,7 @@ import {
   toUsageRow,
   type UsageRow,
 } from '../shared/batches/read-store.js';
-import { batchDone, type BatchRecord } from '../shared/request-record.js';
+import { batchDone, type BatchRecord } from '../shared/batch-record.js';
 import type { CliContext } from './cli-context.js';
 import type { ProgressFigures } from './progress-bar.js';
 

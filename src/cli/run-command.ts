@@ -24,7 +24,7 @@ import { ProgressBar } from './progress-bar.js';
 import { submitFiles, type SubmitFlags } from './submit-files.js';
 import { renderTable } from './table.js';
 import { evaluateBatch } from '../shared/reports/eval-report.js';
-import type { BatchRecord } from '../shared/request-record.js';
+import type { BatchRecord } from '../shared/batch-record.js';
 import { redisAnswers } from '../shared/redis/redis-probe.js';
 import { DEFAULT_REDIS_URL } from '../shared/config-env.js';
 import type { Config } from '../shared/config.js';

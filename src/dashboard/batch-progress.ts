@@ -1,7 +1,7 @@
 import { getUsages, readBatchFields } from '../shared/batches/read-store.js';
 import type { RedisKeys } from '../shared/keys.js';
 import type { RedisClient } from '../shared/redis/redis.js';
-import { batchDone, toBatchRecord, type BatchRecord } from '../shared/request-record.js';
+import { batchDone, toBatchRecord, type BatchRecord } from '../shared/batch-record.js';
 
 /** What a batch row shows, and what the live updates send: the same numbers on the page and over the wire. */
 export interface BatchProgress {

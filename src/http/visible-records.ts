@@ -1,7 +1,7 @@
 import { getFile, type StoredFile } from '../shared/files/file-store.js';
 import { isBatchId, isFileId } from '../shared/ids.js';
 import { getBatch } from '../shared/batches/read-store.js';
-import type { BatchRecord } from '../shared/request-record.js';
+import type { BatchRecord } from '../shared/batch-record.js';
 import { sees, type Scope } from '../shared/scope.js';
 import type { ApiDeps } from './api-deps.js';
 import type { ApiError } from './api-errors.js';

@@ -19,7 +19,8 @@ import type { Config } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { compareBatches, evaluateBatch, type Comparison, type EvalSummary } from '../shared/reports/eval-report.js';
 import { UsageNotFound, UsageQueryError, usageReport } from '../shared/reports/usage-report.js';
-import { batchEnded, type BatchRecord, type StoredRequest } from '../shared/request-record.js';
+import type { StoredRequest } from '../shared/request-record.js';
+import { batchEnded, type BatchRecord } from '../shared/batch-record.js';
 import { ALL_PROJECTS, projectScope } from '../shared/scope.js';
 import { BadLineError, BatchNotFoundError, BudgetExceededError, ChatqError, ImportStoppedError } from './errors.js';
 import type {

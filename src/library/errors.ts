@@ -1,4 +1,4 @@
-import type { BatchRecord } from '../shared/request-record.js';
+import type { BatchRecord } from '../shared/batch-record.js';
 
 /** The errors chatq's library throws, each a class a caller can tell apart with `instanceof`. */
 export class ChatqError extends Error {

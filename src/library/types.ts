@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { batchLineSchema, chatLineSchema, scriptLineSchema } from '../producer/line-schemas.js';
-import type { BatchRecord, FinishedStatus } from '../shared/request-record.js';
+import type { FinishedStatus } from '../shared/request-record.js';
+import type { BatchRecord } from '../shared/batch-record.js';
 
 /** A line of OpenAI's Batch API input: {custom_id, method: "POST", url: "/v1/chat/completions", body}. */
 export type BatchLine = z.input<typeof batchLineSchema>;
@@ -14,7 +15,8 @@ export type ChatqLine = BatchLine | ChatLine | ScriptLine;
 /** What a batch is made of: lines (an array or an (async) iterable), or the path of a JSONL file. */
 export type ChatqInput = string | Iterable<ChatqLine> | AsyncIterable<ChatqLine>;
 
-export type { BatchRecord, BatchStatus, FinishedStatus, StoredRequest } from '../shared/request-record.js';
+export type { BatchRecord, BatchStatus } from '../shared/batch-record.js';
+export type { FinishedStatus, StoredRequest } from '../shared/request-record.js';
 
 /** Where chatq's Redis is; anything not given comes from the environment (REDIS_URL, CHATQ_PREFIX...), as the CLI's. */
 export interface ChatqOptions {

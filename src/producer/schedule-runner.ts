@@ -9,7 +9,7 @@ import {
   type ScheduleSpec,
   scheduleRuns,
 } from '../shared/files/schedules.js';
-import { batchEnded } from '../shared/request-record.js';
+import { batchEnded } from '../shared/batch-record.js';
 
 /** How long a firing's import may hold its schedule before another firing may run it (a killed runner's lapses). */
 const FIRING_LEASE_MS = 10 * 60_000;

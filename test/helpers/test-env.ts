@@ -11,7 +11,7 @@ import { submitBatch, type SubmitOptions, type SubmitResult } from '../../src/pr
 import { Readable } from 'node:stream';
 import { getBatch } from '../../src/shared/batches/read-store.js';
 import { loadPrices } from '../../src/shared/usage/pricing.js';
-import type { BatchRecord } from '../../src/shared/request-record.js';
+import type { BatchRecord } from '../../src/shared/batch-record.js';
 import type { Queue } from 'bullmq';
 import type { UseridSettings } from '../../src/shared/userid.js';
 

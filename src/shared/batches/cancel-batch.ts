@@ -5,7 +5,7 @@ import type { RedisKeys } from '../keys.js';
 import { getBatch } from './read-store.js';
 import { endIfPartsEnded, partsOf } from './sharded-batch.js';
 import type { RequestQueues } from '../redis/request-queue.js';
-import type { BatchStatus } from '../request-record.js';
+import type { BatchStatus } from '../batch-record.js';
 
 const cancelScript = defineScript<
   {

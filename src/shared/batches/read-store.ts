@@ -6,13 +6,8 @@ import { groupBy } from '../group-by.js';
 import { decodeFinishedRecord, finishedConversation } from '../finished-record.js';
 import { foldUsage } from '../usage/usage-fold.js';
 import { combineParts, endedWithParts, partsOf, readParts, type BatchPart } from './sharded-batch.js';
-import {
-  REQUEST_FIELDS,
-  toBatchRecord,
-  toStoredRequest,
-  type BatchRecord,
-  type StoredRequest,
-} from '../request-record.js';
+import { REQUEST_FIELDS, toStoredRequest, type StoredRequest } from '../request-record.js';
+import { toBatchRecord, type BatchRecord } from '../batch-record.js';
 
 /** Reads of what workers wrote: batches, requests in input order, usage aggregates. Shared by the CLI and the API. */
 

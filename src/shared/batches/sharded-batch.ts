@@ -2,7 +2,7 @@ import type { RedisClient } from '../redis/redis.js';
 import { defineScript } from '../redis/script-contract.js';
 import type { RedisKeys } from '../keys.js';
 import { batchPartId } from '../shard-ids.js';
-import { BATCH_FINAL_STATUS, batchEnded } from '../request-record.js';
+import { BATCH_FINAL_STATUS, batchEnded } from '../batch-record.js';
 
 /**
  * A batch in a sharded deployment (CHATQ_SHARDS > 1) is a record in the base tag (name, project, status of its import,

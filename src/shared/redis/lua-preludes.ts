@@ -1,11 +1,11 @@
 import { DEFAULT_PROJECT, redisKeys, SCRIPT_KEY_BUILDERS } from '../keys.js';
 import {
   ATTEMPT_LOG_MOST,
-  BATCH_FINAL_STATUS,
   FINISHED_RECORD_FIELDS,
   FINISHED_STATUSES,
   NUMERIC_REQUEST_FIELDS,
 } from '../request-record.js';
+import { BATCH_FINAL_STATUS } from '../batch-record.js';
 import { FINISHED_RECORD_VERSION } from '../finished-record.js';
 
 /** The Lua preludes scripts include ("--- @include keys"), generated from the TypeScript definitions they mirror. */

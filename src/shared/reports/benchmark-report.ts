@@ -4,7 +4,8 @@ import { LONGMEMEVAL_TYPES } from '../graders/longmemeval.js';
 import { readBatchRequests } from '../batches/read-store.js';
 import type { RedisKeys } from '../keys.js';
 import type { RedisClient } from '../redis/redis.js';
-import { type BatchRecord, batchEnded, type StoredRequest } from '../request-record.js';
+import type { StoredRequest } from '../request-record.js';
+import { type BatchRecord, batchEnded } from '../batch-record.js';
 
 /**
  * A memory benchmark run's figures in its paper's shape, from its questions' grades:

@@ -3,7 +3,8 @@ import { replyText, verdictOfGrade, type ExpectationFailure } from '../expectati
 import { getUsages } from '../batches/read-store.js';
 import type { RedisKeys } from '../keys.js';
 import { readBatchRequests } from '../batches/read-store.js';
-import type { BatchRecord, StoredRequest } from '../request-record.js';
+import type { StoredRequest } from '../request-record.js';
+import type { BatchRecord } from '../batch-record.js';
 
 export interface EvalFailure {
   customId: string;
