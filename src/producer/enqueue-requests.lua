@@ -97,8 +97,11 @@ while i <= count do
       cidPairs[#cidPairs + 1] = m.custom_id
       cidPairs[#cidPairs + 1] = wholeText(m.seq)
       ids[#ids + 1] = id
+      -- Its place in its user's lane: how many of the user's requests are ahead of it (its job's priority, once it is
+      -- the head: request-queue.ts).
+      local ahead = redis.call('RPUSH', KEY.lane(prefix, userid), id) - 1
       redis.call('HSET', key, 'batch', batchId, 'custom_id', m.custom_id, 'userid', userid, 'model', m.model,
-        'seq', wholeText(m.seq), 'line', wholeText(m.line), 'status', 'queued', 'created_at', now)
+        'seq', wholeText(m.seq), 'line', wholeText(m.line), 'status', 'queued', 'created_at', now, 'ahead', wholeText(ahead))
       -- The body, often longer than a compact hash value, lives beside the hash.
       redis.call('SET', KEY.requestBody(prefix, id), m.body)
       if m.extra then
@@ -114,7 +117,7 @@ while i <= count do
         end
       end
       redis.call('RPUSH', userIndex .. userid .. userIndexEnd, id)
-      if redis.call('RPUSH', KEY.lane(prefix, userid), id) == 1 then
+      if ahead == 0 then
         heads[#heads + 1] = id
         redis.call('SADD', lanesKey, userid)
       end
