@@ -24,7 +24,7 @@ describe('handing a lane on', () => {
     const lines = [0, 1].map((turn) => chatLine(`t${turn}`, 'gone-user', `[seq ${turn}] hi`));
     await t.env.submit(lines);
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues);
-    const [job] = await t.env.queue.getJobs(['prioritized']);
+    const [job] = await t.env.queue.getJobs(['waiting']);
     const first = (await store.start(job!.id!)) as StartedRequest;
     const lane = await t.env.redis.lrange(t.env.keys.lane(first.userid), 0, -1);
     const second = lane[1]!;
@@ -39,7 +39,7 @@ describe('handing a lane on', () => {
     const lines = [0, 1].map((turn) => chatLine(`t${turn}`, 'leased-user', `[seq ${turn}] hi`));
     await t.env.submit(lines);
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues, { timeoutMs: 5_000 });
-    const [job] = await t.env.queue.getJobs(['prioritized']);
+    const [job] = await t.env.queue.getJobs(['waiting']);
     const first = (await store.start(job!.id!)) as StartedRequest;
     await store.beginCall(first, 5_000);
     const next = await store.finish(first.id, first, SUCCEEDED, job!.id!);
@@ -55,7 +55,7 @@ describe('handing a lane on', () => {
 
   it("a job's own request is claimed with its call's lease too; a store without a call timeout leaves it to the call", async () => {
     await t.env.submit(chatLine('only', 'first-call-user'));
-    const [job] = await t.env.queue.getJobs(['prioritized']);
+    const [job] = await t.env.queue.getJobs(['waiting']);
     const unleased = (await new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues).start(
       job!.id!,
     )) as StartedRequest;
@@ -85,7 +85,7 @@ describe('reading requests while they finish', () => {
   it('a request that finishes between the read of records and the read of hashes is read, not lost', async () => {
     await t.env.submit(chatLine('racer', 'racing-user'));
     const store = new RequestStore([t.env.redis], t.env.keys, 3600, t.env.queues);
-    const [job] = await t.env.queue.getJobs(['prioritized']);
+    const [job] = await t.env.queue.getJobs(['waiting']);
     const started = (await store.start(job!.id!)) as StartedRequest;
     // The real Redis, with the request finished right after the first pipeline (the records) has answered.
     let pipelines = 0;

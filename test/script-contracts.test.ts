@@ -128,7 +128,7 @@ describe('script contracts: keys, arguments and replies by name', () => {
       fields: { latency_ms: 12 },
       response: '{"id":"RESP"}',
     });
-    expect(reply).toEqual({ grading_head: '', outcome: 'ok', next_head: '', handed: false, wait_ms: 0, next_ahead: 0 });
+    expect(reply).toEqual({ grading_head: '', outcome: 'ok', next_head: '', handed: false, wait_ms: 0 });
     const [stored] = await getRequests(env.redis, env.keys, ['r1']);
     expect(stored).toMatchObject({ status: 'succeeded', latencyMs: 12, response: { id: 'RESP' }, userid: 'u1' });
     const again = await finishScript.run(env.redis, finishKeys(env), finishArgs(env.keys.prefix));

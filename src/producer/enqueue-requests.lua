@@ -97,8 +97,8 @@ while i <= count do
       cidPairs[#cidPairs + 1] = m.custom_id
       cidPairs[#cidPairs + 1] = wholeText(m.seq)
       ids[#ids + 1] = id
-      -- Its place in its user's lane: how many of the user's requests are ahead of it (its job's priority, once it is
-      -- the head: request-queue.ts).
+      -- Its place in its user's lane: how many of the user's requests are ahead of it (how far its user has got, once
+      -- it is the head: finish-request.lua).
       local ahead = redis.call('RPUSH', KEY.lane(prefix, userid), id) - 1
       redis.call('HSET', key, 'batch', batchId, 'custom_id', m.custom_id, 'userid', userid, 'model', m.model,
         'seq', wholeText(m.seq), 'line', wholeText(m.line), 'status', 'queued', 'created_at', now, 'ahead', wholeText(ahead))

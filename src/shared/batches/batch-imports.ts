@@ -1,8 +1,9 @@
 import { Queue } from 'bullmq';
 import { reportErrors, type RedisClient } from '../redis/redis.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../keys.js';
-import { MAX_PRIORITY } from '../redis/request-queue.js';
 
+/** BullMQ's lowest priority. */
+const MAX_PRIORITY = 2_097_152;
 import { importJobOf } from './cancel-batch.js';
 import type { CompletionWindow } from '../completion-window.js';
 import type { RetrySelection } from './retry-input.js';

@@ -9,10 +9,7 @@ const DEFAULT_SLOTS = 50;
 
 /**
  * The BullMQ queue holds at most one job per lane: the lane's oldest unfinished request, with jobId = request id.
- * Jobs carry no payload (the request hash is the record) and vanish on completion. They wait by priority: the fewer
- * of its user's requests were ahead of a head when it was enqueued (its `ahead`), the sooner it goes; then in the order
- * added. So a batch's users move on together (whose calls were slow is not left with its last turns at the end), and a
- * user's first request does not wait behind another's long script.
+ * Jobs carry no payload (the request hash is the record) and vanish on completion.
  */
 export const JOB_NAME = 'chat';
 
@@ -23,17 +20,6 @@ export const JOB_OPTIONS: JobsOptions = {
   removeOnComplete: true,
   removeOnFail: { age: 7 * 24 * 3600 },
 };
-
-/** BullMQ's lowest priority. */
-export const MAX_PRIORITY = 2_097_152;
-
-/** How a lane head's job is added. */
-export interface HeadOptions {
-  /** A turn gap: the job waits this long (ms) before it runs. */
-  delayMs?: number;
-  /** How many of its user's requests were ahead of it in its lane when it was enqueued (0 when unknown). */
-  ahead?: number;
-}
 
 /**
  * BullMQ's event stream of the queue is kept this long (about: it is trimmed by whole stream nodes), not its default
@@ -56,7 +42,7 @@ export class RequestQueues {
   readonly all: readonly Queue[];
   /** How the lane heads of projects share the queues (admission.lua): the scripts that add heads take its argument. */
   readonly admission: Admission;
-  /** Lane heads to add at the end of this turn of the event loop, by queue, delay and priority. */
+  /** Lane heads to add at the end of this turn of the event loop, by queue and delay. */
   private readonly turn = new Map<string, { ids: string[]; added: Promise<void> }>();
 
   constructor(
@@ -74,28 +60,25 @@ export class RequestQueues {
   }
 
   /**
-   * Adds lane heads to their shards' queues. Adding an id whose job still exists is a no-op, so a double add is
-   * harmless. The adds of one turn of the event loop go to Redis together, one addBulk per queue, delay and priority:
-   * one write, not one per lane head (a worker adds the next head of most lanes it finishes).
+   * Adds lane heads to their shards' queues (after `delayMs`: a turn gap). Adding an id whose job still exists is a
+   * no-op, so a double add is harmless. The adds of one turn of the event loop go to Redis together, one addBulk per
+   * queue and delay: one write, not one per lane head (a worker adds the next head of most lanes it finishes).
    */
-  add(ids: readonly string[], { delayMs = 0, ahead = 0 }: HeadOptions = {}): Promise<void> {
+  add(ids: readonly string[], delayMs = 0): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
-    const priority = Math.min(ahead + 1, MAX_PRIORITY);
     const byQueue = groupBy(ids, (id) => this.of(this.keys.forId(id)));
-    return Promise.all([...byQueue].map(([queue, group]) => this.inTurn(queue, group, delayMs, priority))).then(
-      () => undefined,
-    );
+    return Promise.all([...byQueue].map(([queue, group]) => this.inTurn(queue, group, delayMs))).then(() => undefined);
   }
 
-  /** Joins this turn's adds to `queue` with this delay and priority; they are sent once the turn's I/O has run. */
-  private inTurn(queue: Queue, ids: readonly string[], delayMs: number, priority: number): Promise<void> {
-    const key = `${this.all.indexOf(queue)}:${delayMs}:${priority}`;
+  /** Joins this turn's adds to `queue` with this delay; they are sent once the turn's I/O has run. */
+  private inTurn(queue: Queue, ids: readonly string[], delayMs: number): Promise<void> {
+    const key = `${this.all.indexOf(queue)}:${delayMs}`;
     let pending = this.turn.get(key);
     if (!pending) {
       const batch: string[] = [];
       const added = new Promise((resolve) => setImmediate(resolve)).then(() => {
         this.turn.delete(key);
-        return addJobs(queue, batch, { ...JOB_OPTIONS, priority, ...(delayMs > 0 ? { delay: delayMs } : {}) });
+        return addJobs(queue, batch, delayMs);
       });
       pending = { ids: batch, added };
       this.turn.set(key, pending);
@@ -135,10 +118,16 @@ export class RequestQueues {
   }
 }
 
-async function addJobs(queue: Queue, ids: readonly string[], opts: JobsOptions): Promise<void> {
+async function addJobs(queue: Queue, ids: readonly string[], delayMs: number): Promise<void> {
   if (ids.length === 1) {
-    await queue.add(JOB_NAME, {}, { ...opts, jobId: ids[0]! });
+    await queue.add(JOB_NAME, {}, { ...JOB_OPTIONS, jobId: ids[0]!, ...(delayMs > 0 ? { delay: delayMs } : {}) });
     return;
   }
-  await queue.addBulk(ids.map((id) => ({ name: JOB_NAME, data: {}, opts: { ...opts, jobId: id } })));
+  await queue.addBulk(
+    ids.map((id) => ({
+      name: JOB_NAME,
+      data: {},
+      opts: { ...JOB_OPTIONS, jobId: id, ...(delayMs > 0 ? { delay: delayMs } : {}) },
+    })),
+  );
 }

@@ -81,8 +81,6 @@ export interface FinishReply {
   handed: boolean;
   /** The next head's turn gap: its job is added delayed by that much. */
   wait_ms: number;
-  /** How many of its user's requests were ahead of the next head when it was enqueued (its job's priority). */
-  next_ahead: number;
   /** The lane's next request, claimed for the serving job (claim-request.lua's answer): only when handed. */
   claim?: ClaimReply;
   /** The grading request this result made, admitted to BullMQ at once (else "": it waits in its project's backlog). */

@@ -18,8 +18,7 @@
   A batch ends when its requests are done and its gradings written ("judging" back at 0).
   Answers by name: outcome ("ok" | "duplicate" | "missing"), next_head (the lane's next request, or ""), handed (true
   when that head was handed to the serving job), wait_ms (the next head's turn gap: add its job delayed by that
-  much), next_ahead (how many of its user's requests were ahead of the next head when it was enqueued: its job's
-  priority), claim (the handed head's claim, as claim-request.lua answers it; only when handed), grading_head (the
+  much), claim (the handed head's claim, as claim-request.lua answers it; only when handed), grading_head (the
   grading request made here, when admitted to BullMQ at once; else "").
 ]]
 --- @include keys
@@ -57,7 +56,7 @@ if A.claim then
   leaseFree = not holder or holder == id .. ':' .. wholeText(A.claim)
 end
 local record, project = requestRecord(req)
-if not record and redis.call('EXISTS', K.done) == 0 then return reply({ outcome = 'missing', next_head = unservedHead(), handed = false, wait_ms = 0, next_ahead = 0, grading_head = '' }) end
+if not record and redis.call('EXISTS', K.done) == 0 then return reply({ outcome = 'missing', next_head = unservedHead(), handed = false, wait_ms = 0, grading_head = '' }) end
 -- Finished already (its record stands for it): a second result of one request (its call repeated after the first run
 -- was taken over) is never counted.
 if not record then
@@ -72,7 +71,7 @@ if not record then
     record['repeat'] = true
     redis.call('RPUSH', K.pending_usage, cjson.encode(record))
   end
-  return reply({ outcome = 'duplicate', next_head = unservedHead(), handed = false, wait_ms = 0, next_ahead = 0, grading_head = '' })
+  return reply({ outcome = 'duplicate', next_head = unservedHead(), handed = false, wait_ms = 0, grading_head = '' })
 end
 
 local onFailure, line = record[AT.on_failure], record[AT.line]
@@ -155,7 +154,7 @@ if FINAL_STATUS[batchStatus] and tonumber(done or '0') >= tonumber(total or '0')
   batchEvent(K.events, batch, A.batch, final, now)
   for _, key in ipairs({ batch, K.batch_requests, K.batch_custom_ids, K.batch_errors, K.reservations }) do redis.call('EXPIRE', key, ttl) end
 end
-if not head then return reply({ grading_head = gradingHead, outcome = 'ok', next_head = '', handed = false, wait_ms = 0, next_ahead = 0 }) end
+if not head then return reply({ grading_head = gradingHead, outcome = 'ok', next_head = '', handed = false, wait_ms = 0 }) end
 -- The next head goes on in the serving job, claimed here; or to a new job. A turn gap (gap_ms) after this call is
 -- waited out as a delayed job, not before then.
 local serving = A.serving_job or ''
@@ -169,25 +168,40 @@ if serving ~= '' and string.sub(serving, 1, 1) ~= '?' and not A.within_share the
     end
   end
 end
+-- A lane behind its batch keeps its slot past its slice, while no other project has heads waiting: its user has done
+-- a smaller share of their requests (the next head's place in the lane at enqueue, against what is left in it) than
+-- the batch has of its own. So a user whose calls were slow catches up, and the batch's last turns do not trail
+-- behind the rest, one after another (bench/high-concurrency).
+local function behindItsBatch()
+  local headBatch, ahead = unpack(redis.call('HMGET', KEY.request(prefix, head), 'batch', 'ahead'))
+  if headBatch ~= A.batch then return false end
+  for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
+    if p ~= project then return false end
+  end
+  local doneHere = tonumber(ahead or '0') or 0
+  -- While it is imported, a batch counts the requests enqueued so far.
+  local requests = tonumber(total or redis.call('HGET', batch, 'enqueued') or '0') or 0
+  return doneHere * requests < tonumber(done or '0') * (doneHere + redis.call('LLEN', lane))
+end
 if string.sub(serving, 1, 1) == '?' then
   local waiting = redis.call('LLEN', K.queue_wait) + redis.call('ZCARD', K.queue_prioritized)
-  serving = waiting == 0 and string.sub(serving, 2) or ''
+  serving = (waiting == 0 or behindItsBatch()) and string.sub(serving, 2) or ''
 end
 if serving ~= '' then
   local hand = { job = serving, batch = A.batch, status = cancelAsked and 'cancelling' or batchStatus, onImportError = onImportError, leaseFree = leaseFree }
   if budgetKnown then hand.budgeted = budgeted end
   local claim = claimRequest(prefix, head, now, hand, A.lease_ms)
-  if claim.state == 'run' then return reply({ grading_head = gradingHead, outcome = 'ok', next_head = head, handed = true, wait_ms = 0, next_ahead = 0, claim = claim }) end
-  return reply({ grading_head = gradingHead, outcome = 'ok', next_head = head, handed = false, wait_ms = claim.wait_ms or 0, next_ahead = tonumber(redis.call('HGET', KEY.request(prefix, head), 'ahead') or '0') or 0 })
+  if claim.state == 'run' then return reply({ grading_head = gradingHead, outcome = 'ok', next_head = head, handed = true, wait_ms = 0, claim = claim }) end
+  return reply({ grading_head = gradingHead, outcome = 'ok', next_head = head, handed = false, wait_ms = claim.wait_ms or 0 })
 end
-local gap, headProject, ahead = unpack(redis.call('HMGET', KEY.request(prefix, head), 'gap_ms', 'project', 'ahead'))
-gap, ahead = tonumber(gap or '0') or 0, tonumber(ahead or '0') or 0
+local gap, headProject = unpack(redis.call('HMGET', KEY.request(prefix, head), 'gap_ms', 'project'))
+gap = tonumber(gap or '0') or 0
 if gap > 0 then
   -- A turn gap is the user's own pace, not a share of the queue: its delayed job is not held back.
   redis.call('HSET', KEY.request(prefix, head), 'not_before', tonumber(now) + gap)
-  return reply({ grading_head = gradingHead, outcome = 'ok', next_head = head, handed = false, wait_ms = gap, next_ahead = ahead })
+  return reply({ grading_head = gradingHead, outcome = 'ok', next_head = head, handed = false, wait_ms = gap })
 end
 -- Within its project's share of the queue, else it waits in the project's backlog (admission.lua).
 local admitted = admit(prefix, headProject or 'default', { head }, tonumber(now), A.admission)
-return reply({ grading_head = gradingHead, outcome = 'ok', next_head = admitted[1] or '', handed = false, wait_ms = 0, next_ahead = ahead })
+return reply({ grading_head = gradingHead, outcome = 'ok', next_head = admitted[1] or '', handed = false, wait_ms = 0 })
 

@@ -7,7 +7,7 @@ import { BacklogRefills } from './backlog-refills.js';
 import { repairLanes } from './lane-repair.js';
 import { StallWatch } from './stall-watch.js';
 import { BatchStops } from './batch-stops.js';
-import type { HeadOptions, RequestQueues } from '../../shared/redis/request-queue.js';
+import type { RequestQueues } from '../../shared/redis/request-queue.js';
 import { DEFAULT_PROJECT, type RedisKeys } from '../../shared/keys.js';
 import type { AttemptEntry, RequestError } from '../../shared/request-record.js';
 import {
@@ -323,8 +323,8 @@ export class RequestStore {
     const sent = performance.now();
     // A result is paid for: a Redis error while it is written is met by writing it again (never by calling again).
     const written = await persist(() => this.writeResult(id, owner, result, servingJob));
-    const { nextHead, gapMs, nextAhead, replicated, stalled, gradingHead } = written;
-    if (gradingHead) await this.addHead(gradingHead);
+    const { nextHead, gapMs, replicated, stalled, gradingHead } = written;
+    if (gradingHead) await this.addHead(gradingHead, 0);
     // When the first write was lost (a later one counted), so was the claim it handed on: the lane's next head has a
     // job of its own now, and this one does not go on with it (its turn would reach the upstream before this one's
     // call, made again).
@@ -334,13 +334,13 @@ export class RequestStore {
         ? undefined
         : written.claim;
     // The lane's next head: a job that cannot be added is the reconciler's (a lane head without a job).
-    if (nextHead && !claim) await this.addHead(nextHead, { delayMs: gapMs, ahead: nextAhead });
+    if (nextHead && !claim) await this.addHead(nextHead, gapMs);
     const next = claim && toClaim(claim);
     return next && 'body' in next ? this.leased(next, sent, replicated) : undefined;
   }
 
-  private async addHead(head: string, opts: HeadOptions = {}): Promise<void> {
-    await persist(() => this.queues.add([head], opts)).catch(() => undefined);
+  private async addHead(head: string, gapMs: number): Promise<void> {
+    await persist(() => this.queues.add([head], gapMs)).catch(() => undefined);
   }
 
   /**
@@ -362,8 +362,8 @@ export class RequestStore {
       await new Promise((r) => setTimeout(r, everyMs));
       const written = await persist(() => this.writeResult(id, owner, result, ''));
       counted ||= written.outcome === 'ok';
-      if (written.nextHead) await this.addHead(written.nextHead, { delayMs: written.gapMs, ahead: written.nextAhead });
-      if (written.gradingHead) await this.addHead(written.gradingHead);
+      if (written.nextHead) await this.addHead(written.nextHead, written.gapMs);
+      if (written.gradingHead) await this.addHead(written.gradingHead, 0);
       if (written.replicated && i + 1 >= atLeast) break;
     }
     return counted;
@@ -379,8 +379,6 @@ export class RequestStore {
     nextHead: string;
     claim: ClaimReply | undefined;
     gapMs: number;
-    /** How many of its user's requests were ahead of the next head when it was enqueued. */
-    nextAhead: number;
     replicated: boolean;
     /** It took so long that its master may have been away: it may drop the write once it learns it was demoted. */
     stalled: boolean;
@@ -401,13 +399,12 @@ export class RequestStore {
       answer: { reply, replicated },
       stalled,
     } = await this.timed(finishScript.runReplicated(this.turns.current, keys, args, this.replicas));
-    const { outcome, next_head, handed, wait_ms, next_ahead, claim, grading_head } = reply;
+    const { outcome, next_head, handed, wait_ms, claim, grading_head } = reply;
     return {
       outcome,
       nextHead: next_head,
       claim: handed ? claim : undefined,
       gapMs: wait_ms,
-      nextAhead: next_ahead,
       replicated: this.noted(replicated),
       stalled,
       gradingHead: grading_head,
