@@ -10,23 +10,47 @@ import { createTestEnv, REDIS_URL, type TestEnv, testLogger, waitFor, waitForBat
 const TURNS = 4;
 const USER = 'stalled-finish-user';
 
-/** Every key under `prefix`: its dump and its time to live (ms; 0: none). */
+/**
+ * Every key under `prefix`: its dump and its time to live (ms; 0: none). Read in one script, so that nothing the worker
+ * does meanwhile (a usage fold, a reconciler pass) lands in some keys of the snapshot and not in others.
+ */
 async function snapshot(redis: Redis, prefix: string): Promise<Map<string, { dump: Buffer; ttl: number }>> {
-  const keys: string[] = [];
-  for await (const page of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>)
-    keys.push(...page);
+  const flat = (await redis.callBuffer(
+    'EVAL',
+    `local out = {}
+    for _, key in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do
+      out[#out + 1] = key
+      out[#out + 1] = redis.call('DUMP', key)
+      out[#out + 1] = math.max(0, redis.call('PTTL', key))
+    end
+    return out`,
+    0,
+    prefix,
+  )) as (Buffer | number)[];
   const out = new Map<string, { dump: Buffer; ttl: number }>();
-  for (const key of keys) {
-    const dump = await redis.dumpBuffer(key);
-    if (dump) out.set(key, { dump, ttl: Math.max(0, await redis.pttl(key)) });
-  }
+  for (let i = 0; i < flat.length; i += 3)
+    out.set(String(flat[i]), { dump: flat[i + 1] as Buffer, ttl: Number(flat[i + 2]) });
   return out;
 }
 
-/** Puts every key under `prefix` back as `snap` holds it: what a master that never took the writes since holds. */
+/**
+ * Puts every key under `prefix` back as `snap` holds it, in one script: what a master that never took the writes
+ * since holds.
+ */
 async function restore(redis: Redis, prefix: string, snap: Map<string, { dump: Buffer; ttl: number }>): Promise<void> {
-  for (const key of (await snapshot(redis, prefix)).keys()) if (!snap.has(key)) await redis.del(key);
-  for (const [key, { dump, ttl }] of snap) await redis.restore(key, ttl, dump, 'REPLACE');
+  const args = [...snap].flatMap(([key, { dump, ttl }]) => [key, dump, String(ttl)]);
+  await redis.eval(
+    `local kept = {}
+    for i = 2, #ARGV, 3 do kept[ARGV[i]] = true end
+    for _, key in ipairs(redis.call('KEYS', ARGV[1] .. '*')) do
+      if not kept[key] then redis.call('DEL', key) end
+    end
+    for i = 2, #ARGV, 3 do redis.call('RESTORE', ARGV[i], ARGV[i + 2], ARGV[i + 1], 'REPLACE') end
+    return 1`,
+    0,
+    prefix,
+    ...args,
+  );
 }
 
 const turn = (user: string, t: number) =>
