@@ -8,16 +8,22 @@ const line = (user: string, id: string) =>
 describe('a lane behind its batch', () => {
   const w = useWorld({ latencyMs: 5 });
 
-  it('keeps its slot past its slice while other lanes wait, and catches up; a lane ahead hands its lane back', async () => {
-    // zoe's four users come first, alice's three turns after them: when A1 ends, the batch has 5 of its 7 requests
-    // done and alice 1 of her 3; another batch's lanes wait in the queue.
+  it.each([
+    { project: 'default', kept: 'keeps its slot past its slice while other lanes wait, and catches up' },
+    { project: 'other', kept: "hands its lane back when another project's lanes wait: the projects' shares decide" },
+  ])('$kept', async ({ project }) => {
+    // Four users' single requests come first, alice's three turns after them: when A1 ends, the batch has 5 of its 7
+    // requests done and alice 1 of her 3; another batch's lanes (of this project, or of another) wait in the queue.
     const first = await w.env.submit([
       ...['z1', 'z2', 'z3', 'z4'].map((u) => line(u, u)),
       line('alice', 'A1'),
       line('alice', 'A2'),
       line('alice', 'A3'),
     ]);
-    const second = await w.env.submit(['w1', 'w2', 'w3'].map((u) => line(u, u)));
+    const second = await w.env.submit(
+      ['w1', 'w2', 'w3'].map((u) => line(u, u)),
+      { project },
+    );
     await w.startWorker({ CHATQ_CONCURRENCY: '1', CHATQ_LANE_SLICE_MS: '1' });
     await waitForBatch(w.env, first.batchId);
     await waitForBatch(w.env, second.batchId);
@@ -32,7 +38,10 @@ describe('a lane behind its batch', () => {
       const id = await w.env.redis.hget(w.env.keys.batchCustomIds(first.batchId), customId);
       return added.has(`${first.batchId}-${id}`);
     };
-    // alice's first turn had a job; her next two went on in it, ahead of the other batch's waiting lanes.
-    expect([await jobOf('A1'), await jobOf('A2'), await jobOf('A3')]).toEqual([true, false, false]);
+    // alice's first turn had a job; in her own project her next two went on in it, ahead of the other batch's waiting
+    // lanes; with another project's lanes waiting, her second turn went back in line with a job of its own.
+    const expected = project === 'default' ? [true, false, false] : [true, true];
+    const jobs = [await jobOf('A1'), await jobOf('A2'), await jobOf('A3')];
+    expect(jobs.slice(0, expected.length)).toEqual(expected);
   });
 });

@@ -158,15 +158,16 @@ if not head then return reply({ grading_head = gradingHead, outcome = 'ok', next
 -- The next head goes on in the serving job, claimed here; or to a new job. A turn gap (gap_ms) after this call is
 -- waited out as a delayed job, not before then.
 local serving = A.serving_job or ''
+local function otherProjectWaits()
+  for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
+    if p ~= project then return true end
+  end
+  return false
+end
 -- While another project has heads waiting here, a lane of a project at or over its share of the worker's slots does
 -- not keep its slot past this turn if anything waits (projects share the slots turn by turn: admission.lua).
-if serving ~= '' and string.sub(serving, 1, 1) ~= '?' and not A.within_share then
-  for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
-    if p ~= project then
-      serving = '?' .. serving
-      break
-    end
-  end
+if serving ~= '' and string.sub(serving, 1, 1) ~= '?' and not A.within_share and otherProjectWaits() then
+  serving = '?' .. serving
 end
 -- A lane behind its batch keeps its slot past its slice, while no other project has heads waiting: its user has done
 -- a smaller share of their requests (the next head's place in the lane at enqueue, against what is left in it) than
@@ -174,10 +175,7 @@ end
 -- behind the rest, one after another (bench/high-concurrency).
 local function behindItsBatch()
   local headBatch, ahead = unpack(redis.call('HMGET', KEY.request(prefix, head), 'batch', 'ahead'))
-  if headBatch ~= A.batch then return false end
-  for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
-    if p ~= project then return false end
-  end
+  if headBatch ~= A.batch or otherProjectWaits() then return false end
   local doneHere = tonumber(ahead or '0') or 0
   -- While it is imported, a batch counts the requests enqueued so far.
   local requests = tonumber(total or redis.call('HGET', batch, 'enqueued') or '0') or 0
