@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import type { z } from 'zod';
 import { type InputRecord, readInputRecords } from '../shared/input-records.js';
 import { type BenchmarkContext, type BenchmarkFormat, benchmarkDrafts, benchmarkFormat } from './benchmark-input.js';
 import type { Grader } from '../shared/graders/judges.js';
@@ -8,6 +7,7 @@ import type { HistoryMode, OnFailure, RequestDraft } from '../shared/request-rec
 import type { Expect, Expectation } from '../shared/expectations.js';
 import { isUuidV4, throwawayUserids, type UseridDerivation } from '../shared/userid.js';
 import { batchLineSchema, chatLineSchema, CHATQ_FIELDS, scriptLineSchema } from './line-schemas.js';
+import { check, LineProblem } from './line-problems.js';
 
 export interface LineError {
   source: string;
@@ -75,57 +75,6 @@ function gradedBy(expect: Expect | undefined, tags: string[] | undefined, opts: 
 
 export function formatLineError(e: LineError): string {
   return `${e.source}:${e.item ? ` item ${e.line}:` : `${e.line}:`} ${e.field ? `field "${e.field}": ` : ''}${e.message}`;
-}
-
-class LineProblem extends Error {
-  constructor(
-    readonly field: string | undefined,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function check<S extends z.ZodType>(schema: S, value: unknown, fieldPrefix = ''): z.output<S> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const path = issue.path.map(String).join('.');
-  const field = [fieldPrefix, path].filter(Boolean).join('.') || undefined;
-  throw new LineProblem(field, issueMessage(issue, valueAt(value, issue.path)));
-}
-
-/** The value at a zod issue's path (undefined when absent). */
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let v = root;
-  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
-  return v;
-}
-
-const kindOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
-
-/** The types a union of plain types expects ("a string or a number"), or undefined when it is not one. */
-function unionOfTypes(issue: z.core.$ZodIssueInvalidUnion): string | undefined {
-  const expected = issue.errors.map((branch) =>
-    branch.length === 1 && branch[0]!.code === 'invalid_type' && branch[0]!.path.length === 0
-      ? branch[0]!.expected
-      : undefined,
-  );
-  return expected.every((e) => e !== undefined) ? expected.map((e) => `a ${e}`).join(' or ') : undefined;
-}
-
-/** "missing (required)" only when the field is absent; a field of the wrong type says what it got. */
-function issueMessage(issue: z.core.$ZodIssue, value: unknown): string {
-  if (issue.code === 'invalid_union') {
-    const types = unionOfTypes(issue);
-    if (types === undefined) return issue.message;
-    return value === undefined ? 'missing (required)' : `expected ${types}, got ${kindOf(value)}`;
-  }
-  if (issue.code !== 'invalid_type') return issue.message;
-  if (value === undefined) return 'missing (required)';
-  return issue.message.startsWith('Invalid input')
-    ? `expected a ${issue.expected}, got ${kindOf(value)}`
-    : issue.message;
 }
 
 function resolveUserid(fields: { userid?: string; user?: string }, opts: ParseOptions, at: string): string {
