@@ -281,7 +281,7 @@ export class ImportRun {
         owner: target.lease.owner,
         lease_ms: IMPORT_LEASE_MS,
         user_hold_s: this.ctx.userids.holdS,
-        admission: await this.ctx.queues.admission.arg(),
+        admission: await this.ctx.queues.admission.arg(true),
         requests,
       },
     );
