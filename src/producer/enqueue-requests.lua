@@ -40,15 +40,34 @@ local function flush(key, command, values)
     redis.call(command, key, unpack(values, from, math.min(from + 999, #values)))
   end
 end
--- First every check (reads only), then every write: an error in the checks leaves nothing behind.
-local fate, holders = {}, {}
+-- First every check (reads only), then every write: an error in the checks leaves nothing behind. The custom_ids
+-- held already and the users' projects are read in one command each (a thousand at a time), not one per request.
+local function readAll(command, key, names)
+  local values = {}
+  for from = 1, #names, 1000 do
+    local last = math.min(from + 999, #names)
+    local got = key and redis.call(command, key, unpack(names, from, last)) or redis.call(command, unpack(names, from, last))
+    for j, value in ipairs(got) do values[names[from + j - 1]] = value end
+  end
+  return values
+end
+local cidNames, userKeys, userKeyOf = {}, {}, {}
+for n, m in ipairs(metas) do
+  cidNames[n] = m.custom_id
+  if not userKeyOf[m.userid] then
+    userKeyOf[m.userid] = KEY.userProject(prefix, m.userid)
+    userKeys[#userKeys + 1] = userKeyOf[m.userid]
+  end
+end
+local heldCids, heldUsers = readAll('HMGET', cidsKey, cidNames), readAll('MGET', nil, userKeys)
+local fate = {}
 local i = 1
 while i <= count do
   local group = metas[i].group
   fate[i] = 'new'
   for g = 0, group - 1 do
     local cid = metas[i + g].custom_id
-    local existing = seen[cid] and '' or redis.call('HGET', cidsKey, cid)
+    local existing = seen[cid] and '' or heldCids[cid]
     if existing then
       -- Held by an earlier import of this batch (a re-run adds what is missing), or a duplicate in this one.
       local seq = tonumber(existing)
@@ -59,8 +78,8 @@ while i <= count do
   if fate[i] == 'new' then
     for g = 0, group - 1 do
       local userid = metas[i + g].userid
-      if holders[userid] == nil then holders[userid] = redis.call('GET', KEY.userProject(prefix, userid)) end
-      if holders[userid] and holders[userid] ~= project then
+      local holder = heldUsers[userKeyOf[userid]]
+      if holder and holder ~= project then
         fate[i] = 'foreign'
         break
       end
