@@ -98,7 +98,7 @@ async function rawBullmq(reply?: Record<string, unknown>): Promise<{ cost: Cost;
   const rawEnv = await createTestEnv(redis.url);
   const before = await usedMemory();
   const cost = await measure(admin, REQUESTS, async () => {
-    // Plain ioredis connections, as a script of one's own would have (not chatq's: its writes go in turns).
+    // Plain ioredis connections, as a script of one's own would have.
     const queueConnection = new Redis(redis.url, { maxRetriesPerRequest: null });
     const queue = new Queue('raw', { connection: queueConnection, prefix: rawEnv.prefix });
     const connection = new Redis(redis.url, { maxRetriesPerRequest: null });

@@ -37,34 +37,7 @@ export function reportErrors<T extends { on(event: 'error', listener: (err: Erro
   return emitter;
 }
 
-/**
- * The writes a connection gets in one turn of the event loop go to its socket together, in one system call, once the
- * turn's I/O has run: a worker finishing many calls in one turn sends their commands in one write, not one each (and
- * Redis reads them in one read).
- */
-function writeInTurns(redis: Redis): void {
-  redis.on('connect', () => {
-    const socket = redis.stream;
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      socket.uncork();
-    };
-    const write = socket.write;
-    socket.write = function (this: typeof socket, ...args: Parameters<typeof write>) {
-      if (!corked) {
-        corked = true;
-        socket.cork();
-        setImmediate(uncork);
-      }
-      return write.apply(this, args);
-    } as typeof write;
-  });
-}
-
 function watch<C extends RedisClient>(client: C): C {
-  if (client instanceof Cluster) client.on('+node', writeInTurns);
-  else writeInTurns(client);
   client.on('error', reportRedisError);
   client.on('ready', () => {
     if (!lost) return;
