@@ -46,13 +46,15 @@ export class Admission {
   /**
    * The scripts' argument: the heads one project alone may have queued in a shard, and the weights. Read again in the
    * background every READ_EVERY_MS; only the first read is waited for (at most READ_WITHIN_MS), and with `fresh` one
-   * that is due: an import's chunks go by the slots of the workers running now, not by a read from before they
-   * published theirs (which sends the heads past it to the backlog, to wait for the claims that refill it).
+   * that is due while the last found no worker: an import's chunks go by the slots of the workers running now, not by
+   * the default from a read before they published theirs (which sends the heads past it to the backlog, to wait for
+   * the claims that refill it). A read that found workers is not waited for again (a base tag's master away holds up
+   * no import to the other shards).
    */
   async arg(fresh = false): Promise<AdmissionArg> {
     if (performance.now() - this.read.at > READ_EVERY_MS) {
       const reading = (this.reading ??= this.readSlots());
-      if (fresh || this.read.at === Number.NEGATIVE_INFINITY) await reading;
+      if ((fresh && this.read.workers === 0) || this.read.at === Number.NEGATIVE_INFINITY) await reading;
     }
     const slots = this.read.slots || this.settings.slots;
     const working = Math.max(1, this.keys.shardCount - this.held());
