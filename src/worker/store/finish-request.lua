@@ -158,11 +158,16 @@ if not head then return reply({ grading_head = gradingHead, outcome = 'ok', next
 -- The next head goes on in the serving job, claimed here; or to a new job. A turn gap (gap_ms) after this call is
 -- waited out as a delayed job, not before then.
 local serving = A.serving_job or ''
+-- Read once, when first asked (the share check and the catch-up both ask).
+local otherWaits
 local function otherProjectWaits()
-  for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
-    if p ~= project then return true end
+  if otherWaits == nil then
+    otherWaits = false
+    for _, p in ipairs(redis.call('SMEMBERS', KEY.queuedProjects(prefix))) do
+      if p ~= project then otherWaits = true end
+    end
   end
-  return false
+  return otherWaits
 end
 -- While another project has heads waiting here, a lane of a project at or over its share of the worker's slots does
 -- not keep its slot past this turn if anything waits (projects share the slots turn by turn: admission.lua).
