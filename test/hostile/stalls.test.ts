@@ -111,7 +111,7 @@ describe('no line, call or crash stalls the other users', () => {
     const e = await env();
     const s = await sim();
     const pool: WorkerPool = await startWorker(
-      e.config({ CHATQ_BACKOFF_MS: '500', CHATQ_CONCURRENCY: '10', CHATQ_MAX_ATTEMPTS: '2' }),
+      e.config({ CHATQ_BACKOFF_MS: '1000', CHATQ_CONCURRENCY: '10', CHATQ_MAX_ATTEMPTS: '2' }),
       s.url,
     );
     cleanups.push(() => pool.close());
